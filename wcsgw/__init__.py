@@ -1,0 +1,3 @@
+"""wcsgw: a WebRTC-to-SIP gateway on Twisted."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Layer calls (see docs/architecture.md)."""

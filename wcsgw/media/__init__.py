@@ -1,0 +1,1 @@
+"""Layer media (see docs/architecture.md)."""

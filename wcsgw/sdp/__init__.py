@@ -1,0 +1,1 @@
+"""Layer sdp (see docs/architecture.md)."""

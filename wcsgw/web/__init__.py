@@ -1,0 +1,1 @@
+"""Layer web (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""Layer webrtc (see docs/architecture.md)."""
