@@ -1,0 +1,122 @@
+"""A SIP account as a browser session or REST call describes it (contract.md ``connect``).
+
+It holds what the WCS ``sipLogin``/``sipAuthenticationName``/``sipPassword``/``sipDomain``/
+``sipOutboundProxy``/``sipPort``/``sipTransport``/``sipRegisterRequired`` fields say, and derives
+the three things the SIP layer needs from them: the address-of-record (RFC 3261 §10.2.1 To/From
+of a REGISTER), the registrar URI (§10.2: Request-URI is the domain, no user part) and the next
+hop to send to (the outbound proxy when set, else the domain; RFC 3263 resolution of that name
+happens in the transport layer).
+
+The password is masked in ``repr()`` so an account can be logged or shown in a traceback.
+"""
+
+from __future__ import annotations
+
+import string
+
+import attr
+
+from wcsgw.sip.digest import Credentials
+
+TRANSPORTS: tuple[str, ...] = ("udp", "tcp", "tls")
+
+# RFC 3261 §25.1: user = 1*( unreserved / escaped / user-unreserved )
+_USER_SAFE = frozenset(string.ascii_letters + string.digits + "-_.!~*'()" + "&=+$,;?/")
+
+
+def escape_user(user: str) -> str:
+    """Percent-escape a login for the user part of a SIP URI (RFC 3261 §19.1.2).
+
+    Logins are free text in the browser form; an ``@`` or a space in one must not change
+    which host the URI names.
+    """
+    out: list[str] = []
+    for ch in user:
+        if ch in _USER_SAFE:
+            out.append(ch)
+        else:
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8"))
+    return "".join(out)
+
+
+def _mask(_: object) -> str:
+    return "'***'"
+
+
+def _check_transport(_inst: object, _attr: object, value: str) -> None:
+    if value not in TRANSPORTS:
+        raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {value!r}")
+
+
+def _check_port(_inst: object, _attr: object, value: int) -> None:
+    if not 0 < value < 65536:
+        raise ValueError(f"port out of range: {value}")
+
+
+def _check_expires(_inst: object, _attr: object, value: int) -> None:
+    if value <= 0:
+        raise ValueError(f"expires must be positive: {value}")
+
+
+def _lower(value: str) -> str:
+    return value.lower()
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True, kw_only=True)
+class SipAccount:
+    """Who we are toward one SIP server, and where that server is.
+
+    All fields are keyword-only (``SipAccount(login=..., password=..., domain=...)``): a
+    positional mix-up of login and auth name would be silent.  ``auth_name`` defaults to ``login`` (an empty string counts as unset, as the browser form
+    sends one); ``outbound_proxy`` ``None`` means "send to the domain".
+    """
+
+    login: str
+    auth_name: str | None = None
+    password: str = attr.ib(default="", repr=_mask)
+    domain: str
+    outbound_proxy: str | None = None
+    port: int = attr.ib(default=5060, validator=_check_port)
+    transport: str = attr.ib(default="udp", converter=_lower, validator=_check_transport)
+    register: bool = True
+    expires: int = attr.ib(default=600, validator=_check_expires)
+    display_name: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.auth_name:
+            object.__setattr__(self, "auth_name", self.login)
+        if not self.outbound_proxy:
+            object.__setattr__(self, "outbound_proxy", None)
+        if not self.domain:
+            raise ValueError("domain is required")
+        if not self.login:
+            raise ValueError("login is required")
+
+    def aor(self) -> str:
+        """The address-of-record ``sip:login@domain`` (RFC 3261 §10.2.1: To and From)."""
+        return f"sip:{escape_user(self.login)}@{self.domain}"
+
+    def registrar_uri(self) -> str:
+        """The REGISTER Request-URI ``sip:domain`` (RFC 3261 §10.2: no userinfo)."""
+        return f"sip:{self.domain}"
+
+    def next_hop(self) -> tuple[str, int, str]:
+        """(host, port, transport) to send requests to: the outbound proxy, else the domain."""
+        return (self.outbound_proxy or self.domain, self.port, self.transport)
+
+    def credentials(self) -> Credentials:
+        """Digest credentials: the authentication name, not the login (they differ on PBXes
+        that authenticate extension 1001 as user ``acme-1001``)."""
+        assert self.auth_name is not None
+        return Credentials(self.auth_name, self.password)
+
+    def from_header(self, tag: str) -> str:
+        """A From value for this account's AOR, with display name and ``tag``."""
+        return f"{self.name_addr()};tag={tag}"
+
+    def name_addr(self) -> str:
+        """``"Display" <aor>`` or ``<aor>``: the AOR as a name-addr without tag."""
+        if self.display_name:
+            escaped = self.display_name.replace("\\", "\\\\").replace('"', '\\"')
+            return f'"{escaped}" <{self.aor()}>'
+        return f"<{self.aor()}>"
