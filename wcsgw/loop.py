@@ -4,6 +4,16 @@ wcsgw is written on Twisted, but its WebRTC building blocks (aiortc, aioice) are
 coroutines.  Running Twisted on its asyncio reactor puts both on one loop: no threads, no
 hand-off queues, and a Deferred and a coroutine can await each other.  This module is the one
 place that decides how that reactor is installed and how values cross between the two worlds.
+
+Rules learned the hard way (tests/test_loop.py pins them):
+
+* A coroutine driven by Twisted (``ensureDeferred``, trial's ``async def`` tests) may ``await``
+  Deferreds, but not asyncio futures/tasks directly: wrap those with :func:`as_deferred`.
+* A coroutine running as an asyncio Task may await asyncio things, but not a bare Deferred
+  ("Task got bad yield"): wrap it with :func:`as_future`.
+* Under trial the first part of a test runs before the loop is running, so
+  ``asyncio.get_running_loop()`` fails there; :func:`as_deferred` and :func:`as_future` work
+  either way.
 """
 
 from __future__ import annotations
@@ -81,7 +91,8 @@ def as_deferred(awaitable: Awaitable[T]) -> "Deferred[T]":
 
     A Deferred passes through unchanged; a coroutine, future or other awaitable becomes an
     asyncio Task on the current loop (the reactor's loop, see :func:`install_asyncio_reactor`), wrapped with
-    ``Deferred.fromFuture`` so cancelling the Deferred cancels the task.
+    ``Deferred.fromFuture`` so cancelling the Deferred cancels the task (the Deferred then
+    fails with ``asyncio.CancelledError``).
     """
     if isinstance(awaitable, Deferred):
         return awaitable
