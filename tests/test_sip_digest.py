@@ -19,8 +19,8 @@ from wcsgw.sip.digest import (
     choose_challenge,
     compute_response,
     parse_challenges,
+    parse_authorization,
     select_challenges,
-    _parse_auth_items,
 )
 from wcsgw.sip.message import Request, Response
 
@@ -30,9 +30,7 @@ def md5(text: str) -> str:
 
 
 def auth_params(value: str) -> dict[str, str]:
-    [(scheme, params)] = _parse_auth_items(value)
-    assert scheme == "Digest"
-    return params
+    return parse_authorization(value)
 
 
 class ParseTests(SynchronousTestCase):

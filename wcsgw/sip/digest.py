@@ -442,15 +442,20 @@ class _RealmState:
     nc: int = 0  # uses of challenge.nonce so far
 
 
-def _authorization_params(value: str) -> dict[str, str] | None:
-    try:
-        items = _parse_auth_items(value)
-    except DigestError:
-        return None
-    for scheme, params in items:
+def parse_authorization(value: str) -> dict[str, str]:
+    """The parameters of a Digest ``Authorization``/``Proxy-Authorization`` value, names
+    lower case, quotes and escapes removed.  Raises :class:`DigestError` if it is not Digest."""
+    for scheme, params in _parse_auth_items(value):
         if scheme.lower() == "digest":
             return params
-    return None
+    raise DigestError("not a Digest credentials value")
+
+
+def _authorization_params(value: str) -> dict[str, str] | None:
+    try:
+        return parse_authorization(value)
+    except DigestError:
+        return None
 
 
 class DigestClient:
