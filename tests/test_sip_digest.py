@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from wcsgw.sip import ids
@@ -99,6 +101,32 @@ class ParseTests(SynchronousTestCase):
         cs += parse_challenges('Digest realm="other", nonce="4"')
         self.assertEqual({r: c.nonce for r, c in select_challenges(cs).items()}, {"r": "2", "other": "4"})
         self.assertIsNone(choose_challenge(parse_challenges('Digest realm="r", nonce="n", algorithm=foo')))
+
+
+_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2FF, exclude_characters="\x7f"), min_size=1)
+
+
+def _q(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class PropertyTests(SynchronousTestCase):
+    @given(realm=_text, nonce=_text, opaque=_text, stale=st.booleans(),
+           algorithm=st.sampled_from(["MD5", "sha-256", "SHA-256-sess", "MD5-sess", "SHA-512-256"]))
+    def test_quoted_values_round_trip(self, realm: str, nonce: str, opaque: str, stale: bool,
+                                      algorithm: str) -> None:
+        value = (f"Digest realm={_q(realm)},nonce={_q(nonce)} , opaque={_q(opaque)}, "
+                 f"algorithm={algorithm}, stale={'TRUE' if stale else 'false'}, qop=\"auth\"")
+        [c] = parse_challenges(value + ", " + value)[:1]
+        self.assertEqual((c.realm, c.nonce, c.opaque, c.stale, c.algorithm),
+                         (realm, nonce, opaque, stale, algorithm.upper()))
+
+    @given(username=_text, realm=_text, nonce=_text, uri=_text)
+    def test_authorization_parses_back(self, username: str, realm: str, nonce: str, uri: str) -> None:
+        c = Challenge(realm=realm, nonce=nonce, qop=("auth",))
+        p = parse_authorization(build_authorization(c, Credentials(username, "pw"), method="REGISTER",
+                                                    uri=uri, cnonce="c"))
+        self.assertEqual((p["username"], p["realm"], p["nonce"], p["uri"]), (username, realm, nonce, uri))
 
 
 class VectorTests(SynchronousTestCase):

@@ -24,7 +24,7 @@ from typing import Iterable
 import attr
 
 from wcsgw.sip.headers import parse_name_addr
-from wcsgw.sip.message import Headers, Request, Response
+from wcsgw.sip.message import Headers, Request, Response, canonical_name
 from wcsgw.sip.uri import parse_uri
 
 
@@ -289,8 +289,7 @@ class Dialog:
             contact = self.local_contact
             h.add("Contact", contact if "<" in contact else f"<{contact}>")
         for name, value in headers:
-            canonical = Headers([(name, value)])
-            [(cname, _)] = list(canonical)
+            cname = canonical_name(name)
             if cname in _DIALOG_HEADERS:
                 raise ValueError(f"{cname} is set by the dialog, not by the caller")
             if cname in _OVERRIDABLE and cname in h:
