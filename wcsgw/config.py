@@ -135,7 +135,7 @@ class LogSettings:
 class Account:
     """A static SIP account the gateway registers at start and unregisters at stop (trunk-style).
 
-    ``auth_name`` empty means "same as login"; read :attr:`auth_user` for the effective value.
+    ``auth_name`` (the digest username) defaults to ``login``; an empty one means the same.
     """
 
     login: str
@@ -149,10 +149,9 @@ class Account:
     expires: int = 600
     display_name: str = ""
 
-    @property
-    def auth_user(self) -> str:
-        """The digest username: ``auth_name`` if set, else ``login``."""
-        return self.auth_name or self.login
+    def __attrs_post_init__(self) -> None:
+        if not self.auth_name:
+            object.__setattr__(self, "auth_name", self.login)  # frozen: set once, here
 
     @property
     def aor(self) -> str:
