@@ -1,19 +1,92 @@
 """Typed views of the structured SIP headers: Via, name-addr (From/To/Contact/Route), CSeq.
 
 Parsers here take one header *value* (the message parser has already split comma-joined
-lists) and raise :class:`SipParseError` on malformed input; ``str()`` of each type is its
-canonical serialization, so ``parse_x(str(x)) == x``.
+lists and unfolded continuation lines) and raise :class:`SipParseError` on malformed input;
+``str()`` of each type is its canonical serialization, so ``parse_x(str(x)) == x``.
+
+Parameter names are lower-cased (they are case-insensitive, RFC 3261 §7.3.1), values are kept
+as written; a quoted-string value keeps its quotes (``;+sip.instance="<urn:...>"``) so the
+distinction between a token and a quoted string survives a round trip.
 """
 
 from __future__ import annotations
 
+import re
+
 import attr
 
 from wcsgw.sip.errors import SipParseError
-from wcsgw.sip.uri import URI
+from wcsgw.sip.uri import URI, parse_host, parse_uri
 
 #: RFC 3261 §8.1.1.7: branches starting with this were made by an RFC 3261 element.
 MAGIC_COOKIE = "z9hG4bK"
+
+# -- RFC 3261 §25.1 building blocks ---------------------------------------------------------
+TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+QUOTED_STRING = r'"(?:[^"\\\r\n]|\\[^\r\n])*"'
+#: gen-value = token / host / quoted-string (host adds ':' and brackets for IPv6)
+_GEN_VALUE = rf"(?:{QUOTED_STRING}|[A-Za-z0-9\-.!%*_+`'~:\[\]]+)"
+_WS = r"[ \t]*"
+
+TOKEN_RE = re.compile(TOKEN)
+_QUOTED_RE = re.compile(QUOTED_STRING)
+_PARAM_RE = re.compile(rf";{_WS}({TOKEN})(?:{_WS}={_WS}({_GEN_VALUE}))?")
+_PARAMS_RE = re.compile(rf"(?:{_WS};{_WS}{TOKEN}(?:{_WS}={_WS}{_GEN_VALUE})?)*{_WS}")
+_VIA_RE = re.compile(
+    rf"{_WS}({TOKEN}){_WS}/{_WS}({TOKEN}){_WS}/{_WS}({TOKEN})[ \t]+"
+    rf"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+)(?:{_WS}:{_WS}([0-9]{{1,5}}))?"
+    rf"({_WS};.*)?{_WS}",
+    re.S,
+)
+_CSEQ_RE = re.compile(rf"{_WS}([0-9]{{1,10}})[ \t]+({TOKEN}){_WS}")
+_DISPLAY_TOKENS_RE = re.compile(rf"{TOKEN}(?:[ \t]+{TOKEN})*")
+_QUOTED_PAIR_RE = re.compile(r"\\(.)", re.S)
+_NEEDS_QUOTING_RE = re.compile(r'[\x00-\x08\x0a-\x1f\x7f"\\]')
+_WS_CHARS = " \t"
+
+
+def parse_params(text: str) -> dict[str, str | None]:
+    """``;name=value;flag ...`` -> ordered dict (names lower-cased, flags map to None).
+
+    Whitespace is allowed around ``;`` and ``=`` (SEMI / EQUAL are SWS-padded). The first
+    occurrence of a repeated name wins: a duplicate carries no defined meaning, and refusing
+    a whole call for one would be harsher than any peer expects.
+    """
+    if not text or text.isspace():
+        return {}
+    if not _PARAMS_RE.fullmatch(text):
+        raise SipParseError(f"malformed parameters {text[:80]!r}")
+    params: dict[str, str | None] = {}
+    for m in _PARAM_RE.finditer(text):
+        name = m.group(1).lower()
+        if name not in params:
+            params[name] = m.group(2)
+    return params
+
+
+def format_params(params: dict[str, str | None]) -> str:
+    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
+
+
+def quote_string(text: str) -> str:
+    """A quoted-string holding ``text``: '"' and '\\' and controls become quoted-pairs.
+
+    CR and LF cannot be carried by any SIP quoted-string, so they are turned into spaces
+    rather than letting ``str()`` produce a header that would split the message.
+    """
+    if "\r" in text or "\n" in text:
+        text = text.replace("\r", " ").replace("\n", " ")
+    if _NEEDS_QUOTING_RE.search(text):
+        text = _NEEDS_QUOTING_RE.sub(lambda m: "\\" + m.group(), text)
+    return f'"{text}"'
+
+
+def unquote_string(quoted: str) -> str:
+    """The text of a quoted-string (quotes removed, quoted-pairs resolved)."""
+    inner = quoted[1:-1]
+    if "\\" in inner:
+        inner = _QUOTED_PAIR_RE.sub(r"\1", inner)
+    return inner
 
 
 @attr.s(auto_attribs=True, slots=True)
@@ -29,8 +102,28 @@ class Via:
     def branch(self) -> str | None:
         return self.params.get("branch")
 
+    @property
+    def received(self) -> str | None:
+        return self.params.get("received")
+
+    @property
+    def sent_by(self) -> str:
+        """``host[:port]`` as written in the Via (what RFC 3261 §17.2.3 matches on)."""
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+    @property
+    def rfc3261_branch(self) -> bool:
+        """True when the branch carries the magic cookie *and* something after it.
+
+        A bare ``z9hG4bK`` (RFC 4475 badbranch) cannot be unique, so such a request must be
+        matched with the RFC 2543 rules.
+        """
+        branch = self.params.get("branch")
+        return bool(branch) and branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE)
+
     def __str__(self) -> str:
-        raise NotImplementedError  # filled by the grammar work
+        sent_by = self.host if self.port is None else f"{self.host}:{self.port}"
+        return f"{self.protocol}/{self.transport} {sent_by}{format_params(self.params)}"
 
 
 @attr.s(auto_attribs=True, slots=True)
@@ -46,16 +139,79 @@ class NameAddr:
         return self.params.get("tag")
 
     def __str__(self) -> str:
-        raise NotImplementedError
+        """Always the name-addr form: ``<>`` keeps URI parameters apart from header ones."""
+        uri = f"<{self.uri}>"
+        if self.display_name is not None:
+            uri = f"{quote_string(self.display_name)} {uri}"
+        return uri + format_params(self.params) if self.params else uri
 
 
 def parse_via(value: str) -> Via:
-    raise NotImplementedError
+    """One via-parm (RFC 3261 §20.42), LWS allowed around '/', ':' and parameters."""
+    m = _VIA_RE.fullmatch(value)
+    if m is None:
+        raise SipParseError(f"malformed Via {value[:80]!r}")
+    name, version, transport, host, port, params = m.groups()
+    via = Via(transport.upper(), parse_host(host), protocol=f"{name.upper()}/{version}")
+    if port is not None:
+        via.port = int(port)
+        if via.port > 65535:
+            raise SipParseError(f"Via port out of range {value[:80]!r}")
+    if params:
+        via.params = parse_params(params)
+    return via
 
 
 def parse_name_addr(value: str) -> NameAddr:
-    raise NotImplementedError
+    """From/To/Contact/Route-style value: ``[display] <uri> *(;param)`` or ``addr-spec *(;param)``.
+
+    In the addr-spec form every ``;`` parameter belongs to the header, not to the URI
+    (RFC 3261 §20.10; RFC 4475 cparam01), and a URI carrying '?' or ',' must have been
+    bracketed (RFC 4475 regbadct), so it is refused.
+    """
+    s = value.strip(_WS_CHARS)
+    display: str | None = None
+    if s.startswith('"'):
+        q = _QUOTED_RE.match(s)
+        if q is None:
+            raise SipParseError(f"unterminated quoted display name in {value[:80]!r}")
+        display = unquote_string(q.group())
+        rest = s[q.end() :].lstrip(_WS_CHARS)
+        if not rest.startswith("<"):
+            raise SipParseError(f"display name not followed by <uri> in {value[:80]!r}")
+    else:
+        lt = s.find("<")
+        if lt < 0:
+            return _parse_addr_spec(s, value)
+        words = s[:lt].strip(_WS_CHARS)
+        if words:
+            if not _DISPLAY_TOKENS_RE.fullmatch(words):
+                raise SipParseError(f"display name must be tokens or quoted in {value[:80]!r}")
+            display = " ".join(words.split())
+        rest = s[lt:]
+    gt = rest.find(">")
+    if gt < 0:
+        raise SipParseError(f"missing '>' in {value[:80]!r}")
+    uri_text = rest[1:gt]
+    if not uri_text or uri_text[0] in _WS_CHARS or uri_text[-1] in _WS_CHARS:
+        raise SipParseError(f"whitespace inside <> in {value[:80]!r}")
+    return NameAddr(parse_uri(uri_text), display, parse_params(rest[gt + 1 :]))
+
+
+def _parse_addr_spec(s: str, value: str) -> NameAddr:
+    uri_text, semi, params = s.partition(";")
+    uri_text = uri_text.rstrip(_WS_CHARS)
+    if "?" in uri_text or "," in uri_text:
+        raise SipParseError(f"URI with '?' or ',' must be enclosed in <> in {value[:80]!r}")
+    return NameAddr(parse_uri(uri_text), None, parse_params(semi + params) if semi else {})
 
 
 def parse_cseq(value: str) -> tuple[int, str]:
-    raise NotImplementedError
+    """``number method``; the number must fit in 31 bits (RFC 3261 §8.1.1.5)."""
+    m = _CSEQ_RE.fullmatch(value)
+    if m is None:
+        raise SipParseError(f"malformed CSeq {value[:80]!r}")
+    number = int(m.group(1))
+    if number > 2**31 - 1:
+        raise SipParseError(f"CSeq number out of range {value[:80]!r}")
+    return number, m.group(2)
