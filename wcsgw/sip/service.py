@@ -1,17 +1,126 @@
-"""Twisted service that runs the SIP endpoint (UDP + TCP listeners, registrations).
+"""The SIP side of the gateway as a Twisted service: listeners, endpoint, static accounts.
 
-Placeholder: the SIP engineer fills this in.  ``make_service`` in wcsgw/service.py builds it as
-``SipService(config.sip, accounts=config.accounts)`` and adds it to the MultiService.
+Starting binds UDP and TCP on the configured port and registers the configured accounts;
+stopping (twistd on SIGTERM) first removes those bindings (REGISTER with Expires: 0) and waits
+for the registrar's answers — bounded, so an unreachable registrar cannot hold shutdown — and
+only then closes the sockets.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from wcsgw.sip.account import SipAccount
+from wcsgw.sip.endpoint import AccountRegistration, EndpointConfig, SipEndpoint
+from wcsgw.sip.transaction import TimerConfig
+from wcsgw.sip.transport import SipTransport
+
+log = Logger(namespace="wcsgw.sip")
+
+#: How long a stopping gateway waits for its un-REGISTERs to be answered.
+UNREGISTER_GRACE = 4.0
+
+
+def account_from_settings(settings: Any) -> SipAccount:
+    """The config file's ``[[accounts]]`` entry as the SIP layer's account."""
+    return SipAccount(
+        login=settings.login,
+        auth_name=settings.auth_name or None,
+        password=settings.password,
+        domain=settings.domain,
+        outbound_proxy=settings.outbound_proxy or None,
+        port=settings.port,
+        transport=settings.transport,
+        register=settings.register,
+        expires=settings.expires,
+        display_name=settings.display_name or None,
+    )
 
 
 class SipService(Service):
-    def __init__(self, settings: Any, accounts: Sequence[Any] = ()) -> None:
+    """Owns one :class:`SipEndpoint` and its :class:`SipTransport`."""
+
+    def __init__(
+        self,
+        settings: Any,
+        accounts: Sequence[Any] = (),
+        reactor: IReactorTime | None = None,
+    ) -> None:
         self.settings = settings
-        self.accounts = list(accounts)
+        self.accounts = [account_from_settings(a) for a in accounts]
+        self._reactor = reactor
+        self.endpoint: SipEndpoint | None = None
+        self.transport: SipTransport | None = None
+        self.registration_listeners: list[Callable[[SipAccount, object], None]] = []
+
+    @property
+    def reactor(self) -> Any:
+        if self._reactor is None:
+            from twisted.internet import reactor
+
+            self._reactor = reactor
+        return self._reactor
+
+    @property
+    def port(self) -> int:
+        assert self.transport is not None
+        return self.transport.port
+
+    def startService(self) -> None:  # noqa: N802 (Twisted API)
+        super().startService()
+        s = self.settings
+        self.transport = SipTransport(
+            self.reactor, s.listen, s.port,
+            max_message_size=s.max_message_size,
+            max_connections=s.max_connections,
+            idle_timeout=s.idle_timeout,
+        )
+        port = self.transport.bind()
+        self.endpoint = SipEndpoint(EndpointConfig(
+            host=s.advertised_host, port=port, user_agent=s.user_agent,
+            timers=TimerConfig(t1=s.t1, t2=s.t2, t4=s.t4),
+        ))
+        self.transport.attach(self.endpoint)
+        log.info("SIP listening on {listen}:{port} (UDP, TCP)", listen=s.listen, port=port)
+        for account in self.accounts:
+            if account.register:
+                self.register(account)
+
+    def register(self, account: SipAccount) -> AccountRegistration:
+        """Keep ``account`` registered until the service stops."""
+        assert self.endpoint is not None and self.transport is not None
+
+        def listener(event: object) -> None:
+            for observer in list(self.registration_listeners):
+                observer(account, event)
+
+        reg = self.endpoint.register(account, self.reactor.seconds(), listener)
+        self.transport.pump()
+        return reg
+
+    def stopService(self) -> defer.Deferred:  # noqa: N802
+        super().stopService()
+        return defer.ensureDeferred(self._stop())
+
+    async def _stop(self) -> None:
+        endpoint, transport = self.endpoint, self.transport
+        if endpoint is None or transport is None:
+            return
+        endpoint.unregister_all(self.reactor.seconds())
+        transport.pump()
+        deadline = self.reactor.seconds() + UNREGISTER_GRACE
+        while endpoint.registrations and self.reactor.seconds() < deadline:
+            await _sleep(self.reactor, 0.02)
+        await transport.stop()
+        self.endpoint = None
+
+
+def _sleep(reactor: IReactorTime, seconds: float) -> defer.Deferred:
+    d: defer.Deferred = defer.Deferred()
+    reactor.callLater(seconds, d.callback, None)
+    return d

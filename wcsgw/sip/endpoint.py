@@ -1,0 +1,373 @@
+"""The SIP endpoint core: bytes in, bytes out, time passed in.
+
+``SipEndpoint`` sits between the transport adapters (which own sockets) and the transaction
+users above (registrations now, calls later).  It is where the front door is kept: every
+datagram or stream frame is parsed here, a malformed request is answered 400 (or dropped when
+no response can be addressed), and RFC 3261 §8.2 checks run before any transaction user sees a
+request.  Like the transaction
+layer below it, it never touches a socket or a clock: ``now`` is an argument, outgoing bytes
+are collected with :meth:`take_outgoing`, and :meth:`next_deadline` says when to call
+:meth:`handle_timer` again.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable, Protocol
+
+import attr
+from twisted.logger import Logger
+
+from wcsgw.sip.account import SipAccount, escape_user
+from wcsgw.sip.checks import check_request
+from wcsgw.sip.errors import SipParseError
+from wcsgw.sip.ids import new_branch, new_tag
+from wcsgw.sip.message import Request, Response
+from wcsgw.sip.parser import parse_message
+from wcsgw.sip.registration import Registration
+from wcsgw.sip.responses import make_response
+from wcsgw.sip.target import Target, unbracket
+from wcsgw.sip.transaction import (
+    ClientTransaction,
+    RequestReceived,
+    ResponseReceived,
+    ServerTransaction,
+    StrayResponse,
+    TimerConfig,
+    TransactionLayer,
+    TransactionTimeout,
+    TransportFailed,
+)
+
+log = Logger(namespace="wcsgw.sip")
+
+#: Methods this endpoint understands; anything else gets 405 (RFC 3261 §8.2.1).
+ALLOWED_METHODS: tuple[str, ...] = (
+    "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "REFER", "NOTIFY", "UPDATE", "PRACK",
+)
+#: Extensions we implement (Require: of these is not refused with 420).
+SUPPORTED_EXTENSIONS: tuple[str, ...] = ("replaces", "norefersub")
+ACCEPTED_CONTENT_TYPES: tuple[str, ...] = (
+    "application/sdp", "application/dtmf-relay", "message/sipfrag",
+)
+
+ResponseCallback = Callable[[Response, float], None]
+FailureCallback = Callable[[str, float], None]
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class EndpointConfig:
+    """What the endpoint says about itself on the wire."""
+
+    host: str = "127.0.0.1"  # advertised in Via and Contact
+    port: int = 5060
+    user_agent: str = "wcsgw"
+    timers: TimerConfig = attr.ib(factory=TimerConfig)
+
+
+class RequestHandler(Protocol):
+    """A transaction user that takes new requests (the call layer, test lines, ...).
+
+    Return True when the request was taken; the handler then owns the answer through
+    :meth:`SipEndpoint.respond`.  False passes the request on to the next handler.
+    """
+
+    def handle_request(
+        self, request: Request, transaction: ServerTransaction | None, source: Target, now: float
+    ) -> bool: ...
+
+
+@attr.s(auto_attribs=True)
+class _Pending:
+    on_response: ResponseCallback
+    on_failure: FailureCallback | None
+
+
+@attr.s(auto_attribs=True, eq=False)
+class AccountRegistration:
+    """One account's REGISTER client, with where its requests go and who listens."""
+
+    account: SipAccount
+    registration: Registration
+    target: Target
+    listener: Callable[[object], None] | None = None
+    busy: bool = False  # a REGISTER transaction is in flight
+    stopping: bool = False
+
+
+@attr.s(auto_attribs=True)
+class FrontDoorStats:
+    """Counters an operator (and the flood test) reads: what came in and what was refused."""
+
+    received: int = 0
+    malformed: int = 0
+    answered_400: int = 0
+    dropped: int = 0
+
+
+class SipEndpoint:
+    """Sans-IO SIP user agent core shared by every SIP leg of the gateway."""
+
+    def __init__(self, config: EndpointConfig, rng: random.Random | None = None) -> None:
+        self.config = config
+        self.layer = TransactionLayer(config.timers)
+        self.stats = FrontDoorStats()
+        self.handlers: list[RequestHandler] = []
+        self._rng = rng or random.SystemRandom()
+        self._pending: dict[ClientTransaction, _Pending] = {}
+        self._registrations: list[AccountRegistration] = []
+        self._outgoing: list[tuple[bytes, Target]] = []
+        self._malformed_logged_at = -1e9
+
+    # -- input from the transports ------------------------------------------------------
+
+    def receive_bytes(self, data: bytes, source: Target, now: float) -> None:
+        """One datagram or one framed stream message from ``source``."""
+        self.stats.received += 1
+        if not data.strip(b"\r\n"):
+            return  # keep-alive (RFC 5626 §3.5.1 CRLF) — nothing to parse
+        try:
+            msg = parse_message(data)
+        except SipParseError as exc:
+            self._malformed(exc, source, now)
+            return
+        self.layer.receive(msg, source, now)
+        self._dispatch(now)
+
+    def transport_error(self, target: Target, now: float) -> None:
+        self.layer.transport_error(target, now)
+        self._dispatch(now)
+
+    def handle_timer(self, now: float) -> None:
+        self.layer.handle_timer(now)
+        self._dispatch(now)
+        for reg in list(self._registrations):
+            deadline = reg.registration.next_deadline()
+            if deadline is not None and deadline <= now and not reg.busy:
+                request = reg.registration.handle_timer(now)
+                if request is not None:
+                    self._send_register(reg, request, now)
+                self._registration_events(reg)
+
+    def next_deadline(self) -> float | None:
+        deadlines = [self.layer.next_deadline()]
+        deadlines += [r.registration.next_deadline() for r in self._registrations if not r.busy]
+        live = [d for d in deadlines if d is not None]
+        return min(live) if live else None
+
+    def take_outgoing(self) -> list[tuple[bytes, Target]]:
+        self._flush_layer()
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    # -- for transaction users ----------------------------------------------------------
+
+    def send_request(
+        self,
+        request: Request,
+        target: Target,
+        now: float,
+        on_response: ResponseCallback,
+        on_failure: FailureCallback | None = None,
+    ) -> ClientTransaction | None:
+        """Send ``request`` in a new client transaction (ACK: statelessly) to ``target``.
+
+        The endpoint adds what is its own to say: the top Via (sent-by, fresh branch, rport),
+        Max-Forwards and User-Agent.
+        """
+        self.stamp_outgoing(request, target)
+        if request.method == "ACK":
+            self.layer.send_stateless(request, target)
+            return None
+        txn = self.layer.send_request(request, target, now)
+        self._pending[txn] = _Pending(on_response, on_failure)
+        return txn
+
+    def stamp_outgoing(self, request: Request, target: Target) -> None:
+        via = (
+            f"SIP/2.0/{target.transport} {self.config.host}:{self.config.port}"
+            f";branch={new_branch()};rport"
+        )
+        request.headers.prepend("Via", via)
+        if "Max-Forwards" not in request.headers:
+            request.headers.add("Max-Forwards", "70")
+        if "User-Agent" not in request.headers:
+            request.headers.add("User-Agent", self.config.user_agent)
+
+    def respond(self, response: Response, now: float) -> None:
+        if "Server" not in response.headers:
+            response.headers.add("Server", self.config.user_agent)
+        self.layer.send_response(response, now)
+        self._dispatch(now)
+
+    def contact_uri(self, user: str | None, transport: str) -> str:
+        host = self.config.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        userpart = f"{user}@" if user else ""
+        suffix = "" if transport.upper() == "UDP" else f";transport={transport.lower()}"
+        return f"sip:{userpart}{host}:{self.config.port}{suffix}"
+
+    # -- registrations ------------------------------------------------------------------
+
+    def register(
+        self, account: SipAccount, now: float, listener: Callable[[object], None] | None = None
+    ) -> AccountRegistration:
+        """Start keeping ``account`` registered; ``listener`` gets each RegistrationEvent."""
+        host, port, transport = account.next_hop()
+        target = Target(transport.upper(), unbracket(host), port)
+        contact = self.contact_uri(escape_user(account.login), transport)
+        registration = Registration(account, contact, rng=random.Random(self._rng.random()))
+        reg = AccountRegistration(account, registration, target, listener)
+        self._registrations.append(reg)
+        self._send_register(reg, registration.start(now), now)
+        return reg
+
+    def unregister(self, reg: AccountRegistration, now: float) -> None:
+        """Remove the binding (Expires: 0) if there is one, and stop refreshing."""
+        reg.stopping = True
+        request = reg.registration.stop(now)
+        if request is not None:
+            self._send_register(reg, request, now, force=True)
+        else:
+            self._forget(reg)
+        self._registration_events(reg)
+
+    def unregister_all(self, now: float) -> None:
+        for reg in list(self._registrations):
+            self.unregister(reg, now)
+
+    @property
+    def registrations(self) -> list[AccountRegistration]:
+        return list(self._registrations)
+
+    def _send_register(
+        self, reg: AccountRegistration, request: Request, now: float, force: bool = False
+    ) -> None:
+        reg.busy = True
+
+        def on_response(response: Response, now: float) -> None:
+            if response.status < 200:
+                return
+            reg.busy = False
+            follow_up = reg.registration.receive_response(response, now)
+            if follow_up is not None:
+                self._send_register(reg, follow_up, now)
+            self._registration_events(reg)
+            self._forget_if_done(reg)
+
+        def on_failure(reason: str, now: float) -> None:
+            reg.busy = False
+            reg.registration.transaction_failed(now, reason)
+            self._registration_events(reg)
+            self._forget_if_done(reg)
+
+        self.send_request(request, reg.target, now, on_response, on_failure)
+
+    def _registration_events(self, reg: AccountRegistration) -> None:
+        for event in reg.registration.take_events():
+            log.info(
+                "registration {aor}: {event}", aor=reg.account.aor(), event=type(event).__name__
+            )
+            if reg.listener is not None:
+                reg.listener(event)
+
+    def _forget_if_done(self, reg: AccountRegistration) -> None:
+        if reg.stopping and not reg.busy:
+            self._forget(reg)
+
+    def _forget(self, reg: AccountRegistration) -> None:
+        if reg in self._registrations:
+            self._registrations.remove(reg)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _dispatch(self, now: float) -> None:
+        for event in self.layer.take_events():
+            if isinstance(event, RequestReceived):
+                self._on_request(event.request, event.transaction, event.source, now)
+            elif isinstance(event, ResponseReceived):
+                pending = self._pending.get(event.transaction)
+                if pending is not None:
+                    if event.response.status >= 200 and event.transaction.request.method != "INVITE":
+                        del self._pending[event.transaction]
+                    pending.on_response(event.response, now)
+            elif isinstance(event, (TransactionTimeout, TransportFailed)):
+                pending = self._pending.pop(event.transaction, None)
+                if pending is not None and pending.on_failure is not None:
+                    reason = "timeout" if isinstance(event, TransactionTimeout) else "transport"
+                    pending.on_failure(reason, now)
+            elif isinstance(event, StrayResponse):
+                log.debug("stray response {status}", status=event.response.status)
+            else:
+                # TransactionTerminated: drop callbacks of INVITE client transactions.
+                txn = getattr(event, "transaction", None)
+                if isinstance(txn, ClientTransaction):
+                    self._pending.pop(txn, None)
+        self._flush_layer()
+
+    def _on_request(
+        self, request: Request, txn: ServerTransaction | None, source: Target, now: float
+    ) -> None:
+        method = request.method
+        if method != "ACK":
+            refusal = check_request(
+                request,
+                allowed_methods=ALLOWED_METHODS,
+                supported_extensions=SUPPORTED_EXTENSIONS,
+                accepted_content_types=ACCEPTED_CONTENT_TYPES,
+            )
+            if refusal is not None:
+                self.respond(refusal, now)
+                return
+        for handler in self.handlers:
+            if handler.handle_request(request, txn, source, now):
+                return
+        if method == "ACK":
+            return  # an ACK for a 2xx nobody here sent: absorb
+        if method == "OPTIONS":
+            response = make_response(request, 200, to_tag=new_tag())
+            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+            response.headers.add("Accept", "application/sdp")
+            response.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
+        elif method == "CANCEL":
+            invite = self.layer.find_server_invite(request)
+            if invite is None:
+                response = make_response(request, 481)
+            else:
+                # Nobody took the INVITE (a handler that did would have matched first).
+                response = make_response(request, 200)
+                self.respond(make_response(invite.request, 487, to_tag=new_tag()), now)
+        elif method == "INVITE":
+            response = make_response(request, 480, to_tag=new_tag())
+        elif method in ("BYE", "INFO", "NOTIFY", "UPDATE", "PRACK", "REFER"):
+            response = make_response(request, 481)
+        else:
+            response = make_response(request, 405)
+            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+        self.respond(response, now)
+
+    def _malformed(self, exc: SipParseError, source: Target, now: float) -> None:
+        """Answer 400 when the request can be addressed, otherwise drop; never raise."""
+        self.stats.malformed += 1
+        partial = exc.partial
+        if isinstance(partial, Request) and partial.method != "ACK":
+            try:
+                response = make_response(partial, exc.status, exc.reason[:100])
+                self.layer.send_stateless(response, source)
+                self.stats.answered_400 += 1
+            except SipParseError:
+                self.stats.dropped += 1
+        else:
+            self.stats.dropped += 1
+        # One line a second at most: a flood of garbage must not become a flood of logs.
+        if now - self._malformed_logged_at >= 1.0:
+            self._malformed_logged_at = now
+            log.warn(
+                "malformed SIP from {host}:{port} ({reason}); {n} so far",
+                host=source.host, port=source.port, reason=exc.reason, n=self.stats.malformed,
+            )
+        self._flush_layer()
+
+    def _flush_layer(self) -> None:
+        self._outgoing.extend(self.layer.take_outgoing())

@@ -1,0 +1,304 @@
+"""Twisted adapters for SIP over UDP and TCP: sockets in, :class:`SipEndpoint` in the middle.
+
+Everything protocol-shaped lives in the sans-IO endpoint; this module only moves bytes,
+frames TCP streams, keeps the one timer the endpoint asks for, and enforces the resource
+limits of the front door (message size, buffered bytes and number of connections, idle
+connections) so that no peer can make the process grow without bound.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Callable
+
+from twisted.internet import defer, error
+from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime, IReactorUDP
+from twisted.internet.protocol import ClientFactory, DatagramProtocol, Factory, Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+
+from wcsgw.sip.endpoint import SipEndpoint
+from wcsgw.sip.framing import FramingError, StreamFramer
+from wcsgw.sip.target import Target
+
+log = Logger(namespace="wcsgw.sip.transport")
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class _UDP(DatagramProtocol):
+    def __init__(self, owner: "SipTransport") -> None:
+        self.owner = owner
+
+    def datagramReceived(self, data: bytes, addr: tuple) -> None:  # noqa: N802 (Twisted API)
+        self.owner.received(data, Target("UDP", addr[0], addr[1]))
+
+    def connectionRefused(self) -> None:  # noqa: N802 - only on connected UDP; we are not
+        pass
+
+
+class SipStream(Protocol, TimeoutMixin):
+    """One TCP connection, inbound or outbound: framing, idle timeout, keep-alive pongs."""
+
+    def __init__(self, owner: "SipTransport", outbound_key: tuple[str, int] | None = None) -> None:
+        self.owner = owner
+        self.framer = StreamFramer(max_message_size=owner.max_message_size)
+        self.outbound_key = outbound_key
+        self.peer: Target | None = None
+        self.connected_ok = False
+
+    def connectionMade(self) -> None:  # noqa: N802
+        peer = self.transport.getPeer()
+        self.peer = Target("TCP", peer.host, peer.port, connection=self)
+        self.connected_ok = True
+        self.setTimeout(self.owner.idle_timeout)
+        self.owner.stream_up(self)
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        self.resetTimeout()
+        try:
+            frames = self.framer.feed(data)
+        except FramingError as exc:
+            # The stream can no longer be resynchronised: drop the connection, and only it.
+            log.warn("closing SIP/TCP from {peer}: {reason}", peer=self.peer, reason=exc.reason)
+            self.owner.endpoint_stats_malformed()
+            self.transport.abortConnection()
+            return
+        if self.framer.take_pings():
+            self.transport.write(b"\r\n")  # RFC 5626 §4.4.1 pong
+        assert self.peer is not None
+        for frame in frames:
+            self.owner.received(frame, self.peer)
+            if not self.connected_ok:
+                break
+
+    def send(self, data: bytes) -> None:
+        self.resetTimeout()
+        self.transport.write(data)
+
+    def timeoutConnection(self) -> None:  # noqa: N802
+        self.transport.abortConnection()
+
+    def connectionLost(self, reason: object = None) -> None:  # noqa: N802
+        self.connected_ok = False
+        self.setTimeout(None)
+        self.owner.stream_down(self)
+
+
+class _ListenFactory(Factory):
+    def __init__(self, owner: "SipTransport") -> None:
+        self.owner = owner
+
+    def buildProtocol(self, addr: object) -> SipStream | None:  # noqa: N802
+        if len(self.owner.streams) >= self.owner.max_connections:
+            self.owner.refused_connections += 1
+            return None  # Twisted closes the socket at once
+        return SipStream(self.owner)
+
+
+class _ConnectFactory(ClientFactory):
+    def __init__(self, owner: "SipTransport", key: tuple[str, int], target: Target) -> None:
+        self.owner = owner
+        self.key = key
+        self.target = target
+
+    def buildProtocol(self, addr: object) -> SipStream:  # noqa: N802
+        return SipStream(self.owner, outbound_key=self.key)
+
+    def clientConnectionFailed(self, connector: object, reason: object) -> None:  # noqa: N802
+        self.owner.connect_failed(self.key, self.target)
+
+
+class SipTransport:
+    """UDP and TCP on one port, feeding one :class:`SipEndpoint`, driving its timer."""
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        listen: str,
+        port: int,
+        *,
+        max_message_size: int = 65535,
+        max_connections: int = 1024,
+        idle_timeout: float = 300.0,
+        resolve: Callable[[str], defer.Deferred] | None = None,
+    ) -> None:
+        self.reactor = reactor
+        self.listen = listen
+        self.requested_port = port
+        self.port = port
+        self.max_message_size = max_message_size
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
+        self.endpoint: SipEndpoint | None = None
+        self.streams: set[SipStream] = set()
+        self.refused_connections = 0
+        self._by_addr: dict[tuple[str, int], SipStream] = {}
+        self._connecting: dict[tuple[str, int], list[bytes]] = {}
+        self._udp_port = None
+        self._tcp_port = None
+        self._timer: IDelayedCall | None = None
+        self._resolve = resolve or getattr(reactor, "resolve", None)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def bind(self) -> int:
+        """Listen on UDP and TCP, same port; with port 0, find one free for both."""
+        udp: IReactorUDP = self.reactor  # type: ignore[assignment]
+        tcp: IReactorTCP = self.reactor  # type: ignore[assignment]
+        for _attempt in range(20):
+            udp_port = udp.listenUDP(self.requested_port, _UDP(self), interface=self.listen,
+                                     maxPacketSize=self.max_message_size + 1)
+            port = udp_port.getHost().port
+            try:
+                tcp_port = tcp.listenTCP(port, _ListenFactory(self), interface=self.listen)
+            except error.CannotListenError:
+                udp_port.stopListening()
+                if self.requested_port:
+                    raise
+                continue
+            self._udp_port, self._tcp_port, self.port = udp_port, tcp_port, port
+            return port
+        raise error.CannotListenError(self.listen, self.requested_port, "no port free for UDP+TCP")
+
+    def attach(self, endpoint: SipEndpoint) -> None:
+        self.endpoint = endpoint
+        self.pump()
+
+    def stop(self) -> defer.Deferred:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        waits = []
+        for port in (self._udp_port, self._tcp_port):
+            if port is not None:
+                waits.append(defer.maybeDeferred(port.stopListening))
+        self._udp_port = self._tcp_port = None
+        for stream in list(self.streams):
+            stream.transport.abortConnection()
+        return defer.DeferredList(waits)
+
+    # -- from the sockets ---------------------------------------------------------------
+
+    def received(self, data: bytes, source: Target) -> None:
+        if self.endpoint is None:
+            return
+        self.endpoint.receive_bytes(data, source, self.reactor.seconds())
+        self.pump()
+
+    def endpoint_stats_malformed(self) -> None:
+        if self.endpoint is not None:
+            self.endpoint.stats.malformed += 1
+
+    def stream_up(self, stream: SipStream) -> None:
+        self.streams.add(stream)
+        assert stream.peer is not None
+        key = stream.outbound_key or (stream.peer.host, stream.peer.port)
+        self._by_addr.setdefault(key, stream)
+        queued = self._connecting.pop(key, [])
+        for data in queued:
+            stream.send(data)
+
+    def stream_down(self, stream: SipStream) -> None:
+        self.streams.discard(stream)
+        for key, value in list(self._by_addr.items()):
+            if value is stream:
+                del self._by_addr[key]
+
+    def connect_failed(self, key: tuple[str, int], target: Target) -> None:
+        self._connecting.pop(key, None)
+        if self.endpoint is not None:
+            self.endpoint.transport_error(target, self.reactor.seconds())
+            self.pump()
+
+    # -- to the sockets -----------------------------------------------------------------
+
+    def pump(self) -> None:
+        """Send what the endpoint queued and re-arm its timer."""
+        endpoint = self.endpoint
+        if endpoint is None:
+            return
+        for data, target in endpoint.take_outgoing():
+            self._send(data, target)
+        deadline = endpoint.next_deadline()
+        if self._timer is not None and self._timer.active():
+            if deadline is not None and abs(self._timer.getTime() - deadline) < 1e-6:
+                return
+            self._timer.cancel()
+        self._timer = None
+        if deadline is not None and self._udp_port is not None:
+            delay = max(0.0, deadline - self.reactor.seconds())
+            self._timer = self.reactor.callLater(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        if self.endpoint is not None:
+            self.endpoint.handle_timer(self.reactor.seconds())
+            self.pump()
+
+    def _send(self, data: bytes, target: Target) -> None:
+        if not is_ip(target.host):
+            self._send_resolved(data, target)
+            return
+        if target.transport == "UDP":
+            self._send_udp(data, target)
+        else:
+            self._send_stream(data, target)
+
+    def _send_resolved(self, data: bytes, target: Target) -> None:
+        """A hostname target: resolve (A/AAAA via the reactor's resolver), then send."""
+        if self._resolve is None:
+            self._fail(target)
+            return
+        d = self._resolve(target.host)
+
+        def resolved(address: str) -> None:
+            self._send(data, Target(target.transport, address, target.port, target.connection))
+
+        d.addCallbacks(resolved, lambda _f: self._fail(target))
+
+    def _send_udp(self, data: bytes, target: Target) -> None:
+        if self._udp_port is None:
+            return
+        try:
+            self._udp_port.write(data, (target.host, target.port))
+        except (OSError, error.MessageLengthError) as exc:
+            log.warn("UDP send to {host}:{port} failed: {exc}",
+                     host=target.host, port=target.port, exc=exc)
+            self._fail(target)
+
+    def _send_stream(self, data: bytes, target: Target) -> None:
+        conn = target.connection
+        if isinstance(conn, SipStream) and conn.connected_ok:
+            conn.send(data)
+            return
+        key = (target.host, target.port)
+        stream = self._by_addr.get(key)
+        if stream is not None and stream.connected_ok:
+            stream.send(data)
+            return
+        if key in self._connecting:
+            self._connecting[key].append(data)
+            return
+        if len(self.streams) + len(self._connecting) >= self.max_connections:
+            self._fail(target)
+            return
+        self._connecting[key] = [data]
+        tcp: IReactorTCP = self.reactor  # type: ignore[assignment]
+        tcp.connectTCP(target.host, target.port, _ConnectFactory(self, key, target), timeout=10,
+                       bindAddress=(self.listen, 0) if self.listen not in ("0.0.0.0", "::") else None)
+
+    def _fail(self, target: Target) -> None:
+        if self.endpoint is not None:
+            self.reactor.callLater(0, self._fail_now, target)
+
+    def _fail_now(self, target: Target) -> None:
+        if self.endpoint is not None:
+            self.endpoint.transport_error(target, self.reactor.seconds())
+            self.pump()
