@@ -1,0 +1,228 @@
+"""Build the gateway's service tree from a validated :class:`~wcsgw.config.Config`.
+
+Both ways of starting the gateway — the twistd plugin (``twistd -n wcsgw --config PATH``) and
+``twistd -ny twistd.tac`` — call :func:`make_service`, so they run exactly the same thing.  The
+tree is a ``MultiService`` with:
+
+* the HTTP site (:class:`HttpService`): ``/health`` now, the Phone UI, SDK, WebSocket and REST
+  later, all on one twisted.web ``Site`` at ``http.listen:http.port``;
+* the SIP endpoint, :class:`wcsgw.sip.service.SipService` (UDP + TCP, accounts).
+
+Logging goes through twisted.logger, filtered at ``[log] level`` (see
+:func:`make_log_observer`).  Nothing here logs a password or a token: accounts are logged by
+address of record only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import IO, Any, Callable
+
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    Logger,
+    textFileLogObserver,
+)
+from twisted.python.components import Componentized
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+from wcsgw import __version__
+from wcsgw.config import Config, HttpSettings
+
+__all__ = [
+    "make_service",
+    "make_site",
+    "make_root",
+    "make_log_observer",
+    "GatewayService",
+    "HttpService",
+    "HealthResource",
+]
+
+log = Logger()
+
+_LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn,
+           "error": LogLevel.error}
+
+
+def make_log_observer(level: str, output: IO[str]) -> ILogObserver:
+    """A text observer on ``output`` that drops events below ``level``.
+
+    twisted.logger's observers write every level, debug included; the SIP layer logs whole
+    messages at debug, so without this filter an ``info`` gateway would write every packet.
+    """
+    predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS[level])
+    return FilteringLogObserver(textFileLogObserver(output), [predicate])
+
+
+class HealthResource(Resource):
+    """``GET /health`` -> 200 ``{"status": "ok", "version": ...}``, for load balancers and
+    service managers: it answers as soon as the HTTP site is up."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        return json.dumps({"status": "ok", "version": __version__}).encode()
+
+    render_HEAD = render_GET
+
+
+_PLACEHOLDER = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>wcsgw</title></head>
+<body>
+<h1>wcsgw</h1>
+<p>wcsgw &mdash; Phone UI arrives with the first-call work.</p>
+<p>Health: <a href="/health">/health</a></p>
+</body>
+</html>
+"""
+
+
+class PlaceholderPage(Resource):
+    """``/`` until the Phone UI lands: says what this server is instead of a bare 404."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return _PLACEHOLDER.encode()
+
+
+def make_root(config: Config) -> Resource:
+    """The resource tree of the one site.  Later layers add /sdk/, /ws and /rest-api/ here."""
+    root = Resource()
+    root.putChild(b"", PlaceholderPage())
+    root.putChild(b"health", HealthResource())
+    return root
+
+
+def make_site(config: Config) -> Site:
+    """The twisted.web Site; tracebacks are never shown to clients (they may hold secrets)."""
+    site = Site(make_root(config))
+    site.displayTracebacks = False
+    return site
+
+
+class HttpService(Service):
+    """Listens with a Site on ``listen:port`` (TCP).
+
+    Like ``twisted.application.internet.TCPServer``, it binds in ``privilegedStartService`` so
+    a busy port stops twistd at start-up instead of leaving a gateway without its HTTP face;
+    unlike it, the bound address is public (:attr:`address`), which tests using port 0 need.
+    """
+
+    name = "http"
+
+    def __init__(self, settings: HttpSettings, site: Site) -> None:
+        self.settings = settings
+        self.site = site
+        self._port: IListeningPort | None = None
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) actually bound, or None when not listening."""
+        if self._port is None:
+            return None
+        host = self._port.getHost()
+        return host.host, host.port
+
+    def _listen(self) -> None:
+        if self._port is None:
+            from twisted.internet import reactor
+
+            self._port = reactor.listenTCP(  # type: ignore[attr-defined]
+                self.settings.port, self.site, interface=self.settings.listen
+            )
+            host, port = self.address or ("?", 0)
+            shown = f"[{host}]" if ":" in host else host
+            log.info("HTTP listening on http://{where}/", where=f"{shown}:{port}")
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self._listen()
+
+    def startService(self) -> None:
+        super().startService()
+        self._listen()
+
+    def stopService(self) -> Any:
+        super().stopService()
+        port, self._port = self._port, None
+        if port is not None:
+            return port.stopListening()
+        return None
+
+
+class GatewayService(MultiService):
+    """The root service.  Carries the config and, optionally, the log observer to use.
+
+    Why the ``setServiceParent`` hook: twistd picks its log observer from the application's
+    ``ILogObserver`` component right after the plugin's ``makeService`` returns, and that
+    component is the only public way for a plugin to put a level filter in front of the output.
+    So when a ``log_observer`` was given and the parent is an ``Application`` without one, it is
+    installed there.
+    """
+
+    def __init__(self, config: Config, log_observer: ILogObserver | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.log_observer = log_observer
+
+    def setServiceParent(self, parent: Any) -> Any:
+        if (
+            self.log_observer is not None
+            and isinstance(parent, Componentized)
+            and parent.getComponent(ILogObserver, None) is None
+        ):
+            parent.setComponent(ILogObserver, self.log_observer)
+        return super().setServiceParent(parent)
+
+    def startService(self) -> None:
+        config = self.config
+        accounts = ", ".join(a.aor for a in config.accounts) or "none"
+        log.info(
+            "wcsgw {version} starting: SIP {sip_listen}:{sip_port} (UDP+TCP, advertised as "
+            "{advertised}), accounts: {accounts}, log level {log_level_name}",
+            version=__version__,
+            sip_listen=config.sip.listen,
+            sip_port=config.sip.port,
+            advertised=config.sip.advertised_host,
+            accounts=accounts,
+            log_level_name=config.log.level,
+        )
+        super().startService()
+
+
+def _sip_service(config: Config) -> IService:
+    # Imported here so a broken SIP layer shows up as an error naming it, at service build.
+    from wcsgw.sip.service import SipService
+
+    return SipService(config.sip, accounts=config.accounts)
+
+
+def make_service(
+    config: Config,
+    log_observer: ILogObserver | None = None,
+    sip_factory: Callable[[Config], IService] = _sip_service,
+) -> GatewayService:
+    """The whole gateway as one ``MultiService`` (HTTP site + SIP endpoint).
+
+    ``log_observer``: installed as the application's observer (see :class:`GatewayService`).
+    ``sip_factory``: lets tests replace the SIP endpoint.
+    """
+    top = GatewayService(config, log_observer)
+    HttpService(config.http, make_site(config)).setServiceParent(top)
+    sip = sip_factory(config)
+    if getattr(sip, "name", None) is None:
+        sip.setName("sip")
+    sip.setServiceParent(top)
+    return top
