@@ -1,0 +1,110 @@
+# wcsgw — run the gateway, run the tests.  Works on a fresh Debian 12 as root (CI) and on a
+# developer's machine (apt steps use sudo when not root, and are skipped when nothing is missing).
+#
+#   make run     venv + `pip install .`, then `twistd -n wcsgw` (--config wcsgw.toml if present)
+#   make test    Debian packages the tests need + venv + `pip install '.[test]'`, then trial
+#   make install what `make run` needs, without starting (Debian packages, venv, pip install .)
+#   make clean   remove the venv and build leftovers
+#
+# Variables: PYTHON (interpreter for the venv), TESTS (what trial runs), TRIAL_ARGS.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TESTS ?= tests
+TRIAL_ARGS ?=
+
+# Debian packages.  RUN_PACKAGES: needed by the gateway itself (opuslib loads libopus at run
+# time).  PACKAGES: everything the test suite needs — real peers (Kamailio registrar/proxy,
+# baresip phones, sox for tone files).  Add new test dependencies (chromium, ...) here.
+RUN_PACKAGES := libopus0
+PACKAGES := $(RUN_PACKAGES) kamailio baresip-core sox
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
+
+# Everything that ends up in the installed package: a change re-runs `pip install`.
+SOURCES := setup.cfg pyproject.toml README.md \
+	$(shell find wcsgw plugins -type f \( -name '*.py' -o -name '*.html' -o -name '*.js' -o -name '*.css' \) 2>/dev/null)
+
+# Stamps: `pip install` re-runs only when a source is newer (it is cheap, but not free).
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_TEST := $(VENV)/.installed-test
+
+.PHONY: help install run test clean debs run-debs venv
+
+help:
+	@echo "make run      start the gateway (twistd -n wcsgw; --config wcsgw.toml if it exists)"
+	@echo "make test     install test peers (Debian packages) and run the whole trial suite"
+	@echo "make install  what make run needs, without starting it"
+	@echo "make clean    remove .venv and build leftovers"
+
+# Install the given Debian packages when any is missing (one `apt-get update` first).
+# dpkg-query, not `dpkg -s`: a removed package that left its config files still "exists".
+define apt_ensure
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  $(APT) update -q && $(APT) install -y -q --no-install-recommends $$missing; \
+	else echo "Debian packages present: $(strip $(1))"; fi
+endef
+
+run-debs:
+	$(call apt_ensure,$(RUN_PACKAGES))
+
+debs:
+	$(call apt_ensure,$(PACKAGES))
+
+# The venv.  Debian's own python3 needs python3-venv for `-m venv` (ensurepip).
+# The .pth file puts the working tree's `wcsgw` and `tests` first on sys.path for every venv
+# process (through a folder of symlinks, so pip never mistakes the tree for an installed
+# distribution): `.venv/bin/trial tests` then finds the tests and always runs the code you
+# see.  `pip install .` still matters: it installs the dependencies and the twistd plugin.
+$(PY):
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  echo "python3 -m venv needs python3-venv"; \
+	  $(APT) update -q && $(APT) install -y -q --no-install-recommends python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/src-links/.done: | $(PY)
+	mkdir -p $(VENV)/src-links
+	ln -sfn "$(CURDIR)/wcsgw" $(VENV)/src-links/wcsgw
+	ln -sfn "$(CURDIR)/tests" $(VENV)/src-links/tests
+	echo "import sys; sys.path.insert(0, '$(CURDIR)/$(VENV)/src-links')" \
+	  > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/wcsgw-source-tree.pth"
+	touch $@
+
+venv: $(PY) $(VENV)/src-links/.done
+
+# `rm -rf build`: setuptools builds in-tree and keeps old files in build/, which would put
+# deleted modules back into the wheel.
+$(STAMP_RUN): $(SOURCES) | venv
+	rm -rf build
+	$(PY) -m pip install -q --disable-pip-version-check .
+	touch $@
+
+$(STAMP_TEST): $(SOURCES) | venv
+	rm -rf build
+	$(PY) -m pip install -q --disable-pip-version-check '.[test]'
+	touch $@
+
+install: run-debs $(STAMP_RUN)
+
+run: install
+	@if [ -f wcsgw.toml ]; then echo "config: wcsgw.toml"; else echo "config: built-in defaults (no wcsgw.toml)"; fi
+	@echo "Phone UI (later) at http://127.0.0.1:8080/ by default; health at /health. Ctrl-C stops."
+	$(VENV)/bin/twistd -n --pidfile= wcsgw $(if $(wildcard wcsgw.toml),--config wcsgw.toml)
+
+# --reactor=asyncio: the whole suite shares one asyncio loop, as the gateway does.
+test: debs $(STAMP_TEST)
+	$(VENV)/bin/trial --reactor=asyncio $(TRIAL_ARGS) $(TESTS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info _trial_temp _trial_temp.lock .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
