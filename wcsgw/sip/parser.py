@@ -29,7 +29,8 @@ from __future__ import annotations
 import re
 
 from wcsgw.sip.errors import SipParseError
-from wcsgw.sip.headers import TOKEN_RE, parse_cseq, parse_name_addr, parse_via
+from wcsgw.sip import uri as _uri
+from wcsgw.sip.headers import TOKEN, TOKEN_RE, parse_cseq, parse_name_addr, parse_via
 from wcsgw.sip.message import AnyMessage, Headers, Message, Request, Response, canonical_name
 from wcsgw.sip.uri import parse_uri
 
@@ -59,11 +60,35 @@ _DATE_RE = re.compile(
 _VERSION_RE = re.compile(r"SIP/[0-9]+\.[0-9]+", re.I)
 _DIGITS_RE = re.compile(r"[0-9]{1,10}")
 _FOLD_RE = re.compile(r"[ \t]*\n[ \t]+")
+_HEADER_LINE_RE = re.compile(r"^([^:\n]*):[ \t]*([^\n]*)$", re.M)
+_FAST_REQUEST_URI_RE: re.Pattern[str]  # defined below, with the other fast paths
 _LIST_ITEM_RE = re.compile(r'[ \t]*((?:"(?:[^"\\]|\\.)*"|<[^>]*>|[^,"<])*)(?:,|\Z)', re.S)
 
 #: names seen on the wire -> canonical names; bounded so random names cannot grow it forever
 _CANONICAL_CACHE: dict[str, str] = {}
 _CANONICAL_CACHE_MAX = 2048
+
+# -- fast paths for validation ---------------------------------------------------------------
+# Each pattern accepts a strict *subset* of what the full parser accepts (the common shapes:
+# no IPv6, no quoted parameter values, no optional whitespace).  A value matching it is
+# known valid without building objects; anything else goes through parse_via /
+# parse_name_addr, which decide and give the precise error.  tests/test_sip_parser.py checks
+# the subset property with generated values.
+_PORT = r"(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+_SIMPLE_PARAMS = rf"(?:;{TOKEN}(?:=[A-Za-z0-9\-.!%*_+`'~:]+)?)*"
+_FAST_VIA_RE = re.compile(
+    rf"SIP/2\.0/[A-Z]+ {_uri._HOSTNAME}(?::{_PORT})?{_SIMPLE_PARAMS}"
+)
+_FAST_SIP_URI = (
+    rf"sips?:(?:{_uri._USER}(?::{_uri._PASSWORD})?@)?{_uri._HOSTNAME}(?::{_PORT})?"
+    rf"(?:;{_uri._PARAMCHAR}+(?:={_uri._PARAMCHAR}+)?)*"
+)
+_FAST_REQUEST_URI_RE = re.compile(_FAST_SIP_URI)
+_ADDR_SPEC_USER = rf"(?:[{_uri._UNRESERVED}&=+$/]|{_uri._ESCAPED})+"
+_FAST_NAME_ADDR_RE = re.compile(
+    rf'(?:(?:"[^"\\\x00-\x1f\x7f]*" ?|{TOKEN}(?: {TOKEN})* ?)?<{_FAST_SIP_URI}>'
+    rf"|sips?:(?:{_ADDR_SPEC_USER}@)?{_uri._HOSTNAME}(?::{_PORT})?){_SIMPLE_PARAMS}"
+)
 
 #: headers validated on every message (see module doc)
 _CHECKED = frozenset({"Via", "From", "To", "Call-ID", "CSeq", "Contact", "Content-Length", "Date"})
@@ -111,8 +136,8 @@ def _split_head(data: bytes) -> tuple[bytes, int]:
     return data[:i_lf], i_lf + 2
 
 
-def _header_lines(head: bytes) -> list[str]:
-    """Decode, normalise line ends and unfold continuation lines."""
+def _header_text(head: bytes) -> str:
+    """Decode, normalise line ends to LF and unfold continuation lines."""
     text = head.decode("utf-8", "surrogateescape")
     if "\r" in text:
         text = text.replace("\r\n", "\n")
@@ -122,22 +147,58 @@ def _header_lines(head: bytes) -> list[str]:
             raise SipParseError("bare CR in the header section")
     if "\n " in text or "\n\t" in text:
         text = _FOLD_RE.sub(" ", text)
-    return text.split("\n")
+    return text
 
 
-def _read_headers(lines: list[str]) -> tuple[list[tuple[str, str]], SipParseError | None]:
+def _read_headers(text: str) -> tuple[list[tuple[str, str]], SipParseError | None]:
     """Header lines -> (canonical name, value) entries; the first error is returned, not
-    raised, so that a partial request can still be built from the other lines."""
+    raised, so that a partial request can still be built from the other lines.
+
+    One regex pass cuts every line into name and value; only when some line has no colon
+    does the slower line-by-line path run, to find it and keep the others.
+    """
+    if not text:
+        return [], None
+    pairs = _HEADER_LINE_RE.findall(text)
+    if len(pairs) != text.count("\n") + 1:
+        return _read_header_lines(text.split("\n"))
+    items: list[tuple[str, str]] = []
+    cache = _CANONICAL_CACHE
+    error: SipParseError | None = None
+    for name, value in pairs:
+        canon = cache.get(name)  # names in the cache were validated when first seen
+        if canon is None:
+            name = name.rstrip(" \t")
+            if not TOKEN_RE.fullmatch(name):
+                error = error or SipParseError(f"malformed header name {name[:80]!r}")
+                continue
+            canon = _canonical(name)
+        value = value.rstrip(" \t")
+        if "," in value and canon in LIST_HEADERS:
+            try:
+                items.extend((canon, part) for part in split_list(value))
+            except SipParseError as exc:
+                error = error or exc
+                items.append((canon, value))
+        else:
+            items.append((canon, value))
+    return items, error
+
+
+def _read_header_lines(lines: list[str]) -> tuple[list[tuple[str, str]], SipParseError | None]:
+    """The careful path of :func:`_read_headers`, line by line."""
     items: list[tuple[str, str]] = []
     error: SipParseError | None = None
     for line in lines:
         name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not colon or not TOKEN_RE.fullmatch(name):
-            if error is None:
-                error = SipParseError(f"malformed header line {line[:80]!r}")
-            continue
-        canon = _canonical(name)
+        canon = _CANONICAL_CACHE.get(name) if colon else None  # cached: validated before
+        if canon is None:
+            name = name.rstrip(" \t")
+            if not colon or not TOKEN_RE.fullmatch(name):
+                if error is None:
+                    error = SipParseError(f"malformed header line {line[:80]!r}")
+                continue
+            canon = _canonical(name)
         value = value.strip(" \t")
         if canon in LIST_HEADERS and "," in value:
             try:
@@ -174,6 +235,8 @@ def _parse_start_line(line: str) -> tuple[str, str, str] | tuple[int, str]:
     if not TOKEN_RE.fullmatch(method):
         raise SipParseError(f"malformed method {method[:40]!r}")
     _check_version(version)
+    if _FAST_REQUEST_URI_RE.fullmatch(uri_text):
+        return method, uri_text, version
     uri = parse_uri(uri_text)
     if uri.headers and uri.scheme in ("sip", "sips"):
         raise SipParseError("headers are not allowed in a Request-URI")  # RFC 3261 §19.1.5
@@ -197,9 +260,10 @@ def _validate(items: list[tuple[str, str]], method: str | None) -> int | None:
         if name not in seen:
             raise SipParseError(f"missing {name}")
     for via in seen["Via"]:
-        parse_via(via)
-    parse_name_addr(seen["From"][0])
-    parse_name_addr(seen["To"][0])
+        if not _FAST_VIA_RE.fullmatch(via):
+            parse_via(via)
+    _check_name_addr(seen["From"][0])
+    _check_name_addr(seen["To"][0])
     if not _CALL_ID_RE.fullmatch(seen["Call-ID"][0]):
         raise SipParseError(f"malformed Call-ID {seen['Call-ID'][0][:80]!r}")
     _, cseq_method = parse_cseq(seen["CSeq"][0])
@@ -207,7 +271,7 @@ def _validate(items: list[tuple[str, str]], method: str | None) -> int | None:
         raise SipParseError(f"CSeq method {cseq_method!r} does not match {method!r}")
     for contact in seen.get("Contact", ()):
         if contact != "*":
-            parse_name_addr(contact)
+            _check_name_addr(contact)
     date = seen.get("Date")
     if date is not None and not _DATE_RE.fullmatch(date[0]):
         raise SipParseError(f"malformed Date {date[0][:60]!r}")
@@ -221,6 +285,11 @@ def _validate(items: list[tuple[str, str]], method: str | None) -> int | None:
     if len(values) > 1:
         raise SipParseError("conflicting Content-Length values")
     return values.pop()
+
+
+def _check_name_addr(value: str) -> None:
+    if not _FAST_NAME_ADDR_RE.fullmatch(value):
+        parse_name_addr(value)
 
 
 def _partial(start_line: str, items: list[tuple[str, str]]) -> Request | None:
@@ -241,9 +310,8 @@ def parse_message(data: bytes) -> AnyMessage:
     if not data:
         raise SipParseError("empty message")
     head, body_start = _split_head(data)
-    lines = _header_lines(head)
-    start_line = lines[0]
-    items, error = _read_headers(lines[1:])
+    start_line, _, rest = _header_text(head).partition("\n")
+    items, error = _read_headers(rest)
     is_request = start_line[:4].upper() != "SIP/"
     try:
         start = _parse_start_line(start_line)
