@@ -118,6 +118,8 @@ class SipEndpoint:
         self._registrations: list[AccountRegistration] = []
         self._outgoing: list[tuple[bytes, Target]] = []
         self._malformed_logged_at = -1e9
+        #: called with each registration the endpoint stops keeping (after its un-REGISTER)
+        self.registration_removed: list[Callable[[AccountRegistration], None]] = []
 
     # -- input from the transports ------------------------------------------------------
 
@@ -279,6 +281,8 @@ class SipEndpoint:
     def _forget(self, reg: AccountRegistration) -> None:
         if reg in self._registrations:
             self._registrations.remove(reg)
+            for observer in list(self.registration_removed):
+                observer(reg)
 
     # -- internals ----------------------------------------------------------------------
 

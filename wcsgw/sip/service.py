@@ -111,16 +111,28 @@ class SipService(Service):
         endpoint, transport = self.endpoint, self.transport
         if endpoint is None or transport is None:
             return
-        endpoint.unregister_all(self.reactor.seconds())
-        transport.pump()
-        deadline = self.reactor.seconds() + UNREGISTER_GRACE
-        while endpoint.registrations and self.reactor.seconds() < deadline:
-            await _sleep(self.reactor, 0.02)
+        if endpoint.registrations:
+            await self._unregister_all(endpoint, transport)
         await transport.stop()
         self.endpoint = None
 
+    def _unregister_all(self, endpoint: SipEndpoint, transport: SipTransport) -> defer.Deferred:
+        """Fires when every binding is removed, or after UNREGISTER_GRACE at the latest."""
+        done: defer.Deferred = defer.Deferred()
 
-def _sleep(reactor: IReactorTime, seconds: float) -> defer.Deferred:
-    d: defer.Deferred = defer.Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    return d
+        def removed(_reg: AccountRegistration) -> None:
+            if not endpoint.registrations and not done.called:
+                done.callback(None)
+
+        endpoint.registration_removed.append(removed)
+        timer = self.reactor.callLater(UNREGISTER_GRACE, lambda: done.called or done.callback(None))
+        endpoint.unregister_all(self.reactor.seconds())
+        transport.pump()
+
+        def cleanup(result: object) -> object:
+            endpoint.registration_removed.remove(removed)
+            if timer.active():
+                timer.cancel()
+            return result
+
+        return done.addBoth(cleanup)
