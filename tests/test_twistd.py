@@ -283,3 +283,94 @@ class TacTests(TwistdTestCase):
                           env={"WCSGW_CONFIG": config})
         self.assertNotEqual(await gateway.wait_exit(), 0)
         self.assert_one_line_error(gateway.output, "accounts[0].login: required")
+
+
+class ServiceTreeTests(unittest.TestCase):
+    """make_service in this process (no twistd): structure, /health, log wiring."""
+
+    def _config(self, **http: Any) -> Any:
+        from wcsgw.config import parse_config
+
+        return parse_config({"http": {"port": 0, **http}, "sip": {"port": 0}})
+
+    def test_children(self) -> None:
+        from twisted.application.service import Service
+
+        from wcsgw.service import make_service
+
+        top = make_service(self._config(), sip_factory=lambda config: Service())
+        self.assertEqual(sorted(s.name for s in top), ["http", "sip"])
+        self.assertEqual(top.config.http.port, 0)
+
+    async def test_health_and_placeholder_over_http(self) -> None:
+        from twisted.application.service import Service
+        from twisted.web.client import Agent, readBody
+
+        from wcsgw import __version__
+        from wcsgw.service import make_service
+
+        top = make_service(self._config(), sip_factory=lambda config: Service())
+        top.privilegedStartService()
+        top.startService()
+        self.addCleanup(top.stopService)
+        host, port = top.getServiceNamed("http").address
+        self.assertEqual(host, "127.0.0.1")
+        self.assertNotEqual(port, 0)
+
+        agent = Agent(_reactor())
+        reply = await agent.request(b"GET", f"http://127.0.0.1:{port}/health".encode())
+        self.assertEqual(reply.code, 200)
+        self.assertEqual(reply.headers.getRawHeaders(b"content-type"), [b"application/json"])
+        self.assertEqual(json.loads(await readBody(reply)), {"status": "ok", "version": __version__})
+        reply = await agent.request(b"GET", f"http://127.0.0.1:{port}/".encode())
+        self.assertIn(b"Phone UI arrives", await readBody(reply))
+        reply = await agent.request(b"GET", f"http://127.0.0.1:{port}/nope".encode())
+        self.assertEqual(reply.code, 404)
+        await readBody(reply)
+
+        await top.stopService()
+        self.assertIsNone(top.getServiceNamed("http").address)
+        self.assertTrue(_bindable(port))
+
+    def test_log_observer_becomes_application_component(self) -> None:
+        import io
+
+        from twisted.application.service import Application, Service
+        from twisted.logger import ILogObserver, LogLevel
+
+        from wcsgw.service import make_log_observer, make_service
+
+        out = io.StringIO()
+        observer = make_log_observer("info", out)
+        application = Application("wcsgw-test")
+        make_service(self._config(), log_observer=observer,
+                     sip_factory=lambda config: Service()).setServiceParent(application)
+        self.assertIs(application.getComponent(ILogObserver), observer)
+
+        for level in (LogLevel.debug, LogLevel.info, LogLevel.error):
+            observer({"log_level": level, "log_format": f"at {level.name}", "log_time": 0,
+                      "log_namespace": "test"})
+        text = out.getvalue()
+        self.assertNotIn("at debug", text)
+        self.assertIn("at info", text)
+        self.assertIn("at error", text)
+
+    def test_start_logs_accounts_without_password(self) -> None:
+        from twisted.application.service import Service
+        from twisted.logger import formatEvent, globalLogPublisher
+
+        from wcsgw.config import parse_config
+        from wcsgw.service import make_service
+
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        config = parse_config({"http": {"port": 0}, "sip": {"port": 0}, "accounts": [
+            {"login": "1001", "domain": "example.com", "password": "pw-secret-1"}]})
+        top = make_service(config, sip_factory=lambda config: Service())
+        top.privilegedStartService()
+        top.startService()
+        self.addCleanup(top.stopService)
+        text = "\n".join(formatEvent(e) + repr(e) for e in events)
+        self.assertIn("sip:1001@example.com", text)
+        self.assertNotIn("pw-secret-1", text)
