@@ -62,25 +62,13 @@ debs:
 	$(call apt_ensure,$(PACKAGES))
 
 # The venv.  Debian's own python3 needs python3-venv for `-m venv` (ensurepip).
-# The .pth file puts the working tree's `wcsgw` and `tests` first on sys.path for every venv
-# process (through a folder of symlinks, so pip never mistakes the tree for an installed
-# distribution): `.venv/bin/trial tests` then finds the tests and always runs the code you
-# see.  `pip install .` still matters: it installs the dependencies and the twistd plugin.
 $(PY):
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
 	  echo "python3 -m venv needs python3-venv"; \
 	  $(APT) update -q && $(APT) install -y -q --no-install-recommends python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/src-links/.done: | $(PY)
-	mkdir -p $(VENV)/src-links
-	ln -sfn "$(CURDIR)/wcsgw" $(VENV)/src-links/wcsgw
-	ln -sfn "$(CURDIR)/tests" $(VENV)/src-links/tests
-	echo "import sys; sys.path.insert(0, '$(CURDIR)/$(VENV)/src-links')" \
-	  > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/wcsgw-source-tree.pth"
-	touch $@
-
-venv: $(PY) $(VENV)/src-links/.done
+venv: $(PY)
 
 # `rm -rf build`: setuptools builds in-tree and keeps old files in build/, which would put
 # deleted modules back into the wheel.
@@ -102,8 +90,10 @@ run: install
 	$(VENV)/bin/twistd -n --pidfile= wcsgw $(if $(wildcard wcsgw.toml),--config wcsgw.toml)
 
 # --reactor=asyncio: the whole suite shares one asyncio loop, as the gateway does.
+# PYTHONPATH: the tests import `tests` and always run the working tree's `wcsgw`; the
+# installed copy provides the dependencies and the twistd plugin.
 test: debs $(STAMP_TEST)
-	$(VENV)/bin/trial --reactor=asyncio $(TRIAL_ARGS) $(TESTS)
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/trial --reactor=asyncio $(TRIAL_ARGS) $(TESTS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info _trial_temp _trial_temp.lock .hypothesis
