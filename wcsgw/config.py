@@ -97,6 +97,7 @@ class SipSettings:
     max_connections: int = 1024
     idle_timeout: float = 300.0
     user_agent: str = f"wcsgw/{__version__}"
+    no_answer_timeout: float = 60.0
 
     @property
     def advertised_host(self) -> str:
@@ -108,6 +109,37 @@ class SipSettings:
         if self.listen in ("0.0.0.0", "::"):
             return "127.0.0.1"
         return self.listen
+
+
+@attrs.frozen
+class MediaSettings:
+    """Media sockets of both legs: the browser's (ICE-lite, DTLS-SRTP, one port per call) and
+    the SIP side's (RTP on an even port, RTCP on the next), all from one port range."""
+
+    listen: str = "127.0.0.1"
+    advertised_address: str = ""
+    port_min: int = 20000
+    port_max: int = 29999
+    rtp_timeout: float = 30.0
+
+    @property
+    def advertised_host(self) -> str:
+        """Address put in SDP and ICE candidates (see SipSettings.advertised_host)."""
+        if self.advertised_address:
+            return self.advertised_address
+        if self.listen in ("0.0.0.0", "::"):
+            return "127.0.0.1"
+        return self.listen
+
+
+@attrs.frozen
+class TestLinesSettings:
+    """The built-in test lines: ``echo`` (returns your audio) and ``tone`` (1 kHz), reachable
+    with an empty SIP domain, so a fresh install can make a call with no PBX anywhere."""
+
+    __test__ = False  # not a test case, whatever its name says
+
+    enabled: bool = True
 
 
 @attrs.frozen
@@ -170,6 +202,8 @@ class Config:
 
     http: HttpSettings = HttpSettings()
     sip: SipSettings = SipSettings()
+    media: MediaSettings = MediaSettings()
+    testlines: TestLinesSettings = TestLinesSettings()
     rest: RestSettings = RestSettings()
     policy: PolicySettings = PolicySettings()
     log: LogSettings = LogSettings()
@@ -311,8 +345,20 @@ _SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
             "max_connections": _int_range(1, 1_000_000),
             "idle_timeout": _positive_float,
             "user_agent": _string,
+            "no_answer_timeout": _positive_float,
         },
     ),
+    "media": (
+        MediaSettings,
+        {
+            "listen": _ip_literal,
+            "advertised_address": _optional_host,
+            "port_min": _int_range(1024, _PORT_MAX),
+            "port_max": _int_range(1024, _PORT_MAX),
+            "rtp_timeout": _positive_float,
+        },
+    ),
+    "testlines": (TestLinesSettings, {"enabled": _boolean}),
     "rest": (RestSettings, {"tokens": _string_list(nonempty=True)}),
     "policy": (PolicySettings, {"allowed_domains": _string_list(nonempty=True)}),
     "log": (LogSettings, {"level": _one_of(*LOG_LEVELS)}),
@@ -366,6 +412,14 @@ def _check_timers(sip: SipSettings) -> None:
         raise ConfigError("sip.t2", f"must not be less than sip.t1 ({sip.t1:g}), got {sip.t2:g}")
 
 
+def _check_media(media: MediaSettings) -> None:
+    if media.port_max - media.port_min < 3:
+        raise ConfigError(
+            "media.port_max",
+            f"must leave at least 4 ports above media.port_min ({media.port_min}), got {media.port_max}",
+        )
+
+
 def _check_accounts(accounts: Sequence[Account]) -> None:
     seen: dict[tuple[str, str], int] = {}
     for i, account in enumerate(accounts):
@@ -397,6 +451,7 @@ def parse_config(data: Mapping[str, Any]) -> Config:
             raise ConfigError(name, f"unknown section (known: {known})")
     config = Config(**parts)
     _check_timers(config.sip)
+    _check_media(config.media)
     _check_accounts(config.accounts)
     return config
 
