@@ -18,14 +18,14 @@ PEER = Target("UDP", "192.0.2.7", 5070)
 
 
 def options(branch: str = "z9hG4bKopt1", extra: str = "", method: str = "OPTIONS",
-            via_host: str = "192.0.2.7:5070;rport") -> bytes:
+            via_host: str = "192.0.2.7:5070;rport", call_id: str = "c1@example.com") -> bytes:
     return (
         f"{method} sip:gw@127.0.0.1:5060 SIP/2.0\r\n"
         f"Via: SIP/2.0/UDP {via_host};branch={branch}\r\n"
         "Max-Forwards: 70\r\n"
         "From: <sip:alice@example.com>;tag=a1\r\n"
         "To: <sip:gw@127.0.0.1>\r\n"
-        "Call-ID: c1@example.com\r\n"
+        f"Call-ID: {call_id}\r\n"
         f"CSeq: 1 {method}\r\n"
         f"{extra}"
         "Content-Length: 0\r\n\r\n"
@@ -63,6 +63,23 @@ class FrontDoorTests(unittest.TestCase):
         self.ep.receive_bytes(options(), PEER, 0.5)
         self.assertEqual(len(seen), 1)
         self.assertEqual([r.status for r, _ in self.replies()], [200, 200])
+
+    def test_bare_magic_cookie_branch_is_not_trusted(self) -> None:
+        """RFC 4475 badbranch: ``z9hG4bK`` alone is not unique, so two different requests
+        carrying it are two transactions (RFC 2543 matching), each answered for itself."""
+        self.ep.receive_bytes(options(branch="z9hG4bK", call_id="one"), PEER, 0.0)
+        self.ep.receive_bytes(options(branch="z9hG4bK", call_id="two"), PEER, 0.1)
+        self.assertEqual([r.call_id for r, _ in self.replies()], ["one", "two"])
+
+    def test_ipv6_advertised_host_bracketed(self) -> None:
+        ep = SipEndpoint(EndpointConfig(host="::1", port=5060))
+        account = SipAccount(login="1001", password="x", domain="::1", port=5070)
+        ep.register(account, 0.0)
+        [(data, target)] = ep.take_outgoing()
+        request = parse_message(data)
+        self.assertEqual(request.top_via.host, "[::1]")
+        self.assertIn("sip:1001@[::1]:5060", request.headers.get("Contact"))
+        self.assertEqual((target.host, target.port), ("::1", 5070))
 
     def test_response_goes_to_source_port_with_rport(self) -> None:
         self.ep.receive_bytes(options(via_host="10.0.0.5:5060;rport"), PEER, 0.0)

@@ -54,8 +54,8 @@ _LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn
 def make_log_observer(level: str, output: IO[str]) -> ILogObserver:
     """A text observer on ``output`` that drops events below ``level``.
 
-    twisted.logger's observers write every level, debug included; the SIP layer logs whole
-    messages at debug, so without this filter an ``info`` gateway would write every packet.
+    twisted.logger's observers write every level, debug included, so without this filter an
+    ``info`` gateway would still write every debug event.
     """
     predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS[level])
     return FilteringLogObserver(textFileLogObserver(output), [predicate])

@@ -39,6 +39,11 @@ def escape_user(user: str) -> str:
     return "".join(out)
 
 
+def uri_host(host: str) -> str:
+    """A host as a SIP URI wants it: IPv6 literals in brackets (RFC 3261 §25.1 IPv6reference)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 def _mask(_: object) -> str:
     return "'***'"
 
@@ -94,11 +99,11 @@ class SipAccount:
 
     def aor(self) -> str:
         """The address-of-record ``sip:login@domain`` (RFC 3261 §10.2.1: To and From)."""
-        return f"sip:{escape_user(self.login)}@{self.domain}"
+        return f"sip:{escape_user(self.login)}@{uri_host(self.domain)}"
 
     def registrar_uri(self) -> str:
         """The REGISTER Request-URI ``sip:domain`` (RFC 3261 §10.2: no userinfo)."""
-        return f"sip:{self.domain}"
+        return f"sip:{uri_host(self.domain)}"
 
     def next_hop(self) -> tuple[str, int, str]:
         """(host, port, transport) to send requests to: the outbound proxy, else the domain."""

@@ -18,7 +18,7 @@ from typing import Callable, Protocol
 import attr
 from twisted.logger import Logger
 
-from wcsgw.sip.account import SipAccount, escape_user
+from wcsgw.sip.account import SipAccount, escape_user, uri_host
 from wcsgw.sip.checks import check_request
 from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.ids import new_branch, new_tag
@@ -27,6 +27,7 @@ from wcsgw.sip.parser import parse_message
 from wcsgw.sip.registration import Registration
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target, unbracket
+from wcsgw.sip.timers import EPSILON
 from wcsgw.sip.transaction import (
     ClientTransaction,
     RequestReceived,
@@ -45,8 +46,8 @@ log = Logger(namespace="wcsgw.sip")
 ALLOWED_METHODS: tuple[str, ...] = (
     "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "REFER", "NOTIFY", "UPDATE", "PRACK",
 )
-#: Extensions we implement (Require: of these is not refused with 420).
-SUPPORTED_EXTENSIONS: tuple[str, ...] = ("replaces", "norefersub")
+#: Extensions we implement (a Require: of anything else is refused with 420).
+SUPPORTED_EXTENSIONS: tuple[str, ...] = ()
 ACCEPTED_CONTENT_TYPES: tuple[str, ...] = (
     "application/sdp", "application/dtmf-relay", "message/sipfrag",
 )
@@ -75,6 +76,18 @@ class RequestHandler(Protocol):
     def handle_request(
         self, request: Request, transaction: ServerTransaction | None, source: Target, now: float
     ) -> bool: ...
+
+
+class TimedUser(Protocol):
+    """A transaction user with timers of its own (a call's no-answer timeout, ...).
+
+    The endpoint folds :meth:`next_deadline` into its own and calls :meth:`handle_timer`
+    once that instant has come, so one timer in the transport adapter serves everyone.
+    """
+
+    def next_deadline(self) -> float | None: ...
+
+    def handle_timer(self, now: float) -> None: ...
 
 
 @attr.s(auto_attribs=True)
@@ -120,6 +133,8 @@ class SipEndpoint:
         self._malformed_logged_at = -1e9
         #: called with each registration the endpoint stops keeping (after its un-REGISTER)
         self.registration_removed: list[Callable[[AccountRegistration], None]] = []
+        #: transaction users whose deadlines this endpoint keeps (see :class:`TimedUser`)
+        self.timed_users: list[TimedUser] = []
 
     # -- input from the transports ------------------------------------------------------
 
@@ -131,9 +146,13 @@ class SipEndpoint:
         try:
             msg = parse_message(data)
         except SipParseError as exc:
-            self._malformed(exc, source, now)
+            self.malformed(exc, source, now)
             return
-        self.layer.receive(msg, source, now)
+        try:
+            self.layer.receive(msg, source, now)
+        except SipParseError as exc:  # a header the layer reads that the parser let through
+            self.malformed(exc, source, now)
+            return
         self._dispatch(now)
 
     def transport_error(self, target: Target, now: float) -> None:
@@ -150,10 +169,16 @@ class SipEndpoint:
                 if request is not None:
                     self._send_register(reg, request, now)
                 self._registration_events(reg)
+        for user in list(self.timed_users):
+            deadline = user.next_deadline()
+            if deadline is not None and deadline <= now + EPSILON:
+                user.handle_timer(now)
+        self._dispatch(now)
 
     def next_deadline(self) -> float | None:
         deadlines = [self.layer.next_deadline()]
         deadlines += [r.registration.next_deadline() for r in self._registrations if not r.busy]
+        deadlines += [user.next_deadline() for user in self.timed_users]
         live = [d for d in deadlines if d is not None]
         return min(live) if live else None
 
@@ -171,13 +196,18 @@ class SipEndpoint:
         now: float,
         on_response: ResponseCallback,
         on_failure: FailureCallback | None = None,
+        *,
+        stamp: bool = True,
     ) -> ClientTransaction | None:
         """Send ``request`` in a new client transaction (ACK: statelessly) to ``target``.
 
         The endpoint adds what is its own to say: the top Via (sent-by, fresh branch, rport),
-        Max-Forwards and User-Agent.
+        Max-Forwards and User-Agent.  ``stamp=False`` sends a request that already carries
+        its Via as it is: a CANCEL, which must copy the INVITE's top Via (RFC 3261 §9.1), or
+        the ACK of a 2xx sent again for a retransmitted 2xx (§13.2.2.4).
         """
-        self.stamp_outgoing(request, target)
+        if stamp:
+            self.stamp_outgoing(request, target)
         if request.method == "ACK":
             self.layer.send_stateless(request, target)
             return None
@@ -187,7 +217,7 @@ class SipEndpoint:
 
     def stamp_outgoing(self, request: Request, target: Target) -> None:
         via = (
-            f"SIP/2.0/{target.transport} {self.config.host}:{self.config.port}"
+            f"SIP/2.0/{target.transport} {self._host_for_uri()}:{self.config.port}"
             f";branch={new_branch()};rport"
         )
         request.headers.prepend("Via", via)
@@ -202,10 +232,11 @@ class SipEndpoint:
         self.layer.send_response(response, now)
         self._dispatch(now)
 
+    def _host_for_uri(self) -> str:
+        return uri_host(self.config.host)
+
     def contact_uri(self, user: str | None, transport: str) -> str:
-        host = self.config.host
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
+        host = self._host_for_uri()
         userpart = f"{user}@" if user else ""
         suffix = "" if transport.upper() == "UDP" else f";transport={transport.lower()}"
         return f"sip:{userpart}{host}:{self.config.port}{suffix}"
@@ -333,7 +364,8 @@ class SipEndpoint:
             response = make_response(request, 200, to_tag=new_tag())
             response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
             response.headers.add("Accept", "application/sdp")
-            response.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
+            if SUPPORTED_EXTENSIONS:
+                response.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
         elif method == "CANCEL":
             invite = self.layer.find_server_invite(request)
             if invite is None:
@@ -351,7 +383,7 @@ class SipEndpoint:
             response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
         self.respond(response, now)
 
-    def _malformed(self, exc: SipParseError, source: Target, now: float) -> None:
+    def malformed(self, exc: SipParseError, source: Target, now: float) -> None:
         """Answer 400 when the request can be addressed, otherwise drop; never raise."""
         self.stats.malformed += 1
         partial = exc.partial

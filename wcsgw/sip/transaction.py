@@ -149,9 +149,9 @@ Key = tuple[Hashable, ...]
 
 
 def _is_rfc3261(via: Via) -> bool:
-    """§17.2.3: only a branch starting with the magic cookie is trusted to be unique."""
-    branch = via.branch
-    return branch is not None and branch.startswith(MAGIC_COOKIE)
+    """§17.2.3: only a branch starting with the magic cookie (and carrying something after it,
+    RFC 4475 badbranch) is trusted to be unique."""
+    return via.rfc3261_branch
 
 
 def _sent_by(via: Via) -> tuple[str, int]:

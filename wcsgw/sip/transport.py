@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 
 from wcsgw.sip.endpoint import SipEndpoint
+from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.framing import FramingError, StreamFramer
 from wcsgw.sip.target import Target
 
@@ -37,7 +38,13 @@ class _UDP(DatagramProtocol):
         self.owner = owner
 
     def datagramReceived(self, data: bytes, addr: tuple) -> None:  # noqa: N802 (Twisted API)
-        self.owner.received(data, Target("UDP", addr[0], addr[1]))
+        source = Target("UDP", addr[0], addr[1])
+        if len(data) > self.owner.max_message_size:
+            # The read is one byte longer than the limit, so this datagram was cut: parsing
+            # what is left could accept a message with a truncated body.
+            self.owner.stream_broken(SipParseError("datagram larger than the limit", 413), source)
+            return
+        self.owner.received(data, source)
 
     def connectionRefused(self) -> None:  # noqa: N802 - only on connected UDP; we are not
         pass
@@ -66,8 +73,7 @@ class SipStream(Protocol, TimeoutMixin):
             frames = self.framer.feed(data)
         except FramingError as exc:
             # The stream can no longer be resynchronised: drop the connection, and only it.
-            log.warn("closing SIP/TCP from {peer}: {reason}", peer=self.peer, reason=exc.reason)
-            self.owner.endpoint_stats_malformed()
+            self.owner.stream_broken(exc, self.peer)
             self.transport.abortConnection()
             return
         if self.framer.take_pings():
@@ -192,9 +198,10 @@ class SipTransport:
         self.endpoint.receive_bytes(data, source, self.reactor.seconds())
         self.pump()
 
-    def endpoint_stats_malformed(self) -> None:
-        if self.endpoint is not None:
-            self.endpoint.stats.malformed += 1
+    def stream_broken(self, exc: SipParseError, peer: Target | None) -> None:
+        """Counted and logged (rate-limited) like any malformed message."""
+        if self.endpoint is not None and peer is not None:
+            self.endpoint.malformed(exc, peer, self.reactor.seconds())
 
     def stream_up(self, stream: SipStream) -> None:
         self.streams.add(stream)
@@ -242,28 +249,31 @@ class SipTransport:
             self.endpoint.handle_timer(self.reactor.seconds())
             self.pump()
 
-    def _send(self, data: bytes, target: Target) -> None:
+    def _send(self, data: bytes, target: Target, named: Target | None = None) -> None:
+        """Send to ``target``; ``named`` is the target as the endpoint named it (a host name
+        before resolution), which is what a transport error must be reported against."""
         if not is_ip(target.host):
             self._send_resolved(data, target)
             return
         if target.transport == "UDP":
-            self._send_udp(data, target)
+            self._send_udp(data, target, named or target)
         else:
-            self._send_stream(data, target)
+            self._send_stream(data, target, named or target)
 
     def _send_resolved(self, data: bytes, target: Target) -> None:
-        """A hostname target: resolve (A/AAAA via the reactor's resolver), then send."""
+        """A host name: resolve it with the reactor's resolver (IPv4, no SRV/NAPTR), then send."""
         if self._resolve is None:
             self._fail(target)
             return
         d = self._resolve(target.host)
 
         def resolved(address: str) -> None:
-            self._send(data, Target(target.transport, address, target.port, target.connection))
+            self._send(data, Target(target.transport, address, target.port, target.connection),
+                       named=target)
 
         d.addCallbacks(resolved, lambda _f: self._fail(target))
 
-    def _send_udp(self, data: bytes, target: Target) -> None:
+    def _send_udp(self, data: bytes, target: Target, named: Target) -> None:
         if self._udp_port is None:
             return
         try:
@@ -271,9 +281,9 @@ class SipTransport:
         except (OSError, error.MessageLengthError) as exc:
             log.warn("UDP send to {host}:{port} failed: {exc}",
                      host=target.host, port=target.port, exc=exc)
-            self._fail(target)
+            self._fail(named)
 
-    def _send_stream(self, data: bytes, target: Target) -> None:
+    def _send_stream(self, data: bytes, target: Target, named: Target) -> None:
         conn = target.connection
         if isinstance(conn, SipStream) and conn.connected_ok:
             conn.send(data)
@@ -287,11 +297,11 @@ class SipTransport:
             self._connecting[key].append(data)
             return
         if len(self.streams) + len(self._connecting) >= self.max_connections:
-            self._fail(target)
+            self._fail(named)
             return
         self._connecting[key] = [data]
         tcp: IReactorTCP = self.reactor  # type: ignore[assignment]
-        tcp.connectTCP(target.host, target.port, _ConnectFactory(self, key, target), timeout=10,
+        tcp.connectTCP(target.host, target.port, _ConnectFactory(self, key, named), timeout=10,
                        bindAddress=(self.listen, 0) if self.listen not in ("0.0.0.0", "::") else None)
 
     def _fail(self, target: Target) -> None:
