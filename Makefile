@@ -21,7 +21,7 @@ TRIAL_ARGS ?=
 # time).  PACKAGES: everything the test suite needs — real peers (Kamailio registrar/proxy,
 # baresip phones, sox for tone files).  Add new test dependencies (chromium, ...) here.
 RUN_PACKAGES := libopus0
-PACKAGES := $(RUN_PACKAGES) kamailio baresip-core sox
+PACKAGES := $(RUN_PACKAGES) kamailio baresip-core sox chromium
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
