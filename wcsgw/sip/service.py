@@ -91,17 +91,27 @@ class SipService(Service):
             if account.register:
                 self.register(account)
 
-    def register(self, account: SipAccount) -> AccountRegistration:
-        """Keep ``account`` registered until the service stops."""
+    def register(
+        self, account: SipAccount, listener: Callable[[object], None] | None = None
+    ) -> AccountRegistration:
+        """Keep ``account`` registered until :meth:`unregister` or the service stops.
+        ``listener`` hears this registration's events; ``registration_listeners`` hear all."""
         assert self.endpoint is not None and self.transport is not None
 
-        def listener(event: object) -> None:
+        def fan_out(event: object) -> None:
+            if listener is not None:
+                listener(event)
             for observer in list(self.registration_listeners):
                 observer(account, event)
 
-        reg = self.endpoint.register(account, self.reactor.seconds(), listener)
+        reg = self.endpoint.register(account, self.reactor.seconds(), fan_out)
         self.transport.pump()
         return reg
+
+    def unregister(self, reg: AccountRegistration) -> None:
+        if self.endpoint is not None and self.transport is not None:
+            self.endpoint.unregister(reg, self.reactor.seconds())
+            self.transport.pump()
 
     def stopService(self) -> defer.Deferred:  # noqa: N802
         super().stopService()

@@ -1,0 +1,23 @@
+"""Errors the call layer reports to API clients: a stable code (>= 1000, JSON-RPC application
+range), a message a person can read, and the request field at fault when there is one."""
+
+from __future__ import annotations
+
+
+class Codes:
+    INVALID = 1000  # a parameter has a value the gateway cannot use
+    NOT_CONNECTED = 1001  # call before connect
+    DUPLICATE_CALL = 1002  # callId already in use
+    UNKNOWN_CALL = 1003  # no such call (or not this session's)
+    FORBIDDEN = 1004  # policy: destination or server not allowed
+    NO_CODECS = 1005  # the offer has nothing the gateway can bridge
+    BAD_STATE = 1006  # the call cannot do that now (e.g. hangup after the end)
+    NOT_SUPPORTED = 1099  # a contract method not implemented yet
+
+
+class CallError(Exception):
+    def __init__(self, code: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field

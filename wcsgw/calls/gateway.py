@@ -1,0 +1,160 @@
+"""The B2BUA's face toward the APIs: browser sessions, their SIP accounts and their calls.
+
+The JSON-RPC (and later REST) layer talks only to :class:`CallGateway`; it never sees SIP or
+media objects.  Each session is one browser connection: it may bring a SIP account (checked
+against the policy, registered if asked) and places calls; when it goes away — disconnect, or
+its WebSocket simply closes — every call it owned is ended on the SIP side and its binding is
+removed, so nothing is left up behind a vanished browser.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Protocol
+
+import attr
+from twisted.logger import Logger
+
+from wcsgw.calls.errors import CallError, Codes
+from wcsgw.calls.policy import Policy
+from wcsgw.calls.status import SessionStatus
+from wcsgw.sip.account import SipAccount
+from wcsgw.sip.endpoint import AccountRegistration
+from wcsgw.sip.registration import Registered, RegistrationFailed, Unregistered
+
+__all__ = ["CallError", "CallGateway", "Codes", "SessionListener"]
+
+log = Logger(namespace="wcsgw.calls")
+
+
+class SessionListener(Protocol):
+    """What a browser session hears back (the WebSocket layer turns these into notifications)."""
+
+    def session_status(self, status: str, sip_status: int | None, info: str) -> None: ...
+
+    def call_status(self, call: dict[str, Any]) -> None: ...
+
+
+@attr.s(auto_attribs=True, eq=False)
+class Session:
+    id: str
+    listener: SessionListener
+    account: SipAccount | None = None
+    connected: bool = False
+    registration: AccountRegistration | None = None
+    calls: dict[str, Any] = attr.ib(factory=dict)  # callId -> Call
+
+
+class CallGateway:
+    """Sessions and calls of one gateway process.
+
+    ``calls`` is the registry of live calls by callId (REST finds them there); ``factory`` builds
+    a :class:`wcsgw.calls.call.Call` — injected so the API layer can be tested without media.
+    """
+
+    def __init__(self, sip: Any, policy: Policy, call_factory: Any) -> None:
+        self.sip = sip
+        self.policy = policy
+        self.call_factory = call_factory
+        self.sessions: dict[str, Session] = {}
+        self.calls: dict[str, Any] = {}
+
+    # -- sessions -----------------------------------------------------------------------
+
+    def open_session(self, session_id: str, listener: SessionListener) -> None:
+        self.sessions[session_id] = Session(session_id, listener)
+
+    def connect(self, session_id: str, account: SipAccount | None, register: bool) -> None:
+        session = self._session(session_id)
+        if session.connected:
+            raise CallError(Codes.BAD_STATE, "already connected; disconnect first")
+        self.policy.check_account(account)
+        session.account = account
+        session.connected = True
+        session.listener.session_status(SessionStatus.ESTABLISHED.value, None, "")
+        if account is not None and register:
+            session.registration = self.sip.register(
+                account, listener=lambda event: self._registration_event(session, event))
+
+    def disconnect(self, session_id: str) -> None:
+        session = self._session(session_id)
+        self._teardown(session)
+        session.listener.session_status(SessionStatus.DISCONNECTED.value, None, "")
+
+    def close_session(self, session_id: str) -> None:
+        """The browser is gone: end its calls and binding, then forget it."""
+        session = self.sessions.pop(session_id, None)
+        if session is not None:
+            self._teardown(session)
+
+    def _teardown(self, session: Session) -> None:
+        for call in list(session.calls.values()):
+            call.hangup()
+        if session.registration is not None:
+            self.sip.unregister(session.registration)
+            session.registration = None
+        session.connected = False
+        session.account = None
+
+    def _registration_event(self, session: Session, event: object) -> None:
+        if session.id not in self.sessions:
+            return
+        if isinstance(event, Registered):
+            session.listener.session_status(SessionStatus.REGISTERED.value, 200, "")
+        elif isinstance(event, RegistrationFailed):
+            status = SessionStatus.AUTHENTICATION_FAIL if event.auth else SessionStatus.FAILED
+            session.listener.session_status(status.value, event.status, event.reason)
+        elif isinstance(event, Unregistered):
+            session.listener.session_status(SessionStatus.UNREGISTERED.value, None, event.reason)
+
+    # -- calls --------------------------------------------------------------------------
+
+    def call(
+        self,
+        session_id: str,
+        *,
+        call_id: str | None,
+        callee: str,
+        visible_name: str | None,
+        has_audio: bool,
+        has_video: bool,
+        sdp: str,
+        sip_headers: dict[str, str],
+    ) -> str:
+        session = self._session(session_id)
+        if not session.connected:
+            raise CallError(Codes.NOT_CONNECTED, "connect before calling")
+        if call_id is None:
+            call_id = secrets.token_hex(8)
+        elif call_id in self.calls:
+            raise CallError(Codes.DUPLICATE_CALL, f"callId {call_id} is already in use", "callId")
+        uri = self.policy.request_uri(session.account, callee)
+        call = self.call_factory(
+            call_id=call_id, session_id=session.id, account=session.account, request_uri=uri,
+            callee=callee, visible_name=visible_name, has_audio=has_audio, has_video=has_video,
+            browser_offer=sdp, sip_headers=sip_headers,
+            on_status=session.listener.call_status, on_gone=self._forget_call,
+        )
+        self.calls[call_id] = call
+        session.calls[call_id] = call
+        call.start()
+        return call_id
+
+    def hangup(self, session_id: str, call_id: str) -> None:
+        session = self._session(session_id)
+        call = session.calls.get(call_id)
+        if call is None:
+            raise CallError(Codes.UNKNOWN_CALL, f"no call {call_id} in this session", "callId")
+        call.hangup()
+
+    def _forget_call(self, call: Any) -> None:
+        self.calls.pop(call.call_id, None)
+        session = self.sessions.get(call.session_id)
+        if session is not None:
+            session.calls.pop(call.call_id, None)
+
+    def _session(self, session_id: str) -> Session:
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise CallError(Codes.NOT_CONNECTED, "unknown session")
+        return session
