@@ -1,0 +1,148 @@
+"""Routing in-dialog requests to whoever owns the dialog (RFC 3261 §12.2.2).
+
+A request that carries a To tag belongs to a dialog; the UAS core finds that dialog by its ID
+(Call-ID, local tag = the request's To tag, remote tag = its From tag) and hands the request to
+the session that owns it.  When no dialog matches, §12.2.2 says to answer 481 (Call/Transaction
+Does Not Exist): answering anything else, or letting a default handler treat it as a new
+request, would let a stray BYE or re-INVITE act on nothing — or on a call that is gone.
+
+One :class:`DialogRouter` serves the whole endpoint (:meth:`DialogRouter.install` is
+idempotent), so outgoing calls now and incoming calls later share one table.  It is a plain
+:class:`~wcsgw.sip.endpoint.RequestHandler`: sans-IO, no clock, no sockets.
+
+:func:`dialog_target` answers the other half of in-dialog routing: where a request built from a
+dialog is sent (§8.1.2 / §12.2.1.1: the first route of the route set, else the remote target).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from twisted.logger import Logger
+
+from wcsgw.sip.dialog import Dialog
+from wcsgw.sip.errors import SipParseError
+from wcsgw.sip.headers import parse_name_addr
+from wcsgw.sip.message import Request
+from wcsgw.sip.responses import make_response
+from wcsgw.sip.target import Target, default_port, unbracket
+from wcsgw.sip.transaction import ServerTransaction
+from wcsgw.sip.uri import parse_uri
+
+if TYPE_CHECKING:
+    from wcsgw.sip.endpoint import SipEndpoint
+
+__all__ = ["DialogId", "DialogOwner", "DialogRouter", "dialog_target"]
+
+log = Logger(namespace="wcsgw.sip.dialogs")
+
+#: (Call-ID, local tag, remote tag): the dialog ID of RFC 3261 §12.
+DialogId = tuple[str, str, str]
+
+
+class DialogOwner(Protocol):
+    """A session holding dialogs: it gets every request the router matches to one of them."""
+
+    def receive_in_dialog(
+        self,
+        dialog: Dialog,
+        request: Request,
+        transaction: ServerTransaction | None,
+        source: Target,
+        now: float,
+    ) -> None: ...
+
+
+def dialog_target(dialog: Dialog, default_transport: str = "UDP") -> Target:
+    """Where a request built by ``dialog`` goes next (RFC 3261 §12.2.1.1 with §8.1.2).
+
+    The first entry of the route set when there is one (loose or strict router alike: either
+    way that element is the next hop), else the remote target.  The transport is the URI's
+    ``transport`` parameter, TLS for a ``sips`` URI, and otherwise ``default_transport`` —
+    the transport the dialog-creating INVITE used, since a proxy that Record-Routes without a
+    transport parameter expects in-dialog requests on the transport it received the INVITE
+    over (Kamailio adds the parameter only when it changes transport).
+    """
+    if dialog.route_set:
+        uri = parse_name_addr(dialog.route_set[0]).uri
+    else:
+        uri = parse_uri(dialog.remote_target)
+    transport = uri.params.get("transport")
+    if transport:
+        transport = transport.upper()
+    elif uri.scheme == "sips":
+        transport = "TLS"
+    else:
+        transport = default_transport.upper()
+    host = uri.params.get("maddr") or uri.host
+    return Target(transport, unbracket(host), uri.port or default_port(transport))
+
+
+class DialogRouter:
+    """The endpoint's table of live dialogs, and the 481 for requests matching none."""
+
+    def __init__(self, endpoint: "SipEndpoint") -> None:
+        self.endpoint = endpoint
+        self._dialogs: dict[DialogId, tuple[Dialog, DialogOwner]] = {}
+
+    @classmethod
+    def install(cls, endpoint: "SipEndpoint") -> "DialogRouter":
+        """The endpoint's router, created and put first in ``endpoint.handlers`` the first time.
+
+        First, because a request with a To tag is in-dialog whatever its method: no handler
+        for new requests should see it.
+        """
+        for handler in endpoint.handlers:
+            if isinstance(handler, cls):
+                return handler
+        router = cls(endpoint)
+        endpoint.handlers.insert(0, router)
+        return router
+
+    # -- the table --
+
+    def add(self, dialog: Dialog, owner: DialogOwner) -> None:
+        self._dialogs[dialog.dialog_id] = (dialog, owner)
+
+    def remove(self, dialog: Dialog) -> None:
+        entry = self._dialogs.get(dialog.dialog_id)
+        if entry is not None and entry[0] is dialog:
+            del self._dialogs[dialog.dialog_id]
+
+    def find(self, dialog_id: DialogId) -> tuple[Dialog, DialogOwner] | None:
+        return self._dialogs.get(dialog_id)
+
+    def __len__(self) -> int:
+        return len(self._dialogs)
+
+    def __contains__(self, dialog_id: object) -> bool:
+        return dialog_id in self._dialogs
+
+    # -- RequestHandler --
+
+    def handle_request(
+        self, request: Request, transaction: ServerTransaction | None, source: Target, now: float
+    ) -> bool:
+        method = request.method
+        if method == "CANCEL":
+            # A CANCEL names the transaction it cancels, not a dialog (§9.2): the endpoint
+            # finds that transaction, whatever the To tag says.
+            return False
+        try:
+            remote_tag = request.from_.tag
+            local_tag = request.to.tag
+            call_id = request.call_id
+        except (SipParseError, ValueError):
+            return False
+        if not local_tag:
+            return False  # a new request: not ours
+        entry = self._dialogs.get((call_id, local_tag, remote_tag or ""))
+        if entry is not None:
+            dialog, owner = entry
+            owner.receive_in_dialog(dialog, request, transaction, source, now)
+            return True
+        if method == "ACK":
+            return False  # an ACK for a 2xx of a dialog that is gone: the endpoint absorbs it
+        log.debug("{method} for unknown dialog {call_id}: 481", method=method, call_id=call_id)
+        self.endpoint.respond(make_response(request, 481, "Call/Transaction Does Not Exist"), now)
+        return True

@@ -1,0 +1,612 @@
+"""An outgoing call's SIP signalling, sans-IO: the INVITE client session (RFC 3261 §13-§15, §9).
+
+:class:`OutgoingInvite` is the transaction user above one INVITE: it builds the INVITE, answers
+digest challenges, follows provisional responses and early dialogs, ACKs the 2xx, cancels,
+hangs up with BYE and takes the peer's BYE.  What the call layer needs to know comes out as
+four events — :class:`Provisional`, :class:`Answered`, :class:`Failed`, :class:`Ended` — given to
+the ``listener`` synchronously.  A started session ends with exactly one :class:`Failed` or
+:class:`Ended`; nothing follows it.
+
+Like the rest of ``wcsgw.sip`` it never reads a clock or touches a socket: ``now`` is passed in,
+requests go through :meth:`SipEndpoint.send_request`, and the session's own timers (the
+no-answer timeout, the CANCEL guard) are folded into the endpoint's deadline via
+``endpoint.timed_users``.  A caller that calls :meth:`OutgoingInvite.start` or
+:meth:`OutgoingInvite.hangup` from outside the endpoint (a WebSocket message, a REST call)
+must pump the transport afterwards (``SipTransport.pump()``), as for registrations: that sends
+what was queued and re-arms the endpoint's timer.
+
+Rules and where they come from:
+
+* the INVITE: From with a fresh tag, To without one, a new Call-ID, CSeq 1, Contact (where the
+  peer sends its in-dialog requests), Allow, Content-Type ``application/sdp`` (§8.1.1, §13.2.1);
+* 401/407: the same INVITE again with credentials, CSeq + 1, a new branch (§22.2, §8.1.3.5);
+  a challenge that refuses the credentials just sent ends the call as :class:`Failed`;
+* 1xx: :class:`Provisional` (with the SDP of early media, 183); a To tag makes an early
+  dialog (§12.1.2, §13.2.2.1), one per fork;
+* 2xx: the dialog is confirmed, the ACK (a new transaction, the INVITE's CSeq number and its
+  credentials, §13.2.2.4) goes out, :class:`Answered`; every retransmission of that 2xx is
+  ACKed again; a 2xx of another fork is ACKed and then ended with BYE (§13.2.2.4: "the UAC
+  core MUST ... send a BYE" when it does not want a second dialog);
+* 3xx-6xx: :class:`Failed` with ``"<code> <reason>"`` (the transaction ACKs it, §17.1.1.3);
+* hang-up before a final answer: CANCEL (§9.1), but only once a provisional response has
+  arrived — before that the CANCEL would overtake the INVITE at a stateless hop — and then the
+  INVITE's final (487) ends the call.  If a 2xx crosses the CANCEL, it is ACKed and the
+  dialog ended with BYE.  With no final within 64*T1 of the CANCEL the call is given up;
+* hang-up once confirmed: BYE (§15.1.1); the call has ended when its final response (or its
+  timeout) comes;
+* a BYE from the peer: 200 and :class:`Ended` with ``by_remote=True`` (§15.1.2);
+* no answer within ``no_answer_timeout``: CANCEL, then :class:`Failed` ``(None, "Failed by
+  request timeout")``; Timer B (no response at all) ends the same way.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Callable, Iterable, Union
+
+import attr
+from twisted.logger import Logger
+
+from wcsgw.sip.account import SipAccount, escape_user
+from wcsgw.sip.dialog import Dialog, format_name_addr
+from wcsgw.sip.dialogs import DialogRouter, dialog_target
+from wcsgw.sip.digest import ChallengeOutcome, DigestClient
+from wcsgw.sip.endpoint import ALLOWED_METHODS, SUPPORTED_EXTENSIONS, SipEndpoint
+from wcsgw.sip.errors import SipParseError
+from wcsgw.sip.ids import new_call_id, new_cnonce, new_tag
+from wcsgw.sip.message import Headers, Request, Response, canonical_name
+from wcsgw.sip.responses import make_response
+from wcsgw.sip.target import Target, unbracket
+from wcsgw.sip.timers import EPSILON
+from wcsgw.sip.transaction import ServerTransaction
+
+__all__ = [
+    "Answered",
+    "Ended",
+    "Failed",
+    "InviteEvent",
+    "InviteState",
+    "OutgoingInvite",
+    "Provisional",
+    "build_cancel",
+    "REASON_NORMAL",
+    "REASON_TIMEOUT",
+    "REASON_TRANSPORT",
+]
+
+log = Logger(namespace="wcsgw.sip.invite")
+
+#: ``info`` strings of the contract (contract.md, call statuses).
+REASON_NORMAL = "Normal call clearing"
+REASON_TIMEOUT = "Failed by request timeout"
+REASON_TRANSPORT = "Failed by transport error"
+
+#: Challenges answered per call before giving up (a server answering every INVITE with
+#: ``stale=true`` must not make us loop).
+MAX_CHALLENGES = 3
+
+#: Headers the session owns in the INVITE; ``extra_headers`` may not set them.
+_OWN_HEADERS = frozenset({
+    "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Content-Type", "Content-Length",
+    "Authorization", "Proxy-Authorization",
+})
+
+
+# ------------------------------------------------------------------------------------ events
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Provisional:
+    """A 1xx arrived: 100 Trying, 180 Ringing, 183 Session Progress (``sdp``: early media)."""
+
+    status: int
+    reason: str
+    sdp: bytes | None = None
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Answered:
+    """The call is up: a 2xx arrived and was ACKed; ``sdp`` is the callee's answer."""
+
+    sdp: bytes
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Failed:
+    """The call never came up.  ``status`` is the SIP final (486, 404, 487 ...) or None for a
+    timeout or transport error; ``reason`` is ``"<code> <reason phrase>"`` or one of the
+    contract's ``Failed by ...`` texts."""
+
+    status: int | None
+    reason: str
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Ended:
+    """The call is over: hung up by us (``by_remote=False``: our BYE or CANCEL is settled)
+    or by the peer (its BYE, answered 200)."""
+
+    reason: str
+    by_remote: bool
+
+
+InviteEvent = Union[Provisional, Answered, Failed, Ended]
+
+
+class InviteState(enum.Enum):
+    IDLE = "idle"  # built, not started
+    CALLING = "calling"  # INVITE sent, no provisional response yet
+    PROCEEDING = "proceeding"  # a provisional response arrived
+    CANCELLING = "cancelling"  # hang-up before a final: CANCEL sent or waiting to be sent
+    CONFIRMED = "confirmed"  # 2xx ACKed: the call is up
+    TERMINATING = "terminating"  # our BYE is in flight
+    TERMINATED = "terminated"  # the terminal event was given
+
+
+# -------------------------------------------------------------------------------- helpers
+
+
+def build_cancel(invite: Request) -> Request:
+    """The CANCEL of ``invite`` (RFC 3261 §9.1), which must already carry its Via.
+
+    Request-URI, Call-ID, From, To and the CSeq number are the INVITE's (method CANCEL); the
+    single Via is the INVITE's top Via, branch included, so every hop matches the CANCEL to
+    the INVITE's transaction; the Route headers are the INVITE's.  No credentials: a CANCEL
+    cannot be challenged (§22.1).
+    """
+    via = invite.headers.get("Via")
+    if via is None:
+        raise ValueError("the INVITE has not been sent (no Via)")
+    h = Headers()
+    h.add("Via", via)
+    for route in invite.headers.get_all("Route"):
+        h.add("Route", route)
+    h.add("Max-Forwards", invite.headers.get("Max-Forwards") or "70")
+    for name in ("From", "To", "Call-ID"):
+        value = invite.headers.get(name)
+        assert value is not None
+        h.add(name, value)
+    h.add("CSeq", f"{invite.cseq[0]} CANCEL")
+    user_agent = invite.headers.get("User-Agent")
+    if user_agent is not None:
+        h.add("User-Agent", user_agent)
+    h.add("Content-Length", "0")
+    return Request("CANCEL", invite.uri, h)
+
+
+def _sdp_of(message: Response) -> bytes | None:
+    """The body when it is SDP (RFC 3261 §13.2.1: the answer of an offer/answer exchange)."""
+    if not message.body:
+        return None
+    content_type = (message.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    return message.body if content_type == "application/sdp" else None
+
+
+def _ignore_response(_response: Response, _now: float) -> None:
+    pass
+
+
+def _ignore_failure(_reason: str, _now: float) -> None:
+    pass
+
+
+# -------------------------------------------------------------------------------- session
+
+
+class OutgoingInvite:
+    """One outgoing INVITE session, from the first INVITE to the last BYE response."""
+
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        account: SipAccount,
+        request_uri: str,
+        sdp: bytes,
+        *,
+        listener: Callable[[InviteEvent], None],
+        display_name: str | None = None,
+        extra_headers: Iterable[tuple[str, str]] = (),
+        no_answer_timeout: float | None = 60.0,
+        digest: DigestClient | None = None,
+    ) -> None:
+        """``request_uri`` is whom to call (``sip:1002@pbx.example.com``), ``sdp`` the offer.
+        ``display_name`` overrides the account's for this call's From.  ``extra_headers``
+        (``X-...``, ``P-Asserted-Identity`` ...) go into the INVITE; headers the session
+        builds itself are refused.  ``no_answer_timeout`` None waits as long as the peer
+        rings.  ``digest`` shares a DigestClient (and its cached nonces) with other requests
+        of the account; by default each call has its own."""
+        self.endpoint = endpoint
+        self.account = account
+        self.request_uri = request_uri
+        self.sdp = sdp
+        self.listener = listener
+        self.display_name = display_name if display_name is not None else account.display_name
+        self.extra_headers = [(canonical_name(n), v) for n, v in extra_headers]
+        for name, _ in self.extra_headers:
+            if name in _OWN_HEADERS:
+                raise ValueError(f"{name} is set by the INVITE session, not by the caller")
+        self.no_answer_timeout = no_answer_timeout
+        self._digest = digest or DigestClient(account.credentials(), cnonce_factory=new_cnonce)
+
+        host, port, transport = account.next_hop()
+        #: where the INVITE (and the CANCEL, §9.1) goes: the outbound proxy or the domain
+        self.target = Target(transport.upper(), unbracket(host), port)
+        self.contact = endpoint.contact_uri(escape_user(account.login), transport)
+        self.call_id = new_call_id()
+        self.local_tag = new_tag()
+        self.state = InviteState.IDLE
+        #: the INVITE in flight (the latest one: a digest retry replaces it), Via included
+        self.invite: Request | None = None
+        #: the confirmed dialog once a 2xx arrived
+        self.dialog: Dialog | None = None
+        #: early dialogs by the callee's To tag (one per fork that sent a 1xx with a tag)
+        self.early_dialogs: dict[str, Dialog] = {}
+        #: status of the INVITE's final response (200, 486, 487 ...), None until one came
+        self.final_status: int | None = None
+        #: optional hook for in-dialog requests other than BYE (re-INVITE, INFO, REFER ...);
+        #: return True when it answered the request through ``endpoint.respond``
+        self.on_request: Callable[[Request, ServerTransaction | None, float], bool] | None = None
+
+        self._cseq = 0
+        self._challenges = 0
+        self._provisional_seen = False  # for the INVITE in flight (§9.1)
+        self._cancel_sent = False
+        self._outcome: InviteEvent | None = None  # terminal event decided by a hang-up
+        self._no_answer_at: float | None = None
+        self._cancel_guard_at: float | None = None
+        self._acks: dict[str, tuple[Request, Target]] = {}  # To tag -> ACK as sent
+        self._router: DialogRouter | None = None
+        self._done = False
+
+    def __repr__(self) -> str:
+        return f"<OutgoingInvite {self.request_uri} {self.state.name} call_id={self.call_id!r}>"
+
+    # ------------------------------------------------------------------ public API
+
+    def start(self, now: float) -> None:
+        """Send the INVITE."""
+        if self.state is not InviteState.IDLE:
+            raise RuntimeError(f"start() in state {self.state.name}")
+        self._router = DialogRouter.install(self.endpoint)
+        self.endpoint.timed_users.append(self)
+        self.state = InviteState.CALLING
+        if self.no_answer_timeout is not None:
+            self._no_answer_at = now + self.no_answer_timeout
+        self._send_invite(now)
+
+    def hangup(self, now: float) -> None:
+        """End the call from our side, whatever its state: CANCEL before a final answer
+        (queued until a provisional came), BYE once confirmed, nothing when already ending.
+        The terminal event (:class:`Ended`, ``by_remote=False``) follows once the peer has
+        answered (or the request timed out)."""
+        state = self.state
+        if state is InviteState.IDLE:
+            self.state = InviteState.TERMINATED
+            self._done = True
+        elif state in (InviteState.CALLING, InviteState.PROCEEDING):
+            self._outcome = Ended(REASON_NORMAL, by_remote=False)
+            self._cancel(now)
+        elif state is InviteState.CONFIRMED:
+            self._outcome = Ended(REASON_NORMAL, by_remote=False)
+            self.state = InviteState.TERMINATING
+            assert self.dialog is not None
+            self._send_bye(self.dialog, now, final=True)
+
+    def next_deadline(self) -> float | None:
+        """The no-answer timeout or the CANCEL guard, whichever comes first (TimedUser)."""
+        deadlines = [d for d in (self._no_answer_at, self._cancel_guard_at) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: float) -> None:
+        if self._no_answer_at is not None and self._no_answer_at <= now + EPSILON:
+            self._no_answer_at = None
+            if self.state in (InviteState.CALLING, InviteState.PROCEEDING):
+                log.info("no answer to {uri} within {t} s: cancelling",
+                         uri=self.request_uri, t=self.no_answer_timeout)
+                self._outcome = Failed(None, REASON_TIMEOUT)
+                self._cancel(now)
+        if self._cancel_guard_at is not None and self._cancel_guard_at <= now + EPSILON:
+            self._cancel_guard_at = None
+            if self.state is InviteState.CANCELLING:
+                # §9.1: no final response 64*T1 after the CANCEL: consider it cancelled.
+                self._finish(self._outcome or Failed(None, REASON_TIMEOUT))
+
+    @property
+    def terminated(self) -> bool:
+        return self.state is InviteState.TERMINATED
+
+    # ------------------------------------------------------------------ INVITE
+
+    def _build_invite(self) -> Request:
+        self._cseq += 1
+        h = Headers()
+        h.add("From", format_name_addr(self.account.aor(), self.display_name, self.local_tag))
+        h.add("To", format_name_addr(self.request_uri))
+        h.add("Call-ID", self.call_id)
+        h.add("CSeq", f"{self._cseq} INVITE")
+        h.add("Contact", f"<{self.contact}>")
+        h.add("Allow", ", ".join(ALLOWED_METHODS))
+        if SUPPORTED_EXTENSIONS:
+            h.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
+        h.add("Content-Type", "application/sdp")
+        for name, value in self.extra_headers:
+            h.add(name, value)
+        request = Request("INVITE", self.request_uri, h, self.sdp)
+        self._digest.authorize(request)
+        return request
+
+    def _send_invite(self, now: float) -> None:
+        invite = self._build_invite()
+        self.invite = invite
+        self._provisional_seen = False
+        self._cancel_sent = False
+
+        def on_response(response: Response, now: float) -> None:
+            self._on_response(invite, response, now)
+
+        def on_failure(reason: str, now: float) -> None:
+            self._on_invite_failure(invite, reason, now)
+
+        self.endpoint.send_request(invite, self.target, now, on_response, on_failure)
+
+    def _on_response(self, invite: Request, response: Response, now: float) -> None:
+        status = response.status
+        if 200 <= status < 300:
+            self._on_success(invite, response, now)  # re-ACKs whatever the state
+        elif invite is not self.invite:
+            return  # the transaction of a challenged INVITE, settled already
+        elif status < 200:
+            self._on_provisional(response, now)
+        else:
+            self._on_final_failure(response, now)
+
+    def _on_provisional(self, response: Response, now: float) -> None:
+        if self.state not in (InviteState.CALLING, InviteState.PROCEEDING, InviteState.CANCELLING):
+            return
+        self._provisional_seen = True
+        tag = self._to_tag(response)
+        if tag and response.status > 100:
+            dialog = self.early_dialogs.get(tag)
+            if dialog is None:
+                assert self.invite is not None
+                dialog = Dialog.from_uac(self.invite, response, local_contact=f"<{self.contact}>")
+                self.early_dialogs[tag] = dialog
+                self._route(dialog)
+            else:
+                dialog.receive_response(response)
+        if self.state is InviteState.CANCELLING:
+            if not self._cancel_sent:
+                self._send_cancel(now)  # the CANCEL that waited for this provisional
+            return
+        self.state = InviteState.PROCEEDING
+        self._emit(Provisional(response.status, response.reason, _sdp_of(response)))
+
+    def _on_success(self, invite: Request, response: Response, now: float) -> None:
+        tag = self._to_tag(response)
+        if tag is None:
+            log.warn("2xx to INVITE without To tag from {uri}: ignored", uri=self.request_uri)
+            return
+        sent = self._acks.get(tag)
+        if sent is not None:
+            # A retransmission: the UAS has not seen our ACK (§13.2.2.4).
+            ack, target = sent
+            self.endpoint.send_request(ack, target, now, _ignore_response, stamp=False)
+            return
+        wanted = (
+            invite is self.invite
+            and self.dialog is None
+            and self.state in (InviteState.CALLING, InviteState.PROCEEDING, InviteState.CANCELLING)
+        )
+        if not wanted:
+            # Another fork answered too (or the call is over): ACK it, then end it.
+            dialog = Dialog.from_uac(invite, response, local_contact=f"<{self.contact}>")
+            self._send_ack(dialog, invite, now)
+            log.info("second 2xx (To tag {tag}) for {call_id}: ACK and BYE",
+                     tag=tag, call_id=self.call_id)
+            self._send_bye(dialog, now, final=False)
+            return
+        self.final_status = response.status
+        self._no_answer_at = None
+        self._cancel_guard_at = None
+        dialog = self.early_dialogs.pop(tag, None)
+        if dialog is not None:
+            dialog.receive_response(response)  # confirms; route set from the 2xx
+        else:
+            dialog = Dialog.from_uac(invite, response, local_contact=f"<{self.contact}>")
+            self._route(dialog)
+        self.dialog = dialog
+        self._drop_early_dialogs()
+        self._send_ack(dialog, invite, now)
+        if self.state is InviteState.CANCELLING:
+            # The 2xx crossed our CANCEL (or the no-answer timeout): the call is up on the
+            # far side, so end it properly.
+            self.state = InviteState.TERMINATING
+            self._send_bye(dialog, now, final=True)
+            return
+        self.state = InviteState.CONFIRMED
+        self._emit(Answered(response.body))
+
+    def _on_final_failure(self, response: Response, now: float) -> None:
+        if self.state not in (InviteState.CALLING, InviteState.PROCEEDING, InviteState.CANCELLING):
+            return
+        status = response.status
+        self.final_status = status
+        self._drop_early_dialogs()
+        if self.state is InviteState.CANCELLING:
+            # 487 for our CANCEL, or whatever final crossed it: the hang-up is complete.
+            assert self._outcome is not None
+            self._finish(self._outcome)
+            return
+        text = f"{status} {response.reason}"
+        if status in (401, 407):
+            assert self.invite is not None
+            outcome = self._digest.handle_challenge(self.invite, response)
+            self._challenges += 1
+            if outcome is ChallengeOutcome.RETRY and self._challenges <= MAX_CHALLENGES:
+                self.state = InviteState.CALLING
+                self._send_invite(now)
+                return
+            log.info("INVITE to {uri}: credentials refused ({text})", uri=self.request_uri, text=text)
+        self._finish(Failed(status, text))
+
+    def _on_invite_failure(self, invite: Request, reason: str, now: float) -> None:
+        """Timer B (no response at all) or a transport error for the INVITE in flight."""
+        if invite is not self.invite:
+            return
+        if self.state in (InviteState.CALLING, InviteState.PROCEEDING):
+            self._finish(Failed(None, REASON_TIMEOUT if reason == "timeout" else REASON_TRANSPORT))
+        elif self.state is InviteState.CANCELLING:
+            assert self._outcome is not None
+            self._finish(self._outcome)
+
+    # ------------------------------------------------------------------ CANCEL
+
+    def _cancel(self, now: float) -> None:
+        self.state = InviteState.CANCELLING
+        self._no_answer_at = None
+        if self._provisional_seen:
+            self._send_cancel(now)
+        # else: §9.1 — wait for a provisional (then _on_provisional sends it); a final or
+        # Timer B settles the call without one.
+
+    def _send_cancel(self, now: float) -> None:
+        assert self.invite is not None
+        self._cancel_sent = True
+        cancel = build_cancel(self.invite)
+        # §9.1: same destination, port and transport as the INVITE; the Via is the INVITE's.
+        self.endpoint.send_request(cancel, self.target, now, _ignore_response, _ignore_failure,
+                                   stamp=False)
+        self._cancel_guard_at = now + self.endpoint.config.timers.timeout
+
+    # ------------------------------------------------------------------ ACK and BYE
+
+    def _send_ack(self, dialog: Dialog, invite: Request, now: float) -> None:
+        # §13.2.2.4: the INVITE's CSeq number, and the same credentials as the INVITE.
+        credentials = [
+            (name, value) for name in ("Authorization", "Proxy-Authorization")
+            for value in invite.headers.get_all(name)
+        ]
+        ack = dialog.create_ack(invite.cseq[0], credentials)
+        target = dialog_target(dialog, self.target.transport)
+        self.endpoint.send_request(ack, target, now, _ignore_response)
+        self._acks[dialog.remote_tag] = (ack, target)
+
+    def _send_bye(self, dialog: Dialog, now: float, *, final: bool, challenged: int = 0) -> None:
+        """BYE in ``dialog``; ``final``: its answer (or timeout) ends this session."""
+        bye = dialog.create_request("BYE")
+        if challenged:
+            self._digest.authorize(bye)
+        target = dialog_target(dialog, self.target.transport)
+
+        def on_response(response: Response, now: float) -> None:
+            if response.status < 200:
+                return
+            if response.status in (401, 407) and challenged < MAX_CHALLENGES:
+                if self._digest.handle_challenge(bye, response) is ChallengeOutcome.RETRY:
+                    self._send_bye(dialog, now, final=final, challenged=challenged + 1)
+                    return
+            dialog.receive_response(response)
+            dialog.terminate()
+            if final:
+                self._finish(self._outcome or Ended(REASON_NORMAL, by_remote=False))
+
+        def on_failure(reason: str, now: float) -> None:
+            dialog.terminate()
+            if final:
+                self._finish(self._outcome or Ended(REASON_NORMAL, by_remote=False))
+
+        self.endpoint.send_request(bye, target, now, on_response, on_failure)
+
+    # ------------------------------------------------------------------ in-dialog requests
+
+    def receive_in_dialog(
+        self,
+        dialog: Dialog,
+        request: Request,
+        transaction: ServerTransaction | None,
+        source: Target,
+        now: float,
+    ) -> None:
+        """A request the DialogRouter matched to one of our dialogs (DialogOwner)."""
+        method = request.method
+        if method == "ACK":
+            return  # we sent no 2xx to an INVITE: nothing to acknowledge
+        verdict = dialog.receive_request(request)
+        if verdict is not True:
+            assert isinstance(verdict, Response)
+            self.endpoint.respond(verdict, now)  # 500 for an out-of-order CSeq
+            return
+        if method == "BYE":
+            self.endpoint.respond(make_response(request, 200), now)
+            self._on_bye(dialog, now)
+            return
+        if self.on_request is not None and self.on_request(request, transaction, now):
+            return
+        self.endpoint.respond(self._default_answer(request), now)
+
+    def _on_bye(self, dialog: Dialog, now: float) -> None:
+        if self._router is not None:
+            self._router.remove(dialog)
+        if dialog is self.dialog and self.state is InviteState.CONFIRMED:
+            self._finish(Ended(REASON_NORMAL, by_remote=True))
+        elif dialog is not self.dialog:
+            # A BYE on an early dialog (§15: only the caller may, but be lenient): that fork
+            # is gone; the INVITE's final response still settles the call.
+            self.early_dialogs.pop(dialog.remote_tag, None)
+        # TERMINATING: BYEs crossed; our BYE's answer ends the session.
+
+    def _default_answer(self, request: Request) -> Response:
+        """What an in-dialog request gets when no ``on_request`` hook took it."""
+        method = request.method
+        if method == "OPTIONS":
+            response = make_response(request, 200)
+            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+            response.headers.add("Accept", "application/sdp")
+            return response
+        if method == "INFO":
+            return make_response(request, 200)  # e.g. legacy DTMF relays: accepted, unused
+        if method in ("INVITE", "UPDATE"):
+            # §14.2: refusing a re-INVITE leaves the session as it was.
+            return make_response(request, 488)
+        return make_response(request, 501)
+
+    # ------------------------------------------------------------------ internals
+
+    @staticmethod
+    def _to_tag(response: Response) -> str | None:
+        try:
+            return response.to.tag or None
+        except (SipParseError, ValueError):
+            return None
+
+    def _route(self, dialog: Dialog) -> None:
+        if self._router is not None:
+            self._router.add(dialog, self)
+
+    def _drop_early_dialogs(self) -> None:
+        for dialog in self.early_dialogs.values():
+            dialog.terminate()
+            if self._router is not None:
+                self._router.remove(dialog)
+        self.early_dialogs.clear()
+
+    def _finish(self, event: InviteEvent) -> None:
+        if self._done:
+            return
+        self._done = True
+        self.state = InviteState.TERMINATED
+        self._no_answer_at = None
+        self._cancel_guard_at = None
+        self._drop_early_dialogs()
+        if self.dialog is not None:
+            self.dialog.terminate()
+            if self._router is not None:
+                self._router.remove(self.dialog)
+        if self in self.endpoint.timed_users:
+            self.endpoint.timed_users.remove(self)
+        log.info("call {call_id} to {uri}: {event}", call_id=self.call_id, uri=self.request_uri,
+                 event=event)
+        self._emit(event)
+
+    def _emit(self, event: InviteEvent) -> None:
+        self.listener(event)
