@@ -412,6 +412,11 @@ class AccountTests(SynchronousTestCase):
         self.assertEqual((a.auth_name, a.outbound_proxy), ("1001", None))
         self.assertEqual(a.next_hop()[0], "d")
 
+    def test_ipv6_and_host_port_domains(self) -> None:
+        self.assertEqual(SipAccount(login="1", domain="2001:db8::1").aor(), "sip:1@[2001:db8::1]")
+        self.assertEqual(SipAccount(login="1", domain="[2001:db8::1]").registrar_uri(), "sip:[2001:db8::1]")
+        self.assertEqual(SipAccount(login="1", domain="pbx.example.com:5080").aor(), "sip:1@pbx.example.com:5080")
+
     def test_user_part_escaped(self) -> None:
         self.assertEqual(SipAccount(login="a b@c", domain="d").aor(), "sip:a%20b%40c@d")
 

@@ -41,7 +41,8 @@ def escape_user(user: str) -> str:
 
 def uri_host(host: str) -> str:
     """A host as a SIP URI wants it: IPv6 literals in brackets (RFC 3261 §25.1 IPv6reference)."""
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+    # two or more colons: an IPv6 literal; one colon is "host:port", which stays as it is
+    return f"[{host}]" if host.count(":") >= 2 and not host.startswith("[") else host
 
 
 def _mask(_: object) -> str:
