@@ -1,0 +1,320 @@
+"""The session's JSON-RPC methods (wcsgw.api.methods) against a fake gateway: param validation
+naming the field, mapping to CallGateway, CallError -> JSON-RPC error, and no password in logs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from twisted.logger import globalLogPublisher, formatEvent
+from twisted.trial import unittest
+
+from wcsgw.api import jsonrpc
+from wcsgw.api.jsonrpc import Request
+from wcsgw.api.methods import METHODS, NOT_SUPPORTED, UNSUPPORTED_METHODS, SessionMethods
+from wcsgw.calls.gateway import CallError, Codes
+
+from tests.test_api_fakes import FakeGateway, RecordingListener
+
+SESSION = "s-1"
+OFFER = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+SECRET = "s3cr3t-Pa55"
+
+
+class MethodsTestCase(unittest.TestCase):
+    def setUp(self) -> None:
+        self.gateway = FakeGateway()
+        self.listener = RecordingListener()
+        self.gateway.open_session(SESSION, self.listener)
+        self.methods = SessionMethods(self.gateway, SESSION)
+        self._next_id = 0
+
+    def rpc(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        self._next_id += 1
+        reply = self.methods.handle(Request(method, params or {}, self._next_id))
+        assert reply is not None
+        message = json.loads(reply)
+        self.assertEqual(message["id"], self._next_id)
+        return message
+
+    def assertResult(self, message: dict[str, Any]) -> Any:
+        self.assertNotIn("error", message, message)
+        return message["result"]
+
+    def assertError(self, message: dict[str, Any], code: int, field: str | None = None) -> dict:
+        self.assertIn("error", message, message)
+        error = message["error"]
+        self.assertEqual(error["code"], code, error)
+        if field is not None:
+            self.assertEqual(error.get("data", {}).get("field"), field, error)
+        self.assertTrue(error["message"])
+        return error
+
+    def gateway_calls(self, name: str) -> list[tuple]:
+        return [e for e in self.gateway.events.events if e[0] == name]
+
+
+class ConnectTests(MethodsTestCase):
+    def test_test_lines_connect_passes_no_account(self) -> None:
+        result = self.assertResult(self.rpc("connect", {"sipDomain": "", "sipLogin": ""}))
+        self.assertEqual(result, {"sessionId": SESSION})
+        self.assertEqual(self.gateway_calls("connect"), [("connect", SESSION, None, False)])
+        self.assertEqual(self.listener.heard, [("sessionStatus", ("ESTABLISHED", None, ""))])
+
+    def test_no_params_at_all_is_the_test_lines(self) -> None:
+        self.assertResult(self.rpc("connect"))
+        self.assertIsNone(self.gateway_calls("connect")[0][2])
+
+    def test_account_fields_map_to_sip_account(self) -> None:
+        self.assertResult(self.rpc("connect", {
+            "sipLogin": "1001", "sipAuthenticationName": "acme-1001", "sipPassword": SECRET,
+            "sipDomain": "pbx.example.com", "sipOutboundProxy": "10.0.0.5", "sipPort": 5070,
+            "sipTransport": "TCP", "sipRegisterRequired": True, "appKey": "defaultApp",
+            "custom": {"a": 1}, "mediaProviders": ["WebRTC"],  # extra WCS field: ignored
+        }))
+        (_, session, account, register), = self.gateway_calls("connect")
+        self.assertEqual(session, SESSION)
+        self.assertTrue(register)
+        self.assertEqual(
+            (account.login, account.auth_name, account.password, account.domain,
+             account.outbound_proxy, account.port, account.transport, account.register),
+            ("1001", "acme-1001", SECRET, "pbx.example.com", "10.0.0.5", 5070, "tcp", True),
+        )
+        self.assertEqual([h[1][0] for h in self.listener.heard], ["ESTABLISHED", "REGISTERED"])
+
+    def test_defaults(self) -> None:
+        self.assertResult(self.rpc("connect", {"sipLogin": "1001", "sipDomain": "pbx.example.com"}))
+        account = self.gateway_calls("connect")[0][2]
+        self.assertEqual((account.auth_name, account.password, account.outbound_proxy, account.port,
+                          account.transport), ("1001", "", None, 5060, "udp"))
+        self.assertTrue(self.gateway_calls("connect")[0][3])  # register by default
+
+    def test_port_as_form_text(self) -> None:
+        self.assertResult(self.rpc("connect", {"sipLogin": "a", "sipDomain": "d.example", "sipPort": "5080"}))
+        self.assertEqual(self.gateway_calls("connect")[0][2].port, 5080)
+
+    def test_empty_port_text_is_the_default(self) -> None:
+        self.assertResult(self.rpc("connect", {"sipLogin": "a", "sipDomain": "d.example", "sipPort": ""}))
+        self.assertEqual(self.gateway_calls("connect")[0][2].port, 5060)
+
+    def test_register_false(self) -> None:
+        self.assertResult(self.rpc("connect", {"sipLogin": "a", "sipDomain": "d.example",
+                                               "sipRegisterRequired": False}))
+        self.assertFalse(self.gateway_calls("connect")[0][3])
+        self.assertEqual([h[1][0] for h in self.listener.heard], ["ESTABLISHED"])
+
+    def test_bad_params_name_the_field(self) -> None:
+        cases = [
+            ({"sipDomain": "pbx.example.com"}, "sipLogin"),  # login required with a domain
+            ({"sipDomain": "pbx.example.com", "sipLogin": "  "}, "sipLogin"),
+            ({"sipDomain": 5}, "sipDomain"),
+            ({"sipDomain": "bad domain!"}, "sipDomain"),
+            ({"sipDomain": "d.example", "sipLogin": "a\r\nVia: x"}, "sipLogin"),
+            ({"sipDomain": "d.example", "sipLogin": "a", "sipPassword": 1234}, "sipPassword"),
+            ({"sipDomain": "d.example", "sipLogin": "a", "sipAuthenticationName": ["x"]}, "sipAuthenticationName"),
+            ({"sipDomain": "d.example", "sipLogin": "a", "sipOutboundProxy": "a b"}, "sipOutboundProxy"),
+            ({"sipDomain": "d.example", "sipLogin": "a", "sipPort": 0}, "sipPort"),
+            ({"sipDomain": "d.example", "sipLogin": "a", "sipPort": 70000}, "sipPort"),
+            ({"sipDomain": "d.example", "sipLogin": "a", "sipPort": "50x"}, "sipPort"),
+            ({"sipDomain": "d.example", "sipLogin": "a", "sipPort": True}, "sipPort"),
+            ({"sipDomain": "d.example", "sipLogin": "a", "sipPort": 5060.5}, "sipPort"),
+            ({"sipDomain": "d.example", "sipLogin": "a", "sipTransport": "sctp"}, "sipTransport"),
+            ({"sipDomain": "d.example", "sipLogin": "a", "sipRegisterRequired": "true"}, "sipRegisterRequired"),
+            ({"appKey": 1}, "appKey"),
+            ({"custom": "x"}, "custom"),
+            ({"sipDomain": "d.example", "sipLogin": "x" * 300}, "sipLogin"),
+        ]
+        for params, field in cases:
+            with self.subTest(params=params):
+                error = self.assertError(self.rpc("connect", params), jsonrpc.INVALID_PARAMS, field)
+                self.assertTrue(error["message"].startswith("Invalid params: " + field), error)
+        self.assertEqual(self.gateway_calls("connect"), [])  # none reached the gateway
+
+    def test_ipv6_domain(self) -> None:
+        self.assertResult(self.rpc("connect", {"sipLogin": "a", "sipDomain": "[2001:db8::1]"}))
+        self.assertEqual(self.gateway_calls("connect")[0][2].domain, "2001:db8::1")
+
+    def test_call_error_maps_to_its_code_message_and_field(self) -> None:
+        self.gateway.fail["connect"] = CallError(Codes.FORBIDDEN, "pbx.evil.example is not an allowed domain", "sipDomain")
+        error = self.assertError(
+            self.rpc("connect", {"sipLogin": "a", "sipDomain": "pbx.evil.example"}), Codes.FORBIDDEN, "sipDomain")
+        self.assertEqual(error["message"], "pbx.evil.example is not an allowed domain")
+
+    def test_call_error_without_field_has_no_data(self) -> None:
+        self.gateway.fail["connect"] = CallError(Codes.BAD_STATE, "already connected; disconnect first")
+        error = self.assertError(self.rpc("connect"), Codes.BAD_STATE)
+        self.assertNotIn("data", error)
+
+
+class NoPasswordInLogsTests(MethodsTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.log_events: list[dict] = []
+        globalLogPublisher.addObserver(self.log_events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.log_events.append)
+
+    def assertNoSecret(self) -> None:
+        self.assertTrue(self.log_events, "the test should have produced log events")
+        for event in self.log_events:
+            text = (formatEvent(event) or "") + repr(event)
+            failure = event.get("log_failure")
+            if failure is not None:
+                text += failure.getTraceback()
+            self.assertNotIn(SECRET, text)
+
+    def test_connect_logs_without_password(self) -> None:
+        self.assertResult(self.rpc("connect", {"sipLogin": "1001", "sipPassword": SECRET,
+                                               "sipDomain": "pbx.example.com"}))
+        self.assertTrue(any("sip:1001@pbx.example.com" in formatEvent(e) for e in self.log_events))
+        self.assertNoSecret()
+
+    def test_refused_connect_logs_without_password(self) -> None:
+        self.gateway.fail["connect"] = CallError(Codes.FORBIDDEN, "not allowed", "sipDomain")
+        self.assertError(self.rpc("connect", {"sipLogin": "1001", "sipPassword": SECRET,
+                                              "sipDomain": "pbx.example.com"}), Codes.FORBIDDEN)
+        self.assertNoSecret()
+
+    def test_gateway_crash_logs_without_password(self) -> None:
+        self.gateway.fail["connect"] = RuntimeError("boom")
+        error = self.assertError(self.rpc("connect", {"sipLogin": "1001", "sipPassword": SECRET,
+                                                      "sipDomain": "pbx.example.com"}),
+                                 jsonrpc.INTERNAL_ERROR)
+        self.assertEqual(error["message"], "Internal error")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertNoSecret()
+
+    def test_invalid_params_reply_does_not_echo_password(self) -> None:
+        reply = self.methods.handle(Request("connect", {"sipLogin": "1001", "sipPassword": SECRET,
+                                                        "sipDomain": "bad domain"}, 1))
+        self.assertNotIn(SECRET, reply)
+
+
+class CallTests(MethodsTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.assertResult(self.rpc("connect"))
+        self.listener.heard.clear()
+
+    def call_params(self, **overrides: Any) -> dict[str, Any]:
+        params = {"callee": "echo", "sdp": OFFER, "hasAudio": True, "hasVideo": False}
+        params.update(overrides)
+        return params
+
+    def test_call_maps_every_param(self) -> None:
+        result = self.assertResult(self.rpc("call", self.call_params(
+            callId="c-1", visibleName="Alice", sipHeaders={"X-Tenant": "acme"})))
+        self.assertEqual(result, {"callId": "c-1"})
+        (_, session, kwargs), = self.gateway_calls("call")
+        self.assertEqual(session, SESSION)
+        self.assertEqual(kwargs, {"call_id": "c-1", "callee": "echo", "visible_name": "Alice",
+                                  "has_audio": True, "has_video": False, "sdp": OFFER,
+                                  "sip_headers": {"X-Tenant": "acme"}})
+        self.assertEqual(self.listener.heard[0][1]["status"], "NEW")
+
+    def test_gateway_chooses_the_call_id_when_absent(self) -> None:
+        result = self.assertResult(self.rpc("call", {"callee": "echo", "sdp": OFFER}))
+        self.assertEqual(result, {"callId": "gw-1"})
+        kwargs = self.gateway_calls("call")[0][2]
+        self.assertEqual((kwargs["call_id"], kwargs["visible_name"], kwargs["has_audio"],
+                          kwargs["has_video"], kwargs["sip_headers"]), (None, None, True, False, {}))
+
+    def test_bad_call_params_name_the_field(self) -> None:
+        cases = [
+            ({"callee": None}, "callee"),
+            ({"callee": ""}, "callee"),
+            ({"callee": 1002}, "callee"),
+            ({"callee": "1002\r\nX: y"}, "callee"),
+            ({"sdp": None}, "sdp"),
+            ({"sdp": {"type": "offer"}}, "sdp"),
+            ({"sdp": "v" * (200 * 1024)}, "sdp"),
+            ({"hasAudio": "true"}, "hasAudio"),
+            ({"hasVideo": 1}, "hasVideo"),
+            ({"hasAudio": False, "hasVideo": False}, "hasAudio"),
+            ({"callId": 7}, "callId"),
+            ({"callId": "   "}, "callId"),
+            ({"callId": "x" * 200}, "callId"),
+            ({"visibleName": ["A"]}, "visibleName"),
+            ({"sipHeaders": ["X-A: b"]}, "sipHeaders"),
+            ({"sipHeaders": {"X-A": 1}}, "sipHeaders.X-A"),
+            ({"sipHeaders": {"X-A": "b\r\nVia: evil"}}, "sipHeaders.X-A"),
+            ({"sipHeaders": {"Bad Name": "b"}}, "sipHeaders.Bad Name"),
+            ({"sipHeaders": {"Call-ID": "forged"}}, "sipHeaders.Call-ID"),
+            ({"sipHeaders": {"from": "forged"}}, "sipHeaders.from"),
+            ({"sipHeaders": {f"X-{i}": "v" for i in range(40)}}, "sipHeaders"),
+        ]
+        for overrides, field in cases:
+            with self.subTest(overrides=overrides):
+                self.assertError(self.rpc("call", self.call_params(**overrides)), jsonrpc.INVALID_PARAMS, field)
+        self.assertEqual(self.gateway_calls("call"), [])
+
+    def test_duplicate_call_id_is_the_gateways_error(self) -> None:
+        self.assertResult(self.rpc("call", self.call_params(callId="dup")))
+        self.assertError(self.rpc("call", self.call_params(callId="dup")), Codes.DUPLICATE_CALL, "callId")
+
+    def test_hangup(self) -> None:
+        self.assertResult(self.rpc("call", self.call_params(callId="c-9")))
+        self.assertEqual(self.assertResult(self.rpc("hangup", {"callId": "c-9"})), {})
+        self.assertEqual(self.gateway_calls("hangup"), [("hangup", SESSION, "c-9")])
+        self.assertEqual(self.listener.heard[-1][1]["status"], "FINISH")
+
+    def test_hangup_unknown_call(self) -> None:
+        self.assertError(self.rpc("hangup", {"callId": "nope"}), Codes.UNKNOWN_CALL, "callId")
+
+    def test_hangup_needs_call_id(self) -> None:
+        self.assertError(self.rpc("hangup", {}), jsonrpc.INVALID_PARAMS, "callId")
+        self.assertError(self.rpc("hangup", {"callId": 3}), jsonrpc.INVALID_PARAMS, "callId")
+
+    def test_disconnect(self) -> None:
+        self.assertEqual(self.assertResult(self.rpc("disconnect")), {})
+        self.assertEqual(self.gateway_calls("disconnect"), [("disconnect", SESSION)])
+        self.assertEqual(self.listener.heard[-1], ("sessionStatus", ("DISCONNECTED", None, "")))
+
+    def test_call_before_connect_is_the_gateways_error(self) -> None:
+        self.gateway.fail["call"] = CallError(Codes.NOT_CONNECTED, "connect before calling")
+        self.assertError(self.rpc("call", self.call_params()), Codes.NOT_CONNECTED)
+
+
+class OtherMethodsTests(MethodsTestCase):
+    def test_unknown_method(self) -> None:
+        error = self.assertError(self.rpc("publishStream", {}), jsonrpc.METHOD_NOT_FOUND)
+        self.assertEqual(error["data"], {"method": "publishStream"})
+
+    def test_not_supported_yet(self) -> None:
+        valid = {
+            "answer": {"callId": "c", "sdp": OFFER},
+            "hold": {"callId": "c"},
+            "unhold": {"callId": "c"},
+            "transfer": {"callId": "c", "target": "1003"},
+            "sendDtmf": {"callId": "c", "dtmf": "12#", "type": "INFO"},
+        }
+        self.assertEqual(set(valid), set(UNSUPPORTED_METHODS))
+        for method, params in valid.items():
+            with self.subTest(method=method):
+                error = self.assertError(self.rpc(method, params), NOT_SUPPORTED)
+                self.assertIn("not supported yet", error["message"])
+                self.assertIn(method, error["message"])
+        self.assertEqual(NOT_SUPPORTED, 1099)
+
+    def test_not_supported_methods_still_check_params(self) -> None:
+        cases = [
+            ("answer", {"callId": "c"}, "sdp"),
+            ("hold", {}, "callId"),
+            ("unhold", {"callId": 1}, "callId"),
+            ("transfer", {"callId": "c"}, "target"),
+            ("sendDtmf", {"callId": "c", "dtmf": "12x"}, "dtmf"),
+            ("sendDtmf", {"callId": "c", "dtmf": "1", "type": "SIP"}, "type"),
+        ]
+        for method, params, field in cases:
+            with self.subTest(method=method, params=params):
+                self.assertError(self.rpc(method, params), jsonrpc.INVALID_PARAMS, field)
+
+    def test_every_contract_method_is_known(self) -> None:
+        for method in METHODS:
+            with self.subTest(method=method):
+                error = self.rpc(method, {}).get("error")
+                self.assertNotEqual(error and error["code"], jsonrpc.METHOD_NOT_FOUND)
+
+    def test_client_notification_runs_without_a_reply(self) -> None:
+        reply = self.methods.handle(Request("connect", {}, None, notification=True))
+        self.assertIsNone(reply)
+        self.assertEqual(len(self.gateway_calls("connect")), 1)

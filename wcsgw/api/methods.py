@@ -1,0 +1,352 @@
+"""The JSON-RPC methods of one browser session: check params, call the gateway, shape replies.
+
+Why this sits between the WebSocket and the call layer: contract.md fixes the wire names
+(``sipLogin``, ``callee``, ``hasAudio``...) and says every bad input gets a precise error
+(-32602 with ``data.field``); the call layer wants typed Python arguments and raises
+:class:`~wcsgw.calls.gateway.CallError` for application failures.  This module is the
+translation, and it is sans-IO: :meth:`SessionMethods.handle` takes a parsed
+:class:`~wcsgw.api.jsonrpc.Request` and returns the response frame (or None for a client
+notification), so every rule is unit-tested without a socket.
+
+Validation is strict about types (``hasAudio: "yes"`` is an error, not true) and about
+characters that could change the meaning of a SIP message (CR, LF and other control
+characters in anything that ends up in a header), and liberal about *extra* params: WCS-style
+SDKs send fields we do not use (``mediaProviders``, ``clientVersion``...) and those are ignored.
+
+Secrets: ``sipPassword`` is never logged, never echoed in an error, and never kept here beyond
+building the :class:`~wcsgw.sip.account.SipAccount` (whose ``repr`` masks it).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Mapping
+
+from twisted.logger import Logger
+
+from wcsgw.api import jsonrpc
+from wcsgw.api.jsonrpc import Request
+from wcsgw.calls.gateway import CallError, CallGateway, Codes
+from wcsgw.sip.account import SipAccount
+
+__all__ = [
+    "NOT_SUPPORTED",
+    "METHODS",
+    "UNSUPPORTED_METHODS",
+    "ParamError",
+    "SessionMethods",
+]
+
+log = Logger()
+
+#: Application error code for contract methods whose call-layer support has not landed yet
+#: (``answer``, ``hold``, ``unhold``, ``transfer``, ``sendDtmf``): the call layer's
+#: ``Codes.NOT_SUPPORTED`` (1099).
+NOT_SUPPORTED = Codes.NOT_SUPPORTED
+
+_MAX_NAME = 256  # logins, domains, callees, header values: generous, but bounded
+_MAX_SDP = 128 * 1024  # an audio+video offer from Chrome is ~5-15 KB
+_MAX_HEADERS = 32
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")  # RFC 3261 §25.1 token (header names)
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+_IPV6 = re.compile(r"^\[?[0-9A-Fa-f:.]+\]?$")
+_DTMF = re.compile(r"^[0-9*#A-Da-d]{1,64}$")
+#: Headers the gateway writes itself: letting a browser set them would break the dialog,
+#: routing or authentication (or forge identity), so ``sipHeaders`` may not carry them.
+_RESERVED_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "Via", "v", "From", "f", "To", "t", "Call-ID", "i", "CSeq", "Contact", "m",
+        "Content-Length", "l", "Content-Type", "c", "Content-Encoding", "e", "Max-Forwards",
+        "Route", "Record-Route", "Authorization", "Proxy-Authorization", "Expires",
+        "Allow", "Supported", "k", "Require", "Proxy-Require", "Session-Expires", "x",
+    )
+)
+
+
+class ParamError(Exception):
+    """A param is missing or wrong: answered -32602 with ``data.field``."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field = field
+        self.problem = problem
+
+
+# ---------------------------------------------------------------------------------------------
+# Param readers: each takes the params object and a name and returns the typed value or raises
+# ParamError naming the field.
+
+
+def _show_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _string(
+    params: Mapping[str, Any],
+    name: str,
+    *,
+    required: bool = False,
+    max_len: int = _MAX_NAME,
+    multiline: bool = False,
+) -> str:
+    """A string param; absent or null is "" (an error when ``required``, as is "")."""
+    value = params.get(name)
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ParamError(name, f"must be a string, got {_show_type(value)}")
+    if len(value) > max_len:
+        raise ParamError(name, f"is too long (at most {max_len} characters)")
+    if not multiline and _CONTROL.search(value):
+        raise ParamError(name, "must not contain control characters (CR, LF, ...)")
+    if required and not value.strip():
+        raise ParamError(name, "is required")
+    return value
+
+
+def _boolean(params: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = params.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ParamError(name, f"must be true or false, got {_show_type(value)}")
+    return value
+
+
+def _port(params: Mapping[str, Any], name: str, default: int) -> int:
+    """A port as a number, or as decimal text (HTML form fields give text); "" is the default."""
+    value = params.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParamError(name, f"must be a port number, got {_show_type(value)}")
+    if not 1 <= value <= 65535:
+        raise ParamError(name, f"must be from 1 to 65535, got {value}")
+    return value
+
+
+def _host(params: Mapping[str, Any], name: str) -> str:
+    """A host name or IP address, or ""."""
+    text = _string(params, name).strip()
+    if text and not (_HOSTNAME.match(text) or (":" in text and _IPV6.match(text))):
+        raise ParamError(name, "must be a host name or IP address")
+    return text.strip("[]")
+
+
+def _choice(params: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = params.get(name)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str) or value.lower() not in [c.lower() for c in choices]:
+        raise ParamError(name, f"must be one of {', '.join(choices)}")
+    return next(c for c in choices if c.lower() == value.lower())
+
+
+def _object(params: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = params.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ParamError(name, f"must be an object, got {_show_type(value)}")
+    return value
+
+
+def _sip_headers(params: Mapping[str, Any], name: str = "sipHeaders") -> dict[str, str]:
+    """Extra SIP headers for the INVITE: token names, one-line string values, none of the
+    headers the gateway writes itself."""
+    headers = _object(params, name)
+    if len(headers) > _MAX_HEADERS:
+        raise ParamError(name, f"has too many headers (at most {_MAX_HEADERS})")
+    out: dict[str, str] = {}
+    for key, value in headers.items():
+        where = f"{name}.{key}"
+        if not _TOKEN.match(key) or len(key) > 64:
+            raise ParamError(where, "is not a valid SIP header name")
+        if key.lower() in _RESERVED_HEADERS:
+            raise ParamError(where, "is set by the gateway and cannot be overridden")
+        if not isinstance(value, str):
+            raise ParamError(where, f"must be a string, got {_show_type(value)}")
+        if len(value) > 1024 or _CONTROL.search(value):
+            raise ParamError(where, "must be one line of at most 1024 characters")
+        out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class SessionMethods:
+    """The methods one WebSocket session can call.  Holds the gateway and the session id the
+    transport assigned; no state of its own (the call layer owns calls and registrations)."""
+
+    def __init__(self, gateway: CallGateway, session_id: str) -> None:
+        self.gateway = gateway
+        self.session_id = session_id
+        self._table: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "connect": self._connect,
+            "disconnect": self._disconnect,
+            "call": self._call,
+            "hangup": self._hangup,
+            "answer": self._answer,
+            "hold": self._hold,
+            "unhold": self._unhold,
+            "transfer": self._transfer,
+            "sendDtmf": self._send_dtmf,
+        }
+
+    def handle(self, request: Request) -> str | None:
+        """Run one request; returns the response frame (None for a client notification).
+        Never raises: an unexpected exception from the call layer is logged and answered -32603
+        so one bug cannot take the session (or other sessions) down."""
+        method = self._table.get(request.method)
+        if method is None:
+            return request.error(
+                jsonrpc.METHOD_NOT_FOUND,
+                f"Method not found: {request.method[:64]}",
+                {"method": request.method[:64]},
+            )
+        try:
+            value = method(request.params)
+        except ParamError as e:
+            return request.error(
+                jsonrpc.INVALID_PARAMS, f"Invalid params: {e.field} {e.problem}", {"field": e.field}
+            )
+        except CallError as e:
+            code = int(getattr(e, "code", 1000))
+            message = str(getattr(e, "message", "") or e)
+            field = getattr(e, "field", None)
+            log.info(
+                "session {session}: {method} refused: {code} {reason}",
+                session=self.session_id, method=request.method, code=code, reason=message,
+            )
+            return request.error(code, message, {"field": field} if field else None)
+        except Exception:
+            # Params are deliberately not part of this event: they may hold sipPassword.
+            log.failure(
+                "session {session}: {method} failed inside the gateway",
+                session=self.session_id, method=request.method,
+            )
+            return request.error(jsonrpc.INTERNAL_ERROR, "Internal error")
+        return request.result(value)
+
+    # -- implemented methods ------------------------------------------------------------------
+
+    def _connect(self, params: dict[str, Any]) -> dict[str, Any]:
+        domain = _host(params, "sipDomain")
+        login = _string(params, "sipLogin", required=bool(domain))
+        auth_name = _string(params, "sipAuthenticationName")
+        password = _string(params, "sipPassword")
+        proxy = _host(params, "sipOutboundProxy")
+        port = _port(params, "sipPort", 5060)
+        transport = _choice(params, "sipTransport", ("udp", "tcp", "tls"), "udp")
+        register = _boolean(params, "sipRegisterRequired", True)
+        _string(params, "appKey")  # accepted for WCS compatibility; no REST hooks yet
+        _object(params, "custom")
+        account: SipAccount | None = None
+        if domain:
+            account = SipAccount(
+                login=login.strip(),
+                auth_name=auth_name.strip() or None,
+                password=password,
+                domain=domain,
+                outbound_proxy=proxy or None,
+                port=port,
+                transport=transport,
+                register=register,
+            )
+            log.info(
+                "session {session}: connect as {aor} via {transport} (register: {register})",
+                session=self.session_id, aor=account.aor(), transport=transport, register=register,
+            )
+        else:
+            log.info("session {session}: connect to the built-in test lines", session=self.session_id)
+        self.gateway.connect(self.session_id, account, register if account else False)
+        return {"sessionId": self.session_id}
+
+    def _disconnect(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.gateway.disconnect(self.session_id)
+        return {}
+
+    def _call(self, params: dict[str, Any]) -> dict[str, Any]:
+        call_id = _string(params, "callId", max_len=128) or None
+        if call_id is not None and not call_id.strip():
+            raise ParamError("callId", "must not be blank")
+        callee = _string(params, "callee", required=True).strip()
+        visible_name = _string(params, "visibleName") or None
+        has_audio = _boolean(params, "hasAudio", True)
+        has_video = _boolean(params, "hasVideo", False)
+        if not (has_audio or has_video):
+            raise ParamError("hasAudio", "must be true when hasVideo is false (a call needs media)")
+        sdp = _string(params, "sdp", required=True, max_len=_MAX_SDP, multiline=True)
+        headers = _sip_headers(params)
+        returned = self.gateway.call(
+            self.session_id,
+            call_id=call_id,
+            callee=callee,
+            visible_name=visible_name,
+            has_audio=has_audio,
+            has_video=has_video,
+            sdp=sdp,
+            sip_headers=headers,
+        )
+        return {"callId": returned}
+
+    def _hangup(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.gateway.hangup(self.session_id, _string(params, "callId", required=True, max_len=128))
+        return {}
+
+    # -- contract methods whose call-layer support comes later --------------------------------
+    # Params are checked now, so clients get the same field errors before and after support
+    # lands; then the request is refused with NOT_SUPPORTED.
+
+    def _not_supported(self, method: str) -> CallError:
+        return CallError(NOT_SUPPORTED, f"{method} is not supported yet by this gateway")
+
+    def _answer(self, params: dict[str, Any]) -> Any:
+        _string(params, "callId", required=True, max_len=128)
+        _string(params, "sdp", required=True, max_len=_MAX_SDP, multiline=True)
+        _sip_headers(params)
+        raise self._not_supported("answer")
+
+    def _hold(self, params: dict[str, Any]) -> Any:
+        _string(params, "callId", required=True, max_len=128)
+        raise self._not_supported("hold")
+
+    def _unhold(self, params: dict[str, Any]) -> Any:
+        _string(params, "callId", required=True, max_len=128)
+        raise self._not_supported("unhold")
+
+    def _transfer(self, params: dict[str, Any]) -> Any:
+        _string(params, "callId", required=True, max_len=128)
+        _string(params, "target", required=True)
+        raise self._not_supported("transfer")
+
+    def _send_dtmf(self, params: dict[str, Any]) -> Any:
+        _string(params, "callId", required=True, max_len=128)
+        dtmf = _string(params, "dtmf", required=True)
+        if not _DTMF.match(dtmf):
+            raise ParamError("dtmf", "must be 1 to 64 of the digits 0-9 * # A-D")
+        _choice(params, "type", ("RFC2833", "INFO"), "RFC2833")
+        raise self._not_supported("sendDtmf")
+
+
+#: Methods a session answers (contract.md), and those that answer NOT_SUPPORTED for now.
+METHODS = ("connect", "disconnect", "call", "hangup", "answer", "hold", "unhold", "transfer", "sendDtmf")
+UNSUPPORTED_METHODS = ("answer", "hold", "unhold", "transfer", "sendDtmf")
