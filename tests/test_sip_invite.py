@@ -173,6 +173,26 @@ class InviteRequestTests(unittest.TestCase):
             with self.assertRaises(ValueError):
                 CallHarness(extra_headers=[(name, "x")])
 
+    def test_bad_callee_or_header_value_refused_up_front(self) -> None:
+        ep = SipEndpoint(EndpointConfig())
+        account = SipAccount(login="1001", password="p", domain="127.0.0.1")
+        for uri in ("mailto:bob@example.com", "sip:", "not a uri"):
+            with self.assertRaises(ValueError):
+                OutgoingInvite(ep, account, uri, SDP_OFFER, listener=lambda e: None)
+        with self.assertRaises(ValueError):
+            OutgoingInvite(ep, account, "sip:b@x", SDP_OFFER, listener=lambda e: None,
+                           extra_headers=[("X-Evil", "a\r\nBYE: x")])
+        self.assertEqual(ep.handlers, [])
+        self.assertEqual(ep.timed_users, [])
+
+    def test_tel_uri_callee(self) -> None:
+        h = CallHarness()
+        call = OutgoingInvite(h.ep, h.account, "tel:+4930123456", SDP_OFFER, listener=h.events.append)
+        call.start(0.0)
+        [(invite, target)] = h.sent_requests("INVITE")
+        self.assertEqual(invite.uri, "tel:+4930123456")
+        self.assertEqual(target, PROXY)
+
     def test_start_twice_refused(self) -> None:
         h = CallHarness()
         h.start()

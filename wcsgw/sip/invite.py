@@ -59,6 +59,7 @@ from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target, unbracket
 from wcsgw.sip.timers import EPSILON
 from wcsgw.sip.transaction import ServerTransaction
+from wcsgw.sip.uri import parse_uri
 
 __all__ = [
     "Answered",
@@ -221,10 +222,15 @@ class OutgoingInvite:
         self.sdp = sdp
         self.listener = listener
         self.display_name = display_name if display_name is not None else account.display_name
+        scheme = parse_uri(request_uri).scheme  # SipParseError (a ValueError) when broken
+        if scheme not in ("sip", "sips", "tel"):
+            raise ValueError(f"cannot call a {scheme}: URI")
         self.extra_headers = [(canonical_name(n), v) for n, v in extra_headers]
-        for name, _ in self.extra_headers:
+        for name, value in self.extra_headers:
             if name in _OWN_HEADERS:
                 raise ValueError(f"{name} is set by the INVITE session, not by the caller")
+            if "\r" in value or "\n" in value:
+                raise ValueError(f"CR or LF in the value of {name}")
         self.no_answer_timeout = no_answer_timeout
         self._digest = digest or DigestClient(account.credentials(), cnonce_factory=new_cnonce)
 
