@@ -1,0 +1,516 @@
+"""A real SIP phone for tests: baresip 1.0, headless, driven over its ctrl_tcp socket.
+
+Usage inside a trial test (the reactor is running)::
+
+    phone = Baresip("1002", "pass1002", registrar_port=kam.port)   # ports picked free
+    self.addCleanup(phone.stop)           # add it after Kamailio's: phones stop first
+    await phone.start()                   # ready: its ctrl_tcp port answers
+    await phone.registered()              # reginfo says OK (or kam.bindings("1002"))
+    mark = phone.mark()
+    ... call sip:1002@127.0.0.1:<kam.port> ...
+    event = await phone.wait_event("CALL_ESTABLISHED", since=mark)
+    await phone.command("hangup")
+    phone.recordings()                    # [DIR/dump-<time>-dec.wav, ...] what it received
+
+Every phone has its own folder (config, accounts, log, recordings).  The config is written
+here rather than by a shell script so the test suite stands alone: ``sip_listen`` on a free
+port (baresip also binds TLS on port + 1, hence ``free_port(span=2)``), ``net_interface
+127.0.0.1`` so its SDP names loopback, a tone WAV as microphone (``aufile``), a silent
+player (``aubridge``), received audio recorded by ``sndfile``, RTP ports from a free block,
+and ``ctrl_tcp`` on another free port.
+
+The control protocol is netstring-framed JSON: ``{"command": "dial", "params": "sip:...",
+"token": "7"}`` is answered ``{"response": true, "ok": true, "data": "...", "token": "7"}``;
+events (``CALL_INCOMING``, ``CALL_RINGING``, ``CALL_ESTABLISHED``, ``CALL_CLOSED`` with the
+reason in ``param``, ``CALL_DTMF_START`` ...) are pushed to connected clients only, which is
+why one connection is opened at start and kept.
+
+baresip runs in its own session (process group) with stdin from /dev/null; :meth:`stop`
+signals the group (SIGTERM, then SIGKILL) and is idempotent.  Stop phones before the
+registrar: a phone whose un-REGISTER goes unanswered keeps retrying for ~27 s.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import tempfile
+import wave
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from twisted.internet import defer, protocol, task
+from twisted.python import failure
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.protocols.basic import NetstringReceiver
+
+from tests.peers.ports import free_port
+
+__all__ = ["Baresip", "BaresipError", "write_tone"]
+
+START_TIMEOUT = 10.0
+STOP_GRACE = 3.0
+COMMAND_TIMEOUT = 5.0
+POLL = 0.05
+MODULE_PATH = "/usr/lib/baresip/modules"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class BaresipError(RuntimeError):
+    """baresip failed to start, a command failed or timed out; carries the log tail."""
+
+
+def _reactor() -> Any:
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def write_tone(path: Path, frequency: float = 440.0, rate: int = 8000, seconds: float = 4.0,
+               channels: int = 1, amplitude: int = 8000) -> Path:
+    """A 16-bit PCM sine WAV (the phone's microphone; aufile loops it)."""
+    frames = bytearray()
+    for i in range(int(rate * seconds)):
+        sample = int(amplitude * math.sin(2 * math.pi * frequency * i / rate))
+        frames += struct.pack("<h", sample) * channels
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(frames))
+    return path
+
+
+class _Ctrl(NetstringReceiver):
+    """One ctrl_tcp connection: netstrings of JSON both ways."""
+
+    MAX_LENGTH = 1 << 20
+
+    def __init__(self, owner: "Baresip") -> None:
+        self.owner = owner
+
+    def stringReceived(self, string: bytes) -> None:  # noqa: N802 (Twisted API)
+        try:
+            message = json.loads(string.decode("utf-8", "replace"))
+        except ValueError:
+            return
+        self.owner._message(message)
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.sendString(json.dumps(message).encode())
+
+    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802
+        self.owner._ctrl_lost()
+
+
+class _CtrlFactory(protocol.Factory):
+    def __init__(self, owner: "Baresip") -> None:
+        self.owner = owner
+
+    def buildProtocol(self, addr: Any) -> _Ctrl:  # noqa: N802
+        return _Ctrl(self.owner)
+
+
+class Baresip:
+    """One baresip phone with its own folder, SIP port and control connection.
+
+    Attributes: ``user``, ``sip_port``, ``ctrl_port``, ``rtp_ports`` (first, last), ``dir``,
+    ``aor``, ``contact`` (``sip:user@127.0.0.1:sip_port``), ``events`` (every event dict
+    received, in order), ``pid`` (None when not started).
+    """
+
+    def __init__(
+        self,
+        user: str,
+        password: str = "",
+        *,
+        registrar_port: int | None = None,
+        registrar_host: str = "127.0.0.1",
+        transport: str = "udp",
+        answermode: str = "auto",
+        codecs: str | Sequence[str] = "PCMU",
+        tone: Path | str | None = None,
+        ausrc_srate: int | None = None,
+        ausrc_channels: int | None = None,
+        ptime: int = 20,
+        sip_trace: bool = True,
+        rundir: str | None = None,
+    ) -> None:
+        """``registrar_port`` None: no registration (``regint=0``), the phone still answers
+        calls sent straight to ``contact``.  ``answermode`` "auto" answers at once, "manual"
+        rings until ``command("accept")`` (or ``command("hangup")``: 486).  ``codecs`` as
+        baresip spells them (``PCMU``, ``G722/16000/1``, ``opus/48000/2``).  ``tone``: the
+        microphone WAV; by default a 440 Hz 8 kHz mono sine written into the phone's folder
+        (its rate must match the codec unless ``ausrc_srate``/``ausrc_channels`` are set)."""
+        if answermode not in ("auto", "manual", "early"):
+            raise ValueError(f"answermode must be auto, manual or early, not {answermode!r}")
+        self.user = user
+        self.password = password
+        self.registrar = (registrar_host, registrar_port) if registrar_port else None
+        self.transport = transport.lower()
+        self.answermode = answermode
+        self.codecs = codecs if isinstance(codecs, str) else ",".join(codecs)
+        self.ausrc_srate = ausrc_srate
+        self.ausrc_channels = ausrc_channels
+        self.ptime = ptime
+        self.sip_trace = sip_trace
+        self.sip_port = free_port("udp+tcp", span=2)  # TLS binds sip_port + 1
+        self.ctrl_port = free_port("tcp")
+        first_rtp = free_port("udp", span=10)
+        self.rtp_ports = (first_rtp, first_rtp + 9)
+        self._own_dir = rundir is None
+        self.dir = Path(rundir or tempfile.mkdtemp(prefix=f"wcsgw-baresip-{user}-"))
+        self.tone = Path(tone) if tone is not None else None
+        self.log_path = self.dir / "baresip.log"
+        self.events: list[dict[str, Any]] = []
+        self.pid: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_file: Any = None
+        self._ctrl: _Ctrl | None = None
+        self._token = 0
+        self._pending: dict[str, defer.Deferred] = {}
+        self._waiters: list[tuple[Callable[[dict[str, Any]], bool], int, defer.Deferred]] = []
+        self._stopping: defer.Deferred | None = None
+        self._final_log: str | None = None
+
+    # -- addresses ------------------------------------------------------------------------
+
+    @property
+    def aor(self) -> str:
+        host, port = self.registrar or ("127.0.0.1", self.sip_port)
+        return f"sip:{self.user}@{host}:{port}"
+
+    @property
+    def contact(self) -> str:
+        """Where the phone itself listens (for calls that bypass the registrar)."""
+        return f"sip:{self.user}@127.0.0.1:{self.sip_port}"
+
+    # -- config ---------------------------------------------------------------------------
+
+    def write_config(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.tone is None:
+            self.tone = write_tone(self.dir / "tone.wav")
+        lines = [
+            ("poll_method", "epoll"),
+            ("sip_listen", f"127.0.0.1:{self.sip_port}"),
+            ("net_interface", "127.0.0.1"),
+            ("call_local_timeout", "120"),
+            ("call_max_calls", "4"),
+            ("audio_path", "/usr/share/baresip"),
+            ("audio_source", f"aufile,{self.tone}"),
+            ("audio_player", f"aubridge,nil-{self.user}-{self.sip_port}"),
+            ("audio_alert", f"aubridge,nil-{self.user}-{self.sip_port}"),
+            ("audio_level", "no"),
+            ("ausrc_format", "s16"),
+            ("auplay_format", "s16"),
+            ("auenc_format", "s16"),
+            ("audec_format", "s16"),
+            ("audio_buffer", "20-160"),
+            ("rtp_ports", f"{self.rtp_ports[0]}-{self.rtp_ports[1]}"),
+            ("rtcp_mux", "no"),
+            ("jitter_buffer_delay", "5-10"),
+            ("rtp_stats", "no"),
+            ("module_path", MODULE_PATH),
+            ("module", "g711.so"),
+            ("module", "opus.so"),
+            ("module", "g722.so"),
+            ("module", "sndfile.so"),
+            ("module", "aufile.so"),
+            ("module", "aubridge.so"),
+            ("module_tmp", "uuid.so"),
+            ("module_tmp", "account.so"),
+            ("module_app", "menu.so"),
+            ("module_app", "ctrl_tcp.so"),
+            ("ctrl_tcp_listen", f"127.0.0.1:{self.ctrl_port}"),
+            ("snd_path", str(self.dir)),
+            ("ringback_disabled", "yes"),
+            ("menu_bell", "no"),
+            ("statmode_default", "off"),
+            ("opus_bitrate", "28000"),
+        ]
+        if self.ausrc_srate:
+            lines.append(("ausrc_srate", str(self.ausrc_srate)))
+        if self.ausrc_channels:
+            lines.append(("ausrc_channels", str(self.ausrc_channels)))
+        (self.dir / "config").write_text("".join(f"{k}\t\t{v}\n" for k, v in lines))
+        (self.dir / "accounts").write_text(self.account_line() + "\n")
+        (self.dir / "contacts").write_text("")
+
+    def account_line(self) -> str:
+        if self.registrar is not None:
+            host, port = self.registrar
+            regint = 600
+        else:
+            host, port = "127.0.0.1", self.sip_port
+            regint = 0
+        params = [f"answermode={self.answermode}", f"audio_codecs={self.codecs}",
+                  f"regint={regint}", f"ptime={self.ptime}"]
+        if self.password:
+            params.insert(0, f"auth_pass={self.password}")
+        return (f"<sip:{self.user}@{host}:{port};transport={self.transport}>;"
+                + ";".join(params))
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def command_line(self) -> list[str]:
+        baresip = shutil.which("baresip")
+        if baresip is None:
+            raise BaresipError("baresip not found: install Debian's baresip-core package")
+        argv = [baresip, "-f", str(self.dir)]
+        if self.sip_trace:
+            argv.append("-s")
+        return argv
+
+    async def _start(self) -> "Baresip":
+        if self._proc is not None:
+            raise BaresipError("already started")
+        self.write_config()
+        self._log_file = open(self.log_path, "ab")
+        self._proc = subprocess.Popen(
+            self.command_line(), cwd=self.dir, stdin=subprocess.DEVNULL,
+            stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.pid = self._proc.pid
+        reactor = _reactor()
+        deadline = reactor.seconds() + START_TIMEOUT
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.ctrl_port, timeout=1)
+        while True:
+            if self._proc.poll() is not None:
+                code = self._proc.returncode
+                await self.stop()
+                raise BaresipError(f"baresip exited with status {code} during start-up; "
+                                   f"log tail:\n{self.log_tail()}")
+            try:
+                self._ctrl = await endpoint.connect(_CtrlFactory(self))
+                return self
+            except Exception:
+                pass
+            if reactor.seconds() > deadline:
+                await self.stop()
+                raise BaresipError(f"ctrl_tcp not answering within {START_TIMEOUT:g} s; "
+                                   f"log tail:\n{self.log_tail()}")
+            await task.deferLater(reactor, POLL, lambda: None)
+
+    def start(self) -> "defer.Deferred[Baresip]":
+        """Start baresip; fires with self once its ctrl_tcp port answers (SIP is bound by
+        then: modules load before the ctrl socket opens)."""
+        return defer.ensureDeferred(self._start())
+
+    def _group_alive(self, pgid: int) -> bool:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(b")") + 2:].split()
+            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+                return True
+        return False
+
+    async def _stop(self) -> None:
+        if self._ctrl is not None and self._ctrl.transport is not None:
+            self._ctrl.transport.loseConnection()
+        self._ctrl = None
+        for d in list(self._pending.values()):
+            if not d.called:
+                d.errback(BaresipError("baresip stopped"))
+        self._pending.clear()
+        proc = self._proc
+        if proc is not None:
+            reactor = _reactor()
+            pgid = proc.pid
+            for sig, wait in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(pgid, sig)
+                except ProcessLookupError:
+                    pass
+                deadline = reactor.seconds() + wait
+                while reactor.seconds() < deadline:
+                    proc.poll()
+                    if proc.returncode is not None and not self._group_alive(pgid):
+                        break
+                    await task.deferLater(reactor, POLL, lambda: None)
+                else:
+                    continue
+                break
+            proc.poll()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        self._final_log = self._read_log()
+        for _predicate, _since, d in self._waiters:
+            if not d.called:
+                d.errback(BaresipError("baresip stopped"))
+        self._waiters.clear()
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def stop(self) -> "defer.Deferred[None]":
+        """Stop the process group (SIGTERM, up to 3 s for its un-REGISTER, then SIGKILL) and
+        remove the phone's folder.  Idempotent: every call fires once all is gone."""
+        if self._stopping is None:
+            self._stopping = defer.ensureDeferred(self._stop())
+        result: defer.Deferred = defer.Deferred()
+
+        def relay(outcome: Any) -> None:
+            if isinstance(outcome, failure.Failure):
+                result.errback(outcome)
+            else:
+                result.callback(None)
+
+        self._stopping.addBoth(relay)
+        return result
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    # -- control --------------------------------------------------------------------------
+
+    def command(self, name: str, params: str | None = None,
+                timeout: float = COMMAND_TIMEOUT) -> "defer.Deferred[dict[str, Any]]":
+        """Send a ctrl_tcp command (``dial``, ``accept``, ``hangup``, ``reginfo``,
+        ``listcalls``, ``answermode`` ...); fires with the response dict (``data`` is the
+        text baresip printed), fails with BaresipError when ``ok`` is false or no answer
+        comes within ``timeout``."""
+        if self._ctrl is None:
+            return defer.fail(BaresipError("not connected (start() first)"))
+        self._token += 1
+        token = str(self._token)
+        message: dict[str, Any] = {"command": name, "token": token}
+        if params is not None:
+            message["params"] = params
+        d: defer.Deferred = defer.Deferred()
+        self._pending[token] = d
+        self._ctrl.send(message)
+        reactor = _reactor()
+
+        def expire() -> None:
+            pending = self._pending.pop(token, None)
+            if pending is not None and not pending.called:
+                pending.errback(BaresipError(f"no answer to {name!r} within {timeout:g} s"))
+
+        call = reactor.callLater(timeout, expire)
+
+        def done(response: dict[str, Any]) -> dict[str, Any]:
+            if call.active():
+                call.cancel()
+            if not response.get("ok", False):
+                raise BaresipError(f"{name} {params or ''} failed: {response.get('data')!r}")
+            return response
+
+        def failed(reason: Any) -> Any:
+            if call.active():
+                call.cancel()
+            return reason
+
+        return d.addCallbacks(done, failed)
+
+    def mark(self) -> int:
+        """A position in :attr:`events`; ``wait_event(..., since=mark)`` ignores older ones."""
+        return len(self.events)
+
+    def wait_event(self, type_: str, *, since: int = 0, timeout: float = 15.0,
+                   where: Callable[[dict[str, Any]], bool] | None = None
+                   ) -> "defer.Deferred[dict[str, Any]]":
+        """The first event of ``type_`` (``CALL_CLOSED`` ...) at index >= ``since``, already
+        received or still to come; fails after ``timeout`` seconds."""
+
+        def predicate(event: dict[str, Any]) -> bool:
+            return event.get("type") == type_ and (where is None or where(event))
+
+        for event in self.events[since:]:
+            if predicate(event):
+                return defer.succeed(event)
+        d: defer.Deferred = defer.Deferred()
+        entry = (predicate, since, d)
+        self._waiters.append(entry)
+        reactor = _reactor()
+
+        def expire() -> None:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+            if not d.called:
+                seen = [e.get("type") for e in self.events[since:]]
+                d.errback(BaresipError(f"no {type_} within {timeout:g} s (saw {seen}); "
+                                       f"log tail:\n{self.log_tail()}"))
+
+        call = reactor.callLater(timeout, expire)
+        d.addBoth(lambda r: (call.active() and call.cancel(), r)[1])
+        return d
+
+    async def _registered(self, timeout: float) -> str:
+        reactor = _reactor()
+        deadline = reactor.seconds() + timeout
+        while True:
+            info = strip_ansi((await self.command("reginfo")).get("data", ""))
+            if re.search(r"\bOK\b", info):
+                return info
+            if reactor.seconds() > deadline:
+                raise BaresipError(f"not registered within {timeout:g} s: {info.strip()!r}")
+            await task.deferLater(reactor, POLL * 2, lambda: None)
+
+    def registered(self, timeout: float = 10.0) -> "defer.Deferred[str]":
+        """Fires with ``reginfo``'s text once the account shows OK (REGISTER_OK events are
+        only pushed to clients connected at the time, and registration starts before the
+        control socket opens, so the state is read rather than awaited)."""
+        return defer.ensureDeferred(self._registered(timeout))
+
+    def _message(self, message: dict[str, Any]) -> None:
+        if message.get("response"):
+            d = self._pending.pop(str(message.get("token")), None)
+            if d is not None and not d.called:
+                d.callback(message)
+            return
+        if message.get("event"):
+            self.events.append(message)
+            index = len(self.events) - 1
+            for entry in list(self._waiters):
+                predicate, since, d = entry
+                if index >= since and predicate(message):
+                    self._waiters.remove(entry)
+                    if not d.called:
+                        d.callback(message)
+
+    def _ctrl_lost(self) -> None:
+        self._ctrl = None
+
+    # -- inspection -----------------------------------------------------------------------
+
+    def recordings(self) -> list[Path]:
+        """What the phone received, decoded: ``DIR/dump-<time>-dec.wav`` (one per call)."""
+        return sorted(self.dir.glob("dump-*-dec.wav"))
+
+    def sent_recordings(self) -> list[Path]:
+        """What the phone sent, before encoding: ``DIR/dump-<time>-enc.wav``."""
+        return sorted(self.dir.glob("dump-*-enc.wav"))
+
+    def _read_log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_text(self) -> str:
+        """Everything baresip printed (its SIP trace too, with ``sip_trace``); kept after
+        :meth:`stop` removes the folder."""
+        if self._final_log is not None:
+            return self._final_log
+        return self._read_log()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(strip_ansi(self.log_text()).splitlines()[-lines:])

@@ -1,0 +1,210 @@
+"""Outgoing calls through a real Kamailio to a real phone (baresip), on loopback.
+
+Each test starts Kamailio (registrar + proxy: INVITEs from 1001 are challenged with 407), one
+baresip phone registered as 1002, and the gateway's SipService in this process; the gateway
+calls ``sip:1002@127.0.0.1:<kamailio port>`` as account 1001 with a plain PCMU offer pointing
+at a port nobody reads.  Cleanups stop the phone before Kamailio and the gateway, so nothing is
+left running.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import reactor
+from twisted.trial import unittest
+
+from tests.peers.baresip import Baresip
+from tests.peers.kamailio import Kamailio
+from tests.peers.ports import free_port
+from tests.support import EventLog, inline
+from wcsgw.config import SipSettings
+from wcsgw.sip.account import SipAccount
+from wcsgw.sip.invite import (
+    REASON_NORMAL,
+    Answered,
+    Ended,
+    Failed,
+    InviteState,
+    OutgoingInvite,
+    Provisional,
+)
+from wcsgw.sip.service import SipService
+
+# Short RFC 3261 timers: a lost request times out (64*T1) in 3.2 s instead of 32 s.
+FAST = SipSettings(listen="127.0.0.1", port=0, t1=0.05, t2=0.4, t4=0.5)
+
+
+def offer(rtp_port: int) -> bytes:
+    """A plain audio offer: PCMU only, RTP/AVP, to a port nobody needs to read."""
+    return (
+        "v=0\r\n"
+        "o=wcsgw 1 1 IN IP4 127.0.0.1\r\n"
+        "s=-\r\n"
+        "c=IN IP4 127.0.0.1\r\n"
+        "t=0 0\r\n"
+        f"m=audio {rtp_port} RTP/AVP 0\r\n"
+        "a=rtpmap:0 PCMU/8000\r\n"
+        "a=ptime:20\r\n"
+        "a=sendrecv\r\n"
+    ).encode()
+
+
+class DomainKamailio(Kamailio):
+    """Kamailio that also counts ``127.0.0.1:5060`` as itself, as a server on the default port
+    would: the gateway's From is the account's AOR ``sip:1001@127.0.0.1`` (a domain has no
+    port; the port is the proxy's), and the shared config challenges only callers whose From
+    is "myself".  Only port 5060 is aliased — never a bare ``127.0.0.1``, which would make
+    every loopback UA "myself" (see tests/peers/kamailio.cfg); no test peer binds 5060."""
+
+    def _write_config(self):  # type: ignore[no-untyped-def]
+        cfg = super()._write_config()
+        text = cfg.read_text()
+        marker = "auto_aliases=no\n"
+        assert marker in text
+        cfg.write_text(text.replace(marker, marker + "alias=udp:127.0.0.1:5060\n"
+                                    "alias=tcp:127.0.0.1:5060\n", 1))
+        return cfg
+
+
+def is_final(event: object) -> bool:
+    return isinstance(event, (Failed, Ended))
+
+
+class OutgoingCallTests(unittest.TestCase):
+    timeout = 60
+
+    async def setup_peers(self, answermode: str = "auto", transport: str = "udp"
+                          ) -> tuple[Kamailio, Baresip, SipService, SipAccount]:
+        kam = DomainKamailio()
+        self.addCleanup(kam.stop)  # cleanups run last-in first-out: Kamailio stops last
+        await kam.start()
+        gateway = SipService(FAST)
+        gateway.startService()
+        self.addCleanup(gateway.stopService)
+        phone = Baresip("1002", "pass1002", registrar_port=kam.port, answermode=answermode)
+        self.addCleanup(phone.stop)
+        await phone.start()
+        await phone.registered()
+        rows = await kam.bindings("1002")
+        self.assertEqual(len(rows), 1)
+        self.assertIn(f"127.0.0.1:{phone.sip_port}", rows[0]["contact"])
+        account = SipAccount(login="1001", password="pass1001", domain="127.0.0.1",
+                             port=kam.port, transport=transport, register=False)
+        return kam, phone, gateway, account
+
+    def call(self, gateway: SipService, account: SipAccount, kam: Kamailio,
+             user: str = "1002") -> tuple[OutgoingInvite, EventLog]:
+        events = EventLog()
+        assert gateway.endpoint is not None and gateway.transport is not None
+        invite = OutgoingInvite(gateway.endpoint, account, f"sip:{user}@127.0.0.1:{kam.port}",
+                                offer(free_port("udp")), listener=events)
+        invite.start(reactor.seconds())
+        gateway.transport.pump()
+        return invite, events
+
+    def hangup(self, gateway: SipService, invite: OutgoingInvite) -> None:
+        assert gateway.transport is not None
+        invite.hangup(reactor.seconds())
+        gateway.transport.pump()
+
+    @inline
+    async def test_answered_then_we_hang_up(self) -> None:
+        kam, phone, gateway, account = await self.setup_peers()
+        mark = phone.mark()
+        invite, events = self.call(gateway, account, kam)
+
+        answered = await events.wait_for(lambda e: isinstance(e, (Answered, Failed)))
+        self.assertIsInstance(answered, Answered)
+        sdp = answered.sdp.decode()
+        self.assertIn("m=audio ", sdp)
+        self.assertIn("PCMU/8000", sdp)
+        self.assertIn("c=IN IP4 127.0.0.1", sdp)
+        # Kamailio challenged the first INVITE; the second carried the answer.
+        assert invite.invite is not None
+        self.assertEqual(invite.invite.cseq, (2, "INVITE"))
+        self.assertIn('username="1001"', invite.invite.headers.get("Proxy-Authorization"))
+        self.assertEqual(invite.state, InviteState.CONFIRMED)
+        # Kamailio stays in the path (Record-Route), so the dialog routes through it.
+        assert invite.dialog is not None
+        self.assertEqual(len(invite.dialog.route_set), 1)
+        self.assertIn(f"127.0.0.1:{kam.port}", invite.dialog.route_set[0])
+        established = await phone.wait_event("CALL_ESTABLISHED", since=mark)
+        self.assertEqual(established["direction"], "incoming")
+
+        self.hangup(gateway, invite)
+        ended = await events.wait_for(is_final)
+        self.assertEqual(ended, Ended(REASON_NORMAL, by_remote=False))
+        closed = await phone.wait_event("CALL_CLOSED", since=mark)
+        self.assertEqual(closed["id"], established["id"])
+        self.assertEqual([type(e) for e in events.events if is_final(e)], [Ended])
+
+    @inline
+    async def test_phone_hangs_up(self) -> None:
+        kam, phone, gateway, account = await self.setup_peers()
+        mark = phone.mark()
+        invite, events = self.call(gateway, account, kam)
+        await events.wait_for(lambda e: isinstance(e, Answered))
+        await phone.wait_event("CALL_ESTABLISHED", since=mark)
+
+        await phone.command("hangup")
+        ended = await events.wait_for(is_final)
+        self.assertEqual(ended, Ended(REASON_NORMAL, by_remote=True))
+        self.assertEqual(invite.state, InviteState.TERMINATED)
+        await phone.wait_event("CALL_CLOSED", since=mark)
+
+    @inline
+    async def test_phone_rejects(self) -> None:
+        """Manual answer mode, then ``hangup`` on the ringing call: baresip answers
+        486 (the call layer's BUSY)."""
+        kam, phone, gateway, account = await self.setup_peers(answermode="manual")
+        mark = phone.mark()
+        invite, events = self.call(gateway, account, kam)
+        await phone.wait_event("CALL_INCOMING", since=mark)
+        ringing = await events.wait_for(lambda e: isinstance(e, Provisional) and e.status == 180)
+        self.assertEqual(ringing.reason, "Ringing")
+
+        await phone.command("hangup")
+        failed = await events.wait_for(is_final)
+        self.assertIsInstance(failed, Failed)
+        self.assertEqual(failed.status, 486)
+        self.assertTrue(failed.reason.startswith("486 "), failed.reason)
+        self.assertEqual(invite.final_status, 486)
+
+    @inline
+    async def test_unknown_user(self) -> None:
+        """Nobody registered as 1004: Kamailio's location lookup fails with 404."""
+        kam, phone, gateway, account = await self.setup_peers()
+        invite, events = self.call(gateway, account, kam, user="1004")
+        failed = await events.wait_for(is_final)
+        self.assertEqual(failed, Failed(404, "404 Not Found"))
+        self.assertEqual(phone.events, [])
+
+    @inline
+    async def test_cancel_while_ringing(self) -> None:
+        kam, phone, gateway, account = await self.setup_peers(answermode="manual")
+        mark = phone.mark()
+        invite, events = self.call(gateway, account, kam)
+        incoming = await phone.wait_event("CALL_INCOMING", since=mark)
+        await events.wait_for(lambda e: isinstance(e, Provisional) and e.status == 180)
+
+        self.hangup(gateway, invite)
+        self.assertEqual(invite.state, InviteState.CANCELLING)
+        closed = await phone.wait_event("CALL_CLOSED", since=mark)
+        self.assertEqual(closed["id"], incoming["id"])
+        ended = await events.wait_for(is_final)
+        self.assertEqual(ended, Ended(REASON_NORMAL, by_remote=False))
+        self.assertEqual(invite.final_status, 487)
+        self.assertNotIn("CALL_ESTABLISHED", [e["type"] for e in phone.events[mark:]])
+
+    @inline
+    async def test_over_tcp(self) -> None:
+        kam, phone, gateway, account = await self.setup_peers(transport="tcp")
+        mark = phone.mark()
+        invite, events = self.call(gateway, account, kam)
+        answered = await events.wait_for(lambda e: isinstance(e, (Answered, Failed)))
+        self.assertIsInstance(answered, Answered)
+        assert invite.invite is not None
+        self.assertEqual(invite.invite.top_via.transport, "TCP")
+        await phone.wait_event("CALL_ESTABLISHED", since=mark)
+        self.hangup(gateway, invite)
+        self.assertEqual(await events.wait_for(is_final), Ended(REASON_NORMAL, by_remote=False))
+        await phone.wait_event("CALL_CLOSED", since=mark)
