@@ -18,7 +18,9 @@ Decisions worth knowing (RFC 4475 drives most of them):
 * The start line is strict: exactly one SP between elements, none trailing (RFC 4475
   lwsstart, trws, lwsruri reject), no headers in a SIP Request-URI (escruri).
 * Body: Content-Length bytes; absent Content-Length means the rest of the datagram
-  (§18.3); more declared than present is an error, less truncates (dblreq).
+  (§18.3); more declared than present is an error, less truncates (dblreq). A datagram
+  that ends on a line end without the empty line (RFC 4475 baddn's file) is read as
+  headers with no body rather than refused outright.
 * An error in a request that has a method token and a Via carries ``partial``: a Request
   with the raw headers read so far, enough for ``make_response(partial, 400)``. Its header
   values are unvalidated text: reply to the packet's source address, not to its Via.
@@ -61,7 +63,6 @@ _VERSION_RE = re.compile(r"SIP/[0-9]+\.[0-9]+", re.I)
 _DIGITS_RE = re.compile(r"[0-9]{1,10}")
 _FOLD_RE = re.compile(r"[ \t]*\n[ \t]+")
 _HEADER_LINE_RE = re.compile(r"^([^:\n]*):[ \t]*([^\n]*)$", re.M)
-_FAST_REQUEST_URI_RE: re.Pattern[str]  # defined below, with the other fast paths
 _LIST_ITEM_RE = re.compile(r'[ \t]*((?:"(?:[^"\\]|\\.)*"|<[^>]*>|[^,"<])*)(?:,|\Z)', re.S)
 
 #: names seen on the wire -> canonical names; bounded so random names cannot grow it forever
