@@ -21,7 +21,7 @@ TRIAL_ARGS ?=
 # time).  PACKAGES: everything the test suite needs — real peers (Kamailio registrar/proxy,
 # baresip phones, sox for tone files).  Add new test dependencies (chromium, ...) here.
 RUN_PACKAGES := libopus0
-PACKAGES := $(RUN_PACKAGES) kamailio baresip-core sox chromium
+PACKAGES := $(RUN_PACKAGES) kamailio baresip-core sox iproute2 chromium
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
@@ -92,8 +92,9 @@ run: install
 # --reactor=asyncio: the whole suite shares one asyncio loop, as the gateway does.
 # PYTHONPATH: the tests import `tests` and always run the working tree's `wcsgw`; the
 # installed copy provides the dependencies and the twistd plugin.
+# tests/isolated: in a network namespace with only loopback when possible (root).
 test: debs $(STAMP_TEST)
-	PYTHONPATH=$(CURDIR) $(VENV)/bin/trial --reactor=asyncio $(TRIAL_ARGS) $(TESTS)
+	PYTHONPATH=$(CURDIR) tests/isolated $(VENV)/bin/trial --reactor=asyncio $(TRIAL_ARGS) $(TESTS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info _trial_temp _trial_temp.lock .hypothesis
