@@ -2,14 +2,16 @@
 
 Each test starts Kamailio (registrar + proxy: INVITEs from 1001 are challenged with 407), one
 baresip phone registered as 1002, and the gateway's SipService in this process; the gateway
-calls ``sip:1002@127.0.0.1:<kamailio port>`` as account 1001 with a plain PCMU offer pointing
-at a port nobody reads.  Cleanups stop the phone before Kamailio and the gateway, so nothing is
-left running.
+calls ``sip:1002@127.0.0.1:<kamailio port>`` as account 1001 with a plain PCMU offer (pointing
+at a port nobody reads, except in the first test, which checks that the phone's RTP arrives
+there as PCMU).  Cleanups stop the phone before Kamailio and the gateway, so nothing is left
+running; the tests without Kamailio show Timer B and a refused TCP connection.
 """
 
 from __future__ import annotations
 
 from twisted.internet import reactor
+from twisted.internet.protocol import DatagramProtocol
 from twisted.trial import unittest
 
 from tests.peers.baresip import Baresip
@@ -20,6 +22,8 @@ from wcsgw.config import SipSettings
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.invite import (
     REASON_NORMAL,
+    REASON_TIMEOUT,
+    REASON_TRANSPORT,
     Answered,
     Ended,
     Failed,
@@ -65,6 +69,16 @@ class DomainKamailio(Kamailio):
         return cfg
 
 
+class RtpSink(DatagramProtocol):
+    """Notes the datagrams that arrive on the offer's audio port."""
+
+    def __init__(self) -> None:
+        self.packets = EventLog()
+
+    def datagramReceived(self, data: bytes, addr: tuple) -> None:  # noqa: N802 (Twisted API)
+        self.packets(data)
+
+
 def is_final(event: object) -> bool:
     return isinstance(event, (Failed, Ended))
 
@@ -92,11 +106,13 @@ class OutgoingCallTests(unittest.TestCase):
         return kam, phone, gateway, account
 
     def call(self, gateway: SipService, account: SipAccount, kam: Kamailio,
-             user: str = "1002") -> tuple[OutgoingInvite, EventLog]:
+             user: str = "1002", no_answer_timeout: float = 60.0, rtp_port: int | None = None
+             ) -> tuple[OutgoingInvite, EventLog]:
         events = EventLog()
         assert gateway.endpoint is not None and gateway.transport is not None
         invite = OutgoingInvite(gateway.endpoint, account, f"sip:{user}@127.0.0.1:{kam.port}",
-                                offer(free_port("udp")), listener=events)
+                                offer(rtp_port or free_port("udp")), listener=events,
+                                no_answer_timeout=no_answer_timeout)
         invite.start(reactor.seconds())
         gateway.transport.pump()
         return invite, events
@@ -109,8 +125,11 @@ class OutgoingCallTests(unittest.TestCase):
     @inline
     async def test_answered_then_we_hang_up(self) -> None:
         kam, phone, gateway, account = await self.setup_peers()
+        rtp = RtpSink()
+        port = reactor.listenUDP(0, rtp, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
         mark = phone.mark()
-        invite, events = self.call(gateway, account, kam)
+        invite, events = self.call(gateway, account, kam, rtp_port=port.getHost().port)
 
         answered = await events.wait_for(lambda e: isinstance(e, (Answered, Failed)))
         self.assertIsInstance(answered, Answered)
@@ -129,6 +148,11 @@ class OutgoingCallTests(unittest.TestCase):
         self.assertIn(f"127.0.0.1:{kam.port}", invite.dialog.route_set[0])
         established = await phone.wait_event("CALL_ESTABLISHED", since=mark)
         self.assertEqual(established["direction"], "incoming")
+        # The phone took our offer: PCMU (payload type 0) RTP to the port we named.
+        packet = await rtp.packets.wait_for(lambda p: True)
+        self.assertEqual(packet[0] >> 6, 2)  # RTP version
+        self.assertEqual(packet[1] & 0x7F, 0)
+        self.assertEqual(len(packet), 12 + 160)  # 20 ms of G.711
 
         self.hangup(gateway, invite)
         ended = await events.wait_for(is_final)
@@ -136,6 +160,7 @@ class OutgoingCallTests(unittest.TestCase):
         closed = await phone.wait_event("CALL_CLOSED", since=mark)
         self.assertEqual(closed["id"], established["id"])
         self.assertEqual([type(e) for e in events.events if is_final(e)], [Ended])
+        self.assertEqual(len(phone.recordings()), 1)  # sndfile's dump of this call
 
     @inline
     async def test_phone_hangs_up(self) -> None:
@@ -208,3 +233,63 @@ class OutgoingCallTests(unittest.TestCase):
         self.hangup(gateway, invite)
         self.assertEqual(await events.wait_for(is_final), Ended(REASON_NORMAL, by_remote=False))
         await phone.wait_event("CALL_CLOSED", since=mark)
+
+    @inline
+    async def test_no_answer_timeout(self) -> None:
+        """The phone rings and nobody answers: the session's own deadline, kept by the
+        endpoint and armed by the transport, sends the CANCEL."""
+        kam, phone, gateway, account = await self.setup_peers(answermode="manual")
+        mark = phone.mark()
+        started = reactor.seconds()
+        invite, events = self.call(gateway, account, kam, no_answer_timeout=1.0)
+        incoming = await phone.wait_event("CALL_INCOMING", since=mark)
+        failed = await events.wait_for(is_final)
+        self.assertEqual(failed, Failed(None, REASON_TIMEOUT))
+        self.assertGreaterEqual(reactor.seconds() - started, 1.0)
+        self.assertEqual(invite.final_status, 487)
+        closed = await phone.wait_event("CALL_CLOSED", since=mark)
+        self.assertEqual(closed["id"], incoming["id"])
+
+
+class NoPeerTests(unittest.TestCase):
+    @inline
+    async def test_nobody_answers_timer_b(self) -> None:
+        """UDP into the void: Timer B (64*T1) ends the call as a request timeout."""
+        gateway = SipService(FAST)
+        gateway.startService()
+        self.addCleanup(gateway.stopService)
+        port = free_port("udp+tcp")
+        account = SipAccount(login="1001", password="pass1001", domain="127.0.0.1", port=port,
+                             register=False)
+        events = EventLog()
+        assert gateway.endpoint is not None and gateway.transport is not None
+        invite = OutgoingInvite(gateway.endpoint, account, f"sip:1002@127.0.0.1:{port}",
+                                offer(free_port("udp")), listener=events)
+        started = reactor.seconds()
+        invite.start(started)
+        gateway.transport.pump()
+        failed = await events.wait_for(is_final)
+        self.assertEqual(failed, Failed(None, REASON_TIMEOUT))
+        self.assertGreaterEqual(reactor.seconds() - started, 64 * FAST.t1 * 0.9)
+        self.assertEqual(events.events, [failed])
+        self.assertEqual(gateway.endpoint.timed_users, [])
+
+    @inline
+    async def test_tcp_connection_refused(self) -> None:
+        """TCP to a port nobody listens on: a transport error, at once, not after Timer B."""
+        gateway = SipService(FAST)
+        gateway.startService()
+        self.addCleanup(gateway.stopService)
+        port = free_port("udp+tcp")
+        account = SipAccount(login="1001", password="pass1001", domain="127.0.0.1", port=port,
+                             transport="tcp", register=False)
+        events = EventLog()
+        assert gateway.endpoint is not None and gateway.transport is not None
+        invite = OutgoingInvite(gateway.endpoint, account, f"sip:1002@127.0.0.1:{port}",
+                                offer(free_port("udp")), listener=events)
+        started = reactor.seconds()
+        invite.start(started)
+        gateway.transport.pump()
+        failed = await events.wait_for(is_final)
+        self.assertEqual(failed, Failed(None, REASON_TRANSPORT))
+        self.assertLess(reactor.seconds() - started, 64 * FAST.t1)
