@@ -52,23 +52,6 @@ def offer(rtp_port: int) -> bytes:
     ).encode()
 
 
-class DomainKamailio(Kamailio):
-    """Kamailio that also counts ``127.0.0.1:5060`` as itself, as a server on the default port
-    would: the gateway's From is the account's AOR ``sip:1001@127.0.0.1`` (a domain has no
-    port; the port is the proxy's), and the shared config challenges only callers whose From
-    is "myself".  Only port 5060 is aliased — never a bare ``127.0.0.1``, which would make
-    every loopback UA "myself" (see tests/peers/kamailio.cfg); no test peer binds 5060."""
-
-    def _write_config(self):  # type: ignore[no-untyped-def]
-        cfg = super()._write_config()
-        text = cfg.read_text()
-        marker = "auto_aliases=no\n"
-        assert marker in text
-        cfg.write_text(text.replace(marker, marker + "alias=udp:127.0.0.1:5060\n"
-                                    "alias=tcp:127.0.0.1:5060\n", 1))
-        return cfg
-
-
 class RtpSink(DatagramProtocol):
     """Notes the datagrams that arrive on the offer's audio port."""
 
@@ -88,7 +71,7 @@ class OutgoingCallTests(unittest.TestCase):
 
     async def setup_peers(self, answermode: str = "auto", transport: str = "udp"
                           ) -> tuple[Kamailio, Baresip, SipService, SipAccount]:
-        kam = DomainKamailio()
+        kam = Kamailio()
         self.addCleanup(kam.stop)  # cleanups run last-in first-out: Kamailio stops last
         await kam.start()
         gateway = SipService(FAST)
