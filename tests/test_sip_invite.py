@@ -534,6 +534,9 @@ class CancelTests(unittest.TestCase):
         h.advance(1.0 + TIMEOUT + 0.1)
         self.assertEqual(h.events[-1], Ended(REASON_NORMAL, by_remote=False))
         self.assertNotIn(h.call, h.ep.timed_users)
+        # §9.1: the INVITE transaction (no timer of its own in Proceeding) is destroyed too.
+        h.advance(1.0 + 2 * TIMEOUT)
+        self.assertEqual(len(h.ep.layer), 0)
 
     def test_build_cancel_needs_a_sent_invite(self) -> None:
         with self.assertRaises(ValueError):

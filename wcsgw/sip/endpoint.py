@@ -215,6 +215,12 @@ class SipEndpoint:
         self._pending[txn] = _Pending(on_response, on_failure)
         return txn
 
+    def abandon(self, txn: ClientTransaction, now: float) -> None:
+        """Give up a client transaction the TU no longer waits for (see TransactionLayer.abandon)."""
+        self._pending.pop(txn, None)
+        self.layer.abandon(txn)
+        self._dispatch(now)
+
     def stamp_outgoing(self, request: Request, target: Target) -> None:
         via = (
             f"SIP/2.0/{target.transport} {self._host_for_uri()}:{self.config.port}"

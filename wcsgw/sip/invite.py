@@ -58,7 +58,7 @@ from wcsgw.sip.message import Headers, Request, Response, canonical_name
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target, unbracket
 from wcsgw.sip.timers import EPSILON
-from wcsgw.sip.transaction import ServerTransaction
+from wcsgw.sip.transaction import ClientTransaction, ServerTransaction
 from wcsgw.sip.uri import parse_uri
 
 __all__ = [
@@ -262,6 +262,7 @@ class OutgoingInvite:
         self._cancel_guard_at: float | None = None
         self._acks: dict[str, tuple[Request, Target]] = {}  # To tag -> ACK as sent
         self._router: DialogRouter | None = None
+        self._invite_txn: ClientTransaction | None = None
         self._done = False
 
     def __repr__(self) -> str:
@@ -315,6 +316,8 @@ class OutgoingInvite:
             self._cancel_guard_at = None
             if self.state is InviteState.CANCELLING:
                 # §9.1: no final response 64*T1 after the CANCEL: consider it cancelled.
+                if self._invite_txn is not None:
+                    self.endpoint.abandon(self._invite_txn, now)
                 self._finish(self._outcome or Failed(None, REASON_TIMEOUT))
 
     @property
@@ -353,7 +356,8 @@ class OutgoingInvite:
         def on_failure(reason: str, now: float) -> None:
             self._on_invite_failure(invite, reason, now)
 
-        self.endpoint.send_request(invite, self.target, now, on_response, on_failure)
+        self._invite_txn = self.endpoint.send_request(invite, self.target, now, on_response,
+                                                      on_failure)
 
     def _on_response(self, invite: Request, response: Response, now: float) -> None:
         status = response.status

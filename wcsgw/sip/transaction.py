@@ -783,6 +783,12 @@ class TransactionLayer:
         self._servers[key] = txn
         self._server_keys[txn].append(key)
 
+    def abandon(self, txn: Transaction) -> None:
+        """Destroy ``txn`` now, whatever its state: RFC 3261 §9.1, an INVITE whose CANCEL got
+        no final response within 64*T1 is considered cancelled (it has no timer of its own in
+        Proceeding, so without this it would live forever)."""
+        self._terminate(txn)
+
     def _terminate(self, txn: Transaction) -> None:
         if txn.state is State.TERMINATED:
             return
