@@ -1,0 +1,304 @@
+"""The per-call media bridge (wcsgw.media.bridge), sans-IO: relay rewrites headers only
+(SSRC/sequence/timestamp continuity, payload-type and telephone-event maps), transcode converts
+Opus <-> G.711 with rate-scaled timestamps, DTMF crosses as events, RTCP is terminated per leg,
+and inactivity is measured per direction."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import numpy as np
+from twisted.trial.unittest import SynchronousTestCase
+
+from wcsgw.media import g711
+from wcsgw.media.bridge import RELAY, SIP, TRANSCODE, WEBRTC, LegMedia, MediaBridge, choose_mode
+from wcsgw.media.opus import OpusDecoder, OpusEncoder
+from wcsgw.media.rtcp import ReceiverReport, SenderReport, SourceDescription, build_rr, parse_rtcp
+from wcsgw.media.rtp import build_rtp, parse_rtp
+
+T0 = 1_700_000_000.0
+W_SSRC = 0x0000AAAA  # our SSRC toward the browser
+S_SSRC = 0x0000BBBB  # our SSRC toward the SIP side
+
+
+def event(digit: int, end: bool, volume: int, duration: int) -> bytes:
+    """RFC 4733 §2.3 payload."""
+    return struct.pack("!BBH", digit, (0x80 if end else 0) | volume, duration)
+
+
+class Harness:
+    def __init__(self, webrtc: LegMedia, sip: LegMedia, **kw) -> None:
+        self.to_webrtc: list[bytes] = []
+        self.to_sip: list[bytes] = []
+        self.rtcp_webrtc: list[bytes] = []
+        self.rtcp_sip: list[bytes] = []
+        self.bridge = MediaBridge(
+            webrtc,
+            sip,
+            self.to_webrtc.append,
+            self.to_sip.append,
+            now=T0,
+            cname="gw-test",
+            send_rtcp_to_webrtc=self.rtcp_webrtc.append,
+            send_rtcp_to_sip=self.rtcp_sip.append,
+            rng=random.Random(3),
+            **kw,
+        )
+
+
+def pcmu_legs(**kw) -> tuple[LegMedia, LegMedia]:
+    return (
+        LegMedia("PCMU", 0, telephone_event=126, ssrc=W_SSRC),
+        LegMedia("pcmu", 0, telephone_event=101, ssrc=S_SSRC, **kw),
+    )
+
+
+class RelayTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.h = Harness(*pcmu_legs())
+        self.b = self.h.bridge
+
+    def test_mode_and_header_rewrite_only(self) -> None:
+        self.assertEqual(self.b.mode, RELAY)
+        payload = bytes(range(160))
+        for i in range(3):
+            self.b.from_webrtc(build_rtp(payload_type=0, sequence=500 + i, timestamp=9000 + 160 * i, ssrc=0x1234, payload=payload), T0 + 0.02 * i)
+        headers = [parse_rtp(p) for p in self.h.to_sip]
+        self.assertEqual([h.ssrc for h in headers], [S_SSRC] * 3)
+        self.assertEqual([h.payload_type for h in headers], [0] * 3)
+        seqs = [h.sequence for h in headers]
+        tss = [h.timestamp for h in headers]
+        self.assertEqual([(s - seqs[0]) & 0xFFFF for s in seqs], [0, 1, 2])
+        self.assertEqual([(t - tss[0]) & 0xFFFFFFFF for t in tss], [0, 160, 320])
+        self.assertEqual([h.marker for h in headers], [True, False, False])  # first packet of a source
+        self.assertEqual({h.payload(p) for h, p in zip(headers, self.h.to_sip)}, {payload})
+        self.assertEqual(self.h.to_webrtc, [])
+
+    def test_payload_type_map(self) -> None:
+        h = Harness(LegMedia("PCMA", 8, ssrc=W_SSRC), LegMedia("PCMA", 8, ssrc=S_SSRC))
+        h.bridge.from_sip(build_rtp(payload_type=8, sequence=1, timestamp=1, ssrc=9, payload=b"\xd5" * 160), T0)
+        self.assertEqual(parse_rtp(h.to_webrtc[0]).payload_type, 8)
+        # Opus relayed with different dynamic payload types on each leg
+        h = Harness(LegMedia("opus", 111, ssrc=W_SSRC), LegMedia("OPUS", 96, ssrc=S_SSRC))
+        h.bridge.from_webrtc(build_rtp(payload_type=111, sequence=1, timestamp=1, ssrc=9, payload=b"op"), T0)
+        h.bridge.from_sip(build_rtp(payload_type=96, sequence=1, timestamp=1, ssrc=8, payload=b"us"), T0)
+        self.assertEqual((parse_rtp(h.to_sip[0]).payload_type, parse_rtp(h.to_webrtc[0]).payload_type), (96, 111))
+        self.assertEqual(h.bridge.mode, RELAY)
+
+    def test_ssrc_change_and_sequence_wrap_stay_continuous(self) -> None:
+        t = T0
+        seqs = [65533, 65534, 65535, 0, 1]  # the PBX's own sequence wraps...
+        for i, q in enumerate(seqs):
+            self.b.from_sip(build_rtp(payload_type=0, sequence=q, timestamp=1000 + 160 * i, ssrc=0x1111, payload=b"\xff" * 160), t)
+            t += 0.02
+        # ...then it switches the media source (new SSRC, unrelated numbers)
+        for i in range(3):
+            self.b.from_sip(build_rtp(payload_type=0, sequence=40000 + i, timestamp=7_000_000 + 160 * i, ssrc=0x2222, payload=b"\xff" * 160), t)
+            t += 0.02
+        headers = [parse_rtp(p) for p in self.h.to_webrtc]
+        self.assertEqual({h.ssrc for h in headers}, {W_SSRC})
+        first = headers[0]
+        self.assertEqual([(h.sequence - first.sequence) & 0xFFFF for h in headers], list(range(8)))
+        self.assertEqual([(h.timestamp - first.timestamp) & 0xFFFFFFFF for h in headers], [160 * i for i in range(8)])
+        self.assertEqual([h.marker for h in headers], [True, False, False, False, False, True, False, False])
+
+    def test_our_own_sequence_wraps_at_65535(self) -> None:
+        legs = (LegMedia("PCMU", 0, ssrc=W_SSRC), LegMedia("PCMU", 0, ssrc=S_SSRC))
+        h = Harness(*legs)
+        h.bridge.to_sip._initial_seq = 65534  # start our outgoing stream just before the wrap
+        for i in range(4):
+            h.bridge.from_webrtc(build_rtp(payload_type=0, sequence=100 + i, timestamp=160 * i, ssrc=5, payload=b"x"), T0 + 0.02 * i)
+        self.assertEqual([parse_rtp(p).sequence for p in h.to_sip], [65534, 65535, 0, 1])
+
+    def test_telephone_event_passes_with_mapped_payload_type(self) -> None:
+        self.b.from_webrtc(build_rtp(payload_type=0, sequence=10, timestamp=800, ssrc=7, payload=b"\xff" * 160), T0)
+        ev = event(5, False, 10, 160)
+        self.b.from_webrtc(build_rtp(payload_type=126, sequence=11, timestamp=960, ssrc=7, payload=ev, marker=True), T0 + 0.02)
+        end = event(5, True, 10, 800)
+        for k in range(3):  # the end packet is sent three times (RFC 4733 §2.5.1.4)
+            self.b.from_webrtc(build_rtp(payload_type=126, sequence=12 + k, timestamp=960, ssrc=7, payload=end), T0 + 0.1 + 0.001 * k)
+        audio, *events = [parse_rtp(p) for p in self.h.to_sip]
+        self.assertEqual([e.payload_type for e in events], [101] * 4)
+        self.assertEqual([e.timestamp for e in events], [audio.timestamp + 160] * 4)
+        self.assertEqual([e.sequence for e in events], [(audio.sequence + k) & 0xFFFF for k in range(1, 5)])
+        self.assertTrue(events[0].marker)
+        self.assertEqual(events[0].payload(self.h.to_sip[1]), ev)
+        self.assertEqual(events[-1].payload(self.h.to_sip[-1]), end)
+        self.assertEqual(self.b.stats()[WEBRTC]["dtmf_packets"], 4)
+
+    def test_events_dropped_when_the_other_leg_has_none(self) -> None:
+        h = Harness(LegMedia("PCMU", 0, telephone_event=126), LegMedia("PCMU", 0))
+        h.bridge.from_webrtc(build_rtp(payload_type=126, sequence=1, timestamp=1, ssrc=1, payload=event(1, False, 10, 160)), T0)
+        self.assertEqual(h.to_sip, [])
+        self.assertEqual(h.bridge.stats()[WEBRTC]["dropped"], 1)
+
+    def test_unknown_payload_types_and_garbage_are_dropped(self) -> None:
+        self.b.from_sip(build_rtp(payload_type=13, sequence=1, timestamp=1, ssrc=1, payload=b"\x40"), T0)  # CN
+        self.b.from_sip(b"\x80\x00\x00", T0)
+        self.b.from_sip(b"\x40" + bytes(20), T0)
+        self.b.from_sip(bytes([0x82]) + build_rtp(payload_type=0, sequence=1, timestamp=1, ssrc=1)[1:], T0)  # CSRCs missing
+        self.assertEqual(self.h.to_webrtc, [])
+        st = self.b.stats()[SIP]
+        self.assertEqual((st["dropped"], st["malformed"]), (1, 3))
+
+    def test_csrc_extension_and_padding_are_carried_through(self) -> None:
+        pkt = build_rtp(payload_type=0, sequence=1, timestamp=1, ssrc=1, payload=b"\xff" * 160, csrcs=(4,), extension=(0xBEDE, b"\x10\x01\x00\x00"), padding=4)
+        self.b.from_webrtc(pkt, T0)
+        out = self.h.to_sip[0]
+        self.assertEqual(out[12:], pkt[12:])
+        self.assertEqual(parse_rtp(out).payload(out), b"\xff" * 160)
+        self.assertEqual(self.b.to_sip.octets_sent, 160)
+
+
+class TranscodeTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.h = Harness(
+            LegMedia("opus", 111, telephone_event=110, ssrc=W_SSRC),
+            LegMedia("PCMA", 8, telephone_event=101, ssrc=S_SSRC),
+        )
+        self.b = self.h.bridge
+        self.encoder = OpusEncoder()
+
+    def opus_packet(self, seq: int, ts: int, pcm: np.ndarray | None = None) -> bytes:
+        if pcm is None:
+            pcm = np.zeros(960, dtype=np.int16)
+        return build_rtp(payload_type=111, sequence=seq, timestamp=ts, ssrc=0xB0B, payload=self.encoder.encode(pcm))
+
+    def test_mode_choice(self) -> None:
+        self.assertEqual(self.b.mode, TRANSCODE)
+        self.assertIsNotNone(self.b.transcoder)
+        self.assertEqual(choose_mode(LegMedia("opus", 111), LegMedia("PCMU", 0)), TRANSCODE)
+        self.assertRaises(ValueError, choose_mode, LegMedia("opus", 111), LegMedia("G722", 9))
+        self.assertRaises(ValueError, MediaBridge, LegMedia("opus", 111), LegMedia("PCMU", 0), print, print, now=T0, mode=RELAY)
+        self.assertRaises(ValueError, MediaBridge, LegMedia("PCMU", 0), LegMedia("PCMU", 0), print, print, now=T0, mode=TRANSCODE)
+        self.assertRaises(ValueError, LegMedia, "speex", 97)
+        self.assertEqual(LegMedia("speex", 97, clock_rate=16000).clock_rate, 16000)
+
+    def test_webrtc_to_sip_g711_frames_with_scaled_timestamps_across_loss(self) -> None:
+        tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(48000) / 48000)).astype(np.int16)
+        sent = 0
+        for i in range(50):
+            if i in (20, 21, 22):  # lost on the way
+                continue
+            self.b.from_webrtc(self.opus_packet(1000 + i, 5000 + 960 * i, tone[960 * i : 960 * (i + 1)]), T0 + 0.02 * i)
+            sent += 1
+        headers = [parse_rtp(p) for p in self.h.to_sip]
+        self.assertEqual(len(headers), sent)
+        self.assertEqual({h.payload_type for h in headers}, {8})
+        self.assertEqual({len(h.payload(p)) for h, p in zip(headers, self.h.to_sip)}, {160})
+        t0, s0 = headers[0].timestamp, headers[0].sequence
+        # timestamps follow the incoming ones / 6, so the 3 lost packets leave a 480-sample gap
+        expected = [160 * i for i in range(50) if i not in (20, 21, 22)]
+        self.assertEqual([(h.timestamp - t0) & 0xFFFFFFFF for h in headers], expected)
+        self.assertEqual([(h.sequence - s0) & 0xFFFF for h in headers], [i for i in range(50) if i not in (20, 21, 22)])
+        audio = g711.alaw_decode(b"".join(h.payload(p) for h, p in zip(headers, self.h.to_sip)))[1600:]
+        spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+        peak = float(np.fft.rfftfreq(len(audio), 1 / 8000)[spectrum.argmax()])
+        self.assertTrue(420 <= peak <= 460, peak)
+
+    def test_sip_to_webrtc_opus_with_timestamps_times_six(self) -> None:
+        tone = g711.alaw_encode(8000 * np.sin(2 * np.pi * 1000 * np.arange(8000) / 8000))
+        for i in range(50):
+            self.b.from_sip(build_rtp(payload_type=8, sequence=7 + i, timestamp=160 * i, ssrc=0xCAFE, payload=tone[160 * i : 160 * (i + 1)]), T0 + 0.02 * i)
+        headers = [parse_rtp(p) for p in self.h.to_webrtc]
+        self.assertEqual({h.payload_type for h in headers}, {111})
+        self.assertEqual({h.ssrc for h in headers}, {W_SSRC})
+        t0 = headers[0].timestamp
+        self.assertEqual([(h.timestamp - t0) & 0xFFFFFFFF for h in headers], [960 * i for i in range(50)])
+        decoder = OpusDecoder()
+        pcm = np.concatenate([decoder.decode(h.payload(p)) for h, p in zip(headers, self.h.to_webrtc)])[9600:]
+        spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
+        peak = float(np.fft.rfftfreq(len(pcm), 1 / 48000)[spectrum.argmax()])
+        self.assertTrue(980 <= peak <= 1020, peak)
+
+    def test_30ms_sip_packets_are_stamped_by_their_first_sample(self) -> None:
+        for i in range(6):
+            self.b.from_sip(build_rtp(payload_type=8, sequence=i, timestamp=240 * i, ssrc=1, payload=b"\xd5" * 240), T0 + 0.03 * i)
+        headers = [parse_rtp(p) for p in self.h.to_webrtc]
+        t0 = headers[0].timestamp
+        # 20 ms, 40 ms, 20 ms, ... frames: each starts where the previous ended
+        self.assertEqual([(h.timestamp - t0) & 0xFFFFFFFF for h in headers], [0, 960, 2880, 3840, 5760, 6720])
+
+    def test_dtmf_is_restamped_and_rescaled_not_transcoded(self) -> None:
+        self.b.from_webrtc(self.opus_packet(1, 48000), T0)
+        ev = event(11, False, 10, 4800)  # '#', 100 ms at 48 kHz
+        self.b.from_webrtc(build_rtp(payload_type=110, sequence=2, timestamp=48960, ssrc=0xB0B, payload=ev, marker=True), T0 + 0.02)
+        audio, dtmf = [parse_rtp(p) for p in self.h.to_sip]
+        self.assertEqual(dtmf.payload_type, 101)
+        self.assertEqual((dtmf.timestamp - audio.timestamp) & 0xFFFFFFFF, 160)
+        self.assertEqual(dtmf.sequence, (audio.sequence + 1) & 0xFFFF)
+        self.assertTrue(dtmf.marker)
+        self.assertEqual(dtmf.payload(self.h.to_sip[1]), event(11, False, 10, 800))
+        # and back: 8 kHz SIP event -> 48 kHz browser event
+        self.b.from_sip(build_rtp(payload_type=8, sequence=1, timestamp=0, ssrc=2, payload=b"\xd5" * 160), T0)
+        self.b.from_sip(build_rtp(payload_type=101, sequence=2, timestamp=160, ssrc=2, payload=event(1, True, 7, 1600)), T0 + 0.2)
+        audio_w, dtmf_w = [parse_rtp(p) for p in self.h.to_webrtc]
+        self.assertEqual(dtmf_w.payload_type, 110)
+        self.assertEqual((dtmf_w.timestamp - audio_w.timestamp) & 0xFFFFFFFF, 960)
+        self.assertEqual(dtmf_w.payload(self.h.to_webrtc[1]), event(1, True, 7, 9600))
+
+    def test_corrupt_opus_is_counted_not_raised(self) -> None:
+        self.b.from_webrtc(build_rtp(payload_type=111, sequence=1, timestamp=1, ssrc=1, payload=b"\xff\xff\xff\xff\xff"), T0)
+        self.assertEqual(self.b.stats()[WEBRTC]["codec_errors"], 1)
+        self.assertEqual(self.h.to_sip, [])
+
+
+class RtcpAndActivityTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.h = Harness(*pcmu_legs())
+        self.b = self.h.bridge
+
+    def test_incoming_rtcp_is_terminated_not_forwarded(self) -> None:
+        rr = build_rr(0x777)
+        self.b.from_webrtc(rr, T0)  # muxed on the RTP path
+        self.b.rtcp_from_sip(rr, T0)
+        self.assertEqual((self.h.to_sip, self.h.to_webrtc), ([], []))
+        self.assertEqual(self.b.rtcp[WEBRTC].remote_ssrc, 0x777)
+        self.assertEqual(self.b.rtcp[SIP].reports_received, 1)
+
+    def test_each_leg_gets_its_own_reports(self) -> None:
+        self.assertEqual(self.b.poll_rtcp(T0), self.b.rtcp_due())
+        self.assertEqual(self.h.rtcp_webrtc + self.h.rtcp_sip, [])
+        for i in range(50):
+            self.b.from_webrtc(build_rtp(payload_type=0, sequence=i, timestamp=160 * i, ssrc=0x1234, payload=b"\xff" * 160), T0 + 0.02 * i)
+        now = T0 + 10.0
+        deadline = self.b.poll_rtcp(now)
+        self.assertGreater(deadline, now)
+        (to_w,) = self.h.rtcp_webrtc
+        (to_s,) = self.h.rtcp_sip
+        # toward the browser: we sent it nothing, but received 50 packets from it -> RR + block
+        rr, sdes = parse_rtcp(to_w)
+        self.assertIsInstance(rr, ReceiverReport)
+        self.assertEqual(rr.ssrc, W_SSRC)
+        self.assertEqual(rr.reports[0].ssrc, 0x1234)
+        self.assertEqual(rr.reports[0].highest_sequence, 49)
+        self.assertIsInstance(sdes, SourceDescription)
+        self.assertEqual(sdes.cname(W_SSRC), "gw-test")
+        # toward the SIP side: we relayed 50 packets to it -> SR with our counts
+        sr, _ = parse_rtcp(to_s)
+        self.assertIsInstance(sr, SenderReport)
+        self.assertEqual((sr.ssrc, sr.packet_count, sr.octet_count, sr.reports), (S_SSRC, 50, 8000, ()))
+        self.assertEqual(parse_rtcp(self.b.make_rtcp(SIP, now + 1))[0].ssrc, S_SSRC)
+        self.assertIn(b"bye", self.b.make_bye(WEBRTC, "bye"))
+
+    def test_inactivity_per_direction(self) -> None:
+        self.assertEqual(self.b.inactive_for(T0 + 3), 3)
+        self.b.from_webrtc(build_rtp(payload_type=0, sequence=1, timestamp=1, ssrc=1, payload=b"\xff"), T0 + 5)
+        self.assertEqual(self.b.inactive_for(T0 + 6, WEBRTC), 1)
+        self.assertEqual(self.b.inactive_for(T0 + 6, SIP), 6)
+        self.assertEqual(self.b.inactive_for(T0 + 6), 6)  # the longer silence counts
+        self.b.from_sip(build_rtp(payload_type=0, sequence=1, timestamp=1, ssrc=1, payload=b"\xff"), T0 + 6)
+        self.assertEqual(self.b.inactive_for(T0 + 8), 3)
+        self.assertEqual(self.b.last_activity, {WEBRTC: T0 + 5, SIP: T0 + 6})
+        # RTCP and dropped payload types do not count as RTP activity
+        self.b.from_sip(build_rr(9), T0 + 20)
+        self.b.from_sip(build_rtp(payload_type=13, sequence=2, timestamp=2, ssrc=1, payload=b"\x40"), T0 + 20)
+        self.assertEqual(self.b.inactive_for(T0 + 20, SIP), 14)
+
+    def test_stats_shape(self) -> None:
+        self.b.from_sip(build_rtp(payload_type=0, sequence=1, timestamp=1, ssrc=1, payload=b"\xff" * 160), T0)
+        st = self.b.stats()
+        self.assertEqual(st[SIP]["packets_received"], 1)
+        self.assertEqual(st[WEBRTC]["packets_sent"], 1)
+        self.assertIsNone(st[WEBRTC]["rtt_ms"])

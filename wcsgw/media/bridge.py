@@ -1,0 +1,402 @@
+"""The per-call media bridge between the WebRTC leg and the SIP leg (sans-IO).
+
+Packets come in through :meth:`MediaBridge.from_webrtc` / :meth:`MediaBridge.from_sip` with the
+time they arrived, and leave through the two callables given at construction. Nothing here
+touches a socket or a clock, so every rule is a fast unit test.
+
+Two modes, chosen when the call's codecs are known:
+
+``relay``
+    Both legs negotiated the same codec (the normal case: G.711 or Opus on both sides). The
+    payload is never decoded: each packet gets a new header — our SSRC toward that leg, sequence
+    and timestamp mapped by :class:`~wcsgw.media.stream.OutboundStream` (continuous across
+    source changes), the other leg's payload type — and that is all. This path runs for every
+    packet (50/s per direction per call), so it is a struct unpack, a few integer operations
+    and one pack + slice.
+
+``transcode``
+    Opus (48 kHz) on the WebRTC leg, PCMU/PCMA (8 kHz) on the SIP leg:
+    :class:`~wcsgw.media.transcode.Transcoder` converts payloads; timestamps are the incoming
+    ones scaled by the clock ratio (so loss never shifts them).
+
+In both modes telephone-event packets (RFC 4733 DTMF) cross as events: same stream, payload
+type mapped, timestamp re-based onto the outgoing clock, and — when the clocks differ — the
+event duration field rescaled too (it is in timestamp units). They are never transcoded.
+Packets of any other payload type (comfort noise, RED, a codec the other leg did not agree to)
+are dropped and counted.
+
+RTCP is terminated per leg by one :class:`~wcsgw.media.rtcp.RtcpReporter` each; incoming RTCP
+(also when it arrives muxed on the RTP path) is consumed, never forwarded.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+import attrs
+
+from wcsgw.media.opus import OpusError
+from wcsgw.media.rtcp import RtcpReporter
+from wcsgw.media.rtp import FIXED_HEADER, RtpError, parse_rtp
+from wcsgw.media.stream import InboundStream, OutboundStream
+from wcsgw.media.transcode import Transcoder
+
+__all__ = [
+    "WEBRTC",
+    "SIP",
+    "RELAY",
+    "TRANSCODE",
+    "LegMedia",
+    "MediaBridge",
+    "choose_mode",
+]
+
+WEBRTC = "webrtc"
+SIP = "sip"
+RELAY = "relay"
+TRANSCODE = "transcode"
+
+#: RTP clock rates of the codecs we know by name (RFC 3551, RFC 7587; G.722's is 8000 by
+#: RFC 3551's famous exception).
+CLOCK_RATES = {"opus": 48000, "pcmu": 8000, "pcma": 8000, "g722": 8000, "g729": 8000}
+
+Send = Callable[[bytes], None]
+
+_unpack_from = FIXED_HEADER.unpack_from
+_pack = FIXED_HEADER.pack
+
+
+@attrs.frozen
+class LegMedia:
+    """What one leg negotiated, as plain names and numbers (no SDP types needed).
+
+    ``codec`` is the encoding name as in ``a=rtpmap`` (``opus``, ``PCMU``, ``PCMA``; any case);
+    ``telephone_event`` the payload type of ``telephone-event`` at the *same* clock rate as the
+    codec (RFC 4733 §2.1), if negotiated; ``ssrc`` the SSRC we send on this leg (the one the
+    SDP we gave this leg announces; random when None).
+    """
+
+    codec: str
+    payload_type: int
+    clock_rate: int = attrs.field(default=0)
+    telephone_event: int | None = None
+    ssrc: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.clock_rate:
+            rate = CLOCK_RATES.get(self.codec.lower())
+            if rate is None:
+                raise ValueError(f"clock rate of {self.codec!r} must be given")
+            object.__setattr__(self, "clock_rate", rate)
+        for pt in (self.payload_type, self.telephone_event):
+            if pt is not None and not 0 <= pt <= 127:
+                raise ValueError(f"payload type {pt} out of range")
+
+
+def choose_mode(webrtc: LegMedia, sip: LegMedia) -> str:
+    """``relay`` when both legs use the same codec at the same rate, ``transcode`` for
+    Opus <-> G.711; ValueError for anything else."""
+    if webrtc.codec.lower() == sip.codec.lower() and webrtc.clock_rate == sip.clock_rate:
+        return RELAY
+    if webrtc.codec.lower() == "opus" and sip.codec.upper() in ("PCMU", "PCMA"):
+        return TRANSCODE
+    raise ValueError(f"cannot bridge {webrtc.codec}/{webrtc.clock_rate} with {sip.codec}/{sip.clock_rate}")
+
+
+class _Direction:
+    """One way through the bridge: what arrives from one leg and goes out to the other."""
+
+    __slots__ = (
+        "name",
+        "inbound",
+        "outbound",
+        "audio_in",
+        "audio_out",
+        "event_in",
+        "event_out",
+        "send",
+        "convert",
+        "transcoder",
+        "fifo_adjust",
+        "scale_num",
+        "scale_den",
+        "reporter",
+        "last_activity",
+        "packets",
+        "dropped",
+        "malformed",
+        "codec_errors",
+        "events",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        src: LegMedia,
+        dst: LegMedia,
+        send: Send,
+        inbound: InboundStream,
+        outbound: OutboundStream,
+        reporter: RtcpReporter,
+        now: float,
+    ) -> None:
+        self.name = name
+        self.inbound = inbound
+        self.outbound = outbound
+        self.reporter = reporter  # RTCP of the leg packets come *from*
+        self.audio_in = src.payload_type
+        self.audio_out = dst.payload_type
+        has_events = src.telephone_event is not None and dst.telephone_event is not None
+        self.event_in = src.telephone_event if has_events else -1
+        self.event_out = dst.telephone_event if has_events else -1
+        self.send = send
+        self.convert: Callable[[bytes], bytes] | None = None
+        self.transcoder: Transcoder | None = None
+        self.fifo_adjust = False
+        self.scale_num = dst.clock_rate
+        self.scale_den = src.clock_rate
+        self.last_activity = now
+        self.packets = 0
+        self.dropped = 0
+        self.malformed = 0
+        self.codec_errors = 0
+        self.events = 0
+
+    def handle(self, packet: bytes, now: float) -> None:
+        if len(packet) < 12:
+            if len(packet) >= 8 and 192 <= packet[1] <= 223:  # an empty RR is 8 bytes
+                self.reporter.receive(packet, now)
+            else:
+                self.malformed += 1
+            return
+        b0, b1, seq, ts, ssrc = _unpack_from(packet)
+        if b0 & 0xC0 != 0x80:
+            self.malformed += 1
+            return
+        if 192 <= b1 <= 223:  # RTCP muxed on the RTP path (RFC 5761): terminate it here
+            self.reporter.receive(packet, now)
+            return
+        pt = b1 & 0x7F
+        if pt == self.audio_in:
+            self.last_activity = now
+            self.packets += 1
+            if self.convert is None:
+                # relay: header rewrite only
+                octets = len(packet) - 12 if b0 == 0x80 else _payload_length(packet)
+                if octets < 0:
+                    self.malformed += 1
+                    return
+                self.inbound.update(ssrc, seq, ts, now, octets)
+                out = self.outbound
+                oseq, ots, rebased = out.translate(ssrc, seq, ts, now, octets)
+                self.send(
+                    _pack(b0, (0x80 if rebased else (b1 & 0x80)) | self.audio_out, oseq, ots, out.ssrc)
+                    + packet[12:]
+                )
+                return
+            self._transcode(packet, b0, b1, seq, ts, ssrc, now)
+        elif pt == self.event_in:
+            self.last_activity = now
+            self.packets += 1
+            self._event(packet, b0, b1, seq, ts, ssrc, now)
+        else:
+            self.dropped += 1
+
+    def _transcode(self, packet: bytes, b0: int, b1: int, seq: int, ts: int, ssrc: int, now: float) -> None:
+        payload = _payload(packet, b0)
+        if payload is None:
+            self.malformed += 1
+            return
+        self.inbound.update(ssrc, seq, ts, now, len(payload))
+        try:
+            converted = self.convert(payload)  # type: ignore[misc]
+        except (OpusError, ValueError):
+            self.codec_errors += 1
+            return
+        if not converted:
+            return  # buffered (odd ptime): nothing to send for this packet
+        if self.fifo_adjust:
+            # The Opus frame may start before this packet (samples held back last time) and
+            # end before its end (samples held back now): stamp its first sample exactly.
+            t = self.transcoder
+            ts = (ts + len(payload) - t.sip_backlog - t.last_opus_samples * self.scale_den // self.scale_num) & 0xFFFFFFFF  # type: ignore[union-attr]
+        out = self.outbound
+        oseq, ots, rebased = out.translate(ssrc, seq, ts, now, len(converted))
+        self.send(_pack(0x80, (0x80 if rebased else (b1 & 0x80)) | self.audio_out, oseq, ots, out.ssrc) + converted)
+
+    def _event(self, packet: bytes, b0: int, b1: int, seq: int, ts: int, ssrc: int, now: float) -> None:
+        payload = _payload(packet, b0)
+        if payload is None or len(payload) < 4:
+            self.malformed += 1
+            return
+        self.events += 1
+        self.inbound.update(ssrc, seq, ts, now, len(payload), timing=False)
+        out = self.outbound
+        oseq, ots, rebased = out.translate(ssrc, seq, ts, now, len(payload))
+        marker = 0x80 if rebased else (b1 & 0x80)
+        if self.scale_num == self.scale_den:
+            self.send(_pack(b0, marker | self.event_out, oseq, ots, out.ssrc) + packet[12:])
+            return
+        # RFC 4733 §2.3.5: the duration is in timestamp units, so it follows the clock change.
+        # A segment longer than 16 bits allows (1.36 s at 48 kHz) saturates.
+        duration = (payload[2] << 8 | payload[3]) * self.scale_num // self.scale_den
+        duration = min(duration, 0xFFFF)
+        body = payload[:2] + bytes((duration >> 8, duration & 0xFF)) + payload[4:]
+        self.send(_pack(0x80, marker | self.event_out, oseq, ots, out.ssrc) + body)
+
+
+def _payload_length(packet: bytes) -> int:
+    try:
+        h = parse_rtp(packet)
+    except RtpError:
+        return -1
+    return len(packet) - h.header_length - h.padding_length
+
+
+def _payload(packet: bytes, b0: int) -> bytes | None:
+    if b0 == 0x80:
+        return packet[12:]
+    try:
+        return parse_rtp(packet).payload(packet)
+    except RtpError:
+        return None
+
+
+class MediaBridge:
+    """One call's media between the WebRTC leg and the SIP leg.
+
+    ``now`` (seconds since the epoch, i.e. ``reactor.seconds()``) at construction starts the
+    inactivity clocks. ``send_rtcp_to_webrtc`` / ``send_rtcp_to_sip`` are optional: without them
+    the owner pulls reports with :meth:`make_rtcp` when :meth:`rtcp_due` says so.
+    """
+
+    def __init__(
+        self,
+        webrtc: LegMedia,
+        sip: LegMedia,
+        send_to_webrtc: Send,
+        send_to_sip: Send,
+        *,
+        now: float,
+        mode: str | None = None,
+        cname: str | None = None,
+        send_rtcp_to_webrtc: Send | None = None,
+        send_rtcp_to_sip: Send | None = None,
+        rtcp_interval: float = 5.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        auto = choose_mode(webrtc, sip)
+        if mode is None:
+            mode = auto
+        elif mode == RELAY and auto != RELAY:
+            raise ValueError(f"relay needs the same codec on both legs, not {webrtc.codec} and {sip.codec}")
+        elif mode == TRANSCODE and auto == RELAY:
+            raise ValueError("transcode between identical codecs is not supported")
+        elif mode not in (RELAY, TRANSCODE):
+            raise ValueError(f"unknown mode {mode!r}")
+        self.mode = mode
+        self.webrtc = webrtc
+        self.sip = sip
+        rng = rng or random.Random()
+        sysrng = random.SystemRandom()
+        self.cname = cname or f"wcsgw-{sysrng.getrandbits(64):016x}"
+        self.to_webrtc = OutboundStream(webrtc.ssrc, webrtc.clock_rate, source_clock_rate=sip.clock_rate)
+        self.to_sip = OutboundStream(sip.ssrc, sip.clock_rate, source_clock_rate=webrtc.clock_rate)
+        self.from_webrtc_stats = InboundStream(webrtc.clock_rate)
+        self.from_sip_stats = InboundStream(sip.clock_rate)
+        self.rtcp: dict[str, RtcpReporter] = {
+            WEBRTC: RtcpReporter(
+                self.to_webrtc, self.from_webrtc_stats, self.cname, now=now, interval=rtcp_interval, rng=rng
+            ),
+            SIP: RtcpReporter(self.to_sip, self.from_sip_stats, self.cname, now=now, interval=rtcp_interval, rng=rng),
+        }
+        self._send_rtcp: dict[str, Send | None] = {WEBRTC: send_rtcp_to_webrtc, SIP: send_rtcp_to_sip}
+        self._w2s = _Direction(
+            WEBRTC, webrtc, sip, send_to_sip, self.from_webrtc_stats, self.to_sip, self.rtcp[WEBRTC], now
+        )
+        self._s2w = _Direction(
+            SIP, sip, webrtc, send_to_webrtc, self.from_sip_stats, self.to_webrtc, self.rtcp[SIP], now
+        )
+        self.transcoder: Transcoder | None = None
+        if mode == TRANSCODE:
+            self.transcoder = Transcoder(sip.codec)
+            self._w2s.convert = self.transcoder.webrtc_to_sip
+            self._s2w.convert = self.transcoder.sip_to_webrtc
+            self._s2w.transcoder = self.transcoder
+            self._s2w.fifo_adjust = True
+        # bound methods, so the per-packet entry points are one call deep
+        self.from_webrtc: Callable[[bytes, float], None] = self._w2s.handle
+        self.from_sip: Callable[[bytes, float], None] = self._s2w.handle
+
+    # -- RTP -------------------------------------------------------------------------------
+    # from_webrtc(rtp: bytes, now: float) -> None and from_sip(rtp: bytes, now: float) -> None
+    # are set in __init__ (the directions' handle methods).
+
+    @property
+    def last_activity(self) -> dict[str, float]:
+        """When RTP last arrived from each leg (construction time until the first packet)."""
+        return {WEBRTC: self._w2s.last_activity, SIP: self._s2w.last_activity}
+
+    def inactive_for(self, now: float, side: str | None = None) -> float:
+        """Seconds without RTP: from ``side``, or (default) the longer of the two silences —
+        the figure behind "Failed by RTP activity". Only RTP (audio or events) counts; RTCP
+        alone does not keep a call alive. The call layer pauses the check while on hold."""
+        if side == WEBRTC:
+            return now - self._w2s.last_activity
+        if side == SIP:
+            return now - self._s2w.last_activity
+        return now - min(self._w2s.last_activity, self._s2w.last_activity)
+
+    # -- RTCP ------------------------------------------------------------------------------
+
+    def rtcp_from_webrtc(self, packet: bytes, now: float) -> None:
+        self.rtcp[WEBRTC].receive(packet, now)
+
+    def rtcp_from_sip(self, packet: bytes, now: float) -> None:
+        self.rtcp[SIP].receive(packet, now)
+
+    def rtcp_due(self, side: str | None = None) -> float:
+        """When the next report is due for ``side`` (or the earliest of both), in ``now`` time."""
+        if side is None:
+            return min(r.next_due for r in self.rtcp.values())
+        return self.rtcp[side].next_due
+
+    def make_rtcp(self, side: str, now: float) -> bytes:
+        """The compound SR/RR + SDES for ``side`` (and schedule its next one)."""
+        return self.rtcp[side].make(now)
+
+    def poll_rtcp(self, now: float) -> float:
+        """Send every due report through the RTCP callables; return the next deadline."""
+        for side, reporter in self.rtcp.items():
+            send = self._send_rtcp[side]
+            if send is not None and reporter.due(now):
+                send(reporter.make(now))
+        return self.rtcp_due()
+
+    def make_bye(self, side: str, reason: str | None = None) -> bytes:
+        return self.rtcp[side].make_bye(reason)
+
+    # -- stats -----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, dict[str, float | int | None]]:
+        """Per leg: what we received from it and sent to it, and what RTCP told us."""
+        result: dict[str, dict[str, float | int | None]] = {}
+        for side, d_in, out in ((WEBRTC, self._w2s, self.to_webrtc), (SIP, self._s2w, self.to_sip)):
+            inbound = d_in.inbound
+            reporter = self.rtcp[side]
+            remote = reporter.remote_report
+            result[side] = {
+                "packets_received": d_in.packets,
+                "packets_lost": inbound.cumulative_lost,
+                "jitter_ms": 1000.0 * inbound.jitter / inbound.clock_rate,
+                "packets_sent": out.packets_sent,
+                "octets_sent": out.octets_sent,
+                "dropped": d_in.dropped,
+                "malformed": d_in.malformed,
+                "codec_errors": d_in.codec_errors,
+                "dtmf_packets": d_in.events,
+                "rtt_ms": None if reporter.rtt is None else 1000.0 * reporter.rtt,
+                "remote_fraction_lost": None if remote is None else remote.fraction_lost / 256.0,
+            }
+        return result
