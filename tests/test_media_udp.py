@@ -1,0 +1,232 @@
+"""Media ports and the SIP-side RTP socket (wcsgw.media.ports, wcsgw.media.udp) on 127.0.0.1
+with free ports picked at run time: bind-tested allocation, pairs on even ports, no port handed
+out twice while in use, release on close; symmetric RTP latching and its anti-hijack rule;
+RTCP on port+1 or muxed."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.protocol import DatagramProtocol
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from tests.peers.ports import free_port
+from tests.support import EventLog, inline
+from wcsgw.media.ports import PortAllocator, PortsExhausted
+from wcsgw.media.rtcp import build_rr
+from wcsgw.media.rtp import build_rtp
+from wcsgw.media.udp import Latch, RtpSocket
+
+HOST = "127.0.0.1"
+
+
+def port_range(span: int) -> tuple[int, int]:
+    first = free_port("udp", HOST, span=span)
+    return first, first + span - 1
+
+
+def bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+class AllocatorTests(SynchronousTestCase):
+    def test_pairs_on_even_ports_never_twice_and_round_robin(self) -> None:
+        lo, hi = port_range(12)
+        alloc = PortAllocator(HOST, lo, hi)
+        pairs = []
+        while True:
+            try:
+                pairs.append(alloc.allocate(2, even=True))
+            except PortsExhausted:
+                break
+        flat = [p for pair in pairs for p in pair]
+        self.assertEqual(len(flat), len(set(flat)))
+        self.assertTrue(all(a % 2 == 0 and b == a + 1 for a, b in pairs))
+        self.assertTrue(all(lo <= p <= hi for p in flat))
+        self.assertGreaterEqual(len(pairs), 5)
+        self.assertEqual(alloc.in_use, frozenset(flat))
+        # a released pair comes back only once the cursor wraps to it
+        alloc.release(pairs[0])
+        self.assertEqual(alloc.allocate(2, even=True), pairs[0])
+        alloc.release(pairs[2])
+        alloc.release(pairs[2])  # double release is harmless
+        self.assertEqual(alloc.allocate(2, even=True), pairs[2])
+
+    def test_ports_held_by_others_are_skipped(self) -> None:
+        lo, hi = port_range(4)
+        squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(squatter.close)
+        squatter.bind((HOST, lo))
+        alloc = PortAllocator(HOST, lo, hi)
+        got = [alloc.allocate()[0] for _ in range(hi - lo)]
+        self.assertNotIn(lo, got)
+        self.assertEqual(sorted(got), list(range(lo + 1, hi + 1)))
+        self.assertRaises(PortsExhausted, alloc.allocate)
+
+    def test_bad_arguments(self) -> None:
+        self.assertRaises(ValueError, PortAllocator, HOST, 0, 10)
+        self.assertRaises(ValueError, PortAllocator, HOST, 20, 10)
+        self.assertRaises(ValueError, PortAllocator(HOST, 40000, 40001).allocate, 0)
+        self.assertRaises(PortsExhausted, PortAllocator(HOST, 40001, 40001).allocate, 2, True)
+
+
+class LatchTests(SynchronousTestCase):
+    def test_rule(self) -> None:
+        latch = Latch(relatch_after=1.0)
+        sdp, nat, stranger = ("10.0.0.5", 4000), ("203.0.113.9", 6000), ("198.51.100.1", 7000)
+        latch.set_sdp(sdp)
+        self.assertEqual(latch.target, sdp)
+        self.assertTrue(latch.accept(nat, 0.0))  # the SDP address was silent: latch
+        self.assertEqual(latch.target, nat)
+        self.assertTrue(latch.accept(nat, 0.5))
+        self.assertFalse(latch.accept(stranger, 1.2))  # nat heard 0.7 s ago: keep it
+        self.assertFalse(latch.accept(sdp, 1.3))
+        self.assertEqual((latch.target, latch.rejected), (nat, 2))
+        self.assertTrue(latch.accept(stranger, 1.6))  # nat silent for 1.1 s: move on
+        self.assertEqual(latch.target, stranger)
+        latch.set_sdp(sdp)  # re-INVITE: back to the SDP address, which may latch again
+        self.assertEqual((latch.target, latch.latched), (sdp, False))
+        self.assertTrue(latch.accept(sdp, 2.0))
+        self.assertFalse(latch.latched)
+
+    def test_no_sdp_address_latches_first_source(self) -> None:
+        latch = Latch(relatch_after=1.0)
+        self.assertTrue(latch.accept(("192.0.2.1", 1), 0.0))
+        self.assertEqual(latch.target, ("192.0.2.1", 1))
+
+
+class Peer(DatagramProtocol):
+    """A test peer socket: records what it receives, sends where it is told."""
+
+    def __init__(self) -> None:
+        self.received = EventLog()
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:  # noqa: N802
+        self.received(data)
+
+    def send(self, data: bytes, port: int) -> None:
+        self.transport.write(data, (HOST, port))
+
+    @property
+    def port(self) -> int:
+        return self.transport.getHost().port
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def rtp(seq: int) -> bytes:
+    return build_rtp(payload_type=0, sequence=seq, timestamp=160 * seq, ssrc=1, payload=b"\xff" * 160)
+
+
+class RtpSocketTests(TestCase):
+    def setUp(self) -> None:
+        lo, hi = port_range(8)
+        self.alloc = PortAllocator(HOST, lo, hi)
+        self.clock = FakeClock()
+        self.got_rtp, self.got_rtcp = EventLog(), EventLog()
+        self.sock = RtpSocket(reactor, self.alloc, on_rtp=self.got_rtp, on_rtcp=self.got_rtcp, clock=self.clock)
+        self.addCleanup(self.sock.close)
+
+    def peer(self) -> Peer:
+        p = Peer()
+        listening = reactor.listenUDP(0, p, interface=HOST)
+        self.addCleanup(listening.stopListening)
+        return p
+
+    def test_even_rtp_port_and_rtcp_on_the_next(self) -> None:
+        self.assertEqual(self.sock.rtp_port % 2, 0)
+        self.assertEqual(self.sock.rtcp_port, self.sock.rtp_port + 1)
+        self.assertFalse(bindable(self.sock.rtp_port))
+        self.assertFalse(bindable(self.sock.rtcp_port))
+        self.assertEqual(self.alloc.in_use, {self.sock.rtp_port, self.sock.rtcp_port})
+
+    @inline
+    async def test_latching_to_the_nat_address_and_refusing_strangers(self) -> None:
+        sdp_peer, nat_peer, stranger = self.peer(), self.peer(), self.peer()
+        self.sock.set_remote(HOST, sdp_peer.port)
+        # before anything arrives, media goes to the SDP address
+        self.sock.send_rtp(rtp(1))
+        self.assertEqual(await sdp_peer.received.wait_for(lambda d: True), rtp(1))
+        # the phone's packets come from elsewhere (NAT): we latch and answer there
+        nat_peer.send(rtp(2), self.sock.rtp_port)
+        self.assertEqual(await self.got_rtp.wait_for(lambda d: d == rtp(2)), rtp(2))
+        self.assertEqual(self.sock.remote_rtp, (HOST, nat_peer.port))
+        self.sock.send_rtp(rtp(3))
+        self.assertEqual(await nat_peer.received.wait_for(lambda d: True), rtp(3))
+        # a stranger cannot take over while the phone is talking
+        self.clock.now += 0.5
+        stranger.send(rtp(66), self.sock.rtp_port)
+        nat_peer.send(rtp(4), self.sock.rtp_port)  # sent after the stranger's, arrives after it
+        await self.got_rtp.wait_for(lambda d: d == rtp(4))
+        self.assertNotIn(rtp(66), self.got_rtp.events)
+        self.assertEqual(self.sock.rtp_latch.rejected, 1)
+        self.assertEqual(self.sock.remote_rtp, (HOST, nat_peer.port))
+        # ...but after the phone has been silent for relatch_after, the new source wins
+        self.clock.now += 1.5
+        stranger.send(rtp(67), self.sock.rtp_port)
+        await self.got_rtp.wait_for(lambda d: d == rtp(67))
+        self.assertEqual(self.sock.remote_rtp, (HOST, stranger.port))
+
+    @inline
+    async def test_rtcp_on_its_own_port_latches_separately(self) -> None:
+        rtp_peer, rtcp_peer = self.peer(), self.peer()
+        self.sock.set_remote(HOST, rtp_peer.port, rtcp_peer.port)
+        self.sock.send_rtcp(build_rr(5))
+        self.assertEqual(await rtcp_peer.received.wait_for(lambda d: True), build_rr(5))
+        other = self.peer()
+        other.send(build_rr(6), self.sock.rtcp_port)
+        self.assertEqual(await self.got_rtcp.wait_for(lambda d: True), build_rr(6))
+        self.assertEqual(self.sock.remote_rtcp, (HOST, other.port))
+        self.assertEqual(self.sock.remote_rtp, (HOST, rtp_peer.port))  # RTP target untouched
+        self.assertEqual(self.got_rtp.events, [])
+
+    @inline
+    async def test_rtcp_mux(self) -> None:
+        peer = self.peer()
+        self.sock.set_remote(HOST, peer.port, rtcp_mux=True)
+        peer.send(rtp(1), self.sock.rtp_port)
+        peer.send(build_rr(7), self.sock.rtp_port)
+        self.assertEqual(await self.got_rtcp.wait_for(lambda d: True), build_rr(7))
+        self.assertEqual(self.got_rtp.events, [rtp(1)])
+        self.sock.send_rtcp(build_rr(8))
+        self.assertEqual(await peer.received.wait_for(lambda d: d == build_rr(8)), build_rr(8))
+
+    @inline
+    async def test_close_releases_ports_and_stops_sending(self) -> None:
+        ports = [self.sock.rtp_port, self.sock.rtcp_port]
+        await self.sock.close()
+        await self.sock.close()  # idempotent
+        self.assertEqual(self.alloc.in_use, frozenset())
+        self.assertTrue(all(bindable(p) for p in ports))
+        self.sock.set_remote(HOST, 9)
+        self.sock.send_rtp(b"late")  # no error after close
+        self.assertEqual(self.sock.send_errors, 0)
+
+    @inline
+    async def test_exhaustion_and_retry_when_a_port_is_taken(self) -> None:
+        lo = free_port("udp", HOST, span=5)
+        lo += lo % 2
+        alloc = PortAllocator(HOST, lo, lo + 3)
+        first = RtpSocket(reactor, alloc)
+        second = RtpSocket(reactor, alloc)
+        self.assertEqual(sorted([first.rtp_port, second.rtp_port]), [lo, lo + 2])
+        self.assertRaises(PortsExhausted, RtpSocket, reactor, alloc)
+        await first.close()
+        third = RtpSocket(reactor, alloc)
+        self.assertEqual(third.rtp_port, first.rtp_port)
+        await second.close()
+        await third.close()
+        self.assertEqual(alloc.in_use, frozenset())
