@@ -1,4 +1,6 @@
-"""A fake :class:`~wcsgw.calls.gateway.CallGateway` for the API tests (no SIP, no media).
+"""A fake :class:`~wcsgw.calls.gateway.CallGateway` for the API tests (no SIP, no media), and
+helpers to serve :func:`~wcsgw.api.site.build_site` on a free port and talk to it (Autobahn's
+Twisted WebSocket client, twisted.web's Agent).
 
 It records every call into it (``events``, an :class:`~tests.support.EventLog` tests can await)
 and answers the way the real gateway's interface promises: ``connect`` reports ESTABLISHED
@@ -9,8 +11,15 @@ a method refuse.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from twisted.internet import defer, reactor
+from twisted.web.client import Agent, HTTPConnectionPool, PartialDownloadError, readBody
+from twisted.web.server import Site
+
+from wcsgw.api.site import build_site
 from wcsgw.calls.gateway import CallError, Codes
 from wcsgw.sip.account import SipAccount
 
@@ -90,3 +99,89 @@ class RecordingListener:
 
     def call_status(self, call: dict[str, Any]) -> None:
         self.heard.append(("callStatus", call))
+
+
+# -- a live site and clients for the socket-level tests -------------------------------------------
+
+def listen_site(testcase: Any, gateway: Any, **kwargs: Any) -> int:
+    """Serve build_site(gateway) on a free loopback port for one test; returns the port."""
+    site = Site(build_site(gateway, **kwargs))
+    site.displayTracebacks = False
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+    testcase.addCleanup(port.stopListening)
+    return port.getHost().port
+
+
+class WsClient(WebSocketClientProtocol):
+    """Test client: every text frame (parsed JSON) goes to ``factory.frames``."""
+
+    def onOpen(self) -> None:
+        self.factory.opened.callback(self)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.factory.frames(json.loads(payload))
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if not self.factory.opened.called:
+            self.factory.opened.errback(ConnectionError(f"WebSocket refused: {code} {reason}"))
+        self.factory.closed.callback((code, reason))
+
+
+class Connection:
+    """One test WebSocket connection: ``send``/``request`` frames, await ``frames``."""
+
+    def __init__(self, protocol: WsClient, factory: WebSocketClientFactory) -> None:
+        self.protocol = protocol
+        self.frames: EventLog = factory.frames
+        self.closed: defer.Deferred = factory.closed
+        self._next_id = 0
+
+    def send(self, payload: bytes | str, binary: bool = False) -> None:
+        data = payload.encode() if isinstance(payload, str) else payload
+        self.protocol.sendMessage(data, isBinary=binary)
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> defer.Deferred:
+        """Send a request; the Deferred fires with the response frame (result or error)."""
+        self._next_id += 1
+        request_id = self._next_id
+        self.send(json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method,
+                               "params": params or {}}))
+        return self.response(request_id)
+
+    def response(self, request_id: Any) -> defer.Deferred:
+        return self.frames.wait_for(lambda f: "method" not in f and f.get("id") == request_id)
+
+    def notification(self, method: str, **match: Any) -> defer.Deferred:
+        return self.frames.wait_for(
+            lambda f: f.get("method") == method
+            and all(f["params"].get(k) == v for k, v in match.items()))
+
+    async def close(self) -> tuple:
+        if not self.closed.called:
+            self.protocol.sendClose(1000)
+        return await self.closed
+
+
+async def ws_connect(testcase: Any, port: int, path: str = "/ws", origin: str | None = None) -> Connection:
+    factory = WebSocketClientFactory(f"ws://127.0.0.1:{port}{path}", origin=origin)
+    factory.protocol = WsClient
+    factory.frames = EventLog()
+    factory.opened = defer.Deferred()
+    factory.closed = defer.Deferred()
+    reactor.connectTCP("127.0.0.1", port, factory)
+    protocol = await factory.opened
+    connection = Connection(protocol, factory)
+    testcase.addCleanup(lambda: defer.ensureDeferred(connection.close()))
+    return connection
+
+
+async def http_get(testcase: Any, url: str, method: bytes = b"GET") -> tuple[Any, bytes]:
+    """(response, body) for one request, on a non-persistent pool (nothing left open)."""
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    testcase.addCleanup(pool.closeCachedConnections)
+    response = await Agent(reactor, pool=pool).request(method, url.encode())
+    try:
+        body = await readBody(response)
+    except PartialDownloadError as e:  # a close-delimited error body (Autobahn's 426)
+        body = e.response or b""
+    return response, body

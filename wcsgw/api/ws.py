@@ -1,0 +1,211 @@
+"""The browser WebSocket at ``/ws``: one JSON-RPC session per connection (Autobahn adapter).
+
+This is the thin Twisted side of the API: frames in -> :func:`~wcsgw.api.jsonrpc.parse_frame`
+-> :class:`~wcsgw.api.methods.SessionMethods` -> frames out, and the gateway's status
+callbacks -> notifications.  All decisions about *content* live in those two sans-IO modules.
+
+Decisions (documented in docs/websocket-api.md):
+
+* **One session per connection.**  The session id is random (a UUID4), made when the
+  WebSocket opens, registered with the gateway (``open_session``) right away, and returned by
+  ``connect``.  When the connection goes — cleanly, by error, or because keep-alive pings went
+  unanswered — the gateway hears ``close_session`` exactly once and ends that session's calls.
+* **A response goes out before the notifications its request caused.**  The gateway may call
+  the listener synchronously inside ``connect`` (``sessionStatus ESTABLISHED``) or ``call``;
+  those notifications are held until the response frame is written, so a client always learns
+  its ``sessionId``/``callId`` first.
+* **Bad input never closes the socket.**  Invalid JSON, invalid UTF-8 (Autobahn's own
+  validation, which would close with 1007, is off so the JSON layer answers -32700 instead) and
+  binary frames (answered -32600 with ``id: null``) get an error response; the next valid
+  request works.  Only WebSocket-level violations and frames over :data:`MAX_MESSAGE_SIZE`
+  close the connection, as RFC 6455 requires.
+* Keep-alive: the server pings every :data:`PING_INTERVAL` seconds; a browser that does not
+  answer within :data:`PING_TIMEOUT` is dropped, so a vanished laptop does not keep a SIP call
+  up until the RTP timeout.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from typing import Any, Mapping, Sequence
+
+from autobahn.exception import Disconnected
+from autobahn.twisted.resource import WebSocketResource
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from twisted.logger import Logger
+
+from wcsgw.api import jsonrpc
+from wcsgw.api.methods import SessionMethods
+from wcsgw.calls.gateway import CallGateway
+
+__all__ = [
+    "MAX_MESSAGE_SIZE",
+    "PING_INTERVAL",
+    "PING_TIMEOUT",
+    "GatewaySocket",
+    "GatewaySocketFactory",
+    "make_ws_resource",
+]
+
+log = Logger()
+
+#: Largest message accepted (an SDP offer with video and many candidates is ~20 KB).
+MAX_MESSAGE_SIZE = 1024 * 1024
+PING_INTERVAL = 20.0
+PING_TIMEOUT = 20.0
+
+
+def _plain(value: Any) -> Any:
+    """Enum statuses (the call layer's ``CallStatus``) as their wire strings."""
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+class GatewaySocket(WebSocketServerProtocol):
+    """One browser connection = one gateway session; also the session's ``SessionListener``."""
+
+    factory: "GatewaySocketFactory"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session_id: str | None = None
+        self.methods: SessionMethods | None = None
+        self._held: list[str] | None = None  # notifications waiting for a response to go first
+        self._gone = False
+
+    # -- WebSocket events ---------------------------------------------------------------------
+
+    def onOpen(self) -> None:
+        gateway = self.factory.gateway
+        self.session_id = str(uuid.uuid4())
+        self.methods = SessionMethods(gateway, self.session_id)
+        log.info("session {session} opened from {peer}", session=self.session_id, peer=self.peer)
+        try:
+            gateway.open_session(self.session_id, self)
+        except Exception:
+            log.failure("session {session}: the gateway refused to open it", session=self.session_id)
+            self._gone = True  # nothing to close at the gateway
+            # 1011 "internal error" is a protocol-level code, which sendClose() refuses.
+            self.sendCloseFrame(code=1011, reasonUtf8=b"gateway error", isReply=False)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self.methods is None or self._gone:
+            return
+        if isBinary:
+            self._send(
+                jsonrpc.error(
+                    None,
+                    jsonrpc.INVALID_REQUEST,
+                    "Invalid request: binary frames are not supported; send JSON-RPC as text frames",
+                )
+            )
+            return
+        parsed = jsonrpc.parse_frame(payload)
+        if isinstance(parsed, jsonrpc.BadFrame):
+            reply = parsed.response()
+            if reply is not None:
+                self._send(reply)
+            return
+        self._held = []
+        try:
+            reply = self.methods.handle(parsed)
+        finally:
+            held, self._held = self._held, None
+        if reply is not None:
+            self._send(reply)
+        for frame in held:
+            self._send(frame)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if self.session_id is None or self._gone:
+            return
+        self._gone = True
+        log.info(
+            "session {session} closed (code {code}, clean: {clean})",
+            session=self.session_id, code=code, clean=wasClean,
+        )
+        try:
+            self.factory.gateway.close_session(self.session_id)
+        except Exception:
+            log.failure("session {session}: close_session failed", session=self.session_id)
+
+    # -- SessionListener ----------------------------------------------------------------------
+
+    def session_status(self, status: str, sip_status: int | None, info: str) -> None:
+        """``sessionStatus`` notification (contract.md)."""
+        self.notify(
+            "sessionStatus",
+            {"sessionId": self.session_id, "status": _plain(status), "sipStatus": sip_status,
+             "info": info},
+        )
+
+    def call_status(self, call: Mapping[str, Any]) -> None:
+        """``callStatus`` notification: the call dict as the gateway gives it."""
+        self.notify("callStatus", {key: _plain(value) for key, value in call.items()})
+
+    def notify(self, method: str, params: Mapping[str, Any]) -> None:
+        """Any server -> client notification (``incomingCall``, ``transferStatus``, ``dtmf``
+        when the call layer has them).  Dropped quietly once the socket is gone."""
+        if self._gone:
+            return
+        try:
+            frame = jsonrpc.notification(method, params)
+        except (TypeError, ValueError):
+            log.failure("session {session}: {method} notification is not JSON", session=self.session_id,
+                        method=method)
+            return
+        if self._held is not None:
+            self._held.append(frame)
+        else:
+            self._send(frame)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _send(self, frame: str) -> None:
+        try:
+            self.sendMessage(frame.encode("utf-8"), isBinary=False)
+        except Disconnected:
+            pass  # the close is on its way; onClose tells the gateway
+
+
+def _origin_pattern(origin: str) -> str:
+    """An origin as people write it (``https://phone.example.com``) -> Autobahn's pattern, which
+    is matched against ``scheme://host:port`` with the port always present."""
+    if origin == "*" or origin.count(":") >= 2:
+        return origin
+    scheme = origin.partition(":")[0].lower()
+    return f"{origin}:{443 if scheme == 'https' else 80}"
+
+
+class GatewaySocketFactory(WebSocketServerFactory):
+    """Builds :class:`GatewaySocket`\\ s that share one gateway."""
+
+    protocol = GatewaySocket
+
+    def __init__(
+        self,
+        gateway: CallGateway,
+        *,
+        allowed_origins: Sequence[str] = ("*",),
+        ping_interval: float = PING_INTERVAL,
+        ping_timeout: float = PING_TIMEOUT,
+    ) -> None:
+        super().__init__()
+        self.gateway = gateway
+        self.setProtocolOptions(
+            maxMessagePayloadSize=MAX_MESSAGE_SIZE,
+            maxFramePayloadSize=MAX_MESSAGE_SIZE,
+            utf8validateIncoming=False,  # invalid UTF-8 -> -32700 from jsonrpc, not a close
+            autoPingInterval=ping_interval,
+            autoPingTimeout=ping_timeout,
+            openHandshakeTimeout=10,
+            allowedOrigins=[_origin_pattern(origin) for origin in allowed_origins],
+            # Autobahn's status page for a plain GET would also follow ?redirect= (an open
+            # redirect); without it a GET that is not an upgrade is refused with 400.
+            webStatus=False,
+        )
+
+
+def make_ws_resource(gateway: CallGateway, **options: Any) -> WebSocketResource:
+    """The ``/ws`` resource for the twisted.web site (options: see GatewaySocketFactory)."""
+    return WebSocketResource(GatewaySocketFactory(gateway, **options))
