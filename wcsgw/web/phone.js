@@ -1,0 +1,511 @@
+// wcsgw Phone UI: a softphone page on the Web SDK (./sdk/wcsgw.js).
+//
+// Everything here goes through the public SDK, so the page doubles as its most complete
+// example.  The controls carry the accessible names contract.md fixes (tests and people find
+// them the same way); controls for features the gateway does not offer yet are present but
+// stay disabled until the state they need.
+
+import * as wcsgw from "./sdk/wcsgw.js";
+
+const { SESSION_STATUS, CALL_STATUS } = wcsgw;
+
+/** Video calls: the button exists (contract.md) but stays disabled until the gateway has video. */
+const VIDEO_ENABLED = false;
+/** Fields kept between visits (never the password). */
+const REMEMBERED = ["login", "auth-name", "domain", "outbound-proxy", "port", "callee"];
+const STORAGE_KEY = "wcsgw.phone";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  sessionStatus: $("session-status"),
+  error: $("error"),
+  accountForm: $("account-form"),
+  login: $("login"),
+  authName: $("auth-name"),
+  password: $("password"),
+  domain: $("domain"),
+  outboundProxy: $("outbound-proxy"),
+  port: $("port"),
+  register: $("register"),
+  loginButton: $("login-button"),
+  logoutButton: $("logout-button"),
+  callDisplay: document.querySelector(".call-display"),
+  callStatus: $("call-status"),
+  callPeer: $("call-peer"),
+  timer: $("call-timer"),
+  level: $("level"),
+  incoming: $("incoming"),
+  incomingText: $("incoming-text"),
+  dialForm: $("dial-form"),
+  callee: $("callee"),
+  backspace: $("backspace"),
+  voiceCall: $("voice-call"),
+  videoCall: $("video-call"),
+  hangup: $("hangup"),
+  answer: $("answer"),
+  decline: $("decline"),
+  mute: $("mute"),
+  hold: $("hold"),
+  unhold: $("unhold"),
+  transferForm: $("transfer-form"),
+  transferTarget: $("transfer-target"),
+  transfer: $("transfer"),
+  remoteAudio: $("remote-audio"),
+};
+
+/** Wire param names -> the label people see, for "check this field" errors. */
+const FIELD_LABELS = {
+  sipLogin: ["Login", ui.login],
+  sipAuthenticationName: ["Authentication name", ui.authName],
+  sipPassword: ["Password", ui.password],
+  sipDomain: ["Domain", ui.domain],
+  sipOutboundProxy: ["Outbound proxy", ui.outboundProxy],
+  sipPort: ["Port", ui.port],
+  callee: ["Callee", ui.callee],
+  target: ["Transfer to", ui.transferTarget],
+};
+
+/** Plain-language status lines (the status name itself is always shown first). */
+const SESSION_TEXT = {
+  PENDING: "connecting…",
+  CONNECTED: "signing in…",
+  ESTABLISHED: "connected",
+  REGISTERED: "registered, ready for calls",
+  UNREGISTERED: "not registered",
+  AUTHENTICATION_FAIL: "wrong login or password",
+  DISCONNECTED: "logged out",
+  FAILED: "connection failed",
+};
+const CALL_TEXT = {
+  NEW: "",
+  PENDING: "starting…",
+  TRYING: "calling…",
+  RING: "ringing…",
+  RING_MEDIA: "ringing…",
+  SESSION_PROGRESS: "connecting…",
+  ESTABLISHED: "in call",
+  HOLD: "on hold",
+  BUSY: "busy",
+  FINISH: "call ended",
+  FAILED: "call failed",
+};
+
+/** @type {wcsgw.Session|null} */
+let session = null;
+/** @type {wcsgw.Call|null} */
+let call = null;
+let registerWanted = false;
+
+// -- small helpers -------------------------------------------------------------------------------
+
+function showError(text, field) {
+  clearFieldErrors();
+  if (!text) {
+    ui.error.hidden = true;
+    ui.error.textContent = "";
+    return;
+  }
+  ui.error.textContent = text;
+  ui.error.hidden = false;
+  if (field) {
+    field.setAttribute("aria-invalid", "true");
+    field.setAttribute("aria-describedby", "error");
+    field.focus();
+  }
+}
+
+function clearFieldErrors() {
+  for (const el of document.querySelectorAll("[aria-invalid]")) {
+    el.removeAttribute("aria-invalid");
+    el.removeAttribute("aria-describedby");
+  }
+}
+
+/** An SDK/gateway error as a sentence; -32602 errors point at the field by its label. */
+function explain(err, what) {
+  const field = err?.data?.field;
+  if (err?.code === -32602 && field && FIELD_LABELS[field]) {
+    const [label, element] = FIELD_LABELS[field];
+    const problem = String(err.message).replace(/^Invalid params:\s*\S+\s*/, "");
+    return { text: `${what}: check ${label} — it ${problem}.`, element };
+  }
+  if (field && FIELD_LABELS[field]) {
+    return { text: `${what}: ${err.message} (${FIELD_LABELS[field][0]})`, element: FIELD_LABELS[field][1] };
+  }
+  return { text: `${what}: ${err?.message ?? err}`, element: null };
+}
+
+function setStatus(element, status, detail) {
+  element.replaceChildren();
+  const name = document.createElement("strong");
+  name.textContent = status;
+  element.append(name);
+  if (detail) element.append(document.createTextNode(` · ${detail}`));
+  element.dataset.state = status.toLowerCase();
+}
+
+function remember() {
+  try {
+    const data = Object.fromEntries(REMEMBERED.map((id) => [id, $(id).value]));
+    data.register = ui.register.checked;
+    localStorage.setItem(STORAGE_KEY, JSON.stringify(data));
+  } catch {
+    /* private mode: nothing to remember */
+  }
+}
+
+function restore() {
+  try {
+    const data = JSON.parse(localStorage.getItem(STORAGE_KEY) ?? "{}");
+    for (const id of REMEMBERED) if (typeof data[id] === "string") $(id).value = data[id];
+    if (typeof data.register === "boolean") ui.register.checked = data.register;
+  } catch {
+    /* nothing stored */
+  }
+}
+
+function serverUrl() {
+  const override = new URLSearchParams(location.search).get("server");
+  return override || new URL("ws", location.href).href;
+}
+
+// -- enabling controls ---------------------------------------------------------------------------
+
+function sessionReady() {
+  if (!session) return false;
+  const status = session.status();
+  if (status === SESSION_STATUS.REGISTERED) return true;
+  // With registration asked for, wait for REGISTERED (as the WCS demos do); test lines and
+  // register-less accounts can call as soon as the session is ESTABLISHED.
+  return status === SESSION_STATUS.ESTABLISHED && !registerWanted;
+}
+
+function refreshControls() {
+  const connected = session !== null;
+  const active = call !== null;
+  const status = call?.status();
+  const incomingWaiting = active && call.isIncoming() && (status === CALL_STATUS.NEW || status === CALL_STATUS.RING);
+  const talking = status === CALL_STATUS.ESTABLISHED || status === CALL_STATUS.HOLD;
+
+  for (const el of [ui.login, ui.authName, ui.password, ui.domain, ui.outboundProxy, ui.port, ui.register]) {
+    el.disabled = connected;
+  }
+  ui.loginButton.disabled = connected;
+  ui.logoutButton.disabled = !connected;
+
+  ui.voiceCall.disabled = !sessionReady() || active;
+  ui.videoCall.disabled = !VIDEO_ENABLED || !sessionReady() || active;
+  ui.hangup.disabled = !active || incomingWaiting;
+  ui.answer.disabled = !incomingWaiting;
+  ui.decline.disabled = !incomingWaiting;
+  ui.mute.disabled = !active || incomingWaiting;
+  ui.hold.disabled = status !== CALL_STATUS.ESTABLISHED;
+  ui.unhold.disabled = status !== CALL_STATUS.HOLD;
+  ui.transferTarget.disabled = !talking;
+  ui.transfer.disabled = !talking || !ui.transferTarget.value.trim();
+  ui.incoming.hidden = !incomingWaiting;
+  ui.callDisplay.dataset.state = status ? status.toLowerCase() : "idle";
+  if (!active) {
+    ui.mute.setAttribute("aria-pressed", "false");
+  }
+}
+
+// -- call timer and audio level ------------------------------------------------------------------
+
+const timer = {
+  started: 0,
+  handle: 0,
+  start() {
+    if (this.handle) return;
+    this.started = Date.now();
+    this.tick();
+    this.handle = setInterval(() => this.tick(), 500);
+  },
+  tick() {
+    const seconds = Math.floor((Date.now() - this.started) / 1000);
+    const h = Math.floor(seconds / 3600);
+    const m = String(Math.floor((seconds % 3600) / 60)).padStart(2, "0");
+    const s = String(seconds % 60).padStart(2, "0");
+    ui.timer.textContent = h ? `${h}:${m}:${s}` : `${m}:${s}`;
+  },
+  stop() {
+    clearInterval(this.handle);
+    this.handle = 0;
+  },
+  reset() {
+    this.stop();
+    ui.timer.textContent = "00:00";
+  },
+};
+
+const meter = {
+  /** @type {AudioContext|null} */
+  context: null,
+  source: null,
+  analyser: null,
+  frame: 0,
+  stream: null,
+  start(stream) {
+    if (!stream || this.stream === stream || stream.getAudioTracks().length === 0) return;
+    this.stop();
+    const Context = window.AudioContext ?? window.webkitAudioContext;
+    if (!Context) return;
+    this.context ??= new Context();
+    this.context.resume?.().catch(() => {});
+    this.stream = stream;
+    this.source = this.context.createMediaStreamSource(stream);
+    this.analyser = this.context.createAnalyser();
+    this.analyser.fftSize = 1024;
+    this.source.connect(this.analyser); // not to the destination: the <audio> element plays it
+    const samples = new Float32Array(this.analyser.fftSize);
+    const draw = () => {
+      this.analyser.getFloatTimeDomainData(samples);
+      let sum = 0;
+      for (const x of samples) sum += x * x;
+      const rms = Math.sqrt(sum / samples.length);
+      const db = 20 * Math.log10(rms || 1e-9); // -60 dBFS .. 0 dBFS -> 0 .. 1
+      ui.level.value = Math.max(0, Math.min(1, (db + 60) / 60));
+      this.frame = requestAnimationFrame(draw);
+    };
+    draw();
+  },
+  stop() {
+    cancelAnimationFrame(this.frame);
+    this.frame = 0;
+    this.source?.disconnect();
+    this.source = null;
+    this.analyser = null;
+    this.stream = null;
+    ui.level.value = 0;
+  },
+};
+
+// -- a short local key tone, so the dial pad feels like one ---------------------------------------
+
+const DTMF_FREQUENCIES = {
+  1: [697, 1209], 2: [697, 1336], 3: [697, 1477],
+  4: [770, 1209], 5: [770, 1336], 6: [770, 1477],
+  7: [852, 1209], 8: [852, 1336], 9: [852, 1477],
+  "*": [941, 1209], 0: [941, 1336], "#": [941, 1477],
+};
+
+function keyTone(key) {
+  const Context = window.AudioContext ?? window.webkitAudioContext;
+  if (!Context || !DTMF_FREQUENCIES[key]) return;
+  meter.context ??= new Context();
+  const ctx = meter.context;
+  const gain = ctx.createGain();
+  gain.gain.setValueAtTime(0.05, ctx.currentTime);
+  gain.gain.exponentialRampToValueAtTime(0.0001, ctx.currentTime + 0.12);
+  gain.connect(ctx.destination);
+  for (const f of DTMF_FREQUENCIES[key]) {
+    const osc = ctx.createOscillator();
+    osc.frequency.value = f;
+    osc.connect(gain);
+    osc.start();
+    osc.stop(ctx.currentTime + 0.12);
+  }
+}
+
+// -- session -------------------------------------------------------------------------------------
+
+function logIn(event) {
+  event.preventDefault();
+  showError("");
+  const domain = ui.domain.value.trim();
+  if (domain && !ui.login.value.trim()) {
+    showError("Log in: enter your Login (or clear Domain to use the built-in test lines).", ui.login);
+    return;
+  }
+  remember();
+  registerWanted = Boolean(domain) && ui.register.checked;
+  try {
+    session = wcsgw.createSession({
+      urlServer: serverUrl(),
+      sipOptions: {
+        login: ui.login.value.trim(),
+        authenticationName: ui.authName.value.trim(),
+        password: ui.password.value,
+        domain,
+        outboundProxy: ui.outboundProxy.value.trim(),
+        port: ui.port.value.trim() || 5060,
+        registerRequired: ui.register.checked,
+      },
+    });
+  } catch (err) {
+    session = null;
+    showError(`Log in: ${err.message}`);
+    return;
+  }
+  setStatus(ui.sessionStatus, SESSION_STATUS.PENDING, SESSION_TEXT.PENDING);
+  for (const status of Object.values(SESSION_STATUS)) {
+    if (status !== SESSION_STATUS.INCOMING_CALL) session.on(status, onSessionStatus);
+  }
+  session.on(SESSION_STATUS.INCOMING_CALL, onIncomingCall);
+  refreshControls();
+}
+
+function onSessionStatus(s, event = {}) {
+  if (s !== session) return; // an old session's late event
+  const status = s.status();
+  if (status === SESSION_STATUS.WARN) return;
+  const detail = event.info && event.info !== SESSION_TEXT[status] ? event.info : SESSION_TEXT[status];
+  setStatus(ui.sessionStatus, status, detail);
+  if (status === SESSION_STATUS.AUTHENTICATION_FAIL) {
+    showError(`Registration failed${event.sipStatus ? ` (${event.sipStatus})` : ""}: check Login, Authentication name and Password.`, ui.password);
+  } else if (status === SESSION_STATUS.FAILED) {
+    const { text, element } = event.error ? explain(event.error, "Log in") : { text: `Connection failed: ${event.info || "the gateway cannot be reached"}`, element: null };
+    showError(text, element);
+  } else if (status === SESSION_STATUS.ESTABLISHED || status === SESSION_STATUS.REGISTERED) {
+    showError("");
+  }
+  if (status === SESSION_STATUS.DISCONNECTED || status === SESSION_STATUS.FAILED) {
+    session = null;
+    endCallUi();
+  }
+  refreshControls();
+  if (sessionReady()) ui.callee.focus();
+}
+
+function logOut() {
+  showError("");
+  session?.disconnect();
+}
+
+// -- calls ---------------------------------------------------------------------------------------
+
+function watchCall(c) {
+  call = c;
+  timer.reset();
+  for (const status of Object.values(CALL_STATUS)) c.on(status, onCallStatus);
+  ui.mute.setAttribute("aria-pressed", "false");
+  ui.callPeer.textContent = c.isIncoming() ? `from ${c.caller()}` : `to ${c.callee()}`;
+}
+
+function placeCall(event) {
+  event.preventDefault();
+  showError("");
+  const callee = ui.callee.value.trim();
+  if (!callee) {
+    showError("Voice call: enter a Callee (try echo or tone on the test lines).", ui.callee);
+    return;
+  }
+  if (!sessionReady()) return;
+  remember();
+  let c;
+  try {
+    c = session.createCall({
+      callee,
+      remoteVideoDisplay: ui.remoteAudio,
+      constraints: { audio: true, video: false },
+    });
+  } catch (err) {
+    showError(`Voice call: ${err.message}`);
+    return;
+  }
+  watchCall(c);
+  c.call();
+  refreshControls();
+}
+
+function onCallStatus(c, event = {}) {
+  if (c !== call) return;
+  const status = c.status();
+  const info = event.info || c.getInfo();
+  const detail = [CALL_TEXT[status], info && info !== CALL_TEXT[status] ? info : ""].filter(Boolean).join(" — ");
+  setStatus(ui.callStatus, status, detail);
+  if (status === CALL_STATUS.ESTABLISHED) timer.start();
+  if (c.getRemoteStream()) meter.start(c.getRemoteStream());
+  if (status === CALL_STATUS.FAILED || status === CALL_STATUS.BUSY) {
+    if (event.error) {
+      const { text, element } = explain(event.error, "Call");
+      showError(text, element);
+    } else {
+      showError(`Call ${status === CALL_STATUS.BUSY ? "busy" : "failed"}: ${info || "no reason given"}${c.getErrorInfo() ? ` (${c.getErrorInfo()})` : ""}`);
+    }
+  }
+  if (wcsgw.TERMINAL_CALL_STATUSES.includes(status)) endCallUi();
+  refreshControls();
+}
+
+function endCallUi() {
+  timer.stop();
+  meter.stop();
+  call = null;
+  ui.transferTarget.value = "";
+}
+
+function onIncomingCall(c) {
+  if (call) {
+    c.hangup(); // one call at a time: decline the second
+    return;
+  }
+  watchCall(c);
+  ui.incomingText.textContent = `Incoming call from ${c.caller() || "unknown"}`;
+  setStatus(ui.callStatus, c.status(), "incoming call");
+  refreshControls();
+}
+
+function requestAction(promise, what) {
+  promise.then(
+    () => refreshControls(),
+    (err) => {
+      const { text, element } = explain(err, what);
+      showError(text, element);
+    },
+  );
+}
+
+function pressKey(key) {
+  keyTone(key);
+  if (call && call.status() === CALL_STATUS.ESTABLISHED) {
+    requestAction(call.sendDTMF(key), "DTMF");
+  } else if (!call) {
+    ui.callee.value += key;
+    ui.callee.focus();
+  }
+}
+
+// -- wiring --------------------------------------------------------------------------------------
+
+ui.accountForm.addEventListener("submit", logIn);
+ui.logoutButton.addEventListener("click", logOut);
+ui.dialForm.addEventListener("submit", placeCall);
+ui.hangup.addEventListener("click", () => call?.hangup());
+ui.decline.addEventListener("click", () => call?.hangup());
+ui.answer.addEventListener("click", () => {
+  if (!call) return;
+  showError("");
+  call.answer({ remoteVideoDisplay: ui.remoteAudio, constraints: { audio: true, video: false } });
+});
+ui.mute.addEventListener("click", () => {
+  if (!call) return;
+  if (call.isAudioMuted()) call.unmuteAudio();
+  else call.muteAudio();
+  ui.mute.setAttribute("aria-pressed", String(call.isAudioMuted()));
+});
+ui.hold.addEventListener("click", () => call && requestAction(call.hold(), "Hold"));
+ui.unhold.addEventListener("click", () => call && requestAction(call.unhold(), "Unhold"));
+ui.transferTarget.addEventListener("input", refreshControls);
+ui.transferForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const target = ui.transferTarget.value.trim();
+  if (call && target) requestAction(call.transfer(target), "Transfer");
+});
+ui.backspace.addEventListener("click", () => {
+  ui.callee.value = ui.callee.value.slice(0, -1);
+  ui.callee.focus();
+});
+for (const key of document.querySelectorAll(".keypad .key")) {
+  key.addEventListener("click", () => pressKey(key.dataset.key));
+}
+document.addEventListener("keydown", (event) => {
+  // Digits typed while in a call (and not into a text field) go out as DTMF.
+  if (!call || event.target instanceof HTMLInputElement || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (DTMF_FREQUENCIES[event.key]) pressKey(event.key);
+});
+window.addEventListener("pagehide", () => session?.disconnect());
+
+restore();
+refreshControls();
+document.documentElement.dataset.ready = "true";

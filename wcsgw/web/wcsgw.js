@@ -1,0 +1,940 @@
+/**
+ * wcsgw Web SDK — call SIP phones from a browser through the wcsgw gateway.
+ *
+ * An ES module served at `/sdk/wcsgw.js`.  Its shape follows the Flashphoner WCS Web SDK
+ * (`createSession`, `session.createCall`, `call.on(CALL_STATUS.X, ...)`) so WCS front-ends
+ * port with few changes; the wire protocol underneath is JSON-RPC 2.0 over WebSocket
+ * (docs/websocket-api.md).  Reference and an example page: docs/web-sdk.md.
+ *
+ * ```js
+ * import * as wcsgw from "/sdk/wcsgw.js";
+ * const session = wcsgw.createSession({urlServer: "ws://gw:8080/ws", sipOptions: {domain: ""}});
+ * session.on(wcsgw.SESSION_STATUS.ESTABLISHED, () => {
+ *   const call = session.createCall({callee: "echo"});
+ *   call.on(wcsgw.CALL_STATUS.ESTABLISHED, c => console.log("talking", c.id()));
+ *   call.call();
+ * });
+ * ```
+ *
+ * Media: the gateway is ICE-lite and takes the whole offer at once, so `call()` waits for ICE
+ * gathering to complete before sending (no trickle ICE).  No STUN/TURN servers are used unless
+ * the session's `mediaOptions` names some.
+ *
+ * @module wcsgw
+ */
+
+/**
+ * Session statuses.  ESTABLISHED..FAILED are the gateway's `sessionStatus` values
+ * (contract.md); PENDING and CONNECTED are local (before the gateway answered); WARN fires for
+ * errors the gateway sends that belong to no request; INCOMING_CALL is the event name for
+ * incoming calls (its handler receives the {@link Call}).
+ * @readonly
+ * @enum {string}
+ */
+export const SESSION_STATUS = Object.freeze({
+  PENDING: "PENDING",
+  CONNECTED: "CONNECTED",
+  ESTABLISHED: "ESTABLISHED",
+  REGISTERED: "REGISTERED",
+  UNREGISTERED: "UNREGISTERED",
+  AUTHENTICATION_FAIL: "AUTHENTICATION_FAIL",
+  DISCONNECTED: "DISCONNECTED",
+  FAILED: "FAILED",
+  WARN: "WARN",
+  INCOMING_CALL: "INCOMING_CALL",
+});
+
+/**
+ * Call statuses, exactly as the gateway sends them.  BUSY, FINISH and FAILED are terminal.
+ * @readonly
+ * @enum {string}
+ */
+export const CALL_STATUS = Object.freeze({
+  NEW: "NEW",
+  PENDING: "PENDING",
+  TRYING: "TRYING",
+  RING: "RING",
+  RING_MEDIA: "RING_MEDIA",
+  SESSION_PROGRESS: "SESSION_PROGRESS",
+  ESTABLISHED: "ESTABLISHED",
+  HOLD: "HOLD",
+  BUSY: "BUSY",
+  FINISH: "FINISH",
+  FAILED: "FAILED",
+});
+
+/** Terminal call statuses: the call is over and its media is released. */
+export const TERMINAL_CALL_STATUSES = Object.freeze([CALL_STATUS.BUSY, CALL_STATUS.FINISH, CALL_STATUS.FAILED]);
+
+/** Session statuses in which the WebSocket session is gone. */
+const SESSION_ENDED = [SESSION_STATUS.DISCONNECTED, SESSION_STATUS.FAILED];
+
+/** How long `call()` waits for ICE gathering before sending what it has (ms). */
+const DEFAULT_ICE_GATHERING_TIMEOUT = 5000;
+/** How long `hangup()` waits for the gateway's FINISH before finishing locally (ms). */
+const HANGUP_TIMEOUT = 5000;
+
+/**
+ * An error answer from the gateway (JSON-RPC error object).
+ * `code` < 0: protocol errors (-32602 invalid params: `data.field` names the param);
+ * `code` >= 1000: application errors (1099: not supported yet).
+ */
+export class RpcError extends Error {
+  /**
+   * @param {number} code
+   * @param {string} message
+   * @param {any} [data]
+   */
+  constructor(code, message, data) {
+    super(message);
+    this.name = "RpcError";
+    /** @type {number} */
+    this.code = code;
+    /** @type {any} */
+    this.data = data;
+  }
+}
+
+/**
+ * @typedef {object} SipOptions
+ * @property {string} [login]               SIP user (`sipLogin`); required when `domain` is set
+ * @property {string} [authenticationName]  digest user name, default: login
+ * @property {string} [password]
+ * @property {string} [domain]              SIP domain; empty = the gateway's built-in test lines
+ * @property {string} [outboundProxy]       host to send SIP to, default: the domain
+ * @property {number|string} [port]         port of the proxy/domain, default 5060
+ * @property {"udp"|"tcp"|"tls"} [transport]
+ * @property {boolean} [registerRequired]   REGISTER the account (default true)
+ */
+
+/**
+ * @typedef {object} SessionOptions
+ * @property {string} urlServer         `ws://host:8080/ws` (or `wss://`); a URL without a path gets `/ws`
+ * @property {SipOptions} [sipOptions]
+ * @property {string} [appKey]          forwarded as `appKey`
+ * @property {object} [custom]          forwarded as `custom`
+ * @property {RTCConfiguration} [mediaOptions]  RTCPeerConnection configuration (default: no ICE servers)
+ * @property {number} [iceGatheringTimeout]     ms to wait for ICE gathering (default 5000)
+ */
+
+/**
+ * @typedef {object} CallOptions
+ * @property {string} callee                   user part (`1002`) or `sip:`/`tel:` URI
+ * @property {string} [visibleName]            caller display name (default: the SIP login)
+ * @property {HTMLElement} [localVideoDisplay]  container (or video element) for the local video
+ * @property {HTMLElement} [remoteVideoDisplay] container, or an audio/video element, for remote media;
+ *                                             without it the SDK plays remote audio through its own <audio>
+ * @property {MediaStreamConstraints} [constraints]  default `{audio: true, video: false}`
+ * @property {Object<string,string>} [sipHeaders]    extra headers for the INVITE (`X-...`)
+ * @property {string[]} [codecs]               force codecs, in order of preference, by name
+ *                                             (`["opus"]`, `["PCMU", "telephone-event"]`) via
+ *                                             RTCRtpTransceiver.setCodecPreferences; per media kind,
+ *                                             a kind with no listed codec keeps the browser default
+ * @property {string} [callId]                 default: a random UUID
+ */
+
+/**
+ * A status handler: `(subject, event)` where `subject` is the Session (session statuses) or
+ * the Call (call statuses and INCOMING_CALL), and `event` the notification params.
+ * @callback StatusHandler
+ * @param {any} subject
+ * @param {object} [event]
+ */
+
+/** A small event emitter keyed by status name; handlers that throw do not stop the others. */
+class Emitter {
+  /** @type {Map<string, StatusHandler[]>} */
+  #handlers = new Map();
+
+  /**
+   * @param {string} event
+   * @param {StatusHandler} handler
+   * @returns {this}
+   */
+  on(event, handler) {
+    if (typeof handler !== "function") throw new TypeError("handler must be a function");
+    const list = this.#handlers.get(event) ?? [];
+    list.push(handler);
+    this.#handlers.set(event, list);
+    return this;
+  }
+
+  /**
+   * @param {string} event
+   * @param {StatusHandler} handler
+   * @returns {this}
+   */
+  off(event, handler) {
+    const list = this.#handlers.get(event);
+    if (list) this.#handlers.set(event, list.filter((h) => h !== handler));
+    return this;
+  }
+
+  /** @protected */
+  _emit(event, ...args) {
+    for (const handler of [...(this.#handlers.get(event) ?? [])]) {
+      try {
+        handler(...args);
+      } catch (err) {
+        console.error(`wcsgw: a ${event} handler threw`, err);
+      }
+    }
+  }
+}
+
+function uuid() {
+  if (globalThis.crypto?.randomUUID) return globalThis.crypto.randomUUID();
+  const bytes = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(bytes);
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** `ws://host:8080` -> `ws://host:8080/ws`; http(s) URLs become ws(s). */
+function normaliseUrl(urlServer) {
+  const url = new URL(urlServer, globalThis.location?.href);
+  if (url.protocol === "http:") url.protocol = "ws:";
+  if (url.protocol === "https:") url.protocol = "wss:";
+  if (url.protocol !== "ws:" && url.protocol !== "wss:") {
+    throw new TypeError(`urlServer must be a ws:// or wss:// URL, got ${urlServer}`);
+  }
+  if (url.pathname === "/" || url.pathname === "") url.pathname = "/ws";
+  return url.href;
+}
+
+/** Resolves when ICE gathering is complete, or after `timeoutMs` with what was gathered. */
+function iceGatheringComplete(pc, timeoutMs) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", onState);
+      pc.removeEventListener("icecandidate", onCandidate);
+      resolve();
+    };
+    const onState = () => {
+      if (pc.iceGatheringState === "complete") done();
+    };
+    const onCandidate = (e) => {
+      if (!e.candidate) done(); // the end-of-candidates event
+    };
+    const timer = setTimeout(done, timeoutMs);
+    pc.addEventListener("icegatheringstatechange", onState);
+    pc.addEventListener("icecandidate", onCandidate);
+  });
+}
+
+/**
+ * Restrict a transceiver's codecs to `names` (in that order), when any of them exists for
+ * its kind.  Without setCodecPreferences support, warns and leaves the browser's choice.
+ */
+function applyCodecPreferences(transceiver, kind, names) {
+  if (!names || names.length === 0) return;
+  const Receiver = globalThis.RTCRtpReceiver;
+  if (typeof transceiver.setCodecPreferences !== "function" || !Receiver?.getCapabilities) {
+    console.warn("wcsgw: this browser cannot set codec preferences; codecs option ignored");
+    return;
+  }
+  const available = Receiver.getCapabilities(kind)?.codecs ?? [];
+  const wanted = [];
+  for (const name of names) {
+    const mime = `${kind}/${String(name).toLowerCase()}`;
+    for (const codec of available) if (codec.mimeType.toLowerCase() === mime) wanted.push(codec);
+  }
+  if (wanted.length > 0) transceiver.setCodecPreferences(wanted);
+}
+
+/** True for <audio>/<video> elements (false outside a browser). */
+function isMediaElement(value) {
+  return typeof HTMLMediaElement !== "undefined" && value instanceof HTMLMediaElement;
+}
+
+/** A readable local error text for getUserMedia/WebRTC failures. */
+function localErrorText(err) {
+  const name = err?.name ?? "";
+  if (name === "NotAllowedError") return "Local error: microphone/camera access was denied";
+  if (name === "NotFoundError") return "Local error: no microphone/camera found";
+  if (name === "NotReadableError") return "Local error: the microphone/camera is in use or unavailable";
+  return `Local error: ${err?.message ?? err}`;
+}
+
+/**
+ * One WebSocket session with the gateway.  Create it with {@link createSession}.
+ */
+export class Session extends Emitter {
+  /** @type {WebSocket} */
+  #ws;
+  #status = SESSION_STATUS.PENDING;
+  /** @type {string|null} */
+  #id = null;
+  #info = "";
+  /** @type {number|null} */
+  #sipStatus = null;
+  #nextRequestId = 1;
+  /** @type {Map<number, {resolve: Function, reject: Function}>} */
+  #requests = new Map();
+  /** @type {Map<string, Call>} */
+  #calls = new Map();
+  #disconnecting = false;
+  /** @type {SessionOptions} */
+  #options;
+
+  /** @param {SessionOptions} options */
+  constructor(options) {
+    super();
+    if (!options || !options.urlServer) throw new TypeError("options.urlServer must be provided");
+    this.#options = options;
+    const WS = globalThis.WebSocket;
+    this.#ws = new WS(normaliseUrl(options.urlServer));
+    this.#ws.onopen = () => this.#onOpen();
+    this.#ws.onmessage = (e) => this.#onFrame(e.data);
+    this.#ws.onclose = (e) => this.#onClose(e);
+    this.#ws.onerror = () => {}; // a close event always follows; it decides the status
+  }
+
+  /** @returns {string|null} the gateway's session id (known after ESTABLISHED) */
+  id() {
+    return this.#id;
+  }
+
+  /** @returns {string} the current {@link SESSION_STATUS} */
+  status() {
+    return this.#status;
+  }
+
+  /** @returns {string} the reason given with the last status (`info`) */
+  getInfo() {
+    return this.#info;
+  }
+
+  /** @returns {number|null} the SIP status code of the last status, if any */
+  getSipStatus() {
+    return this.#sipStatus;
+  }
+
+  /** @returns {string} the WebSocket URL */
+  getServerUrl() {
+    return this.#ws.url;
+  }
+
+  /** @returns {Call[]} calls not yet over */
+  getCalls() {
+    return [...this.#calls.values()];
+  }
+
+  /**
+   * A new outgoing call in status NEW; `call()` places it.
+   * Allowed when the session is ESTABLISHED or REGISTERED (as in the WCS SDK).
+   * @param {CallOptions} options
+   * @returns {Call}
+   */
+  createCall(options) {
+    if (this.#status !== SESSION_STATUS.ESTABLISHED && this.#status !== SESSION_STATUS.REGISTERED) {
+      throw new Error(`createCall() needs an ESTABLISHED or REGISTERED session; it is ${this.#status}`);
+    }
+    if (!options || typeof options.callee !== "string" || !options.callee.trim()) {
+      throw new TypeError("options.callee must be provided");
+    }
+    const call = new Call(this, { ...options, incoming: false }, this.#callInternals());
+    this.#calls.set(call.id(), call);
+    return call;
+  }
+
+  /**
+   * End the session: the gateway hangs up its calls and un-registers; then the WebSocket
+   * closes and DISCONNECTED fires.
+   * @returns {Promise<void>}
+   */
+  async disconnect() {
+    if (SESSION_ENDED.includes(this.#status) || this.#disconnecting) return;
+    this.#disconnecting = true;
+    if (this.#ws.readyState === 1) {
+      try {
+        await this.#request("disconnect", {});
+      } catch (err) {
+        // The socket closes anyway; the gateway ends the session when it goes.
+      }
+    }
+    this.#ws.close(1000, "disconnect");
+  }
+
+  /**
+   * Send any JSON-RPC request (for methods this SDK has no wrapper for).
+   * @param {string} method
+   * @param {object} params
+   * @returns {Promise<any>} the result; rejects with {@link RpcError}
+   */
+  request(method, params) {
+    return this.#request(method, params);
+  }
+
+  // -- internals -------------------------------------------------------------------------
+
+  #callInternals() {
+    return {
+      request: (method, params) => this.#request(method, params),
+      forget: (call) => {
+        if (this.#calls.get(call.id()) === call) this.#calls.delete(call.id());
+      },
+      rekey: (call, oldId) => {
+        this.#calls.delete(oldId);
+        this.#calls.set(call.id(), call);
+      },
+      mediaOptions: this.#options.mediaOptions,
+      iceGatheringTimeout: this.#options.iceGatheringTimeout ?? DEFAULT_ICE_GATHERING_TIMEOUT,
+      login: this.#options.sipOptions?.login ?? "",
+    };
+  }
+
+  #request(method, params) {
+    if (this.#ws.readyState !== 1) {
+      return Promise.reject(new RpcError(-1, "Not connected to the gateway"));
+    }
+    const id = this.#nextRequestId++;
+    return new Promise((resolve, reject) => {
+      this.#requests.set(id, { resolve, reject });
+      this.#ws.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
+    });
+  }
+
+  #setStatus(status, event = {}) {
+    this.#status = status;
+    this.#info = event.info ?? "";
+    this.#sipStatus = event.sipStatus ?? null;
+    this._emit(status, this, event);
+  }
+
+  #onOpen() {
+    this.#setStatus(SESSION_STATUS.CONNECTED);
+    const sip = this.#options.sipOptions ?? {};
+    const params = {
+      sipLogin: sip.login ?? "",
+      sipAuthenticationName: sip.authenticationName ?? "",
+      sipPassword: sip.password ?? "",
+      sipDomain: sip.domain ?? "",
+      sipOutboundProxy: sip.outboundProxy ?? "",
+      sipPort: sip.port === undefined || sip.port === "" ? 5060 : Number(sip.port),
+      sipTransport: sip.transport ?? "udp",
+      sipRegisterRequired: sip.registerRequired ?? true,
+    };
+    if (this.#options.appKey !== undefined) params.appKey = this.#options.appKey;
+    if (this.#options.custom !== undefined) params.custom = this.#options.custom;
+    this.#request("connect", params).then(
+      (result) => {
+        this.#id = result?.sessionId ?? this.#id;
+      },
+      (err) => {
+        this.#setStatus(SESSION_STATUS.FAILED, { info: err.message, error: err });
+        this.#ws.close(1000, "connect failed");
+      },
+    );
+  }
+
+  #onFrame(data) {
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch (err) {
+      console.warn("wcsgw: the gateway sent a frame that is not JSON", err);
+      return;
+    }
+    if (message.method !== undefined && message.id === undefined) {
+      this.#onNotification(message.method, message.params ?? {});
+      return;
+    }
+    const pending = this.#requests.get(message.id);
+    if (pending) {
+      this.#requests.delete(message.id);
+      if (message.error) {
+        pending.reject(new RpcError(message.error.code, message.error.message, message.error.data));
+      } else {
+        pending.resolve(message.result);
+      }
+    } else if (message.error) {
+      this._emit(SESSION_STATUS.WARN, this, { info: message.error.message, error: message.error });
+    }
+  }
+
+  #onNotification(method, params) {
+    if (method === "sessionStatus") {
+      if (params.sessionId) this.#id = params.sessionId;
+      if (params.status === SESSION_STATUS.DISCONNECTED && this.#status === SESSION_STATUS.DISCONNECTED) return;
+      this.#setStatus(params.status, params);
+    } else if (method === "callStatus") {
+      this.#calls.get(params.callId)?._onStatus(params);
+    } else if (method === "incomingCall") {
+      const call = new Call(
+        this,
+        {
+          callId: params.callId,
+          callee: params.callee ?? "",
+          caller: params.caller ?? "",
+          visibleName: params.visibleName,
+          incoming: true,
+          offer: params.sdp,
+          hasVideo: params.hasVideo,
+        },
+        this.#callInternals(),
+      );
+      this.#calls.set(call.id(), call);
+      this._emit(SESSION_STATUS.INCOMING_CALL, call, params);
+    } else if (method === "transferStatus" || method === "dtmf") {
+      this.#calls.get(params.callId)?._onEvent(method, params);
+    }
+  }
+
+  #onClose(event) {
+    const err = new RpcError(-1, "Connection to the gateway closed");
+    for (const { reject } of this.#requests.values()) reject(err);
+    this.#requests.clear();
+    for (const call of [...this.#calls.values()]) call._sessionEnded();
+    if (SESSION_ENDED.includes(this.#status)) return;
+    if (this.#disconnecting || event.code === 1000) {
+      this.#setStatus(SESSION_STATUS.DISCONNECTED, { info: "Disconnected" });
+    } else if (this.#status === SESSION_STATUS.PENDING) {
+      this.#setStatus(SESSION_STATUS.FAILED, { info: `Cannot connect to ${this.#ws.url}` });
+    } else {
+      this.#setStatus(SESSION_STATUS.FAILED, { info: `Connection to the gateway lost (code ${event.code})` });
+    }
+  }
+}
+
+/**
+ * One call.  Outgoing calls come from {@link Session#createCall}; incoming ones arrive with
+ * the session's INCOMING_CALL event.
+ */
+export class Call extends Emitter {
+  #session;
+  #internals;
+  #options;
+  /** @type {string} */
+  #id;
+  #status = CALL_STATUS.NEW;
+  #info = "";
+  #errorInfo = "";
+  /** @type {number|null} */
+  #sipStatus = null;
+  #caller;
+  #callee;
+  #incoming;
+  /** the offer of an incoming call, kept until answer() */
+  #offer;
+  /** @type {RTCPeerConnection|null} */
+  #pc = null;
+  /** @type {MediaStream|null} */
+  #localStream = null;
+  /** @type {MediaStream|null} */
+  #remoteStream = null;
+  /** elements this SDK created (removed on cleanup) */
+  #created = [];
+  /** @type {HTMLMediaElement|null} */
+  #remoteElement = null;
+  #sent = false; // the call/answer request went to the gateway
+  #ending = false; // hangup() was called
+  #remoteApplied = false;
+  #hangupTimer = null;
+
+  /** @param {Session} session */
+  constructor(session, options, internals) {
+    super();
+    this.#session = session;
+    this.#internals = internals;
+    this.#options = options;
+    this.#id = options.callId || uuid();
+    this.#incoming = Boolean(options.incoming);
+    this.#callee = options.callee ?? "";
+    this.#caller = options.caller ?? internals.login;
+    this.#offer = options.offer;
+  }
+
+  /** @returns {string} */
+  id() {
+    return this.#id;
+  }
+
+  /** @returns {string} the current {@link CALL_STATUS} */
+  status() {
+    return this.#status;
+  }
+
+  /** @returns {string} the reason given with the last status (`info`) */
+  getInfo() {
+    return this.#info;
+  }
+
+  /** @returns {string} the local error text, when a local step (getUserMedia, WebRTC) failed */
+  getErrorInfo() {
+    return this.#errorInfo;
+  }
+
+  /** @returns {number|null} */
+  getSipStatus() {
+    return this.#sipStatus;
+  }
+
+  caller() {
+    return this.#caller;
+  }
+
+  callee() {
+    return this.#callee;
+  }
+
+  visibleName() {
+    return this.#options.visibleName ?? "";
+  }
+
+  isIncoming() {
+    return this.#incoming;
+  }
+
+  /** @returns {Session} */
+  getSession() {
+    return this.#session;
+  }
+
+  /** @returns {MediaStream|null} what the far end sends (for level meters, recording) */
+  getRemoteStream() {
+    return this.#remoteStream;
+  }
+
+  /** @returns {MediaStream|null} the microphone/camera stream */
+  getLocalStream() {
+    return this.#localStream;
+  }
+
+  /** @returns {RTCPeerConnection|null} */
+  getPeerConnection() {
+    return this.#pc;
+  }
+
+  /**
+   * Place the call (only in NEW): microphone, offer, ICE gathering, then `call` to the gateway.
+   * Failures are reported as status FAILED (see getInfo()/getErrorInfo()); the promise
+   * resolves either way, once the gateway has the call or it failed.
+   * @returns {Promise<void>}
+   */
+  async call() {
+    if (this.#incoming) throw new Error("call() is for outgoing calls; use answer()");
+    if (this.#status !== CALL_STATUS.NEW) throw new Error(`call() is allowed only in NEW; the call is ${this.#status}`);
+    this.#setStatus({ status: CALL_STATUS.PENDING });
+    let sdp;
+    try {
+      sdp = await this.#prepareMedia(null);
+    } catch (err) {
+      this.#failLocally(err);
+      return;
+    }
+    if (sdp === null) return; // hung up meanwhile
+    const params = {
+      callId: this.#id,
+      callee: this.#callee,
+      hasAudio: this.#localStream.getAudioTracks().length > 0,
+      hasVideo: this.#localStream.getVideoTracks().length > 0,
+      sdp,
+      sipHeaders: this.#options.sipHeaders ?? {},
+    };
+    if (this.#options.visibleName) params.visibleName = this.#options.visibleName;
+    this.#sent = true;
+    try {
+      const result = await this.#internals.request("call", params);
+      if (result?.callId && result.callId !== this.#id) {
+        const old = this.#id;
+        this.#id = result.callId;
+        this.#internals.rekey(this, old);
+      }
+    } catch (err) {
+      if (!this.#terminal()) this.#finish(CALL_STATUS.FAILED, { info: err.message, error: err });
+    }
+  }
+
+  /**
+   * Answer an incoming call (in NEW or RING).  Options as for createCall (media displays,
+   * constraints, codecs, sipHeaders).
+   * @param {Partial<CallOptions>} [options]
+   * @returns {Promise<void>}
+   */
+  async answer(options = {}) {
+    if (!this.#incoming) throw new Error("answer() is for incoming calls");
+    if (this.#status !== CALL_STATUS.NEW && this.#status !== CALL_STATUS.RING) {
+      throw new Error(`answer() is allowed only in NEW or RING; the call is ${this.#status}`);
+    }
+    Object.assign(this.#options, options);
+    let sdp;
+    try {
+      sdp = await this.#prepareMedia(this.#offer);
+    } catch (err) {
+      this.#failLocally(err);
+      return;
+    }
+    if (sdp === null) return;
+    this.#sent = true;
+    try {
+      await this.#internals.request("answer", { callId: this.#id, sdp, sipHeaders: this.#options.sipHeaders ?? {} });
+    } catch (err) {
+      if (!this.#terminal()) this.#finish(CALL_STATUS.FAILED, { info: err.message, error: err });
+    }
+  }
+
+  /**
+   * End the call (or decline an incoming one).  Media stops at once; the FINISH status comes
+   * from the gateway (or locally after 5 s without an answer).  Before the call was sent it
+   * ends locally as FAILED, as in the WCS SDK.
+   * @returns {Promise<void>}
+   */
+  async hangup() {
+    if (this.#terminal() || this.#ending) return;
+    this.#ending = true;
+    this.#releaseMedia();
+    if (!this.#sent && !this.#incoming) {
+      this.#finish(CALL_STATUS.FAILED, { info: "Hung up before the call was placed" });
+      return;
+    }
+    this.#hangupTimer = setTimeout(() => {
+      if (!this.#terminal()) this.#finish(CALL_STATUS.FINISH, { info: "Normal call clearing" });
+    }, HANGUP_TIMEOUT);
+    try {
+      await this.#internals.request("hangup", { callId: this.#id });
+    } catch (err) {
+      if (!this.#terminal()) this.#finish(CALL_STATUS.FINISH, { info: "Normal call clearing" });
+    }
+  }
+
+  /** Put the call on hold (rejects with RpcError when the gateway refuses). */
+  hold() {
+    return this.#internals.request("hold", { callId: this.#id });
+  }
+
+  /** Resume a held call. */
+  unhold() {
+    return this.#internals.request("unhold", { callId: this.#id });
+  }
+
+  /**
+   * Blind-transfer the call (SIP REFER).
+   * @param {string} target user part or SIP URI
+   */
+  transfer(target) {
+    return this.#internals.request("transfer", { callId: this.#id, target });
+  }
+
+  /**
+   * Send DTMF digits to the SIP side.
+   * @param {string} digits 0-9 * # A-D
+   * @param {"RFC2833"|"INFO"} [type]
+   */
+  sendDTMF(digits, type = "RFC2833") {
+    return this.#internals.request("sendDtmf", { callId: this.#id, dtmf: String(digits), type });
+  }
+
+  /** Stop sending microphone audio (a local mute, not SIP hold). */
+  muteAudio() {
+    this.#localStream?.getAudioTracks().forEach((t) => (t.enabled = false));
+  }
+
+  /** Resume sending microphone audio. */
+  unmuteAudio() {
+    this.#localStream?.getAudioTracks().forEach((t) => (t.enabled = true));
+  }
+
+  /** @returns {boolean} */
+  isAudioMuted() {
+    const tracks = this.#localStream?.getAudioTracks() ?? [];
+    return tracks.length > 0 && tracks.every((t) => !t.enabled);
+  }
+
+  /**
+   * WebRTC statistics of the call (null once media is released).
+   * @param {(stats: RTCStatsReport|null) => void} [callback] WCS style; the promise works too
+   * @returns {Promise<RTCStatsReport|null>}
+   */
+  async getStats(callback) {
+    const stats = this.#pc ? await this.#pc.getStats() : null;
+    if (typeof callback === "function") callback(stats);
+    return stats;
+  }
+
+  // -- called by the session ---------------------------------------------------------------
+
+  /** @package a callStatus notification for this call */
+  _onStatus(params) {
+    if (this.#terminal()) return;
+    if (params.sdp && this.#pc && !this.#remoteApplied && !this.#incoming) {
+      this.#remoteApplied = true;
+      this.#pc.setRemoteDescription({ type: "answer", sdp: params.sdp }).catch((err) => {
+        this.#errorInfo = String(err?.message ?? err);
+        if (!this.#terminal()) {
+          this.#internals.request("hangup", { callId: this.#id }).catch(() => {});
+          this.#finish(CALL_STATUS.FAILED, { info: "Local error: the gateway's SDP was not accepted" });
+        }
+      });
+    }
+    if (params.caller) this.#caller = params.caller;
+    if (params.callee) this.#callee = params.callee;
+    if (TERMINAL_CALL_STATUSES.includes(params.status)) {
+      this.#finish(params.status, params);
+    } else if (params.status && params.status !== this.#status) {
+      this.#setStatus(params);
+    } else {
+      this.#info = params.info ?? this.#info;
+      this.#sipStatus = params.sipStatus ?? this.#sipStatus;
+    }
+  }
+
+  /** @package transferStatus / dtmf notifications, emitted under their method name */
+  _onEvent(method, params) {
+    this._emit(method, this, params);
+  }
+
+  /** @package the session closed under the call */
+  _sessionEnded() {
+    if (!this.#terminal()) this.#finish(CALL_STATUS.FAILED, { info: "Session closed" });
+  }
+
+  // -- internals -----------------------------------------------------------------------------
+
+  #wants(kind) {
+    const constraints = this.#options.constraints ?? { audio: true, video: false };
+    return Boolean(constraints[kind]);
+  }
+
+  #terminal() {
+    return TERMINAL_CALL_STATUSES.includes(this.#status);
+  }
+
+  #setStatus(event) {
+    this.#status = event.status;
+    this.#info = event.info ?? "";
+    this.#sipStatus = event.sipStatus ?? null;
+    this._emit(event.status, this, event);
+  }
+
+  #finish(status, event) {
+    clearTimeout(this.#hangupTimer);
+    this.#releaseMedia();
+    this.#internals.forget(this);
+    this.#setStatus({ ...event, status });
+  }
+
+  #failLocally(err) {
+    this.#errorInfo = String(err?.message ?? err);
+    if (this.#sent) this.#internals.request("hangup", { callId: this.#id }).catch(() => {});
+    if (!this.#terminal()) this.#finish(CALL_STATUS.FAILED, { info: localErrorText(err), error: err });
+  }
+
+  /**
+   * getUserMedia, PeerConnection, offer (or answer to `offer`), ICE gathering.
+   * @returns {Promise<string|null>} the local SDP, or null when hangup() came meanwhile
+   */
+  async #prepareMedia(offer) {
+    const constraints = this.#options.constraints ?? { audio: true, video: false };
+    const media = globalThis.navigator?.mediaDevices;
+    if (!media?.getUserMedia) throw new Error("this browser has no getUserMedia (a secure context — https or localhost — is needed)");
+    const stream = await media.getUserMedia(constraints);
+    if (this.#ending || this.#terminal()) {
+      stream.getTracks().forEach((t) => t.stop());
+      return null;
+    }
+    this.#localStream = stream;
+    const config = { iceServers: [], ...(this.#internals.mediaOptions ?? {}) };
+    const pc = new globalThis.RTCPeerConnection(config);
+    this.#pc = pc;
+    pc.ontrack = (e) => this.#onRemoteTrack(e);
+    if (offer) await pc.setRemoteDescription({ type: "offer", sdp: offer });
+    for (const track of stream.getTracks()) {
+      let transceiver;
+      if (offer) {
+        transceiver = pc.getTransceivers().find((t) => t.receiver.track?.kind === track.kind && !t.sender.track);
+        if (transceiver) {
+          await transceiver.sender.replaceTrack(track);
+          transceiver.direction = "sendrecv";
+          transceiver.sender.setStreams?.(stream);
+        }
+      }
+      if (!transceiver) transceiver = pc.addTransceiver(track, { direction: "sendrecv", streams: [stream] });
+      applyCodecPreferences(transceiver, track.kind, this.#options.codecs);
+    }
+    this.#showLocalVideo(stream);
+    const description = offer ? await pc.createAnswer() : await pc.createOffer();
+    await pc.setLocalDescription(description);
+    await iceGatheringComplete(pc, this.#internals.iceGatheringTimeout);
+    if (this.#ending || this.#terminal()) return null;
+    return pc.localDescription.sdp;
+  }
+
+  #onRemoteTrack(event) {
+    if (!this.#remoteStream) this.#remoteStream = event.streams?.[0] ?? new MediaStream();
+    if (!this.#remoteStream.getTracks().includes(event.track)) this.#remoteStream.addTrack(event.track);
+    const element = this.#remoteMediaElement(event.track.kind === "video");
+    if (element && element.srcObject !== this.#remoteStream) {
+      element.srcObject = this.#remoteStream;
+      element.play?.().catch(() => {}); // autoplay may need the user's click; the call button was one
+    }
+  }
+
+  /** The element remote media plays through: the given one, one created inside the given
+   * container, or a hidden <audio> of our own. */
+  #remoteMediaElement(video) {
+    if (this.#remoteElement) return this.#remoteElement;
+    if (typeof document === "undefined") return null;
+    const display = this.#options.remoteVideoDisplay;
+    let element;
+    if (isMediaElement(display)) {
+      element = display;
+    } else {
+      element = document.createElement(video || this.#wants("video") ? "video" : "audio");
+      element.autoplay = true;
+      element.playsInline = true;
+      (display ?? document.body).appendChild(element);
+      if (!display) element.hidden = true;
+      this.#created.push(element);
+    }
+    this.#remoteElement = element;
+    return element;
+  }
+
+  #showLocalVideo(stream) {
+    const display = this.#options.localVideoDisplay;
+    if (!display || stream.getVideoTracks().length === 0 || typeof document === "undefined") return;
+    let element = display;
+    if (!isMediaElement(display)) {
+      element = document.createElement("video");
+      display.appendChild(element);
+      this.#created.push(element);
+    }
+    element.muted = true;
+    element.autoplay = true;
+    element.playsInline = true;
+    element.srcObject = stream;
+  }
+
+  /** Stop the tracks, close the PeerConnection, detach and remove media elements. */
+  #releaseMedia() {
+    this.#localStream?.getTracks().forEach((t) => t.stop());
+    if (this.#pc) {
+      this.#pc.ontrack = null;
+      this.#pc.close();
+    }
+    this.#pc = null;
+    if (this.#remoteElement) this.#remoteElement.srcObject = null;
+    for (const element of this.#created) {
+      element.srcObject = null;
+      element.remove();
+    }
+    this.#created = [];
+    this.#remoteElement = null;
+  }
+}
+
+/**
+ * Open a session with the gateway.  The WebSocket connects, the SDK sends `connect` with the
+ * SIP options, and the session fires ESTABLISHED (then REGISTERED or AUTHENTICATION_FAIL when
+ * registration was asked for), or FAILED.
+ * @param {SessionOptions} options
+ * @returns {Session}
+ */
+export function createSession(options) {
+  return new Session(options);
+}
