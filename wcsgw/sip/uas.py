@@ -1,0 +1,535 @@
+"""An incoming call's SIP signalling, sans-IO: the INVITE server session (RFC 3261 §13.3, §14,
+§15, §9.2).
+
+:class:`IncomingInvite` is the transaction user above one received INVITE: it rings, answers
+(and retransmits its 2xx until the ACK comes), rejects, hangs up with BYE, and takes the peer's
+CANCEL, ACK and BYE.  It is the mirror image of :class:`~wcsgw.sip.invite.OutgoingInvite` and
+speaks the same event vocabulary where the meaning is the same: :class:`Confirmed` (the ACK of
+our 2xx came; the call is up), :class:`Cancelled` (the caller gave up before our final answer),
+:class:`~wcsgw.sip.invite.Failed` (the call never came up) and :class:`~wcsgw.sip.invite.Ended`
+(it was answered and is over).  A session ends with exactly one of Cancelled, Failed or Ended;
+nothing follows it.
+
+Whoever takes INVITEs (the test lines now, the call layer later) is a
+:class:`~wcsgw.sip.endpoint.RequestHandler` that builds an IncomingInvite from the request and
+its server transaction.  The CANCEL of that INVITE reaches the session through
+:class:`IncomingInvites`, a small handler (installed once per endpoint, like the
+:class:`~wcsgw.sip.dialogs.DialogRouter`) that finds the cancelled INVITE transaction with
+``endpoint.layer.find_server_invite`` and hands the CANCEL to the session that owns it; requests
+inside the dialog (ACK, BYE, ...) come through the DialogRouter.  No change to the endpoint is
+needed: a handler that answers CANCEL before the endpoint's default one is all it takes.
+
+As everywhere in ``wcsgw.sip``, nothing reads a clock or touches a socket.  The session's own
+timers — the 2xx retransmission and the wait for the ACK — are folded into the endpoint's
+deadline through ``endpoint.timed_users``.  A caller acting from outside the endpoint (the
+browser answered, a test line's media is ready) must pump the transport afterwards
+(``SipTransport.pump()``).
+
+Rules and where they come from:
+
+* every response but the 100 (which the transaction sends on its own) carries the same To tag,
+  so 18x and 2xx make one dialog; 18x and 2xx copy Record-Route and carry our Contact
+  (§12.1.1); the first 18x makes an early dialog, the 2xx confirms it;
+* ``ring``: 180 Ringing, or 183 Session Progress with SDP (early media);
+* ``answer``: 200 with Contact and SDP.  The 2xx is end-to-end, so the UAS core (not the
+  transaction) passes it to the transport again at T1, 2*T1, ... capped at T2 until the ACK
+  arrives (§13.3.1.4 — over every transport: a hop behind a proxy may be UDP).  No ACK within
+  64*T1: BYE, and :class:`~wcsgw.sip.invite.Failed` ``(None, "ACK timeout")``;
+* a late offer (an INVITE without SDP, §13.3.1.1 / RFC 3264): the 200 carries our offer and the
+  ACK the answer, given as :attr:`Confirmed.ack_sdp`; :attr:`IncomingInvite.offer_sdp` is None;
+* ``reject``: a 3xx-6xx final with our To tag (the transaction retransmits it and absorbs the
+  ACK, §17.2.1), then ``Failed(status, "<status> <reason>")``;
+* ``hangup``: before a final answer a UAS declines (603 Decline) — it cannot CANCEL; once
+  answered, BYE (§15.1.1), but not before the ACK came or the wait for it is over (§15: the
+  callee "MUST NOT send a BYE on a confirmed dialog until it has received an ACK for its 2xx
+  response or until the server transaction times out").  ``Ended(by_remote=False)`` follows
+  once the BYE is answered (or timed out);
+* CANCEL before our final: 200 to the CANCEL, 487 to the INVITE, :class:`Cancelled` (§9.2);
+  after it: 200 only, the call goes on;
+* the caller's BYE: 200 and ``Ended(by_remote=True)`` (§15.1.2); on an early dialog (allowed to
+  the caller, §15) it is a cancel: 200, 487 to the INVITE, :class:`Cancelled`;
+* other in-dialog requests: an ``on_request`` hook may answer them; otherwise OPTIONS 200,
+  INFO 200 (accepted, unused), re-INVITE and UPDATE 488 (§14.2: refusing leaves the session as
+  it was; hold and re-negotiation are later work), anything else 501.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Callable, Iterable, Union
+
+import attr
+from twisted.logger import Logger
+
+from wcsgw.sip.dialog import Dialog, DialogState
+from wcsgw.sip.dialogs import DialogRouter, dialog_target
+from wcsgw.sip.endpoint import ALLOWED_METHODS, SUPPORTED_EXTENSIONS, SipEndpoint
+from wcsgw.sip.errors import SipParseError
+from wcsgw.sip.ids import new_tag
+from wcsgw.sip.invite import REASON_NORMAL, Ended, Failed
+from wcsgw.sip.message import Request, Response
+from wcsgw.sip.responses import make_response, reason_phrase
+from wcsgw.sip.target import Target
+from wcsgw.sip.timers import EPSILON
+from wcsgw.sip.transaction import ServerTransaction
+from wcsgw.sip.uri import parse_uri
+
+__all__ = [
+    "Cancelled",
+    "Confirmed",
+    "Ended",
+    "Failed",
+    "IncomingInvite",
+    "IncomingInvites",
+    "UasEvent",
+    "UasState",
+    "REASON_ACK_TIMEOUT",
+]
+
+log = Logger(namespace="wcsgw.sip.uas")
+
+#: ``Failed.reason`` when our 2xx was never acknowledged (§13.3.1.4).
+REASON_ACK_TIMEOUT = "ACK timeout"
+
+#: What ``hangup`` sends before a final answer: the user explicitly declined (§21.6.2).
+DECLINE = 603
+
+
+# ------------------------------------------------------------------------------------ events
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Confirmed:
+    """The ACK of our 2xx arrived: the call is up.  ``ack_sdp`` is the caller's answer when
+    the INVITE had no offer (late offer: our 200 carried it), else None."""
+
+    ack_sdp: bytes | None = None
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Cancelled:
+    """The caller gave up before our final answer (CANCEL, or BYE on the early dialog); the
+    INVITE was answered 487."""
+
+
+UasEvent = Union[Confirmed, Cancelled, Failed, Ended]
+
+
+class UasState(enum.Enum):
+    RECEIVED = "received"  # INVITE taken, no final response yet (maybe ringing)
+    ANSWERED = "answered"  # 2xx sent, waiting for the ACK
+    CONFIRMED = "confirmed"  # the ACK came: the call is up
+    TERMINATING = "terminating"  # our BYE is in flight
+    TERMINATED = "terminated"  # the terminal event was given
+
+
+# -------------------------------------------------------------------------------- helpers
+
+
+def _sdp_of(message: Request | Response) -> bytes | None:
+    """The body when it is SDP."""
+    if not message.body:
+        return None
+    content_type = (message.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    return message.body if content_type == "application/sdp" else None
+
+
+def _ignore_response(_response: Response, _now: float) -> None:
+    pass
+
+
+def _ignore_failure(_reason: str, _now: float) -> None:
+    pass
+
+
+# ------------------------------------------------------------------------------ registry
+
+
+class IncomingInvites:
+    """The endpoint's INVITE server sessions by their INVITE transaction, for the CANCEL.
+
+    A CANCEL names a transaction, not a dialog (§9.2), so neither the DialogRouter nor a
+    handler of new INVITEs sees it; this handler, first in ``endpoint.handlers``, takes the
+    CANCELs whose INVITE belongs to a live :class:`IncomingInvite` and leaves the others to the
+    endpoint (481 when the INVITE transaction is unknown, 200 + 487 when nobody took it).
+    """
+
+    def __init__(self, endpoint: SipEndpoint) -> None:
+        self.endpoint = endpoint
+        self._sessions: dict[ServerTransaction, IncomingInvite] = {}
+
+    @classmethod
+    def install(cls, endpoint: SipEndpoint) -> "IncomingInvites":
+        """The endpoint's registry, created and put first in ``endpoint.handlers`` once."""
+        for handler in endpoint.handlers:
+            if isinstance(handler, cls):
+                return handler
+        registry = cls(endpoint)
+        endpoint.handlers.insert(0, registry)
+        return registry
+
+    def add(self, session: "IncomingInvite") -> None:
+        self._sessions[session.transaction] = session
+
+    def remove(self, session: "IncomingInvite") -> None:
+        if self._sessions.get(session.transaction) is session:
+            del self._sessions[session.transaction]
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def __contains__(self, session: object) -> bool:
+        return any(s is session for s in self._sessions.values())
+
+    # -- RequestHandler --
+
+    def handle_request(
+        self, request: Request, transaction: ServerTransaction | None, source: Target, now: float
+    ) -> bool:
+        if request.method != "CANCEL":
+            return False
+        invite = self.endpoint.layer.find_server_invite(request)
+        session = self._sessions.get(invite) if invite is not None else None
+        if session is None:
+            return False
+        session.receive_cancel(request, now)
+        return True
+
+
+# -------------------------------------------------------------------------------- session
+
+
+class IncomingInvite:
+    """One received INVITE session, from the INVITE to the last BYE response."""
+
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        request: Request,
+        transaction: ServerTransaction,
+        *,
+        listener: Callable[[UasEvent], None],
+        contact_user: str | None = None,
+    ) -> None:
+        """``request`` is the INVITE and ``transaction`` its server transaction, as a
+        RequestHandler got them.  ``contact_user`` is the user part of our Contact (default:
+        the Request-URI's, so a call to ``sip:echo@host`` gets ``sip:echo@us`` as Contact).
+
+        Raises ValueError for an INVITE no dialog can be made from (no From tag: an RFC 2543
+        peer; no Contact): the caller answers it 400 itself.
+        """
+        if request.method != "INVITE":
+            raise ValueError(f"not an INVITE: {request.method}")
+        try:
+            has_tag = bool(request.from_.tag)
+            has_contact = bool(request.contacts)
+        except (SipParseError, ValueError) as exc:
+            raise ValueError(f"unusable From or Contact: {exc}") from exc
+        if not has_tag:
+            raise ValueError("the INVITE has no From tag: no dialog can be made")
+        if not has_contact:
+            raise ValueError("the INVITE has no Contact: no remote target")
+        self.endpoint = endpoint
+        self.request = request
+        self.transaction = transaction
+        self.listener = listener
+        self.call_id = request.call_id
+        #: our To tag, the same in every response (one dialog, §12.1.1)
+        self.local_tag = new_tag()
+        #: the transport the INVITE came over: Contact and in-dialog requests use it
+        self.transport = transaction.source.transport
+        if contact_user is None:
+            try:
+                contact_user = parse_uri(request.uri).user or None
+            except SipParseError:
+                contact_user = None
+        self.contact = endpoint.contact_uri(contact_user, self.transport)
+        #: the caller's SDP offer, or None: a late offer (our 2xx offers, the ACK answers)
+        self.offer_sdp = _sdp_of(request)
+        self.state = UasState.RECEIVED
+        #: the dialog: early after the first 18x, confirmed with the 2xx
+        self.dialog: Dialog | None = None
+        #: our final response's status once sent
+        self.final_status: int | None = None
+        #: optional hook for in-dialog requests other than ACK and BYE (re-INVITE, INFO ...);
+        #: return True when it answered the request through ``endpoint.respond``
+        self.on_request: Callable[[Request, ServerTransaction | None, float], bool] | None = None
+
+        self._ok: Response | None = None  # the 2xx, retransmitted until the ACK
+        self._retransmit_at: float | None = None
+        self._interval = 0.0
+        self._ack_deadline: float | None = None
+        self._hangup_pending = False  # hangup() while waiting for the ACK
+        self._done = False
+        self._router = DialogRouter.install(endpoint)
+        self._registry = IncomingInvites.install(endpoint)
+        self._registry.add(self)
+        endpoint.timed_users.append(self)
+
+    def __repr__(self) -> str:
+        return f"<IncomingInvite {self.request.uri} {self.state.name} call_id={self.call_id!r}>"
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def terminated(self) -> bool:
+        return self.state is UasState.TERMINATED
+
+    def ring(self, now: float, sdp: bytes | None = None) -> None:
+        """180 Ringing, or 183 Session Progress carrying ``sdp`` (early media)."""
+        self._require(UasState.RECEIVED, "ring")
+        status = 183 if sdp is not None else 180
+        response = self._response(status, body=sdp)
+        self._early_dialog()
+        self.endpoint.respond(response, now)
+
+    def answer(self, sdp: bytes, now: float) -> None:
+        """200 OK with our Contact and ``sdp`` (the answer, or our offer on a late offer)."""
+        self._require(UasState.RECEIVED, "answer")
+        self.final_status = 200
+        self._ok = self._response(200, body=sdp)
+        if self.dialog is None:
+            self.dialog = Dialog.from_uas(
+                self.request, self.local_tag, local_contact=f"<{self.contact}>"
+            )
+            self._router.add(self.dialog, self)
+        else:
+            self.dialog.confirm()
+        self.state = UasState.ANSWERED
+        self._registry.remove(self)  # a CANCEL now has no effect: the endpoint answers 200
+        timers = self.endpoint.config.timers
+        self._interval = timers.t1
+        self._retransmit_at = now + self._interval
+        self._ack_deadline = now + timers.timeout
+        self.endpoint.respond(self._ok, now)
+
+    def reject(self, status: int, reason: str | None, now: float,
+               headers: Iterable[tuple[str, str]] = ()) -> None:
+        """Decline the call with a 3xx-6xx final (486, 480, 488, 603 ...), then
+        ``Failed(status, "<status> <reason>")``.  ``headers`` (Retry-After, Warning ...) go
+        into the response."""
+        if not 300 <= status < 700:
+            raise ValueError(f"a rejection is a 3xx-6xx final, not {status}")
+        self._require(UasState.RECEIVED, "reject")
+        response = self._response(status, reason, headers=headers, dialog=False)
+        self.final_status = status
+        self.endpoint.respond(response, now)
+        self._finish(Failed(status, f"{status} {response.reason}"))
+
+    def hangup(self, now: float) -> None:
+        """End the call from our side, whatever its state: 603 Decline before a final answer,
+        BYE once answered (deferred until the ACK came or stopped being awaited), nothing when
+        already ending.  The terminal event is ``Ended(REASON_NORMAL, by_remote=False)``."""
+        state = self.state
+        if state is UasState.RECEIVED:
+            response = self._response(DECLINE, dialog=False)
+            self.final_status = DECLINE
+            self.endpoint.respond(response, now)
+            self._finish(Ended(REASON_NORMAL, by_remote=False))
+        elif state is UasState.ANSWERED:
+            self._hangup_pending = True  # §15: no BYE before the ACK (or its timeout)
+        elif state is UasState.CONFIRMED:
+            self._send_bye(now)
+
+    # ------------------------------------------------------------------ TimedUser
+
+    def next_deadline(self) -> float | None:
+        """The next 2xx retransmission or the end of the wait for the ACK."""
+        deadlines = [d for d in (self._retransmit_at, self._ack_deadline) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: float) -> None:
+        if self.state is not UasState.ANSWERED:
+            return
+        if self._ack_deadline is not None and self._ack_deadline <= now + EPSILON:
+            self._stop_retransmitting()
+            log.info("no ACK for the 2xx of {call_id} within 64*T1: BYE", call_id=self.call_id)
+            if self._hangup_pending:
+                self._send_bye(now)
+            else:
+                # §13.3.1.4: the dialog is confirmed but the session SHOULD be terminated.
+                self._send_bye(now, final=False)
+                self._finish(Failed(None, REASON_ACK_TIMEOUT))
+            return
+        if self._retransmit_at is not None and self._retransmit_at <= now + EPSILON:
+            assert self._ok is not None
+            # §13.3.1.4: T1, 2*T1, 4*T1 ... capped at T2.
+            self._interval = min(2 * self._interval, self.endpoint.config.timers.t2)
+            self._retransmit_at = now + self._interval
+            self.endpoint.respond(self._ok, now)
+
+    # ------------------------------------------------------------------ from the peer
+
+    def receive_cancel(self, cancel: Request, now: float) -> None:
+        """The caller's CANCEL of our INVITE (via :class:`IncomingInvites`, §9.2)."""
+        self.endpoint.respond(make_response(cancel, 200), now)
+        if self.state is UasState.RECEIVED:
+            self._terminated_early(now)
+
+    def receive_in_dialog(
+        self,
+        dialog: Dialog,
+        request: Request,
+        transaction: ServerTransaction | None,
+        source: Target,
+        now: float,
+    ) -> None:
+        """A request the DialogRouter matched to our dialog (DialogOwner)."""
+        method = request.method
+        if method == "ACK":
+            self._on_ack(request, now)
+            return
+        verdict = dialog.receive_request(request)
+        if verdict is not True:
+            assert isinstance(verdict, Response)
+            self.endpoint.respond(verdict, now)  # 500 for an out-of-order CSeq
+            return
+        if method == "BYE":
+            self.endpoint.respond(make_response(request, 200), now)
+            self._on_bye(now)
+            return
+        if self.on_request is not None and self.on_request(request, transaction, now):
+            return
+        self.endpoint.respond(self._default_answer(request), now)
+
+    def _on_ack(self, ack: Request, now: float) -> None:
+        if self.state is not UasState.ANSWERED:
+            return  # a stray or repeated ACK: absorbed
+        try:
+            number = ack.cseq[0]
+        except (SipParseError, ValueError):
+            return
+        if number != self.request.cseq[0]:
+            return  # not the ACK of our 2xx
+        self._stop_retransmitting()
+        if self._hangup_pending:
+            self._send_bye(now)
+            return
+        self.state = UasState.CONFIRMED
+        self._emit(Confirmed(_sdp_of(ack)))
+
+    def _on_bye(self, now: float) -> None:
+        state = self.state
+        if state is UasState.RECEIVED:
+            # The caller may end an early dialog with BYE (§15); our INVITE still needs its
+            # final answer, and 487 is the RECOMMENDED one (§15.1.2).
+            self._terminated_early(now)
+        elif state in (UasState.ANSWERED, UasState.CONFIRMED):
+            self._stop_retransmitting()
+            if self._hangup_pending:
+                self._finish(Ended(REASON_NORMAL, by_remote=False))
+            else:
+                self._finish(Ended(REASON_NORMAL, by_remote=True))
+        # TERMINATING: BYEs crossed; our BYE's answer ends the session.
+
+    def _terminated_early(self, now: float) -> None:
+        self.final_status = 487
+        self.endpoint.respond(self._response(487, dialog=False), now)
+        self._finish(Cancelled())
+
+    def _default_answer(self, request: Request) -> Response:
+        """What an in-dialog request gets when no ``on_request`` hook took it."""
+        method = request.method
+        if method == "OPTIONS":
+            response = make_response(request, 200)
+            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+            response.headers.add("Accept", "application/sdp")
+            return response
+        if method == "INFO":
+            return make_response(request, 200)  # legacy DTMF relays: accepted, unused
+        if method in ("INVITE", "UPDATE"):
+            # §14.2: refusing a re-INVITE leaves the session as it was.
+            return make_response(request, 488)
+        return make_response(request, 501)
+
+    # ------------------------------------------------------------------ BYE
+
+    def _send_bye(self, now: float, *, final: bool = True) -> None:
+        """BYE in our dialog; ``final``: its answer (or timeout) ends this session."""
+        dialog = self.dialog
+        assert dialog is not None
+        if final:
+            self.state = UasState.TERMINATING
+        bye = dialog.create_request("BYE")
+        target = dialog_target(dialog, self.transport)
+
+        def settled() -> None:
+            dialog.terminate()
+            self._router.remove(dialog)
+            if final:
+                self._finish(Ended(REASON_NORMAL, by_remote=False))
+
+        def on_response(response: Response, now: float) -> None:
+            if response.status >= 200:
+                settled()
+
+        def on_failure(reason: str, now: float) -> None:
+            settled()
+
+        self.endpoint.send_request(bye, target, now, on_response, on_failure)
+
+    # ------------------------------------------------------------------ internals
+
+    def _require(self, state: UasState, action: str) -> None:
+        if self.state is not state:
+            raise RuntimeError(f"{action}() in state {self.state.name}")
+
+    def _response(
+        self,
+        status: int,
+        reason: str | None = None,
+        *,
+        body: bytes | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+        dialog: bool = True,
+    ) -> Response:
+        """A response to the INVITE with our To tag; ``dialog``: one that makes or confirms
+        the dialog (18x, 2xx), so it copies Record-Route and carries our Contact (§12.1.1)."""
+        response = make_response(
+            self.request, status, reason or reason_phrase(status), to_tag=self.local_tag,
+            headers=headers,
+        )
+        if dialog:
+            for record_route in self.request.headers.get_all("Record-Route"):
+                response.headers.add("Record-Route", record_route)
+            response.headers.add("Contact", f"<{self.contact}>")
+        if 200 <= status < 300:
+            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
+            if SUPPORTED_EXTENSIONS:
+                response.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
+        if body is not None:
+            response.headers.add("Content-Type", "application/sdp")
+            response.body = body  # serialize() writes Content-Length
+        return response
+
+    def _early_dialog(self) -> None:
+        if self.dialog is None:
+            self.dialog = Dialog.from_uas(
+                self.request, self.local_tag, state=DialogState.EARLY,
+                local_contact=f"<{self.contact}>",
+            )
+            self._router.add(self.dialog, self)
+
+    def _stop_retransmitting(self) -> None:
+        self._retransmit_at = None
+        self._ack_deadline = None
+
+    def _finish(self, event: UasEvent) -> None:
+        if self._done:
+            return
+        self._done = True
+        self.state = UasState.TERMINATED
+        self._stop_retransmitting()
+        self._registry.remove(self)
+        if self.dialog is not None:
+            self.dialog.terminate()
+            self._router.remove(self.dialog)
+        if self in self.endpoint.timed_users:
+            self.endpoint.timed_users.remove(self)
+        log.info("incoming call {call_id} to {uri}: {event}", call_id=self.call_id,
+                 uri=self.request.uri, event=event)
+        self._emit(event)
+
+    def _emit(self, event: UasEvent) -> None:
+        self.listener(event)
+
