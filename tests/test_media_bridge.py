@@ -296,6 +296,20 @@ class RtcpAndActivityTests(SynchronousTestCase):
         self.b.from_sip(build_rtp(payload_type=13, sequence=2, timestamp=2, ssrc=1, payload=b"\x40"), T0 + 20)
         self.assertEqual(self.b.inactive_for(T0 + 20, SIP), 14)
 
+    def test_leg_media_from_negotiated_codecs(self) -> None:
+        class Codec:  # what wcsgw.sdp.codecs.Codec offers, duck-typed
+            def __init__(self, name: str, rate: int, pt: int) -> None:
+                self.name, self.clock_rate, self.payload_type = name, rate, pt
+
+        leg = LegMedia.from_codecs(
+            [Codec("opus", 48000, 111), Codec("telephone-event", 8000, 126), Codec("telephone-event", 48000, 110)],
+            ssrc=5,
+        )
+        self.assertEqual(leg, LegMedia("opus", 111, 48000, 110, 5))
+        leg = LegMedia.from_codecs([Codec("CN", 8000, 13), Codec("PCMA", 8000, 8)])
+        self.assertEqual((leg.codec, leg.payload_type, leg.telephone_event), ("PCMA", 8, None))
+        self.assertRaises(ValueError, LegMedia.from_codecs, [Codec("telephone-event", 8000, 101)])
+
     def test_stats_shape(self) -> None:
         self.b.from_sip(build_rtp(payload_type=0, sequence=1, timestamp=1, ssrc=1, payload=b"\xff" * 160), T0)
         st = self.b.stats()

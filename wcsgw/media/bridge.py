@@ -32,7 +32,7 @@ RTCP is terminated per leg by one :class:`~wcsgw.media.rtcp.RtcpReporter` each; 
 from __future__ import annotations
 
 import random
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 import attrs
 
@@ -82,6 +82,23 @@ class LegMedia:
     clock_rate: int = attrs.field(default=0)
     telephone_event: int | None = None
     ssrc: int | None = None
+
+    @classmethod
+    def from_codecs(cls, codecs: Iterable[Any], ssrc: int | None = None) -> "LegMedia":
+        """From a leg's negotiated codec list (``wcsgw.sdp.codecs.Codec`` or anything with
+        ``name``, ``clock_rate`` and ``payload_type``): the first audio codec, plus the
+        telephone-event at that codec's clock rate if there is one."""
+        audio = None
+        events: dict[int, int] = {}
+        for c in codecs:
+            name = c.name.lower()
+            if name == "telephone-event":
+                events.setdefault(c.clock_rate, c.payload_type)
+            elif name not in ("cn", "red", "rtx", "ulpfec") and audio is None:
+                audio = c
+        if audio is None:
+            raise ValueError("no audio codec among the negotiated ones")
+        return cls(audio.name, audio.payload_type, audio.clock_rate, events.get(audio.clock_rate), ssrc)
 
     def __attrs_post_init__(self) -> None:
         if not self.clock_rate:
@@ -325,13 +342,20 @@ class MediaBridge:
             self._s2w.convert = self.transcoder.sip_to_webrtc
             self._s2w.transcoder = self.transcoder
             self._s2w.fifo_adjust = True
-        # bound methods, so the per-packet entry points are one call deep
-        self.from_webrtc: Callable[[bytes, float], None] = self._w2s.handle
-        self.from_sip: Callable[[bytes, float], None] = self._s2w.handle
+        # The per-packet entry points, rebound to the directions' handlers so a packet costs
+        # one call, not two (the methods below document the API and behave the same).
+        self.from_webrtc = self._w2s.handle  # type: ignore[method-assign]
+        self.from_sip = self._s2w.handle  # type: ignore[method-assign]
 
     # -- RTP -------------------------------------------------------------------------------
-    # from_webrtc(rtp: bytes, now: float) -> None and from_sip(rtp: bytes, now: float) -> None
-    # are set in __init__ (the directions' handle methods).
+
+    def from_webrtc(self, rtp: bytes, now: float) -> None:
+        """An RTP packet (SRTP already removed) from the browser; RTCP is consumed too."""
+        self._w2s.handle(rtp, now)
+
+    def from_sip(self, rtp: bytes, now: float) -> None:
+        """An RTP packet from the SIP side; RTCP (rtcp-mux) is consumed too."""
+        self._s2w.handle(rtp, now)
 
     @property
     def last_activity(self) -> dict[str, float]:
