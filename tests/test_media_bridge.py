@@ -310,6 +310,32 @@ class RtcpAndActivityTests(SynchronousTestCase):
         self.assertEqual((leg.codec, leg.payload_type, leg.telephone_event), ("PCMA", 8, None))
         self.assertRaises(ValueError, LegMedia.from_codecs, [Codec("telephone-event", 8000, 101)])
 
+    def test_codec_keywords_and_late_start(self) -> None:
+        class Codec:
+            def __init__(self, name: str, rate: int, pt: int) -> None:
+                self.name, self.clock_rate, self.payload_type = name, rate, pt
+
+        out: list[bytes] = []
+        b = MediaBridge(
+            webrtc_codec=Codec("PCMU", 8000, 0), sip_codec=Codec("PCMU", 8000, 0),
+            webrtc_dtmf=Codec("telephone-event", 8000, 126), sip_dtmf=Codec("telephone-event", 8000, 101),
+            webrtc_ssrc=W_SSRC, send_to_webrtc=out.append, send_to_sip=out.append, mode="relay",
+        )
+        self.assertEqual(b.webrtc, LegMedia("PCMU", 0, 8000, 126, W_SSRC))
+        self.assertEqual(b.sip.telephone_event, 101)
+        self.assertIsNone(b.started_at)
+        # without a start time, the first check starts the clocks: nothing is inactive yet
+        self.assertEqual(b.inactive_for(T0), 0.0)
+        self.assertEqual(b.inactive_for(T0 + 4), 4.0)
+        b.started_at = T0 + 10  # or the owner says when media may start
+        self.assertEqual(b.inactive_for(T0 + 12), 2.0)
+        b.from_sip(build_rtp(payload_type=0, sequence=1, timestamp=1, ssrc=1, payload=b"\xff"), T0 + 12)
+        self.assertEqual(parse_rtp(out[0]).ssrc, W_SSRC)
+        (report,) = b.make_rtcp_for_webrtc(T0 + 13)
+        self.assertEqual(parse_rtcp(report)[0].ssrc, W_SSRC)
+        self.assertEqual(len(b.make_rtcp_for_sip(T0 + 13)), 1)
+        self.assertRaises(TypeError, MediaBridge, sip_codec=Codec("PCMU", 8000, 0), send_to_webrtc=print, send_to_sip=print)
+
     def test_stats_shape(self) -> None:
         self.b.from_sip(build_rtp(payload_type=0, sequence=1, timestamp=1, ssrc=1, payload=b"\xff" * 160), T0)
         st = self.b.stats()

@@ -148,6 +148,8 @@ class RtpSocketTests(TestCase):
 
     def test_even_rtp_port_and_rtcp_on_the_next(self) -> None:
         self.assertEqual(self.sock.rtp_port % 2, 0)
+        self.assertEqual(self.sock.port, self.sock.rtp_port)
+        self.assertEqual(self.sock.host, HOST)
         self.assertEqual(self.sock.rtcp_port, self.sock.rtp_port + 1)
         self.assertFalse(bindable(self.sock.rtp_port))
         self.assertFalse(bindable(self.sock.rtcp_port))

@@ -121,6 +121,18 @@ def choose_mode(webrtc: LegMedia, sip: LegMedia) -> str:
     raise ValueError(f"cannot bridge {webrtc.codec}/{webrtc.clock_rate} with {sip.codec}/{sip.clock_rate}")
 
 
+def _leg_from(codec: Any, dtmf: Any, ssrc: int | None, what: str) -> LegMedia:
+    if codec is None:
+        raise TypeError(f"give the leg as LegMedia or as {what}")
+    return LegMedia(
+        codec.name,
+        codec.payload_type,
+        codec.clock_rate,
+        None if dtmf is None else dtmf.payload_type,
+        ssrc,
+    )
+
+
 class _Direction:
     """One way through the bridge: what arrives from one leg and goes out to the other."""
 
@@ -156,7 +168,7 @@ class _Direction:
         inbound: InboundStream,
         outbound: OutboundStream,
         reporter: RtcpReporter,
-        now: float,
+        now: float | None,
     ) -> None:
         self.name = name
         self.inbound = inbound
@@ -173,7 +185,7 @@ class _Direction:
         self.fifo_adjust = False
         self.scale_num = dst.clock_rate
         self.scale_den = src.clock_rate
-        self.last_activity = now
+        self.last_activity: float | None = now
         self.packets = 0
         self.dropped = 0
         self.malformed = 0
@@ -290,19 +302,40 @@ class MediaBridge:
 
     def __init__(
         self,
-        webrtc: LegMedia,
-        sip: LegMedia,
-        send_to_webrtc: Send,
-        send_to_sip: Send,
+        webrtc: LegMedia | None = None,
+        sip: LegMedia | None = None,
+        send_to_webrtc: Send | None = None,
+        send_to_sip: Send | None = None,
         *,
-        now: float,
+        now: float | None = None,
         mode: str | None = None,
         cname: str | None = None,
         send_rtcp_to_webrtc: Send | None = None,
         send_rtcp_to_sip: Send | None = None,
         rtcp_interval: float = 5.0,
         rng: random.Random | None = None,
+        webrtc_codec: Any = None,
+        sip_codec: Any = None,
+        webrtc_dtmf: Any = None,
+        sip_dtmf: Any = None,
+        webrtc_ssrc: int | None = None,
+        sip_ssrc: int | None = None,
     ) -> None:
+        """Legs as :class:`LegMedia`, or (convenience for the call layer) as negotiated codec
+        objects: ``webrtc_codec``/``sip_codec`` and optional ``webrtc_dtmf``/``sip_dtmf``
+        (anything with ``name``, ``clock_rate``, ``payload_type``, e.g. ``wcsgw.sdp`` Codec),
+        with ``webrtc_ssrc``/``sip_ssrc``.
+
+        ``now=None`` starts the inactivity clocks at the first :meth:`inactive_for` call (or
+        when :attr:`started_at` is set), so a bridge built before media can flow is not
+        already "inactive"."""
+        if webrtc is None:
+            webrtc = _leg_from(webrtc_codec, webrtc_dtmf, webrtc_ssrc, "webrtc_codec")
+        if sip is None:
+            sip = _leg_from(sip_codec, sip_dtmf, sip_ssrc, "sip_codec")
+        if send_to_webrtc is None or send_to_sip is None:
+            raise TypeError("send_to_webrtc and send_to_sip are required")
+        start = 0.0 if now is None else now
         auto = choose_mode(webrtc, sip)
         if mode is None:
             mode = auto
@@ -324,9 +357,11 @@ class MediaBridge:
         self.from_sip_stats = InboundStream(sip.clock_rate)
         self.rtcp: dict[str, RtcpReporter] = {
             WEBRTC: RtcpReporter(
-                self.to_webrtc, self.from_webrtc_stats, self.cname, now=now, interval=rtcp_interval, rng=rng
+                self.to_webrtc, self.from_webrtc_stats, self.cname, now=start, interval=rtcp_interval, rng=rng
             ),
-            SIP: RtcpReporter(self.to_sip, self.from_sip_stats, self.cname, now=now, interval=rtcp_interval, rng=rng),
+            SIP: RtcpReporter(
+                self.to_sip, self.from_sip_stats, self.cname, now=start, interval=rtcp_interval, rng=rng
+            ),
         }
         self._send_rtcp: dict[str, Send | None] = {WEBRTC: send_rtcp_to_webrtc, SIP: send_rtcp_to_sip}
         self._w2s = _Direction(
@@ -335,6 +370,7 @@ class MediaBridge:
         self._s2w = _Direction(
             SIP, sip, webrtc, send_to_webrtc, self.from_sip_stats, self.to_webrtc, self.rtcp[SIP], now
         )
+        self._started_at = now
         self.transcoder: Transcoder | None = None
         if mode == TRANSCODE:
             self.transcoder = Transcoder(sip.codec)
@@ -358,14 +394,31 @@ class MediaBridge:
         self._s2w.handle(rtp, now)
 
     @property
-    def last_activity(self) -> dict[str, float]:
-        """When RTP last arrived from each leg (construction time until the first packet)."""
+    def started_at(self) -> float | None:
+        """When the inactivity clocks started (``now`` at construction, or set later)."""
+        return self._started_at
+
+    @started_at.setter
+    def started_at(self, now: float) -> None:
+        self._started_at = now
+        for d in (self._w2s, self._s2w):
+            if d.packets == 0:
+                d.last_activity = now
+        for reporter in self.rtcp.values():
+            if reporter.reports_sent == 0:
+                reporter.next_due = now + reporter.interval / 2
+
+    @property
+    def last_activity(self) -> dict[str, float | None]:
+        """When RTP last arrived from each leg (the start time until the first packet)."""
         return {WEBRTC: self._w2s.last_activity, SIP: self._s2w.last_activity}
 
     def inactive_for(self, now: float, side: str | None = None) -> float:
         """Seconds without RTP: from ``side``, or (default) the longer of the two silences —
         the figure behind "Failed by RTP activity". Only RTP (audio or events) counts; RTCP
         alone does not keep a call alive. The call layer pauses the check while on hold."""
+        if self._started_at is None:
+            self.started_at = now
         if side == WEBRTC:
             return now - self._w2s.last_activity
         if side == SIP:
@@ -397,6 +450,14 @@ class MediaBridge:
             if send is not None and reporter.due(now):
                 send(reporter.make(now))
         return self.rtcp_due()
+
+    def make_rtcp_for_webrtc(self, now: float) -> list[bytes]:
+        """Caller-timed variant of :meth:`make_rtcp`: the report(s) to send the browser now."""
+        return [self.make_rtcp(WEBRTC, now)]
+
+    def make_rtcp_for_sip(self, now: float) -> list[bytes]:
+        """Caller-timed variant of :meth:`make_rtcp`: the report(s) to send the SIP side now."""
+        return [self.make_rtcp(SIP, now)]
 
     def make_bye(self, side: str, reason: str | None = None) -> bytes:
         return self.rtcp[side].make_bye(reason)

@@ -89,6 +89,7 @@ class RtpSocket:
         self,
         reactor: Any,
         allocator: PortAllocator,
+        host: str | None = None,
         *,
         rtcp_mux: bool = False,
         relatch_after: float = 1.0,
@@ -99,7 +100,8 @@ class RtpSocket:
     ) -> None:
         self.reactor = reactor
         self._clock = clock or reactor.seconds
-        self.host = allocator.host
+        # the interface to bind (default: the allocator's, which bind-tested it)
+        self.host = host or allocator.host
         self.rtcp_mux = rtcp_mux
         self.on_rtp: Callable[[bytes], None] = on_rtp or (lambda data: None)
         self.on_rtcp: Callable[[bytes], None] = on_rtcp or (lambda data: None)
@@ -136,6 +138,11 @@ class RtpSocket:
 
     @property
     def rtp_port(self) -> int:
+        return self._ports[0]
+
+    @property
+    def port(self) -> int:
+        """The RTP port (what goes in the SDP ``m=`` line)."""
         return self._ports[0]
 
     @property
