@@ -64,9 +64,10 @@ class FakeGateway:
         call_id = kwargs["call_id"] or f"gw-{len(self.calls) + 1}"
         if call_id in self.calls:
             raise CallError(Codes.DUPLICATE_CALL, f"callId {call_id} is already in use", "callId")
-        self.events("call", session_id, kwargs)
         self.calls[call_id] = {"session": session_id, **kwargs}
         self.listeners[session_id].call_status(self.call_dict(call_id, "NEW"))
+        # Last, so a test woken by this event sees the call in place.
+        self.events("call", session_id, kwargs)
         return call_id
 
     def call_dict(self, call_id: str, status: str, **extra: Any) -> dict[str, Any]:

@@ -535,6 +535,7 @@ export class Call extends Emitter {
   #ending = false; // hangup() was called
   #remoteApplied = false;
   #hangupTimer = null;
+  #statusQueue = Promise.resolve();
 
   /** @param {Session} session */
   constructor(session, options, internals) {
@@ -758,18 +759,30 @@ export class Call extends Emitter {
 
   // -- called by the session ---------------------------------------------------------------
 
-  /** @package a callStatus notification for this call */
+  /**
+   * @package a callStatus notification for this call.  Statuses are handled in order, one at
+   * a time: when one carries the gateway's SDP it is applied first, so by the time handlers
+   * see e.g. ESTABLISHED the remote stream exists (getRemoteStream()).
+   */
   _onStatus(params) {
+    this.#statusQueue = this.#statusQueue.then(() => this.#handleStatus(params));
+  }
+
+  async #handleStatus(params) {
     if (this.#terminal()) return;
     if (params.sdp && this.#pc && !this.#remoteApplied && !this.#incoming) {
       this.#remoteApplied = true;
-      this.#pc.setRemoteDescription({ type: "answer", sdp: params.sdp }).catch((err) => {
+      try {
+        await this.#pc.setRemoteDescription({ type: "answer", sdp: params.sdp });
+      } catch (err) {
         this.#errorInfo = String(err?.message ?? err);
         if (!this.#terminal()) {
           this.#internals.request("hangup", { callId: this.#id }).catch(() => {});
           this.#finish(CALL_STATUS.FAILED, { info: "Local error: the gateway's SDP was not accepted" });
         }
-      });
+        return;
+      }
+      if (this.#terminal()) return;
     }
     if (params.caller) this.#caller = params.caller;
     if (params.callee) this.#callee = params.callee;

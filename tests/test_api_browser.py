@@ -1,0 +1,398 @@
+"""The Phone UI and the Web SDK in headless Chromium, against build_site and the fake gateway.
+
+What a browser adds over the socket tests: the page finds its controls by the contract's
+accessible names (Playwright's get_by_role / get_by_label, exact), "Log in" leads to a shown
+session status, and a real RTCPeerConnection goes through the SDK: the offer is complete
+(non-trickle), ``codecs`` restricts it, the gateway's SDP is applied, audio flows (the remote
+level meter moves), and hangup releases the media.
+
+The far end of the media is a second RTCPeerConnection in the same page, answering with a
+1 kHz oscillator: the test plays the gateway's part (takes the offer the fake gateway
+received, answers it, reports ESTABLISHED with that SDP).  Everything stays inside the browser,
+so this works in a loopback-only network namespace too.
+
+Skipped when /usr/bin/chromium or playwright is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from twisted.trial import unittest
+
+from wcsgw.loop import as_deferred
+
+from tests.support import inline
+from tests.test_api_fakes import FakeGateway, listen_site
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--no-sandbox",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+try:
+    import playwright.async_api  # noqa: F401
+
+    _SKIP = None if os.access(CHROMIUM, os.X_OK) else f"{CHROMIUM} is not installed"
+except ImportError:
+    _SKIP = "playwright is not installed"
+
+#: In-page far end: answers `offer` with a 1 kHz tone; resolves with the complete answer SDP.
+ANSWERER_JS = """
+async (offer) => {
+  const pc = new RTCPeerConnection();
+  window.__far = pc;
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const osc = ctx.createOscillator();
+  osc.frequency.value = 1000;
+  const gain = ctx.createGain();
+  gain.gain.value = 0.5;
+  const dest = ctx.createMediaStreamDestination();
+  osc.connect(gain).connect(dest);
+  osc.start();
+  await pc.setRemoteDescription({type: "offer", sdp: offer});
+  const transceiver = pc.getTransceivers()[0];
+  await transceiver.sender.replaceTrack(dest.stream.getAudioTracks()[0]);
+  transceiver.direction = "sendrecv";
+  await pc.setLocalDescription(await pc.createAnswer());
+  if (pc.iceGatheringState !== "complete") {
+    await new Promise((resolve) => pc.addEventListener("icegatheringstatechange",
+      () => pc.iceGatheringState === "complete" && resolve()));
+  }
+  return pc.localDescription.sdp;
+}
+"""
+
+
+def aio(awaitable: Any) -> Any:
+    """Playwright coroutines run as asyncio Tasks; trial coroutines await them as Deferreds."""
+    return as_deferred(awaitable)
+
+
+def audio_formats(sdp: str) -> list[str]:
+    (line,) = [l for l in sdp.splitlines() if l.startswith("m=audio ")]
+    return line.split()[3:]
+
+
+class BrowserTestCase(unittest.TestCase):
+    skip = _SKIP
+    timeout = 60
+
+    def setUp(self) -> Any:
+        self.gateway = FakeGateway()
+        self.port = listen_site(self, self.gateway)
+        self.base = f"http://127.0.0.1:{self.port}/"
+        self.console: list[str] = []
+        return aio(self._launch())
+
+    async def _launch(self) -> None:
+        from playwright.async_api import async_playwright
+
+        profile = tempfile.mkdtemp(prefix="wcsgw-api-chromium-")
+        self.addCleanup(shutil.rmtree, profile, True)
+        self.playwright = await async_playwright().start()
+        self.addCleanup(lambda: aio(self.playwright.stop()))
+        self.context = await self.playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=ARGS)
+        self.addCleanup(lambda: aio(self.context.close()))
+        self.page = await self.context.new_page()
+        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+        self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
+        await self.page.goto(self.base)
+        await self.page.wait_for_selector("html[data-ready=true]")
+
+    def js(self, expression: str, arg: Any = None) -> Any:
+        return aio(self.page.evaluate(expression, arg))
+
+    def until(self, predicate: str, timeout_ms: int = 15000) -> Any:
+        """Wait until the page expression (or async function) ``predicate`` is truthy.
+
+        Not Playwright's wait_for_function: that evaluates strings with eval(), which the
+        Phone UI's Content-Security-Policy (rightly) forbids; a function passed to evaluate()
+        is compiled by DevTools, outside the page's CSP."""
+        body = predicate if predicate.lstrip().startswith("async") else f"() => ({predicate})"
+        return self.js(
+            "async ([ms, label]) => {"
+            "  const deadline = performance.now() + ms;"
+            f"  const check = {body};"
+            "  for (;;) {"
+            "    if (await check()) return true;"
+            "    if (performance.now() > deadline) throw new Error('page never satisfied: ' + label);"
+            "    await new Promise((r) => setTimeout(r, 25));"
+            "  }"
+            "}",
+            [timeout_ms, predicate.strip()[:200]],
+        )
+
+    def expect(self, locator: Any) -> Any:
+        from playwright.async_api import expect
+
+        return expect(locator)
+
+    def button(self, name: str) -> Any:
+        return self.page.get_by_role("button", name=name, exact=True)
+
+    def field(self, name: str) -> Any:
+        return self.page.get_by_label(name, exact=True)
+
+    async def far_end_answers(self, offer: str) -> str:
+        return await self.js(ANSWERER_JS, offer)
+
+
+class PhoneUiTests(BrowserTestCase):
+    @inline
+    async def test_controls_by_accessible_name(self) -> None:
+        for name in ("Login", "Authentication name", "Password", "Domain", "Outbound proxy",
+                     "Port", "Callee", "Transfer to"):
+            await aio(self.expect(self.field(name)).to_have_count(1))
+            await aio(self.expect(self.field(name)).to_be_visible())
+        await aio(self.expect(self.page.get_by_role("checkbox", name="Register", exact=True)).to_be_checked())
+        for name in ("Log in", "Log out", "Voice call", "Video call", "Hangup", "Answer", "Decline",
+                     "Hold", "Unhold", "Transfer", "Mute", *"0123456789", "*", "#"):
+            await aio(self.expect(self.button(name)).to_have_count(1))
+        for name in ("Log out", "Voice call", "Video call", "Hangup", "Answer", "Decline", "Hold",
+                     "Unhold", "Transfer", "Mute"):
+            await aio(self.expect(self.button(name)).to_be_disabled())
+        await aio(self.expect(self.button("Log in")).to_be_enabled())
+        await aio(self.expect(self.field("Domain")).to_have_attribute(
+            "placeholder", "empty: built-in test lines (echo, tone)"))
+        statuses = self.page.get_by_role("status")
+        await aio(self.expect(statuses).to_have_count(2))
+        self.assertEqual([c for c in self.console if c.startswith(("error", "pageerror"))], [])
+
+    @inline
+    async def test_log_in_to_test_lines_shows_the_session_status(self) -> None:
+        await aio(self.button("Log in").click())
+        opened = await self.gateway.events.wait_for(lambda e: e[0] == "connect")
+        self.assertIsNone(opened[2])  # empty Domain: the test lines, no account
+        await aio(self.expect(self.page.locator("#session-status")).to_contain_text("ESTABLISHED"))
+        await aio(self.expect(self.button("Voice call")).to_be_enabled())
+        await aio(self.expect(self.button("Log out")).to_be_enabled())
+        await aio(self.expect(self.field("Login")).to_be_disabled())
+        await aio(self.expect(self.button("Hold")).to_be_disabled())
+
+    @inline
+    async def test_log_in_with_account_waits_for_registration(self) -> None:
+        self.gateway.register_outcome = ("AUTHENTICATION_FAIL", 403, "Forbidden")
+        await aio(self.field("Login").fill("1001"))
+        await aio(self.field("Password").fill("pass1001"))
+        await aio(self.field("Domain").fill("pbx.example.com"))
+        await aio(self.field("Port").fill("5070"))
+        await aio(self.button("Log in").click())
+        (_, _, account, register) = await self.gateway.events.wait_for(lambda e: e[0] == "connect")
+        self.assertEqual((account.login, account.password, account.domain, account.port, register),
+                         ("1001", "pass1001", "pbx.example.com", 5070, True))
+        status = self.page.locator("#session-status")
+        await aio(self.expect(status).to_contain_text("AUTHENTICATION_FAIL"))
+        await aio(self.expect(self.page.get_by_role("alert")).to_contain_text("Registration failed"))
+        await aio(self.expect(self.button("Voice call")).to_be_disabled())  # not REGISTERED
+
+    @inline
+    async def test_field_error_from_the_gateway_points_at_the_field(self) -> None:
+        await aio(self.field("Login").fill("1001"))
+        await aio(self.field("Domain").fill("pbx.example.com"))
+        await aio(self.field("Port").fill("99999"))
+        await aio(self.button("Log in").click())
+        await aio(self.expect(self.page.locator("#session-status")).to_contain_text("FAILED"))
+        await aio(self.expect(self.page.get_by_role("alert")).to_contain_text("Port"))
+        await aio(self.expect(self.field("Port")).to_have_attribute("aria-invalid", "true"))
+        await aio(self.expect(self.button("Log in")).to_be_enabled())  # try again
+
+    @inline
+    async def test_voice_call_with_audio_then_hangup(self) -> None:
+        await aio(self.button("Log in").click())
+        await aio(self.expect(self.button("Voice call")).to_be_enabled())
+        await aio(self.field("Callee").fill("echo"))
+        await aio(self.button("Voice call").click())
+        (_, session_id, call) = await self.gateway.events.wait_for(lambda e: e[0] == "call")
+        self.assertEqual((call["callee"], call["has_audio"], call["has_video"]), ("echo", True, False))
+        self.assertIn("a=candidate:", call["sdp"])  # non-trickle: the whole offer at once
+        await aio(self.expect(self.button("Hangup")).to_be_enabled())
+        await aio(self.expect(self.button("Voice call")).to_be_disabled())
+
+        answer = await self.far_end_answers(call["sdp"])
+        listener = self.gateway.listeners[session_id]
+        listener.call_status(self.gateway.call_dict(call["call_id"], "ESTABLISHED", sipStatus=200, sdp=answer))
+        await aio(self.expect(self.page.locator("#call-status")).to_contain_text("ESTABLISHED"))
+        await aio(self.expect(self.button("Hold")).to_be_enabled())
+        await aio(self.expect(self.button("Mute")).to_be_enabled())
+        # The remote 1 kHz tone reaches the meter, and the timer runs.
+        await self.until("document.getElementById('level').value > 0.3")
+        await self.until("document.getElementById('call-timer').textContent !== '00:00'")
+
+        await aio(self.button("Mute").click())
+        await aio(self.expect(self.button("Mute")).to_have_attribute("aria-pressed", "true"))
+
+        # A later-work control answers with a clear message, and the call goes on.
+        await aio(self.button("Hold").click())
+        await aio(self.expect(self.page.get_by_role("alert")).to_contain_text("not supported yet"))
+
+        await aio(self.button("Hangup").click())
+        hung = await self.gateway.events.wait_for(lambda e: e[0] == "hangup")
+        self.assertEqual(hung[2], call["call_id"])
+        await aio(self.expect(self.page.locator("#call-status")).to_contain_text("FINISH"))
+        await aio(self.expect(self.button("Voice call")).to_be_enabled())
+        await aio(self.expect(self.button("Hangup")).to_be_disabled())
+        self.assertIsNone(await self.js("document.getElementById('remote-audio').srcObject"))
+        self.assertEqual(await self.js("document.getElementById('level').value"), 0)
+
+    @inline
+    async def test_dial_pad_types_into_callee(self) -> None:
+        for key in ("1", "0", "*", "#"):
+            await aio(self.button(key).click())
+        await aio(self.expect(self.field("Callee")).to_have_value("10*#"))
+
+    @inline
+    async def test_log_out(self) -> None:
+        await aio(self.button("Log in").click())
+        await aio(self.expect(self.button("Log out")).to_be_enabled())
+        await aio(self.button("Log out").click())
+        await self.gateway.events.wait_for(lambda e: e[0] == "disconnect")
+        await self.gateway.events.wait_for(lambda e: e[0] == "close_session")
+        await aio(self.expect(self.page.locator("#session-status")).to_contain_text("DISCONNECTED"))
+        await aio(self.expect(self.button("Log in")).to_be_enabled())
+
+
+SDK_SETUP_JS = """
+async () => {
+  const wcsgw = await import("/sdk/wcsgw.js");
+  window.wcsgw = wcsgw;
+  window.events = [];
+  const session = wcsgw.createSession({urlServer: location.origin.replace("http", "ws") + "/ws",
+                                       sipOptions: {domain: ""}});
+  window.session = session;
+  for (const s of Object.values(wcsgw.SESSION_STATUS)) session.on(s, (_, e) => window.events.push("session:" + s));
+  await new Promise((resolve) => session.on(wcsgw.SESSION_STATUS.ESTABLISHED, resolve));
+  return session.id();
+}
+"""
+
+PLACE_CALL_JS = """
+(options) => {
+  const call = window.session.createCall(options);
+  window.call = call;
+  for (const s of Object.values(window.wcsgw.CALL_STATUS)) call.on(s, (c) => window.events.push("call:" + s));
+  call.call();
+  return call.id();
+}
+"""
+
+
+class SdkTests(BrowserTestCase):
+    async def session(self) -> str:
+        return await self.js(SDK_SETUP_JS)
+
+    @inline
+    async def test_constants(self) -> None:
+        await self.session()
+        constants = await self.js("[window.wcsgw.SESSION_STATUS, window.wcsgw.CALL_STATUS]")
+        self.assertEqual(
+            set(constants[0]),
+            {"PENDING", "CONNECTED", "ESTABLISHED", "REGISTERED", "UNREGISTERED",
+             "AUTHENTICATION_FAIL", "DISCONNECTED", "FAILED", "WARN", "INCOMING_CALL"})
+        self.assertEqual(constants[1], {s: s for s in (
+            "NEW", "PENDING", "TRYING", "RING", "RING_MEDIA", "SESSION_PROGRESS", "ESTABLISHED",
+            "HOLD", "BUSY", "FINISH", "FAILED")})
+
+    @inline
+    async def test_call_with_forced_codec_media_and_cleanup(self) -> None:
+        session_id = await self.session()
+        call_id = await self.js(PLACE_CALL_JS, {"callee": "echo", "codecs": ["PCMU"],
+                                                "sipHeaders": {"X-Test": "1"}})
+        (_, sid, call) = await self.gateway.events.wait_for(lambda e: e[0] == "call")
+        self.assertEqual((sid, call["call_id"], call["sip_headers"]), (session_id, call_id, {"X-Test": "1"}))
+        self.assertEqual(audio_formats(call["sdp"]), ["0"])  # codecs: ["PCMU"] only
+        self.assertIn("a=candidate:", call["sdp"])
+
+        answer = await self.far_end_answers(call["sdp"])
+        self.gateway.listeners[sid].call_status(
+            self.gateway.call_dict(call_id, "ESTABLISHED", sipStatus=200, sdp=answer))
+        await self.until("window.call.status() === 'ESTABLISHED'")
+        # ESTABLISHED fires after the answer is applied: the remote stream is there.
+        self.assertTrue(await self.js("window.call.getRemoteStream() !== null"))
+        await self.until("""async () => {
+            const stats = await window.call.getStats();
+            let bytes = 0;
+            stats.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "audio") bytes = s.bytesReceived; });
+            return bytes > 1000; }""")
+        # No remoteVideoDisplay given: the SDK plays the far end through an <audio> of its own
+        # (the page's own #remote-audio is the Phone UI's, untouched here).
+        self.assertEqual(await self.js("document.querySelectorAll('audio:not(#remote-audio)').length"), 1)
+        await self.js("window.call.muteAudio()")
+        self.assertTrue(await self.js("window.call.isAudioMuted()"))
+
+        await self.js("window.localTracks = window.call.getLocalStream().getTracks(); window.call.hangup()")
+        await self.gateway.events.wait_for(lambda e: e[0] == "hangup")
+        await self.until("window.call.status() === 'FINISH'")
+        released = await self.js("""({
+            pc: window.call.getPeerConnection(),
+            tracks: window.localTracks.map((t) => t.readyState),
+            audio: document.querySelectorAll('audio:not(#remote-audio)').length,
+            stats: null })""")
+        self.assertEqual(released, {"pc": None, "tracks": ["ended"], "audio": 0, "stats": None})
+        self.assertIsNone(await self.js("window.call.getStats()"))
+        events = await self.js("window.events")
+        self.assertEqual([e for e in events if e.startswith("call:")],
+                         ["call:PENDING", "call:NEW", "call:ESTABLISHED", "call:FINISH"])
+
+    @inline
+    async def test_gateway_error_fails_the_call_and_releases_media(self) -> None:
+        from wcsgw.calls.gateway import CallError, Codes
+
+        await self.session()
+        self.gateway.fail["call"] = CallError(Codes.FORBIDDEN, "Forbidden destination", "callee")
+        await self.js(PLACE_CALL_JS, {"callee": "sip:x@evil.example"})
+        await self.until("window.call.status() === 'FAILED'")
+        self.assertEqual(await self.js("[window.call.getInfo(), window.call.getPeerConnection()]"),
+                         ["Forbidden destination", None])
+
+    @inline
+    async def test_failed_status_from_gateway_releases_media(self) -> None:
+        await self.session()
+        call_id = await self.js(PLACE_CALL_JS, {"callee": "1002"})
+        (_, sid, _call) = await self.gateway.events.wait_for(lambda e: e[0] == "call")
+        self.gateway.listeners[sid].call_status(
+            self.gateway.call_dict(call_id, "BUSY", sipStatus=486, info="486 Busy Here"))
+        await self.until("window.call.status() === 'BUSY'")
+        self.assertEqual(await self.js("[window.call.getSipStatus(), window.call.getInfo(), window.call.getPeerConnection()]"),
+                         [486, "486 Busy Here", None])
+
+    @inline
+    async def test_socket_loss_fails_session_and_calls(self) -> None:
+        await self.session()
+        await self.js(PLACE_CALL_JS, {"callee": "echo"})
+        (_, sid, _call) = await self.gateway.events.wait_for(lambda e: e[0] == "call")
+        self.gateway.listeners[sid].dropConnection(abort=True)
+        await self.until("window.session.status() === 'FAILED'")
+        self.assertEqual(await self.js("[window.call.status(), window.call.getInfo(), window.call.getPeerConnection()]"),
+                         ["FAILED", "Session closed", None])
+
+    @inline
+    async def test_disconnect(self) -> None:
+        session_id = await self.session()
+        await self.js("window.session.disconnect()")
+        await self.gateway.events.wait_for(lambda e: e == ("disconnect", session_id))
+        await self.gateway.events.wait_for(lambda e: e == ("close_session", session_id))
+        await self.until("window.session.status() === 'DISCONNECTED'")
+        events = await self.js("window.events")
+        self.assertEqual(events.count("session:DISCONNECTED"), 1)
+
+    @inline
+    async def test_create_call_needs_a_ready_session(self) -> None:
+        message = await self.js("""async () => {
+            const wcsgw = await import("/sdk/wcsgw.js");
+            const s = wcsgw.createSession({urlServer: "ws://127.0.0.1:9/ws"});
+            try { s.createCall({callee: "echo"}); return "created"; } catch (e) { return e.message; } }""")
+        self.assertIn("ESTABLISHED or REGISTERED", message)
