@@ -17,20 +17,21 @@ import wave
 from typing import Any
 
 import numpy as np
-
 from twisted.internet import reactor
 from twisted.trial import unittest
 
 from tests.peers.chromium import (
     Chromium,
-    processes_using,
     aio,
     describe,
     dominant_frequency,
     evaluate,
+    processes_using,
     write_tone_wav,
 )
+from tests.peers.ports import free_port
 from tests.support import EventLog, inline
+from wcsgw.media.ports import PortAllocator
 from wcsgw.sdp.codecs import OPUS, TELEPHONE_EVENT_48000
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
 from wcsgw.webrtc.leg import WebRtcLeg
@@ -72,7 +73,10 @@ class ChromiumEchoTests(unittest.TestCase):
         times = {"offer": reactor.seconds()}
         offer = parse_sdp(offer_text)
         remote = browser_transport(offer)
-        leg = WebRtcLeg(reactor, HOST, HOST, **leg_kwargs)
+        base = min(free_port("udp"), 65535 - 20)
+        self.ports = PortAllocator(HOST, base, base + 19)
+        leg = WebRtcLeg(reactor, HOST, HOST, self.ports, **leg_kwargs)
+        self.assertEqual(self.ports.in_use, {leg.port})
         self.addCleanup(leg.close)
         states, packets = EventLog(), EventLog()
         leg.on_state = states
@@ -131,6 +135,7 @@ class ChromiumEchoTests(unittest.TestCase):
         await leg.close()
         self.assertEqual(states.events, ["checking", "connected", "closed"])
         self.assertTrue(port_is_free(port), f"port {port} still bound after close")
+        self.assertEqual(self.ports.in_use, frozenset())
         # close_notify reached the browser: its DTLS transport is closed (the connection
         # itself only goes "disconnected": Chromium keeps the RTCPeerConnection open).
         await evaluate(page, "wcsgwTest.waitDtls('closed', 5000)")

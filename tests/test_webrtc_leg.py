@@ -21,9 +21,11 @@ from twisted.internet import defer, reactor
 from twisted.internet.protocol import DatagramProtocol
 from twisted.trial import unittest
 
+from tests.peers.ports import free_port
 from tests.support import EventLog, deferred_sleep, inline
 from wcsgw.loop import as_deferred
 from wcsgw.webrtc.dtls import DatagramChannel
+from wcsgw.media.ports import PortAllocator
 from wcsgw.webrtc.leg import LegError, WebRtcLeg
 from wcsgw.webrtc.stun import make_ice_credentials
 
@@ -118,20 +120,29 @@ class Bystander(DatagramProtocol):
         self.received(data)
 
 
-class FakeAllocator:
-    def __init__(self) -> None:
-        self.allocated: list[int] = []
+def allocator(size: int = 40) -> PortAllocator:
+    """A real allocator on a range starting at a port free right now."""
+    base = min(free_port("udp"), 65535 - size)
+    return PortAllocator(HOST, base, base + size - 1)
+
+
+class RacingAllocator(PortAllocator):
+    """Hands out a port someone else took after the bind test (the race the leg retries)."""
+
+    def __init__(self, busy: int) -> None:
+        super().__init__(HOST, 1024, 65535)
+        self.busy = busy
+        self.calls: list[list[int]] = []
         self.released: list[int] = []
 
     def allocate(self, count: int = 1, even: bool = False) -> list[int]:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind((HOST, 0))
-            port = s.getsockname()[1]
-        self.allocated.append(port)
-        return [port]
+        ports = [self.busy] if not self.calls else super().allocate(count, even)
+        self.calls.append(ports)
+        return ports
 
-    def release(self, ports: list[int]) -> None:
+    def release(self, ports) -> None:  # type: ignore[override]
         self.released.extend(ports)
+        super().release(ports)
 
 
 def port_is_free(port: int) -> bool:
@@ -171,6 +182,19 @@ class LegTests(unittest.TestCase):
         self.assertEqual(leg.fingerprint[0], "sha-256")
         self.assertEqual(leg.state, "new")
 
+    def test_port_taken_after_the_bind_test_is_retried(self) -> None:
+        squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(squatter.close)
+        squatter.bind((HOST, 0))
+        busy = squatter.getsockname()[1]
+        alloc = RacingAllocator(busy)
+        leg = WebRtcLeg(reactor, HOST, allocator=alloc)
+        self.addCleanup(leg.close)
+        self.assertEqual(alloc.released, [busy])
+        self.assertEqual(len(alloc.calls), 2)
+        self.assertEqual(leg.port, alloc.calls[1][0])
+        self.assertNotEqual(leg.port, busy)
+
     def test_start_needs_set_remote_and_runs_once(self) -> None:
         leg = WebRtcLeg(reactor, HOST)
         self.addCleanup(leg.close)
@@ -181,9 +205,9 @@ class LegTests(unittest.TestCase):
 
     @inline
     async def test_call_path_media_both_ways_then_close(self) -> None:
-        alloc = FakeAllocator()
+        alloc = allocator()
         leg, browser, states = self.make_leg(allocator=alloc)
-        self.assertEqual(alloc.allocated, [leg.port])
+        self.assertEqual(alloc.in_use, {leg.port})
         got_rtp, got_rtcp = EventLog(), EventLog()
         leg.on_rtp, leg.on_rtcp = got_rtp, got_rtcp
         await self.connect(leg, browser, states)
@@ -211,7 +235,7 @@ class LegTests(unittest.TestCase):
         await leg.close()
         self.assertEqual(states.events[-1], "closed")
         self.assertTrue(port_is_free(port))
-        self.assertEqual(alloc.released, [port])
+        self.assertEqual(alloc.in_use, frozenset())
         # The browser was told: close_notify ends its DTLS transport.
         await browser.dtls_states.wait_for(lambda s: s == "closed", timeout=5)
         # A second close is harmless and reports nothing new.

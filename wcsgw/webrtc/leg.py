@@ -26,13 +26,14 @@ consent checks go unanswered.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from wcsgw.loop import as_deferred
+from wcsgw.media.ports import PortAllocator
 from wcsgw.webrtc.dtls import DtlsError, DtlsSrtpServer, RTCCertificate
 from wcsgw.webrtc.srtp import SUPPORTED_PROFILES, SrtpError, SrtpSession
 from wcsgw.webrtc.stun import (
@@ -43,7 +44,7 @@ from wcsgw.webrtc.stun import (
     make_ice_credentials,
 )
 
-__all__ = ["WebRtcLeg", "PortSource", "LegError"]
+__all__ = ["WebRtcLeg", "LegError"]
 
 log = Logger(namespace="wcsgw.webrtc")
 
@@ -52,14 +53,6 @@ CONNECTED = "connected"
 FAILED_ICE = "failed:ice"
 FAILED_DTLS = "failed:dtls"
 CLOSED = "closed"
-
-
-class PortSource(Protocol):
-    """What the leg needs of ``wcsgw.media.ports.PortAllocator``."""
-
-    def allocate(self, count: int = 1, even: bool = False) -> list[int]: ...
-
-    def release(self, ports: Sequence[int]) -> None: ...
 
 
 class LegError(RuntimeError):
@@ -79,8 +72,8 @@ class WebRtcLeg:
 
     The socket is bound here, so ``host``/``port``/``ice_ufrag``/``ice_pwd``/``fingerprint``
     are ready for the SDP answer as soon as the object exists.  The port comes from
-    ``allocator`` when given (and goes back to it on :meth:`close`), else ``port`` (0: the
-    kernel picks).  ``advertised_host`` is the address put in the candidate (a public address
+    ``allocator`` when given (and goes back to it on :meth:`close`; ``PortsExhausted``
+    propagates from here), else ``port`` (0: the kernel picks).  ``advertised_host`` is the address put in the candidate (a public address
     behind 1:1 NAT); it defaults to ``bind_host``.
 
     Callbacks are plain attributes, assign them before :meth:`start`: ``on_rtp(bytes)``,
@@ -92,7 +85,7 @@ class WebRtcLeg:
         reactor: Any,
         bind_host: str,
         advertised_host: Optional[str] = None,
-        allocator: Optional[PortSource] = None,
+        allocator: Optional[PortAllocator] = None,
         *,
         port: int = 0,
         consent_timeout: float = 30.0,
@@ -124,6 +117,7 @@ class WebRtcLeg:
         self.state = "new"
         self.srtp: Optional[SrtpSession] = None
         self._remote_fingerprint: Optional[tuple[str, str]] = None
+        self.remote_pwd: Optional[str] = None
         self._done = False  # failed or closed: no more answering or forwarding
         self._close_d: Optional[defer.Deferred] = None
         self._consent_call: Any = None
@@ -241,7 +235,8 @@ class WebRtcLeg:
             return
         if addr != self._peer:
             self._traffic_from(addr)
-        if len(data) > 1 and 191 < data[1] < 224:  # RFC 5761: RTCP packet types 192..223
+        # RFC 5761 (wcsgw.media.rtp.is_rtcp), inlined: this runs for every packet.
+        if len(data) > 1 and 191 < data[1] < 224:
             try:
                 packet = srtp.unprotect_rtcp(data)
             except SrtpError:
