@@ -73,8 +73,11 @@ class WebRtcLeg:
     The socket is bound here, so ``host``/``port``/``ice_ufrag``/``ice_pwd``/``fingerprint``
     are ready for the SDP answer as soon as the object exists.  The port comes from
     ``allocator`` when given (and goes back to it on :meth:`close`; ``PortsExhausted``
-    propagates from here), else ``port`` (0: the kernel picks).  ``advertised_host`` is the address put in the candidate (a public address
-    behind 1:1 NAT); it defaults to ``bind_host``.
+    propagates from here), else ``port`` (0: the kernel picks).  ``advertised_host`` is the
+    address put in the candidate (a public address behind 1:1 NAT); it defaults to
+    ``bind_host``.  ``consent_timeout`` / ``dtls_timeout`` are the failure times (tests use
+    a few seconds); ``certificate`` may be shared by legs; ``srtp_profiles`` restricts the
+    SRTP profiles (names from :mod:`wcsgw.webrtc.srtp`).
 
     Callbacks are plain attributes, assign them before :meth:`start`: ``on_rtp(bytes)``,
     ``on_rtcp(bytes)`` (unprotected; may hold compound RTCP), ``on_state(str)``.
