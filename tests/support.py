@@ -61,3 +61,9 @@ class EventLog:
 def deferred_sleep(seconds: float) -> defer.Deferred:
     """A pause that is part of a scenario (e.g. letting a registrar time out), not a sync."""
     return task.deferLater(reactor, seconds, lambda: None)
+
+
+def assert_near(case: Any, value: float, expected: float, tolerance: float) -> None:
+    """``|value - expected| <= tolerance`` (trial's assertAlmostEqual has no ``delta``)."""
+    case.assertLessEqual(abs(value - expected), tolerance,
+                         f"{value} is not within {tolerance} of {expected}")

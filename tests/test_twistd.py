@@ -178,7 +178,7 @@ class TwistdTestCase(unittest.TestCase):
         self.assertEqual(gateway.last_status, 200)
         self.assertEqual(health, {"status": "ok", "version": __version__})
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/", timeout=5) as reply:
-            self.assertIn("Phone UI arrives with the first-call work", reply.read().decode())
+            self.assertIn(">Voice call<", reply.read().decode())  # the Phone UI
         self.assertIn(ASYNCIO_REACTOR, gateway.output)
 
         os.killpg(gateway.proc.pid, signal.SIGTERM)

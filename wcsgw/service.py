@@ -15,6 +15,7 @@ address of record only.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import IO, Any, Callable
 
@@ -34,6 +35,7 @@ from twisted.web.server import Request, Site
 
 from wcsgw import __version__
 from wcsgw.config import Config, HttpSettings
+from wcsgw.sip.service import SipService
 
 __all__ = [
     "make_service",
@@ -97,17 +99,22 @@ class PlaceholderPage(Resource):
         return _PLACEHOLDER.encode()
 
 
-def make_root(config: Config) -> Resource:
-    """The resource tree of the one site.  Later layers add /sdk/, /ws and /rest-api/ here."""
-    root = Resource()
-    root.putChild(b"", PlaceholderPage())
-    root.putChild(b"health", HealthResource())
-    return root
+def make_root(config: Config, gateway: Any = None) -> Resource:
+    """The resource tree of the one site: Phone UI, SDK and WebSocket from wcsgw.api when a
+    call gateway is given (the placeholder page otherwise), and /health."""
+    if gateway is None:
+        root = Resource()
+        root.putChild(b"", PlaceholderPage())
+        root.putChild(b"health", HealthResource())
+        return root
+    from wcsgw.api.site import build_site
+
+    return build_site(gateway, children={"health": HealthResource()})
 
 
-def make_site(config: Config) -> Site:
+def make_site(config: Config, gateway: Any = None) -> Site:
     """The twisted.web Site; tracebacks are never shown to clients (they may hold secrets)."""
-    site = Site(make_root(config))
+    site = Site(make_root(config, gateway))
     site.displayTracebacks = False
     return site
 
@@ -220,9 +227,49 @@ def make_service(
     ``sip_factory``: lets tests replace the SIP endpoint.
     """
     top = GatewayService(config, log_observer)
-    HttpService(config.http, make_site(config)).setServiceParent(top)
+    # Start order matters (a MultiService starts its children in order): the SIP endpoint and
+    # the test lines are up before the HTTP site lets a browser place a call.
     sip = sip_factory(config)
     if getattr(sip, "name", None) is None:
         sip.setName("sip")
     sip.setServiceParent(top)
+    gateway = None
+    if isinstance(sip, SipService):
+        gateway = make_call_gateway(config, sip, top)
+    #: the B2BUA (sessions, live calls), for REST and for tests; None without a real SIP side
+    top.call_gateway = gateway
+    HttpService(config.http, make_site(config, gateway)).setServiceParent(top)
     return top
+
+
+def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> Any:
+    """The B2BUA: media ports, the built-in test lines (when enabled) and the CallGateway."""
+    from twisted.internet import reactor
+
+    from wcsgw.calls.call import Call, CallEnvironment
+    from wcsgw.calls.gateway import CallGateway
+    from wcsgw.calls.policy import Policy
+    from wcsgw.calls.testlines import TestLines
+    from wcsgw.media.ports import PortAllocator
+    from wcsgw.sip.account import SipAccount
+
+    media = config.media
+    allocator = PortAllocator(media.listen, media.port_min, media.port_max)
+    testlines = None
+    if config.testlines.enabled:
+        testlines = TestLines(reactor, allocator=allocator, sip_settings=config.sip)
+        testlines.setName("testlines")
+        testlines.setServiceParent(parent)
+
+    def testlines_account() -> SipAccount:
+        assert testlines is not None
+        return SipAccount(login="wcsgw", domain="127.0.0.1", port=testlines.port)
+
+    env = CallEnvironment(
+        reactor=reactor, sip=sip, allocator=allocator, media_host=media.listen,
+        media_advertised=media.advertised_host, rtp_timeout=media.rtp_timeout,
+        no_answer_timeout=config.sip.no_answer_timeout,
+        testlines_account=testlines_account if testlines is not None else None,
+    )
+    policy = Policy(config.policy.allowed_domains, testlines.uri if testlines else None)
+    return CallGateway(sip, policy, functools.partial(Call, env=env))

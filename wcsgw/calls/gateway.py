@@ -137,7 +137,11 @@ class CallGateway:
         )
         self.calls[call_id] = call
         session.calls[call_id] = call
-        call.start()
+        try:
+            call.start()
+        except CallError:
+            self._forget_call(call)
+            raise
         return call_id
 
     def hangup(self, session_id: str, call_id: str) -> None:

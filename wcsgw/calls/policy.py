@@ -9,7 +9,7 @@ outbound proxy) and every destination URI are checked here, in one place.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Callable, Iterable
 
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.sip.account import SipAccount, escape_user, uri_host
@@ -22,9 +22,14 @@ _URI = re.compile(r"^(sips?|tel):(?:(?P<user>[^@;?]+)@)?(?P<host>\[[^\]]+\]|[^:;
 class Policy:
     """Checks accounts and destinations against ``allowed_domains`` (case-insensitive)."""
 
-    def __init__(self, allowed_domains: Iterable[str], testlines_uri: str | None = None) -> None:
+    def __init__(
+        self,
+        allowed_domains: Iterable[str],
+        testlines_uri: str | Callable[[str], str] | None = None,
+    ) -> None:
         self.allowed = {d.lower().strip("[]") for d in allowed_domains}
-        #: ``sip:{user}@127.0.0.1:port`` of the built-in test lines, or None when disabled
+        #: the built-in test lines' URI for a line name — a callable (the lines pick their port
+        #: at start) or a ``sip:{user}@host:port`` template — or None when they are disabled
         self.testlines_uri = testlines_uri
 
     def allows_host(self, host: str) -> bool:
@@ -56,6 +61,8 @@ class Policy:
             if callee not in ("echo", "tone"):
                 raise CallError(Codes.FORBIDDEN, "Forbidden destination: without a SIP domain "
                                 "only the test lines echo and tone can be called", field)
+            if callable(self.testlines_uri):
+                return self.testlines_uri(callee)
             return self.testlines_uri.format(user=callee)
         match = _URI.match(callee)
         if match:

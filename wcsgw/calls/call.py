@@ -1,0 +1,377 @@
+"""One outbound call: the browser's WebRTC leg, the SIP INVITE leg and the media between them.
+
+The call is the B2BUA's unit.  It owns its two media sockets (ICE-lite/DTLS-SRTP toward the
+browser, plain RTP toward the SIP side), the :class:`OutgoingInvite`, and a
+:class:`MediaBridge` that relays packets untouched when both sides use the same codec and
+transcodes Opus <-> G.711 when they cannot.  The codec plan is fixed before the INVITE goes
+out: offering the SIP side only what the browser offered (G.711) is what makes relaying
+possible, so transcoding happens only when the browser brought no G.711 at all.
+
+The browser gets its SDP answer once the SIP side has answered with SDP (183 early media or the
+2xx): only then is the codec known.  Every way a call can end — either side hangs up, the SIP
+side refuses, ICE or DTLS fail, RTP stops, the browser's session vanishes — goes through
+:meth:`Call._finish`, which reports the terminal status once and releases every resource.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any, Callable
+
+import attr
+from twisted.internet import task
+from twisted.logger import Logger
+
+from wcsgw.calls.errors import CallError, Codes
+from wcsgw.calls.status import CallStatus, Info, status_for_failure, status_for_provisional
+from wcsgw.media.bridge import MediaBridge
+from wcsgw.media.ports import PortAllocator
+from wcsgw.media.udp import RtpSocket
+from wcsgw.sdp.codecs import Codec, is_auxiliary, same_codec
+from wcsgw.sdp.errors import SdpError
+from wcsgw.sdp.model import MediaDescription, SessionDescription
+from wcsgw.sdp.negotiate import audio_offer, new_session_id
+from wcsgw.sdp.parser import parse_sdp, serialize_sdp
+from wcsgw.sip.account import SipAccount
+from wcsgw.sip.invite import Answered, Ended, Failed, InviteEvent, OutgoingInvite, Provisional
+from wcsgw.webrtc.leg import WebRtcLeg
+from wcsgw.webrtc.sdp import answer_for_browser
+
+log = Logger(namespace="wcsgw.calls")
+
+#: How often the call looks at RTP activity and sends RTCP reports.
+MEDIA_TICK = 1.0
+RTCP_INTERVAL = 5.0
+
+G711 = ("pcmu", "pcma")
+TRANSCODE_SIP_CODECS = [Codec("PCMU", 8000, 1, 0), Codec("PCMA", 8000, 1, 8)]
+TELEPHONE_EVENT_8K = Codec("telephone-event", 8000, 1, 101, "0-16")
+
+
+@attr.s(auto_attribs=True)
+class CallEnvironment:
+    """What every call of a gateway shares: the SIP service, media addresses and timers."""
+
+    reactor: Any
+    sip: Any  # wcsgw.sip.service.SipService
+    allocator: PortAllocator
+    media_host: str  # bind address of media sockets
+    media_advertised: str  # address in SDP and ICE candidates
+    rtp_timeout: float = 30.0
+    no_answer_timeout: float = 60.0
+    #: the account that calls without a session account go out with (toward the built-in test
+    #: lines); a callable because the lines choose their port when they start
+    testlines_account: Callable[[], SipAccount] | None = None
+
+
+@attr.s(auto_attribs=True)
+class CodecPlan:
+    """Which codecs each leg uses: decided from the browser's offer, then the SIP answer."""
+
+    mode: str  # "relay" | "transcode"
+    sip_offer: list[Codec]
+    browser_codec: Codec | None = None
+    sip_codec: Codec | None = None
+    browser_dtmf: Codec | None = None
+    sip_dtmf: Codec | None = None
+
+
+def plan_codecs(browser: list[Codec]) -> CodecPlan:
+    """Relay when the browser offered G.711 (offer the SIP side exactly those, with the
+    browser's payload types, so any answer is relayable); else transcode from Opus."""
+    te8k = next((c for c in browser if c.key == "telephone-event" and c.clock_rate == 8000), None)
+    g711 = [c for c in browser if c.key in G711]
+    if g711:
+        return CodecPlan("relay", g711 + ([te8k] if te8k else [TELEPHONE_EVENT_8K]))
+    if any(c.key == "opus" for c in browser):
+        return CodecPlan("transcode", TRANSCODE_SIP_CODECS + [TELEPHONE_EVENT_8K])
+    raise CallError(Codes.NO_CODECS, f"{Info.NO_CODECS}: the offer has neither G.711 nor Opus",
+                    "sdp")
+
+
+def _first_audio(sd: SessionDescription) -> MediaDescription | None:
+    return next((m for m in sd.media if m.kind == "audio" and not m.rejected), None)
+
+
+class Call:
+    """One call from a browser to a SIP destination."""
+
+    def __init__(
+        self,
+        *,
+        env: CallEnvironment,
+        call_id: str,
+        session_id: str,
+        account: SipAccount | None,
+        request_uri: str,
+        callee: str,
+        visible_name: str | None,
+        has_audio: bool,
+        has_video: bool,
+        browser_offer: str,
+        sip_headers: dict[str, str],
+        on_status: Callable[[dict[str, Any]], None],
+        on_gone: Callable[["Call"], None],
+    ) -> None:
+        self.env = env
+        self.call_id = call_id
+        self.session_id = session_id
+        if account is None and env.testlines_account is not None:
+            account = env.testlines_account()
+        self.account = account
+        self.request_uri = request_uri
+        self.callee = callee
+        self.visible_name = visible_name
+        self.has_audio = has_audio
+        self.has_video = has_video
+        self.browser_offer_text = browser_offer
+        self.sip_headers = dict(sip_headers)
+        self.on_status = on_status
+        self.on_gone = on_gone
+
+        self.status = CallStatus.NEW
+        self.sip_status: int | None = None
+        self.info = ""
+        self.start_time = time.time()
+        self.answer_time: float | None = None
+        self.plan: CodecPlan | None = None
+        self.browser_answer: str | None = None
+        self.invite: OutgoingInvite | None = None
+        self.leg: WebRtcLeg | None = None
+        self.rtp: RtpSocket | None = None
+        self.bridge: MediaBridge | None = None
+        self._offer: SessionDescription | None = None
+        self._ticker: task.LoopingCall | None = None
+        self._last_rtcp = 0.0
+        self._finished = False
+
+    # -- the public face ----------------------------------------------------------------
+
+    @property
+    def caller(self) -> str:
+        return self.account.login if self.account is not None else ""
+
+    def describe(self, with_sdp: bool = False) -> dict[str, Any]:
+        """The call object of contract.md (notifications, REST)."""
+        out: dict[str, Any] = {
+            "callId": self.call_id,
+            "sessionId": self.session_id,
+            "status": self.status.value,
+            "sipStatus": self.sip_status,
+            "info": self.info,
+            "incoming": False,
+            "caller": self.caller,
+            "callee": self.callee,
+            "visibleName": self.visible_name,
+            "hasAudio": self.has_audio,
+            "hasVideo": self.has_video,
+            "holdForTransfer": False,
+            "startTime": int(self.start_time * 1000),
+            "answerTime": int(self.answer_time * 1000) if self.answer_time else None,
+            "media": {
+                "webrtcCodec": self.plan.browser_codec.rtpmap if self.plan and self.plan.browser_codec else None,
+                "sipCodec": self.plan.sip_codec.rtpmap if self.plan and self.plan.sip_codec else None,
+                "mode": self.plan.mode if self.plan else None,
+            },
+        }
+        if with_sdp and self.browser_answer is not None:
+            out["sdp"] = self.browser_answer
+        return out
+
+    def start(self) -> None:
+        """Check the offer, open the media sockets and send the INVITE.  A bad offer raises
+        :class:`CallError` (the request that started the call gets the error)."""
+        try:
+            self._offer = parse_sdp(self.browser_offer_text)
+        except SdpError as exc:
+            raise CallError(Codes.INVALID, f"the SDP offer does not parse: {exc}", "sdp") from None
+        audio = _first_audio(self._offer)
+        if audio is None:
+            raise CallError(Codes.NO_CODECS, f"{Info.NO_CODECS}: the offer has no audio", "sdp")
+        if self._offer.ice_ufrag_for(audio) is None or self._offer.fingerprint_for(audio) is None:
+            raise CallError(Codes.INVALID, "the offer lacks ICE credentials or a DTLS fingerprint",
+                            "sdp")
+        self.plan = plan_codecs(audio.codecs())
+        if self.account is None:
+            raise CallError(Codes.FORBIDDEN, Info.FORBIDDEN, "callee")
+        env = self.env
+        self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
+        self.leg = WebRtcLeg(env.reactor, env.media_host, env.media_advertised, env.allocator)
+        self.leg.on_state = self._on_leg_state
+        offer = audio_offer(env.media_advertised, self.rtp.port, self.plan.sip_offer,
+                            session_id=new_session_id())
+        self.invite = OutgoingInvite(
+            env.sip.endpoint, self.account, self.request_uri, serialize_sdp(offer).encode(),
+            listener=self._on_sip_event, display_name=self.visible_name,
+            extra_headers=list(self.sip_headers.items()),
+            no_answer_timeout=env.no_answer_timeout,
+        )
+        self._set_status(CallStatus.PENDING)
+        self.invite.start(env.reactor.seconds())
+        env.sip.transport.pump()
+        self._ticker = task.LoopingCall(self._tick)
+        self._ticker.clock = env.reactor
+        self._ticker.start(MEDIA_TICK, now=False)
+
+    def hangup(self) -> None:
+        """The browser hangs up (or its session went away)."""
+        if self._finished:
+            return
+        if self.invite is not None:
+            self.invite.hangup(self.env.reactor.seconds())
+            self.env.sip.transport.pump()
+        self._finish(CallStatus.FINISH, self.sip_status, Info.NORMAL)
+
+    # -- SIP side -----------------------------------------------------------------------
+
+    def _on_sip_event(self, event: InviteEvent) -> None:
+        if self._finished:
+            return
+        if isinstance(event, Provisional):
+            self.sip_status = event.status
+            if event.sdp and self.bridge is None:
+                self._connect_media(event.sdp)
+            self._set_status(status_for_provisional(event.status, event.sdp is not None))
+        elif isinstance(event, Answered):
+            self.sip_status = 200
+            if self.bridge is None:
+                self._connect_media(event.sdp)
+            elif self.plan is not None:
+                self._retarget(event.sdp)
+            if self._finished:
+                return
+            self.answer_time = time.time()
+            self._set_status(CallStatus.ESTABLISHED, "")
+        elif isinstance(event, Failed):
+            self._finish(status_for_failure(event.status), event.status, event.reason)
+        elif isinstance(event, Ended):
+            self._finish(CallStatus.FINISH, self.sip_status, Info.NORMAL)
+
+    def _connect_media(self, sip_sdp: bytes) -> None:
+        """The SIP side has chosen: answer the browser and start moving packets."""
+        assert self.plan is not None and self._offer is not None
+        assert self.leg is not None and self.rtp is not None
+        try:
+            answer = parse_sdp(sip_sdp)
+        except SdpError as exc:
+            self._fail_sip(f"the SIP side's SDP does not parse: {exc}")
+            return
+        audio = _first_audio(answer)
+        chosen = [c for c in audio.codecs() if not is_auxiliary(c)] if audio else []
+        if audio is None or not chosen:
+            self._fail_sip(Info.NO_CODECS)
+            return
+        plan = self.plan
+        plan.sip_codec = chosen[0]
+        plan.sip_dtmf = next((c for c in audio.codecs() if c.key == "telephone-event"), None)
+        browser_codecs = _first_audio(self._offer).codecs()  # type: ignore[union-attr]
+        if plan.mode == "relay":
+            plan.browser_codec = next((c for c in browser_codecs if same_codec(c, plan.sip_codec)), None)
+            if plan.browser_codec is None:  # answered with a codec we did not offer
+                plan.mode = "transcode"
+        if plan.mode == "transcode":
+            if plan.sip_codec.key not in G711:
+                self._fail_sip(Info.NO_CODECS)
+                return
+            plan.browser_codec = next(c for c in browser_codecs if c.key == "opus")
+        rate = plan.browser_codec.clock_rate
+        plan.browser_dtmf = next((c for c in browser_codecs
+                                  if c.key == "telephone-event" and c.clock_rate == rate), None)
+        self._retarget(sip_sdp, parsed=answer)
+
+        offer_audio = _first_audio(self._offer)
+        assert offer_audio is not None
+        self.leg.set_remote(self._offer.ice_ufrag_for(offer_audio), self._offer.ice_pwd_for(offer_audio),
+                            self._offer.fingerprint_for(offer_audio))
+        ssrc = secrets.randbits(32)
+        browser_side = [plan.browser_codec] + ([plan.browser_dtmf] if plan.browser_dtmf else [])
+        self.browser_answer = serialize_sdp(answer_for_browser(
+            self._offer, self.leg, browser_side, ssrc=ssrc, cname=f"wcsgw-{self.call_id}"))
+        self.bridge = MediaBridge(
+            mode=plan.mode,
+            webrtc_codec=plan.browser_codec, sip_codec=plan.sip_codec,
+            webrtc_dtmf=plan.browser_dtmf, sip_dtmf=plan.sip_dtmf,
+            webrtc_ssrc=ssrc,
+            send_to_webrtc=self.leg.send_rtp, send_to_sip=self.rtp.send_rtp,
+        )
+        now = self.env.reactor.seconds()
+        self.leg.on_rtp = lambda packet: self.bridge.from_webrtc(packet, self.env.reactor.seconds())
+        # RTCP is terminated per leg: read (RTT, the peer's loss), never forwarded.
+        self.leg.on_rtcp = lambda packet: self.bridge.rtcp_from_webrtc(packet, self.env.reactor.seconds())
+        self.rtp.on_rtp = lambda packet: self.bridge.from_sip(packet, self.env.reactor.seconds())
+        self.rtp.on_rtcp = lambda packet: self.bridge.rtcp_from_sip(packet, self.env.reactor.seconds())
+        self.bridge.started_at = now
+        self.leg.start()
+        log.info("call {call_id}: media {mode} {webrtc} <-> {sip}", call_id=self.call_id,
+                 mode=plan.mode, webrtc=plan.browser_codec.rtpmap, sip=plan.sip_codec.rtpmap)
+
+    def _retarget(self, sip_sdp: bytes, parsed: SessionDescription | None = None) -> None:
+        """Point the SIP-side socket at the address and port the SIP SDP names."""
+        assert self.rtp is not None
+        try:
+            sd = parsed or parse_sdp(sip_sdp)
+        except SdpError:
+            return
+        audio = _first_audio(sd)
+        connection = sd.connection_for(audio) if audio else None
+        if audio is None or connection is None:
+            return
+        rtcp = audio.rtcp or audio.port + 1
+        self.rtp.set_remote(connection.address, audio.port, rtcp)
+
+    def _fail_sip(self, info: str) -> None:
+        if self.invite is not None:
+            self.invite.hangup(self.env.reactor.seconds())
+            self.env.sip.transport.pump()
+        self._finish(CallStatus.FAILED, self.sip_status, info)
+
+    # -- WebRTC side and media supervision ----------------------------------------------
+
+    def _on_leg_state(self, state: str) -> None:
+        if state == "failed:ice":
+            self._fail_sip(Info.ICE)
+        elif state == "failed:dtls":
+            self._fail_sip(Info.DTLS)
+
+    def _tick(self) -> None:
+        bridge = self.bridge
+        if bridge is None or self._finished:
+            return
+        now = self.env.reactor.seconds()
+        if self.status is CallStatus.ESTABLISHED and bridge.inactive_for(now) > self.env.rtp_timeout:
+            self._fail_sip(Info.RTP)
+            return
+        if now - self._last_rtcp >= RTCP_INTERVAL:
+            self._last_rtcp = now
+            for packet in bridge.make_rtcp_for_webrtc(now):
+                self.leg.send_rtcp(packet)  # type: ignore[union-attr]
+            for packet in bridge.make_rtcp_for_sip(now):
+                self.rtp.send_rtcp(packet)  # type: ignore[union-attr]
+
+    # -- status and the end -------------------------------------------------------------
+
+    def _set_status(self, status: CallStatus, info: str | None = None) -> None:
+        self.status = status
+        if info is not None:
+            self.info = info
+        self.on_status(self.describe(with_sdp=self.browser_answer is not None))
+
+    def _finish(self, status: CallStatus, sip_status: int | None, info: str) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self.sip_status = sip_status
+        self.info = info
+        if self._ticker is not None and self._ticker.running:
+            self._ticker.stop()
+        self._ticker = None
+        if self.leg is not None:
+            self.leg.close()
+        if self.rtp is not None:
+            self.rtp.close()
+        self.bridge = None
+        self._set_status(status)
+        self.on_gone(self)
+        log.info("call {call_id}: {status} ({info})", call_id=self.call_id, status=status.value,
+                 info=info)
