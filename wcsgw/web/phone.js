@@ -191,6 +191,7 @@ function refreshControls() {
     el.disabled = connected;
   }
   ui.loginButton.disabled = connected;
+  document.body.dataset.connected = String(connected);
   ui.logoutButton.disabled = !connected;
 
   ui.voiceCall.disabled = !sessionReady() || active;
@@ -382,6 +383,13 @@ function watchCall(c) {
   ui.callPeer.textContent = c.isIncoming() ? `from ${c.caller()}` : `to ${c.callee()}`;
 }
 
+/** `?codecs=opus,PCMU` in the page URL restricts what the browser offers (for trying the
+ * gateway's transcoding, or pinning a codec while debugging); absent: the browser's choice. */
+function forcedCodecs() {
+  const value = new URLSearchParams(location.search).get("codecs");
+  return value ? value.split(",").map((name) => name.trim()).filter(Boolean) : undefined;
+}
+
 function placeCall(event) {
   event.preventDefault();
   showError("");
@@ -398,6 +406,7 @@ function placeCall(event) {
       callee,
       remoteVideoDisplay: ui.remoteAudio,
       constraints: { audio: true, video: false },
+      codecs: forcedCodecs(),
     });
   } catch (err) {
     showError(`Voice call: ${err.message}`);
