@@ -109,6 +109,9 @@ class ConnectTests(MethodsTestCase):
             ({"sipDomain": "pbx.example.com", "sipLogin": "  "}, "sipLogin"),
             ({"sipDomain": 5}, "sipDomain"),
             ({"sipDomain": "bad domain!"}, "sipDomain"),
+            ({"sipDomain": "pbx.example.com:5070", "sipLogin": "a"}, "sipDomain"),
+            ({"sipDomain": "10.0.0.1:5070", "sipLogin": "a"}, "sipDomain"),
+            ({"sipDomain": "[pbx.example.com]", "sipLogin": "a"}, "sipDomain"),
             ({"sipDomain": "d.example", "sipLogin": "a\r\nVia: x"}, "sipLogin"),
             ({"sipDomain": "d.example", "sipLogin": "a", "sipPassword": 1234}, "sipPassword"),
             ({"sipDomain": "d.example", "sipLogin": "a", "sipAuthenticationName": ["x"]}, "sipAuthenticationName"),
@@ -129,6 +132,11 @@ class ConnectTests(MethodsTestCase):
                 error = self.assertError(self.rpc("connect", params), jsonrpc.INVALID_PARAMS, field)
                 self.assertTrue(error["message"].startswith("Invalid params: " + field), error)
         self.assertEqual(self.gateway_calls("connect"), [])  # none reached the gateway
+
+    def test_port_in_domain_says_where_the_port_goes(self) -> None:
+        error = self.assertError(self.rpc("connect", {"sipLogin": "a", "sipDomain": "pbx.example.com:5070"}),
+                                 jsonrpc.INVALID_PARAMS, "sipDomain")
+        self.assertIn("sipPort", error["message"])
 
     def test_ipv6_domain(self) -> None:
         self.assertResult(self.rpc("connect", {"sipLogin": "a", "sipDomain": "[2001:db8::1]"}))

@@ -128,14 +128,14 @@ class CallTests(WebSocketTestCase):
         self.assertEqual(finish["params"]["info"], "Normal call clearing")
 
     @inline
-    async def test_status_enums_and_sdp_go_out_as_strings(self) -> None:
+    async def test_status_enums_and_sdp_bytes_go_out_as_strings(self) -> None:
         ws = await ws_connect(self, self.port)
         session_id = (await ws.request("connect"))["result"]["sessionId"]
         listener = self.gateway.listeners[session_id]
         listener.session_status(SessionStatus.REGISTERED, 200, "")
         listener.call_status({"callId": "c", "status": CallStatus.ESTABLISHED, "sipStatus": 200,
                               "info": "", "incoming": False, "caller": "a", "callee": "b",
-                              "sdp": "v=0\r\n"})
+                              "sdp": b"v=0\r\n"})
         registered = await ws.notification("sessionStatus", status="REGISTERED")
         self.assertEqual(registered["params"]["sessionId"], session_id)
         established = await ws.notification("callStatus", status="ESTABLISHED")

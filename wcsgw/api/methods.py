@@ -19,6 +19,7 @@ building the :class:`~wcsgw.sip.account.SipAccount` (whose ``repr`` masks it).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any, Callable, Mapping
 
@@ -53,7 +54,6 @@ _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
 )
-_IPV6 = re.compile(r"^\[?[0-9A-Fa-f:.]+\]?$")
 _DTMF = re.compile(r"^[0-9*#A-Da-d]{1,64}$")
 #: Headers the gateway writes itself: letting a browser set them would break the dialog,
 #: routing or authentication (or forge identity), so ``sipHeaders`` may not carry them.
@@ -142,12 +142,28 @@ def _port(params: Mapping[str, Any], name: str, default: int) -> int:
     return value
 
 
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
 def _host(params: Mapping[str, Any], name: str) -> str:
-    """A host name or IP address, or ""."""
+    """A host name or IP address (IPv6 with or without brackets), or "".
+
+    No ``:port``: the contract puts the port in ``sipPort`` and the policy compares bare
+    hosts, so ``pbx.example.com:5070`` is refused with a message saying where the port goes.
+    """
     text = _string(params, name).strip()
-    if text and not (_HOSTNAME.match(text) or (":" in text and _IPV6.match(text))):
-        raise ParamError(name, "must be a host name or IP address")
-    return text.strip("[]")
+    if not text:
+        return ""
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") and ":" in text else text
+    if _is_ip(bare) or _HOSTNAME.match(bare):
+        return bare
+    hint = " (the port goes in sipPort)" if re.search(r":\d*$", text) else ""
+    raise ParamError(name, "must be a host name or IP address" + hint)
 
 
 def _choice(params: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:

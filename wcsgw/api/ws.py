@@ -57,8 +57,12 @@ PING_TIMEOUT = 20.0
 
 
 def _plain(value: Any) -> Any:
-    """Enum statuses (the call layer's ``CallStatus``) as their wire strings."""
-    return value.value if isinstance(value, enum.Enum) else value
+    """Enum statuses (the call layer's ``CallStatus``) as their wire strings, SDP bytes as text."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    return value
 
 
 class GatewaySocket(WebSocketServerProtocol):
