@@ -285,6 +285,24 @@ class TestLinesTests(TestCase):
         self.assertEqual(self.lines.active_calls, 0)
 
     @inline
+    async def test_reinvite_for_a_call_that_is_gone_is_481(self) -> None:
+        # In-dialog (To tag) but no such dialog: 481 (RFC 3261 §12.2.2), not a new call.
+        ep = self.gateway.endpoint
+        assert ep is not None
+        uri = self.lines.uri("echo")
+        bye = Request("INVITE", uri, [
+            ("From", "<sip:wcsgw@127.0.0.1>;tag=old1"), ("To", f"<{uri}>;tag=gone"),
+            ("Call-ID", "gone-1"), ("CSeq", "2 INVITE"),
+            ("Contact", f"<{ep.contact_uri('wcsgw', 'UDP')}>"),
+        ])
+        answers = EventLog()
+        ep.send_request(bye, Target("UDP", HOST, self.lines.port), reactor.seconds(),
+                        lambda r, _now: answers(r))
+        self.pump()
+        self.assertEqual((await answers.wait_for(lambda r: r.status >= 200)).status, 481)
+        self.assertEqual(self.lines.active_calls, 0)
+
+    @inline
     async def test_offer_without_g711_is_488(self) -> None:
         _invite, events = self.call("echo", pcmu_offer(self.rtp.rtp_port, [G722]))
         failed = await events.wait_for(lambda e: isinstance(e, (Answered, Failed)))

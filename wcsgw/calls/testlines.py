@@ -54,6 +54,7 @@ from wcsgw.sdp.model import MediaDescription, SessionDescription
 from wcsgw.sdp.negotiate import PLAIN_RTP_PROTOS, audio_answer, audio_offer, new_session_id
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
 from wcsgw.sip.account import uri_host
+from wcsgw.sip.dialogs import DialogRouter
 from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.ids import new_tag
 from wcsgw.sip.message import Request
@@ -61,7 +62,15 @@ from wcsgw.sip.responses import make_response
 from wcsgw.sip.service import SipService
 from wcsgw.sip.target import Target
 from wcsgw.sip.transaction import ServerTransaction
-from wcsgw.sip.uas import Cancelled, Confirmed, Ended, Failed, IncomingInvite, UasEvent
+from wcsgw.sip.uas import (
+    Cancelled,
+    Confirmed,
+    Ended,
+    Failed,
+    IncomingInvite,
+    IncomingInvites,
+    UasEvent,
+)
 from wcsgw.sip.uri import parse_uri
 
 __all__ = ["LINES", "MAX_CALL_DURATION", "TestCall", "TestLines"]
@@ -464,8 +473,12 @@ class TestLines(Service):
     def startService(self) -> None:  # noqa: N802 (Twisted API)
         super().startService()
         self.sip.startService()
-        assert self.sip.endpoint is not None
-        self.sip.endpoint.handlers.append(_Handler(self))
+        endpoint = self.sip.endpoint
+        assert endpoint is not None
+        # In-dialog requests of calls that are gone get 481 from the router from the start.
+        DialogRouter.install(endpoint)
+        IncomingInvites.install(endpoint)
+        endpoint.handlers.append(_Handler(self))
         log.info("test lines {lines} at {uri}", lines=", ".join(LINES), uri=self.uri("<line>"))
 
     def stopService(self) -> defer.Deferred:  # noqa: N802
