@@ -398,7 +398,7 @@ function placeCall(event) {
     showError("Voice call: enter a Callee (try echo or tone on the test lines).", ui.callee);
     return;
   }
-  if (!sessionReady()) return;
+  if (!sessionReady() || call) return; // one call at a time
   remember();
   let c;
   try {
