@@ -54,6 +54,14 @@ class Gateway:
         """Live calls by callId (the call registry)."""
         return self.top.call_gateway.calls
 
+    def when_idle(self) -> defer.Deferred:
+        """Every call over on both legs (the last BYE answered)."""
+        return self.top.call_gateway.when_idle()
+
+    @property
+    def ports_in_use(self) -> int:
+        return len(self.top.call_gateway.media_ports.in_use)
+
     @property
     def testlines(self) -> Any:
         return self.top.getServiceNamed("testlines")
@@ -69,7 +77,20 @@ class Phone:
     async def open(cls, browser: Chromium, url: str) -> "Phone":
         page = await browser.new_page()
         await aio(page.goto(url))
+        # Every call status the page shows, in order (a person sees them go by).
+        await evaluate(page, """() => {
+            window.seenCallStates = [];
+            const e = document.getElementById('call-status');
+            new MutationObserver(() => {
+                const s = e.dataset.state;
+                if (s && window.seenCallStates[window.seenCallStates.length - 1] !== s)
+                    window.seenCallStates.push(s);
+            }).observe(e, {attributes: true, childList: true, subtree: true});
+        }""")
         return cls(page)
+
+    async def call_states(self) -> list[str]:
+        return await evaluate(self.page, "window.seenCallStates")
 
     async def fill(self, label: str, value: str) -> None:
         await aio(self.page.get_by_label(label, exact=True).fill(value))

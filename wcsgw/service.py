@@ -272,4 +272,6 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
         testlines_account=testlines_account if testlines is not None else None,
     )
     policy = Policy(config.policy.allowed_domains, testlines.uri if testlines else None)
-    return CallGateway(sip, policy, functools.partial(Call, env=env))
+    gateway = CallGateway(sip, policy, functools.partial(Call, env=env))
+    gateway.media_ports = allocator  # for operators' metrics and tests: ports in use
+    return gateway

@@ -113,7 +113,11 @@ class Call:
         sip_headers: dict[str, str],
         on_status: Callable[[dict[str, Any]], None],
         on_gone: Callable[["Call"], None],
+        on_settled: Callable[["Call"], None] = lambda call: None,
     ) -> None:
+        """``on_gone``: the call reached its terminal status (it leaves the registry);
+        ``on_settled``: later or at the same time, its SIP leg is over too (the BYE or
+        CANCEL was answered or timed out), so nothing of it is left."""
         self.env = env
         self.call_id = call_id
         self.session_id = session_id
@@ -129,6 +133,7 @@ class Call:
         self.sip_headers = dict(sip_headers)
         self.on_status = on_status
         self.on_gone = on_gone
+        self.on_settled = on_settled
 
         self.status = CallStatus.NEW
         self.sip_status: int | None = None
@@ -226,6 +231,8 @@ class Call:
     # -- SIP side -----------------------------------------------------------------------
 
     def _on_sip_event(self, event: InviteEvent) -> None:
+        if isinstance(event, (Failed, Ended)):
+            self.env.reactor.callLater(0, self.on_settled, self)
         if self._finished:
             return
         if isinstance(event, Provisional):
@@ -373,5 +380,7 @@ class Call:
         self.bridge = None
         self._set_status(status)
         self.on_gone(self)
+        if self.invite is None or self.invite.terminated:
+            self.env.reactor.callLater(0, self.on_settled, self)
         log.info("call {call_id}: {status} ({info})", call_id=self.call_id, status=status.value,
                  info=info)

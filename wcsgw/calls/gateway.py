@@ -13,6 +13,7 @@ import secrets
 from typing import Any, Protocol
 
 import attr
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from wcsgw.calls.errors import CallError, Codes
@@ -58,6 +59,10 @@ class CallGateway:
         self.call_factory = call_factory
         self.sessions: dict[str, Session] = {}
         self.calls: dict[str, Any] = {}
+        #: calls whose SIP leg is not over yet (a call leaves ``calls`` at its terminal status
+        #: but may still be waiting for the answer to its BYE or CANCEL)
+        self.unsettled: set[Any] = set()
+        self._idle_waiters: list[defer.Deferred] = []
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -134,13 +139,16 @@ class CallGateway:
             callee=callee, visible_name=visible_name, has_audio=has_audio, has_video=has_video,
             browser_offer=sdp, sip_headers=sip_headers,
             on_status=session.listener.call_status, on_gone=self._forget_call,
+            on_settled=self._settled,
         )
+        self.unsettled.add(call)
         self.calls[call_id] = call
         session.calls[call_id] = call
         try:
             call.start()
         except CallError:
             self._forget_call(call)
+            self._settled(call)
             raise
         return call_id
 
@@ -156,6 +164,25 @@ class CallGateway:
         session = self.sessions.get(call.session_id)
         if session is not None:
             session.calls.pop(call.call_id, None)
+
+    def _settled(self, call: Any) -> None:
+        self.unsettled.discard(call)
+        if not self.unsettled and not self.calls:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    def when_idle(self) -> defer.Deferred:
+        """Fires once no call is live or still ending on the SIP side (graceful shutdown)."""
+        if not self.unsettled and not self.calls:
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred()
+        self._idle_waiters.append(d)
+        return d
+
+    def hangup_all(self) -> None:
+        for call in list(self.calls.values()):
+            call.hangup()
 
     def _session(self, session_id: str) -> Session:
         session = self.sessions.get(session_id)
