@@ -237,6 +237,18 @@ class OriginTests(unittest.TestCase):
             await ws_connect(self, port, origin="https://evil.example")
 
     @inline
+    async def test_default_is_same_origin_only(self) -> None:
+        """The safe default: the gateway's own pages and non-browser clients, nobody else."""
+        port = listen_site(self, FakeGateway())
+        ws = await ws_connect(self, port, origin=f"http://127.0.0.1:{port}")
+        self.assertIn("result", await ws.request("connect"))
+        ws = await ws_connect(self, port)  # no Origin: not a browser page
+        self.assertIn("result", await ws.request("connect"))
+        for origin in ("https://evil.example", f"http://127.0.0.1:{port + 1}"):
+            with self.assertRaises(ConnectionError):
+                await ws_connect(self, port, origin=origin)
+
+    @inline
     async def test_plain_http_get_on_ws_is_not_a_page(self) -> None:
         port = listen_site(self, FakeGateway())
         response, _body = await http_get(self, f"http://127.0.0.1:{port}/ws?redirect=http%3A%2F%2Fevil.example%2F")

@@ -81,6 +81,7 @@ class HttpSettings:
 
     listen: str = "127.0.0.1"
     port: int = 8080
+    allowed_origins: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -331,7 +332,8 @@ _port = _int_range(0, _PORT_MAX)
 
 # section -> key -> checker.  The attrs class gives the defaults; this table gives the rules.
 _SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
-    "http": (HttpSettings, {"listen": _ip_literal, "port": _port}),
+    "http": (HttpSettings, {"listen": _ip_literal, "port": _port,
+                            "allowed_origins": _string_list(nonempty=True)}),
     "sip": (
         SipSettings,
         {

@@ -109,7 +109,8 @@ def make_root(config: Config, gateway: Any = None) -> Resource:
         return root
     from wcsgw.api.site import build_site
 
-    return build_site(gateway, children={"health": HealthResource()})
+    return build_site(gateway, children={"health": HealthResource()},
+                      allowed_origins=config.http.allowed_origins)
 
 
 def make_site(config: Config, gateway: Any = None) -> Site:

@@ -31,6 +31,7 @@ import uuid
 from typing import Any, Mapping, Sequence
 
 from autobahn.exception import Disconnected
+from autobahn.websocket.types import ConnectionDeny
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from twisted.logger import Logger
@@ -78,6 +79,15 @@ class GatewaySocket(WebSocketServerProtocol):
         self._gone = False
 
     # -- WebSocket events ---------------------------------------------------------------------
+
+    def onConnect(self, request: Any) -> None:
+        if self.factory.same_origin_only:
+            origin = request.headers.get("origin")
+            host = request.headers.get("host", "")
+            if origin is not None and origin.partition("://")[2].lower() != host.lower():
+                log.warn("WebSocket from origin {origin} refused (same-origin only; see "
+                         "http.allowed_origins)", origin=origin)
+                raise ConnectionDeny(403, "origin not allowed")
 
     def onOpen(self) -> None:
         gateway = self.factory.gateway
@@ -190,12 +200,18 @@ class GatewaySocketFactory(WebSocketServerFactory):
         self,
         gateway: CallGateway,
         *,
-        allowed_origins: Sequence[str] = ("*",),
+        allowed_origins: Sequence[str] = (),
         ping_interval: float = PING_INTERVAL,
         ping_timeout: float = PING_TIMEOUT,
     ) -> None:
+        """``allowed_origins`` empty (the default): only pages served by this gateway itself
+        (the Origin names the Host the browser connected to) and non-browser clients (no
+        Origin) may open a session — else any web page a visitor opens could place calls
+        through their browser.  ``["*"]`` allows every origin."""
         super().__init__()
         self.gateway = gateway
+        self.same_origin_only = not allowed_origins
+        allowed_origins = allowed_origins or ("*",)
         self.setProtocolOptions(
             maxMessagePayloadSize=MAX_MESSAGE_SIZE,
             maxFramePayloadSize=MAX_MESSAGE_SIZE,
