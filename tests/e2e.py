@@ -18,11 +18,13 @@ from wcsgw.service import make_service
 REMOTE_STREAM = "document.getElementById('remote-audio').srcObject"
 
 
-def gateway_config(allowed_domains: tuple[str, ...] = (), **sip: Any) -> Config:
+def gateway_config(allowed_domains: tuple[str, ...] = (), rtp_timeout: float = 10.0,
+                   **sip: Any) -> Config:
     return Config(
         http=HttpSettings(listen="127.0.0.1", port=0),
         sip=attrs.evolve(SipSettings(listen="127.0.0.1", port=0), **sip),
-        media=MediaSettings(listen="127.0.0.1", port_min=30000, port_max=30999, rtp_timeout=10.0),
+        media=MediaSettings(listen="127.0.0.1", port_min=30000, port_max=30999,
+                            rtp_timeout=rtp_timeout),
         policy=PolicySettings(allowed_domains=allowed_domains),
     )
 
@@ -38,6 +40,8 @@ class Gateway:
         self.top.startService()
 
     def stop(self) -> defer.Deferred:
+        if not self.top.running:
+            return defer.succeed(None)
         return defer.maybeDeferred(self.top.stopService)
 
     @property

@@ -160,3 +160,15 @@ class SipPhoneCallTests(unittest.TestCase):
         await phone.wait_event("CALL_CLOSED", since=mark, timeout=2.0)
         self.assertLess(reactor.seconds() - closed_at, 2.0)
         await self.assert_clean()
+
+    @inline
+    async def test_gateway_stop_ends_calls_with_bye(self) -> None:
+        """SIGTERM (stopService): live calls are hung up and their BYEs answered first."""
+        ui, phone = await self.setup_call()
+        await ui.call("1002")
+        await ui.wait_state("call-status", "established")
+        await phone.wait_event("CALL_ESTABLISHED")
+        mark = phone.mark()
+        await self.gateway.stop()
+        await phone.wait_event("CALL_CLOSED", since=mark)
+        self.assertEqual(self.gateway.top.call_gateway.unsettled, set())

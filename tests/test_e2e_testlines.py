@@ -6,19 +6,19 @@ from __future__ import annotations
 from twisted.trial import unittest
 
 from tests.e2e import Gateway, Phone, gateway_config
-from tests.peers.chromium import Chromium, write_tone_wav
+from tests.peers.chromium import Chromium, processes_using, write_tone_wav
 from tests.support import assert_near, inline
 
 
 class TestLinesTests(unittest.TestCase):
     timeout = 120
 
-    async def start(self) -> Phone:
-        self.gateway = Gateway(gateway_config())
+    async def start(self, **config: float) -> Phone:
+        self.gateway = Gateway(gateway_config(**config))
         self.gateway.start()
         self.addCleanup(self.gateway.stop)
         wav = write_tone_wav(self.mktemp() + ".wav", 440.0)
-        browser = Chromium(fake_audio=wav)
+        browser = self.browser = Chromium(fake_audio=wav)
         await browser.start()
         self.addCleanup(browser.stop)
         phone = await Phone.open(browser, self.gateway.url)
@@ -49,3 +49,26 @@ class TestLinesTests(unittest.TestCase):
         assert_near(self, peak["frequency"], 1000, 15)
         await phone.click("Hangup")
         await phone.wait_state("call-status", "finish")
+
+    @inline
+    async def test_frozen_browser_fails_by_rtp_activity(self) -> None:
+        """A browser that stops sending (here: frozen with SIGSTOP, its WebSocket still open)
+        is noticed by RTP inactivity: FAILED "Failed by RTP activity" and BYE to the far end."""
+        phone = await self.start(rtp_timeout=2.0)
+        await phone.call("tone")
+        await phone.wait_state("call-status", "established")
+        [call] = self.gateway.calls.values()
+        frozen = processes_using(self.browser.user_data_dir)
+        self.assertTrue(frozen)
+        for proc in frozen:
+            proc.suspend()
+        try:
+            await self.gateway.when_idle()
+            await self.gateway.testlines.wait_idle()
+        finally:
+            for proc in frozen:
+                proc.resume()
+        self.assertEqual(call.status.value, "FAILED")
+        self.assertEqual(call.info, "Failed by RTP activity")
+        await phone.wait_state("call-status", "failed")
+        self.assertIn("Failed by RTP activity", await phone.status_text("call-status"))

@@ -275,4 +275,29 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     policy = Policy(config.policy.allowed_domains, testlines.uri if testlines else None)
     gateway = CallGateway(sip, policy, functools.partial(Call, env=env))
     gateway.media_ports = allocator  # for operators' metrics and tests: ports in use
+    CallsService(gateway).setServiceParent(parent)
     return gateway
+
+
+class CallsService(Service):
+    """Ends live calls properly when the gateway stops (SIGTERM): every call is hung up (BYE or
+    CANCEL) and the answers awaited, bounded by CALLS_STOP_GRACE, before the SIP endpoint and
+    test lines stop — children stop in reverse order, and this one was added after them."""
+
+    name = "calls"
+
+    def __init__(self, gateway: Any) -> None:
+        self.gateway = gateway
+
+    def stopService(self) -> Any:
+        super().stopService()
+        from twisted.internet import reactor
+
+        self.gateway.hangup_all()
+        idle = self.gateway.when_idle()
+        timer = reactor.callLater(CALLS_STOP_GRACE, lambda: idle.called or idle.callback(None))
+        return idle.addBoth(lambda result: (timer.active() and timer.cancel(), result)[1])
+
+
+#: How long a stopping gateway waits for its calls' BYEs/CANCELs to be answered.
+CALLS_STOP_GRACE = 3.0
