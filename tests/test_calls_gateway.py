@@ -31,6 +31,7 @@ class FakeCall:
     def __init__(self, **kw) -> None:
         self.__dict__.update(kw)
         self.started = self.hung_up = False
+        self.actions: list = []
 
     def start(self) -> None:
         self.started = True
@@ -38,6 +39,22 @@ class FakeCall:
     def hangup(self) -> None:
         self.hung_up = True
         self.on_gone(self)
+
+    def hold(self) -> None:
+        self.actions.append(("hold",))
+
+    def unhold(self) -> None:
+        self.actions.append(("unhold",))
+
+    def send_dtmf(self, digits, method) -> None:
+        self.actions.append(("dtmf", digits, method))
+
+    def transfer(self, uri, replaces_call=None) -> None:
+        self.actions.append(("transfer", uri, replaces_call))
+
+    def describe(self):
+        return {"callId": self.call_id, "sessionId": self.session_id, "callee": self.callee,
+                "status": "ESTABLISHED"}
 
 
 class Listener:
@@ -150,3 +167,49 @@ class GatewayTests(unittest.TestCase):
         with self.assertRaises(CallError) as caught:
             self.gw.hangup("s1", "nope")
         self.assertEqual(caught.exception.code, Codes.UNKNOWN_CALL)
+
+
+class InCallFunctionTests(unittest.TestCase):
+    place = GatewayTests.place
+
+    def setUp(self) -> None:
+        GatewayTests.setUp(self)  # type: ignore[arg-type]
+        self.gw.connect("s1", account(), register=False)
+        self.a = self.gw.calls[self.place("a", "1002")]
+        self.b = self.gw.calls[self.place("b", "1003")]
+
+    def test_hold_unhold_dtmf_reach_the_call(self) -> None:
+        self.gw.hold("s1", "a")
+        self.gw.unhold(None, "a")  # the operator (REST) may act on any call
+        self.gw.send_dtmf("s1", "a", "12#d", "info")
+        self.assertEqual(self.a.actions, [("hold",), ("unhold",), ("dtmf", "12#D", "INFO")])
+
+    def test_dtmf_validated(self) -> None:
+        for digits, kind, field in (("12x", "RFC2833", "dtmf"), ("", "RFC2833", "dtmf"),
+                                    ("1", "SMOKE", "type")):
+            with self.assertRaises(CallError) as caught:
+                self.gw.send_dtmf("s1", "a", digits, kind)
+            self.assertEqual(caught.exception.field, field)
+
+    def test_other_sessions_calls_are_not_found(self) -> None:
+        self.gw.open_session("s2", Listener())
+        with self.assertRaises(CallError) as caught:
+            self.gw.hold("s2", "a")
+        self.assertEqual(caught.exception.code, Codes.UNKNOWN_CALL)
+
+    def test_blind_and_attended_transfer(self) -> None:
+        self.gw.transfer("s1", "a", "1004")
+        self.gw.transfer("s1", "a", "b")  # another call of the session: attended
+        self.assertEqual(self.a.actions, [("transfer", "sip:1004@pbx.example", None),
+                                          ("transfer", "sip:1003@pbx.example", self.b)])
+        with self.assertRaises(CallError):
+            self.gw.transfer("s1", "a", "sip:x@evil.example")  # policy applies to targets
+
+    def test_find(self) -> None:
+        self.assertEqual([c["callId"] for c in self.gw.find_all()], ["a", "b"])
+        self.assertEqual([c["callId"] for c in self.gw.find({"callee": "1003"})], ["b"])
+        self.assertEqual(self.gw.find({"callee": "nobody"}), [])
+        self.gw.terminate("b")
+        self.assertTrue(self.b.hung_up)
+        with self.assertRaises(CallError):
+            self.gw.terminate("b")

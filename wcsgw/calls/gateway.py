@@ -25,6 +25,8 @@ from wcsgw.sip.registration import Registered, RegistrationFailed, Unregistered
 
 __all__ = ["CallError", "CallGateway", "Codes", "SessionListener"]
 
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+
 log = Logger(namespace="wcsgw.calls")
 
 
@@ -140,6 +142,7 @@ class CallGateway:
             browser_offer=sdp, sip_headers=sip_headers,
             on_status=session.listener.call_status, on_gone=self._forget_call,
             on_settled=self._settled,
+            notify=getattr(session.listener, "notify", None),
         )
         self.unsettled.add(call)
         self.calls[call_id] = call
@@ -153,11 +156,64 @@ class CallGateway:
         return call_id
 
     def hangup(self, session_id: str, call_id: str) -> None:
-        session = self._session(session_id)
-        call = session.calls.get(call_id)
-        if call is None:
-            raise CallError(Codes.UNKNOWN_CALL, f"no call {call_id} in this session", "callId")
-        call.hangup()
+        self._call(session_id, call_id).hangup()
+
+    # -- in-call functions: a session's own calls, or any call for the operator (None) --
+
+    def hold(self, session_id: str | None, call_id: str) -> None:
+        self._call(session_id, call_id).hold()
+
+    def unhold(self, session_id: str | None, call_id: str) -> None:
+        self._call(session_id, call_id).unhold()
+
+    def send_dtmf(self, session_id: str | None, call_id: str, digits: str,
+                  type: str = "RFC2833") -> None:
+        if not digits or any(d not in DTMF_DIGITS for d in digits.upper()):
+            raise CallError(Codes.INVALID, "dtmf must be digits 0-9 * # A-D", "dtmf")
+        if type.upper() not in ("RFC2833", "INFO"):
+            raise CallError(Codes.INVALID, "type must be RFC2833 or INFO", "type")
+        self._call(session_id, call_id).send_dtmf(digits.upper(), type.upper())
+
+    def transfer(self, session_id: str | None, call_id: str, target: str) -> None:
+        """Blind transfer to a number or URI, or attended when ``target`` is the callId of
+        another call of the same session (REFER with Replaces)."""
+        call = self._call(session_id, call_id)
+        other = self.calls.get(target)
+        if other is not None and other is not call and other.session_id == call.session_id:
+            call.transfer(other.request_uri, replaces_call=other)
+            return
+        account = call.account if call.account is not None and self._session_account(call) else None
+        uri = self.policy.request_uri(account, target, field="target")
+        call.transfer(uri)
+
+    # -- the operator's view (REST) -------------------------------------------------------
+
+    def terminate(self, call_id: str) -> None:
+        self._call(None, call_id).hangup()
+
+    def find_all(self) -> list[dict[str, Any]]:
+        return [call.describe() for call in self.calls.values()]
+
+    def find(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        """Calls whose fields equal every given filter (callId, status, caller, callee,
+        sessionId ...)."""
+        found = []
+        for call in self.calls.values():
+            described = call.describe()
+            if all(str(described.get(key)) == str(value) for key, value in filters.items()):
+                found.append(described)
+        return found
+
+    def _session_account(self, call: Any) -> bool:
+        session = self.sessions.get(call.session_id)
+        return session is not None and session.account is not None
+
+    def _call(self, session_id: str | None, call_id: str) -> Any:
+        call = self.calls.get(call_id)
+        if call is None or (session_id is not None and call.session_id != session_id):
+            where = "" if session_id is None else " in this session"
+            raise CallError(Codes.UNKNOWN_CALL, f"no call {call_id}{where}", "callId")
+        return call
 
     def _forget_call(self, call: Any) -> None:
         self.calls.pop(call.call_id, None)
