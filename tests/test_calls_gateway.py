@@ -17,8 +17,10 @@ class FakeSip:
     def __init__(self) -> None:
         self.registered: list = []
         self.unregistered: list = []
+        self.contact_users: list = []
 
-    def register(self, account, listener=None):
+    def register(self, account, listener=None, contact_user=None):
+        self.contact_users.append(contact_user)
         handle = (account, listener)
         self.registered.append(handle)
         return handle
@@ -129,6 +131,10 @@ class GatewayTests(unittest.TestCase):
         self.gw.connect("s1", account(), register=True)
         self.assertEqual(self.listener.statuses, [("ESTABLISHED", None)])
         [(_, listener)] = self.sip.registered
+        # The session registers a contact of its own, by which incoming calls find it.
+        [contact_user] = self.sip.contact_users
+        self.assertTrue(contact_user.startswith("1001-"))
+        self.assertIs(self.gw.session_for_contact(contact_user), self.gw.sessions["s1"])
         listener(Registered(expires=600, contact="sip:x"))
         listener(RegistrationFailed(status=403, reason="Forbidden", auth=True))
         listener(RegistrationFailed(status=None, reason="timeout", auth=False))
@@ -157,7 +163,9 @@ class GatewayTests(unittest.TestCase):
         self.assertEqual(caught.exception.code, Codes.DUPLICATE_CALL)
         generated = self.place()
         self.assertEqual(len(generated), 16)
+        contact_user = self.sip.contact_users[0]
         self.gw.close_session("s1")
+        self.assertIsNone(self.gw.session_for_contact(contact_user))
         self.assertTrue(call.hung_up)
         self.assertEqual(self.gw.calls, {})
         self.assertEqual(len(self.sip.unregistered), 1)

@@ -99,6 +99,7 @@ class SipSettings:
     idle_timeout: float = 300.0
     user_agent: str = f"wcsgw/{__version__}"
     no_answer_timeout: float = 60.0
+    decline_status: int = 603
 
     @property
     def advertised_host(self) -> str:
@@ -330,6 +331,15 @@ def _one_of(*choices: str) -> Callable[[str, Any], str]:
 
 _port = _int_range(0, _PORT_MAX)
 
+
+def _one_of_ints(*choices: int) -> Callable[[str, Any], int]:
+    def check(key: str, value: Any) -> int:
+        if not _is_int(value) or value not in choices:
+            raise ConfigError(key, f"must be one of {', '.join(map(str, choices))}; got {_show(value)}")
+        return int(value)
+
+    return check
+
 # section -> key -> checker.  The attrs class gives the defaults; this table gives the rules.
 _SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
     "http": (HttpSettings, {"listen": _ip_literal, "port": _port,
@@ -348,6 +358,7 @@ _SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
             "idle_timeout": _positive_float,
             "user_agent": _string,
             "no_answer_timeout": _positive_float,
+            "decline_status": _one_of_ints(486, 603),
         },
     ),
     "media": (

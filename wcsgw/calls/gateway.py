@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.policy import Policy
 from wcsgw.calls.status import SessionStatus
-from wcsgw.sip.account import SipAccount
+from wcsgw.sip.account import SipAccount, escape_user
 from wcsgw.sip.endpoint import AccountRegistration
 from wcsgw.sip.registration import Registered, RegistrationFailed, Unregistered
 
@@ -46,6 +46,9 @@ class Session:
     connected: bool = False
     registration: AccountRegistration | None = None
     calls: dict[str, Any] = attr.ib(factory=dict)  # callId -> Call
+    #: the user part of this session's own registered contact (``<login>-<token>``): the
+    #: registrar forks an account's calls to each logged-in browser by it
+    contact_user: str | None = None
 
 
 class CallGateway:
@@ -65,6 +68,9 @@ class CallGateway:
         #: but may still be waiting for the answer to its BYE or CANCEL)
         self.unsettled: set[Any] = set()
         self._idle_waiters: list[defer.Deferred] = []
+        self._by_contact: dict[str, Session] = {}
+        #: builds an InboundCall (the service wires it; None: no incoming calls)
+        self.inbound_factory: Any = None
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -80,8 +86,11 @@ class CallGateway:
         session.connected = True
         session.listener.session_status(SessionStatus.ESTABLISHED.value, None, "")
         if account is not None and register:
+            session.contact_user = f"{escape_user(account.login)}-{secrets.token_hex(4)}"
+            self._by_contact[session.contact_user] = session
             session.registration = self.sip.register(
-                account, listener=lambda event: self._registration_event(session, event))
+                account, listener=lambda event: self._registration_event(session, event),
+                contact_user=session.contact_user)
 
     def disconnect(self, session_id: str) -> None:
         session = self._session(session_id)
@@ -100,6 +109,9 @@ class CallGateway:
         if session.registration is not None:
             self.sip.unregister(session.registration)
             session.registration = None
+        if session.contact_user is not None:
+            self._by_contact.pop(session.contact_user, None)
+            session.contact_user = None
         session.connected = False
         session.account = None
 
@@ -157,6 +169,43 @@ class CallGateway:
 
     def hangup(self, session_id: str, call_id: str) -> None:
         self._call(session_id, call_id).hangup()
+
+    # -- incoming calls -------------------------------------------------------------------
+
+    def session_for_contact(self, contact_user: str) -> Session | None:
+        return self._by_contact.get(contact_user)
+
+    def take_incoming(self, session: Session, invite: Any, request: Any) -> Any:
+        """An INVITE the router accepted for ``session``: make and register its call."""
+        from wcsgw.sip.headers import parse_name_addr  # noqa: F401 - for the caller's identity
+
+        caller = request.from_
+        callee = request.to
+        call_id = secrets.token_hex(8)
+        call = self.inbound_factory(
+            invite=invite, caller=caller.uri.user or str(caller.uri),
+            call_id=call_id, session_id=session.id, account=session.account,
+            callee=callee.uri.user or str(callee.uri), visible_name=caller.display_name,
+            has_audio=True, has_video=False,
+            on_status=session.listener.call_status, on_gone=self._forget_call,
+            on_settled=self._settled, notify=getattr(session.listener, "notify", None),
+        )
+        self.unsettled.add(call)
+        self.calls[call_id] = call
+        session.calls[call_id] = call
+        try:
+            call.start()
+        except CallError:
+            self._forget_call(call)
+            self._settled(call)
+            raise
+        return call
+
+    def answer(self, session_id: str, call_id: str, sdp: str) -> None:
+        call = self._call(session_id, call_id)
+        if not getattr(call, "incoming", False):
+            raise CallError(Codes.BAD_STATE, "only an incoming call can be answered", "callId")
+        call.answer(sdp)
 
     # -- in-call functions: a session's own calls, or any call for the operator (None) --
 

@@ -250,12 +250,18 @@ class SipEndpoint:
     # -- registrations ------------------------------------------------------------------
 
     def register(
-        self, account: SipAccount, now: float, listener: Callable[[object], None] | None = None
+        self,
+        account: SipAccount,
+        now: float,
+        listener: Callable[[object], None] | None = None,
+        contact_user: str | None = None,
     ) -> AccountRegistration:
-        """Start keeping ``account`` registered; ``listener`` gets each RegistrationEvent."""
+        """Start keeping ``account`` registered; ``listener`` gets each RegistrationEvent.
+        ``contact_user`` (default: the login) is the user part of the Contact registered:
+        browser sessions of one account each register their own, so calls can find them."""
         host, port, transport = account.next_hop()
         target = Target(transport.upper(), unbracket(host), port)
-        contact = self.contact_uri(escape_user(account.login), transport)
+        contact = self.contact_uri(contact_user or escape_user(account.login), transport)
         registration = Registration(account, contact, rng=random.Random(self._rng.random()))
         reg = AccountRegistration(account, registration, target, listener)
         self._registrations.append(reg)

@@ -92,7 +92,10 @@ class SipService(Service):
                 self.register(account)
 
     def register(
-        self, account: SipAccount, listener: Callable[[object], None] | None = None
+        self,
+        account: SipAccount,
+        listener: Callable[[object], None] | None = None,
+        contact_user: str | None = None,
     ) -> AccountRegistration:
         """Keep ``account`` registered until :meth:`unregister` or the service stops.
         ``listener`` hears this registration's events; ``registration_listeners`` hear all."""
@@ -104,7 +107,8 @@ class SipService(Service):
             for observer in list(self.registration_listeners):
                 observer(account, event)
 
-        reg = self.endpoint.register(account, self.reactor.seconds(), fan_out)
+        reg = self.endpoint.register(account, self.reactor.seconds(), fan_out,
+                                     contact_user=contact_user)
         self.transport.pump()
         return reg
 
