@@ -5,8 +5,9 @@ Twisted WebSocket client, twisted.web's Agent).
 It records every call into it (``events``, an :class:`~tests.support.EventLog` tests can await)
 and answers the way the real gateway's interface promises: ``connect`` reports ESTABLISHED
 (then REGISTERED when asked) through the session's listener, ``call`` reports NEW, ``hangup``
-reports FINISH, ``disconnect`` reports DISCONNECTED.  ``fail[method] = CallError(...)`` makes
-a method refuse.
+reports FINISH, ``disconnect`` reports DISCONNECTED, ``hold``/``unhold`` report HOLD/ESTABLISHED;
+``transfer`` and ``send_dtmf`` only record (tests send ``transferStatus``/``dtmf`` through the
+listener's ``notify``).  ``fail[method] = CallError(...)`` makes a method refuse.
 """
 
 from __future__ import annotations
@@ -84,6 +85,35 @@ class FakeGateway:
         self.listeners[session_id].call_status(self.call_dict(call_id, "FINISH", info="Normal call clearing"))
         del self.calls[call_id]
 
+    def _own_call(self, session_id: str | None, call_id: str) -> dict[str, Any]:
+        call = self.calls.get(call_id)
+        if call is None or (session_id is not None and call["session"] != session_id):
+            raise CallError(Codes.UNKNOWN_CALL, f"no call {call_id} in this session", "callId")
+        return call
+
+    def hold(self, session_id: str | None, call_id: str) -> None:
+        self._check("hold")
+        call = self._own_call(session_id, call_id)
+        self.events("hold", session_id, call_id)
+        self.listeners[call["session"]].call_status(self.call_dict(call_id, "HOLD", sipStatus=200))
+
+    def unhold(self, session_id: str | None, call_id: str) -> None:
+        self._check("unhold")
+        call = self._own_call(session_id, call_id)
+        self.events("unhold", session_id, call_id)
+        self.listeners[call["session"]].call_status(self.call_dict(call_id, "ESTABLISHED", sipStatus=200))
+
+    def transfer(self, session_id: str | None, call_id: str, target: str) -> None:
+        """Records the request only: tests play the REFER's progress with ``notify``."""
+        self._check("transfer")
+        self._own_call(session_id, call_id)
+        self.events("transfer", session_id, call_id, target)
+
+    def send_dtmf(self, session_id: str | None, call_id: str, digits: str, type: str) -> None:
+        self._check("send_dtmf")
+        self._own_call(session_id, call_id)
+        self.events("send_dtmf", session_id, call_id, digits, type)
+
     def close_session(self, session_id: str) -> None:
         self.events("close_session", session_id)
         self.listeners.pop(session_id, None)
@@ -100,6 +130,9 @@ class RecordingListener:
 
     def call_status(self, call: dict[str, Any]) -> None:
         self.heard.append(("callStatus", call))
+
+    def notify(self, method: str, params: dict[str, Any]) -> None:
+        self.heard.append((method, params))
 
 
 # -- a live site and clients for the socket-level tests -------------------------------------------

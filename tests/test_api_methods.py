@@ -287,34 +287,15 @@ class OtherMethodsTests(MethodsTestCase):
         error = self.assertError(self.rpc("publishStream", {}), jsonrpc.METHOD_NOT_FOUND)
         self.assertEqual(error["data"], {"method": "publishStream"})
 
-    def test_not_supported_yet(self) -> None:
-        valid = {
-            "answer": {"callId": "c", "sdp": OFFER},
-            "hold": {"callId": "c"},
-            "unhold": {"callId": "c"},
-            "transfer": {"callId": "c", "target": "1003"},
-            "sendDtmf": {"callId": "c", "dtmf": "12#", "type": "INFO"},
-        }
-        self.assertEqual(set(valid), set(UNSUPPORTED_METHODS))
-        for method, params in valid.items():
-            with self.subTest(method=method):
-                error = self.assertError(self.rpc(method, params), NOT_SUPPORTED)
-                self.assertIn("not supported yet", error["message"])
-                self.assertIn(method, error["message"])
+    def test_answer_is_not_supported_yet(self) -> None:
+        self.assertEqual(UNSUPPORTED_METHODS, ("answer",))
+        error = self.assertError(self.rpc("answer", {"callId": "c", "sdp": OFFER}), NOT_SUPPORTED)
+        self.assertEqual(error["message"], "answer is not supported yet by this gateway")
         self.assertEqual(NOT_SUPPORTED, 1099)
 
-    def test_not_supported_methods_still_check_params(self) -> None:
-        cases = [
-            ("answer", {"callId": "c"}, "sdp"),
-            ("hold", {}, "callId"),
-            ("unhold", {"callId": 1}, "callId"),
-            ("transfer", {"callId": "c"}, "target"),
-            ("sendDtmf", {"callId": "c", "dtmf": "12x"}, "dtmf"),
-            ("sendDtmf", {"callId": "c", "dtmf": "1", "type": "SIP"}, "type"),
-        ]
-        for method, params, field in cases:
-            with self.subTest(method=method, params=params):
-                self.assertError(self.rpc(method, params), jsonrpc.INVALID_PARAMS, field)
+    def test_answer_still_checks_params(self) -> None:
+        self.assertError(self.rpc("answer", {"callId": "c"}), jsonrpc.INVALID_PARAMS, "sdp")
+        self.assertError(self.rpc("answer", {"sdp": OFFER}), jsonrpc.INVALID_PARAMS, "callId")
 
     def test_every_contract_method_is_known(self) -> None:
         for method in METHODS:
@@ -326,3 +307,113 @@ class OtherMethodsTests(MethodsTestCase):
         reply = self.methods.handle(Request("connect", {}, None, notification=True))
         self.assertIsNone(reply)
         self.assertEqual(len(self.gateway_calls("connect")), 1)
+
+
+class InCallTests(MethodsTestCase):
+    """hold, unhold, transfer and sendDtmf: params checked, then the gateway's methods."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.assertResult(self.rpc("connect"))
+        self.assertResult(self.rpc("call", {"callId": "c-1", "callee": "1002", "sdp": OFFER}))
+        self.listener.heard.clear()
+
+    def test_hold_and_unhold(self) -> None:
+        self.assertEqual(self.assertResult(self.rpc("hold", {"callId": "c-1"})), {})
+        self.assertEqual(self.gateway_calls("hold"), [("hold", SESSION, "c-1")])
+        self.assertEqual(self.assertResult(self.rpc("unhold", {"callId": "c-1"})), {})
+        self.assertEqual(self.gateway_calls("unhold"), [("unhold", SESSION, "c-1")])
+        self.assertEqual([h[1]["status"] for h in self.listener.heard], ["HOLD", "ESTABLISHED"])
+
+    def test_transfer_blind_and_attended_targets_pass_through(self) -> None:
+        for target in ("1003", "sip:1003@pbx.example.com", "tel:+4930123456", "c-2"):
+            with self.subTest(target=target):
+                self.assertEqual(self.assertResult(self.rpc("transfer", {"callId": "c-1", "target": target})), {})
+        self.assertEqual([e[3] for e in self.gateway_calls("transfer")],
+                         ["1003", "sip:1003@pbx.example.com", "tel:+4930123456", "c-2"])
+        self.assertEqual(self.gateway_calls("transfer")[0][:3], ("transfer", SESSION, "c-1"))
+
+    def test_transfer_target_is_trimmed(self) -> None:
+        self.assertResult(self.rpc("transfer", {"callId": "c-1", "target": "  1003 "}))
+        self.assertEqual(self.gateway_calls("transfer")[0][3], "1003")
+
+    def test_send_dtmf_defaults_to_rfc2833(self) -> None:
+        self.assertEqual(self.assertResult(self.rpc("sendDtmf", {"callId": "c-1", "dtmf": "123#"})), {})
+        self.assertEqual(self.gateway_calls("send_dtmf"), [("send_dtmf", SESSION, "c-1", "123#", "RFC2833")])
+
+    def test_send_dtmf_types_and_letters(self) -> None:
+        self.assertResult(self.rpc("sendDtmf", {"callId": "c-1", "dtmf": "*9", "type": "INFO"}))
+        self.assertResult(self.rpc("sendDtmf", {"callId": "c-1", "dtmf": "abcd", "type": "info"}))
+        self.assertResult(self.rpc("sendDtmf", {"callId": "c-1", "dtmf": "0", "type": "rfc2833"}))
+        self.assertResult(self.rpc("sendDtmf", {"callId": "c-1", "dtmf": "5" * 32, "type": None}))
+        self.assertEqual([e[3:] for e in self.gateway_calls("send_dtmf")],
+                         [("*9", "INFO"), ("ABCD", "INFO"), ("0", "RFC2833"), ("5" * 32, "RFC2833")])
+
+    def test_bad_params_name_the_field(self) -> None:
+        cases = [
+            ("hold", {}, "callId"),
+            ("hold", {"callId": ""}, "callId"),
+            ("hold", {"callId": 1}, "callId"),
+            ("unhold", {"callId": None}, "callId"),
+            ("unhold", {"callId": "x" * 200}, "callId"),
+            ("transfer", {"callId": "c-1"}, "target"),
+            ("transfer", {"callId": "c-1", "target": "   "}, "target"),
+            ("transfer", {"callId": "c-1", "target": 1003}, "target"),
+            ("transfer", {"callId": "c-1", "target": "1003\r\nVia: evil"}, "target"),
+            ("transfer", {"callId": "c-1", "target": "1" * 300}, "target"),
+            ("transfer", {"target": "1003"}, "callId"),
+            ("sendDtmf", {"dtmf": "1"}, "callId"),
+            ("sendDtmf", {"callId": "c-1"}, "dtmf"),
+            ("sendDtmf", {"callId": "c-1", "dtmf": ""}, "dtmf"),
+            ("sendDtmf", {"callId": "c-1", "dtmf": 5}, "dtmf"),
+            ("sendDtmf", {"callId": "c-1", "dtmf": "12x"}, "dtmf"),
+            ("sendDtmf", {"callId": "c-1", "dtmf": "1 2"}, "dtmf"),
+            ("sendDtmf", {"callId": "c-1", "dtmf": "E"}, "dtmf"),
+            ("sendDtmf", {"callId": "c-1", "dtmf": "1" * 33}, "dtmf"),
+            ("sendDtmf", {"callId": "c-1", "dtmf": "1\n"}, "dtmf"),
+            ("sendDtmf", {"callId": "c-1", "dtmf": "1", "type": "SIP"}, "type"),
+            ("sendDtmf", {"callId": "c-1", "dtmf": "1", "type": "INFO_RELAY"}, "type"),
+            ("sendDtmf", {"callId": "c-1", "dtmf": "1", "type": 2833}, "type"),
+        ]
+        for method, params, field in cases:
+            with self.subTest(method=method, params=params):
+                error = self.assertError(self.rpc(method, params), jsonrpc.INVALID_PARAMS, field)
+                self.assertTrue(error["message"].startswith(f"Invalid params: {field} "), error)
+        for name in ("hold", "unhold", "transfer", "send_dtmf"):
+            self.assertEqual(self.gateway_calls(name), [], name)
+
+    def test_dtmf_error_says_what_is_allowed(self) -> None:
+        error = self.assertError(self.rpc("sendDtmf", {"callId": "c-1", "dtmf": "12x"}), jsonrpc.INVALID_PARAMS)
+        self.assertEqual(error["message"], "Invalid params: dtmf must be 1 to 32 of the digits 0-9 * # A-D")
+
+    def test_unknown_or_foreign_call_is_the_gateways_error(self) -> None:
+        other = RecordingListener()
+        self.gateway.open_session("s-2", other)
+        SessionMethods(self.gateway, "s-2").handle(
+            Request("call", {"callId": "theirs", "callee": "1002", "sdp": OFFER}, 1))
+        for method, params in (("hold", {}), ("unhold", {}), ("transfer", {"target": "1003"}),
+                               ("sendDtmf", {"dtmf": "1"})):
+            for call_id in ("nope", "theirs"):
+                with self.subTest(method=method, call_id=call_id):
+                    self.assertError(self.rpc(method, {"callId": call_id, **params}), Codes.UNKNOWN_CALL, "callId")
+
+    def test_call_errors_map_as_for_other_methods(self) -> None:
+        cases = [
+            ("hold", {}, "hold", CallError(Codes.BAD_STATE, "the call is not established")),
+            ("unhold", {}, "unhold", CallError(Codes.BAD_STATE, "the call is not on hold")),
+            ("transfer", {"target": "sip:x@evil.example"}, "transfer",
+             CallError(Codes.FORBIDDEN, "Forbidden destination", "target")),
+            ("sendDtmf", {"dtmf": "1"}, "send_dtmf",
+             CallError(Codes.INVALID, "the SIP side negotiated no telephone-event; use INFO", "type")),
+        ]
+        for method, params, gateway_method, failure in cases:
+            with self.subTest(method=method):
+                self.gateway.fail[gateway_method] = failure
+                error = self.assertError(self.rpc(method, {"callId": "c-1", **params}), failure.code)
+                self.assertEqual(error["message"], failure.message)
+                self.assertEqual(error.get("data"), {"field": failure.field} if failure.field else None)
+
+    def test_gateway_crash_is_an_internal_error(self) -> None:
+        self.gateway.fail["send_dtmf"] = RuntimeError("boom")
+        self.assertError(self.rpc("sendDtmf", {"callId": "c-1", "dtmf": "1"}), jsonrpc.INTERNAL_ERROR)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

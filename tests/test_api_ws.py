@@ -4,6 +4,7 @@ responses and notifications, and that bad frames are answered without closing th
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from twisted.trial import unittest
@@ -156,6 +157,120 @@ class CallTests(WebSocketTestCase):
         response = await ws.request("call", {"callee": "echo"})
         self.assertEqual(response["error"]["code"], jsonrpc.INVALID_PARAMS)
         self.assertEqual(response["error"]["data"], {"field": "sdp"})
+
+
+class InCallTests(WebSocketTestCase):
+    """hold/unhold/transfer/sendDtmf over the socket, and the dtmf/transferStatus notifications
+    the call layer sends through the listener's notify()."""
+
+    async def established_call(self) -> tuple[Any, Any]:
+        ws = await ws_connect(self, self.port)
+        session_id = (await ws.request("connect"))["result"]["sessionId"]
+        await ws.request("call", {"callId": "c-1", "callee": "1002", "sdp": OFFER})
+        listener = self.gateway.listeners[session_id]
+        listener.call_status(self.gateway.call_dict("c-1", "ESTABLISHED", sipStatus=200))
+        await ws.notification("callStatus", callId="c-1", status="ESTABLISHED")
+        return ws, listener
+
+    @inline
+    async def test_hold_then_unhold(self) -> None:
+        ws, _listener = await self.established_call()
+        response = await ws.request("hold", {"callId": "c-1"})
+        self.assertEqual(response["result"], {})
+        held = await ws.notification("callStatus", callId="c-1", status="HOLD")
+        # The fake reports HOLD from inside hold(); the response still went first.
+        self.assertLess(ws.frames.events.index(response), ws.frames.events.index(held))
+        self.assertEqual((await ws.request("unhold", {"callId": "c-1"}))["result"], {})
+
+        def statuses() -> list[str]:
+            return [f["params"]["status"] for f in ws.frames.events if f.get("method") == "callStatus"]
+
+        await ws.frames.wait_for(lambda f: statuses()[-2:] == ["HOLD", "ESTABLISHED"])
+        self.assertEqual(statuses(), ["NEW", "ESTABLISHED", "HOLD", "ESTABLISHED"])
+        self.assertEqual([e[0] for e in self.gateway.events.events if e[0] in ("hold", "unhold")],
+                         ["hold", "unhold"])
+
+    @inline
+    async def test_send_dtmf_and_transfer_reach_the_gateway(self) -> None:
+        ws, _listener = await self.established_call()
+        self.assertEqual((await ws.request("sendDtmf", {"callId": "c-1", "dtmf": "12#", "type": "INFO"}))["result"], {})
+        self.assertEqual((await ws.request("transfer", {"callId": "c-1", "target": "1003"}))["result"], {})
+        mine = [e for e in self.gateway.events.events if e[0] in ("send_dtmf", "transfer")]
+        session_id = mine[0][1]
+        self.assertEqual(mine, [("send_dtmf", session_id, "c-1", "12#", "INFO"),
+                                ("transfer", session_id, "c-1", "1003")])
+
+    @inline
+    async def test_bad_dtmf_and_unknown_call(self) -> None:
+        ws, _listener = await self.established_call()
+        response = await ws.request("sendDtmf", {"callId": "c-1", "dtmf": "12x"})
+        self.assertEqual((response["error"]["code"], response["error"]["data"]),
+                         (jsonrpc.INVALID_PARAMS, {"field": "dtmf"}))
+        response = await ws.request("hold", {"callId": "nope"})
+        self.assertEqual((response["error"]["code"], response["error"]["data"]),
+                         (Codes.UNKNOWN_CALL, {"field": "callId"}))
+
+    @inline
+    async def test_dtmf_notifications_arrive_in_order(self) -> None:
+        ws, listener = await self.established_call()
+        for digit, kind in (("5", "RFC2833"), ("#", "RFC2833"), ("1", "INFO")):
+            listener.notify("dtmf", {"callId": "c-1", "dtmf": digit, "type": kind})
+        await ws.frames.wait_for(lambda f: f.get("method") == "dtmf" and f["params"]["dtmf"] == "1")
+        frames = [f for f in ws.frames.events if f.get("method") == "dtmf"]
+        self.assertEqual([f["params"] for f in frames], [
+            {"callId": "c-1", "dtmf": "5", "type": "RFC2833"},
+            {"callId": "c-1", "dtmf": "#", "type": "RFC2833"},
+            {"callId": "c-1", "dtmf": "1", "type": "INFO"},
+        ])
+        self.assertTrue(all("id" not in f and f["jsonrpc"] == "2.0" for f in frames))
+
+    @inline
+    async def test_transfer_status_notifications(self) -> None:
+        ws, listener = await self.established_call()
+        await ws.request("transfer", {"callId": "c-1", "target": "1003"})
+        listener.notify("transferStatus", {"callId": "c-1", "status": "ACCEPTED", "sipStatus": 202})
+        listener.notify("transferStatus", {"callId": "c-1", "status": TransferLike.TRYING, "sipStatus": 100})
+        listener.notify("transferStatus", {"callId": "c-1", "status": "COMPLETED", "sipStatus": 200})
+        await ws.notification("transferStatus", status="COMPLETED")
+        self.assertEqual(
+            [(f["params"]["status"], f["params"]["sipStatus"]) for f in ws.frames.events
+             if f.get("method") == "transferStatus"],
+            [("ACCEPTED", 202), ("TRYING", 100), ("COMPLETED", 200)])
+
+    @inline
+    async def test_notification_raised_inside_a_request_waits_for_its_response(self) -> None:
+        ws, listener = await self.established_call()
+
+        def send_dtmf(session_id: str, call_id: str, digits: str, type: str) -> None:
+            # A gateway may report straight away (e.g. INFO answered synchronously in a test).
+            listener.notify("transferStatus", {"callId": call_id, "status": "FAILED", "sipStatus": 603})
+
+        self.gateway.send_dtmf = send_dtmf
+        response = await ws.request("sendDtmf", {"callId": "c-1", "dtmf": "1"})
+        note = await ws.notification("transferStatus", status="FAILED")
+        self.assertLess(ws.frames.events.index(response), ws.frames.events.index(note))
+
+    @inline
+    async def test_unserialisable_notification_is_logged_and_the_socket_goes_on(self) -> None:
+        ws, listener = await self.established_call()
+        listener.notify("dtmf", {"callId": "c-1", "dtmf": object(), "type": "RFC2833"})
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 1)
+        listener.notify("dtmf", {"callId": "c-1", "dtmf": "7", "type": "RFC2833"})
+        note = await ws.notification("dtmf")
+        self.assertEqual(note["params"]["dtmf"], "7")
+
+    @inline
+    async def test_notify_after_close_is_ignored(self) -> None:
+        ws, listener = await self.established_call()
+        await ws.close()
+        await self.gateway.events.wait_for(lambda e: e[0] == "close_session")
+        listener.notify("dtmf", {"callId": "c-1", "dtmf": "7", "type": "RFC2833"})  # must not raise
+
+
+class TransferLike(enum.Enum):
+    """Stands in for a call-layer status enum: notifications send enums as their value."""
+
+    TRYING = "TRYING"
 
 
 class BadFrameTests(WebSocketTestCase):

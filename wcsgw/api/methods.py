@@ -41,8 +41,7 @@ __all__ = [
 log = Logger()
 
 #: Application error code for contract methods whose call-layer support has not landed yet
-#: (``answer``, ``hold``, ``unhold``, ``transfer``, ``sendDtmf``): the call layer's
-#: ``Codes.NOT_SUPPORTED`` (1099).
+#: (``answer``): the call layer's ``Codes.NOT_SUPPORTED`` (1099).
 NOT_SUPPORTED = Codes.NOT_SUPPORTED
 
 _MAX_NAME = 256  # logins, domains, callees, header values: generous, but bounded
@@ -54,7 +53,8 @@ _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
 )
-_DTMF = re.compile(r"^[0-9*#A-Da-d]{1,64}$")
+_MAX_DTMF = 32  # digits per sendDtmf: a PIN or a menu path, not a tone-dialled novel
+_DTMF = re.compile(rf"^[0-9*#A-Da-d]{{1,{_MAX_DTMF}}}$")
 #: Headers the gateway writes itself: letting a browser set them would break the dialog,
 #: routing or authentication (or forge identity), so ``sipHeaders`` may not carry them.
 _RESERVED_HEADERS = frozenset(
@@ -205,6 +205,12 @@ def _sip_headers(params: Mapping[str, Any], name: str = "sipHeaders") -> dict[st
     return out
 
 
+def _call_id(params: Mapping[str, Any]) -> str:
+    """The ``callId`` of an existing call (required; whether it is this session's call is the
+    gateway's check: 1003 otherwise)."""
+    return _string(params, "callId", required=True, max_len=128)
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -325,7 +331,33 @@ class SessionMethods:
         return {"callId": returned}
 
     def _hangup(self, params: dict[str, Any]) -> dict[str, Any]:
-        self.gateway.hangup(self.session_id, _string(params, "callId", required=True, max_len=128))
+        self.gateway.hangup(self.session_id, _call_id(params))
+        return {}
+
+    def _hold(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.gateway.hold(self.session_id, _call_id(params))
+        return {}
+
+    def _unhold(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.gateway.unhold(self.session_id, _call_id(params))
+        return {}
+
+    def _transfer(self, params: dict[str, Any]) -> dict[str, Any]:
+        call_id = _call_id(params)
+        # A user part or URI (blind) or another callId of this session (attended): which one it
+        # is, and whether the destination is allowed, is the call layer's decision.
+        target = _string(params, "target", required=True).strip()
+        self.gateway.transfer(self.session_id, call_id, target)
+        return {}
+
+    def _send_dtmf(self, params: dict[str, Any]) -> dict[str, Any]:
+        call_id = _call_id(params)
+        dtmf = _string(params, "dtmf", required=True)
+        if not _DTMF.match(dtmf):
+            raise ParamError("dtmf", f"must be 1 to {_MAX_DTMF} of the digits 0-9 * # A-D")
+        dtmf_type = _choice(params, "type", ("RFC2833", "INFO"), "RFC2833")
+        # a-d are taken as A-D: RFC 4733 events 12-15 and the INFO "Signal=" value are upper case.
+        self.gateway.send_dtmf(self.session_id, call_id, dtmf.upper(), dtmf_type)
         return {}
 
     # -- contract methods whose call-layer support comes later --------------------------------
@@ -336,33 +368,12 @@ class SessionMethods:
         return CallError(NOT_SUPPORTED, f"{method} is not supported yet by this gateway")
 
     def _answer(self, params: dict[str, Any]) -> Any:
-        _string(params, "callId", required=True, max_len=128)
+        _call_id(params)
         _string(params, "sdp", required=True, max_len=_MAX_SDP, multiline=True)
         _sip_headers(params)
         raise self._not_supported("answer")
 
-    def _hold(self, params: dict[str, Any]) -> Any:
-        _string(params, "callId", required=True, max_len=128)
-        raise self._not_supported("hold")
-
-    def _unhold(self, params: dict[str, Any]) -> Any:
-        _string(params, "callId", required=True, max_len=128)
-        raise self._not_supported("unhold")
-
-    def _transfer(self, params: dict[str, Any]) -> Any:
-        _string(params, "callId", required=True, max_len=128)
-        _string(params, "target", required=True)
-        raise self._not_supported("transfer")
-
-    def _send_dtmf(self, params: dict[str, Any]) -> Any:
-        _string(params, "callId", required=True, max_len=128)
-        dtmf = _string(params, "dtmf", required=True)
-        if not _DTMF.match(dtmf):
-            raise ParamError("dtmf", "must be 1 to 64 of the digits 0-9 * # A-D")
-        _choice(params, "type", ("RFC2833", "INFO"), "RFC2833")
-        raise self._not_supported("sendDtmf")
-
 
 #: Methods a session answers (contract.md), and those that answer NOT_SUPPORTED for now.
 METHODS = ("connect", "disconnect", "call", "hangup", "answer", "hold", "unhold", "transfer", "sendDtmf")
-UNSUPPORTED_METHODS = ("answer", "hold", "unhold", "transfer", "sendDtmf")
+UNSUPPORTED_METHODS = ("answer",)

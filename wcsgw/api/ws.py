@@ -158,13 +158,15 @@ class GatewaySocket(WebSocketServerProtocol):
         self.notify("callStatus", {key: _plain(value) for key, value in call.items()})
 
     def notify(self, method: str, params: Mapping[str, Any]) -> None:
-        """Any server -> client notification (``incomingCall``, ``transferStatus``, ``dtmf``
-        when the call layer has them).  Dropped quietly once the socket is gone."""
+        """Any other server -> client notification: ``dtmf`` {callId, dtmf, type} (digits from
+        the SIP side), ``transferStatus`` {callId, status, sipStatus}, ``incomingCall``.  The
+        call layer names the method; values are sent as for ``callStatus`` (enums as their
+        strings, bytes as text).  Dropped quietly once the socket is gone."""
         if self._gone:
             return
         try:
-            frame = jsonrpc.notification(method, params)
-        except (TypeError, ValueError):
+            frame = jsonrpc.notification(method, {key: _plain(value) for key, value in params.items()})
+        except (TypeError, ValueError, AttributeError):
             log.failure("session {session}: {method} notification is not JSON", session=self.session_id,
                         method=method)
             return
