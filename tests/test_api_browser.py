@@ -261,6 +261,136 @@ class PhoneUiTests(BrowserTestCase):
         await aio(self.expect(self.button("Log in")).to_be_enabled())
 
 
+class PhoneUiInCallTests(BrowserTestCase):
+    """The Phone UI during a call: dial pad -> sendDtmf, Hold/Unhold, Transfer, received DTMF."""
+
+    async def established(self, media: bool = False) -> tuple[Any, str]:
+        """Log in to the test lines, call 1002 and let the fake gateway report ESTABLISHED;
+        with ``media`` the in-page far end answers, so the call has real audio."""
+        await aio(self.button("Log in").click())
+        await aio(self.field("Callee").fill("1002"))
+        await aio(self.button("Voice call").click())
+        (_, session_id, call) = await self.gateway.events.wait_for(lambda e: e[0] == "call")
+        extra = {"sdp": await self.far_end_answers(call["sdp"])} if media else {}
+        listener = self.gateway.listeners[session_id]
+        listener.call_status(self.gateway.call_dict(call["call_id"], "ESTABLISHED", sipStatus=200, **extra))
+        await aio(self.expect(self.page.locator("#call-status")).to_contain_text("ESTABLISHED"))
+        return listener, call["call_id"]
+
+    def gateway_calls(self, name: str) -> list[tuple]:
+        return [e for e in self.gateway.events.events if e[0] == name]
+
+    @inline
+    async def test_dial_pad_sends_dtmf_during_a_call(self) -> None:
+        _listener, call_id = await self.established(media=True)
+        for key in ("1", "2", "#"):
+            await aio(self.button(key).click())
+        await self.gateway.events.wait_for(lambda e: e[0] == "send_dtmf" and e[3] == "#")
+        self.assertEqual([e[2:] for e in self.gateway_calls("send_dtmf")],
+                         [(call_id, "1", "RFC2833"), (call_id, "2", "RFC2833"), (call_id, "#", "RFC2833")])
+        await aio(self.expect(self.page.locator("#dtmf-sent")).to_have_text("Sent DTMF: 12#"))
+        # Typed digits (focus outside the text fields) go out the same way.
+        await aio(self.page.locator("#call-peer").click())
+        await aio(self.page.keyboard.press("5"))
+        await self.gateway.events.wait_for(lambda e: e[0] == "send_dtmf" and e[3] == "5")
+        await aio(self.expect(self.page.locator("#dtmf-sent")).to_have_text("Sent DTMF: 12#5"))
+        await aio(self.expect(self.field("Callee")).to_have_value("1002"))  # not typed into the callee
+        self.assertEqual(self.gateway_calls("send_dtmf")[-1][1:], (self.gateway_calls("call")[0][1], call_id, "5", "RFC2833"))
+
+    @inline
+    async def test_gateway_refusing_dtmf_is_shown(self) -> None:
+        from wcsgw.calls.gateway import CallError, Codes
+
+        await self.established()
+        self.gateway.fail["send_dtmf"] = CallError(Codes.INVALID, "the SIP side negotiated no telephone-event", "type")
+        await aio(self.button("3").click())
+        await aio(self.expect(self.page.get_by_role("alert")).to_contain_text("no telephone-event"))
+        await aio(self.expect(self.page.locator("#dtmf-sent")).to_be_hidden())
+        await aio(self.expect(self.page.locator("#call-status")).to_contain_text("ESTABLISHED"))
+
+    @inline
+    async def test_hold_then_unhold(self) -> None:
+        _listener, call_id = await self.established()
+        await aio(self.expect(self.button("Hold")).to_be_enabled())
+        await aio(self.expect(self.button("Unhold")).to_be_disabled())
+        await aio(self.button("Hold").click())
+        self.assertEqual((await self.gateway.events.wait_for(lambda e: e[0] == "hold"))[2], call_id)
+        await aio(self.expect(self.page.locator("#call-status")).to_contain_text("HOLD"))
+        await aio(self.expect(self.page.locator("#call-status")).to_contain_text("on hold"))
+        await aio(self.expect(self.button("Hold")).to_be_disabled())
+        await aio(self.expect(self.button("Unhold")).to_be_enabled())
+        await aio(self.expect(self.button("Hangup")).to_be_enabled())
+        # On hold the dial pad sends nothing (a request would reach the fake before unhold's).
+        await aio(self.button("7").click())
+        await aio(self.button("Unhold").click())
+        self.assertEqual((await self.gateway.events.wait_for(lambda e: e[0] == "unhold"))[2], call_id)
+        await aio(self.expect(self.page.locator("#call-status")).to_contain_text("ESTABLISHED"))
+        await aio(self.expect(self.button("Hold")).to_be_enabled())
+        await aio(self.expect(self.button("Unhold")).to_be_disabled())
+        self.assertEqual(self.gateway_calls("send_dtmf"), [])
+        self.assertEqual([c for c in self.console if c.startswith(("error", "pageerror"))], [])
+
+    @inline
+    async def test_blind_transfer_shows_its_progress(self) -> None:
+        listener, call_id = await self.established()
+        await aio(self.expect(self.button("Transfer")).to_be_disabled())  # no target yet
+        await aio(self.field("Transfer to").fill("1003"))
+        await aio(self.button("Transfer").click())
+        (_, _, transferred, target) = await self.gateway.events.wait_for(lambda e: e[0] == "transfer")
+        self.assertEqual((transferred, target), (call_id, "1003"))
+        line = self.page.locator("#transfer-status")
+        await aio(self.expect(line).to_contain_text("Transfer REQUESTED"))
+        listener.notify("transferStatus", {"callId": call_id, "status": "ACCEPTED", "sipStatus": 202})
+        await aio(self.expect(line).to_contain_text("Transfer ACCEPTED"))
+        await aio(self.expect(line).to_contain_text("(202)"))
+        listener.notify("transferStatus", {"callId": call_id, "status": "TRYING", "sipStatus": 100})
+        await aio(self.expect(line).to_contain_text("calling 1003"))
+        listener.notify("transferStatus", {"callId": call_id, "status": "COMPLETED", "sipStatus": 200})
+        listener.call_status(self.gateway.call_dict(call_id, "FINISH", info="Normal call clearing"))
+        await aio(self.expect(self.page.locator("#call-status")).to_contain_text("FINISH"))
+        await aio(self.expect(line).to_contain_text("Transfer COMPLETED"))  # still shown after the end
+        await aio(self.expect(line).to_contain_text("talking to 1003"))
+        await aio(self.expect(self.button("Voice call")).to_be_enabled())
+        await aio(self.expect(self.page.get_by_role("alert")).to_be_hidden())
+
+    @inline
+    async def test_failed_transfer_keeps_the_call(self) -> None:
+        listener, call_id = await self.established()
+        await aio(self.field("Transfer to").fill("sip:1009@pbx.example.com"))
+        await aio(self.button("Transfer").click())
+        await self.gateway.events.wait_for(lambda e: e[0] == "transfer")
+        listener.notify("transferStatus", {"callId": call_id, "status": "FAILED", "sipStatus": 486})
+        await aio(self.expect(self.page.locator("#transfer-status")).to_contain_text("Transfer FAILED"))
+        await aio(self.expect(self.page.get_by_role("alert")).to_contain_text("Transfer to sip:1009@pbx.example.com failed (486)"))
+        await aio(self.expect(self.page.locator("#call-status")).to_contain_text("ESTABLISHED"))
+        await aio(self.expect(self.button("Hangup")).to_be_enabled())
+
+    @inline
+    async def test_refused_transfer_points_at_the_field(self) -> None:
+        from wcsgw.calls.gateway import CallError, Codes
+
+        await self.established()
+        self.gateway.fail["transfer"] = CallError(Codes.FORBIDDEN, "Forbidden destination", "target")
+        await aio(self.field("Transfer to").fill("sip:x@evil.example"))
+        await aio(self.button("Transfer").click())
+        await aio(self.expect(self.page.get_by_role("alert")).to_contain_text("Forbidden destination (Transfer to)"))
+        await aio(self.expect(self.field("Transfer to")).to_have_attribute("aria-invalid", "true"))
+        await aio(self.expect(self.page.locator("#transfer-status")).to_be_hidden())
+
+    @inline
+    async def test_received_dtmf_is_shown(self) -> None:
+        listener, call_id = await self.established()
+        await aio(self.expect(self.page.locator("#dtmf-received")).to_be_hidden())
+        listener.notify("dtmf", {"callId": call_id, "dtmf": "5", "type": "RFC2833"})
+        await aio(self.expect(self.page.locator("#dtmf-received")).to_have_text("Received DTMF: 5"))
+        listener.notify("dtmf", {"callId": call_id, "dtmf": "#", "type": "INFO"})
+        await aio(self.expect(self.page.locator("#dtmf-received")).to_have_text("Received DTMF: 5#"))
+        listener.notify("dtmf", {"callId": "some-other-call", "dtmf": "9", "type": "RFC2833"})
+        listener.notify("dtmf", {"callId": call_id, "dtmf": "0", "type": "RFC2833"})
+        await aio(self.expect(self.page.locator("#dtmf-received")).to_have_text("Received DTMF: 5#0"))
+        await aio(self.expect(self.page.get_by_role("status")).to_have_count(2))  # still only the two
+
+
 SDK_SETUP_JS = """
 async () => {
   const wcsgw = await import("/sdk/wcsgw.js");
@@ -342,6 +472,103 @@ class SdkTests(BrowserTestCase):
         events = await self.js("window.events")
         self.assertEqual([e for e in events if e.startswith("call:")],
                          ["call:PENDING", "call:NEW", "call:ESTABLISHED", "call:FINISH"])
+
+    async def established_call(self) -> tuple[Any, str]:
+        """A placed call the fake gateway reports ESTABLISHED (no media needed here)."""
+        await self.session()
+        call_id = await self.js(PLACE_CALL_JS, {"callee": "1002"})
+        (_, sid, _call) = await self.gateway.events.wait_for(lambda e: e[0] == "call")
+        listener = self.gateway.listeners[sid]
+        listener.call_status(self.gateway.call_dict(call_id, "ESTABLISHED", sipStatus=200))
+        await self.until("window.call.status() === 'ESTABLISHED'")
+        return listener, call_id
+
+    @inline
+    async def test_in_call_constants(self) -> None:
+        await self.session()
+        constants = await self.js("[window.wcsgw.CALL_EVENT, window.wcsgw.TRANSFER_STATUS, window.wcsgw.DTMF_TYPE]")
+        self.assertEqual(constants, [
+            {"TRANSFER_STATUS": "transferStatus", "DTMF": "dtmf"},
+            {s: s for s in ("ACCEPTED", "TRYING", "COMPLETED", "FAILED")},
+            {"RFC2833": "RFC2833", "INFO": "INFO"},
+        ])
+
+    @inline
+    async def test_hold_and_unhold_fire_hold_then_established(self) -> None:
+        _listener, call_id = await self.established_call()
+        self.assertIsNone(await self.js("window.call.hold()"))
+        await self.until("window.call.status() === 'HOLD'")
+        await self.js("window.call.unhold()")
+        await self.until("window.call.status() === 'ESTABLISHED' && window.events.includes('call:HOLD')")
+        self.assertEqual([e[0] for e in self.gateway.events.events if e[0] in ("hold", "unhold")], ["hold", "unhold"])
+        events = await self.js("window.events")
+        self.assertEqual([e for e in events if e.startswith("call:")][-3:],
+                         ["call:ESTABLISHED", "call:HOLD", "call:ESTABLISHED"])
+
+    @inline
+    async def test_send_dtmf_goes_to_the_gateway_not_rtcdtmfsender(self) -> None:
+        _listener, call_id = await self.established_call()
+        await self.js("""() => {
+            window.insertDTMFCalls = 0;
+            const original = RTCDTMFSender.prototype.insertDTMF;
+            RTCDTMFSender.prototype.insertDTMF = function (...args) {
+              window.insertDTMFCalls += 1; return original.apply(this, args); }; }""")
+        await self.js("window.call.sendDTMF('12#')")
+        await self.js("window.call.sendDTMF(5, window.wcsgw.DTMF_TYPE.INFO)")
+        sent = [e[2:] for e in self.gateway.events.events if e[0] == "send_dtmf"]
+        self.assertEqual(sent, [(call_id, "12#", "RFC2833"), (call_id, "5", "INFO")])
+        self.assertEqual(await self.js("window.insertDTMFCalls"), 0)
+        error = await self.js("window.call.sendDTMF('12x').then(() => null, (e) => [e.name, e.code, e.data])")
+        self.assertEqual(error, ["RpcError", -32602, {"field": "dtmf"}])
+
+    @inline
+    async def test_transfer_targets(self) -> None:
+        _listener, call_id = await self.established_call()
+        await self.js("window.call.transfer(' sip:1003@pbx.example.com ')")
+        # Another call of the session as the target: attended transfer, by its callId.
+        second = await self.js("""() => {
+            window.second = window.session.createCall({callee: "1004", callId: "second-call"});
+            return window.second.id(); }""")
+        await self.js("window.call.transfer(window.second)")
+        transfers = [e[2:] for e in self.gateway.events.events if e[0] == "transfer"]
+        self.assertEqual(transfers, [(call_id, "sip:1003@pbx.example.com"), (call_id, second)])
+        refused = await self.js("""async () => {
+            const out = [];
+            for (const target of ["", "   ", null, window.call]) {
+              try { await window.call.transfer(target); out.push("sent"); } catch (e) { out.push(e.name); }
+            }
+            return out; }""")
+        self.assertEqual(refused, ["TypeError"] * 4)
+        self.assertEqual(len([e for e in self.gateway.events.events if e[0] == "transfer"]), 2)
+
+    @inline
+    async def test_transfer_status_and_dtmf_events(self) -> None:
+        listener, call_id = await self.established_call()
+        await self.js("""() => {
+            window.heard = [];
+            const { CALL_EVENT } = window.wcsgw;
+            window.call.on(CALL_EVENT.DTMF, (c, e) => window.heard.push(["dtmf", c.id(), e.dtmf, e.type]));
+            window.call.on(CALL_EVENT.TRANSFER_STATUS,
+                           (c, e) => window.heard.push(["transfer", c.id(), e.status, e.sipStatus])); }""")
+        listener.notify("dtmf", {"callId": call_id, "dtmf": "5", "type": "RFC2833"})
+        listener.notify("transferStatus", {"callId": call_id, "status": "ACCEPTED", "sipStatus": 202})
+        listener.notify("transferStatus", {"callId": call_id, "status": "FAILED", "sipStatus": 486})
+        await self.until("window.heard.length === 3")
+        # A failed transfer is not a failed call.
+        self.assertEqual(await self.js("window.call.status()"), "ESTABLISHED")
+        # The last NOTIFY of a transfer may come after the call's FINISH: it still arrives.
+        listener.call_status(self.gateway.call_dict(call_id, "FINISH", info="Normal call clearing"))
+        await self.until("window.call.status() === 'FINISH'")
+        listener.notify("transferStatus", {"callId": call_id, "status": "COMPLETED", "sipStatus": 200})
+        await self.until("window.heard.length === 4")
+        self.assertEqual(await self.js("window.heard"), [
+            ["dtmf", call_id, "5", "RFC2833"],
+            ["transfer", call_id, "ACCEPTED", 202],
+            ["transfer", call_id, "FAILED", 486],
+            ["transfer", call_id, "COMPLETED", 200],
+        ])
+        events = await self.js("window.events")
+        self.assertNotIn("call:FAILED", events)
 
     @inline
     async def test_gateway_error_fails_the_call_and_releases_media(self) -> None:

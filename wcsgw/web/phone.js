@@ -2,15 +2,18 @@
 //
 // Everything here goes through the public SDK, so the page doubles as its most complete
 // example.  The controls carry the accessible names contract.md fixes (tests and people find
-// them the same way); controls for features the gateway does not offer yet are present but
-// stay disabled until the state they need.
+// them the same way); controls are enabled only in the states they work in.  In a call the
+// dial pad sends DTMF (RFC 2833 through the gateway), Hold/Unhold re-INVITE the SIP side, and
+// "Transfer to" + Transfer make a blind transfer whose progress is shown under the form.
 
 import * as wcsgw from "./sdk/wcsgw.js";
 
-const { SESSION_STATUS, CALL_STATUS } = wcsgw;
+const { SESSION_STATUS, CALL_STATUS, CALL_EVENT, TRANSFER_STATUS } = wcsgw;
 
 /** Video calls: the button exists (contract.md) but stays disabled until the gateway has video. */
 const VIDEO_ENABLED = false;
+/** How many of the last DTMF digits sent/received the call panel shows. */
+const DTMF_SHOWN = 32;
 /** Fields kept between visits (never the password). */
 const REMEMBERED = ["login", "auth-name", "domain", "outbound-proxy", "port", "callee"];
 const STORAGE_KEY = "wcsgw.phone";
@@ -36,6 +39,8 @@ const ui = {
   level: $("level"),
   incoming: $("incoming"),
   incomingText: $("incoming-text"),
+  dtmfSent: $("dtmf-sent"),
+  dtmfReceived: $("dtmf-received"),
   dialForm: $("dial-form"),
   callee: $("callee"),
   backspace: $("backspace"),
@@ -50,6 +55,7 @@ const ui = {
   transferForm: $("transfer-form"),
   transferTarget: $("transfer-target"),
   transfer: $("transfer"),
+  transferStatus: $("transfer-status"),
   remoteAudio: $("remote-audio"),
 };
 
@@ -89,12 +95,23 @@ const CALL_TEXT = {
   FINISH: "call ended",
   FAILED: "call failed",
 };
+/** Transfer progress lines ({target} is the "Transfer to" text). */
+const TRANSFER_TEXT = {
+  REQUESTED: "asking the far end to call {target}…",
+  ACCEPTED: "the far end accepted, calling {target}…",
+  TRYING: "calling {target}…",
+  COMPLETED: "done: the far end is now talking to {target}",
+  FAILED: "{target} was not reached; the call goes on",
+};
 
 /** @type {wcsgw.Session|null} */
 let session = null;
 /** @type {wcsgw.Call|null} */
 let call = null;
+/** The call whose panel is shown: stays after the call ends (a transfer's last word). */
+let shownCall = null;
 let registerWanted = false;
+let transferTarget = "";
 
 // -- small helpers -------------------------------------------------------------------------------
 
@@ -377,8 +394,14 @@ function logOut() {
 
 function watchCall(c) {
   call = c;
+  shownCall = c;
   timer.reset();
+  showDigits(ui.dtmfSent, "Sent DTMF", "");
+  showDigits(ui.dtmfReceived, "Received DTMF", "");
+  showTransfer(null);
   for (const status of Object.values(CALL_STATUS)) c.on(status, onCallStatus);
+  c.on(CALL_EVENT.DTMF, onDtmf);
+  c.on(CALL_EVENT.TRANSFER_STATUS, onTransferStatus);
   ui.mute.setAttribute("aria-pressed", "false");
   ui.callPeer.textContent = c.isIncoming() ? `from ${c.caller()}` : `to ${c.callee()}`;
 }
@@ -455,11 +478,75 @@ function onIncomingCall(c) {
   refreshControls();
 }
 
-function requestAction(promise, what) {
-  promise.then(
-    () => refreshControls(),
+function requestAction(promise, what, onDone) {
+  return promise.then(
+    () => {
+      onDone?.();
+      refreshControls();
+    },
     (err) => {
       const { text, element } = explain(err, what);
+      showError(text, element);
+    },
+  );
+}
+
+// -- DTMF and transfer ---------------------------------------------------------------------------
+
+/** "Sent DTMF: 123" in the call panel (hidden while empty); keeps the last DTMF_SHOWN digits. */
+function showDigits(element, label, digits) {
+  element.hidden = !digits;
+  element.replaceChildren();
+  if (!digits) return;
+  const value = document.createElement("strong");
+  value.textContent = digits.slice(-DTMF_SHOWN);
+  element.append(`${label}: `, value);
+}
+
+function digitsOf(element) {
+  return element.querySelector("strong")?.textContent ?? "";
+}
+
+function onDtmf(c, event = {}) {
+  if (c !== shownCall || !event.dtmf) return;
+  showDigits(ui.dtmfReceived, "Received DTMF", digitsOf(ui.dtmfReceived) + event.dtmf);
+}
+
+/** The transfer line under the form: status name, then what it means; null hides it. */
+function showTransfer(status, sipStatus) {
+  ui.transferStatus.hidden = status === null;
+  if (status === null) {
+    ui.transferStatus.replaceChildren();
+    return;
+  }
+  const text = (TRANSFER_TEXT[status] ?? status).replace("{target}", transferTarget || "the target");
+  const name = document.createElement("strong");
+  name.textContent = `Transfer ${status}`;
+  ui.transferStatus.replaceChildren(name, ` · ${text}${sipStatus ? ` (${sipStatus})` : ""}`);
+  ui.transferStatus.dataset.state = status.toLowerCase();
+}
+
+function onTransferStatus(c, event = {}) {
+  if (c !== shownCall || !event.status) return;
+  showTransfer(event.status, event.sipStatus);
+  if (event.status === TRANSFER_STATUS.FAILED) {
+    showError(`Transfer to ${transferTarget || "the target"} failed${event.sipStatus ? ` (${event.sipStatus})` : ""}.`);
+  }
+}
+
+function startTransfer(event) {
+  event.preventDefault();
+  const target = ui.transferTarget.value.trim();
+  if (!call || !target) return;
+  showError("");
+  transferTarget = target;
+  const c = call;
+  showTransfer("REQUESTED");
+  c.transfer(target).then(
+    () => refreshControls(),
+    (err) => {
+      if (shownCall === c) showTransfer(null);
+      const { text, element } = explain(err, "Transfer");
       showError(text, element);
     },
   );
@@ -468,7 +555,10 @@ function requestAction(promise, what) {
 function pressKey(key) {
   keyTone(key);
   if (call && call.status() === CALL_STATUS.ESTABLISHED) {
-    requestAction(call.sendDTMF(key), "DTMF");
+    const c = call;
+    requestAction(c.sendDTMF(key), "DTMF", () => {
+      if (shownCall === c) showDigits(ui.dtmfSent, "Sent DTMF", digitsOf(ui.dtmfSent) + key);
+    });
   } else if (!call) {
     ui.callee.value += key;
     ui.callee.focus();
@@ -496,11 +586,7 @@ ui.mute.addEventListener("click", () => {
 ui.hold.addEventListener("click", () => call && requestAction(call.hold(), "Hold"));
 ui.unhold.addEventListener("click", () => call && requestAction(call.unhold(), "Unhold"));
 ui.transferTarget.addEventListener("input", refreshControls);
-ui.transferForm.addEventListener("submit", (event) => {
-  event.preventDefault();
-  const target = ui.transferTarget.value.trim();
-  if (call && target) requestAction(call.transfer(target), "Transfer");
-});
+ui.transferForm.addEventListener("submit", startTransfer);
 ui.backspace.addEventListener("click", () => {
   ui.callee.value = ui.callee.value.slice(0, -1);
   ui.callee.focus();

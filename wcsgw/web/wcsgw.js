@@ -63,6 +63,45 @@ export const CALL_STATUS = Object.freeze({
   FAILED: "FAILED",
 });
 
+/**
+ * Call events that are not statuses: `call.on(CALL_EVENT.TRANSFER_STATUS, (call, e) => ...)`
+ * with `e` = `{callId, status, sipStatus}` (status: a {@link TRANSFER_STATUS}), and
+ * `call.on(CALL_EVENT.DTMF, (call, e) => ...)` with `e` = `{callId, dtmf, type}` for digits
+ * the SIP side sent.  The values are the gateway's notification names.
+ * @readonly
+ * @enum {string}
+ */
+export const CALL_EVENT = Object.freeze({
+  TRANSFER_STATUS: "transferStatus",
+  DTMF: "dtmf",
+});
+
+/**
+ * Progress of a transfer, in the `status` of a {@link CALL_EVENT}.TRANSFER_STATUS event
+ * (the REFER accepted, the target being called, the transfer done, or not).  One event name
+ * with a status — not one event per status as for calls — because `FAILED` is a call status
+ * too: a failed transfer does not fail the call.
+ * @readonly
+ * @enum {string}
+ */
+export const TRANSFER_STATUS = Object.freeze({
+  ACCEPTED: "ACCEPTED",
+  TRYING: "TRYING",
+  COMPLETED: "COMPLETED",
+  FAILED: "FAILED",
+});
+
+/**
+ * How {@link Call#sendDTMF} sends digits on the SIP side: RFC 4733 (ex-2833) telephone-event
+ * packets in the media, or SIP INFO (`application/dtmf-relay`).
+ * @readonly
+ * @enum {string}
+ */
+export const DTMF_TYPE = Object.freeze({
+  RFC2833: "RFC2833",
+  INFO: "INFO",
+});
+
 /** Terminal call statuses: the call is over and its media is released. */
 export const TERMINAL_CALL_STATUSES = Object.freeze([CALL_STATUS.BUSY, CALL_STATUS.FINISH, CALL_STATUS.FAILED]);
 
@@ -73,6 +112,8 @@ const SESSION_ENDED = [SESSION_STATUS.DISCONNECTED, SESSION_STATUS.FAILED];
 const DEFAULT_ICE_GATHERING_TIMEOUT = 5000;
 /** How long `hangup()` waits for the gateway's FINISH before finishing locally (ms). */
 const HANGUP_TIMEOUT = 5000;
+/** Ended calls still given their late `transferStatus`/`dtmf` (a NOTIFY after the BYE). */
+const ENDED_CALLS_KEPT = 16;
 
 /**
  * An error answer from the gateway (JSON-RPC error object).
@@ -277,6 +318,8 @@ export class Session extends Emitter {
   #requests = new Map();
   /** @type {Map<string, Call>} */
   #calls = new Map();
+  /** @type {Map<string, Call>} the last few ended calls, oldest first */
+  #ended = new Map();
   #disconnecting = false;
   /** @type {SessionOptions} */
   #options;
@@ -377,6 +420,8 @@ export class Session extends Emitter {
       request: (method, params) => this.#request(method, params),
       forget: (call) => {
         if (this.#calls.get(call.id()) === call) this.#calls.delete(call.id());
+        this.#ended.set(call.id(), call);
+        if (this.#ended.size > ENDED_CALLS_KEPT) this.#ended.delete(this.#ended.keys().next().value);
       },
       rekey: (call, oldId) => {
         this.#calls.delete(oldId);
@@ -480,8 +525,9 @@ export class Session extends Emitter {
       );
       this.#calls.set(call.id(), call);
       this._emit(SESSION_STATUS.INCOMING_CALL, call, params);
-    } else if (method === "transferStatus" || method === "dtmf") {
-      this.#calls.get(params.callId)?._onEvent(method, params);
+    } else if (method === CALL_EVENT.TRANSFER_STATUS || method === CALL_EVENT.DTMF) {
+      // A transfer's last NOTIFY may come after the transferred call's FINISH.
+      (this.#calls.get(params.callId) ?? this.#ended.get(params.callId))?._onEvent(method, params);
     }
   }
 
@@ -703,31 +749,55 @@ export class Call extends Emitter {
     }
   }
 
-  /** Put the call on hold (rejects with RpcError when the gateway refuses). */
-  hold() {
-    return this.#internals.request("hold", { callId: this.#id });
-  }
-
-  /** Resume a held call. */
-  unhold() {
-    return this.#internals.request("unhold", { callId: this.#id });
+  /**
+   * Put the call on hold: the gateway re-INVITEs the SIP side (`a=sendonly`) and the call
+   * fires HOLD once the far end agreed.  The promise settles when the gateway took the
+   * request (rejects with RpcError when it refuses, e.g. 1006 in a state that cannot hold).
+   * @returns {Promise<void>}
+   */
+  async hold() {
+    await this.#internals.request("hold", { callId: this.#id });
   }
 
   /**
-   * Blind-transfer the call (SIP REFER).
-   * @param {string} target user part or SIP URI
+   * Resume a held call (re-INVITE `a=sendrecv`); the call fires ESTABLISHED again.
+   * @returns {Promise<void>}
    */
-  transfer(target) {
-    return this.#internals.request("transfer", { callId: this.#id, target });
+  async unhold() {
+    await this.#internals.request("unhold", { callId: this.#id });
   }
 
   /**
-   * Send DTMF digits to the SIP side.
-   * @param {string} digits 0-9 * # A-D
-   * @param {"RFC2833"|"INFO"} [type]
+   * Transfer the call (SIP REFER).  A number or URI is a blind transfer: the far end is
+   * asked to call it.  Another {@link Call} of this session is an attended transfer: the far
+   * end of this call replaces this gateway in that one (Refer-To with Replaces).  Progress
+   * arrives as {@link CALL_EVENT}.TRANSFER_STATUS events; after COMPLETED the call ends.
+   * @param {string|Call} target user part (`1003`), `sip:`/`sips:`/`tel:` URI, or a Call
+   * @returns {Promise<void>}
    */
-  sendDTMF(digits, type = "RFC2833") {
-    return this.#internals.request("sendDtmf", { callId: this.#id, dtmf: String(digits), type });
+  async transfer(target) {
+    let value;
+    if (target instanceof Call) {
+      if (target.getSession() !== this.#session) throw new TypeError("transfer target call belongs to another session");
+      if (target === this) throw new TypeError("a call cannot be transferred to itself");
+      value = target.id();
+    } else {
+      value = String(target ?? "").trim();
+      if (!value) throw new TypeError("transfer target must be a number, a SIP URI or a Call");
+    }
+    await this.#internals.request("transfer", { callId: this.#id, target: value });
+  }
+
+  /**
+   * Send DTMF digits to the SIP side.  Both types are carried out by the gateway (RFC2833:
+   * telephone-event packets it generates on the SIP leg; INFO: one SIP INFO per digit) —
+   * not with the browser's RTCDTMFSender, so both work the same in relay and transcode mode.
+   * @param {string} digits 1 to 32 of 0-9 * # A-D
+   * @param {DTMF_TYPE} [type] default RFC2833
+   * @returns {Promise<void>}
+   */
+  async sendDTMF(digits, type = DTMF_TYPE.RFC2833) {
+    await this.#internals.request("sendDtmf", { callId: this.#id, dtmf: String(digits), type });
   }
 
   /** Stop sending microphone audio (a local mute, not SIP hold). */
@@ -796,7 +866,8 @@ export class Call extends Emitter {
     }
   }
 
-  /** @package transferStatus / dtmf notifications, emitted under their method name */
+  /** @package transferStatus / dtmf notifications, emitted under their method name
+   * (the {@link CALL_EVENT} values) */
   _onEvent(method, params) {
     this._emit(method, this, params);
   }
