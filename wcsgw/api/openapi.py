@@ -1,0 +1,382 @@
+"""The OpenAPI 3.1 document of the REST API (``GET /rest-api/openapi.json``), and the field
+rules that :mod:`wcsgw.api.rest` enforces.
+
+Why the rules live here, as regular-expression *text*: the server checks each field with the
+same pattern the document publishes (compiled with :mod:`re`; the patterns use only character
+classes, alternation and quantifiers, which mean the same in Python and ECMA-262, and they are
+anchored ``^...$`` so JSON Schema's "search" semantics and :func:`re.fullmatch` agree).  Then a
+client that validates against the document and the server can never disagree on syntax, and
+``tests/test_api_rest_schema.py`` proves it by letting schemathesis generate valid and invalid
+requests from this document and checking every reply.
+
+What the document cannot say (a file exists, a session is connected, the policy allows a
+domain) is checked by the server and named in each field's ``x-wcsgw-checked-by-server``: a 400
+for a body that matches the schema may only come from such a field, and the schema test enforces
+exactly that.
+
+Pure data, no Twisted: :func:`openapi_document` returns a dict; the resource serialises it.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+__all__ = [
+    "BOOLEAN_TEXT",
+    "CALL_ID",
+    "DTMF",
+    "DTMF_TYPES",
+    "HOST",
+    "HOST_OR_EMPTY",
+    "MAX_BODY",
+    "MAX_CALL_ID",
+    "MAX_PATH",
+    "MAX_TEXT",
+    "NONBLANK",
+    "PLAY_FILE",
+    "PLAY_FILE_FORBIDDEN",
+    "PORT_TEXT",
+    "ROUTES",
+    "STATUSES",
+    "TEXT",
+    "TOKEN",
+    "TRANSPORTS",
+    "openapi_document",
+]
+
+#: Largest request body accepted (bytes); larger -> 413.
+MAX_BODY = 64 * 1024
+MAX_TEXT = 256  # names, logins, passwords, callee, target
+MAX_CALL_ID = 128
+MAX_PATH = 1024  # playFile
+
+# -- field syntax (anchored; same meaning in Python re and ECMA-262) -------------------------------
+
+#: One line of text: no control characters (CR/LF would change a SIP header's meaning).
+TEXT = r"^[^\x00-\x1f\x7f]*$"
+#: One line with at least one character that is not a space.
+NONBLANK = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
+#: A callId: one non-blank line.
+CALL_ID = NONBLANK
+#: A callee or transfer target: a number, user name, callId or URI — no spaces, no controls.
+TOKEN = r"^[^\x00-\x20\x7f]+$"
+#: A host: DNS name or IPv4 literal, or an IPv6 literal with or without brackets.  No ``:port``
+#: (the port goes in ``sipPort``).  Whether the host is *allowed* is the policy's question.
+_HOST_BODY = (
+    r"\[[0-9A-Fa-f:.]{2,45}\]"
+    r"|[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*"
+    r"|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
+)
+HOST = rf"^({_HOST_BODY})$"
+HOST_OR_EMPTY = rf"^({_HOST_BODY})?$"
+#: A port written as decimal text, 1..65535 without leading zeros, or "" for the default.
+PORT_TEXT = r"^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])?$"
+#: WCS documents booleans sent as text; these two spellings are accepted.
+BOOLEAN_TEXT = ("true", "false")
+TRANSPORTS = ("udp", "tcp", "tls", "UDP", "TCP", "TLS", "")
+DTMF = r"^[0-9*#A-Da-d]{1,64}$"
+DTMF_TYPES = ("RFC2833", "INFO")
+#: playFile: relative (does not start with "/"), one line ...
+PLAY_FILE = r"^[^/\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+#: ... and no ".." path segment anywhere.
+PLAY_FILE_FORBIDDEN = r"(^|/)\.\.(/|$)"
+
+#: Call statuses (contract.md), for the call object and the ``find`` filter.
+STATUSES = (
+    "NEW", "PENDING", "TRYING", "RING", "RING_MEDIA", "SESSION_PROGRESS", "ESTABLISHED",
+    "HOLD", "BUSY", "FINISH", "FAILED",
+)
+
+#: Every route the REST resource serves, relative to ``/rest-api``: path -> HTTP method.
+ROUTES: dict[str, str] = {
+    "/call/startup": "POST",
+    "/call/terminate": "POST",
+    "/call/find": "POST",
+    "/call/find_all": "POST",
+    "/call/send_dtmf": "POST",
+    "/call/hold": "POST",
+    "/call/unhold": "POST",
+    "/call/transfer": "POST",
+    "/openapi.json": "GET",
+}
+
+
+# -- schema building blocks ----------------------------------------------------------------------
+
+def _text(description: str, pattern: str = TEXT, max_length: int = MAX_TEXT, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "pattern": pattern, "maxLength": max_length,
+            "description": description, **extra}
+
+
+def _flag(description: str, default: bool) -> dict[str, Any]:
+    return {
+        "description": description + ' JSON true/false, or the strings "true"/"false" (WCS sends those).',
+        "default": default,
+        "anyOf": [{"type": "boolean"}, {"type": "string", "enum": list(BOOLEAN_TEXT)}],
+    }
+
+
+_CALL_ID = _text("The call's id.", CALL_ID, MAX_CALL_ID, minLength=1)
+
+_SERVER_CHECKED = "x-wcsgw-checked-by-server"
+
+_STARTUP_PROPERTIES: dict[str, Any] = {
+    "callId": _text("Optional, client-chosen, unique among live calls (else 409). The gateway "
+                    "picks one when absent.", CALL_ID, MAX_CALL_ID, minLength=1),
+    "callee": _text("Who to call: a user part (dialled at sipDomain) or a sip:/sips:/tel: URI.",
+                    TOKEN, minLength=1,
+                    **{_SERVER_CHECKED: "the policy (policy.allowed_domains) may refuse it: 400/403"}),
+    "sipLogin": _text("SIP user (From, To of REGISTER). Required with sipDomain.", NONBLANK,
+                      minLength=1),
+    "sipAuthenticationName": _text("Digest user name; defaults to sipLogin."),
+    "sipPassword": _text("Digest password. Never logged or echoed.", format="password"),
+    "sipDomain": _text("SIP domain of the account. Absent: no account (the gateway's test lines "
+                       "only).", HOST, 253, minLength=1,
+                       **{_SERVER_CHECKED: "the policy must allow the domain (else 403)"}),
+    "sipOutboundProxy": _text("Host to send requests to (default: the domain); \"\" = unset.",
+                              HOST_OR_EMPTY, 253,
+                              **{_SERVER_CHECKED: "the policy must allow the proxy (else 403)"}),
+    "sipPort": {
+        "description": "Port of the proxy or domain (default 5060): a number, or decimal text "
+                       "as WCS sends it; \"\" = default.",
+        "default": 5060,
+        "anyOf": [{"type": "integer", "minimum": 1, "maximum": 65535},
+                  {"type": "string", "pattern": PORT_TEXT}],
+    },
+    "sipTransport": {"type": "string", "enum": list(TRANSPORTS), "default": "udp",
+                     "description": "udp, tcp or tls (either case); \"\" = udp."},
+    "sipRegisterRequired": _flag("REGISTER the account before calling.", False),
+    "visibleName": _text("Display name in From."),
+    "hasAudio": _flag("Offer audio.", True),
+    "hasVideo": _flag("Offer video (only with sessionId: server-side media is audio only).", False),
+    "sessionId": _text("Hand the call to this connected WebSocket session: the browser gets an "
+                       "incomingCall-style offer and the call's statuses, and carries the media. "
+                       "Cannot be combined with playFile or record.", NONBLANK, MAX_CALL_ID,
+                       minLength=1,
+                       **{_SERVER_CHECKED: "must name a connected session (else 404)"}),
+    "playFile": {
+        "type": "string", "minLength": 1, "maxLength": MAX_PATH, "pattern": PLAY_FILE,
+        "not": {"pattern": PLAY_FILE_FORBIDDEN},
+        "description": "Server-side media: a WAV file (16-bit PCM, mono or stereo, any rate) "
+                       "under the configured media folder, by name or relative path; played "
+                       "into the call as G.711. No absolute paths, no \"..\".",
+        _SERVER_CHECKED: "must exist inside the media folder after resolving symlinks and be a "
+                         "supported WAV (else 400, field playFile)",
+    },
+    "record": {
+        **_flag("Server-side media: record what the far end sends, as an 8 kHz mono WAV under "
+                "the recordings folder.", False),
+        _SERVER_CHECKED: "needs a configured recordings folder (else 400, field record)",
+    },
+}
+
+_TRUE = {"anyOf": [{"const": True}, {"const": "true"}]}
+_FALSE = {"anyOf": [{"const": False}, {"const": "false"}]}
+
+_STARTUP_BODY: dict[str, Any] = {
+    "type": "object",
+    "description": "WCS's /call/startup fields; fields this gateway does not use (toStream, "
+                   "rtmpUrl, appKey, ...) are accepted and ignored.",
+    "required": ["callee"],
+    "properties": _STARTUP_PROPERTIES,
+    "dependentRequired": {"sipDomain": ["sipLogin"]},
+    "allOf": [
+        {"not": {"description": "a call needs media: hasAudio false needs hasVideo true",
+                 "required": ["hasAudio"],
+                 "properties": {"hasAudio": _FALSE, "hasVideo": _FALSE}}},
+        {"not": {"description": "playFile is server-side media: not with sessionId",
+                 "required": ["sessionId", "playFile"]}},
+        {"not": {"description": "record is server-side media: not with sessionId",
+                 "required": ["sessionId", "record"], "properties": {"record": _TRUE}}},
+    ],
+    "additionalProperties": True,
+}
+
+
+def _call_body(*, optional: tuple[str, ...] = (), **more: Any) -> dict[str, Any]:
+    """A body naming one call (callId) and ``more`` fields, required unless ``optional``."""
+    required = ["callId", *(name for name in more if name not in optional)]
+    return {"type": "object", "required": required, "additionalProperties": True,
+            "properties": {"callId": _CALL_ID, **more}}
+
+
+_FIND_BODY: dict[str, Any] = {
+    "type": "object",
+    "description": "Filters; a call matches when every given field equals the call's. {} "
+                   "matches every call. Other fields are refused (400), so a typo never widens "
+                   "the result.",
+    "additionalProperties": False,
+    "properties": {
+        "callId": _CALL_ID,
+        "status": {"type": "string", "enum": list(STATUSES)},
+        "caller": _text("Caller URI or user."),
+        "callee": _text("Callee as given at call time."),
+        "sessionId": _text("WebSocket session id.", max_length=MAX_CALL_ID),
+    },
+}
+
+_CALL: dict[str, Any] = {
+    "type": "object",
+    "description": "A call (contract.md). More fields may be added.",
+    "required": ["callId", "sessionId", "status", "sipStatus", "info", "incoming", "caller",
+                 "callee", "visibleName", "hasAudio", "hasVideo", "holdForTransfer",
+                 "startTime", "answerTime", "media"],
+    "additionalProperties": True,
+    "properties": {
+        "callId": {"type": "string"},
+        "sessionId": {"type": ["string", "null"],
+                      "description": "The WebSocket session that owns the call; null for "
+                                     "server-side media."},
+        "status": {"type": "string", "enum": list(STATUSES)},
+        "sipStatus": {"type": ["integer", "null"], "description": "Last SIP status code."},
+        "info": {"type": "string", "description": "Reason text (\"Normal call clearing\", ...)."},
+        "incoming": {"type": "boolean"},
+        "caller": {"type": ["string", "null"]},
+        "callee": {"type": ["string", "null"]},
+        "visibleName": {"type": ["string", "null"]},
+        "hasAudio": {"type": "boolean"},
+        "hasVideo": {"type": "boolean"},
+        "holdForTransfer": {"type": "boolean"},
+        "startTime": {"type": "integer", "description": "Unix time, milliseconds."},
+        "answerTime": {"type": ["integer", "null"], "description": "Unix time, ms; null "
+                                                                     "until answered."},
+        "media": {
+            "type": "object",
+            "required": ["webrtcCodec", "sipCodec", "mode"],
+            "additionalProperties": True,
+            "properties": {
+                "webrtcCodec": {"type": ["string", "null"], "description": "rtpmap, e.g. opus/48000/2"},
+                "sipCodec": {"type": ["string", "null"], "description": "rtpmap, e.g. PCMU/8000"},
+                "mode": {"type": ["string", "null"], "enum": ["relay", "transcode", None]},
+            },
+        },
+    },
+}
+
+_ERROR: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "additionalProperties": False,
+    "properties": {
+        "error": {"type": "string", "description": "What is wrong, naming the field."},
+        "field": {"type": "string", "description": "The request field at fault, when one is."},
+    },
+}
+
+_EMPTY = {"type": "object", "maxProperties": 0}
+
+_ERRORS = {
+    "400": "Bad body: not JSON, not an object, or a field is wrong (named in error/field).",
+    "401": "Tokens are configured and the request has no valid Authorization: Bearer token.",
+    "403": "The policy refuses the account or destination.",
+    "404": "No such call (or session).",
+    "409": "Conflict: duplicate callId, or the call cannot do that in its state.",
+    "413": "Body larger than 64 KiB.",
+    "415": "Content-Type is not application/json.",
+    "500": "The gateway failed internally (logged; no details are sent).",
+    "501": "The gateway does not support this yet.",
+}
+
+#: Which error statuses each operation can answer.
+_OPERATION_ERRORS: dict[str, tuple[str, ...]] = {
+    "/call/startup": ("400", "401", "403", "404", "409", "413", "415", "500", "501"),
+    "/call/terminate": ("400", "401", "404", "409", "413", "415", "500"),
+    "/call/find": ("400", "401", "404", "413", "415", "500"),
+    "/call/find_all": ("400", "401", "413", "415", "500"),
+    "/call/send_dtmf": ("400", "401", "403", "404", "409", "413", "415", "500", "501"),
+    "/call/hold": ("400", "401", "404", "409", "413", "415", "500", "501"),
+    "/call/unhold": ("400", "401", "404", "409", "413", "415", "500", "501"),
+    "/call/transfer": ("400", "401", "403", "404", "409", "413", "415", "500", "501"),
+}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _operation(path: str, summary: str, body: dict[str, Any], ok: str,
+               ok_schema: dict[str, Any]) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": {"description": ok, "content": _json(ok_schema)}}
+    for status in _OPERATION_ERRORS[path]:
+        responses[status] = {"description": _ERRORS[status],
+                             "content": _json({"$ref": "#/components/schemas/Error"})}
+    if "401" in responses:
+        responses["401"]["headers"] = {
+            "WWW-Authenticate": {"description": "Bearer (RFC 6750)", "schema": {"type": "string"}}}
+    name = path.rsplit("/", 1)[1]
+    return {"post": {
+        "operationId": "call_" + name,
+        "summary": summary,
+        "requestBody": {"required": True, "content": _json(body)},
+        "responses": responses,
+    }}
+
+
+_DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "wcsgw REST API",
+        "version": "1",
+        "description": "Operator control of SIP calls, Flashphoner WCS style: POST with a JSON "
+                       "body to /rest-api/call/..., JSON replies. See docs/rest-api.md.",
+    },
+    "servers": [{"url": "/rest-api"}],
+    "paths": {
+        "/call/startup": _operation(
+            "/call/startup", "Place a SIP call (media: a WebSocket session, or a WAV file and "
+            "recording on the server)", _STARTUP_BODY, "Accepted; follow the call with find.",
+            {"type": "object", "required": ["callId"], "additionalProperties": False,
+             "properties": {"callId": {"type": "string"}}}),
+        "/call/terminate": _operation("/call/terminate", "Hang up a call", _call_body(),
+                                      "Hangup started.", _EMPTY),
+        "/call/find": _operation("/call/find", "Calls matching filters", _FIND_BODY,
+                                 "The matching calls (at least one).",
+                                 {"type": "array", "minItems": 1,
+                                  "items": {"$ref": "#/components/schemas/Call"}}),
+        "/call/find_all": _operation("/call/find_all", "Every live call",
+                                     {"type": "object", "additionalProperties": True},
+                                     "All live calls (maybe none).",
+                                     {"type": "array", "items": {"$ref": "#/components/schemas/Call"}}),
+        "/call/send_dtmf": _operation(
+            "/call/send_dtmf", "Send DTMF digits to the SIP side",
+            _call_body(
+                optional=("type",),
+                dtmf={"type": "string", "pattern": DTMF, "description": "Digits 0-9 * # A-D."},
+                type={"type": "string", "enum": list(DTMF_TYPES), "default": "RFC2833",
+                      "description": "RFC2833 (RFC 4733 telephone-event) or INFO "
+                                     "(application/dtmf-relay)."},
+            ),
+            "Digits queued.", _EMPTY),
+        "/call/hold": _operation("/call/hold", "Put a call on hold (re-INVITE a=sendonly)",
+                                 _call_body(), "Hold started (status HOLD follows).", _EMPTY),
+        "/call/unhold": _operation("/call/unhold", "Resume a held call (re-INVITE a=sendrecv)",
+                                   _call_body(), "Resume started.", _EMPTY),
+        "/call/transfer": _operation(
+            "/call/transfer", "Transfer a call (REFER)",
+            _call_body(target=_text("A number or sip:/sips:/tel: URI (blind), or the callId of "
+                                    "another call of the same session (attended).", TOKEN,
+                                    minLength=1)),
+            "Transfer started (transferStatus notifications follow for sessions).", _EMPTY),
+        "/openapi.json": {"get": {
+            "operationId": "openapi",
+            "summary": "This document",
+            "security": [],
+            "responses": {"200": {"description": "OpenAPI 3.1 document",
+                                  "content": _json({"type": "object"})}},
+        }},
+    },
+    "components": {
+        "schemas": {"Call": _CALL, "Error": _ERROR},
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                       "description": "One of [rest] tokens from the config."}},
+    },
+}
+
+
+def openapi_document(auth: bool) -> dict[str, Any]:
+    """The document; ``auth`` (tokens are configured) adds the global bearer requirement."""
+    doc = copy.deepcopy(_DOCUMENT)
+    if auth:
+        doc["security"] = [{"bearer": []}]
+    return doc
