@@ -76,6 +76,29 @@ async (offer) => {
 """
 
 
+#: In-page far end of an incoming call: offers a 1 kHz tone; resolves with the complete offer.
+OFFERER_JS = """
+async () => {
+  const pc = new RTCPeerConnection();
+  window.__far = pc;
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const osc = ctx.createOscillator();
+  osc.frequency.value = 1000;
+  const dest = ctx.createMediaStreamDestination();
+  osc.connect(dest);
+  osc.start();
+  pc.addTransceiver(dest.stream.getAudioTracks()[0], {direction: "sendrecv"});
+  await pc.setLocalDescription(await pc.createOffer());
+  if (pc.iceGatheringState !== "complete") {
+    await new Promise((resolve) => pc.addEventListener("icegatheringstatechange",
+      () => pc.iceGatheringState === "complete" && resolve()));
+  }
+  return pc.localDescription.sdp;
+}
+"""
+
+
 def aio(awaitable: Any) -> Any:
     """Playwright coroutines run as asyncio Tasks; trial coroutines await them as Deferreds."""
     return as_deferred(awaitable)
@@ -389,6 +412,44 @@ class PhoneUiInCallTests(BrowserTestCase):
         listener.notify("dtmf", {"callId": call_id, "dtmf": "0", "type": "RFC2833"})
         await aio(self.expect(self.page.locator("#dtmf-received")).to_have_text("Received DTMF: 5#0"))
         await aio(self.expect(self.page.get_by_role("status")).to_have_count(2))  # still only the two
+
+
+class PhoneUiIncomingTests(BrowserTestCase):
+    """An incoming call (incomingCall from the gateway) answered or declined in the Phone UI."""
+
+    async def ring(self) -> Any:
+        await aio(self.button("Log in").click())
+        (_, session_id, _a, _r) = await self.gateway.events.wait_for(lambda e: e[0] == "connect")
+        await aio(self.expect(self.page.locator("#session-status")).to_contain_text("ESTABLISHED"))
+        offer = await self.js(OFFERER_JS)
+        self.gateway.offer_call(session_id, "in-1", "1002", offer)
+        await aio(self.expect(self.page.get_by_text("Incoming call from 1002")).to_be_visible())
+        await aio(self.expect(self.button("Answer")).to_be_enabled())
+        await aio(self.expect(self.button("Decline")).to_be_enabled())
+        return session_id
+
+    @inline
+    async def test_answer_with_audio(self) -> None:
+        session_id = await self.ring()
+        await aio(self.button("Answer").click())
+        (_, sid, call_id, answer) = await self.gateway.events.wait_for(lambda e: e[0] == "answer")
+        self.assertEqual((sid, call_id), (session_id, "in-1"))
+        self.assertIn("a=candidate:", answer)  # non-trickle, as for outgoing calls
+        await self.js("(sdp) => window.__far.setRemoteDescription({type: 'answer', sdp})", answer)
+        await aio(self.expect(self.page.locator("#call-status")).to_contain_text("ESTABLISHED"))
+        await self.until("document.getElementById('level').value > 0.3")
+        await aio(self.expect(self.button("Hold")).to_be_enabled())
+        await aio(self.expect(self.button("Answer")).to_be_disabled())
+
+    @inline
+    async def test_decline(self) -> None:
+        session_id = await self.ring()
+        await aio(self.button("Decline").click())
+        self.assertEqual(await self.gateway.events.wait_for(lambda e: e[0] == "hangup"),
+                         ("hangup", session_id, "in-1"))
+        await aio(self.expect(self.page.locator("#call-status")).to_contain_text("FINISH"))
+        await aio(self.expect(self.button("Answer")).to_be_disabled())
+        self.assertEqual([e for e in self.gateway.events.events if e[0] == "answer"], [])
 
 
 SDK_SETUP_JS = """

@@ -74,7 +74,8 @@ class FakeGateway:
     def call_dict(self, call_id: str, status: str, **extra: Any) -> dict[str, Any]:
         call = self.calls[call_id]
         return {"callId": call_id, "status": status, "sipStatus": None, "info": "",
-                "incoming": False, "caller": "", "callee": call["callee"], **extra}
+                "incoming": call.get("incoming", False), "caller": call.get("caller", ""),
+                "callee": call["callee"], **extra}
 
     def hangup(self, session_id: str, call_id: str) -> None:
         self._check("hangup")
@@ -90,6 +91,22 @@ class FakeGateway:
         if call is None or (session_id is not None and call["session"] != session_id):
             raise CallError(Codes.UNKNOWN_CALL, f"no call {call_id} in this session", "callId")
         return call
+
+    def answer(self, session_id: str, call_id: str, sdp: str) -> None:
+        """Answers an incoming call that ``offer_call`` made: records it and reports ESTABLISHED."""
+        self._check("answer")
+        call = self._own_call(session_id, call_id)
+        if not call.get("incoming"):
+            raise CallError(Codes.BAD_STATE, "only an incoming call can be answered", "callId")
+        self.events("answer", session_id, call_id, sdp)
+        self.listeners[session_id].call_status(self.call_dict(call_id, "ESTABLISHED", sipStatus=200))
+
+    def offer_call(self, session_id: str, call_id: str, caller: str, sdp: str) -> None:
+        """An incoming call for the session, as the call layer announces one (``incomingCall``)."""
+        self.calls[call_id] = {"session": session_id, "callee": "", "caller": caller, "incoming": True}
+        self.listeners[session_id].notify("incomingCall", {
+            "callId": call_id, "caller": caller, "callee": "", "visibleName": caller,
+            "hasAudio": True, "hasVideo": False, "sdp": sdp})
 
     def hold(self, session_id: str | None, call_id: str) -> None:
         self._check("hold")

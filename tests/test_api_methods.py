@@ -11,7 +11,7 @@ from twisted.trial import unittest
 
 from wcsgw.api import jsonrpc
 from wcsgw.api.jsonrpc import Request
-from wcsgw.api.methods import METHODS, NOT_SUPPORTED, UNSUPPORTED_METHODS, SessionMethods
+from wcsgw.api.methods import METHODS, SessionMethods
 from wcsgw.calls.gateway import CallError, Codes
 
 from tests.test_api_fakes import FakeGateway, RecordingListener
@@ -287,16 +287,6 @@ class OtherMethodsTests(MethodsTestCase):
         error = self.assertError(self.rpc("publishStream", {}), jsonrpc.METHOD_NOT_FOUND)
         self.assertEqual(error["data"], {"method": "publishStream"})
 
-    def test_answer_is_not_supported_yet(self) -> None:
-        self.assertEqual(UNSUPPORTED_METHODS, ("answer",))
-        error = self.assertError(self.rpc("answer", {"callId": "c", "sdp": OFFER}), NOT_SUPPORTED)
-        self.assertEqual(error["message"], "answer is not supported yet by this gateway")
-        self.assertEqual(NOT_SUPPORTED, 1099)
-
-    def test_answer_still_checks_params(self) -> None:
-        self.assertError(self.rpc("answer", {"callId": "c"}), jsonrpc.INVALID_PARAMS, "sdp")
-        self.assertError(self.rpc("answer", {"sdp": OFFER}), jsonrpc.INVALID_PARAMS, "callId")
-
     def test_every_contract_method_is_known(self) -> None:
         for method in METHODS:
             with self.subTest(method=method):
@@ -417,3 +407,37 @@ class InCallTests(MethodsTestCase):
         self.gateway.fail["send_dtmf"] = RuntimeError("boom")
         self.assertError(self.rpc("sendDtmf", {"callId": "c-1", "dtmf": "1"}), jsonrpc.INTERNAL_ERROR)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class AnswerTests(MethodsTestCase):
+    """answer: an incoming call the gateway announced with incomingCall."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.assertResult(self.rpc("connect"))
+        self.gateway.offer_call(SESSION, "in-1", "1002", OFFER)
+        self.listener.heard.clear()
+
+    def test_answer_maps_to_the_gateway(self) -> None:
+        self.assertEqual(self.assertResult(self.rpc("answer", {
+            "callId": "in-1", "sdp": OFFER, "sipHeaders": {"X-Agent": "7"}})), {})
+        self.assertEqual(self.gateway_calls("answer"), [("answer", SESSION, "in-1", OFFER)])
+        self.assertEqual(self.listener.heard[-1][1]["status"], "ESTABLISHED")
+
+    def test_bad_params_name_the_field(self) -> None:
+        cases = [
+            ({"sdp": OFFER}, "callId"),
+            ({"callId": "in-1"}, "sdp"),
+            ({"callId": "in-1", "sdp": {"type": "answer"}}, "sdp"),
+            ({"callId": "in-1", "sdp": "v" * (200 * 1024)}, "sdp"),
+            ({"callId": "in-1", "sdp": OFFER, "sipHeaders": {"Via": "x"}}, "sipHeaders.Via"),
+        ]
+        for params, field in cases:
+            with self.subTest(params=params):
+                self.assertError(self.rpc("answer", params), jsonrpc.INVALID_PARAMS, field)
+        self.assertEqual(self.gateway_calls("answer"), [])
+
+    def test_gateway_errors(self) -> None:
+        self.assertError(self.rpc("answer", {"callId": "nope", "sdp": OFFER}), Codes.UNKNOWN_CALL, "callId")
+        self.assertResult(self.rpc("call", {"callId": "out-1", "callee": "1002", "sdp": OFFER}))
+        self.assertError(self.rpc("answer", {"callId": "out-1", "sdp": OFFER}), Codes.BAD_STATE, "callId")

@@ -27,22 +27,16 @@ from twisted.logger import Logger
 
 from wcsgw.api import jsonrpc
 from wcsgw.api.jsonrpc import Request
-from wcsgw.calls.gateway import CallError, CallGateway, Codes
+from wcsgw.calls.gateway import CallError, CallGateway
 from wcsgw.sip.account import SipAccount
 
 __all__ = [
-    "NOT_SUPPORTED",
     "METHODS",
-    "UNSUPPORTED_METHODS",
     "ParamError",
     "SessionMethods",
 ]
 
 log = Logger()
-
-#: Application error code for contract methods whose call-layer support has not landed yet
-#: (``answer``): the call layer's ``Codes.NOT_SUPPORTED`` (1099).
-NOT_SUPPORTED = Codes.NOT_SUPPORTED
 
 _MAX_NAME = 256  # logins, domains, callees, header values: generous, but bounded
 _MAX_SDP = 128 * 1024  # an audio+video offer from Chrome is ~5-15 KB
@@ -334,6 +328,14 @@ class SessionMethods:
         self.gateway.hangup(self.session_id, _call_id(params))
         return {}
 
+    def _answer(self, params: dict[str, Any]) -> dict[str, Any]:
+        call_id = _call_id(params)
+        sdp = _string(params, "sdp", required=True, max_len=_MAX_SDP, multiline=True)
+        # Checked like the INVITE's, but not used yet: the call layer's 200 OK has no extras.
+        _sip_headers(params)
+        self.gateway.answer(self.session_id, call_id, sdp)
+        return {}
+
     def _hold(self, params: dict[str, Any]) -> dict[str, Any]:
         self.gateway.hold(self.session_id, _call_id(params))
         return {}
@@ -360,20 +362,7 @@ class SessionMethods:
         self.gateway.send_dtmf(self.session_id, call_id, dtmf.upper(), dtmf_type)
         return {}
 
-    # -- contract methods whose call-layer support comes later --------------------------------
-    # Params are checked now, so clients get the same field errors before and after support
-    # lands; then the request is refused with NOT_SUPPORTED.
-
-    def _not_supported(self, method: str) -> CallError:
-        return CallError(NOT_SUPPORTED, f"{method} is not supported yet by this gateway")
-
-    def _answer(self, params: dict[str, Any]) -> Any:
-        _call_id(params)
-        _string(params, "sdp", required=True, max_len=_MAX_SDP, multiline=True)
-        _sip_headers(params)
-        raise self._not_supported("answer")
 
 
-#: Methods a session answers (contract.md), and those that answer NOT_SUPPORTED for now.
+#: Methods a session answers: all of contract.md's.
 METHODS = ("connect", "disconnect", "call", "hangup", "answer", "hold", "unhold", "transfer", "sendDtmf")
-UNSUPPORTED_METHODS = ("answer",)

@@ -118,7 +118,7 @@ const ENDED_CALLS_KEPT = 16;
 /**
  * An error answer from the gateway (JSON-RPC error object).
  * `code` < 0: protocol errors (-32602 invalid params: `data.field` names the param);
- * `code` >= 1000: application errors (1099: not supported yet).
+ * `code` >= 1000: application errors (docs/websocket-api.md lists them; `data.field` when one param is at fault).
  */
 export class RpcError extends Error {
   /**
