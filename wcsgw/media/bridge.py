@@ -25,6 +25,16 @@ event duration field rescaled too (it is in timestamp units). They are never tra
 Packets of any other payload type (comfort noise, RED, a codec the other leg did not agree to)
 are dropped and counted.
 
+DTMF of our own (:mod:`wcsgw.media.dtmf`): :meth:`MediaBridge.send_dtmf_to_sip` (and
+``_to_webrtc``) puts generated event packets *into* the outgoing stream of that leg — our SSRC,
+the next sequence numbers, event timestamps read off the stream's clock — so the far end sees
+one continuous stream. While an event is on the air the audio toward that leg is held back
+(received, counted, decoded when transcoding, not sent), and the audio that follows is
+numbered right after our last event packet. The owner drives the 50 ms cadence with
+:meth:`MediaBridge.next_deadline` / :meth:`MediaBridge.poll`. Events received from either leg
+go through a :class:`~wcsgw.media.dtmf.DtmfDetector`; the SIP side's digits are reported
+through ``on_dtmf_from_sip`` (once per key press) and still forwarded to the browser.
+
 RTCP is terminated per leg by one :class:`~wcsgw.media.rtcp.RtcpReporter` each; incoming RTCP
 (also when it arrives muxed on the RTP path) is consumed, never forwarded.
 """
@@ -36,10 +46,11 @@ from typing import Any, Callable, Iterable
 
 import attrs
 
+from wcsgw.media.dtmf import DtmfDetector, DtmfError, DtmfGenerator, DtmfPacket
 from wcsgw.media.opus import OpusError
 from wcsgw.media.rtcp import RtcpReporter
 from wcsgw.media.rtp import FIXED_HEADER, RtpError, parse_rtp
-from wcsgw.media.stream import InboundStream, OutboundStream
+from wcsgw.media.stream import MAX_MISORDER, InboundStream, OutboundStream
 from wcsgw.media.transcode import Transcoder
 
 __all__ = [
@@ -47,6 +58,7 @@ __all__ = [
     "SIP",
     "RELAY",
     "TRANSCODE",
+    "DtmfError",
     "LegMedia",
     "MediaBridge",
     "choose_mode",
@@ -62,6 +74,7 @@ TRANSCODE = "transcode"
 CLOCK_RATES = {"opus": 48000, "pcmu": 8000, "pcma": 8000, "g722": 8000, "g729": 8000}
 
 Send = Callable[[bytes], None]
+OnDigit = Callable[[str], None]
 
 _unpack_from = FIXED_HEADER.unpack_from
 _pack = FIXED_HEADER.pack
@@ -74,7 +87,9 @@ class LegMedia:
     ``codec`` is the encoding name as in ``a=rtpmap`` (``opus``, ``PCMU``, ``PCMA``; any case);
     ``telephone_event`` the payload type of ``telephone-event`` at the *same* clock rate as the
     codec (RFC 4733 §2.1), if negotiated; ``ssrc`` the SSRC we send on this leg (the one the
-    SDP we gave this leg announces; random when None).
+    SDP we gave this leg announces; random when None). ``event_rate`` is the
+    ``telephone-event`` rate, the unit of event durations: the codec's clock rate unless the
+    peer negotiated another (``opus/48000`` with ``telephone-event/8000`` is seen in the wild).
     """
 
     codec: str
@@ -82,6 +97,7 @@ class LegMedia:
     clock_rate: int = attrs.field(default=0)
     telephone_event: int | None = None
     ssrc: int | None = None
+    event_rate: int = 0
 
     @classmethod
     def from_codecs(cls, codecs: Iterable[Any], ssrc: int | None = None) -> "LegMedia":
@@ -106,6 +122,8 @@ class LegMedia:
             if rate is None:
                 raise ValueError(f"clock rate of {self.codec!r} must be given")
             object.__setattr__(self, "clock_rate", rate)
+        if not self.event_rate:
+            object.__setattr__(self, "event_rate", self.clock_rate)
         for pt in (self.payload_type, self.telephone_event):
             if pt is not None and not 0 <= pt <= 127:
                 raise ValueError(f"payload type {pt} out of range")
@@ -130,6 +148,7 @@ def _leg_from(codec: Any, dtmf: Any, ssrc: int | None, what: str) -> LegMedia:
         codec.clock_rate,
         None if dtmf is None else dtmf.payload_type,
         ssrc,
+        0 if dtmf is None else (dtmf.clock_rate or 0),
     )
 
 
@@ -157,6 +176,18 @@ class _Direction:
         "malformed",
         "codec_errors",
         "events",
+        "event_rate_out",
+        "event_scale_num",
+        "event_scale_den",
+        "detector",
+        "on_digit",
+        "generator",
+        "spliced",
+        "resync",
+        "resume_seq",
+        "guard",
+        "held_back",
+        "dtmf_sent",
     )
 
     def __init__(
@@ -176,9 +207,10 @@ class _Direction:
         self.reporter = reporter  # RTCP of the leg packets come *from*
         self.audio_in = src.payload_type
         self.audio_out = dst.payload_type
-        has_events = src.telephone_event is not None and dst.telephone_event is not None
-        self.event_in = src.telephone_event if has_events else -1
-        self.event_out = dst.telephone_event if has_events else -1
+        # Events from the source are read (detected) whenever it negotiated them, and
+        # forwarded when the other leg did too.
+        self.event_in = -1 if src.telephone_event is None else src.telephone_event
+        self.event_out = -1 if dst.telephone_event is None else dst.telephone_event
         self.send = send
         self.convert: Callable[[bytes], bytes] | None = None
         self.transcoder: Transcoder | None = None
@@ -191,6 +223,20 @@ class _Direction:
         self.malformed = 0
         self.codec_errors = 0
         self.events = 0
+        # DTMF: durations count in telephone-event units, which follow the event rates.
+        self.event_rate_out = dst.event_rate
+        self.event_scale_num = dst.event_rate
+        self.event_scale_den = src.event_rate
+        self.detector = DtmfDetector()
+        self.on_digit: OnDigit | None = None
+        self.generator: DtmfGenerator | None = None
+        # Splicing our own event packets into the outgoing stream (see _resume):
+        self.spliced = False  # the slow path is on: our events are (or were just) on the air
+        self.resync = False  # the next source packet must be renumbered after our packets
+        self.resume_seq = 0  # the source sequence number that resumed after our packets
+        self.guard = 0  # while set, source packets from before resume_seq are stragglers
+        self.held_back = 0  # source packets not sent because our event was on the air
+        self.dtmf_sent = 0
 
     def handle(self, packet: bytes, now: float) -> None:
         if len(packet) < 12:
@@ -210,6 +256,8 @@ class _Direction:
         if pt == self.audio_in:
             self.last_activity = now
             self.packets += 1
+            if self.spliced and not self._admit_audio(packet, b0, seq, ts, ssrc, now):
+                return
             if self.convert is None:
                 # relay: header rewrite only
                 octets = len(packet) - 12 if b0 == 0x80 else _payload_length(packet)
@@ -261,18 +309,115 @@ class _Direction:
             return
         self.events += 1
         self.inbound.update(ssrc, seq, ts, now, len(payload), timing=False)
+        digit = self.detector.receive(payload, ts, ssrc)
+        generator = self.generator
+        if self.event_out < 0 or (generator is not None and generator.busy):
+            # Nowhere to go, or our own digits own the outgoing events now (two event
+            # streams interleaved in one RTP stream would garble both).
+            self.dropped += 1
+        elif not self.spliced or self._resume(seq, ssrc):
+            self._forward_event(packet, payload, b0, b1, seq, ts, ssrc, now)
+        if digit is not None and self.on_digit is not None:
+            self.on_digit(digit)
+
+    def _forward_event(
+        self, packet: bytes, payload: bytes, b0: int, b1: int, seq: int, ts: int, ssrc: int, now: float
+    ) -> None:
         out = self.outbound
         oseq, ots, rebased = out.translate(ssrc, seq, ts, now, len(payload))
         marker = 0x80 if rebased else (b1 & 0x80)
-        if self.scale_num == self.scale_den:
+        if self.event_scale_num == self.event_scale_den:
             self.send(_pack(b0, marker | self.event_out, oseq, ots, out.ssrc) + packet[12:])
             return
-        # RFC 4733 §2.3.5: the duration is in timestamp units, so it follows the clock change.
-        # A segment longer than 16 bits allows (1.36 s at 48 kHz) saturates.
-        duration = (payload[2] << 8 | payload[3]) * self.scale_num // self.scale_den
-        duration = min(duration, 0xFFFF)
-        body = payload[:2] + bytes((duration >> 8, duration & 0xFF)) + payload[4:]
-        self.send(_pack(0x80, marker | self.event_out, oseq, ots, out.ssrc) + body)
+        # RFC 4733 §2.3.5: the duration is in timestamp units, so it follows the clock change
+        # (the timestamp itself was scaled by translate()). Every report in the payload is
+        # rescaled. A segment longer than 16 bits allows (1.36 s at 48 kHz) saturates.
+        body = bytearray(payload[: len(payload) // 4 * 4])
+        for off in range(0, len(body), 4):
+            duration = (body[off + 2] << 8 | body[off + 3]) * self.event_scale_num // self.event_scale_den
+            duration = min(duration, 0xFFFF)
+            body[off + 2] = duration >> 8
+            body[off + 3] = duration & 0xFF
+        self.send(_pack(0x80, marker | self.event_out, oseq, ots, out.ssrc) + bytes(body))
+
+    # -- our own events in this direction's outgoing stream --------------------------------
+    #
+    # The outgoing OutboundStream maps source packets by offsets. Our event packets take the
+    # next sequence numbers after the last packet sent; the source's packets that follow are
+    # then renumbered right after ours by moving the stream's sequence offset (its timestamp
+    # mapping is untouched: audio stays on the source's clock), and stragglers from before
+    # (reordered packets) are dropped so no number is used twice. This reaches into
+    # OutboundStream's private mapping state; the splice belongs there as a method, and
+    # lives here only because stream.py is not this change's to edit.
+
+    def inject(self, packets: list[DtmfPacket]) -> None:
+        """Send our own event packets (from this direction's generator) on the outgoing stream."""
+        out = self.outbound
+        pt = self.event_out
+        for p in packets:
+            seq = (out._last_out_seq + 1) & 0xFFFF
+            out._last_out_seq = seq
+            if p.marker:
+                # An event starts: the stream's clock stands at its timestamp now. RTCP SR and
+                # a source that starts later extrapolate from here.
+                out.last_timestamp = p.timestamp
+                out.last_sent_at = p.at
+                self.spliced = True
+                self.resync = True
+            out.packets_sent += 1
+            out.octets_sent += len(p.payload)
+            self.dtmf_sent += 1
+            self.send(_pack(0x80, (0x80 if p.marker else 0) | pt, seq, p.timestamp, out.ssrc) + p.payload)
+
+    def _admit_audio(self, packet: bytes, b0: int, seq: int, ts: int, ssrc: int, now: float) -> bool:
+        """Audio while splicing: held back while our event is on the air, else renumbered."""
+        generator = self.generator
+        if generator is not None and generator.active:
+            # Received and counted, and decoded when transcoding so the codec state stays in
+            # step with the sender, but not sent: the far end hears the event, not the audio.
+            payload = _payload(packet, b0)
+            if payload is None:
+                self.malformed += 1
+                return False
+            self.inbound.update(ssrc, seq, ts, now, len(payload))
+            if self.convert is not None:
+                try:
+                    self.convert(payload)
+                except (OpusError, ValueError):
+                    self.codec_errors += 1
+            self.held_back += 1
+            return False
+        return self._resume(seq, ssrc)
+
+    def _resume(self, seq: int, ssrc: int) -> bool:
+        """A source packet to forward after our own packets: renumber the source after them
+        (the first time), drop stragglers from before. True when the packet may go on."""
+        out = self.outbound
+        if self.resync:
+            if out._source == ssrc:
+                if _signed16(seq - out._last_in_seq) <= 0:
+                    self.held_back += 1  # from before our event
+                    return False
+                out._seq_offset = (out._last_out_seq + 1 - seq) & 0xFFFF
+            # (from another source, translate() re-bases onto the next number by itself)
+            self.resync = False
+            self.resume_seq = seq
+            self.guard = 1
+        elif self.guard:
+            d = _signed16(seq - self.resume_seq)
+            if d < 0:
+                self.held_back += 1  # a straggler from before our event
+                return False
+            if d > MAX_MISORDER:
+                self.guard = 0  # nothing that old can still be on its way
+        if not self.resync and not self.guard and (self.generator is None or not self.generator.busy):
+            self.spliced = False  # back to the fast path
+        return True
+
+
+def _signed16(x: int) -> int:
+    x &= 0xFFFF
+    return x - 0x10000 if x >= 0x8000 else x
 
 
 def _payload_length(packet: bytes) -> int:
@@ -320,11 +465,19 @@ class MediaBridge:
         sip_dtmf: Any = None,
         webrtc_ssrc: int | None = None,
         sip_ssrc: int | None = None,
+        on_dtmf_from_sip: OnDigit | None = None,
+        on_dtmf_from_webrtc: OnDigit | None = None,
+        dtmf_duration: float = 0.1,
+        dtmf_gap: float = 0.07,
     ) -> None:
         """Legs as :class:`LegMedia`, or (convenience for the call layer) as negotiated codec
         objects: ``webrtc_codec``/``sip_codec`` and optional ``webrtc_dtmf``/``sip_dtmf``
         (anything with ``name``, ``clock_rate``, ``payload_type``, e.g. ``wcsgw.sdp`` Codec),
         with ``webrtc_ssrc``/``sip_ssrc``.
+
+        ``on_dtmf_from_sip`` / ``on_dtmf_from_webrtc`` (also settable as attributes) get each
+        digit a leg sends as RFC 4733 events, once per key press. ``dtmf_duration`` and
+        ``dtmf_gap`` shape the digits we send (:class:`~wcsgw.media.dtmf.DtmfGenerator`).
 
         ``now=None`` starts the inactivity clocks at the first :meth:`inactive_for` call (or
         when :attr:`started_at` is set), so a bridge built before media can flow is not
@@ -371,6 +524,10 @@ class MediaBridge:
             SIP, sip, webrtc, send_to_webrtc, self.from_sip_stats, self.to_webrtc, self.rtcp[SIP], now
         )
         self._started_at = now
+        self._w2s.on_digit = on_dtmf_from_webrtc
+        self._s2w.on_digit = on_dtmf_from_sip
+        self._dtmf_shape = {"duration": dtmf_duration, "gap": dtmf_gap}
+        DtmfGenerator(0, 8000, **self._dtmf_shape)  # refuse a bad shape now, not at the first digit
         self.transcoder: Transcoder | None = None
         if mode == TRANSCODE:
             self.transcoder = Transcoder(sip.codec)
@@ -425,6 +582,88 @@ class MediaBridge:
             return now - self._s2w.last_activity
         return now - min(self._w2s.last_activity, self._s2w.last_activity)
 
+    # -- DTMF ------------------------------------------------------------------------------
+
+    @property
+    def on_dtmf_from_sip(self) -> OnDigit | None:
+        """Called with each digit the SIP side sends as RFC 4733 events (relay and transcode
+        alike; the packets still go on to the browser when it negotiated telephone-event)."""
+        return self._s2w.on_digit
+
+    @on_dtmf_from_sip.setter
+    def on_dtmf_from_sip(self, callback: OnDigit | None) -> None:
+        self._s2w.on_digit = callback
+
+    @property
+    def on_dtmf_from_webrtc(self) -> OnDigit | None:
+        """Called with each digit the browser sends (RTCDTMFSender)."""
+        return self._w2s.on_digit
+
+    @on_dtmf_from_webrtc.setter
+    def on_dtmf_from_webrtc(self, callback: OnDigit | None) -> None:
+        self._w2s.on_digit = callback
+
+    def send_dtmf_to_sip(self, digits: str, now: float) -> None:
+        """Send ``digits`` to the SIP side as RFC 4733 events in our RTP stream toward it:
+        its negotiated telephone-event payload type, our SSRC and next sequence numbers,
+        timestamps from the stream's clock at each digit's start. The first packet goes out
+        now; call :meth:`poll` at :meth:`next_deadline` for the rest. Digits sent while others
+        play are queued behind them. :class:`~wcsgw.media.dtmf.DtmfError` (a ValueError) when
+        the SIP side negotiated no telephone-event or a digit is not 0-9, *, #, A-D."""
+        self._send_dtmf(self._w2s, "the SIP side", digits, now)
+
+    def send_dtmf_to_webrtc(self, digits: str, now: float) -> None:
+        """The same toward the browser (when it negotiated telephone-event)."""
+        self._send_dtmf(self._s2w, "the browser", digits, now)
+
+    def _send_dtmf(self, d: _Direction, who: str, digits: str, now: float) -> None:
+        if d.event_out < 0:
+            raise DtmfError(f"{who} negotiated no telephone-event: RFC 4733 DTMF cannot be sent")
+        generator = d.generator
+        if generator is None:
+            out = d.outbound
+            generator = d.generator = DtmfGenerator(
+                d.event_out,
+                out.clock_rate,
+                timestamp_at=out.rtp_timestamp_at,
+                event_rate=d.event_rate_out,
+                **self._dtmf_shape,
+            )
+        generator.payload_type = d.event_out
+        generator.send(digits, now)
+        d.spliced = True
+        d.inject(generator.poll(now))
+
+    @property
+    def dtmf_sending(self) -> dict[str, str]:
+        """Per leg, the digits still to be sent (the one on the air first); empty when idle."""
+        result = {}
+        for side, d in ((SIP, self._w2s), (WEBRTC, self._s2w)):
+            g = d.generator
+            result[side] = "" if g is None else (g.current_digit or "") + g.pending
+        return result
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`poll` must next be called for DTMF we send (None: nothing pending)."""
+        deadline: float | None = None
+        for d in (self._w2s, self._s2w):
+            g = d.generator
+            if g is not None:
+                t = g.next_deadline()
+                if t is not None and (deadline is None or t < deadline):
+                    deadline = t
+        return deadline
+
+    def poll(self, now: float) -> float | None:
+        """Send the DTMF packets due at ``now``; return the next deadline (as next_deadline)."""
+        for d in (self._w2s, self._s2w):
+            g = d.generator
+            if g is not None:
+                packets = g.poll(now)
+                if packets:
+                    d.inject(packets)
+        return self.next_deadline()
+
     # -- RTCP ------------------------------------------------------------------------------
 
     def rtcp_from_webrtc(self, packet: bytes, now: float) -> None:
@@ -467,7 +706,10 @@ class MediaBridge:
     def stats(self) -> dict[str, dict[str, float | int | None]]:
         """Per leg: what we received from it and sent to it, and what RTCP told us."""
         result: dict[str, dict[str, float | int | None]] = {}
-        for side, d_in, out in ((WEBRTC, self._w2s, self.to_webrtc), (SIP, self._s2w, self.to_sip)):
+        for side, d_in, d_out, out in (
+            (WEBRTC, self._w2s, self._s2w, self.to_webrtc),
+            (SIP, self._s2w, self._w2s, self.to_sip),
+        ):
             inbound = d_in.inbound
             reporter = self.rtcp[side]
             remote = reporter.remote_report
@@ -481,6 +723,9 @@ class MediaBridge:
                 "malformed": d_in.malformed,
                 "codec_errors": d_in.codec_errors,
                 "dtmf_packets": d_in.events,
+                "dtmf_digits": len(d_in.detector.digits),
+                "dtmf_sent": d_out.dtmf_sent,
+                "held_back": d_out.held_back,
                 "rtt_ms": None if reporter.rtt is None else 1000.0 * reporter.rtt,
                 "remote_fraction_lost": None if remote is None else remote.fraction_lost / 256.0,
             }
