@@ -215,6 +215,29 @@ class SendToSipRelayTests(SynchronousTestCase, SpliceChecks):
         self.assertEqual(self.b.dtmf_sending[SIP], "")
         self.assertEqual(len(self.h.to_sip), 10)
 
+    def test_sip_payload_types_renegotiated(self) -> None:
+        """A re-INVITE moves telephone-event to 96: our digits, the digits we detect and the
+        browser's forwarded digits all follow; without it any more, sending is refused."""
+        self.b.send_dtmf_to_sip("1", T0)
+        self.b.poll(T0 + 0.05)
+        self.b.set_sip_payload_types(0, 96)
+        self.b.poll(T0 + 1)
+        self.assertEqual([parse_rtp(p).payload_type for p in self.h.to_sip], [101, 101, 96, 96, 96])
+        self.assertEqual(self.b.sip.telephone_event, 96)
+        self.b.from_sip(build_rtp(payload_type=101, sequence=1, timestamp=1, ssrc=PHONE,
+                                  payload=TelephoneEvent(3).pack()), T0 + 1)
+        self.b.from_sip(build_rtp(payload_type=96, sequence=2, timestamp=2, ssrc=PHONE,
+                                  payload=TelephoneEvent(4).pack()), T0 + 1)
+        self.assertEqual(self.h.from_sip_digits, ["4"])
+        self.assertEqual([parse_rtp(p).payload_type for p in self.h.to_webrtc], [126])
+        self.b.send_dtmf_to_sip("2", T0 + 2)
+        self.b.set_sip_payload_types(0, None)  # while "2" plays: it stops
+        self.b.poll(T0 + 3)
+        self.assertEqual(len(self.h.to_sip), 6)
+        self.assertIsNone(self.b.next_deadline())
+        self.assertRaises(DtmfError, self.b.send_dtmf_to_sip, "3", T0 + 4)
+        self.assertRaises(ValueError, self.b.set_sip_payload_types, 0, 128)
+
     def test_refused_without_telephone_event_or_with_bad_digits(self) -> None:
         h = Harness(LegMedia("PCMU", 0, telephone_event=126), LegMedia("PCMU", 0))
         with self.assertRaises(DtmfError) as caught:

@@ -354,6 +354,11 @@ class _Direction:
         """Send our own event packets (from this direction's generator) on the outgoing stream."""
         out = self.outbound
         pt = self.event_out
+        if pt < 0:
+            # telephone-event renegotiated away while digits played: stop, send nothing more
+            if self.generator is not None:
+                self.generator.cancel()
+            return
         for p in packets:
             seq = (out._last_out_seq + 1) & 0xFFFF
             out._last_out_seq = seq
@@ -633,6 +638,25 @@ class MediaBridge:
         generator.send(digits, now)
         d.spliced = True
         d.inject(generator.poll(now))
+
+    def set_sip_payload_types(self, audio: int, telephone_event: int | None) -> None:
+        """The SIP side renegotiated (a re-INVITE) the same codec under another payload type,
+        and/or its telephone-event type (None: none any more). Both directions follow at once;
+        DTMF we are sending continues under the new type, or stops if there is none."""
+        for pt in (audio, telephone_event):
+            if pt is not None and not 0 <= pt <= 127:
+                raise ValueError(f"payload type {pt} out of range")
+        self.sip = attrs.evolve(self.sip, payload_type=audio, telephone_event=telephone_event)
+        event = -1 if telephone_event is None else telephone_event
+        self._w2s.audio_out = audio
+        self._w2s.event_out = event
+        self._s2w.audio_in = audio
+        self._s2w.event_in = event
+        if self._w2s.generator is not None:
+            if event < 0:
+                self._w2s.generator.cancel()
+            else:
+                self._w2s.generator.payload_type = event
 
     @property
     def dtmf_sending(self) -> dict[str, str]:
