@@ -249,6 +249,7 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
 
     from wcsgw.calls.call import Call, CallEnvironment
     from wcsgw.calls.gateway import CallGateway
+    from wcsgw.calls.inbound import InboundCall
     from wcsgw.calls.policy import Policy
     from wcsgw.calls.testlines import TestLines
     from wcsgw.media.ports import PortAllocator
@@ -271,9 +272,11 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
         media_advertised=media.advertised_host, rtp_timeout=media.rtp_timeout,
         no_answer_timeout=config.sip.no_answer_timeout,
         testlines_account=testlines_account if testlines is not None else None,
+        decline_status=config.sip.decline_status,
     )
     policy = Policy(config.policy.allowed_domains, testlines.uri if testlines else None)
     gateway = CallGateway(sip, policy, functools.partial(Call, env=env))
+    gateway.inbound_factory = functools.partial(InboundCall, env=env)
     gateway.media_ports = allocator  # for operators' metrics and tests: ports in use
     CallsService(gateway).setServiceParent(parent)
     return gateway
@@ -288,6 +291,14 @@ class CallsService(Service):
 
     def __init__(self, gateway: Any) -> None:
         self.gateway = gateway
+
+    def startService(self) -> None:
+        super().startService()
+        from wcsgw.calls.inbound import InboundRouter
+
+        # After the SIP service started (its endpoint exists): INVITEs to sessions' contacts.
+        self.gateway.sip.endpoint.handlers.append(
+            InboundRouter(self.gateway, self.gateway.take_incoming))
 
     def stopService(self) -> Any:
         super().stopService()

@@ -31,10 +31,29 @@ from wcsgw.media.udp import RtpSocket
 from wcsgw.sdp.codecs import Codec, is_auxiliary, same_codec
 from wcsgw.sdp.errors import SdpError
 from wcsgw.sdp.model import MediaDescription, SessionDescription
-from wcsgw.sdp.negotiate import audio_offer, new_session_id
+from wcsgw.sdp.negotiate import answer_direction, audio_offer, new_session_id
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
 from wcsgw.sip.account import SipAccount
+from wcsgw.sip.info import dtmf_relay_body, parse_dtmf_info
 from wcsgw.sip.invite import Answered, Ended, Failed, InviteEvent, OutgoingInvite, Provisional
+from wcsgw.sip.refer import replaces_param
+try:  # TEMPORARY while the in-dialog session module lands (lead will remove)
+    from wcsgw.sip.session import (
+        InfoAnswered,
+        InfoReceived,
+        ReferAccepted,
+        ReferFailed,
+        ReferProgress,
+        ReinviteAnswered,
+        ReinviteFailed,
+        ReinviteOffered,
+    )
+except ImportError:  # pragma: no cover
+    class _Never:
+        pass
+
+    InfoAnswered = InfoReceived = ReferAccepted = ReferFailed = ReferProgress = _Never  # type: ignore
+    ReinviteAnswered = ReinviteFailed = ReinviteOffered = _Never  # type: ignore
 from wcsgw.webrtc.leg import WebRtcLeg
 from wcsgw.webrtc.sdp import answer_for_browser
 
@@ -63,6 +82,8 @@ class CallEnvironment:
     #: the account that calls without a session account go out with (toward the built-in test
     #: lines); a callable because the lines choose their port when they start
     testlines_account: Callable[[], SipAccount] | None = None
+    #: how a browser's "hangup" of a ringing incoming call is answered (486 or 603)
+    decline_status: int = 603
 
 
 @attr.s(auto_attribs=True)
@@ -94,6 +115,20 @@ def _first_audio(sd: SessionDescription) -> MediaDescription | None:
     return next((m for m in sd.media if m.kind == "audio" and not m.rejected), None)
 
 
+def _is_hold_address(sd: SessionDescription, media: MediaDescription) -> bool:
+    """RFC 2543 hold: c=0.0.0.0 (still sent by old phones)."""
+    connection = sd.connection_for(media)
+    return connection is not None and connection.address in ("0.0.0.0", "::")
+
+
+@attr.s(auto_attribs=True)
+class Transfer:
+    """A transfer this call asked for (REFER sent), until its final NOTIFY."""
+
+    target: str
+    replaces_call: "Call | None" = None
+
+
 class Call:
     """One call from a browser to a SIP destination."""
 
@@ -114,6 +149,7 @@ class Call:
         on_status: Callable[[dict[str, Any]], None],
         on_gone: Callable[["Call"], None],
         on_settled: Callable[["Call"], None] = lambda call: None,
+        notify: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         """``on_gone``: the call reached its terminal status (it leaves the registry);
         ``on_settled``: later or at the same time, its SIP leg is over too (the BYE or
@@ -150,12 +186,30 @@ class Call:
         self._ticker: task.LoopingCall | None = None
         self._last_rtcp = 0.0
         self._finished = False
+        self._sdp_session = 0
+        self._sdp_version = 0
+        #: hold as we asked for it (re-INVITE sendonly) and as the SIP side asked for it
+        self.local_hold = False
+        self.remote_hold = False
+        self.hold_for_transfer = False
+        #: the re-INVITE in flight: what it is for, and what to do when it is answered
+        self._reoffer: tuple[str, Callable[[], None]] | None = None
+        self._dtmf_call: Any = None
+        self._info_queue: list[str] = []
+        self._info_busy = False
+        #: the session's notifications other than callStatus (dtmf, transferStatus)
+        self.notify: Callable[[str, dict[str, Any]], None] = notify or (lambda method, params: None)
+        self._transfer: "Transfer | None" = None
 
     # -- the public face ----------------------------------------------------------------
 
     @property
     def caller(self) -> str:
         return self.account.login if self.account is not None else ""
+
+    @property
+    def incoming(self) -> bool:
+        return False
 
     def describe(self, with_sdp: bool = False) -> dict[str, Any]:
         """The call object of contract.md (notifications, REST)."""
@@ -165,13 +219,13 @@ class Call:
             "status": self.status.value,
             "sipStatus": self.sip_status,
             "info": self.info,
-            "incoming": False,
+            "incoming": self.incoming,
             "caller": self.caller,
             "callee": self.callee,
             "visibleName": self.visible_name,
             "hasAudio": self.has_audio,
             "hasVideo": self.has_video,
-            "holdForTransfer": False,
+            "holdForTransfer": self.hold_for_transfer,
             "startTime": int(self.start_time * 1000),
             "answerTime": int(self.answer_time * 1000) if self.answer_time else None,
             "media": {
@@ -204,8 +258,9 @@ class Call:
         self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
         self.leg = WebRtcLeg(env.reactor, env.media_host, env.media_advertised, env.allocator)
         self.leg.on_state = self._on_leg_state
+        self._sdp_session = new_session_id()
         offer = audio_offer(env.media_advertised, self.rtp.port, self.plan.sip_offer,
-                            session_id=new_session_id())
+                            session_id=self._sdp_session)
         self.invite = OutgoingInvite(
             env.sip.endpoint, self.account, self.request_uri, serialize_sdp(offer).encode(),
             listener=self._on_sip_event, display_name=self.visible_name,
@@ -227,6 +282,121 @@ class Call:
             self.invite.hangup(self.env.reactor.seconds())
             self.env.sip.transport.pump()
         self._finish(CallStatus.FINISH, self.sip_status, Info.NORMAL)
+
+    # -- in-call functions (JSON-RPC and REST) -------------------------------------------
+
+    def hold(self) -> None:
+        """Local hold: re-INVITE with a=sendonly; HOLD once the SIP side agreed.  While held,
+        the browser's audio is not forwarded (the far end hears silence, not us)."""
+        self._require(CallStatus.ESTABLISHED, CallStatus.HOLD)
+        if self.local_hold:
+            return
+        self._send_reoffer("sendonly", lambda: self._set_hold(local=True))
+
+    def unhold(self) -> None:
+        self._require(CallStatus.HOLD, CallStatus.ESTABLISHED)
+        if not self.local_hold:
+            return
+        self._send_reoffer("sendrecv", lambda: self._set_hold(local=False))
+
+    def send_dtmf(self, digits: str, method: str = "RFC2833") -> None:
+        """Digits toward the SIP side: RFC 4733 events in the RTP stream, or SIP INFO
+        (application/dtmf-relay), one request per digit, in order."""
+        self._require(CallStatus.ESTABLISHED, CallStatus.HOLD)
+        if method.upper() == "INFO":
+            self._info_queue.extend(digits)
+            self._next_info()
+            return
+        assert self.bridge is not None
+        try:
+            self.bridge.send_dtmf_to_sip(digits, self.env.reactor.seconds())
+        except ValueError as exc:
+            raise CallError(Codes.BAD_STATE, f"RFC 2833 DTMF is not possible on this call: {exc}",
+                            "type") from None
+        self._arm_dtmf()
+
+    def transfer(self, target_uri: str, replaces_call: "Call | None" = None) -> None:
+        """Blind transfer (REFER to ``target_uri``), or attended when ``replaces_call`` is the
+        session's other call: the far end is asked to replace that call's dialog, joining the
+        two far ends.  Progress comes as transferStatus notifications; on success this call
+        ends (FINISH), on failure it goes on."""
+        self._require(CallStatus.ESTABLISHED, CallStatus.HOLD)
+        if self._transfer is not None:
+            raise CallError(Codes.BAD_STATE, "a transfer of this call is already in progress")
+        replaces = None
+        if replaces_call is not None:
+            other = replaces_call.invite
+            if other is None or other.dialog is None or replaces_call.status.terminal:
+                raise CallError(Codes.BAD_STATE, "the other call is not established", "target")
+            replaces = replaces_param(other.dialog)
+            target_uri = replaces_call.request_uri
+        self._transfer = Transfer(target_uri, replaces_call)
+        assert self.invite is not None
+        self.invite.refer(target_uri, self.env.reactor.seconds(), replaces=replaces)
+        self.env.sip.transport.pump()
+
+    def _require(self, *states: CallStatus) -> None:
+        if self._finished or self.status not in states or self.invite is None:
+            raise CallError(Codes.BAD_STATE, f"the call is {self.status.value}", "callId")
+
+    def _send_reoffer(self, direction: str, then: Callable[[], None]) -> None:
+        if self._reoffer is not None:
+            raise CallError(Codes.BAD_STATE, "a hold or unhold is already in progress")
+        assert self.plan is not None and self.rtp is not None and self.invite is not None
+        self._reoffer = (direction, then)
+        self.invite.reinvite(self._sip_sdp(direction), self.env.reactor.seconds())
+        self.env.sip.transport.pump()
+
+    def _sip_sdp(self, direction: str, codecs: list[Codec] | None = None) -> bytes:
+        """Our SDP toward the SIP side (a re-offer or an answer): the codecs in use, a new
+        version of the same session (RFC 3264 §8)."""
+        assert self.plan is not None and self.rtp is not None
+        if codecs is None:
+            codecs = [c for c in (self.plan.sip_codec, self.plan.sip_dtmf) if c is not None]
+        self._sdp_version += 1
+        sdp = audio_offer(self.env.media_advertised, self.rtp.port, codecs, direction=direction,
+                          session_id=self._sdp_session, version=self._sdp_version)
+        return serialize_sdp(sdp).encode()
+
+    def _set_hold(self, *, local: bool | None = None, remote: bool | None = None) -> None:
+        if local is not None:
+            self.local_hold = local
+        if remote is not None:
+            self.remote_hold = remote
+        if self.bridge is not None:
+            # Held by us: the browser's audio is not forwarded to the far end.
+            self.bridge.paused_to_sip = self.local_hold
+        held = self.local_hold or self.remote_hold
+        self._set_status(CallStatus.HOLD if held else CallStatus.ESTABLISHED, "")
+
+    def _arm_dtmf(self) -> None:
+        """Drive the bridge's RFC 4733 cadence (one timer, re-armed at its next deadline)."""
+        if self._dtmf_call is not None and self._dtmf_call.active():
+            self._dtmf_call.cancel()
+        self._dtmf_call = None
+        bridge = self.bridge
+        if bridge is None or self._finished:
+            return
+        deadline = bridge.next_deadline()
+        if deadline is None:
+            return
+        delay = max(0.0, deadline - self.env.reactor.seconds())
+        self._dtmf_call = self.env.reactor.callLater(delay, self._dtmf_tick)
+
+    def _dtmf_tick(self) -> None:
+        self._dtmf_call = None
+        if self.bridge is not None:
+            self.bridge.poll(self.env.reactor.seconds())
+            self._arm_dtmf()
+
+    def _next_info(self) -> None:
+        if self._info_busy or not self._info_queue or self.invite is None or self._finished:
+            return
+        digit = self._info_queue.pop(0)
+        self._info_busy = True
+        self.invite.send_info("application/dtmf-relay", dtmf_relay_body(digit),
+                              self.env.reactor.seconds())
+        self.env.sip.transport.pump()
 
     # -- SIP side -----------------------------------------------------------------------
 
@@ -250,6 +420,26 @@ class Call:
                 return
             self.answer_time = time.time()
             self._set_status(CallStatus.ESTABLISHED, "")
+        elif isinstance(event, ReinviteAnswered):
+            self._retarget(event.sdp)
+            pending, self._reoffer = self._reoffer, None
+            if pending is not None:
+                pending[1]()
+        elif isinstance(event, ReinviteFailed):
+            self._reoffer = None
+            # The call stays as it was (RFC 3261 §14.1); say why the change did not happen.
+            self._set_status(self.status, f"re-INVITE failed: {event.reason}")
+        elif isinstance(event, ReinviteOffered):
+            self._answer_reinvite(event.sdp)
+        elif isinstance(event, InfoAnswered):
+            self._info_busy = False
+            self._next_info()
+        elif isinstance(event, InfoReceived):
+            digits = parse_dtmf_info(event.content_type, event.body)
+            if digits:
+                self.notify("dtmf", {"callId": self.call_id, "dtmf": digits, "type": "INFO"})
+        elif isinstance(event, (ReferAccepted, ReferFailed, ReferProgress)):
+            self._transfer_event(event)
         elif isinstance(event, Failed):
             self._finish(status_for_failure(event.status), event.status, event.reason)
         elif isinstance(event, Ended):
@@ -295,21 +485,31 @@ class Call:
         browser_side = [plan.browser_codec] + ([plan.browser_dtmf] if plan.browser_dtmf else [])
         self.browser_answer = serialize_sdp(answer_for_browser(
             self._offer, self.leg, browser_side, ssrc=ssrc, cname=f"wcsgw-{self.call_id}"))
-        self.bridge = MediaBridge(
+        self._start_media(ssrc)
+
+    def _start_media(self, webrtc_ssrc: int) -> None:
+        """Both legs are negotiated (``plan`` complete, the leg knows the browser's ICE and
+        DTLS parameters): build the bridge, connect the sockets to it, start the leg."""
+        plan, leg, rtp = self.plan, self.leg, self.rtp
+        assert plan is not None and leg is not None and rtp is not None
+        assert plan.browser_codec is not None and plan.sip_codec is not None
+        reactor = self.env.reactor
+        bridge = self.bridge = MediaBridge(
             mode=plan.mode,
             webrtc_codec=plan.browser_codec, sip_codec=plan.sip_codec,
             webrtc_dtmf=plan.browser_dtmf, sip_dtmf=plan.sip_dtmf,
-            webrtc_ssrc=ssrc,
-            send_to_webrtc=self.leg.send_rtp, send_to_sip=self.rtp.send_rtp,
+            webrtc_ssrc=webrtc_ssrc,
+            send_to_webrtc=leg.send_rtp, send_to_sip=rtp.send_rtp,
         )
-        now = self.env.reactor.seconds()
-        self.leg.on_rtp = lambda packet: self.bridge.from_webrtc(packet, self.env.reactor.seconds())
+        leg.on_rtp = lambda packet: bridge.from_webrtc(packet, reactor.seconds())
         # RTCP is terminated per leg: read (RTT, the peer's loss), never forwarded.
-        self.leg.on_rtcp = lambda packet: self.bridge.rtcp_from_webrtc(packet, self.env.reactor.seconds())
-        self.rtp.on_rtp = lambda packet: self.bridge.from_sip(packet, self.env.reactor.seconds())
-        self.rtp.on_rtcp = lambda packet: self.bridge.rtcp_from_sip(packet, self.env.reactor.seconds())
-        self.bridge.started_at = now
-        self.leg.start()
+        leg.on_rtcp = lambda packet: bridge.rtcp_from_webrtc(packet, reactor.seconds())
+        rtp.on_rtp = lambda packet: bridge.from_sip(packet, reactor.seconds())
+        rtp.on_rtcp = lambda packet: bridge.rtcp_from_sip(packet, reactor.seconds())
+        bridge.started_at = reactor.seconds()
+        bridge.on_dtmf_from_sip = lambda digit: self.notify(
+            "dtmf", {"callId": self.call_id, "dtmf": digit, "type": "RFC2833"})
+        leg.start()
         log.info("call {call_id}: media {mode} {webrtc} <-> {sip}", call_id=self.call_id,
                  mode=plan.mode, webrtc=plan.browser_codec.rtpmap, sip=plan.sip_codec.rtpmap)
 
@@ -326,6 +526,71 @@ class Call:
             return
         rtcp = audio.rtcp or audio.port + 1
         self.rtp.set_remote(connection.address, audio.port, rtcp)
+
+    def _answer_reinvite(self, sdp: bytes | None) -> None:
+        """The SIP side re-offers (hold, unhold, new address or port): keep our codec if it is
+        still offered (the browser side cannot change codec mid-call), answer the direction,
+        re-target the media."""
+        now = self.env.reactor.seconds()
+        assert self.invite is not None and self.plan is not None
+        if sdp is None:  # late offer in a re-INVITE: we offer what we use
+            self.invite.answer_reinvite(self._sip_sdp("sendrecv"), now)
+            self.env.sip.transport.pump()
+            return
+        try:
+            offer = parse_sdp(sdp)
+        except SdpError:
+            self.invite.reject_reinvite(488, now)
+            self.env.sip.transport.pump()
+            return
+        audio = _first_audio(offer)
+        current = self.plan.sip_codec
+        offered = audio.codecs() if audio is not None else []
+        same = next((c for c in offered if current is not None and same_codec(c, current)), None)
+        if audio is None or same is None:
+            self.invite.reject_reinvite(488, now)
+            self.env.sip.transport.pump()
+            return
+        dtmf = next((c for c in offered if c.key == "telephone-event"
+                     and c.clock_rate == same.clock_rate), None)
+        if same.payload_type != current.payload_type and self.bridge is not None:
+            self.bridge.set_sip_payload_types(same.payload_type,
+                                              dtmf.payload_type if dtmf else None)
+        self.plan.sip_codec, self.plan.sip_dtmf = same, dtmf
+        direction = offer.direction_for(audio)
+        answer = self._sip_sdp(answer_direction(direction),
+                               [c for c in (same, dtmf) if c is not None])
+        self.invite.answer_reinvite(answer, now)
+        self.env.sip.transport.pump()
+        self._retarget(sdp, parsed=offer)
+        remote_hold = direction in ("sendonly", "inactive") or _is_hold_address(offer, audio)
+        if remote_hold != self.remote_hold:
+            self._set_hold(remote=remote_hold)
+
+    def _transfer_event(self, event: object) -> None:
+        transfer = self._transfer
+        if transfer is None:
+            return
+        if isinstance(event, ReferAccepted):
+            self._transfer_status("ACCEPTED", event.status)
+        elif isinstance(event, ReferFailed):
+            self._transfer = None
+            self._transfer_status("FAILED", event.status)
+        elif isinstance(event, ReferProgress):
+            if event.sipfrag_status < 200:
+                self._transfer_status("TRYING", event.sipfrag_status)
+            elif event.sipfrag_status < 300:
+                self._transfer = None
+                self._transfer_status("COMPLETED", event.sipfrag_status)
+                # Transferred: our part is done (the far end BYEs us, or we BYE it now).
+                self.hangup()
+            else:
+                self._transfer = None
+                self._transfer_status("FAILED", event.sipfrag_status)
+
+    def _transfer_status(self, status: str, sip_status: int | None) -> None:
+        self.notify("transferStatus", {"callId": self.call_id, "status": status,
+                                       "sipStatus": sip_status})
 
     def _fail_sip(self, info: str) -> None:
         if self.invite is not None:
@@ -346,7 +611,10 @@ class Call:
         if bridge is None or self._finished:
             return
         now = self.env.reactor.seconds()
-        if self.status is CallStatus.ESTABLISHED and bridge.inactive_for(now) > self.env.rtp_timeout:
+        # On hold one side may rightly send nothing: the check pauses (it resumes afresh).
+        if self.status is CallStatus.HOLD:
+            bridge.mark_active(now)
+        elif self.status is CallStatus.ESTABLISHED and bridge.inactive_for(now) > self.env.rtp_timeout:
             self._fail_sip(Info.RTP)
             return
         if now - self._last_rtcp >= RTCP_INTERVAL:
@@ -373,6 +641,9 @@ class Call:
         if self._ticker is not None and self._ticker.running:
             self._ticker.stop()
         self._ticker = None
+        if self._dtmf_call is not None and self._dtmf_call.active():
+            self._dtmf_call.cancel()
+        self._dtmf_call = None
         if self.leg is not None:
             self.leg.close()
         if self.rtp is not None:

@@ -1,0 +1,135 @@
+"""Incoming calls with real peers: a baresip phone calls the browser user through Kamailio.
+
+The browser (Phone UI, fake 440 Hz microphone) logs in as 1001 and registers; baresip 1002
+(1 kHz) dials sip:1001@127.0.0.1 at Kamailio, which forks to every contact of 1001 — the
+browser sessions' own contacts at the gateway.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.internet import reactor, task
+from twisted.trial import unittest
+
+from tests.e2e import Gateway, Phone, gateway_config
+from tests.peers.baresip import Baresip, write_tone
+from tests.peers.chromium import Chromium, aio, write_tone_wav
+from tests.peers.kamailio import Kamailio
+from tests.support import assert_near, inline
+from tests.test_e2e_sip_phone import dominant_hz
+
+
+class IncomingCallTests(unittest.TestCase):
+    timeout = 120
+
+    async def setup(self, *, sessions: int = 1) -> tuple[list[Phone], Baresip]:
+        self.kam = Kamailio()
+        self.addCleanup(self.kam.stop)
+        await self.kam.start()
+        self.gateway = Gateway(gateway_config(allowed_domains=("127.0.0.1",), t1=0.1, t2=0.8))
+        self.gateway.start()
+        self.addCleanup(self.gateway.stop)
+        tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000)
+        self.phone = Baresip("1002", "pass1002", registrar_port=self.kam.port, codecs="PCMU",
+                             tone=tone)
+        self.addCleanup(self.phone.stop)
+        await self.phone.start()
+        await self.phone.registered()
+        self.browser = Chromium(fake_audio=write_tone_wav(self.mktemp() + "-mic.wav", 440.0))
+        await self.browser.start()
+        self.addCleanup(self.browser.stop)
+        uis = []
+        for _ in range(sessions):
+            ui = await Phone.open(self.browser, self.gateway.url)
+            await ui.login(login="1001", password="pass1001", domain="127.0.0.1",
+                           proxy="127.0.0.1", port=str(self.kam.port), register=True)
+            uis.append(ui)
+        self.assertEqual(len(await self.kam.bindings("1001")), sessions)
+        return uis, self.phone
+
+    async def ringing(self, ui: Phone) -> None:
+        await aio(ui.page.wait_for_function(
+            "() => !document.getElementById('answer').disabled", timeout=15000))
+
+    async def assert_clean(self) -> None:
+        await self.gateway.when_idle()
+        self.assertEqual(self.gateway.calls, {})
+        self.assertEqual(self.gateway.ports_in_use, 0)
+
+    @inline
+    async def test_answer_audio_both_ways(self) -> None:
+        [ui], phone = await self.setup()
+        await phone.command("dial", f"sip:1001@127.0.0.1:{self.kam.port}")
+        await self.ringing(ui)
+        self.assertIn("1002", await ui.status_text("incoming-text"))
+        [call] = self.gateway.calls.values()
+        self.assertTrue(call.describe()["incoming"])
+        await ui.click("Answer")
+        await ui.wait_state("call-status", "established")
+        await phone.wait_event("CALL_ESTABLISHED")
+        self.assertEqual(call.describe()["media"]["mode"], "relay")
+        peak = await ui.received_frequency()
+        assert_near(self, peak["frequency"], 1000, 15)
+        await task.deferLater(reactor, 1.5, lambda: None)  # let the phone record the browser
+        mark = phone.mark()
+        await ui.click("Hangup")
+        await phone.wait_event("CALL_CLOSED", since=mark)
+        [recording] = phone.recordings()
+        frequency, level = dominant_hz(recording)
+        assert_near(self, frequency, 440, 10)
+        self.assertGreater(level, 300)
+        await self.assert_clean()
+
+    @inline
+    async def test_decline(self) -> None:
+        [ui], phone = await self.setup()
+        mark = phone.mark()
+        await phone.command("dial", f"sip:1001@127.0.0.1:{self.kam.port}")
+        await self.ringing(ui)
+        await ui.click("Decline")
+        closed = await phone.wait_event("CALL_CLOSED", since=mark)
+        self.assertIn("603", closed.get("param", ""))
+        await ui.wait_state("call-status", "finish")
+        await self.assert_clean()
+
+    @inline
+    async def test_caller_cancels_while_ringing(self) -> None:
+        [ui], phone = await self.setup()
+        await phone.command("dial", f"sip:1001@127.0.0.1:{self.kam.port}")
+        await self.ringing(ui)
+        await phone.command("hangup")
+        await ui.wait_state("call-status", "finish")
+        await self.assert_clean()
+
+    @inline
+    async def test_two_sessions_first_answer_wins(self) -> None:
+        (first, second), phone = await self.setup(sessions=2)
+        await phone.command("dial", f"sip:1001@127.0.0.1:{self.kam.port}")
+        await self.ringing(first)
+        await self.ringing(second)
+        await second.click("Answer")
+        await second.wait_state("call-status", "established")
+        await first.wait_state("call-status", "finish")  # Kamailio CANCELs the other fork
+        await phone.wait_event("CALL_ESTABLISHED")
+        peak = await second.received_frequency()
+        assert_near(self, peak["frequency"], 1000, 15)
+        await second.click("Hangup")
+        await self.assert_clean()
+
+    @inline
+    async def test_session_gone_gets_480_not_silence(self) -> None:
+        [ui], phone = await self.setup()
+        contact = (await self.kam.bindings("1001"))[0]["contact"]
+        await aio(ui.page.close())  # the WebSocket closes; the binding is removed (Expires: 0)
+        await self.gateway.when_idle()
+        for _ in range(50):
+            if not await self.kam.bindings("1001"):
+                break
+            await task.deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(await self.kam.bindings("1001"), [])
+        # A caller that still has the old contact (a stale binding elsewhere) gets 480.
+        mark = phone.mark()
+        await phone.command("dial", contact.strip("<>").split(";")[0])
+        closed = await phone.wait_event("CALL_CLOSED", since=mark)
+        self.assertIn("480", closed.get("param", ""))

@@ -1,0 +1,265 @@
+"""Calls from the SIP side to a browser user: routing an INVITE to a session, and the call.
+
+A browser session that registers gets a contact of its own (``sip:<login>-<token>@gateway``),
+so the registrar forks an INVITE for the account to every logged-in browser and each fork
+names the session it is for.  :class:`InboundRouter` is the one place where an incoming INVITE
+is accepted or refused (:meth:`InboundRouter.decide`); :class:`InboundCall` then offers the
+call to the browser (``incomingCall`` with a WebRTC offer made by the gateway, which stays
+ICE-lite and the DTLS server) and, once the browser answers, answers the SIP side.
+
+The codec plan avoids transcoding: the browser is offered the SIP caller's own relayable
+codecs first (G.711, Opus, G.722, with telephone-event), and Opus after them only as a
+transcoding fallback when the caller offered G.711 but not Opus.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Callable
+
+from twisted.logger import Logger
+
+from wcsgw.calls.call import Call, CodecPlan, G711, TELEPHONE_EVENT_8K, TRANSCODE_SIP_CODECS, _first_audio
+from wcsgw.calls.errors import CallError, Codes
+from wcsgw.calls.status import CallStatus, Info
+from wcsgw.media.udp import RtpSocket
+from wcsgw.sdp.codecs import Codec, same_codec
+from wcsgw.sdp.errors import SdpError
+from wcsgw.sdp.negotiate import audio_answer, audio_offer
+from wcsgw.sdp.parser import parse_sdp, serialize_sdp
+from wcsgw.sip.message import Request
+from wcsgw.sip.responses import make_response
+from wcsgw.sip.target import Target
+from wcsgw.sip.transaction import ServerTransaction
+from wcsgw.sip.uas import Cancelled, Confirmed, IncomingInvite
+from wcsgw.sip.uri import parse_uri
+from wcsgw.webrtc.leg import WebRtcLeg
+from wcsgw.webrtc.sdp import offer_for_browser, parse_browser_answer
+
+log = Logger(namespace="wcsgw.calls")
+
+#: What a browser can take without transcoding, in the order we prefer to relay them.
+RELAYABLE = ("opus", "pcmu", "pcma", "g722")
+OPUS = Codec("opus", 48000, 2, None, "minptime=10;useinbandfec=1")
+TELEPHONE_EVENT_48K = Codec("telephone-event", 48000, 1, None, "0-16")
+
+
+def browser_offer_codecs(sip_offer: list[Codec] | None) -> list[Codec]:
+    """The codecs to offer the browser for a SIP offer (None: a late offer, we choose)."""
+    if sip_offer is None:
+        return [OPUS, Codec("PCMU", 8000, 1, 0), Codec("PCMA", 8000, 1, 8),
+                TELEPHONE_EVENT_48K, TELEPHONE_EVENT_8K]
+    relayable = [c for c in sip_offer if c.key in RELAYABLE]
+    if not relayable:
+        raise CallError(Codes.NO_CODECS, Info.NO_CODECS)
+    out = [c.with_payload_type(None) if c.payload_type and c.payload_type >= 96 else c
+           for c in relayable]
+    if not any(c.key == "opus" for c in relayable) and any(c.key in G711 for c in relayable):
+        out.append(OPUS)  # transcoding fallback for a browser that prefers it
+    rates = {c.clock_rate for c in out}
+    if any(c.key == "telephone-event" for c in sip_offer):
+        out += [te for te in (TELEPHONE_EVENT_48K, TELEPHONE_EVENT_8K) if te.clock_rate in rates]
+    return out
+
+
+class InboundCall(Call):
+    """A call from the SIP side, offered to one browser session."""
+
+    def __init__(self, *, invite: IncomingInvite, caller: str, **kwargs: Any) -> None:
+        super().__init__(request_uri="", browser_offer="", sip_headers={}, **kwargs)
+        self.invite = invite  # type: ignore[assignment]
+        self.caller_uri = caller
+        self._sip_offer_sdp = invite.offer_sdp
+        self._browser_offer_sd: Any = None
+        self._ring_timer: Any = None
+
+    @property
+    def caller(self) -> str:
+        return self.caller_uri
+
+    @property
+    def incoming(self) -> bool:
+        return True
+
+    def start(self) -> None:
+        """Open the media sockets, offer the call to the browser, ring the caller."""
+        env = self.env
+        sip_codecs: list[Codec] | None = None
+        if self._sip_offer_sdp is not None:
+            try:
+                offer = parse_sdp(self._sip_offer_sdp)
+            except SdpError:
+                raise CallError(Codes.INVALID, "the caller's SDP does not parse") from None
+            audio = _first_audio(offer)
+            if audio is None:
+                raise CallError(Codes.NO_CODECS, Info.NO_CODECS)
+            sip_codecs = audio.codecs()
+        codecs = browser_offer_codecs(sip_codecs)
+        self.plan = CodecPlan("relay", sip_codecs or TRANSCODE_SIP_CODECS + [TELEPHONE_EVENT_8K])
+        self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
+        self.leg = WebRtcLeg(env.reactor, env.media_host, env.media_advertised, env.allocator)
+        self.leg.on_state = self._on_leg_state
+        self._webrtc_ssrc = secrets.randbits(32)
+        self._browser_offer_sd = offer_for_browser(self.leg, codecs, self._webrtc_ssrc,
+                                                   f"wcsgw-{self.call_id}")
+        self.browser_offer_text = serialize_sdp(self._browser_offer_sd)
+        self.status = CallStatus.RING
+        self.notify("incomingCall", {
+            "callId": self.call_id, "caller": self.caller, "callee": self.callee,
+            "visibleName": self.visible_name, "hasAudio": True, "hasVideo": False,
+            "sdp": self.browser_offer_text,
+        })
+        self._set_status(CallStatus.RING)
+        now = env.reactor.seconds()
+        self.invite.ring(now)
+        env.sip.transport.pump()
+        self._ring_timer = env.reactor.callLater(env.no_answer_timeout, self._no_answer)
+
+    def answer(self, browser_sdp: str) -> None:
+        """The browser accepted: learn its codec, answer the SIP side, start the media."""
+        if self.status is not CallStatus.RING:
+            raise CallError(Codes.BAD_STATE, f"the call is {self.status.value}", "callId")
+        try:
+            answer = parse_browser_answer(self._browser_offer_sd, parse_sdp(browser_sdp))
+        except (SdpError, ValueError) as exc:
+            raise CallError(Codes.INVALID, f"the SDP answer is not usable: {exc}", "sdp") from None
+        plan = self.plan
+        assert plan is not None and self.leg is not None and self.rtp is not None
+        chosen = answer.codecs[0]
+        plan.browser_codec = chosen
+        plan.browser_dtmf = answer.telephone_event
+        sip_offered = plan.sip_offer
+        if self._sip_offer_sdp is not None:
+            relay = next((c for c in sip_offered if same_codec(c, chosen)), None)
+            if relay is not None:
+                plan.mode, plan.sip_codec = "relay", relay
+            else:
+                plan.mode = "transcode"
+                plan.sip_codec = next(c for c in sip_offered if c.key in G711)
+            plan.sip_dtmf = next((c for c in sip_offered if c.key == "telephone-event"
+                                  and c.clock_rate == plan.sip_codec.clock_rate), None)
+            offer = parse_sdp(self._sip_offer_sdp)
+            supported = [c for c in (plan.sip_codec, plan.sip_dtmf) if c is not None]
+            sip_answer = audio_answer(offer, self.env.media_advertised, self.rtp.port, supported,
+                                      session_id=self._new_sdp_session())
+            self._retarget(self._sip_offer_sdp, parsed=offer)
+        else:
+            # Late offer: our 200 offers, the ACK answers (Confirmed re-targets the media).
+            if chosen.key in G711:
+                plan.mode, plan.sip_codec = "relay", chosen
+            else:
+                plan.mode, plan.sip_codec = "transcode", TRANSCODE_SIP_CODECS[0]
+            plan.sip_dtmf = TELEPHONE_EVENT_8K
+            sip_answer = audio_offer(self.env.media_advertised, self.rtp.port,
+                                     [plan.sip_codec, plan.sip_dtmf],
+                                     session_id=self._new_sdp_session())
+        self.leg.set_remote(answer.ice_ufrag, answer.ice_pwd, answer.fingerprint)
+        self._cancel_ring_timer()
+        self._start_media(self._webrtc_ssrc)
+        self.invite.answer(serialize_sdp(sip_answer).encode(), self.env.reactor.seconds())
+        self.env.sip.transport.pump()
+        self.answer_time = self.env.reactor.seconds()
+        self.sip_status = 200
+        self._set_status(CallStatus.ESTABLISHED, "")
+
+    def hangup(self) -> None:
+        """Before the answer: decline (603 by default, contract: hangup declines); after: BYE."""
+        if self._finished:
+            return
+        now = self.env.reactor.seconds()
+        if self.status is CallStatus.RING:
+            # Finish first: the rejection's own Failed event then finds the call over.
+            self._finish(CallStatus.FINISH, self.env.decline_status, "Declined")
+            self.invite.reject(self.env.decline_status, "Decline" if self.env.decline_status == 603
+                               else "Busy Here", now)
+            self.env.sip.transport.pump()
+            return
+        super().hangup()
+
+    def _no_answer(self) -> None:
+        self._ring_timer = None
+        if self.status is CallStatus.RING and not self._finished:
+            self._finish(CallStatus.FINISH, 480, "No answer")
+            self.invite.reject(480, "Temporarily Unavailable", self.env.reactor.seconds())
+            self.env.sip.transport.pump()
+
+    def _cancel_ring_timer(self) -> None:
+        if self._ring_timer is not None and self._ring_timer.active():
+            self._ring_timer.cancel()
+        self._ring_timer = None
+
+    def _new_sdp_session(self) -> int:
+        from wcsgw.sdp.negotiate import new_session_id
+
+        self._sdp_session = new_session_id()
+        return self._sdp_session
+
+    def _on_sip_event(self, event: Any) -> None:
+        if isinstance(event, Cancelled):
+            self._cancel_ring_timer()
+            self.env.reactor.callLater(0, self.on_settled, self)
+            self._finish(CallStatus.FINISH, 487, "Cancelled by the caller")
+            return
+        if isinstance(event, Confirmed):
+            if event.ack_sdp:
+                self._retarget(event.ack_sdp)
+            return
+        super()._on_sip_event(event)
+
+    def _finish(self, status: CallStatus, sip_status: int | None, info: str) -> None:
+        self._cancel_ring_timer()
+        super()._finish(status, sip_status, info)
+
+
+class InboundRouter:
+    """The gateway's taker of new INVITEs (an endpoint RequestHandler), placed after the
+    dialog router: an INVITE to a session's contact becomes an :class:`InboundCall` of that
+    session; anything else is refused here, never left unanswered."""
+
+    def __init__(self, gateway: Any, make_call: Callable[..., InboundCall]) -> None:
+        self.gateway = gateway
+        self.make_call = make_call
+
+    def handle_request(self, request: Request, transaction: ServerTransaction | None,
+                       source: Target, now: float) -> bool:
+        if request.method != "INVITE" or transaction is None:
+            return False
+        endpoint = self.gateway.sip.endpoint
+        try:
+            user = parse_uri(request.uri).user or ""
+        except Exception:  # noqa: BLE001 - the parser let it through; refuse, never crash
+            user = ""
+        session = self.gateway.session_for_contact(user)
+        refusal = self.decide(session, request)
+        if refusal is not None:
+            status, reason = refusal
+            endpoint.respond(make_response(request, status, reason, to_tag=_tag()), now)
+            return True
+        try:
+            invite = IncomingInvite(endpoint, request, transaction, listener=lambda e: None,
+                                    contact_user=user)
+        except ValueError:
+            endpoint.respond(make_response(request, 400, "Bad Request", to_tag=_tag()), now)
+            return True
+        try:
+            call = self.make_call(session, invite, request)
+        except CallError as exc:
+            status = 488 if exc.code == Codes.NO_CODECS else 500
+            invite.reject(status, "Not Acceptable Here" if status == 488 else "Server Error", now)
+            log.info("incoming call refused: {reason}", reason=exc.message)
+        else:
+            invite.listener = call._on_sip_event
+        return True
+
+    def decide(self, session: Any, request: Request) -> tuple[int, str] | None:
+        """Accept this incoming call?  The one decision point (REST hooks plug in here
+        later).  None accepts; otherwise the SIP status and reason to refuse with."""
+        if session is None or not session.connected:
+            return 480, "Temporarily Unavailable"  # no (longer a) browser behind this contact
+        return None
+
+
+def _tag() -> str:
+    from wcsgw.sip.ids import new_tag
+
+    return new_tag()
