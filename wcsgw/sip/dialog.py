@@ -342,14 +342,17 @@ class Dialog:
             return frm == self.remote_tag and to == self.local_tag
         return frm == self.local_tag and to == self.remote_tag
 
-    def receive_request(self, request: Request) -> bool | Response:
+    def receive_request(self, request: Request, *, refresh_target: bool = True) -> bool | Response:
         """Apply an in-dialog request from the peer (RFC 3261 §12.2.2).
 
         Returns ``True`` when the request may be processed, or the response to send instead:
         481 when it is not ours, 500 when its CSeq is lower than the last one seen (out of
         order).  ACK (it carries the INVITE's number) and CANCEL (handled by transactions)
         skip the ordering check.  A target refresh request with a Contact replaces the remote
-        target; a BYE terminates the dialog.
+        target — unless ``refresh_target`` is False: a UA that may still refuse the request
+        (a re-INVITE answered 488 or 491) passes False and calls :meth:`refresh_target` when
+        it answers 2xx, since a refused target refresh must leave the dialog as it was
+        (RFC 6141 on target refreshes, clarifying §12.2.2).  A BYE terminates the dialog.
         """
         if not self.matches(request, incoming_request=True):
             return _make_response(request, 481, "Call/Transaction Does Not Exist")
@@ -359,13 +362,20 @@ class Dialog:
         if self.remote_cseq is not None and number < self.remote_cseq:
             return _make_response(request, 500, "Server Internal Error")
         self.remote_cseq = number
+        if refresh_target:
+            self.refresh_target(request)
+        if request.method == "BYE":
+            self.state = DialogState.TERMINATED
+        return True
+
+    def refresh_target(self, request: Request) -> None:
+        """Take the Contact of a target refresh request from the peer as the remote target
+        (re-INVITE, UPDATE, SUBSCRIBE, NOTIFY with a Contact; anything else changes
+        nothing).  Called on accepting it with a 2xx (see :meth:`receive_request`)."""
         if request.method in TARGET_REFRESH_METHODS:
             target = _contact_uri(request)
             if target is not None:
                 self.remote_target = target
-        if request.method == "BYE":
-            self.state = DialogState.TERMINATED
-        return True
 
     def receive_response(self, response: Response) -> bool:
         """Apply a response to a request we sent in (or to create) this dialog.
