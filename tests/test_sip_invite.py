@@ -28,6 +28,7 @@ from wcsgw.sip.invite import (
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.parser import parse_message
 from wcsgw.sip.responses import make_response
+from wcsgw.sip.session import ReinviteOffered
 from wcsgw.sip.target import Target
 from wcsgw.sip.transaction import TimerConfig
 
@@ -691,14 +692,20 @@ class ByeTests(unittest.TestCase):
 
 
 class InDialogTests(unittest.TestCase):
-    def test_reinvite_refused_by_default(self) -> None:
+    def test_reinvite_offered_and_refused_500_when_left_unanswered(self) -> None:
+        # Was "refused 488 by default": re-INVITEs now go to the owner (ReinviteOffered,
+        # tests/test_sip_reinvite.py); one it never answers is refused at 32*T1.
         h = CallHarness()
         h.answered()
         h.sent()
         h.feed(h.in_dialog_request("INVITE", body=SDP_ANSWER,
                                    extra=(("Content-Type", "application/sdp"),)), at=1.0)
-        statuses = [r.status for r in responses(h.sent())]
-        self.assertEqual(statuses[-1], 488)
+        self.assertEqual(h.events[-1], ReinviteOffered(SDP_ANSWER))
+        self.assertEqual(responses(h.sent()), [])
+        h.advance(1.0 + TIMEOUT / 2 - 0.01)
+        self.assertEqual([r.status for r in responses(h.sent())], [100])
+        h.advance(1.0 + TIMEOUT / 2)
+        self.assertEqual([r.status for r in responses(h.sent())], [500])
         self.assertEqual(h.call.state, InviteState.CONFIRMED)
 
     def test_hook_takes_in_dialog_requests(self) -> None:

@@ -16,6 +16,7 @@ from wcsgw.sip.invite import REASON_NORMAL
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.parser import parse_message
 from wcsgw.sip.responses import make_response
+from wcsgw.sip.session import InfoReceived, ReinviteOffered
 from wcsgw.sip.target import Target
 from wcsgw.sip.transaction import ServerTransaction, TimerConfig
 from wcsgw.sip.uas import (
@@ -584,17 +585,28 @@ class InDialogTests(unittest.TestCase):
         h.sent()
         return h
 
-    def test_reinvite_488_info_200_options_200_refer_501(self) -> None:
+    def test_reinvite_offered_info_200_options_200_bad_refer_400_update_488(self) -> None:
+        # Was "re-INVITE 488, REFER 501": both now go to the owner once the call is up
+        # (tests/test_sip_reinvite.py, tests/test_sip_refer.py); a REFER without Refer-To is
+        # malformed (RFC 3515 §2.4.1: exactly one).
         h = self.confirmed()
         h.feed(h.in_dialog("INVITE", cseq=8, branch="z9hG4bKre1", body=OFFER), at=1.0)
         h.feed(h.in_dialog("INFO", cseq=9, branch="z9hG4bKinfo1"), at=1.1)
         h.feed(h.in_dialog("OPTIONS", cseq=10, branch="z9hG4bKopt1"), at=1.2)
         h.feed(h.in_dialog("REFER", cseq=11, branch="z9hG4bKref1"), at=1.3)
+        h.feed(h.in_dialog("UPDATE", cseq=12, branch="z9hG4bKupd1"), at=1.4)
         out = h.sent_responses()
         self.assertEqual([(r.status, r.cseq[1]) for r in out],
-                         [(488, "INVITE"), (200, "INFO"), (200, "OPTIONS"), (501, "REFER")])
+                         [(200, "INFO"), (200, "OPTIONS"), (400, "REFER"), (488, "UPDATE")])
         self.assertEqual(h.session.state, UasState.CONFIRMED)
-        self.assertEqual(h.events, [Confirmed(None)])
+        self.assertEqual(h.events, [Confirmed(None), ReinviteOffered(OFFER), InfoReceived("", b"")])
+
+    def test_reinvite_before_the_ack_488(self) -> None:
+        h = UasHarness()
+        h.answered()
+        h.feed(h.in_dialog("INVITE", cseq=8, branch="z9hG4bKre1", body=OFFER), at=0.1)
+        self.assertEqual(statuses(h.sent_responses()), [488])
+        self.assertEqual(h.session.state, UasState.ANSWERED)
 
     def test_on_request_hook(self) -> None:
         h = self.confirmed()

@@ -37,18 +37,24 @@ Rules and where they come from:
 * a BYE from the peer: 200 and :class:`Ended` with ``by_remote=True`` (§15.1.2);
 * no answer within ``no_answer_timeout``: CANCEL, then :class:`Failed` ``(None, "Failed by
   request timeout")``; Timer B (no response at all) ends the same way.
+
+Once the call is up, the in-dialog functions — re-INVITE (hold, unhold, re-targeting) both
+ways, INFO, REFER and its NOTIFYs both ways — come from :class:`~wcsgw.sip.session.InDialog`,
+shared with the incoming session, and so do their events (:data:`InviteEvent` includes them).
+We own the Call-ID here, so a re-INVITE refused 491 is retried after 2.1-4 s (§14.1).
 """
 
 from __future__ import annotations
 
 import enum
+import random
 from typing import Callable, Iterable, Union
 
 import attr
 from twisted.logger import Logger
 
 from wcsgw.sip.account import SipAccount, escape_user
-from wcsgw.sip.dialog import Dialog, format_name_addr
+from wcsgw.sip.dialog import Dialog, DialogState, format_name_addr
 from wcsgw.sip.dialogs import DialogRouter, dialog_target
 from wcsgw.sip.digest import ChallengeOutcome, DigestClient
 from wcsgw.sip.endpoint import ALLOWED_METHODS, SUPPORTED_EXTENSIONS, SipEndpoint
@@ -56,6 +62,16 @@ from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.ids import new_call_id, new_cnonce, new_tag
 from wcsgw.sip.message import Headers, Request, Response, canonical_name
 from wcsgw.sip.responses import make_response
+from wcsgw.sip.session import (
+    MAX_CHALLENGES,
+    REASON_NORMAL,
+    REASON_TIMEOUT,
+    REASON_TRANSPORT,
+    DialogEvent,
+    InDialog,
+    build_cancel,
+    sdp_of,
+)
 from wcsgw.sip.target import Target, unbracket
 from wcsgw.sip.timers import EPSILON
 from wcsgw.sip.transaction import ClientTransaction, ServerTransaction
@@ -63,6 +79,7 @@ from wcsgw.sip.uri import parse_uri
 
 __all__ = [
     "Answered",
+    "DialogEvent",
     "Ended",
     "Failed",
     "InviteEvent",
@@ -77,14 +94,9 @@ __all__ = [
 
 log = Logger(namespace="wcsgw.sip.invite")
 
-#: ``info`` strings of the contract (contract.md, call statuses).
-REASON_NORMAL = "Normal call clearing"
-REASON_TIMEOUT = "Failed by request timeout"
-REASON_TRANSPORT = "Failed by transport error"
-
-#: Challenges answered per call before giving up (a server answering every INVITE with
-#: ``stale=true`` must not make us loop).
-MAX_CHALLENGES = 3
+# REASON_NORMAL, REASON_TIMEOUT, REASON_TRANSPORT (the contract's ``info`` strings) and
+# MAX_CHALLENGES (challenges answered per request: a server answering every INVITE with
+# ``stale=true`` must not make us loop) live in wcsgw.sip.session, shared by both sessions.
 
 #: Headers the session owns in the INVITE; ``extra_headers`` may not set them.
 _OWN_HEADERS = frozenset({
@@ -131,7 +143,9 @@ class Ended:
     by_remote: bool
 
 
-InviteEvent = Union[Provisional, Answered, Failed, Ended]
+#: Everything an OutgoingInvite's listener gets: the call's own events and, once it is up,
+#: the in-dialog ones (:data:`wcsgw.sip.session.DialogEvent`).
+InviteEvent = Union[Provisional, Answered, Failed, Ended, DialogEvent]
 
 
 class InviteState(enum.Enum):
@@ -147,42 +161,6 @@ class InviteState(enum.Enum):
 # -------------------------------------------------------------------------------- helpers
 
 
-def build_cancel(invite: Request) -> Request:
-    """The CANCEL of ``invite`` (RFC 3261 §9.1), which must already carry its Via.
-
-    Request-URI, Call-ID, From, To and the CSeq number are the INVITE's (method CANCEL); the
-    single Via is the INVITE's top Via, branch included, so every hop matches the CANCEL to
-    the INVITE's transaction; the Route headers are the INVITE's.  No credentials: a CANCEL
-    cannot be challenged (§22.1).
-    """
-    via = invite.headers.get("Via")
-    if via is None:
-        raise ValueError("the INVITE has not been sent (no Via)")
-    h = Headers()
-    h.add("Via", via)
-    for route in invite.headers.get_all("Route"):
-        h.add("Route", route)
-    h.add("Max-Forwards", invite.headers.get("Max-Forwards") or "70")
-    for name in ("From", "To", "Call-ID"):
-        value = invite.headers.get(name)
-        assert value is not None
-        h.add(name, value)
-    h.add("CSeq", f"{invite.cseq[0]} CANCEL")
-    user_agent = invite.headers.get("User-Agent")
-    if user_agent is not None:
-        h.add("User-Agent", user_agent)
-    h.add("Content-Length", "0")
-    return Request("CANCEL", invite.uri, h)
-
-
-def _sdp_of(message: Response) -> bytes | None:
-    """The body when it is SDP (RFC 3261 §13.2.1: the answer of an offer/answer exchange)."""
-    if not message.body:
-        return None
-    content_type = (message.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-    return message.body if content_type == "application/sdp" else None
-
-
 def _ignore_response(_response: Response, _now: float) -> None:
     pass
 
@@ -194,7 +172,7 @@ def _ignore_failure(_reason: str, _now: float) -> None:
 # -------------------------------------------------------------------------------- session
 
 
-class OutgoingInvite:
+class OutgoingInvite(InDialog):
     """One outgoing INVITE session, from the first INVITE to the last BYE response."""
 
     def __init__(
@@ -209,13 +187,15 @@ class OutgoingInvite:
         extra_headers: Iterable[tuple[str, str]] = (),
         no_answer_timeout: float | None = 60.0,
         digest: DigestClient | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         """``request_uri`` is whom to call (``sip:1002@pbx.example.com``), ``sdp`` the offer.
         ``display_name`` overrides the account's for this call's From.  ``extra_headers``
         (``X-...``, ``P-Asserted-Identity`` ...) go into the INVITE; headers the session
         builds itself are refused.  ``no_answer_timeout`` None waits as long as the peer
         rings.  ``digest`` shares a DigestClient (and its cached nonces) with other requests
-        of the account; by default each call has its own."""
+        of the account; by default each call has its own.  ``rng`` draws the 491 back-off
+        and Retry-After values (tests pass a seeded one)."""
         self.endpoint = endpoint
         self.account = account
         self.request_uri = request_uri
@@ -264,6 +244,9 @@ class OutgoingInvite:
         self._router: DialogRouter | None = None
         self._invite_txn: ClientTransaction | None = None
         self._done = False
+        #: we sent the dialog's first INVITE: the longer glare back-off is ours (§14.1)
+        self.owns_call_id = True
+        self._init_in_dialog(rng)
 
     def __repr__(self) -> str:
         return f"<OutgoingInvite {self.request_uri} {self.state.name} call_id={self.call_id!r}>"
@@ -296,12 +279,15 @@ class OutgoingInvite:
         elif state is InviteState.CONFIRMED:
             self._outcome = Ended(REASON_NORMAL, by_remote=False)
             self.state = InviteState.TERMINATING
+            self._abort_in_dialog(now)
             assert self.dialog is not None
             self._send_bye(self.dialog, now, final=True)
 
     def next_deadline(self) -> float | None:
-        """The no-answer timeout or the CANCEL guard, whichever comes first (TimedUser)."""
-        deadlines = [d for d in (self._no_answer_at, self._cancel_guard_at) if d is not None]
+        """The no-answer timeout, the CANCEL guard or an in-dialog timer (re-INVITE
+        back-off, 2xx retransmission, ...), whichever comes first (TimedUser)."""
+        deadlines = [d for d in (self._no_answer_at, self._cancel_guard_at,
+                                 self._in_dialog_deadline()) if d is not None]
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
@@ -319,6 +305,8 @@ class OutgoingInvite:
                 if self._invite_txn is not None:
                     self.endpoint.abandon(self._invite_txn, now)
                 self._finish(self._outcome or Failed(None, REASON_TIMEOUT))
+        if self.state is InviteState.CONFIRMED:
+            self._in_dialog_timer(now)
 
     @property
     def terminated(self) -> bool:
@@ -389,7 +377,7 @@ class OutgoingInvite:
                 self._send_cancel(now)  # the CANCEL that waited for this provisional
             return
         self.state = InviteState.PROCEEDING
-        self._emit(Provisional(response.status, response.reason, _sdp_of(response)))
+        self._emit(Provisional(response.status, response.reason, sdp_of(response)))
 
     def _on_success(self, invite: Request, response: Response, now: float) -> None:
         tag = self._to_tag(response)
@@ -540,8 +528,11 @@ class OutgoingInvite:
         """A request the DialogRouter matched to one of our dialogs (DialogOwner)."""
         method = request.method
         if method == "ACK":
-            return  # we sent no 2xx to an INVITE: nothing to acknowledge
-        verdict = dialog.receive_request(request)
+            if dialog is self.dialog:
+                self._in_dialog_ack(request, now)  # of our 2xx to a re-INVITE, if any
+            return
+        # The target is refreshed only by a request we accept with a 2xx (RFC 6141).
+        verdict = dialog.receive_request(request, refresh_target=False)
         if verdict is not True:
             assert isinstance(verdict, Response)
             self.endpoint.respond(verdict, now)  # 500 for an out-of-order CSeq
@@ -552,12 +543,16 @@ class OutgoingInvite:
             return
         if self.on_request is not None and self.on_request(request, transaction, now):
             return
+        if (dialog is self.dialog and self.state is InviteState.CONFIRMED
+                and self._in_dialog_request(request, transaction, now)):
+            return
         self.endpoint.respond(self._default_answer(request), now)
 
     def _on_bye(self, dialog: Dialog, now: float) -> None:
         if self._router is not None:
             self._router.remove(dialog)
         if dialog is self.dialog and self.state is InviteState.CONFIRMED:
+            self._abort_in_dialog(now)
             self._finish(Ended(REASON_NORMAL, by_remote=True))
         elif dialog is not self.dialog:
             # A BYE on an early dialog (§15: only the caller may, but be lenient): that fork
@@ -566,7 +561,8 @@ class OutgoingInvite:
         # TERMINATING: BYEs crossed; our BYE's answer ends the session.
 
     def _default_answer(self, request: Request) -> Response:
-        """What an in-dialog request gets when no ``on_request`` hook took it."""
+        """What an in-dialog request gets when neither the ``on_request`` hook nor the
+        in-dialog functions (the call is up) took it."""
         method = request.method
         if method == "OPTIONS":
             response = make_response(request, 200)
@@ -579,6 +575,29 @@ class OutgoingInvite:
             # §14.2: refusing a re-INVITE leaves the session as it was.
             return make_response(request, 488)
         return make_response(request, 501)
+
+    # ------------------------------------------------------------------ InDialog hooks
+
+    def _in_dialog_ready(self) -> bool:
+        return self.state is InviteState.CONFIRMED
+
+    def _in_dialog_transport(self) -> str:
+        return self.target.transport
+
+    def _end_call(self, reason: str, now: float, *, bye: bool, first: object | None = None) -> None:
+        """The dialog failed under us (481, 408, no answer, no ACK): ``first`` (the failed
+        request's event), then ``Ended(reason, by_remote=True)``; with ``bye`` a BYE first
+        tells the peer, which may still think the call is up."""
+        if self._done:
+            return
+        self.state = InviteState.TERMINATING  # a hangup() from the listener does nothing now
+        self._abort_in_dialog(now)
+        if first is not None:
+            self._emit(first)
+        dialog = self.dialog
+        if bye and dialog is not None and dialog.state is not DialogState.TERMINATED:
+            self._send_bye(dialog, now, final=False)
+        self._finish(Ended(reason, by_remote=True))
 
     # ------------------------------------------------------------------ internals
 

@@ -48,14 +48,19 @@ Rules and where they come from:
   after it: 200 only, the call goes on;
 * the caller's BYE: 200 and ``Ended(by_remote=True)`` (§15.1.2); on an early dialog (allowed to
   the caller, §15) it is a cancel: 200, 487 to the INVITE, :class:`Cancelled`;
-* other in-dialog requests: an ``on_request`` hook may answer them; otherwise OPTIONS 200,
-  INFO 200 (accepted, unused), re-INVITE and UPDATE 488 (§14.2: refusing leaves the session as
-  it was; hold and re-negotiation are later work), anything else 501.
+* once the call is up (the ACK came), re-INVITE both ways, INFO, REFER and NOTIFY are the
+  in-dialog functions of :class:`~wcsgw.sip.session.InDialog`, shared with the outgoing
+  session, with their events; the peer owns the Call-ID, so a re-INVITE of ours refused 491 is
+  retried after 0-2 s (§14.1);
+* other in-dialog requests: an ``on_request`` hook may answer them first; otherwise OPTIONS
+  200, INFO 200, re-INVITE and UPDATE 488 before the call is up (§14.2: refusing leaves the
+  session as it was), anything else 501.
 """
 
 from __future__ import annotations
 
 import enum
+import random
 from typing import Callable, Iterable, Union
 
 import attr
@@ -63,12 +68,20 @@ from twisted.logger import Logger
 
 from wcsgw.sip.dialog import Dialog, DialogState
 from wcsgw.sip.dialogs import DialogRouter, dialog_target
+from wcsgw.sip.digest import DigestClient
 from wcsgw.sip.endpoint import ALLOWED_METHODS, SUPPORTED_EXTENSIONS, SipEndpoint
 from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.ids import new_tag
 from wcsgw.sip.invite import REASON_NORMAL, Ended, Failed
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.responses import make_response, reason_phrase
+from wcsgw.sip.session import (
+    REASON_ACK_TIMEOUT,
+    DialogEvent,
+    InDialog,
+    IncomingInvites,
+    sdp_of,
+)
 from wcsgw.sip.target import Target
 from wcsgw.sip.timers import EPSILON
 from wcsgw.sip.transaction import ServerTransaction
@@ -88,8 +101,8 @@ __all__ = [
 
 log = Logger(namespace="wcsgw.sip.uas")
 
-#: ``Failed.reason`` when our 2xx was never acknowledged (§13.3.1.4).
-REASON_ACK_TIMEOUT = "ACK timeout"
+# REASON_ACK_TIMEOUT (``Failed.reason`` when our 2xx was never acknowledged, §13.3.1.4) and
+# IncomingInvites (the CANCEL registry) live in wcsgw.sip.session, shared with re-INVITEs.
 
 #: What ``hangup`` sends before a final answer: the user explicitly declined (§21.6.2).
 DECLINE = 603
@@ -112,7 +125,9 @@ class Cancelled:
     INVITE was answered 487."""
 
 
-UasEvent = Union[Confirmed, Cancelled, Failed, Ended]
+#: Everything an IncomingInvite's listener gets: the call's own events and, once it is up,
+#: the in-dialog ones (:data:`wcsgw.sip.session.DialogEvent`).
+UasEvent = Union[Confirmed, Cancelled, Failed, Ended, DialogEvent]
 
 
 class UasState(enum.Enum):
@@ -123,83 +138,10 @@ class UasState(enum.Enum):
     TERMINATED = "terminated"  # the terminal event was given
 
 
-# -------------------------------------------------------------------------------- helpers
-
-
-def _sdp_of(message: Request | Response) -> bytes | None:
-    """The body when it is SDP."""
-    if not message.body:
-        return None
-    content_type = (message.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-    return message.body if content_type == "application/sdp" else None
-
-
-def _ignore_response(_response: Response, _now: float) -> None:
-    pass
-
-
-def _ignore_failure(_reason: str, _now: float) -> None:
-    pass
-
-
-# ------------------------------------------------------------------------------ registry
-
-
-class IncomingInvites:
-    """The endpoint's INVITE server sessions by their INVITE transaction, for the CANCEL.
-
-    A CANCEL names a transaction, not a dialog (§9.2), so neither the DialogRouter nor a
-    handler of new INVITEs sees it; this handler, first in ``endpoint.handlers``, takes the
-    CANCELs whose INVITE belongs to a live :class:`IncomingInvite` and leaves the others to the
-    endpoint (481 when the INVITE transaction is unknown, 200 + 487 when nobody took it).
-    """
-
-    def __init__(self, endpoint: SipEndpoint) -> None:
-        self.endpoint = endpoint
-        self._sessions: dict[ServerTransaction, IncomingInvite] = {}
-
-    @classmethod
-    def install(cls, endpoint: SipEndpoint) -> "IncomingInvites":
-        """The endpoint's registry, created and put first in ``endpoint.handlers`` once."""
-        for handler in endpoint.handlers:
-            if isinstance(handler, cls):
-                return handler
-        registry = cls(endpoint)
-        endpoint.handlers.insert(0, registry)
-        return registry
-
-    def add(self, session: "IncomingInvite") -> None:
-        self._sessions[session.transaction] = session
-
-    def remove(self, session: "IncomingInvite") -> None:
-        if self._sessions.get(session.transaction) is session:
-            del self._sessions[session.transaction]
-
-    def __len__(self) -> int:
-        return len(self._sessions)
-
-    def __contains__(self, session: object) -> bool:
-        return any(s is session for s in self._sessions.values())
-
-    # -- RequestHandler --
-
-    def handle_request(
-        self, request: Request, transaction: ServerTransaction | None, source: Target, now: float
-    ) -> bool:
-        if request.method != "CANCEL":
-            return False
-        invite = self.endpoint.layer.find_server_invite(request)
-        session = self._sessions.get(invite) if invite is not None else None
-        if session is None:
-            return False
-        session.receive_cancel(request, now)
-        return True
-
-
 # -------------------------------------------------------------------------------- session
 
 
-class IncomingInvite:
+class IncomingInvite(InDialog):
     """One received INVITE session, from the INVITE to the last BYE response."""
 
     def __init__(
@@ -210,10 +152,15 @@ class IncomingInvite:
         *,
         listener: Callable[[UasEvent], None],
         contact_user: str | None = None,
+        digest: DigestClient | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         """``request`` is the INVITE and ``transaction`` its server transaction, as a
         RequestHandler got them.  ``contact_user`` is the user part of our Contact (default:
         the Request-URI's, so a call to ``sip:echo@host`` gets ``sip:echo@us`` as Contact).
+        ``digest`` answers challenges to our in-dialog requests (a re-INVITE through a proxy
+        that wants credentials); without it a challenge is a failure.  ``rng`` draws the 491
+        back-off and Retry-After values (tests pass a seeded one).
 
         Raises ValueError for an INVITE no dialog can be made from (no From tag: an RFC 2543
         peer; no Contact): the caller answers it 400 itself.
@@ -245,7 +192,7 @@ class IncomingInvite:
                 contact_user = None
         self.contact = endpoint.contact_uri(contact_user, self.transport)
         #: the caller's SDP offer, or None: a late offer (our 2xx offers, the ACK answers)
-        self.offer_sdp = _sdp_of(request)
+        self.offer_sdp = sdp_of(request)
         self.state = UasState.RECEIVED
         #: the dialog: early after the first 18x, confirmed with the 2xx
         self.dialog: Dialog | None = None
@@ -261,6 +208,10 @@ class IncomingInvite:
         self._ack_deadline: float | None = None
         self._hangup_pending = False  # hangup() while waiting for the ACK
         self._done = False
+        self._digest = digest
+        #: the caller sent the dialog's first INVITE: the shorter glare back-off is ours
+        self.owns_call_id = False
+        self._init_in_dialog(rng)
         self._router = DialogRouter.install(endpoint)
         self._registry = IncomingInvites.install(endpoint)
         self._registry.add(self)
@@ -329,16 +280,22 @@ class IncomingInvite:
         elif state is UasState.ANSWERED:
             self._hangup_pending = True  # §15: no BYE before the ACK (or its timeout)
         elif state is UasState.CONFIRMED:
+            self._abort_in_dialog(now)
             self._send_bye(now)
 
     # ------------------------------------------------------------------ TimedUser
 
     def next_deadline(self) -> float | None:
-        """The next 2xx retransmission or the end of the wait for the ACK."""
-        deadlines = [d for d in (self._retransmit_at, self._ack_deadline) if d is not None]
+        """The next 2xx retransmission, the end of the wait for the ACK, or an in-dialog
+        timer (re-INVITE back-off, its 2xx retransmission, ...)."""
+        deadlines = [d for d in (self._retransmit_at, self._ack_deadline,
+                                 self._in_dialog_deadline()) if d is not None]
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
+        if self.state is UasState.CONFIRMED:
+            self._in_dialog_timer(now)
+            return
         if self.state is not UasState.ANSWERED:
             return
         if self._ack_deadline is not None and self._ack_deadline <= now + EPSILON:
@@ -377,9 +334,13 @@ class IncomingInvite:
         """A request the DialogRouter matched to our dialog (DialogOwner)."""
         method = request.method
         if method == "ACK":
-            self._on_ack(request, now)
+            if self.state is UasState.ANSWERED:
+                self._on_ack(request, now)
+            else:
+                self._in_dialog_ack(request, now)  # of our 2xx to a re-INVITE, if any
             return
-        verdict = dialog.receive_request(request)
+        # The target is refreshed only by a request we accept with a 2xx (RFC 6141).
+        verdict = dialog.receive_request(request, refresh_target=False)
         if verdict is not True:
             assert isinstance(verdict, Response)
             self.endpoint.respond(verdict, now)  # 500 for an out-of-order CSeq
@@ -389,6 +350,8 @@ class IncomingInvite:
             self._on_bye(now)
             return
         if self.on_request is not None and self.on_request(request, transaction, now):
+            return
+        if self.state is UasState.CONFIRMED and self._in_dialog_request(request, transaction, now):
             return
         self.endpoint.respond(self._default_answer(request), now)
 
@@ -406,7 +369,7 @@ class IncomingInvite:
             self._send_bye(now)
             return
         self.state = UasState.CONFIRMED
-        self._emit(Confirmed(_sdp_of(ack)))
+        self._emit(Confirmed(sdp_of(ack)))
 
     def _on_bye(self, now: float) -> None:
         state = self.state
@@ -416,6 +379,7 @@ class IncomingInvite:
             self._terminated_early(now)
         elif state in (UasState.ANSWERED, UasState.CONFIRMED):
             self._stop_retransmitting()
+            self._abort_in_dialog(now)
             if self._hangup_pending:
                 self._finish(Ended(REASON_NORMAL, by_remote=False))
             else:
@@ -428,7 +392,8 @@ class IncomingInvite:
         self._finish(Cancelled())
 
     def _default_answer(self, request: Request) -> Response:
-        """What an in-dialog request gets when no ``on_request`` hook took it."""
+        """What an in-dialog request gets when neither the ``on_request`` hook nor the
+        in-dialog functions (the call is up) took it."""
         method = request.method
         if method == "OPTIONS":
             response = make_response(request, 200)
@@ -467,6 +432,29 @@ class IncomingInvite:
             settled()
 
         self.endpoint.send_request(bye, target, now, on_response, on_failure)
+
+    # ------------------------------------------------------------------ InDialog hooks
+
+    def _in_dialog_ready(self) -> bool:
+        return self.state is UasState.CONFIRMED
+
+    def _in_dialog_transport(self) -> str:
+        return self.transport
+
+    def _end_call(self, reason: str, now: float, *, bye: bool, first: object | None = None) -> None:
+        """The dialog failed under us (481, 408, no answer, no ACK to a re-INVITE's 2xx):
+        ``first`` (the failed request's event), then ``Ended(reason, by_remote=True)``; with
+        ``bye`` a BYE first tells the peer, which may still think the call is up."""
+        if self._done:
+            return
+        self.state = UasState.TERMINATING  # a hangup() from the listener does nothing now
+        self._abort_in_dialog(now)
+        if first is not None:
+            self._emit(first)
+        dialog = self.dialog
+        if bye and dialog is not None and dialog.state is not DialogState.TERMINATED:
+            self._send_bye(now, final=False)
+        self._finish(Ended(reason, by_remote=True))
 
     # ------------------------------------------------------------------ internals
 
