@@ -342,3 +342,28 @@ class RtcpAndActivityTests(SynchronousTestCase):
         self.assertEqual(st[SIP]["packets_received"], 1)
         self.assertEqual(st[WEBRTC]["packets_sent"], 1)
         self.assertIsNone(st[WEBRTC]["rtt_ms"])
+
+
+class HoldSupportTests(SynchronousTestCase):
+    """What the call layer uses while a call is on hold."""
+
+    def test_paused_to_sip_drops_audio_but_counts_activity(self) -> None:
+        sent_sip: list[bytes] = []
+        bridge = MediaBridge(LegMedia("PCMU", 0), LegMedia("PCMU", 0),
+                             lambda p: None, sent_sip.append, now=0.0)
+        packet = build_rtp(payload_type=0, sequence=1, timestamp=160, ssrc=7, payload=b"\xff" * 160)
+        bridge.paused_to_sip = True
+        bridge.from_webrtc(packet, 1.0)
+        self.assertEqual(sent_sip, [])
+        self.assertEqual(bridge.inactive_for(1.0, "webrtc"), 0.0)
+        bridge.paused_to_sip = False
+        bridge.from_webrtc(build_rtp(payload_type=0, sequence=2, timestamp=320, ssrc=7,
+                                     payload=b"\xff" * 160), 1.02)
+        self.assertEqual(len(sent_sip), 1)
+
+    def test_mark_active_restarts_the_clocks(self) -> None:
+        bridge = MediaBridge(LegMedia("PCMU", 0), LegMedia("PCMU", 0),
+                             lambda p: None, lambda p: None, now=0.0)
+        self.assertEqual(bridge.inactive_for(40.0), 40.0)
+        bridge.mark_active(40.0)
+        self.assertEqual(bridge.inactive_for(41.0), 1.0)

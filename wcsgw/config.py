@@ -149,6 +149,8 @@ class RestSettings:
     """REST API access: non-empty ``tokens`` means ``Authorization: Bearer <token>`` is needed."""
 
     tokens: tuple[str, ...] = attrs.field(default=(), repr=_mask_list)
+    media_folder: str = ""
+    recordings_folder: str = ""
 
 
 @attrs.frozen
@@ -372,7 +374,8 @@ _SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
         },
     ),
     "testlines": (TestLinesSettings, {"enabled": _boolean}),
-    "rest": (RestSettings, {"tokens": _string_list(nonempty=True)}),
+    "rest": (RestSettings, {"tokens": _string_list(nonempty=True), "media_folder": _string,
+                            "recordings_folder": _string}),
     "policy": (PolicySettings, {"allowed_domains": _string_list(nonempty=True)}),
     "log": (LogSettings, {"level": _one_of(*LOG_LEVELS)}),
 }

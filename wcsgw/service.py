@@ -109,7 +109,12 @@ def make_root(config: Config, gateway: Any = None) -> Resource:
         return root
     from wcsgw.api.site import build_site
 
-    return build_site(gateway, children={"health": HealthResource()},
+    from wcsgw.api.rest import build_rest_resource
+
+    rest = build_rest_resource(gateway, config.rest.tokens,
+                               media_folder=config.rest.media_folder or None,
+                               recordings_folder=config.rest.recordings_folder or None)
+    return build_site(gateway, children={"health": HealthResource(), "rest-api": rest},
                       allowed_origins=config.http.allowed_origins)
 
 
@@ -249,6 +254,7 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
 
     from wcsgw.calls.call import Call, CallEnvironment
     from wcsgw.calls.gateway import CallGateway
+    from wcsgw.calls.filecall import FileCall
     from wcsgw.calls.inbound import InboundCall
     from wcsgw.calls.policy import Policy
     from wcsgw.calls.testlines import TestLines
@@ -277,6 +283,8 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     policy = Policy(config.policy.allowed_domains, testlines.uri if testlines else None)
     gateway = CallGateway(sip, policy, functools.partial(Call, env=env))
     gateway.inbound_factory = functools.partial(InboundCall, env=env)
+    gateway.file_call_factory = functools.partial(FileCall, env=env)
+    gateway.recordings_folder = config.rest.recordings_folder or None
     gateway.media_ports = allocator  # for operators' metrics and tests: ports in use
     CallsService(gateway).setServiceParent(parent)
     return gateway

@@ -270,8 +270,12 @@ class Call:
         self._set_status(CallStatus.PENDING)
         self.invite.start(env.reactor.seconds())
         env.sip.transport.pump()
+        self._start_ticker()
+
+    def _start_ticker(self) -> None:
+        """RTP supervision and RTCP, once a second for the life of the call."""
         self._ticker = task.LoopingCall(self._tick)
-        self._ticker.clock = env.reactor
+        self._ticker.clock = self.env.reactor
         self._ticker.start(MEDIA_TICK, now=False)
 
     def hangup(self) -> None:

@@ -10,6 +10,7 @@ removed, so nothing is left up behind a vanished browser.
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any, Protocol
 
 import attr
@@ -71,6 +72,10 @@ class CallGateway:
         self._by_contact: dict[str, Session] = {}
         #: builds an InboundCall (the service wires it; None: no incoming calls)
         self.inbound_factory: Any = None
+        #: builds a FileCall for REST calls with server-side media
+        self.file_call_factory: Any = None
+        #: where REST calls with ``record`` write ``<callId>.wav`` (None: recording refused)
+        self.recordings_folder: str | None = None
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -236,6 +241,57 @@ class CallGateway:
         call.transfer(uri)
 
     # -- the operator's view (REST) -------------------------------------------------------
+
+    def startup(
+        self,
+        *,
+        call_id: str | None,
+        callee: str,
+        account: SipAccount | None,
+        register: bool = False,
+        visible_name: str | None = None,
+        has_audio: bool = True,
+        has_video: bool = False,
+        session_id: str | None = None,
+        play_file: Any = None,
+        record: Any = None,
+        sip_headers: dict[str, str] | None = None,
+    ) -> str:
+        """A call the operator places (REST ``call/startup``): with server-side media (a WAV
+        played, the answer recorded), or handed to a connected browser session."""
+        self.policy.check_account(account)
+        uri = self.policy.request_uri(account, callee)
+        if call_id is None:
+            call_id = secrets.token_hex(8)
+        elif call_id in self.calls:
+            raise CallError(Codes.DUPLICATE_CALL, f"callId {call_id} is already in use", "callId")
+        if session_id is not None:
+            raise CallError(Codes.INVALID, "handing a REST call to a browser session is not "
+                            "supported yet; use playFile/record", "sessionId")
+        if self.file_call_factory is None:
+            raise CallError(Codes.INVALID, "server-side media is not configured", "playFile")
+        record_file = None
+        if record:
+            if self.recordings_folder is None:
+                raise CallError(Codes.INVALID, "no recordings folder is configured", "record")
+            record_file = Path(self.recordings_folder) / f"{call_id}.wav"
+        call = self.file_call_factory(
+            call_id=call_id, session_id=None, account=account, request_uri=uri, callee=callee,
+            visible_name=visible_name, has_audio=has_audio, has_video=has_video,
+            sip_headers=sip_headers or {}, play_file=Path(play_file) if play_file else None,
+            record_file=record_file,
+            on_status=lambda described: None, on_gone=self._forget_call,
+            on_settled=self._settled,
+        )
+        self.unsettled.add(call)
+        self.calls[call_id] = call
+        try:
+            call.start()
+        except CallError:
+            self._forget_call(call)
+            self._settled(call)
+            raise
+        return call_id
 
     def terminate(self, call_id: str) -> None:
         self._call(None, call_id).hangup()

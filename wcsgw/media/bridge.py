@@ -188,6 +188,7 @@ class _Direction:
         "guard",
         "held_back",
         "dtmf_sent",
+        "muted",
     )
 
     def __init__(
@@ -218,6 +219,8 @@ class _Direction:
         self.scale_num = dst.clock_rate
         self.scale_den = src.clock_rate
         self.last_activity: float | None = now
+        #: audio counted as activity but not forwarded (the far end is on hold by us)
+        self.muted = False
         self.packets = 0
         self.dropped = 0
         self.malformed = 0
@@ -256,6 +259,8 @@ class _Direction:
         if pt == self.audio_in:
             self.last_activity = now
             self.packets += 1
+            if self.muted:
+                return
             if self.spliced and not self._admit_audio(packet, b0, seq, ts, ssrc, now):
                 return
             if self.convert is None:
@@ -574,6 +579,20 @@ class MediaBridge:
     def last_activity(self) -> dict[str, float | None]:
         """When RTP last arrived from each leg (the start time until the first packet)."""
         return {WEBRTC: self._w2s.last_activity, SIP: self._s2w.last_activity}
+
+    @property
+    def paused_to_sip(self) -> bool:
+        """True while the browser's audio is not forwarded to the SIP side (local hold: the
+        far end hears nothing of us); DTMF still goes through."""
+        return self._w2s.muted
+
+    @paused_to_sip.setter
+    def paused_to_sip(self, value: bool) -> None:
+        self._w2s.muted = value
+
+    def mark_active(self, now: float) -> None:
+        """Restart the inactivity clocks (a call on hold may rightly be silent)."""
+        self._w2s.last_activity = self._s2w.last_activity = now
 
     def inactive_for(self, now: float, side: str | None = None) -> float:
         """Seconds without RTP: from ``side``, or (default) the longer of the two silences —
