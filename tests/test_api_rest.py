@@ -124,14 +124,50 @@ class FakeCallGateway:
         return self._answer("transfer", None)
 
 
+class _TrackingSite(Site):
+    """A Site that can close the connections clients left open (keep-alive) at cleanup."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.open: dict[Any, defer.Deferred] = {}  # transport -> fires when it is closed
+
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol = super().buildProtocol(addr)
+        gone: defer.Deferred = defer.Deferred()
+        made, lost = protocol.makeConnection, protocol.connectionLost
+
+        def make_connection(transport: Any) -> None:
+            self.open[transport] = gone
+            made(transport)
+
+        def connection_lost(reason: Any) -> None:
+            for transport, waiting in list(self.open.items()):
+                if waiting is gone:
+                    del self.open[transport]
+            lost(reason)
+            gone.callback(None)
+
+        protocol.makeConnection = make_connection
+        protocol.connectionLost = connection_lost
+        return protocol
+
+    def close_all(self) -> defer.Deferred:
+        waits = list(self.open.values())
+        for transport in list(self.open):
+            transport.abortConnection()
+        return defer.gatherResults(waits)
+
+
 def serve_rest(testcase: unittest.TestCase, gateway: Any, tokens: tuple[str, ...] = (),
                **folders: Any) -> str:
-    """Serve /rest-api on a free loopback port for one test; returns the base URL."""
+    """Serve /rest-api on a free loopback port for one test; returns the base URL.  At
+    cleanup the port stops listening and connections still open are closed."""
     root = Resource()
     root.putChild(b"rest-api", build_rest_resource(gateway, tokens, **folders))
-    site = Site(root)
+    site = _TrackingSite(root)
     site.displayTracebacks = False
     port = reactor.listenTCP(0, site, interface="127.0.0.1")
+    testcase.addCleanup(site.close_all)
     testcase.addCleanup(port.stopListening)
     return f"http://127.0.0.1:{port.getHost().port}/rest-api"
 

@@ -159,6 +159,8 @@ def _port(body: Mapping[str, Any], field: str, default: int) -> int:
     value = body[field]
     if isinstance(value, str) and _matches(openapi.PORT_TEXT, value):
         return int(value) if value else default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema's "integer" includes 5060.0
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535:
         return value
     raise _bad(field, "must be a port number from 1 to 65535 (a number or decimal text)")
