@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
-from twisted.web.client import Agent, HTTPConnectionPool, readBody
+from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -201,8 +202,6 @@ async def request(testcase: unittest.TestCase, url: str, body: Any = None, *,
     producer = None
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     if data is not None:
-        from twisted.web.client import FileBodyProducer
-        from io import BytesIO
         producer = FileBodyProducer(BytesIO(data))
     response = await Agent(reactor, pool=pool).request(method, url.encode(), h, producer)
     return Reply(response.code, response.headers, await readBody(response))
