@@ -398,6 +398,17 @@ class ReferInTests:
         self.assertEqual(notify.headers.get("Subscription-State"), "terminated;reason=timeout")
         self.assertEqual(notify.body, b"SIP/2.0 180 Ringing\r\n")
 
+    def test_transferor_hangs_up_before_our_final_notify(self) -> None:
+        s = self.make()
+        self.refer(s, "<sip:1003@127.0.0.1>", 2.0)
+        s.session.accept_refer(2.1)
+        s.feed(s.peer_request("BYE"), at=2.2)
+        s.sent()
+        s.session.notify_refer(200, "OK", 3.0)  # the new call came up later: no dialog left
+        s.session.accept_refer(3.0)
+        s.session.reject_refer(603, 3.0)
+        self.assertEqual(s.sent(), [])
+
     def test_bye_with_a_refer_unanswered_gets_it_487(self) -> None:
         s = self.make()
         self.refer(s, "<sip:1003@127.0.0.1>", 2.0)

@@ -20,7 +20,7 @@ from tests.test_sip_invite import CALLEE_CONTACT, CallHarness
 from tests.test_sip_uas import CALLER, CALLER_CONTACT, UasHarness
 from wcsgw.sip.dialog import DialogState
 from wcsgw.sip.dialogs import DialogRouter
-from wcsgw.sip.invite import OutgoingInvite
+from wcsgw.sip.invite import Ended, OutgoingInvite
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.parser import parse_message
 from wcsgw.sip.responses import make_response
@@ -34,7 +34,6 @@ from wcsgw.sip.session import (
     ReinviteFailed,
     ReinviteOffered,
 )
-from wcsgw.sip.invite import Ended
 from wcsgw.sip.target import Target
 from wcsgw.sip.uas import IncomingInvite
 
@@ -378,6 +377,25 @@ class ReinviteOutTests:
         self.assertFalse(s.session.terminated)
         self.assertFalse(s.session.reinvite_in_progress)
 
+    def test_cancelled_reinvite_without_any_final_ends_the_call(self) -> None:
+        s = self.make()
+        s.session.reinvite(HOLD, 2.0)
+        [invite] = s.requests("INVITE")
+        s.reply(invite, 100, at=2.1)
+        s.advance(2.0 + TIMEOUT)  # the CANCEL
+        out = s.advance(2.0 + 2 * TIMEOUT - 0.01)
+        self.assertEqual({m.method for _, m in out if isinstance(m, Request)}, {"CANCEL"})
+        self.assertEqual(s.events, [])
+        layer_size = len(s.ep.layer)  # type: ignore[attr-defined]
+        out = s.advance(2.0 + 2 * TIMEOUT)
+        self.assertEqual([m.method for _, m in out if isinstance(m, Request)], ["BYE"])
+        self.assertEqual(s.events, [ReinviteFailed(None, REASON_TIMEOUT),
+                                    Ended(REASON_TIMEOUT, by_remote=True)])
+        # The INVITE transaction (stuck in Proceeding) was given up, not leaked.
+        self.assertLessEqual(len(s.ep.layer), layer_size)  # type: ignore[attr-defined]
+        self.assertTrue(all(t.request.method != "INVITE"  # type: ignore[attr-defined]
+                            for t in s.ep.layer._clients.values()))  # type: ignore[attr-defined]
+
     def test_refused_before_the_call_is_up(self) -> None:
         s = self.make()
         s.session.hangup(2.0)
@@ -636,6 +654,15 @@ class ReinviteInTests:
                          [(200, "BYE"), (487, "INVITE")])
         self.assertEqual(s.events, [ReinviteOffered(HOLD),
                                     Ended("Normal call clearing", by_remote=True)])
+
+    def test_answering_after_the_call_ended_does_nothing(self) -> None:
+        s = self.make()
+        s.feed(s.peer_request("INVITE", body=HOLD), at=2.0)
+        s.feed(s.peer_request("BYE"), at=2.1)
+        s.sent()
+        s.session.answer_reinvite(HELD, 2.2)  # a slow owner: no exception, nothing sent
+        s.session.reject_reinvite(488, 2.2)
+        self.assertEqual(s.sent(), [])
 
     def test_listener_answering_inside_the_event(self) -> None:
         """The call layer answers from within its listener: the session is ready for it."""

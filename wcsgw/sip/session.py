@@ -79,7 +79,7 @@ from wcsgw.sip.refer import (
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target
 from wcsgw.sip.timers import EPSILON
-from wcsgw.sip.transaction import ServerTransaction
+from wcsgw.sip.transaction import ClientTransaction, ServerTransaction
 
 __all__ = [
     "DialogEvent",
@@ -375,6 +375,7 @@ class IncomingInvites:
 class _OutgoingReinvite:
     sdp: bytes
     request: Request | None = None  # the re-INVITE in flight; None while backing off (491)
+    transaction: ClientTransaction | None = None
     challenges: int = 0
     provisional: bool = False
     retry_at: float | None = None  # glare back-off (§14.1)
@@ -491,7 +492,10 @@ class InDialog:
 
     def answer_reinvite(self, sdp: bytes, now: float) -> None:
         """200 OK with ``sdp`` to the peer's re-INVITE (the answer, or our offer when it had
-        none), re-sent until the ACK; the peer's Contact becomes the remote target."""
+        none), re-sent until the ACK; the peer's Contact becomes the remote target.  Does
+        nothing once the call has ended (the peer got 487 then)."""
+        if self.terminated:
+            return
         incoming = self._unanswered_reinvite("answer_reinvite")
         dialog = self._confirmed_dialog()
         response = make_response(incoming.request, 200)
@@ -513,9 +517,11 @@ class InDialog:
 
     def reject_reinvite(self, status: int, now: float, reason: str | None = None) -> None:
         """Refuse the peer's re-INVITE with a 3xx-6xx (488 Not Acceptable Here ...): the
-        session stays as it was (§14.2)."""
+        session stays as it was (§14.2).  Does nothing once the call has ended."""
         if not 300 <= status < 700:
             raise ValueError(f"a rejection is a 3xx-6xx final, not {status}")
+        if self.terminated:
+            return
         incoming = self._unanswered_reinvite("reject_reinvite")
         self._in_reinvite = None
         self._forget_cancel(incoming)
@@ -547,7 +553,10 @@ class InDialog:
     def accept_refer(self, now: float, *, notify_trying: bool = True) -> None:
         """202 Accepted to the peer's REFER and — unless ``notify_trying`` is False — the
         first NOTIFY (``SIP/2.0 100 Trying``) that RFC 3515 §2.4.4 requires right away.
-        Report the new call with :meth:`notify_refer`."""
+        Report the new call with :meth:`notify_refer`.  Does nothing once the call has
+        ended."""
+        if self.terminated:
+            return
         incoming = self._unanswered_refer("accept_refer")
         dialog = self._confirmed_dialog()
         response = make_response(incoming.request, 202)
@@ -563,7 +572,11 @@ class InDialog:
         """NOTIFY the peer how the call it asked for goes: ``message/sipfrag`` body
         ``SIP/2.0 <status> <reason>``, ``Event: refer``, ``Subscription-State: active``
         (``terminated;reason=noresource`` when ``final``, by default when status >= 200).
-        After a final NOTIFY the REFER is done."""
+        After a final NOTIFY the REFER is done.  Does nothing once the call has ended: the
+        transferor often hangs up before the new call is answered, and the NOTIFY would
+        have no dialog to go in."""
+        if self.terminated:
+            return
         incoming = self._in_refer
         if incoming is None or not incoming.accepted:
             raise RuntimeError("notify_refer() without an accepted REFER")
@@ -579,9 +592,12 @@ class InDialog:
         self._send_notify(incoming.event, state, sipfrag_body(status, reason), now)
 
     def reject_refer(self, status: int, now: float, reason: str | None = None) -> None:
-        """Refuse the peer's REFER with a 3xx-6xx (403, 603 Decline ...)."""
+        """Refuse the peer's REFER with a 3xx-6xx (403, 603 Decline ...).  Does nothing once
+        the call has ended."""
         if not 300 <= status < 700:
             raise ValueError(f"a rejection is a 3xx-6xx final, not {status}")
+        if self.terminated:
+            return
         incoming = self._unanswered_refer("reject_refer")
         self._in_refer = None
         self.endpoint.respond(make_response(incoming.request, status, reason), now)
@@ -693,7 +709,7 @@ class InDialog:
                 return
             self._reinvite_gone(reason, now)
 
-        self.endpoint.send_request(request, target, now, on_response, on_failure)
+        out.transaction = self.endpoint.send_request(request, target, now, on_response, on_failure)
 
     def _reinvite_response(self, out: _OutgoingReinvite, request: Request, response: Response,
                            acked: list[tuple[Request, Target]], now: float) -> None:
@@ -771,7 +787,10 @@ class InDialog:
                 self.endpoint.send_request(build_cancel(out.request), self._target(), now,
                                            _ignore_response, _ignore_failure, stamp=False)
             elif out.cancelled:
+                # §9.1: no final 64*T1 after the CANCEL either: consider it gone.
                 out.guard_at = None
+                if out.transaction is not None:
+                    self.endpoint.abandon(out.transaction, now)
                 self._reinvite_gone("timeout", now)
             else:
                 out.guard_at = None  # Timer B (on_failure) settles a re-INVITE never answered
