@@ -6,14 +6,33 @@ real Phone UI by the accessible names of contract.md, as a person would.
 
 from __future__ import annotations
 
+import json
+import os
+import wave
+from io import BytesIO
 from typing import Any
 
 import attrs
-from twisted.internet import defer
+import numpy as np
+from twisted.internet import defer, reactor, task
+from twisted.web.client import Agent, FileBodyProducer, readBody
+from twisted.web.http_headers import Headers
 
-from tests.peers.chromium import Chromium, aio, dominant_frequency, evaluate
-from wcsgw.config import Config, HttpSettings, MediaSettings, PolicySettings, SipSettings
+from tests.peers.baresip import Baresip, write_tone
+from tests.peers.chromium import Chromium, aio, dominant_frequency, evaluate, write_tone_wav
+from tests.peers.kamailio import Kamailio
+from tests.support import assert_near
+from wcsgw.config import (
+    Config,
+    HttpSettings,
+    MediaSettings,
+    PolicySettings,
+    RestSettings,
+    SipSettings,
+)
 from wcsgw.service import make_service
+
+TOKEN = "operator-secret"
 
 REMOTE_STREAM = "document.getElementById('remote-audio').srcObject"
 
@@ -133,3 +152,125 @@ class Phone:
 
     async def received_frequency(self, ms: int = 1500) -> dict[str, Any]:
         return await dominant_frequency(self.page, REMOTE_STREAM, ms)
+
+
+def dominant_hz(path) -> tuple[float, float]:
+    """(dominant frequency, RMS level) of a WAV, past its first half second."""
+    with wave.open(str(path)) as w:
+        rate = w.getframerate()
+        samples = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(float)
+        if w.getnchannels() > 1:
+            samples = samples.reshape(-1, w.getnchannels())[:, 0]
+    samples = samples[rate // 2:]
+    if len(samples) < rate // 4:
+        return 0.0, 0.0
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.argmax(spectrum)) * rate / len(samples), float(np.sqrt(np.mean(samples ** 2)))
+
+
+
+async def phone_digits(phone: Baresip, since: int, count: int) -> list[str]:
+    """The next ``count`` digits a baresip phone reports (CALL_DTMF_START), in order."""
+    digits = []
+    for _ in range(count):
+        event = await phone.wait_event("CALL_DTMF_START", since=since)
+        digits.append(event.get("param"))
+        since = phone.events.index(event) + 1
+    return digits
+
+
+class SipPhoneMixin:
+    """Kamailio, the gateway, baresip 1002 (1 kHz) and a browser logged in as 1001."""
+
+    timeout = 120
+
+    async def setup_call(self, *, answermode: str = "auto", page_query: str = "",
+                         phone_user: str = "1002") -> tuple[Phone, Baresip]:
+        self.kam = Kamailio()
+        self.addCleanup(self.kam.stop)
+        await self.kam.start()
+        self.gateway = Gateway(gateway_config(allowed_domains=("127.0.0.1",), t1=0.1, t2=0.8))
+        self.gateway.start()
+        self.addCleanup(self.gateway.stop)
+        tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000, seconds=30.0)
+        self.phone = Baresip(phone_user, f"pass{phone_user}", registrar_port=self.kam.port,
+                             answermode=answermode, codecs="PCMU", tone=tone)
+        self.addCleanup(self.phone.stop)  # added after Kamailio's: runs first
+        await self.phone.start()
+        await self.phone.registered()
+        self.browser = Chromium(fake_audio=write_tone_wav(self.mktemp() + "-mic.wav", 440.0))
+        await self.browser.start()
+        self.addCleanup(self.browser.stop)
+        ui = await Phone.open(self.browser, self.gateway.url + page_query)
+        await ui.login(login="1001", password="pass1001", domain="127.0.0.1",
+                       proxy="127.0.0.1", port=str(self.kam.port), register=True)
+        return ui, self.phone
+
+    async def assert_clean(self) -> None:
+        """No call, no media port, no SIP session timer left behind."""
+        await self.gateway.when_idle()
+        self.assertEqual(self.gateway.calls, {})
+        self.assertEqual(self.gateway.ports_in_use, 0)
+        self.assertEqual(self.gateway.sip.endpoint.timed_users, [])
+
+    async def talk_and_check_audio(self, ui: Phone, phone: Baresip, mode: str) -> None:
+        await ui.wait_state("call-status", "established")
+        await phone.wait_event("CALL_ESTABLISHED")
+        [call] = self.gateway.calls.values()
+        self.assertEqual(call.describe()["media"]["mode"], mode)
+        peak = await ui.received_frequency()
+        assert_near(self, peak["frequency"], 1000, 15)
+        self.assertGreater(peak["level"], -60)
+        # Let the phone record a good second of the browser's tone.
+        await task.deferLater(reactor, 1.5, lambda: None)
+
+    def assert_phone_heard_440(self, phone: Baresip) -> None:
+        [recording] = phone.recordings()
+        frequency, level = dominant_hz(recording)
+        assert_near(self, frequency, 440, 10)
+        self.assertGreater(level, 300)
+
+
+class RestMixin:
+    """Kamailio, a gateway with REST (token, media and recordings folders), baresip 1002."""
+
+    timeout = 120
+
+    async def setup(self) -> Baresip:
+        self.kam = Kamailio()
+        self.addCleanup(self.kam.stop)
+        await self.kam.start()
+        self.media = os.path.abspath(self.mktemp())
+        self.recordings = os.path.abspath(self.mktemp())
+        os.makedirs(self.media)
+        os.makedirs(self.recordings)
+        write_tone_wav(os.path.join(self.media, "tone440.wav"), 440.0, seconds=3.0)
+        config = attrs.evolve(
+            gateway_config(allowed_domains=("127.0.0.1",), t1=0.1, t2=0.8),
+            rest=RestSettings(tokens=(TOKEN,), media_folder=self.media,
+                              recordings_folder=self.recordings))
+        self.gateway = Gateway(config)
+        self.gateway.start()
+        self.addCleanup(self.gateway.stop)
+        tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000, seconds=30.0)
+        self.phone = Baresip("1002", "pass1002", registrar_port=self.kam.port, codecs="PCMU",
+                             tone=tone)
+        self.addCleanup(self.phone.stop)
+        await self.phone.start()
+        await self.phone.registered()
+        return self.phone
+
+    async def rest(self, path: str, body: dict, token: str | None = TOKEN) -> tuple[int, object]:
+        headers = Headers({b"content-type": [b"application/json"]})
+        if token:
+            headers.addRawHeader(b"authorization", f"Bearer {token}".encode())
+        url = self.gateway.url + "rest-api/" + path
+        response = await Agent(reactor).request(
+            b"POST", url.encode(), headers, FileBodyProducer(BytesIO(json.dumps(body).encode())))
+        return response.code, json.loads(await readBody(response))
+
+    def startup_body(self, **extra: object) -> dict:
+        return {"callee": "1002", "sipLogin": "1001", "sipPassword": "pass1001",
+                "sipDomain": "127.0.0.1", "sipOutboundProxy": "127.0.0.1",
+                "sipPort": self.kam.port, **extra}
+

@@ -72,3 +72,18 @@ class TestLinesTests(unittest.TestCase):
         self.assertEqual(call.info, "Failed by RTP activity")
         await phone.wait_state("call-status", "failed")
         self.assertIn("Failed by RTP activity", await phone.status_text("call-status"))
+
+    @inline
+    async def test_hold_and_unhold_a_test_line(self) -> None:
+        """The test lines answer re-INVITEs (hold mirrored to recvonly), so Hold works there."""
+        phone = await self.start()
+        await phone.call("tone")
+        await phone.wait_state("call-status", "established")
+        await phone.click("Hold")
+        await phone.wait_state("call-status", "hold")
+        await phone.click("Unhold")
+        await phone.wait_state("call-status", "established")
+        peak = await phone.received_frequency()
+        assert_near(self, peak["frequency"], 1000, 15)
+        await phone.click("Hangup")
+        await phone.wait_state("call-status", "finish")

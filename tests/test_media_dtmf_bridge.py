@@ -12,7 +12,6 @@ from typing import Callable
 import numpy as np
 from twisted.trial.unittest import SynchronousTestCase
 
-from wcsgw.media import g711
 from wcsgw.media.bridge import SIP, WEBRTC, LegMedia, MediaBridge
 from wcsgw.media.dtmf import DtmfDetector, DtmfError, DtmfGenerator, TelephoneEvent
 from wcsgw.media.opus import OpusEncoder

@@ -6,7 +6,6 @@ Each test starts its own Kamailio on a free port, runs a gateway SIP service in 
 
 from __future__ import annotations
 
-import attrs
 from twisted.internet import reactor
 from twisted.trial import unittest
 

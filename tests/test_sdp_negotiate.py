@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import attr
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase

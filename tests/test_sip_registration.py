@@ -7,7 +7,7 @@ import random
 from twisted.trial.unittest import SynchronousTestCase
 
 from wcsgw.sip.account import SipAccount
-from wcsgw.sip.digest import Credentials, DigestClient, compute_response, parse_authorization
+from wcsgw.sip.digest import DigestClient, compute_response, parse_authorization
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.parser import parse_message
 from wcsgw.sip.registration import (

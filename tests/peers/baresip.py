@@ -258,6 +258,10 @@ class Baresip:
                   f"regint={regint}", f"ptime={self.ptime}"]
         if self.password:
             params.insert(0, f"auth_pass={self.password}")
+        if self.registrar is not None:
+            # Every request through the registrar/proxy, as a phone behind a PBX works: a
+            # transfer target like sip:1003@127.0.0.1 (the domain) must reach Kamailio.
+            params.append(f'outbound="sip:{host}:{port};transport={self.transport}"')
         return (f"<sip:{self.user}@{host}:{port};transport={self.transport}>;"
                 + ";".join(params))
 

@@ -37,23 +37,17 @@ from wcsgw.sip.account import SipAccount
 from wcsgw.sip.info import dtmf_relay_body, parse_dtmf_info
 from wcsgw.sip.invite import Answered, Ended, Failed, InviteEvent, OutgoingInvite, Provisional
 from wcsgw.sip.refer import replaces_param
-try:  # TEMPORARY while the in-dialog session module lands (lead will remove)
-    from wcsgw.sip.session import (
-        InfoAnswered,
-        InfoReceived,
-        ReferAccepted,
-        ReferFailed,
-        ReferProgress,
-        ReinviteAnswered,
-        ReinviteFailed,
-        ReinviteOffered,
-    )
-except ImportError:  # pragma: no cover
-    class _Never:
-        pass
-
-    InfoAnswered = InfoReceived = ReferAccepted = ReferFailed = ReferProgress = _Never  # type: ignore
-    ReinviteAnswered = ReinviteFailed = ReinviteOffered = _Never  # type: ignore
+from wcsgw.sip.session import (
+    InfoAnswered,
+    InfoReceived,
+    ReferAccepted,
+    ReferFailed,
+    ReferProgress,
+    ReferReceived,
+    ReinviteAnswered,
+    ReinviteFailed,
+    ReinviteOffered,
+)
 from wcsgw.webrtc.leg import WebRtcLeg
 from wcsgw.webrtc.sdp import answer_for_browser
 
@@ -84,6 +78,8 @@ class CallEnvironment:
     testlines_account: Callable[[], SipAccount] | None = None
     #: how a browser's "hangup" of a ringing incoming call is answered (486 or 603)
     decline_status: int = 603
+    #: where the SIP side may transfer our calls to (REFER targets): the gateway's Policy
+    policy: Any = None
 
 
 @attr.s(auto_attribs=True)
@@ -325,7 +321,7 @@ class Call:
         two far ends.  Progress comes as transferStatus notifications; on success this call
         ends (FINISH), on failure it goes on."""
         self._require(CallStatus.ESTABLISHED, CallStatus.HOLD)
-        if self._transfer is not None:
+        if self._transfer is not None or self.invite.refer_in_progress:
             raise CallError(Codes.BAD_STATE, "a transfer of this call is already in progress")
         replaces = None
         if replaces_call is not None:
@@ -344,8 +340,8 @@ class Call:
             raise CallError(Codes.BAD_STATE, f"the call is {self.status.value}", "callId")
 
     def _send_reoffer(self, direction: str, then: Callable[[], None]) -> None:
-        if self._reoffer is not None:
-            raise CallError(Codes.BAD_STATE, "a hold or unhold is already in progress")
+        if self._reoffer is not None or self.invite.reinvite_in_progress:
+            raise CallError(Codes.BAD_STATE, "a re-INVITE is already in progress; try again")
         assert self.plan is not None and self.rtp is not None and self.invite is not None
         self._reoffer = (direction, then)
         self.invite.reinvite(self._sip_sdp(direction), self.env.reactor.seconds())
@@ -444,6 +440,8 @@ class Call:
                 self.notify("dtmf", {"callId": self.call_id, "dtmf": digits, "type": "INFO"})
         elif isinstance(event, (ReferAccepted, ReferFailed, ReferProgress)):
             self._transfer_event(event)
+        elif isinstance(event, ReferReceived):
+            self._refer_received(event)
         elif isinstance(event, Failed):
             self._finish(status_for_failure(event.status), event.status, event.reason)
         elif isinstance(event, Ended):
@@ -571,6 +569,93 @@ class Call:
         if remote_hold != self.remote_hold:
             self._set_hold(remote=remote_hold)
 
+    def _refer_received(self, event: Any) -> None:
+        """The far end transfers us (RFC 3515, we are the transferee): call the Refer-To
+        target on the same account, report progress with NOTIFYs, and once it answers move
+        the browser's media to the new dialog; the transferor then hangs the old one up."""
+        now = self.env.reactor.seconds()
+        old = self.invite
+        assert old is not None and self.plan is not None
+        target, _, headers = event.refer_to.partition("?")
+        policy = self.env.policy
+        host = ""
+        try:
+            from wcsgw.sip.uri import parse_uri
+
+            host = parse_uri(target).host
+        except Exception:  # noqa: BLE001 - a Refer-To that does not parse is refused below
+            host = ""
+        if (self.status not in (CallStatus.ESTABLISHED, CallStatus.HOLD) or self._transfer
+                or not host or (policy is not None and not policy.allows_host(host))):
+            old.reject_refer(403, now)
+            self.env.sip.transport.pump()
+            return
+        old.accept_refer(now)
+        extra = [("Referred-By", event.referred_by)] if event.referred_by else []
+        if event.replaces:
+            extra.append(("Replaces", "{call_id};to-tag={to_tag};from-tag={from_tag}".format(
+                **event.replaces)))
+        codecs = [c for c in (self.plan.sip_codec, self.plan.sip_dtmf) if c is not None]
+        if self.plan.mode == "transcode":
+            codecs = TRANSCODE_SIP_CODECS + [TELEPHONE_EVENT_8K]
+        self._sdp_session = new_session_id()
+        self._sdp_version = 0
+        offer = audio_offer(self.env.media_advertised, self.rtp.port, codecs,  # type: ignore[union-attr]
+                            session_id=self._sdp_session)
+        replacement = OutgoingInvite(
+            self.env.sip.endpoint, self.account, target, serialize_sdp(offer).encode(),
+            listener=lambda e: self._replacement_event(old, replacement, e),
+            extra_headers=extra, no_answer_timeout=self.env.no_answer_timeout)
+        self._transfer = Transfer(target)
+        self.hold_for_transfer = True
+        replacement.start(now)
+        self.env.sip.transport.pump()
+
+    def _replacement_event(self, old: Any, new: OutgoingInvite, event: Any) -> None:
+        """Events of the INVITE a REFER made us send; ``old`` is the dialog being replaced."""
+        now = self.env.reactor.seconds()
+        if self._finished:
+            if isinstance(event, Answered):
+                new.hangup(now)
+                self.env.sip.transport.pump()
+            return
+        if isinstance(event, Provisional):
+            old.notify_refer(event.status, event.reason, now)
+        elif isinstance(event, Answered):
+            old.notify_refer(200, "OK", now, final=True)
+            self.invite = new
+            new.listener = self._on_sip_event
+            old.listener = lambda e: None  # the transferor ends it; nothing of it matters now
+            self._transfer = None
+            self.hold_for_transfer = False
+            self.request_uri = new.request_uri
+            self._adopt_answer(event.sdp)
+            self._set_status(CallStatus.ESTABLISHED, "Transferred")
+        elif isinstance(event, (Failed, Ended)):
+            status = getattr(event, "status", None) or 503
+            old.notify_refer(status, event.reason, now, final=True)
+            self._transfer = None
+            self.hold_for_transfer = False
+        self.env.sip.transport.pump()
+
+    def _adopt_answer(self, sdp: bytes) -> None:
+        """A new SIP dialog answered (after a transfer): same media socket, maybe a new
+        payload type and address."""
+        try:
+            parsed = parse_sdp(sdp)
+        except SdpError:
+            return
+        audio = _first_audio(parsed)
+        if audio is None or self.plan is None:
+            return
+        chosen = [c for c in audio.codecs() if not is_auxiliary(c)]
+        dtmf = next((c for c in audio.codecs() if c.key == "telephone-event"), None)
+        if chosen and self.bridge is not None:
+            self.bridge.set_sip_payload_types(chosen[0].payload_type,
+                                              dtmf.payload_type if dtmf else None)
+            self.plan.sip_codec, self.plan.sip_dtmf = chosen[0], dtmf
+        self._retarget(sdp, parsed=parsed)
+
     def _transfer_event(self, event: object) -> None:
         transfer = self._transfer
         if transfer is None:
@@ -588,6 +673,10 @@ class Call:
                 self._transfer_status("COMPLETED", event.sipfrag_status)
                 # Transferred: our part is done (the far end BYEs us, or we BYE it now).
                 self.hangup()
+                # Attended: the target should have replaced the other call's dialog and
+                # BYE'd it; a target that ignores Replaces would leave it up, so end it too.
+                if transfer.replaces_call is not None:
+                    transfer.replaces_call.hangup()
             else:
                 self._transfer = None
                 self._transfer_status("FAILED", event.sipfrag_status)

@@ -71,6 +71,7 @@ from wcsgw.sip.uas import (
     IncomingInvites,
     UasEvent,
 )
+from wcsgw.sip.session import ReinviteOffered
 from wcsgw.sip.uri import parse_uri
 
 __all__ = ["LINES", "MAX_CALL_DURATION", "TestCall", "TestLines"]
@@ -209,6 +210,28 @@ class TestCall:
         session.answer(serialize_sdp(answer).encode(), now)
         self._start_media()
 
+    def _answer_reinvite(self, sdp: bytes | None) -> None:
+        """Hold, unhold or a new address from the caller: answer as RFC 3264 says (the
+        offered direction mirrored), keep a G.711 codec, follow the new address."""
+        session, now = self.session, self.reactor.seconds()
+        assert session is not None and self.rtp is not None
+        try:
+            offer = parse_sdp(sdp) if sdp else None
+        except SdpError:
+            offer = None
+        codec = first_g711(offer) if offer is not None else None
+        if offer is None or codec is None:
+            session.reject_reinvite(488, now)
+            return
+        answer = audio_answer(offer, self.lines.media_address, self.rtp.rtp_port,
+                              [codec, TELEPHONE_EVENT_8000], session_id=new_session_id())
+        self._agree(offer, answer)
+        session.answer_reinvite(serialize_sdp(answer).encode(), now)
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()  # restarted below if we still send (not while held)
+        self._loop = None
+        self._start_media()
+
     def _answer_late_offer(self, now: float) -> None:
         session = self.session
         assert session is not None
@@ -276,6 +299,8 @@ class TestCall:
         if isinstance(event, Confirmed):
             if self.session is not None and self.session.offer_sdp is None:
                 self._late_answer(event.ack_sdp)
+        elif isinstance(event, ReinviteOffered):
+            self._answer_reinvite(event.sdp)
         elif isinstance(event, (Ended, Failed, Cancelled)):
             log.info("test line {line}: call {call} over ({event})", line=self.line,
                      call=self.session.call_id if self.session else None, event=event)

@@ -49,7 +49,7 @@ ALLOWED_METHODS: tuple[str, ...] = (
 #: Extensions we implement (a Require: of anything else is refused with 420).
 SUPPORTED_EXTENSIONS: tuple[str, ...] = ()
 ACCEPTED_CONTENT_TYPES: tuple[str, ...] = (
-    "application/sdp", "application/dtmf-relay", "message/sipfrag",
+    "application/sdp", "application/dtmf-relay", "application/dtmf", "message/sipfrag",
 )
 
 ResponseCallback = Callable[[Response, float], None]

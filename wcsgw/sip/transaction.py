@@ -20,7 +20,7 @@ from typing import Callable, ClassVar, Hashable, Union
 
 import attr
 
-from wcsgw.sip.headers import MAGIC_COOKIE, Via
+from wcsgw.sip.headers import Via
 from wcsgw.sip.message import Headers, Request, Response
 from wcsgw.sip.parser import serialize
 from wcsgw.sip.responses import make_response
