@@ -281,6 +281,7 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
         decline_status=config.sip.decline_status,
     )
     policy = Policy(config.policy.allowed_domains, testlines.uri if testlines else None)
+    env.policy = policy
     gateway = CallGateway(sip, policy, functools.partial(Call, env=env))
     gateway.inbound_factory = functools.partial(InboundCall, env=env)
     gateway.file_call_factory = functools.partial(FileCall, env=env)
