@@ -78,6 +78,42 @@ class PhoneUiInCallTests(SipPhoneMixin, unittest.TestCase):
         await self.assert_clean()
 
     @inline
+    async def test_remote_hold_shown_to_the_browser(self) -> None:
+        ui, phone = await self.established()
+        await phone.command("hold")
+        await ui.wait_state("call-status", "hold")
+        await phone.command("resume")
+        await ui.wait_state("call-status", "established")
+        peak = await ui.received_frequency()
+        assert_near(self, peak["frequency"], 1000, 15)
+        await ui.click("Hangup")
+        await self.assert_clean()
+
+    @inline
+    async def test_phone_transfers_the_browser(self) -> None:
+        """The SIP side REFERs us (we are the transferee): the gateway calls 1003 and the
+        browser, without doing anything, now hears 1003."""
+        ui, phone = await self.established()
+        tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=700.0, rate=8000, seconds=30.0)
+        third = Baresip("1003", "pass1003", registrar_port=self.kam.port, codecs="PCMU", tone=tone)
+        self.addCleanup(third.stop)
+        await third.start()
+        await third.registered()
+        mark = phone.mark()
+        await phone.command("transfer", "sip:1003@127.0.0.1")
+        await third.wait_event("CALL_ESTABLISHED")
+        await phone.wait_event("CALL_CLOSED", since=mark)  # the transferor is out
+        await task.deferLater(reactor, 0.5, lambda: None)
+        peak = await ui.received_frequency()
+        assert_near(self, peak["frequency"], 700, 15)
+        [call] = self.gateway.calls.values()
+        self.assertEqual(call.describe()["status"], "ESTABLISHED")
+        mark = third.mark()
+        await ui.click("Hangup")
+        await third.wait_event("CALL_CLOSED", since=mark)
+        await self.assert_clean()
+
+    @inline
     async def test_blind_transfer_moves_the_phone(self) -> None:
         ui, phone = await self.established()
         tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=700.0, rate=8000, seconds=30.0)

@@ -53,6 +53,12 @@ class RestCallTests(RestMixin, unittest.TestCase):
         self.assertEqual(await self.rest("call/send_dtmf", {"callId": "rest-2", "dtmf": "12#"}),
                          (200, {}))
         self.assertEqual(await phone_digits(phone, mark, 3), ["1", "2", "#"])
+        mark = phone.mark()
+        self.assertEqual(await self.rest("call/send_dtmf",
+                                         {"callId": "rest-2", "dtmf": "9*", "type": "INFO"}),
+                         (200, {}))
+        self.assertEqual(await phone_digits(phone, mark, 2), ["9", "*"])
+        self.assertIn("application/dtmf-relay", phone.log_text())
         # Errors: unknown call 404, duplicate callId 409, bad token 401, bad field 400.
         self.assertEqual((await self.rest("call/hold", {"callId": "nope"}))[0], 404)
         self.assertEqual((await self.rest("call/startup", self.startup_body(callId="rest-2")))[0],
