@@ -12,7 +12,25 @@ import os
 from twisted.internet import reactor, task
 from twisted.trial import unittest
 
+import attrs
+import numpy as np
+
 from tests.e2e import Gateway, Phone, gateway_config
+from tests.support import EventLog
+from wcsgw.config import SipSettings
+from wcsgw.media.g711 import ulaw_decode
+from wcsgw.media.ports import PortAllocator
+from wcsgw.media.rtp import rtp_payload
+from wcsgw.media.udp import RtpSocket
+from wcsgw.sdp.codecs import Codec
+from wcsgw.sdp.negotiate import audio_answer, new_session_id
+from wcsgw.sdp.parser import parse_sdp, serialize_sdp
+from wcsgw.sip.dialog import Dialog
+from wcsgw.sip.dialogs import dialog_target
+from wcsgw.sip.ids import new_call_id, new_tag
+from wcsgw.sip.message import Request
+from wcsgw.sip.service import SipService
+from wcsgw.sip.target import Target
 from tests.peers.baresip import Baresip, write_tone
 from tests.peers.chromium import Chromium, aio, write_tone_wav
 from tests.peers.kamailio import Kamailio
@@ -137,3 +155,67 @@ class IncomingCallTests(unittest.TestCase):
         await stray.command("dial", contact.strip("<>").split(";")[0])
         closed = await stray.wait_event("CALL_CLOSED", since=mark)
         self.assertIn("480", closed.get("param", ""))
+
+
+class LateOfferTests(unittest.TestCase):
+    """An INVITE without SDP (late offer): the gateway's 200 carries the offer, the caller's
+    ACK the answer, and the browser's voice reaches the caller."""
+
+    timeout = 120
+
+    @inline
+    async def test_late_offer_invite(self) -> None:
+        kam = Kamailio()
+        self.addCleanup(kam.stop)
+        await kam.start()
+        gateway = Gateway(gateway_config(allowed_domains=("127.0.0.1",), t1=0.1, t2=0.8))
+        gateway.start()
+        self.addCleanup(gateway.stop)
+        browser = Chromium(fake_audio=write_tone_wav(self.mktemp() + "-mic.wav", 440.0))
+        await browser.start()
+        self.addCleanup(browser.stop)
+        ui = await Phone.open(browser, gateway.url)
+        await ui.login(login="1001", password="pass1001", domain="127.0.0.1",
+                       proxy="127.0.0.1", port=str(kam.port), register=True)
+
+        # The caller: a bare SIP UA of our own stack, and an RTP socket to hear the browser.
+        caller = SipService(attrs.evolve(SipSettings(listen="127.0.0.1", port=0), t1=0.1, t2=0.8))
+        caller.startService()
+        self.addCleanup(caller.stopService)
+        heard = EventLog()
+        rtp = RtpSocket(reactor, PortAllocator("127.0.0.1", 31000, 31099), "127.0.0.1",
+                        on_rtp=heard)
+        self.addCleanup(rtp.close)
+        uri = f"sip:1001@127.0.0.1:{kam.port}"
+        invite = Request("INVITE", uri, [
+            ("From", f"<sip:caller@example.invalid>;tag={new_tag()}"), ("To", f"<{uri}>"),
+            ("Call-ID", new_call_id("127.0.0.1")), ("CSeq", "1 INVITE"),
+            ("Contact", f"<sip:caller@127.0.0.1:{caller.port}>"),
+        ])
+        finals = EventLog()
+        caller.endpoint.send_request(invite, Target("UDP", "127.0.0.1", kam.port),
+                                     reactor.seconds(),
+                                     lambda r, now: r.status >= 200 and finals(r))
+        caller.transport.pump()
+        await aio(ui.page.wait_for_function(
+            "() => !document.getElementById('answer').disabled", timeout=15000))
+        await ui.click("Answer")
+        ok = await finals.wait_for(lambda r: True)
+        self.assertEqual(ok.status, 200)
+        offer = parse_sdp(ok.body)  # the gateway offers in its 200
+        answer = audio_answer(offer, "127.0.0.1", rtp.port, [Codec("PCMU", 8000, 1, 0)],
+                              session_id=new_session_id())
+        dialog = Dialog.from_uac(invite, ok)
+        ack = dialog.create_ack(1, [("Content-Type", "application/sdp")],
+                                serialize_sdp(answer).encode())
+        caller.endpoint.send_request(ack, dialog_target(dialog), reactor.seconds(),
+                                     lambda r, now: None)
+        caller.transport.pump()
+        await ui.wait_state("call-status", "established")
+        # Two seconds of the browser's audio, as PCMU.
+        await heard.wait_for(lambda _packet: len(heard.events) >= 100)
+        pcm = np.concatenate([ulaw_decode(rtp_payload(p)) for p in heard.events[25:]])
+        spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
+        assert_near(self, float(np.argmax(spectrum)) * 8000 / len(pcm), 440, 10)
+        await ui.click("Hangup")
+        await gateway.when_idle()
