@@ -166,3 +166,31 @@ class RestAttendedTransferTests(RestMixin, unittest.TestCase):
         frequency, level = tail_frequency(third.recordings()[-1])
         assert_near(self, frequency, 1000, 15)  # 1003 hears 1002's tone
         self.assertGreater(level, 300)
+
+
+class RestHandOverTests(SipPhoneMixin, unittest.TestCase):
+    """REST call/startup with sessionId: the browser gets the call as an incoming one, and
+    once it answers the gateway calls the phone; audio both ways."""
+
+    timeout = 120
+
+    @inline
+    async def test_startup_handed_to_a_session(self) -> None:
+        ui, phone = await self.setup_call()
+        [session_id] = self.gateway.top.call_gateway.sessions
+        body = {"callId": "handed", "callee": "1002", "sessionId": session_id,
+                "sipLogin": "1001", "sipPassword": "pass1001", "sipDomain": "127.0.0.1",
+                "sipOutboundProxy": "127.0.0.1", "sipPort": self.kam.port}
+        code, reply = await RestMixin.rest(self, "call/startup", body, token=None)
+        self.assertEqual((code, reply), (200, {"callId": "handed"}))
+        await aio(ui.page.wait_for_function(
+            "() => !document.getElementById('answer').disabled", timeout=15000))
+        await ui.click("Answer")
+        await ui.wait_state("call-status", "established")
+        await phone.wait_event("CALL_ESTABLISHED")
+        peak = await ui.received_frequency()
+        assert_near(self, peak["frequency"], 1000, 15)
+        mark = phone.mark()
+        await ui.click("Hangup")
+        await phone.wait_event("CALL_CLOSED", since=mark)
+        await self.assert_clean()

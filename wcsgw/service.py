@@ -255,7 +255,7 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     from wcsgw.calls.call import Call, CallEnvironment
     from wcsgw.calls.gateway import CallGateway
     from wcsgw.calls.filecall import FileCall
-    from wcsgw.calls.inbound import InboundCall
+    from wcsgw.calls.inbound import HandedCall, InboundCall
     from wcsgw.calls.policy import Policy
     from wcsgw.calls.testlines import TestLines
     from wcsgw.media.ports import PortAllocator
@@ -285,6 +285,7 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     gateway = CallGateway(sip, policy, functools.partial(Call, env=env))
     gateway.inbound_factory = functools.partial(InboundCall, env=env)
     gateway.file_call_factory = functools.partial(FileCall, env=env)
+    gateway.handed_call_factory = functools.partial(HandedCall, env=env)
     gateway.recordings_folder = config.rest.recordings_folder or None
     gateway.media_ports = allocator  # for operators' metrics and tests: ports in use
     CallsService(gateway).setServiceParent(parent)

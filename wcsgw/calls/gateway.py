@@ -74,6 +74,8 @@ class CallGateway:
         self.inbound_factory: Any = None
         #: builds a FileCall for REST calls with server-side media
         self.file_call_factory: Any = None
+        #: builds a HandedCall for REST calls handed to a browser session
+        self.handed_call_factory: Any = None
         #: where REST calls with ``record`` write ``<callId>.wav`` (None: recording refused)
         self.recordings_folder: str | None = None
 
@@ -208,7 +210,7 @@ class CallGateway:
 
     def answer(self, session_id: str, call_id: str, sdp: str) -> None:
         call = self._call(session_id, call_id)
-        if not getattr(call, "incoming", False):
+        if not hasattr(call, "answer"):
             raise CallError(Codes.BAD_STATE, "only an incoming call can be answered", "callId")
         call.answer(sdp)
 
@@ -266,8 +268,8 @@ class CallGateway:
         elif call_id in self.calls:
             raise CallError(Codes.DUPLICATE_CALL, f"callId {call_id} is already in use", "callId")
         if session_id is not None:
-            raise CallError(Codes.INVALID, "handing a REST call to a browser session is not "
-                            "supported yet; use playFile/record", "sessionId")
+            return self._hand_to_session(session_id, call_id, uri, callee, account,
+                                         visible_name)
         if self.file_call_factory is None:
             raise CallError(Codes.INVALID, "server-side media is not configured", "playFile")
         record_file = None
@@ -285,6 +287,31 @@ class CallGateway:
         )
         self.unsettled.add(call)
         self.calls[call_id] = call
+        try:
+            call.start()
+        except CallError:
+            self._forget_call(call)
+            self._settled(call)
+            raise
+        return call_id
+
+    def _hand_to_session(self, session_id: str, call_id: str, uri: str, callee: str,
+                         account: SipAccount | None, visible_name: str | None) -> str:
+        """REST startup with sessionId: the browser gets the call as an incoming one and,
+        once it answers, the gateway places the SIP call."""
+        session = self.sessions.get(session_id)
+        if session is None or not session.connected:
+            raise CallError(Codes.NOT_CONNECTED, f"no connected session {session_id}",
+                            "sessionId")
+        call = self.handed_call_factory(
+            call_id=call_id, session_id=session.id, account=account or session.account,
+            request_uri=uri, callee=callee, visible_name=visible_name, has_audio=True,
+            has_video=False, on_status=session.listener.call_status, on_gone=self._forget_call,
+            on_settled=self._settled, notify=getattr(session.listener, "notify", None),
+        )
+        self.unsettled.add(call)
+        self.calls[call_id] = call
+        session.calls[call_id] = call
         try:
             call.start()
         except CallError:

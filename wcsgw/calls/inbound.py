@@ -19,7 +19,14 @@ from typing import Any, Callable
 
 from twisted.logger import Logger
 
-from wcsgw.calls.call import Call, CodecPlan, G711, TELEPHONE_EVENT_8K, TRANSCODE_SIP_CODECS, _first_audio
+from wcsgw.calls.call import (
+    G711,
+    TELEPHONE_EVENT_8K,
+    TRANSCODE_SIP_CODECS,
+    Call,
+    CodecPlan,
+    _first_audio,
+)
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.status import CallStatus, Info
 from wcsgw.media.udp import RtpSocket
@@ -31,6 +38,7 @@ from wcsgw.sip.message import Request
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target
 from wcsgw.sip.transaction import ServerTransaction
+from wcsgw.sip.invite import OutgoingInvite
 from wcsgw.sip.uas import Cancelled, Confirmed, IncomingInvite
 from wcsgw.sip.uri import parse_uri
 from wcsgw.webrtc.leg import WebRtcLeg
@@ -69,7 +77,7 @@ class InboundCall(Call):
         super().__init__(request_uri="", browser_offer="", sip_headers={}, **kwargs)
         self.invite = invite  # type: ignore[assignment]
         self.caller_uri = caller
-        self._sip_offer_sdp = invite.offer_sdp
+        self._sip_offer_sdp = invite.offer_sdp if invite is not None else None
         self._browser_offer_sd: Any = None
         self._ring_timer: Any = None
 
@@ -263,3 +271,120 @@ def _tag() -> str:
     from wcsgw.sip.ids import new_tag
 
     return new_tag()
+
+
+class HandedCall(InboundCall):
+    """A call the operator places over REST and hands to a browser session (``sessionId``).
+
+    The browser side is an incoming call (``incomingCall`` with the gateway's offer; the page
+    answers); once it has answered, its codec decides the SIP offer — the same codec to
+    relay, or G.711 to transcode from Opus — and the INVITE goes out like a browser's own call.
+    """
+
+    def __init__(self, *, request_uri: str, **kwargs: Any) -> None:
+        super().__init__(invite=None, caller=kwargs.get("callee", ""), **kwargs)  # type: ignore[arg-type]
+        self.request_uri = request_uri
+        self._sip_offer_sdp = None
+
+    @property
+    def incoming(self) -> bool:
+        return False
+
+    @property
+    def caller(self) -> str:
+        return self.account.login if self.account is not None else ""
+
+    def start(self) -> None:
+        env = self.env
+        if self.account is None:
+            raise CallError(Codes.FORBIDDEN, Info.FORBIDDEN, "callee")
+        self.plan = CodecPlan("relay", [])
+        self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
+        self.leg = WebRtcLeg(env.reactor, env.media_host, env.media_advertised, env.allocator)
+        self.leg.on_state = self._on_leg_state
+        self._webrtc_ssrc = secrets.randbits(32)
+        self._browser_offer_sd = offer_for_browser(
+            self.leg, browser_offer_codecs(None), self._webrtc_ssrc, f"wcsgw-{self.call_id}")
+        self.browser_offer_text = serialize_sdp(self._browser_offer_sd)
+        self.status = CallStatus.RING
+        self.notify("incomingCall", {
+            "callId": self.call_id, "caller": self.caller, "callee": self.callee,
+            "visibleName": self.visible_name, "hasAudio": True, "hasVideo": False,
+            "sdp": self.browser_offer_text,
+        })
+        self._set_status(CallStatus.RING)
+        self._ring_timer = env.reactor.callLater(env.no_answer_timeout, self._no_answer)
+
+    def answer(self, browser_sdp: str) -> None:
+        if self.status is not CallStatus.RING or self.invite is not None:
+            raise CallError(Codes.BAD_STATE, f"the call is {self.status.value}", "callId")
+        try:
+            answer = parse_browser_answer(self._browser_offer_sd, parse_sdp(browser_sdp))
+        except (SdpError, ValueError) as exc:
+            raise CallError(Codes.INVALID, f"the SDP answer is not usable: {exc}", "sdp") from None
+        plan = self.plan
+        assert plan is not None and self.leg is not None and self.rtp is not None
+        plan.browser_codec = answer.codecs[0]
+        plan.browser_dtmf = answer.telephone_event
+        if plan.browser_codec.key in G711:
+            plan.mode = "relay"
+            plan.sip_offer = [plan.browser_codec, TELEPHONE_EVENT_8K]
+        else:
+            plan.mode = "transcode"
+            plan.sip_offer = TRANSCODE_SIP_CODECS + [TELEPHONE_EVENT_8K]
+        self.leg.set_remote(answer.ice_ufrag, answer.ice_pwd, answer.fingerprint)
+        self._cancel_ring_timer()
+        env = self.env
+        self._sdp_session = self._new_sdp_session()
+        offer = audio_offer(env.media_advertised, self.rtp.port, plan.sip_offer,
+                            session_id=self._sdp_session)
+        self.invite = OutgoingInvite(
+            env.sip.endpoint, self.account, self.request_uri, serialize_sdp(offer).encode(),
+            listener=self._on_sip_event, display_name=self.visible_name,
+            no_answer_timeout=env.no_answer_timeout)
+        self._set_status(CallStatus.PENDING)
+        self.invite.start(env.reactor.seconds())
+        env.sip.transport.pump()
+        self._start_ticker()
+
+    def hangup(self) -> None:
+        if self._finished:
+            return
+        if self.invite is None:  # the browser never answered: nothing on the SIP side yet
+            self._finish(CallStatus.FINISH, None, "Declined" if self.status is CallStatus.RING
+                         else Info.NORMAL)
+            self.env.reactor.callLater(0, self.on_settled, self)
+            return
+        Call.hangup(self)
+
+    def _no_answer(self) -> None:
+        self._ring_timer = None
+        if self.invite is None and not self._finished:
+            self._finish(CallStatus.FINISH, None, "No answer")
+            self.env.reactor.callLater(0, self.on_settled, self)
+
+    def _connect_media(self, sip_sdp: bytes) -> None:
+        """The SIP side answered: its codec must be the one we relay, or a G.711 we
+        transcode to the browser's Opus; then the bridge starts (the browser has its SDP)."""
+        plan = self.plan
+        assert plan is not None
+        try:
+            answer = parse_sdp(sip_sdp)
+        except SdpError as exc:
+            self._fail_sip(f"the SIP side's SDP does not parse: {exc}")
+            return
+        audio = _first_audio(answer)
+        chosen = [c for c in audio.codecs() if c.key != "telephone-event"] if audio else []
+        if not chosen or chosen[0].key not in G711:
+            self._fail_sip(Info.NO_CODECS)
+            return
+        plan.sip_codec = chosen[0]
+        plan.sip_dtmf = next((c for c in audio.codecs() if c.key == "telephone-event"), None)  # type: ignore[union-attr]
+        if plan.mode == "relay" and not same_codec(plan.sip_codec, plan.browser_codec):
+            self._fail_sip(Info.NO_CODECS)
+            return
+        self._retarget(sip_sdp, parsed=answer)
+        self._start_media(self._webrtc_ssrc)
+
+    def _on_sip_event(self, event: Any) -> None:
+        Call._on_sip_event(self, event)
