@@ -75,6 +75,17 @@ def _mask_list(values: Sequence[str]) -> str:
     return "[" + ", ".join("'***'" for _ in values) + "]"
 
 
+def advertised(advertised_address: str, listen: str) -> str:
+    """The address peers are told to use: the configured advertised address, else the listen
+    address, else 127.0.0.1 when listening on a wildcard (a wildcard is no address a peer
+    could send to, and loopback is the safe guess for a default install)."""
+    if advertised_address:
+        return advertised_address
+    if listen in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return listen
+
+
 @attrs.frozen
 class HttpSettings:
     """The one twisted.web site (Phone UI, SDK, WebSocket, REST, health)."""
@@ -103,14 +114,8 @@ class SipSettings:
 
     @property
     def advertised_host(self) -> str:
-        """Host to put in Via/Contact: the configured advertised address, else the listen
-        address, else 127.0.0.1 when listening on a wildcard (a wildcard is no address a peer
-        could send to, and loopback is the safe guess for a default install)."""
-        if self.advertised_address:
-            return self.advertised_address
-        if self.listen in ("0.0.0.0", "::"):
-            return "127.0.0.1"
-        return self.listen
+        """Host to put in Via/Contact (see :func:`advertised`)."""
+        return advertised(self.advertised_address, self.listen)
 
 
 @attrs.frozen
@@ -126,12 +131,8 @@ class MediaSettings:
 
     @property
     def advertised_host(self) -> str:
-        """Address put in SDP and ICE candidates (see SipSettings.advertised_host)."""
-        if self.advertised_address:
-            return self.advertised_address
-        if self.listen in ("0.0.0.0", "::"):
-            return "127.0.0.1"
-        return self.listen
+        """Address put in SDP and ICE candidates (see :func:`advertised`)."""
+        return advertised(self.advertised_address, self.listen)
 
 
 @attrs.frozen

@@ -254,6 +254,12 @@ class Call:
         self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
         self.leg = WebRtcLeg(env.reactor, env.media_host, env.media_advertised, env.allocator)
         self.leg.on_state = self._on_leg_state
+        self._place_invite()
+
+    def _place_invite(self) -> None:
+        """The SIP leg: an INVITE offering ``plan.sip_offer`` from our RTP socket; PENDING."""
+        env = self.env
+        assert self.plan is not None and self.rtp is not None and self.account is not None
         self._sdp_session = new_session_id()
         offer = audio_offer(env.media_advertised, self.rtp.port, self.plan.sip_offer,
                             session_id=self._sdp_session)

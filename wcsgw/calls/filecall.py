@@ -18,15 +18,13 @@ from twisted.logger import Logger
 
 from wcsgw.calls.call import Call, CodecPlan, TELEPHONE_EVENT_8K, TRANSCODE_SIP_CODECS, _first_audio
 from wcsgw.calls.errors import CallError, Codes
-from wcsgw.calls.status import CallStatus, Info
+from wcsgw.calls.status import Info
 from wcsgw.media.rtp import build_rtp
 from wcsgw.media.udp import RtpSocket
 from wcsgw.media.wavfile import WavRecorder, WavSource
 from wcsgw.sdp.codecs import is_auxiliary
 from wcsgw.sdp.errors import SdpError
-from wcsgw.sdp.negotiate import audio_offer, new_session_id
-from wcsgw.sdp.parser import parse_sdp, serialize_sdp
-from wcsgw.sip.invite import OutgoingInvite
+from wcsgw.sdp.parser import parse_sdp
 
 log = Logger(namespace="wcsgw.calls")
 
@@ -120,18 +118,7 @@ class FileCall(Call):
         self.plan = CodecPlan("relay", TRANSCODE_SIP_CODECS + [TELEPHONE_EVENT_8K])
         self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
         self.leg = FileLeg(env.reactor, self.play_file, self.record_file)  # type: ignore[assignment]
-        self._sdp_session = new_session_id()
-        offer = audio_offer(env.media_advertised, self.rtp.port, self.plan.sip_offer,
-                            session_id=self._sdp_session)
-        self.invite = OutgoingInvite(
-            env.sip.endpoint, self.account, self.request_uri, serialize_sdp(offer).encode(),
-            listener=self._on_sip_event, display_name=self.visible_name,
-            extra_headers=list(self.sip_headers.items()), no_answer_timeout=env.no_answer_timeout,
-        )
-        self._set_status(CallStatus.PENDING)
-        self.invite.start(env.reactor.seconds())
-        env.sip.transport.pump()
-        self._start_ticker()
+        self._place_invite()
 
     def _connect_media(self, sip_sdp: bytes) -> None:
         """The SIP side answered: play and record in its codec, relayed as is."""

@@ -150,28 +150,15 @@ class CallGateway:
         session = self._session(session_id)
         if not session.connected:
             raise CallError(Codes.NOT_CONNECTED, "connect before calling")
-        if call_id is None:
-            call_id = secrets.token_hex(8)
-        elif call_id in self.calls:
-            raise CallError(Codes.DUPLICATE_CALL, f"callId {call_id} is already in use", "callId")
+        call_id = self._new_call_id(call_id)
         uri = self.policy.request_uri(session.account, callee)
         call = self.call_factory(
             call_id=call_id, session_id=session.id, account=session.account, request_uri=uri,
             callee=callee, visible_name=visible_name, has_audio=has_audio, has_video=has_video,
             browser_offer=sdp, sip_headers=sip_headers,
-            on_status=session.listener.call_status, on_gone=self._forget_call,
-            on_settled=self._settled,
-            notify=getattr(session.listener, "notify", None),
+            **self._hooks(session),
         )
-        self.unsettled.add(call)
-        self.calls[call_id] = call
-        session.calls[call_id] = call
-        try:
-            call.start()
-        except CallError:
-            self._forget_call(call)
-            self._settled(call)
-            raise
+        self._start(call, session)
         return call_id
 
     def hangup(self, session_id: str, call_id: str) -> None:
@@ -193,19 +180,9 @@ class CallGateway:
             invite=invite, caller=caller.uri.user or str(caller.uri),
             call_id=call_id, session_id=session.id, account=session.account,
             callee=callee.uri.user or str(callee.uri), visible_name=caller.display_name,
-            has_audio=True, has_video=False,
-            on_status=session.listener.call_status, on_gone=self._forget_call,
-            on_settled=self._settled, notify=getattr(session.listener, "notify", None),
+            has_audio=True, has_video=False, **self._hooks(session),
         )
-        self.unsettled.add(call)
-        self.calls[call_id] = call
-        session.calls[call_id] = call
-        try:
-            call.start()
-        except CallError:
-            self._forget_call(call)
-            self._settled(call)
-            raise
+        self._start(call, session)
         return call
 
     def answer(self, session_id: str, call_id: str, sdp: str) -> None:
@@ -263,10 +240,7 @@ class CallGateway:
         played, the answer recorded), or handed to a connected browser session."""
         self.policy.check_account(account)
         uri = self.policy.request_uri(account, callee)
-        if call_id is None:
-            call_id = secrets.token_hex(8)
-        elif call_id in self.calls:
-            raise CallError(Codes.DUPLICATE_CALL, f"callId {call_id} is already in use", "callId")
+        call_id = self._new_call_id(call_id)
         if session_id is not None:
             return self._hand_to_session(session_id, call_id, uri, callee, account,
                                          visible_name)
@@ -281,18 +255,9 @@ class CallGateway:
             call_id=call_id, session_id=None, account=account, request_uri=uri, callee=callee,
             visible_name=visible_name, has_audio=has_audio, has_video=has_video,
             sip_headers=sip_headers or {}, play_file=Path(play_file) if play_file else None,
-            record_file=record_file,
-            on_status=lambda described: None, on_gone=self._forget_call,
-            on_settled=self._settled,
+            record_file=record_file, **self._hooks(None),
         )
-        self.unsettled.add(call)
-        self.calls[call_id] = call
-        try:
-            call.start()
-        except CallError:
-            self._forget_call(call)
-            self._settled(call)
-            raise
+        self._start(call, None)
         return call_id
 
     def _hand_to_session(self, session_id: str, call_id: str, uri: str, callee: str,
@@ -306,18 +271,9 @@ class CallGateway:
         call = self.handed_call_factory(
             call_id=call_id, session_id=session.id, account=account or session.account,
             request_uri=uri, callee=callee, visible_name=visible_name, has_audio=True,
-            has_video=False, on_status=session.listener.call_status, on_gone=self._forget_call,
-            on_settled=self._settled, notify=getattr(session.listener, "notify", None),
+            has_video=False, **self._hooks(session),
         )
-        self.unsettled.add(call)
-        self.calls[call_id] = call
-        session.calls[call_id] = call
-        try:
-            call.start()
-        except CallError:
-            self._forget_call(call)
-            self._settled(call)
-            raise
+        self._start(call, session)
         return call_id
 
     def terminate(self, call_id: str) -> None:
@@ -346,6 +302,38 @@ class CallGateway:
             where = "" if session_id is None else " in this session"
             raise CallError(Codes.UNKNOWN_CALL, f"no call {call_id}{where}", "callId")
         return call
+
+    def _new_call_id(self, call_id: str | None) -> str:
+        """The client's callId if it is free (409 otherwise), or a fresh one."""
+        if call_id is None:
+            return secrets.token_hex(8)
+        if call_id in self.calls:
+            raise CallError(Codes.DUPLICATE_CALL, f"callId {call_id} is already in use", "callId")
+        return call_id
+
+    def _start(self, call: Any, session: Session | None) -> None:
+        """Register ``call`` (live and unsettled) and start it; a start that refuses the call
+        (CallError) leaves no trace."""
+        self.unsettled.add(call)
+        self.calls[call.call_id] = call
+        if session is not None:
+            session.calls[call.call_id] = call
+        try:
+            call.start()
+        except CallError:
+            self._forget_call(call)
+            self._settled(call)
+            raise
+
+    def _hooks(self, session: Session | None) -> dict[str, Any]:
+        """The callbacks every call gets: statuses and notifications to its session (none
+        for the operator's own calls), and the registry's bookkeeping."""
+        return {
+            "on_status": session.listener.call_status if session else (lambda described: None),
+            "notify": getattr(session.listener, "notify", None) if session else None,
+            "on_gone": self._forget_call,
+            "on_settled": self._settled,
+        }
 
     def _forget_call(self, call: Any) -> None:
         self.calls.pop(call.call_id, None)

@@ -38,7 +38,6 @@ from wcsgw.sip.message import Request
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target
 from wcsgw.sip.transaction import ServerTransaction
-from wcsgw.sip.invite import OutgoingInvite
 from wcsgw.sip.uas import Cancelled, Confirmed, IncomingInvite
 from wcsgw.sip.uri import parse_uri
 from wcsgw.webrtc.leg import WebRtcLeg
@@ -104,6 +103,15 @@ class InboundCall(Call):
             sip_codecs = audio.codecs()
         codecs = browser_offer_codecs(sip_codecs)
         self.plan = CodecPlan("relay", sip_codecs or TRANSCODE_SIP_CODECS + [TELEPHONE_EVENT_8K])
+        self._offer_to_browser(codecs)
+        now = env.reactor.seconds()
+        self.invite.ring(now)
+        env.sip.transport.pump()
+        self._ring_timer = env.reactor.callLater(env.no_answer_timeout, self._no_answer)
+
+    def _offer_to_browser(self, codecs: list[Codec]) -> None:
+        """Open both media sockets and ring the browser: ``incomingCall`` with our offer."""
+        env = self.env
         self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
         self.leg = WebRtcLeg(env.reactor, env.media_host, env.media_advertised, env.allocator)
         self.leg.on_state = self._on_leg_state
@@ -111,17 +119,13 @@ class InboundCall(Call):
         self._browser_offer_sd = offer_for_browser(self.leg, codecs, self._webrtc_ssrc,
                                                    f"wcsgw-{self.call_id}")
         self.browser_offer_text = serialize_sdp(self._browser_offer_sd)
-        self.status = CallStatus.RING
+        self.status = CallStatus.RING  # before the notification: the page sees it ring
         self.notify("incomingCall", {
             "callId": self.call_id, "caller": self.caller, "callee": self.callee,
             "visibleName": self.visible_name, "hasAudio": True, "hasVideo": False,
             "sdp": self.browser_offer_text,
         })
         self._set_status(CallStatus.RING)
-        now = env.reactor.seconds()
-        self.invite.ring(now)
-        env.sip.transport.pump()
-        self._ring_timer = env.reactor.callLater(env.no_answer_timeout, self._no_answer)
 
     def answer(self, browser_sdp: str) -> None:
         """The browser accepted: learn its codec, answer the SIP side, start the media."""
@@ -299,20 +303,7 @@ class HandedCall(InboundCall):
         if self.account is None:
             raise CallError(Codes.FORBIDDEN, Info.FORBIDDEN, "callee")
         self.plan = CodecPlan("relay", [])
-        self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
-        self.leg = WebRtcLeg(env.reactor, env.media_host, env.media_advertised, env.allocator)
-        self.leg.on_state = self._on_leg_state
-        self._webrtc_ssrc = secrets.randbits(32)
-        self._browser_offer_sd = offer_for_browser(
-            self.leg, browser_offer_codecs(None), self._webrtc_ssrc, f"wcsgw-{self.call_id}")
-        self.browser_offer_text = serialize_sdp(self._browser_offer_sd)
-        self.status = CallStatus.RING
-        self.notify("incomingCall", {
-            "callId": self.call_id, "caller": self.caller, "callee": self.callee,
-            "visibleName": self.visible_name, "hasAudio": True, "hasVideo": False,
-            "sdp": self.browser_offer_text,
-        })
-        self._set_status(CallStatus.RING)
+        self._offer_to_browser(browser_offer_codecs(None))
         self._ring_timer = env.reactor.callLater(env.no_answer_timeout, self._no_answer)
 
     def answer(self, browser_sdp: str) -> None:
@@ -334,18 +325,7 @@ class HandedCall(InboundCall):
             plan.sip_offer = TRANSCODE_SIP_CODECS + [TELEPHONE_EVENT_8K]
         self.leg.set_remote(answer.ice_ufrag, answer.ice_pwd, answer.fingerprint)
         self._cancel_ring_timer()
-        env = self.env
-        self._sdp_session = self._new_sdp_session()
-        offer = audio_offer(env.media_advertised, self.rtp.port, plan.sip_offer,
-                            session_id=self._sdp_session)
-        self.invite = OutgoingInvite(
-            env.sip.endpoint, self.account, self.request_uri, serialize_sdp(offer).encode(),
-            listener=self._on_sip_event, display_name=self.visible_name,
-            no_answer_timeout=env.no_answer_timeout)
-        self._set_status(CallStatus.PENDING)
-        self.invite.start(env.reactor.seconds())
-        env.sip.transport.pump()
-        self._start_ticker()
+        self._place_invite()
 
     def hangup(self) -> None:
         if self._finished:
