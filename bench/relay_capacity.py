@@ -1,0 +1,409 @@
+"""Capacity, latency and set-up overhead of wcsgw (and of Janus side by side), end to end.
+
+What runs (every process in its own process group, stopped at the end whatever happens):
+
+* ``bench/echo_uas.py`` — the far end: a SIP UAS echoing RTP, in its own process, so its CPU
+  is never counted as the gateway's;
+* the gateway: ``twistd -n wcsgw --config <generated>`` on free ports (media ports and SIP in
+  ranges of its own), log level info;
+* ``bench/load_caller.py`` once per point: N calls held for ``--duration`` s.  Between its
+  ``WINDOW_START`` / ``WINDOW_END`` lines this driver reads the gateway's utime+stime from
+  ``/proc/<pid>/stat`` (all threads) and VmRSS from ``/proc/<pid>/status``;
+* with ``--janus``: Janus (SIP plugin + HTTP transport only, see ``bench/janus_peer.py``) and
+  the same caller through the Janus adapter, at the same call counts.
+
+Scenarios: relayed PCMU at 10/50/100/200/300/… until the gateway uses ≥ 90 % of a core, the
+caller itself does (≥ 90 %, or its 4 ms ticker runs late), calls fail or loss passes 5 %;
+transcoded (the caller offers Opus only, the echo answers PCMU) at 10/25/50/…; call set-up
+overhead; printed as Markdown tables.
+
+Set-up overhead is measured from outside, with clocks every process shares (CLOCK_MONOTONIC):
+the caller notes when it sends ``call`` and when ``callStatus ESTABLISHED`` arrives, the echo
+UAS when the INVITE arrives and when its 200 OK leaves (it prints both, keyed by the
+``X-Bench-Id`` header the caller sets through ``sipHeaders``).  ``call -> INVITE`` and
+``200 OK -> ESTABLISHED`` are the gateway's two shares of the set-up; the rest is the far end.
+Calls are placed one at a time (no queueing in the numbers), on an otherwise idle gateway.
+
+Run: ``.venv/bin/python bench/relay_capacity.py [--quick] [--janus] [--duration 8]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Any, Callable, Optional
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+PY = sys.executable
+HZ = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / HZ  # utime, stime (fields 14, 15)
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Proc:
+    """A child in its own process group; stop() ends the group (TERM, then KILL)."""
+
+    def __init__(self, argv: list[str], log_path: str, env: Optional[dict[str, str]] = None,
+                 cwd: Optional[str] = None, stdout_pipe: bool = False) -> None:
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE if stdout_pipe else self.log, stderr=self.log,
+            env=env, cwd=cwd, start_new_session=True, text=True)
+        self.pid = self.proc.pid
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.pid, signal.SIGKILL)  # stragglers of the group, if any
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(2)
+        except subprocess.TimeoutExpired:
+            pass
+        self.log.close()
+
+
+class EchoUas:
+    def __init__(self, workdir: str, media_ports: str) -> None:
+        self.p = Proc([PY, os.path.join(HERE, "echo_uas.py"), "--media-ports", media_ports],
+                      os.path.join(workdir, "echo_uas.err"), stdout_pipe=True)
+        self.setups: dict[str, tuple[float, float]] = {}
+        line = self.p.proc.stdout.readline()  # type: ignore[union-attr]
+        if not line.startswith("READY"):
+            raise RuntimeError(f"echo UAS did not start: {line!r}")
+        self.port = int(line.split()[1])
+        import threading
+
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.p.proc.stdout:  # type: ignore[union-attr]
+            parts = line.split()
+            if len(parts) == 4 and parts[0] == "SETUP":
+                self.setups[parts[1]] = (float(parts[2]), float(parts[3]))
+
+    def stop(self) -> None:
+        self.p.stop()
+
+
+class Wcsgw:
+    name = "wcsgw"
+
+    def __init__(self, workdir: str, log_level: str = "info") -> None:
+        self.http_port, self.sip_port = free_port(), free_port()
+        config = os.path.join(workdir, "gw.toml")
+        with open(config, "w") as f:
+            f.write(f"""[http]\nlisten = "127.0.0.1"\nport = {self.http_port}\n
+[sip]\nlisten = "127.0.0.1"\nport = {self.sip_port}\n
+[media]\nlisten = "127.0.0.1"\nport_min = 30000\nport_max = 39999\n
+[testlines]\nenabled = true\n
+[policy]\nallowed_domains = ["127.0.0.1"]\n
+[log]\nlevel = "{log_level}"\n""")
+        env = dict(os.environ, PYTHONPATH=REPO)
+        twistd = os.path.join(os.path.dirname(PY), "twistd")
+        self.p = Proc([twistd, "-n", "--pidfile=", "--logfile=-", "wcsgw", "--config", config],
+                      os.path.join(workdir, "gateway.log"), env=env, cwd=workdir)
+        self.pid = self.p.pid
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/health", timeout=2):
+                    break
+            except OSError:
+                if self.p.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"gateway did not start; see {workdir}/gateway.log")
+                time.sleep(0.2)
+
+    def caller_args(self, echo_port: int) -> list[str]:
+        return ["--adapter", "wcsgw", "--ws", f"ws://127.0.0.1:{self.http_port}/ws",
+                "--sip-domain", "127.0.0.1", "--sip-port", str(echo_port)]
+
+    def stop(self) -> None:
+        self.p.stop()
+
+
+def run_point(target: Any, echo: EchoUas, calls: int, codec: str, args: argparse.Namespace,
+              workdir: str, extra: Optional[list[str]] = None) -> dict[str, Any]:
+    """One load point: returns the caller's RESULT plus the gateway's CPU and RSS."""
+    argv = [PY, os.path.join(HERE, "load_caller.py"), *target.caller_args(echo.port),
+            "--codec", codec, "--calls", str(calls), "--duration", str(args.duration),
+            "--settle", str(args.settle), "--concurrency", str(args.concurrency), *(extra or [])]
+    caller = Proc(argv, os.path.join(workdir, f"caller-{target.name}-{codec}-{calls}.err"),
+                  stdout_pipe=True)
+    result: dict[str, Any] = {}
+    marks: dict[str, tuple[float, float, float, float]] = {}
+    try:
+        for line in caller.proc.stdout:  # type: ignore[union-attr]
+            if line.startswith(("WINDOW_START", "WINDOW_END")):
+                key = line.split()[0]
+                marks[key] = (time.monotonic(), cpu_seconds(target.pid),
+                              cpu_seconds(caller.pid), cpu_seconds(echo.p.pid))
+                if key == "WINDOW_END":
+                    result["rss_kib"] = rss_kib(target.pid)
+            elif line.startswith("RESULT "):
+                result.update(json.loads(line[7:]))
+        caller.proc.wait(60)
+    finally:
+        caller.stop()
+    if "WINDOW_START" in marks and "WINDOW_END" in marks:
+        (t0, g0, c0, e0), (t1, g1, c1, e1) = marks["WINDOW_START"], marks["WINDOW_END"]
+        span = t1 - t0
+        result["gw_cpu_pct"] = 100 * (g1 - g0) / span
+        result["caller_cpu_pct"] = 100 * (c1 - c0) / span
+        result["echo_cpu_pct"] = 100 * (e1 - e0) / span
+    return result
+
+
+def scan(target: Any, echo: EchoUas, codec: str, counts: list[int], args: argparse.Namespace,
+         workdir: str, idle_rss: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    rows = []
+    for n in counts:
+        r = run_point(target, echo, n, codec, args, workdir)
+        r["calls"] = n
+        up = r.get("calls_up") or 0
+        if up:
+            r["rss_per_call_kib"] = (r.get("rss_kib", 0) - idle_rss) / up
+            r["cpu_per_call_pct"] = r.get("gw_cpu_pct", 0) / up
+        rows.append(r)
+        log(f"  {target.name} {codec} {n:4d} calls: up {up}, gw {r.get('gw_cpu_pct', 0):5.1f} %, "
+            f"caller {r.get('caller_cpu_pct', 0):5.1f} %, loss {r.get('loss_pct')} %, "
+            f"rtt p50/p99 {fmt(r.get('rtt_p50_ms'))}/{fmt(r.get('rtt_p99_ms'))} ms")
+        reason = saturated(r, n)
+        if reason:
+            r["stopped"] = reason
+            log(f"  stop: {reason}")
+            break
+    return rows
+
+
+def saturated(r: dict[str, Any], n: int) -> Optional[str]:
+    if r.get("gw_cpu_pct", 0) >= 90:
+        return "gateway core saturated (>= 90 % of one core)"
+    if r.get("caller_cpu_pct", 0) >= 90 or (r.get("tick_late_p99_ms") or 0) > 20:
+        return "load caller saturated (its CPU >= 90 % or its 20 ms pacing late)"
+    if (r.get("calls_up") or 0) < n:
+        return f"only {r.get('calls_up')} of {n} calls came up"
+    if (r.get("loss_pct") or 0) > 5:
+        return "loss above 5 %"
+    return None
+
+
+def fmt(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def pct(values: list[float], p: float) -> Optional[float]:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def setup_overhead(target: Any, echo: EchoUas, args: argparse.Namespace, workdir: str) -> dict[str, Any]:
+    n = 10 if args.quick else 30
+    r = run_point(target, echo, n, "pcmu", argparse.Namespace(**{**vars(args), "duration": 1.0,
+                                                                  "settle": 0.2, "concurrency": 1}),
+                  workdir, extra=["--dump-setup"])
+    time.sleep(0.5)  # the echo UAS's last SETUP lines
+    to_invite, to_est, total = [], [], []
+    for s in r.get("setup") or []:
+        far = echo.setups.get(s["id"])
+        if far is None:
+            continue
+        to_invite.append(1000 * (far[0] - s["call"]))
+        to_est.append(1000 * (s["established"] - far[1]))
+        total.append(1000 * (s["established"] - s["call"]))
+    return {"n": len(total),
+            "call_to_invite": (pct(to_invite, 50), pct(to_invite, 99)),
+            "ok_to_established": (pct(to_est, 50), pct(to_est, 99)),
+            "total": (pct(total, 50), pct(total, 99))}
+
+
+def machine() -> str:
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = "?"
+    return (f"{model}, {os.cpu_count()} cores; Python {platform.python_version()}; "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; commit {commit or '?'}")
+
+
+def table(rows: list[dict[str, Any]], janus_rows: Optional[dict[int, dict[str, Any]]] = None) -> str:
+    head = ("| calls | up | gw CPU % of a core | CPU/call % | gw pkts/s in | RTT p50 ms | RTT p99 ms "
+            "| loss % | RSS/call kB | caller CPU % |")
+    sep = "|---|---|---|---|---|---|---|---|---|---|"
+    if janus_rows is not None:
+        head += " Janus CPU/call % | wcsgw/Janus |"
+        sep += "---|---|"
+    out = [head, sep]
+    for r in rows:
+        pps_in = 2 * (r.get("pps_each_way") or 0)  # from the browser leg + from the SIP leg
+        line = (f"| {r['calls']} | {r.get('calls_up')} | {fmt(r.get('gw_cpu_pct'), 1)} | "
+                f"{fmt(r.get('cpu_per_call_pct'), 3)} | {pps_in:,.0f} | {fmt(r.get('rtt_p50_ms'))} | "
+                f"{fmt(r.get('rtt_p99_ms'))} | {fmt(r.get('loss_pct'), 3)} | "
+                f"{fmt(r.get('rss_per_call_kib'), 0)} | {fmt(r.get('caller_cpu_pct'), 1)} |")
+        if janus_rows is not None:
+            j = janus_rows.get(r["calls"])
+            jc = j.get("cpu_per_call_pct") if j else None
+            ratio = (r.get("cpu_per_call_pct") / jc) if (jc and r.get("cpu_per_call_pct")) else None
+            line += f" {fmt(jc, 3)} | {fmt(ratio, 2)} |"
+        out.append(line)
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer points, shorter windows")
+    ap.add_argument("--janus", action="store_true", help="also run the relayed scenario through Janus")
+    ap.add_argument("--duration", type=float, default=8.0)
+    ap.add_argument("--settle", type=float, default=2.0)
+    ap.add_argument("--concurrency", type=int, default=10)
+    ap.add_argument("--relay-counts", default="10,50,100,200,300,400,500,600,800")
+    ap.add_argument("--transcode-counts", default="10,25,50,75,100")
+    ap.add_argument("--skip", default="", help="comma list of: relay, transcode, setup")
+    ap.add_argument("--json", help="also write every figure to this file")
+    args = ap.parse_args()
+    if args.quick:
+        args.duration = min(args.duration, 4.0)
+        args.relay_counts = "10,50"
+        args.transcode_counts = "10"
+    skip = set(filter(None, args.skip.split(",")))
+    relay_counts = [int(x) for x in args.relay_counts.split(",")]
+    tc_counts = [int(x) for x in args.transcode_counts.split(",")]
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    workdir = tempfile.mkdtemp(prefix="wcsgw-bench-")
+    log(f"work folder (logs): {workdir}")
+    started: list[Any] = []
+    report: dict[str, Any] = {"machine": machine()}
+    try:
+        echo = EchoUas(workdir, "40000-49999")
+        started.append(echo)
+        gw = Wcsgw(workdir)
+        started.append(gw)
+        run_point(gw, echo, 2, "pcmu", argparse.Namespace(**{**vars(args), "duration": 1.0,
+                                                             "settle": 0.5}), workdir)  # warm-up
+        time.sleep(1.0)
+        idle_rss = rss_kib(gw.pid)
+        report["wcsgw_idle_rss_kib"] = idle_rss
+        if "setup" not in skip:
+            log("set-up overhead (one call at a time)")
+            report["setup"] = setup_overhead(gw, echo, args, workdir)
+        if "relay" not in skip:
+            log("relayed PCMU")
+            report["relay"] = scan(gw, echo, "pcmu", relay_counts, args, workdir, idle_rss, log)
+        if "transcode" not in skip:
+            log("transcoded Opus <-> PCMU (a fresh gateway: RSS per call from its own idle)")
+            gw.stop()
+            started.remove(gw)
+            gw = Wcsgw(workdir)
+            started.append(gw)
+            run_point(gw, echo, 2, "opus", argparse.Namespace(**{**vars(args), "duration": 1.0,
+                                                                 "settle": 0.5}), workdir)
+            time.sleep(1.0)
+            idle_rss = rss_kib(gw.pid)
+            report["transcode"] = scan(gw, echo, "opus", tc_counts, args, workdir, idle_rss, log)
+        gw.stop()
+        started.remove(gw)
+        if args.janus:
+            from bench.janus_peer import Janus
+
+            log("Janus, relayed PCMU, same call counts")
+            janus = Janus(workdir)
+            started.append(janus)
+            run_point(janus, echo, 2, "pcmu", argparse.Namespace(**{**vars(args), "duration": 1.0,
+                                                                    "settle": 0.5}), workdir)
+            time.sleep(1.0)
+            j_idle = rss_kib(janus.pid)
+            counts = [r["calls"] for r in report.get("relay", [])] or relay_counts
+            report["janus_idle_rss_kib"] = j_idle
+            report["janus"] = scan(janus, echo, "pcmu", counts, args, workdir, j_idle, log)
+    finally:
+        for p in reversed(started):
+            p.stop()
+
+    print(f"\nMachine: {report['machine']}\n")
+    if "setup" in report:
+        s = report["setup"]
+        print(f"### Call set-up overhead ({s['n']} calls, one at a time)\n")
+        print("| share | p50 ms | p99 ms |\n|---|---|---|")
+        print(f"| `call` sent -> INVITE at the far end | {fmt(s['call_to_invite'][0])} | {fmt(s['call_to_invite'][1])} |")
+        print(f"| 200 OK sent -> `ESTABLISHED` received | {fmt(s['ok_to_established'][0])} | {fmt(s['ok_to_established'][1])} |")
+        print(f"| whole `call` -> `ESTABLISHED` | {fmt(s['total'][0])} | {fmt(s['total'][1])} |\n")
+    janus_by = {r["calls"]: r for r in report.get("janus", [])} if "janus" in report else None
+    if "relay" in report:
+        print("### Relayed PCMU (wcsgw)\n")
+        print(table(report["relay"], janus_by))
+        stop = report["relay"][-1].get("stopped")
+        print(f"\nStopped: {stop or 'end of the list'}\n")
+    if "transcode" in report:
+        print("### Transcoded Opus <-> PCMU (wcsgw)\n")
+        print(table(report["transcode"]))
+        stop = report["transcode"][-1].get("stopped")
+        print(f"\nStopped: {stop or 'end of the list'}\n")
+    if "janus" in report:
+        print("### Relayed PCMU (Janus SIP plugin)\n")
+        print(table(report["janus"]))
+        print()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
