@@ -193,7 +193,7 @@ class SipPhoneMixin:
         self.gateway.start()
         self.addCleanup(self.gateway.stop)
         tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000, seconds=30.0)
-        self.phone = Baresip(phone_user, f"pass{phone_user}", registrar_port=self.kam.port,
+        self.phone = Baresip(phone_user, f"pass{phone_user}", registrar_port=self.kam.port, outbound=True,
                              answermode=answermode, codecs="PCMU", tone=tone)
         self.addCleanup(self.phone.stop)  # added after Kamailio's: runs first
         await self.phone.start()
@@ -253,7 +253,7 @@ class RestMixin:
         self.gateway.start()
         self.addCleanup(self.gateway.stop)
         tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000, seconds=30.0)
-        self.phone = Baresip("1002", "pass1002", registrar_port=self.kam.port, codecs="PCMU",
+        self.phone = Baresip("1002", "pass1002", registrar_port=self.kam.port, outbound=True, codecs="PCMU",
                              tone=tone)
         self.addCleanup(self.phone.stop)
         await self.phone.start()

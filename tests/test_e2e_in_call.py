@@ -95,7 +95,7 @@ class PhoneUiInCallTests(SipPhoneMixin, unittest.TestCase):
         browser, without doing anything, now hears 1003."""
         ui, phone = await self.established()
         tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=700.0, rate=8000, seconds=30.0)
-        third = Baresip("1003", "pass1003", registrar_port=self.kam.port, codecs="PCMU", tone=tone)
+        third = Baresip("1003", "pass1003", registrar_port=self.kam.port, outbound=True, codecs="PCMU", tone=tone)
         self.addCleanup(third.stop)
         await third.start()
         await third.registered()
@@ -117,7 +117,7 @@ class PhoneUiInCallTests(SipPhoneMixin, unittest.TestCase):
     async def test_blind_transfer_moves_the_phone(self) -> None:
         ui, phone = await self.established()
         tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=700.0, rate=8000, seconds=30.0)
-        third = Baresip("1003", "pass1003", registrar_port=self.kam.port, codecs="PCMU", tone=tone)
+        third = Baresip("1003", "pass1003", registrar_port=self.kam.port, outbound=True, codecs="PCMU", tone=tone)
         self.addCleanup(third.stop)
         await third.start()
         await third.registered()
@@ -145,7 +145,7 @@ class RestAttendedTransferTests(RestMixin, unittest.TestCase):
     async def test_attended_transfer_joins_two_phones(self) -> None:
         phone = await self.setup()
         tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=700.0, rate=8000, seconds=30.0)
-        third = Baresip("1003", "pass1003", registrar_port=self.kam.port, codecs="PCMU", tone=tone)
+        third = Baresip("1003", "pass1003", registrar_port=self.kam.port, outbound=True, codecs="PCMU", tone=tone)
         self.addCleanup(third.stop)
         await third.start()
         await third.registered()

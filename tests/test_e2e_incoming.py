@@ -49,7 +49,7 @@ class IncomingCallTests(unittest.TestCase):
         self.gateway.start()
         self.addCleanup(self.gateway.stop)
         tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000, seconds=30.0)
-        self.phone = Baresip("1002", "pass1002", registrar_port=self.kam.port, codecs="PCMU",
+        self.phone = Baresip("1002", "pass1002", registrar_port=self.kam.port, outbound=True, codecs="PCMU",
                              tone=tone)
         self.addCleanup(self.phone.stop)
         await self.phone.start()

@@ -145,6 +145,7 @@ class Baresip:
         ptime: int = 20,
         sip_trace: bool = True,
         rundir: str | None = None,
+        outbound: bool = False,
     ) -> None:
         """``registrar_port`` None: no registration (``regint=0``), the phone still answers
         calls sent straight to ``contact``.  ``answermode`` "auto" answers at once, "manual"
@@ -156,6 +157,8 @@ class Baresip:
             raise ValueError(f"answermode must be auto, manual or early, not {answermode!r}")
         self.user = user
         self.password = password
+        #: send every request through the registrar (an outbound proxy), not to the R-URI
+        self.outbound = outbound
         self.registrar = (registrar_host, registrar_port) if registrar_port else None
         self.transport = transport.lower()
         self.answermode = answermode
@@ -258,7 +261,7 @@ class Baresip:
                   f"regint={regint}", f"ptime={self.ptime}"]
         if self.password:
             params.insert(0, f"auth_pass={self.password}")
-        if self.registrar is not None:
+        if self.registrar is not None and self.outbound:
             # Every request through the registrar/proxy, as a phone behind a PBX works: a
             # transfer target like sip:1003@127.0.0.1 (the domain) must reach Kamailio.
             params.append(f'outbound="sip:{host}:{port};transport={self.transport}"')
