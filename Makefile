@@ -5,6 +5,7 @@
 #   make test    Debian packages the tests need + venv + `pip install '.[test]'`, then trial
 #   make install what `make run` needs, without starting (Debian packages, venv, pip install .)
 #   make clean   remove the venv and build leftovers
+#   make bench   benchmark packages (Janus) + venv, then every benchmark in bench/ (tables)
 #
 # Variables: PYTHON (interpreter for the venv), TESTS (what trial runs), TRIAL_ARGS.
 
@@ -22,6 +23,11 @@ TRIAL_ARGS ?=
 # baresip phones, sox for tone files).  Add new test dependencies (chromium, ...) here.
 RUN_PACKAGES := libopus0
 PACKAGES := $(RUN_PACKAGES) kamailio baresip-core sox iproute2 chromium
+# BENCH_PACKAGES: only `make bench` installs them (Janus as the side-by-side peer, gcc for its
+# loopback shim).
+BENCH_PACKAGES := $(RUN_PACKAGES) janus gcc libc6-dev
+# BENCH_ARGS: passed to bench/relay_capacity.py (e.g. --quick, --skip transcode).
+BENCH_ARGS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
@@ -34,13 +40,14 @@ SOURCES := setup.cfg pyproject.toml README.md \
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: help install run test clean debs run-debs venv
+.PHONY: help install run test clean debs run-debs venv bench bench-debs
 
 help:
 	@echo "make run      start the gateway (twistd -n wcsgw; --config wcsgw.toml if it exists)"
 	@echo "make test     install test peers (Debian packages) and run the whole trial suite"
 	@echo "make install  what make run needs, without starting it"
 	@echo "make clean    remove .venv and build leftovers"
+	@echo "make bench    benchmarks side by side with Janus (installs janus; a few minutes)"
 
 # Install the given Debian packages when any is missing (one `apt-get update` first).
 # dpkg-query, not `dpkg -s`: a removed package that left its config files still "exists".
@@ -95,6 +102,16 @@ run: install
 # tests/isolated: in a network namespace with only loopback when possible (root).
 test: debs $(STAMP_TEST)
 	PYTHONPATH=$(CURDIR) tests/isolated $(VENV)/bin/trial --reactor=asyncio $(TRIAL_ARGS) $(TESTS)
+
+bench-debs:
+	$(call apt_ensure,$(BENCH_PACKAGES))
+
+# Not part of `make test`: numbers, not pass/fail.  The load runs need the machine to
+# themselves (every point is a few seconds; everything started is stopped at the end).
+bench: bench-debs $(STAMP_TEST)
+	PYTHONPATH=$(CURDIR) $(PY) bench/sip_parse.py
+	PYTHONPATH=$(CURDIR) $(PY) bench/media_relay.py --quick
+	PYTHONPATH=$(CURDIR) $(PY) bench/relay_capacity.py --janus $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info _trial_temp _trial_temp.lock .hypothesis

@@ -103,6 +103,8 @@ def parse_answer(sdp: str) -> dict[str, Any]:
             f = line.split()
             if f[2].lower() == "udp":
                 out["candidate"] = (f[4], int(f[5]))
+        elif line.startswith("a=setup:"):
+            out["setup"] = line.split(":", 1)[1].strip().lower()
         elif line.startswith("a=rtpmap:") and "pt" not in out:
             out["pt"] = int(line.split(":", 1)[1].split()[0])
     return out
@@ -212,7 +214,9 @@ class MediaLeg(asyncio.DatagramProtocol):
                 msg = stun.parse_message(data)
             except ValueError:
                 return
-            if (msg.message_class == stun.Class.RESPONSE and self.checked is not None
+            if msg.message_class == stun.Class.REQUEST and msg.message_method == stun.Method.BINDING:
+                self._answer_check(msg, addr)  # a full ICE peer (Janus) checks us too
+            elif (msg.message_class == stun.Class.RESPONSE and self.checked is not None
                     and msg.transaction_id == self.pending_tid and not self.checked.done()):
                 self.checked.set_result(None)
         elif 19 < first < 64:
@@ -223,6 +227,20 @@ class MediaLeg(asyncio.DatagramProtocol):
 
     # -- ICE + DTLS -------------------------------------------------------------------------
 
+    def _answer_check(self, request: stun.Message, addr: Any) -> None:
+        username = request.attributes.get("USERNAME", "")
+        if not isinstance(username, str) or not username.startswith(self.creds.ufrag + ":"):
+            return
+        key = self.creds.pwd.encode()
+        if not request.check_message_integrity(key):
+            return
+        response = stun.Message(stun.Method.BINDING, stun.Class.RESPONSE,
+                                transaction_id=request.transaction_id)
+        response.attributes["XOR-MAPPED-ADDRESS"] = (addr[0], addr[1])
+        response.add_message_integrity(key)
+        if not self.closed:
+            self.transport.sendto(bytes(response), addr)
+
     def send_check(self) -> None:
         msg = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
         msg.attributes["USERNAME"] = f"{self.remote_ufrag}:{self.creds.ufrag}"
@@ -230,7 +248,6 @@ class MediaLeg(asyncio.DatagramProtocol):
         msg.attributes["ICE-CONTROLLING"] = self.ssrc
         msg.attributes["USE-CANDIDATE"] = None
         msg.add_message_integrity(self.remote_pwd.encode())
-        msg.add_fingerprint()
         self.pending_tid = msg.transaction_id
         if not self.closed:
             self.transport.sendto(bytes(msg), self.remote)
@@ -251,7 +268,13 @@ class MediaLeg(asyncio.DatagramProtocol):
             except asyncio.TimeoutError:
                 pass
         algo, value = answer["fingerprint"]
-        params = RTCDtlsParameters(fingerprints=[RTCDtlsFingerprint(algo, value)], role="server")
+        # We offered actpass: a passive answer (wcsgw) makes us the DTLS client, an active one
+        # (Janus) the server.
+        we_serve = answer.get("setup") == "active"
+        if we_serve:
+            self.dtls._set_role("server")
+        params = RTCDtlsParameters(fingerprints=[RTCDtlsFingerprint(algo, value)],
+                                   role="client" if we_serve else "server")
         await asyncio.wait_for(self.dtls.start(params), timeout)
         if self.dtls.state != "connected":
             raise ConnectionError(f"DTLS {self.dtls.state}")
