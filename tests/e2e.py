@@ -185,16 +185,19 @@ class SipPhoneMixin:
     timeout = 120
 
     async def setup_call(self, *, answermode: str = "auto", page_query: str = "",
-                         phone_user: str = "1002") -> tuple[Phone, Baresip]:
+                         phone_user: str = "1002", codecs: str = "PCMU") -> tuple[Phone, Baresip]:
         self.kam = Kamailio()
         self.addCleanup(self.kam.stop)
         await self.kam.start()
         self.gateway = Gateway(gateway_config(allowed_domains=("127.0.0.1",), t1=0.1, t2=0.8))
         self.gateway.start()
         self.addCleanup(self.gateway.stop)
-        tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000, seconds=30.0)
-        self.phone = Baresip(phone_user, f"pass{phone_user}", registrar_port=self.kam.port, outbound=True,
-                             answermode=answermode, codecs="PCMU", tone=tone)
+        tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000,
+                          seconds=30.0)
+        # ausrc_*: baresip resamples the 8 kHz tone for any codec (Opus runs at 48 kHz).
+        self.phone = Baresip(phone_user, f"pass{phone_user}", registrar_port=self.kam.port,
+                             outbound=True, answermode=answermode, codecs=codecs, tone=tone,
+                             ausrc_srate=8000, ausrc_channels=1)
         self.addCleanup(self.phone.stop)  # added after Kamailio's: runs first
         await self.phone.start()
         await self.phone.registered()

@@ -50,6 +50,20 @@ class SipPhoneCallTests(SipPhoneMixin, unittest.TestCase):
         await self.assert_clean()
 
     @inline
+    async def test_opus_relayed_when_the_phone_has_it(self) -> None:
+        """A phone that speaks Opus gets the browser's Opus as it is: relayed, not decoded."""
+        ui, phone = await self.setup_call(codecs="opus/48000/2")
+        await ui.call("1002")
+        await self.talk_and_check_audio(ui, phone, "relay")
+        [call] = self.gateway.calls.values()
+        self.assertEqual(call.describe()["media"]["sipCodec"], "opus/48000/2")
+        mark = phone.mark()
+        await ui.click("Hangup")
+        await phone.wait_event("CALL_CLOSED", since=mark)
+        self.assert_phone_heard_440(phone)
+        await self.assert_clean()
+
+    @inline
     async def test_busy_callee(self) -> None:
         ui, phone = await self.setup_call(answermode="manual")
         await ui.call("1002")

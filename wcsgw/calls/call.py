@@ -94,17 +94,31 @@ class CodecPlan:
     sip_dtmf: Codec | None = None
 
 
+#: Codecs a browser sends that the SIP side can take as they are: relayed, never decoded.
+RELAYABLE = ("opus", "g722", "pcmu", "pcma")
+
+
 def plan_codecs(browser: list[Codec]) -> CodecPlan:
-    """Relay when the browser offered G.711 (offer the SIP side exactly those, with the
-    browser's payload types, so any answer is relayable); else transcode from Opus."""
-    te8k = next((c for c in browser if c.key == "telephone-event" and c.clock_rate == 8000), None)
-    g711 = [c for c in browser if c.key in G711]
-    if g711:
-        return CodecPlan("relay", g711 + ([te8k] if te8k else [TELEPHONE_EVENT_8K]))
-    if any(c.key == "opus" for c in browser):
-        return CodecPlan("transcode", TRANSCODE_SIP_CODECS + [TELEPHONE_EVENT_8K])
-    raise CallError(Codes.NO_CODECS, f"{Info.NO_CODECS}: the offer has neither G.711 nor Opus",
-                    "sdp")
+    """The SIP offer for a browser's offer: every codec the browser offered that can be
+    relayed (Opus, G.722, G.711 — in the browser's order, with its payload types), so any of
+    them the SIP side picks is relayed; G.711 added as a transcoding fallback when the browser
+    brought none (then Opus is transcoded); telephone-event at each offered clock rate.  The
+    mode is settled by the SIP side's answer."""
+    relayable = [c for c in browser if c.key in RELAYABLE]
+    if not relayable:
+        raise CallError(Codes.NO_CODECS,
+                        f"{Info.NO_CODECS}: the offer has none of Opus, G.722 or G.711", "sdp")
+    offer = list(relayable)
+    if not any(c.key in G711 for c in relayable):
+        if not any(c.key == "opus" for c in relayable):
+            raise CallError(Codes.NO_CODECS, f"{Info.NO_CODECS}: G.722 alone cannot be bridged",
+                            "sdp")
+        offer += TRANSCODE_SIP_CODECS
+    rates = {c.clock_rate for c in offer}
+    events = [c for c in browser if c.key == "telephone-event" and c.clock_rate in rates]
+    if not any(c.clock_rate == 8000 for c in events):
+        events.append(TELEPHONE_EVENT_8K)
+    return CodecPlan("relay", offer + events)
 
 
 def _first_audio(sd: SessionDescription) -> MediaDescription | None:
@@ -471,10 +485,8 @@ class Call:
         plan.sip_codec = chosen[0]
         plan.sip_dtmf = next((c for c in audio.codecs() if c.key == "telephone-event"), None)
         browser_codecs = _first_audio(self._offer).codecs()  # type: ignore[union-attr]
-        if plan.mode == "relay":
-            plan.browser_codec = next((c for c in browser_codecs if same_codec(c, plan.sip_codec)), None)
-            if plan.browser_codec is None:  # answered with a codec we did not offer
-                plan.mode = "transcode"
+        plan.browser_codec = next((c for c in browser_codecs if same_codec(c, plan.sip_codec)), None)
+        plan.mode = "relay" if plan.browser_codec is not None else "transcode"
         if plan.mode == "transcode":
             if plan.sip_codec.key not in G711:
                 self._fail_sip(Info.NO_CODECS)
