@@ -28,6 +28,7 @@ from twisted.internet import task
 from twisted.trial import unittest
 
 from tests.peers.ports import free_port
+from tests.peers.process import group_alive
 
 REPO = Path(__file__).resolve().parent.parent
 TAC = REPO / "twistd.tac"
@@ -60,24 +61,6 @@ def _bindable(port: int) -> bool:
             except OSError:
                 return False
     return True
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    # Only zombies left (not yet reaped by init) count as gone: they hold no port.
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_bytes()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
-                return True
-    return False
 
 
 class Gateway:
@@ -186,7 +169,7 @@ class TwistdTestCase(unittest.TestCase):
         self.assertIn(code, (0, -signal.SIGTERM), gateway.output)
         self.assertIn("Server Shut Down.", gateway.output)
         self.assertNotIn("Traceback", gateway.output)
-        self.assertFalse(_group_alive(gateway.proc.pid), "a process of the gateway survived")
+        self.assertFalse(group_alive(gateway.proc.pid), "a process of the gateway survived")
         self.assertTrue(_bindable(http_port), "HTTP port still bound")
         self.assertTrue(_bindable(sip_port), "SIP port still bound")
 

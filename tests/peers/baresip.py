@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
-import signal
 import struct
 import subprocess
 import tempfile
@@ -51,6 +49,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.protocols.basic import NetstringReceiver
 
 from tests.peers.ports import free_port
+from tests.peers.process import stop_group
 
 __all__ = ["Baresip", "BaresipError", "write_tone"]
 
@@ -314,20 +313,6 @@ class Baresip:
         then: modules load before the ctrl socket opens)."""
         return defer.ensureDeferred(self._start())
 
-    def _group_alive(self, pgid: int) -> bool:
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(b")") + 2:].split()
-            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
-                return True
-        return False
-
     async def _stop(self) -> None:
         if self._ctrl is not None and self._ctrl.transport is not None:
             self._ctrl.transport.loseConnection()
@@ -339,22 +324,7 @@ class Baresip:
         proc = self._proc
         if proc is not None:
             reactor = _reactor()
-            pgid = proc.pid
-            for sig, wait in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 5.0)):
-                try:
-                    os.killpg(pgid, sig)
-                except ProcessLookupError:
-                    pass
-                deadline = reactor.seconds() + wait
-                while reactor.seconds() < deadline:
-                    proc.poll()
-                    if proc.returncode is not None and not self._group_alive(pgid):
-                        break
-                    await task.deferLater(reactor, POLL, lambda: None)
-                else:
-                    continue
-                break
-            proc.poll()
+            await stop_group(proc, STOP_GRACE, reactor)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -33,6 +32,7 @@ from twisted.internet import defer, protocol, task
 from twisted.internet.error import ProcessDone
 
 from tests.peers.ports import free_port
+from tests.peers.process import stop_group
 
 __all__ = ["Kamailio", "KamailioError", "parse_kamcmd", "parse_ul_dump", "run_command"]
 
@@ -302,43 +302,12 @@ class Kamailio:
         SIP sockets by then).  On failure, stops what was started and fails with the log tail."""
         return defer.ensureDeferred(self._start())
 
-    def _group_alive(self, pgid: int) -> bool:
-        """Any non-zombie process left in the group?  (A zombie holds no port.)"""
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            # Fields after the ")" that ends the command name: state ppid pgrp ...
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
-                return True
-        return False
-
     async def _stop(self) -> None:
         proc = self._proc
         if proc is None:
             return
         reactor = _reactor()
-        pgid = proc.pid  # start_new_session: the process is its group's leader
-        for sig, wait in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                pass
-            deadline = reactor.seconds() + wait
-            while reactor.seconds() < deadline:
-                proc.poll()
-                if proc.returncode is not None and not self._group_alive(pgid):
-                    break
-                await task.deferLater(reactor, POLL, lambda: None)
-            else:
-                continue
-            break
-        proc.poll()
+        await stop_group(proc, STOP_GRACE, reactor)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

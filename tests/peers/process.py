@@ -1,0 +1,51 @@
+"""Process-group handling shared by every peer the tests start (Kamailio, baresip, twistd).
+
+Each peer runs in its own session (``start_new_session=True``), so its pid is its process
+group's id and the whole group — children included — can be signalled and waited for.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from typing import Any
+
+from twisted.internet import task
+
+POLL = 0.05
+
+
+def group_alive(pgid: int) -> bool:
+    """Any non-zombie process left in the group?  (A zombie holds no port.)"""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # Fields after the ")" that ends the command name: state ppid pgrp ...
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
+
+
+async def stop_group(proc: subprocess.Popen[Any], grace: float, reactor: Any) -> None:
+    """SIGTERM the group, wait up to ``grace`` seconds for all of it to go, then SIGKILL and
+    wait again (bounded); never blocks the reactor."""
+    pgid = proc.pid
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = reactor.seconds() + wait
+        while reactor.seconds() < deadline:
+            proc.poll()
+            if proc.returncode is not None and not group_alive(pgid):
+                return
+            await task.deferLater(reactor, POLL, lambda: None)
+    proc.poll()
