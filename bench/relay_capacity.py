@@ -62,6 +62,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / HZ  # utime, stime (fields 14, 15)
 
 
+def box_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, all cores (first line of /proc/stat)."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return float(sum(values) - idle), float(sum(values))
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -176,7 +184,7 @@ def run_point(target: Any, echo: EchoUas, calls: int, codec: str, args: argparse
             if line.startswith(("WINDOW_START", "WINDOW_END")):
                 key = line.split()[0]
                 marks[key] = (time.monotonic(), cpu_seconds(target.pid),
-                              cpu_seconds(caller.pid), cpu_seconds(echo.p.pid))
+                              cpu_seconds(caller.pid), cpu_seconds(echo.p.pid), *box_cpu())
                 if key == "WINDOW_END":
                     result["rss_kib"] = rss_kib(target.pid)
             elif line.startswith("RESULT "):
@@ -185,8 +193,11 @@ def run_point(target: Any, echo: EchoUas, calls: int, codec: str, args: argparse
     finally:
         caller.stop()
     if "WINDOW_START" in marks and "WINDOW_END" in marks:
-        (t0, g0, c0, e0), (t1, g1, c1, e1) = marks["WINDOW_START"], marks["WINDOW_END"]
+        (t0, g0, c0, e0, b0, a0), (t1, g1, c1, e1, b1, a1) = marks["WINDOW_START"], marks["WINDOW_END"]
         span = t1 - t0
+        # the whole machine, in % of ONE core (2 cores fully busy = 200 %): other work on a
+        # shared box shows here, not in the gateway's own figure
+        result["box_cpu_pct"] = 100 * (os.cpu_count() or 1) * (b1 - b0) / max(a1 - a0, 1.0)
         result["gw_cpu_pct"] = 100 * (g1 - g0) / span
         result["caller_cpu_pct"] = 100 * (c1 - c0) / span
         result["echo_cpu_pct"] = 100 * (e1 - e0) / span
@@ -205,7 +216,8 @@ def scan(target: Any, echo: EchoUas, codec: str, counts: list[int], args: argpar
             r["cpu_per_call_pct"] = r.get("gw_cpu_pct", 0) / up
         rows.append(r)
         log(f"  {target.name} {codec} {n:4d} calls: up {up}, gw {r.get('gw_cpu_pct', 0):5.1f} %, "
-            f"caller {r.get('caller_cpu_pct', 0):5.1f} %, loss {r.get('loss_pct')} %, "
+            f"caller {r.get('caller_cpu_pct', 0):5.1f} %, echo {r.get('echo_cpu_pct', 0):5.1f} %, "
+            f"box {r.get('box_cpu_pct', 0):5.0f} %, loss {r.get('loss_pct')} %, "
             f"rtt p50/p99 {fmt(r.get('rtt_p50_ms'))}/{fmt(r.get('rtt_p99_ms'))} ms")
         reason = saturated(r, n)
         if reason:
@@ -220,6 +232,9 @@ def saturated(r: dict[str, Any], n: int) -> Optional[str]:
         return "gateway core saturated (>= 90 % of one core)"
     if r.get("caller_cpu_pct", 0) >= 85:
         return "load caller saturated (its CPU >= 85 % of a core)"
+    if (r.get("rtt_p50_ms") or 0) > 20:
+        return ("queues building (RTT p50 > 20 ms): the machine ran out of CPU before the "
+                "gateway's core did — see box CPU")
     if (r.get("calls_up") or 0) < n:
         return f"only {r.get('calls_up')} of {n} calls came up"
     if (r.get("loss_pct") or 0) > 5:
@@ -283,8 +298,8 @@ def machine() -> str:
 
 def table(rows: list[dict[str, Any]], janus_rows: Optional[dict[int, dict[str, Any]]] = None) -> str:
     head = ("| calls | up | gw CPU % of a core | CPU/call % | gw pkts/s in | RTT p50 ms | RTT p99 ms "
-            "| loss % | RSS/call kB | caller CPU % |")
-    sep = "|---|---|---|---|---|---|---|---|---|---|"
+            "| loss % | RSS/call kB | caller CPU % | box CPU % |")
+    sep = "|---|---|---|---|---|---|---|---|---|---|---|"
     if janus_rows is not None:
         head += " Janus CPU/call % | wcsgw/Janus |"
         sep += "---|---|"
@@ -294,7 +309,8 @@ def table(rows: list[dict[str, Any]], janus_rows: Optional[dict[int, dict[str, A
         line = (f"| {r['calls']} | {r.get('calls_up')} | {fmt(r.get('gw_cpu_pct'), 1)} | "
                 f"{fmt(r.get('cpu_per_call_pct'), 3)} | {pps_in:,.0f} | {fmt(r.get('rtt_p50_ms'))} | "
                 f"{fmt(r.get('rtt_p99_ms'))} | {fmt(r.get('loss_pct'), 3)} | "
-                f"{fmt(r.get('rss_per_call_kib'), 0)} | {fmt(r.get('caller_cpu_pct'), 1)} |")
+                f"{fmt(r.get('rss_per_call_kib'), 0)} | {fmt(r.get('caller_cpu_pct'), 1)} | "
+                f"{fmt(r.get('box_cpu_pct'), 0)} |")
         if janus_rows is not None:
             j = janus_rows.get(r["calls"])
             jc = j.get("cpu_per_call_pct") if j else None
