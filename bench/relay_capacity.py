@@ -195,8 +195,8 @@ def run_point(target: Any, echo: EchoUas, calls: int, codec: str, args: argparse
     if "WINDOW_START" in marks and "WINDOW_END" in marks:
         (t0, g0, c0, e0, b0, a0), (t1, g1, c1, e1, b1, a1) = marks["WINDOW_START"], marks["WINDOW_END"]
         span = t1 - t0
-        # the whole machine, in % of ONE core (2 cores fully busy = 200 %): other work on a
-        # shared box shows here, not in the gateway's own figure
+        # the whole machine, in % of ONE core (2 cores fully busy = 200 %), from /proc/stat:
+        # only a hint (in some VMs/containers /proc/stat is not the real machine), JSON only
         result["box_cpu_pct"] = 100 * (os.cpu_count() or 1) * (b1 - b0) / max(a1 - a0, 1.0)
         result["gw_cpu_pct"] = 100 * (g1 - g0) / span
         result["caller_cpu_pct"] = 100 * (c1 - c0) / span
@@ -217,7 +217,7 @@ def scan(target: Any, echo: EchoUas, codec: str, counts: list[int], args: argpar
         rows.append(r)
         log(f"  {target.name} {codec} {n:4d} calls: up {up}, gw {r.get('gw_cpu_pct', 0):5.1f} %, "
             f"caller {r.get('caller_cpu_pct', 0):5.1f} %, echo {r.get('echo_cpu_pct', 0):5.1f} %, "
-            f"box {r.get('box_cpu_pct', 0):5.0f} %, loss {r.get('loss_pct')} %, "
+            f"loss {r.get('loss_pct')} %, "
             f"rtt p50/p99 {fmt(r.get('rtt_p50_ms'))}/{fmt(r.get('rtt_p99_ms'))} ms")
         reason = saturated(r, n)
         if reason:
@@ -234,7 +234,7 @@ def saturated(r: dict[str, Any], n: int) -> Optional[str]:
         return "load caller saturated (its CPU >= 85 % of a core)"
     if (r.get("rtt_p50_ms") or 0) > 20:
         return ("queues building (RTT p50 > 20 ms): the machine ran out of CPU before the "
-                "gateway's core did — see box CPU")
+                "gateway's core did (gateway + caller + echo + anything else on the box)")
     if (r.get("calls_up") or 0) < n:
         return f"only {r.get('calls_up')} of {n} calls came up"
     if (r.get("loss_pct") or 0) > 5:
@@ -298,7 +298,7 @@ def machine() -> str:
 
 def table(rows: list[dict[str, Any]], janus_rows: Optional[dict[int, dict[str, Any]]] = None) -> str:
     head = ("| calls | up | gw CPU % of a core | CPU/call % | gw pkts/s in | RTT p50 ms | RTT p99 ms "
-            "| loss % | RSS/call kB | caller CPU % | box CPU % |")
+            "| loss % | RSS/call kB | caller CPU % | echo CPU % |")
     sep = "|---|---|---|---|---|---|---|---|---|---|---|"
     if janus_rows is not None:
         head += " Janus CPU/call % | wcsgw/Janus |"
@@ -310,7 +310,7 @@ def table(rows: list[dict[str, Any]], janus_rows: Optional[dict[int, dict[str, A
                 f"{fmt(r.get('cpu_per_call_pct'), 3)} | {pps_in:,.0f} | {fmt(r.get('rtt_p50_ms'))} | "
                 f"{fmt(r.get('rtt_p99_ms'))} | {fmt(r.get('loss_pct'), 3)} | "
                 f"{fmt(r.get('rss_per_call_kib'), 0)} | {fmt(r.get('caller_cpu_pct'), 1)} | "
-                f"{fmt(r.get('box_cpu_pct'), 0)} |")
+                f"{fmt(r.get('echo_cpu_pct'), 1)} |")
         if janus_rows is not None:
             j = janus_rows.get(r["calls"])
             jc = j.get("cpu_per_call_pct") if j else None

@@ -1,0 +1,96 @@
+"""Where the gateway's time goes under load: py-spy on a running wcsgw.
+
+Starts the echo UAS and wcsgw like ``bench/relay_capacity.py``, holds ``--calls`` calls with
+the load caller (``--codec pcmu`` relayed, ``opus`` transcoded), samples the gateway with
+``py-spy record --format raw`` (collapsed stacks, ``--nonblocking``, 100 Hz) during the steady
+window, and prints the functions with the most *own* samples and the most *inclusive* samples
+(share of all samples, idle included — the reactor's ``select``/``epoll`` wait is the idle).
+
+Needs ``py-spy`` (pip) and permission to ptrace the gateway (root, or ptrace_scope 0).
+Run: ``.venv/bin/python bench/profile_relay.py --calls 100 [--codec opus] [--seconds 8]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from bench.relay_capacity import PY, EchoUas, Proc, Wcsgw  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--calls", type=int, default=100)
+    ap.add_argument("--codec", choices=("pcmu", "opus"), default="pcmu")
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--top", type=int, default=25)
+    args = ap.parse_args()
+    pyspy = shutil.which("py-spy") or os.path.join(os.path.dirname(PY), "py-spy")
+    workdir = tempfile.mkdtemp(prefix="wcsgw-profile-")
+    raw = os.path.join(workdir, "gateway.raw")
+    started: list = []
+    try:
+        echo = EchoUas(workdir, "40000-49999")
+        started.append(echo)
+        gw = Wcsgw(workdir)
+        started.append(gw)
+        caller = Proc([PY, os.path.join(HERE, "load_caller.py"), *gw.caller_args(echo.port),
+                       "--codec", args.codec, "--calls", str(args.calls),
+                       "--duration", str(args.seconds + 2), "--settle", "2"],
+                      os.path.join(workdir, "caller.err"), stdout_pipe=True)
+        started.append(caller)
+        spy: list[Proc] = []
+        result = []
+
+        def read() -> None:
+            for line in caller.proc.stdout:  # type: ignore[union-attr]
+                if line.startswith("WINDOW_START"):
+                    spy.append(Proc([pyspy, "record", "--pid", str(gw.pid), "--format", "raw",
+                                     "--rate", "100", "--nonblocking", "--duration",
+                                     str(int(args.seconds)), "--output", raw],
+                                    os.path.join(workdir, "py-spy.log")))
+                elif line.startswith("RESULT"):
+                    result.append(line)
+
+        t = threading.Thread(target=read)
+        t.start()
+        t.join(args.seconds + 120)
+        for p in spy:
+            p.proc.wait(30)
+            p.stop()
+        caller.proc.wait(30)
+    finally:
+        for p in reversed(started):
+            p.stop()
+    own: collections.Counter[str] = collections.Counter()
+    incl: collections.Counter[str] = collections.Counter()
+    total = 0
+    with open(raw) as f:
+        for line in f:
+            stack, _, count = line.rstrip().rpartition(" ")
+            n = int(count)
+            total += n
+            frames = stack.split(";")
+            own[frames[-1]] += n
+            for fr in set(frames):
+                incl[fr] += n
+    print(f"{args.calls} {args.codec} calls, {total} samples; {result[0][:300] if result else ''}\n")
+    print("| own % | function |\n|---|---|")
+    for name, n in own.most_common(args.top):
+        print(f"| {100 * n / total:.1f} | `{name}` |")
+    print("\n| inclusive % | function |\n|---|---|")
+    for name, n in incl.most_common(args.top + 15):
+        print(f"| {100 * n / total:.1f} | `{name}` |")
+
+
+if __name__ == "__main__":
+    main()
