@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def main() -> None:
             for line in caller.proc.stdout:  # type: ignore[union-attr]
                 if line.startswith("WINDOW_START"):
                     spy.append(Proc([pyspy, "record", "--pid", str(gw.pid), "--format", "raw",
-                                     "--rate", "100", "--nonblocking", "--duration",
+                                     "--rate", "200", "--nonblocking", "--duration",
                                      str(int(args.seconds)), "--output", raw],
                                     os.path.join(workdir, "py-spy.log")))
                 elif line.startswith("RESULT"):
@@ -79,7 +80,8 @@ def main() -> None:
             stack, _, count = line.rstrip().rpartition(" ")
             n = int(count)
             total += n
-            frames = stack.split(";")
+            # per function, not per line: "f (file.py:12)" -> "f (file.py)"
+            frames = [re.sub(r":\d+\)$", ")", fr) for fr in stack.split(";")]
             own[frames[-1]] += n
             for fr in set(frames):
                 incl[fr] += n
