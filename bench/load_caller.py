@@ -103,10 +103,16 @@ def parse_answer(sdp: str) -> dict[str, Any]:
             f = line.split()
             if f[2].lower() == "udp":
                 out["candidate"] = (f[4], int(f[5]))
+        elif line.startswith("c=IN IP4 "):
+            out["c"] = line.split()[2]
+        elif line.startswith("m=audio "):
+            out["m_port"] = int(line.split()[1])
         elif line.startswith("a=setup:"):
             out["setup"] = line.split(":", 1)[1].strip().lower()
         elif line.startswith("a=rtpmap:") and "pt" not in out:
             out["pt"] = int(line.split(":", 1)[1].split()[0])
+    if "c" in out and "m_port" in out:
+        out["rtp"] = (out["c"], out["m_port"])
     return out
 
 
@@ -161,6 +167,7 @@ class MediaLeg(asyncio.DatagramProtocol):
         self.media_ready = False
         self.closed = False
         self.opus_frame = b""
+        self.plain = False  # --adapter direct: plain RTP straight to the echo, no gateway
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -181,12 +188,17 @@ class MediaLeg(asyncio.DatagramProtocol):
         first = data[0]
         if 127 < first < 192:
             rx = self.rx
-            if rx is None or 191 < data[1] < 224:
-                return  # RTCP (none expected) or before keys
-            try:
-                packet = rx.unprotect(data)
-            except Exception:
-                return
+            if 191 < data[1] < 224:
+                return  # RTCP (none expected)
+            if self.plain:
+                packet = data
+            elif rx is None:
+                return  # before keys
+            else:
+                try:
+                    packet = rx.unprotect(data)
+                except Exception:
+                    return
             now = time.monotonic_ns()
             stats = self.stats
             window = stats.window
@@ -252,7 +264,16 @@ class MediaLeg(asyncio.DatagramProtocol):
         if not self.closed:
             self.transport.sendto(bytes(msg), self.remote)
 
+    def plain_offer(self) -> str:
+        return (f"v=0\r\no=- {secrets.randbits(62)} 1 IN IP4 {HOST}\r\ns=-\r\nc=IN IP4 {HOST}\r\n"
+                f"t=0 0\r\nm=audio {self.port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+                "a=sendrecv\r\n")
+
     async def connect(self, answer: dict[str, Any], timeout: float = 10.0) -> None:
+        if self.plain:
+            self.remote = answer["rtp"]
+            self.media_ready = True
+            return
         self.remote = answer["candidate"]
         self.remote_ufrag, self.remote_pwd = answer["ufrag"], answer["pwd"]
         if answer.get("pt") is not None:
@@ -298,7 +319,8 @@ class MediaLeg(asyncio.DatagramProtocol):
         if window is not None and window[0] <= now_ns < window[1]:
             self.stats.sent += 1
         try:
-            self.transport.sendto(self.tx.protect(header + payload), self.remote)
+            packet = header + payload
+            self.transport.sendto(packet if self.plain else self.tx.protect(packet), self.remote)
         except Exception:
             pass
 
@@ -416,6 +438,72 @@ class WcsgwSignalling:
         proto.sendClose(1000)
 
 
+# ------------------------------------------------------------------ baseline: no gateway
+
+
+class DirectSignalling:
+    """``--adapter direct``: a minimal SIP UAC over UDP straight to the echo (INVITE with a
+    plain RTP/AVP PCMU offer, ACK, BYE), so the same caller measures the round trip *without*
+    a gateway; the difference to a gateway run is the latency the gateway adds."""
+
+    def __init__(self, host: str, port: int, callee: str) -> None:
+        self.target = (host, port)
+        self.uri = f"sip:{callee}@{host}:{port}"
+
+    async def open_call(self, call_id: str, offer: str) -> tuple[str, float, float, Any]:
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[bytes] = asyncio.Queue()
+
+        class Proto(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: Any) -> None:
+                inbox.put_nowait(data)
+
+        transport, _ = await loop.create_datagram_endpoint(Proto, local_addr=(HOST, 0))
+        lport = transport.get_extra_info("sockname")[1]
+        tag, cid = secrets.token_hex(4), f"{call_id}-{secrets.token_hex(6)}"
+        base = {"from": f"<sip:bench@{HOST}>;tag={tag}", "call_id": cid, "lport": lport}
+
+        def request(method: str, uri: str, cseq: int, to: str, body: str = "") -> bytes:
+            lines = [f"{method} {uri} SIP/2.0",
+                     f"Via: SIP/2.0/UDP {HOST}:{lport};branch=z9hG4bK{secrets.token_hex(6)};rport",
+                     "Max-Forwards: 70", f"From: {base['from']}", f"To: {to}",
+                     f"Call-ID: {cid}", f"CSeq: {cseq} {method}",
+                     f"Contact: <sip:bench@{HOST}:{lport}>", f"X-Bench-Id: {call_id}"]
+            if body:
+                lines.append("Content-Type: application/sdp")
+            lines.append(f"Content-Length: {len(body.encode())}")
+            return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+        t_call = time.monotonic()
+        transport.sendto(request("INVITE", self.uri, 1, f"<{self.uri}>", offer), self.target)
+        while True:
+            data = (await asyncio.wait_for(inbox.get(), 10)).decode("utf-8", "replace")
+            status = int(data.split(" ", 2)[1])
+            if status >= 200:
+                break
+        head, _, body = data.partition("\r\n\r\n")
+        headers = {}
+        for line in head.split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            headers.setdefault(name.strip().lower(), value.strip())
+        to = headers.get("to") or headers.get("t", "")
+        if status >= 300:
+            transport.sendto(request("ACK", self.uri, 1, to), self.target)
+            transport.close()
+            raise RuntimeError(f"INVITE answered {status}")
+        contact = (headers.get("contact") or headers.get("m") or f"<{self.uri}>")
+        remote_uri = contact[contact.find("<") + 1: contact.find(">")] if "<" in contact else contact
+        transport.sendto(request("ACK", remote_uri, 1, to), self.target)
+        t_est = time.monotonic()
+        return body, t_call, t_est, (transport, request, remote_uri, to)
+
+    async def close_call(self, call_id: str, handle: Any) -> None:
+        transport, request, remote_uri, to = handle
+        transport.sendto(request("BYE", remote_uri, 2, to), self.target)
+        await asyncio.sleep(0.2)
+        transport.close()
+
+
 # ------------------------------------------------------------------ the run
 
 
@@ -441,10 +529,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         pcm = (3000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
         opus_frame = OpusEncoder(complexity=5, bitrate=32000).encode(pcm)
 
-    if args.adapter == "janus":
+    if args.adapter == "direct":
+        signalling: Any = DirectSignalling(args.sip_domain or HOST, args.sip_port, args.callee)
+    elif args.adapter == "janus":
         from bench.janus_adapter import JanusSignalling
 
-        signalling: Any = JanusSignalling(args.janus_url, args.sip_domain, args.sip_port,
+        signalling = JanusSignalling(args.janus_url, args.sip_domain, args.sip_port,
                                           args.callee)
     else:
         signalling = WcsgwSignalling(args.ws, args.sip_domain, args.sip_port, args.callee)
@@ -463,10 +553,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with sem:
             leg = MediaLeg(i, cert, fingerprint, args.codec, stats)
             leg.opus_frame = opus_frame
+            leg.plain = args.adapter == "direct"
             await leg.open()
             call_id = f"b{run_id}-{i}"
             try:
-                answer_sdp, t_call, t_est, handle = await signalling.open_call(call_id, leg.offer())
+                answer_sdp, t_call, t_est, handle = await signalling.open_call(
+                    call_id, leg.plain_offer() if leg.plain else leg.offer())
                 handles[i] = (call_id, handle)
                 await leg.connect(parse_answer(answer_sdp))
                 t_media = time.monotonic()
@@ -547,7 +639,7 @@ async def ticker_dynamic(slots: list[list[MediaLeg]], stats: Stats, stop: asynci
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--adapter", choices=("wcsgw", "janus"), default="wcsgw")
+    p.add_argument("--adapter", choices=("wcsgw", "janus", "direct"), default="wcsgw")
     p.add_argument("--ws", default="ws://127.0.0.1:8080/ws")
     p.add_argument("--janus-url", default="http://127.0.0.1:8088/janus")
     p.add_argument("--sip-domain", default="", help="empty: the gateway's built-in test lines")

@@ -9,6 +9,10 @@ What runs (every process in its own process group, stopped at the end whatever h
 * ``bench/load_caller.py`` once per point: N calls held for ``--duration`` s.  Between its
   ``WINDOW_START`` / ``WINDOW_END`` lines this driver reads the gateway's utime+stime from
   ``/proc/<pid>/stat`` (all threads) and VmRSS from ``/proc/<pid>/status``;
+* the baseline: the same caller straight to the echo (``--adapter direct``: plain RTP, a
+  minimal SIP UAC) at the relay scan's call counts; "added" latency = the gateway run's RTT
+  percentile minus the baseline's at the same count (a difference of percentiles, not the
+  percentile of per-packet differences);
 * with ``--janus``: Janus (SIP plugin + HTTP transport only, see ``bench/janus_peer.py``) and
   the same caller through the Janus adapter, at the same call counts.
 
@@ -169,6 +173,23 @@ class Wcsgw:
         self.p.stop()
 
 
+class Direct:
+    """The baseline: the caller straight to the echo (plain RTP, a minimal SIP UAC), no gateway.
+    Its RTT is what the path costs without a gateway; ``pid`` is the echo's, so the "gateway"
+    CPU of these rows is the echo's."""
+
+    name = "direct"
+
+    def __init__(self, echo: "EchoUas") -> None:
+        self.pid = echo.p.pid
+
+    def caller_args(self, echo_port: int) -> list[str]:
+        return ["--adapter", "direct", "--sip-domain", "127.0.0.1", "--sip-port", str(echo_port)]
+
+    def stop(self) -> None:
+        pass
+
+
 def run_point(target: Any, echo: EchoUas, calls: int, codec: str, args: argparse.Namespace,
               workdir: str, extra: Optional[list[str]] = None) -> dict[str, Any]:
     """One load point: returns the caller's RESULT plus the gateway's CPU and RSS."""
@@ -296,10 +317,14 @@ def machine() -> str:
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; commit {commit or '?'}")
 
 
-def table(rows: list[dict[str, Any]], janus_rows: Optional[dict[int, dict[str, Any]]] = None) -> str:
+def table(rows: list[dict[str, Any]], janus_rows: Optional[dict[int, dict[str, Any]]] = None,
+          base_rows: Optional[dict[int, dict[str, Any]]] = None) -> str:
     head = ("| calls | up | gw CPU % of a core | CPU/call % | gw pkts/s in | RTT p50 ms | RTT p99 ms "
             "| loss % | RSS/call kB | caller CPU % | echo CPU % |")
     sep = "|---|---|---|---|---|---|---|---|---|---|---|"
+    if base_rows is not None:
+        head += " added p50 ms | added p99 ms |"
+        sep += "---|---|"
     if janus_rows is not None:
         head += " Janus CPU/call % | wcsgw/Janus |"
         sep += "---|---|"
@@ -311,6 +336,15 @@ def table(rows: list[dict[str, Any]], janus_rows: Optional[dict[int, dict[str, A
                 f"{fmt(r.get('rtt_p99_ms'))} | {fmt(r.get('loss_pct'), 3)} | "
                 f"{fmt(r.get('rss_per_call_kib'), 0)} | {fmt(r.get('caller_cpu_pct'), 1)} | "
                 f"{fmt(r.get('echo_cpu_pct'), 1)} |")
+        if base_rows is not None:
+            b = base_rows.get(r["calls"]) or {}
+
+            def added(key: str) -> Optional[float]:
+                if r.get(key) is None or b.get(key) is None:
+                    return None
+                return r[key] - b[key]
+
+            line += f" {fmt(added('rtt_p50_ms'))} | {fmt(added('rtt_p99_ms'))} |"
         if janus_rows is not None:
             j = janus_rows.get(r["calls"])
             jc = j.get("cpu_per_call_pct") if j else None
@@ -329,7 +363,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--relay-counts", default="10,50,100,200,300,400,500,600,800")
     ap.add_argument("--transcode-counts", default="10,25,50,75,100")
-    ap.add_argument("--skip", default="", help="comma list of: relay, transcode, setup")
+    ap.add_argument("--skip", default="", help="comma list of: relay, transcode, setup, baseline")
     ap.add_argument("--json", help="also write every figure to this file")
     args = ap.parse_args()
     if args.quick:
@@ -378,6 +412,10 @@ def main() -> None:
             time.sleep(1.0)
             idle_rss = rss_kib(gw.pid)
             report["transcode"] = scan(gw, echo, "opus", tc_counts, args, workdir, idle_rss, log)
+        if "baseline" not in skip and report.get("relay"):
+            log("baseline: caller straight to the echo, no gateway, same call counts")
+            counts = [r["calls"] for r in report["relay"]]
+            report["direct"] = scan(Direct(echo), echo, "pcmu", counts, args, workdir, 0, log)
         gw.stop()
         started.remove(gw)
         if args.janus:
@@ -406,9 +444,10 @@ def main() -> None:
         print(f"| 200 OK sent -> `ESTABLISHED` received | {fmt(s['ok_to_established'][0])} | {fmt(s['ok_to_established'][1])} |")
         print(f"| whole `call` -> `ESTABLISHED` | {fmt(s['total'][0])} | {fmt(s['total'][1])} |\n")
     janus_by = {r["calls"]: r for r in report.get("janus", [])} if "janus" in report else None
+    base_by = {r["calls"]: r for r in report.get("direct", [])} if "direct" in report else None
     if "relay" in report:
         print("### Relayed PCMU (wcsgw)\n")
-        print(table(report["relay"], janus_by))
+        print(table(report["relay"], janus_by, base_by))
         stop = report["relay"][-1].get("stopped")
         print(f"\nStopped: {stop or 'end of the list'}\n")
     if "transcode" in report:
@@ -418,7 +457,7 @@ def main() -> None:
         print(f"\nStopped: {stop or 'end of the list'}\n")
     if "janus" in report:
         print("### Relayed PCMU (Janus SIP plugin)\n")
-        print(table(report["janus"]))
+        print(table(report["janus"], None, base_by))
         print()
     if args.json:
         with open(args.json, "w") as f:
