@@ -271,7 +271,7 @@ class SessionMethods:
         password = _string(params, "sipPassword")
         proxy = _host(params, "sipOutboundProxy")
         port = _port(params, "sipPort", 5060)
-        transport = _choice(params, "sipTransport", ("udp", "tcp", "tls"), "udp")
+        transport = _choice(params, "sipTransport", ("udp", "tcp"), "udp")
         register = _boolean(params, "sipRegisterRequired", True)
         _string(params, "appKey")  # accepted for WCS compatibility; no REST hooks yet
         _object(params, "custom")

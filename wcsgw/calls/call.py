@@ -53,6 +53,9 @@ from wcsgw.webrtc.sdp import answer_for_browser
 
 log = Logger(namespace="wcsgw.calls")
 
+#: How long a transferor has to end the dialog it transferred before we end it ourselves.
+OLD_DIALOG_GRACE = 32.0
+
 #: How often the call looks at RTP activity and sends RTCP reports.
 MEDIA_TICK = 1.0
 RTCP_INTERVAL = 5.0
@@ -210,6 +213,7 @@ class Call:
         #: the session's notifications other than callStatus (dtmf, transferStatus)
         self.notify: Callable[[str, dict[str, Any]], None] = notify or (lambda method, params: None)
         self._transfer: "Transfer | None" = None
+        self._old_dialog_timer: Any = None
 
     # -- the public face ----------------------------------------------------------------
 
@@ -350,9 +354,12 @@ class Call:
                 raise CallError(Codes.BAD_STATE, "the other call is not established", "target")
             replaces = replaces_param(other.dialog)
             target_uri = replaces_call.request_uri
-        self._transfer = Transfer(target_uri, replaces_call)
         assert self.invite is not None
-        self.invite.refer(target_uri, self.env.reactor.seconds(), replaces=replaces)
+        try:
+            self.invite.refer(target_uri, self.env.reactor.seconds(), replaces=replaces)
+        except (RuntimeError, ValueError) as exc:
+            raise CallError(Codes.BAD_STATE, f"cannot transfer now: {exc}", "target") from None
+        self._transfer = Transfer(target_uri, replaces_call)
         self.env.sip.transport.pump()
 
     def _require(self, *states: CallStatus) -> None:
@@ -363,8 +370,11 @@ class Call:
         if self._reoffer is not None or self.invite.reinvite_in_progress:
             raise CallError(Codes.BAD_STATE, "a re-INVITE is already in progress; try again")
         assert self.plan is not None and self.rtp is not None and self.invite is not None
+        try:
+            self.invite.reinvite(self._sip_sdp(direction), self.env.reactor.seconds())
+        except RuntimeError as exc:  # e.g. our 2xx not yet ACKed
+            raise CallError(Codes.BAD_STATE, f"cannot re-INVITE now: {exc}") from None
         self._reoffer = (direction, then)
-        self.invite.reinvite(self._sip_sdp(direction), self.env.reactor.seconds())
         self.env.sip.transport.pump()
 
     def _sip_sdp(self, direction: str, codecs: list[Codec] | None = None) -> bytes:
@@ -413,9 +423,13 @@ class Call:
         if self._info_busy or not self._info_queue or self.invite is None or self._finished:
             return
         digit = self._info_queue.pop(0)
+        try:
+            self.invite.send_info("application/dtmf-relay", dtmf_relay_body(digit),
+                                  self.env.reactor.seconds())
+        except RuntimeError as exc:
+            self._info_queue.clear()
+            raise CallError(Codes.BAD_STATE, f"cannot send INFO now: {exc}", "type") from None
         self._info_busy = True
-        self.invite.send_info("application/dtmf-relay", dtmf_relay_body(digit),
-                              self.env.reactor.seconds())
         self.env.sip.transport.pump()
 
     # -- SIP side -----------------------------------------------------------------------
@@ -465,7 +479,7 @@ class Call:
         elif isinstance(event, Failed):
             self._finish(status_for_failure(event.status), event.status, event.reason)
         elif isinstance(event, Ended):
-            self._finish(CallStatus.FINISH, self.sip_status, Info.NORMAL)
+            self._finish(CallStatus.FINISH, self.sip_status, event.reason or Info.NORMAL)
 
     def _connect_media(self, sip_sdp: bytes) -> None:
         """The SIP side has chosen: answer the browser and start moving packets."""
@@ -613,9 +627,8 @@ class Call:
         if event.replaces:
             extra.append(("Replaces", "{call_id};to-tag={to_tag};from-tag={from_tag}".format(
                 **event.replaces)))
+        # Only the codec in use: the browser side (and a transcoder) cannot change mid-call.
         codecs = [c for c in (self.plan.sip_codec, self.plan.sip_dtmf) if c is not None]
-        if self.plan.mode == "transcode":
-            codecs = TRANSCODE_SIP_CODECS + [TELEPHONE_EVENT_8K]
         self._sdp_session = new_session_id()
         self._sdp_version = 0
         offer = audio_offer(self.env.media_advertised, self.rtp.port, codecs,  # type: ignore[union-attr]
@@ -643,11 +656,18 @@ class Call:
             old.notify_refer(200, "OK", now, final=True)
             self.invite = new
             new.listener = self._on_sip_event
-            old.listener = lambda e: None  # the transferor ends it; nothing of it matters now
+            old.listener = self._old_dialog_event  # the transferor ends it; we only watch
             self._transfer = None
             self.hold_for_transfer = False
             self.request_uri = new.request_uri
             self._adopt_answer(event.sdp)
+            self.local_hold = self.remote_hold = False
+            if self.bridge is not None:
+                self.bridge.paused_to_sip = False
+            # The transferor should BYE the old dialog; if it does not, we do (RFC 3515 §2.4.7
+            # leaves it to the transferor, but a dialog must not outlive its use).
+            self._old_dialog_timer = self.env.reactor.callLater(
+                OLD_DIALOG_GRACE, self._end_old_dialog, old)
             self._set_status(CallStatus.ESTABLISHED, "Transferred")
         elif isinstance(event, (Failed, Ended)):
             status = getattr(event, "status", None) or 503
@@ -655,6 +675,21 @@ class Call:
             self._transfer = None
             self.hold_for_transfer = False
         self.env.sip.transport.pump()
+
+    def _old_dialog_event(self, event: Any) -> None:
+        if isinstance(event, (Failed, Ended)):
+            self._cancel_old_dialog_timer()
+
+    def _cancel_old_dialog_timer(self) -> None:
+        timer, self._old_dialog_timer = self._old_dialog_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _end_old_dialog(self, old: Any) -> None:
+        self._old_dialog_timer = None
+        if not old.terminated:
+            old.hangup(self.env.reactor.seconds())
+            self.env.sip.transport.pump()
 
     def _adopt_answer(self, sdp: bytes) -> None:
         """A new SIP dialog answered (after a transfer): same media socket, maybe a new
@@ -755,6 +790,7 @@ class Call:
         if self._dtmf_call is not None and self._dtmf_call.active():
             self._dtmf_call.cancel()
         self._dtmf_call = None
+        self._cancel_old_dialog_timer()
         if self.leg is not None:
             self.leg.close()
         if self.rtp is not None:

@@ -93,11 +93,12 @@ class CallGateway:
         session.connected = True
         session.listener.session_status(SessionStatus.ESTABLISHED.value, None, "")
         if account is not None and register:
-            session.contact_user = f"{escape_user(account.login)}-{secrets.token_hex(4)}"
+            # Keyed unescaped: the router reads the Request-URI's user part unescaped.
+            session.contact_user = f"{account.login}-{secrets.token_hex(4)}"
             self._by_contact[session.contact_user] = session
             session.registration = self.sip.register(
                 account, listener=lambda event: self._registration_event(session, event),
-                contact_user=session.contact_user)
+                contact_user=escape_user(session.contact_user))
 
     def disconnect(self, session_id: str) -> None:
         session = self._session(session_id)
@@ -215,7 +216,11 @@ class CallGateway:
         if other is not None and other is not call and other.session_id == call.session_id:
             call.transfer(other.request_uri, replaces_call=other)
             return
-        account = call.account if call.account is not None and self._session_account(call) else None
+        # A session without an account calls the test lines only; any other call (a
+        # session's, or the operator's) transfers through its own account's domain.
+        session = self.sessions.get(call.session_id)
+        testlines_only = session is not None and session.account is None
+        account = None if testlines_only else call.account
         uri = self.policy.request_uri(account, target, field="target")
         call.transfer(uri)
 
@@ -238,6 +243,9 @@ class CallGateway:
     ) -> str:
         """A call the operator places (REST ``call/startup``): with server-side media (a WAV
         played, the answer recorded), or handed to a connected browser session."""
+        if session_id is not None and account is None:
+            session = self.sessions.get(session_id)
+            account = session.account if session is not None else None
         self.policy.check_account(account)
         uri = self.policy.request_uri(account, callee)
         call_id = self._new_call_id(call_id)
@@ -291,10 +299,6 @@ class CallGateway:
             if all(str(described.get(key)) == str(value) for key, value in filters.items()):
                 found.append(described)
         return found
-
-    def _session_account(self, call: Any) -> bool:
-        session = self.sessions.get(call.session_id)
-        return session is not None and session.account is not None
 
     def _call(self, session_id: str | None, call_id: str) -> Any:
         call = self.calls.get(call_id)

@@ -76,6 +76,9 @@ class InboundCall(Call):
         super().__init__(request_uri="", browser_offer="", sip_headers={}, **kwargs)
         self.invite = invite  # type: ignore[assignment]
         self.caller_uri = caller
+        if invite is not None:
+            # Where the caller can be reached again (an attended transfer names this call).
+            self.request_uri = str(invite.request.from_.uri) if hasattr(invite, "request") else ""
         self._sip_offer_sdp = invite.offer_sdp if invite is not None else None
         self._browser_offer_sd: Any = None
         self._ring_timer: Any = None

@@ -18,7 +18,8 @@ import attr
 
 from wcsgw.sip.digest import Credentials
 
-TRANSPORTS: tuple[str, ...] = ("udp", "tcp", "tls")
+#: "tls" is refused until the TLS transport exists: accepting it would send SIP in clear.
+TRANSPORTS: tuple[str, ...] = ("udp", "tcp")
 
 # RFC 3261 §25.1: user = 1*( unreserved / escaped / user-unreserved )
 _USER_SAFE = frozenset(string.ascii_letters + string.digits + "-_.!~*'()" + "&=+$,;?/")
