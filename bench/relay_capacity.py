@@ -395,9 +395,6 @@ def main() -> None:
         time.sleep(1.0)
         idle_rss = rss_kib(gw.pid)
         report["wcsgw_idle_rss_kib"] = idle_rss
-        if "setup" not in skip:
-            log("set-up overhead (one call at a time)")
-            report["setup"] = setup_overhead(gw, echo, args, workdir)
         if "relay" not in skip:
             log("relayed PCMU")
             report["relay"] = scan(gw, echo, "pcmu", relay_counts, args, workdir, idle_rss, log)
@@ -412,6 +409,9 @@ def main() -> None:
             time.sleep(1.0)
             idle_rss = rss_kib(gw.pid)
             report["transcode"] = scan(gw, echo, "opus", tc_counts, args, workdir, idle_rss, log)
+        if "setup" not in skip:
+            log("set-up overhead (one call at a time, after the scans: RSS figures stay clean)")
+            report["setup"] = setup_overhead(gw, echo, args, workdir)
         if "baseline" not in skip and report.get("relay"):
             log("baseline: caller straight to the echo, no gateway, same call counts")
             counts = [r["calls"] for r in report["relay"]]
