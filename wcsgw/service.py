@@ -20,6 +20,7 @@ import json
 from typing import IO, Any, Callable
 
 from twisted.application.service import IService, MultiService, Service
+from twisted.internet import defer
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import (
     FilteringLogObserver,
@@ -213,6 +214,19 @@ class GatewayService(MultiService):
             log_level_name=config.log.level,
         )
         super().startService()
+
+    def stopService(self) -> Any:
+        """Children stop one after the other, in reverse order of start — MultiService would
+        stop them all at once, and the SIP sockets would close while the calls' BYEs are
+        still waiting for their answers: the site first (no new calls), then the calls, the
+        test lines, and the SIP endpoint last."""
+        Service.stopService(self)
+
+        async def in_order() -> None:
+            for service in reversed(list(self)):
+                await defer.maybeDeferred(service.stopService)
+
+        return defer.ensureDeferred(in_order())
 
 
 def _sip_service(config: Config) -> IService:
