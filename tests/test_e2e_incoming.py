@@ -32,7 +32,7 @@ from wcsgw.sip.message import Request
 from wcsgw.sip.service import SipService
 from wcsgw.sip.target import Target
 from tests.peers.baresip import Baresip, write_tone
-from tests.peers.chromium import Chromium, aio, write_tone_wav
+from tests.peers.chromium import Chromium, aio, evaluate, write_tone_wav
 from tests.peers.kamailio import Kamailio
 from tests.support import assert_near, inline
 from tests.e2e import dominant_hz
@@ -81,11 +81,15 @@ class IncomingCallTests(unittest.TestCase):
         await phone.command("dial", f"sip:1001@127.0.0.1:{self.kam.port}")
         await self.ringing(ui)
         self.assertIn("1002", await ui.status_text("incoming-text"))
+        self.assertEqual(await evaluate(ui.page, "document.getElementById('incoming').dataset.ringing"),
+                         "true")  # the ring plays
         [call] = self.gateway.calls.values()
         self.assertTrue(call.describe()["incoming"])
         await ui.click("Answer")
         await ui.wait_state("call-status", "established")
         await phone.wait_event("CALL_ESTABLISHED")
+        self.assertEqual(await evaluate(ui.page, "document.getElementById('incoming').dataset.ringing"),
+                         "false")  # answered: the ring stops
         self.assertEqual(call.describe()["media"]["mode"], "relay")
         peak = await ui.received_frequency()
         assert_near(self, peak["frequency"], 1000, 15)

@@ -443,6 +443,7 @@ function placeCall(event) {
 function onCallStatus(c, event = {}) {
   if (c !== call) return;
   const status = c.status();
+  if (status !== CALL_STATUS.RING && status !== CALL_STATUS.NEW) ringer.stop();
   const info = event.info || c.getInfo();
   const detail = [CALL_TEXT[status], info && info !== CALL_TEXT[status] ? info : ""].filter(Boolean).join(" — ");
   setStatus(ui.callStatus, status, detail);
@@ -460,7 +461,50 @@ function onCallStatus(c, event = {}) {
   refreshControls();
 }
 
+/**
+ * The ring of an incoming call: a classic 2 s on / 4 s off double tone (440 + 480 Hz), made
+ * with WebAudio so nothing is loaded from the network.  Browsers may keep an AudioContext
+ * suspended until the page was clicked; then the call still shows, silently.
+ */
+const ringer = {
+  context: null,
+  timer: null,
+  start() {
+    if (this.timer) return;
+    const Context = window.AudioContext ?? window.webkitAudioContext;
+    if (!Context) return;
+    this.context = new Context();
+    const burst = () => {
+      const ctx = this.context;
+      const gain = ctx.createGain();
+      gain.gain.value = 0.08;
+      gain.connect(ctx.destination);
+      for (const frequency of [440, 480]) {
+        const osc = ctx.createOscillator();
+        osc.frequency.value = frequency;
+        osc.connect(gain);
+        osc.start();
+        osc.stop(ctx.currentTime + 2);
+      }
+    };
+    burst();
+    this.timer = setInterval(burst, 6000);
+    ui.incoming.dataset.ringing = "true";
+  },
+  stop() {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.context?.close().catch(() => {});
+    this.context = null;
+    ui.incoming.dataset.ringing = "false";
+  },
+  get ringing() {
+    return this.timer !== null;
+  },
+};
+
 function endCallUi() {
+  ringer.stop();
   timer.stop();
   meter.stop();
   call = null;
@@ -473,7 +517,12 @@ function onIncomingCall(c) {
     return;
   }
   watchCall(c);
-  ui.incomingText.textContent = `Incoming call from ${c.caller() || "unknown"}`;
+  const name = c.visibleName();
+  const number = c.caller() || "unknown";
+  ui.incomingText.textContent = name && name !== number
+    ? `Incoming call from ${name} (${number})`
+    : `Incoming call from ${number}`;
+  ringer.start();
   setStatus(ui.callStatus, c.status(), "incoming call");
   refreshControls();
 }
