@@ -363,7 +363,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--relay-counts", default="10,50,100,200,300,400,500,600,800")
     ap.add_argument("--transcode-counts", default="10,25,50,75,100")
-    ap.add_argument("--skip", default="", help="comma list of: relay, transcode, setup, baseline")
+    ap.add_argument("--skip", default="",
+                    help="comma list of: relay, transcode, setup, baseline, janus-relay")
     ap.add_argument("--json", help="also write every figure to this file")
     args = ap.parse_args()
     if args.quick:
@@ -430,7 +431,11 @@ def main() -> None:
             j_idle = rss_kib(janus.pid)
             counts = [r["calls"] for r in report.get("relay", [])] or relay_counts
             report["janus_idle_rss_kib"] = j_idle
-            report["janus"] = scan(janus, echo, "pcmu", counts, args, workdir, j_idle, log)
+            if "janus-relay" not in skip:
+                report["janus"] = scan(janus, echo, "pcmu", counts, args, workdir, j_idle, log)
+            if "setup" not in skip:
+                log("Janus set-up overhead (one call at a time)")
+                report["janus_setup"] = setup_overhead(janus, echo, args, workdir)
     finally:
         for p in reversed(started):
             p.stop()
@@ -443,6 +448,13 @@ def main() -> None:
         print(f"| `call` sent -> INVITE at the far end | {fmt(s['call_to_invite'][0])} | {fmt(s['call_to_invite'][1])} |")
         print(f"| 200 OK sent -> `ESTABLISHED` received | {fmt(s['ok_to_established'][0])} | {fmt(s['ok_to_established'][1])} |")
         print(f"| whole `call` -> `ESTABLISHED` | {fmt(s['total'][0])} | {fmt(s['total'][1])} |\n")
+    if "janus_setup" in report:
+        s = report["janus_setup"]
+        print(f"Janus, same scenario ({s['n']} calls; `call` request -> `accepted` event):\n")
+        print("| share | p50 ms | p99 ms |\n|---|---|---|")
+        print(f"| `call` request sent -> INVITE at the far end | {fmt(s['call_to_invite'][0])} | {fmt(s['call_to_invite'][1])} |")
+        print(f"| 200 OK sent -> `accepted` event received | {fmt(s['ok_to_established'][0])} | {fmt(s['ok_to_established'][1])} |")
+        print(f"| whole `call` -> `accepted` | {fmt(s['total'][0])} | {fmt(s['total'][1])} |\n")
     janus_by = {r["calls"]: r for r in report.get("janus", [])} if "janus" in report else None
     base_by = {r["calls"]: r for r in report.get("direct", [])} if "direct" in report else None
     if "relay" in report:
