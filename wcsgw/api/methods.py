@@ -76,7 +76,8 @@ class ParamError(Exception):
 # ParamError naming the field.
 
 
-def _show_type(value: Any) -> str:
+def describe_type(value: Any) -> str:
+    """A JSON value's type in words, for errors that name what was sent (JSON-RPC, REST)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -103,7 +104,7 @@ def _string(
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise ParamError(name, f"must be a string, got {_show_type(value)}")
+        raise ParamError(name, f"must be a string, got {describe_type(value)}")
     if len(value) > max_len:
         raise ParamError(name, f"is too long (at most {max_len} characters)")
     if not multiline and _CONTROL.search(value):
@@ -118,7 +119,7 @@ def _boolean(params: Mapping[str, Any], name: str, default: bool) -> bool:
     if value is None:
         return default
     if not isinstance(value, bool):
-        raise ParamError(name, f"must be true or false, got {_show_type(value)}")
+        raise ParamError(name, f"must be true or false, got {describe_type(value)}")
     return value
 
 
@@ -130,7 +131,7 @@ def _port(params: Mapping[str, Any], name: str, default: int) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ParamError(name, f"must be a port number, got {_show_type(value)}")
+        raise ParamError(name, f"must be a port number, got {describe_type(value)}")
     if not 1 <= value <= 65535:
         raise ParamError(name, f"must be from 1 to 65535, got {value}")
     return value
@@ -174,7 +175,7 @@ def _object(params: Mapping[str, Any], name: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ParamError(name, f"must be an object, got {_show_type(value)}")
+        raise ParamError(name, f"must be an object, got {describe_type(value)}")
     return value
 
 
@@ -192,7 +193,7 @@ def _sip_headers(params: Mapping[str, Any], name: str = "sipHeaders") -> dict[st
         if key.lower() in _RESERVED_HEADERS:
             raise ParamError(where, "is set by the gateway and cannot be overridden")
         if not isinstance(value, str):
-            raise ParamError(where, f"must be a string, got {_show_type(value)}")
+            raise ParamError(where, f"must be a string, got {describe_type(value)}")
         if len(value) > 1024 or _CONTROL.search(value):
             raise ParamError(where, "must be one line of at most 1024 characters")
         out[key] = value

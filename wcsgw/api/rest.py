@@ -39,6 +39,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from wcsgw.api import openapi
+from wcsgw.api.methods import describe_type
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.media.wavfile import WavError, read_wav_format
 from wcsgw.sip.account import SipAccount
@@ -110,16 +111,6 @@ def _bad(field: str, problem: str) -> RestError:
     return RestError(400, f"{field} {problem}", field)
 
 
-def _show(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
 
 
 def _string(body: Mapping[str, Any], field: str, pattern: str, problem: str, *,
@@ -132,7 +123,7 @@ def _string(body: Mapping[str, Any], field: str, pattern: str, problem: str, *,
         return None
     value = body[field]
     if not isinstance(value, str):
-        raise _bad(field, f"must be a string, got {_show(value)}")
+        raise _bad(field, f"must be a string, got {describe_type(value)}")
     if len(value) > max_length:
         raise _bad(field, f"is too long (at most {max_length} characters)")
     if len(value) < min_length:
@@ -150,7 +141,7 @@ def _flag(body: Mapping[str, Any], field: str, default: bool) -> bool:
         return value
     if isinstance(value, str) and value in openapi.BOOLEAN_TEXT:
         return value == "true"
-    raise _bad(field, f'must be true or false (or "true"/"false"), got {_show(value)}')
+    raise _bad(field, f'must be true or false (or "true"/"false"), got {describe_type(value)}')
 
 
 def _port(body: Mapping[str, Any], field: str, default: int) -> int:
