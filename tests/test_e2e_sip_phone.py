@@ -64,6 +64,20 @@ class SipPhoneCallTests(SipPhoneMixin, unittest.TestCase):
         await self.assert_clean()
 
     @inline
+    async def test_g722_relayed_when_the_phone_has_it(self) -> None:
+        """Wideband G.722 from Chromium to a G.722 phone: relayed as it is."""
+        ui, phone = await self.setup_call(codecs="G722/16000/1")
+        await ui.call("1002")
+        await self.talk_and_check_audio(ui, phone, "relay")
+        [call] = self.gateway.calls.values()
+        self.assertEqual(call.describe()["media"]["sipCodec"], "G722/8000")
+        mark = phone.mark()
+        await ui.click("Hangup")
+        await phone.wait_event("CALL_CLOSED", since=mark)
+        self.assert_phone_heard_440(phone)
+        await self.assert_clean()
+
+    @inline
     async def test_busy_callee(self) -> None:
         ui, phone = await self.setup_call(answermode="manual")
         await ui.call("1002")
