@@ -27,8 +27,9 @@ counted (loss) and timed (latency) until ``--drain`` seconds after the window.  
 benchmark driver samples the gateway's /proc counters between them) and at the end one
 ``RESULT {json}`` line.
 
-Signalling adapters: ``wcsgw`` (this gateway's WebSocket API) and ``janus`` (Janus HTTP API +
-SIP plugin, see :mod:`bench.janus_adapter`); the media side is the same code for both.
+Signalling adapters: ``wcsgw`` (this gateway's WebSocket API), ``janus`` (Janus HTTP API +
+SIP plugin, see :mod:`bench.janus_adapter`) and ``direct`` (no gateway: a minimal SIP UAC and
+plain RTP straight to the echo — the latency baseline); the media side is the same code.
 
 Run: ``python bench/load_caller.py --ws ws://127.0.0.1:8080/ws --calls 50`` (built-in ``echo``
 test line) or with ``--sip-domain 127.0.0.1 --sip-port PORT`` to call an external echo
@@ -43,24 +44,23 @@ import itertools
 import json
 import os
 import secrets
-import socket
 import struct
 import sys
 import time
-from typing import Any, Optional
+from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from aioice import stun  # noqa: E402
-from aiortc.rtcdtlstransport import (  # noqa: E402
+from aioice import stun
+from aiortc.rtcdtlstransport import (
     RTCCertificate,
     RTCDtlsFingerprint,
     RTCDtlsParameters,
     RTCDtlsTransport,
 )
 
-from wcsgw.webrtc.dtls import DatagramChannel  # noqa: E402
-from wcsgw.webrtc.stun import make_ice_credentials  # noqa: E402
+from wcsgw.webrtc.dtls import DatagramChannel
+from wcsgw.webrtc.stun import make_ice_credentials
 
 HOST = "127.0.0.1"
 TICK = 0.004
@@ -128,7 +128,7 @@ class Stats:
     """Window counters shared by every call."""
 
     def __init__(self) -> None:
-        self.window: Optional[tuple[int, int]] = None  # ns, [start, end)
+        self.window: tuple[int, int] | None = None  # ns, [start, end)
         self.sent = 0
         self.received = 0
         self.late_or_foreign = 0
@@ -152,15 +152,15 @@ class MediaLeg(asyncio.DatagramProtocol):
         self.cert = cert
         self.fingerprint = fingerprint
         self.transport: Any = None
-        self.remote: Optional[tuple[str, int]] = None
+        self.remote: tuple[str, int] | None = None
         self.remote_ufrag = self.remote_pwd = ""
         self.channel = DatagramChannel(self._send_dtls)
         self.dtls = RTCDtlsTransport(self.channel, [cert])  # type: ignore[arg-type]
         self.dtls._set_role("client")
         self.tx: Any = None
         self.rx: Any = None
-        self.checked: Optional[asyncio.Future[None]] = None
-        self.pending_tid: Optional[bytes] = None
+        self.checked: asyncio.Future[None] | None = None
+        self.pending_tid: bytes | None = None
         self.sent_times: list[int] = []  # opus mode: send time of the k-th packet in window
         self.opus_rx = 0
         self.port = 0
@@ -197,7 +197,7 @@ class MediaLeg(asyncio.DatagramProtocol):
             else:
                 try:
                     packet = rx.unprotect(data)
-                except Exception:
+                except Exception:  # noqa: BLE001 (forged or replayed: drop, as the gateway does)
                     return
             now = time.monotonic_ns()
             stats = self.stats
@@ -286,7 +286,7 @@ class MediaLeg(asyncio.DatagramProtocol):
             self.send_check()
             try:
                 await asyncio.wait_for(asyncio.shield(self.checked), 0.1)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         algo, value = answer["fingerprint"]
         # We offered actpass: a passive answer (wcsgw) makes us the DTLS client, an active one
@@ -321,7 +321,7 @@ class MediaLeg(asyncio.DatagramProtocol):
         try:
             packet = header + payload
             self.transport.sendto(packet if self.plain else self.tx.protect(packet), self.remote)
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 (a send that fails is counted as loss)
             pass
 
     async def close(self) -> None:
@@ -329,7 +329,7 @@ class MediaLeg(asyncio.DatagramProtocol):
         self.channel.close()
         try:
             await asyncio.wait_for(self.dtls.stop(), 1.0)
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 (best effort at teardown)
             pass
         self.closed = True
         if self.transport is not None:
@@ -350,21 +350,24 @@ class WcsgwSignalling:
 
     async def open_call(self, call_id: str, offer: str) -> tuple[str, float, float, Any]:
         """Returns (answer sdp, t_call_sent, t_established, handle)."""
-        from autobahn.asyncio.websocket import WebSocketClientFactory, WebSocketClientProtocol
+        from autobahn.asyncio.websocket import (
+            WebSocketClientFactory,
+            WebSocketClientProtocol,
+        )
 
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         opened = loop.create_future()
 
         class Proto(WebSocketClientProtocol):
-            def onOpen(self) -> None:  # noqa: N802
+            def onOpen(self) -> None:
                 if not opened.done():
                     opened.set_result(self)
 
-            def onMessage(self, payload: bytes, is_binary: bool) -> None:  # noqa: N802
+            def onMessage(self, payload: bytes, is_binary: bool) -> None:
                 inbox.put_nowait(json.loads(payload))
 
-            def onClose(self, was_clean: bool, code: Any, reason: Any) -> None:  # noqa: N802
+            def onClose(self, was_clean: bool, code: Any, reason: Any) -> None:
                 inbox.put_nowait({"closed": True})
                 if not opened.done():
                     opened.set_exception(ConnectionError(f"WebSocket closed: {reason}"))
@@ -433,7 +436,7 @@ class WcsgwSignalling:
                 if msg.get("closed") or (msg.get("method") == "callStatus" and
                                          (msg.get("params") or {}).get("status") in ("FINISH", "FAILED")):
                     break
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 (best effort at teardown)
             pass
         proto.sendClose(1000)
 
@@ -507,11 +510,11 @@ class DirectSignalling:
 # ------------------------------------------------------------------ the run
 
 
-def percentile(values: list[float], p: float) -> Optional[float]:
+def percentile(values: list[float], p: float) -> float | None:
     if not values:
         return None
     s = sorted(values)
-    k = min(len(s) - 1, max(0, int(round(p / 100 * (len(s) - 1)))))
+    k = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
     return s[k]
 
 
@@ -545,7 +548,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     setup: list[dict[str, Any]] = []
     failures: list[str] = []
     stop = asyncio.Event()
-    tick_task: Optional[asyncio.Task[None]] = None
+    tick_task: asyncio.Task[None] | None = None
     sem = asyncio.Semaphore(args.concurrency)
     run_id = secrets.token_hex(3)
 

@@ -17,7 +17,6 @@ import collections
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,7 +24,7 @@ import threading
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.relay_capacity import PY, EchoUas, Proc, Wcsgw  # noqa: E402
+from bench.relay_capacity import PY, EchoUas, Proc, Wcsgw
 
 
 def main() -> None:

@@ -44,7 +44,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -85,9 +86,9 @@ def rss_kib(pid: int) -> int:
 class Proc:
     """A child in its own process group; stop() ends the group (TERM, then KILL)."""
 
-    def __init__(self, argv: list[str], log_path: str, env: Optional[dict[str, str]] = None,
-                 cwd: Optional[str] = None, stdout_pipe: bool = False) -> None:
-        self.log = open(log_path, "w")
+    def __init__(self, argv: list[str], log_path: str, env: dict[str, str] | None = None,
+                 cwd: str | None = None, stdout_pipe: bool = False) -> None:
+        self.log = open(log_path, "w")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE if stdout_pipe else self.log, stderr=self.log,
             env=env, cwd=cwd, start_new_session=True, text=True)
@@ -180,7 +181,7 @@ class Direct:
 
     name = "direct"
 
-    def __init__(self, echo: "EchoUas") -> None:
+    def __init__(self, echo: EchoUas) -> None:
         self.pid = echo.p.pid
 
     def caller_args(self, echo_port: int) -> list[str]:
@@ -191,7 +192,7 @@ class Direct:
 
 
 def run_point(target: Any, echo: EchoUas, calls: int, codec: str, args: argparse.Namespace,
-              workdir: str, extra: Optional[list[str]] = None) -> dict[str, Any]:
+              workdir: str, extra: list[str] | None = None) -> dict[str, Any]:
     """One load point: returns the caller's RESULT plus the gateway's CPU and RSS."""
     argv = [PY, os.path.join(HERE, "load_caller.py"), *target.caller_args(echo.port),
             "--codec", codec, "--calls", str(calls), "--duration", str(args.duration),
@@ -248,7 +249,7 @@ def scan(target: Any, echo: EchoUas, codec: str, counts: list[int], args: argpar
     return rows
 
 
-def saturated(r: dict[str, Any], n: int) -> Optional[str]:
+def saturated(r: dict[str, Any], n: int) -> str | None:
     if r.get("gw_cpu_pct", 0) >= 90:
         return "gateway core saturated (>= 90 % of one core)"
     if r.get("caller_cpu_pct", 0) >= 85:
@@ -271,11 +272,11 @@ def fmt(v: Any, digits: int = 2) -> str:
     return str(v)
 
 
-def pct(values: list[float], p: float) -> Optional[float]:
+def pct(values: list[float], p: float) -> float | None:
     if not values:
         return None
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 def setup_overhead(target: Any, echo: EchoUas, args: argparse.Namespace, workdir: str) -> dict[str, Any]:
@@ -310,15 +311,21 @@ def machine() -> str:
         pass
     try:
         commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True).stdout.strip()
+                                capture_output=True, text=True, check=False).stdout.strip()
     except OSError:
         commit = "?"
     return (f"{model}, {os.cpu_count()} cores; Python {platform.python_version()}; "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; commit {commit or '?'}")
 
 
-def table(rows: list[dict[str, Any]], janus_rows: Optional[dict[int, dict[str, Any]]] = None,
-          base_rows: Optional[dict[int, dict[str, Any]]] = None) -> str:
+def _added(row: dict[str, Any], base: dict[str, Any], key: str) -> float | None:
+    if row.get(key) is None or base.get(key) is None:
+        return None
+    return row[key] - base[key]
+
+
+def table(rows: list[dict[str, Any]], janus_rows: dict[int, dict[str, Any]] | None = None,
+          base_rows: dict[int, dict[str, Any]] | None = None) -> str:
     head = ("| calls | up | gw CPU % of a core | CPU/call % | gw pkts/s in | RTT p50 ms | RTT p99 ms "
             "| loss % | RSS/call kB | caller CPU % | echo CPU % |")
     sep = "|---|---|---|---|---|---|---|---|---|---|---|"
@@ -338,13 +345,7 @@ def table(rows: list[dict[str, Any]], janus_rows: Optional[dict[int, dict[str, A
                 f"{fmt(r.get('echo_cpu_pct'), 1)} |")
         if base_rows is not None:
             b = base_rows.get(r["calls"]) or {}
-
-            def added(key: str) -> Optional[float]:
-                if r.get(key) is None or b.get(key) is None:
-                    return None
-                return r[key] - b[key]
-
-            line += f" {fmt(added('rtt_p50_ms'))} | {fmt(added('rtt_p99_ms'))} |"
+            line += f" {fmt(_added(r, b, 'rtt_p50_ms'))} | {fmt(_added(r, b, 'rtt_p99_ms'))} |"
         if janus_rows is not None:
             j = janus_rows.get(r["calls"])
             jc = j.get("cpu_per_call_pct") if j else None
