@@ -17,9 +17,11 @@ import collections
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -33,6 +35,8 @@ def main() -> None:
     ap.add_argument("--codec", choices=("pcmu", "opus"), default="pcmu")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--memory", action="store_true",
+                    help="tracemalloc instead of py-spy: where the per-call memory goes")
     args = ap.parse_args()
     pyspy = shutil.which("py-spy") or os.path.join(os.path.dirname(PY), "py-spy")
     workdir = tempfile.mkdtemp(prefix="wcsgw-profile-")
@@ -41,11 +45,24 @@ def main() -> None:
     try:
         echo = EchoUas(workdir, "40000-49999")
         started.append(echo)
-        gw = Wcsgw(workdir)
+        mem_out = os.path.join(workdir, "tracemalloc.txt")
+        launcher = [PY, os.path.join(HERE, "tracemalloc_twistd.py"), mem_out] if args.memory else None
+        gw = Wcsgw(workdir, launcher=launcher)
         started.append(gw)
+        if args.memory:
+            # baseline after a 2-call warm-up, so imports and first-use caches are not counted
+            warm = Proc([PY, os.path.join(HERE, "load_caller.py"), *gw.caller_args(echo.port),
+                         "--calls", "2", "--duration", "1", "--settle", "0.5"],
+                        os.path.join(workdir, "warm.err"))
+            warm.proc.wait(60)
+            warm.stop()
+            time.sleep(1)
+            os.kill(gw.pid, signal.SIGUSR1)
+            time.sleep(2)
         caller = Proc([PY, os.path.join(HERE, "load_caller.py"), *gw.caller_args(echo.port),
                        "--codec", args.codec, "--calls", str(args.calls),
-                       "--duration", str(args.seconds + 2), "--settle", "2"],
+                       "--duration", str(args.seconds + 2), "--settle", "2",
+                       *(["--concurrency", "2"] if args.memory else [])],
                       os.path.join(workdir, "caller.err"), stdout_pipe=True)
         started.append(caller)
         spy: list[Proc] = []
@@ -53,7 +70,9 @@ def main() -> None:
 
         def read() -> None:
             for line in caller.proc.stdout:  # type: ignore[union-attr]
-                if line.startswith("WINDOW_START"):
+                if line.startswith("WINDOW_START") and args.memory:
+                    os.kill(gw.pid, signal.SIGUSR1)
+                elif line.startswith("WINDOW_START"):
                     spy.append(Proc([pyspy, "record", "--pid", str(gw.pid), "--format", "raw",
                                      "--rate", "200", "--nonblocking", "--duration",
                                      str(int(args.seconds)), "--output", raw],
@@ -68,9 +87,17 @@ def main() -> None:
             p.proc.wait(30)
             p.stop()
         caller.proc.wait(30)
+        deadline = time.monotonic() + 120
+        while args.memory and not os.path.exists(mem_out) and time.monotonic() < deadline:
+            time.sleep(0.5)  # the snapshot of a big heap takes a while
     finally:
         for p in reversed(started):
             p.stop()
+    if args.memory:
+        print(f"{args.calls} {args.codec} calls held; {result[0][:300] if result else ''}\n")
+        with open(mem_out) as f:
+            print(f.read())
+        return
     own: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
     total = 0

@@ -141,7 +141,10 @@ class EchoUas:
 class Wcsgw:
     name = "wcsgw"
 
-    def __init__(self, workdir: str, log_level: str = "info") -> None:
+    def __init__(self, workdir: str, log_level: str = "info",
+                 launcher: list[str] | None = None) -> None:
+        """``launcher``: argv that runs twistd's main in place of the twistd script (e.g. the
+        tracemalloc wrapper of ``bench/profile_relay.py``); twistd's arguments follow it."""
         self.http_port, self.sip_port = free_port(), free_port()
         config = os.path.join(workdir, "gw.toml")
         with open(config, "w") as f:
@@ -153,7 +156,8 @@ class Wcsgw:
 [log]\nlevel = "{log_level}"\n""")
         env = dict(os.environ, PYTHONPATH=REPO)
         twistd = os.path.join(os.path.dirname(PY), "twistd")
-        self.p = Proc([twistd, "-n", "--pidfile=", "--logfile=-", "wcsgw", "--config", config],
+        self.p = Proc([*(launcher or [twistd]), "-n", "--pidfile=", "--logfile=-", "wcsgw",
+                       "--config", config],
                       os.path.join(workdir, "gateway.log"), env=env, cwd=workdir)
         self.pid = self.p.pid
         deadline = time.monotonic() + 30
