@@ -296,6 +296,9 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     )
     policy = Policy(config.policy.allowed_domains, testlines.uri if testlines else None)
     env.policy = policy
+    from wcsgw.webrtc.dtls import RTCCertificate
+
+    env.certificate = RTCCertificate.generateCertificate()
     gateway = CallGateway(sip, policy, functools.partial(Call, env=env))
     gateway.inbound_factory = functools.partial(InboundCall, env=env)
     gateway.file_call_factory = functools.partial(FileCall, env=env)

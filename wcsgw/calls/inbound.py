@@ -116,7 +116,8 @@ class InboundCall(Call):
         """Open both media sockets and ring the browser: ``incomingCall`` with our offer."""
         env = self.env
         self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
-        self.leg = WebRtcLeg(env.reactor, env.media_host, env.media_advertised, env.allocator)
+        self.leg = WebRtcLeg(env.reactor, env.media_host, env.media_advertised, env.allocator,
+                             certificate=env.certificate)
         self.leg.on_state = self._on_leg_state
         self._webrtc_ssrc = secrets.randbits(32)
         self._browser_offer_sd = offer_for_browser(self.leg, codecs, self._webrtc_ssrc,
