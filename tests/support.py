@@ -67,3 +67,22 @@ def assert_near(case: Any, value: float, expected: float, tolerance: float) -> N
     """``|value - expected| <= tolerance`` (trial's assertAlmostEqual has no ``delta``)."""
     case.assertLessEqual(abs(value - expected), tolerance,
                          f"{value} is not within {tolerance} of {expected}")
+
+
+def udp_port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing is bound to ``host:port`` (UDP): a socket was really released."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def with_ssrc(packet: bytes, ssrc: int) -> bytes:
+    """An RTP packet with its SSRC replaced (an echo must look like our stream)."""
+    import struct
+
+    return packet[:8] + struct.pack("!I", ssrc) + packet[12:]

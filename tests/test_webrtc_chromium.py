@@ -11,8 +11,6 @@ Only 127.0.0.1 is in the answer; run the suite in a loopback-only namespace
 
 from __future__ import annotations
 
-import socket
-import struct
 import wave
 from typing import Any
 
@@ -21,6 +19,7 @@ from twisted.internet import reactor
 from twisted.trial import unittest
 
 from tests.peers.chromium import (
+    open_call_page,
     Chromium,
     aio,
     describe,
@@ -30,7 +29,7 @@ from tests.peers.chromium import (
     write_tone_wav,
 )
 from tests.peers.ports import free_port
-from tests.support import EventLog, inline
+from tests.support import EventLog, udp_port_is_free, with_ssrc, inline
 from wcsgw.media.ports import PortAllocator
 from wcsgw.sdp.codecs import OPUS, TELEPHONE_EVENT_48000
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
@@ -43,29 +42,11 @@ TONE = 440.0
 OUR_SSRC = 0x5EC0DE01
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
-def with_ssrc(packet: bytes, ssrc: int) -> bytes:
-    return packet[:8] + struct.pack("!I", ssrc) + packet[12:]
-
-
 class ChromiumEchoTests(unittest.TestCase):
     timeout = 90
 
     async def open_browser(self) -> tuple[Chromium, Any]:
-        wav = write_tone_wav(self.mktemp() + ".wav", TONE)
-        browser = Chromium(fake_audio=wav)
-        self.addCleanup(browser.stop)
-        await browser.start()
-        page = await browser.call_page()
-        return browser, page
+        return await open_call_page(self, TONE)
 
     async def call(self, page: Any, **leg_kwargs: Any) -> tuple[WebRtcLeg, EventLog, EventLog, dict]:
         """Offer from the page, answer from a fresh leg, echo on; returns when the leg is up."""
@@ -134,7 +115,7 @@ class ChromiumEchoTests(unittest.TestCase):
         port = leg.port
         await leg.close()
         self.assertEqual(states.events, ["checking", "connected", "closed"])
-        self.assertTrue(port_is_free(port), f"port {port} still bound after close")
+        self.assertTrue(udp_port_is_free(port), f"port {port} still bound after close")
         self.assertEqual(self.ports.in_use, frozenset())
         # close_notify reached the browser: its DTLS transport is closed (the connection
         # itself only goes "disconnected": Chromium keeps the RTCPeerConnection open).

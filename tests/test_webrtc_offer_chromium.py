@@ -12,7 +12,6 @@ Run in a loopback-only namespace (``tests/isolated``) like the other browser tes
 
 from __future__ import annotations
 
-import socket
 import struct
 from typing import Any, Sequence
 
@@ -20,15 +19,15 @@ from twisted.internet import reactor
 from twisted.trial import unittest
 
 from tests.peers.chromium import (
+    open_call_page,
     Chromium,
     describe,
     dominant_frequency,
     evaluate,
     processes_using,
-    write_tone_wav,
 )
 from tests.peers.ports import free_port
-from tests.support import EventLog, assert_near, inline
+from tests.support import EventLog, udp_port_is_free, with_ssrc, assert_near, inline
 from wcsgw.media.ports import PortAllocator
 from wcsgw.sdp.codecs import OPUS, PCMU, TELEPHONE_EVENT_8000, TELEPHONE_EVENT_48000, Codec
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
@@ -49,21 +48,7 @@ G729 = Codec("G729", 8000, payload_type=18)  # not in Chromium: must be passed o
 ANSWER_JS = """
 async (offerSdp) => {
   const t = window.wcsgwTest;
-  t.localStream = await navigator.mediaDevices.getUserMedia({audio: true});
-  const pc = new RTCPeerConnection({bundlePolicy: "max-bundle", rtcpMuxPolicy: "require"});
-  t.pc = pc;
-  pc.onconnectionstatechange = () => t.states.push(pc.connectionState);
-  pc.oniceconnectionstatechange = () => t.iceStates.push(pc.iceConnectionState);
-  pc.ontrack = (ev) => {
-    const stream = ev.streams[0] || new MediaStream([ev.track]);
-    t.remoteStream = stream;
-    const audio = document.createElement("audio");
-    audio.muted = true;
-    audio.autoplay = true;
-    audio.srcObject = stream;
-    document.body.appendChild(audio);
-    audio.play().catch(() => {});
-  };
+  const pc = await t.newPeer();
   await pc.setRemoteDescription({type: "offer", sdp: offerSdp});
   for (const track of t.localStream.getTracks()) pc.addTrack(track, t.localStream);
   await pc.setLocalDescription(await pc.createAnswer());
@@ -72,29 +57,11 @@ async (offerSdp) => {
 """
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
-def with_ssrc(packet: bytes, ssrc: int) -> bytes:
-    return packet[:8] + struct.pack("!I", ssrc) + packet[12:]
-
-
 class ChromiumAnswersOurOfferTests(unittest.TestCase):
     timeout = 90
 
     async def open_browser(self) -> tuple[Chromium, Any]:
-        wav = write_tone_wav(self.mktemp() + ".wav", TONE)
-        browser = Chromium(fake_audio=wav)
-        self.addCleanup(browser.stop)
-        await browser.start()
-        page = await browser.call_page()
-        return browser, page
+        return await open_call_page(self, TONE)
 
     async def call(
         self, page: Any, codecs: Sequence[Codec]
@@ -153,7 +120,7 @@ class ChromiumAnswersOurOfferTests(unittest.TestCase):
         port = leg.port
         await leg.close()
         self.assertEqual(states.events, ["checking", "connected", "closed"])
-        self.assertTrue(port_is_free(port), f"port {port} still bound after close")
+        self.assertTrue(udp_port_is_free(port), f"port {port} still bound after close")
         self.assertEqual(self.ports.in_use, frozenset())
         # We are the DTLS server here too: our close_notify closes the browser's transport.
         await evaluate(page, "wcsgwTest.waitDtls('closed', 5000)")

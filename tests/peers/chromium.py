@@ -50,6 +50,7 @@ __all__ = [
     "Chromium",
     "ChromiumError",
     "aio",
+    "open_call_page",
     "dominant_frequency",
     "evaluate",
     "processes_using",
@@ -110,7 +111,9 @@ def write_tone_wav(
 
 #: A blank page with helpers for one RTCPeerConnection toward a gateway (served from
 #: http://127.0.0.1, a secure context, by :meth:`Chromium.call_page`):
-#: ``wcsgwTest.offer()`` (getUserMedia + offer, no waiting for candidates: the gateway is
+#: ``wcsgwTest.newPeer()`` (getUserMedia + an RTCPeerConnection with the recorders below, for a
+#: page that answers an offer), ``wcsgwTest.offer()`` (newPeer + offer, no waiting for
+#: candidates: the gateway is
 #: ICE-lite and never checks toward the browser), ``wcsgwTest.answer(sdp)``,
 #: ``waitConnection(state, ms)`` / ``waitDtls(state, ms)`` (promises; reject on timeout),
 #: ``dtlsState()``, ``inboundAudio()`` (inbound-rtp stats), ``states`` / ``iceStates`` (every
@@ -121,7 +124,7 @@ CALL_PAGE_HTML = """<!doctype html>
 <script>
 window.wcsgwTest = {
   pc: null, states: [], iceStates: [], remoteStream: null, localStream: null,
-  async offer(constraints) {
+  async newPeer(constraints) {
     const t = window.wcsgwTest;
     t.localStream = await navigator.mediaDevices.getUserMedia(constraints || {audio: true});
     const pc = new RTCPeerConnection({bundlePolicy: "max-bundle", rtcpMuxPolicy: "require"});
@@ -138,6 +141,11 @@ window.wcsgwTest = {
       document.body.appendChild(audio);
       audio.play().catch(() => {});
     };
+    return pc;
+  },
+  async offer(constraints) {
+    const t = window.wcsgwTest;
+    const pc = await t.newPeer(constraints);
     for (const track of t.localStream.getTracks()) pc.addTrack(track, t.localStream);
     await pc.setLocalDescription(await pc.createOffer());
     return pc.localDescription.sdp;
@@ -225,6 +233,17 @@ async ([expr, ms, fftSize]) => {
   return {frequency: (best + shift) * hz, level: db(best), sampleRate: ctx.sampleRate, frames};
 }
 """
+
+
+async def open_call_page(case: Any, frequency: float = 440.0) -> tuple["Chromium", Any]:
+    """A browser with a fake microphone playing ``frequency`` and its call page; stopped at
+    the test's cleanup."""
+    wav = write_tone_wav(case.mktemp() + ".wav", frequency)
+    browser = Chromium(fake_audio=wav)
+    case.addCleanup(browser.stop)
+    await browser.start()
+    page = await browser.call_page()
+    return browser, page
 
 
 def dominant_frequency(
