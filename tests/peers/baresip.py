@@ -203,6 +203,10 @@ class Baresip:
         self.dir.mkdir(parents=True, exist_ok=True)
         if self.tone is None:
             self.tone = write_tone(self.dir / "tone.wav")
+        elif self.tone.parent != self.dir:
+            # baresip keeps audio_source in a 128-byte buffer and silently truncates longer
+            # paths (trial temp paths under a deep checkout are longer): use a short copy.
+            self.tone = Path(shutil.copyfile(self.tone, self.dir / "tone.wav"))
         lines = [
             ("poll_method", "epoll"),
             ("sip_listen", f"127.0.0.1:{self.sip_port}"),
