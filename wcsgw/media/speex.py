@@ -1,0 +1,206 @@
+"""Speex narrowband (8 kHz) and wideband (16 kHz) through libspeex (Debian ``libspeex1``), via ctypes.
+
+libspeex 1.2 is Xiph's reference codec and the only Speex there is; its API is a state pointer,
+a ``SpeexBits`` bit-packer and an ``*_ctl`` call for settings (``speex/speex.h``,
+``speex/speex_bits.h``)::
+
+    void *speex_encoder_init(const SpeexMode *mode);     mode = speex_lib_get_mode(0 nb | 1 wb)
+    int speex_encode_int(void *state, spx_int16_t *in, SpeexBits *bits);
+    int speex_decode_int(void *state, SpeexBits *bits, spx_int16_t *out);  bits NULL = PLC
+    int speex_bits_write(SpeexBits *, char *out, int max);   pads with 0 then 1s (terminator)
+
+RTP payload (RFC 5574): one or more frames back to back, bit-packed, the last padded to a byte
+boundary. Decoding loops over the frames until the decoder reports the terminator (-1) or
+the bits run out, so a packet of 2 or 3 frames (40/60 ms ptime) decodes whole.
+
+Settings: constant bit rate (VBR off, so sizes are fixed and predictable for bandwidth),
+quality 8 and complexity 3 by default. Quality 8 is narrowband mode 5 (15 kbit/s, 300 bits ->
+38 bytes per 20 ms) and wideband 27.8 kbit/s (556 bits -> 70 bytes); complexity 3 costs about
+a third of the default's CPU (see bench/codec_cost.py) for a barely measurable loss.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from wcsgw.media.audiocodec import CodecError, as_int16, check_frames, load_library
+
+__all__ = ["SpeexCodec", "FRAME_BYTES"]
+
+_SPEEX_SET_ENH = 0
+_SPEEX_GET_FRAME_SIZE = 3
+_SPEEX_SET_QUALITY = 4
+_SPEEX_SET_VBR = 12
+_SPEEX_SET_COMPLEXITY = 16
+_MODE_ID = {8000: 0, 16000: 1}
+_MAX_FRAMES = 16  # 320 ms at most in one packet; more is not Speex over RTP
+_MAX_BYTES = 2048
+
+#: bytes per 20 ms frame at each quality for (rate, quality): only the ones we document/test
+FRAME_BYTES = {(8000, 8): 38, (16000, 8): 70}
+
+_i16_p = ctypes.POINTER(ctypes.c_int16)
+
+
+class _SpeexBits(ctypes.Structure):
+    _fields_ = [
+        ("chars", ctypes.c_char_p),
+        ("nbBits", ctypes.c_int),
+        ("charPtr", ctypes.c_int),
+        ("bitPtr", ctypes.c_int),
+        ("owner", ctypes.c_int),
+        ("overflow", ctypes.c_int),
+        ("buf_size", ctypes.c_int),
+        ("reserved1", ctypes.c_int),
+        ("reserved2", ctypes.c_void_p),
+    ]
+
+
+_bits_p = ctypes.POINTER(_SpeexBits)
+
+
+def _library() -> ctypes.CDLL:
+    lib = load_library("libspeex.so.1", "libspeex1")
+    if not getattr(lib, "_wcsgw_typed", False):
+        sig = {
+            "speex_lib_get_mode": ([ctypes.c_int], ctypes.c_void_p),
+            "speex_encoder_init": ([ctypes.c_void_p], ctypes.c_void_p),
+            "speex_encoder_destroy": ([ctypes.c_void_p], None),
+            "speex_encoder_ctl": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p], ctypes.c_int),
+            "speex_encode_int": ([ctypes.c_void_p, _i16_p, _bits_p], ctypes.c_int),
+            "speex_decoder_init": ([ctypes.c_void_p], ctypes.c_void_p),
+            "speex_decoder_destroy": ([ctypes.c_void_p], None),
+            "speex_decoder_ctl": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p], ctypes.c_int),
+            "speex_decode_int": ([ctypes.c_void_p, _bits_p, _i16_p], ctypes.c_int),
+            "speex_bits_init": ([_bits_p], None),
+            "speex_bits_destroy": ([_bits_p], None),
+            "speex_bits_reset": ([_bits_p], None),
+            "speex_bits_read_from": ([_bits_p, ctypes.c_char_p, ctypes.c_int], None),
+            "speex_bits_write": ([_bits_p, ctypes.c_char_p, ctypes.c_int], ctypes.c_int),
+            "speex_bits_remaining": ([_bits_p], ctypes.c_int),
+        }
+        for fname, (args, res) in sig.items():
+            f = getattr(lib, fname)
+            f.argtypes = args
+            f.restype = res
+        lib._wcsgw_typed = True
+    return lib
+
+
+class SpeexCodec:
+    """Speex NB (``rate=8000``, 160-sample frames) or WB (``rate=16000``, 320-sample frames).
+
+    ``rtp_clock`` equals the sample rate for Speex (RFC 5574). ``conceal`` runs the decoder's
+    own PLC (``speex_decode_int`` with no bits) frame by frame.
+    """
+
+    name = "speex"
+
+    def __init__(self, rate: int = 8000, *, quality: int = 8, complexity: int = 3,
+                 enhancement: bool = True) -> None:
+        if rate not in _MODE_ID:
+            raise CodecError(f"speex: clock rate must be 8000 (nb) or 16000 (wb), not {rate}")
+        if not 0 <= quality <= 10 or not 1 <= complexity <= 10:
+            raise CodecError(f"speex: quality 0..10 and complexity 1..10, not {quality}/{complexity}")
+        self.sample_rate = self.rtp_clock = rate
+        self.quality = quality
+        self._lib = lib = _library()
+        mode = lib.speex_lib_get_mode(_MODE_ID[rate])
+        self._enc = lib.speex_encoder_init(mode)
+        self._dec = lib.speex_decoder_init(mode)
+        if not self._enc or not self._dec:
+            self.close()
+            raise CodecError("speex: cannot create encoder/decoder")
+        self._ctl(lib.speex_encoder_ctl, self._enc, _SPEEX_SET_VBR, 0)
+        self._ctl(lib.speex_encoder_ctl, self._enc, _SPEEX_SET_QUALITY, quality)
+        self._ctl(lib.speex_encoder_ctl, self._enc, _SPEEX_SET_COMPLEXITY, complexity)
+        self._ctl(lib.speex_decoder_ctl, self._dec, _SPEEX_SET_ENH, int(enhancement))
+        size = ctypes.c_int()
+        lib.speex_encoder_ctl(self._enc, _SPEEX_GET_FRAME_SIZE, ctypes.byref(size))
+        self.frame_samples = size.value  # 160 nb, 320 wb
+        self._enc_bits = _SpeexBits()
+        self._dec_bits = _SpeexBits()
+        lib.speex_bits_init(ctypes.byref(self._enc_bits))
+        lib.speex_bits_init(ctypes.byref(self._dec_bits))
+        self._bits_ready = True
+        self._out = ctypes.create_string_buffer(_MAX_BYTES)
+        self._frame = np.zeros(self.frame_samples, dtype=np.int16)
+        self._frame_p = self._frame.ctypes.data_as(_i16_p)
+
+    @staticmethod
+    def _ctl(fn: object, state: int, request: int, value: int) -> None:
+        v = ctypes.c_int(value)
+        fn(state, request, ctypes.byref(v))  # type: ignore[operator]
+
+    def encode(self, pcm: np.ndarray) -> bytes:
+        if not self._enc:
+            raise CodecError("speex: codec closed")
+        pcm = as_int16(pcm)
+        frames = check_frames(self, pcm)
+        lib, bits = self._lib, ctypes.byref(self._enc_bits)
+        lib.speex_bits_reset(bits)
+        n = self.frame_samples
+        for i in range(frames):
+            # speex_encode_int may scale its input in place: hand it a copy
+            self._frame[:] = pcm[i * n : (i + 1) * n]
+            lib.speex_encode_int(self._enc, self._frame_p, bits)
+        size = lib.speex_bits_write(bits, self._out, _MAX_BYTES)
+        return self._out.raw[:size]
+
+    def decode(self, payload: bytes) -> np.ndarray:
+        if not self._dec:
+            raise CodecError("speex: codec closed")
+        if not payload:
+            raise CodecError("speex: empty payload")
+        if len(payload) > _MAX_BYTES:
+            raise CodecError(f"speex: {len(payload)}-byte payload is too long")
+        lib, bits = self._lib, ctypes.byref(self._dec_bits)
+        lib.speex_bits_read_from(bits, bytes(payload), len(payload))
+        parts = []
+        for _ in range(_MAX_FRAMES):
+            if lib.speex_bits_remaining(bits) < 5:  # padding only (terminator < 1 frame header)
+                break
+            ret = lib.speex_decode_int(self._dec, bits, self._frame_p)
+            if ret == -1:  # terminator: end of the frames in this packet
+                break
+            if ret != 0 or lib.speex_bits_remaining(bits) < 0:  # corrupt, or read past the end
+                if parts:
+                    break
+                raise CodecError(f"speex: cannot decode a {len(payload)}-byte payload (code {ret})")
+            parts.append(self._frame.copy())
+        if not parts:
+            raise CodecError(f"speex: no frame in a {len(payload)}-byte payload")
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def conceal(self, samples: int) -> np.ndarray:
+        """Speex PLC, whole frames; a request that is not a multiple of the frame gets the first
+        ``samples`` of the last concealed frame."""
+        if not self._dec:
+            raise CodecError("speex: codec closed")
+        if samples <= 0:
+            return np.zeros(0, dtype=np.int16)
+        count = -(-samples // self.frame_samples)
+        parts = []
+        for _ in range(count):
+            self._lib.speex_decode_int(self._dec, None, self._frame_p)
+            parts.append(self._frame.copy())
+        return np.concatenate(parts)[:samples]
+
+    def close(self) -> None:
+        lib = getattr(self, "_lib", None)
+        if lib is None:
+            return
+        enc, self._enc = getattr(self, "_enc", None), None
+        dec, self._dec = getattr(self, "_dec", None), None
+        if enc:
+            lib.speex_encoder_destroy(enc)
+        if dec:
+            lib.speex_decoder_destroy(dec)
+        if getattr(self, "_bits_ready", False):
+            self._bits_ready = False
+            lib.speex_bits_destroy(ctypes.byref(self._enc_bits))
+            lib.speex_bits_destroy(ctypes.byref(self._dec_bits))
+
+    __del__ = close
