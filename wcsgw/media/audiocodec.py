@@ -31,6 +31,7 @@ __all__ = [
     "make_codec",
     "available",
     "load_library",
+    "as_int16",
     "G711Codec",
     "OpusCodec",
 ]
@@ -244,6 +245,26 @@ class OpusCodec:
             return self._decoder.decode(bytes(payload))
         except self._opus.OpusError as exc:
             raise CodecError(f"opus: cannot decode a {len(payload)}-byte payload ({exc})") from None
+
+    def decode_fec(self, payload: bytes, samples: int) -> np.ndarray:
+        """Stand-in for the ``samples`` lost just before ``payload``, from the in-band FEC
+        (LBRR) copy that ``payload`` carries when the sender used ``useinbandfec``; libopus
+        falls back to its PLC when there is none. Decode ``payload`` itself afterwards."""
+        if not payload:
+            raise CodecError("opus: empty payload")
+        if self._decoder is None:
+            raise CodecError("opus: codec closed")
+        if samples <= 0 or samples % 120 or samples > self._opus.MAX_FRAME_SAMPLES:
+            raise CodecError(f"opus: FEC needs a multiple of 2.5 ms up to 120 ms, not {samples} samples")
+        dec = self._decoder
+        last = dec.last_frame_samples
+        dec.last_frame_samples = samples
+        try:
+            return dec.decode(bytes(payload), fec=True)
+        except self._opus.OpusError as exc:
+            raise CodecError(f"opus: FEC decode failed ({exc})") from None
+        finally:
+            dec.last_frame_samples = last
 
     def conceal(self, samples: int) -> np.ndarray:
         if samples <= 0:
