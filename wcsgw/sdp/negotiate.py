@@ -5,6 +5,12 @@
 descriptions the gateway sends toward SIP (the browser side has its own builder in
 ``wcsgw.webrtc.sdp``, which uses the same pieces: :func:`select_codecs`,
 :func:`codec_attributes`).
+
+Video (relayed only, never transcoded) adds one optional ``m=video`` line to those
+descriptions: :func:`video_media` builds it (``b=AS``/``b=TIAS``, ``a=rtcp-fb`` for PLI, FIR
+and REMB, the codec's fmtp), :func:`same_video_codec` says whether two video formats can be
+relayed into each other (H.264: RFC 6184 §8.2.2 — same profile and packetization-mode; the
+level may differ) and :func:`video_answer_codec` writes the format an answer gives back.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from wcsgw.sdp.errors import SdpNegotiationError
 from wcsgw.sdp.model import (
     DIRECTIONS,
     Attribute,
+    Bandwidth,
     Connection,
     MediaDescription,
     Origin,
@@ -149,6 +156,153 @@ def _session(
     )
 
 
+# -- video ---------------------------------------------------------------------------------------
+
+#: Video codecs the gateway relays (config ``[codecs] video`` picks and orders them).
+VIDEO_CODECS = ("vp8", "h264")
+
+#: The RTCP feedback we ask for on video m-lines and understand when we get it: key-frame
+#: requests (RFC 4585 PLI, RFC 5104 FIR) and the receiver's bit rate estimate (REMB).  No
+#: generic NACK (we keep no packet history to answer it: sequence numbers are rewritten) and no
+#: transport-cc (it needs a header extension we do not negotiate).
+VIDEO_RTCP_FB = ("nack pli", "ccm fir", "goog-remb")
+
+#: b=AS for our video m-lines when nothing else is configured, and the most we accept.
+VIDEO_KBPS = 1000
+VIDEO_MAX_KBPS = 2000
+
+# RFC 6184 profile_idc / profile-iop patterns, as libwebrtc reads them (h264_profile_level_id):
+# (profile_idc, mask over profile-iop, value) -> profile.  "x" bits of the RFC tables are masked.
+_H264_PROFILES = (
+    (0x42, 0x4F, 0x40, "constrained-baseline"),
+    (0x4D, 0x8F, 0x80, "constrained-baseline"),
+    (0x58, 0xCF, 0xC0, "constrained-baseline"),
+    (0x42, 0x4F, 0x00, "baseline"),
+    (0x58, 0xCF, 0x80, "baseline"),
+    (0x4D, 0xAF, 0x00, "main"),
+    (0x64, 0xFF, 0x00, "high"),
+    (0x64, 0xFF, 0x0C, "constrained-high"),
+)
+
+
+def h264_profile_level(codec: Codec) -> tuple[str | None, int]:
+    """``(profile, level_idc)`` of an H.264 format's profile-level-id (RFC 6184 §8.1; absent:
+    420010, Baseline level 1.0).  The profile is None when the value is malformed or names a
+    profile nobody in a browser call uses (they are then never matched)."""
+    value = codec.fmtp_params.get("profile-level-id") or "420010"
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        return None, 0
+    if len(raw) != 3:
+        return None, 0
+    idc, iop, level = raw
+    for profile_idc, mask, bits, name in _H264_PROFILES:
+        if idc == profile_idc and iop & mask == bits:
+            return name, level
+    return None, level
+
+
+def _packetization_mode(codec: Codec) -> str:
+    return (codec.fmtp_params.get("packetization-mode") or "0").strip()
+
+
+def same_video_codec(a: Codec, b: Codec) -> bool:
+    """Whether packets of format ``a`` can be relayed as format ``b`` (and back).
+
+    VP8 is VP8.  H.264 must agree on packetization-mode (0 single NAL unit, 1 non-interleaved:
+    a mode-0 receiver cannot take FU-A fragments) and on the profile (RFC 6184 §8.2.2); the
+    level is negotiated (:func:`video_answer_codec`).  Other formats never match.
+    """
+    if a.key != b.key or a.clock_rate != b.clock_rate or a.key not in VIDEO_CODECS:
+        return False
+    if a.key == "h264":
+        pa, pb = h264_profile_level(a)[0], h264_profile_level(b)[0]
+        return pa is not None and pa == pb and _packetization_mode(a) == _packetization_mode(b)
+    return True
+
+
+def video_answer_codec(offered: Codec, ours: Codec) -> Codec:
+    """The format an answer gives for ``offered`` (its payload type) when ``ours`` is what
+    we can take: for H.264 the offered fmtp with the level lowered to ours when ours is lower
+    (RFC 6184 §8.2.2: the answer's level may not exceed the offer's) and
+    ``level-asymmetry-allowed`` kept when both sides say it."""
+    if offered.key != "h264":
+        return offered
+    params = offered.fmtp_params
+    profile_hex = (params.get("profile-level-id") or "420010")[:4]
+    level = min(h264_profile_level(offered)[1], h264_profile_level(ours)[1])
+    parts = []
+    if params.get("level-asymmetry-allowed") == "1" and \
+            ours.fmtp_params.get("level-asymmetry-allowed") == "1":
+        parts.append("level-asymmetry-allowed=1")
+    parts.append(f"packetization-mode={_packetization_mode(offered)}")
+    parts.append(f"profile-level-id={profile_hex}{level:02x}")
+    return attr.evolve(offered, fmtp=";".join(parts))
+
+
+def select_video_codecs(offered: list[Codec], names: Iterable[str] = VIDEO_CODECS) -> list[Codec]:
+    """The offered video formats the gateway relays, ordered by ``names`` (config order,
+    lower-case VP8/H264), offer order within one name; rtx/red/ulpfec and unknown formats
+    are left out (we neither repair nor protect: packets are relayed as they come)."""
+    out: list[Codec] = []
+    for name in names:
+        for codec in offered:
+            if codec.key == name.lower() and codec.key in VIDEO_CODECS and codec not in out:
+                if codec.key != "h264" or h264_profile_level(codec)[0] is not None:
+                    out.append(codec)
+    return out
+
+
+def rtcp_feedback(media: MediaDescription, payload_type: int | None) -> set[str]:
+    """The ``a=rtcp-fb`` values given for ``payload_type`` (and for ``*``), lower-case:
+    {"nack pli", "ccm fir", "goog-remb", ...}."""
+    found = set()
+    for value in media.get_all("rtcp-fb"):
+        pt, _, rest = value.strip().partition(" ")
+        if pt == "*" or (payload_type is not None and pt == str(payload_type)):
+            found.add(" ".join(rest.lower().split()))
+    return found
+
+
+def bandwidth_kbps(media: MediaDescription) -> int | None:
+    """The m-line's bandwidth in kbit/s: b=TIAS (bit/s, RFC 3890) if given, else b=AS."""
+    for bw in media.bandwidths:
+        if bw.bwtype.upper() == "TIAS" and bw.value > 0:
+            return max(1, bw.value // 1000)
+    for bw in media.bandwidths:
+        if bw.bwtype.upper() == "AS" and bw.value > 0:
+            return bw.value
+    return None
+
+
+def video_media(
+    port: int,
+    codecs: list[Codec],
+    direction: str = "sendrecv",
+    *,
+    kbps: int = VIDEO_KBPS,
+    proto: str = "RTP/AVP",
+    feedback: Iterable[str] = VIDEO_RTCP_FB,
+) -> MediaDescription:
+    """Our ``m=video`` line toward SIP: the codecs (payload types assigned), ``b=AS`` and
+    ``b=TIAS`` (RFC 3890; TIAS excludes IP/UDP/RTP overhead, so it is set a little lower),
+    ``a=rtcp-fb`` per codec for ``feedback`` (written on RTP/AVP too: RFC 4585 peers use it,
+    others ignore it), the direction.  RTCP on port + 1 (no rtcp-mux: SIP video phones
+    rarely do it)."""
+    codecs = assign_payload_types(codecs)
+    attributes = codec_attributes(codecs)
+    for codec in codecs:
+        for fb in feedback:
+            attributes.append(Attribute("rtcp-fb", f"{codec.payload_type} {fb}"))
+    attributes.append(Attribute(direction))
+    return MediaDescription(
+        "video", port, proto, [str(c.payload_type) for c in codecs],
+        bandwidths=[Bandwidth("AS", kbps), Bandwidth("TIAS", kbps * 950)],
+        attributes=attributes,
+    )
+
+
 def audio_offer(
     address: str,
     port: int,
@@ -160,8 +314,10 @@ def audio_offer(
     version: int = 0,
     proto: str = "RTP/AVP",
     rtcp_mux: bool = False,
+    video: MediaDescription | None = None,
 ) -> SessionDescription:
-    """A one-stream audio offer for the SIP side, in the shape every SIP peer reads.
+    """A one-stream audio offer for the SIP side, in the shape every SIP peer reads
+    (``video``: an ``m=video`` line from :func:`video_media` to add after the audio).
 
     c= at session level, ``a=rtpmap`` for every format, ``a=ptime``, the direction written
     out; codecs without a payload type get their static number or a dynamic one
@@ -171,7 +327,7 @@ def audio_offer(
     if direction not in DIRECTIONS:
         raise ValueError(f"unknown direction {direction!r}")
     media = _audio_media(port, assign_payload_types(codecs), ptime, direction, proto, rtcp_mux)
-    return _session(address, session_id, version, [media])
+    return _session(address, session_id, version, [media] + ([video] if video is not None else []))
 
 
 def audio_answer(
@@ -186,6 +342,7 @@ def audio_answer(
     version: int = 0,
     rtcp_mux: bool = True,
     fmtp: dict[str, str | None] | None = None,
+    video: "VideoAnswer | None" = None,
 ) -> SessionDescription:
     """Answer a SIP peer's offer with one audio stream (RFC 3264 §6).
 
@@ -195,12 +352,25 @@ def audio_answer(
     lists :func:`select_codecs` (offerer's payload types) and answers the offered direction
     with :func:`answer_direction`.  ``rtcp_mux``: accept rtcp-mux when offered (RFC 5761).
     ``fmtp`` maps a lower-case codec name to the fmtp we want instead of the offered one
-    (None to drop it).  Raises :class:`SdpNegotiationError` when no stream can be accepted
-    (SIP: 488 Not Acceptable Here).
+    (None to drop it).  ``video``: accept the first plain-RTP video m-line with the one format
+    it names (the offer's payload type, see :class:`VideoAnswer`); without it video is
+    rejected like any other stream.  Raises :class:`SdpNegotiationError` when no stream can
+    be accepted (SIP: 488 Not Acceptable Here).
     """
     media: list[MediaDescription] = []
     accepted = False
+    video_done = video is None
     for m in offer.media:
+        if (not video_done and video is not None and m.kind == "video" and not m.rejected
+                and m.proto.upper() in PLAIN_RTP_PROTOS
+                and any(c.payload_type == video.codec.payload_type for c in m.codecs())):
+            video_done = True
+            offered_fb = rtcp_feedback(m, video.codec.payload_type)
+            media.append(video_media(
+                video.port, [video.codec], answer_direction(offer.direction_for(m), video.direction),
+                kbps=video.kbps, proto=m.proto,
+                feedback=[fb for fb in VIDEO_RTCP_FB if fb in offered_fb]))
+            continue
         codecs = (
             select_codecs(m.codecs(), supported)
             if not accepted and m.kind == "audio" and not m.rejected
@@ -224,3 +394,15 @@ def audio_answer(
     if not accepted:
         raise SdpNegotiationError("No common codecs")
     return _session(address, session_id, version, media)
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class VideoAnswer:
+    """How :func:`audio_answer` accepts a video m-line: ``codec`` with the offer's payload
+    type (from :func:`video_answer_codec`), our ``port``, ``kbps`` for b=AS, and the direction
+    we want (sendrecv, or sendonly/recvonly/inactive)."""
+
+    codec: Codec
+    port: int
+    kbps: int = VIDEO_KBPS
+    direction: str = "sendrecv"

@@ -9,8 +9,17 @@ delivers a stream, ``a=ptime:20``, one host candidate and ``a=end-of-candidates`
 ``a=extmap`` and no ``a=rtcp-fb``: we relay packets and do not implement header extensions or
 transport-cc feedback, and answering them would make the browser expect both.
 
-m-sections we do not take (video for now, data channels, a second audio) are answered with
-port 0 and left out of the BUNDLE group (RFC 8843 §7.3.3 / RFC 3264 §6).
+m-sections we do not take (data channels, a second audio or video, video when the call has
+none) are answered with port 0 and left out of the BUNDLE group (RFC 8843 §7.3.3 / RFC 3264 §6).
+
+Video (a :class:`VideoSpec` given to :func:`answer_for_browser` / :func:`offer_for_browser`)
+is one more m-section in the same BUNDLE group, on the same ICE/DTLS transport and port: the
+call tells audio from video by payload type, so the two sections never share a number.  It
+carries ``a=rtcp-fb`` ``nack pli``, ``ccm fir`` and ``goog-remb`` (key-frame requests and the
+bit rate the gateway tells the browser to send at; no generic ``nack`` since we keep no packet
+history, no ``transport-cc`` since it needs a header extension), ``b=AS``/``b=TIAS`` (what the
+SIP side can take), and ``a=ssrc`` for our video stream so the browser's ``ontrack`` fires.
+No rtx, red or ulpfec: packets are relayed as they come.
 
 For calls toward the browser the gateway is the *offerer* (:func:`offer_for_browser`) and
 still the ICE-lite agent and the DTLS server.  The offer must say ``a=setup:actpass``
@@ -37,12 +46,28 @@ from wcsgw.sdp.codecs import (
     same_codec,
 )
 from wcsgw.sdp.errors import SdpNegotiationError
-from wcsgw.sdp.model import Attribute, Connection, MediaDescription, Origin, SessionDescription
+from wcsgw.sdp.model import (
+    Attribute,
+    Bandwidth,
+    Connection,
+    MediaDescription,
+    Origin,
+    SessionDescription,
+)
+from wcsgw.sdp.negotiate import (
+    VIDEO_KBPS,
+    VIDEO_RTCP_FB,
+    answer_direction as _negotiated_direction,
+    rtcp_feedback,
+    same_video_codec,
+)
 
 __all__ = [
     "BrowserAnswer",
     "BrowserTransport",
+    "BrowserVideo",
     "LegAddress",
+    "VideoSpec",
     "answer_direction",
     "answer_for_browser",
     "browser_transport",
@@ -50,6 +75,8 @@ __all__ = [
     "offer_for_browser",
     "offer_payload_types",
     "parse_browser_answer",
+    "parse_browser_video",
+    "video_section",
 ]
 
 #: RFC 8445 §5.1.2.1 type preference 126 for host, local preference 65535, component 1.
@@ -81,6 +108,80 @@ class BrowserTransport:
     ice_pwd: str
     fingerprint: tuple[str, str]
     mid: Optional[str]
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class VideoSpec:
+    """The video m-section the gateway writes toward the browser.
+
+    In an answer, ``codecs`` is the one format the call relays, with the browser's payload
+    type (the browser sends what the answer lists first); in an offer, the formats to offer
+    (payload types chosen here when None).  ``ssrc``: our video stream's SSRC; ``kbps``:
+    b=AS (the SIP side's limit); ``direction``: what we want (sendrecv; sendonly/recvonly
+    on hold), answered per RFC 3264 against the offer's.
+    """
+
+    codecs: Sequence[Codec]
+    ssrc: int
+    kbps: int = VIDEO_KBPS
+    direction: str = "sendrecv"
+
+
+def video_section(sd: SessionDescription) -> Optional[MediaDescription]:
+    """The first usable video m-section of ``sd`` (RTP, not rejected), else None."""
+    return next((m for m in sd.media if m.kind == "video" and not m.rejected and m.is_rtp), None)
+
+
+def _video_attributes(
+    leg: LegAddress,
+    mid: Optional[str],
+    setup: str,
+    direction: str,
+    codecs: Sequence[Codec],
+    feedback: dict[int, set[str]] | None,
+    ssrc: int,
+    cname: str,
+    stream_id: str,
+    rtcp_rsize: bool,
+) -> list[Attribute]:
+    """The attributes of our video m-section (``feedback``: per payload type, the rtcp-fb the
+    offer had, for an answer; None in an offer: all of :data:`VIDEO_RTCP_FB`)."""
+    attrs_: list[Attribute] = []
+    add = lambda name, value=None: attrs_.append(Attribute(name, value))  # noqa: E731
+    we_send = direction in ("sendrecv", "sendonly")
+    track_id = str(uuid.uuid4())
+    if mid is not None:
+        add("mid", mid)
+    add("ice-ufrag", leg.ice_ufrag)
+    add("ice-pwd", leg.ice_pwd)
+    add("fingerprint", f"{leg.fingerprint[0]} {leg.fingerprint[1]}")
+    add("setup", setup)
+    add(direction)
+    if we_send:
+        add("msid", f"{stream_id} {track_id}")
+    add("rtcp-mux")
+    if rtcp_rsize:
+        add("rtcp-rsize")
+    for codec in codecs:
+        add("rtpmap", f"{codec.payload_type} {codec.rtpmap}")
+        wanted = VIDEO_RTCP_FB if feedback is None else [
+            fb for fb in VIDEO_RTCP_FB if fb in feedback.get(codec.payload_type or -1, set())]
+        for fb in wanted:
+            add("rtcp-fb", f"{codec.payload_type} {fb}")
+        if codec.fmtp:
+            add("fmtp", f"{codec.payload_type} {codec.fmtp}")
+    if we_send:
+        add("ssrc", f"{ssrc} cname:{cname}")
+        add("ssrc", f"{ssrc} msid:{stream_id} {track_id}")
+    add("candidate", host_candidate(leg.host, leg.port))
+    add("end-of-candidates")
+    return attrs_
+
+
+def _bandwidths(kbps: int) -> list[Bandwidth]:
+    """b=AS (kbit/s) and b=TIAS (bit/s without IP/UDP/RTP overhead, RFC 3890): Chrome takes
+    TIAS when both are given; AS is what older peers read."""
+    return [Bandwidth("AS", kbps), Bandwidth("TIAS", kbps * 950)]
 
 
 def answer_direction(offered: str) -> str:
@@ -145,8 +246,10 @@ def answer_for_browser(
     session_id: Optional[int] = None,
     stream_id: Optional[str] = None,
     track_id: Optional[str] = None,
+    video: Optional[VideoSpec] = None,
 ) -> SessionDescription:
-    """Answer ``offer`` for ``leg``, accepting its first audio stream with ``audio_codecs``.
+    """Answer ``offer`` for ``leg``, accepting its first audio stream with ``audio_codecs``
+    (and its first video stream with ``video``, when given; else video is rejected).
 
     ``audio_codecs`` is what we take, in our order of preference (the browser sends the first
     one it has); each is matched to the offer by name/rate/channels and keeps the *offer's*
@@ -200,16 +303,40 @@ def answer_for_browser(
         attributes=attrs_,
     )
 
+    offered_video = video_section(offer) if video is not None else None
+    video_accepted: Optional[MediaDescription] = None
+    if offered_video is not None and video is not None:
+        video_dir = _negotiated_direction(offer.direction_for(offered_video), video.direction)
+        feedback = {c.payload_type: rtcp_feedback(offered_video, c.payload_type)
+                    for c in video.codecs if c.payload_type is not None}
+        video_accepted = MediaDescription(
+            kind="video",
+            port=leg.port,
+            proto=offered_video.proto,
+            formats=[str(c.payload_type) for c in video.codecs],
+            connection=Connection(address=leg.host),
+            bandwidths=_bandwidths(video.kbps),
+            attributes=_video_attributes(
+                leg, offered_video.mid, "passive", video_dir, video.codecs, feedback,
+                video.ssrc, cname, stream_id, offered_video.has("rtcp-rsize")),
+        )
+        we_send = we_send or video_dir in ("sendrecv", "sendonly")
+
     media: list[MediaDescription] = []
     for section in offer.media:
         if section is audio:
             media.append(accepted)
+        elif section is offered_video and video_accepted is not None:
+            media.append(video_accepted)
         else:
             media.append(_rejected(section))
 
     session_attrs = [Attribute("ice-lite")]
     if transport.mid is not None:
-        session_attrs.append(Attribute("group", f"BUNDLE {transport.mid}"))
+        mids = [transport.mid]
+        if video_accepted is not None and offered_video is not None and offered_video.mid:
+            mids.append(offered_video.mid)
+        session_attrs.append(Attribute("group", "BUNDLE " + " ".join(mids)))
     if we_send:
         session_attrs.append(Attribute("msid-semantic", f" WMS {stream_id}"))
 
@@ -252,8 +379,13 @@ BROWSER_PAYLOAD_TYPES: tuple[tuple[Codec, int], ...] = (
     (Codec("telephone-event", 8000), 126),
 )
 
-#: The mid of the one audio m-section of our offers.
+#: The mids of our offers' audio and video m-sections.
 AUDIO_MID = "0"
+VIDEO_MID = "1"
+
+#: Chromium's own numbers for the video formats (VP8 96, H.264 102/104/108/114...): used when
+#: free, like :data:`BROWSER_PAYLOAD_TYPES` for audio.
+BROWSER_VIDEO_PAYLOAD_TYPES = (96, 102, 104, 108, 114, 116, 39, 98, 100)
 
 
 def offer_payload_types(codecs: Sequence[Codec]) -> list[Codec]:
@@ -292,7 +424,7 @@ def offer_for_browser(
     cname: str,
     *,
     session_id: Optional[int] = None,
-    video: bool = False,
+    video: "VideoSpec | bool | None" = None,
     stream_id: Optional[str] = None,
     track_id: Optional[str] = None,
 ) -> SessionDescription:
@@ -306,13 +438,14 @@ def offer_for_browser(
     from a lite agent).  ``audio_codecs`` go on the m-line in the given order, numbered by
     :func:`offer_payload_types`; the browser answers with the first of them it supports.
 
-    ``video`` is part of the signature for calls that will carry video (issue 7); the leg and
-    the media bridge carry audio only, so ``video=True`` raises NotImplementedError rather
-    than offer a stream nobody would relay.  SdpNegotiationError when ``audio_codecs`` has
-    no codec that carries audio (only telephone-event/CN, or nothing).
+    ``video`` (a :class:`VideoSpec`) adds a video m-section (mid "1") to the BUNDLE group;
+    its formats get Chromium's numbers where free (never one audio uses: the call tells the
+    streams apart by payload type).  ``video=True`` without a spec raises
+    NotImplementedError (there is nothing to offer).  SdpNegotiationError when
+    ``audio_codecs`` has no codec that carries audio (only telephone-event/CN, or nothing).
     """
-    if video:
-        raise NotImplementedError("video toward the browser is not supported yet (audio only)")
+    if video is True:
+        raise NotImplementedError("video toward the browser needs a VideoSpec (codecs, ssrc)")
     codecs = offer_payload_types(audio_codecs)
     if primary_codec(codecs) is None:
         raise SdpNegotiationError(
@@ -351,6 +484,20 @@ def offer_for_browser(
         connection=Connection(address=leg.host),
         attributes=attrs_,
     )
+    media = [audio]
+    if isinstance(video, VideoSpec) and video.codecs:
+        video_codecs = video_payload_types(video.codecs, {c.payload_type for c in codecs})
+        media.append(MediaDescription(
+            kind="video",
+            port=leg.port,
+            proto="UDP/TLS/RTP/SAVPF",
+            formats=[str(c.payload_type) for c in video_codecs],
+            connection=Connection(address=leg.host),
+            bandwidths=_bandwidths(video.kbps),
+            attributes=_video_attributes(
+                leg, VIDEO_MID, "actpass", video.direction, video_codecs, None, video.ssrc,
+                cname, stream_id, True),
+        ))
     return SessionDescription(
         origin=Origin(
             session_id=session_id if session_id is not None else secrets.randbits(62),
@@ -362,11 +509,29 @@ def offer_for_browser(
         timing=(0, 0),
         attributes=[
             Attribute("ice-lite"),
-            Attribute("group", f"BUNDLE {AUDIO_MID}"),
+            Attribute("group", "BUNDLE " + " ".join(m.mid or "" for m in media)),
             Attribute("msid-semantic", f" WMS {stream_id}"),
         ],
-        media=[audio],
+        media=media,
     )
+
+
+def video_payload_types(codecs: Sequence[Codec], taken: set[Optional[int]]) -> list[Codec]:
+    """Payload types for the video formats of an offer to a browser: Chromium's own numbers
+    (:data:`BROWSER_VIDEO_PAYLOAD_TYPES`) in order, then any free dynamic one; never one in
+    ``taken`` (the audio section's)."""
+    used = {pt for pt in taken if pt is not None}
+    preferred = (pt for pt in BROWSER_VIDEO_PAYLOAD_TYPES)
+    out: list[Codec] = []
+    for codec in codecs:
+        pt = next((p for p in preferred if p not in used), None)
+        if pt is None:
+            pt = next((p for p in range(96, 128) if p not in used), None)
+        if pt is None:
+            raise SdpNegotiationError("no free payload type left for video")
+        used.add(pt)
+        out.append(codec.with_payload_type(pt))
+    return out
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -497,3 +662,45 @@ def parse_browser_answer(offer: SessionDescription, answer: SessionDescription) 
         direction=answer.direction_for(theirs),
         ssrc=_first_ssrc(theirs),
     )
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class BrowserVideo:
+    """What the browser's answer says about the video m-section of our offer.
+
+    ``codec`` is the first format it kept (what it will send), with our offer's payload
+    type and the answer's fmtp; ``feedback`` the rtcp-fb it answered for that format;
+    ``ssrc`` its video SSRC from ``a=ssrc`` when given; ``kbps`` its b=AS/TIAS.
+    """
+
+    codec: Codec
+    direction: str
+    feedback: frozenset[str]
+    ssrc: Optional[int] = None
+    kbps: Optional[int] = None
+
+
+def parse_browser_video(offer: SessionDescription, answer: SessionDescription) -> Optional[BrowserVideo]:
+    """The browser's answer to our video m-section, None when we offered none or the browser
+    rejected it (port 0) or kept no format we offered (then the call is audio-only)."""
+    from wcsgw.sdp.negotiate import bandwidth_kbps
+
+    index = next((i for i, m in enumerate(offer.media) if m.kind == "video" and not m.rejected),
+                 None)
+    if index is None or index >= len(answer.media):
+        return None
+    ours, theirs = offer.media[index], answer.media[index]
+    if theirs.kind != "video" or theirs.rejected:
+        return None
+    offered = {c.payload_type: c for c in ours.codecs()}
+    for codec in theirs.codecs():
+        mine = offered.get(codec.payload_type)
+        if mine is not None and same_video_codec(mine, codec):
+            return BrowserVideo(
+                codec=attr.evolve(mine, fmtp=codec.fmtp),
+                direction=answer.direction_for(theirs),
+                feedback=frozenset(rtcp_feedback(theirs, codec.payload_type)),
+                ssrc=_first_ssrc(theirs),
+                kbps=bandwidth_kbps(theirs),
+            )
+    return None
