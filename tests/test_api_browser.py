@@ -673,3 +673,240 @@ class SdkTests(BrowserTestCase):
             const s = wcsgw.createSession({urlServer: "ws://127.0.0.1:9/ws"});
             try { s.createCall({callee: "echo"}); return "created"; } catch (e) { return e.message; } }""")
         self.assertIn("ESTABLISHED or REGISTERED", message)
+
+
+#: In-page far end with a camera of its own: a canvas drawing moving bars (captureStream).
+#: ``[sdp, video]``: answers ``sdp`` (an offer) — its video m-section with the canvas when
+#: ``video`` is true, rejected (port 0) when false — or, with ``sdp`` null, makes an offer with
+#: audio and video.  Resolves with the complete SDP.
+VIDEO_FAR_END_JS = """
+async ([sdp, video]) => {
+  const pc = new RTCPeerConnection();
+  window.__far = pc;
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const osc = ctx.createOscillator();
+  osc.frequency.value = 1000;
+  const dest = ctx.createMediaStreamDestination();
+  osc.connect(dest);
+  osc.start();
+  const canvas = document.createElement("canvas");
+  canvas.width = 320; canvas.height = 240;
+  const g = canvas.getContext("2d");
+  let x = 0;
+  window.__farTimer = setInterval(() => {
+    g.fillStyle = "#123"; g.fillRect(0, 0, 320, 240);
+    g.fillStyle = "#fc3"; for (let i = 0; i < 320; i += 40) g.fillRect((i + x) % 320, 0, 16, 240);
+    x = (x + 4) % 320;
+  }, 33);
+  const camera = canvas.captureStream(30).getVideoTracks()[0];
+  const microphone = dest.stream.getAudioTracks()[0];
+  if (sdp === null) {
+    pc.addTransceiver(microphone, {direction: "sendrecv"});
+    pc.addTransceiver(camera, {direction: "sendrecv"});
+    await pc.setLocalDescription(await pc.createOffer());
+  } else {
+    await pc.setRemoteDescription({type: "offer", sdp});
+    for (const t of pc.getTransceivers()) {
+      if (t.receiver.track.kind === "audio") {
+        await t.sender.replaceTrack(microphone);
+        t.direction = "sendrecv";
+      } else if (video) {
+        await t.sender.replaceTrack(camera);
+        t.direction = "sendrecv";
+      } else {
+        t.stop();
+      }
+    }
+    await pc.setLocalDescription(await pc.createAnswer());
+  }
+  if (pc.iceGatheringState !== "complete") {
+    await new Promise((resolve) => pc.addEventListener("icegatheringstatechange",
+      () => pc.iceGatheringState === "complete" && resolve()));
+  }
+  return pc.localDescription.sdp;
+}
+"""
+
+
+def video_section(sdp: str) -> str:
+    """The m=video section of ``sdp`` (up to the next m= line)."""
+    start = sdp.index("m=video ")
+    end = sdp.find("\nm=", start)
+    return sdp[start:] if end < 0 else sdp[start:end]
+
+
+#: Frames the <video> at the selector decoded (getVideoPlaybackQuality; 0 without frames).
+FRAMES_SHOWN = "(sel) => document.querySelector(sel).getVideoPlaybackQuality().totalVideoFrames"
+
+
+class SdkVideoTests(BrowserTestCase):
+    """The SDK's video calls: camera into localVideoDisplay, the far end's video into
+    remoteVideoDisplay, ``hasVideo`` in the `call` request and on the Call, incoming video
+    offers answered with or without the camera."""
+
+    async def placed_video_call(self, far_end_video: bool) -> dict:
+        await self.js(SDK_SETUP_JS)
+        await self.js("""() => {
+            for (const id of ["local", "remote"]) {
+              const v = document.createElement("video");
+              v.id = id; v.autoplay = true; v.playsInline = true;
+              document.body.appendChild(v);
+            }}""")
+        await self.js("""() => {
+            const call = window.session.createCall({callee: "1002",
+              localVideoDisplay: document.getElementById("local"),
+              remoteVideoDisplay: document.getElementById("remote"),
+              constraints: {audio: true, video: true}});
+            window.call = call;
+            window.hasVideoBefore = call.hasVideo();
+            call.call();
+        }""")
+        (_, sid, call) = await self.gateway.events.wait_for(lambda e: e[0] == "call")
+        answer = await self.js(VIDEO_FAR_END_JS, [call["sdp"], far_end_video])
+        self.gateway.listeners[sid].call_status(
+            self.gateway.call_dict(call["call_id"], "ESTABLISHED", sipStatus=200, sdp=answer))
+        await self.until("window.call.status() === 'ESTABLISHED'")
+        return call
+
+    @inline
+    async def test_video_call_shows_both_pictures(self) -> None:
+        call = await self.placed_video_call(far_end_video=True)
+        self.assertTrue(call["has_video"])
+        section = video_section(call["sdp"])
+        self.assertIn("a=sendrecv", section)
+        self.assertIn("a=ssrc:", section)  # the camera is sent
+        self.assertTrue(await self.js("window.hasVideoBefore"))
+        self.assertTrue(await self.js("window.call.hasVideo()"))
+        # Our camera in the local display, muted; the far end's bars in the remote one.
+        await self.until("document.getElementById('local').videoWidth > 0")
+        self.assertTrue(await self.js("document.getElementById('local').muted"))
+        await self.until(f"({FRAMES_SHOWN})('#remote') > 10")
+        self.assertEqual(await self.js("document.getElementById('remote').videoWidth"), 320)
+        await self.js("window.call.hangup()")
+        await self.until("window.call.status() === 'FINISH'")
+        self.assertIsNone(await self.js("document.getElementById('remote').srcObject"))
+        self.assertTrue(await self.js("window.call.hasVideo()"))  # what the call had
+
+    @inline
+    async def test_video_rejected_by_the_far_end_goes_on_audio_only(self) -> None:
+        await self.placed_video_call(far_end_video=False)
+        self.assertFalse(await self.js("window.call.hasVideo()"))
+        # Audio still plays through the remote display element.
+        await self.until("""async () => {
+            const stats = await window.call.getStats();
+            let bytes = 0;
+            stats.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "audio") bytes = s.bytesReceived; });
+            return bytes > 1000; }""")
+
+    @inline
+    async def test_receive_video_without_a_camera(self) -> None:
+        await self.js(SDK_SETUP_JS)
+        await self.js("""() => { window.call = window.session.createCall({callee: "1002",
+            constraints: {audio: true, video: false}, receiveVideo: true}); window.call.call(); }""")
+        (_, _sid, call) = await self.gateway.events.wait_for(lambda e: e[0] == "call")
+        self.assertTrue(call["has_video"])
+        self.assertIn("a=recvonly", video_section(call["sdp"]))
+        self.assertEqual(await self.js("window.call.getLocalStream().getVideoTracks().length"), 0)
+
+    @inline
+    async def test_voice_call_offers_no_video(self) -> None:
+        await self.js(SDK_SETUP_JS)
+        await self.js("""() => { window.call = window.session.createCall({callee: "1002"});
+            window.call.call(); }""")
+        (_, _sid, call) = await self.gateway.events.wait_for(lambda e: e[0] == "call")
+        self.assertFalse(call["has_video"])
+        self.assertNotIn("m=video", call["sdp"])
+        self.assertFalse(await self.js("window.call.hasVideo()"))
+
+
+class PhoneUiVideoTests(BrowserTestCase):
+    """The Phone UI's ``Video call`` and the answer choices for an incoming video call."""
+
+    async def logged_in(self) -> str:
+        await aio(self.button("Log in").click())
+        (_, session_id, _a, _r) = await self.gateway.events.wait_for(lambda e: e[0] == "connect")
+        await aio(self.expect(self.button("Video call")).to_be_enabled())
+        return session_id
+
+    @inline
+    async def test_video_call_shows_the_video_area(self) -> None:
+        await self.logged_in()
+        self.assertTrue(await self.js("document.getElementById('video-area').hidden"))
+        await aio(self.field("Callee").fill("1002"))
+        await aio(self.button("Video call").click())
+        (_, session_id, call) = await self.gateway.events.wait_for(lambda e: e[0] == "call")
+        self.assertEqual((call["callee"], call["has_audio"], call["has_video"]), ("1002", True, True))
+        await aio(self.expect(self.page.get_by_label("Remote video")).to_be_visible())
+        await aio(self.expect(self.page.get_by_label("Local video")).to_be_visible())
+        await self.until("document.getElementById('local-video').videoWidth > 0")
+        await aio(self.expect(self.button("Video call")).to_be_disabled())
+
+        answer = await self.js(VIDEO_FAR_END_JS, [call["sdp"], True])
+        listener = self.gateway.listeners[session_id]
+        listener.call_status(self.gateway.call_dict(call["call_id"], "ESTABLISHED", sipStatus=200, sdp=answer))
+        await self.until("document.getElementById('video-area').dataset.state === 'playing'")
+        await self.until(f"({FRAMES_SHOWN})('#remote-video') > 10")
+        await self.until("document.getElementById('level').value > 0.3")  # its audio plays too
+        self.assertIsNone(await self.js("document.getElementById('remote-audio').srcObject"))
+
+        await aio(self.button("Hangup").click())
+        await self.gateway.events.wait_for(lambda e: e[0] == "hangup")
+        await aio(self.expect(self.page.locator("#call-status")).to_contain_text("FINISH"))
+        self.assertTrue(await self.js("document.getElementById('video-area').hidden"))
+        self.assertIsNone(await self.js("document.getElementById('local-video').srcObject"))
+
+    @inline
+    async def test_far_end_without_video_says_audio_only(self) -> None:
+        await self.logged_in()
+        await aio(self.field("Callee").fill("1002"))
+        await aio(self.button("Video call").click())
+        (_, session_id, call) = await self.gateway.events.wait_for(lambda e: e[0] == "call")
+        answer = await self.js(VIDEO_FAR_END_JS, [call["sdp"], False])
+        self.gateway.listeners[session_id].call_status(
+            self.gateway.call_dict(call["call_id"], "ESTABLISHED", sipStatus=200, sdp=answer))
+        await self.until("document.getElementById('video-area').dataset.state === 'audio-only'")
+        await aio(self.expect(self.page.locator("#video-note")).to_contain_text("Audio only"))
+
+    async def ring_with_video(self) -> str:
+        session_id = await self.logged_in()
+        offer = await self.js(VIDEO_FAR_END_JS, [None, True])
+        self.gateway.calls["in-v"] = {"session": session_id, "callee": "", "caller": "1002",
+                                      "incoming": True}
+        self.gateway.listeners[session_id].notify("incomingCall", {
+            "callId": "in-v", "caller": "1002", "callee": "", "visibleName": "1002",
+            "hasAudio": True, "hasVideo": True, "sdp": offer})
+        await aio(self.expect(self.page.get_by_text("Incoming video call from 1002")).to_be_visible())
+        return session_id
+
+    @inline
+    async def test_incoming_video_call_answered_with_video(self) -> None:
+        await self.ring_with_video()
+        await aio(self.expect(self.button("Answer with video")).to_be_enabled())
+        await aio(self.expect(self.button("Answer")).to_be_enabled())
+        await aio(self.button("Answer with video").click())
+        (_, _sid, _call_id, answer) = await self.gateway.events.wait_for(lambda e: e[0] == "answer")
+        section = video_section(answer)
+        self.assertIn("a=sendrecv", section)
+        self.assertIn("a=ssrc:", section)
+        await self.js("(sdp) => window.__far.setRemoteDescription({type: 'answer', sdp})", answer)
+        await self.until(f"({FRAMES_SHOWN})('#remote-video') > 10")
+        await self.until("document.getElementById('video-area').dataset.state === 'playing'")
+        await aio(self.expect(self.button("Answer with video")).to_be_hidden())
+
+    @inline
+    async def test_incoming_video_call_answered_audio_only(self) -> None:
+        await self.ring_with_video()
+        await aio(self.button("Answer").click())
+        (_, _sid, _call_id, answer) = await self.gateway.events.wait_for(lambda e: e[0] == "answer")
+        self.assertIn("a=inactive", video_section(answer))  # the offered video is declined
+        self.assertTrue(await self.js("document.getElementById('video-area').hidden"))
+
+    @inline
+    async def test_incoming_voice_call_has_no_video_answer(self) -> None:
+        session_id = await self.logged_in()
+        offer = await self.js(OFFERER_JS)
+        self.gateway.offer_call(session_id, "in-1", "1002", offer)
+        await aio(self.expect(self.page.get_by_text("Incoming call from 1002")).to_be_visible())
+        await aio(self.expect(self.button("Answer")).to_be_enabled())
+        await aio(self.expect(self.button("Answer with video")).to_be_hidden())

@@ -5,13 +5,16 @@
 // them the same way); controls are enabled only in the states they work in.  In a call the
 // dial pad sends DTMF (RFC 2833 through the gateway), Hold/Unhold re-INVITE the SIP side, and
 // "Transfer to" + Transfer make a blind transfer whose progress is shown under the form.
+// "Video call" adds the camera: the far end's video fills the video area above, our own camera
+// is the small picture in its corner; an incoming call with video can be answered with the
+// camera ("Answer with video") or audio only ("Answer").
 
 import * as wcsgw from "./sdk/wcsgw.js";
 
 const { SESSION_STATUS, CALL_STATUS, CALL_EVENT, TRANSFER_STATUS } = wcsgw;
 
-/** Video calls: the button exists (contract.md) but stays disabled until the gateway has video. */
-const VIDEO_ENABLED = false;
+/** The camera asked for in video calls (the browser picks the nearest it has). */
+const CAMERA = { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } };
 /** How many of the last DTMF digits sent/received the call panel shows. */
 const DTMF_SHOWN = 32;
 /** Fields kept between visits (never the password). */
@@ -57,6 +60,13 @@ const ui = {
   transfer: $("transfer"),
   transferStatus: $("transfer-status"),
   remoteAudio: $("remote-audio"),
+  answerVideo: $("answer-video"),
+  videoArea: $("video-area"),
+  remoteVideo: $("remote-video"),
+  localVideo: $("local-video"),
+  videoNote: $("video-note"),
+  videoPeer: $("video-peer"),
+  videoTimer: $("video-timer"),
 };
 
 /** Wire param names -> the label people see, for "check this field" errors. */
@@ -212,9 +222,11 @@ function refreshControls() {
   ui.logoutButton.disabled = !connected;
 
   ui.voiceCall.disabled = !sessionReady() || active;
-  ui.videoCall.disabled = !VIDEO_ENABLED || !sessionReady() || active;
+  ui.videoCall.disabled = !sessionReady() || active;
   ui.hangup.disabled = !active || incomingWaiting;
   ui.answer.disabled = !incomingWaiting;
+  ui.answerVideo.hidden = !(incomingWaiting && call.hasVideo());
+  ui.answerVideo.disabled = ui.answerVideo.hidden;
   ui.decline.disabled = !incomingWaiting;
   ui.mute.disabled = !active || incomingWaiting;
   ui.hold.disabled = status !== CALL_STATUS.ESTABLISHED;
@@ -245,6 +257,7 @@ const timer = {
     const m = String(Math.floor((seconds % 3600) / 60)).padStart(2, "0");
     const s = String(seconds % 60).padStart(2, "0");
     ui.timer.textContent = h ? `${h}:${m}:${s}` : `${m}:${s}`;
+    ui.videoTimer.textContent = ui.timer.textContent;
   },
   stop() {
     clearInterval(this.handle);
@@ -253,6 +266,7 @@ const timer = {
   reset() {
     this.stop();
     ui.timer.textContent = "00:00";
+    ui.videoTimer.textContent = "";
   },
 };
 
@@ -413,12 +427,13 @@ function forcedCodecs() {
   return value ? value.split(",").map((name) => name.trim()).filter(Boolean) : undefined;
 }
 
-function placeCall(event) {
+function placeCall(event, video = false) {
   event.preventDefault();
   showError("");
+  const what = video ? "Video call" : "Voice call";
   const callee = ui.callee.value.trim();
   if (!callee) {
-    showError("Voice call: enter a Callee (try echo or tone on the test lines).", ui.callee);
+    showError(`${what}: enter a Callee (try echo or tone on the test lines).`, ui.callee);
     return;
   }
   if (!sessionReady() || call) return; // one call at a time
@@ -427,17 +442,53 @@ function placeCall(event) {
   try {
     c = session.createCall({
       callee,
-      remoteVideoDisplay: ui.remoteAudio,
-      constraints: { audio: true, video: false },
+      remoteVideoDisplay: video ? ui.remoteVideo : ui.remoteAudio,
+      localVideoDisplay: ui.localVideo,
+      constraints: { audio: true, video: video ? CAMERA : false },
       codecs: forcedCodecs(),
     });
   } catch (err) {
-    showError(`Voice call: ${err.message}`);
+    showError(`${what}: ${err.message}`);
     return;
   }
   watchCall(c);
+  showVideo(video);
   c.call();
   refreshControls();
+}
+
+// -- the video area ------------------------------------------------------------------------------
+
+/** Show (or hide) the video area; it starts with "Waiting for video…" until a frame arrives. */
+function showVideo(on) {
+  ui.videoArea.hidden = !on;
+  ui.videoArea.dataset.state = on ? "waiting" : "idle";
+  ui.videoNote.textContent = on ? "Waiting for video…" : "";
+  ui.videoPeer.textContent = on ? ui.callPeer.textContent : "";
+  if (!on) {
+    ui.remoteVideo.srcObject = null;
+    ui.localVideo.srcObject = null;
+  }
+}
+
+/** Keep the note over the remote picture in step with the call (hold, audio only). */
+function updateVideo(c) {
+  if (ui.videoArea.hidden) return;
+  const status = c.status();
+  const established = status === CALL_STATUS.ESTABLISHED || status === CALL_STATUS.HOLD;
+  if (established && !c.hasVideo()) {
+    ui.videoArea.dataset.state = "audio-only";
+    ui.videoNote.textContent = "Audio only — the far end sends no video";
+  } else if (status === CALL_STATUS.HOLD) {
+    ui.videoArea.dataset.state = "hold";
+    ui.videoNote.textContent = "On hold";
+  } else if (ui.remoteVideo.videoWidth > 0) {
+    ui.videoArea.dataset.state = "playing";
+    ui.videoNote.textContent = "";
+  } else {
+    ui.videoArea.dataset.state = "waiting";
+    ui.videoNote.textContent = established ? "Waiting for video…" : "Calling…";
+  }
 }
 
 function onCallStatus(c, event = {}) {
@@ -449,6 +500,7 @@ function onCallStatus(c, event = {}) {
   setStatus(ui.callStatus, status, detail);
   if (status === CALL_STATUS.ESTABLISHED) timer.start();
   if (c.getRemoteStream()) meter.start(c.getRemoteStream());
+  updateVideo(c);
   if (status === CALL_STATUS.FAILED || status === CALL_STATUS.BUSY) {
     if (event.error) {
       const { text, element } = explain(event.error, "Call");
@@ -507,6 +559,7 @@ function endCallUi() {
   ringer.stop();
   timer.stop();
   meter.stop();
+  showVideo(false);
   call = null;
   ui.transferTarget.value = "";
 }
@@ -519,9 +572,10 @@ function onIncomingCall(c) {
   watchCall(c);
   const name = c.visibleName();
   const number = c.caller() || "unknown";
+  const kind = c.hasVideo() ? "Incoming video call" : "Incoming call";
   ui.incomingText.textContent = name && name !== number
-    ? `Incoming call from ${name} (${number})`
-    : `Incoming call from ${number}`;
+    ? `${kind} from ${name} (${number})`
+    : `${kind} from ${number}`;
   ringer.start();
   setStatus(ui.callStatus, c.status(), "incoming call");
   refreshControls();
@@ -618,14 +672,27 @@ function pressKey(key) {
 
 ui.accountForm.addEventListener("submit", logIn);
 ui.logoutButton.addEventListener("click", logOut);
-ui.dialForm.addEventListener("submit", placeCall);
+ui.dialForm.addEventListener("submit", (event) => placeCall(event, false));
+ui.videoCall.addEventListener("click", (event) => placeCall(event, true));
 ui.hangup.addEventListener("click", () => call?.hangup());
 ui.decline.addEventListener("click", () => call?.hangup());
-ui.answer.addEventListener("click", () => {
+/** Answer the ringing call: audio only, or with the camera (offers with video only). */
+function answerCall(video) {
   if (!call) return;
   showError("");
-  call.answer({ remoteVideoDisplay: ui.remoteAudio, constraints: { audio: true, video: false } });
-});
+  showVideo(video);
+  call.answer({
+    remoteVideoDisplay: video ? ui.remoteVideo : ui.remoteAudio,
+    localVideoDisplay: ui.localVideo,
+    constraints: { audio: true, video: video ? CAMERA : false },
+  });
+}
+
+ui.answer.addEventListener("click", () => answerCall(false));
+ui.answerVideo.addEventListener("click", () => answerCall(true));
+// The first decoded frame replaces "Waiting for video…" (and a size change keeps it right).
+ui.remoteVideo.addEventListener("resize", () => call && updateVideo(call));
+ui.remoteVideo.addEventListener("loadeddata", () => call && updateVideo(call));
 ui.mute.addEventListener("click", () => {
   if (!call) return;
   if (call.isAudioMuted()) call.unmuteAudio();

@@ -165,7 +165,13 @@ export class RpcError extends Error {
  * @property {HTMLElement} [localVideoDisplay]  container (or video element) for the local video
  * @property {HTMLElement} [remoteVideoDisplay] container, or an audio/video element, for remote media;
  *                                             without it the SDK plays remote audio through its own <audio>
- * @property {MediaStreamConstraints} [constraints]  default `{audio: true, video: false}`
+ * @property {MediaStreamConstraints} [constraints]  default `{audio: true, video: false}`;
+ *                                             `video: true` (or video constraints) makes a video
+ *                                             call: camera sent, far end's video received.  For
+ *                                             answer(), video is sent only when the offer has it
+ * @property {boolean} [receiveVideo]          receive the far end's video without sending a
+ *                                             camera (default: as `constraints.video`); false
+ *                                             declines an offered video stream (audio only)
  * @property {Object<string,string>} [sipHeaders]    extra headers for the INVITE (`X-...`)
  * @property {string[]} [codecs]               force codecs, in order of preference, by name
  *                                             (`["opus"]`, `["PCMU", "telephone-event"]`) via
@@ -580,6 +586,8 @@ export class Call extends Emitter {
   #sent = false; // the call/answer request went to the gateway
   #ending = false; // hangup() was called
   #remoteApplied = false;
+  /** @type {boolean|null} video negotiated (null: offer/answer not complete yet) */
+  #videoNegotiated = null;
   #hangupTimer = null;
   #statusQueue = Promise.resolve();
 
@@ -679,7 +687,7 @@ export class Call extends Emitter {
       callId: this.#id,
       callee: this.#callee,
       hasAudio: this.#localStream.getAudioTracks().length > 0,
-      hasVideo: this.#localStream.getVideoTracks().length > 0,
+      hasVideo: this.#videoTransceivers().length > 0,
       sdp,
       sipHeaders: this.#options.sipHeaders ?? {},
     };
@@ -698,8 +706,25 @@ export class Call extends Emitter {
   }
 
   /**
+   * Does the call carry video?  Before the SDP exchange: whether video is asked for (an
+   * outgoing call's constraints/receiveVideo, an incoming call's `hasVideo` offer).  Once
+   * the answer is applied: whether video was negotiated — false when the far end (or the
+   * gateway) rejected the video stream and the call goes on audio only.
+   * @returns {boolean}
+   */
+  hasVideo() {
+    this.#noteNegotiatedVideo();
+    if (this.#videoNegotiated !== null) return this.#videoNegotiated;
+    if (this.#pc) return this.#videoTransceivers().length > 0;
+    if (this.#incoming) return Boolean(this.#options.hasVideo);
+    return this.#wants("video") || Boolean(this.#options.receiveVideo);
+  }
+
+  /**
    * Answer an incoming call (in NEW or RING).  Options as for createCall (media displays,
-   * constraints, codecs, sipHeaders).
+   * constraints, receiveVideo, codecs, sipHeaders): `constraints: {audio: true, video: true}`
+   * answers a video call with the camera; without video in the constraints an offered video
+   * stream is declined unless `receiveVideo` is true.
    * @param {Partial<CallOptions>} [options]
    * @returns {Promise<void>}
    */
@@ -852,6 +877,7 @@ export class Call extends Emitter {
         }
         return;
       }
+      this.#noteNegotiatedVideo();
       if (this.#terminal()) return;
     }
     if (params.caller) this.#caller = params.caller;
@@ -884,6 +910,21 @@ export class Call extends Emitter {
     return Boolean(constraints[kind]);
   }
 
+  /** Once offer and answer are both applied, remember whether video was negotiated (kept
+   * after the call ends and the PeerConnection is gone). */
+  #noteNegotiatedVideo() {
+    const pc = this.#pc;
+    if (!pc?.currentRemoteDescription || !pc.currentLocalDescription) return;
+    this.#videoNegotiated = this.#videoTransceivers().some(
+      (t) => t.currentDirection && t.currentDirection !== "inactive" && t.currentDirection !== "stopped");
+  }
+
+  /** Video transceivers of the PeerConnection (none before media is prepared). */
+  #videoTransceivers() {
+    if (!this.#pc) return [];
+    return this.#pc.getTransceivers().filter((t) => (t.sender.track?.kind ?? t.receiver.track?.kind) === "video" && !t.stopped);
+  }
+
   #terminal() {
     return TERMINAL_CALL_STATUSES.includes(this.#status);
   }
@@ -913,7 +954,11 @@ export class Call extends Emitter {
    * @returns {Promise<string|null>} the local SDP, or null when hangup() came meanwhile
    */
   async #prepareMedia(offer) {
-    const constraints = this.#options.constraints ?? { audio: true, video: false };
+    let constraints = this.#options.constraints ?? { audio: true, video: false };
+    // An answer can only carry video where the offer has a video m-section: no camera else.
+    const offerHasVideo = offer ? /^m=video [1-9]/m.test(offer) : true;
+    if (constraints.video && !offerHasVideo) constraints = { ...constraints, video: false };
+    const receiveVideo = offerHasVideo && (this.#options.receiveVideo ?? Boolean(constraints.video));
     const media = globalThis.navigator?.mediaDevices;
     if (!media?.getUserMedia) throw new Error("this browser has no getUserMedia (a secure context — https or localhost — is needed)");
     const stream = await media.getUserMedia(constraints);
@@ -940,9 +985,19 @@ export class Call extends Emitter {
       if (!transceiver) transceiver = pc.addTransceiver(track, { direction: "sendrecv", streams: [stream] });
       applyCodecPreferences(transceiver, track.kind, this.#options.codecs);
     }
+    if (stream.getVideoTracks().length === 0) {
+      // No camera: receive the far end's video only when asked; else decline it (an offered
+      // video m-section answered inactive) or offer none.
+      const unused = pc.getTransceivers().filter((t) => t.receiver.track?.kind === "video" && !t.sender.track);
+      for (const t of unused) t.direction = receiveVideo ? "recvonly" : "inactive";
+      if (!offer && receiveVideo) {
+        applyCodecPreferences(pc.addTransceiver("video", { direction: "recvonly" }), "video", this.#options.codecs);
+      }
+    }
     this.#showLocalVideo(stream);
     const description = offer ? await pc.createAnswer() : await pc.createOffer();
     await pc.setLocalDescription(description);
+    this.#noteNegotiatedVideo();
     await iceGatheringComplete(pc, this.#internals.iceGatheringTimeout);
     if (this.#ending || this.#terminal()) return null;
     return pc.localDescription.sdp;
