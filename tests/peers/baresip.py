@@ -145,13 +145,21 @@ class Baresip:
         sip_trace: bool = True,
         rundir: str | None = None,
         outbound: bool = False,
+        video: bool = False,
+        video_codecs: str | Sequence[str] = "VP8",
     ) -> None:
         """``registrar_port`` None: no registration (``regint=0``), the phone still answers
         calls sent straight to ``contact``.  ``answermode`` "auto" answers at once, "manual"
         rings until ``command("accept")`` (or ``command("hangup")``: 486).  ``codecs`` as
         baresip spells them (``PCMU``, ``G722/16000/1``, ``opus/48000/2``).  ``tone``: the
         microphone WAV; by default a 440 Hz 8 kHz mono sine written into the phone's folder
-        (its rate must match the codec unless ``ausrc_srate``/``ausrc_channels`` are set)."""
+        (its rate must match the codec unless ``ausrc_srate``/``ausrc_channels`` are set).
+        ``video``: also a camera and a screen that need no device — ``fakevideo`` draws moving
+        bars as the source and is the display (baresip decodes received video only for a
+        display), and ``snapshot`` so the decoded received picture can be saved
+        (:meth:`snapshot_received`).  ``video_codecs`` (``VP8``, ``H264``) picks the codec
+        modules loaded, in that order: ``vp8`` and ``avcodec`` (H.264 packetization-mode 0
+        and 1, profile-level-id 42e01f)."""
         if answermode not in ("auto", "manual", "early"):
             raise ValueError(f"answermode must be auto, manual or early, not {answermode!r}")
         self.user = user
@@ -162,6 +170,8 @@ class Baresip:
         self.transport = transport.lower()
         self.answermode = answermode
         self.codecs = codecs if isinstance(codecs, str) else ",".join(codecs)
+        self.video = video
+        self.video_codecs = video_codecs if isinstance(video_codecs, str) else ",".join(video_codecs)
         self.ausrc_srate = ausrc_srate
         self.ausrc_channels = ausrc_channels
         self.ptime = ptime
@@ -245,6 +255,8 @@ class Baresip:
             ("statmode_default", "off"),
             ("opus_bitrate", "28000"),
         ]
+        if self.video:
+            lines.extend(self.video_config())
         if self.ausrc_srate:
             lines.append(("ausrc_srate", str(self.ausrc_srate)))
         if self.ausrc_channels:
@@ -252,6 +264,30 @@ class Baresip:
         (self.dir / "config").write_text("".join(f"{k}\t\t{v}\n" for k, v in lines))
         (self.dir / "accounts").write_text(self.account_line() + "\n")
         (self.dir / "contacts").write_text("")
+
+    def video_config(self) -> list[tuple[str, str]]:
+        """Config lines for a video phone without camera or screen.  fakevideo is both the
+        source (moving bars) and the display: baresip only decodes received video when a
+        display is set, and the snapshot filter sits on that decode path.  H.264 comes from
+        avcodec (libx264 encoder, FFmpeg's h264 decoder)."""
+        modules = {"VP8": "vp8.so", "H264": "avcodec.so"}
+        wanted = [name.strip().upper() for name in self.video_codecs.split(",") if name.strip()]
+        unknown = [name for name in wanted if name not in modules]
+        if unknown or not wanted:
+            raise ValueError(f"video_codecs: {self.video_codecs!r}; known: VP8, H264")
+        return [
+            *(("module", modules[name]) for name in wanted),
+            ("module", "fakevideo.so"),
+            ("module", "snapshot.so"),
+            ("video_source", "fakevideo,nil"),
+            ("video_display", "fakevideo,nil"),
+            ("video_size", "352x288"),
+            ("video_bitrate", "500000"),
+            ("video_fps", "15.00"),
+            ("video_fullscreen", "no"),
+            ("avcodec_h264enc", "libx264"),
+            ("avcodec_h264dec", "h264"),
+        ]
 
     def account_line(self) -> str:
         if self.registrar is not None:
@@ -262,6 +298,9 @@ class Baresip:
             regint = 0
         params = [f"answermode={self.answermode}", f"audio_codecs={self.codecs}",
                   f"regint={regint}", f"ptime={self.ptime}"]
+        # No video_codecs= account parameter: baresip 1.0 looks each name up once, so
+        # "H264" would keep only the first variant (packetization-mode=0).  The modules
+        # loaded (video_config) decide which video codecs the phone has.
         if self.password:
             params.insert(0, f"auth_pass={self.password}")
         if self.registrar is not None and self.outbound:
@@ -471,6 +510,32 @@ class Baresip:
         self._ctrl = None
 
     # -- inspection -----------------------------------------------------------------------
+
+    async def _snapshot_received(self, path: Path | None, timeout: float) -> Path:
+        path = Path(path) if path is not None else self.dir / f"recv-{self._token + 1}.png"
+        # snapshot_recv arms a flag; the next decoded frame is written as PNG (nothing is
+        # written while no frame is decoded, which is what tests want to find out).
+        await self.command("snapshot_recv", str(path))
+        reactor = _reactor()
+        deadline = reactor.seconds() + timeout
+        while True:
+            if path.exists() and path.stat().st_size > 0:
+                await task.deferLater(reactor, POLL * 2, lambda: None)  # let libpng finish
+                return path
+            if reactor.seconds() > deadline:
+                raise BaresipError(f"no received video frame saved to {path} within "
+                                   f"{timeout:g} s; log tail:\n{self.log_tail()}")
+            await task.deferLater(reactor, POLL, lambda: None)
+
+    def snapshot_received(self, path: Path | str | None = None,
+                          timeout: float = 10.0) -> "defer.Deferred[Path]":
+        """Save the next DECODED received video frame as a PNG (the snapshot module's
+        ``snapshot_recv <path>``); fires with the path once the file is written, fails when
+        no frame is decoded within ``timeout``.  Needs ``video=True``."""
+        if not self.video:
+            return defer.fail(BaresipError("snapshot_received needs Baresip(video=True)"))
+        return defer.ensureDeferred(self._snapshot_received(
+            Path(path) if path is not None else None, timeout))
 
     def recordings(self) -> list[Path]:
         """What the phone received, decoded: ``DIR/dump-<time>-dec.wav`` (one per call)."""

@@ -11,6 +11,14 @@ Usage inside a trial test (``trial --reactor=asyncio``; Playwright runs on the s
     await evaluate(page, "sdp => wcsgwTest.answer(sdp)", answer)
     peak = await dominant_frequency(page)       # {"frequency": Hz, "level": dBFS}
 
+Video: ``--use-fake-device-for-media-stream`` also gives a fake camera (a moving test pattern
+with a frame counter), so ``getUserMedia({video: true})`` works headless.  A page opened after
+:func:`record_peer_connections` keeps every RTCPeerConnection it creates in
+``window.wcsgwPeers``; :func:`video_stats` reads their inbound/outbound video statistics
+(``framesDecoded``, ``framesEncoded``, keyframes, PLI/FIR counts, codec) and
+:func:`video_pixels` draws a <video> element on a canvas and returns pixel statistics (a
+uniform picture — black, a frozen blank — has a standard deviation near 0).
+
 Why every Playwright call goes through :func:`aio` (or :func:`evaluate`): a trial test
 coroutine is driven by Twisted, which can await Deferreds but not asyncio futures, while
 Playwright's coroutines must run as asyncio Tasks.  ``aio`` turns one into a Task wrapped in a
@@ -54,6 +62,9 @@ __all__ = [
     "dominant_frequency",
     "evaluate",
     "processes_using",
+    "record_peer_connections",
+    "video_pixels",
+    "video_stats",
     "write_tone_wav",
 ]
 
@@ -233,6 +244,107 @@ async ([expr, ms, fftSize]) => {
   return {frequency: (best + shift) * hz, level: db(best), sampleRate: ctx.sampleRate, frames};
 }
 """
+
+
+#: Wraps RTCPeerConnection so every instance the page makes lands in ``window.wcsgwPeers``
+#: (an init script: it must run before the page's own scripts).
+PEER_RECORDER_JS = """
+(() => {
+  const Native = window.RTCPeerConnection;
+  if (!Native || Native.wcsgwRecorded) return;
+  window.wcsgwPeers = [];
+  class Recorded extends Native {
+    constructor(...args) { super(...args); window.wcsgwPeers.push(this); }
+  }
+  Recorded.wcsgwRecorded = true;
+  window.RTCPeerConnection = Recorded;
+})();
+"""
+
+#: The last recorded PeerConnection (the page's current call).
+LAST_PEER = "window.wcsgwPeers && window.wcsgwPeers[window.wcsgwPeers.length - 1]"
+
+_VIDEO_STATS_JS = """
+async (expr) => {
+  const pc = eval(expr);
+  if (!pc) return null;
+  const report = await pc.getStats();
+  const codecs = {};
+  report.forEach((s) => { if (s.type === "codec") codecs[s.id] = s; });
+  const pick = (s, names) => {
+    const out = {};
+    for (const n of names) out[n] = s[n] ?? null;
+    const codec = codecs[s.codecId];
+    out.codec = codec ? codec.mimeType : null;
+    out.fmtp = codec ? (codec.sdpFmtpLine ?? null) : null;
+    out.payloadType = codec ? codec.payloadType : null;
+    return out;
+  };
+  let inbound = null, outbound = null;
+  report.forEach((s) => {
+    if (s.kind !== "video") return;
+    if (s.type === "inbound-rtp") inbound = pick(s, ["framesDecoded", "framesReceived",
+      "keyFramesDecoded", "framesDropped", "frameWidth", "frameHeight", "packetsReceived",
+      "packetsLost", "bytesReceived", "pliCount", "firCount", "nackCount", "decoderImplementation"]);
+    if (s.type === "outbound-rtp") outbound = pick(s, ["framesEncoded", "framesSent",
+      "keyFramesEncoded", "frameWidth", "frameHeight", "packetsSent", "bytesSent", "pliCount",
+      "firCount", "nackCount", "targetBitrate", "encoderImplementation",
+      "qualityLimitationReason"]);
+  });
+  return {inbound, outbound};
+}
+"""
+
+_VIDEO_PIXELS_JS = """
+(expr) => {
+  const video = eval(expr);
+  if (!video) throw new Error("no video element at " + expr);
+  const w = video.videoWidth, h = video.videoHeight;
+  if (!w || !h) return {width: w || 0, height: h || 0, mean: 0, std: 0, grid: []};
+  const canvas = document.createElement("canvas");
+  canvas.width = w; canvas.height = h;
+  const ctx = canvas.getContext("2d", {willReadFrequently: true});
+  ctx.drawImage(video, 0, 0, w, h);
+  const data = ctx.getImageData(0, 0, w, h).data;
+  const cols = 16, rows = 12;
+  const sums = new Float64Array(cols * rows), counts = new Float64Array(cols * rows);
+  let sum = 0, sq = 0, n = 0;
+  for (let y = 0; y < h; y += 2) {
+    for (let x = 0; x < w; x += 2) {
+      const i = (y * w + x) * 4;
+      const luma = 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
+      sum += luma; sq += luma * luma; n++;
+      const cell = Math.floor(y * rows / h) * cols + Math.floor(x * cols / w);
+      sums[cell] += luma; counts[cell]++;
+    }
+  }
+  const mean = sum / n;
+  return {width: w, height: h, mean, std: Math.sqrt(Math.max(0, sq / n - mean * mean)),
+          grid: Array.from(sums, (v, i) => counts[i] ? v / counts[i] : 0)};
+}
+"""
+
+
+def record_peer_connections(page: Any) -> defer.Deferred:
+    """Keep every RTCPeerConnection ``page`` creates from now on in ``window.wcsgwPeers``
+    (call before ``page.goto``: it is an init script)."""
+    return aio(page.add_init_script(PEER_RECORDER_JS))
+
+
+def video_stats(page: Any, pc_expr: str = LAST_PEER) -> defer.Deferred:
+    """Fires with ``{"inbound": {...} | None, "outbound": {...} | None}``: the video
+    inbound-rtp (``framesDecoded``, ``keyFramesDecoded``, ``frameWidth``, ``pliCount``,
+    ``codec`` mime type, ``fmtp`` ...) and outbound-rtp (``framesEncoded``, ``pliCount`` ...)
+    statistics of the PeerConnection at ``pc_expr``; None when there is no such connection."""
+    return evaluate(page, _VIDEO_STATS_JS, pc_expr)
+
+
+def video_pixels(page: Any, video_expr: str) -> defer.Deferred:
+    """Draw the <video> at ``video_expr`` on a canvas; fires with ``{"width", "height",
+    "mean", "std", "grid"}`` — luma mean and standard deviation (0-255) over the picture and
+    16x12 block means (``grid``), so two draws can be compared for motion.  A video with no
+    frame yet gives width 0."""
+    return evaluate(page, _VIDEO_PIXELS_JS, video_expr)
 
 
 async def open_call_page(case: Any, frequency: float = 440.0) -> tuple["Chromium", Any]:
