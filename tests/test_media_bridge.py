@@ -9,6 +9,7 @@ import random
 import struct
 
 import numpy as np
+from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
 from wcsgw.media import g711
@@ -74,6 +75,18 @@ class RelayTests(SynchronousTestCase):
         self.assertEqual([h.marker for h in headers], [True, False, False])  # first packet of a source
         self.assertEqual({h.payload(p) for h, p in zip(headers, self.h.to_sip)}, {payload})
         self.assertEqual(self.h.to_webrtc, [])
+
+    def test_pcmu_relay_is_bit_exact(self) -> None:
+        rng = random.Random(7)
+        payloads = [bytes(rng.getrandbits(8) for _ in range(160)) for _ in range(50)]
+        payloads[0] = bytes(range(160)) + b""  # every code value crosses at least once
+        payloads[1] = bytes(range(96, 256))
+        for i, payload in enumerate(payloads):
+            self.b.from_sip(build_rtp(payload_type=0, sequence=9 + i, timestamp=160 * i, ssrc=0x77, payload=payload), T0 + 0.02 * i)
+            self.b.from_webrtc(build_rtp(payload_type=0, sequence=300 + i, timestamp=160 * i, ssrc=0x78, payload=payload), T0 + 0.02 * i)
+        for sent in (self.h.to_webrtc, self.h.to_sip):
+            self.assertEqual([parse_rtp(p).payload(p) for p in sent], payloads)
+        self.assertIsNone(self.b.transcoder)
 
     def test_payload_type_map(self) -> None:
         h = Harness(LegMedia("PCMA", 8, ssrc=W_SSRC), LegMedia("PCMA", 8, ssrc=S_SSRC))
@@ -165,37 +178,46 @@ class TranscodeTests(SynchronousTestCase):
             pcm = np.zeros(960, dtype=np.int16)
         return build_rtp(payload_type=111, sequence=seq, timestamp=ts, ssrc=0xB0B, payload=self.encoder.encode(pcm))
 
+    def feed(self, entry, packet: bytes, at: float) -> None:
+        """Deliver ``packet`` at ``at``, running the bridge's deadlines that fall before."""
+        while (deadline := self.b.next_deadline()) is not None and deadline <= at:
+            self.b.poll(deadline)
+        entry(packet, at)
+
     def test_mode_choice(self) -> None:
         self.assertEqual(self.b.mode, TRANSCODE)
         self.assertIsNotNone(self.b.transcoder)
         self.assertEqual(choose_mode(LegMedia("opus", 111), LegMedia("PCMU", 0)), TRANSCODE)
-        self.assertRaises(ValueError, choose_mode, LegMedia("opus", 111), LegMedia("G722", 9))
+        self.assertEqual(choose_mode(LegMedia("opus", 111), LegMedia("G722", 9)), TRANSCODE)
+        self.assertEqual(choose_mode(LegMedia("PCMU", 0), LegMedia("speex", 97, 16000)), TRANSCODE)
+        self.assertEqual(choose_mode(LegMedia("PCMA", 8), LegMedia("G729", 18)), TRANSCODE)
+        self.assertRaises(ValueError, choose_mode, LegMedia("opus", 111), LegMedia("GSM", 3, 8000))
         self.assertRaises(ValueError, MediaBridge, LegMedia("opus", 111), LegMedia("PCMU", 0), print, print, now=T0, mode=RELAY)
         self.assertRaises(ValueError, MediaBridge, LegMedia("PCMU", 0), LegMedia("PCMU", 0), print, print, now=T0, mode=TRANSCODE)
         self.assertRaises(ValueError, LegMedia, "speex", 97)
         self.assertEqual(LegMedia("speex", 97, clock_rate=16000).clock_rate, 16000)
+        self.assertRaises(ValueError, LegMedia, "PCMU", 0, ptime=0)
 
-    def test_webrtc_to_sip_g711_frames_with_scaled_timestamps_across_loss(self) -> None:
+    def test_webrtc_to_sip_g711_frames_with_loss_concealed_in_time(self) -> None:
         tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(48000) / 48000)).astype(np.int16)
-        sent = 0
         for i in range(50):
             if i in (20, 21, 22):  # lost on the way
                 continue
-            self.b.from_webrtc(self.opus_packet(1000 + i, 5000 + 960 * i, tone[960 * i : 960 * (i + 1)]), T0 + 0.02 * i)
-            sent += 1
+            self.feed(self.b.from_webrtc, self.opus_packet(1000 + i, 5000 + 960 * i, tone[960 * i : 960 * (i + 1)]), T0 + 0.02 * i)
         headers = [parse_rtp(p) for p in self.h.to_sip]
-        self.assertEqual(len(headers), sent)
+        # the 60 ms lost are concealed (Opus PLC): one G.711 packet per 20 ms, no hole in time
+        self.assertEqual(len(headers), 50)
         self.assertEqual({h.payload_type for h in headers}, {8})
         self.assertEqual({len(h.payload(p)) for h, p in zip(headers, self.h.to_sip)}, {160})
         t0, s0 = headers[0].timestamp, headers[0].sequence
-        # timestamps follow the incoming ones / 6, so the 3 lost packets leave a 480-sample gap
-        expected = [160 * i for i in range(50) if i not in (20, 21, 22)]
-        self.assertEqual([(h.timestamp - t0) & 0xFFFFFFFF for h in headers], expected)
-        self.assertEqual([(h.sequence - s0) & 0xFFFF for h in headers], [i for i in range(50) if i not in (20, 21, 22)])
+        self.assertEqual([(h.timestamp - t0) & 0xFFFFFFFF for h in headers], [160 * i for i in range(50)])
+        self.assertEqual([(h.sequence - s0) & 0xFFFF for h in headers], list(range(50)))
+        self.assertEqual(self.b.stats()[WEBRTC]["concealed_ms"], 60.0)
+        self.assertEqual(self.b.stats()[WEBRTC]["packets_lost"], 3)
         audio = g711.alaw_decode(b"".join(h.payload(p) for h, p in zip(headers, self.h.to_sip)))[1600:]
         spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
         peak = float(np.fft.rfftfreq(len(audio), 1 / 8000)[spectrum.argmax()])
-        self.assertTrue(420 <= peak <= 460, peak)
+        self.assertTrue(436 <= peak <= 444, peak)
 
     def test_sip_to_webrtc_opus_with_timestamps_times_six(self) -> None:
         tone = g711.alaw_encode(8000 * np.sin(2 * np.pi * 1000 * np.arange(8000) / 8000))
@@ -204,21 +226,32 @@ class TranscodeTests(SynchronousTestCase):
         headers = [parse_rtp(p) for p in self.h.to_webrtc]
         self.assertEqual({h.payload_type for h in headers}, {111})
         self.assertEqual({h.ssrc for h in headers}, {W_SSRC})
+        self.assertEqual([h.marker for h in headers[:2]], [True, False])
         t0 = headers[0].timestamp
         self.assertEqual([(h.timestamp - t0) & 0xFFFFFFFF for h in headers], [960 * i for i in range(50)])
         decoder = OpusDecoder()
         pcm = np.concatenate([decoder.decode(h.payload(p)) for h, p in zip(headers, self.h.to_webrtc)])[9600:]
         spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
         peak = float(np.fft.rfftfreq(len(pcm), 1 / 48000)[spectrum.argmax()])
-        self.assertTrue(980 <= peak <= 1020, peak)
+        self.assertTrue(990 <= peak <= 1010, peak)
 
-    def test_30ms_sip_packets_are_stamped_by_their_first_sample(self) -> None:
+    def test_30ms_sip_packets_become_20ms_opus_packets_back_to_back(self) -> None:
         for i in range(6):
             self.b.from_sip(build_rtp(payload_type=8, sequence=i, timestamp=240 * i, ssrc=1, payload=b"\xd5" * 240), T0 + 0.03 * i)
         headers = [parse_rtp(p) for p in self.h.to_webrtc]
         t0 = headers[0].timestamp
-        # 20 ms, 40 ms, 20 ms, ... frames: each starts where the previous ended
-        self.assertEqual([(h.timestamp - t0) & 0xFFFFFFFF for h in headers], [0, 960, 2880, 3840, 5760, 6720])
+        # 180 ms in: nine 20 ms Opus packets, each starting where the previous ended
+        self.assertEqual([(h.timestamp - t0) & 0xFFFFFFFF for h in headers], [960 * i for i in range(9)])
+
+    def test_silence_suppression_stays_a_gap_with_a_marker(self) -> None:
+        payload = b"\xd5" * 160
+        for i, ts in enumerate([0, 160, 320, 8000, 8160]):  # 960 ms not sent after the third
+            self.b.from_sip(build_rtp(payload_type=8, sequence=i, timestamp=ts, ssrc=1, payload=payload), T0 + ts / 8000)
+        headers = [parse_rtp(p) for p in self.h.to_webrtc]
+        t0 = headers[0].timestamp
+        self.assertEqual([(h.timestamp - t0) & 0xFFFFFFFF for h in headers], [0, 960, 1920, 48000, 48960])
+        self.assertEqual([h.marker for h in headers], [True, False, False, True, False])
+        self.assertEqual(self.b.stats()[SIP]["concealed_ms"], 0.0)
 
     def test_dtmf_is_restamped_and_rescaled_not_transcoded(self) -> None:
         self.b.from_webrtc(self.opus_packet(1, 48000), T0)
@@ -230,6 +263,11 @@ class TranscodeTests(SynchronousTestCase):
         self.assertEqual(dtmf.sequence, (audio.sequence + 1) & 0xFFFF)
         self.assertTrue(dtmf.marker)
         self.assertEqual(dtmf.payload(self.h.to_sip[1]), event(11, False, 10, 800))
+        # the event's sequence number is no loss: audio after it goes out at once, no PLC
+        self.b.from_webrtc(self.opus_packet(3, 48000 + 960 * 7), T0 + 0.14)
+        self.assertEqual(len(self.h.to_sip), 3)
+        self.assertIsNone(self.b.next_deadline())
+        self.assertEqual(self.b.stats()[WEBRTC]["concealed_ms"], 0.0)
         # and back: 8 kHz SIP event -> 48 kHz browser event
         self.b.from_sip(build_rtp(payload_type=8, sequence=1, timestamp=0, ssrc=2, payload=b"\xd5" * 160), T0)
         self.b.from_sip(build_rtp(payload_type=101, sequence=2, timestamp=160, ssrc=2, payload=event(1, True, 7, 1600)), T0 + 0.2)
@@ -242,6 +280,65 @@ class TranscodeTests(SynchronousTestCase):
         self.b.from_webrtc(build_rtp(payload_type=111, sequence=1, timestamp=1, ssrc=1, payload=b"\xff\xff\xff\xff\xff"), T0)
         self.assertEqual(self.b.stats()[WEBRTC]["codec_errors"], 1)
         self.assertEqual(self.h.to_sip, [])
+
+
+class DeadlineTests(SynchronousTestCase):
+    """The owner's single timer: on_deadline reports a new earlier deadline, poll() at it."""
+
+    def setUp(self) -> None:
+        self.clock = task.Clock()
+        self.clock.advance(T0)
+        self.to_sip: list[bytes] = []
+        self.reported: list[float] = []
+        self.timer = None
+        self.b = MediaBridge(LegMedia("PCMU", 0, ssrc=W_SSRC), LegMedia("G722", 9, ssrc=S_SSRC),
+                             lambda p: None, self.to_sip.append, now=T0, on_deadline=self.arm)
+
+    def arm(self, deadline: float) -> None:
+        """What the call layer does: one timer, re-armed at the bridge's deadline."""
+        self.reported.append(deadline)
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = self.clock.callLater(max(0.0, deadline - self.clock.seconds()), self.tick)
+
+    def tick(self) -> None:
+        self.timer = None
+        deadline = self.b.poll(self.clock.seconds())
+        if deadline is not None:
+            self.arm(deadline)
+
+    def send(self, seq: int, at: float) -> None:
+        self.clock.advance(at - self.clock.seconds())
+        self.b.from_webrtc(build_rtp(payload_type=0, sequence=seq, timestamp=160 * seq, ssrc=3, payload=b"\xff" * 160), at)
+
+    def test_a_gap_arms_the_timer_and_the_held_packet_goes_out_when_it_fires(self) -> None:
+        self.send(0, T0)
+        self.send(1, T0 + 0.02)
+        self.assertEqual((self.reported, len(self.to_sip)), ([], 2))
+        self.send(3, T0 + 0.06)  # 2 is missing: 3 waits
+        self.assertEqual(len(self.to_sip), 2)
+        wait = self.b.transcoder.w2s.jitter.wait
+        self.assertEqual(self.reported, [T0 + 0.06 + wait])
+        self.clock.advance(wait - 0.001)
+        self.assertEqual(len(self.to_sip), 2)
+        self.clock.advance(0.001)
+        # fired on time: 2 concealed, 3 decoded, both sent, nothing pending
+        self.assertEqual(len(self.to_sip), 4)
+        self.assertIsNone(self.timer)
+        headers = [parse_rtp(p) for p in self.to_sip]
+        self.assertEqual([(h.timestamp - headers[0].timestamp) & 0xFFFFFFFF for h in headers], [0, 160, 320, 480])
+
+    def test_a_later_deadline_is_not_reported_the_armed_poll_returns_it(self) -> None:
+        self.send(0, T0)
+        self.send(2, T0 + 0.04)  # 1 missing
+        self.send(5, T0 + 0.045)  # 3, 4 missing: a later deadline, behind the first
+        self.assertEqual(len(self.reported), 1)
+        self.clock.pump([0.001] * 200)
+        # re-armed from poll's returns (the wait also grew with the jitter 5 showed), in order
+        self.assertGreaterEqual(len(self.reported), 2)
+        self.assertEqual(self.reported, sorted(self.reported))
+        self.assertIsNone(self.b.next_deadline())
+        self.assertEqual(len(self.to_sip), 6)
 
 
 class RtcpAndActivityTests(SynchronousTestCase):

@@ -1,123 +1,221 @@
-"""Opus <-> G.711 transcoding (wcsgw.media.transcode, wcsgw.media.opus): tones survive both
-directions with their frequency (numpy FFT) and roughly their level; framing for 20 ms and
-for odd ptimes; stereo Opus decodes to mono."""
+"""Any-to-any transcoding (wcsgw.media.transcode) through the bridge: timing (odd ptimes,
+G.722's half-rate clock, silence kept as gaps), loss (concealed without a hole in time, capped),
+reordering, duplicates, late packets, garbage payloads, Opus in-band FEC, a new source stream.
+
+Tones are measured by content (tests.quality); the full codec matrix is in test_media_quality.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-import opuslib
 from twisted.trial.unittest import SynchronousTestCase
 
-from wcsgw.media import g711
-from wcsgw.media.opus import OpusDecoder, OpusEncoder
-from wcsgw.media.transcode import Transcoder
+from tests.quality import LEVEL, db, dominant, rms, run_direction, tone
+from tests.support import assert_near
+from wcsgw.media.audiocodec import CodecError, make_codec
+from wcsgw.media.bridge import SIP, WEBRTC, LegMedia
+from wcsgw.media.jitter import JitterBuffer
+from wcsgw.media.transcode import Pipe, Transcoder, packet_samples
+
+OPUS = ("opus", 48000)
+PCMU = ("PCMU", 8000)
+PCMA = ("PCMA", 8000)
+G722 = ("G722", 8000)
+G729 = ("G729", 8000)
+SPEEX_WB = ("speex", 16000)
+T0 = 1000.0
 
 
-class ToleranceMixin:
-    def assert_close(self, actual: float, expected: float, delta: float, msg: str = "") -> None:
-        if abs(actual - expected) > delta:
-            self.fail(f"{actual} is not within {delta} of {expected} {msg}".rstrip())  # type: ignore[attr-defined]
+class PacketSizeTests(SynchronousTestCase):
+    def test_ptime_rounded_to_the_codecs_frames(self) -> None:
+        cases = {
+            ("pcmu", 8000, 30): 240,
+            ("pcmu", 8000, 10): 80,
+            ("g729", 8000, 60): 480,
+            ("g722", 8000, 30): 480,  # 16 kHz samples
+            ("speex", 8000, 10): 160,  # one 20 ms frame at least
+            ("speex", 16000, 60): 960,
+            ("opus", 48000, 30): 960,  # not an Opus frame: 20 ms
+            ("opus", 48000, 60): 2880,
+            ("opus", 48000, 5): 480,
+        }
+        for (name, rate, ptime), samples in cases.items():
+            codec = make_codec(name, rate)
+            self.assertEqual(packet_samples(codec, ptime), samples, (name, rate, ptime))
+            codec.close()
 
 
-def tone(freq: float, rate: int, seconds: float, amplitude: float = 8000.0) -> np.ndarray:
-    return amplitude * np.sin(2 * np.pi * freq * np.arange(int(rate * seconds)) / rate)
+class TimestampTests(SynchronousTestCase):
+    """Output timestamps advance by exactly each packet's duration, both directions."""
+
+    def check(self, browser, sip, ptime: int, to_sip: bool) -> None:
+        run = run_direction(browser, sip, to_sip=to_sip, sip_ptime=ptime, freq=440.0)
+        target = make_codec(*(sip if to_sip else browser))
+        step = packet_samples(target, ptime if to_sip else 20) // (target.sample_rate // target.rtp_clock)
+        self.assertEqual(set(run.steps), {step}, (browser, sip, ptime, to_sip))
+        self.assertEqual(set(run.packet_ticks), {step})
+        freq, level, _ = run.measure(440.0)
+        assert_near(self, freq, 440.0, 4.4)
+        assert_near(self, level, 0.0, 3.0)
+
+    def test_odd_sip_ptimes_both_directions(self) -> None:
+        for sip in (PCMU, G729, G722):
+            for ptime in (10, 30, 40, 60):
+                for to_sip in (True, False):
+                    self.check(OPUS, sip, ptime, to_sip)
+        for ptime in (10, 30, 40, 60):
+            for to_sip in (True, False):
+                self.check(PCMA, SPEEX_WB, ptime, to_sip)
+
+    def test_g722_runs_its_clock_at_half_the_sample_rate(self) -> None:
+        run = run_direction(PCMU, G722, to_sip=True)
+        self.assertEqual(set(run.steps), {160})  # 20 ms = 320 samples = 160 ticks
+        self.assertEqual(set(run.sizes), {160})
+        run = run_direction(PCMU, G722, to_sip=False)
+        self.assertEqual(set(run.steps), {160})
+
+    def test_one_packet_out_per_packet_in_at_equal_ptimes(self) -> None:
+        run = run_direction(OPUS, G729, to_sip=True, seconds=0.2)
+        self.assertEqual(len(run.timestamps), 10)
+        self.assertEqual(set(run.sizes), {20})  # two 10-byte G.729 frames
+        self.assertEqual(run.bridge.stats()[SIP]["packets_sent"], 10)
 
 
-def rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.asarray(x, dtype=float) ** 2)))
+class LossTests(SynchronousTestCase):
+    def test_one_in_ten_lost_is_concealed_without_holes(self) -> None:
+        for browser, sip in ((OPUS, PCMU), (PCMA, G722), (PCMU, SPEEX_WB), (PCMA, OPUS)):
+            for to_sip in (True, False):
+                run = run_direction(browser, sip, to_sip=to_sip, freq=440.0, seconds=2.0,
+                                    lose=lambda i: i % 10 == 5, jitter=0.004)
+                side = WEBRTC if to_sip else SIP
+                stats = run.bridge.stats()[side]
+                what = (browser, sip, to_sip)
+                self.assertEqual(stats["packets_lost"], 10, what)
+                assert_near(self, stats["concealed_ms"], 200.0, 0.5)
+                # 100 packets of 20 ms, back to back: the losses left no gap in time
+                self.assertEqual(len(run.timestamps), 100, what)
+                self.assertEqual(len(set(run.steps)), 1, what)
+                freq, level, _ = run.measure(440.0)
+                assert_near(self, freq, 440.0, 4.4)
+                assert_near(self, level, 0.0, 3.0)
 
+    def test_a_long_loss_is_concealed_for_100ms_then_left_as_a_gap(self) -> None:
+        run = run_direction(PCMU, PCMA, to_sip=True, freq=440.0, lose=lambda i: 10 <= i < 30)
+        stats = run.bridge.stats()[WEBRTC]
+        self.assertEqual(stats["concealed_ms"], 100.0)
+        self.assertEqual(run.bridge.transcoder.w2s.gaps_left, 1)
+        # 10 packets, 5 concealed, the rest of the 400 ms lost stays a 300 ms hole, 20 packets
+        self.assertEqual(len(run.timestamps), 35)
+        self.assertEqual(run.steps[14], 160 + 300 * 8)
+        self.assertEqual(set(run.steps[:14] + run.steps[15:]), {160})
+        self.assertLess(rms(run.audio[8000 * 15 // 50 : 8000 * 29 // 50]), 1.0)  # the hole is silence
 
-def dominant(x: np.ndarray, rate: int) -> float:
-    x = np.asarray(x, dtype=float)
-    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
-    return float(np.fft.rfftfreq(len(x), 1 / rate)[spectrum.argmax()])
+    def test_reordered_pair_is_delivered_in_order_without_concealment(self) -> None:
+        def swap(idx: list[int]) -> list[int]:
+            idx = list(idx)
+            idx[20], idx[21] = idx[21], idx[20]
+            return idx
 
+        clean = run_direction(OPUS, G729, to_sip=True)
+        run = run_direction(OPUS, G729, to_sip=True, order=swap)
+        stats = run.bridge.stats()[WEBRTC]
+        self.assertEqual((stats["concealed_ms"], stats["reordered"], stats["late"]), (0.0, 1, 0))
+        # exactly what the in-order run sent: nothing concealed, nothing re-ordered on the way out
+        self.assertEqual(run.steps, clean.steps)
+        self.assertEqual(set(run.steps), {160})
+        self.assertTrue(np.array_equal(run.audio, clean.audio))
 
-class SipToWebrtcTests(ToleranceMixin, SynchronousTestCase):
-    def check_1khz(self, codec: str) -> None:
-        t = Transcoder(codec)
-        x8 = tone(1000.0, 8000, 2.0)
-        decoder = OpusDecoder()
+    def test_duplicates_are_dropped(self) -> None:
+        clean = run_direction(PCMU, OPUS, to_sip=False)
+        run = run_direction(PCMU, OPUS, to_sip=False, order=lambda idx: [i for i in idx for _ in (0, 1)])
+        self.assertEqual(run.bridge.stats()[SIP]["duplicates"], 50)
+        self.assertTrue(np.array_equal(run.audio, clean.audio))
+
+    def test_late_packet_is_dropped_and_counted(self) -> None:
+        def late(idx: list[int]) -> list[int]:
+            idx = [i for i in idx if i != 10]
+            return idx[:20] + [10] + idx[20:]  # arrives 200 ms after its turn
+
+        run = run_direction(OPUS, PCMU, to_sip=True, order=late)
+        stats = run.bridge.stats()[WEBRTC]
+        self.assertEqual((stats["late"], stats["concealed_ms"]), (1, 20.0))
+        self.assertEqual(len(set(run.steps)), 1)
+
+    def test_garbage_payload_is_counted_and_concealed(self) -> None:
+        pipe = Pipe(make_codec("opus"), make_codec("pcmu"))
+        enc = make_codec("opus")
+        x = tone(1000.0, 48000, 0.2)
         out = []
-        for i in range(0, len(x8), 160):
-            payload = g711.encode(codec, x8[i : i + 160])
-            self.assertEqual(len(payload), 160)
-            opus = t.sip_to_webrtc(payload)
-            self.assertGreater(len(opus), 0)
-            self.assertEqual(t.last_opus_samples, 960)
-            self.assertEqual(t.sip_backlog, 0)
-            pcm = decoder.decode(opus)
-            self.assertEqual(len(pcm), 960)
-            out.append(pcm)
-        y = np.concatenate(out)[48000 // 5 :]  # skip codec start-up
-        self.assert_close(dominant(y, 48000), 1000.0, delta=20)
-        self.assert_close(rms(y) / rms(x8), 1.0, delta=0.25)
+        for i in range(10):
+            payload = b"\xff\xff\xff\xff\xff" if i == 4 else enc.encode(x[960 * i : 960 * (i + 1)])
+            got = pipe.receive(100 + i, 960 * i, payload, T0 + 0.02 * i)
+            if i == 4:
+                self.assertEqual(got, [])  # nothing sent for it
+            out += got
+        self.assertEqual(pipe.codec_errors, 1)
+        self.assertEqual(len(out), 10)  # the next packet brought its concealment along
+        self.assertEqual([(b.ts - a.ts) & 0xFFFFFFFF for a, b in zip(out, out[1:])], [160] * 9)
+        self.assertEqual(pipe.concealed_samples, 960)
 
-    def test_1khz_pcmu_to_opus_and_back(self) -> None:
-        self.check_1khz("PCMU")
-
-    def test_1khz_pcma_to_opus_and_back(self) -> None:
-        self.check_1khz("pcma")
-
-    def test_30ms_ptime_goes_through_the_fifo(self) -> None:
-        t = Transcoder("PCMU")
-        x8 = tone(1000.0, 8000, 0.24)
-        sizes = []
-        for i in range(0, len(x8), 240):
-            opus = t.sip_to_webrtc(g711.ulaw_encode(x8[i : i + 240]))
-            self.assertGreater(len(opus), 0)
-            sizes.append((t.last_opus_samples, t.sip_backlog))
-        # 30 ms in: 20 ms out (10 ms kept), then 40 ms out (nothing kept), and so on
-        self.assertEqual(sizes, [(960, 80), (1920, 0)] * 4)
-
-    def test_short_odd_packets_wait_for_a_10ms_frame(self) -> None:
-        # 3.75 ms (30 bytes) is no Opus frame size: buffer until 10 ms can be encoded.
-        t = Transcoder("PCMU")
-        self.assertEqual(t.sip_to_webrtc(b"\xff" * 30), b"")
-        self.assertEqual(t.sip_backlog, 30)
-        self.assertEqual(t.sip_to_webrtc(b"\xff" * 30), b"")
-        self.assertNotEqual(t.sip_to_webrtc(b"\xff" * 30), b"")
-        self.assertEqual((t.last_opus_samples, t.sip_backlog), (480, 10))
-
-
-class WebrtcToSipTests(ToleranceMixin, SynchronousTestCase):
-    def test_440hz_opus_to_pcmu(self) -> None:
-        t = Transcoder("PCMU")
-        encoder = OpusEncoder(complexity=5)
-        x48 = tone(440.0, 48000, 2.0).astype(np.int16)
-        payloads = [t.webrtc_to_sip(encoder.encode(x48[i : i + 960])) for i in range(0, len(x48), 960)]
-        self.assertEqual({len(p) for p in payloads}, {160})
-        y = g711.ulaw_decode(b"".join(payloads))[1600:]
-        self.assert_close(dominant(y, 8000), 440.0, delta=20)
-        self.assert_close(rms(y) / rms(x48), 1.0, delta=0.25)
-
-    def test_stereo_opus_decodes_to_mono_and_40ms_gives_320_bytes(self) -> None:
-        t = Transcoder("PCMA")
-        stereo = opuslib.Encoder(48000, 2, "audio")
-        left = tone(440.0, 48000, 1.0).astype(np.int16)
-        interleaved = np.repeat(left, 2)
+    def test_opus_inband_fec_rebuilds_the_lost_frame(self) -> None:
+        pipe = Pipe(make_codec("opus"), make_codec("pcmu"))
+        enc = make_codec("opus", fmtp={"useinbandfec": "1"}, packet_loss_percent=30, bitrate=32000)
+        x = tone(440.0, 48000, 1.0)
         out = []
-        for i in range(0, len(left), 1920):
-            packet = stereo.encode(interleaved[2 * i : 2 * (i + 1920)].tobytes(), 1920)
-            self.assertEqual(opuslib.api.decoder.packet_get_nb_channels(packet), 2)
-            g = t.webrtc_to_sip(packet)
-            self.assertEqual(len(g), 320)
-            out.append(g)
-        y = g711.alaw_decode(b"".join(out))[1600:]
-        self.assert_close(dominant(y, 8000), 440.0, delta=20)
-        self.assertGreater(rms(y), 0.5 * rms(left))
-
-    def test_loss_concealment_yields_one_frame(self) -> None:
-        t = Transcoder("PCMU")
-        encoder = OpusEncoder()
-        t.webrtc_to_sip(encoder.encode(tone(440.0, 48000, 0.02).astype(np.int16)))
-        self.assertEqual(len(t.conceal_webrtc_loss()), 160)
+        for i in range(50):
+            payload = enc.encode(x[960 * i : 960 * (i + 1)])
+            if i % 10 == 5:
+                continue
+            out += pipe.receive(i, 960 * i, payload, T0 + 0.02 * i)
+            out += pipe.poll(T0 + 0.02 * i + 0.1)
+        self.assertEqual(pipe.fec_frames, 5)
+        self.assertEqual(len(out), 50)
+        pcm = make_codec("pcmu").decode(b"".join(o.payload for o in out))[1600:]
+        assert_near(self, dominant(pcm, 8000), 440.0, 4.4)
+        assert_near(self, db(rms(pcm) / (LEVEL / np.sqrt(2))), 0.0, 3.0)
 
 
-class CodecArgumentTests(ToleranceMixin, SynchronousTestCase):
-    def test_only_g711_on_the_sip_side(self) -> None:
-        self.assertRaises(ValueError, Transcoder, "G722")
-        self.assertEqual(Transcoder("pcmu").sip_codec, "PCMU")
+class StreamChangeTests(SynchronousTestCase):
+    def test_new_ssrc_rebases_the_outgoing_stream(self) -> None:
+        pipe = Pipe(make_codec("pcmu"), make_codec("g722"), jitter=JitterBuffer(8000))
+        enc = make_codec("pcmu")
+        out = []
+        for i in range(5):
+            out += pipe.receive(i, 160 * i, enc.encode(np.zeros(160, dtype=np.int16)), T0 + 0.02 * i, ssrc=1)
+        for i in range(5):
+            out += pipe.receive(7000 + i, 999999 + 160 * i, enc.encode(np.zeros(160, dtype=np.int16)),
+                                T0 + 0.1 + 0.02 * i, ssrc=2)
+        self.assertEqual([o.epoch for o in out], [0] * 5 + [1] * 5)
+        self.assertEqual([o.marker for o in out], [True] + [False] * 4 + [True] + [False] * 4)
+        self.assertEqual(pipe.concealed_samples, 0)
 
-    def test_opus_encoder_rejects_bad_frame_sizes(self) -> None:
-        self.assertRaises(opuslib.OpusError, OpusEncoder().encode, np.zeros(1000, dtype=np.int16))
+    def test_bridge_keeps_its_stream_continuous_across_a_new_source(self) -> None:
+        sent: list[bytes] = []
+        from wcsgw.media.bridge import MediaBridge
+        from wcsgw.media.rtp import build_rtp, parse_rtp
+
+        b = MediaBridge(LegMedia("PCMU", 0, ssrc=5), LegMedia("G729", 18, ssrc=6), lambda p: None, sent.append, now=T0)
+        enc = make_codec("pcmu")
+        payload = enc.encode(np.zeros(160, dtype=np.int16))
+        for i in range(3):
+            b.from_webrtc(build_rtp(payload_type=0, sequence=i, timestamp=160 * i, ssrc=1, payload=payload), T0 + 0.02 * i)
+        for i in range(3):
+            b.from_webrtc(build_rtp(payload_type=0, sequence=900 + i, timestamp=5_000_000 + 160 * i, ssrc=9,
+                                    payload=payload), T0 + 0.06 + 0.02 * i)
+        headers = [parse_rtp(p) for p in sent]
+        self.assertEqual({h.ssrc for h in headers}, {6})
+        self.assertEqual([(h.sequence - headers[0].sequence) & 0xFFFF for h in headers], list(range(6)))
+        self.assertEqual([(h.timestamp - headers[0].timestamp) & 0xFFFFFFFF for h in headers],
+                         [0, 160, 320, 480, 640, 800])
+        self.assertEqual([h.marker for h in headers], [True, False, False, True, False, False])
+
+
+class TranscoderTests(SynchronousTestCase):
+    def test_legs_and_ptime(self) -> None:
+        t = Transcoder(LegMedia("opus", 111), LegMedia("G729", 18, ptime=40, fmtp="annexb=no"))
+        self.assertEqual((t.webrtc_codec.name, t.sip_codec.name), ("opus", "g729"))
+        self.assertEqual((t.w2s.ptime, t.s2w.ptime), (40, 20))
+        t.close()
+
+    def test_unknown_codec_is_refused(self) -> None:
+        self.assertRaises(CodecError, Transcoder, LegMedia("opus", 111), LegMedia("GSM", 3, 8000))

@@ -15,9 +15,17 @@ Two modes, chosen when the call's codecs are known:
     and one pack + slice.
 
 ``transcode``
-    Opus (48 kHz) on the WebRTC leg, PCMU/PCMA (8 kHz) on the SIP leg:
-    :class:`~wcsgw.media.transcode.Transcoder` converts payloads; timestamps are the incoming
-    ones scaled by the clock ratio (so loss never shifts them).
+    The legs share no codec: any browser codec (Opus, PCMU, PCMA) against any SIP codec
+    (PCMU, PCMA, G.729, Speex, Opus, G.722). Each direction is a
+    :class:`~wcsgw.media.transcode.Pipe`: a zero-delay reorder buffer
+    (:mod:`wcsgw.media.jitter`), decode with loss concealment, resample, re-packetize to the
+    target leg's ptime (:attr:`LegMedia.ptime`), encode. The pipe owns the outgoing timestamps
+    (each packet's first sample, derived from the input timestamps, so concealment fills a
+    loss and silence stays a gap); sequence numbers are the bridge's own, one per packet sent.
+    A gap in the incoming sequence makes later packets wait (at most 2 x jitter, 10..80 ms)
+    for the missing one; the owner runs :meth:`MediaBridge.poll` at
+    :meth:`MediaBridge.next_deadline`, and learns of a new, earlier deadline through
+    :attr:`MediaBridge.on_deadline`.
 
 In both modes telephone-event packets (RFC 4733 DTMF) cross as events: same stream, payload
 type mapped, timestamp re-based onto the outgoing clock, and — when the clocks differ — the
@@ -47,11 +55,10 @@ from typing import Any, Callable, Iterable
 import attrs
 
 from wcsgw.media.dtmf import DtmfDetector, DtmfError, DtmfGenerator, DtmfPacket
-from wcsgw.media.opus import OpusError
 from wcsgw.media.rtcp import RtcpReporter
 from wcsgw.media.rtp import FIXED_HEADER, RtpError, parse_rtp
 from wcsgw.media.stream import MAX_MISORDER, InboundStream, OutboundStream
-from wcsgw.media.transcode import Transcoder
+from wcsgw.media.transcode import Output, Pipe, Transcoder
 
 __all__ = [
     "WEBRTC",
@@ -70,11 +77,14 @@ RELAY = "relay"
 TRANSCODE = "transcode"
 
 #: RTP clock rates of the codecs we know by name (RFC 3551, RFC 7587; G.722's is 8000 by
-#: RFC 3551's famous exception).
+#: RFC 3551's famous exception). Speex has none by name: 8000 (nb) or 16000 (wb) must be given.
 CLOCK_RATES = {"opus": 48000, "pcmu": 8000, "pcma": 8000, "g722": 8000, "g729": 8000}
+#: Codecs the transcoder speaks (by lower-case rtpmap name); see wcsgw.media.audiocodec.
+TRANSCODABLE = frozenset({"opus", "pcmu", "pcma", "g729", "speex", "g722"})
 
 Send = Callable[[bytes], None]
 OnDigit = Callable[[str], None]
+OnDeadline = Callable[[float], None]
 
 _unpack_from = FIXED_HEADER.unpack_from
 _pack = FIXED_HEADER.pack
@@ -90,6 +100,11 @@ class LegMedia:
     SDP we gave this leg announces; random when None). ``event_rate`` is the
     ``telephone-event`` rate, the unit of event durations: the codec's clock rate unless the
     peer negotiated another (``opus/48000`` with ``telephone-event/8000`` is seen in the wild).
+
+    Only the transcoder reads the last two: ``ptime`` is the packet time in ms this leg wants
+    (SDP ``a=ptime``; the transcoder cuts its packets to it, rounded to the codec's frames),
+    ``fmtp`` the leg's fmtp parameters for the codec (a dict, or the fmtp string), e.g.
+    G.729 ``annexb=no`` or Opus ``useinbandfec=1``.
     """
 
     codec: str
@@ -98,6 +113,8 @@ class LegMedia:
     telephone_event: int | None = None
     ssrc: int | None = None
     event_rate: int = 0
+    ptime: int = 20
+    fmtp: Any = None
 
     @classmethod
     def from_codecs(cls, codecs: Iterable[Any], ssrc: int | None = None) -> "LegMedia":
@@ -114,7 +131,14 @@ class LegMedia:
                 audio = c
         if audio is None:
             raise ValueError("no audio codec among the negotiated ones")
-        return cls(audio.name, audio.payload_type, audio.clock_rate, events.get(audio.clock_rate), ssrc)
+        return cls(
+            audio.name,
+            audio.payload_type,
+            audio.clock_rate,
+            events.get(audio.clock_rate),
+            ssrc,
+            fmtp=getattr(audio, "fmtp", None),
+        )
 
     def __attrs_post_init__(self) -> None:
         if not self.clock_rate:
@@ -124,22 +148,25 @@ class LegMedia:
             object.__setattr__(self, "clock_rate", rate)
         if not self.event_rate:
             object.__setattr__(self, "event_rate", self.clock_rate)
+        if not 1 <= self.ptime <= 200:
+            raise ValueError(f"ptime {self.ptime} ms out of range")
         for pt in (self.payload_type, self.telephone_event):
             if pt is not None and not 0 <= pt <= 127:
                 raise ValueError(f"payload type {pt} out of range")
 
 
 def choose_mode(webrtc: LegMedia, sip: LegMedia) -> str:
-    """``relay`` when both legs use the same codec at the same rate, ``transcode`` for
-    Opus <-> G.711; ValueError for anything else."""
+    """``relay`` when both legs use the same codec at the same rate, ``transcode`` when both
+    codecs are ones the transcoder speaks (:data:`TRANSCODABLE`); ValueError for anything else.
+    (Whether this machine has the codec's library is found when the bridge is built.)"""
     if webrtc.codec.lower() == sip.codec.lower() and webrtc.clock_rate == sip.clock_rate:
         return RELAY
-    if webrtc.codec.lower() == "opus" and sip.codec.upper() in ("PCMU", "PCMA"):
+    if webrtc.codec.lower() in TRANSCODABLE and sip.codec.lower() in TRANSCODABLE:
         return TRANSCODE
     raise ValueError(f"cannot bridge {webrtc.codec}/{webrtc.clock_rate} with {sip.codec}/{sip.clock_rate}")
 
 
-def _leg_from(codec: Any, dtmf: Any, ssrc: int | None, what: str) -> LegMedia:
+def _leg_from(codec: Any, dtmf: Any, ssrc: int | None, what: str, ptime: int | None = None) -> LegMedia:
     if codec is None:
         raise TypeError(f"give the leg as LegMedia or as {what}")
     return LegMedia(
@@ -149,6 +176,8 @@ def _leg_from(codec: Any, dtmf: Any, ssrc: int | None, what: str) -> LegMedia:
         None if dtmf is None else dtmf.payload_type,
         ssrc,
         0 if dtmf is None else (dtmf.clock_rate or 0),
+        ptime or 20,
+        getattr(codec, "fmtp", None),
     )
 
 
@@ -164,11 +193,9 @@ class _Direction:
         "event_in",
         "event_out",
         "send",
-        "convert",
-        "transcoder",
-        "fifo_adjust",
-        "scale_num",
-        "scale_den",
+        "pipe",
+        "sseq",
+        "notify",
         "reporter",
         "last_activity",
         "packets",
@@ -213,11 +240,10 @@ class _Direction:
         self.event_in = -1 if src.telephone_event is None else src.telephone_event
         self.event_out = -1 if dst.telephone_event is None else dst.telephone_event
         self.send = send
-        self.convert: Callable[[bytes], bytes] | None = None
-        self.transcoder: Transcoder | None = None
-        self.fifo_adjust = False
-        self.scale_num = dst.clock_rate
-        self.scale_den = src.clock_rate
+        #: transcode mode: this direction's pipe (None: relay)
+        self.pipe: Pipe | None = None
+        self.sseq = 0  # transcode mode: our own count of packets sent (the mapping's "source")
+        self.notify: Callable[[], None] | None = None  # transcode mode: deadlines may have moved
         self.last_activity: float | None = now
         #: audio counted as activity but not forwarded (the far end is on hold by us)
         self.muted = False
@@ -259,12 +285,12 @@ class _Direction:
         if pt == self.audio_in:
             self.last_activity = now
             self.packets += 1
-            if self.muted:
-                return
-            if self.spliced and not self._admit_audio(packet, b0, seq, ts, ssrc, now):
-                return
-            if self.convert is None:
+            if self.pipe is None:
                 # relay: header rewrite only
+                if self.muted:
+                    return
+                if self.spliced and not self._admit_audio(packet, b0, seq, ts, ssrc, now):
+                    return
                 octets = len(packet) - 12 if b0 == 0x80 else _payload_length(packet)
                 if octets < 0:
                     self.malformed += 1
@@ -284,6 +310,9 @@ class _Direction:
             self._event(packet, b0, b1, seq, ts, ssrc, now)
         else:
             self.dropped += 1
+            if self.pipe is not None:  # comfort noise & co. still use sequence numbers
+                self._emit(self.pipe.skip(seq, ts, now, ssrc), now)
+                self.notify()  # type: ignore[misc]
 
     def _transcode(self, packet: bytes, b0: int, b1: int, seq: int, ts: int, ssrc: int, now: float) -> None:
         payload = _payload(packet, b0)
@@ -291,21 +320,32 @@ class _Direction:
             self.malformed += 1
             return
         self.inbound.update(ssrc, seq, ts, now, len(payload))
-        try:
-            converted = self.convert(payload)  # type: ignore[misc]
-        except (OpusError, ValueError):
-            self.codec_errors += 1
+        pipe = self.pipe
+        if self.muted:
+            # On hold by us: not decoded, but its number is accounted (not a loss later).
+            pipe.skip(seq, ts, now, ssrc)  # type: ignore[union-attr]
             return
-        if not converted:
-            return  # buffered (odd ptime): nothing to send for this packet
-        if self.fifo_adjust:
-            # The Opus frame may start before this packet (samples held back last time) and
-            # end before its end (samples held back now): stamp its first sample exactly.
-            t = self.transcoder
-            ts = (ts + len(payload) - t.sip_backlog - t.last_opus_samples * self.scale_den // self.scale_num) & 0xFFFFFFFF  # type: ignore[union-attr]
+        self._emit(pipe.receive(seq, ts, payload, now, ssrc), now)  # type: ignore[union-attr]
+        self.notify()  # type: ignore[misc]
+
+    def _emit(self, packets: list[Output], now: float) -> None:
+        """Send the transcoder's packets: our sequence numbers, its timestamps (re-based by
+        the outgoing stream when the source became a new stream)."""
+        if not packets or self.muted:
+            return
         out = self.outbound
-        oseq, ots, rebased = out.translate(ssrc, seq, ts, now, len(converted))
-        self.send(_pack(0x80, (0x80 if rebased else (b1 & 0x80)) | self.audio_out, oseq, ots, out.ssrc) + converted)
+        for p in packets:
+            self.sseq = seq = (self.sseq + 1) & 0xFFFF
+            if self.spliced:
+                generator = self.generator
+                if generator is not None and generator.active:
+                    self.held_back += 1  # our own event is on the air
+                    continue
+                if not self._resume(seq, p.epoch):
+                    continue
+            oseq, ots, rebased = out.translate(p.epoch, seq, p.ts, now, len(p.payload))
+            marker = 0x80 if (rebased or p.marker) else 0
+            self.send(_pack(0x80, marker | self.audio_out, oseq, ots, out.ssrc) + p.payload)
 
     def _event(self, packet: bytes, b0: int, b1: int, seq: int, ts: int, ssrc: int, now: float) -> None:
         payload = _payload(packet, b0)
@@ -316,10 +356,20 @@ class _Direction:
         self.inbound.update(ssrc, seq, ts, now, len(payload), timing=False)
         digit = self.detector.receive(payload, ts, ssrc)
         generator = self.generator
+        pipe = self.pipe
+        if pipe is not None:
+            # Transcoding: the event's number is accounted (no loss to conceal), audio held
+            # behind it goes first; the event goes out on our numbering and the pipe's clock.
+            self._emit(pipe.skip(seq, ts, now, ssrc), now)
+            self.notify()  # type: ignore[misc]
         if self.event_out < 0 or (generator is not None and generator.busy):
             # Nowhere to go, or our own digits own the outgoing events now (two event
             # streams interleaved in one RTP stream would garble both).
             self.dropped += 1
+        elif pipe is not None:
+            self.sseq = seq = (self.sseq + 1) & 0xFFFF
+            if not self.spliced or self._resume(seq, pipe.epoch):
+                self._forward_event(packet, payload, b0, b1, seq, pipe.map_ts(ts), pipe.epoch, now)
         elif not self.spliced or self._resume(seq, ssrc):
             self._forward_event(packet, payload, b0, b1, seq, ts, ssrc, now)
         if digit is not None and self.on_digit is not None:
@@ -380,7 +430,9 @@ class _Direction:
             self.send(_pack(0x80, (0x80 if p.marker else 0) | pt, seq, p.timestamp, out.ssrc) + p.payload)
 
     def _admit_audio(self, packet: bytes, b0: int, seq: int, ts: int, ssrc: int, now: float) -> bool:
-        """Audio while splicing: held back while our event is on the air, else renumbered."""
+        """Relayed audio while splicing: held back while our event is on the air, else
+        renumbered. (Transcoded audio is decoded all the same, to keep the codec state in step
+        with the sender, and held back in :meth:`_emit`.)"""
         generator = self.generator
         if generator is not None and generator.active:
             # Received and counted, and decoded when transcoding so the codec state stays in
@@ -390,11 +442,6 @@ class _Direction:
                 self.malformed += 1
                 return False
             self.inbound.update(ssrc, seq, ts, now, len(payload))
-            if self.convert is not None:
-                try:
-                    self.convert(payload)
-                except (OpusError, ValueError):
-                    self.codec_errors += 1
             self.held_back += 1
             return False
         return self._resume(seq, ssrc)
@@ -479,11 +526,15 @@ class MediaBridge:
         on_dtmf_from_webrtc: OnDigit | None = None,
         dtmf_duration: float = 0.1,
         dtmf_gap: float = 0.07,
+        sip_ptime: int | None = None,
+        on_deadline: OnDeadline | None = None,
     ) -> None:
         """Legs as :class:`LegMedia`, or (convenience for the call layer) as negotiated codec
         objects: ``webrtc_codec``/``sip_codec`` and optional ``webrtc_dtmf``/``sip_dtmf``
         (anything with ``name``, ``clock_rate``, ``payload_type``, e.g. ``wcsgw.sdp`` Codec),
-        with ``webrtc_ssrc``/``sip_ssrc``.
+        with ``webrtc_ssrc``/``sip_ssrc``, and ``sip_ptime`` (the SIP side's ``a=ptime``, ms).
+
+        ``on_deadline`` (also an attribute): see :attr:`on_deadline`.
 
         ``on_dtmf_from_sip`` / ``on_dtmf_from_webrtc`` (also settable as attributes) get each
         digit a leg sends as RFC 4733 events, once per key press. ``dtmf_duration`` and
@@ -495,7 +546,7 @@ class MediaBridge:
         if webrtc is None:
             webrtc = _leg_from(webrtc_codec, webrtc_dtmf, webrtc_ssrc, "webrtc_codec")
         if sip is None:
-            sip = _leg_from(sip_codec, sip_dtmf, sip_ssrc, "sip_codec")
+            sip = _leg_from(sip_codec, sip_dtmf, sip_ssrc, "sip_codec", sip_ptime)
         if send_to_webrtc is None or send_to_sip is None:
             raise TypeError("send_to_webrtc and send_to_sip are required")
         start = 0.0 if now is None else now
@@ -514,8 +565,15 @@ class MediaBridge:
         rng = rng or random.Random()
         sysrng = random.SystemRandom()
         self.cname = cname or f"wcsgw-{sysrng.getrandbits(64):016x}"
-        self.to_webrtc = OutboundStream(webrtc.ssrc, webrtc.clock_rate, source_clock_rate=sip.clock_rate)
-        self.to_sip = OutboundStream(sip.ssrc, sip.clock_rate, source_clock_rate=webrtc.clock_rate)
+        # Relayed packets keep the source's clock (scaled when the rates differ); transcoded
+        # ones are stamped in the target clock by the transcoder already.
+        relay = mode == RELAY
+        self.to_webrtc = OutboundStream(
+            webrtc.ssrc, webrtc.clock_rate, source_clock_rate=sip.clock_rate if relay else webrtc.clock_rate
+        )
+        self.to_sip = OutboundStream(
+            sip.ssrc, sip.clock_rate, source_clock_rate=webrtc.clock_rate if relay else sip.clock_rate
+        )
         self.from_webrtc_stats = InboundStream(webrtc.clock_rate)
         self.from_sip_stats = InboundStream(sip.clock_rate)
         self.rtcp: dict[str, RtcpReporter] = {
@@ -538,13 +596,14 @@ class MediaBridge:
         self._s2w.on_digit = on_dtmf_from_sip
         self._dtmf_shape = {"duration": dtmf_duration, "gap": dtmf_gap}
         DtmfGenerator(0, 8000, **self._dtmf_shape)  # refuse a bad shape now, not at the first digit
+        self.on_deadline: OnDeadline | None = on_deadline
+        self._reported: float | None = None  # the last deadline the owner was told of
         self.transcoder: Transcoder | None = None
         if mode == TRANSCODE:
-            self.transcoder = Transcoder(sip.codec)
-            self._w2s.convert = self.transcoder.webrtc_to_sip
-            self._s2w.convert = self.transcoder.sip_to_webrtc
-            self._s2w.transcoder = self.transcoder
-            self._s2w.fifo_adjust = True
+            self.transcoder = Transcoder(webrtc, sip)
+            self._w2s.pipe = self.transcoder.w2s
+            self._s2w.pipe = self.transcoder.s2w
+            self._w2s.notify = self._s2w.notify = self._deadline_moved
         # The per-packet entry points, rebound to the directions' handlers so a packet costs
         # one call, not two (the methods below document the API and behave the same).
         self.from_webrtc = self._w2s.handle  # type: ignore[method-assign]
@@ -657,6 +716,7 @@ class MediaBridge:
         generator.send(digits, now)
         d.spliced = True
         d.inject(generator.poll(now))
+        self._deadline_moved()
 
     def set_sip_payload_types(self, audio: int, telephone_event: int | None) -> None:
         """The SIP side renegotiated (a re-INVITE) the same codec under another payload type,
@@ -687,7 +747,8 @@ class MediaBridge:
         return result
 
     def next_deadline(self) -> float | None:
-        """When :meth:`poll` must next be called for DTMF we send (None: nothing pending)."""
+        """When :meth:`poll` must next be called (None: nothing pending): for DTMF we send,
+        and when transcoding for packets waiting behind a gap (their wait expires)."""
         deadline: float | None = None
         for d in (self._w2s, self._s2w):
             g = d.generator
@@ -695,17 +756,42 @@ class MediaBridge:
                 t = g.next_deadline()
                 if t is not None and (deadline is None or t < deadline):
                     deadline = t
+            if d.pipe is not None:
+                t = d.pipe.next_deadline()
+                if t is not None and (deadline is None or t < deadline):
+                    deadline = t
         return deadline
 
     def poll(self, now: float) -> float | None:
-        """Send the DTMF packets due at ``now``; return the next deadline (as next_deadline)."""
+        """Do what is due at ``now`` (DTMF packets; transcoding: conceal the packets that did
+        not come in time and send what waited behind them); return the next deadline, which
+        the owner arms a timer for (it counts as reported, see :attr:`on_deadline`)."""
         for d in (self._w2s, self._s2w):
+            if d.pipe is not None:
+                d._emit(d.pipe.poll(now), now)
             g = d.generator
             if g is not None:
                 packets = g.poll(now)
                 if packets:
                     d.inject(packets)
-        return self.next_deadline()
+        self._reported = deadline = self.next_deadline()
+        return deadline
+
+    #: Called with the new deadline when one appears that is earlier than the last one the
+    #: owner learnt of (from this callback or :meth:`poll`'s return value) — a packet arrived
+    #: behind a gap and now waits, or DTMF started. The owner (re)arms its single timer for it
+    #: and calls :meth:`poll` then. A deadline later than the armed one is not reported: the
+    #: armed timer's :meth:`poll` returns it. Never called from inside :meth:`poll`.
+    on_deadline: OnDeadline | None
+
+    def _deadline_moved(self) -> None:
+        callback = self.on_deadline
+        if callback is None:
+            return
+        deadline = self.next_deadline()
+        if deadline is not None and (self._reported is None or deadline < self._reported):
+            self._reported = deadline
+            callback(deadline)
 
     # -- RTCP ------------------------------------------------------------------------------
 
@@ -744,6 +830,11 @@ class MediaBridge:
     def make_bye(self, side: str, reason: str | None = None) -> bytes:
         return self.rtcp[side].make_bye(reason)
 
+    def close(self) -> None:
+        """Free the transcoder's native codec state now (garbage collection does it too)."""
+        if self.transcoder is not None:
+            self.transcoder.close()
+
     # -- stats -----------------------------------------------------------------------------
 
     def stats(self) -> dict[str, dict[str, float | int | None]]:
@@ -764,7 +855,7 @@ class MediaBridge:
                 "octets_sent": out.octets_sent,
                 "dropped": d_in.dropped,
                 "malformed": d_in.malformed,
-                "codec_errors": d_in.codec_errors,
+                "codec_errors": d_in.codec_errors + (0 if d_in.pipe is None else d_in.pipe.codec_errors),
                 "dtmf_packets": d_in.events,
                 "dtmf_digits": len(d_in.detector.digits),
                 "dtmf_sent": d_out.dtmf_sent,
@@ -772,4 +863,18 @@ class MediaBridge:
                 "rtt_ms": None if reporter.rtt is None else 1000.0 * reporter.rtt,
                 "remote_fraction_lost": None if remote is None else remote.fraction_lost / 256.0,
             }
+            pipe = d_in.pipe
+            if pipe is not None:
+                # what the transcoder's reorder buffer and concealment did with this leg's audio
+                jb = pipe.jitter
+                result[side].update(
+                    {
+                        "late": jb.late,
+                        "duplicates": jb.duplicates,
+                        "reordered": jb.reordered,
+                        "concealed_ms": 1000.0 * pipe.concealed_samples / pipe.src.sample_rate,
+                        "fec_frames": pipe.fec_frames,
+                        "wait_ms": 1000.0 * jb.wait,
+                    }
+                )
         return result

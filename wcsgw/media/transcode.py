@@ -1,105 +1,388 @@
-"""Opus (browser, 48 kHz) <-> G.711 (SIP, 8 kHz) payload transcoding, with state.
+"""Any-to-any audio transcoding for one call: decode -> resample -> re-packetize -> encode.
 
-Only payloads go through here; RTP headers, timing and DTMF are the bridge's business
-(:mod:`wcsgw.media.bridge`). Each direction keeps its own codec and filter state for the whole
-call: the Opus decoder (whose prediction spans frames), the anti-aliasing/anti-imaging filters
-(whose history makes frame edges seamless) and the Opus encoder.
+Used by the bridge (:mod:`wcsgw.media.bridge`) only when the two legs share no codec. Any
+browser codec (Opus, PCMU, PCMA) meets any SIP codec (PCMU, PCMA, G.729, Speex nb/wb, Opus,
+G.722): the codecs themselves come from :func:`wcsgw.media.audiocodec.make_codec`, one
+instance per leg (each holds that leg's encoder *and* decoder, so the two directions share
+nothing but the object). Only payloads and their timing are handled here; RTP headers, SSRC and
+sequence numbers, DTMF and RTCP are the bridge's.
 
-WebRTC -> SIP: Opus decode to 48 kHz mono -> low-pass + decimate by 6 -> G.711 encode. An Opus
-packet of N ms yields N * 8 bytes of G.711 (160 bytes for 20 ms).
+One :class:`Pipe` per direction::
 
-SIP -> WebRTC: G.711 decode -> interpolate by 6 -> Opus encode (mono, complexity 5, coded
-band capped at narrowband: the source holds nothing above 4 kHz). Opus only takes frames of
-2.5/5/10/20/40/60 ms; G.711 packets of such a duration are encoded one-for-one. Other
-durations (30 ms ptime, say) go through a FIFO: each call encodes the longest valid frame the
-FIFO holds, so every packet still yields one Opus packet (30 ms packets alternate 20/40 ms).
-:attr:`Transcoder.sip_backlog` says how much audio waits in that FIFO, which the bridge needs
-to stamp the Opus packet's timestamp exactly.
+    RTP (seq, ts, payload, arrival)
+      -> JitterBuffer        reorder; zero delay in order; wait <= 2 x jitter for a gap
+      -> decode / conceal    the source codec (Opus: in-band FEC for the last lost frame)
+      -> Resampler           source sample rate -> target sample rate (none when equal)
+      -> FIFO                cut into packets of the target leg's ptime
+      -> encode              the target codec
+      -> (ts, payload)       ts = where the packet's first sample is, in the target RTP clock
+
+**Timing.** The pipe owns the outgoing clock. Audio is handled in *segments*: runs of audio
+that are continuous in time. A segment starts at the input timestamp of its first packet,
+mapped to the target RTP clock; every output packet's timestamp is that start plus the samples
+already sent in the segment. Decoded audio and concealment both advance it, so a lost packet
+that is concealed leaves no hole and never shifts later audio. A gap that is not concealed
+(silence suppression, DTX, a loss longer than the concealment cap, a new stream) ends the
+segment: its last partial packet is completed with silence and sent, and the next audio starts
+a new segment at its own timestamp, so a gap in time stays a gap in time. G.722 runs its RTP
+clock at half its sample rate: every conversion goes through ``rtp_clock / sample_rate``.
+
+**Loss.** The jitter buffer says how many packets were lost before a packet; the timestamp gap
+says how much audio that was. Up to ``max_conceal`` (100 ms) of it is concealed by the source
+codec's own PLC (:meth:`AudioCodec.conceal`), or for Opus by decoding the in-band FEC copy of
+the last lost frame that the next packet may carry (libopus falls back to PLC when it carries
+none). A longer loss is concealed for 100 ms and the rest left as a gap: 2 s of synthetic
+vowel is worse than silence. A payload the decoder rejects counts in :attr:`Pipe.codec_errors`
+and is then treated as lost.
 """
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
 
-from wcsgw.media import g711
-from wcsgw.media.opus import VALID_FRAME_SIZES_48K, OpusDecoder, OpusEncoder
+from wcsgw.media.audiocodec import AudioCodec, CodecError, as_int16, make_codec
+from wcsgw.media.jitter import JitterBuffer, Played
 from wcsgw.media.resample import Resampler
+from wcsgw.sdp.codecs import parse_fmtp
 
-__all__ = ["Transcoder", "SIP_RATE", "WEBRTC_RATE"]
+__all__ = ["Transcoder", "Pipe", "Output", "packet_samples", "OPUS_FRAMES"]
 
-SIP_RATE = 8000
-WEBRTC_RATE = 48000
-_RATIO = WEBRTC_RATE // SIP_RATE
-_VALID_DESC = tuple(sorted(VALID_FRAME_SIZES_48K, reverse=True))
+#: Opus frame sizes at 48 kHz we encode (10..60 ms; shorter ones cannot use SILK)
+OPUS_FRAMES = (480, 960, 1920, 2880)
 
 
-class Transcoder:
-    """``Transcoder("PCMU")`` or ``Transcoder("PCMA")``: one call's worth of codec state."""
+class Output(NamedTuple):
+    """One encoded packet for the target leg."""
+
+    #: RTP timestamp in the target clock (32 bits), of the packet's first sample
+    ts: int
+    payload: bytes
+    #: first packet after a gap in time (a talkspurt starts): the RTP marker bit
+    marker: bool
+    #: changes when the source became a new stream: the bridge re-bases its outgoing mapping
+    epoch: int
+
+
+def packet_samples(codec: AudioCodec, ptime_ms: int) -> int:
+    """Samples (at the codec's sample rate) in one packet of ``ptime_ms``: the nearest whole
+    number of the codec's frames (Speex at 30 ms sends 40 ms: its frame is 20 ms); for Opus the
+    longest valid frame not above it (30 ms -> 20 ms; one frame per packet)."""
+    n = codec.sample_rate * max(1, ptime_ms) // 1000
+    if codec.name == "opus":
+        fitting = [s for s in OPUS_FRAMES if s <= n]
+        return fitting[-1] if fitting else OPUS_FRAMES[0]
+    frame = codec.frame_samples
+    return max(frame, int(round(n / frame)) * frame)
+
+
+def _signed32(x: int) -> int:
+    x &= 0xFFFFFFFF
+    return x - 0x100000000 if x >= 0x80000000 else x
+
+
+class Pipe:
+    """One direction of transcoding, ``src`` codec to ``dst`` codec, with its jitter buffer.
+
+    ``receive``/``skip``/``poll`` return the :class:`Output` packets ready now; ``next_deadline``
+    says when ``poll`` must run next. ``ptime`` is the target leg's packet time in ms.
+    """
 
     def __init__(
         self,
-        sip_codec: str,
+        src: AudioCodec,
+        dst: AudioCodec,
         *,
-        opus_complexity: int = 5,
-        opus_bitrate: int | None = 24000,
-        opus_max_bandwidth: str | None = "narrowband",
+        ptime: int = 20,
+        max_conceal: float = 0.100,
+        jitter: JitterBuffer | None = None,
     ) -> None:
-        name = sip_codec.upper()
-        if name == "PCMU":
-            self._g711_enc = g711.ULAW_ENCODE
-            self._g711_dec = g711.ULAW_DECODE
-        elif name == "PCMA":
-            self._g711_enc = g711.ALAW_ENCODE
-            self._g711_dec = g711.ALAW_DECODE
-        else:
-            raise ValueError(f"SIP side codec must be PCMU or PCMA, not {sip_codec!r}")
-        self.sip_codec = name
-        self._decoder = OpusDecoder(WEBRTC_RATE, 1)
-        self._encoder = OpusEncoder(
-            WEBRTC_RATE,
-            1,
-            complexity=opus_complexity,
-            bitrate=opus_bitrate,
-            max_bandwidth=opus_max_bandwidth,
-        )
-        self._down = Resampler(WEBRTC_RATE, SIP_RATE)
-        self._up = Resampler(SIP_RATE, WEBRTC_RATE)
+        self.src = src
+        self.dst = dst
+        self.jitter = jitter or JitterBuffer(src.rtp_clock)
+        self.packet = packet_samples(dst, ptime)
+        #: the target ptime actually used, in ms (after rounding to the codec's frames)
+        self.ptime = 1000 * self.packet // dst.sample_rate
+        # Samples per RTP tick (G.722: 2); both are whole numbers for every codec we have.
+        self._src_per_tick = src.sample_rate // src.rtp_clock
+        self._dst_per_tick = dst.sample_rate // dst.rtp_clock
+        self._max_conceal = int(max_conceal * src.rtp_clock)  # in source RTP ticks
+        self._packet_src_ticks = self.packet * src.rtp_clock // dst.sample_rate
+        self._resampler = None if src.sample_rate == dst.sample_rate else Resampler(src.sample_rate, dst.sample_rate)
+        # A decimating FIR wants whole groups of samples; concealment is rounded to them.
+        self._quantum = max(1, src.sample_rate // dst.sample_rate)
         self._fifo = np.zeros(0, dtype=np.int16)
-        #: 48 kHz samples in the last Opus packet :meth:`sip_to_webrtc` returned.
-        self.last_opus_samples = 0
+        self._ts_ref: int | None = None  # unwrapped timestamp of the newest packet
+        self._seg_in: int | None = None  # segment start, unwrapped source ticks
+        self._seg_out = 0  # segment start, unwrapped target ticks
+        self._sent = 0  # target samples sent in this segment
+        self._expected = 0  # unwrapped source tick where the next audio should start
+        self._first = True  # next output packet starts a talkspurt
+        self._error_pending = False
+        self._last_frame = src.frame_samples  # samples of the last decoded packet
+        self._fec = _fec_decoder(src)
+        self.epoch = 0
+        self._resync_seen = 0
+        self.codec_errors = 0
+        #: source samples made up by concealment (PLC or FEC)
+        self.concealed_samples = 0
+        #: lost frames rebuilt from Opus in-band FEC
+        self.fec_frames = 0
+        #: losses too long to conceal whole (the rest was left as a gap)
+        self.gaps_left = 0
+        self.packets_in = 0
+        self.packets_out = 0
 
-    @property
-    def sip_backlog(self) -> int:
-        """8 kHz samples received from SIP but not yet encoded to Opus (0 for 20 ms ptime)."""
-        return len(self._fifo) // _RATIO
+    # -- API ---------------------------------------------------------------------------------
 
-    def webrtc_to_sip(self, opus_payload: bytes) -> bytes:
-        """One Opus packet -> the G.711 payload of the same duration."""
-        pcm48 = self._decoder.decode(opus_payload)
-        return self._to_g711(pcm48)
+    def receive(self, seq: int, ts: int, payload: bytes, now: float, ssrc: int = 0) -> list[Output]:
+        """One audio packet of the source, as it arrived."""
+        out: list[Output] = []
+        for p in self.jitter.push(seq, ts, payload, now, ssrc):
+            self._play(p, out)
+        self._note_resync(out)
+        return out
 
-    def conceal_webrtc_loss(self) -> bytes:
-        """G.711 for one lost Opus packet, by Opus packet-loss concealment (same duration as the
-        last packet). Optional: the bridge leaves concealment to the SIP receiver by default."""
-        return self._to_g711(self._decoder.decode(None))
+    def skip(self, seq: int, ts: int, now: float, ssrc: int = 0) -> list[Output]:
+        """A non-audio packet of the source (telephone-event, CN): keeps the sequence count."""
+        out: list[Output] = []
+        for p in self.jitter.skip(seq, ts, now, ssrc):
+            self._play(p, out)
+        self._note_resync(out)
+        return out
 
-    def _to_g711(self, pcm48: np.ndarray) -> bytes:
-        pcm8 = self._down.process(pcm48)
-        return self._g711_enc.take(g711.to_int16(pcm8).view(np.uint16)).tobytes()
+    def poll(self, now: float) -> list[Output]:
+        """Release (and conceal before) packets whose wait for a missing one has expired."""
+        out: list[Output] = []
+        for p in self.jitter.poll(now):
+            self._play(p, out)
+        return out
 
-    def sip_to_webrtc(self, g711_payload: bytes) -> bytes:
-        """One G.711 payload -> one Opus payload (``b""`` only if less than 10 ms is buffered)."""
-        pcm8 = self._g711_dec.take(np.frombuffer(g711_payload, dtype=np.uint8))
-        pcm48 = g711.to_int16(self._up.process(pcm8))
-        if len(self._fifo) == 0 and len(pcm48) in VALID_FRAME_SIZES_48K:
-            self.last_opus_samples = len(pcm48)
-            return self._encoder.encode(pcm48)
-        fifo = np.concatenate((self._fifo, pcm48)) if len(self._fifo) else pcm48
-        for size in _VALID_DESC:
-            if size <= len(fifo) and size >= 480:  # >= 10 ms: shorter frames cannot use SILK
-                self._fifo = fifo[size:].copy()
-                self.last_opus_samples = size
-                return self._encoder.encode(fifo[:size])
-        self._fifo = fifo
-        self.last_opus_samples = 0
-        return b""
+    def next_deadline(self) -> float | None:
+        return self.jitter.next_deadline()
+
+    def map_ts(self, ts: int) -> int:
+        """A source timestamp (a DTMF event's, say) in the target clock, on the same mapping
+        the audio uses."""
+        u = self._unwrap(ts, move=False)
+        return (u * self.dst.rtp_clock // self.src.rtp_clock) & 0xFFFFFFFF
+
+    def close(self) -> list[Output]:
+        """End of call: what is held and buffered, sent now."""
+        out: list[Output] = []
+        for p in self.jitter.flush():
+            self._play(p, out)
+        self._end_segment(out)
+        return out
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _note_resync(self, out: list[Output]) -> None:
+        # A new stream announced by a skipped packet (an event from a new SSRC): the outgoing
+        # mapping must re-base before that packet goes out, not only at the next audio.
+        if self.jitter.resyncs != self._resync_seen and self._seg_in is not None:
+            self._resync_seen = self.jitter.resyncs
+            self._end_segment(out)
+            self._seg_in = None
+            self._ts_ref = None
+            self.epoch += 1
+
+    def _unwrap(self, ts: int, move: bool = True) -> int:
+        ref = self._ts_ref
+        if ref is None:
+            u = ts
+        else:
+            u = ref + _signed32(ts - ref)
+        if move and (ref is None or u > ref):
+            self._ts_ref = u
+        return u
+
+    def _play(self, p: Played, out: list[Output]) -> None:
+        self.packets_in += 1
+        if p.resync and self._seg_in is not None:
+            self._resync_seen = self.jitter.resyncs
+            self._end_segment(out)
+            self._seg_in = None
+            self._ts_ref = None
+            self.epoch += 1
+        u = self._unwrap(p.ts)
+        if self._seg_in is None:
+            self._start_segment(u)
+            self._resync_seen = self.jitter.resyncs
+        else:
+            gap = u - self._expected
+            if gap > 0:
+                if p.lost_before or self._error_pending:
+                    self._conceal(gap, p.payload, out, u)
+                elif gap * self._src_per_tick <= self.packet * self.src.sample_rate // self.dst.sample_rate:
+                    # a small hole in the sender's timestamps: silence keeps the clock exact
+                    self._feed(np.zeros(gap * self._src_per_tick, dtype=np.int16), out)
+                else:
+                    self._restart(u, out)  # silence suppression / DTX / after an event
+            elif gap < -self.src.rtp_clock:
+                self._restart(u, out)  # a step back of over a second: the sender restarted
+        self._error_pending = False
+        try:
+            pcm = self.src.decode(p.payload)
+        except (CodecError, ValueError):
+            self.codec_errors += 1
+            self._error_pending = True  # what it held is a loss, concealed before the next
+            return
+        if len(pcm) == 0:
+            return
+        self._last_frame = len(pcm)
+        self._expected = u + len(pcm) // self._src_per_tick
+        self._feed(pcm, out)
+
+    def _conceal(self, gap: int, payload: bytes, out: list[Output], u: int) -> None:
+        """``gap`` source ticks were lost right before ``payload`` (at tick ``u``)."""
+        whole = gap <= self._max_conceal + self._packet_src_ticks
+        ticks = gap if whole else self._max_conceal
+        samples = ticks * self._src_per_tick
+        samples -= samples % self._quantum
+        fec = 0
+        if whole and self._fec is not None:
+            fec = min(samples, self._last_frame)
+            fec -= fec % 120  # Opus decodes whole 2.5 ms steps
+        try:
+            if samples - fec > 0:
+                self._feed(as_int16(self.src.conceal(samples - fec)), out)
+            if fec > 0:
+                self._feed(self._fec(payload, fec), out)
+                self.fec_frames += 1
+        except (CodecError, ValueError):
+            self.codec_errors += 1
+        self.concealed_samples += samples
+        if whole:
+            # the concealed audio ends exactly where the packet starts
+            self._expected = u
+        else:
+            self.gaps_left += 1
+            self._restart(u, out)
+
+    def _start_segment(self, u: int) -> None:
+        self._seg_in = u
+        self._seg_out = u * self.dst.rtp_clock // self.src.rtp_clock
+        self._sent = 0
+        self._expected = u
+        self._first = True
+
+    def _restart(self, u: int, out: list[Output]) -> None:
+        self._end_segment(out)
+        self._start_segment(u)
+
+    def _end_segment(self, out: list[Output]) -> None:
+        """Send the partial packet (completed with silence); forget the resampler's tail."""
+        if len(self._fifo):
+            pad = np.zeros(self.packet - len(self._fifo), dtype=np.int16)
+            self._fifo = np.concatenate((self._fifo, pad))
+            self._encode_ready(out)
+        self._fifo = np.zeros(0, dtype=np.int16)
+        if self._resampler is not None:
+            self._resampler.reset()
+
+    def _feed(self, pcm: np.ndarray, out: list[Output]) -> None:
+        if self._resampler is not None:
+            pcm = as_int16(self._resampler.process(pcm))
+        if len(self._fifo):
+            self._fifo = np.concatenate((self._fifo, pcm))
+        else:
+            self._fifo = pcm
+        self._encode_ready(out)
+
+    def _encode_ready(self, out: list[Output]) -> None:
+        n = self.packet
+        fifo = self._fifo
+        start = 0
+        while len(fifo) - start >= n:
+            frame = fifo[start : start + n]
+            start += n
+            try:
+                payload = self.dst.encode(frame)
+            except (CodecError, ValueError):
+                self.codec_errors += 1
+                payload = b""
+            ts = self._seg_out + self._sent // self._dst_per_tick
+            self._sent += n
+            if payload:
+                out.append(Output(ts & 0xFFFFFFFF, payload, self._first, self.epoch))
+                self.packets_out += 1
+                self._first = False
+        if start:
+            self._fifo = fifo[start:]
+
+
+def _fec_decoder(codec: AudioCodec) -> Any:
+    """For Opus: a callable ``(next_payload, samples) -> pcm`` that decodes the in-band FEC
+    copy of the lost frame before ``next_payload`` (libopus runs PLC when there is none).
+
+    Uses the codec's public ``decode_fec`` when it has one; the Opus adapter of
+    :mod:`wcsgw.media.audiocodec` does not (yet), so fall back to its decoder object, which
+    takes ``fec=True``. None for every other codec."""
+    if codec.name != "opus":
+        return None
+    public = getattr(codec, "decode_fec", None)
+    if public is not None:
+        return public
+    decoder = getattr(codec, "_decoder", None)
+    if decoder is None or not hasattr(decoder, "last_frame_samples"):
+        return None
+
+    def decode_fec(payload: bytes, samples: int) -> np.ndarray:
+        last = decoder.last_frame_samples
+        decoder.last_frame_samples = samples
+        try:
+            return decoder.decode(bytes(payload), fec=True)
+        except Exception as exc:  # OpusError: the packet is not Opus
+            raise CodecError(f"opus: FEC decode failed ({exc})") from None
+        finally:
+            decoder.last_frame_samples = last
+
+    return decode_fec
+
+
+def _leg_codec(leg: Any, other: Any, **options: Any) -> AudioCodec:
+    """A codec instance for one leg from its description (``codec``/``name``, ``clock_rate``,
+    ``fmtp``). An Opus encoder gets the band of the other leg's audio (nothing above 4 kHz
+    from an 8 kHz codec: no bits spent on empty bands)."""
+    name = getattr(leg, "codec", None) or leg.name
+    fmtp = getattr(leg, "fmtp", None)
+    if isinstance(fmtp, str) or fmtp is None:
+        fmtp = parse_fmtp(fmtp) if fmtp else {}
+    if name.lower() == "opus":
+        other_name = (getattr(other, "codec", None) or other.name).lower()
+        other_rate = 16000 if other_name == "g722" else (getattr(other, "clock_rate", 8000) or 8000)
+        band = "narrowband" if other_rate <= 8000 else "wideband"
+        options.setdefault("complexity", 5)
+        options.setdefault("max_bandwidth", band)
+        if not fmtp.get("maxaveragebitrate"):
+            options.setdefault("bitrate", 24000 if band == "narrowband" else 32000)
+    return make_codec(name, getattr(leg, "clock_rate", None) or None, fmtp, **options)
+
+
+class Transcoder:
+    """One call's transcoding: ``Transcoder(webrtc, sip)`` with each leg described by anything
+    with ``codec`` (or ``name``), ``clock_rate``, ``fmtp`` (dict or fmtp string) and ``ptime``
+    (ms; default 20) — :class:`wcsgw.media.bridge.LegMedia` is one. ``w2s`` and ``s2w`` are
+    the two :class:`Pipe` s. Raises :class:`~wcsgw.media.audiocodec.CodecError` (a
+    ValueError) when a codec is unknown or its library is missing."""
+
+    def __init__(self, webrtc: Any, sip: Any, *, max_conceal: float = 0.100) -> None:
+        self.webrtc_codec = _leg_codec(webrtc, sip)
+        try:
+            self.sip_codec = _leg_codec(sip, webrtc)
+        except CodecError:
+            self.webrtc_codec.close()
+            raise
+        self.w2s = Pipe(
+            self.webrtc_codec, self.sip_codec, ptime=getattr(sip, "ptime", 20) or 20, max_conceal=max_conceal
+        )
+        self.s2w = Pipe(
+            self.sip_codec, self.webrtc_codec, ptime=getattr(webrtc, "ptime", 20) or 20, max_conceal=max_conceal
+        )
+
+    def close(self) -> None:
+        """Free the codecs' native state (packets still buffered are dropped)."""
+        self.webrtc_codec.close()
+        self.sip_codec.close()
