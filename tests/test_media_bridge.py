@@ -433,6 +433,19 @@ class RtcpAndActivityTests(SynchronousTestCase):
         self.assertEqual(len(b.make_rtcp_for_sip(T0 + 13)), 1)
         self.assertRaises(TypeError, MediaBridge, sip_codec=Codec("PCMU", 8000, 0), send_to_webrtc=print, send_to_sip=print)
 
+    def test_codec_keywords_carry_ptime_and_fmtp_to_the_transcoder(self) -> None:
+        from wcsgw.sdp.codecs import Codec
+
+        reported: list[float] = []
+        b = MediaBridge(
+            webrtc_codec=Codec("opus", 48000, 2, 111, "minptime=10;useinbandfec=1"),
+            sip_codec=Codec("G729", 8000, 1, 18, "annexb=no"), sip_ptime=30, webrtc_ptime=None,
+            send_to_webrtc=print, send_to_sip=print, on_deadline=reported.append,
+        )
+        self.assertEqual((b.sip.ptime, b.webrtc.ptime, b.sip.fmtp), (30, 20, "annexb=no"))
+        self.assertEqual((b.transcoder.w2s.ptime, b.transcoder.s2w.ptime), (30, 20))
+        self.assertEqual(b.on_deadline, reported.append)
+
     def test_stats_shape(self) -> None:
         self.b.from_sip(build_rtp(payload_type=0, sequence=1, timestamp=1, ssrc=1, payload=b"\xff" * 160), T0)
         st = self.b.stats()

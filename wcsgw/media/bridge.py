@@ -527,12 +527,14 @@ class MediaBridge:
         dtmf_duration: float = 0.1,
         dtmf_gap: float = 0.07,
         sip_ptime: int | None = None,
+        webrtc_ptime: int | None = None,
         on_deadline: OnDeadline | None = None,
     ) -> None:
         """Legs as :class:`LegMedia`, or (convenience for the call layer) as negotiated codec
         objects: ``webrtc_codec``/``sip_codec`` and optional ``webrtc_dtmf``/``sip_dtmf``
         (anything with ``name``, ``clock_rate``, ``payload_type``, e.g. ``wcsgw.sdp`` Codec),
-        with ``webrtc_ssrc``/``sip_ssrc``, and ``sip_ptime`` (the SIP side's ``a=ptime``, ms).
+        with ``webrtc_ssrc``/``sip_ssrc``, and ``sip_ptime``/``webrtc_ptime`` (each side's
+        ``a=ptime`` in ms; None: 20).
 
         ``on_deadline`` (also an attribute): see :attr:`on_deadline`.
 
@@ -544,7 +546,7 @@ class MediaBridge:
         when :attr:`started_at` is set), so a bridge built before media can flow is not
         already "inactive"."""
         if webrtc is None:
-            webrtc = _leg_from(webrtc_codec, webrtc_dtmf, webrtc_ssrc, "webrtc_codec")
+            webrtc = _leg_from(webrtc_codec, webrtc_dtmf, webrtc_ssrc, "webrtc_codec", webrtc_ptime)
         if sip is None:
             sip = _leg_from(sip_codec, sip_dtmf, sip_ssrc, "sip_codec", sip_ptime)
         if send_to_webrtc is None or send_to_sip is None:
