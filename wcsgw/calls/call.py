@@ -25,6 +25,7 @@ from twisted.logger import Logger
 
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.status import CallStatus, Info, status_for_failure, status_for_provisional
+from wcsgw.calls.video import VideoPath, extra_sip_media
 from wcsgw.media.bridge import MediaBridge
 from wcsgw.media.ports import PortAllocator
 from wcsgw.media.udp import RtpSocket
@@ -200,6 +201,8 @@ class Call:
         self.rtp: RtpSocket | None = None
         self.bridge: MediaBridge | None = None
         self._offer: SessionDescription | None = None
+        #: the call's video (wcsgw.calls.video), None when the first offer had none
+        self.video: VideoPath | None = None
         self._ticker: task.LoopingCall | None = None
         self._last_rtcp = 0.0
         self._finished = False
@@ -250,6 +253,7 @@ class Call:
                 "webrtcCodec": self.plan.browser_codec.rtpmap if self.plan and self.plan.browser_codec else None,
                 "sipCodec": self.plan.sip_codec.rtpmap if self.plan and self.plan.sip_codec else None,
                 "mode": self.plan.mode if self.plan else None,
+                "video": self.video.describe() if self.video is not None else None,
             },
         }
         if with_sdp and self.browser_answer is not None:
@@ -277,6 +281,10 @@ class Call:
         self.leg = WebRtcLeg(env.reactor, env.media_host, env.media_advertised, env.allocator,
                              certificate=env.certificate)
         self.leg.on_state = self._on_leg_state
+        if self.has_video:
+            self.video = VideoPath.outbound(env, self.call_id, self._offer, {
+                c.payload_type for c in self.plan.sip_offer if c.payload_type is not None})
+            self.has_video = self.video is not None
         self._place_invite()
 
     def _place_invite(self) -> None:
@@ -285,7 +293,8 @@ class Call:
         assert self.plan is not None and self.rtp is not None and self.account is not None
         self._sdp_session = new_session_id()
         offer = audio_offer(env.media_advertised, self.rtp.port, self.plan.sip_offer,
-                            session_id=self._sdp_session)
+                            session_id=self._sdp_session,
+                            video=self.video.sip_offer_media() if self.video else None)
         self.invite = OutgoingInvite(
             env.sip.endpoint, self.account, self.request_uri, serialize_sdp(offer).encode(),
             listener=self._on_sip_event, display_name=self.visible_name,
@@ -382,15 +391,19 @@ class Call:
         self._reoffer = (direction, then)
         self.env.sip.transport.pump()
 
-    def _sip_sdp(self, direction: str, codecs: list[Codec] | None = None) -> bytes:
+    def _sip_sdp(self, direction: str, codecs: list[Codec] | None = None,
+                 offer: SessionDescription | None = None,
+                 video_answer: MediaDescription | None = None) -> bytes:
         """Our SDP toward the SIP side (a re-offer or an answer): the codecs in use, a new
-        version of the same session (RFC 3264 §8)."""
+        version of the same session (RFC 3264 §8); the video m-line after the audio (answering
+        ``offer``: ``video_answer`` in its video slot, other extra m-lines rejected)."""
         assert self.plan is not None and self.rtp is not None
         if codecs is None:
             codecs = [c for c in (self.plan.sip_codec, self.plan.sip_dtmf) if c is not None]
         self._sdp_version += 1
         sdp = audio_offer(self.env.media_advertised, self.rtp.port, codecs, direction=direction,
                           session_id=self._sdp_session, version=self._sdp_version)
+        sdp.media += extra_sip_media(self.video, direction, offer, video_answer)
         return serialize_sdp(sdp).encode()
 
     def _set_hold(self, *, local: bool | None = None, remote: bool | None = None) -> None:
@@ -402,6 +415,8 @@ class Call:
             # Held by us: the browser's audio is not forwarded to the far end.
             self.bridge.paused_to_sip = self.local_hold
         held = self.local_hold or self.remote_hold
+        if self.video is not None:
+            self.video.set_hold(self.local_hold, held)
         self._set_status(CallStatus.HOLD if held else CallStatus.ESTABLISHED, "")
 
     def _arm_dtmf(self) -> None:
@@ -522,8 +537,13 @@ class Call:
                             self._offer.fingerprint_for(offer_audio))
         ssrc = secrets.randbits(32)
         browser_side = [plan.browser_codec] + ([plan.browser_dtmf] if plan.browser_dtmf else [])
+        video_spec = self.video.settle_sip_answer(answer) if self.video is not None else None
+        if self.video is not None and video_spec is None:
+            self.video.reject()  # the SIP side has no video for us: audio-only
+            self.has_video = False
         self.browser_answer = serialize_sdp(answer_for_browser(
-            self._offer, self.leg, browser_side, ssrc=ssrc, cname=f"wcsgw-{self.call_id}"))
+            self._offer, self.leg, browser_side, ssrc=ssrc, cname=f"wcsgw-{self.call_id}",
+            video=video_spec))
         self._start_media(ssrc)
 
     def _start_media(self, webrtc_ssrc: int) -> None:
@@ -548,6 +568,8 @@ class Call:
         bridge.started_at = reactor.seconds()
         bridge.on_dtmf_from_sip = lambda digit: self.notify(
             "dtmf", {"callId": self.call_id, "dtmf": digit, "type": "RFC2833"})
+        if self.video is not None and self.video.ready:
+            self.video.start(leg, reactor.seconds())  # routes video PTs and video RTCP to it
         leg.start()
         log.info("call {call_id}: media {mode} {webrtc} <-> {sip}", call_id=self.call_id,
                  mode=plan.mode, webrtc=plan.browser_codec.rtpmap, sip=plan.sip_codec.rtpmap)
@@ -559,6 +581,8 @@ class Call:
             sd = parsed or parse_sdp(sip_sdp)
         except SdpError:
             return
+        if self.video is not None:
+            self.video.retarget(sd)
         audio = _first_audio(sd)
         connection = sd.connection_for(audio) if audio else None
         if audio is None or connection is None:
@@ -597,8 +621,10 @@ class Call:
                                               dtmf.payload_type if dtmf else None)
         self.plan.sip_codec, self.plan.sip_dtmf = same, dtmf
         direction = offer.direction_for(audio)
+        video_answer = (self.video.answer_reoffer(offer, "sendonly" if self.local_hold else "sendrecv")[0]
+                        if self.video is not None else None)
         answer = self._sip_sdp(answer_direction(direction),
-                               [c for c in (same, dtmf) if c is not None])
+                               [c for c in (same, dtmf) if c is not None], offer, video_answer)
         self.invite.answer_reinvite(answer, now)
         self.env.sip.transport.pump()
         self._retarget(sdp, parsed=offer)
@@ -637,7 +663,8 @@ class Call:
         self._sdp_session = new_session_id()
         self._sdp_version = 0
         offer = audio_offer(self.env.media_advertised, self.rtp.port, codecs,  # type: ignore[union-attr]
-                            session_id=self._sdp_session)
+                            session_id=self._sdp_session,
+                            video=self.video.sip_offer_media() if self.video else None)
         replacement = OutgoingInvite(
             self.env.sip.endpoint, self.account, target, serialize_sdp(offer).encode(),
             listener=lambda e: self._replacement_event(old, replacement, e),
@@ -768,6 +795,8 @@ class Call:
         elif self.status is CallStatus.ESTABLISHED and bridge.inactive_for(now) > self.env.rtp_timeout:
             self._fail_sip(Info.RTP)
             return
+        if self.video is not None:
+            self.video.tick(now)
         if now - self._last_rtcp >= RTCP_INTERVAL:
             self._last_rtcp = now
             for packet in bridge.make_rtcp_for_webrtc(now):
@@ -800,6 +829,8 @@ class Call:
             self.leg.close()
         if self.rtp is not None:
             self.rtp.close()
+        if self.video is not None:
+            self.video.close()
         self.bridge = None
         self._set_status(status)
         self.on_gone(self)

@@ -41,7 +41,8 @@ from wcsgw.sip.transaction import ServerTransaction
 from wcsgw.sip.uas import Cancelled, Confirmed, IncomingInvite
 from wcsgw.sip.uri import parse_uri
 from wcsgw.webrtc.leg import WebRtcLeg
-from wcsgw.webrtc.sdp import offer_for_browser, parse_browser_answer
+from wcsgw.calls.video import VideoPath
+from wcsgw.webrtc.sdp import offer_for_browser, parse_browser_answer, parse_browser_video
 
 log = Logger(namespace="wcsgw.calls")
 
@@ -104,6 +105,9 @@ class InboundCall(Call):
             if audio is None:
                 raise CallError(Codes.NO_CODECS, Info.NO_CODECS)
             sip_codecs = audio.codecs()
+            # Video from the caller: offered to the browser when we can relay one of its codecs.
+            self.video = VideoPath.inbound(env, self.call_id, offer)
+            self.has_video = self.video is not None
         codecs = browser_offer_codecs(sip_codecs)
         self.plan = CodecPlan("relay", sip_codecs or TRANSCODE_SIP_CODECS + [TELEPHONE_EVENT_8K])
         self._offer_to_browser(codecs)
@@ -120,13 +124,16 @@ class InboundCall(Call):
                              certificate=env.certificate)
         self.leg.on_state = self._on_leg_state
         self._webrtc_ssrc = secrets.randbits(32)
-        self._browser_offer_sd = offer_for_browser(self.leg, codecs, self._webrtc_ssrc,
-                                                   f"wcsgw-{self.call_id}")
+        self._browser_offer_sd = offer_for_browser(
+            self.leg, codecs, self._webrtc_ssrc, f"wcsgw-{self.call_id}",
+            video=self.video.browser_offer_spec() if self.video is not None else None)
+        if self.video is not None:
+            self.video.note_browser_offer(self._browser_offer_sd)
         self.browser_offer_text = serialize_sdp(self._browser_offer_sd)
         self.status = CallStatus.RING  # before the notification: the page sees it ring
         self.notify("incomingCall", {
             "callId": self.call_id, "caller": self.caller, "callee": self.callee,
-            "visibleName": self.visible_name, "hasAudio": True, "hasVideo": False,
+            "visibleName": self.visible_name, "hasAudio": True, "hasVideo": self.has_video,
             "sdp": self.browser_offer_text,
         })
         self._set_status(CallStatus.RING)
@@ -156,8 +163,15 @@ class InboundCall(Call):
                                   and c.clock_rate == plan.sip_codec.clock_rate), None)
             offer = parse_sdp(self._sip_offer_sdp)
             supported = [c for c in (plan.sip_codec, plan.sip_dtmf) if c is not None]
+            video_answer = None
+            if self.video is not None:  # the browser's answer decides whether there is video
+                video_answer = self.video.settle_browser_answer(
+                    parse_browser_video(self._browser_offer_sd, parse_sdp(browser_sdp)), offer)
+                if video_answer is None:
+                    self.video.reject()
+                    self.has_video = False
             sip_answer = audio_answer(offer, self.env.media_advertised, self.rtp.port, supported,
-                                      session_id=self._new_sdp_session())
+                                      session_id=self._new_sdp_session(), video=video_answer)
             self._retarget(self._sip_offer_sdp, parsed=offer)
         else:
             # Late offer: our 200 offers, the ACK answers (Confirmed re-targets the media).

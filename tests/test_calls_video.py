@@ -1,0 +1,536 @@
+"""Video in a call (wcsgw.calls.video and its hooks in Call / InboundCall).
+
+The SIP dialog and the browser's WebRTC leg are fakes (the SDP they carry and the packets they
+would send are recorded); the SIP-side media sockets are real UDP sockets on loopback from a
+real PortAllocator, so the tests also check that every video port goes back to it.  Timers
+run on a task.Clock.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.internet import defer, reactor, task
+from twisted.trial import unittest
+
+import wcsgw.calls.call as call_module
+import wcsgw.calls.inbound as inbound_module
+from wcsgw.calls.call import Call, CallEnvironment
+from wcsgw.calls.inbound import InboundCall
+from wcsgw.calls.status import CallStatus
+from wcsgw.media.ports import PortAllocator
+from wcsgw.media.rtcp import Feedback, build_pli, build_rr, build_sdes, build_sr, parse_rtcp
+from wcsgw.media.rtp import build_rtp, parse_rtp
+from wcsgw.sdp.negotiate import rtcp_feedback
+from wcsgw.sdp.parser import parse_sdp
+from wcsgw.sip.invite import Answered
+from wcsgw.sip.session import ReinviteAnswered, ReinviteOffered
+from tests.peers.ports import free_port
+
+HERE = os.path.dirname(__file__)
+CHROME_OFFER = open(os.path.join(HERE, "data", "chromium_offer_av.sdp")).read()
+BROWSER_AUDIO_SSRC = 3684613860  # the a=ssrc lines of that offer
+BROWSER_VIDEO_SSRC = 140199583
+PHONE_VIDEO_SSRC = 0x5EED0001
+
+
+class HybridReactor(task.Clock):
+    """A Clock for timers, the real reactor for UDP sockets."""
+
+    def listenUDP(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (Twisted API)
+        return reactor.listenUDP(*args, **kwargs)
+
+
+class FakeLeg:
+    """What a Call uses of a WebRtcLeg; records what would be sent to the browser."""
+
+    host = "127.0.0.1"
+    ice_ufrag = "ufrg"
+    ice_pwd = "p" * 24
+    fingerprint = ("sha-256", "AB:" * 31 + "CD")
+
+    def __init__(self, reactor: Any, bind_host: str, advertised: str, allocator: PortAllocator,
+                 **kwargs: Any) -> None:
+        self.allocator = allocator
+        self.ports = allocator.allocate(1)
+        self.port = self.ports[0]
+        self.rtp: list[bytes] = []
+        self.rtcp: list[bytes] = []
+        self.on_rtp = self.on_rtcp = self.on_state = lambda *a: None
+        self.remote: Any = None
+        self.started = False
+
+    def set_remote(self, ufrag: str, pwd: str, fingerprint: Any) -> None:
+        self.remote = (ufrag, pwd, fingerprint)
+
+    def start(self) -> None:
+        self.started = True
+
+    def send_rtp(self, packet: bytes) -> None:
+        self.rtp.append(packet)
+
+    def send_rtcp(self, packet: bytes) -> None:
+        self.rtcp.append(packet)
+
+    def close(self) -> defer.Deferred:
+        if self.ports:
+            self.allocator.release(self.ports)
+            self.ports = []
+        return defer.succeed(None)
+
+
+class FakeInvite:
+    """What a Call uses of an OutgoingInvite: the offers and answers it would send."""
+
+    def __init__(self, endpoint: Any, account: Any, uri: str, sdp: bytes, *, listener: Any,
+                 **kwargs: Any) -> None:
+        self.offer = sdp
+        self.listener = listener
+        self.reinvites: list[bytes] = []
+        self.reinvite_answers: list[bytes] = []
+        self.terminated = False
+        self.reinvite_in_progress = False
+        self.refer_in_progress = False
+        self.request_uri = uri
+
+    def start(self, now: float) -> None:
+        pass
+
+    def hangup(self, now: float) -> None:
+        self.terminated = True
+
+    def reinvite(self, sdp: bytes, now: float) -> None:
+        self.reinvites.append(sdp)
+
+    def answer_reinvite(self, sdp: bytes, now: float) -> None:
+        self.reinvite_answers.append(sdp)
+
+    def reject_reinvite(self, status: int, now: float, reason: str | None = None) -> None:
+        self.reinvite_answers.append(str(status).encode())
+
+
+class FakeIncomingInvite:
+    def __init__(self, offer: bytes) -> None:
+        self.offer_sdp = offer
+        self.answered: bytes | None = None
+        self.rejected: int | None = None
+        self.terminated = False
+        self.listener = lambda event: None
+
+    def ring(self, now: float, sdp: bytes | None = None) -> None:
+        pass
+
+    def answer(self, sdp: bytes, now: float) -> None:
+        self.answered = sdp
+
+    def reject(self, status: int, reason: str | None, now: float, **kw: Any) -> None:
+        self.rejected = status
+
+    def hangup(self, now: float) -> None:
+        self.terminated = True
+
+
+class FakeSip:
+    endpoint = None
+
+    class transport:  # noqa: N801 - mimics the attribute
+        @staticmethod
+        def pump() -> None:
+            pass
+
+
+class Account:
+    login = "alice"
+
+
+def sip_answer(video: str | None = "m=video {vport} RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n"
+               "a=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 goog-remb\r\nb=AS:800\r\n",
+               vport: int = 0, aport: int = 0, direction: str = "sendrecv", version: int = 1) -> bytes:
+    text = (f"v=0\r\no=- 5 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {aport} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+            f"a=rtpmap:101 telephone-event/8000\r\na={direction}\r\n")
+    if video is not None:
+        text += video.format(vport=vport) + f"a={direction}\r\n"
+    return text.encode()
+
+
+def video_packet(pt: int, seq: int, ts: int, ssrc: int, marker: bool = True) -> bytes:
+    return build_rtp(payload_type=pt, sequence=seq, timestamp=ts, ssrc=ssrc,
+                     payload=b"\x10\x00\x9d\x01\x2a" + bytes(300), marker=marker)
+
+
+def feedback(packets: list[bytes]) -> list[Feedback]:
+    return [p for packet in packets for p in parse_rtcp(packet) if isinstance(p, Feedback)]
+
+
+class CallVideoCase(unittest.TestCase):
+    def setUp(self) -> None:
+        self.clock = HybridReactor()
+        self.clock.advance(1_700_000_000)
+        low = free_port()
+        self.allocator = PortAllocator("127.0.0.1", low - low % 2, low - low % 2 + 200)
+        self.env = CallEnvironment(reactor=self.clock, sip=FakeSip(), allocator=self.allocator,
+                                   media_host="127.0.0.1", media_advertised="127.0.0.1")
+        self.patch(call_module, "WebRtcLeg", FakeLeg)
+        self.patch(inbound_module, "WebRtcLeg", FakeLeg)
+        self.patch(call_module, "OutgoingInvite", FakeInvite)
+        self.statuses: list[dict[str, Any]] = []
+        self.notifications: list[tuple[str, dict[str, Any]]] = []
+        self.calls: list[Call] = []
+        # the SIP peer's video sockets: where our relay sends, whose port the answer names
+        self.phone_video: list[bytes] = []
+        self.phone_video_rtcp: list[bytes] = []
+
+    def make_call(self, has_video: bool = True, offer: str = CHROME_OFFER) -> Call:
+        call = Call(env=self.env, call_id=f"c{len(self.calls)}", session_id="s", account=Account(),
+                    request_uri="sip:bob@127.0.0.1", callee="bob", visible_name=None,
+                    has_audio=True, has_video=has_video, browser_offer=offer, sip_headers={},
+                    on_status=self.statuses.append, on_gone=lambda c: None,
+                    notify=lambda m, p: self.notifications.append((m, p)))
+        self.calls.append(call)
+        self.addCleanup(self.close_sockets, call)
+        call.start()
+        return call
+
+    def close_sockets(self, call: Call) -> defer.Deferred:
+        """Whatever a failed test left open (closing is idempotent)."""
+        closing = [s.close() for s in (call.rtp, call.video and call.video.rtp) if s is not None]
+        if call.leg is not None:
+            closing.append(call.leg.close())
+        return defer.gatherResults(closing)
+
+    def sip_vp8_pt(self, call: Call) -> int:
+        """The number our INVITE gave VP8."""
+        video = parse_sdp(call.invite.offer).media[1]
+        return next(c.payload_type for c in video.codecs() if c.key == "vp8")
+
+    def vp8_answer(self, call: Call, **kw: Any) -> bytes:
+        pt = self.sip_vp8_pt(call)
+        return sip_answer(f"m=video {{vport}} RTP/AVP {pt}\r\na=rtpmap:{pt} VP8/90000\r\n"
+                          f"a=rtcp-fb:{pt} nack pli\r\na=rtcp-fb:{pt} goog-remb\r\nb=AS:800\r\n",
+                          **kw)
+
+    def capture_sip_video(self, call: Call) -> None:
+        """Record what the relay sends toward the SIP side instead of sending it."""
+        assert call.video is not None
+        call.video.rtp.send_rtp = self.phone_video.append  # type: ignore[method-assign]
+        call.video.rtp.send_rtcp = self.phone_video_rtcp.append  # type: ignore[method-assign]
+
+    @defer.inlineCallbacks
+    def end_and_check_ports(self, call: Call):
+        call.hangup()
+        closing = [call.rtp.close()]
+        if call.video is not None:
+            closing.append(call.video.rtp.close())
+        yield defer.gatherResults(closing)
+        self.assertEqual(self.allocator.in_use, frozenset())
+
+
+class OutboundVideoTests(CallVideoCase):
+    def test_invite_offers_the_browsers_vp8_and_h264(self) -> None:
+        call = self.make_call()
+        offer = parse_sdp(call.invite.offer)
+        self.assertEqual([m.kind for m in offer.media], ["audio", "video"])
+        video = offer.media[1]
+        self.assertEqual(video.port, call.video.rtp.port)
+        self.assertNotEqual(video.port, offer.media[0].port)
+        self.assertEqual(video.proto, "RTP/AVP")
+        # VP8 then H.264 (default config order), no rtx/red/VP9/AV1; Chromium's numbers
+        # unless the audio offer took one (never shared: the answer must be unambiguous)
+        self.assertEqual([c.rtpmap for c in video.codecs()], ["VP8/90000"] + ["H264/90000"] * 6)
+        self.assertFalse(set(video.formats) & set(offer.media[0].formats))
+        self.assertEqual(video.formats[1:], ["102", "104", "108", "114", "116", "39"])
+        pt = self.sip_vp8_pt(call)
+        self.assertEqual(rtcp_feedback(video, pt), {"nack pli", "ccm fir", "goog-remb"})
+        self.assertEqual([(b.bwtype, b.value) for b in video.bandwidths],
+                         [("AS", 1000), ("TIAS", 950000)])
+        return self.end_and_check_ports(call)
+
+    def test_no_video_when_the_call_does_not_ask_for_it(self) -> None:
+        call = self.make_call(has_video=False)
+        self.assertIsNone(call.video)
+        self.assertEqual([m.kind for m in parse_sdp(call.invite.offer).media], ["audio"])
+        return self.end_and_check_ports(call)
+
+    def test_answer_with_video_bundles_it_for_the_browser(self) -> None:
+        call = self.make_call()
+        sip_pt = self.sip_vp8_pt(call)
+        call._on_sip_event(Answered(self.vp8_answer(call, vport=30002, aport=30000)))
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        answer = parse_sdp(call.browser_answer)
+        self.assertIn("BUNDLE 0 1", answer.get("group"))
+        video = answer.media[1]
+        self.assertEqual((video.kind, video.formats, video.port), ("video", ["96"], call.leg.port))
+        self.assertEqual(rtcp_feedback(video, 96), {"nack pli", "ccm fir", "goog-remb"})
+        self.assertEqual([(b.bwtype, b.value) for b in video.bandwidths][0], ("AS", 800))
+        media = call.describe()["media"]["video"]
+        self.assertEqual((media["webrtcCodec"], media["sipCodec"], media["webrtcPayloadType"],
+                          media["sipPayloadType"]), ("VP8/90000", "VP8/90000", 96, sip_pt))
+        self.assertTrue(call.describe()["hasVideo"])
+        self.assertEqual(call.video.rtp.remote_rtp, ("127.0.0.1", 30002))
+        self.assertEqual(call.video.rtp.remote_rtcp, ("127.0.0.1", 30003))
+        return self.end_and_check_ports(call)
+
+    def test_h264_answer_maps_payload_types(self) -> None:
+        call = self.make_call()
+        h264 = ("m=video {vport} RTP/AVP 126\r\na=rtpmap:126 H264/90000\r\n"
+                "a=fmtp:126 packetization-mode=1;profile-level-id=42e01e\r\n")
+        self.capture_sip_video(call)
+        call._on_sip_event(Answered(sip_answer(h264, vport=30002, aport=30000)))
+        video = parse_sdp(call.browser_answer).media[1]
+        # Chromium's 108 is H.264 constrained baseline, mode 1; level lowered to the phone's
+        self.assertEqual(video.formats, ["108"])
+        self.assertEqual(video.codecs()[0].fmtp_params["profile-level-id"], "42e01e")
+        call.leg.on_rtp(video_packet(108, 1, 1000, BROWSER_VIDEO_SSRC))
+        call.video.rtp.on_rtp(video_packet(126, 9, 5000, PHONE_VIDEO_SSRC))
+        self.assertEqual([parse_rtp(p).payload_type for p in self.phone_video], [126])
+        to_browser = [parse_rtp(p) for p in call.leg.rtp if parse_rtp(p).payload_type == 108]
+        self.assertEqual(len(to_browser), 1)
+        return self.end_and_check_ports(call)
+
+    def test_sip_side_rejects_video_call_goes_on_audio_only(self) -> None:
+        call = self.make_call()
+        video_port = call.video.rtp.port
+        call._on_sip_event(Answered(sip_answer("m=video 0 RTP/AVP 96\r\n", aport=30000)))
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        answer = parse_sdp(call.browser_answer)
+        self.assertEqual(answer.media[1].port, 0)
+        self.assertIn("BUNDLE 0", answer.get("group"))
+        self.assertNotIn("1", answer.get("group").split()[1:])
+        self.assertFalse(call.describe()["hasVideo"])
+        self.assertIsNone(call.describe()["media"]["video"])
+        # the video socket is closed at once; a re-offer keeps the m-line with port 0
+        self.assertTrue(call.video.rejected)
+        call.hold()
+        reoffer = parse_sdp(call.invite.reinvites[-1])
+        self.assertEqual([(m.kind, m.port) for m in reoffer.media][1], ("video", 0))
+        self.assertNotEqual(reoffer.media[1].port, video_port)
+        return self.end_and_check_ports(call)
+
+    def test_answer_without_a_video_line(self) -> None:
+        call = self.make_call()
+        call._on_sip_event(Answered(sip_answer(None, aport=30000)))
+        self.assertEqual(parse_sdp(call.browser_answer).media[1].port, 0)
+        self.assertFalse(call.has_video)
+        return self.end_and_check_ports(call)
+
+
+class VideoMediaTests(CallVideoCase):
+    def established(self) -> Call:
+        call = self.make_call()
+        self.capture_sip_video(call)
+        self.pt = self.sip_vp8_pt(call)
+        call._on_sip_event(Answered(self.vp8_answer(call, vport=30002, aport=30000)))
+        self.our_browser_ssrc = int(parse_sdp(call.browser_answer).media[1].get("ssrc").split()[0])
+        return call
+
+    def test_packets_demultiplexed_by_payload_type(self) -> None:
+        call = self.established()
+        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC))
+        call.leg.on_rtp(build_rtp(payload_type=0, sequence=1, timestamp=160,
+                                  ssrc=BROWSER_AUDIO_SSRC, payload=bytes(160)))
+        # only the video packet reached the SIP video socket, with the phone's number
+        (relayed,) = self.phone_video
+        self.assertEqual(parse_rtp(relayed).payload_type, self.pt)
+        self.assertEqual(call.video.relay.stats()["webrtc"]["packets_received"], 1)
+        # and back: the phone's video goes to the browser with the SSRC our answer named
+        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+        (header,) = [parse_rtp(p) for p in call.leg.rtp]
+        self.assertEqual((header.payload_type, header.ssrc), (96, self.our_browser_ssrc))
+        return self.end_and_check_ports(call)
+
+    def test_keyframe_requests_at_start_and_relayed_pli(self) -> None:
+        call = self.established()
+        # the phone's first packet brings our PLI to it (the path started)
+        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+        (first,) = feedback(self.phone_video_rtcp)
+        self.assertTrue(first.is_pli)
+        self.assertEqual(first.media_ssrc, PHONE_VIDEO_SSRC)
+        # the browser's first video packet brings one to it
+        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC))
+        (to_browser,) = feedback(call.leg.rtcp)
+        self.assertEqual((to_browser.is_pli, to_browser.media_ssrc), (True, BROWSER_VIDEO_SSRC))
+        # a PLI from the browser (compound, from its video SSRC) reaches the phone
+        self.clock.advance(1)
+        call.leg.on_rtcp(build_rr(BROWSER_VIDEO_SSRC) + build_sdes(BROWSER_VIDEO_SSRC, "x")
+                         + build_pli(BROWSER_VIDEO_SSRC, self.our_browser_ssrc))
+        self.assertEqual(len(feedback(self.phone_video_rtcp)), 2)
+        self.assertEqual(call.video.relay.stats()["webrtc"]["keyframe_requests_received"], 1)
+        return self.end_and_check_ports(call)
+
+    def test_audio_rtcp_stays_with_the_audio_bridge(self) -> None:
+        call = self.established()
+        audio_reports = call.bridge.rtcp["webrtc"].reports_received
+        call.leg.on_rtcp(build_sr(BROWSER_AUDIO_SSRC, 1 << 32, 0, 1, 1) +
+                         build_sdes(BROWSER_AUDIO_SSRC, "x"))
+        self.assertEqual(call.bridge.rtcp["webrtc"].reports_received, audio_reports + 1)
+        video_reports = call.video.relay.rtcp["webrtc"].reports_received
+        self.assertEqual(video_reports, 0)
+        call.leg.on_rtcp(build_sr(BROWSER_VIDEO_SSRC, 1 << 32, 0, 1, 1) +
+                         build_sdes(BROWSER_VIDEO_SSRC, "x"))
+        self.assertEqual(call.bridge.rtcp["webrtc"].reports_received, audio_reports + 1)
+        self.assertEqual(call.video.relay.rtcp["webrtc"].reports_received, 1)
+        return self.end_and_check_ports(call)
+
+    def test_remb_toward_the_browser_from_the_phones_bandwidth(self) -> None:
+        call = self.established()
+        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC))
+        call.leg.rtcp.clear()
+        self.clock.advance(3)  # the ticker runs each second; video reports every ~1 s
+        rembs = [f for f in feedback(call.leg.rtcp) if f.is_remb]
+        self.assertTrue(rembs)
+        from wcsgw.media.rtcp import parse_remb
+
+        bitrate, ssrcs = parse_remb(rembs[-1])
+        self.assertEqual(ssrcs, (BROWSER_VIDEO_SSRC,))
+        self.assertTrue(790_000 < bitrate <= 800_000, bitrate)  # the phone's b=AS:800
+        return self.end_and_check_ports(call)
+
+    def test_hold_and_unhold_cover_video(self) -> None:
+        call = self.established()
+        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC))
+        call.hold()
+        held = parse_sdp(call.invite.reinvites[-1])
+        self.assertEqual([m.direction for m in held.media], ["sendonly", "sendonly"])
+        self.assertEqual(held.media[1].formats, [str(self.pt)])  # only the codec in use
+        call._on_sip_event(ReinviteAnswered(self.vp8_answer(call, vport=30002, aport=30000,
+                                                       direction="recvonly", version=2)))
+        self.assertEqual(call.status, CallStatus.HOLD)
+        sent = len(self.phone_video)
+        call.leg.on_rtp(video_packet(96, 2, 4000, BROWSER_VIDEO_SSRC))
+        self.assertEqual(len(self.phone_video), sent)  # held: not forwarded
+        before_phone = len(feedback(self.phone_video_rtcp))
+        before_browser = len(feedback(call.leg.rtcp))
+        call.unhold()
+        call._on_sip_event(ReinviteAnswered(self.vp8_answer(call, vport=30002, aport=30000, version=3)))
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        # resumed: a key frame asked of both senders, and the browser's video flows again
+        self.assertEqual(len(feedback(self.phone_video_rtcp)), before_phone + 1)
+        self.assertEqual(len(feedback(call.leg.rtcp)), before_browser + 1)
+        call.leg.on_rtp(video_packet(96, 3, 7000, BROWSER_VIDEO_SSRC))
+        self.assertEqual(len(self.phone_video), sent + 1)
+        return self.end_and_check_ports(call)
+
+    def test_sip_reinvite_moves_video_and_asks_for_a_keyframe(self) -> None:
+        call = self.established()
+        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+        before = len(feedback(self.phone_video_rtcp))
+        self.clock.advance(1)
+        call._on_sip_event(ReinviteOffered(self.vp8_answer(call, vport=31002, aport=31000, version=2)))
+        (answer_bytes,) = call.invite.reinvite_answers
+        answer = parse_sdp(answer_bytes)
+        self.assertEqual([(m.kind, m.port) for m in answer.media],
+                         [("audio", call.rtp.port), ("video", call.video.rtp.port)])
+        self.assertEqual(answer.media[1].formats, [str(self.pt)])
+        self.assertEqual(call.video.rtp.remote_rtp, ("127.0.0.1", 31002))
+        self.assertEqual(len(feedback(self.phone_video_rtcp)), before + 1)
+        return self.end_and_check_ports(call)
+
+    def test_sip_reinvite_holding_video(self) -> None:
+        call = self.established()
+        call._on_sip_event(ReinviteOffered(self.vp8_answer(call, vport=30002, aport=30000,
+                                                      direction="sendonly", version=2)))
+        answer = parse_sdp(call.invite.reinvite_answers[-1])
+        self.assertEqual([m.direction for m in answer.media], ["recvonly", "recvonly"])
+        self.assertEqual(call.status, CallStatus.HOLD)
+        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC))
+        self.assertEqual(self.phone_video, [])  # the phone does not receive video now
+        return self.end_and_check_ports(call)
+
+    def test_reinvite_with_extra_m_lines_is_answered_line_for_line(self) -> None:
+        call = self.established()
+        offer = self.vp8_answer(call, vport=30002, aport=30000, version=2) + (
+            b"m=application 5000 UDP/BFCP *\r\n")
+        call._on_sip_event(ReinviteOffered(offer))
+        answer = parse_sdp(call.invite.reinvite_answers[-1])
+        self.assertEqual([(m.kind, m.port == 0) for m in answer.media],
+                         [("audio", False), ("video", False), ("application", True)])
+        return self.end_and_check_ports(call)
+
+
+class InboundVideoTests(CallVideoCase):
+    SIP_OFFER = (
+        "v=0\r\no=- 7 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        "m=audio 32000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+        "m=video 32002 RTP/AVP 100 97\r\nb=AS:1500\r\na=rtpmap:100 VP8/90000\r\n"
+        "a=rtpmap:97 H264/90000\r\na=fmtp:97 packetization-mode=0;profile-level-id=42e01f\r\n"
+        "a=rtcp-fb:* ccm fir\r\na=rtcp-fb:* nack pli\r\n")
+
+    def incoming(self, offer: str = SIP_OFFER) -> InboundCall:
+        call = InboundCall(invite=FakeIncomingInvite(offer.encode()), caller="sip:carol@x",
+                           env=self.env, call_id="in", session_id="s", account=Account(),
+                           callee="alice", visible_name=None, has_audio=True, has_video=False,
+                           on_status=self.statuses.append, on_gone=lambda c: None,
+                           notify=lambda m, p: self.notifications.append((m, p)))
+        self.calls.append(call)
+        self.addCleanup(self.close_sockets, call)
+        call.start()
+        return call
+
+    def browser_answer(self, call: InboundCall, video_pt: int | None) -> str:
+        offer = parse_sdp(call.browser_offer_text)
+        apt = offer.media[0].formats[0]
+        text = ("v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
+                f"m=audio 9 UDP/TLS/RTP/SAVPF {apt}\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+                "a=ice-ufrag:abcd\r\na=ice-pwd:" + "q" * 24 + "\r\na=fingerprint:sha-256 "
+                + "01:" * 31 + "02\r\na=setup:active\r\na=sendrecv\r\na=rtcp-mux\r\n"
+                + "".join(f"a=rtpmap:{c.payload_type} {c.rtpmap}\r\n"
+                          for c in offer.media[0].codecs()[:1]))
+        if video_pt is None:
+            return text + "m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
+        codec = next(c for c in offer.media[1].codecs() if c.payload_type == video_pt)
+        return text + (f"m=video 9 UDP/TLS/RTP/SAVPF {video_pt}\r\nc=IN IP4 0.0.0.0\r\n"
+                       f"a=mid:1\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:{video_pt} {codec.rtpmap}\r\n"
+                       f"a=rtcp-fb:{video_pt} nack pli\r\n"
+                       + (f"a=fmtp:{video_pt} {codec.fmtp}\r\n" if codec.fmtp else "")
+                       + f"a=ssrc:{BROWSER_VIDEO_SSRC} cname:x\r\n")
+
+    def test_incoming_call_offers_the_callers_video(self) -> None:
+        call = self.incoming()
+        (method, params), = [n for n in self.notifications if n[0] == "incomingCall"]
+        self.assertTrue(params["hasVideo"])
+        offer = parse_sdp(params["sdp"])
+        video = offer.media[1]
+        self.assertEqual(video.kind, "video")
+        self.assertEqual([c.rtpmap for c in video.codecs()], ["VP8/90000", "H264/90000"])
+        self.assertFalse(set(video.formats) & set(offer.media[0].formats))
+        self.assertIn("BUNDLE 0 1", offer.get("group"))
+        self.assertEqual(video.bandwidths[0].value, 1500)
+        return self.end_and_check_ports(call)
+
+    def test_browser_takes_h264_sip_answer_uses_the_callers_number(self) -> None:
+        call = self.incoming()
+        offer = parse_sdp(call.browser_offer_text)
+        h264_pt = next(c.payload_type for c in offer.media[1].codecs() if c.key == "h264")
+        call.answer(self.browser_answer(call, h264_pt))
+        answer = parse_sdp(call.invite.answered)
+        video = answer.media[1]
+        self.assertEqual((video.port, video.formats), (call.video.rtp.port, ["97"]))
+        self.assertEqual(video.codecs()[0].fmtp_params["packetization-mode"], "0")
+        self.assertEqual(rtcp_feedback(video, 97), {"nack pli", "ccm fir"})
+        self.assertEqual(call.video.rtp.remote_rtp, ("127.0.0.1", 32002))
+        self.assertTrue(call.describe()["hasVideo"])
+        # media: the caller's 97 becomes the browser's number
+        call.video.rtp.on_rtp(video_packet(97, 1, 1, PHONE_VIDEO_SSRC))
+        self.assertEqual([parse_rtp(p).payload_type for p in call.leg.rtp], [h264_pt])
+        return self.end_and_check_ports(call)
+
+    def test_browser_declines_video(self) -> None:
+        call = self.incoming()
+        call.answer(self.browser_answer(call, None))
+        answer = parse_sdp(call.invite.answered)
+        self.assertEqual([(m.kind, m.port == 0) for m in answer.media],
+                         [("audio", False), ("video", True)])
+        self.assertFalse(call.describe()["hasVideo"])
+        return self.end_and_check_ports(call)
+
+    def test_caller_without_video(self) -> None:
+        call = self.incoming(self.SIP_OFFER.split("m=video")[0])
+        (_, params), = [n for n in self.notifications if n[0] == "incomingCall"]
+        self.assertFalse(params["hasVideo"])
+        self.assertEqual(len(parse_sdp(params["sdp"]).media), 1)
+        self.assertIsNone(call.video)
+        return self.end_and_check_ports(call)
+

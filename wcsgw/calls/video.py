@@ -1,0 +1,421 @@
+"""A call's video path: the SIP-side video socket, the relay, and the SDP each leg gets.
+
+Video is relayed, never transcoded (:mod:`wcsgw.media.video`), so a call has video only when
+both legs agree on one codec from the ``[codecs] video`` list (VP8, H.264 with the same
+profile and packetization-mode).  The path is created when the first offer has video and the
+call wants it; it is dropped — socket closed, port back to the allocator — as soon as the
+other leg rejects video, and the call goes on audio-only.
+
+The browser side shares the audio's ICE/DTLS transport (BUNDLE): the call routes the leg's
+packets here by payload type (:meth:`VideoPath.route_rtp`) and routes the browser's RTCP
+compounds that are about video (:meth:`VideoPath.is_video_rtcp`).  The SIP side has its own
+RTP/RTCP socket pair, as SIP video phones expect (a second m-line, its own port).
+
+Outbound (browser -> SIP): :meth:`VideoPath.outbound` picks the browser's VP8/H.264 formats
+for the INVITE (its payload types, so relaying needs no renumbering when the SIP side keeps
+them); :meth:`VideoPath.settle_sip_answer` reads the SIP answer and gives the
+:class:`~wcsgw.webrtc.sdp.VideoSpec` for the browser's answer.  Inbound (SIP -> browser):
+:meth:`VideoPath.inbound` makes the browser offer's video formats from the SIP offer;
+:meth:`VideoPath.settle_browser_answer` reads the browser's answer and gives the SIP answer's
+video m-line.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Callable, Optional
+
+from twisted.logger import Logger
+
+from wcsgw.media.rtcp import Feedback, ReceiverReport, RtcpError, SenderReport, parse_rtcp
+from wcsgw.media.udp import RtpSocket
+from wcsgw.media.video import SIP, WEBRTC, VideoLeg, VideoRelay
+from wcsgw.sdp.codecs import Codec
+from wcsgw.sdp.model import MediaDescription, SessionDescription
+from wcsgw.sdp.negotiate import (
+    PLAIN_RTP_PROTOS,
+    VIDEO_KBPS,
+    VIDEO_MAX_KBPS,
+    VIDEO_RTCP_FB,
+    VideoAnswer,
+    answer_direction,
+    bandwidth_kbps,
+    rtcp_feedback,
+    same_video_codec,
+    select_video_codecs,
+    video_answer_codec,
+    video_media,
+)
+from wcsgw.webrtc.sdp import BrowserVideo, VideoSpec, video_section
+
+log = Logger(namespace="wcsgw.calls")
+
+__all__ = ["VideoPath", "extra_sip_media", "rejected_like", "video_codec_names"]
+
+DEFAULT_VIDEO_CODECS = ("VP8", "H264")
+
+
+def video_codec_names(env: Any) -> tuple[str, ...]:
+    """The ``[codecs] video`` list from the call environment (``env.codecs.video``: catalogue
+    entries or names), as lower-case keys; VP8, H264 when none is configured."""
+    codecs = getattr(env, "codecs", None)
+    names = getattr(codecs, "video", None) or DEFAULT_VIDEO_CODECS
+    return tuple(str(getattr(n, "key", n)).lower() for n in names)
+
+
+def _sip_video(sd: SessionDescription) -> Optional[MediaDescription]:
+    """The first plain-RTP video m-line, rejected or not (None: the SDP has no video)."""
+    return next((m for m in sd.media if m.kind == "video"), None)
+
+
+def rejected_like(media: MediaDescription) -> MediaDescription:
+    """An answer's port-0 line for an m-line we do not take (RFC 3264 §6)."""
+    return MediaDescription(media.kind, 0, media.proto, list(media.formats) or ["0"])
+
+
+def _kbps(media: MediaDescription) -> int:
+    """The peer's b=AS/TIAS, capped at :data:`VIDEO_MAX_KBPS`; :data:`VIDEO_KBPS` when none."""
+    value = bandwidth_kbps(media)
+    return min(value, VIDEO_MAX_KBPS) if value else VIDEO_KBPS
+
+
+class VideoPath:
+    """One call's video (see the module docstring).  Create with :meth:`outbound` or
+    :meth:`inbound`; :meth:`close` always."""
+
+    def __init__(self, env: Any, call_id: str) -> None:
+        self.env = env
+        self.call_id = call_id
+        self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
+        #: the SIP side's video codec (its payload type) and the browser's (its payload type)
+        self.sip_codec: Optional[Codec] = None
+        self.browser_codec: Optional[Codec] = None
+        self.sip_feedback: frozenset[str] = frozenset()
+        self.browser_feedback: frozenset[str] = frozenset(VIDEO_RTCP_FB)
+        self.browser_ssrc: Optional[int] = None
+        self.kbps = VIDEO_KBPS
+        #: our SSRC toward the browser (in its SDP) and toward the SIP side
+        self.webrtc_ssrc = secrets.randbits(32)
+        self.sip_ssrc = secrets.randbits(32)
+        self.relay: Optional[VideoRelay] = None
+        #: the formats offered to the SIP side (outbound) or by it (inbound)
+        self.offered: list[Codec] = []
+        #: (browser format, SIP format) of the same codec, as offered: outbound, the browser's
+        #: formats and their SIP numbers; inbound, our browser offer's and the caller's
+        self._pairs: list[tuple[Codec, Codec]] = []
+        self._leg: Any = None
+        self._closed = False
+        #: video was refused by the other leg: no socket, our SDP keeps a port-0 m-line
+        self.rejected = False
+        self._local_hold = False
+        self._held = False
+        self._sip_receives = True
+
+    # -- outbound: browser offer -> SIP offer -> SIP answer -> browser answer ---------------
+
+    @classmethod
+    def outbound(cls, env: Any, call_id: str, browser_offer: SessionDescription,
+                 taken: set[int]) -> Optional["VideoPath"]:
+        """A path for the browser's offer, None when it has no video we can relay.
+        ``taken``: payload types the SIP offer's audio uses (video must not reuse them)."""
+        section = video_section(browser_offer)
+        if section is None:
+            return None
+        codecs = select_video_codecs(section.codecs(), video_codec_names(env))
+        if not codecs:
+            return None
+        path = cls(env, call_id)
+        # The browser's numbers where the SIP offer's audio leaves them free (then the relay
+        # needs no renumbering), another free dynamic number where it does not.
+        used = set(taken) | {c.payload_type for c in codecs if c.payload_type not in taken}
+        free = (pt for pt in range(96, 128) if pt not in used)
+        for codec in codecs:
+            sip = codec if codec.payload_type not in taken else codec.with_payload_type(next(free))
+            path._pairs.append((codec, sip))
+        path.offered = [sip for _, sip in path._pairs]
+        path.browser_ssrc = _first_ssrc(section)
+        path.browser_feedback = frozenset(
+            fb for fb in VIDEO_RTCP_FB if fb in rtcp_feedback(section, codecs[0].payload_type))
+        return path
+
+    @property
+    def ready(self) -> bool:
+        """Both legs agreed on a codec (the relay can start)."""
+        return not self.rejected and self.sip_codec is not None and self.browser_codec is not None
+
+    def reject(self) -> None:
+        """The other leg refused video: release the socket; the call goes on audio-only."""
+        self.rejected = True
+        self.close()
+
+    def sip_offer_media(self, direction: str = "sendrecv") -> MediaDescription:
+        """Our m=video toward the SIP side: the offered formats (first INVITE) or the one in
+        use (re-offers), b=AS, rtcp-fb; port 0 once video was refused (RFC 3264 §8.2: an
+        m-line is never removed from a session)."""
+        codecs = [self.sip_codec] if self.sip_codec is not None else self.offered
+        media = video_media(self.rtp.port, list(codecs), direction, kbps=self.kbps)
+        return rejected_like(media) if self.rejected else media
+
+    def settle_sip_answer(self, answer: SessionDescription) -> Optional[VideoSpec]:
+        """Read the SIP answer's video: the browser answer's :class:`VideoSpec`, or None
+        when the SIP side rejected video or chose nothing we offered (the caller then
+        :meth:`close`\\ s the path and answers the browser without video)."""
+        media = _sip_video(answer)
+        if media is None or media.rejected:
+            return None
+        answered = media.codecs()
+        # The answer's first format that is one we offered: by number, else by codec (the
+        # answerer may use its own numbers, RFC 3264 §6.1).
+        chosen = next(((browser, theirs) for theirs in answered for browser, sip in self._pairs
+                       if sip.payload_type == theirs.payload_type and same_video_codec(sip, theirs)),
+                      None) or next(((browser, theirs) for theirs in answered
+                                     for browser, sip in self._pairs
+                                     if same_video_codec(sip, theirs)), None)
+        if chosen is None:
+            return None
+        browser, theirs = chosen
+        self.sip_codec = theirs
+        self.browser_codec = video_answer_codec(browser, theirs)
+        self.sip_feedback = frozenset(rtcp_feedback(media, theirs.payload_type))
+        self.kbps = _kbps(media)
+        self.retarget(answer)
+        return VideoSpec([self.browser_codec], self.webrtc_ssrc, self.kbps)
+
+    # -- inbound: SIP offer -> browser offer -> browser answer -> SIP answer ----------------
+
+    @classmethod
+    def inbound(cls, env: Any, call_id: str, sip_offer: SessionDescription) -> Optional["VideoPath"]:
+        """A path for the SIP caller's offer, None when it has no video we can relay."""
+        media = _sip_video(sip_offer)
+        if (media is None or media.rejected or media.proto.upper() not in PLAIN_RTP_PROTOS):
+            return None
+        codecs = select_video_codecs(media.codecs(), video_codec_names(env))
+        if not codecs:
+            return None
+        path = cls(env, call_id)
+        path.offered = codecs
+        path.kbps = _kbps(media)
+        return path
+
+    def browser_offer_spec(self) -> VideoSpec:
+        """The video section of our offer to the browser: the SIP caller's formats (fmtp as
+        the caller wrote it: what the SIP side can receive); payload types are chosen by the
+        offer builder."""
+        return VideoSpec([c.with_payload_type(None) for c in self.offered],  # type: ignore[arg-type]
+                         self.webrtc_ssrc, self.kbps)
+
+    def note_browser_offer(self, offer: SessionDescription) -> None:
+        """Remember which browser payload type stands for which SIP format (offer order)."""
+        section = video_section(offer)
+        if section is not None:
+            self._pairs = list(zip(section.codecs(), self.offered))
+
+    def settle_browser_answer(self, browser: Optional[BrowserVideo],
+                              sip_offer: SessionDescription) -> Optional[VideoAnswer]:
+        """The browser kept video (``browser``) or not (None): the SIP answer's video, or
+        None to reject it (then :meth:`close`)."""
+        if browser is None:
+            return None
+        pair = next(((b, s) for b, s in self._pairs if b.payload_type == browser.codec.payload_type),
+                    None)
+        media = _sip_video(sip_offer)
+        if pair is None or media is None:
+            return None
+        self.browser_codec = browser.codec
+        self.browser_feedback = browser.feedback
+        self.browser_ssrc = browser.ssrc
+        if browser.kbps:
+            self.kbps = min(self.kbps, browser.kbps)
+        sip_offered = pair[1]
+        self.sip_codec = video_answer_codec(sip_offered, browser.codec)
+        self.sip_feedback = frozenset(
+            fb for fb in rtcp_feedback(media, sip_offered.payload_type)
+            if fb in VIDEO_RTCP_FB or fb == "ccm tmmbr")
+        self.retarget(sip_offer)
+        return VideoAnswer(self.sip_codec, self.rtp.port, self.kbps)
+
+    # -- media ------------------------------------------------------------------------------
+
+    def start(self, leg: Any, now: float) -> None:
+        """Both legs agreed: build the relay and put it between the leg and the SIP socket.
+        Key frames are asked of both senders as soon as each one's first packet arrives."""
+        assert self.sip_codec is not None and self.browser_codec is not None
+        assert self.sip_codec.payload_type is not None and self.browser_codec.payload_type is not None
+        relay = self.relay = VideoRelay(
+            webrtc=VideoLeg(self.browser_codec.payload_type, self.browser_feedback),
+            sip=VideoLeg(self.sip_codec.payload_type, self.sip_feedback),
+            webrtc_ssrc=self.webrtc_ssrc, sip_ssrc=self.sip_ssrc,
+            send_to_webrtc=leg.send_rtp, send_to_sip=self.rtp.send_rtp,
+            send_rtcp_to_webrtc=leg.send_rtcp, send_rtcp_to_sip=self.rtp.send_rtcp,
+            cname=f"wcsgw-{self.call_id}", now=now, kbps=self.kbps,
+            browser_ssrc=self.browser_ssrc,
+        )
+        self._leg = leg
+        clock = self.env.reactor.seconds
+        self.rtp.on_rtp = lambda packet: relay.from_sip(packet, clock())
+        self.rtp.on_rtcp = lambda packet: relay.rtcp_from_sip(packet, clock())
+        relay.request_keyframes_on_first_packet()
+        audio_rtp, audio_rtcp = leg.on_rtp, leg.on_rtcp
+        leg.on_rtp = lambda packet: self.route_rtp(packet, audio_rtp)
+        leg.on_rtcp = lambda packet: self.route_rtcp(packet, audio_rtcp)
+        log.info("call {call_id}: video relay {webrtc} pt {wpt} <-> {sip} pt {spt}, {kbps} kbit/s",
+                 call_id=self.call_id, webrtc=self.browser_codec.rtpmap,
+                 wpt=self.browser_codec.payload_type, sip=self.sip_codec.rtpmap,
+                 spt=self.sip_codec.payload_type, kbps=self.kbps)
+
+    def route_rtp(self, packet: bytes, audio: Callable[[bytes], None]) -> None:
+        """A browser RTP packet: video payload type to the relay, anything else to ``audio``."""
+        relay = self.relay
+        if relay is not None and len(packet) > 1 and relay.is_video(packet[1] & 0x7F):
+            relay.from_webrtc(packet, self.env.reactor.seconds())
+        else:
+            audio(packet)
+
+    def is_video_rtcp(self, packet: bytes) -> bool:
+        """Whether a browser RTCP compound is about video: sent by its video SSRC, feedback
+        about our video SSRC (PLI, FIR, NACK) or a REMB, or report blocks about our video."""
+        relay = self.relay
+        if relay is None:
+            return False
+        try:
+            parts = parse_rtcp(packet)
+        except RtcpError:
+            return False
+        ours = relay.video_ssrcs[0]
+        theirs = relay.browser_ssrc
+        for part in parts:
+            if isinstance(part, (SenderReport, ReceiverReport)):
+                if theirs is not None and part.ssrc == theirs:
+                    return True
+                if any(block.ssrc == ours for block in part.reports):
+                    return True
+            elif isinstance(part, Feedback):
+                if part.media_ssrc == ours or part.is_remb or part.is_fir:
+                    return True
+        return False
+
+    def route_rtcp(self, packet: bytes, audio: Callable[[bytes], None]) -> None:
+        """A browser RTCP compound: to the video relay if it is about video, else ``audio``."""
+        if self.relay is not None and self.is_video_rtcp(packet):
+            self.relay.rtcp_from_webrtc(packet, self.env.reactor.seconds())
+        else:
+            audio(packet)
+
+    def retarget(self, sd: SessionDescription) -> None:
+        """Point the SIP video socket at the address/port the SIP SDP names; a new address
+        (re-INVITE, transfer) gets a key-frame request each way once media flows."""
+        media = _sip_video(sd)
+        if media is None or media.rejected or self._closed:
+            return
+        connection = sd.connection_for(media)
+        if connection is None:
+            return
+        target = (connection.address, media.port)
+        changed = self.rtp.remote_rtp is not None and self.rtp.rtp_latch.sdp_address != target
+        self.rtp.set_remote(connection.address, media.port, media.rtcp or media.port + 1)
+        if changed and self.relay is not None:
+            self.relay.request_keyframes(self.env.reactor.seconds())
+
+    def set_hold(self, local: bool, held: bool) -> None:
+        """Hold (``local``: by us; ``held``: by either side).  The browser's video is not
+        forwarded while we hold or while the SIP side does not receive video; when the call
+        resumes both senders are asked for a key frame (their decoders start afresh)."""
+        resumed = self._held and not held
+        self._local_hold, self._held = local, held
+        self._apply_pause()
+        if resumed and self.relay is not None:
+            self.relay.request_keyframes(self.env.reactor.seconds())
+
+    def _apply_pause(self) -> None:
+        if self.relay is not None:
+            self.relay.paused_to_sip = self._local_hold or not self._sip_receives
+
+    def answer_reoffer(self, offer: SessionDescription, direction_wanted: str
+                       ) -> tuple[Optional[MediaDescription], bool]:
+        """A SIP re-offer: our answer's video m-line (None: the offer has no video m-line)
+        and whether the SIP side still receives our video.  A re-offer that drops our codec or
+        rejects video gets video rejected (the relay stays idle)."""
+        media = _sip_video(offer)
+        if media is None:
+            return None, True
+        if media.rejected or self.sip_codec is None or self.rejected:
+            return rejected_like(media), True
+        same = next((c for c in media.codecs() if same_video_codec(c, self.sip_codec)), None)
+        if same is None or media.proto.upper() not in PLAIN_RTP_PROTOS:
+            return rejected_like(media), True
+        feedback = rtcp_feedback(media, same.payload_type)
+        if same.payload_type != self.sip_codec.payload_type and self.relay is not None:
+            self.relay.set_sip_payload_type(same.payload_type, feedback)  # type: ignore[arg-type]
+        self.sip_codec = video_answer_codec(same, self.sip_codec)
+        offered = offer.direction_for(media)
+        self._sip_receives = offered in ("sendrecv", "recvonly")
+        self._apply_pause()
+        self.retarget(offer)
+        answer = video_media(self.rtp.port, [self.sip_codec],
+                             answer_direction(offered, direction_wanted), kbps=self.kbps,
+                             proto=media.proto,
+                             feedback=[fb for fb in VIDEO_RTCP_FB if fb in feedback])
+        return answer, self._sip_receives
+
+    def tick(self, now: float) -> None:
+        """RTCP for the video streams (the browser's every ~1 s: it carries the REMB)."""
+        relay = self.relay
+        if relay is None:
+            return
+        if relay.rtcp[WEBRTC].due(now):
+            for packet in relay.make_rtcp_for_webrtc(now):
+                self._leg.send_rtcp(packet)
+        if relay.rtcp[SIP].due(now):
+            for packet in relay.make_rtcp_for_sip(now):
+                self.rtp.send_rtcp(packet)
+
+    def describe(self) -> Optional[dict[str, Any]]:
+        """The ``media.video`` part of the call object (None until both sides agreed)."""
+        if not self.ready or self.browser_codec is None or self.sip_codec is None:
+            return None
+        return {
+            "webrtcCodec": self.browser_codec.rtpmap,
+            "sipCodec": self.sip_codec.rtpmap,
+            "webrtcPayloadType": self.browser_codec.payload_type,
+            "sipPayloadType": self.sip_codec.payload_type,
+            "kbps": self.kbps,
+        }
+
+    def close(self) -> None:
+        """Release the SIP video socket (its ports go back to the allocator)."""
+        if not self._closed:
+            self._closed = True
+            self.relay = None
+            self.rtp.close()
+
+
+def _first_ssrc(media: MediaDescription) -> Optional[int]:
+    for value in media.get_all("ssrc"):
+        head = value.split(None, 1)[0] if value.strip() else ""
+        if head.isdigit() and int(head) < 2**32:
+            return int(head)
+    return None
+
+
+def extra_sip_media(video: Optional[VideoPath], direction: str,
+                    offer: Optional[SessionDescription] = None,
+                    reoffer_video: Optional[MediaDescription] = None) -> list[MediaDescription]:
+    """The m-lines after the audio one in our SDP toward SIP: our video (a new offer), or —
+    answering ``offer`` — one line per offered m-line after the first audio: the video answer
+    ``reoffer_video`` in the video slot, every other one rejected (RFC 3264 §6: as many
+    m-lines as offered, in order)."""
+    if offer is None:
+        return [video.sip_offer_media(direction)] if video is not None else []
+    out: list[MediaDescription] = []
+    audio_seen = False
+    for media in offer.media:
+        if media.kind == "audio" and not audio_seen:
+            audio_seen = True
+            continue
+        if media.kind == "video" and reoffer_video is not None:
+            out.append(reoffer_video)
+            reoffer_video = None
+        else:
+            out.append(rejected_like(media))
+    return out
+
