@@ -163,14 +163,20 @@ class G711Codec:
     def decode(self, payload: bytes) -> np.ndarray:
         if not payload:
             raise CodecError(f"{self.name}: empty payload")
+        if self._plc is None:
+            raise CodecError(f"{self.name}: codec closed")
         pcm = self._dec.take(np.frombuffer(payload, dtype=np.uint8))
         return self._plc.received(pcm)
 
     def conceal(self, samples: int) -> np.ndarray:
+        if self._plc is None:
+            raise CodecError(f"{self.name}: codec closed")
         return self._plc.fill(samples)
 
     def close(self) -> None:
-        self._plc.close()
+        plc, self._plc = self._plc, None
+        if plc is not None:
+            plc.close()
 
 
 # --------------------------------------------------------------------------- Opus

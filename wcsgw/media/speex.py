@@ -34,6 +34,8 @@ _SPEEX_GET_FRAME_SIZE = 3
 _SPEEX_SET_QUALITY = 4
 _SPEEX_SET_VBR = 12
 _SPEEX_SET_COMPLEXITY = 16
+_SPEEX_RESET_STATE = 26
+_DIVERGED = 1e6  # |sample| beyond any real audio: the synthesis filter has gone unstable
 _MODE_ID = {8000: 0, 16000: 1}
 _MAX_FRAMES = 16  # 320 ms at most in one packet; more is not Speex over RTP
 _MAX_BYTES = 2048
@@ -42,6 +44,7 @@ _MAX_BYTES = 2048
 FRAME_BYTES = {(8000, 8): 38, (16000, 8): 70}
 
 _i16_p = ctypes.POINTER(ctypes.c_int16)
+_f32_p = ctypes.POINTER(ctypes.c_float)
 
 
 class _SpeexBits(ctypes.Structure):
@@ -74,6 +77,7 @@ def _library() -> ctypes.CDLL:
             "speex_decoder_destroy": ([ctypes.c_void_p], None),
             "speex_decoder_ctl": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p], ctypes.c_int),
             "speex_decode_int": ([ctypes.c_void_p, _bits_p, _i16_p], ctypes.c_int),
+            "speex_decode": ([ctypes.c_void_p, _bits_p, _f32_p], ctypes.c_int),
             "speex_bits_init": ([_bits_p], None),
             "speex_bits_destroy": ([_bits_p], None),
             "speex_bits_reset": ([_bits_p], None),
@@ -128,6 +132,8 @@ class SpeexCodec:
         self._out = ctypes.create_string_buffer(_MAX_BYTES)
         self._frame = np.zeros(self.frame_samples, dtype=np.int16)
         self._frame_p = self._frame.ctypes.data_as(_i16_p)
+        self._fframe = np.zeros(self.frame_samples, dtype=np.float32)
+        self._fframe_p = self._fframe.ctypes.data_as(_f32_p)
 
     @staticmethod
     def _ctl(fn: object, state: int, request: int, value: int) -> None:
@@ -159,20 +165,33 @@ class SpeexCodec:
         lib, bits = self._lib, ctypes.byref(self._dec_bits)
         lib.speex_bits_read_from(bits, bytes(payload), len(payload))
         parts = []
+        error = ""
         for _ in range(_MAX_FRAMES):
             if lib.speex_bits_remaining(bits) < 5:  # padding only (terminator < 1 frame header)
                 break
-            ret = lib.speex_decode_int(self._dec, bits, self._frame_p)
+            ret = lib.speex_decode(self._dec, bits, self._fframe_p)
             if ret == -1:  # terminator: end of the frames in this packet
                 break
             if ret != 0 or lib.speex_bits_remaining(bits) < 0:  # corrupt, or read past the end
-                if parts:
-                    break
-                raise CodecError(f"speex: cannot decode a {len(payload)}-byte payload (code {ret})")
-            parts.append(self._frame.copy())
+                error = f"code {ret}"
+                break
+            frame = self._fframe
+            if not np.isfinite(frame).all() or float(np.abs(frame).max()) > _DIVERGED:
+                error = "decoder diverged"
+                break
+            parts.append(np.clip(np.rint(frame), -32768, 32767).astype(np.int16))
+        if error:
+            # Garbage bits can drive the (floating-point) synthesis filters unstable, after
+            # which every later frame decodes to noise or NaN: start the decoder afresh.
+            self._reset_decoder()
+            if not parts:
+                raise CodecError(f"speex: cannot decode a {len(payload)}-byte payload ({error})")
         if not parts:
             raise CodecError(f"speex: no frame in a {len(payload)}-byte payload")
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _reset_decoder(self) -> None:
+        self._ctl(self._lib.speex_decoder_ctl, self._dec, _SPEEX_RESET_STATE, 0)
 
     def conceal(self, samples: int) -> np.ndarray:
         """Speex PLC, whole frames; a request that is not a multiple of the frame gets the first
