@@ -289,6 +289,28 @@ class OutboundVideoTests(CallVideoCase):
         self.assertEqual(len(to_browser), 1)
         return self.end_and_check_ports(call)
 
+    def test_h264_phone_that_sends_with_another_offered_number(self) -> None:
+        """baresip (avcodec) answers Chromium's H.264 list with 116 and 39 (its own fmtp),
+        then sends with 102: the offer's first H.264 of its packetization-mode."""
+        call = self.make_call()
+        self.capture_sip_video(call)
+        offered = {c.payload_type: c for c in parse_sdp(call.invite.offer).media[1].codecs()}
+        self.assertEqual(offered[102].fmtp_params["profile-level-id"], "42001f")
+        baresip = ("m=video {vport} RTP/AVP 116 39\r\na=rtpmap:116 H264/90000\r\n"
+                   "a=fmtp:116 packetization-mode=1;profile-level-id=42e01f\r\n"
+                   "a=rtpmap:39 H264/90000\r\n"
+                   "a=fmtp:39 packetization-mode=0;profile-level-id=42e01f\r\n")
+        call._on_sip_event(Answered(sip_answer(baresip, vport=30002, aport=30000)))
+        video = parse_sdp(call.browser_answer).media[1]
+        self.assertEqual(video.formats, ["108"])  # Chromium's constrained baseline, mode 1
+        for pt in (102, 116, 108, 104):  # 104 is mode 0: not this stream
+            call.video.rtp.on_rtp(video_packet(pt, pt, 1, PHONE_VIDEO_SSRC))
+        self.assertEqual([parse_rtp(p).payload_type for p in call.leg.rtp], [108, 108, 108])
+        # toward the phone: the number its answer gave
+        call.leg.on_rtp(video_packet(108, 1, 1000, BROWSER_VIDEO_SSRC))
+        self.assertEqual([parse_rtp(p).payload_type for p in self.phone_video], [116])
+        return self.end_and_check_ports(call)
+
     def test_sip_side_rejects_video_call_goes_on_audio_only(self) -> None:
         call = self.make_call()
         video_port = call.video.rtp.port

@@ -71,7 +71,8 @@ class FeedbackPacketTests(unittest.TestCase):
 class Harness:
     """A relay between two lists of sent packets."""
 
-    def __init__(self, *, webrtc_fb=None, sip_fb=None, browser_ssrc=None, kbps=1000) -> None:
+    def __init__(self, *, webrtc_fb=None, sip_fb=None, browser_ssrc=None, kbps=1000,
+                 sip_also=frozenset()) -> None:
         self.to_webrtc: list[bytes] = []
         self.to_sip: list[bytes] = []
         self.rtcp_to_webrtc: list[bytes] = []
@@ -82,7 +83,7 @@ class Harness:
         else:
             kwargs["webrtc"] = VideoLeg(96)
         kwargs["sip"] = VideoLeg(100, frozenset(sip_fb) if sip_fb is not None
-                                 else frozenset({"nack pli", "ccm fir"}))
+                                 else frozenset({"nack pli", "ccm fir"}), frozenset(sip_also))
         self.relay = VideoRelay(
             **kwargs, webrtc_ssrc=OUR_WEBRTC_SSRC, sip_ssrc=OUR_SIP_SSRC,
             send_to_webrtc=self.to_webrtc.append, send_to_sip=self.to_sip.append,
@@ -153,6 +154,17 @@ class RelayRtpTests(unittest.TestCase):
         h.relay.paused_to_sip = False
         h.relay.from_webrtc(vp8(96, 2, 3001, BROWSER_SSRC), T0 + 0.03)
         self.assertEqual(len(h.to_sip), 1)
+
+    def test_sip_side_may_send_with_another_offered_number(self) -> None:
+        # baresip answers H.264 as 116 but sends with 102, the offer's first H.264
+        h = Harness(sip_also={102})
+        h.relay.from_sip(vp8(102, 1, 1, PHONE_SSRC), T0)
+        h.relay.from_sip(vp8(100, 2, 1, PHONE_SSRC), T0)
+        h.relay.from_sip(vp8(104, 3, 1, PHONE_SSRC), T0)  # not one of them: dropped
+        self.assertEqual([parse_rtp(p).payload_type for p in h.to_webrtc], [96, 96])
+        h.relay.set_sip_payload_type(120)  # a re-INVITE keeps the extra numbers
+        h.relay.from_sip(vp8(102, 4, 1, PHONE_SSRC), T0)
+        self.assertEqual(len(h.to_webrtc), 3)
 
     def test_sip_payload_type_change(self) -> None:
         h = Harness()

@@ -93,6 +93,7 @@ class VideoPath:
         self.sip_feedback: frozenset[str] = frozenset()
         self.browser_feedback: frozenset[str] = frozenset(VIDEO_RTCP_FB)
         self.browser_ssrc: Optional[int] = None
+        self.sip_also_receive: frozenset[int] = frozenset()
         self.kbps = VIDEO_KBPS
         #: our SSRC toward the browser (in its SDP) and toward the SIP side
         self.webrtc_ssrc = secrets.randbits(32)
@@ -164,6 +165,9 @@ class VideoPath:
         if media is None or media.rejected:
             return None
         answered = media.codecs()
+        log.info("call {call_id}: SIP video answer {formats}", call_id=self.call_id,
+                 formats=", ".join(f"{c.payload_type} {c.rtpmap} {c.fmtp or ''}".strip()
+                                   for c in answered) or "none")
         # The answer's first format that is one we offered: by number, else by codec (the
         # answerer may use its own numbers, RFC 3264 §6.1).
         chosen = next(((browser, theirs) for theirs in answered for browser, sip in self._pairs
@@ -176,6 +180,12 @@ class VideoPath:
         browser, theirs = chosen
         self.sip_codec = theirs
         self.browser_codec = video_answer_codec(browser, theirs)
+        # Numbers the SIP side may send this codec with: every offered or answered format of
+        # the same codec and packetization (see VideoLeg.also_receive).
+        self.sip_also_receive = frozenset(
+            c.payload_type for c in [sip for _, sip in self._pairs] + answered
+            if c.payload_type is not None and c.payload_type != theirs.payload_type
+            and _same_stream(c, theirs))
         self.sip_feedback = frozenset(rtcp_feedback(media, theirs.payload_type))
         self.kbps = _kbps(media)
         self.retarget(answer)
@@ -243,7 +253,7 @@ class VideoPath:
         assert self.sip_codec.payload_type is not None and self.browser_codec.payload_type is not None
         relay = self.relay = VideoRelay(
             webrtc=VideoLeg(self.browser_codec.payload_type, self.browser_feedback),
-            sip=VideoLeg(self.sip_codec.payload_type, self.sip_feedback),
+            sip=VideoLeg(self.sip_codec.payload_type, self.sip_feedback, self.sip_also_receive),
             webrtc_ssrc=self.webrtc_ssrc, sip_ssrc=self.sip_ssrc,
             send_to_webrtc=leg.send_rtp, send_to_sip=self.rtp.send_rtp,
             send_rtcp_to_webrtc=leg.send_rtcp, send_rtcp_to_sip=self.rtp.send_rtcp,
@@ -387,6 +397,17 @@ class VideoPath:
             self._closed = True
             self.relay = None
             self.rtp.close()
+
+
+def _same_stream(a: Codec, b: Codec) -> bool:
+    """Whether a sender could label the same bitstream with either format: same codec and,
+    for H.264, the same packetization-mode (profiles are what peers disagree about)."""
+    if a.key != b.key or a.clock_rate != b.clock_rate:
+        return False
+    if a.key == "h264":
+        mode = lambda c: (c.fmtp_params.get("packetization-mode") or "0").strip()  # noqa: E731
+        return mode(a) == mode(b)
+    return True
 
 
 def _first_ssrc(media: MediaDescription) -> Optional[int]:

@@ -71,11 +71,18 @@ _pack = FIXED_HEADER.pack
 
 @attrs.define
 class VideoLeg:
-    """One leg's side of the video path: the payload type it uses for the relayed codec, and
-    the RTCP feedback it negotiated (``{"nack pli", "ccm fir", "goog-remb", "ccm tmmbr"}``)."""
+    """One leg's side of the video path: the payload type it uses for the relayed codec, the
+    RTCP feedback it negotiated (``{"nack pli", "ccm fir", "goog-remb", "ccm tmmbr"}``), and
+    further payload types it may *send* the same stream with.
+
+    Why ``also_receive``: when we offered a SIP peer several formats of one codec (Chromium
+    offers H.264 under six numbers), RFC 3264 lets it send with any offered number it finds
+    compatible — baresip answers 116 yet sends 102, the first H.264 of the offer — and the
+    bitstream is the same, so those numbers are relayed too."""
 
     payload_type: int
     feedback: frozenset[str] = frozenset({"nack pli", "ccm fir", "goog-remb"})
+    also_receive: frozenset[int] = frozenset()
 
     @property
     def keyframe_by_fir(self) -> bool:
@@ -86,12 +93,14 @@ class _Direction:
     """Packets from ``src`` leg to ``dst`` leg."""
 
     __slots__ = (
-        "pt_in", "pt_out", "outbound", "inbound", "send", "packets", "dropped", "malformed",
+        "pt_in", "pts_in", "pt_out", "outbound", "inbound", "send", "packets", "dropped", "malformed",
         "paused", "last_packet_at",
     )
 
-    def __init__(self, pt_in: int, pt_out: int, ssrc: int, send: Send, rng: random.Random) -> None:
+    def __init__(self, pt_in: int, pt_out: int, ssrc: int, send: Send, rng: random.Random,
+                 also_in: frozenset[int] = frozenset()) -> None:
         self.pt_in = pt_in
+        self.pts_in = frozenset({pt_in}) | also_in
         self.pt_out = pt_out
         self.outbound = OutboundStream(ssrc, VIDEO_CLOCK, rng=rng)
         self.inbound = InboundStream(VIDEO_CLOCK)
@@ -111,7 +120,7 @@ class _Direction:
         if b0 >> 6 != 2:
             self.malformed += 1
             return False
-        if b1 & 0x7F != self.pt_in:
+        if b1 & 0x7F != self.pt_in and b1 & 0x7F not in self.pts_in:
             self.dropped += 1
             return False
         self.packets += 1
@@ -157,7 +166,7 @@ class VideoRelay:
         self.sip = sip
         self._w2s = _Direction(webrtc.payload_type, sip.payload_type, sip_ssrc, send_to_sip, rng)
         self._s2w = _Direction(sip.payload_type, webrtc.payload_type, webrtc_ssrc, send_to_webrtc,
-                               rng)
+                               rng, sip.also_receive)
         self._send_rtcp = {WEBRTC: send_rtcp_to_webrtc, SIP: send_rtcp_to_sip}
         # The reporter of a leg describes what we send it and what it sends us.
         self.rtcp = {
@@ -229,9 +238,10 @@ class VideoRelay:
     def set_sip_payload_type(self, payload_type: int, feedback: Optional[Iterable[str]] = None) -> None:
         """The SIP side re-negotiated (re-INVITE, transfer): its number for the same codec."""
         self.sip = VideoLeg(payload_type, frozenset(feedback) if feedback is not None
-                            else self.sip.feedback)
+                            else self.sip.feedback, self.sip.also_receive)
         self._w2s.pt_out = payload_type
         self._s2w.pt_in = payload_type
+        self._s2w.pts_in = frozenset({payload_type}) | self.sip.also_receive
 
     # -- key frames --------------------------------------------------------------------------
 
