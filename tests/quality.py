@@ -100,11 +100,12 @@ class Run:
     bridge: MediaBridge
     encode_us: list[float] = attrs.field(factory=list)  # bridge time per input packet
 
-    def measure(self, freq: float, skip: float = 0.2) -> tuple[float, float, float]:
+    def measure(self, freq: float, skip: float = 0.2, end: float = 0.1) -> tuple[float, float, float]:
         """(frequency Hz, level dB against -12 dBFS, SNR dB) after ``skip`` seconds of start-up.
         The SNR fits the tone at the frequency that was *sent*: a transcoder that shifted it
-        (a clock or resampling error) loses SNR for it too."""
-        y = self.audio[int(skip * self.rate) :]
+        (a clock or resampling error) loses SNR for it too. The last ``end`` seconds are left
+        out: the tone stops there, and the last packet is completed with silence."""
+        y = self.audio[int(skip * self.rate) : len(self.audio) - int(end * self.rate)]
         return dominant(y, self.rate), db(rms(y) / (LEVEL / np.sqrt(2))), snr(y, self.rate, freq)
 
 
@@ -170,6 +171,7 @@ def run_direction(
     while (deadline := bridge.next_deadline()) is not None:
         clock = max(clock, deadline)
         bridge.poll(clock)
+    bridge.flush(clock + 0.02)
     dec = peer_codec(*dst)
     headers = [parse_rtp(p) for p in sent]
     per_tick_out = dec.sample_rate // dec.rtp_clock

@@ -204,6 +204,7 @@ class TranscodeTests(SynchronousTestCase):
             if i in (20, 21, 22):  # lost on the way
                 continue
             self.feed(self.b.from_webrtc, self.opus_packet(1000 + i, 5000 + 960 * i, tone[960 * i : 960 * (i + 1)]), T0 + 0.02 * i)
+        self.b.flush(T0 + 1.0)
         headers = [parse_rtp(p) for p in self.h.to_sip]
         # the 60 ms lost are concealed (Opus PLC): one G.711 packet per 20 ms, no hole in time
         self.assertEqual(len(headers), 50)
@@ -223,7 +224,9 @@ class TranscodeTests(SynchronousTestCase):
         tone = g711.alaw_encode(8000 * np.sin(2 * np.pi * 1000 * np.arange(8000) / 8000))
         for i in range(50):
             self.b.from_sip(build_rtp(payload_type=8, sequence=7 + i, timestamp=160 * i, ssrc=0xCAFE, payload=tone[160 * i : 160 * (i + 1)]), T0 + 0.02 * i)
+        self.b.flush(T0 + 1.0)
         headers = [parse_rtp(p) for p in self.h.to_webrtc]
+        self.assertEqual(len(headers), 50)
         self.assertEqual({h.payload_type for h in headers}, {111})
         self.assertEqual({h.ssrc for h in headers}, {W_SSRC})
         self.assertEqual([h.marker for h in headers[:2]], [True, False])
@@ -238,6 +241,7 @@ class TranscodeTests(SynchronousTestCase):
     def test_30ms_sip_packets_become_20ms_opus_packets_back_to_back(self) -> None:
         for i in range(6):
             self.b.from_sip(build_rtp(payload_type=8, sequence=i, timestamp=240 * i, ssrc=1, payload=b"\xd5" * 240), T0 + 0.03 * i)
+        self.b.flush(T0 + 0.2)
         headers = [parse_rtp(p) for p in self.h.to_webrtc]
         t0 = headers[0].timestamp
         # 180 ms in: nine 20 ms Opus packets, each starting where the previous ended
@@ -247,8 +251,10 @@ class TranscodeTests(SynchronousTestCase):
         payload = b"\xd5" * 160
         for i, ts in enumerate([0, 160, 320, 8000, 8160]):  # 960 ms not sent after the third
             self.b.from_sip(build_rtp(payload_type=8, sequence=i, timestamp=ts, ssrc=1, payload=payload), T0 + ts / 8000)
+        self.b.flush(T0 + 1.1)
         headers = [parse_rtp(p) for p in self.h.to_webrtc]
         t0 = headers[0].timestamp
+        # 60 ms, a 960 ms gap, 40 ms: each talkspurt complete (its last packet padded), the gap kept
         self.assertEqual([(h.timestamp - t0) & 0xFFFFFFFF for h in headers], [0, 960, 1920, 48000, 48960])
         self.assertEqual([h.marker for h in headers], [True, False, False, True, False])
         self.assertEqual(self.b.stats()[SIP]["concealed_ms"], 0.0)
@@ -257,6 +263,7 @@ class TranscodeTests(SynchronousTestCase):
         self.b.from_webrtc(self.opus_packet(1, 48000), T0)
         ev = event(11, False, 10, 4800)  # '#', 100 ms at 48 kHz
         self.b.from_webrtc(build_rtp(payload_type=110, sequence=2, timestamp=48960, ssrc=0xB0B, payload=ev, marker=True), T0 + 0.02)
+        # the event ends the audio before it: that goes out first (the resampler's tail too)
         audio, dtmf = [parse_rtp(p) for p in self.h.to_sip]
         self.assertEqual(dtmf.payload_type, 101)
         self.assertEqual((dtmf.timestamp - audio.timestamp) & 0xFFFFFFFF, 160)
@@ -265,7 +272,9 @@ class TranscodeTests(SynchronousTestCase):
         self.assertEqual(dtmf.payload(self.h.to_sip[1]), event(11, False, 10, 800))
         # the event's sequence number is no loss: audio after it goes out at once, no PLC
         self.b.from_webrtc(self.opus_packet(3, 48000 + 960 * 7), T0 + 0.14)
+        self.b.flush(T0 + 0.16)
         self.assertEqual(len(self.h.to_sip), 3)
+        self.assertEqual((parse_rtp(self.h.to_sip[2]).timestamp - audio.timestamp) & 0xFFFFFFFF, 160 * 7)
         self.assertIsNone(self.b.next_deadline())
         self.assertEqual(self.b.stats()[WEBRTC]["concealed_ms"], 0.0)
         # and back: 8 kHz SIP event -> 48 kHz browser event
@@ -291,7 +300,8 @@ class DeadlineTests(SynchronousTestCase):
         self.to_sip: list[bytes] = []
         self.reported: list[float] = []
         self.timer = None
-        self.b = MediaBridge(LegMedia("PCMU", 0, ssrc=W_SSRC), LegMedia("G722", 9, ssrc=S_SSRC),
+        # PCMU -> G.729: no resampling, so each packet in is a packet out at once
+        self.b = MediaBridge(LegMedia("PCMU", 0, ssrc=W_SSRC), LegMedia("G729", 18, ssrc=S_SSRC),
                              lambda p: None, self.to_sip.append, now=T0, on_deadline=self.arm)
 
     def arm(self, deadline: float) -> None:

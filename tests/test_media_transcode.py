@@ -152,6 +152,7 @@ class LossTests(SynchronousTestCase):
             if i == 4:
                 self.assertEqual(got, [])  # nothing sent for it
             out += got
+        out += pipe.flush()
         self.assertEqual(pipe.codec_errors, 1)
         self.assertEqual(len(out), 10)  # the next packet brought its concealment along
         self.assertEqual([(b.ts - a.ts) & 0xFFFFFFFF for a, b in zip(out, out[1:])], [160] * 9)
@@ -168,6 +169,7 @@ class LossTests(SynchronousTestCase):
                 continue
             out += pipe.receive(i, 960 * i, payload, T0 + 0.02 * i)
             out += pipe.poll(T0 + 0.02 * i + 0.1)
+        out += pipe.flush()
         self.assertEqual(pipe.fec_frames, 5)
         self.assertEqual(len(out), 50)
         pcm = make_codec("pcmu").decode(b"".join(o.payload for o in out))[1600:]
@@ -185,8 +187,11 @@ class StreamChangeTests(SynchronousTestCase):
         for i in range(5):
             out += pipe.receive(7000 + i, 999999 + 160 * i, enc.encode(np.zeros(160, dtype=np.int16)),
                                 T0 + 0.1 + 0.02 * i, ssrc=2)
+        out += pipe.flush()
+        # the old stream's audio is all sent before the new one's (its last packet padded)
         self.assertEqual([o.epoch for o in out], [0] * 5 + [1] * 5)
         self.assertEqual([o.marker for o in out], [True] + [False] * 4 + [True] + [False] * 4)
+        self.assertEqual([(o.ts - out[5].ts) & 0xFFFFFFFF for o in out[5:]], [160 * i for i in range(5)])
         self.assertEqual(pipe.concealed_samples, 0)
 
     def test_bridge_keeps_its_stream_continuous_across_a_new_source(self) -> None:

@@ -832,6 +832,14 @@ class MediaBridge:
     def make_bye(self, side: str, reason: str | None = None) -> bytes:
         return self.rtcp[side].make_bye(reason)
 
+    def flush(self, now: float) -> None:
+        """Transcoding: send what the transcoder still holds (packets waiting behind a gap,
+        the resampler's last few ms, a partial packet padded with silence) — at the end of a
+        stream, before the owner stops feeding the bridge. Nothing to do when relaying."""
+        for d in (self._w2s, self._s2w):
+            if d.pipe is not None:
+                d._emit(d.pipe.flush(), now)
+
     def close(self) -> None:
         """Free the transcoder's native codec state now (garbage collection does it too)."""
         if self.transcoder is not None:

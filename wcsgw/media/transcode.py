@@ -108,10 +108,28 @@ class Pipe:
         self._src_per_tick = src.sample_rate // src.rtp_clock
         self._dst_per_tick = dst.sample_rate // dst.rtp_clock
         self._max_conceal = int(max_conceal * src.rtp_clock)  # in source RTP ticks
-        self._packet_src_ticks = self.packet * src.rtp_clock // dst.sample_rate
         self._resampler = None if src.sample_rate == dst.sample_rate else Resampler(src.sample_rate, dst.sample_rate)
-        # A decimating FIR wants whole groups of samples; concealment is rounded to them.
+        # Concealment and fills come in whole groups of samples when decimating, so that the
+        # resampler's output stays sample-exact.
         self._quantum = max(1, src.sample_rate // dst.sample_rate)
+        # Source samples of silence that push the resampler's latency out at a segment's end
+        # (its last real audio would otherwise be dropped with the filter state).
+        # The resampler's output lags its input by ``delay``: the first that many samples of a
+        # segment are dropped (so a packet's timestamp is where its audio really was), and the
+        # same again is pushed out with silence at the segment's end.
+        tail = lead = 0
+        if self._resampler is not None:
+            lead = int(round(self._resampler.delay * dst.sample_rate))
+            tail = int(np.ceil(self._resampler.delay * src.sample_rate)) + self._quantum
+            tail += -tail % self._quantum
+        self._tail = tail
+        self._lead = lead
+        self._discard = 0  # output samples still to drop at this segment's start
+        self._fed = 0  # source samples that went into this segment
+        # A gap in time up to this long (source samples) is filled with silence rather than
+        # ending the segment: ending one costs the tail flush and a padded packet, which must
+        # fit in the gap so that no two packets overlap in time.
+        self._fill_limit = 2 * (self.packet * src.sample_rate // dst.sample_rate) + tail
         self._fifo = np.zeros(0, dtype=np.int16)
         self._ts_ref: int | None = None  # unwrapped timestamp of the newest packet
         self._seg_in: int | None = None  # segment start, unwrapped source ticks
@@ -145,11 +163,17 @@ class Pipe:
         return out
 
     def skip(self, seq: int, ts: int, now: float, ssrc: int = 0) -> list[Output]:
-        """A non-audio packet of the source (telephone-event, CN): keeps the sequence count."""
+        """A non-audio packet of the source (telephone-event, CN): keeps the sequence count.
+        In its turn (nothing held before it) it also ends the audio: a DTMF event replaces
+        the audio, comfort noise says silence began, so the audio so far goes out now,
+        before the event does."""
         out: list[Output] = []
         for p in self.jitter.skip(seq, ts, now, ssrc):
             self._play(p, out)
         self._note_resync(out)
+        if not self.jitter.held and self._seg_in is not None:
+            self._end_segment(out)
+            self._seg_in = None
         return out
 
     def poll(self, now: float) -> list[Output]:
@@ -168,12 +192,15 @@ class Pipe:
         u = self._unwrap(ts, move=False)
         return (u * self.dst.rtp_clock // self.src.rtp_clock) & 0xFFFFFFFF
 
-    def close(self) -> list[Output]:
-        """End of call: what is held and buffered, sent now."""
+    def flush(self) -> list[Output]:
+        """The end of the source's audio: what is held, and the last partial packet (completed
+        with silence), now. Audio after it starts a new talkspurt."""
         out: list[Output] = []
         for p in self.jitter.flush():
             self._play(p, out)
-        self._end_segment(out)
+        if self._seg_in is not None:
+            self._end_segment(out)
+            self._seg_in = None
         return out
 
     # -- internals ---------------------------------------------------------------------------
@@ -214,12 +241,17 @@ class Pipe:
             gap = u - self._expected
             if gap > 0:
                 if p.lost_before or self._error_pending:
-                    self._conceal(gap, p.payload, out, u)
-                elif gap * self._src_per_tick <= self.packet * self.src.sample_rate // self.dst.sample_rate:
-                    # a small hole in the sender's timestamps: silence keeps the clock exact
-                    self._feed(np.zeros(gap * self._src_per_tick, dtype=np.int16), out)
-                else:
-                    self._restart(u, out)  # silence suppression / DTX / after an event
+                    gap = self._conceal(gap, p.payload, out)
+                if gap > 0:
+                    samples = gap * self._src_per_tick
+                    if samples <= self._fill_limit:
+                        # a short hole (in the sender's timestamps, or what concealment left):
+                        # silence keeps the segment, and the clock, continuous
+                        samples -= samples % self._quantum
+                        self._feed(np.zeros(samples, dtype=np.int16), out)
+                    else:
+                        self._restart(u, out)  # silence suppression / DTX / a long loss
+                self._expected = u
             elif gap < -self.src.rtp_clock:
                 self._restart(u, out)  # a step back of over a second: the sender restarted
         self._error_pending = False
@@ -235,9 +267,10 @@ class Pipe:
         self._expected = u + len(pcm) // self._src_per_tick
         self._feed(pcm, out)
 
-    def _conceal(self, gap: int, payload: bytes, out: list[Output], u: int) -> None:
-        """``gap`` source ticks were lost right before ``payload`` (at tick ``u``)."""
-        whole = gap <= self._max_conceal + self._packet_src_ticks
+    def _conceal(self, gap: int, payload: bytes, out: list[Output]) -> int:
+        """``gap`` source ticks were lost right before ``payload``: conceal up to the cap;
+        return the ticks left unconcealed."""
+        whole = gap <= self._max_conceal
         ticks = gap if whole else self._max_conceal
         samples = ticks * self._src_per_tick
         samples -= samples % self._quantum
@@ -254,12 +287,10 @@ class Pipe:
         except (CodecError, ValueError):
             self.codec_errors += 1
         self.concealed_samples += samples
-        if whole:
-            # the concealed audio ends exactly where the packet starts
-            self._expected = u
-        else:
+        left = gap - ticks
+        if left * self._src_per_tick > self._fill_limit:
             self.gaps_left += 1
-            self._restart(u, out)
+        return left
 
     def _start_segment(self, u: int) -> None:
         self._seg_in = u
@@ -267,13 +298,22 @@ class Pipe:
         self._sent = 0
         self._expected = u
         self._first = True
+        self._discard = self._lead
+        self._fed = 0
 
     def _restart(self, u: int, out: list[Output]) -> None:
         self._end_segment(out)
         self._start_segment(u)
 
     def _end_segment(self, out: list[Output]) -> None:
-        """Send the partial packet (completed with silence); forget the resampler's tail."""
+        """Push the resampler's tail out, send the partial packet completed with silence."""
+        if self._resampler is not None and self._fed:
+            fed = self._fed
+            self._feed(np.zeros(self._tail, dtype=np.int16), out, tail=True)
+            # keep just the segment's own audio: what the tail pushed out beyond it is silence
+            keep = max(0, fed * self.dst.sample_rate // self.src.sample_rate - self._sent)
+            self._fifo = self._fifo[:keep]
+        self._fed = 0
         if len(self._fifo):
             pad = np.zeros(self.packet - len(self._fifo), dtype=np.int16)
             self._fifo = np.concatenate((self._fifo, pad))
@@ -282,9 +322,15 @@ class Pipe:
         if self._resampler is not None:
             self._resampler.reset()
 
-    def _feed(self, pcm: np.ndarray, out: list[Output]) -> None:
+    def _feed(self, pcm: np.ndarray, out: list[Output], tail: bool = False) -> None:
         if self._resampler is not None:
+            if not tail:
+                self._fed += len(pcm)
             pcm = as_int16(self._resampler.process(pcm))
+            if self._discard:
+                drop = min(self._discard, len(pcm))
+                self._discard -= drop
+                pcm = pcm[drop:]
         if len(self._fifo):
             self._fifo = np.concatenate((self._fifo, pcm))
         else:
