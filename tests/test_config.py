@@ -299,6 +299,54 @@ class EnvironmentTests(ConfigTestCase):
         self.assertIn("WCSGW_ACCOUNTS_LOGIN:", str(caught.exception))
 
 
+class CodecsTests(ConfigTestCase):
+    """[codecs]: names checked against the catalogue, normalised, errors naming the key."""
+
+    def test_defaults(self) -> None:
+        codecs = Config().codecs
+        self.assertEqual(codecs.sip, ("opus", "G722", "PCMU", "PCMA", "G729", "speex/16000",
+                                      "speex/8000"))
+        self.assertEqual(codecs.webrtc, ("opus", "PCMU", "PCMA", "G722"))
+        self.assertEqual(codecs.video, ("VP8", "H264"))
+        self.assertTrue(codecs.transcoding)
+
+    def test_names_any_case_normalised(self) -> None:
+        codecs = self.load('[codecs]\nsip = ["pcma", "g729", "SPEEX/8000"]\n'
+                           'webrtc = ["OPUS", "g722"]\nvideo = ["h264"]\n'
+                           "transcoding = false\n").codecs
+        self.assertEqual(codecs.sip, ("PCMA", "G729", "speex/8000"))
+        self.assertEqual(codecs.webrtc, ("opus", "G722"))
+        self.assertEqual(codecs.video, ("H264",))
+        self.assertFalse(codecs.transcoding)
+
+    def test_errors_name_the_key(self) -> None:
+        cases = {
+            'sip = ["G728"]': ("codecs.sip: unknown codec 'G728'",),
+            "sip = []": ("codecs.sip: must list at least one audio codec",),
+            'sip = ["PCMU", "pcmu"]': ("codecs.sip: 'pcmu' is listed twice",),
+            'sip = ["speex"]': ('codecs.sip: \'speex\' is ambiguous: say "speex/16000" or '
+                                '"speex/8000"',),
+            'sip = ["VP8"]': ("codecs.sip: 'VP8' is a codec for video, not audio",),
+            'webrtc = ["G729"]': ("codecs.webrtc: 'G729' is not a codec browsers can take",),
+            'webrtc = ["opus", "H264"]': ("codecs.webrtc: 'H264' is a codec for video",),
+            'video = ["opus"]': ("codecs.video: 'opus' is a codec for audio, not video",),
+            "video = []": ("codecs.video: must list at least one video codec",),
+            'sip = "PCMU"': ("codecs.sip: must be an array of codec names",),
+            "transcoding = 1": ("codecs.transcoding: must be true or false",),
+            "codec = []": ("codecs.codec: unknown key",),
+        }
+        for line, (start,) in cases.items():
+            message = self.error(f"[codecs]\n{line}\n")
+            self.assertTrue(message.startswith(start), f"{line}: {message}")
+
+    def test_from_the_environment(self) -> None:
+        config = load_config(None, {"WCSGW_CODECS_SIP": '["PCMA"]',
+                                    "WCSGW_CODECS_TRANSCODING": "false"})
+        self.assertEqual((config.codecs.sip, config.codecs.transcoding), (("PCMA",), False))
+        message = self.error("", {"WCSGW_CODECS_SIP": '["nope"]'})
+        self.assertTrue(message.startswith("codecs.sip (from WCSGW_CODECS_SIP): unknown codec"))
+
+
 class ExampleTests(ConfigTestCase):
     def test_example_loads_with_documented_defaults(self) -> None:
         config = load_config(str(EXAMPLE), {})
@@ -314,7 +362,7 @@ class ExampleTests(ConfigTestCase):
     def test_every_key_is_documented(self) -> None:
         doc = (REPO / "docs" / "configuration.md").read_text()
         config = Config()
-        for section in ("http", "sip", "rest", "policy", "log"):
+        for section in ("http", "sip", "rest", "policy", "log", "codecs"):
             for field in attrs.fields(type(getattr(config, section))):
                 self.assertIn(f"`{section}.{field.name}`", doc)
         for field in attrs.fields(Account):

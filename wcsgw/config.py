@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 import attrs
 
 from wcsgw import __version__
+from wcsgw.sdp.catalogue import parse_codec_name
 
 __all__ = [
     "ConfigError",
@@ -37,6 +38,7 @@ __all__ = [
     "RestSettings",
     "PolicySettings",
     "LogSettings",
+    "CodecSettings",
     "Account",
     "LOG_LEVELS",
     "ENV_PREFIX",
@@ -169,6 +171,20 @@ class LogSettings:
 
 
 @attrs.frozen
+class CodecSettings:
+    """Which codecs each leg is offered, in order, and whether the gateway may transcode.
+
+    Names are the catalogue's spellings (:mod:`wcsgw.sdp.catalogue`: ``"opus"``, ``"PCMU"``,
+    ``"speex/16000"``), normalised whatever case the file used.  telephone-event is never
+    listed: it is added at each clock rate an offer needs."""
+
+    sip: tuple[str, ...] = ("opus", "G722", "PCMU", "PCMA", "G729", "speex/16000", "speex/8000")
+    webrtc: tuple[str, ...] = ("opus", "PCMU", "PCMA", "G722")
+    video: tuple[str, ...] = ("VP8", "H264")
+    transcoding: bool = True
+
+
+@attrs.frozen
 class Account:
     """A static SIP account the gateway registers at start and unregisters at stop (trunk-style).
 
@@ -212,6 +228,7 @@ class Config:
     rest: RestSettings = RestSettings()
     policy: PolicySettings = PolicySettings()
     log: LogSettings = LogSettings()
+    codecs: CodecSettings = CodecSettings()
     accounts: tuple[Account, ...] = ()
 
 
@@ -343,6 +360,34 @@ def _one_of_ints(*choices: int) -> Callable[[str, Any], int]:
 
     return check
 
+def _codec_list(kind: str, browser: bool = False) -> Callable[[str, Any], tuple[str, ...]]:
+    """A non-empty array of codec names of one kind (audio or video), no duplicates; for the
+    browser leg only codecs browsers can take.  Returns the catalogue's spellings."""
+
+    def check(key: str, value: Any) -> tuple[str, ...]:
+        # Errors name the key itself (not key[i]) so an environment override is named too.
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(key, f"must be an array of codec names, got {_show(value)}")
+        if not value:
+            raise ConfigError(key, f"must list at least one {kind} codec")
+        labels: list[str] = []
+        for name in value:
+            try:
+                entry = parse_codec_name(name)
+            except ValueError as exc:
+                raise ConfigError(key, str(exc)) from None
+            if entry.kind != kind:
+                raise ConfigError(key, f"{name!r} is a codec for {entry.kind}, not {kind}")
+            if browser and not entry.browser:
+                raise ConfigError(key, f"{name!r} is not a codec browsers can take")
+            if entry.label in labels:
+                raise ConfigError(key, f"{name!r} is listed twice")
+            labels.append(entry.label)
+        return tuple(labels)
+
+    return check
+
+
 # section -> key -> checker.  The attrs class gives the defaults; this table gives the rules.
 _SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
     "http": (HttpSettings, {"listen": _ip_literal, "port": _port,
@@ -379,6 +424,10 @@ _SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
                             "recordings_folder": _string}),
     "policy": (PolicySettings, {"allowed_domains": _string_list(nonempty=True)}),
     "log": (LogSettings, {"level": _one_of(*LOG_LEVELS)}),
+    "codecs": (CodecSettings, {"sip": _codec_list("audio"),
+                               "webrtc": _codec_list("audio", browser=True),
+                               "video": _codec_list("video", browser=True),
+                               "transcoding": _boolean}),
 }
 
 _ACCOUNT_KEYS: dict[str, Callable[[str, Any], Any]] = {
