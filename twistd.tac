@@ -32,6 +32,8 @@ except ConfigError as e:
     raise SystemExit(f"wcsgw: config error: {e}") from None
 
 application = Application("wcsgw")
-make_service(_config, log_observer=make_log_observer(_config.log.level, sys.stdout)).setServiceParent(
-    application
-)
+try:
+    _service = make_service(_config, log_observer=make_log_observer(_config.log.level, sys.stdout))
+except ConfigError as e:  # found at build time, e.g. a codec library missing
+    raise SystemExit(f"wcsgw: config error: {e}") from None
+_service.setServiceParent(application)

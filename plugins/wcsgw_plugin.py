@@ -88,11 +88,15 @@ class WcsgwServiceMaker:
     options = Options
 
     def makeService(self, options: Options) -> Any:
+        from wcsgw.config import ConfigError
         from wcsgw.service import make_log_observer, make_service
 
         output = _twistd_log_output(getattr(options, "parent", None))
         observer = None if output is None else make_log_observer(options.config.log.level, output)
-        return make_service(options.config, log_observer=observer)
+        try:
+            return make_service(options.config, log_observer=observer)
+        except ConfigError as e:  # found at build time, e.g. a codec library missing
+            raise _fail(f"config error: {e}") from None
 
 
 serviceMaker = WcsgwServiceMaker()

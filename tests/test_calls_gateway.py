@@ -221,34 +221,3 @@ class InCallFunctionTests(unittest.TestCase):
         self.assertTrue(self.b.hung_up)
         with self.assertRaises(CallError):
             self.gw.terminate("b")
-
-
-class CodecPlanTests(unittest.TestCase):
-    """The SIP offer made from a browser's offer (what makes relaying possible)."""
-
-    def plan(self, *codecs):
-        from wcsgw.calls.call import plan_codecs
-        from wcsgw.sdp.codecs import Codec
-
-        table = {"opus": Codec("opus", 48000, 2, 111), "PCMU": Codec("PCMU", 8000, 1, 0),
-                 "PCMA": Codec("PCMA", 8000, 1, 8), "G722": Codec("G722", 8000, 1, 9),
-                 "te48": Codec("telephone-event", 48000, 1, 110),
-                 "te8": Codec("telephone-event", 8000, 1, 126), "red": Codec("red", 48000, 2, 63)}
-        return [(c.name, c.payload_type) for c in plan_codecs([table[n] for n in codecs]).sip_offer]
-
-    def test_chrome_offer_relays_whatever_the_sip_side_picks(self) -> None:
-        self.assertEqual(self.plan("opus", "red", "G722", "PCMU", "PCMA", "te48", "te8"),
-                         [("opus", 111), ("G722", 9), ("PCMU", 0), ("PCMA", 8),
-                          ("telephone-event", 110), ("telephone-event", 126)])
-
-    def test_opus_only_adds_g711_to_transcode(self) -> None:
-        self.assertEqual(self.plan("opus", "te48"),
-                         [("opus", 111), ("PCMU", 0), ("PCMA", 8), ("telephone-event", 110),
-                          ("telephone-event", 101)])
-
-    def test_nothing_bridgeable(self) -> None:
-        with self.assertRaises(CallError) as caught:
-            self.plan("red")
-        self.assertEqual(caught.exception.code, Codes.NO_CODECS)
-        with self.assertRaises(CallError):
-            self.plan("G722")

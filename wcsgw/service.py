@@ -262,6 +262,20 @@ def make_service(
     return top
 
 
+def codec_policy(config: Config) -> Any:
+    """``[codecs]`` plus what this machine can transcode, checked: codecs that can be neither
+    relayed nor transcoded are logged as warnings; a leg left with no usable codec raises
+    ConfigError (naming the key and the Debian package to install)."""
+    from wcsgw.calls.plan import CodecPolicy, check_policy
+    from wcsgw.media.audiocodec import available
+
+    c = config.codecs
+    policy = CodecPolicy.from_names(c.sip, c.webrtc, c.video, c.transcoding)
+    for warning in check_policy(policy, available()):
+        log.warn("{problem}", problem=warning)  # trial takes a "warning" key for a Python warning
+    return policy
+
+
 def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> Any:
     """The B2BUA: media ports, the built-in test lines (when enabled) and the CallGateway."""
     from twisted.internet import reactor
@@ -293,6 +307,7 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
         no_answer_timeout=config.sip.no_answer_timeout,
         testlines_account=testlines_account if testlines is not None else None,
         decline_status=config.sip.decline_status,
+        codecs=codec_policy(config),
     )
     policy = Policy(config.policy.allowed_domains, testlines.uri if testlines else None)
     env.policy = policy

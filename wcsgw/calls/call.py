@@ -24,6 +24,15 @@ from twisted.internet import task
 from twisted.logger import Logger
 
 from wcsgw.calls.errors import CallError, Codes
+from wcsgw.calls.plan import (
+    TELEPHONE_EVENT_8K,  # noqa: F401 - re-exported for filecall
+    CodecPlan,
+    CodecPolicy,
+    CodecRefusal,
+    default_policy,
+    plan_codecs,
+    settle_outbound,
+)
 from wcsgw.calls.status import CallStatus, Info, status_for_failure, status_for_provisional
 from wcsgw.calls.video import VideoPath, extra_sip_media
 from wcsgw.media.bridge import MediaBridge
@@ -63,7 +72,6 @@ RTCP_INTERVAL = 5.0
 
 G711 = ("pcmu", "pcma")
 TRANSCODE_SIP_CODECS = [Codec("PCMU", 8000, 1, 0), Codec("PCMA", 8000, 1, 8)]
-TELEPHONE_EVENT_8K = Codec("telephone-event", 8000, 1, 101, "0-16")
 
 
 @attr.s(auto_attribs=True)
@@ -88,45 +96,8 @@ class CallEnvironment:
     #: server (a fresh one per call cost ~1 ms of CPU and native memory per call); None: each
     #: leg makes its own
     certificate: Any = None
-
-
-@attr.s(auto_attribs=True)
-class CodecPlan:
-    """Which codecs each leg uses: decided from the browser's offer, then the SIP answer."""
-
-    mode: str  # "relay" | "transcode"
-    sip_offer: list[Codec]
-    browser_codec: Codec | None = None
-    sip_codec: Codec | None = None
-    browser_dtmf: Codec | None = None
-    sip_dtmf: Codec | None = None
-
-
-#: Codecs a browser sends that the SIP side can take as they are: relayed, never decoded.
-RELAYABLE = ("opus", "g722", "pcmu", "pcma")
-
-
-def plan_codecs(browser: list[Codec]) -> CodecPlan:
-    """The SIP offer for a browser's offer: every codec the browser offered that can be
-    relayed (Opus, G.722, G.711 — in the browser's order, with its payload types), so any of
-    them the SIP side picks is relayed; G.711 added as a transcoding fallback when the browser
-    brought none (then Opus is transcoded); telephone-event at each offered clock rate.  The
-    mode is settled by the SIP side's answer."""
-    relayable = [c for c in browser if c.key in RELAYABLE]
-    if not relayable:
-        raise CallError(Codes.NO_CODECS,
-                        f"{Info.NO_CODECS}: the offer has none of Opus, G.722 or G.711", "sdp")
-    offer = list(relayable)
-    if not any(c.key in G711 for c in relayable):
-        if not any(c.key == "opus" for c in relayable):
-            raise CallError(Codes.NO_CODECS, f"{Info.NO_CODECS}: G.722 alone cannot be bridged",
-                            "sdp")
-        offer += TRANSCODE_SIP_CODECS
-    rates = {c.clock_rate for c in offer}
-    events = [c for c in browser if c.key == "telephone-event" and c.clock_rate in rates]
-    if not any(c.clock_rate == 8000 for c in events):
-        events.append(TELEPHONE_EVENT_8K)
-    return CodecPlan("relay", offer + events)
+    #: the [codecs] config and what the media layer can transcode (wcsgw.calls.plan)
+    codecs: CodecPolicy = attr.Factory(default_policy)
 
 
 def _first_audio(sd: SessionDescription) -> MediaDescription | None:
@@ -273,7 +244,9 @@ class Call:
         if self._offer.ice_ufrag_for(audio) is None or self._offer.fingerprint_for(audio) is None:
             raise CallError(Codes.INVALID, "the offer lacks ICE credentials or a DTLS fingerprint",
                             "sdp")
-        self.plan = plan_codecs(audio.codecs())
+        self.plan = plan_codecs(audio.codecs(), self.env.codecs)
+        log.info("call {call_id}: SIP offer {offer}", call_id=self.call_id,
+                 offer=", ".join(c.rtpmap for c in self.plan.sip_offer))
         if self.account is None:
             raise CallError(Codes.FORBIDDEN, Info.FORBIDDEN, "callee")
         env = self.env
@@ -511,24 +484,20 @@ class Call:
             self._fail_sip(f"the SIP side's SDP does not parse: {exc}")
             return
         audio = _first_audio(answer)
-        chosen = [c for c in audio.codecs() if not is_auxiliary(c)] if audio else []
-        if audio is None or not chosen:
+        if audio is None:
             self._fail_sip(Info.NO_CODECS)
             return
         plan = self.plan
-        plan.sip_codec = chosen[0]
-        plan.sip_dtmf = next((c for c in audio.codecs() if c.key == "telephone-event"), None)
-        browser_codecs = _first_audio(self._offer).codecs()  # type: ignore[union-attr]
-        plan.browser_codec = next((c for c in browser_codecs if same_codec(c, plan.sip_codec)), None)
-        plan.mode = "relay" if plan.browser_codec is not None else "transcode"
-        if plan.mode == "transcode":
-            if plan.sip_codec.key not in G711:
-                self._fail_sip(Info.NO_CODECS)
-                return
-            plan.browser_codec = next(c for c in browser_codecs if c.key == "opus")
-        rate = plan.browser_codec.clock_rate
-        plan.browser_dtmf = next((c for c in browser_codecs
-                                  if c.key == "telephone-event" and c.clock_rate == rate), None)
+        browser_audio = _first_audio(self._offer)
+        assert browser_audio is not None
+        try:
+            settle_outbound(plan, browser_audio.codecs(), audio.codecs(), self.env.codecs,
+                            sip_ptime=audio.ptime, browser_ptime=browser_audio.ptime)
+        except CodecRefusal as exc:
+            log.info("call {call_id}: {reason}", call_id=self.call_id, reason=exc.message)
+            self._fail_sip(exc.info)
+            return
+        assert plan.browser_codec is not None
         self._retarget(sip_sdp, parsed=answer)
 
         offer_audio = _first_audio(self._offer)

@@ -7,9 +7,9 @@ is accepted or refused (:meth:`InboundRouter.decide`); :class:`InboundCall` then
 call to the browser (``incomingCall`` with a WebRTC offer made by the gateway, which stays
 ICE-lite and the DTLS server) and, once the browser answers, answers the SIP side.
 
-The codec plan avoids transcoding: the browser is offered the SIP caller's own relayable
-codecs first (G.711, Opus, G.722, with telephone-event), and Opus after them only as a
-transcoding fallback when the caller offered G.711 but not Opus.
+The codec plan (:mod:`wcsgw.calls.plan`) avoids transcoding: the browser is offered the SIP
+caller's own codecs that browsers take first, and the other ``[codecs] webrtc`` codecs after
+them only as a transcoding fallback (when transcoding is allowed and possible).
 """
 
 from __future__ import annotations
@@ -20,17 +20,21 @@ from typing import Any, Callable
 from twisted.logger import Logger
 
 from wcsgw.calls.call import (
-    G711,
-    TELEPHONE_EVENT_8K,
-    TRANSCODE_SIP_CODECS,
     Call,
     CodecPlan,
     _first_audio,
 )
 from wcsgw.calls.errors import CallError, Codes
+from wcsgw.calls.plan import (
+    CodecRefusal,
+    browser_offer_codecs,
+    plan_codecs,
+    settle_inbound,
+    settle_outbound,
+)
 from wcsgw.calls.status import CallStatus, Info
 from wcsgw.media.udp import RtpSocket
-from wcsgw.sdp.codecs import Codec, same_codec
+from wcsgw.sdp.codecs import Codec
 from wcsgw.sdp.errors import SdpError
 from wcsgw.sdp.negotiate import audio_answer, audio_offer
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
@@ -46,30 +50,6 @@ from wcsgw.webrtc.sdp import offer_for_browser, parse_browser_answer, parse_brow
 
 log = Logger(namespace="wcsgw.calls")
 
-#: What a browser can take without transcoding, in the order we prefer to relay them.
-RELAYABLE = ("opus", "pcmu", "pcma", "g722")
-OPUS = Codec("opus", 48000, 2, None, "minptime=10;useinbandfec=1")
-TELEPHONE_EVENT_48K = Codec("telephone-event", 48000, 1, None, "0-16")
-
-
-def browser_offer_codecs(sip_offer: list[Codec] | None) -> list[Codec]:
-    """The codecs to offer the browser for a SIP offer (None: a late offer, we choose)."""
-    if sip_offer is None:
-        return [OPUS, Codec("PCMU", 8000, 1, 0), Codec("PCMA", 8000, 1, 8),
-                TELEPHONE_EVENT_48K, TELEPHONE_EVENT_8K]
-    relayable = [c for c in sip_offer if c.key in RELAYABLE]
-    if not relayable:
-        raise CallError(Codes.NO_CODECS, Info.NO_CODECS)
-    out = [c.with_payload_type(None) if c.payload_type and c.payload_type >= 96 else c
-           for c in relayable]
-    if not any(c.key == "opus" for c in relayable) and any(c.key in G711 for c in relayable):
-        out.append(OPUS)  # transcoding fallback for a browser that prefers it
-    rates = {c.clock_rate for c in out}
-    if any(c.key == "telephone-event" for c in sip_offer):
-        out += [te for te in (TELEPHONE_EVENT_48K, TELEPHONE_EVENT_8K) if te.clock_rate in rates]
-    return out
-
-
 class InboundCall(Call):
     """A call from the SIP side, offered to one browser session."""
 
@@ -83,6 +63,9 @@ class InboundCall(Call):
         self._sip_offer_sdp = invite.offer_sdp if invite is not None else None
         self._browser_offer_sd: Any = None
         self._ring_timer: Any = None
+        #: the browser's answered codec (and telephone-event), when the SIP offer is made for
+        #: it (late offer, handed call): what the SIP side's answer is settled against
+        self._browser_chosen: list[Codec] = []
 
     @property
     def caller(self) -> str:
@@ -96,6 +79,7 @@ class InboundCall(Call):
         """Open the media sockets, offer the call to the browser, ring the caller."""
         env = self.env
         sip_codecs: list[Codec] | None = None
+        sip_ptime: int | None = None
         if self._sip_offer_sdp is not None:
             try:
                 offer = parse_sdp(self._sip_offer_sdp)
@@ -104,12 +88,12 @@ class InboundCall(Call):
             audio = _first_audio(offer)
             if audio is None:
                 raise CallError(Codes.NO_CODECS, Info.NO_CODECS)
-            sip_codecs = audio.codecs()
+            sip_codecs, sip_ptime = audio.codecs(), audio.ptime
             # Video from the caller: offered to the browser when we can relay one of its codecs.
             self.video = VideoPath.inbound(env, self.call_id, offer)
             self.has_video = self.video is not None
-        codecs = browser_offer_codecs(sip_codecs)
-        self.plan = CodecPlan("relay", sip_codecs or TRANSCODE_SIP_CODECS + [TELEPHONE_EVENT_8K])
+        codecs = browser_offer_codecs(sip_codecs, env.codecs)
+        self.plan = CodecPlan("relay", sip_codecs or [], sip_ptime=sip_ptime)
         self._offer_to_browser(codecs)
         now = env.reactor.seconds()
         self.invite.ring(now)
@@ -148,19 +132,18 @@ class InboundCall(Call):
             raise CallError(Codes.INVALID, f"the SDP answer is not usable: {exc}", "sdp") from None
         plan = self.plan
         assert plan is not None and self.leg is not None and self.rtp is not None
-        chosen = answer.codecs[0]
-        plan.browser_codec = chosen
-        plan.browser_dtmf = answer.telephone_event
-        sip_offered = plan.sip_offer
+        late = self._sip_offer_sdp is None
+        try:
+            settle_inbound(plan, answer.codecs[0], answer.telephone_event,
+                           None if late else plan.sip_offer, self.env.codecs,
+                           sip_ptime=plan.sip_ptime)
+        except CodecRefusal as exc:  # the browser chose a codec we did not offer
+            self._finish(CallStatus.FAILED, 488, exc.info)
+            self.invite.reject(488, "Not Acceptable Here", self.env.reactor.seconds())
+            self.env.sip.transport.pump()
+            raise
+        assert plan.sip_codec is not None
         if self._sip_offer_sdp is not None:
-            relay = next((c for c in sip_offered if same_codec(c, chosen)), None)
-            if relay is not None:
-                plan.mode, plan.sip_codec = "relay", relay
-            else:
-                plan.mode = "transcode"
-                plan.sip_codec = next(c for c in sip_offered if c.key in G711)
-            plan.sip_dtmf = next((c for c in sip_offered if c.key == "telephone-event"
-                                  and c.clock_rate == plan.sip_codec.clock_rate), None)
             offer = parse_sdp(self._sip_offer_sdp)
             supported = [c for c in (plan.sip_codec, plan.sip_dtmf) if c is not None]
             video_answer = None
@@ -174,18 +157,15 @@ class InboundCall(Call):
                                       session_id=self._new_sdp_session(), video=video_answer)
             self._retarget(self._sip_offer_sdp, parsed=offer)
         else:
-            # Late offer: our 200 offers, the ACK answers (Confirmed re-targets the media).
-            if chosen.key in G711:
-                plan.mode, plan.sip_codec = "relay", chosen
-            else:
-                plan.mode, plan.sip_codec = "transcode", TRANSCODE_SIP_CODECS[0]
-            plan.sip_dtmf = TELEPHONE_EVENT_8K
-            sip_answer = audio_offer(self.env.media_advertised, self.rtp.port,
-                                     [plan.sip_codec, plan.sip_dtmf],
+            # Late offer: our 200 offers, the ACK answers; the media starts then (Confirmed).
+            sip_answer = audio_offer(self.env.media_advertised, self.rtp.port, plan.sip_offer,
                                      session_id=self._new_sdp_session())
+            self._browser_chosen = [answer.codecs[0]] + (
+                [answer.telephone_event] if answer.telephone_event else [])
         self.leg.set_remote(answer.ice_ufrag, answer.ice_pwd, answer.fingerprint)
         self._cancel_ring_timer()
-        self._start_media(self._webrtc_ssrc)
+        if not late:
+            self._start_media(self._webrtc_ssrc)
         self.invite.answer(serialize_sdp(sip_answer).encode(), self.env.reactor.seconds())
         self.env.sip.transport.pump()
         self.answer_time = self.env.reactor.seconds()
@@ -231,10 +211,35 @@ class InboundCall(Call):
             self._finish(CallStatus.FINISH, 487, "Cancelled by the caller")
             return
         if isinstance(event, Confirmed):
-            if event.ack_sdp:
+            if self._sip_offer_sdp is None and self.bridge is None and not self._finished:
+                self._settle_late_offer(event.ack_sdp)
+            elif event.ack_sdp:
                 self._retarget(event.ack_sdp)
             return
         super()._on_sip_event(event)
+
+    def _settle_late_offer(self, ack_sdp: bytes | None) -> None:
+        """The ACK answered the offer of our 200: its codec settles the plan (relay or
+        transcode, as for an outbound call's answer), then the media starts."""
+        plan = self.plan
+        assert plan is not None
+        try:
+            sd = parse_sdp(ack_sdp) if ack_sdp else None
+        except SdpError:
+            sd = None
+        audio = _first_audio(sd) if sd is not None else None
+        if audio is None:
+            self._fail_sip(Info.NO_CODECS)
+            return
+        try:
+            settle_outbound(plan, self._browser_chosen, audio.codecs(), self.env.codecs,
+                            sip_ptime=audio.ptime)
+        except CodecRefusal as exc:
+            log.info("call {call_id}: {reason}", call_id=self.call_id, reason=exc.message)
+            self._fail_sip(exc.info)
+            return
+        self._retarget(ack_sdp, parsed=sd)  # type: ignore[arg-type]
+        self._start_media(self._webrtc_ssrc)
 
     def _finish(self, status: CallStatus, sip_status: int | None, info: str) -> None:
         self._cancel_ring_timer()
@@ -321,7 +326,7 @@ class HandedCall(InboundCall):
         if self.account is None:
             raise CallError(Codes.FORBIDDEN, Info.FORBIDDEN, "callee")
         self.plan = CodecPlan("relay", [])
-        self._offer_to_browser(browser_offer_codecs(None))
+        self._offer_to_browser(browser_offer_codecs(None, env.codecs))
         self._ring_timer = env.reactor.callLater(env.no_answer_timeout, self._no_answer)
 
     def answer(self, browser_sdp: str) -> None:
@@ -331,16 +336,13 @@ class HandedCall(InboundCall):
             answer = parse_browser_answer(self._browser_offer_sd, parse_sdp(browser_sdp))
         except (SdpError, ValueError) as exc:
             raise CallError(Codes.INVALID, f"the SDP answer is not usable: {exc}", "sdp") from None
-        plan = self.plan
-        assert plan is not None and self.leg is not None and self.rtp is not None
-        plan.browser_codec = answer.codecs[0]
-        plan.browser_dtmf = answer.telephone_event
-        if plan.browser_codec.key in G711:
-            plan.mode = "relay"
-            plan.sip_offer = [plan.browser_codec, TELEPHONE_EVENT_8K]
-        else:
-            plan.mode = "transcode"
-            plan.sip_offer = TRANSCODE_SIP_CODECS + [TELEPHONE_EVENT_8K]
+        assert self.leg is not None and self.rtp is not None
+        # The browser's codec is fixed now: the SIP offer is made as for a browser that
+        # offered only it (relayed if the SIP side takes it, else transcoded).
+        chosen = [answer.codecs[0]] + ([answer.telephone_event] if answer.telephone_event else [])
+        plan = self.plan = plan_codecs(chosen, self.env.codecs)
+        plan.browser_codec, plan.browser_dtmf = answer.codecs[0], answer.telephone_event
+        self._browser_chosen = chosen
         self.leg.set_remote(answer.ice_ufrag, answer.ice_pwd, answer.fingerprint)
         self._cancel_ring_timer()
         self._place_invite()
@@ -362,8 +364,8 @@ class HandedCall(InboundCall):
             self.env.reactor.callLater(0, self.on_settled, self)
 
     def _connect_media(self, sip_sdp: bytes) -> None:
-        """The SIP side answered: its codec must be the one we relay, or a G.711 we
-        transcode to the browser's Opus; then the bridge starts (the browser has its SDP)."""
+        """The SIP side answered: its codec must be the browser's (relay) or one we can
+        transcode to the browser's; then the bridge starts (the browser has its SDP)."""
         plan = self.plan
         assert plan is not None
         try:
@@ -372,14 +374,15 @@ class HandedCall(InboundCall):
             self._fail_sip(f"the SIP side's SDP does not parse: {exc}")
             return
         audio = _first_audio(answer)
-        chosen = [c for c in audio.codecs() if c.key != "telephone-event"] if audio else []
-        if not chosen or chosen[0].key not in G711:
+        if audio is None:
             self._fail_sip(Info.NO_CODECS)
             return
-        plan.sip_codec = chosen[0]
-        plan.sip_dtmf = next((c for c in audio.codecs() if c.key == "telephone-event"), None)  # type: ignore[union-attr]
-        if plan.mode == "relay" and not same_codec(plan.sip_codec, plan.browser_codec):
-            self._fail_sip(Info.NO_CODECS)
+        try:
+            settle_outbound(plan, self._browser_chosen, audio.codecs(), self.env.codecs,
+                            sip_ptime=audio.ptime)
+        except CodecRefusal as exc:
+            log.info("call {call_id}: {reason}", call_id=self.call_id, reason=exc.message)
+            self._fail_sip(exc.info)
             return
         self._retarget(sip_sdp, parsed=answer)
         self._start_media(self._webrtc_ssrc)

@@ -41,6 +41,8 @@ class Info:
 
     NORMAL = "Normal call clearing"
     NO_CODECS = "No common codecs"
+    #: only transcoding could bridge the two legs, and [codecs] transcoding is false
+    TRANSCODING_DISABLED = "Transcoding required, but disabled"
     ICE = "Failed by ICE error"
     DTLS = "Failed by DTLS error"
     RTP = "Failed by RTP activity"
