@@ -19,7 +19,17 @@ from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 
 from tests.peers.baresip import Baresip, write_tone
-from tests.peers.chromium import Chromium, aio, dominant_frequency, evaluate, write_tone_wav
+from tests.peers.chromium import (
+    Chromium,
+    aio,
+    dominant_frequency,
+    evaluate,
+    record_peer_connections,
+    video_pixels,
+    video_stats,
+    write_tone_wav,
+)
+from tests.peers.png import read_png
 from tests.peers.kamailio import Kamailio
 from tests.support import assert_near
 from wcsgw.config import (
@@ -35,6 +45,15 @@ from wcsgw.service import make_service
 TOKEN = "operator-secret"
 
 REMOTE_STREAM = "document.getElementById('remote-audio').srcObject"
+#: In video calls the Phone UI plays the far end (audio and video) through #remote-video.
+REMOTE_VIDEO = "document.getElementById('remote-video')"
+LOCAL_VIDEO = "document.getElementById('local-video')"
+REMOTE_VIDEO_STREAM = REMOTE_VIDEO + ".srcObject"
+#: A picture whose luma standard deviation (0-255) is below this is taken as uniform (black,
+#: grey, one flat colour): both test patterns (Chromium's fake camera, baresip's fakevideo
+#: bars) are far above it.
+UNIFORM_STD = 8.0
+
 
 
 def gateway_config(allowed_domains: tuple[str, ...] = (), rtp_timeout: float = 10.0,
@@ -97,8 +116,11 @@ class Phone:
         self.page = page
 
     @classmethod
-    async def open(cls, browser: Chromium, url: str) -> "Phone":
+    async def open(cls, browser: Chromium, url: str, record_peers: bool = False) -> "Phone":
+        """``record_peers``: keep the page's RTCPeerConnections (for :meth:`video_stats`)."""
         page = await browser.new_page()
+        if record_peers:
+            await record_peer_connections(page)
         await aio(page.goto(url))
         # Every call status the page shows, in order (a person sees them go by).
         await evaluate(page, """() => {
@@ -150,8 +172,56 @@ class Phone:
         await self.fill("Callee", callee)
         await self.click("Voice call")
 
-    async def received_frequency(self, ms: int = 1500) -> dict[str, Any]:
-        return await dominant_frequency(self.page, REMOTE_STREAM, ms)
+    async def received_frequency(self, ms: int = 1500, stream: str = REMOTE_STREAM
+                                 ) -> dict[str, Any]:
+        return await dominant_frequency(self.page, stream, ms)
+
+    async def video_call(self, callee: str) -> None:
+        await self.fill("Callee", callee)
+        await self.click("Video call")
+
+    async def video_stats(self) -> dict[str, Any]:
+        """The current call's video inbound/outbound statistics (needs ``record_peers``)."""
+        stats = await video_stats(self.page)
+        if stats is None:
+            raise AssertionError("the page has no RTCPeerConnection (record_peers=False?)")
+        return stats
+
+    async def frames_decoded(self) -> int:
+        inbound = (await self.video_stats())["inbound"]
+        return int(inbound["framesDecoded"] or 0) if inbound else 0
+
+    async def wait_frames_decoded(self, more_than: int, timeout: float = 15.0) -> int:
+        """Poll getStats until the browser decoded more than ``more_than`` video frames."""
+        deadline = reactor.seconds() + timeout
+        while True:
+            decoded = await self.frames_decoded()
+            if decoded > more_than:
+                return decoded
+            if reactor.seconds() > deadline:
+                raise AssertionError(f"framesDecoded stayed at {decoded} (wanted > {more_than}) "
+                                     f"for {timeout:g} s; stats {await self.video_stats()}")
+            await task.deferLater(reactor, 0.25, lambda: None)
+
+    async def remote_pixels(self) -> dict[str, Any]:
+        return await video_pixels(self.page, REMOTE_VIDEO)
+
+    async def local_pixels(self) -> dict[str, Any]:
+        return await video_pixels(self.page, LOCAL_VIDEO)
+
+    async def video_state(self) -> str:
+        return await evaluate(self.page, "document.getElementById('video-area').dataset.state")
+
+    async def video_transceivers(self) -> list[dict[str, Any]]:
+        """``{mid, direction, currentDirection, stopped}`` of each video transceiver."""
+        return await evaluate(self.page, """() => {
+            const pc = window.wcsgwPeers && window.wcsgwPeers[window.wcsgwPeers.length - 1];
+            if (!pc) return [];
+            return pc.getTransceivers().filter((t) => t.receiver.track.kind === "video")
+              .map((t) => ({mid: t.mid, direction: t.direction,
+                            currentDirection: t.currentDirection, stopped: t.stopped}));
+        }""")
+
 
 
 def dominant_hz(path) -> tuple[float, float]:
@@ -232,6 +302,71 @@ class SipPhoneMixin:
         frequency, level = dominant_hz(recording)
         assert_near(self, frequency, 440, 10)
         self.assertGreater(level, 300)
+
+
+class VideoPhoneMixin(SipPhoneMixin):
+    """A video call: the Phone UI's ``Video call`` (fake camera + 440 Hz microphone) to
+    baresip 1002 with a video source (fakevideo bars) and display, through Kamailio."""
+
+    async def setup_video_call(self, *, video_codecs: str = "VP8", phone_video: bool = True,
+                               page_query: str = "", answermode: str = "auto"
+                               ) -> tuple[Phone, Baresip]:
+        self.kam = Kamailio()
+        self.addCleanup(self.kam.stop)
+        await self.kam.start()
+        self.gateway = Gateway(gateway_config(allowed_domains=("127.0.0.1",), t1=0.1, t2=0.8))
+        self.gateway.start()
+        self.addCleanup(self.gateway.stop)
+        tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000,
+                          seconds=30.0)
+        self.phone = Baresip("1002", "pass1002", registrar_port=self.kam.port, outbound=True,
+                             answermode=answermode, codecs="PCMU", tone=tone,
+                             video=phone_video, video_codecs=video_codecs)
+        self.addCleanup(self.phone.stop)
+        await self.phone.start()
+        await self.phone.registered()
+        self.browser = Chromium(fake_audio=write_tone_wav(self.mktemp() + "-mic.wav", 440.0))
+        await self.browser.start()
+        self.addCleanup(self.browser.stop)
+        ui = await Phone.open(self.browser, self.gateway.url + page_query, record_peers=True)
+        await ui.login(login="1001", password="pass1001", domain="127.0.0.1",
+                       proxy="127.0.0.1", port=str(self.kam.port), register=True)
+        return ui, self.phone
+
+    async def established_video_call(self, ui: Phone, phone: Baresip) -> Any:
+        """Place the video call and wait until both sides say ESTABLISHED; the gateway's call."""
+        await ui.video_call("1002")
+        await ui.wait_state("call-status", "established")
+        await phone.wait_event("CALL_ESTABLISHED")
+        [call] = self.gateway.calls.values()
+        return call
+
+    async def assert_browser_decodes_video(self, ui: Phone, frames: int = 20) -> dict[str, Any]:
+        """The browser decodes a growing number of frames, and the picture it shows is not
+        uniform (a frozen black or grey frame would pass a frame count alone).  Returns the
+        last statistics."""
+        first = await ui.wait_frames_decoded(0)
+        await ui.wait_frames_decoded(first + frames)
+        pixels = await ui.remote_pixels()
+        self.assertGreater(pixels["width"], 0, pixels)
+        self.assertGreater(pixels["std"], UNIFORM_STD,
+                           f"the remote picture is uniform: {pixels['mean']:.1f} ± {pixels['std']:.1f}")
+        return await ui.video_stats()
+
+    async def assert_phone_decodes_video(self, phone: Baresip) -> np.ndarray:
+        """baresip's snapshot of the DECODED received video is a picture, not a flat frame."""
+        path = await phone.snapshot_received(os.path.join(str(phone.dir), "recv.png"))
+        pixels = read_png(path).astype(float)
+        luma = pixels[..., :3] @ np.array([0.299, 0.587, 0.114]) if pixels.shape[2] >= 3 \
+            else pixels[..., 0]
+        self.assertGreater(luma.std(), UNIFORM_STD,
+                           f"baresip decoded a uniform picture ({luma.mean():.1f} ± {luma.std():.1f})")
+        return luma
+
+    async def assert_browser_hears_1k(self, ui: Phone, stream: str = REMOTE_VIDEO_STREAM) -> None:
+        peak = await ui.received_frequency(stream=stream)
+        assert_near(self, peak["frequency"], 1000, 15)
+        self.assertGreater(peak["level"], -60)
 
 
 class RestMixin:
