@@ -724,7 +724,7 @@ export class Call extends Emitter {
    * Answer an incoming call (in NEW or RING).  Options as for createCall (media displays,
    * constraints, receiveVideo, codecs, sipHeaders): `constraints: {audio: true, video: true}`
    * answers a video call with the camera; without video in the constraints an offered video
-   * stream is declined unless `receiveVideo` is true.
+   * stream is declined (answered `a=inactive`) unless `receiveVideo` is true.
    * @param {Partial<CallOptions>} [options]
    * @returns {Promise<void>}
    */
@@ -987,7 +987,8 @@ export class Call extends Emitter {
     }
     if (stream.getVideoTracks().length === 0) {
       // No camera: receive the far end's video only when asked; else decline it (an offered
-      // video m-section answered inactive) or offer none.
+      // video m-section answered inactive: Chromium answers a=inactive even for a stopped
+      // transceiver, so that is what a far end sees either way) or offer none.
       const unused = pc.getTransceivers().filter((t) => t.receiver.track?.kind === "video" && !t.sender.track);
       for (const t of unused) t.direction = receiveVideo ? "recvonly" : "inactive";
       if (!offer && receiveVideo) {
