@@ -393,7 +393,8 @@ class Call:
         self._set_status(CallStatus.HOLD if held else CallStatus.ESTABLISHED, "")
 
     def _arm_dtmf(self) -> None:
-        """Drive the bridge's RFC 4733 cadence (one timer, re-armed at its next deadline)."""
+        """Drive the bridge's timers — the RFC 4733 cadence, a transcoder's wait behind a gap
+        (one timer, re-armed at its next deadline)."""
         if self._dtmf_call is not None and self._dtmf_call.active():
             self._dtmf_call.cancel()
         self._dtmf_call = None
@@ -528,6 +529,10 @@ class Call:
             webrtc_dtmf=plan.browser_dtmf, sip_dtmf=plan.sip_dtmf,
             webrtc_ssrc=webrtc_ssrc,
             send_to_webrtc=leg.send_rtp, send_to_sip=rtp.send_rtp,
+            sip_ptime=plan.sip_ptime, webrtc_ptime=plan.browser_ptime,
+            # transcoding: packets behind a gap wait for the missing one; the DTMF timer
+            # serves that deadline too
+            on_deadline=lambda deadline: self._arm_dtmf(),
         )
         leg.on_rtp = lambda packet: bridge.from_webrtc(packet, reactor.seconds())
         # RTCP is terminated per leg: read (RTT, the peer's loss), never forwarded.

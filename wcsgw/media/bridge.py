@@ -176,7 +176,7 @@ def _leg_from(codec: Any, dtmf: Any, ssrc: int | None, what: str, ptime: int | N
         None if dtmf is None else dtmf.payload_type,
         ssrc,
         0 if dtmf is None else (dtmf.clock_rate or 0),
-        ptime or 20,
+        min(200, max(10, ptime or 20)),  # what a peer's SDP says, kept sane
         getattr(codec, "fmtp", None),
     )
 
