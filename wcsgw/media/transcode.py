@@ -24,8 +24,18 @@ already sent in the segment. Decoded audio and concealment both advance it, so a
 that is concealed leaves no hole and never shifts later audio. A gap that is not concealed
 (silence suppression, DTX, a loss longer than the concealment cap, a new stream) ends the
 segment: its last partial packet is completed with silence and sent, and the next audio starts
-a new segment at its own timestamp, so a gap in time stays a gap in time. G.722 runs its RTP
-clock at half its sample rate: every conversion goes through ``rtp_clock / sample_rate``.
+a new segment at its own timestamp, so a gap in time stays a gap in time. A short hole (up to
+two packets plus the resampler's latency) is filled with silence instead, so that a segment's
+end always fits in the gap and no two packets overlap in time. A DTMF event or comfort noise
+from the source ends the segment too (the audio before the event goes out before it).
+G.722 runs its RTP clock at half its sample rate: every conversion goes through
+``rtp_clock / sample_rate``.
+
+**The resampler's latency** (soxr, ~30 ms at 8 kHz) is real delay and stays; what the pipe
+keeps honest is the *timestamps*: the first ``delay`` of each segment's resampled output (the
+resampler's start-up silence) is dropped, and at the segment's end silence pushes the last
+real audio out, so each packet's timestamp is where its audio was at the source, and n packets
+in make n packets out.
 
 **Loss.** The jitter buffer says how many packets were lost before a packet; the timestamp gap
 says how much audio that was. Up to ``max_conceal`` (100 ms) of it is concealed by the source
@@ -112,8 +122,6 @@ class Pipe:
         # Concealment and fills come in whole groups of samples when decimating, so that the
         # resampler's output stays sample-exact.
         self._quantum = max(1, src.sample_rate // dst.sample_rate)
-        # Source samples of silence that push the resampler's latency out at a segment's end
-        # (its last real audio would otherwise be dropped with the filter state).
         # The resampler's output lags its input by ``delay``: the first that many samples of a
         # segment are dropped (so a packet's timestamp is where its audio really was), and the
         # same again is pushed out with silence at the segment's end.
