@@ -1,8 +1,17 @@
-"""Streaming resampling on soxr (wcsgw.media.resample): exact framing on every call, passband
-level, anti-aliasing and anti-imaging, round-trip SNR, a stated delay that is the real one, and
-frame-by-frame output identical to one-piece output (no clicks at frame edges)."""
+"""Streaming resampling on libspeexdsp (wcsgw.media.resample): exact framing on every call,
+passband level, anti-aliasing and anti-imaging, round-trip SNR, a stated delay that is the real
+one and at most 5 ms, and frame-by-frame output identical to one-piece output (no clicks at
+frame edges).
+
+Thresholds are for speex quality 5 and sit a few dB (or a few hundredths of a dB) from what it
+measures (the table in the module docstring): passband within 0.02 dB to 3.4 kHz and 0.3 dB at
+7 kHz (-0.23 dB measured, 48k -> 16k), aliases and images 80-90 dB down (below one int16 LSB
+for a 10000-peak tone), round trip above 85 dB (86.9-106 measured; ~88 dB is the int16 floor
+at this level), output within 3 LSB of the ideal delayed tone (1.1 measured)."""
 
 from __future__ import annotations
+
+import gc
 
 import numpy as np
 from twisted.trial.unittest import SynchronousTestCase
@@ -76,31 +85,55 @@ class FramingTests(SynchronousTestCase):
         self.assertEqual(r.delay, 0.0)
         self.assertRaises(ValueError, Resampler, 0, 8000)
 
+    def test_quality_sets_the_filter_length(self) -> None:
+        # speex's latency is half its filter, 8 taps per quality step at 8 kHz (quality 3: 48)
+        self.assertEqual(Resampler(8000, 48000, quality=3).delay, 0.003)
+        self.assertEqual(Resampler(48000, 8000).quality, 5)
+        self.assertRaises(ValueError, Resampler, 8000, 48000, quality=11)
+        self.assertRaises(ValueError, Resampler, 8000, 48000, quality=-1)
+
+    def test_native_state_is_freed_with_the_object(self) -> None:
+        r = Resampler(48000, 8000)
+        free = r._free
+        self.assertTrue(free.alive)
+        del r
+        gc.collect()
+        self.assertFalse(free.alive)
+
 
 class DownTests(SynchronousTestCase):
     def test_passband_tones_keep_their_level_and_frequency(self) -> None:
         for freq in (300.0, 1000.0, 3000.0, 3400.0):
             x = tone(freq, 48000, 1.0)
             y = framed(Resampler(48000, 8000), x, 960)[800:]  # skip the start-up silence
-            assert_near(self, level_db(y, x), 0.0, 0.1)
+            assert_near(self, level_db(y, x), 0.0, 0.02)
             assert_near(self, dominant(y, 8000), freq, freq * 0.01)
+
+    def test_wideband_passband_to_7khz(self) -> None:
+        for freq, tolerance in ((300.0, 0.02), (3000.0, 0.02), (6650.0, 0.02), (7000.0, 0.3)):
+            x = tone(freq, 48000, 1.0)
+            y = framed(Resampler(48000, 16000), x, 960)[1600:]
+            assert_near(self, level_db(y, x), 0.0, tolerance)
+            x = tone(freq, 16000, 1.0)
+            y = framed(Resampler(16000, 48000), x, 320)[4800:]
+            assert_near(self, level_db(y, x), 0.0, tolerance)
 
     def test_6khz_tone_is_not_aliased_to_2khz(self) -> None:
         # Plain decimation (every 6th sample) would fold 6 kHz onto 2 kHz at full level.
         x = tone(6000.0, 48000, 1.0)
         self.assertGreater(rms(x[5::6]) / rms(x), 0.9)
         y = framed(Resampler(48000, 8000), x, 960)[800:]
-        self.assertLess(level_db(y, x), -60.0)
+        self.assertLess(level_db(y, x), -80.0)
 
     def test_above_nyquist_is_attenuated(self) -> None:
         for freq in (4100.0, 5000.0, 12000.0, 20000.0):
             x = tone(freq, 48000, 0.5)
             y = framed(Resampler(48000, 8000), x, 960)[800:]
-            self.assertLess(level_db(y, x), -60.0, f"{freq} Hz")
+            self.assertLess(level_db(y, x), -80.0, f"{freq} Hz")
         for freq in (8200.0, 12000.0):
             x = tone(freq, 48000, 0.5)
             y = framed(Resampler(48000, 16000), x, 960)[1600:]
-            self.assertLess(level_db(y, x), -60.0, f"{freq} Hz to 16 kHz")
+            self.assertLess(level_db(y, x), -80.0, f"{freq} Hz to 16 kHz")
 
 
 class UpTests(SynchronousTestCase):
@@ -108,7 +141,7 @@ class UpTests(SynchronousTestCase):
         for rate in (8000, 16000):
             x = tone(1000.0, rate, 1.0)
             y = framed(Resampler(rate, 48000), x, rate // 50)[4800:]
-            assert_near(self, level_db(y, x), 0.0, 0.1)
+            assert_near(self, level_db(y, x), 0.0, 0.02)
             assert_near(self, dominant(y, 48000), 1000.0, 10.0)
             # Zero-stuffing alone would leave images at rate±1k, 2*rate±1k, ... at full strength.
             n = 38400
@@ -117,7 +150,7 @@ class UpTests(SynchronousTestCase):
             peak = spectrum.max()
             for image in (rate - 1000.0, rate + 1000.0, 2 * rate - 1000.0):
                 level = spectrum[np.argmin(np.abs(freqs - image))] / peak
-                self.assertLess(20 * np.log10(level + 1e-12), -60.0, f"image at {image} from {rate}")
+                self.assertLess(20 * np.log10(level + 1e-12), -90.0, f"image at {image} from {rate}")
 
 
 class StreamingTests(SynchronousTestCase):
@@ -129,7 +162,7 @@ class StreamingTests(SynchronousTestCase):
                 back = framed(Resampler(48000, rate), up, 960)
                 self.assertEqual(len(back), len(x))
                 snr = tone_snr_db(back[rate // 4 :], freq, rate)
-                self.assertGreater(snr, 60.0, f"{rate} Hz via 48 kHz, {freq} Hz tone: {snr:.1f} dB")
+                self.assertGreater(snr, 85.0, f"{rate} Hz via 48 kHz, {freq} Hz tone: {snr:.1f} dB")
 
     def test_chunked_equals_whole_signal(self) -> None:
         x = np.random.default_rng(1).normal(0, 3000, 48000 * 2)
@@ -146,19 +179,21 @@ class StreamingTests(SynchronousTestCase):
 
     def test_output_is_the_input_delayed_by_delay(self) -> None:
         # A sine fed in 20 ms chunks comes out as the ideal sine at the new rate, shifted by
-        # .delay: within 2 % of its amplitude, sample by sample (a timing error of ~10 µs at
-        # 300 Hz). Mid-band tones: soxr's VR filter is not exactly linear-phase at the edge.
-        for a, b in ((48000, 8000), (8000, 48000), (16000, 48000), (48000, 16000), (8000, 16000),
-                     (44100, 8000)):
-            for f in (300.0, min(a, b) / 8):
+        # .delay: within 3 LSB, sample by sample, from 300 Hz to 0.4 of the lower rate (the
+        # filter is linear-phase: one delay for every frequency). The delay is the filter's
+        # half-length: 5 ms at 8 kHz, 2.5 ms at 16 kHz, never more than ~5 ms.
+        delays = {(48000, 8000): 0.005, (8000, 48000): 0.005, (16000, 48000): 0.0025,
+                  (48000, 16000): 0.0025, (8000, 16000): 0.005, (44100, 8000): 224 / 44100}
+        for (a, b), delay in delays.items():
+            for f in (300.0, min(a, b) / 8, min(a, b) * 0.4):
                 r = Resampler(a, b)
                 y = framed(r, tone(f, a, 1.0), a // 50).astype(float)
                 ideal = tone(f, b, 1.0, delay=r.delay)
                 skip = int((r.delay + 0.02) * b)
                 err = float(np.abs(y[skip:-skip] - ideal[skip:-skip]).max())
-                self.assertLess(err, 200.0, f"{a}->{b} {f} Hz: delay {r.delay * 1000:.3f} ms, error {err:.1f}")
-                self.assertGreater(r.delay, 0.005)
-                self.assertLess(r.delay, 0.035)
+                self.assertLess(err, 3.0, f"{a}->{b} {f} Hz: delay {r.delay * 1000:.3f} ms, error {err:.1f}")
+                self.assertEqual(r.delay, delay)
+                self.assertLessEqual(r.delay, 0.0051)
                 self.assertEqual(r.underflow_samples, 0)
 
     def test_frame_edges_are_smooth(self) -> None:
