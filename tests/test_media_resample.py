@@ -166,7 +166,7 @@ class StreamingTests(SynchronousTestCase):
 
     def test_chunked_equals_whole_signal(self) -> None:
         x = np.random.default_rng(1).normal(0, 3000, 48000 * 2)
-        for a, b in ((48000, 8000), (48000, 16000)):
+        for a, b in ((48000, 8000), (48000, 16000), (44100, 8000)):
             whole = Resampler(a, b).process(x)
             for frame in (960, 480, 2880, 1001):
                 r = Resampler(a, b)

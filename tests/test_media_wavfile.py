@@ -16,7 +16,6 @@ from wcsgw.media import g711
 from wcsgw.media.rtp import build_rtp
 from wcsgw.media.wavfile import (
     FRAME_SAMPLES,
-    RationalResampler,
     WavError,
     WavRecorder,
     WavSource,
@@ -218,25 +217,6 @@ class WavSourceTests(unittest.TestCase):
         path = write_wav(self.dir / "c.wav", 8000, [tone(8000, 500, 0.1)])
         with self.assertRaises(ValueError):
             WavSource(path, "opus")
-
-
-class RationalResamplerTests(unittest.TestCase):
-    def test_pieces_equal_whole(self) -> None:
-        """State is kept across calls: odd-sized pieces give the same samples as one call."""
-        x = np.random.default_rng(1).normal(0, 3000, 44100).astype(np.float32)
-        whole = RationalResampler(44100, 8000).process(x)
-        r = RationalResampler(44100, 8000)
-        sizes = np.random.default_rng(2).integers(1, 3000, 100)
-        parts, i = [], 0
-        for n in sizes:
-            parts.append(r.process(x[i : i + n]))
-            i += n
-        parts.append(r.process(x[i:]))
-        pieces = np.concatenate(parts)
-        self.assertEqual(len(pieces), len(whole))
-        np.testing.assert_allclose(pieces, whole, atol=0.05)
-        # and the rate is right: 8000 per 44100 in, less the filter's half-width
-        assert_near(self, len(whole), 8000, 32)
 
 
 def rtp(payload: bytes, seq: int, ts: int, pt: int = 0, ssrc: int = 0x1234) -> bytes:

@@ -9,14 +9,10 @@ to mono by averaging) and any sample rate from 1 kHz to 384 kHz.  Python 3.11's 
 refuses WAVE_FORMAT_EXTENSIBLE, so the header is parsed here; the samples are read lazily in
 small blocks, so a long file is never held in memory.
 
-Rate conversion to 8 kHz: a multiple of 8 kHz (16, 24, 32, 48, 96 kHz) goes through
-:class:`wcsgw.media.resample.Resampler`, the same filter as the transcoder.  The 44.1 kHz family
-(44.1, 22.05, 11.025 kHz) has no integer ratio to 8 kHz, ``Resampler`` only does integer
-ratios, and its filter (3.7 kHz) is wrong for upsampling from below 8 kHz (a 4 kHz file's
-images at 2-4 kHz would pass), so :class:`RationalResampler` here does L/M polyphase
-resampling for every other rate, with the same kind of
-prototype (Kaiser-windowed sinc, beta 6, 3.5 ms half-width, cut-off 3.7 kHz or 0.45 of the input
-rate when that is lower): flat through the telephone band, images and aliases >= ~60 dB down.
+Rate conversion to 8 kHz, from any rate, is :class:`wcsgw.media.resample.Resampler`, the
+transcoder's (libspeexdsp): any ratio (the 44.1 kHz family included), its cut-off set by the
+lower of the two rates (so a 6 kHz file's images are removed too), flat through the telephone
+band, aliases and images below the int16 floor.
 
 Writing: 8 kHz mono 16-bit PCM via :mod:`wave`, whose header is rewritten on every write, so the
 file on disk is a valid WAV at every moment (a crash loses at most the packets not yet written).
@@ -27,7 +23,6 @@ new SSRC) is taken as a new stream that continues where the file is, not as hour
 
 from __future__ import annotations
 
-import math
 import struct
 import wave
 from pathlib import Path
@@ -43,7 +38,6 @@ from wcsgw.media.rtp import RtpError, parse_rtp
 __all__ = [
     "FRAME_SAMPLES",
     "RATE",
-    "RationalResampler",
     "WavError",
     "WavFormat",
     "WavRecorder",
@@ -138,70 +132,6 @@ def read_wav_format(path: str | Path) -> WavFormat:
         return _read_format(f)
 
 
-class RationalResampler:
-    """Streaming L/M polyphase resampler for ratios :class:`Resampler` cannot do (44.1 -> 8 kHz).
-
-    Output ``k`` sits at input position ``k * in_rate / out_rate``; it is the input convolved
-    with a windowed-sinc kernel evaluated at that (fractional) position.  There are only
-    ``L = out_rate / gcd`` distinct fractional positions; their taps are computed once when
-    there are at most 1024 of them (44.1 kHz: 80) and per block otherwise.  Each phase is
-    normalised to unity DC gain.  State (recent input) is kept across calls, so processing a
-    signal in pieces gives the same samples as processing it whole.
-    """
-
-    HALF_WIDTH_S = 0.0035
-    BETA = 6.0
-    CUTOFF_HZ = 3700.0
-
-    def __init__(self, in_rate: int, out_rate: int) -> None:
-        g = math.gcd(in_rate, out_rate)
-        self.in_rate, self.out_rate = in_rate, out_rate
-        self._up, self._down = out_rate // g, in_rate // g
-        # 3.7 kHz for 8 kHz out (as Resampler), below the input's Nyquist rate when upsampling
-        cutoff = min(self.CUTOFF_HZ * out_rate / RATE, 0.45 * in_rate)
-        self._fc = cutoff / in_rate  # cycles per input sample
-        self._half = max(4, math.ceil(self.HALF_WIDTH_S * in_rate))
-        self._offsets = np.arange(-self._half + 1, self._half + 1)  # input taps around floor(t)
-        self._table = self._taps(np.arange(self._up)) if self._up <= 1024 else None
-        # Input buffer: absolute index of buf[0] is self._start; begins with zeros of history.
-        self._buf = np.zeros(self._half, dtype=np.float32)
-        self._start = -self._half
-        self._next = 0  # index of the next output sample
-
-    def _taps(self, phases: np.ndarray) -> np.ndarray:
-        frac = phases.astype(np.float64)[:, None] / self._up
-        t = self._offsets[None, :] - frac  # distance of each tap from the output position
-        window = np.i0(self.BETA * np.sqrt(np.clip(1.0 - (t / self._half) ** 2, 0.0, None)))
-        h = np.sinc(2.0 * self._fc * t) * window
-        h /= h.sum(axis=1, keepdims=True)
-        return h.astype(np.float32)
-
-    def process(self, samples: np.ndarray) -> np.ndarray:
-        self._buf = np.concatenate((self._buf, samples.astype(np.float32, copy=False)))
-        end = self._start + len(self._buf)  # one past the last input index held
-        # Output k needs input up to floor(k*M/L) + half - 1 < end.
-        last = ((end - self._half) * self._up - 1) // self._down  # largest usable k
-        count = max(0, last - self._next + 1)
-        if count:
-            ks = np.arange(self._next, self._next + count, dtype=np.int64)
-            pos = ks * self._down
-            base = pos // self._up
-            phase = pos % self._up
-            taps = self._table[phase] if self._table is not None else self._taps(phase)
-            index = (base - self._start)[:, None] + self._offsets[None, :]
-            out = np.einsum("ij,ij->i", self._buf[index], taps).astype(np.float32)
-            self._next += count
-        else:
-            out = np.zeros(0, dtype=np.float32)
-        # Keep what the next output still needs.
-        keep_from = (self._next * self._down) // self._up - self._half + 1
-        drop = max(0, keep_from - self._start)
-        if drop:
-            self._buf = self._buf[drop:]
-            self._start += drop
-        return out
-
-
 class WavSource:
     """20 ms G.711 payloads (160 bytes) from a WAV file, as an iterator.
 
@@ -225,15 +155,8 @@ class WavSource:
             self._file.close()
             raise
         rate = self.format.sample_rate
-        self._resampler: Resampler | RationalResampler
-        if rate % RATE == 0:  # (Resampler's filter is for 8 kHz out of a multiple of it)
-            self._resampler = Resampler(rate, RATE)
-        else:
-            self._resampler = RationalResampler(rate, RATE)
-        factor = rate // RATE if rate % RATE == 0 else 1
-        # A block is about 20 ms of input, a multiple of the decimation factor.
-        self._block = max(factor, (rate // 50) // factor * factor)
-        self._factor = factor
+        self._resampler = Resampler(rate, RATE)
+        self._block = max(1, rate // 50)  # about 20 ms of input
         self._position = 0  # frames read from the current pass
         self._pending = np.zeros(0, dtype=np.float32)  # resampled, not yet sent
         self._remaining_real: int | None = None  # output samples left at the end (no loop)
@@ -281,10 +204,7 @@ class WavSource:
         """Read one block (wrapping around with ``loop``), resample, append to the queue."""
         samples = self._read_frames(self._block)
         if len(samples) < self._block:  # end of file without loop
-            real_in = len(samples)
-            pad = (-real_in) % self._factor
-            samples = np.concatenate((samples, np.zeros(pad, np.float32)))
-            out = self._resampler.process(samples) if len(samples) else np.zeros(0, np.float32)
+            out = self._resampler.process(samples)
             self._pending = np.concatenate((self._pending, out))
             self._remaining_real = len(self._pending)
             return
