@@ -330,6 +330,16 @@ class OutboundVideoTests(CallVideoCase):
         self.assertNotEqual(reoffer.media[1].port, video_port)
         return self.end_and_check_ports(call)
 
+    def test_inactive_video_in_the_sip_answer_declines_it(self) -> None:
+        call = self.make_call()
+        pt = self.sip_vp8_pt(call)
+        answer = sip_answer(f"m=video {{vport}} RTP/AVP {pt}\r\na=rtpmap:{pt} VP8/90000\r\n"
+                            "a=inactive\r\n", vport=30002, aport=30000)
+        call._on_sip_event(Answered(answer))
+        self.assertEqual(parse_sdp(call.browser_answer).media[1].port, 0)
+        self.assertFalse(call.has_video)
+        return self.end_and_check_ports(call)
+
     def test_answer_without_a_video_line(self) -> None:
         call = self.make_call()
         call._on_sip_event(Answered(sip_answer(None, aport=30000)))
@@ -491,7 +501,8 @@ class InboundVideoTests(CallVideoCase):
         call.start()
         return call
 
-    def browser_answer(self, call: InboundCall, video_pt: int | None) -> str:
+    def browser_answer(self, call: InboundCall, video_pt: int | None,
+                       direction: str = "sendrecv") -> str:
         offer = parse_sdp(call.browser_offer_text)
         apt = offer.media[0].formats[0]
         text = ("v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
@@ -504,7 +515,7 @@ class InboundVideoTests(CallVideoCase):
             return text + "m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
         codec = next(c for c in offer.media[1].codecs() if c.payload_type == video_pt)
         return text + (f"m=video 9 UDP/TLS/RTP/SAVPF {video_pt}\r\nc=IN IP4 0.0.0.0\r\n"
-                       f"a=mid:1\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:{video_pt} {codec.rtpmap}\r\n"
+                       f"a=mid:1\r\na={direction}\r\na=rtcp-mux\r\na=rtpmap:{video_pt} {codec.rtpmap}\r\n"
                        f"a=rtcp-fb:{video_pt} nack pli\r\n"
                        + (f"a=fmtp:{video_pt} {codec.fmtp}\r\n" if codec.fmtp else "")
                        + f"a=ssrc:{BROWSER_VIDEO_SSRC} cname:x\r\n")
@@ -546,6 +557,27 @@ class InboundVideoTests(CallVideoCase):
         self.assertEqual([(m.kind, m.port == 0) for m in answer.media],
                          [("audio", False), ("video", True)])
         self.assertFalse(call.describe()["hasVideo"])
+        return self.end_and_check_ports(call)
+
+    def test_browser_answers_video_inactive(self) -> None:
+        """The Web SDK's "Answer" (no camera, no remote video) answers video a=inactive."""
+        call = self.incoming()
+        vp8 = next(c.payload_type for c in parse_sdp(call.browser_offer_text).media[1].codecs()
+                   if c.key == "vp8")
+        call.answer(self.browser_answer(call, vp8, "inactive"))
+        answer = parse_sdp(call.invite.answered)
+        self.assertEqual(answer.media[1].port, 0)
+        self.assertFalse(call.describe()["hasVideo"])
+        return self.end_and_check_ports(call)
+
+    def test_browser_only_watches(self) -> None:
+        call = self.incoming()
+        vp8 = next(c.payload_type for c in parse_sdp(call.browser_offer_text).media[1].codecs()
+                   if c.key == "vp8")
+        call.answer(self.browser_answer(call, vp8, "recvonly"))
+        video = parse_sdp(call.invite.answered).media[1]
+        self.assertEqual((video.formats, video.direction), (["100"], "recvonly"))
+        self.assertTrue(call.describe()["hasVideo"])
         return self.end_and_check_ports(call)
 
     def test_caller_without_video(self) -> None:

@@ -159,10 +159,11 @@ class VideoPath:
 
     def settle_sip_answer(self, answer: SessionDescription) -> Optional[VideoSpec]:
         """Read the SIP answer's video: the browser answer's :class:`VideoSpec`, or None
-        when the SIP side rejected video or chose nothing we offered (the caller then
-        :meth:`close`\\ s the path and answers the browser without video)."""
+        when the SIP side rejected video (port 0, or ``a=inactive``: a first answer that
+        neither sends nor receives declines video) or chose nothing we offered (the caller
+        then :meth:`reject`\\ s the path and answers the browser without video)."""
         media = _sip_video(answer)
-        if media is None or media.rejected:
+        if media is None or media.rejected or answer.direction_for(media) == "inactive":
             return None
         answered = media.codecs()
         log.info("call {call_id}: SIP video answer {formats}", call_id=self.call_id,
@@ -223,8 +224,10 @@ class VideoPath:
     def settle_browser_answer(self, browser: Optional[BrowserVideo],
                               sip_offer: SessionDescription) -> Optional[VideoAnswer]:
         """The browser kept video (``browser``) or not (None): the SIP answer's video, or
-        None to reject it (then :meth:`close`)."""
-        if browser is None:
+        None to reject it (then :meth:`reject`).  A browser that answers video ``inactive``
+        (the Web SDK's "answer without video") declines it too; ``recvonly`` (watch only)
+        and ``sendonly`` are kept and answered toward SIP the same way round."""
+        if browser is None or browser.direction == "inactive":
             return None
         pair = next(((b, s) for b, s in self._pairs if b.payload_type == browser.codec.payload_type),
                     None)
@@ -242,7 +245,10 @@ class VideoPath:
             fb for fb in rtcp_feedback(media, sip_offered.payload_type)
             if fb in VIDEO_RTCP_FB or fb == "ccm tmmbr")
         self.retarget(sip_offer)
-        return VideoAnswer(self.sip_codec, self.rtp.port, self.kbps)
+        # The browser receives only (recvonly): we only receive from SIP, and vice versa.
+        direction = {"recvonly": "recvonly", "sendonly": "sendonly"}.get(browser.direction,
+                                                                         "sendrecv")
+        return VideoAnswer(self.sip_codec, self.rtp.port, self.kbps, direction)
 
     # -- media ------------------------------------------------------------------------------
 
