@@ -94,7 +94,7 @@ def main() -> None:
         print(codec_row(label, name, clock, options, n))
 
     print()
-    print(f"{'resampler (soxr VR)':<22} {'p50':>8} {'p99':>8}  delay ms")
+    print(f"{'resampler (speex q5)':<22} {'p50':>8} {'p99':>8}  delay ms")
     for a, b in ((48000, 8000), (8000, 48000), (48000, 16000), (16000, 48000)):
         r = Resampler(a, b)
         chunk = speechlike(a, 0.2)[: a // 50]

@@ -9,21 +9,22 @@ fed 20 ms frames, and its variable-rate engine, steady, held back 27.5-30 ms at 
 direction: ~30 ms more mouth-to-ear delay each way on every transcoded call.
 
 Quality 5 (speex's 0..10 scale; 3 is its "VoIP" preset, 5 "desktop") is the best whose latency
-stays at or under 5 ms per direction. Measured here (libspeexdsp 1.2.1, a 1 kHz tone at
--1 dBFS / 10000 peak for SNR, 30000 peak for rejection; "floor" = below one int16 LSB, under
--93 dB; µs per 20 ms through :meth:`Resampler.process`, 2 vCPU EPYC VM)::
+stays at or under 5 ms per direction. Measured here (libspeexdsp 1.2.1; tones at 10000 peak
+for the round trip, 30000 peak for levels and rejection, "floor" = below one int16 LSB, under
+-93 dB; µs p50 per 20 ms through :meth:`Resampler.process`, 2 vCPU EPYC VM)::
 
     quality                        3        4        5        6
     latency 8k<->48k, ms           3.0      4.0      5.0      6.0
     latency 16k<->48k, ms          1.5      2.0      2.5      3.0
     round trip 8k->48k->8k, dB     106      106      106      106   (1 kHz tone SNR)
-    round trip 16k->48k->16k, dB   106      106      106      106
+    round trip 16k->48k->16k, dB   96       96       96       96    (300 Hz: 88, the int16
+                                                                    floor at this level)
     48k->8k at 3.4 kHz, dB        -1.05    -0.02    -0.00    -0.00
     48k->16k at 7 kHz, dB         -3.09    -0.41    -0.23    -0.00
     alias 4.1 kHz -> 8k, dB       -85      -83      floor    floor
     alias 8.2 kHz -> 16k, dB      -84      -83      floor    floor
     images 8k->48k, dB            -98      -102     -102     -102
-    µs 48k->8k / 8k->48k          15 / 15  18 / 16  21 / 19  26 / 21
+    µs 48k->8k / 8k->48k          12 / 12  15 / 13  19 / 16  22 / 17
 
 Latency is exact: output sample ``k`` is the input at time ``k/out - delay`` with ``delay``
 = ``speex_resampler_get_input_latency`` / ``in_rate`` (the filter is a symmetric sinc, so

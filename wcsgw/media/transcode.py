@@ -31,7 +31,7 @@ from the source ends the segment too (the audio before the event goes out before
 G.722 runs its RTP clock at half its sample rate: every conversion goes through
 ``rtp_clock / sample_rate``.
 
-**The resampler's latency** (soxr, ~30 ms at 8 kHz) is real delay and stays; what the pipe
+**The resampler's latency** (libspeexdsp, 5 ms at 8 kHz) is real delay and stays; what the pipe
 keeps honest is the *timestamps*: the first ``delay`` of each segment's resampled output (the
 resampler's start-up silence) is dropped, and at the segment's end silence pushes the last
 real audio out, so each packet's timestamp is where its audio was at the source, and n packets
