@@ -338,6 +338,20 @@ class DeadlineTests(SynchronousTestCase):
         headers = [parse_rtp(p) for p in self.to_sip]
         self.assertEqual([(h.timestamp - headers[0].timestamp) & 0xFFFFFFFF for h in headers], [0, 160, 320, 480])
 
+    def test_a_deadline_past_without_a_poll_is_reported_again(self) -> None:
+        reported: list[float] = []
+        self.b.on_deadline = reported.append  # an owner whose timer never fired
+        self.send(0, T0)
+        self.send(2, T0 + 0.04)
+        self.assertEqual(len(reported), 1)
+        self.send(3, T0 + 0.2)
+        # still due (its wait grew with the jitter 3 showed), and past: said again
+        self.assertEqual(len(reported), 2)
+        self.assertLess(reported[1], T0 + 0.2)
+        self.assertEqual(len(self.to_sip), 1)
+        self.b.poll(T0 + 0.2)
+        self.assertEqual(len(self.to_sip), 4)
+
     def test_a_later_deadline_is_not_reported_the_armed_poll_returns_it(self) -> None:
         self.send(0, T0)
         self.send(2, T0 + 0.04)  # 1 missing

@@ -243,7 +243,7 @@ class _Direction:
         #: transcode mode: this direction's pipe (None: relay)
         self.pipe: Pipe | None = None
         self.sseq = 0  # transcode mode: our own count of packets sent (the mapping's "source")
-        self.notify: Callable[[], None] | None = None  # transcode mode: deadlines may have moved
+        self.notify: Callable[[float], None] | None = None  # transcode mode: deadlines may have moved
         self.last_activity: float | None = now
         #: audio counted as activity but not forwarded (the far end is on hold by us)
         self.muted = False
@@ -312,7 +312,7 @@ class _Direction:
             self.dropped += 1
             if self.pipe is not None:  # comfort noise & co. still use sequence numbers
                 self._emit(self.pipe.skip(seq, ts, now, ssrc), now)
-                self.notify()  # type: ignore[misc]
+                self.notify(now)  # type: ignore[misc]
 
     def _transcode(self, packet: bytes, b0: int, b1: int, seq: int, ts: int, ssrc: int, now: float) -> None:
         payload = _payload(packet, b0)
@@ -326,7 +326,7 @@ class _Direction:
             pipe.skip(seq, ts, now, ssrc)  # type: ignore[union-attr]
             return
         self._emit(pipe.receive(seq, ts, payload, now, ssrc), now)  # type: ignore[union-attr]
-        self.notify()  # type: ignore[misc]
+        self.notify(now)  # type: ignore[misc]
 
     def _emit(self, packets: list[Output], now: float) -> None:
         """Send the transcoder's packets: our sequence numbers, its timestamps (re-based by
@@ -361,7 +361,7 @@ class _Direction:
             # Transcoding: the event's number is accounted (no loss to conceal), audio held
             # behind it goes first; the event goes out on our numbering and the pipe's clock.
             self._emit(pipe.skip(seq, ts, now, ssrc), now)
-            self.notify()  # type: ignore[misc]
+            self.notify(now)  # type: ignore[misc]
         if self.event_out < 0 or (generator is not None and generator.busy):
             # Nowhere to go, or our own digits own the outgoing events now (two event
             # streams interleaved in one RTP stream would garble both).
@@ -718,7 +718,7 @@ class MediaBridge:
         generator.send(digits, now)
         d.spliced = True
         d.inject(generator.poll(now))
-        self._deadline_moved()
+        self._deadline_moved(now)
 
     def set_sip_payload_types(self, audio: int, telephone_event: int | None) -> None:
         """The SIP side renegotiated (a re-INVITE) the same codec under another payload type,
@@ -783,15 +783,18 @@ class MediaBridge:
     #: owner learnt of (from this callback or :meth:`poll`'s return value) — a packet arrived
     #: behind a gap and now waits, or DTMF started. The owner (re)arms its single timer for it
     #: and calls :meth:`poll` then. A deadline later than the armed one is not reported: the
-    #: armed timer's :meth:`poll` returns it. Never called from inside :meth:`poll`.
+    #: armed timer's :meth:`poll` returns it (unless the armed one is already past: then the
+    #: new one is reported too). Never called from inside :meth:`poll`.
     on_deadline: OnDeadline | None
 
-    def _deadline_moved(self) -> None:
+    def _deadline_moved(self, now: float) -> None:
         callback = self.on_deadline
         if callback is None:
             return
         deadline = self.next_deadline()
-        if deadline is not None and (self._reported is None or deadline < self._reported):
+        reported = self._reported
+        # (a reported deadline already past is one the owner's timer has served, or missed)
+        if deadline is not None and (reported is None or deadline < reported or reported < now):
             self._reported = deadline
             callback(deadline)
 
