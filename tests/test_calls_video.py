@@ -247,6 +247,17 @@ class OutboundVideoTests(CallVideoCase):
                          [("AS", 1000), ("TIAS", 950000)])
         return self.end_and_check_ports(call)
 
+    def test_browser_that_only_watches_offers_recvonly_video(self) -> None:
+        parts = CHROME_OFFER.split("m=video", 1)
+        offer = parts[0] + "m=video" + parts[1].replace("a=sendrecv", "a=recvonly", 1)
+        call = self.make_call(offer=offer)
+        self.assertEqual(parse_sdp(call.invite.offer).media[1].direction, "recvonly")
+        call._on_sip_event(Answered(self.vp8_answer(call, vport=30002, aport=30000)))
+        self.assertEqual(parse_sdp(call.browser_answer).media[1].direction, "sendonly")
+        call.hold()  # held: neither way
+        self.assertEqual(parse_sdp(call.invite.reinvites[-1]).media[1].direction, "inactive")
+        return self.end_and_check_ports(call)
+
     def test_no_video_when_the_call_does_not_ask_for_it(self) -> None:
         call = self.make_call(has_video=False)
         self.assertIsNone(call.video)

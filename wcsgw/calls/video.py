@@ -94,6 +94,9 @@ class VideoPath:
         self.browser_feedback: frozenset[str] = frozenset(VIDEO_RTCP_FB)
         self.browser_ssrc: Optional[int] = None
         self.sip_also_receive: frozenset[int] = frozenset()
+        #: what the browser does with video (its offer's direction; "recvonly": it only
+        #: watches, so the SIP side is offered recvonly too)
+        self.browser_direction = "sendrecv"
         self.kbps = VIDEO_KBPS
         #: our SSRC toward the browser (in its SDP) and toward the SIP side
         self.webrtc_ssrc = secrets.randbits(32)
@@ -135,6 +138,7 @@ class VideoPath:
             path._pairs.append((codec, sip))
         path.offered = [sip for _, sip in path._pairs]
         path.browser_ssrc = _first_ssrc(section)
+        path.browser_direction = browser_offer.direction_for(section)
         path.browser_feedback = frozenset(
             fb for fb in VIDEO_RTCP_FB if fb in rtcp_feedback(section, codecs[0].payload_type))
         return path
@@ -154,7 +158,8 @@ class VideoPath:
         use (re-offers), b=AS, rtcp-fb; port 0 once video was refused (RFC 3264 §8.2: an
         m-line is never removed from a session)."""
         codecs = [self.sip_codec] if self.sip_codec is not None else self.offered
-        media = video_media(self.rtp.port, list(codecs), direction, kbps=self.kbps)
+        media = video_media(self.rtp.port, list(codecs), _combine(direction, self.browser_direction),
+                            kbps=self.kbps)
         return rejected_like(media) if self.rejected else media
 
     def settle_sip_answer(self, answer: SessionDescription) -> Optional[VideoSpec]:
@@ -235,6 +240,7 @@ class VideoPath:
         if pair is None or media is None:
             return None
         self.browser_codec = browser.codec
+        self.browser_direction = browser.direction
         self.browser_feedback = browser.feedback
         self.browser_ssrc = browser.ssrc
         if browser.kbps:
@@ -368,7 +374,9 @@ class VideoPath:
         self._apply_pause()
         self.retarget(offer)
         answer = video_media(self.rtp.port, [self.sip_codec],
-                             answer_direction(offered, direction_wanted), kbps=self.kbps,
+                             answer_direction(offered, _combine(direction_wanted,
+                                                                self.browser_direction)),
+                             kbps=self.kbps,
                              proto=media.proto,
                              feedback=[fb for fb in VIDEO_RTCP_FB if fb in feedback])
         return answer, self._sip_receives
@@ -403,6 +411,15 @@ class VideoPath:
             self._closed = True
             self.relay = None
             self.rtp.close()
+
+
+def _combine(wanted: str, browser: str) -> str:
+    """Our direction toward SIP: we send only what ``wanted`` (hold) allows and the browser
+    sends, and receive only what both take (a browser that only watches: recvonly)."""
+    send = wanted in ("sendrecv", "sendonly") and browser in ("sendrecv", "sendonly")
+    receive = wanted in ("sendrecv", "recvonly") and browser in ("sendrecv", "recvonly")
+    return {(True, True): "sendrecv", (True, False): "sendonly",
+            (False, True): "recvonly", (False, False): "inactive"}[(send, receive)]
 
 
 def _same_stream(a: Codec, b: Codec) -> bool:
