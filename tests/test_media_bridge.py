@@ -285,6 +285,22 @@ class TranscodeTests(SynchronousTestCase):
         self.assertEqual((dtmf_w.timestamp - audio_w.timestamp) & 0xFFFFFFFF, 960)
         self.assertEqual(dtmf_w.payload(self.h.to_webrtc[1]), event(1, True, 7, 9600))
 
+    def test_held_audio_is_not_concealed_when_it_resumes(self) -> None:
+        for i in range(10):
+            if i == 3:
+                self.b.paused_to_sip = True  # local hold: the browser's audio stops here
+            if i == 7:
+                self.b.paused_to_sip = False
+            self.feed(self.b.from_webrtc, self.opus_packet(100 + i, 960 * i), T0 + 0.02 * i)
+        self.b.flush(T0 + 0.2)
+        headers = [parse_rtp(p) for p in self.h.to_sip]
+        t0 = headers[0].timestamp
+        # 3 packets, the 4 held ones neither sent nor concealed (a gap in time), then 3 more
+        self.assertEqual([(h.timestamp - t0) & 0xFFFFFFFF for h in headers], [0, 160, 320, 1120, 1280, 1440])
+        self.assertEqual([h.marker for h in headers], [True, False, False, True, False, False])
+        self.assertEqual(self.b.stats()[WEBRTC]["concealed_ms"], 0.0)
+        self.assertEqual(self.b.stats()[WEBRTC]["packets_received"], 10)
+
     def test_corrupt_opus_is_counted_not_raised(self) -> None:
         self.b.from_webrtc(build_rtp(payload_type=111, sequence=1, timestamp=1, ssrc=1, payload=b"\xff\xff\xff\xff\xff"), T0)
         self.assertEqual(self.b.stats()[WEBRTC]["codec_errors"], 1)

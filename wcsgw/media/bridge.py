@@ -322,16 +322,17 @@ class _Direction:
         self.inbound.update(ssrc, seq, ts, now, len(payload))
         pipe = self.pipe
         if self.muted:
-            # On hold by us: not decoded, but its number is accounted (not a loss later).
-            pipe.skip(seq, ts, now, ssrc)  # type: ignore[union-attr]
+            # On hold by us: not decoded, but its number is accounted (not a loss later); the
+            # audio from before the hold still in the transcoder goes out.
+            self._emit(pipe.skip(seq, ts, now, ssrc), now, muted=False)  # type: ignore[union-attr]
             return
         self._emit(pipe.receive(seq, ts, payload, now, ssrc), now)  # type: ignore[union-attr]
         self.notify(now)  # type: ignore[misc]
 
-    def _emit(self, packets: list[Output], now: float) -> None:
+    def _emit(self, packets: list[Output], now: float, muted: bool | None = None) -> None:
         """Send the transcoder's packets: our sequence numbers, its timestamps (re-based by
         the outgoing stream when the source became a new stream)."""
-        if not packets or self.muted:
+        if not packets or (self.muted if muted is None else muted):
             return
         out = self.outbound
         for p in packets:
