@@ -430,3 +430,27 @@ class CallPlanTests(unittest.TestCase):
         self.assertEqual({k: media[k] for k in audio}, {"webrtcCodec": "opus/48000/2",
                                                         "sipCodec": "G729/8000",
                                                         "mode": "transcode"})
+
+
+class ServicePolicyTests(unittest.TestCase):
+    """wcsgw.service.codec_policy: [codecs] + this machine -> the CallEnvironment's policy."""
+
+    def test_config_lists_become_the_policy(self) -> None:
+        from wcsgw.config import parse_config
+        from wcsgw.service import codec_policy
+
+        p = codec_policy(parse_config({"codecs": {"sip": ["pcma", "opus"], "webrtc": ["OPUS"],
+                                                  "video": ["h264"], "transcoding": False}}))
+        self.assertEqual([e.label for e in p.sip], ["PCMA", "opus"])
+        self.assertEqual([e.label for e in p.webrtc], ["opus"])
+        self.assertEqual([e.label for e in p.video], ["H264"])
+        self.assertFalse(p.transcoding)
+        self.assertIn("pcmu", p.transcodable)  # G.711 is built in: always transcodable
+
+    def test_a_leg_with_nothing_usable_stops_the_build(self) -> None:
+        from wcsgw.config import parse_config
+        from wcsgw.service import codec_policy
+
+        with self.assertRaises(ConfigError) as caught:
+            codec_policy(parse_config({"codecs": {"sip": ["G729"], "transcoding": False}}))
+        self.assertEqual(caught.exception.key, "codecs.sip")
