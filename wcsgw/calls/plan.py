@@ -149,40 +149,41 @@ def check_policy(policy: CodecPolicy, libraries: Iterable[str] | None = None) ->
     """Start-up check of a policy against what can be transcoded here.
 
     A relayed codec (listed for both legs) is never decoded, so needs no library.  A codec
-    that can be neither relayed nor transcoded is useless: each gives a warning line (returned for the
-    service to log) saying why — its library is missing (``libraries``: the codec keys whose
-    library loads, ``wcsgw.media.audiocodec.available()``; None: assume missing) with the
-    Debian package to install, or the transcoder cannot pair it.  When a leg is left with no
-    usable codec at all no call could ever work, and start-up is refused: ConfigError naming
-    the key."""
+    that can be neither relayed nor transcoded is useless: each gives a warning line
+    (returned for the service to log) saying why — transcoding is off, its library is
+    missing (``libraries``: the codec keys whose library loads,
+    ``wcsgw.media.audiocodec.available()``; None: assume missing; the Debian package to
+    install is named), or the transcoder cannot pair it.  When a leg is left with no usable
+    codec at all no call could ever work, and start-up is refused: ConfigError naming the
+    key."""
     from wcsgw.config import ConfigError
 
     loaded = frozenset(libraries or ())
+    on = policy.transcoding
 
-    def why(entry: Entry) -> str:
-        if not policy.transcoding:
-            return "only relayed (codecs.transcoding is false) and not listed for the other leg"
+    def why(entry: Entry, other: str) -> str:
+        if not on:
+            return f"not in {other}, and codecs.transcoding is false"
         if entry.key in loaded or entry.package is None:
             return "the media bridge cannot transcode it yet"
         return f"its library is missing: install the Debian package {entry.package}"
 
-    warnings: list[str] = []
     relayable = [e for e in policy.sip if e in policy.webrtc]
-    on = policy.transcoding
-    useless_sip = [e for e in policy.sip
-                   if e not in relayable and not (on and policy.can_transcode(e))]
-    useless_webrtc = [e for e in policy.webrtc if e not in relayable
-                      and not (on and policy.can_transcode(e, browser_side=True))]
-    for entry in useless_sip:
-        warnings.append(f"codecs.sip: {entry.label} is left out of SIP offers: {why(entry)}")
-    for entry in useless_webrtc:
-        warnings.append(f"codecs.webrtc: {entry.label} is not offered to browsers: {why(entry)}")
-    for key, listed, useless in (("codecs.sip", policy.sip, useless_sip),
-                                 ("codecs.webrtc", policy.webrtc, useless_webrtc)):
-        if len(useless) == len(listed):
-            reasons = "; ".join(f"{e.label}: {why(e)}" for e in useless)
-            raise ConfigError(key, f"no codec is usable (none is relayable and none can be "
-                              f"transcoded here): {reasons}")
+    legs = (
+        ("codecs.sip", "codecs.webrtc", "is left out of SIP offers",
+         [e for e in policy.sip if e not in relayable and not (on and policy.can_transcode(e))],
+         policy.sip),
+        ("codecs.webrtc", "codecs.sip", "is not offered to browsers",
+         [e for e in policy.webrtc if e not in relayable
+          and not (on and policy.can_transcode(e, browser_side=True))],
+         policy.webrtc),
+    )
+    warnings: list[str] = []
+    for key, other, effect, useless, listed in legs:
+        if useless and len(useless) == len(listed):
+            reasons = "; ".join(f"{e.label}: {why(e, other)}" for e in useless)
+            raise ConfigError(key, f"no codec is usable: {reasons}")
+        warnings += [f"{key}: {e.label} {effect}: {why(e, other)}" for e in useless]
     return warnings
 
 
