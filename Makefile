@@ -19,11 +19,12 @@ TESTS ?= tests
 TRIAL_ARGS ?=
 
 # Debian packages.  RUN_PACKAGES: codec libraries the gateway loads at run time (Opus via
-# opuslib; G.729 via bcg729, Speex, G.722 and G.711 concealment via spandsp, through ctypes).
+# opuslib; through ctypes: G.729 via bcg729, Speex via libspeex, the resampler via
+# libspeexdsp, G.722 and G.711 concealment via spandsp).
 # PACKAGES: everything the test suite needs — real peers (Kamailio registrar/proxy, baresip
 # phones with H.264 from baresip-ffmpeg, mediastreamer's `mediastream` for G.729 and Speex,
 # sox for tone files, Chromium).  Add new test dependencies here.
-RUN_PACKAGES := libopus0 libbcg729-0 libspeex1 libspandsp2
+RUN_PACKAGES := libopus0 libbcg729-0 libspeex1 libspeexdsp1 libspandsp2
 PACKAGES := $(RUN_PACKAGES) kamailio baresip-core baresip-ffmpeg libmediastreamer-tools sox iproute2 chromium
 # BENCH_PACKAGES: only `make bench` installs them (Janus as the side-by-side peer, gcc for its
 # loopback shim).
