@@ -51,11 +51,13 @@ from tests.e2e import (
     raw_microphone,
 )
 from tests.peers.baresip import Baresip
-from tests.peers.chromium import Chromium, evaluate, write_tone_wav
+from tests.peers.chromium import Chromium, aio, evaluate, write_tone_wav
+from tests.peers.kamailio import Kamailio
 from tests.peers.mediastream import CODECS, Mediastream
 from tests.peers.sipua import SipUA
 from tests.support import assert_near, inline
 from wcsgw.config import Config
+from wcsgw.sip.account import SipAccount
 
 #: The browser's microphone tone and the peer's tone.
 BROWSER_HZ = 440.0
@@ -215,9 +217,16 @@ class CodecChainTests(SipPhoneMixin, unittest.TestCase):
     # -- raw-RTP peer: sipua + mediastream ----------------------------------------------------
 
     async def setup_raw_peer(self, codec: str, config: Config | None = None,
-                             page_query: str = "") -> tuple[Phone, SipUA]:
+                             page_query: str = "", registrar: bool = False
+                             ) -> tuple[Phone, SipUA]:
         """The gateway, a SipUA answering with ``codec`` (a key of mediastream.CODECS) and a
-        mediastream playing 1 kHz, and the Phone UI logged in with the UA as its server."""
+        mediastream playing 1 kHz, and the Phone UI logged in with the UA as its server —
+        or, with ``registrar``, registered as 1001 at a Kamailio (``self.kam``), so the UA
+        can call the browser."""
+        if registrar:
+            self.kam = Kamailio()
+            self.addCleanup(self.kam.stop)
+            await self.kam.start()
         self.gateway = Gateway(config or loopback_config())
         self.gateway.start()
         self.addCleanup(self.gateway.stop)
@@ -229,8 +238,10 @@ class CodecChainTests(SipPhoneMixin, unittest.TestCase):
         self.streams: list[Mediastream] = []
         self.peer_amplitude = MEDIASTREAM_AMPLITUDE
 
-        async def media(host: str, port: int, payload_type: int) -> Mediastream:
+        async def media(host: str, port: int, payload_type: int,
+                        local_port: int | None) -> Mediastream:
             ms = Mediastream(ms_codec, (host, port), infile=tone, payload_type=payload_type,
+                             port=local_port,
                              outfile=Path(os.path.abspath(self.mktemp()) + "-heard.wav"))
             self.streams.append(ms)
             self.addCleanup(ms.stop)
@@ -244,8 +255,12 @@ class CodecChainTests(SipPhoneMixin, unittest.TestCase):
         self.addCleanup(self.browser.stop)
         await raw_microphone(self.browser)
         ui = await Phone.open(self.browser, self.gateway.url + page_query)
-        await ui.login(login="1001", password="pass1001", domain="127.0.0.1",
-                       port=str(self.ua.port), register=False)
+        if registrar:
+            await ui.login(login="1001", password="pass1001", domain="127.0.0.1",
+                           proxy="127.0.0.1", port=str(self.kam.port), register=True)
+        else:
+            await ui.login(login="1001", password="pass1001", domain="127.0.0.1",
+                           port=str(self.ua.port), register=False)
         return ui, self.ua
 
     async def raw_peer_call(self, codec: str, *, mode: str, webrtc_codec: str | None = None,
@@ -346,6 +361,38 @@ class CodecChainTests(SipPhoneMixin, unittest.TestCase):
     @inline
     async def test_speex_wideband_peer_transcoded_from_opus(self) -> None:
         await self.raw_peer_call("speex/16000", mode="transcode", webrtc_codec="opus/48000/2")
+
+    async def raw_peer_calls_browser(self, codec: str, *, webrtc_codec: str) -> None:
+        """The UA (as 1003, through Kamailio) calls the browser, offering ``codec`` only; the
+        person answers; audio both ways; the UA hangs up (BYE from the SIP side)."""
+        ui, ua = await self.setup_raw_peer(codec, registrar=True)
+        account = SipAccount(login="1003", password="pass1003", domain="127.0.0.1",
+                             port=self.kam.port, register=False)
+        call = ua.call(account, "sip:1001@127.0.0.1")
+        await aio(ui.page.wait_for_function(
+            "() => !document.getElementById('answer').disabled", timeout=15000))
+        await ui.click("Answer")
+        await call.answered()
+        await ui.wait_state("call-status", "established")
+        self.assert_media("transcode", sip_codec=CODECS[codec].rtpmap, webrtc_codec=webrtc_codec)
+        await self.assert_browser_heard(ui)
+        await task.deferLater(reactor, RECORD_SECONDS, lambda: None)
+        await call.hangup()
+        await ui.wait_state("call-status", "finish")
+        [ms] = self.streams
+        self.assertEqual(ms.returncode, 0, ms.log_tail())
+        self.assert_heard(ms.outfile, f"mediastream {codec} (caller)")
+        await self.assert_clean()
+
+    @inline
+    async def test_g729_caller_to_browser(self) -> None:
+        """SIP -> browser: a G.729-only offer; the browser is offered what it can take and
+        answers Opus; the gateway answers G.729 and transcodes."""
+        await self.raw_peer_calls_browser("G729/8000", webrtc_codec="opus/48000/2")
+
+    @inline
+    async def test_speex_wideband_caller_to_browser(self) -> None:
+        await self.raw_peer_calls_browser("speex/16000", webrtc_codec="opus/48000/2")
 
     # -- 3, 4: baresip forced to one codec, the browser to another -------------------------
 

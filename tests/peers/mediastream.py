@@ -142,14 +142,16 @@ class PayloadTypeRelay:
     facing their destination, so each side sees one steady source address (symmetric RTP).
     """
 
-    def __init__(self, outside_pt: int, inside_pt: int) -> None:
+    def __init__(self, outside_pt: int, inside_pt: int, outside_port: int = 0) -> None:
+        """``outside_port``: where the far end sends (0: any free port)."""
         self.outside_pt = outside_pt
         self.inside_pt = inside_pt
         self.far: tuple[str, int] | None = None
         self.peer: tuple[str, int] | None = None
         self.forwarded = [0, 0]  # [to the far end, to the peer]
         reactor = _reactor()
-        self._outside = reactor.listenUDP(0, _Side(self, inside=False), interface="127.0.0.1")
+        self._outside = reactor.listenUDP(outside_port, _Side(self, inside=False),
+                                          interface="127.0.0.1")
         self._inside = reactor.listenUDP(0, _Side(self, inside=True), interface="127.0.0.1")
 
     @property
@@ -190,7 +192,8 @@ class Mediastream:
     :class:`MsCodec`.  ``payload_type``: the number the far end uses for the codec (the
     offer's); when it is not mediastream's own, a :class:`PayloadTypeRelay` rewrites it and
     :attr:`port` is the relay's.  ``port``: where the far end sends RTP (mediastream's own
-    RTP port, RTCP on port + 1, free by default, unless relayed).  ``jitter``: mediastream's
+    RTP port with RTCP on port + 1, or the relay's; free by default) — given when an SDP
+    named it before the peer could start (an offer we make).  ``jitter``: mediastream's
     jitter buffer in ms.
     """
 
@@ -201,10 +204,13 @@ class Mediastream:
         self.infile = Path(infile)
         self.outfile = Path(outfile)
         self.relay: PayloadTypeRelay | None = None
+        relayed = payload_type is not None and payload_type != self.codec.payload_type
         #: mediastream's own --local port
-        self.local_port = port if port is not None else free_port("udp", span=2)
-        if payload_type is not None and payload_type != self.codec.payload_type:
-            self.relay = PayloadTypeRelay(payload_type, self.codec.payload_type)
+        self.local_port = port if port is not None and not relayed else free_port("udp", span=2)
+        if relayed:
+            assert payload_type is not None
+            self.relay = PayloadTypeRelay(payload_type, self.codec.payload_type,
+                                          outside_port=port or 0)
             self.relay.far = remote
             self.relay.peer = ("127.0.0.1", self.local_port)
             self.remote = ("127.0.0.1", self.relay.inside_port)

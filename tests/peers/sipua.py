@@ -3,8 +3,9 @@ with an SDP naming ONE codec and the media peer's RTP port, takes ACK and BYE, a
 
 Usage inside a trial test (the reactor is running)::
 
-    async def media(host, port, pt):        # the offer's RTP address and payload type
-        ms = Mediastream("G729/8000", (host, port), infile, outfile, payload_type=pt)
+    async def media(host, port, pt, local):  # the far RTP address, payload type, our port
+        ms = Mediastream("G729/8000", (host, port), infile, outfile, payload_type=pt,
+                         port=local)
         return await ms.start()              # anything with .port and .stop()
     ua = SipUA(CODECS["G729/8000"], media)
     ua.start()
@@ -28,7 +29,9 @@ What this module adds is only the test peer's behaviour:
   bound when RTP arrives), and stopped when the call ends — before :meth:`UaCall.ended` fires,
   so its recording is complete by then;
 * a re-INVITE is answered with the same SDP (a new version), so a hold does not hang;
-* other m-lines of the offer are refused with port 0 (RFC 3264 §6: as many m-lines as offered).
+* other m-lines of the offer are refused with port 0 (RFC 3264 §6: as many m-lines as offered);
+* :meth:`SipUA.call` places a call the other way (an INVITE offering the one codec, through
+  a registrar/proxy with digest credentials): :class:`UaOutgoingCall`.
 """
 
 from __future__ import annotations
@@ -40,14 +43,17 @@ import attr
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
+from tests.peers.ports import free_port
 from wcsgw.config import SipSettings
 from wcsgw.sdp.errors import SdpError
 from wcsgw.sdp.model import MediaDescription, SessionDescription
 from wcsgw.sdp.negotiate import PLAIN_RTP_PROTOS
 from wcsgw.sdp.parser import parse_sdp
+from wcsgw.sip.account import SipAccount
 from wcsgw.sip.dialogs import DialogRouter
 from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.ids import new_tag
+from wcsgw.sip.invite import Answered, OutgoingInvite, Provisional
 from wcsgw.sip.message import Request
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.service import SipService
@@ -56,7 +62,7 @@ from wcsgw.sip.target import Target
 from wcsgw.sip.transaction import ServerTransaction
 from wcsgw.sip.uas import Cancelled, Confirmed, Ended, Failed, IncomingInvite, IncomingInvites
 
-__all__ = ["MediaPeer", "SipUA", "UaCall", "answer_sdp"]
+__all__ = ["MediaPeer", "SipUA", "UaCall", "UaOutgoingCall", "answer_sdp"]
 
 WAIT = 15.0
 
@@ -69,8 +75,9 @@ class MediaPeer(Protocol):
     def stop(self) -> "defer.Deferred[None]": ...
 
 
-#: (the offer's RTP host, port, the codec's payload type in the offer) -> a started peer
-MediaFactory = Callable[[str, int, int], Awaitable[MediaPeer]]
+#: (the far end's RTP host and port, the codec's payload type there, and our RTP port when
+#: an offer of ours already named it, else None) -> a started peer
+MediaFactory = Callable[[str, int, int, "int | None"], Awaitable[MediaPeer]]
 
 
 def _reactor() -> Any:
@@ -79,29 +86,55 @@ def _reactor() -> Any:
     return reactor
 
 
-def _waiter(source: defer.Deferred, timeout: float, what: str) -> defer.Deferred:
-    """A fresh Deferred following ``source`` (which stays shared and uncancelled), failing
-    with TimeoutError after ``timeout`` seconds."""
-    d: defer.Deferred = defer.Deferred()
-    reactor = _reactor()
+class _Once:
+    """A result that comes once (a value or an exception) and any number of waiters, each
+    with its own timeout — before or after it came."""
 
-    def expire() -> None:
-        if not d.called:
-            d.errback(TimeoutError(f"sipua: no {what} within {timeout:g} s"))
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.done = False
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._waiting: list[defer.Deferred] = []
 
-    timer = reactor.callLater(timeout, expire)
+    def succeed(self, value: Any) -> None:
+        self._settle(value, None)
 
-    def relay(result: Any) -> None:
-        if timer.active():
-            timer.cancel()
-        if not d.called:
-            if isinstance(result, Failure):
-                d.errback(result)
-            else:
-                d.callback(result)
+    def fail(self, error: BaseException) -> None:
+        self._settle(None, error)
 
-    source.addBoth(lambda r: (relay(r), r)[1])
-    return d
+    def _settle(self, value: Any, error: BaseException | None) -> None:
+        if self.done:
+            return
+        self.done, self._value, self._error = True, value, error
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            self._fire(d)
+
+    def _fire(self, d: defer.Deferred) -> None:
+        if d.called:
+            return
+        if self._error is not None:
+            d.errback(Failure(self._error))
+        else:
+            d.callback(self._value)
+
+    def wait(self, timeout: float) -> defer.Deferred:
+        d: defer.Deferred = defer.Deferred()
+        if self.done:
+            self._fire(d)
+            return d
+        self._waiting.append(d)
+
+        def expire() -> None:
+            if d in self._waiting:
+                self._waiting.remove(d)
+            if not d.called:
+                d.errback(TimeoutError(f"sipua: no {self.what} within {timeout:g} s"))
+
+        timer = _reactor().callLater(timeout, expire)
+        d.addBoth(lambda r: (timer.active() and timer.cancel(), r)[1])
+        return d
 
 
 def matching_audio(offer: SessionDescription, codec: Any) -> tuple[MediaDescription, int] | None:
@@ -151,8 +184,8 @@ class UaCall:
         self.media: MediaPeer | None = None
         #: the terminal SIP event (Ended, Failed, Cancelled) once it came
         self.outcome: Any = None
-        self._confirmed: defer.Deferred = defer.Deferred()
-        self._ended: defer.Deferred = defer.Deferred()
+        self._confirmed = _Once("ACK")
+        self._ended = _Once("end of call")
         self._sdp: bytes | None = None
         self._session_id = random.randrange(1, 1 << 31)
         self._version = 0
@@ -162,12 +195,13 @@ class UaCall:
         return self.request.call_id
 
     def confirmed(self, timeout: float = WAIT) -> defer.Deferred:
-        """Fires once our 200 is acknowledged (the call is up)."""
-        return _waiter(self._confirmed, timeout, "ACK")
+        """Fires once our 200 is acknowledged (the call is up); fails when the call ended
+        before (refused, cancelled)."""
+        return self._confirmed.wait(timeout)
 
     def ended(self, timeout: float = WAIT) -> defer.Deferred:
         """Fires with the terminal event once the call is over and the media peer stopped."""
-        return _waiter(self._ended, timeout, "end of call")
+        return self._ended.wait(timeout)
 
     # -- SIP ------------------------------------------------------------------------------
 
@@ -202,7 +236,7 @@ class UaCall:
         d.addErrback(self._media_failed)
 
     async def _start_media(self, host: str, accepted: MediaDescription, pt: int) -> None:
-        self.media = await self.ua.media_factory(host, accepted.port, pt)
+        self.media = await self.ua.media_factory(host, accepted.port, pt, None)
         session = self.session
         assert session is not None and self.offer is not None
         if session.terminated:  # cancelled while the media peer started
@@ -219,13 +253,11 @@ class UaCall:
             self.final_status = 500
             self.session.reject(500, "Media Peer Failed", _reactor().seconds())
             self.ua.pump()
-        if not self._ended.called:
-            self._ended.errback(reason)
+        self._ended.fail(reason.value)
 
     def _on_event(self, event: Any) -> None:
         if isinstance(event, Confirmed):
-            if not self._confirmed.called:
-                self._confirmed.callback(self)
+            self._confirmed.succeed(self)
         elif isinstance(event, ReinviteOffered):
             self._answer_reinvite()
         elif isinstance(event, (Ended, Failed, Cancelled)):
@@ -246,11 +278,9 @@ class UaCall:
 
     def _finish(self, event: Any) -> None:
         self.outcome = event
-        if not self._confirmed.called:
-            self._confirmed.errback(RuntimeError(f"sipua: call ended before the ACK: {event}"))
-            self._confirmed.addErrback(lambda _: None)  # nobody may be waiting
+        self._confirmed.fail(RuntimeError(f"sipua: call ended before the ACK: {event}"))
         d = defer.ensureDeferred(self._stop_media())
-        d.addBoth(lambda _: self._ended.called or self._ended.callback(event))
+        d.addBoth(lambda _: self._ended.succeed(event))
         self.ua._forget(self)
 
     async def _stop_media(self) -> None:
@@ -260,6 +290,107 @@ class UaCall:
     def hangup(self) -> defer.Deferred:
         """BYE (or 603 before our answer); fires like :meth:`ended`."""
         if self.session is not None and not self.session.terminated:
+            self.session.hangup(_reactor().seconds())
+            self.ua.pump()
+        return self.ended()
+
+
+class UaOutgoingCall:
+    """A call the agent places: an INVITE offering ``codec`` only, under the codec's own
+    payload type (an offerer's numbers are its to choose), on an RTP port picked before the
+    media peer starts — the peer starts once the answer says where to send."""
+
+    def __init__(self, ua: "SipUA", account: SipAccount, request_uri: str) -> None:
+        self.ua = ua
+        self.account = account
+        self.request_uri = request_uri
+        #: our RTP port, named in the offer (RTCP: port + 1)
+        self.port = free_port("udp", span=2)
+        self.session: OutgoingInvite | None = None
+        #: provisional statuses seen (100, 180, 183 ...), in order
+        self.provisional: list[int] = []
+        #: the answer as received and parsed, and the codec it chose ("G729/8000")
+        self.answer_sdp: bytes | None = None
+        self.answer: SessionDescription | None = None
+        self.answered_codec: str | None = None
+        self.media: MediaPeer | None = None
+        #: the terminal SIP event (Failed, Ended) once it came
+        self.outcome: Any = None
+        self._answered = _Once("answer")
+        self._ended = _Once("end of call")
+        self._session_id = random.randrange(1, 1 << 31)
+        self._version = 0
+        self._sdp = self._offer(0)
+
+    def _offer(self, version: int) -> bytes:
+        codec, pt = self.ua.codec, self.ua.codec.payload_type
+        lines = ["v=0", f"o=sipua {self._session_id} {version} IN IP4 127.0.0.1", "s=sipua",
+                 "c=IN IP4 127.0.0.1", "t=0 0", f"m=audio {self.port} RTP/AVP {pt}",
+                 f"a=rtpmap:{pt} {codec.rtpmap}"]
+        if codec.fmtp:
+            lines.append(f"a=fmtp:{pt} {codec.fmtp}")
+        lines += ["a=ptime:20", "a=sendrecv"]
+        return ("\r\n".join(lines) + "\r\n").encode()
+
+    def answered(self, timeout: float = WAIT) -> defer.Deferred:
+        """Fires once the call is answered and the media peer runs; fails when the call
+        failed instead (its Failed event in the message)."""
+        return self._answered.wait(timeout)
+
+    def ended(self, timeout: float = WAIT) -> defer.Deferred:
+        """Fires with the terminal event once the call is over and the media peer stopped."""
+        return self._ended.wait(timeout)
+
+    def start(self) -> None:
+        self.session = OutgoingInvite(self.ua.sip.endpoint, self.account, self.request_uri,
+                                      self._sdp, listener=self._on_event,
+                                      no_answer_timeout=None)
+        self.session.start(_reactor().seconds())
+        self.ua.pump()
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, Provisional):
+            self.provisional.append(event.status)
+        elif isinstance(event, Answered):
+            d = defer.ensureDeferred(self._start_media(event.sdp))
+            d.addErrback(lambda f: self._answered.fail(f.value))
+        elif isinstance(event, ReinviteOffered):
+            if self.session is not None:
+                self._version += 1
+                self._sdp = self._offer(self._version)
+                self.session.answer_reinvite(self._sdp, _reactor().seconds())
+        elif isinstance(event, (Failed, Ended)):
+            self.outcome = event
+            self._answered.fail(RuntimeError(f"sipua: the call was not answered: {event}"))
+            d = defer.ensureDeferred(self._stop_media())
+            d.addBoth(lambda _: self._ended.succeed(event))
+            self.ua._forget(self)
+
+    async def _start_media(self, sdp: bytes) -> None:
+        self.answer_sdp = sdp
+        self.answer = parse_sdp(sdp)
+        found = matching_audio(self.answer, self.ua.codec)
+        if found is None:
+            self.hangup()
+            raise RuntimeError(f"sipua: the answer has no {self.ua.codec.rtpmap}: {sdp!r}")
+        accepted, pt = found
+        self.answered_codec = self.ua.codec.rtpmap
+        connection = self.answer.connection_for(accepted)
+        assert connection is not None
+        self.media = await self.ua.media_factory(connection.address, accepted.port, pt,
+                                                 self.port)
+        if self.outcome is not None:  # over while the peer started
+            await self._stop_media()
+            return
+        self._answered.succeed(self)
+
+    async def _stop_media(self) -> None:
+        if self.media is not None:
+            await self.media.stop()
+
+    def hangup(self) -> defer.Deferred:
+        """CANCEL before the answer, BYE after it; fires like :meth:`ended`."""
+        if self.session is not None and self.outcome is None:
             self.session.hangup(_reactor().seconds())
             self.ua.pump()
         return self.ended()
@@ -305,8 +436,10 @@ class SipUA:
         self.sip = SipService(settings)
         #: every INVITE taken, in order (answered or refused)
         self.calls: list[UaCall] = []
-        self._live: list[UaCall] = []
-        self._call_waiters: list[tuple[int, defer.Deferred]] = []
+        #: every call placed with :meth:`call`
+        self.placed: list[UaOutgoingCall] = []
+        self._live: list[Any] = []
+        self._arrivals: list[_Once] = []
 
     @property
     def port(self) -> int:
@@ -334,20 +467,26 @@ class SipUA:
 
     def next_call(self, index: int = 0, timeout: float = WAIT) -> defer.Deferred:
         """Fires with the ``index``-th INVITE taken (0: the first), already here or to come."""
-        if index < len(self.calls):
-            return defer.succeed(self.calls[index])
-        d: defer.Deferred = defer.Deferred()
-        self._call_waiters.append((index, d))
-        return _waiter(d, timeout, f"INVITE #{index + 1}")
+        while len(self._arrivals) <= index:
+            self._arrivals.append(_Once(f"INVITE #{len(self._arrivals) + 1}"))
+        return self._arrivals[index].wait(timeout)
 
     def _arrived(self, call: UaCall) -> None:
         index = len(self.calls) - 1
-        for entry in list(self._call_waiters):
-            if entry[0] == index:
-                self._call_waiters.remove(entry)
-                entry[1].callback(call)
+        while len(self._arrivals) <= index:
+            self._arrivals.append(_Once(f"INVITE #{len(self._arrivals) + 1}"))
+        self._arrivals[index].succeed(call)
 
-    def _forget(self, call: UaCall) -> None:
+    def call(self, account: SipAccount, request_uri: str) -> UaOutgoingCall:
+        """Place a call (INVITE offering our one codec) as ``account`` (digest challenges
+        answered with its credentials, sent to its outbound proxy or domain)."""
+        call = UaOutgoingCall(self, account, request_uri)
+        self.placed.append(call)
+        self._live.append(call)
+        call.start()
+        return call
+
+    def _forget(self, call: Any) -> None:
         if call in self._live:
             self._live.remove(call)
 
@@ -358,7 +497,7 @@ class SipUA:
                 await d
             except Exception:  # noqa: BLE001 - stopping: a call that does not end cleanly
                 pass            # still has its media stopped below
-        for call in self.calls:
+        for call in [*self.calls, *self.placed]:
             await call._stop_media()
         if self.sip.running:
             await self.sip.stopService()
