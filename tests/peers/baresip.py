@@ -155,8 +155,8 @@ class Baresip:
         microphone WAV; by default a 440 Hz 8 kHz mono sine written into the phone's folder
         (its rate must match the codec unless ``ausrc_srate``/``ausrc_channels`` are set).
         ``video``: also a camera and a screen that need no device — ``fakevideo`` draws moving
-        bars as the source and is the display (baresip decodes received video only for a
-        display), and ``snapshot`` so the decoded received picture can be saved
+        bars as the source and is the display (without a usable display baresip refuses video
+        calls), and ``snapshot`` so the decoded received picture can be saved
         (:meth:`snapshot_received`).  ``video_codecs`` (``VP8``, ``H264``) picks the codec
         modules loaded, in that order: ``vp8`` and ``avcodec`` (H.264 packetization-mode 0
         and 1, profile-level-id 42e01f)."""
@@ -267,9 +267,11 @@ class Baresip:
 
     def video_config(self) -> list[tuple[str, str]]:
         """Config lines for a video phone without camera or screen.  fakevideo is both the
-        source (moving bars) and the display: baresip only decodes received video when a
-        display is set, and the snapshot filter sits on that decode path.  H.264 comes from
-        avcodec (libx264 encoder, FFmpeg's h264 decoder)."""
+        source (moving bars) and the display.  A display is needed: baresip 1.0 decodes
+        received video on its way to the display (the snapshot filter sits on that path), and
+        with no usable display it does not start video at all — measured: ``video_display
+        nil,nil`` gives "could not set vidisp" and the call is refused with 486.  H.264 comes
+        from avcodec (libx264 encoder, FFmpeg's h264 decoder)."""
         modules = {"VP8": "vp8.so", "H264": "avcodec.so"}
         wanted = [name.strip().upper() for name in self.video_codecs.split(",") if name.strip()]
         unknown = [name for name in wanted if name not in modules]
