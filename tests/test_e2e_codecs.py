@@ -421,6 +421,10 @@ class CodecChainTests(SipPhoneMixin, unittest.TestCase):
     async def test_opus_phone_browser_pcmu_only(self) -> None:
         await self.baresip_transcoded("opus/48000/2", "?codecs=PCMU", "opus/48000/2", "PCMU/8000")
 
+    @inline
+    async def test_pcma_phone_browser_opus_only(self) -> None:
+        await self.baresip_transcoded("PCMA", "?codecs=opus", "PCMA/8000", "opus/48000/2")
+
     # -- 5: the [codecs] configuration -----------------------------------------------------
 
     @inline
