@@ -362,6 +362,12 @@ class CodecChainTests(SipPhoneMixin, unittest.TestCase):
         await self.raw_peer_call("G729/8000", mode="transcode", webrtc_codec="opus/48000/2")
 
     @inline
+    async def test_g729_peer_transcoded_from_pcmu(self) -> None:
+        """The browser restricted to PCMU: narrowband both sides, no Opus in the chain."""
+        await self.raw_peer_call("G729/8000", mode="transcode", webrtc_codec="PCMU/8000",
+                                 page_query="?codecs=PCMU")
+
+    @inline
     async def test_speex_narrowband_peer_transcoded_from_opus(self) -> None:
         await self.raw_peer_call("speex/8000", mode="transcode", webrtc_codec="opus/48000/2")
 
