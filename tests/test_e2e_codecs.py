@@ -312,6 +312,10 @@ class CodecChainTests(SipPhoneMixin, unittest.TestCase):
         kept = os.path.abspath(self.mktemp()) + "-browser-heard.wav"
         write_wav(kept, samples, captured["rate"])  # for a look when a check fails
         result = tone_analysis(samples, captured["rate"])
+        for call in self.gateway.calls.values():  # what the gateway saw, for a failing check
+            bridge = getattr(call, "bridge", None)
+            if bridge is not None:
+                log.msg(f"codec e2e: bridge stats {bridge.stats()}")
         sent = self.peer_amplitude * 32767 / math.sqrt(2)
         result["level_db"] = db(result["rms"] / sent)
         log.msg("codec e2e: browser heard {frequency:.2f} Hz, level {level_db:+.1f} dB, "
