@@ -114,6 +114,8 @@ bench-debs:
 bench: bench-debs $(STAMP_TEST)
 	PYTHONPATH=$(CURDIR) $(PY) bench/sip_parse.py
 	PYTHONPATH=$(CURDIR) $(PY) bench/media_relay.py --quick
+	PYTHONPATH=$(CURDIR) $(PY) bench/codec_cost.py
+	PYTHONPATH=$(CURDIR) $(PY) bench/codec_quality.py --seconds 5
 	PYTHONPATH=$(CURDIR) $(PY) bench/relay_capacity.py --janus $(BENCH_ARGS)
 
 clean:
