@@ -249,6 +249,21 @@ _CALL: dict[str, Any] = {
                 "webrtcCodec": {"type": ["string", "null"], "description": "rtpmap, e.g. opus/48000/2"},
                 "sipCodec": {"type": ["string", "null"], "description": "rtpmap, e.g. PCMU/8000"},
                 "mode": {"type": ["string", "null"], "enum": ["relay", "transcode", None]},
+                "video": {
+                    "type": ["object", "null"],
+                    "description": "The relayed video stream once both sides agreed; null for "
+                                   "an audio call.",
+                    "required": ["webrtcCodec", "sipCodec", "webrtcPayloadType",
+                                 "sipPayloadType", "kbps"],
+                    "properties": {
+                        "webrtcCodec": {"type": "string", "description": "rtpmap, e.g. VP8/90000"},
+                        "sipCodec": {"type": "string"},
+                        "webrtcPayloadType": {"type": "integer"},
+                        "sipPayloadType": {"type": "integer"},
+                        "kbps": {"type": ["integer", "null"],
+                                 "description": "bandwidth agreed with the SIP side (b=AS)"},
+                    },
+                },
             },
         },
     },
