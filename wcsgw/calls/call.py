@@ -805,6 +805,8 @@ class Call:
             self.rtp.close()
         if self.video is not None:
             self.video.close()
+        #: the media counters as the call ended, for the gateway's running totals (/metrics)
+        self.final_media_stats = self.bridge.stats() if self.bridge is not None else None
         self.bridge = None
         self._set_status(status)
         self.on_gone(self)

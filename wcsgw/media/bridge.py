@@ -863,6 +863,7 @@ class MediaBridge:
             remote = reporter.remote_report
             result[side] = {
                 "packets_received": d_in.packets,
+                "octets_received": inbound.octets_received,  # payload octets, valid packets
                 "packets_lost": inbound.cumulative_lost,
                 "jitter_ms": 1000.0 * inbound.jitter / inbound.clock_rate,
                 "packets_sent": out.packets_sent,
