@@ -25,7 +25,8 @@ from wcsgw.media.rtp import build_rtp, parse_rtp
 from wcsgw.sdp.negotiate import rtcp_feedback
 from wcsgw.sdp.parser import parse_sdp
 from wcsgw.sip.invite import Answered
-from wcsgw.sip.session import ReinviteAnswered, ReinviteOffered
+from wcsgw.sip.mediacontrol import MEDIA_CONTROL, parse_media_control
+from wcsgw.sip.session import InfoAnswered, InfoReceived, ReinviteAnswered, ReinviteOffered
 from tests.peers.ports import free_port
 
 HERE = os.path.dirname(__file__)
@@ -93,6 +94,10 @@ class FakeInvite:
         self.reinvite_in_progress = False
         self.refer_in_progress = False
         self.request_uri = uri
+        self.infos: list[tuple[str, bytes]] = []
+
+    def send_info(self, content_type: str, body: bytes, now: float) -> None:
+        self.infos.append((content_type, body))
 
     def start(self, now: float) -> None:
         pass
@@ -117,6 +122,10 @@ class FakeIncomingInvite:
         self.rejected: int | None = None
         self.terminated = False
         self.listener = lambda event: None
+        self.infos: list[tuple[str, bytes]] = []
+
+    def send_info(self, content_type: str, body: bytes, now: float) -> None:
+        self.infos.append((content_type, body))
 
     def ring(self, now: float, sdp: bytes | None = None) -> None:
         pass
@@ -599,3 +608,214 @@ class InboundVideoTests(CallVideoCase):
         self.assertIsNone(call.video)
         return self.end_and_check_ports(call)
 
+
+
+FAST_UPDATE = (b'<?xml version="1.0" encoding="utf-8" ?>\r\n<media_control><vc_primitive>'
+               b"<to_encoder><picture_fast_update/></to_encoder></vc_primitive></media_control>")
+
+
+def fast_updates(infos: list[tuple[str, bytes]]) -> int:
+    """How many of the INFOs sent are RFC 5168 key-frame requests."""
+    return sum(1 for ctype, body in infos
+               if ctype == MEDIA_CONTROL and parse_media_control(body).picture_fast_update)
+
+
+def plis_to_browser(call: Call) -> list[Feedback]:
+    return [f for f in feedback(call.leg.rtcp) if f.is_pli]
+
+
+class InfoFastUpdateTests(CallVideoCase):
+    """SIP INFO picture_fast_update (RFC 5168) both ways, and its queueing with DTMF INFO."""
+
+    def established(self, feedback_lines: str = "") -> Call:
+        call = self.make_call()
+        self.capture_sip_video(call)
+        self.pt = pt = self.sip_vp8_pt(call)
+        call._on_sip_event(Answered(sip_answer(
+            f"m=video {{vport}} RTP/AVP {pt}\r\na=rtpmap:{pt} VP8/90000\r\n"
+            + feedback_lines.format(pt=pt), vport=30002, aport=30000)))
+        self.our_browser_ssrc = int(parse_sdp(call.browser_answer).media[1].get("ssrc").split()[0])
+        return call
+
+    def browser_pli(self, call: Call) -> None:
+        call.leg.on_rtcp(build_rr(BROWSER_VIDEO_SSRC) + build_sdes(BROWSER_VIDEO_SSRC, "x")
+                         + build_pli(BROWSER_VIDEO_SSRC, self.our_browser_ssrc))
+
+    def test_phone_without_rtcp_feedback_is_asked_by_info(self) -> None:
+        call = self.established()
+        self.assertTrue(call.video.sip_needs_info)
+        self.assertEqual(call.invite.infos, [])  # nothing before the phone's first packet
+        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+        # path start: the RTCP PLI and the INFO
+        self.assertEqual(len(feedback(self.phone_video_rtcp)), 1)
+        self.assertEqual(fast_updates(call.invite.infos), 1)
+        # a browser PLI while that INFO is unanswered: PLI by RTCP, no second INFO
+        self.clock.advance(2)
+        self.browser_pli(call)
+        self.assertEqual(len(feedback(self.phone_video_rtcp)), 2)
+        self.assertEqual(fast_updates(call.invite.infos), 1)
+        call._on_sip_event(InfoAnswered(200))
+        # answered: the next request goes by INFO again ...
+        self.clock.advance(2)
+        self.browser_pli(call)
+        self.assertEqual(fast_updates(call.invite.infos), 2)
+        call._on_sip_event(InfoAnswered(200))
+        # ... but not within the INFO interval (the RTCP throttle has passed: 0.6 s)
+        self.clock.advance(0.6)
+        self.browser_pli(call)
+        self.assertEqual(len(feedback(self.phone_video_rtcp)), 4)
+        self.assertEqual(fast_updates(call.invite.infos), 2)
+        self.assertEqual(call.video.fast_update.suppressed, 2)
+        return self.end_and_check_ports(call)
+
+    def test_phone_with_pli_or_fir_gets_no_info(self) -> None:
+        for lines in ("a=rtcp-fb:{pt} nack pli\r\n", "a=rtcp-fb:{pt} ccm fir\r\n"):
+            call = self.established(lines)
+            self.assertFalse(call.video.sip_needs_info)
+            call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+            self.clock.advance(2)
+            self.browser_pli(call)
+            self.assertEqual(len(feedback(self.phone_video_rtcp)), 2)
+            self.assertEqual(call.invite.infos, [])
+            self.phone_video_rtcp.clear()
+            call.hangup()
+        return self.end_and_check_ports(call)
+
+    def test_refusing_answer_turns_info_off_for_the_call(self) -> None:
+        for status in (415, 405, 501):
+            call = self.established()
+            call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+            self.assertEqual(fast_updates(call.invite.infos), 1)
+            call._on_sip_event(InfoAnswered(status))
+            self.clock.advance(2)
+            self.browser_pli(call)
+            self.assertEqual(fast_updates(call.invite.infos), 1)  # no more INFO ...
+            self.assertEqual(len(feedback(self.phone_video_rtcp)), 2)  # ... RTCP goes on
+            self.assertEqual(call.video.fast_update.disabled_by, status)
+            self.assertEqual(call.status, CallStatus.ESTABLISHED)
+            self.phone_video_rtcp.clear()
+            call.hangup()
+        return self.end_and_check_ports(call)
+
+    def test_retarget_forces_an_info_within_the_interval(self) -> None:
+        call = self.established()
+        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+        call._on_sip_event(InfoAnswered(200))
+        self.clock.advance(0.2)
+        pt = self.pt
+        call._on_sip_event(ReinviteOffered(sip_answer(
+            f"m=video {{vport}} RTP/AVP {pt}\r\na=rtpmap:{pt} VP8/90000\r\n",
+            vport=31002, aport=31000, version=2)))
+        self.assertEqual(call.video.rtp.remote_rtp, ("127.0.0.1", 31002))
+        self.assertEqual(fast_updates(call.invite.infos), 2)
+        return self.end_and_check_ports(call)
+
+    def test_info_from_the_phone_becomes_a_pli_to_the_browser(self) -> None:
+        call = self.established("a=rtcp-fb:{pt} nack pli\r\n")
+        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC))
+        self.assertEqual(len(plis_to_browser(call)), 1)  # path start
+        self.clock.advance(1)
+        call._on_sip_event(InfoReceived("Application/Media_Control+XML; charset=utf-8",
+                                        FAST_UPDATE))
+        plis = plis_to_browser(call)
+        self.assertEqual(len(plis), 2)
+        self.assertEqual(plis[-1].media_ssrc, BROWSER_VIDEO_SSRC)
+        self.assertEqual(call.video.relay.stats()["sip"]["keyframe_requests_received"], 1)
+        # the RTCP path's throttle: a second request right away is not passed on
+        call._on_sip_event(InfoReceived(MEDIA_CONTROL, FAST_UPDATE))
+        self.assertEqual(len(plis_to_browser(call)), 2)
+        self.assertEqual(call.video.fast_updates_received, 2)
+        # garbage and other commands: ignored, no DTMF notification, nothing raised
+        self.clock.advance(1)
+        for body in (b"<media_control><vc_primitive>", b"Signal=5\r\n",
+                     b"<media_control><vc_primitive><to_encoder><mute/></to_encoder>"
+                     b"</vc_primitive></media_control>"):
+            call._on_sip_event(InfoReceived(MEDIA_CONTROL, body))
+        self.assertEqual(len(plis_to_browser(call)), 2)
+        self.assertEqual([n for n in self.notifications if n[0] == "dtmf"], [])
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        return self.end_and_check_ports(call)
+
+    def test_general_error_from_the_phone_stops_our_info(self) -> None:
+        call = self.established()
+        call._on_sip_event(InfoReceived(MEDIA_CONTROL, b"<media_control><general_error>"
+                                        b"Unknown command</general_error></media_control>"))
+        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+        self.assertEqual(len(feedback(self.phone_video_rtcp)), 1)
+        self.assertEqual(call.invite.infos, [])
+        return self.end_and_check_ports(call)
+
+    def test_dtmf_info_keeps_working_and_queues_with_fast_update(self) -> None:
+        call = self.established()
+        call.send_dtmf("12", "INFO")
+        self.assertEqual(call.invite.infos, [("application/dtmf-relay",
+                                              b"Signal=1\r\nDuration=250\r\n")])
+        # a key-frame request while "1" is unanswered: queued, ahead of "2"
+        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+        self.assertEqual(len(call.invite.infos), 1)
+        call._on_sip_event(InfoAnswered(200))
+        self.assertEqual(fast_updates(call.invite.infos[1:]), 1)
+        # the fast update's 415 is its own: DTMF INFO goes on, fast update stops
+        call._on_sip_event(InfoAnswered(415))
+        self.assertEqual(call.invite.infos[2], ("application/dtmf-relay",
+                                                b"Signal=2\r\nDuration=250\r\n"))
+        self.assertFalse(call.video.fast_update.enabled)
+        call._on_sip_event(InfoAnswered(200))
+        self.assertEqual(len(call.invite.infos), 3)
+        # and DTMF INFO from the phone is still a dtmf notification
+        call._on_sip_event(InfoReceived("application/dtmf-relay", b"Signal=7\r\nDuration=160\r\n"))
+        self.assertEqual([p["dtmf"] for m, p in self.notifications if m == "dtmf"], ["7"])
+        return self.end_and_check_ports(call)
+
+    def test_no_info_before_the_call_is_established(self) -> None:
+        """Early media (183 with SDP): the relay runs, but INFO needs the confirmed dialog."""
+        from wcsgw.sip.invite import Provisional
+
+        call = self.make_call()
+        self.capture_sip_video(call)
+        pt = self.sip_vp8_pt(call)
+        call._on_sip_event(Provisional(183, "Session Progress", sip_answer(
+            f"m=video {{vport}} RTP/AVP {pt}\r\na=rtpmap:{pt} VP8/90000\r\n",
+            vport=30002, aport=30000)))
+        self.assertIsNotNone(call.video.relay)
+        call.video.rtp.on_rtp(video_packet(pt, 50, 9000, PHONE_VIDEO_SSRC))
+        self.assertEqual(call.video.fast_update.sent, 1)  # wanted (path start) ...
+        self.assertEqual(call.invite.infos, [])  # ... but not sent in the early dialog
+        self.assertFalse(call.video.fast_update.in_flight)  # not stuck: the next one may go
+        return self.end_and_check_ports(call)
+
+    def test_incoming_call_from_a_phone_without_feedback(self) -> None:
+        offer = InboundVideoTests.SIP_OFFER.replace("a=rtcp-fb:* ccm fir\r\n", "").replace(
+            "a=rtcp-fb:* nack pli\r\n", "")
+        call = InboundCall(invite=FakeIncomingInvite(offer.encode()), caller="sip:carol@x",
+                           env=self.env, call_id="in", session_id="s", account=Account(),
+                           callee="alice", visible_name=None, has_audio=True, has_video=False,
+                           on_status=self.statuses.append, on_gone=lambda c: None,
+                           notify=lambda m, p: self.notifications.append((m, p)))
+        self.calls.append(call)
+        self.addCleanup(self.close_sockets, call)
+        call.start()
+        browser_offer = parse_sdp(call.browser_offer_text)
+        vp8 = next(c for c in browser_offer.media[1].codecs() if c.key == "vp8")
+        apt = browser_offer.media[0].codecs()[0]
+        call.answer(
+            "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
+            f"m=audio 9 UDP/TLS/RTP/SAVPF {apt.payload_type}\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+            "a=ice-ufrag:abcd\r\na=ice-pwd:" + "q" * 24 + "\r\na=fingerprint:sha-256 "
+            + "01:" * 31 + "02\r\na=setup:active\r\na=sendrecv\r\na=rtcp-mux\r\n"
+            f"a=rtpmap:{apt.payload_type} {apt.rtpmap}\r\n"
+            f"m=video 9 UDP/TLS/RTP/SAVPF {vp8.payload_type}\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
+            f"a=sendrecv\r\na=rtcp-mux\r\na=rtpmap:{vp8.payload_type} VP8/90000\r\n"
+            f"a=rtcp-fb:{vp8.payload_type} nack pli\r\na=ssrc:{BROWSER_VIDEO_SSRC} cname:x\r\n")
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        self.assertTrue(call.video.sip_needs_info)
+        self.capture_sip_video(call)
+        call.video.rtp.on_rtp(video_packet(100, 1, 1, PHONE_VIDEO_SSRC))
+        self.assertEqual(fast_updates(call.invite.infos), 1)
+        # and the caller's INFO reaches the browser as a PLI
+        call.leg.on_rtp(video_packet(vp8.payload_type, 1, 1000, BROWSER_VIDEO_SSRC))
+        before = len(plis_to_browser(call))
+        self.clock.advance(1)
+        call._on_sip_event(InfoReceived(MEDIA_CONTROL, FAST_UPDATE))
+        self.assertEqual(len(plis_to_browser(call)), before + 1)
+        return self.end_and_check_ports(call)

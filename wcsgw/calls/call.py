@@ -45,6 +45,7 @@ from wcsgw.sdp.negotiate import answer_direction, audio_offer, new_session_id
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.info import dtmf_relay_body, parse_dtmf_info
+from wcsgw.sip.mediacontrol import MEDIA_CONTROL, is_media_control, picture_fast_update_body
 from wcsgw.sip.invite import Answered, Ended, Failed, InviteEvent, OutgoingInvite, Provisional
 from wcsgw.sip.refer import replaces_param
 from wcsgw.sip.session import (
@@ -69,6 +70,9 @@ OLD_DIALOG_GRACE = 32.0
 #: How often the call looks at RTP activity and sends RTCP reports.
 MEDIA_TICK = 1.0
 RTCP_INTERVAL = 5.0
+
+#: The INFO queue's entry for a video key-frame request (DTMF entries are single digits).
+_FAST_UPDATE = "picture_fast_update"
 
 G711 = ("pcmu", "pcma")
 TRANSCODE_SIP_CODECS = [Codec("PCMU", 8000, 1, 0), Codec("PCMA", 8000, 1, 8)]
@@ -186,8 +190,11 @@ class Call:
         #: the re-INVITE in flight: what it is for, and what to do when it is answered
         self._reoffer: tuple[str, Callable[[], None]] | None = None
         self._dtmf_call: Any = None
+        #: INFO to send, one at a time (their answers are not told apart otherwise): DTMF
+        #: digits, and _FAST_UPDATE for a video key-frame request (RFC 5168)
         self._info_queue: list[str] = []
-        self._info_busy = False
+        #: the INFO in flight (an item of the queue), None when none is
+        self._info_busy: str | None = None
         #: the session's notifications other than callStatus (dtmf, transferStatus)
         self.notify: Callable[[str, dict[str, Any]], None] = notify or (lambda method, params: None)
         self._transfer: "Transfer | None" = None
@@ -416,15 +423,35 @@ class Call:
     def _next_info(self) -> None:
         if self._info_busy or not self._info_queue or self.invite is None or self._finished:
             return
-        digit = self._info_queue.pop(0)
+        item = self._info_queue.pop(0)
+        if item == _FAST_UPDATE:
+            content_type, body = MEDIA_CONTROL, picture_fast_update_body()
+        else:
+            content_type, body = "application/dtmf-relay", dtmf_relay_body(item)
         try:
-            self.invite.send_info("application/dtmf-relay", dtmf_relay_body(digit),
-                                  self.env.reactor.seconds())
+            self.invite.send_info(content_type, body, self.env.reactor.seconds())
         except RuntimeError as exc:
+            dropped = [item] + self._info_queue
             self._info_queue.clear()
+            if _FAST_UPDATE in dropped and self.video is not None:
+                self.video.fast_update_answered(None)
             raise CallError(Codes.BAD_STATE, f"cannot send INFO now: {exc}", "type") from None
-        self._info_busy = True
+        self._info_busy = item
         self.env.sip.transport.pump()
+
+    def _send_fast_update(self) -> bool:
+        """The video path asks the SIP side for a key frame by INFO: ahead of queued DTMF
+        (a frozen picture waits on it; a digit can wait 100 ms).  False when the dialog is
+        not up (early media, ended)."""
+        if (self._finished or self.invite is None
+                or self.status not in (CallStatus.ESTABLISHED, CallStatus.HOLD)):
+            return False
+        self._info_queue.insert(0, _FAST_UPDATE)
+        try:
+            self._next_info()
+        except CallError:
+            return False  # the queue was dropped and the video path told
+        return True
 
     # -- SIP side -----------------------------------------------------------------------
 
@@ -460,8 +487,13 @@ class Call:
         elif isinstance(event, ReinviteOffered):
             self._answer_reinvite(event.sdp)
         elif isinstance(event, InfoAnswered):
-            self._info_busy = False
+            sent, self._info_busy = self._info_busy, None
+            if sent == _FAST_UPDATE and self.video is not None:
+                self.video.fast_update_answered(event.status)
             self._next_info()
+        elif isinstance(event, InfoReceived) and is_media_control(event.content_type):
+            if self.video is not None:  # RFC 5168 key-frame request (or error report)
+                self.video.info_from_sip(event.body, self.env.reactor.seconds())
         elif isinstance(event, InfoReceived):
             digits = parse_dtmf_info(event.content_type, event.body)
             if digits:
@@ -543,6 +575,7 @@ class Call:
         bridge.on_dtmf_from_sip = lambda digit: self.notify(
             "dtmf", {"callId": self.call_id, "dtmf": digit, "type": "RFC2833"})
         if self.video is not None and self.video.ready:
+            self.video.send_fast_update = self._send_fast_update  # INFO, for phones without RTCP fb
             self.video.start(leg, reactor.seconds())  # routes video PTs and video RTCP to it
         leg.start()
         log.info("call {call_id}: media {mode} {webrtc} <-> {sip}", call_id=self.call_id,

@@ -18,6 +18,14 @@ them); :meth:`VideoPath.settle_sip_answer` reads the SIP answer and gives the
 :meth:`VideoPath.inbound` makes the browser offer's video formats from the SIP offer;
 :meth:`VideoPath.settle_browser_answer` reads the browser's answer and gives the SIP answer's
 video m-line.
+
+Key frames through SIP INFO (RFC 5168, :mod:`wcsgw.sip.mediacontrol`): a SIP video phone that
+negotiated neither ``nack pli`` nor ``ccm fir`` may only honour ``picture_fast_update`` in an
+INFO, so every key-frame request the relay makes of the SIP sender (a browser PLI/FIR, path
+start, unhold, re-target) is also sent that way — through :attr:`VideoPath.send_fast_update`,
+which the call provides (the INFO goes in its dialog, queued with DTMF INFO), paced by a
+:class:`~wcsgw.sip.mediacontrol.FastUpdateSender`.  An INFO fast update *from* the SIP side
+is a PLI toward the browser, throttled like one that came by RTCP.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from wcsgw.media.rtcp import Feedback, ReceiverReport, RtcpError, SenderReport, 
 from wcsgw.media.udp import RtpSocket
 from wcsgw.media.video import SIP, WEBRTC, VideoLeg, VideoRelay
 from wcsgw.sdp.codecs import Codec
+from wcsgw.sip.mediacontrol import FastUpdateSender, parse_media_control
 from wcsgw.sdp.model import MediaDescription, SessionDescription
 from wcsgw.sdp.negotiate import (
     PLAIN_RTP_PROTOS,
@@ -114,6 +123,12 @@ class VideoPath:
         self._local_hold = False
         self._held = False
         self._sip_receives = True
+        #: sends an INFO picture_fast_update in the call's dialog, False when it could not
+        #: (set by the call; None: no INFO fast update)
+        self.send_fast_update: Optional[Callable[[], bool]] = None
+        self.fast_update = FastUpdateSender()
+        #: INFO fast updates received from the SIP side
+        self.fast_updates_received = 0
 
     # -- outbound: browser offer -> SIP offer -> SIP answer -> browser answer ---------------
 
@@ -276,6 +291,7 @@ class VideoPath:
         clock = self.env.reactor.seconds
         self.rtp.on_rtp = lambda packet: relay.from_sip(packet, clock())
         self.rtp.on_rtcp = lambda packet: relay.rtcp_from_sip(packet, clock())
+        relay.on_keyframe_request = self._keyframe_requested
         relay.request_keyframes_on_first_packet()
         audio_rtp, audio_rtcp = leg.on_rtp, leg.on_rtcp
         leg.on_rtp = lambda packet: self.route_rtp(packet, audio_rtp)
@@ -322,6 +338,65 @@ class VideoPath:
             self.relay.rtcp_from_webrtc(packet, self.env.reactor.seconds())
         else:
             audio(packet)
+
+    # -- key frames through SIP INFO (RFC 5168) ---------------------------------------------
+
+    @property
+    def sip_needs_info(self) -> bool:
+        """The SIP side negotiated no RTCP key-frame request (neither ``nack pli`` nor ``ccm
+        fir``): it is asked by INFO too.  The RTCP PLI still goes out: many such phones
+        honour it anyway, and it costs one small packet."""
+        feedback = self.relay.sip.feedback if self.relay is not None else self.sip_feedback
+        return not ({"nack pli", "ccm fir"} & feedback)
+
+    def _keyframe_requested(self, leg: str, now: float, forced: bool) -> None:
+        """The relay asked a sender for a key frame by RTCP: for a SIP side without RTCP
+        feedback, ask by INFO as well."""
+        if leg == SIP and self.sip_needs_info:
+            self.request_fast_update(now, force=forced)
+
+    def request_fast_update(self, now: float, *, force: bool = False) -> bool:
+        """Send an INFO picture_fast_update if the pacing allows (one in flight, one per
+        :data:`~wcsgw.sip.mediacontrol.FAST_UPDATE_INTERVAL` unless ``force``).  True when
+        one went out."""
+        if self.send_fast_update is None or self._closed:
+            return False
+        if not self.fast_update.request(now, force=force):
+            return False
+        if not self.send_fast_update():
+            self.fast_update.answered(None)  # the dialog could not take it now
+            return False
+        log.debug("call {call_id}: INFO picture_fast_update to the SIP side", call_id=self.call_id)
+        return True
+
+    def fast_update_answered(self, status: Optional[int]) -> None:
+        """The final answer to our INFO fast update (None: none came)."""
+        self.fast_update.answered(status)
+        if not self.fast_update.enabled:
+            log.info("call {call_id}: INFO fast update answered {status}: not sent again",
+                     call_id=self.call_id, status=status)
+
+    def info_from_sip(self, body: bytes, now: float) -> bool:
+        """An INFO ``application/media_control+xml`` from the SIP side: a
+        ``picture_fast_update`` becomes a PLI/FIR to the browser (the relay's throttle, as
+        for one that came by RTCP); a ``general_error`` (the phone could not act on our
+        request) stops our INFO fast updates.  True when it asked for a key frame."""
+        control = parse_media_control(body)
+        if control.general_error is not None:
+            log.info("call {call_id}: the SIP side reports a media_control error ({text}): "
+                     "no more INFO fast updates", call_id=self.call_id, text=control.general_error)
+            self.fast_update.disable()
+        if not control.picture_fast_update:
+            if control.general_error is None:
+                log.debug("call {call_id}: media_control INFO ignored", call_id=self.call_id)
+            return False
+        self.fast_updates_received += 1
+        relay = self.relay
+        if relay is None:  # no video flowing (refused, not started): nothing to refresh
+            return False
+        relay.keyframe_requests_from[SIP] += 1
+        relay.request_keyframe(WEBRTC, now)
+        return True
 
     def retarget(self, sd: SessionDescription) -> None:
         """Point the SIP video socket at the address/port the SIP SDP names; a new address

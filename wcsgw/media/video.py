@@ -192,6 +192,9 @@ class VideoRelay:
         self.nacks_dropped = 0
         self.remb_forwarded = 0
         self.tmmbr_sent = 0
+        #: called ``(leg, now, forced)`` after each key-frame request to a leg went out (the
+        #: call layer adds SIP INFO fast update for SIP peers without RTCP feedback)
+        self.on_keyframe_request: Optional[Callable[[str, float, bool], None]] = None
 
     # -- RTP ---------------------------------------------------------------------------------
 
@@ -274,6 +277,8 @@ class VideoRelay:
             packet = build_pli(ours, target)
         self.keyframe_requests_to[leg] += 1
         self._send_rtcp[leg](self._compound(leg, packet, now))
+        if self.on_keyframe_request is not None:
+            self.on_keyframe_request(leg, now, force)
         return True
 
     def request_keyframes(self, now: float) -> None:
