@@ -216,7 +216,7 @@ class WavSourceTests(unittest.TestCase):
     def test_bad_codec(self) -> None:
         path = write_wav(self.dir / "c.wav", 8000, [tone(8000, 500, 0.1)])
         with self.assertRaises(ValueError):
-            WavSource(path, "opus")
+            WavSource(path, "GSM")
 
 
 def rtp(payload: bytes, seq: int, ts: int, pt: int = 0, ssrc: int = 0x1234) -> bytes:
@@ -318,3 +318,47 @@ class WavRecorderTests(unittest.TestCase):
         self.assertEqual(len(self.read(path)), 1600)
         with self.assertRaises(ValueError):
             rec.write(self.frames[0], 0)
+
+    def test_loss_is_concealed_silence_suppression_is_not(self) -> None:
+        """write_rtp with sequence numbers: a missing one (packet 10) is a loss, concealed by
+        the codec's PLC (the tone goes on, no silent hole); a telephone-event packet between
+        two audio packets is no loss; a timestamp gap with no sequence number missing
+        (silence suppression, 200 ms after packet 29) stays silence."""
+        path = self.dir / "c.wav"
+        with WavRecorder(path) as rec:
+            seq = 100
+            for i in range(50):
+                ts = 5000 + i * 160 + (1600 if i >= 30 else 0)
+                if i == 20:  # a DTMF packet takes a sequence number
+                    self.assertFalse(rec.write_rtp(rtp(b"\x01\x0a\x00\xa0", seq, ts, pt=101)))
+                    seq += 1
+                if i != 10:
+                    self.assertTrue(rec.write_rtp(rtp(self.frames[i], seq, ts)))
+                seq += 1
+        self.assertEqual(rec.concealed_samples, 160)
+        out = self.read(path)
+        self.assertEqual(len(out), 8000 + 1600)
+        hidden = out[1600:1760]
+        self.assertGreater(np.sqrt(np.mean(hidden**2)), AMPLITUDE / np.sqrt(2) / 2)
+        self.assertTrue(np.all(out[4800:6400] == 0))
+        self.assertGreater(snr_db(out[:1600], 440), 30)
+
+    def test_any_codec_at_its_own_rate(self) -> None:
+        """G.722 (RTP clock 8000, audio 16 kHz) by its static payload type: the file is
+        16 kHz, the timestamps are placed at two samples a tick."""
+        from wcsgw.media.audiocodec import make_codec
+
+        enc = make_codec("G722")
+        self.addCleanup(enc.close)
+        signal = tone(16000, 1004, 1.0)
+        path = self.dir / "g722.wav"
+        with WavRecorder(path, "G722") as rec:
+            for i in range(50):
+                self.assertTrue(rec.write_rtp(rtp(enc.encode(signal[i * 320:(i + 1) * 320]), i,
+                                                  90 + i * 160, pt=9)))
+            self.assertFalse(rec.write_rtp(rtp(self.frames[0], 50, 90 + 50 * 160, pt=0)))
+        with wave.open(str(path), "rb") as w:
+            self.assertEqual(w.getframerate(), 16000)
+            out = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
+        self.assertEqual(len(out), 16000)
+        assert_near(self, peak(out[1600:], 16000), 1004, 5)

@@ -1,7 +1,13 @@
-"""Server-side media for REST calls: play a WAV file into a call as G.711, record the far end's
-G.711 into a WAV file.  Sans-IO in the sense of the other media modules: no timers, no sockets —
-the call layer asks :class:`WavSource` for the next 20 ms payload on its own 20 ms cadence and
-hands every received payload (or RTP packet) to :class:`WavRecorder`.
+"""Server-side media for REST calls: play a WAV file into a call in any codec the transcoder
+speaks, record what the far end sends into a WAV file.  Sans-IO in the sense of the other media
+modules: no timers, no sockets — the call layer asks :class:`WavSource` for the next packet's
+payload on its own packet cadence and hands every received RTP packet (or payload) to
+:class:`WavRecorder`.
+
+The codecs are :func:`wcsgw.media.audiocodec.make_codec`'s (PCMU, PCMA, G.729, Speex nb/wb,
+Opus, G.722): a file call offers the SIP side whatever ``[codecs] sip`` lists and this machine
+can encode, so a G.729-only or Opus/G.722 PBX gets the file too, and nothing is transcoded
+between two codecs on the way (the WAV is encoded once, the answer is decoded once).
 
 Reading: RIFF/WAVE with 16-bit PCM samples (format tag 1, or WAVE_FORMAT_EXTENSIBLE with the
 PCM sub-format, as Audacity and sox write for some layouts), any number of channels (mixed down
@@ -9,16 +15,28 @@ to mono by averaging) and any sample rate from 1 kHz to 384 kHz.  Python 3.11's 
 refuses WAVE_FORMAT_EXTENSIBLE, so the header is parsed here; the samples are read lazily in
 small blocks, so a long file is never held in memory.
 
-Rate conversion to 8 kHz, from any rate, is :class:`wcsgw.media.resample.Resampler`, the
-transcoder's (libspeexdsp): any ratio (the 44.1 kHz family included), its cut-off set by the
-lower of the two rates (so a 6 kHz file's images are removed too), flat through the telephone
-band, aliases and images below the int16 floor.
+Rate conversion to the codec's sample rate (8 kHz G.711/G.729/Speex NB, 16 kHz G.722/Speex WB,
+48 kHz Opus), from any rate, is :class:`wcsgw.media.resample.Resampler`, the transcoder's
+(libspeexdsp): any ratio (the 44.1 kHz family included), its cut-off set by the lower of the two
+rates (so a 6 kHz file's images are removed too), flat through the codec's band, aliases and
+images below the int16 floor.
 
-Writing: 8 kHz mono 16-bit PCM via :mod:`wave`, whose header is rewritten on every write, so the
-file on disk is a valid WAV at every moment (a crash loses at most the packets not yet written).
-Payloads are placed by RTP timestamp: a gap becomes silence, a reordered packet within 60 ms is
-put back in its place, a duplicate is dropped, and a jump of more than ``max_gap`` seconds (or a
-new SSRC) is taken as a new stream that continues where the file is, not as hours of silence.
+Writing: mono 16-bit PCM via :mod:`wave` **at the codec's own sample rate** — 8 kHz for G.711,
+G.729 and Speex NB, 16 kHz for G.722 and Speex WB, 48 kHz for Opus.  Why not always 16 kHz:
+the decoder's output is written as it is, with no resampler in the way (no filter, no latency,
+no lost band: an Opus PBX that sends fullband audio is recorded fullband), and an 8 kHz call is
+not stored at twice its size.  The header is rewritten on every write, so the file on disk is a
+valid WAV at every moment (a crash loses at most the packets not yet written).
+
+Payloads are placed by RTP timestamp: a reordered packet within 60 ms is put back in its place,
+a duplicate is dropped, and a jump of more than ``max_gap`` seconds (or a new SSRC) is taken as
+a new stream that continues where the file is, not as hours of silence.  Decoding waits until a
+packet's place is final (60 ms of later audio have arrived, or the file is closed), because
+every codec but G.711 keeps state from one frame to the next and must see its frames in order.
+A hole in time is filled, so the file has none: when sequence numbers are missing before it
+(packets were lost) up to ``max_conceal`` (100 ms, as the transcoder) is the codec's own
+packet-loss concealment (:meth:`~wcsgw.media.audiocodec.AudioCodec.conceal`) and the rest
+silence; when no sequence number is missing (silence suppression, DTX, hold) it is silence.
 """
 
 from __future__ import annotations
@@ -31,9 +49,10 @@ from typing import BinaryIO, Iterator
 import attr
 import numpy as np
 
-from wcsgw.media import g711
+from wcsgw.media.audiocodec import AudioCodec, CodecError, as_int16, make_codec
 from wcsgw.media.resample import Resampler
 from wcsgw.media.rtp import RtpError, parse_rtp
+from wcsgw.media.transcode import packet_samples
 
 __all__ = [
     "FRAME_SAMPLES",
@@ -47,8 +66,12 @@ __all__ = [
 
 RATE = 8000  #: G.711 sample rate
 FRAME_SAMPLES = 160  #: 20 ms at 8 kHz
-_CODECS = ("PCMU", "PCMA")
-_STATIC_PT = {0: "PCMU", 8: "PCMA"}
+_G711 = ("pcmu", "pcma")
+#: RFC 3551 static payload types of the codecs we record (the rest are dynamic)
+_STATIC_PT = {0: "pcmu", 8: "pcma", 9: "g722", 18: "g729"}
+#: how many non-audio sequence numbers (telephone-event, CN) are remembered, so that a gap in
+#: the audio's sequence numbers they explain is not taken for a loss
+_SKIPPED_MEMORY = 256
 _PCM = 1
 _EXTENSIBLE = 0xFFFE
 #: KSDATAFORMAT_SUBTYPE_PCM: the sub-format GUID of PCM in WAVE_FORMAT_EXTENSIBLE (bytes as
@@ -132,30 +155,57 @@ def read_wav_format(path: str | Path) -> WavFormat:
         return _read_format(f)
 
 
-class WavSource:
-    """20 ms G.711 payloads (160 bytes) from a WAV file, as an iterator.
+def _codec_from(codec: str | AudioCodec, clock_rate: int | None,
+                fmtp: dict[str, str | None] | None) -> tuple[AudioCodec, bool]:
+    """(codec instance, whether we made it and so must close it)."""
+    if isinstance(codec, str):
+        return make_codec(codec, clock_rate, fmtp), True
+    return codec, False
 
-    ``next(source)`` gives the next payload; at the end of the file the iterator stops, or
-    with ``loop=True`` starts over (seamlessly: the resampler keeps its state).  The last
-    payload is padded with silence.  :attr:`format` is the file's layout, :attr:`duration` its
-    length in seconds.  Close with :meth:`close` (or use ``with``).
+
+class WavSource:
+    """One packet's payload at a time from a WAV file, in ``codec``, as an iterator.
+
+    ``codec`` is a name as in the SDP rtpmap (``"PCMU"``, ``"G722"``, ``"opus"``, ``"speex"``
+    with ``clock_rate`` 16000 for wideband; ``fmtp``: the far end's fmtp, e.g. its Opus
+    ``maxaveragebitrate``) or an :class:`~wcsgw.media.audiocodec.AudioCodec` the caller owns.
+    ``ptime`` is the packet duration in ms, rounded to the codec's frames as the transcoder
+    does (:func:`~wcsgw.media.transcode.packet_samples`); :attr:`ptime` and
+    :attr:`rtp_ticks` (the RTP timestamp step per packet: G.722 counts 8000 a second) are what
+    is used.  ``next(source)`` gives the next payload; at the end of the file the iterator
+    stops, or with ``loop=True`` starts over (seamlessly: the resampler keeps its state).  The
+    last payload is padded with silence; :meth:`silence` is one packet of it, for after the
+    end.  :attr:`format` is the file's layout, :attr:`duration` its length in seconds.  Close
+    with :meth:`close` (or use ``with``).  Raises :class:`~wcsgw.media.audiocodec.CodecError`
+    (a ValueError) for a codec that is unknown or whose library is missing.
     """
 
-    def __init__(self, path: str | Path, codec: str, *, loop: bool = False) -> None:
-        if codec.upper() not in _CODECS:
-            raise ValueError(f"codec must be PCMU or PCMA, not {codec!r}")
-        self.codec = codec.upper()
+    def __init__(self, path: str | Path, codec: str | AudioCodec = "PCMU", *, loop: bool = False,
+                 ptime: int = 20, clock_rate: int | None = None,
+                 fmtp: dict[str, str | None] | None = None) -> None:
+        self._codec, self._owns_codec = _codec_from(codec, clock_rate, fmtp)
+        #: the codec's rtpmap name in upper case ("PCMU", "G722", "OPUS")
+        self.codec = self._codec.name.upper()
+        self.sample_rate = self._codec.sample_rate
+        self.packet_samples = packet_samples(self._codec, ptime)
+        self.ptime = 1000 * self.packet_samples // self.sample_rate
+        self.rtp_ticks = self.packet_samples * self._codec.rtp_clock // self.sample_rate
         self.loop = loop
-        self._file: BinaryIO = open(path, "rb")
+        try:
+            self._file: BinaryIO = open(path, "rb")
+        except BaseException:
+            self._close_codec()
+            raise
         try:
             self.format = _read_format(self._file)
             if self.format.frames == 0:
                 raise WavError("the file holds no samples")
         except BaseException:
             self._file.close()
+            self._close_codec()
             raise
         rate = self.format.sample_rate
-        self._resampler = Resampler(rate, RATE)
+        self._resampler = Resampler(rate, self.sample_rate)
         self._block = max(1, rate // 50)  # about 20 ms of input
         self._position = 0  # frames read from the current pass
         self._pending = np.zeros(0, dtype=np.float32)  # resampled, not yet sent
@@ -175,6 +225,12 @@ class WavSource:
 
     def close(self) -> None:
         self._file.close()
+        self._close_codec()
+
+    def _close_codec(self) -> None:
+        if self._owns_codec:
+            self._owns_codec = False
+            self._codec.close()
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -185,20 +241,26 @@ class WavSource:
             raise StopIteration
         return payload
 
+    def silence(self) -> bytes:
+        """One packet of silence in the codec (keeps the stream going after the file ends;
+        encoded, so a stateful encoder moves on smoothly)."""
+        return self._codec.encode(np.zeros(self.packet_samples, dtype=np.int16))
+
     def read(self) -> bytes | None:
-        """The next 20 ms payload, or None at the end (never None with ``loop``)."""
-        while len(self._pending) < FRAME_SAMPLES and self._remaining_real is None:
+        """The next packet's payload, or None at the end (never None with ``loop``)."""
+        n = self.packet_samples
+        while len(self._pending) < n and self._remaining_real is None:
             self._fill()
         if self._remaining_real is not None:
             if self._remaining_real <= 0:
                 return None
-            self._remaining_real -= FRAME_SAMPLES
-            if len(self._pending) < FRAME_SAMPLES:
+            self._remaining_real -= n
+            if len(self._pending) < n:
                 self._pending = np.concatenate(
-                    (self._pending, np.zeros(FRAME_SAMPLES - len(self._pending), np.float32)))
-        frame, self._pending = self._pending[:FRAME_SAMPLES], self._pending[FRAME_SAMPLES:]
+                    (self._pending, np.zeros(n - len(self._pending), np.float32)))
+        frame, self._pending = self._pending[:n], self._pending[n:]
         self.frames_sent += 1
-        return g711.encode(self.codec, frame)
+        return self._codec.encode(as_int16(frame))
 
     def _fill(self) -> None:
         """Read one block (wrapping around with ``loop``), resample, append to the queue."""
@@ -243,42 +305,73 @@ class WavSource:
 
 
 class WavRecorder:
-    """Writes received G.711 to an 8 kHz mono 16-bit WAV file, placed by RTP timestamp.
+    """Decodes received audio to a mono 16-bit WAV at the codec's sample rate, placed by RTP
+    timestamp, with the codec's concealment for lost packets.
 
-    :meth:`write` takes a payload with its RTP timestamp (and codec; default ``codec``);
-    :meth:`write_rtp` takes a whole RTP packet and skips anything that is not PCMU/PCMA
-    (telephone-event, comfort noise).  Packets are held back ``reorder_window`` seconds so a
-    late one still lands in place; :meth:`close` writes what is held and closes the file.
-    Counters: ``samples_written``, ``late`` (dropped: older than what is written),
-    ``duplicates``, ``discontinuities``.
+    ``codec``: a name as in the rtpmap (with ``clock_rate`` / ``fmtp`` as for
+    :func:`~wcsgw.media.audiocodec.make_codec`) or an AudioCodec the recorder then owns and
+    closes.  :meth:`write_rtp` takes a whole RTP packet: audio of ``payload_type`` (and of the
+    codec's static number; with G.711, PCMU and PCMA both, as the far end may switch) is
+    recorded, anything else (telephone-event, comfort noise) is skipped — its sequence number
+    noted, so it does not look like a loss.  :meth:`write` takes a payload with its RTP
+    timestamp (and codec name, for G.711; and ``seq``: without it no gap is taken for a loss).
+    Packets are held back ``reorder_window`` seconds of audio so a late one still lands in
+    place; :meth:`close` writes what is held and closes the file.  Counters:
+    ``samples_written``, ``late`` (dropped: older than what is written), ``duplicates``,
+    ``discontinuities``, ``concealed_samples``, ``codec_errors`` (payloads the decoder
+    refused: concealed like a loss).
     """
 
-    def __init__(self, path: str | Path, codec: str = "PCMU", *, reorder_window: float = 0.06,
-                 max_gap: float = 10.0) -> None:
-        if codec.upper() not in _CODECS:
-            raise ValueError(f"codec must be PCMU or PCMA, not {codec!r}")
-        self.codec = codec.upper()
+    def __init__(self, path: str | Path, codec: str | AudioCodec = "PCMU", *,
+                 payload_type: int | None = None, clock_rate: int | None = None,
+                 fmtp: dict[str, str | None] | None = None, reorder_window: float = 0.06,
+                 max_gap: float = 10.0, max_conceal: float = 0.100) -> None:
+        primary = codec if not isinstance(codec, str) else make_codec(codec, clock_rate, fmtp)
+        self._codecs: dict[str, AudioCodec] = {primary.name: primary}
+        self._key = primary.name
+        #: the primary codec's upper-case name ("PCMU", "G722" ...)
+        self.codec = primary.name.upper()
+        self.rate = primary.sample_rate
+        self._clock = primary.rtp_clock
+        self._per_tick = primary.sample_rate // primary.rtp_clock  # G.722: 2
+        self._by_pt = {pt: key for pt, key in _STATIC_PT.items()
+                       if key == self._key or (key in _G711 and self._key in _G711)}
+        if payload_type is not None:
+            self._by_pt[payload_type] = self._key
         self.path = Path(path)
-        self._reorder = int(reorder_window * RATE)
-        self._max_gap = int(max_gap * RATE)
-        self._wav = wave.open(str(self.path), "wb")
+        # Every position below is in RTP ticks of the codec's clock.
+        self._reorder = int(reorder_window * self._clock)
+        self._max_gap = int(max_gap * self._clock)
+        self._max_conceal = int(max_conceal * self._clock)
+        self._frame_ticks = self._clock // 50  # a packet's length until one is decoded
+        try:
+            self._wav = wave.open(str(self.path), "wb")
+        except BaseException:
+            primary.close()
+            raise
         self._wav.setnchannels(1)
         self._wav.setsampwidth(2)
-        self._wav.setframerate(RATE)
+        self._wav.setframerate(self.rate)
         self._wav.writeframes(b"")  # the header is on disk from the start
-        self._base: int | None = None  # RTP timestamp of file sample 0 (mod 2**32)
+        self._base: int | None = None  # RTP timestamp of file position 0 (mod 2**32)
         self._ssrc: int | None = None
-        self._pending: dict[int, np.ndarray] = {}  # file position -> samples
-        self._end = 0  # one past the last pending/written sample
+        #: file position (ticks) -> (payload, codec key, sequence number or None)
+        self._pending: dict[int, tuple[bytes, str, int | None]] = {}
+        self._end = 0  # one past the last pending/written tick (estimated for pending)
+        self._written = 0  # ticks written to the file
+        self._last_seq: int | None = None  # of the last audio packet decoded
+        self._skipped: dict[int, None] = {}  # non-audio sequence numbers, oldest first
         self.samples_written = 0
         self.late = 0
         self.duplicates = 0
         self.discontinuities = 0
+        self.concealed_samples = 0
+        self.codec_errors = 0
         self.closed = False
 
     @property
     def duration(self) -> float:
-        return self.samples_written / RATE
+        return self.samples_written / self.rate
 
     def __enter__(self) -> "WavRecorder":
         return self
@@ -287,47 +380,62 @@ class WavRecorder:
         self.close()
 
     def write_rtp(self, packet: bytes) -> bool:
-        """Record one RTP packet; False when it is not G.711 audio (or not RTP)."""
+        """Record one RTP packet; False when it is not audio of this codec (or not RTP)."""
         try:
             header = parse_rtp(packet)
         except RtpError:
             return False
-        codec = _STATIC_PT.get(header.payload_type)
-        if codec is None:
+        key = self._by_pt.get(header.payload_type)
+        if key is None:
+            if self._ssrc is None or header.ssrc == self._ssrc:
+                self._skipped[header.sequence] = None
+                if len(self._skipped) > _SKIPPED_MEMORY:
+                    del self._skipped[next(iter(self._skipped))]
             return False
         payload = header.payload(packet)
         if self._ssrc is not None and header.ssrc != self._ssrc:
             self._rebase(header.timestamp)
+            self._last_seq = None  # no concealment across streams
+            self._skipped.clear()
         self._ssrc = header.ssrc
-        self.write(payload, header.timestamp, codec)
+        self.write(payload, header.timestamp, key, seq=header.sequence)
         return True
 
-    def write(self, payload: bytes, timestamp: int, codec: str | None = None) -> None:
+    def _codec(self, key: str) -> AudioCodec:
+        codec = self._codecs.get(key)
+        if codec is None:  # the other G.711 law (the only other codec _by_pt can name)
+            codec = self._codecs[key] = make_codec(key)
+        return codec
+
+    def write(self, payload: bytes, timestamp: int, codec: str | None = None,
+              seq: int | None = None) -> None:
         if self.closed:
             raise ValueError("the recorder is closed")
         if not payload:
             return
-        samples = g711.decode(codec or self.codec, payload)
+        key = (codec or self._key).lower()
+        if key != self._key and not (key in _G711 and self._key in _G711):
+            raise ValueError(f"this recorder decodes {self.codec}, not {codec}")
+        # G.711 is one byte a sample; for the others the last decoded packet says.
+        length = len(payload) if key in _G711 else self._frame_ticks
         if self._base is None:
             self._base = timestamp & 0xFFFFFFFF
         # Signed offset of this packet from the end of what we have, modulo 2**32.
         expected = (self._base + self._end) & 0xFFFFFFFF
         delta = ((timestamp - expected + 0x80000000) & 0xFFFFFFFF) - 0x80000000
-        if delta > self._max_gap or delta < -RATE:
+        if delta > self._max_gap or delta < -self._clock:
             self._rebase(timestamp)  # a new stream: continue at the end, no padding
+            self._last_seq = None
             delta = 0
         position = self._end + delta
-        if position + len(samples) <= self.samples_written:
+        if position + length <= self._written:
             self.late += 1
             return
         if position in self._pending:
             self.duplicates += 1
             return
-        if position < self.samples_written:  # straddles the written edge: keep the new part
-            samples = samples[self.samples_written - position :]
-            position = self.samples_written
-        self._pending[position] = samples
-        self._end = max(self._end, position + len(samples))
+        self._pending[position] = (bytes(payload), key, seq)
+        self._end = max(self._end, position + length)
         self._commit(self._end - self._reorder)
 
     def _rebase(self, timestamp: int) -> None:
@@ -335,30 +443,79 @@ class WavRecorder:
         self.discontinuities += 1
         self._base = (timestamp - self._end) & 0xFFFFFFFF
 
+    def _lost_before(self, seq: int | None) -> bool:
+        """Whether sequence numbers are missing between the last decoded packet and ``seq``
+        that no skipped (non-audio) packet accounts for."""
+        last = self._last_seq
+        if seq is None or last is None:
+            return False
+        step = (seq - last) & 0xFFFF
+        if step <= 1 or step > 1000:
+            return False
+        return any(((last + i) & 0xFFFF) not in self._skipped for i in range(1, step))
+
     def _commit(self, upto: int) -> None:
-        """Write everything before file position ``upto``: pending data, silence in the gaps."""
+        """Decode and write, in order, everything placed before tick ``upto``; fill the holes
+        (concealment after a loss, else silence)."""
+        ready = sorted(p for p in self._pending if p < upto)
+        if not ready:
+            return
         chunks: list[np.ndarray] = []
-        cursor = self.samples_written
-        for position in sorted(p for p in self._pending if p < upto):
-            samples = self._pending.pop(position)
+        cursor = self._written
+        for position in ready:
+            payload, key, seq = self._pending.pop(position)
+            codec = self._codec(key)
+            gap = position - cursor
+            if gap > 0:
+                hidden = min(gap, self._max_conceal) if self._lost_before(seq) else 0
+                if hidden:
+                    chunks.append(self._conceal(codec, hidden * self._per_tick))
+                if gap > hidden:
+                    chunks.append(np.zeros((gap - hidden) * self._per_tick, dtype=np.int16))
+                cursor = position
+            try:
+                pcm = as_int16(codec.decode(payload))
+            except (CodecError, ValueError):
+                self.codec_errors += 1
+                pcm = self._conceal(codec, self._frame_ticks * self._per_tick)
+            if seq is not None:
+                self._last_seq = seq
+            ticks = len(pcm) // self._per_tick
+            if ticks == 0:
+                continue
+            if key not in _G711:
+                self._frame_ticks = ticks
             if position < cursor:  # overlaps what is written: keep the new part only
-                samples = samples[cursor - position :]
-                position = cursor
-            if position > cursor:
-                chunks.append(np.zeros(position - cursor, dtype=np.int16))
-            chunks.append(samples.astype(np.int16, copy=False))
-            cursor = position + len(samples)
+                pcm = pcm[(cursor - position) * self._per_tick :]
+            chunks.append(pcm)
+            cursor = max(cursor, position + ticks)
         if chunks:
             data = np.concatenate(chunks).astype("<i2")
             self._wav.writeframes(data.tobytes())
-            self.samples_written = cursor
+            self.samples_written += len(data)
+        self._written = cursor
+        self._end = max(self._end, cursor)
+
+    def _conceal(self, codec: AudioCodec, samples: int) -> np.ndarray:
+        """Exactly ``samples`` of the codec's concealment (silence if it fails)."""
+        try:
+            pcm = as_int16(codec.conceal(samples))[:samples]
+        except (CodecError, ValueError):
+            self.codec_errors += 1
+            pcm = np.zeros(0, dtype=np.int16)
+        if len(pcm) < samples:
+            pcm = np.concatenate((pcm, np.zeros(samples - len(pcm), dtype=np.int16)))
+        self.concealed_samples += samples
+        return pcm
 
     def close(self) -> None:
-        """Write what is held back and close the file (a valid WAV).  Idempotent."""
+        """Write what is held back, close the file (a valid WAV) and the codecs.  Idempotent."""
         if self.closed:
             return
         try:
-            self._commit(self._end)
+            self._commit(self._end + 1)
         finally:
             self.closed = True
             self._wav.close()
+            for codec in self._codecs.values():
+                codec.close()
