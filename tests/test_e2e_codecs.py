@@ -1,7 +1,8 @@
 """Every audio codec chain with real peers: a person in headless Chromium calls through the
 gateway a SIP peer that speaks one codec, and the audio is checked by content both ways.
 
-The browser's fake microphone plays 440 Hz; the peer plays 1 kHz.  What the peer recorded
+The browser's fake microphone plays 440 Hz; the peer plays 1 kHz (baresip) or 880 Hz
+(mediastream, see MEDIASTREAM_HZ).  What the peer recorded
 and what the page received (raw samples, captured in the page) are analysed here: the tone
 within 1 % (or half an FFT bin, whichever is coarser), its level within 3 dB of what was
 sent, and a median 20 ms signal-to-noise ratio above a floor that tells a working chain from
@@ -60,13 +61,15 @@ from wcsgw.config import Config
 from wcsgw.sip.account import SipAccount
 
 #: The browser's microphone tone and the peers' tones: baresip plays 1 kHz (setup_call's),
-#: mediastream 1004 Hz — the telephone test tone, chosen (like the 1004 Hz "milliwatt") not
-#: to be a divisor of 8 kHz.  An exact 1 kHz is 8 samples a period, and libspeex, once it
-#: has concealed a single frame of it, stays unstable for good (+12 dB, clipping; measured
-#: with wcsgw.media.speex alone: 440, 700, 1013 Hz recover at once).
+#: mediastream 880 Hz.  Not ~1 kHz for mediastream, two findings: (1) an exact 1 kHz is 8
+#: samples a period, and libspeex, once it has concealed one frame of it, stays unstable for
+#: good (+12 dB, clipping; measured with wcsgw.media.speex alone: 440, 700, 1013 Hz recover
+#: at once); (2) mediastream's own Speex encoder, in these calls, now and then sends a
+#: 1000/1004 Hz tone as a stream that decodes to DC and noise — proved by decoding the very
+#: payloads the gateway received with a fresh decoder — while 440-880 Hz come through clean.
 BROWSER_HZ = 440.0
 PEER_HZ = 1000.0
-MEDIASTREAM_HZ = 1004.0
+MEDIASTREAM_HZ = 880.0
 #: Frequency tolerance: 1 % of the tone (issue 7), or half an FFT bin when that is coarser.
 FREQ_TOLERANCE = 0.01
 #: Tone amplitudes (fraction of full scale): the browser's fake microphone

@@ -26,10 +26,9 @@ from tests.support import assert_near, inline
 
 SECONDS = 3.0
 AMPLITUDE = 0.25
-#: Not near 1 kHz: mediastream's own Speex decoder turns a 1000 or 1004 Hz tone from its own
-#: encoder into +4..+10 dB of distortion (or a DC offset, WB) — measured; 440 and 660 Hz come
-#: through clean.  (The e2e tests never need that pair: there mediastream decodes the
-#: browser's 440 Hz and the gateway decodes mediastream's 1004 Hz.)
+#: Not near 1 kHz: mediastream's Speex encoder now and then turns a 1000 or 1004 Hz tone into
+#: a stream that decodes to DC and noise (+4..+10 dB) — see tests/test_e2e_codecs.py
+#: MEDIASTREAM_HZ; 440, 660 and 880 Hz come through clean.
 A_HZ = 660.0
 
 
