@@ -80,8 +80,9 @@ BARESIP_AMPLITUDE = 8000 / 32767
 #: Levels must arrive within this many dB of what was sent (issue 7: "level within 3 dB").
 LEVEL_TOLERANCE_DB = 3.0
 #: Median 20 ms signal-to-noise floor, well under what every chain gives when it works
-#: (measured end to end: G.711 relay 37-70 dB, Opus and G.722 33-41, G.729 25-29, Speex
-#: 27-32) and far above a broken one (noise, bursts, a wrong decoder: below 5).  Per-chain
+#: (measured end to end: G.711 relay 36-46 dB, Opus and G.722 34-42, G.729 24-26, Speex
+#: 17-20 toward the browser and 28-32 toward the peer) and far above a broken one (noise,
+#: bursts, a wrong decoder: below 5).  Per-chain
 #: figures belong to docs/performance.md (bench/codec_quality.py); this tells working from
 #: broken, end to end.
 MIN_SNR_DB = 10.0
