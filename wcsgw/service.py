@@ -35,6 +35,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from wcsgw import __version__
+from wcsgw.api.metrics import MetricsResource
 from wcsgw.config import Config, HttpSettings
 from wcsgw.sip.service import SipService
 
@@ -107,6 +108,7 @@ def make_root(config: Config, gateway: Any = None) -> Resource:
         root = Resource()
         root.putChild(b"", PlaceholderPage())
         root.putChild(b"health", HealthResource())
+        root.putChild(b"metrics", MetricsResource(None, config.rest.tokens))
         return root
     from wcsgw.api.site import build_site
 
@@ -115,7 +117,9 @@ def make_root(config: Config, gateway: Any = None) -> Resource:
     rest = build_rest_resource(gateway, config.rest.tokens,
                                media_folder=config.rest.media_folder or None,
                                recordings_folder=config.rest.recordings_folder or None)
-    return build_site(gateway, children={"health": HealthResource(), "rest-api": rest},
+    children = {"health": HealthResource(), "rest-api": rest,
+                "metrics": MetricsResource(gateway, config.rest.tokens)}
+    return build_site(gateway, children=children,
                       allowed_origins=config.http.allowed_origins)
 
 

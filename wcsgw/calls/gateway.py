@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.policy import Policy
 from wcsgw.calls.status import SessionStatus
+from wcsgw.calls.totals import CallTotals
 from wcsgw.sip.account import SipAccount, escape_user
 from wcsgw.sip.endpoint import AccountRegistration
 from wcsgw.sip.registration import Registered, RegistrationFailed, Unregistered
@@ -78,6 +79,8 @@ class CallGateway:
         self.handed_call_factory: Any = None
         #: where REST calls with ``record`` write ``<callId>.wav`` (None: recording refused)
         self.recordings_folder: str | None = None
+        #: what ended calls counted (for /metrics: counters must survive a call's end)
+        self.totals = CallTotals()
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -340,6 +343,7 @@ class CallGateway:
         }
 
     def _forget_call(self, call: Any) -> None:
+        self.totals.call_ended(call)
         self.calls.pop(call.call_id, None)
         session = self.sessions.get(call.session_id)
         if session is not None:

@@ -108,14 +108,33 @@ class AccountRegistration:
     stopping: bool = False
 
 
+#: Methods counted by name in :class:`FrontDoorStats`; any other becomes "other", so a peer
+#: inventing methods cannot grow the metrics without bound.
+COUNTED_METHODS = frozenset(ALLOWED_METHODS) | {"REGISTER", "SUBSCRIBE", "MESSAGE", "PUBLISH"}
+
+
+def message_key(first_line: bytes) -> str:
+    """What a SIP message is counted as: its method, or its response class ("2xx")."""
+    if first_line.startswith(b"SIP/2.0 ") and first_line[8:9].isdigit():
+        return first_line[8:9].decode() + "xx"
+    method = first_line.split(b" ", 1)[0].decode("ascii", "replace")
+    return method if method in COUNTED_METHODS else "other"
+
+
 @attr.s(auto_attribs=True)
 class FrontDoorStats:
-    """Counters an operator (and the flood test) reads: what came in and what was refused."""
+    """Counters an operator (and the flood test) reads: what came in and what was refused,
+    and — for /metrics — messages by method or response class (``2xx``) each way, sent ones
+    counting retransmissions, and transactions that timed out (Timer B, F or H)."""
 
     received: int = 0
     malformed: int = 0
     answered_400: int = 0
     dropped: int = 0
+    messages_in: dict[str, int] = attr.ib(factory=dict)
+    messages_out: dict[str, int] = attr.ib(factory=dict)
+    transaction_timeouts: int = 0
+    transport_failures: int = 0
 
 
 class SipEndpoint:
@@ -148,6 +167,11 @@ class SipEndpoint:
         except SipParseError as exc:
             self.malformed(exc, source, now)
             return
+        if isinstance(msg, Response):
+            key = f"{msg.status // 100}xx"
+        else:
+            key = msg.method if msg.method in COUNTED_METHODS else "other"
+        self.stats.messages_in[key] = self.stats.messages_in.get(key, 0) + 1
         try:
             self.layer.receive(msg, source, now)
         except SipParseError as exc:  # a header the layer reads that the parser let through
@@ -340,6 +364,10 @@ class SipEndpoint:
                         del self._pending[event.transaction]
                     pending.on_response(event.response, now)
             elif isinstance(event, (TransactionTimeout, TransportFailed)):
+                if isinstance(event, TransactionTimeout):
+                    self.stats.transaction_timeouts += 1
+                else:
+                    self.stats.transport_failures += 1
                 pending = self._pending.pop(event.transaction, None)
                 if pending is not None and pending.on_failure is not None:
                     reason = "timeout" if isinstance(event, TransactionTimeout) else "transport"
@@ -418,4 +446,9 @@ class SipEndpoint:
         self._flush_layer()
 
     def _flush_layer(self) -> None:
-        self._outgoing.extend(self.layer.take_outgoing())
+        out = self.layer.take_outgoing()
+        counts = self.stats.messages_out
+        for data, _target in out:
+            key = message_key(data[:12])
+            counts[key] = counts.get(key, 0) + 1
+        self._outgoing.extend(out)
