@@ -235,8 +235,9 @@ def media_families(media: dict[tuple[str, str], float]) -> list[Family]:
                   "SRTP/SRTCP packets from browsers that failed authentication or replay checks.")
     srtp.add(media.get(("webrtc_leg", "srtp_errors"), 0))
     dropped = Family("wcsgw_webrtc_dropped_packets_total", "counter",
-                     "Browser-leg packets dropped by the WebRTC leg (in: unknown source or "
-                     "before DTLS keys; out: no keys or no browser address yet).")
+                     "Browser-leg packets dropped by the WebRTC leg (in: from an address ICE "
+                     "did not authenticate, or before the DTLS keys; out: before the keys, "
+                     "after the call, or a failed send).")
     dropped.add(media.get(("webrtc_leg", "dropped_in"), 0), direction="in")
     dropped.add(media.get(("webrtc_leg", "dropped_out"), 0), direction="out")
     return families + [srtp, dropped]
