@@ -25,8 +25,8 @@ from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.test.requesthelper import DummyRequest
 
-from tests.e2e import Gateway, gateway_config
-from tests.peers.chromium import write_tone_wav
+from tests.e2e import Gateway, Phone, gateway_config
+from tests.peers.chromium import Chromium, write_tone_wav
 from tests.support import EventLog, inline
 from wcsgw.api.metrics import CONTENT_TYPE, Family, collect, escape_label, render, sip_families
 from wcsgw.calls.totals import SETUP_BUCKETS, CallTotals, ended_labels
@@ -485,3 +485,55 @@ class GatewayMetricsTests(unittest.TestCase):
         self.assertEqual(value(after, "wcsgw_sip_responses_received_total", **{"class": "4xx"}),
                          1)
         self.assertEqual(value(after, "wcsgw_call_setup_seconds_count"), 0)
+
+
+class BrowserCallMetricsTests(unittest.TestCase):
+    """A browser (headless Chromium, the Phone UI) calls the echo line: the WebRTC leg's side
+    of the metrics — the session, SRTP, packets to and from the browser."""
+
+    timeout = 120
+
+    async def scrape(self) -> dict:
+        response = await Agent(reactor).request(b"GET", (self.gateway.url + "metrics").encode())
+        self.assertEqual(response.code, 200)  # no [rest] tokens: open (on 127.0.0.1)
+        return parse_exposition((await readBody(response)).decode("utf-8"))
+
+    @inline
+    async def test_browser_call(self) -> None:
+        self.gateway = Gateway(gateway_config())
+        self.gateway.start()
+        self.addCleanup(self.gateway.stop)
+        browser = Chromium(fake_audio=write_tone_wav(self.mktemp() + ".wav", 440.0))
+        await browser.start()
+        self.addCleanup(browser.stop)
+        phone = await Phone.open(browser, self.gateway.url)
+        await phone.login()
+        await phone.call("echo")
+        await phone.wait_state("call-status", "established")
+        [call] = self.gateway.calls.values()
+        packets = EventLog()
+        forward = call.leg.on_rtp
+        call.leg.on_rtp = lambda packet: (forward(packet), packets(packet))
+        await packets.wait_for(lambda _: len(packets.events) >= 25)
+
+        live = await self.scrape()
+        self.assertEqual(value(live, "wcsgw_websocket_sessions", state="connected"), 1)
+        [(labels, one)] = series(live, "wcsgw_calls_active").items()
+        labels = dict(labels)
+        self.assertEqual((labels["direction"], labels["mode"], one), ("outbound", "relay", 1))
+        self.assertEqual(labels["webrtc_codec"], labels["sip_codec"])  # relayed: one codec
+        webrtc_in = value(live, "wcsgw_rtp_packets_total", leg="webrtc", direction="in")
+        self.assertGreaterEqual(webrtc_in, 25)
+        self.assertGreater(value(live, "wcsgw_rtp_packets_total", leg="webrtc",
+                                 direction="out"), 0)
+        self.assertEqual(value(live, "wcsgw_srtp_errors_total"), 0)
+
+        await phone.click("Hangup")
+        await phone.wait_state("call-status", "finish")
+        await self.gateway.when_idle()
+        after = await self.scrape()
+        self.assertEqual(value(after, "wcsgw_calls_ended_total", direction="outbound",
+                               status="FINISH", info="Normal call clearing", sip_code=""), 1)
+        self.assertGreaterEqual(
+            value(after, "wcsgw_rtp_packets_total", leg="webrtc", direction="in"), webrtc_in)
+        self.assertEqual(series(after, "wcsgw_calls_active"), {})
