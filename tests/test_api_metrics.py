@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import attrs
+import numpy as np
 from twisted.internet import reactor
 from twisted.trial import unittest
 from twisted.web.client import Agent, FileBodyProducer, readBody
@@ -29,8 +30,17 @@ from tests.e2e import Gateway, Phone, gateway_config
 from tests.peers.chromium import Chromium, write_tone_wav
 from tests.support import EventLog, inline
 from wcsgw.api.metrics import CONTENT_TYPE, Family, collect, escape_label, render, sip_families
-from wcsgw.calls.totals import SETUP_BUCKETS, CallTotals, ended_labels
+from wcsgw.calls.totals import (
+    MEDIA_COUNTERS,
+    SETUP_BUCKETS,
+    CallTotals,
+    ended_labels,
+    media_counters,
+)
 from wcsgw.config import Config, RestSettings
+from wcsgw.media import g711
+from wcsgw.media.bridge import LegMedia, MediaBridge
+from wcsgw.media.rtp import build_rtp
 from wcsgw.service import make_site
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.endpoint import EndpointConfig, SipEndpoint, message_key
@@ -263,6 +273,30 @@ class CallTotalsTests(unittest.TestCase):
         # A second live call adds on top of the ended one.
         other = fake_call(bridge=FakeBridge(5), leg=None)
         self.assertEqual(totals.snapshot([other]).media[("sip", "packets_received")], 17)
+
+    def test_the_bridge_keys_read_are_the_bridge_s_own(self) -> None:
+        """A real transcoding bridge (Opus <-> PCMA): every counter the totals read exists
+        in MediaBridge.stats() — a renamed key would silently read as 0 otherwise — and a
+        duplicate packet from the SIP side shows."""
+        bridge = MediaBridge(LegMedia("opus", 111, ssrc=1), LegMedia("PCMA", 8, ssrc=2),
+                             lambda packet: None, lambda packet: None, now=1000.0)
+        self.assertEqual(bridge.mode, "transcode")
+        frame = g711.alaw_encode(np.zeros(160, dtype=np.int16))
+        now = 1000.0
+        for seq in (1, 2, 3, 3, 4, 5):
+            now += 0.02
+            while (deadline := bridge.next_deadline()) is not None and deadline <= now:
+                bridge.poll(deadline)
+            bridge.from_sip(build_rtp(payload_type=8, sequence=seq, timestamp=160 * seq,
+                                      ssrc=0x51, payload=frame), now)
+        stats = bridge.stats()
+        for leg in ("webrtc", "sip"):
+            self.assertEqual({name for name, _ in MEDIA_COUNTERS} - set(stats[leg]), set(), leg)
+        counters = media_counters(None, stats)
+        self.assertEqual(counters[("sip", "packets_received")], 6)
+        self.assertEqual(counters[("sip", "octets_received")], 6 * 160)  # RFC 3550 A.1 counts it
+        self.assertEqual(counters[("sip", "duplicates")] + counters[("sip", "late")], 1)
+        self.assertGreater(counters[("webrtc", "packets_sent")], 0)
 
     def test_a_call_never_up_is_not_counted(self) -> None:
         totals = CallTotals()
