@@ -17,7 +17,7 @@ from twisted.trial import unittest
 import wcsgw.calls.call as call_module
 import wcsgw.calls.inbound as inbound_module
 from wcsgw.calls.call import Call, CallEnvironment
-from wcsgw.calls.inbound import InboundCall
+from wcsgw.calls.inbound import HandedCall, InboundCall
 from wcsgw.calls.status import CallStatus
 from wcsgw.media.ports import PortAllocator
 from wcsgw.media.rtcp import Feedback, build_pli, build_rr, build_sdes, build_sr, parse_rtcp
@@ -819,3 +819,209 @@ class InfoFastUpdateTests(CallVideoCase):
         call._on_sip_event(InfoReceived(MEDIA_CONTROL, FAST_UPDATE))
         self.assertEqual(len(plis_to_browser(call)), before + 1)
         return self.end_and_check_ports(call)
+
+
+def answer_to_gateway_offer(offer_text: str, video_pt: int | None, direction: str = "sendrecv",
+                            fmtp: str | None = None) -> str:
+    """A browser's answer to the gateway's offer: its first audio format, and video with
+    ``video_pt`` (None: video rejected, port 0)."""
+    offer = parse_sdp(offer_text)
+    audio = offer.media[0].codecs()[0]
+    text = ("v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
+            f"m=audio 9 UDP/TLS/RTP/SAVPF {audio.payload_type}\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+            "a=ice-ufrag:abcd\r\na=ice-pwd:" + "q" * 24 + "\r\na=fingerprint:sha-256 "
+            + "01:" * 31 + "02\r\na=setup:active\r\na=sendrecv\r\na=rtcp-mux\r\n"
+            f"a=rtpmap:{audio.payload_type} {audio.rtpmap}\r\n"
+            + (f"a=fmtp:{audio.payload_type} {audio.fmtp}\r\n" if audio.fmtp else ""))
+    if video_pt is None:
+        return text + "m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
+    codec = next(c for c in offer.media[1].codecs() if c.payload_type == video_pt)
+    fmtp = fmtp if fmtp is not None else codec.fmtp
+    return text + (f"m=video 9 UDP/TLS/RTP/SAVPF {video_pt}\r\nc=IN IP4 0.0.0.0\r\n"
+                   f"a=mid:1\r\na={direction}\r\na=rtcp-mux\r\na=rtpmap:{video_pt} {codec.rtpmap}\r\n"
+                   f"a=rtcp-fb:{video_pt} nack pli\r\na=rtcp-fb:{video_pt} goog-remb\r\n"
+                   + (f"a=fmtp:{video_pt} {fmtp}\r\n" if fmtp else "")
+                   + f"a=ssrc:{BROWSER_VIDEO_SSRC} cname:x\r\n")
+
+
+class HandedVideoTests(CallVideoCase):
+    """REST call/startup with sessionId and hasVideo: the browser answers the gateway's offer
+    first, then the INVITE offers the video format it kept."""
+
+    def handed(self, has_video: bool = True) -> HandedCall:
+        call = HandedCall(request_uri="sip:bob@127.0.0.1", env=self.env, call_id="h",
+                          session_id="s", account=Account(), callee="bob", visible_name=None,
+                          has_audio=True, has_video=has_video,
+                          on_status=self.statuses.append, on_gone=lambda c: None,
+                          notify=lambda m, p: self.notifications.append((m, p)))
+        self.calls.append(call)
+        self.addCleanup(self.close_sockets, call)
+        call.start()
+        return call
+
+    def browser_video(self, call: HandedCall, key: str, mode: str | None = None) -> Any:
+        return next(c for c in parse_sdp(call.browser_offer_text).media[1].codecs()
+                    if c.key == key and (mode is None
+                                         or c.fmtp_params.get("packetization-mode") == mode))
+
+    def test_browser_is_offered_vp8_and_h264(self) -> None:
+        call = self.handed()
+        (_, params), = [n for n in self.notifications if n[0] == "incomingCall"]
+        self.assertTrue(params["hasVideo"])
+        offer = parse_sdp(params["sdp"])
+        self.assertEqual([m.kind for m in offer.media], ["audio", "video"])
+        video = offer.media[1]
+        self.assertIn("BUNDLE 0 1", offer.get("group"))
+        self.assertEqual([c.rtpmap for c in video.codecs()],
+                         ["VP8/90000", "H264/90000", "H264/90000"])
+        self.assertEqual(sorted(c.fmtp_params.get("packetization-mode")
+                                for c in video.codecs()[1:]), ["0", "1"])
+        self.assertFalse(set(video.formats) & set(offer.media[0].formats))
+        self.assertIsNone(call.invite)  # the INVITE waits for the browser's answer
+        return self.end_and_check_ports(call)
+
+    def test_vp8_both_ways(self) -> None:
+        call = self.handed()
+        vp8 = self.browser_video(call, "vp8")
+        call.answer(answer_to_gateway_offer(call.browser_offer_text, vp8.payload_type))
+        invite = parse_sdp(call.invite.offer)
+        self.assertEqual([m.kind for m in invite.media], ["audio", "video"])
+        video = invite.media[1]
+        self.assertEqual([c.rtpmap for c in video.codecs()], ["VP8/90000"])  # only the kept one
+        self.assertEqual(video.port, call.video.rtp.port)
+        sip_pt = video.codecs()[0].payload_type
+        self.assertFalse({str(sip_pt)} & set(invite.media[0].formats))
+        self.capture_sip_video(call)
+        call._on_sip_event(Answered(sip_answer(
+            f"m=video {{vport}} RTP/AVP {sip_pt}\r\na=rtpmap:{sip_pt} VP8/90000\r\n"
+            f"a=rtcp-fb:{sip_pt} nack pli\r\nb=AS:600\r\n", vport=30002, aport=30000)))
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        self.assertTrue(call.describe()["hasVideo"])
+        media = call.describe()["media"]["video"]
+        self.assertEqual((media["webrtcCodec"], media["webrtcPayloadType"], media["sipPayloadType"],
+                          media["kbps"]), ("VP8/90000", vp8.payload_type, sip_pt, 600))
+        self.assertEqual(call.video.rtp.remote_rtp, ("127.0.0.1", 30002))
+        # packets both ways, renumbered per leg
+        call.leg.on_rtp(video_packet(vp8.payload_type, 1, 1000, BROWSER_VIDEO_SSRC))
+        call.video.rtp.on_rtp(video_packet(sip_pt, 7, 5000, PHONE_VIDEO_SSRC))
+        self.assertEqual([parse_rtp(p).payload_type for p in self.phone_video], [sip_pt])
+        to_browser = [parse_rtp(p) for p in call.leg.rtp]
+        self.assertEqual([(h.payload_type, h.ssrc) for h in to_browser],
+                         [(vp8.payload_type, call.video.webrtc_ssrc)])
+        return self.end_and_check_ports(call)
+
+    def test_h264_mode_1(self) -> None:
+        call = self.handed()
+        h264 = self.browser_video(call, "h264", "1")
+        call.answer(answer_to_gateway_offer(
+            call.browser_offer_text, h264.payload_type,
+            fmtp="level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"))
+        (offered,) = parse_sdp(call.invite.offer).media[1].codecs()
+        self.assertEqual((offered.key, offered.fmtp_params["packetization-mode"],
+                          offered.fmtp_params["profile-level-id"]), ("h264", "1", "42e01f"))
+        pt = offered.payload_type
+        call._on_sip_event(Answered(sip_answer(
+            f"m=video {{vport}} RTP/AVP {pt}\r\na=rtpmap:{pt} H264/90000\r\n"
+            f"a=fmtp:{pt} packetization-mode=1;profile-level-id=42e01e\r\n",
+            vport=30002, aport=30000)))
+        self.assertEqual(call.describe()["media"]["video"]["webrtcPayloadType"], h264.payload_type)
+        call.video.rtp.on_rtp(video_packet(pt, 7, 5000, PHONE_VIDEO_SSRC))
+        self.assertEqual([parse_rtp(p).payload_type for p in call.leg.rtp], [h264.payload_type])
+        return self.end_and_check_ports(call)
+
+    def test_browser_declines_video_invite_is_audio_only(self) -> None:
+        call = self.handed()
+        call.answer(answer_to_gateway_offer(call.browser_offer_text, None))
+        self.assertEqual([m.kind for m in parse_sdp(call.invite.offer).media], ["audio"])
+        self.assertIsNone(call.video)
+        self.assertFalse(call.describe()["hasVideo"])
+        call._on_sip_event(Answered(sip_answer(None, aport=30000)))
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        return self.end_and_check_ports(call)
+
+    def test_browser_answers_video_inactive(self) -> None:
+        call = self.handed()
+        vp8 = self.browser_video(call, "vp8")
+        call.answer(answer_to_gateway_offer(call.browser_offer_text, vp8.payload_type, "inactive"))
+        self.assertEqual([m.kind for m in parse_sdp(call.invite.offer).media], ["audio"])
+        self.assertFalse(call.describe()["hasVideo"])
+        return self.end_and_check_ports(call)
+
+    def test_sip_side_refuses_video_call_goes_on_audio_only(self) -> None:
+        call = self.handed()
+        vp8 = self.browser_video(call, "vp8")
+        call.answer(answer_to_gateway_offer(call.browser_offer_text, vp8.payload_type))
+        call._on_sip_event(Answered(sip_answer("m=video 0 RTP/AVP 96\r\n", aport=30000)))
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        self.assertFalse(call.describe()["hasVideo"])
+        self.assertIsNone(call.describe()["media"]["video"])
+        self.assertIsNone(call.video.relay)
+        # the browser's video (its m-section stays negotiated) goes nowhere, audio still flows
+        call.leg.on_rtp(video_packet(vp8.payload_type, 1, 1000, BROWSER_VIDEO_SSRC))
+        # a re-offer keeps the refused line at port 0 (RFC 3264 §8.2)
+        call.hold()
+        self.assertEqual([(m.kind, m.port) for m in parse_sdp(call.invite.reinvites[-1]).media][1],
+                         ("video", 0))
+        return self.end_and_check_ports(call)
+
+    def test_without_has_video_no_video_is_offered(self) -> None:
+        call = self.handed(has_video=False)
+        self.assertEqual(len(parse_sdp(call.browser_offer_text).media), 1)
+        self.assertIsNone(call.video)
+        return self.end_and_check_ports(call)
+
+    def test_phone_without_feedback_gets_info_fast_update(self) -> None:
+        call = self.handed()
+        vp8 = self.browser_video(call, "vp8")
+        call.answer(answer_to_gateway_offer(call.browser_offer_text, vp8.payload_type))
+        sip_pt = parse_sdp(call.invite.offer).media[1].codecs()[0].payload_type
+        call._on_sip_event(Answered(sip_answer(
+            f"m=video {{vport}} RTP/AVP {sip_pt}\r\na=rtpmap:{sip_pt} VP8/90000\r\n",
+            vport=30002, aport=30000)))
+        self.capture_sip_video(call)
+        call.video.rtp.on_rtp(video_packet(sip_pt, 7, 5000, PHONE_VIDEO_SSRC))
+        self.assertEqual(fast_updates(call.invite.infos), 1)
+        return self.end_and_check_ports(call)
+
+
+class HandedGatewayTests(unittest.TestCase):
+    """The REST path to a HandedCall: ``hasVideo`` reaches it (it used to be forced off)."""
+
+    def test_startup_with_session_passes_has_video(self) -> None:
+        from wcsgw.calls.gateway import CallGateway
+        from wcsgw.calls.policy import Policy
+        from wcsgw.sip.account import SipAccount
+
+        made: list[dict[str, Any]] = []
+
+        class Recorded:
+            def __init__(self, **kw: Any) -> None:
+                made.append(kw)
+                self.call_id = kw["call_id"]
+                self.session_id = kw["session_id"]
+
+            def start(self) -> None:
+                pass
+
+        class Sip:
+            def register(self, account: Any, listener: Any = None, contact_user: Any = None) -> Any:
+                return account
+
+        class Listener:
+            def session_status(self, *args: Any) -> None:
+                pass
+
+            def call_status(self, call: Any) -> None:
+                pass
+
+        gateway = CallGateway(Sip(), Policy(["pbx.example"], "sip:{user}@127.0.0.1:5999"),
+                              Recorded)
+        gateway.handed_call_factory = Recorded
+        gateway.open_session("s1", Listener())
+        gateway.connect("s1", SipAccount(login="1001", password="pw", domain="pbx.example"),
+                        register=False)
+        for has_video in (True, False):
+            gateway.startup(call_id=f"h{has_video}", callee="1002", account=None,
+                            has_video=has_video, session_id="s1")
+        self.assertEqual([(kw["call_id"], kw["has_video"]) for kw in made],
+                         [("hTrue", True), ("hFalse", False)])

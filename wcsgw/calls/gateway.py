@@ -254,7 +254,7 @@ class CallGateway:
         call_id = self._new_call_id(call_id)
         if session_id is not None:
             return self._hand_to_session(session_id, call_id, uri, callee, account,
-                                         visible_name)
+                                         visible_name, has_video)
         if self.file_call_factory is None:
             raise CallError(Codes.INVALID, "server-side media is not configured", "playFile")
         record_file = None
@@ -272,9 +272,11 @@ class CallGateway:
         return call_id
 
     def _hand_to_session(self, session_id: str, call_id: str, uri: str, callee: str,
-                         account: SipAccount | None, visible_name: str | None) -> str:
+                         account: SipAccount | None, visible_name: str | None,
+                         has_video: bool = False) -> str:
         """REST startup with sessionId: the browser gets the call as an incoming one and,
-        once it answers, the gateway places the SIP call."""
+        once it answers, the gateway places the SIP call (with video when ``has_video``, the
+        browser's answer keeps video and the SIP side takes it)."""
         session = self.sessions.get(session_id)
         if session is None or not session.connected:
             raise CallError(Codes.NOT_CONNECTED, f"no connected session {session_id}",
@@ -282,7 +284,7 @@ class CallGateway:
         call = self.handed_call_factory(
             call_id=call_id, session_id=session.id, account=account or session.account,
             request_uri=uri, callee=callee, visible_name=visible_name, has_audio=True,
-            has_video=False, **self._hooks(session),
+            has_video=has_video, **self._hooks(session),
         )
         self._start(call, session)
         return call_id

@@ -306,6 +306,12 @@ class HandedCall(InboundCall):
     The browser side is an incoming call (``incomingCall`` with the gateway's offer; the page
     answers); once it has answered, its codec decides the SIP offer — the same codec to
     relay, or G.711 to transcode from Opus — and the INVITE goes out like a browser's own call.
+
+    With ``hasVideo`` the browser is offered video too (VP8, H.264: the video path's
+    :meth:`~wcsgw.calls.video.VideoPath.handed`); the format its answer keeps is the only
+    one the INVITE offers.  If the SIP side then refuses it, the call goes on audio-only
+    (``hasVideo`` false); the browser's video m-section stays as it answered it (the gateway
+    does not re-offer to the browser), its video packets are dropped and it receives none.
     """
 
     def __init__(self, *, request_uri: str, **kwargs: Any) -> None:
@@ -326,6 +332,9 @@ class HandedCall(InboundCall):
         if self.account is None:
             raise CallError(Codes.FORBIDDEN, Info.FORBIDDEN, "callee")
         self.plan = CodecPlan("relay", [])
+        if self.has_video:
+            self.video = VideoPath.handed(env, self.call_id)
+            self.has_video = self.video is not None
         self._offer_to_browser(browser_offer_codecs(None, env.codecs))
         self._ring_timer = env.reactor.callLater(env.no_answer_timeout, self._no_answer)
 
@@ -343,6 +352,13 @@ class HandedCall(InboundCall):
         plan = self.plan = plan_codecs(chosen, self.env.codecs)
         plan.browser_codec, plan.browser_dtmf = answer.codecs[0], answer.telephone_event
         self._browser_chosen = chosen
+        if self.video is not None:  # the browser's video format is the INVITE's only one
+            taken = {c.payload_type for c in plan.sip_offer if c.payload_type is not None}
+            if not self.video.settle_handed_answer(
+                    parse_browser_video(self._browser_offer_sd, parse_sdp(browser_sdp)), taken):
+                self.video.close()  # before the INVITE: no video line at all
+                self.video = None
+                self.has_video = False
         self.leg.set_remote(answer.ice_ufrag, answer.ice_pwd, answer.fingerprint)
         self._cancel_ring_timer()
         self._place_invite()
@@ -384,6 +400,9 @@ class HandedCall(InboundCall):
             log.info("call {call_id}: {reason}", call_id=self.call_id, reason=exc.message)
             self._fail_sip(exc.info)
             return
+        if self.video is not None and self.video.settle_sip_answer(answer) is None:
+            self.video.reject()  # the SIP side has no video for us: audio-only
+            self.has_video = False
         self._retarget(sip_sdp, parsed=answer)
         self._start_media(self._webrtc_ssrc)
 

@@ -63,6 +63,18 @@ __all__ = ["VideoPath", "extra_sip_media", "rejected_like", "video_codec_names"]
 
 DEFAULT_VIDEO_CODECS = ("VP8", "H264")
 
+#: What a browser is offered for a call handed to it over REST (no SIP offer to take formats
+#: from: the INVITE is placed once the browser has answered): VP8 and H.264 constrained
+#: baseline in both packetization-modes — what SIP video phones decode.  The browser's
+#: answer keeps one, and the INVITE offers only that one (the browser cannot change it).
+HANDED_VIDEO_OFFER = (
+    Codec("VP8", 90000),
+    Codec("H264", 90000,
+          fmtp="level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"),
+    Codec("H264", 90000,
+          fmtp="level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f"),
+)
+
 
 def video_codec_names(env: Any) -> tuple[str, ...]:
     """The ``[codecs] video`` list from the call environment (``env.codecs.video``: catalogue
@@ -270,6 +282,44 @@ class VideoPath:
         direction = {"recvonly": "recvonly", "sendonly": "sendonly"}.get(browser.direction,
                                                                          "sendrecv")
         return VideoAnswer(self.sip_codec, self.rtp.port, self.kbps, direction)
+
+    # -- handed: our browser offer -> browser answer -> SIP offer -> SIP answer --------------
+
+    @classmethod
+    def handed(cls, env: Any, call_id: str) -> Optional["VideoPath"]:
+        """A path for a call handed to a browser over REST (``sessionId``, ``hasVideo``):
+        the browser is offered :data:`HANDED_VIDEO_OFFER` (as ``[codecs] video`` orders and
+        filters it); None when that leaves nothing."""
+        codecs = select_video_codecs(list(HANDED_VIDEO_OFFER), video_codec_names(env))
+        if not codecs:
+            return None
+        path = cls(env, call_id)
+        path.offered = codecs
+        return path
+
+    def settle_handed_answer(self, browser: Optional[BrowserVideo], taken: set[int]) -> bool:
+        """The browser answered our offer of a handed call: its video format becomes the
+        one format of the INVITE's m=video (its payload type, unless the SIP offer's audio
+        uses it: ``taken``), after which the path goes on as an outbound one
+        (:meth:`sip_offer_media`, :meth:`settle_sip_answer`).  False when the browser
+        declined video (rejected, ``a=inactive``, no format of ours): the caller then
+        closes the path and places an audio-only call."""
+        if browser is None or browser.direction == "inactive":
+            return False
+        codec = browser.codec
+        if codec.payload_type is None:
+            return False
+        sip = codec
+        if codec.payload_type in taken:
+            sip = codec.with_payload_type(next(pt for pt in range(96, 128) if pt not in taken))
+        self._pairs = [(codec, sip)]
+        self.offered = [sip]
+        self.browser_ssrc = browser.ssrc
+        self.browser_direction = browser.direction
+        self.browser_feedback = frozenset(fb for fb in browser.feedback if fb in VIDEO_RTCP_FB)
+        if browser.kbps:
+            self.kbps = min(self.kbps, browser.kbps)
+        return True
 
     # -- media ------------------------------------------------------------------------------
 

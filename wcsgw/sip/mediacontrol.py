@@ -21,14 +21,14 @@ only the schema's exact form:
 * any XML namespace (a default ``xmlns`` some senders add), any whitespace, an XML
   declaration or none, an optional ``<stream_id>`` inside ``<vc_primitive>``;
 * several ``<vc_primitive>`` in one document (any of them asking is a request);
-* ``<general_error>`` — the receiver's report that it could not act on our command
-  (RFC 5168's only error element) — is read so the caller can stop sending.
+* ``<general_error>`` — the receiver's report that it could not act on a command (the
+  schema's error element) — is read so the caller can stop sending.
 
 Anything else — another root element, a body that is not XML, a DOCTYPE (refused outright:
 no entity expansion on network input), a body larger than :data:`MAX_BODY` — is
 :data:`IGNORED`, never an exception: an INFO comes from the network.  The INFO itself is
-answered 200 by the session layer whatever its body says (legacy INFO, RFC 6086 §2: the
-INFO was received; what its body asks for is ignored or not).
+answered 200 by the session layer whatever its body says (RFC 6086 legacy INFO usage: the
+200 says the INFO was received, not that its body was acted on).
 
 :class:`FastUpdateSender` is the policy for *our* requests: one INFO in flight, at most one
 per :data:`FAST_UPDATE_INTERVAL`, and a 405/415/501 answer (the peer does not take INFO or
@@ -88,8 +88,8 @@ IGNORED = MediaControl()
 
 
 def picture_fast_update_body() -> bytes:
-    """The INFO body asking the far encoder for a key frame (RFC 5168 §3's example, which
-    is byte for byte what Asterisk, Jami and the phones send)."""
+    """The INFO body asking the far encoder for a key frame: RFC 5168's example, the form
+    Asterisk (chan_pjsip), Jami and the phones send."""
     return (b'<?xml version="1.0" encoding="utf-8" ?>\r\n'
             b"<media_control>\r\n"
             b"  <vc_primitive>\r\n"
