@@ -3,9 +3,11 @@
 The call is the B2BUA's unit.  It owns its two media sockets (ICE-lite/DTLS-SRTP toward the
 browser, plain RTP toward the SIP side), the :class:`OutgoingInvite`, and a
 :class:`MediaBridge` that relays packets untouched when both sides use the same codec and
-transcodes Opus <-> G.711 when they cannot.  The codec plan is fixed before the INVITE goes
-out: offering the SIP side only what the browser offered (G.711) is what makes relaying
-possible, so transcoding happens only when the browser brought no G.711 at all.
+transcodes when they cannot; video, when both sides have it, is relayed by a
+:class:`~wcsgw.calls.video.VideoPath`.  The codec plan (:mod:`wcsgw.calls.plan`) is fixed
+before the INVITE goes out: the SIP offer lists the codecs that can be relayed first and those
+that would need transcoding after them, so transcoding happens only when the SIP side takes
+none of the browser's codecs.
 
 The browser gets its SDP answer once the SIP side has answered with SDP (183 early media or the
 2xx): only then is the codec known.  Every way a call can end — either side hangs up, the SIP
@@ -25,7 +27,6 @@ from twisted.logger import Logger
 
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.plan import (
-    TELEPHONE_EVENT_8K,  # noqa: F401 - re-exported for filecall
     CodecPlan,
     CodecPolicy,
     CodecRefusal,
@@ -73,9 +74,6 @@ RTCP_INTERVAL = 5.0
 
 #: The INFO queue's entry for a video key-frame request (DTMF entries are single digits).
 _FAST_UPDATE = "picture_fast_update"
-
-G711 = ("pcmu", "pcma")
-TRANSCODE_SIP_CODECS = [Codec("PCMU", 8000, 1, 0), Codec("PCMA", 8000, 1, 8)]
 
 
 @attr.s(auto_attribs=True)
