@@ -55,7 +55,6 @@ REMOTE_VIDEO_STREAM = REMOTE_VIDEO + ".srcObject"
 UNIFORM_STD = 8.0
 
 
-
 def gateway_config(allowed_domains: tuple[str, ...] = (), rtp_timeout: float = 10.0,
                    **sip: Any) -> Config:
     return Config(
@@ -221,7 +220,6 @@ class Phone:
               .map((t) => ({mid: t.mid, direction: t.direction,
                             currentDirection: t.currentDirection, stopped: t.stopped}));
         }""")
-
 
 
 #: Turns off Chromium's voice processing for every getUserMedia of the pages that follow.
