@@ -56,7 +56,7 @@ import attrs
 
 from wcsgw.media.dtmf import DtmfDetector, DtmfError, DtmfGenerator, DtmfPacket
 from wcsgw.media.rtcp import RtcpReporter
-from wcsgw.media.rtp import FIXED_HEADER, RtpError, parse_rtp
+from wcsgw.media.rtp import FIXED_HEADER, RtpError, parse_rtp, signed16
 from wcsgw.media.stream import MAX_MISORDER, InboundStream, OutboundStream
 from wcsgw.media.transcode import Output, Pipe, Transcoder
 
@@ -453,7 +453,7 @@ class _Direction:
         out = self.outbound
         if self.resync:
             if out._source == ssrc:
-                if _signed16(seq - out._last_in_seq) <= 0:
+                if signed16(seq - out._last_in_seq) <= 0:
                     self.held_back += 1  # from before our event
                     return False
                 out._seq_offset = (out._last_out_seq + 1 - seq) & 0xFFFF
@@ -462,7 +462,7 @@ class _Direction:
             self.resume_seq = seq
             self.guard = 1
         elif self.guard:
-            d = _signed16(seq - self.resume_seq)
+            d = signed16(seq - self.resume_seq)
             if d < 0:
                 self.held_back += 1  # a straggler from before our event
                 return False
@@ -471,11 +471,6 @@ class _Direction:
         if not self.resync and not self.guard and (self.generator is None or not self.generator.busy):
             self.spliced = False  # back to the fast path
         return True
-
-
-def _signed16(x: int) -> int:
-    x &= 0xFFFF
-    return x - 0x10000 if x >= 0x8000 else x
 
 
 def _payload_length(packet: bytes) -> int:

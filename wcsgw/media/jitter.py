@@ -40,6 +40,8 @@ from __future__ import annotations
 from collections import deque
 from typing import NamedTuple
 
+from wcsgw.media.rtp import signed16, signed32
+
 __all__ = ["JitterBuffer", "Played", "MAX_JUMP", "MAX_TS_JUMP"]
 
 #: A sequence step of more than this (forward or back) starts a new stream, not a loss.
@@ -71,16 +73,6 @@ class _Held:
         self.ts = ts
         self.payload = payload  # None: a skipped (non-audio) sequence number
         self.arrived = arrived
-
-
-def _signed16(x: int) -> int:
-    x &= 0xFFFF
-    return x - 0x10000 if x >= 0x8000 else x
-
-
-def _signed32(x: int) -> int:
-    x &= 0xFFFFFFFF
-    return x - 0x100000000 if x >= 0x80000000 else x
 
 
 class JitterBuffer:
@@ -184,7 +176,7 @@ class JitterBuffer:
             self._accept(seq, ts, payload, out, resync=True, lost_before=0)
             self._measure(ts, now)
             return out
-        d = _signed16(seq - expected)
+        d = signed16(seq - expected)
         if d < 0:
             if seq in self._recent:
                 self.duplicates += 1
@@ -196,7 +188,7 @@ class JitterBuffer:
             return out
         if payload is not None:
             self._measure(ts, now)
-        if _signed32(ts - self._last_ts) > 0:  # type: ignore[operator]
+        if signed32(ts - self._last_ts) > 0:  # type: ignore[operator]
             self._last_ts = ts
         if d == 0:
             if self._held:
@@ -210,10 +202,10 @@ class JitterBuffer:
         return out
 
     def _jumped(self, seq: int, ts: int) -> bool:
-        d = _signed16(seq - self._expected)  # type: ignore[operator]
+        d = signed16(seq - self._expected)  # type: ignore[operator]
         if d > MAX_JUMP or d < -MAX_JUMP:
             return True
-        return abs(_signed32(ts - self._last_ts)) > MAX_TS_JUMP * self.clock_rate  # type: ignore[operator]
+        return abs(signed32(ts - self._last_ts)) > MAX_TS_JUMP * self.clock_rate  # type: ignore[operator]
 
     def _measure(self, ts: int, now: float) -> None:
         # RFC 3550 A.8 in seconds; a transit step beyond 1 s is a timestamp jump (silence

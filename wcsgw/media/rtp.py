@@ -33,6 +33,8 @@ __all__ = [
     "rtp_payload",
     "rewrite_header",
     "rewrite_header_into",
+    "signed16",
+    "signed32",
 ]
 
 RTP_VERSION = 2
@@ -246,3 +248,19 @@ def rewrite_header_into(
         timestamp & 0xFFFFFFFF,
         ssrc,
     )
+
+
+def signed16(x: int) -> int:
+    """A sequence-number difference as a signed step (RFC 3550 sequence numbers wrap at 2**16).
+
+    ``signed16(b - a)`` is how far ``b`` is ahead of ``a`` (negative: behind), right across the
+    wrap, as long as the two are less than half the space apart.
+    """
+    x &= 0xFFFF
+    return x - 0x10000 if x >= 0x8000 else x
+
+
+def signed32(x: int) -> int:
+    """A timestamp difference as a signed step (RTP timestamps wrap at 2**32); see :func:`signed16`."""
+    x &= 0xFFFFFFFF
+    return x - 0x100000000 if x >= 0x80000000 else x

@@ -41,16 +41,6 @@ MAX_MISORDER = 100
 MAX_TIMESTAMP_SKEW = 5.0
 
 
-def _signed16(x: int) -> int:
-    x &= 0xFFFF
-    return x - 0x10000 if x >= 0x8000 else x
-
-
-def _signed32(x: int) -> int:
-    x &= 0xFFFFFFFF
-    return x - 0x100000000 if x >= 0x80000000 else x
-
-
 class OutboundStream:
     """What one leg sends: our SSRC, and sequence/timestamp continuity across source changes.
 

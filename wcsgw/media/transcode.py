@@ -55,6 +55,7 @@ import numpy as np
 from wcsgw.media.audiocodec import AudioCodec, CodecError, as_int16, make_codec
 from wcsgw.media.jitter import JitterBuffer, Played
 from wcsgw.media.resample import Resampler
+from wcsgw.media.rtp import signed32
 from wcsgw.sdp.codecs import parse_fmtp
 
 __all__ = ["Transcoder", "Pipe", "Output", "packet_samples", "OPUS_FRAMES"]
@@ -85,11 +86,6 @@ def packet_samples(codec: AudioCodec, ptime_ms: int) -> int:
         return fitting[-1] if fitting else OPUS_FRAMES[0]
     frame = codec.frame_samples
     return max(frame, int(round(n / frame)) * frame)
-
-
-def _signed32(x: int) -> int:
-    x &= 0xFFFFFFFF
-    return x - 0x100000000 if x >= 0x80000000 else x
 
 
 class Pipe:
@@ -228,7 +224,7 @@ class Pipe:
         if ref is None:
             u = ts
         else:
-            u = ref + _signed32(ts - ref)
+            u = ref + signed32(ts - ref)
         if move and (ref is None or u > ref):
             self._ts_ref = u
         return u
