@@ -78,9 +78,21 @@ class AudioCodec(Protocol):
 _LIBRARIES: dict[str, ctypes.CDLL] = {}
 
 
-def load_library(soname: str, debian_package: str) -> ctypes.CDLL:
+#: C signature of a native function: (argtypes, restype)
+Signature = tuple[list[Any], Any]
+_DECLARED: set[tuple[str, str]] = set()
+
+
+def load_library(
+    soname: str, debian_package: str, signatures: dict[str, Signature] | None = None
+) -> ctypes.CDLL:
     """``ctypes.CDLL(soname)`` once per process; :class:`CodecError` naming the Debian
-    package when it is not installed."""
+    package when it is not installed.
+
+    ``signatures`` (function name -> (argtypes, restype)) are declared on the library the first
+    time they are asked for: without them ctypes passes and returns C ``int``, which truncates
+    the 64-bit state pointers these libraries hand out. Two modules may share one library
+    (spandsp: G.722 and PLC), each declaring the functions it calls."""
     lib = _LIBRARIES.get(soname)
     if lib is None:
         try:
@@ -90,6 +102,12 @@ def load_library(soname: str, debian_package: str) -> ctypes.CDLL:
                 f"{soname} cannot be loaded ({exc}); install the Debian package {debian_package}"
             ) from None
         _LIBRARIES[soname] = lib
+    for name, (argtypes, restype) in (signatures or {}).items():
+        if (soname, name) not in _DECLARED:
+            func = getattr(lib, name)
+            func.argtypes = argtypes
+            func.restype = restype
+            _DECLARED.add((soname, name))
     return lib
 
 

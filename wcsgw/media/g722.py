@@ -34,22 +34,15 @@ _u8_p = ctypes.POINTER(ctypes.c_uint8)
 _i16_p = ctypes.POINTER(ctypes.c_int16)
 
 
-def _library() -> ctypes.CDLL:
-    lib = load_library("libspandsp.so.2", "libspandsp2")
-    if not getattr(lib, "_wcsgw_g722_typed", False):
-        for side in ("encode", "decode"):
-            init = getattr(lib, f"g722_{side}_init")
-            init.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
-            init.restype = ctypes.c_void_p
-            free = getattr(lib, f"g722_{side}_free")
-            free.argtypes = [ctypes.c_void_p]
-            free.restype = ctypes.c_int
-        lib.g722_encode.argtypes = [ctypes.c_void_p, _u8_p, _i16_p, ctypes.c_int]
-        lib.g722_encode.restype = ctypes.c_int
-        lib.g722_decode.argtypes = [ctypes.c_void_p, _i16_p, _u8_p, ctypes.c_int]
-        lib.g722_decode.restype = ctypes.c_int
-        lib._wcsgw_g722_typed = True
-    return lib
+_SIGNATURES = {
+    # (state or NULL to allocate, bit rate, options) -> state or NULL
+    "g722_encode_init": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_int], ctypes.c_void_p),
+    "g722_decode_init": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_int], ctypes.c_void_p),
+    "g722_encode_free": ([ctypes.c_void_p], ctypes.c_int),
+    "g722_decode_free": ([ctypes.c_void_p], ctypes.c_int),
+    "g722_encode": ([ctypes.c_void_p, _u8_p, _i16_p, ctypes.c_int], ctypes.c_int),
+    "g722_decode": ([ctypes.c_void_p, _i16_p, _u8_p, ctypes.c_int], ctypes.c_int),
+}
 
 
 class G722Codec:
@@ -63,7 +56,7 @@ class G722Codec:
     def __init__(self, *, bitrate: int = 64000) -> None:
         if bitrate not in (64000, 56000, 48000):
             raise CodecError(f"g722: bit rate must be 64000, 56000 or 48000, not {bitrate}")
-        self._lib = _library()
+        self._lib = load_library("libspandsp.so.2", "libspandsp2", _SIGNATURES)
         self._enc = self._lib.g722_encode_init(None, bitrate, 0)
         self._dec = self._lib.g722_decode_init(None, bitrate, 0)
         if not self._enc or not self._dec:

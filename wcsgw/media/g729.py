@@ -40,25 +40,17 @@ _u8_p = ctypes.POINTER(ctypes.c_uint8)
 _i16_p = ctypes.POINTER(ctypes.c_int16)
 
 
-def _library() -> ctypes.CDLL:
-    lib = load_library("libbcg729.so.0", "libbcg729-0")
-    if not getattr(lib, "_wcsgw_typed", False):
-        lib.initBcg729EncoderChannel.argtypes = [ctypes.c_uint8]
-        lib.initBcg729EncoderChannel.restype = ctypes.c_void_p
-        lib.closeBcg729EncoderChannel.argtypes = [ctypes.c_void_p]
-        lib.closeBcg729EncoderChannel.restype = None
-        lib.bcg729Encoder.argtypes = [ctypes.c_void_p, _i16_p, _u8_p, _u8_p]
-        lib.bcg729Encoder.restype = None
-        lib.initBcg729DecoderChannel.argtypes = []
-        lib.initBcg729DecoderChannel.restype = ctypes.c_void_p
-        lib.closeBcg729DecoderChannel.argtypes = [ctypes.c_void_p]
-        lib.closeBcg729DecoderChannel.restype = None
-        lib.bcg729Decoder.argtypes = [
-            ctypes.c_void_p, _u8_p, ctypes.c_uint8, ctypes.c_uint8, ctypes.c_uint8, ctypes.c_uint8, _i16_p,
-        ]
-        lib.bcg729Decoder.restype = None
-        lib._wcsgw_typed = True
-    return lib
+_SIGNATURES = {
+    "initBcg729EncoderChannel": ([ctypes.c_uint8], ctypes.c_void_p),
+    "closeBcg729EncoderChannel": ([ctypes.c_void_p], None),
+    "bcg729Encoder": ([ctypes.c_void_p, _i16_p, _u8_p, _u8_p], None),
+    "initBcg729DecoderChannel": ([], ctypes.c_void_p),
+    "closeBcg729DecoderChannel": ([ctypes.c_void_p], None),
+    "bcg729Decoder": (
+        [ctypes.c_void_p, _u8_p, ctypes.c_uint8, ctypes.c_uint8, ctypes.c_uint8, ctypes.c_uint8, _i16_p],
+        None,
+    ),
+}
 
 
 class G729Codec:
@@ -77,7 +69,7 @@ class G729Codec:
     frame_samples = FRAME_SAMPLES
 
     def __init__(self, *, vad: bool = False) -> None:
-        self._lib = _library()
+        self._lib = load_library("libbcg729.so.0", "libbcg729-0", _SIGNATURES)
         self.vad = bool(vad)
         self._enc = self._lib.initBcg729EncoderChannel(int(self.vad))
         self._dec = self._lib.initBcg729DecoderChannel()

@@ -28,26 +28,19 @@ __all__ = ["Concealer", "FadeConcealer"]
 _int16_p = ctypes.POINTER(ctypes.c_int16)
 
 
-def _spandsp() -> ctypes.CDLL:
-    lib = load_library("libspandsp.so.2", "libspandsp2")
-    if not getattr(lib, "_wcsgw_plc_typed", False):
-        lib.plc_init.argtypes = [ctypes.c_void_p]
-        lib.plc_init.restype = ctypes.c_void_p
-        lib.plc_free.argtypes = [ctypes.c_void_p]
-        lib.plc_free.restype = ctypes.c_int
-        lib.plc_rx.argtypes = [ctypes.c_void_p, _int16_p, ctypes.c_int]
-        lib.plc_rx.restype = ctypes.c_int
-        lib.plc_fillin.argtypes = [ctypes.c_void_p, _int16_p, ctypes.c_int]
-        lib.plc_fillin.restype = ctypes.c_int
-        lib._wcsgw_plc_typed = True
-    return lib
+_SIGNATURES = {
+    "plc_init": ([ctypes.c_void_p], ctypes.c_void_p),
+    "plc_free": ([ctypes.c_void_p], ctypes.c_int),
+    "plc_rx": ([ctypes.c_void_p, _int16_p, ctypes.c_int], ctypes.c_int),
+    "plc_fillin": ([ctypes.c_void_p, _int16_p, ctypes.c_int], ctypes.c_int),
+}
 
 
 class Concealer:
     """spandsp PLC state for one decoder. Raises :class:`CodecError` without libspandsp."""
 
     def __init__(self) -> None:
-        self._lib = _spandsp()
+        self._lib = load_library("libspandsp.so.2", "libspandsp2", _SIGNATURES)
         self._state = self._lib.plc_init(None)
         if not self._state:
             raise CodecError("spandsp plc_init failed")

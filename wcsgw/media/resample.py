@@ -60,29 +60,19 @@ _u32 = ctypes.c_uint32
 _u32_p = ctypes.POINTER(_u32)
 
 
-def _library() -> ctypes.CDLL:
-    """libspeexdsp with the resampler's signatures declared (speexdsp 1.2,
-    ``speex/speex_resampler.h``)."""
-    lib = load_library("libspeexdsp.so.1", "libspeexdsp1")
-    if not getattr(lib, "_wcsgw_resampler_typed", False):
-        state = ctypes.c_void_p
-        signatures = {
-            # (nb_channels, in_rate, out_rate, quality, int *err) -> state or NULL
-            "speex_resampler_init": ([_u32, _u32, _u32, ctypes.c_int, ctypes.POINTER(ctypes.c_int)], state),
-            # (st, channel, const int16 *in, uint32 *in_len, int16 *out, uint32 *out_len) -> err;
-            # the lengths are in/out: capacity given, samples consumed/written returned
-            "speex_resampler_process_int": ([state, _u32, ctypes.c_void_p, _u32_p, ctypes.c_void_p, _u32_p], ctypes.c_int),
-            "speex_resampler_get_input_latency": ([state], ctypes.c_int),
-            "speex_resampler_reset_mem": ([state], ctypes.c_int),
-            "speex_resampler_destroy": ([state], None),
-            "speex_resampler_strerror": ([ctypes.c_int], ctypes.c_char_p),
-        }
-        for name, (argtypes, restype) in signatures.items():
-            func = getattr(lib, name)
-            func.argtypes = argtypes
-            func.restype = restype
-        lib._wcsgw_resampler_typed = True
-    return lib
+_st = ctypes.c_void_p  # the resampler state pointer
+#: the resampler's signatures (speexdsp 1.2, ``speex/speex_resampler.h``)
+_SIGNATURES = {
+    # (nb_channels, in_rate, out_rate, quality, int *err) -> state or NULL
+    "speex_resampler_init": ([_u32, _u32, _u32, ctypes.c_int, ctypes.POINTER(ctypes.c_int)], _st),
+    # (st, channel, const int16 *in, uint32 *in_len, int16 *out, uint32 *out_len) -> err;
+    # the lengths are in/out: capacity given, samples consumed/written returned
+    "speex_resampler_process_int": ([_st, _u32, ctypes.c_void_p, _u32_p, ctypes.c_void_p, _u32_p], ctypes.c_int),
+    "speex_resampler_get_input_latency": ([_st], ctypes.c_int),
+    "speex_resampler_reset_mem": ([_st], ctypes.c_int),
+    "speex_resampler_destroy": ([_st], None),
+    "speex_resampler_strerror": ([ctypes.c_int], ctypes.c_char_p),
+}
 
 
 class Resampler:
@@ -109,7 +99,7 @@ class Resampler:
         self._state: int | None = None
         self._latency = 0  # input samples
         if in_rate != out_rate:
-            lib = self._lib = _library()
+            lib = self._lib = load_library("libspeexdsp.so.1", "libspeexdsp1", _SIGNATURES)
             err = ctypes.c_int(0)
             state = lib.speex_resampler_init(1, in_rate, out_rate, quality, ctypes.byref(err))
             if not state:
