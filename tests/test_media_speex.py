@@ -102,3 +102,85 @@ class SpeexTests(SynchronousTestCase):
     def test_a_terminator_alone_is_no_frame(self) -> None:
         c = self.codec(8000)
         self.assertRaises(CodecError, c.decode, b"\x7f")  # 0 + 1111111: mode 15 terminator
+
+
+class SpeexResyncTests(SynchronousTestCase):
+    """A steady tone, one lost frame or a decoder joining mid-stream: the decoder must be back
+    at the undisturbed decoder's level within a few frames, at every frequency.
+
+    Without refresh frames libspeex's pitch predictor, fitted by the encoder to a steady tone,
+    amplifies any difference between the decoder's excitation history and the encoder's: many
+    tones (1000 Hz among them) ended about +14 dB over the undisturbed level, clipped, for
+    good (wcsgw.media.speex, "Refresh frames"). The reference is the same payloads decoded
+    without a loss, so the test is about recovery, not about what Speex makes of a pure tone
+    (wideband codes tones above ~4.6 kHz 20-40 dB down, loss or not)."""
+
+    frames = 100  # 2 s: the runaway took up to ~90 frames to pass 3 dB
+    lost = 31  # not on a refresh frame: the worst wait for the next one
+    settle = 6  # frames allowed after the disturbance (refresh every 5)
+    tolerance_db = 3.0
+
+    def frequencies(self, rate: int) -> list[float]:
+        top = 3400 if rate == 8000 else 7000
+        return [float(f) for f in range(200, top + 1, 50)]  # 1000 Hz, the one reported, among them
+
+    def deviations(self, rate: int, freq: float, mid_stream: bool) -> np.ndarray:
+        """|level - undisturbed level| in dB for each frame from ``lost + settle`` on."""
+        n = rate // 50
+        encoder = SpeexCodec(rate)
+        clean = SpeexCodec(rate)
+        decoder = SpeexCodec(rate)
+        for c in (encoder, clean, decoder):
+            self.addCleanup(c.close)
+        x = tone(freq, rate, n * self.frames)
+        out = []
+        for i in range(self.frames):
+            payload = encoder.encode(x[i * n : (i + 1) * n])
+            reference = clean.decode(payload)
+            if i < self.lost and mid_stream:
+                continue
+            y = decoder.conceal(n) if i == self.lost and not mid_stream else decoder.decode(payload)
+            if i >= self.lost + self.settle:
+                out.append(_frame_db(y) - _frame_db(reference))
+        return np.abs(np.array(out))
+
+    def check(self, mid_stream: bool) -> None:
+        failures = []
+        for rate in (8000, 16000):
+            for freq in self.frequencies(rate):
+                dev = self.deviations(rate, freq, mid_stream)
+                if dev.max() > self.tolerance_db:
+                    failures.append((rate, freq, round(float(dev.max()), 1)))
+        self.assertEqual(failures, [])
+
+    def test_one_concealed_frame_recovers_at_every_frequency(self) -> None:
+        self.check(mid_stream=False)
+
+    def test_a_decoder_started_mid_stream_locks_on_at_every_frequency(self) -> None:
+        self.check(mid_stream=True)
+
+    def test_refresh_is_available_and_can_be_turned_off(self) -> None:
+        for rate in (8000, 16000):
+            on, off = SpeexCodec(rate), SpeexCodec(rate, refresh=0)
+            self.addCleanup(on.close)
+            self.addCleanup(off.close)
+            self.assertTrue(on.refreshes)  # this libspeex's encoder state is as expected
+            self.assertFalse(off.refreshes)
+        self.assertRaises(CodecError, SpeexCodec, 8000, refresh=-1)
+
+    def test_refresh_frames_keep_the_tone_level(self) -> None:
+        # The bounded-pitch frames code the first 5 ms without the pitch predictor: still the
+        # same tone at the same level, frame by frame.
+        for rate in (8000, 16000):
+            c = SpeexCodec(rate)
+            self.addCleanup(c.close)
+            n = rate // 50
+            x = tone(440.0, rate, n * 40)
+            y, _ = through(c, x, n)
+            levels = [_frame_db(y[i : i + n]) for i in range(10 * n, len(y), n)]
+            self.assertLessEqual(max(levels) - min(levels), 1.0)
+            self.assertLessEqual(abs(level_db(y[10 * n :], x[10 * n :])), 1.0)
+
+
+def _frame_db(y: np.ndarray) -> float:
+    return float(20 * np.log10(np.sqrt(np.mean(np.asarray(y, dtype=float) ** 2)) + 1.0))
