@@ -40,10 +40,16 @@ class FakeLeg:
         self.rtcp: list[bytes] = []
         self.on_rtp = self.on_rtcp = self.on_state = lambda *a: None
         self.clock = reactor
+        self.remote: Any = None
         self.started = False
 
+    @property
+    def rtp_packets(self) -> list[bytes]:
+        """The RTP sent to the browser, without the times."""
+        return [packet for _, packet in self.rtp]
+
     def set_remote(self, ufrag: str, pwd: str, fingerprint: Any) -> None:
-        pass
+        self.remote = (ufrag, pwd, fingerprint)
 
     def start(self) -> None:
         self.started = True
@@ -62,17 +68,24 @@ class FakeLeg:
 
 
 class FakeInvite:
-    """What a Call uses of an OutgoingInvite: the offer it would send, and hang-ups."""
+    """What a Call uses of an OutgoingInvite: the offers and answers it would send, INFOs and
+    hang-ups."""
 
     def __init__(self, endpoint: Any, account: Any, uri: str, sdp: bytes, *, listener: Any,
                  **kwargs: Any) -> None:
         self.offer = sdp
         self.listener = listener
+        self.reinvites: list[bytes] = []
+        self.reinvite_answers: list[bytes] = []
         self.terminated = False
         self.hung_up = False
         self.reinvite_in_progress = False
         self.refer_in_progress = False
         self.request_uri = uri
+        self.infos: list[tuple[str, bytes]] = []
+
+    def send_info(self, content_type: str, body: bytes, now: float) -> None:
+        self.infos.append((content_type, body))
 
     def start(self, now: float) -> None:
         pass
@@ -80,8 +93,45 @@ class FakeInvite:
     def hangup(self, now: float) -> None:
         self.hung_up = self.terminated = True
 
+    def reinvite(self, sdp: bytes, now: float) -> None:
+        self.reinvites.append(sdp)
+
+    def answer_reinvite(self, sdp: bytes, now: float) -> None:
+        self.reinvite_answers.append(sdp)
+
+    def reject_reinvite(self, status: int, now: float, reason: str | None = None) -> None:
+        self.reinvite_answers.append(str(status).encode())
+
     def offered_codecs(self) -> list:
         return parse_sdp(self.offer).media[0].codecs()
+
+
+class FakeIncomingInvite:
+    """What an InboundCall uses of an IncomingInvite: the caller's offer, our answer or
+    rejection, INFOs."""
+
+    def __init__(self, offer: bytes) -> None:
+        self.offer_sdp = offer
+        self.answered: bytes | None = None
+        self.rejected: int | None = None
+        self.terminated = False
+        self.listener = lambda event: None
+        self.infos: list[tuple[str, bytes]] = []
+
+    def send_info(self, content_type: str, body: bytes, now: float) -> None:
+        self.infos.append((content_type, body))
+
+    def ring(self, now: float, sdp: bytes | None = None) -> None:
+        pass
+
+    def answer(self, sdp: bytes, now: float) -> None:
+        self.answered = sdp
+
+    def reject(self, status: int, reason: str | None, now: float, **kw: Any) -> None:
+        self.rejected = status
+
+    def hangup(self, now: float) -> None:
+        self.terminated = True
 
 
 class FakeSip:

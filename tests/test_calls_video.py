@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer
 from twisted.trial import unittest
 
 import wcsgw.calls.call as call_module
@@ -27,6 +27,7 @@ from wcsgw.sdp.parser import parse_sdp
 from wcsgw.sip.invite import Answered
 from wcsgw.sip.mediacontrol import MEDIA_CONTROL, parse_media_control
 from wcsgw.sip.session import InfoAnswered, InfoReceived, ReinviteAnswered, ReinviteOffered
+from tests.call_fakes import Account, FakeIncomingInvite, FakeInvite, FakeLeg, FakeSip, HybridReactor
 from tests.peers.ports import free_port
 
 HERE = os.path.dirname(__file__)
@@ -34,123 +35,6 @@ CHROME_OFFER = open(os.path.join(HERE, "data", "chromium_offer_av.sdp")).read()
 BROWSER_AUDIO_SSRC = 3684613860  # the a=ssrc lines of that offer
 BROWSER_VIDEO_SSRC = 140199583
 PHONE_VIDEO_SSRC = 0x5EED0001
-
-
-class HybridReactor(task.Clock):
-    """A Clock for timers, the real reactor for UDP sockets."""
-
-    def listenUDP(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (Twisted API)
-        return reactor.listenUDP(*args, **kwargs)
-
-
-class FakeLeg:
-    """What a Call uses of a WebRtcLeg; records what would be sent to the browser."""
-
-    host = "127.0.0.1"
-    ice_ufrag = "ufrg"
-    ice_pwd = "p" * 24
-    fingerprint = ("sha-256", "AB:" * 31 + "CD")
-
-    def __init__(self, reactor: Any, bind_host: str, advertised: str, allocator: PortAllocator,
-                 **kwargs: Any) -> None:
-        self.allocator = allocator
-        self.ports = allocator.allocate(1)
-        self.port = self.ports[0]
-        self.rtp: list[bytes] = []
-        self.rtcp: list[bytes] = []
-        self.on_rtp = self.on_rtcp = self.on_state = lambda *a: None
-        self.remote: Any = None
-        self.started = False
-
-    def set_remote(self, ufrag: str, pwd: str, fingerprint: Any) -> None:
-        self.remote = (ufrag, pwd, fingerprint)
-
-    def start(self) -> None:
-        self.started = True
-
-    def send_rtp(self, packet: bytes) -> None:
-        self.rtp.append(packet)
-
-    def send_rtcp(self, packet: bytes) -> None:
-        self.rtcp.append(packet)
-
-    def close(self) -> defer.Deferred:
-        if self.ports:
-            self.allocator.release(self.ports)
-            self.ports = []
-        return defer.succeed(None)
-
-
-class FakeInvite:
-    """What a Call uses of an OutgoingInvite: the offers and answers it would send."""
-
-    def __init__(self, endpoint: Any, account: Any, uri: str, sdp: bytes, *, listener: Any,
-                 **kwargs: Any) -> None:
-        self.offer = sdp
-        self.listener = listener
-        self.reinvites: list[bytes] = []
-        self.reinvite_answers: list[bytes] = []
-        self.terminated = False
-        self.reinvite_in_progress = False
-        self.refer_in_progress = False
-        self.request_uri = uri
-        self.infos: list[tuple[str, bytes]] = []
-
-    def send_info(self, content_type: str, body: bytes, now: float) -> None:
-        self.infos.append((content_type, body))
-
-    def start(self, now: float) -> None:
-        pass
-
-    def hangup(self, now: float) -> None:
-        self.terminated = True
-
-    def reinvite(self, sdp: bytes, now: float) -> None:
-        self.reinvites.append(sdp)
-
-    def answer_reinvite(self, sdp: bytes, now: float) -> None:
-        self.reinvite_answers.append(sdp)
-
-    def reject_reinvite(self, status: int, now: float, reason: str | None = None) -> None:
-        self.reinvite_answers.append(str(status).encode())
-
-
-class FakeIncomingInvite:
-    def __init__(self, offer: bytes) -> None:
-        self.offer_sdp = offer
-        self.answered: bytes | None = None
-        self.rejected: int | None = None
-        self.terminated = False
-        self.listener = lambda event: None
-        self.infos: list[tuple[str, bytes]] = []
-
-    def send_info(self, content_type: str, body: bytes, now: float) -> None:
-        self.infos.append((content_type, body))
-
-    def ring(self, now: float, sdp: bytes | None = None) -> None:
-        pass
-
-    def answer(self, sdp: bytes, now: float) -> None:
-        self.answered = sdp
-
-    def reject(self, status: int, reason: str | None, now: float, **kw: Any) -> None:
-        self.rejected = status
-
-    def hangup(self, now: float) -> None:
-        self.terminated = True
-
-
-class FakeSip:
-    endpoint = None
-
-    class transport:  # noqa: N801 - mimics the attribute
-        @staticmethod
-        def pump() -> None:
-            pass
-
-
-class Account:
-    login = "alice"
 
 
 def sip_answer(video: str | None = "m=video {vport} RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n"
@@ -305,7 +189,7 @@ class OutboundVideoTests(CallVideoCase):
         call.leg.on_rtp(video_packet(108, 1, 1000, BROWSER_VIDEO_SSRC))
         call.video.rtp.on_rtp(video_packet(126, 9, 5000, PHONE_VIDEO_SSRC))
         self.assertEqual([parse_rtp(p).payload_type for p in self.phone_video], [126])
-        to_browser = [parse_rtp(p) for p in call.leg.rtp if parse_rtp(p).payload_type == 108]
+        to_browser = [parse_rtp(p) for p in call.leg.rtp_packets if parse_rtp(p).payload_type == 108]
         self.assertEqual(len(to_browser), 1)
         return self.end_and_check_ports(call)
 
@@ -325,7 +209,7 @@ class OutboundVideoTests(CallVideoCase):
         self.assertEqual(video.formats, ["108"])  # Chromium's constrained baseline, mode 1
         for pt in (102, 116, 108, 104):  # 104 is mode 0: not this stream
             call.video.rtp.on_rtp(video_packet(pt, pt, 1, PHONE_VIDEO_SSRC))
-        self.assertEqual([parse_rtp(p).payload_type for p in call.leg.rtp], [108, 108, 108])
+        self.assertEqual([parse_rtp(p).payload_type for p in call.leg.rtp_packets], [108, 108, 108])
         # toward the phone: the number its answer gave
         call.leg.on_rtp(video_packet(108, 1, 1000, BROWSER_VIDEO_SSRC))
         self.assertEqual([parse_rtp(p).payload_type for p in self.phone_video], [116])
@@ -388,7 +272,7 @@ class VideoMediaTests(CallVideoCase):
         self.assertEqual(call.video.relay.stats()["webrtc"]["packets_received"], 1)
         # and back: the phone's video goes to the browser with the SSRC our answer named
         call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
-        (header,) = [parse_rtp(p) for p in call.leg.rtp]
+        (header,) = [parse_rtp(p) for p in call.leg.rtp_packets]
         self.assertEqual((header.payload_type, header.ssrc), (96, self.our_browser_ssrc))
         return self.end_and_check_ports(call)
 
@@ -567,7 +451,7 @@ class InboundVideoTests(CallVideoCase):
         self.assertTrue(call.describe()["hasVideo"])
         # media: the caller's 97 becomes the browser's number
         call.video.rtp.on_rtp(video_packet(97, 1, 1, PHONE_VIDEO_SSRC))
-        self.assertEqual([parse_rtp(p).payload_type for p in call.leg.rtp], [h264_pt])
+        self.assertEqual([parse_rtp(p).payload_type for p in call.leg.rtp_packets], [h264_pt])
         return self.end_and_check_ports(call)
 
     def test_browser_declines_video(self) -> None:
@@ -905,7 +789,7 @@ class HandedVideoTests(CallVideoCase):
         call.leg.on_rtp(video_packet(vp8.payload_type, 1, 1000, BROWSER_VIDEO_SSRC))
         call.video.rtp.on_rtp(video_packet(sip_pt, 7, 5000, PHONE_VIDEO_SSRC))
         self.assertEqual([parse_rtp(p).payload_type for p in self.phone_video], [sip_pt])
-        to_browser = [parse_rtp(p) for p in call.leg.rtp]
+        to_browser = [parse_rtp(p) for p in call.leg.rtp_packets]
         self.assertEqual([(h.payload_type, h.ssrc) for h in to_browser],
                          [(vp8.payload_type, call.video.webrtc_ssrc)])
         return self.end_and_check_ports(call)
@@ -926,7 +810,7 @@ class HandedVideoTests(CallVideoCase):
             vport=30002, aport=30000)))
         self.assertEqual(call.describe()["media"]["video"]["webrtcPayloadType"], h264.payload_type)
         call.video.rtp.on_rtp(video_packet(pt, 7, 5000, PHONE_VIDEO_SSRC))
-        self.assertEqual([parse_rtp(p).payload_type for p in call.leg.rtp], [h264.payload_type])
+        self.assertEqual([parse_rtp(p).payload_type for p in call.leg.rtp_packets], [h264.payload_type])
         return self.end_and_check_ports(call)
 
     def test_browser_declines_video_invite_is_audio_only(self) -> None:
