@@ -61,12 +61,12 @@ from wcsgw.config import Config
 from wcsgw.sip.account import SipAccount
 
 #: The browser's microphone tone and the peers' tones: baresip plays 1 kHz (setup_call's),
-#: mediastream 880 Hz.  Not ~1 kHz for mediastream, two findings: (1) an exact 1 kHz is 8
-#: samples a period, and libspeex, once it has concealed one frame of it, stays unstable for
-#: good (+12 dB, clipping; measured with wcsgw.media.speex alone: 440, 700, 1013 Hz recover
-#: at once); (2) mediastream's own Speex encoder, in these calls, now and then sends a
-#: 1000/1004 Hz tone as a stream that decodes to DC and noise — proved by decoding the very
-#: payloads the gateway received with a fresh decoder — while 440-880 Hz come through clean.
+#: mediastream 880 Hz.  Not ~1 kHz for mediastream: libspeex's encoder can choose pitch taps
+#: for a steady tone that a decoder out of step with it (one concealed frame, or started
+#: mid-stream) amplifies for good (+12 dB, clipping).  Our own encoder sends a resync frame
+#: every 100 ms against that (wcsgw.media.speex, "refresh"); mediastream's does not, and its
+#: ~1 kHz streams now and then decode to DC and noise in any fresh decoder, while 440-880 Hz
+#: come through clean.
 BROWSER_HZ = 440.0
 PEER_HZ = 1000.0
 MEDIASTREAM_HZ = 880.0
