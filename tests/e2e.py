@@ -399,7 +399,9 @@ class RestMixin:
 
     timeout = 120
 
-    async def setup(self) -> Baresip:
+    async def setup(self, codecs: str = "PCMU", **phone: Any) -> Baresip:
+        """Start it all; the phone offers ``codecs`` (baresip's spelling), ``phone`` is passed
+        on to :class:`Baresip`."""
         self.kam = Kamailio()
         self.addCleanup(self.kam.stop)
         await self.kam.start()
@@ -416,8 +418,8 @@ class RestMixin:
         self.gateway.start()
         self.addCleanup(self.gateway.stop)
         tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000, seconds=30.0)
-        self.phone = Baresip("1002", "pass1002", registrar_port=self.kam.port, outbound=True, codecs="PCMU",
-                             tone=tone)
+        self.phone = Baresip("1002", "pass1002", registrar_port=self.kam.port, outbound=True, codecs=codecs,
+                             tone=tone, **phone)
         self.addCleanup(self.phone.stop)
         await self.phone.start()
         await self.phone.registered()
@@ -436,4 +438,25 @@ class RestMixin:
         return {"callee": "1002", "sipLogin": "1001", "sipPassword": "pass1001",
                 "sipDomain": "127.0.0.1", "sipOutboundProxy": "127.0.0.1",
                 "sipPort": self.kam.port, **extra}
+
+    async def play_and_record(self, phone: Baresip, call_id: str) -> list:
+        """A REST call playing tone440.wav and recording, 2.5 s long, hung up over REST; the
+        phone heard the file. Returns what call/find said while the call was up (the recording
+        is ``<recordings>/<call_id>.wav``)."""
+        code, reply = await self.rest("call/startup", self.startup_body(
+            callId=call_id, playFile="tone440.wav", record=True))
+        self.assertEqual((code, reply), (200, {"callId": call_id}))
+        await phone.wait_event("CALL_ESTABLISHED")
+        code, found = await self.rest("call/find", {"callId": call_id})
+        self.assertEqual(code, 200)
+        await task.deferLater(reactor, 2.5, lambda: None)  # the file plays; both sides record
+        mark = phone.mark()
+        self.assertEqual(await self.rest("call/terminate", {"callId": call_id}), (200, {}))
+        await phone.wait_event("CALL_CLOSED", since=mark)
+        await self.gateway.when_idle()
+        [heard] = phone.recordings()
+        frequency, level = dominant_hz(heard)
+        assert_near(self, frequency, 440, 10)
+        self.assertGreater(level, 300)
+        return found
 
