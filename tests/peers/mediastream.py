@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -54,7 +53,7 @@ import attr
 from twisted.internet import defer, protocol, task
 
 from tests.peers.ports import free_port
-from tests.peers.process import group_alive, stop_group
+from tests.peers.process import stop_group
 
 __all__ = ["CODECS", "MsCodec", "Mediastream", "MediastreamError", "PayloadTypeRelay",
            "udp_port_bound"]
@@ -268,19 +267,7 @@ class Mediastream:
     async def _stop(self) -> None:
         proc = self._proc
         if proc is not None:
-            reactor = _reactor()
-            try:
-                os.killpg(proc.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
-            deadline = reactor.seconds() + INT_GRACE
-            while reactor.seconds() < deadline:
-                if proc.poll() is not None and not group_alive(proc.pid):
-                    break
-                await task.deferLater(reactor, POLL, lambda: None)
-            else:
-                await stop_group(proc, 1.0, reactor)
-            proc.poll()
+            await stop_group(proc, 1.0, _reactor(), interrupt=INT_GRACE)
             self.returncode = proc.returncode
         if self.relay is not None:
             await self.relay.stop()

@@ -33,11 +33,15 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-async def stop_group(proc: subprocess.Popen[Any], grace: float, reactor: Any) -> None:
+async def stop_group(proc: subprocess.Popen[Any], grace: float, reactor: Any, *,
+                     interrupt: float = 0.0) -> None:
     """SIGTERM the group, wait up to ``grace`` seconds for all of it to go, then SIGKILL and
-    wait again (bounded); never blocks the reactor."""
+    wait again (bounded); never blocks the reactor.  With ``interrupt``, SIGINT first and wait
+    up to that long: for a process that finishes its files on SIGINT (mediastream writes its
+    WAV header) but may be killed by SIGTERM before it has."""
     pgid = proc.pid
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+    steps = ((signal.SIGINT, interrupt),) if interrupt else ()
+    for sig, wait in steps + ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pgid, sig)
         except ProcessLookupError:
