@@ -49,7 +49,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.protocols.basic import NetstringReceiver
 
 from tests.peers.ports import free_port
-from tests.peers.process import stop_group
+from tests.peers.process import KeepsLog, stop_group
 
 __all__ = ["Baresip", "BaresipError", "write_tone"]
 
@@ -120,7 +120,7 @@ class _CtrlFactory(protocol.Factory):
         return _Ctrl(self.owner)
 
 
-class Baresip:
+class Baresip(KeepsLog):
     """One baresip phone with its own folder, SIP port and control connection.
 
     Attributes: ``user``, ``sip_port``, ``ctrl_port``, ``rtp_ports`` (first, last), ``dir``,
@@ -370,10 +370,7 @@ class Baresip:
         if proc is not None:
             reactor = _reactor()
             await stop_group(proc, STOP_GRACE, reactor)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-        self._final_log = self._read_log()
+        self._close_log()
         for _predicate, _since, d in self._waiters:
             if not d.called:
                 d.errback(BaresipError("baresip stopped"))
@@ -546,19 +543,6 @@ class Baresip:
     def sent_recordings(self) -> list[Path]:
         """What the phone sent, before encoding: ``DIR/dump-<time>-enc.wav``."""
         return sorted(self.dir.glob("dump-*-enc.wav"))
-
-    def _read_log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_text(self) -> str:
-        """Everything baresip printed (its SIP trace too, with ``sip_trace``); kept after
-        :meth:`stop` removes the folder."""
-        if self._final_log is not None:
-            return self._final_log
-        return self._read_log()
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(strip_ansi(self.log_text()).splitlines()[-lines:])

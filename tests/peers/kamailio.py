@@ -32,7 +32,7 @@ from twisted.internet import defer, protocol, task
 from twisted.internet.error import ProcessDone
 
 from tests.peers.ports import free_port
-from tests.peers.process import stop_group
+from tests.peers.process import KeepsLog, stop_group
 
 __all__ = ["Kamailio", "KamailioError", "parse_kamcmd", "parse_ul_dump", "run_command"]
 
@@ -196,7 +196,7 @@ def parse_ul_dump(text: str) -> list[dict[str, Any]]:
     return rows
 
 
-class Kamailio:
+class Kamailio(KeepsLog):
     """One Kamailio process on ``host:port`` (UDP and TCP) with its own run directory.
 
     Attributes: ``host``, ``port``, ``rundir``, ``ctl`` (kamcmd socket URI), ``log_path``,
@@ -308,10 +308,7 @@ class Kamailio:
             return
         reactor = _reactor()
         await stop_group(proc, STOP_GRACE, reactor)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-        self._final_log = self._read_log()
+        self._close_log()
         if self._own_rundir:
             shutil.rmtree(self.rundir, ignore_errors=True)
 
@@ -336,18 +333,6 @@ class Kamailio:
         return result
 
     # -- inspection -----------------------------------------------------------------------
-
-    def _read_log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_text(self) -> str:
-        """Everything Kamailio wrote so far (kept in memory after stop removes the run dir)."""
-        if self._final_log is not None:
-            return self._final_log
-        return self._read_log()
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])

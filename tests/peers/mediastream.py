@@ -53,7 +53,7 @@ import attr
 from twisted.internet import defer, protocol, task
 
 from tests.peers.ports import free_port
-from tests.peers.process import stop_group
+from tests.peers.process import KeepsLog, stop_group
 
 __all__ = ["CODECS", "MsCodec", "Mediastream", "MediastreamError", "PayloadTypeRelay",
            "udp_port_bound"]
@@ -183,7 +183,7 @@ class PayloadTypeRelay:
                                     defer.maybeDeferred(self._inside.stopListening)])
 
 
-class Mediastream:
+class Mediastream(KeepsLog):
     """One ``mediastream`` process: sends ``infile`` to ``remote`` in ``codec``, records what
     it receives to ``outfile``.
 
@@ -271,10 +271,7 @@ class Mediastream:
             self.returncode = proc.returncode
         if self.relay is not None:
             await self.relay.stop()
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-        self._final_log = self._read_log()
+        self._close_log()
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -290,16 +287,6 @@ class Mediastream:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
-
-    def _read_log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_text(self) -> str:
-        """Everything it printed (kept after :meth:`stop` removes the folder)."""
-        return self._final_log if self._final_log is not None else self._read_log()
 
     def log_tail(self, lines: int = 30) -> str:
         """The last ``lines`` lines, without ALSA's complaints about missing sound cards."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import task
@@ -53,3 +54,30 @@ async def stop_group(proc: subprocess.Popen[Any], grace: float, reactor: Any, *,
                 return
             await task.deferLater(reactor, POLL, lambda: None)
     proc.poll()
+
+
+class KeepsLog:
+    """A peer whose process writes its output to ``log_path`` (through ``_log_file``, the open
+    file handed to it): :meth:`log_text` reads the file while the peer runs, and the copy
+    :meth:`_close_log` kept once it has stopped, when the peer's folder may be gone."""
+
+    log_path: Path
+    _log_file: Any = None
+    _final_log: str | None = None
+
+    def _read_log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def _close_log(self) -> None:
+        """The process is gone: close our handle and keep what it wrote."""
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        self._final_log = self._read_log()
+
+    def log_text(self) -> str:
+        """Everything the process wrote so far (kept after stop removes its folder)."""
+        return self._final_log if self._final_log is not None else self._read_log()
