@@ -36,6 +36,7 @@ from wcsgw.calls.status import CallStatus, Info
 from wcsgw.media.udp import RtpSocket
 from wcsgw.sdp.codecs import Codec
 from wcsgw.sdp.errors import SdpError
+from wcsgw.sdp.model import SessionDescription
 from wcsgw.sdp.negotiate import audio_answer, audio_offer
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
 from wcsgw.sip.message import Request
@@ -221,25 +222,31 @@ class InboundCall(Call):
     def _settle_late_offer(self, ack_sdp: bytes | None) -> None:
         """The ACK answered the offer of our 200: its codec settles the plan (relay or
         transcode, as for an outbound call's answer), then the media starts."""
-        plan = self.plan
-        assert plan is not None
         try:
             sd = parse_sdp(ack_sdp) if ack_sdp else None
         except SdpError:
             sd = None
-        audio = _first_audio(sd) if sd is not None else None
+        if self._settle_sip_audio(sd):
+            self._retarget(ack_sdp, parsed=sd)  # type: ignore[arg-type]
+            self._start_media(self._webrtc_ssrc)
+
+    def _settle_sip_audio(self, answer: SessionDescription | None) -> bool:
+        """The SIP side's answer to our offer settles the plan against the codec the browser
+        chose (relay or transcode); False when it cannot, the call failed then."""
+        plan = self.plan
+        assert plan is not None
+        audio = _first_audio(answer) if answer is not None else None
         if audio is None:
             self._fail_sip(Info.NO_CODECS)
-            return
+            return False
         try:
             settle_outbound(plan, self._browser_chosen, audio.codecs(), self.env.codecs,
                             sip_ptime=audio.ptime)
         except CodecRefusal as exc:
             log.info("call {call_id}: {reason}", call_id=self.call_id, reason=exc.message)
             self._fail_sip(exc.info)
-            return
-        self._retarget(ack_sdp, parsed=sd)  # type: ignore[arg-type]
-        self._start_media(self._webrtc_ssrc)
+            return False
+        return True
 
     def _finish(self, status: CallStatus, sip_status: int | None, info: str) -> None:
         self._cancel_ring_timer()
@@ -382,23 +389,12 @@ class HandedCall(InboundCall):
     def _connect_media(self, sip_sdp: bytes) -> None:
         """The SIP side answered: its codec must be the browser's (relay) or one we can
         transcode to the browser's; then the bridge starts (the browser has its SDP)."""
-        plan = self.plan
-        assert plan is not None
         try:
             answer = parse_sdp(sip_sdp)
         except SdpError as exc:
             self._fail_sip(f"the SIP side's SDP does not parse: {exc}")
             return
-        audio = _first_audio(answer)
-        if audio is None:
-            self._fail_sip(Info.NO_CODECS)
-            return
-        try:
-            settle_outbound(plan, self._browser_chosen, audio.codecs(), self.env.codecs,
-                            sip_ptime=audio.ptime)
-        except CodecRefusal as exc:
-            log.info("call {call_id}: {reason}", call_id=self.call_id, reason=exc.message)
-            self._fail_sip(exc.info)
+        if not self._settle_sip_audio(answer):
             return
         if self.video is not None and self.video.settle_sip_answer(answer) is None:
             self.video.reject()  # the SIP side has no video for us: audio-only
