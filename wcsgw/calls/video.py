@@ -55,7 +55,7 @@ from wcsgw.sdp.negotiate import (
     video_answer_codec,
     video_media,
 )
-from wcsgw.webrtc.sdp import BrowserVideo, VideoSpec, video_section
+from wcsgw.webrtc.sdp import BrowserVideo, VideoSpec, first_ssrc, video_section
 
 log = Logger(namespace="wcsgw.calls")
 
@@ -164,7 +164,7 @@ class VideoPath:
             sip = codec if codec.payload_type not in taken else codec.with_payload_type(next(free))
             path._pairs.append((codec, sip))
         path.offered = [sip for _, sip in path._pairs]
-        path.browser_ssrc = _first_ssrc(section)
+        path.browser_ssrc = first_ssrc(section)
         path.browser_direction = browser_offer.direction_for(section)
         path.browser_feedback = frozenset(
             fb for fb in VIDEO_RTCP_FB if fb in rtcp_feedback(section, codecs[0].payload_type))
@@ -556,14 +556,6 @@ def _same_stream(a: Codec, b: Codec) -> bool:
         mode = lambda c: (c.fmtp_params.get("packetization-mode") or "0").strip()  # noqa: E731
         return mode(a) == mode(b)
     return True
-
-
-def _first_ssrc(media: MediaDescription) -> Optional[int]:
-    for value in media.get_all("ssrc"):
-        head = value.split(None, 1)[0] if value.strip() else ""
-        if head.isdigit() and int(head) < 2**32:
-            return int(head)
-    return None
 
 
 def extra_sip_media(video: Optional[VideoPath], direction: str,

@@ -71,6 +71,7 @@ __all__ = [
     "answer_direction",
     "answer_for_browser",
     "browser_transport",
+    "first_ssrc",
     "host_candidate",
     "offer_for_browser",
     "offer_payload_types",
@@ -579,7 +580,9 @@ def _answer_fingerprint(
     return found[0] if found else None
 
 
-def _first_ssrc(media: MediaDescription) -> Optional[int]:
+def first_ssrc(media: MediaDescription) -> Optional[int]:
+    """The SSRC of the section's first ``a=ssrc`` line (RFC 5576), the one the browser sends
+    with; None without a usable one."""
     for value in media.get_all("ssrc"):
         head = value.split(None, 1)[0] if value.strip() else ""
         if head.isdigit() and int(head) < 2**32:
@@ -660,7 +663,7 @@ def parse_browser_answer(offer: SessionDescription, answer: SessionDescription) 
         codecs=primaries,
         telephone_event=telephone_event,
         direction=answer.direction_for(theirs),
-        ssrc=_first_ssrc(theirs),
+        ssrc=first_ssrc(theirs),
     )
 
 
@@ -700,7 +703,7 @@ def parse_browser_video(offer: SessionDescription, answer: SessionDescription) -
                 codec=attr.evolve(mine, fmtp=codec.fmtp),
                 direction=answer.direction_for(theirs),
                 feedback=frozenset(rtcp_feedback(theirs, codec.payload_type)),
-                ssrc=_first_ssrc(theirs),
+                ssrc=first_ssrc(theirs),
                 kbps=bandwidth_kbps(theirs),
             )
     return None
