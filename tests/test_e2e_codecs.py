@@ -417,15 +417,17 @@ class CodecChainTests(SipPhoneMixin, unittest.TestCase):
 
     # -- 3, 4: baresip forced to one codec, the browser to another -------------------------
 
-    async def baresip_transcoded(self, phone_codec: str, page_query: str, sip_codec: str,
-                                 webrtc_codec: str) -> None:
-        ui, phone = await self.setup_call(codecs=phone_codec, page_query=page_query,
-                                          config=loopback_config(), raw_mic=True)
+    async def baresip_call(self, phone_codecs: str, mode: str, sip_codec: str, webrtc_codec: str,
+                           *, page_query: str = "", config: Config | None = None) -> None:
+        """The browser calls baresip (offering ``phone_codecs``); ``mode`` with these codecs,
+        audio both ways; the browser hangs up."""
+        ui, phone = await self.setup_call(codecs=phone_codecs, page_query=page_query,
+                                          config=config or loopback_config(), raw_mic=True)
         self.peer_amplitude = BARESIP_AMPLITUDE
         await ui.call("1002")
         await ui.wait_state("call-status", "established")
         await phone.wait_event("CALL_ESTABLISHED")
-        self.assert_media("transcode", sip_codec=sip_codec, webrtc_codec=webrtc_codec)
+        self.assert_media(mode, sip_codec=sip_codec, webrtc_codec=webrtc_codec)
         await self.assert_browser_heard(ui)
         await task.deferLater(reactor, RECORD_SECONDS, lambda: None)
         mark = phone.mark()
@@ -436,15 +438,18 @@ class CodecChainTests(SipPhoneMixin, unittest.TestCase):
 
     @inline
     async def test_g722_phone_browser_opus_only(self) -> None:
-        await self.baresip_transcoded("G722/16000/1", "?codecs=opus", "G722/8000", "opus/48000/2")
+        await self.baresip_call("G722/16000/1", "transcode", "G722/8000", "opus/48000/2",
+                                page_query="?codecs=opus")
 
     @inline
     async def test_opus_phone_browser_pcmu_only(self) -> None:
-        await self.baresip_transcoded("opus/48000/2", "?codecs=PCMU", "opus/48000/2", "PCMU/8000")
+        await self.baresip_call("opus/48000/2", "transcode", "opus/48000/2", "PCMU/8000",
+                                page_query="?codecs=PCMU")
 
     @inline
     async def test_pcma_phone_browser_opus_only(self) -> None:
-        await self.baresip_transcoded("PCMA", "?codecs=opus", "PCMA/8000", "opus/48000/2")
+        await self.baresip_call("PCMA", "transcode", "PCMA/8000", "opus/48000/2",
+                                page_query="?codecs=opus")
 
     # -- 5: the [codecs] configuration -----------------------------------------------------
 
@@ -452,20 +457,8 @@ class CodecChainTests(SipPhoneMixin, unittest.TestCase):
     async def test_sip_codecs_pcma_only_relays_pcma(self) -> None:
         """``[codecs] sip = ["PCMA"]``: the phone offers PCMU and PCMA (it answers from the
         gateway's offer), the gateway offers PCMA only, the browser has PCMA: relay PCMA."""
-        ui, phone = await self.setup_call(codecs="PCMU,PCMA", config=loopback_config(sip=("PCMA",)),
-                                          raw_mic=True)
-        self.peer_amplitude = BARESIP_AMPLITUDE
-        await ui.call("1002")
-        await ui.wait_state("call-status", "established")
-        await phone.wait_event("CALL_ESTABLISHED")
-        self.assert_media("relay", sip_codec="PCMA/8000", webrtc_codec="PCMA/8000")
-        await self.assert_browser_heard(ui)
-        await task.deferLater(reactor, RECORD_SECONDS, lambda: None)
-        mark = phone.mark()
-        await ui.click("Hangup")
-        await phone.wait_event("CALL_CLOSED", since=mark)
-        self.assert_phone_heard(phone)
-        await self.assert_clean()
+        await self.baresip_call("PCMU,PCMA", "relay", "PCMA/8000", "PCMA/8000",
+                                config=loopback_config(sip=("PCMA",)))
 
     @inline
     async def test_transcoding_disabled_nothing_relayable(self) -> None:
