@@ -405,6 +405,11 @@ class InboundVideoTests(CallVideoCase):
         call.start()
         return call
 
+    def browser_video_pt(self, call: InboundCall, key: str) -> int:
+        """The number the browser's offer gave ``key`` ("vp8", "h264")."""
+        video = parse_sdp(call.browser_offer_text).media[1]
+        return next(c.payload_type for c in video.codecs() if c.key == key)
+
     def browser_answer(self, call: InboundCall, video_pt: int | None,
                        direction: str = "sendrecv") -> str:
         offer = parse_sdp(call.browser_offer_text)
@@ -439,8 +444,7 @@ class InboundVideoTests(CallVideoCase):
 
     def test_browser_takes_h264_sip_answer_uses_the_callers_number(self) -> None:
         call = self.incoming()
-        offer = parse_sdp(call.browser_offer_text)
-        h264_pt = next(c.payload_type for c in offer.media[1].codecs() if c.key == "h264")
+        h264_pt = self.browser_video_pt(call, "h264")
         call.answer(self.browser_answer(call, h264_pt))
         answer = parse_sdp(call.invite.answered)
         video = answer.media[1]
@@ -466,8 +470,7 @@ class InboundVideoTests(CallVideoCase):
     def test_browser_answers_video_inactive(self) -> None:
         """The Web SDK's "Answer" (no camera, no remote video) answers video a=inactive."""
         call = self.incoming()
-        vp8 = next(c.payload_type for c in parse_sdp(call.browser_offer_text).media[1].codecs()
-                   if c.key == "vp8")
+        vp8 = self.browser_video_pt(call, "vp8")
         call.answer(self.browser_answer(call, vp8, "inactive"))
         answer = parse_sdp(call.invite.answered)
         self.assertEqual(answer.media[1].port, 0)
@@ -476,8 +479,7 @@ class InboundVideoTests(CallVideoCase):
 
     def test_browser_only_watches(self) -> None:
         call = self.incoming()
-        vp8 = next(c.payload_type for c in parse_sdp(call.browser_offer_text).media[1].codecs()
-                   if c.key == "vp8")
+        vp8 = self.browser_video_pt(call, "vp8")
         call.answer(self.browser_answer(call, vp8, "recvonly"))
         video = parse_sdp(call.invite.answered).media[1]
         self.assertEqual((video.formats, video.direction), (["100"], "recvonly"))
