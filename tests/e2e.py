@@ -267,7 +267,56 @@ async def phone_digits(phone: Baresip, since: int, count: int) -> list[str]:
     return digits
 
 
-class SipPhoneMixin:
+class PeersMixin:
+    """The peers most real-peer tests start: Kamailio, the gateway, a baresip phone playing
+    1 kHz, a browser (fake 440 Hz microphone) and the Phone UI logged in as 1001.  Each is
+    stopped at clean-up, the phone before Kamailio."""
+
+    async def start_pbx(self, config: Config | None = None) -> None:
+        """Kamailio and the gateway (``config``, default: :func:`gateway_config` for loopback)
+        as ``self.kam``, ``self.gateway``."""
+        self.kam = Kamailio()
+        self.addCleanup(self.kam.stop)
+        await self.kam.start()
+        self.gateway = Gateway(config or gateway_config(allowed_domains=("127.0.0.1",),
+                                                        t1=0.1, t2=0.8))
+        self.gateway.start()
+        self.addCleanup(self.gateway.stop)
+
+    async def start_pbx_and_phone(self, config: Config | None = None, *, user: str = "1002",
+                                  **phone: Any) -> Baresip:
+        """:meth:`start_pbx`, then baresip ``user`` registered (``phone``: more
+        :class:`Baresip` options) as ``self.phone``."""
+        await self.start_pbx(config)
+        tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000,
+                          seconds=30.0)
+        phone.setdefault("codecs", "PCMU")
+        self.phone = Baresip(user, f"pass{user}", registrar_port=self.kam.port, outbound=True,
+                             tone=tone, **phone)
+        self.addCleanup(self.phone.stop)  # added after Kamailio's: runs first
+        await self.phone.start()
+        await self.phone.registered()
+        return self.phone
+
+    async def start_browser(self, raw_mic: bool = False) -> Chromium:
+        """``self.browser``; ``raw_mic``: no voice processing on its microphone
+        (:func:`raw_microphone`)."""
+        self.browser = Chromium(fake_audio=write_tone_wav(self.mktemp() + "-mic.wav", 440.0))
+        await self.browser.start()
+        self.addCleanup(self.browser.stop)
+        if raw_mic:
+            await raw_microphone(self.browser)
+        return self.browser
+
+    async def logged_in_ui(self, page_query: str = "", **open_options: Any) -> Phone:
+        """A Phone UI page in ``self.browser``, logged in as 1001 and registered at Kamailio."""
+        ui = await Phone.open(self.browser, self.gateway.url + page_query, **open_options)
+        await ui.login(login="1001", password="pass1001", domain="127.0.0.1",
+                       proxy="127.0.0.1", port=str(self.kam.port), register=True)
+        return ui
+
+
+class SipPhoneMixin(PeersMixin):
     """Kamailio, the gateway, baresip 1002 (1 kHz) and a browser logged in as 1001."""
 
     timeout = 120
@@ -278,31 +327,11 @@ class SipPhoneMixin:
                          raw_mic: bool = False) -> tuple[Phone, Baresip]:
         """``config``: the gateway's (default: :func:`gateway_config` for loopback);
         ``raw_mic``: no voice processing on the browser's microphone (:func:`raw_microphone`)."""
-        self.kam = Kamailio()
-        self.addCleanup(self.kam.stop)
-        await self.kam.start()
-        self.gateway = Gateway(config or gateway_config(allowed_domains=("127.0.0.1",),
-                                                        t1=0.1, t2=0.8))
-        self.gateway.start()
-        self.addCleanup(self.gateway.stop)
-        tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000,
-                          seconds=30.0)
         # ausrc_*: baresip resamples the 8 kHz tone for any codec (Opus runs at 48 kHz).
-        self.phone = Baresip(phone_user, f"pass{phone_user}", registrar_port=self.kam.port,
-                             outbound=True, answermode=answermode, codecs=codecs, tone=tone,
-                             ausrc_srate=8000, ausrc_channels=1)
-        self.addCleanup(self.phone.stop)  # added after Kamailio's: runs first
-        await self.phone.start()
-        await self.phone.registered()
-        self.browser = Chromium(fake_audio=write_tone_wav(self.mktemp() + "-mic.wav", 440.0))
-        await self.browser.start()
-        self.addCleanup(self.browser.stop)
-        if raw_mic:
-            await raw_microphone(self.browser)
-        ui = await Phone.open(self.browser, self.gateway.url + page_query)
-        await ui.login(login="1001", password="pass1001", domain="127.0.0.1",
-                       proxy="127.0.0.1", port=str(self.kam.port), register=True)
-        return ui, self.phone
+        await self.start_pbx_and_phone(config, user=phone_user, answermode=answermode,
+                                       codecs=codecs, ausrc_srate=8000, ausrc_channels=1)
+        await self.start_browser(raw_mic)
+        return await self.logged_in_ui(page_query), self.phone
 
     async def assert_clean(self) -> None:
         """No call, no media port, no SIP session timer left behind."""
@@ -336,26 +365,10 @@ class VideoPhoneMixin(SipPhoneMixin):
     async def setup_video_call(self, *, video_codecs: str = "VP8", phone_video: bool = True,
                                page_query: str = "", answermode: str = "auto"
                                ) -> tuple[Phone, Baresip]:
-        self.kam = Kamailio()
-        self.addCleanup(self.kam.stop)
-        await self.kam.start()
-        self.gateway = Gateway(gateway_config(allowed_domains=("127.0.0.1",), t1=0.1, t2=0.8))
-        self.gateway.start()
-        self.addCleanup(self.gateway.stop)
-        tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000,
-                          seconds=30.0)
-        self.phone = Baresip("1002", "pass1002", registrar_port=self.kam.port, outbound=True,
-                             answermode=answermode, codecs="PCMU", tone=tone,
-                             video=phone_video, video_codecs=video_codecs)
-        self.addCleanup(self.phone.stop)
-        await self.phone.start()
-        await self.phone.registered()
-        self.browser = Chromium(fake_audio=write_tone_wav(self.mktemp() + "-mic.wav", 440.0))
-        await self.browser.start()
-        self.addCleanup(self.browser.stop)
-        ui = await Phone.open(self.browser, self.gateway.url + page_query, record_peers=True)
-        await ui.login(login="1001", password="pass1001", domain="127.0.0.1",
-                       proxy="127.0.0.1", port=str(self.kam.port), register=True)
+        await self.start_pbx_and_phone(answermode=answermode, video=phone_video,
+                                       video_codecs=video_codecs)
+        await self.start_browser()
+        ui = await self.logged_in_ui(page_query, record_peers=True)
         return ui, self.phone
 
     async def established_video_call(self, ui: Phone, phone: Baresip) -> Any:
@@ -394,7 +407,7 @@ class VideoPhoneMixin(SipPhoneMixin):
         self.assertGreater(peak["level"], -60)
 
 
-class RestMixin:
+class RestMixin(PeersMixin):
     """Kamailio, a gateway with REST (token, media and recordings folders), baresip 1002."""
 
     timeout = 120
@@ -402,9 +415,6 @@ class RestMixin:
     async def setup(self, codecs: str = "PCMU", **phone: Any) -> Baresip:
         """Start it all; the phone offers ``codecs`` (baresip's spelling), ``phone`` is passed
         on to :class:`Baresip`."""
-        self.kam = Kamailio()
-        self.addCleanup(self.kam.stop)
-        await self.kam.start()
         self.media = os.path.abspath(self.mktemp())
         self.recordings = os.path.abspath(self.mktemp())
         os.makedirs(self.media)
@@ -414,16 +424,7 @@ class RestMixin:
             gateway_config(allowed_domains=("127.0.0.1",), t1=0.1, t2=0.8),
             rest=RestSettings(tokens=(TOKEN,), media_folder=self.media,
                               recordings_folder=self.recordings))
-        self.gateway = Gateway(config)
-        self.gateway.start()
-        self.addCleanup(self.gateway.stop)
-        tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000, seconds=30.0)
-        self.phone = Baresip("1002", "pass1002", registrar_port=self.kam.port, outbound=True, codecs=codecs,
-                             tone=tone, **phone)
-        self.addCleanup(self.phone.stop)
-        await self.phone.start()
-        await self.phone.registered()
-        return self.phone
+        return await self.start_pbx_and_phone(config, codecs=codecs, **phone)
 
     async def rest(self, path: str, body: dict, token: str | None = TOKEN) -> tuple[int, object]:
         headers = Headers({b"content-type": [b"application/json"]})

@@ -7,7 +7,6 @@ browser sessions' own contacts at the gateway.
 
 from __future__ import annotations
 
-import os
 
 from twisted.internet import reactor, task
 from twisted.trial import unittest
@@ -15,7 +14,7 @@ from twisted.trial import unittest
 import attrs
 import numpy as np
 
-from tests.e2e import Gateway, Phone, gateway_config
+from tests.e2e import PeersMixin, Phone
 from tests.support import EventLog
 from wcsgw.config import SipSettings
 from wcsgw.media.g711 import ulaw_decode
@@ -31,38 +30,19 @@ from wcsgw.sip.ids import new_call_id, new_tag
 from wcsgw.sip.message import Request
 from wcsgw.sip.service import SipService
 from wcsgw.sip.target import Target
-from tests.peers.baresip import Baresip, write_tone
-from tests.peers.chromium import Chromium, aio, evaluate, write_tone_wav
-from tests.peers.kamailio import Kamailio
+from tests.peers.baresip import Baresip
+from tests.peers.chromium import aio, evaluate
 from tests.support import assert_near, inline
 from tests.e2e import dominant_hz
 
 
-class IncomingCallTests(unittest.TestCase):
+class IncomingCallTests(PeersMixin, unittest.TestCase):
     timeout = 120
 
     async def setup(self, *, sessions: int = 1) -> tuple[list[Phone], Baresip]:
-        self.kam = Kamailio()
-        self.addCleanup(self.kam.stop)
-        await self.kam.start()
-        self.gateway = Gateway(gateway_config(allowed_domains=("127.0.0.1",), t1=0.1, t2=0.8))
-        self.gateway.start()
-        self.addCleanup(self.gateway.stop)
-        tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000, seconds=30.0)
-        self.phone = Baresip("1002", "pass1002", registrar_port=self.kam.port, outbound=True, codecs="PCMU",
-                             tone=tone)
-        self.addCleanup(self.phone.stop)
-        await self.phone.start()
-        await self.phone.registered()
-        self.browser = Chromium(fake_audio=write_tone_wav(self.mktemp() + "-mic.wav", 440.0))
-        await self.browser.start()
-        self.addCleanup(self.browser.stop)
-        uis = []
-        for _ in range(sessions):
-            ui = await Phone.open(self.browser, self.gateway.url)
-            await ui.login(login="1001", password="pass1001", domain="127.0.0.1",
-                           proxy="127.0.0.1", port=str(self.kam.port), register=True)
-            uis.append(ui)
+        await self.start_pbx_and_phone()
+        await self.start_browser()
+        uis = [await self.logged_in_ui() for _ in range(sessions)]
         self.assertEqual(len(await self.kam.bindings("1001")), sessions)
         return uis, self.phone
 
@@ -161,7 +141,7 @@ class IncomingCallTests(unittest.TestCase):
         self.assertIn("480", closed.get("param", ""))
 
 
-class LateOfferTests(unittest.TestCase):
+class LateOfferTests(PeersMixin, unittest.TestCase):
     """An INVITE without SDP (late offer): the gateway's 200 carries the offer, the caller's
     ACK the answer, and the browser's voice reaches the caller."""
 
@@ -169,18 +149,10 @@ class LateOfferTests(unittest.TestCase):
 
     @inline
     async def test_late_offer_invite(self) -> None:
-        kam = Kamailio()
-        self.addCleanup(kam.stop)
-        await kam.start()
-        gateway = Gateway(gateway_config(allowed_domains=("127.0.0.1",), t1=0.1, t2=0.8))
-        gateway.start()
-        self.addCleanup(gateway.stop)
-        browser = Chromium(fake_audio=write_tone_wav(self.mktemp() + "-mic.wav", 440.0))
-        await browser.start()
-        self.addCleanup(browser.stop)
-        ui = await Phone.open(browser, gateway.url)
-        await ui.login(login="1001", password="pass1001", domain="127.0.0.1",
-                       proxy="127.0.0.1", port=str(kam.port), register=True)
+        await self.start_pbx()
+        await self.start_browser()
+        ui = await self.logged_in_ui()
+        kam, gateway = self.kam, self.gateway
 
         # The caller: a bare SIP UA of our own stack, and an RTP socket to hear the browser.
         caller = SipService(attrs.evolve(SipSettings(listen="127.0.0.1", port=0), t1=0.1, t2=0.8))
