@@ -269,8 +269,8 @@ async def phone_digits(phone: Baresip, since: int, count: int) -> list[str]:
 
 class PeersMixin:
     """The peers most real-peer tests start: Kamailio, the gateway, a baresip phone playing
-    1 kHz, a browser (fake 440 Hz microphone) and the Phone UI logged in as 1001.  Each is
-    stopped at clean-up, the phone before Kamailio."""
+    1 kHz, a browser (fake 440 Hz microphone) and the Phone UI logged in as 1001; and the
+    gateway's REST API.  Each peer is stopped at clean-up, the phone before Kamailio."""
 
     async def start_pbx(self, config: Config | None = None) -> None:
         """Kamailio and the gateway (``config``, default: :func:`gateway_config` for loopback)
@@ -308,6 +308,22 @@ class PeersMixin:
             await raw_microphone(self.browser)
         return self.browser
 
+    async def rest(self, path: str, body: dict, token: str | None = TOKEN) -> tuple[int, object]:
+        """POST ``body`` to the gateway's ``/rest-api/<path>``: (status, decoded reply)."""
+        headers = Headers({b"content-type": [b"application/json"]})
+        if token:
+            headers.addRawHeader(b"authorization", f"Bearer {token}".encode())
+        url = self.gateway.url + "rest-api/" + path
+        response = await Agent(reactor).request(
+            b"POST", url.encode(), headers, FileBodyProducer(BytesIO(json.dumps(body).encode())))
+        return response.code, json.loads(await readBody(response))
+
+    def startup_body(self, **extra: object) -> dict:
+        """A call/startup body: 1001 at our Kamailio calls 1002; ``extra`` adds or overrides."""
+        return {"callee": "1002", "sipLogin": "1001", "sipPassword": "pass1001",
+                "sipDomain": "127.0.0.1", "sipOutboundProxy": "127.0.0.1",
+                "sipPort": self.kam.port, **extra}
+
     async def logged_in_ui(self, page_query: str = "", **open_options: Any) -> Phone:
         """A Phone UI page in ``self.browser``, logged in as 1001 and registered at Kamailio."""
         ui = await Phone.open(self.browser, self.gateway.url + page_query, **open_options)
@@ -332,6 +348,16 @@ class SipPhoneMixin(PeersMixin):
                                        codecs=codecs, ausrc_srate=8000, ausrc_channels=1)
         await self.start_browser(raw_mic)
         return await self.logged_in_ui(page_query), self.phone
+
+    async def start_handed_call(self, ui: Phone, **extra: object) -> None:
+        """REST call/startup of call "handed" to 1002 with the browser's sessionId
+        (``extra``: more fields); returns once the browser is offered the call."""
+        [session_id] = self.gateway.top.call_gateway.sessions
+        code, reply = await self.rest("call/startup", self.startup_body(
+            callId="handed", sessionId=session_id, **extra), token=None)
+        self.assertEqual((code, reply), (200, {"callId": "handed"}))
+        await aio(ui.page.wait_for_function(
+            "() => !document.getElementById('answer').disabled", timeout=15000))
 
     async def assert_clean(self) -> None:
         """No call, no media port, no SIP session timer left behind."""
@@ -425,20 +451,6 @@ class RestMixin(PeersMixin):
             rest=RestSettings(tokens=(TOKEN,), media_folder=self.media,
                               recordings_folder=self.recordings))
         return await self.start_pbx_and_phone(config, codecs=codecs, **phone)
-
-    async def rest(self, path: str, body: dict, token: str | None = TOKEN) -> tuple[int, object]:
-        headers = Headers({b"content-type": [b"application/json"]})
-        if token:
-            headers.addRawHeader(b"authorization", f"Bearer {token}".encode())
-        url = self.gateway.url + "rest-api/" + path
-        response = await Agent(reactor).request(
-            b"POST", url.encode(), headers, FileBodyProducer(BytesIO(json.dumps(body).encode())))
-        return response.code, json.loads(await readBody(response))
-
-    def startup_body(self, **extra: object) -> dict:
-        return {"callee": "1002", "sipLogin": "1001", "sipPassword": "pass1001",
-                "sipDomain": "127.0.0.1", "sipOutboundProxy": "127.0.0.1",
-                "sipPort": self.kam.port, **extra}
 
     async def play_and_record(self, phone: Baresip, call_id: str) -> list:
         """A REST call playing tone440.wav and recording, 2.5 s long, hung up over REST; the

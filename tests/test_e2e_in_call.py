@@ -177,14 +177,7 @@ class RestHandOverTests(SipPhoneMixin, unittest.TestCase):
     @inline
     async def test_startup_handed_to_a_session(self) -> None:
         ui, phone = await self.setup_call()
-        [session_id] = self.gateway.top.call_gateway.sessions
-        body = {"callId": "handed", "callee": "1002", "sessionId": session_id,
-                "sipLogin": "1001", "sipPassword": "pass1001", "sipDomain": "127.0.0.1",
-                "sipOutboundProxy": "127.0.0.1", "sipPort": self.kam.port}
-        code, reply = await RestMixin.rest(self, "call/startup", body, token=None)
-        self.assertEqual((code, reply), (200, {"callId": "handed"}))
-        await aio(ui.page.wait_for_function(
-            "() => !document.getElementById('answer').disabled", timeout=15000))
+        await self.start_handed_call(ui)
         await ui.click("Answer")
         await ui.wait_state("call-status", "established")
         await phone.wait_event("CALL_ESTABLISHED")

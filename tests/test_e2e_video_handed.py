@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from twisted.trial import unittest
 
-from tests.e2e import RestMixin, VideoPhoneMixin
-from tests.peers.chromium import aio
+from tests.e2e import VideoPhoneMixin
 from tests.support import inline
 
 
@@ -20,14 +19,7 @@ class HandedVideoCallTests(VideoPhoneMixin, unittest.TestCase):
     @inline
     async def test_rest_startup_handed_with_video(self) -> None:
         ui, phone = await self.setup_video_call()
-        [session_id] = self.gateway.top.call_gateway.sessions
-        body = {"callId": "handed", "callee": "1002", "sessionId": session_id, "hasVideo": True,
-                "sipLogin": "1001", "sipPassword": "pass1001", "sipDomain": "127.0.0.1",
-                "sipOutboundProxy": "127.0.0.1", "sipPort": self.kam.port}
-        code, reply = await RestMixin.rest(self, "call/startup", body, token=None)
-        self.assertEqual((code, reply), (200, {"callId": "handed"}))
-        await aio(ui.page.wait_for_function(
-            "() => !document.getElementById('answer').disabled", timeout=15000))
+        await self.start_handed_call(ui, hasVideo=True)
         self.assertIn("Incoming video call", await ui.status_text("incoming-text"))
         await ui.click("Answer with video")
         await ui.wait_state("call-status", "established")
