@@ -164,6 +164,11 @@ class Phone:
             script, arg=[element_id, list(states)], timeout=timeout * 1000))
         return await aio(handle.json_value())
 
+    async def ringing(self) -> None:
+        """Wait until the page offers an incoming call (its Answer button is enabled)."""
+        await aio(self.page.wait_for_function(
+            "() => !document.getElementById('answer').disabled", timeout=15000))
+
     async def status_text(self, element_id: str) -> str:
         return await evaluate(self.page, f"document.getElementById('{element_id}').textContent")
 
@@ -356,8 +361,7 @@ class SipPhoneMixin(PeersMixin):
         code, reply = await self.rest("call/startup", self.startup_body(
             callId="handed", sessionId=session_id, **extra), token=None)
         self.assertEqual((code, reply), (200, {"callId": "handed"}))
-        await aio(ui.page.wait_for_function(
-            "() => !document.getElementById('answer').disabled", timeout=15000))
+        await ui.ringing()
 
     async def assert_clean(self) -> None:
         """No call, no media port, no SIP session timer left behind."""

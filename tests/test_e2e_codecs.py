@@ -52,7 +52,7 @@ from tests.e2e import (
     raw_microphone,
 )
 from tests.peers.baresip import Baresip
-from tests.peers.chromium import Chromium, aio, evaluate, write_tone_wav
+from tests.peers.chromium import Chromium, evaluate, write_tone_wav
 from tests.peers.kamailio import Kamailio
 from tests.peers.mediastream import CODECS, Mediastream
 from tests.peers.sipua import SipUA
@@ -390,8 +390,7 @@ class CodecChainTests(SipPhoneMixin, unittest.TestCase):
         account = SipAccount(login="1003", password="pass1003", domain="127.0.0.1",
                              port=self.kam.port, register=False)
         call = ua.call(account, "sip:1001@127.0.0.1")
-        await aio(ui.page.wait_for_function(
-            "() => !document.getElementById('answer').disabled", timeout=15000))
+        await ui.ringing()
         await ui.click("Answer")
         await call.answered()
         await ui.wait_state("call-status", "established")

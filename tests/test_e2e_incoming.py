@@ -46,10 +46,6 @@ class IncomingCallTests(PeersMixin, unittest.TestCase):
         self.assertEqual(len(await self.kam.bindings("1001")), sessions)
         return uis, self.phone
 
-    async def ringing(self, ui: Phone) -> None:
-        await aio(ui.page.wait_for_function(
-            "() => !document.getElementById('answer').disabled", timeout=15000))
-
     async def assert_clean(self) -> None:
         await self.gateway.when_idle()
         self.assertEqual(self.gateway.calls, {})
@@ -59,7 +55,7 @@ class IncomingCallTests(PeersMixin, unittest.TestCase):
     async def test_answer_audio_both_ways(self) -> None:
         [ui], phone = await self.setup()
         await phone.command("dial", f"sip:1001@127.0.0.1:{self.kam.port}")
-        await self.ringing(ui)
+        await ui.ringing()
         self.assertIn("1002", await ui.status_text("incoming-text"))
         self.assertEqual(await evaluate(ui.page, "document.getElementById('incoming').dataset.ringing"),
                          "true")  # the ring plays
@@ -88,7 +84,7 @@ class IncomingCallTests(PeersMixin, unittest.TestCase):
         [ui], phone = await self.setup()
         mark = phone.mark()
         await phone.command("dial", f"sip:1001@127.0.0.1:{self.kam.port}")
-        await self.ringing(ui)
+        await ui.ringing()
         await ui.click("Decline")
         closed = await phone.wait_event("CALL_CLOSED", since=mark)
         self.assertIn("603", closed.get("param", ""))
@@ -99,7 +95,7 @@ class IncomingCallTests(PeersMixin, unittest.TestCase):
     async def test_caller_cancels_while_ringing(self) -> None:
         [ui], phone = await self.setup()
         await phone.command("dial", f"sip:1001@127.0.0.1:{self.kam.port}")
-        await self.ringing(ui)
+        await ui.ringing()
         await phone.command("hangup")
         await ui.wait_state("call-status", "finish")
         await self.assert_clean()
@@ -108,8 +104,8 @@ class IncomingCallTests(PeersMixin, unittest.TestCase):
     async def test_two_sessions_first_answer_wins(self) -> None:
         (first, second), phone = await self.setup(sessions=2)
         await phone.command("dial", f"sip:1001@127.0.0.1:{self.kam.port}")
-        await self.ringing(first)
-        await self.ringing(second)
+        await first.ringing()
+        await second.ringing()
         await second.click("Answer")
         await second.wait_state("call-status", "established")
         await first.wait_state("call-status", "finish")  # Kamailio CANCELs the other fork
@@ -173,8 +169,7 @@ class LateOfferTests(PeersMixin, unittest.TestCase):
                                      reactor.seconds(),
                                      lambda r, now: r.status >= 200 and finals(r))
         caller.transport.pump()
-        await aio(ui.page.wait_for_function(
-            "() => !document.getElementById('answer').disabled", timeout=15000))
+        await ui.ringing()
         await ui.click("Answer")
         ok = await finals.wait_for(lambda r: True)
         self.assertEqual(ok.status, 200)

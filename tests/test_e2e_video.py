@@ -130,8 +130,7 @@ class VideoCallTests(VideoPhoneMixin, unittest.TestCase):
         rings with "Incoming video call"."""
         ui, phone = await self.setup_video_call()
         await phone.command("dial", f"sip:1001@127.0.0.1:{self.kam.port}")
-        await aio(ui.page.wait_for_function(
-            "() => !document.getElementById('answer').disabled", timeout=15000))
+        await ui.ringing()
         self.assertIn("Incoming video call", await ui.status_text("incoming-text"))
         [call] = self.gateway.calls.values()
         self.assertTrue(call.describe()["incoming"])
