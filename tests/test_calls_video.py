@@ -35,6 +35,13 @@ CHROME_OFFER = open(os.path.join(HERE, "data", "chromium_offer_av.sdp")).read()
 BROWSER_AUDIO_SSRC = 3684613860  # the a=ssrc lines of that offer
 BROWSER_VIDEO_SSRC = 140199583
 PHONE_VIDEO_SSRC = 0x5EED0001
+#: a SIP caller's offer: PCMU and telephone-event, VP8 and H.264 with PLI/FIR feedback
+CALLER_OFFER = (
+    "v=0\r\no=- 7 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    "m=audio 32000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+    "m=video 32002 RTP/AVP 100 97\r\nb=AS:1500\r\na=rtpmap:100 VP8/90000\r\n"
+    "a=rtpmap:97 H264/90000\r\na=fmtp:97 packetization-mode=0;profile-level-id=42e01f\r\n"
+    "a=rtcp-fb:* ccm fir\r\na=rtcp-fb:* nack pli\r\n")
 
 
 def sip_answer(video: str | None = "m=video {vport} RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n"
@@ -46,6 +53,29 @@ def sip_answer(video: str | None = "m=video {vport} RTP/AVP 96\r\na=rtpmap:96 VP
     if video is not None:
         text += video.format(vport=vport) + f"a={direction}\r\n"
     return text.encode()
+
+
+def answer_to_gateway_offer(offer_text: str, video_pt: int | None, direction: str = "sendrecv",
+                            fmtp: str | None = None) -> str:
+    """A browser's answer to the gateway's offer: its first audio format, and video with
+    ``video_pt`` (None: video rejected, port 0)."""
+    offer = parse_sdp(offer_text)
+    audio = offer.media[0].codecs()[0]
+    text = ("v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
+            f"m=audio 9 UDP/TLS/RTP/SAVPF {audio.payload_type}\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+            "a=ice-ufrag:abcd\r\na=ice-pwd:" + "q" * 24 + "\r\na=fingerprint:sha-256 "
+            + "01:" * 31 + "02\r\na=setup:active\r\na=sendrecv\r\na=rtcp-mux\r\n"
+            f"a=rtpmap:{audio.payload_type} {audio.rtpmap}\r\n"
+            + (f"a=fmtp:{audio.payload_type} {audio.fmtp}\r\n" if audio.fmtp else ""))
+    if video_pt is None:
+        return text + "m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
+    codec = next(c for c in offer.media[1].codecs() if c.payload_type == video_pt)
+    fmtp = fmtp if fmtp is not None else codec.fmtp
+    return text + (f"m=video 9 UDP/TLS/RTP/SAVPF {video_pt}\r\nc=IN IP4 0.0.0.0\r\n"
+                   f"a=mid:1\r\na={direction}\r\na=rtcp-mux\r\na=rtpmap:{video_pt} {codec.rtpmap}\r\n"
+                   f"a=rtcp-fb:{video_pt} nack pli\r\na=rtcp-fb:{video_pt} goog-remb\r\n"
+                   + (f"a=fmtp:{video_pt} {fmtp}\r\n" if fmtp else "")
+                   + f"a=ssrc:{BROWSER_VIDEO_SSRC} cname:x\r\n")
 
 
 def video_packet(pt: int, seq: int, ts: int, ssrc: int, marker: bool = True) -> bytes:
@@ -85,6 +115,23 @@ class CallVideoCase(unittest.TestCase):
         self.addCleanup(self.close_sockets, call)
         call.start()
         return call
+
+    def incoming(self, offer: str = CALLER_OFFER) -> InboundCall:
+        """An incoming call offering ``offer``, started (the browser has been offered it)."""
+        call = InboundCall(invite=FakeIncomingInvite(offer.encode()), caller="sip:carol@x",
+                           env=self.env, call_id="in", session_id="s", account=Account(),
+                           callee="alice", visible_name=None, has_audio=True, has_video=False,
+                           on_status=self.statuses.append, on_gone=lambda c: None,
+                           notify=lambda m, p: self.notifications.append((m, p)))
+        self.calls.append(call)
+        self.addCleanup(self.close_sockets, call)
+        call.start()
+        return call
+
+    def browser_video_pt(self, call: InboundCall, key: str) -> int:
+        """The number the browser's offer gave ``key`` ("vp8", "h264")."""
+        video = parse_sdp(call.browser_offer_text).media[1]
+        return next(c.payload_type for c in video.codecs() if c.key == key)
 
     def close_sockets(self, call: Call) -> defer.Deferred:
         """Whatever a failed test left open (closing is idempotent)."""
@@ -387,48 +434,6 @@ class VideoMediaTests(CallVideoCase):
 
 
 class InboundVideoTests(CallVideoCase):
-    SIP_OFFER = (
-        "v=0\r\no=- 7 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-        "m=audio 32000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
-        "m=video 32002 RTP/AVP 100 97\r\nb=AS:1500\r\na=rtpmap:100 VP8/90000\r\n"
-        "a=rtpmap:97 H264/90000\r\na=fmtp:97 packetization-mode=0;profile-level-id=42e01f\r\n"
-        "a=rtcp-fb:* ccm fir\r\na=rtcp-fb:* nack pli\r\n")
-
-    def incoming(self, offer: str = SIP_OFFER) -> InboundCall:
-        call = InboundCall(invite=FakeIncomingInvite(offer.encode()), caller="sip:carol@x",
-                           env=self.env, call_id="in", session_id="s", account=Account(),
-                           callee="alice", visible_name=None, has_audio=True, has_video=False,
-                           on_status=self.statuses.append, on_gone=lambda c: None,
-                           notify=lambda m, p: self.notifications.append((m, p)))
-        self.calls.append(call)
-        self.addCleanup(self.close_sockets, call)
-        call.start()
-        return call
-
-    def browser_video_pt(self, call: InboundCall, key: str) -> int:
-        """The number the browser's offer gave ``key`` ("vp8", "h264")."""
-        video = parse_sdp(call.browser_offer_text).media[1]
-        return next(c.payload_type for c in video.codecs() if c.key == key)
-
-    def browser_answer(self, call: InboundCall, video_pt: int | None,
-                       direction: str = "sendrecv") -> str:
-        offer = parse_sdp(call.browser_offer_text)
-        apt = offer.media[0].formats[0]
-        text = ("v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
-                f"m=audio 9 UDP/TLS/RTP/SAVPF {apt}\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
-                "a=ice-ufrag:abcd\r\na=ice-pwd:" + "q" * 24 + "\r\na=fingerprint:sha-256 "
-                + "01:" * 31 + "02\r\na=setup:active\r\na=sendrecv\r\na=rtcp-mux\r\n"
-                + "".join(f"a=rtpmap:{c.payload_type} {c.rtpmap}\r\n"
-                          for c in offer.media[0].codecs()[:1]))
-        if video_pt is None:
-            return text + "m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
-        codec = next(c for c in offer.media[1].codecs() if c.payload_type == video_pt)
-        return text + (f"m=video 9 UDP/TLS/RTP/SAVPF {video_pt}\r\nc=IN IP4 0.0.0.0\r\n"
-                       f"a=mid:1\r\na={direction}\r\na=rtcp-mux\r\na=rtpmap:{video_pt} {codec.rtpmap}\r\n"
-                       f"a=rtcp-fb:{video_pt} nack pli\r\n"
-                       + (f"a=fmtp:{video_pt} {codec.fmtp}\r\n" if codec.fmtp else "")
-                       + f"a=ssrc:{BROWSER_VIDEO_SSRC} cname:x\r\n")
-
     def test_incoming_call_offers_the_callers_video(self) -> None:
         call = self.incoming()
         (method, params), = [n for n in self.notifications if n[0] == "incomingCall"]
@@ -445,7 +450,7 @@ class InboundVideoTests(CallVideoCase):
     def test_browser_takes_h264_sip_answer_uses_the_callers_number(self) -> None:
         call = self.incoming()
         h264_pt = self.browser_video_pt(call, "h264")
-        call.answer(self.browser_answer(call, h264_pt))
+        call.answer(answer_to_gateway_offer(call.browser_offer_text, h264_pt))
         answer = parse_sdp(call.invite.answered)
         video = answer.media[1]
         self.assertEqual((video.port, video.formats), (call.video.rtp.port, ["97"]))
@@ -460,7 +465,7 @@ class InboundVideoTests(CallVideoCase):
 
     def test_browser_declines_video(self) -> None:
         call = self.incoming()
-        call.answer(self.browser_answer(call, None))
+        call.answer(answer_to_gateway_offer(call.browser_offer_text, None))
         answer = parse_sdp(call.invite.answered)
         self.assertEqual([(m.kind, m.port == 0) for m in answer.media],
                          [("audio", False), ("video", True)])
@@ -471,7 +476,7 @@ class InboundVideoTests(CallVideoCase):
         """The Web SDK's "Answer" (no camera, no remote video) answers video a=inactive."""
         call = self.incoming()
         vp8 = self.browser_video_pt(call, "vp8")
-        call.answer(self.browser_answer(call, vp8, "inactive"))
+        call.answer(answer_to_gateway_offer(call.browser_offer_text, vp8, "inactive"))
         answer = parse_sdp(call.invite.answered)
         self.assertEqual(answer.media[1].port, 0)
         self.assertFalse(call.describe()["hasVideo"])
@@ -480,14 +485,14 @@ class InboundVideoTests(CallVideoCase):
     def test_browser_only_watches(self) -> None:
         call = self.incoming()
         vp8 = self.browser_video_pt(call, "vp8")
-        call.answer(self.browser_answer(call, vp8, "recvonly"))
+        call.answer(answer_to_gateway_offer(call.browser_offer_text, vp8, "recvonly"))
         video = parse_sdp(call.invite.answered).media[1]
         self.assertEqual((video.formats, video.direction), (["100"], "recvonly"))
         self.assertTrue(call.describe()["hasVideo"])
         return self.end_and_check_ports(call)
 
     def test_caller_without_video(self) -> None:
-        call = self.incoming(self.SIP_OFFER.split("m=video")[0])
+        call = self.incoming(CALLER_OFFER.split("m=video")[0])
         (_, params), = [n for n in self.notifications if n[0] == "incomingCall"]
         self.assertFalse(params["hasVideo"])
         self.assertEqual(len(parse_sdp(params["sdp"]).media), 1)
@@ -671,63 +676,23 @@ class InfoFastUpdateTests(CallVideoCase):
         return self.end_and_check_ports(call)
 
     def test_incoming_call_from_a_phone_without_feedback(self) -> None:
-        offer = InboundVideoTests.SIP_OFFER.replace("a=rtcp-fb:* ccm fir\r\n", "").replace(
+        offer = CALLER_OFFER.replace("a=rtcp-fb:* ccm fir\r\n", "").replace(
             "a=rtcp-fb:* nack pli\r\n", "")
-        call = InboundCall(invite=FakeIncomingInvite(offer.encode()), caller="sip:carol@x",
-                           env=self.env, call_id="in", session_id="s", account=Account(),
-                           callee="alice", visible_name=None, has_audio=True, has_video=False,
-                           on_status=self.statuses.append, on_gone=lambda c: None,
-                           notify=lambda m, p: self.notifications.append((m, p)))
-        self.calls.append(call)
-        self.addCleanup(self.close_sockets, call)
-        call.start()
-        browser_offer = parse_sdp(call.browser_offer_text)
-        vp8 = next(c for c in browser_offer.media[1].codecs() if c.key == "vp8")
-        apt = browser_offer.media[0].codecs()[0]
-        call.answer(
-            "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
-            f"m=audio 9 UDP/TLS/RTP/SAVPF {apt.payload_type}\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
-            "a=ice-ufrag:abcd\r\na=ice-pwd:" + "q" * 24 + "\r\na=fingerprint:sha-256 "
-            + "01:" * 31 + "02\r\na=setup:active\r\na=sendrecv\r\na=rtcp-mux\r\n"
-            f"a=rtpmap:{apt.payload_type} {apt.rtpmap}\r\n"
-            f"m=video 9 UDP/TLS/RTP/SAVPF {vp8.payload_type}\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
-            f"a=sendrecv\r\na=rtcp-mux\r\na=rtpmap:{vp8.payload_type} VP8/90000\r\n"
-            f"a=rtcp-fb:{vp8.payload_type} nack pli\r\na=ssrc:{BROWSER_VIDEO_SSRC} cname:x\r\n")
+        call = self.incoming(offer)
+        vp8 = self.browser_video_pt(call, "vp8")
+        call.answer(answer_to_gateway_offer(call.browser_offer_text, vp8))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         self.assertTrue(call.video.sip_needs_info)
         self.capture_sip_video(call)
         call.video.rtp.on_rtp(video_packet(100, 1, 1, PHONE_VIDEO_SSRC))
         self.assertEqual(fast_updates(call.invite.infos), 1)
         # and the caller's INFO reaches the browser as a PLI
-        call.leg.on_rtp(video_packet(vp8.payload_type, 1, 1000, BROWSER_VIDEO_SSRC))
+        call.leg.on_rtp(video_packet(vp8, 1, 1000, BROWSER_VIDEO_SSRC))
         before = len(plis_to_browser(call))
         self.clock.advance(1)
         call._on_sip_event(InfoReceived(MEDIA_CONTROL, FAST_UPDATE))
         self.assertEqual(len(plis_to_browser(call)), before + 1)
         return self.end_and_check_ports(call)
-
-
-def answer_to_gateway_offer(offer_text: str, video_pt: int | None, direction: str = "sendrecv",
-                            fmtp: str | None = None) -> str:
-    """A browser's answer to the gateway's offer: its first audio format, and video with
-    ``video_pt`` (None: video rejected, port 0)."""
-    offer = parse_sdp(offer_text)
-    audio = offer.media[0].codecs()[0]
-    text = ("v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
-            f"m=audio 9 UDP/TLS/RTP/SAVPF {audio.payload_type}\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
-            "a=ice-ufrag:abcd\r\na=ice-pwd:" + "q" * 24 + "\r\na=fingerprint:sha-256 "
-            + "01:" * 31 + "02\r\na=setup:active\r\na=sendrecv\r\na=rtcp-mux\r\n"
-            f"a=rtpmap:{audio.payload_type} {audio.rtpmap}\r\n"
-            + (f"a=fmtp:{audio.payload_type} {audio.fmtp}\r\n" if audio.fmtp else ""))
-    if video_pt is None:
-        return text + "m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"
-    codec = next(c for c in offer.media[1].codecs() if c.payload_type == video_pt)
-    fmtp = fmtp if fmtp is not None else codec.fmtp
-    return text + (f"m=video 9 UDP/TLS/RTP/SAVPF {video_pt}\r\nc=IN IP4 0.0.0.0\r\n"
-                   f"a=mid:1\r\na={direction}\r\na=rtcp-mux\r\na=rtpmap:{video_pt} {codec.rtpmap}\r\n"
-                   f"a=rtcp-fb:{video_pt} nack pli\r\na=rtcp-fb:{video_pt} goog-remb\r\n"
-                   + (f"a=fmtp:{video_pt} {fmtp}\r\n" if fmtp else "")
-                   + f"a=ssrc:{BROWSER_VIDEO_SSRC} cname:x\r\n")
 
 
 class HandedVideoTests(CallVideoCase):
