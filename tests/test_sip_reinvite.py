@@ -34,6 +34,7 @@ from wcsgw.sip.session import (
     ReinviteFailed,
     ReinviteOffered,
 )
+from wcsgw.sip.session import MAX_GLARE_RETRIES
 from wcsgw.sip.target import Target
 from wcsgw.sip.uas import IncomingInvite
 
@@ -395,6 +396,33 @@ class ReinviteOutTests:
         self.assertLessEqual(len(s.ep.layer), layer_size)  # type: ignore[attr-defined]
         self.assertTrue(all(t.request.method != "INVITE"  # type: ignore[attr-defined]
                             for t in s.ep.layer._clients.values()))  # type: ignore[attr-defined]
+
+    def test_491_retries_are_bounded_then_a_failure(self) -> None:
+        """A peer that answers every offer 491: MAX_GLARE_RETRIES back-offs and re-sends,
+        then the next 491 is a plain refusal; the call stays up and a new offer may go."""
+        s = self.make()
+        s.session.reinvite(HOLD, 2.0)
+        [invite] = s.requests("INVITE")
+        for attempt in range(MAX_GLARE_RETRIES):
+            s.reply(invite, 491, at=s.now + 0.1)
+            self.assertEqual(s.events, [])
+            self.assertTrue(s.session.reinvite_in_progress)
+            out = s.advance(s.now + 4.0)  # the longest back-off (§14.1)
+            sent = [m for _, m in out if isinstance(m, Request) and m.method == "INVITE"]
+            invite = sent[0]  # then its UDP retransmissions
+            self.assertEqual({m.to_bytes() for m in sent}, {invite.to_bytes()})
+            self.assertEqual(invite.cseq, (self.first_cseq + attempt + 1, "INVITE"))
+            self.assertEqual(invite.body, HOLD)
+        s.reply(invite, 491, at=s.now + 0.1)
+        self.assertEqual(s.events, [ReinviteFailed(491, "491 Request Pending")])
+        self.assertFalse(s.session.reinvite_in_progress)
+        self.assertFalse(s.session.terminated)
+        out = s.advance(s.now + 10.0)
+        self.assertEqual([m.method for _, m in out if isinstance(m, Request)
+                          and m.method != "ACK"], [])  # no retry left pending
+        s.session.reinvite(MOVED, s.now)
+        [fresh] = s.requests("INVITE")
+        self.assertEqual(fresh.body, MOVED)
 
     def test_refused_before_the_call_is_up(self) -> None:
         s = self.make()

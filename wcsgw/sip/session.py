@@ -15,7 +15,9 @@ The API, and where the rules come from:
   leaves the session as it was (§14.1): :class:`ReinviteFailed`.  491 is glare (§14.1): the
   same offer is sent again after a random 2.1-4 s when we own the Call-ID (we sent the first
   INVITE), 0-2 s otherwise, in 10 ms steps, kept as a deadline of the endpoint's timer
-  (``timed_users``), no event in between.  481, 408 and no response at all end the call
+  (``timed_users``), no event in between; after :data:`MAX_GLARE_RETRIES` retries a further
+  491 is a plain refusal (:class:`ReinviteFailed` ``(491, ...)``, the call stays as it was), so
+  a peer that answers every re-INVITE 491 cannot keep ours pending for ever.  481, 408 and no response at all end the call
   (§12.2.1.2, §14.1): :class:`ReinviteFailed` then ``Ended(reason, by_remote=True)`` (a BYE
   goes out first unless the answer was 481: that dialog is gone).  A re-INVITE that only got
   provisional answers for 64*T1 is CANCELled (its 487 is then the failure).
@@ -87,6 +89,7 @@ __all__ = [
     "IncomingInvites",
     "InfoAnswered",
     "InfoReceived",
+    "MAX_GLARE_RETRIES",
     "REASON_ACK_TIMEOUT",
     "REASON_NORMAL",
     "REASON_TIMEOUT",
@@ -116,6 +119,11 @@ REASON_ACK_TIMEOUT = "ACK timeout"
 
 #: Challenges answered per request before giving up.
 MAX_CHALLENGES = 3
+#: Times our re-INVITE is sent again after a 491 (§14.1) before the next 491 is its failure.
+#: §14.1 sets no limit; three back-offs (at most 12 s for the Call-ID's owner) outlast any
+#: real glare, while a peer that refuses every offer 491 would otherwise hold the exchange
+#: (and every later hold/unhold of the call) forever.
+MAX_GLARE_RETRIES = 3
 #: How long the subscription a REFER creates lasts, in the NOTIFYs we send (RFC 3515 §2.4.4
 #: leaves it to the notifier; 60 s is what baresip and Asterisk use), and how long we wait for
 #: a final NOTIFY when the notifier names no expiry.
@@ -377,6 +385,7 @@ class _OutgoingReinvite:
     request: Request | None = None  # the re-INVITE in flight; None while backing off (491)
     transaction: ClientTransaction | None = None
     challenges: int = 0
+    glare_retries: int = 0  # re-sent after 491 so far (bounded by MAX_GLARE_RETRIES)
     provisional: bool = False
     retry_at: float | None = None  # glare back-off (§14.1)
     retry_due: bool = False  # the back-off is over but the peer's re-INVITE is not settled
@@ -741,9 +750,10 @@ class InDialog:
                 out.challenges += 1
                 self._send_reinvite(now)
                 return
-        if status == 491 and not out.cancelled:
+        if status == 491 and not out.cancelled and out.glare_retries < MAX_GLARE_RETRIES:
             # §14.1: glare.  Back off in 10 ms units, longer for the Call-ID's owner, so the
             # two sides do not collide again.
+            out.glare_retries += 1
             ticks = self.rng.randint(210, 400) if self.owns_call_id else self.rng.randint(0, 200)
             out.request = None
             out.guard_at = None
