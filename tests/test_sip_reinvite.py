@@ -20,6 +20,7 @@ from tests.test_sip_invite import CALLEE_CONTACT, CallHarness
 from tests.test_sip_uas import CALLER, CALLER_CONTACT, UasHarness
 from wcsgw.sip.dialog import DialogState
 from wcsgw.sip.dialogs import DialogRouter
+from wcsgw.sip.digest import Credentials, DigestClient
 from wcsgw.sip.invite import Ended, OutgoingInvite
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.parser import parse_message
@@ -28,6 +29,8 @@ from wcsgw.sip.session import (
     REASON_ACK_TIMEOUT,
     REASON_TIMEOUT,
     IncomingInvites,
+    InfoAnswered,
+    ReferAccepted,
     ReinviteAnswered,
     ReinviteCancelled,
     ReinviteConfirmed,
@@ -211,8 +214,11 @@ def uac(rng: random.Random | None = None) -> Side:
     return side
 
 
-def uas(rng: random.Random | None = None) -> Side:
-    """alice called echo straight (no route set); answered and ACKed (her CSeq was 7)."""
+def uas(rng: random.Random | None = None, *, digest: DigestClient | None = None,
+        taker: Callable[[UasHarness], object] | None = None) -> Side:
+    """alice called echo straight (no route set); answered and ACKed (her CSeq was 7).
+    ``digest``: the session's credentials for challenged requests; ``taker``: the handler
+    that makes the IncomingInvite from the harness (default: one made here)."""
     h = UasHarness()
     h.ep.handlers = [x for x in h.ep.handlers if not hasattr(x, "harness")]
 
@@ -222,10 +228,11 @@ def uas(rng: random.Random | None = None) -> Side:
             if request.method != "INVITE" or request.to.tag:
                 return False
             h.sessions.append(IncomingInvite(h.ep, request, transaction,  # type: ignore[arg-type]
-                                             listener=h.events.append, rng=rng or FixedRng()))
+                                             listener=h.events.append, rng=rng or FixedRng(),
+                                             digest=digest))
             return True
 
-    h.ep.handlers.append(Taker())
+    h.ep.handlers.append(taker(h) if taker is not None else Taker())
     h.answered()
     h.feed(h.ack(), at=0.1)
     side = Side(h.ep, h.events, CALLER, "sip:alice@127.0.0.1", h.from_tag,
@@ -545,6 +552,105 @@ class UasReinviteOutTests(ReinviteOutTests, unittest.TestCase):
         s.reply(invite, 401, extra=(("WWW-Authenticate", 'Digest realm="x", nonce="n"'),), at=2.1)
         self.assertEqual(s.events, [ReinviteFailed(401, "401 Unauthorized")])
         self.assertEqual(s.requests("INVITE"), [])
+
+
+# ------------------------------------------------- challenges on an incoming call's requests
+
+
+def challenge(header: str = "Proxy-Authenticate", nonce: str = "n1") -> tuple[tuple[str, str]]:
+    return ((header, f'Digest realm="127.0.0.1", nonce="{nonce}", qop="auth"'),)
+
+
+def uas_with_account(**kwargs: object) -> Side:
+    """An incoming call whose session has credentials (the called account's: 1001/secret)."""
+    return uas(digest=DigestClient(Credentials("1001", "secret")), **kwargs)  # type: ignore[arg-type]
+
+
+class IncomingChallengeTests(unittest.TestCase):
+    """A proxy that challenges our in-dialog requests on an incoming call: each is sent once
+    more with credentials (CSeq + 1) and goes on; a second challenge to the credentials just
+    sent is the request's failure, nothing more is sent."""
+
+    def test_reinvite_challenged_then_answered(self) -> None:
+        s = uas_with_account()
+        s.session.reinvite(HOLD, 2.0)
+        [invite] = s.requests("INVITE")
+        self.assertIsNone(invite.headers.get("Proxy-Authorization"))
+        s.reply(invite, 407, extra=challenge(), at=2.1)
+        [again] = s.requests("INVITE")
+        self.assertEqual(again.cseq, (2, "INVITE"))
+        credentials = again.headers.get("Proxy-Authorization")
+        self.assertIn('username="1001"', credentials)
+        self.assertIn('nonce="n1"', credentials)
+        self.assertEqual(again.body, HOLD)
+        self.assertEqual(s.events, [])
+        s.reply(again, 200, body=HELD, at=2.2)
+        [ack] = s.requests("ACK")
+        self.assertEqual(ack.headers.get("Proxy-Authorization"), credentials)  # §13.2.2.4
+        self.assertEqual(s.events, [ReinviteAnswered(HELD)])
+
+    def test_reinvite_challenged_twice_fails_and_the_call_stays(self) -> None:
+        s = uas_with_account()
+        s.session.reinvite(HOLD, 2.0)
+        [invite] = s.requests("INVITE")
+        s.reply(invite, 401, extra=challenge("WWW-Authenticate"), at=2.1)
+        [again] = s.requests("INVITE")
+        self.assertIn('username="1001"', again.headers.get("Authorization"))
+        s.reply(again, 401, extra=challenge("WWW-Authenticate"), at=2.2)  # the same nonce
+        self.assertEqual(s.events, [ReinviteFailed(401, "401 Unauthorized")])
+        self.assertEqual(s.requests("INVITE"), [])
+        self.assertFalse(s.session.terminated)
+        self.assertFalse(s.session.reinvite_in_progress)
+
+    def test_bye_challenged_then_answered(self) -> None:
+        s = uas_with_account()
+        s.session.hangup(2.0)
+        [bye] = s.requests("BYE")
+        s.reply(bye, 407, extra=challenge(), at=2.1)
+        self.assertEqual(s.events, [])  # not over yet: the BYE goes again
+        [again] = s.requests("BYE")
+        self.assertEqual(again.cseq, (bye.cseq[0] + 1, "BYE"))
+        self.assertIn('username="1001"', again.headers.get("Proxy-Authorization"))
+        s.reply(again, 200, at=2.2)
+        self.assertEqual(s.events, [Ended("Normal call clearing", by_remote=False)])
+        self.assertEqual(s.ep.timed_users, [])  # type: ignore[attr-defined]
+
+    def test_bye_challenged_twice_ends_the_call_anyway(self) -> None:
+        s = uas_with_account()
+        s.session.hangup(2.0)
+        [bye] = s.requests("BYE")
+        s.reply(bye, 407, extra=challenge(), at=2.1)
+        [again] = s.requests("BYE")
+        s.reply(again, 407, extra=challenge(), at=2.2)
+        self.assertEqual(s.requests("BYE"), [])
+        self.assertEqual(s.events, [Ended("Normal call clearing", by_remote=False)])
+        self.assertTrue(s.session.terminated)
+
+    def test_bye_challenged_without_credentials_ends_the_call(self) -> None:
+        s = uas()
+        s.session.hangup(2.0)
+        [bye] = s.requests("BYE")
+        s.reply(bye, 407, extra=challenge(), at=2.1)
+        self.assertEqual(s.requests("BYE"), [])
+        self.assertEqual(s.events, [Ended("Normal call clearing", by_remote=False)])
+
+    def test_info_and_refer_challenged_then_answered(self) -> None:
+        s = uas_with_account()
+        s.session.send_info("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n", 2.0)
+        [info] = s.requests("INFO")
+        s.reply(info, 401, extra=challenge("WWW-Authenticate"), at=2.1)
+        [info2] = s.requests("INFO")
+        self.assertIn('username="1001"', info2.headers.get("Authorization"))
+        s.reply(info2, 200, at=2.2)
+        self.assertEqual(s.events, [InfoAnswered(200)])
+        s.events.clear()
+        s.session.refer("sip:carol@127.0.0.1", 3.0)
+        [refer] = s.requests("REFER")
+        s.reply(refer, 407, extra=challenge(nonce="n2"), at=3.1)
+        [refer2] = s.requests("REFER")
+        self.assertIn('nonce="n2"', refer2.headers.get("Proxy-Authorization"))
+        s.reply(refer2, 202, at=3.2)
+        self.assertEqual(s.events, [ReferAccepted(202)])
 
 
 # ------------------------------------------------------------------------ the peer's re-INVITE

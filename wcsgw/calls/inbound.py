@@ -39,6 +39,7 @@ from wcsgw.sdp.errors import SdpError
 from wcsgw.sdp.model import SessionDescription
 from wcsgw.sdp.negotiate import audio_answer, audio_offer
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
+from wcsgw.sip.digest import DigestClient
 from wcsgw.sip.message import Request
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target
@@ -277,9 +278,13 @@ class InboundRouter:
             status, reason = refusal
             endpoint.respond(make_response(request, status, reason, to_tag=_tag()), now)
             return True
+        # The session's account answers challenges to our in-dialog requests (hold, REFER,
+        # INFO, BYE) through a proxy that wants credentials, as on the calls it places.
+        account = getattr(session, "account", None)
+        digest = DigestClient(account.credentials()) if account is not None else None
         try:
             invite = IncomingInvite(endpoint, request, transaction, listener=lambda e: None,
-                                    contact_user=user)
+                                    contact_user=user, digest=digest)
         except ValueError:
             endpoint.respond(make_response(request, 400, "Bad Request", to_tag=_tag()), now)
             return True

@@ -492,17 +492,15 @@ class OutgoingInvite(InDialog):
     def _send_bye(self, dialog: Dialog, now: float, *, final: bool, challenged: int = 0) -> None:
         """BYE in ``dialog``; ``final``: its answer (or timeout) ends this session."""
         bye = dialog.create_request("BYE")
-        if challenged:
-            self._digest.authorize(bye)
+        self._authorize(bye, challenged)
         target = dialog_target(dialog, self.target.transport)
 
         def on_response(response: Response, now: float) -> None:
             if response.status < 200:
                 return
-            if response.status in (401, 407) and challenged < MAX_CHALLENGES:
-                if self._digest.handle_challenge(bye, response) is ChallengeOutcome.RETRY:
-                    self._send_bye(dialog, now, final=final, challenged=challenged + 1)
-                    return
+            if self._answers_challenge(bye, response, challenged):
+                self._send_bye(dialog, now, final=final, challenged=challenged + 1)
+                return
             dialog.receive_response(response)
             dialog.terminate()
             if final:

@@ -699,8 +699,7 @@ class InDialog:
             headers.append(("Supported", ", ".join(SUPPORTED_EXTENSIONS)))
         headers.append(("Content-Type", "application/sdp"))
         request = dialog.create_request("INVITE", headers, out.sdp)  # Contact: the dialog's
-        if out.challenges and self._digest is not None:
-            self._digest.authorize(request)
+        self._authorize(request, out.challenges)
         out.request = request
         out.provisional = False
         out.cancelled = False
@@ -745,11 +744,10 @@ class InDialog:
             out.provisional = True
             return
         text = f"{status} {response.reason}"
-        if status in (401, 407) and self._digest is not None and out.challenges < MAX_CHALLENGES:
-            if self._digest.handle_challenge(request, response) is ChallengeOutcome.RETRY:
-                out.challenges += 1
-                self._send_reinvite(now)
-                return
+        if self._answers_challenge(request, response, out.challenges):
+            out.challenges += 1
+            self._send_reinvite(now)
+            return
         if status == 491 and not out.cancelled and out.glare_retries < MAX_GLARE_RETRIES:
             # §14.1: glare.  Back off in 10 ms units, longer for the Call-ID's owner, so the
             # two sides do not collide again.
@@ -871,15 +869,13 @@ class InDialog:
     def _send_info(self, content_type: str, body: bytes, now: float, *, challenges: int) -> None:
         dialog = self._confirmed_dialog()
         request = dialog.create_request("INFO", [("Content-Type", content_type)], body)
-        if challenges and self._digest is not None:
-            self._digest.authorize(request)
+        self._authorize(request, challenges)
 
         def on_response(response: Response, now: float) -> None:
             status = response.status
             if status < 200 or self.terminated:
                 return
-            if (status in (401, 407) and self._digest is not None and challenges < MAX_CHALLENGES
-                    and self._digest.handle_challenge(request, response) is ChallengeOutcome.RETRY):
+            if self._answers_challenge(request, response, challenges):
                 self._send_info(content_type, body, now, challenges=challenges + 1)
                 return
             if status == 481:  # the dialog is gone at the peer (§12.2.1.2)
@@ -906,8 +902,7 @@ class InDialog:
             ("Contact", self._contact_value(dialog)),
         ]
         request = dialog.create_request("REFER", headers)
-        if out.challenges and self._digest is not None:
-            self._digest.authorize(request)
+        self._authorize(request, out.challenges)
         out.request = request
 
         def on_response(response: Response, now: float) -> None:
@@ -922,9 +917,7 @@ class InDialog:
                     self._arm_refer_guard(out, None, now)
                     self._emit(ReferAccepted(status))
                 return
-            if (status in (401, 407) and self._digest is not None
-                    and out.challenges < MAX_CHALLENGES
-                    and self._digest.handle_challenge(request, response) is ChallengeOutcome.RETRY):
+            if self._answers_challenge(request, response, out.challenges):
                 out.challenges += 1
                 self._send_refer(now)
                 return
@@ -1060,6 +1053,24 @@ class InDialog:
                               sipfrag_body(status, reason), now)
 
     # ------------------------------------------------------------------ internals
+
+    def _authorize(self, request: Request, challenges: int) -> None:
+        """Credentials on a re-sent in-dialog request (``challenges`` > 0: it was challenged).
+        The first send goes without: most proxies challenge nothing inside a dialog."""
+        if challenges and self._digest is not None:
+            self._digest.authorize(request)
+
+    def _answers_challenge(self, request: Request, response: Response, challenges: int) -> bool:
+        """True when ``response`` is a 401/407 to ``request`` that we answer: the session has
+        credentials, fewer than MAX_CHALLENGES were answered for this request, and the
+        DigestClient judges a retry worthwhile (it refuses when the credentials just sent were
+        refused, §22.2).  The caller then sends the request again (new CSeq, §8.1.3.5) through
+        :meth:`_authorize`.  One judgement for every in-dialog request of both sessions —
+        re-INVITE, INFO, REFER, BYE — so an incoming call's requests are answered like an
+        outgoing call's."""
+        return (response.status in (401, 407) and self._digest is not None
+                and challenges < MAX_CHALLENGES
+                and self._digest.handle_challenge(request, response) is ChallengeOutcome.RETRY)
 
     def _require_up(self, action: str) -> None:
         if self.dialog is None or not self._in_dialog_ready():

@@ -43,7 +43,8 @@ Rules and where they come from:
   answered, BYE (§15.1.1), but not before the ACK came or the wait for it is over (§15: the
   callee "MUST NOT send a BYE on a confirmed dialog until it has received an ACK for its 2xx
   response or until the server transaction times out").  ``Ended(by_remote=False)`` follows
-  once the BYE is answered (or timed out);
+  once the BYE is answered (or timed out); a 401/407 to it is answered once more with the
+  ``digest`` credentials, like every in-dialog request of ours;
 * CANCEL before our final: 200 to the CANCEL, 487 to the INVITE, :class:`Cancelled` (§9.2);
   after it: 200 only, the call goes on;
 * the caller's BYE: 200 and ``Ended(by_remote=True)`` (§15.1.2); on an early dialog (allowed to
@@ -158,8 +159,9 @@ class IncomingInvite(InDialog):
         """``request`` is the INVITE and ``transaction`` its server transaction, as a
         RequestHandler got them.  ``contact_user`` is the user part of our Contact (default:
         the Request-URI's, so a call to ``sip:echo@host`` gets ``sip:echo@us`` as Contact).
-        ``digest`` answers challenges to our in-dialog requests (a re-INVITE through a proxy
-        that wants credentials); without it a challenge is a failure.  ``rng`` draws the 491
+        ``digest`` answers challenges to our in-dialog requests (re-INVITE, INFO, REFER, BYE
+        through a proxy that wants credentials: the call layer gives the called session's
+        account); without it a challenge is a failure.  ``rng`` draws the 491
         back-off and Retry-After values (tests pass a seeded one).
 
         Raises ValueError for an INVITE no dialog can be made from (no From tag: an RFC 2543
@@ -409,13 +411,17 @@ class IncomingInvite(InDialog):
 
     # ------------------------------------------------------------------ BYE
 
-    def _send_bye(self, now: float, *, final: bool = True) -> None:
-        """BYE in our dialog; ``final``: its answer (or timeout) ends this session."""
+    def _send_bye(self, now: float, *, final: bool = True, challenged: int = 0) -> None:
+        """BYE in our dialog; ``final``: its answer (or timeout) ends this session.  A 401/407
+        is answered with the session's credentials like every in-dialog request of ours
+        (``_answers_challenge``); a refused or unanswerable challenge settles it like any
+        final: the dialog is over for us either way."""
         dialog = self.dialog
         assert dialog is not None
         if final:
             self.state = UasState.TERMINATING
         bye = dialog.create_request("BYE")
+        self._authorize(bye, challenged)
         target = dialog_target(dialog, self.transport)
 
         def settled() -> None:
@@ -425,8 +431,12 @@ class IncomingInvite(InDialog):
                 self._finish(Ended(REASON_NORMAL, by_remote=False))
 
         def on_response(response: Response, now: float) -> None:
-            if response.status >= 200:
-                settled()
+            if response.status < 200:
+                return
+            if self._answers_challenge(bye, response, challenged):
+                self._send_bye(now, final=final, challenged=challenged + 1)
+                return
+            settled()
 
         def on_failure(reason: str, now: float) -> None:
             settled()
