@@ -511,6 +511,28 @@ class HoldSupportTests(SynchronousTestCase):
                                      payload=b"\xff" * 160), 1.02)
         self.assertEqual(len(sent_sip), 1)
 
+    def test_dtmf_paused_to_sip_drops_events_and_refuses_ours(self) -> None:
+        """Remote hold: the browser's RFC 4733 events stop too, and so do our own."""
+        sent_sip: list[bytes] = []
+        bridge = MediaBridge(LegMedia("PCMU", 0, telephone_event=126),
+                             LegMedia("PCMU", 0, telephone_event=101),
+                             lambda p: None, sent_sip.append, now=0.0)
+        event = build_rtp(payload_type=126, sequence=1, timestamp=160, ssrc=7,
+                          payload=bytes([5, 10, 0, 160]), marker=True)
+        bridge.dtmf_paused_to_sip = True
+        bridge.from_webrtc(event, 1.0)
+        self.assertEqual(sent_sip, [])
+        self.assertEqual(bridge.inactive_for(1.0, "webrtc"), 0.0)  # still activity
+        with self.assertRaises(ValueError):
+            bridge.send_dtmf_to_sip("1", 1.0)
+        self.assertEqual(sent_sip, [])
+        bridge.dtmf_paused_to_sip = False
+        bridge.from_webrtc(build_rtp(payload_type=126, sequence=2, timestamp=480, ssrc=7,
+                                     payload=bytes([6, 10, 0, 160]), marker=True), 1.1)
+        self.assertEqual([parse_rtp(p).payload_type for p in sent_sip], [101])
+        bridge.send_dtmf_to_sip("1", 1.2)
+        self.assertEqual(len(sent_sip), 2)
+
     def test_mark_active_restarts_the_clocks(self) -> None:
         bridge = MediaBridge(LegMedia("PCMU", 0), LegMedia("PCMU", 0),
                              lambda p: None, lambda p: None, now=0.0)

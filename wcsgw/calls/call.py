@@ -389,12 +389,16 @@ class Call:
             self.local_hold = local
         if remote is not None:
             self.remote_hold = remote
+        # Nothing of the browser goes to the far end while we hold it (it hears silence, not
+        # us), nor while it holds us: it offered sendonly/inactive (or c=0.0.0.0), and RFC
+        # 3264 §6.1 forbids sending then — DTMF events included, they are media too.
+        quiet = self.local_hold or self.remote_hold
         if self.bridge is not None:
-            # Held by us: the browser's audio is not forwarded to the far end.
-            self.bridge.paused_to_sip = self.local_hold
+            self.bridge.paused_to_sip = quiet
+            self.bridge.dtmf_paused_to_sip = self.remote_hold
         held = self.local_hold or self.remote_hold
         if self.video is not None:
-            self.video.set_hold(self.local_hold, held)
+            self.video.set_hold(quiet, held)
         self._set_status(CallStatus.HOLD if held else CallStatus.ESTABLISHED, "")
 
     def _arm_dtmf(self) -> None:
@@ -601,8 +605,9 @@ class Call:
         re-target the media."""
         now = self.env.reactor.seconds()
         assert self.invite is not None and self.plan is not None
+        wanted = "sendonly" if self.local_hold else "sendrecv"  # our own hold stays
         if sdp is None:  # late offer in a re-INVITE: we offer what we use
-            self.invite.answer_reinvite(self._sip_sdp("sendrecv"), now)
+            self.invite.answer_reinvite(self._sip_sdp(wanted), now)
             self.env.sip.transport.pump()
             return
         try:
@@ -626,9 +631,9 @@ class Call:
                                               dtmf.payload_type if dtmf else None)
         self.plan.sip_codec, self.plan.sip_dtmf = same, dtmf
         direction = offer.direction_for(audio)
-        video_answer = (self.video.answer_reoffer(offer, "sendonly" if self.local_hold else "sendrecv")[0]
+        video_answer = (self.video.answer_reoffer(offer, wanted)[0]
                         if self.video is not None else None)
-        answer = self._sip_sdp(answer_direction(direction),
+        answer = self._sip_sdp(answer_direction(direction, wanted),
                                [c for c in (same, dtmf) if c is not None], offer, video_answer)
         self.invite.answer_reinvite(answer, now)
         self.env.sip.transport.pump()
@@ -700,7 +705,7 @@ class Call:
             self._adopt_answer(event.sdp)
             self.local_hold = self.remote_hold = False
             if self.bridge is not None:
-                self.bridge.paused_to_sip = False
+                self.bridge.paused_to_sip = self.bridge.dtmf_paused_to_sip = False
             # The transferor should BYE the old dialog; if it does not, we do (RFC 3515 §2.4.7
             # leaves it to the transferor, but a dialog must not outlive its use).
             self._old_dialog_timer = self.env.reactor.callLater(

@@ -216,6 +216,7 @@ class _Direction:
         "held_back",
         "dtmf_sent",
         "muted",
+        "events_muted",
     )
 
     def __init__(
@@ -247,6 +248,8 @@ class _Direction:
         self.last_activity: float | None = now
         #: audio counted as activity but not forwarded (the far end is on hold by us)
         self.muted = False
+        #: RFC 4733 events not forwarded nor generated either (the far end holds the call)
+        self.events_muted = False
         self.packets = 0
         self.dropped = 0
         self.malformed = 0
@@ -307,6 +310,8 @@ class _Direction:
         elif pt == self.event_in:
             self.last_activity = now
             self.packets += 1
+            if self.events_muted:
+                return
             self._event(packet, b0, b1, seq, ts, ssrc, now)
         else:
             self.dropped += 1
@@ -647,6 +652,18 @@ class MediaBridge:
     def paused_to_sip(self, value: bool) -> None:
         self._w2s.muted = value
 
+    @property
+    def dtmf_paused_to_sip(self) -> bool:
+        """True while no RFC 4733 event goes to the SIP side either — neither the browser's
+        nor :meth:`send_dtmf_to_sip`'s (which then raises DtmfError).  For remote hold: the far
+        end offered sendonly/inactive, and events are media of that stream (RFC 3264 §6.1:
+        the answerer MUST NOT send); local hold pauses the audio only."""
+        return self._w2s.events_muted
+
+    @dtmf_paused_to_sip.setter
+    def dtmf_paused_to_sip(self, value: bool) -> None:
+        self._w2s.events_muted = value
+
     def mark_active(self, now: float) -> None:
         """Restart the inactivity clocks (a call on hold may rightly be silent)."""
         self._w2s.last_activity = self._s2w.last_activity = now
@@ -698,6 +715,8 @@ class MediaBridge:
         self._send_dtmf(self._s2w, "the browser", digits, now)
 
     def _send_dtmf(self, d: _Direction, who: str, digits: str, now: float) -> None:
+        if d.events_muted:
+            raise DtmfError(f"{who} holds the call: it takes no RTP now (RFC 3264 §6.1)")
         if d.event_out < 0:
             raise DtmfError(f"{who} negotiated no telephone-event: RFC 4733 DTMF cannot be sent")
         generator = d.generator

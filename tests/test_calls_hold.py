@@ -1,0 +1,221 @@
+"""Hold as the two ends ask for it, at the call level: what the browser's media may reach the
+SIP side.
+
+RFC 3264 §6.1: when the far end re-offers ``sendonly`` (it holds us) we answer ``recvonly``
+and MUST NOT send; ``inactive`` (or the RFC 2543 ``c=0.0.0.0``): neither way.  Our own hold
+(re-INVITE ``sendonly``) stops the browser's audio too.  The two combine: the browser is heard
+again only when neither end holds.  A real :class:`~wcsgw.calls.call.Call` with a fake dialog
+and WebRTC leg (tests/call_fakes.py); the SIP-side sockets are real, and what the bridge and
+the video relay would send to the phone is recorded.  Timers run on a task.Clock.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+import wcsgw.calls.call as call_module
+from tests.call_fakes import Account, FakeInvite, FakeLeg, FakeSip, HybridReactor
+from tests.peers.ports import free_port
+from wcsgw.calls.call import Call, CallEnvironment
+from wcsgw.calls.errors import CallError
+from wcsgw.calls.status import CallStatus
+from wcsgw.media.ports import PortAllocator
+from wcsgw.media.rtp import build_rtp, parse_rtp
+from wcsgw.sdp.parser import parse_sdp
+from wcsgw.sip.invite import Answered
+from wcsgw.sip.session import ReinviteAnswered, ReinviteOffered
+
+HERE = os.path.dirname(__file__)
+CHROME_OFFER = open(os.path.join(HERE, "data", "chromium_offer_av.sdp")).read()
+BROWSER_AUDIO_SSRC = 3684613860  # the a=ssrc lines of that offer
+BROWSER_VIDEO_SSRC = 140199583
+BROWSER_EVENT_PT = 126  # telephone-event/8000 in that offer
+
+
+def phone_sdp(version: int, direction: str = "sendrecv", video_pt: int | None = None,
+              address: str = "127.0.0.1") -> bytes:
+    """The phone's SDP (answer or re-offer): PCMU and telephone-event, VP8 with ``video_pt``;
+    ``direction`` on every m-line; ``address`` in c= (0.0.0.0: RFC 2543 hold)."""
+    text = (f"v=0\r\no=- 5 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 {address}\r\nt=0 0\r\n"
+            "m=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+            f"a=rtpmap:101 telephone-event/8000\r\na={direction}\r\n")
+    if video_pt is not None:
+        text += (f"m=video 30002 RTP/AVP {video_pt}\r\na=rtpmap:{video_pt} VP8/90000\r\n"
+                 f"a=rtcp-fb:{video_pt} nack pli\r\na={direction}\r\n")
+    return text.encode()
+
+
+class HoldCase(unittest.TestCase):
+    def setUp(self) -> None:
+        self.clock = HybridReactor()
+        self.clock.advance(1_700_000_000)
+        low = free_port()
+        self.allocator = PortAllocator("127.0.0.1", low - low % 2, low - low % 2 + 200)
+        self.env = CallEnvironment(reactor=self.clock, sip=FakeSip(), allocator=self.allocator,
+                                   media_host="127.0.0.1", media_advertised="127.0.0.1")
+        self.patch(call_module, "WebRtcLeg", FakeLeg)
+        self.patch(call_module, "OutgoingInvite", FakeInvite)
+        self.statuses: list[dict[str, Any]] = []
+        self.to_phone: list[bytes] = []  # audio and events the bridge sends to the phone
+        self.video_to_phone: list[bytes] = []
+        self.seq = 0
+        self.version = 1
+
+    def established(self, video: bool = False) -> Call:
+        """A browser's call to the phone, answered (PCMU relayed, telephone-event both sides)."""
+        call = Call(env=self.env, call_id="c1", session_id="s", account=Account(),
+                    request_uri="sip:bob@127.0.0.1", callee="bob", visible_name=None,
+                    has_audio=True, has_video=video, browser_offer=CHROME_OFFER, sip_headers={},
+                    on_status=self.statuses.append, on_gone=lambda c: None,
+                    notify=lambda m, p: None)
+        self.addCleanup(self.close, call)
+        call.start()
+        call.rtp.send_rtp = self.to_phone.append  # type: ignore[method-assign]
+        self.video_pt: int | None = None
+        if video:
+            assert call.video is not None
+            call.video.rtp.send_rtp = self.video_to_phone.append  # type: ignore[method-assign]
+            offer = parse_sdp(call.invite.offer)
+            self.video_pt = next(c.payload_type for c in offer.media[1].codecs() if c.key == "vp8")
+        call._on_sip_event(Answered(phone_sdp(1, video_pt=self.video_pt)))
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        self.assertEqual(call.plan.mode, "relay")
+        return call
+
+    @defer.inlineCallbacks
+    def close(self, call: Call):
+        call.hangup()
+        closing = [s.close() for s in (call.rtp, call.video and call.video.rtp) if s is not None]
+        yield defer.gatherResults(closing)
+        self.assertEqual(self.allocator.in_use, frozenset())
+
+    # -- the browser speaks --
+
+    def browser_speaks(self, call: Call) -> int:
+        """One audio packet from the browser: how many packets reached the phone."""
+        before = len(self.to_phone)
+        self.seq += 1
+        call.leg.on_rtp(build_rtp(payload_type=0, sequence=self.seq, timestamp=160 * self.seq,
+                                  ssrc=BROWSER_AUDIO_SSRC, payload=bytes(160)))
+        return len(self.to_phone) - before
+
+    def browser_presses_a_key(self, call: Call) -> int:
+        """One RFC 4733 event packet from the browser (digit 5): how many reached the phone."""
+        before = len(self.to_phone)
+        self.seq += 1
+        call.leg.on_rtp(build_rtp(payload_type=BROWSER_EVENT_PT, sequence=self.seq,
+                                  timestamp=160 * self.seq, ssrc=BROWSER_AUDIO_SSRC,
+                                  payload=bytes([5, 10, 0, 160]), marker=True))
+        return len(self.to_phone) - before
+
+    def browser_video(self, call: Call) -> int:
+        before = len(self.video_to_phone)
+        self.seq += 1
+        call.leg.on_rtp(build_rtp(payload_type=96, sequence=self.seq, timestamp=3000 * self.seq,
+                                  ssrc=BROWSER_VIDEO_SSRC, payload=b"\x10\x00\x9d\x01\x2a"
+                                  + bytes(300), marker=True))
+        return len(self.video_to_phone) - before
+
+    # -- the phone re-offers --
+
+    def phone_reoffers(self, call: Call, direction: str, address: str = "127.0.0.1") -> list[str]:
+        """The phone's re-INVITE; the directions of our answer's m-lines."""
+        self.version += 1
+        call._on_sip_event(ReinviteOffered(phone_sdp(self.version, direction, self.video_pt,
+                                                     address)))
+        return [m.direction for m in parse_sdp(call.invite.reinvite_answers[-1]).media]
+
+    def phone_answers_our_reoffer(self, call: Call, direction: str) -> None:
+        self.version += 1
+        call._on_sip_event(ReinviteAnswered(phone_sdp(self.version, direction, self.video_pt)))
+
+
+class RemoteHoldTests(HoldCase):
+    def test_sendonly_stops_the_browsers_audio_and_dtmf_until_resumed(self) -> None:
+        call = self.established()
+        self.assertEqual(self.browser_speaks(call), 1)
+        self.assertEqual(self.phone_reoffers(call, "sendonly"), ["recvonly"])
+        self.assertEqual(call.status, CallStatus.HOLD)
+        self.assertEqual(self.browser_speaks(call), 0)
+        self.assertEqual(self.browser_presses_a_key(call), 0)
+        with self.assertRaises(CallError):  # our own RFC 4733 events: media too
+            call.send_dtmf("1")
+        call.send_dtmf("1", "INFO")  # signalling, not media: still allowed
+        self.assertEqual(len(call.invite.infos), 1)
+        self.assertEqual(self.phone_reoffers(call, "sendrecv"), ["sendrecv"])
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        self.assertEqual(self.browser_speaks(call), 1)
+        self.assertEqual(self.browser_presses_a_key(call), 1)
+        [event] = [parse_rtp(p) for p in self.to_phone[-1:]]
+        self.assertEqual(event.payload_type, 101)
+        call.send_dtmf("1")
+
+    def test_inactive_stops_the_browsers_audio(self) -> None:
+        call = self.established()
+        self.assertEqual(self.phone_reoffers(call, "inactive"), ["inactive"])
+        self.assertEqual(call.status, CallStatus.HOLD)
+        self.assertEqual(self.browser_speaks(call), 0)
+        self.phone_reoffers(call, "sendrecv")
+        self.assertEqual(self.browser_speaks(call), 1)
+
+    def test_rfc2543_hold_address_stops_the_browsers_audio(self) -> None:
+        call = self.established()
+        self.phone_reoffers(call, "sendrecv", address="0.0.0.0")
+        self.assertEqual(call.status, CallStatus.HOLD)
+        self.assertEqual(self.browser_speaks(call), 0)
+        self.phone_reoffers(call, "sendrecv")
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        self.assertEqual(self.browser_speaks(call), 1)
+
+    def test_recvonly_is_not_a_hold_of_us(self) -> None:
+        """The phone only stops sending: it still wants to hear the browser."""
+        call = self.established()
+        self.assertEqual(self.phone_reoffers(call, "recvonly"), ["sendonly"])
+        self.assertEqual(self.browser_speaks(call), 1)
+
+    def test_video_stops_too_on_rfc2543_hold(self) -> None:
+        """c=0.0.0.0 with both m-lines still sendrecv: the video relay pauses with the audio."""
+        call = self.established(video=True)
+        self.assertEqual(self.browser_video(call), 1)
+        self.phone_reoffers(call, "sendrecv", address="0.0.0.0")
+        self.assertEqual(self.browser_video(call), 0)
+        self.assertEqual(self.browser_speaks(call), 0)
+        self.phone_reoffers(call, "sendrecv")
+        self.assertEqual(self.browser_video(call), 1)
+        self.assertEqual(self.browser_speaks(call), 1)
+
+
+class BothHoldTests(HoldCase):
+    def test_local_then_remote_hold_and_back(self) -> None:
+        call = self.established()
+        call.hold()
+        self.phone_answers_our_reoffer(call, "recvonly")
+        self.assertEqual(call.status, CallStatus.HOLD)
+        self.assertEqual(self.browser_speaks(call), 0)
+        # the phone holds us too: neither end sends
+        self.assertEqual(self.phone_reoffers(call, "sendonly"), ["inactive"])
+        # the phone resumes: our own hold stays, in the answer and in the media
+        self.assertEqual(self.phone_reoffers(call, "sendrecv"), ["sendonly"])
+        self.assertEqual(call.status, CallStatus.HOLD)
+        self.assertEqual(self.browser_speaks(call), 0)
+        call.unhold()
+        self.phone_answers_our_reoffer(call, "sendrecv")
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        self.assertEqual(self.browser_speaks(call), 1)
+
+    def test_our_unhold_while_the_phone_holds_us_stays_quiet(self) -> None:
+        call = self.established()
+        self.phone_reoffers(call, "sendonly")
+        call.hold()
+        self.phone_answers_our_reoffer(call, "inactive")
+        call.unhold()
+        self.phone_answers_our_reoffer(call, "recvonly")  # still holding us
+        self.assertEqual(call.status, CallStatus.HOLD)
+        self.assertEqual(self.browser_speaks(call), 0)
+        self.phone_reoffers(call, "sendrecv")
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        self.assertEqual(self.browser_speaks(call), 1)
