@@ -12,6 +12,10 @@ from typing import Any
 
 from twisted.internet import defer, reactor, task
 
+import wcsgw.calls.call as call_module
+import wcsgw.calls.inbound as inbound_module
+from tests.peers.ports import free_port
+from wcsgw.calls.call import CallEnvironment
 from wcsgw.media.ports import PortAllocator
 from wcsgw.sdp.parser import parse_sdp
 
@@ -159,3 +163,22 @@ def sip_answer(formats: list[tuple[int, str, str | None]], port: int = 40000,
     if ptime:
         text += f"a=ptime:{ptime}\r\n"
     return (text + "a=sendrecv\r\n").encode()
+
+
+def fake_call_setup(case: Any, ports: int = 200) -> None:
+    """Set ``case.clock`` (a :class:`HybridReactor` at a realistic epoch) and
+    ``case.allocator`` (real loopback ports), and replace the call modules' WebRtcLeg and
+    OutgoingInvite with the fakes (trial's ``patch`` undoes it after the test)."""
+    case.clock = HybridReactor()
+    case.clock.advance(1_700_000_000)
+    low = free_port()
+    case.allocator = PortAllocator("127.0.0.1", low - low % 2, low - low % 2 + ports)
+    case.patch(call_module, "WebRtcLeg", FakeLeg)
+    case.patch(inbound_module, "WebRtcLeg", FakeLeg)
+    case.patch(call_module, "OutgoingInvite", FakeInvite)
+
+
+def fake_env(case: Any, **settings: Any) -> CallEnvironment:
+    """The CallEnvironment of a :func:`fake_call_setup` test: fake SIP, loopback media."""
+    return CallEnvironment(reactor=case.clock, sip=FakeSip(), allocator=case.allocator,
+                           media_host="127.0.0.1", media_advertised="127.0.0.1", **settings)

@@ -20,10 +20,8 @@ import numpy as np
 from twisted.internet import defer
 from twisted.trial import unittest
 
-import wcsgw.calls.call as call_module
 import wcsgw.calls.filecall as filecall_module
-from tests.call_fakes import Account, FakeInvite, FakeSip, HybridReactor, sip_answer
-from tests.peers.ports import free_port
+from tests.call_fakes import Account, FakeSip, fake_call_setup, sip_answer
 from tests.support import assert_near
 from wcsgw.calls.call import CallEnvironment
 from wcsgw.calls.errors import CallError, Codes
@@ -31,7 +29,6 @@ from wcsgw.calls.filecall import FileCall, file_call_offer, settle_file_answer
 from wcsgw.calls.plan import CodecPolicy
 from wcsgw.calls.status import CallStatus
 from wcsgw.media.audiocodec import make_codec
-from wcsgw.media.ports import PortAllocator
 from wcsgw.media.rtp import build_rtp, parse_rtp
 from wcsgw.media.transcode import packet_samples
 from wcsgw.sdp.codecs import Codec
@@ -76,11 +73,7 @@ def dominant(samples: np.ndarray, rate: int) -> tuple[float, float]:
 
 class FileCallCase(unittest.TestCase):
     def setUp(self) -> None:
-        self.clock = HybridReactor()
-        self.clock.advance(1_700_000_000)
-        low = free_port()
-        self.allocator = PortAllocator("127.0.0.1", low - low % 2, low - low % 2 + 100)
-        self.patch(call_module, "OutgoingInvite", FakeInvite)
+        fake_call_setup(self)
         self.dir = Path(self.mktemp())
         self.dir.mkdir()
         self.statuses: list[dict[str, Any]] = []

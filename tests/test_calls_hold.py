@@ -17,13 +17,10 @@ from typing import Any
 from twisted.internet import defer
 from twisted.trial import unittest
 
-import wcsgw.calls.call as call_module
-from tests.call_fakes import Account, FakeInvite, FakeLeg, FakeSip, HybridReactor
-from tests.peers.ports import free_port
-from wcsgw.calls.call import Call, CallEnvironment
+from tests.call_fakes import Account, fake_call_setup, fake_env
+from wcsgw.calls.call import Call
 from wcsgw.calls.errors import CallError
 from wcsgw.calls.status import CallStatus
-from wcsgw.media.ports import PortAllocator
 from wcsgw.media.rtp import build_rtp, parse_rtp
 from wcsgw.sdp.parser import parse_sdp
 from wcsgw.sip.invite import Answered
@@ -51,14 +48,8 @@ def phone_sdp(version: int, direction: str = "sendrecv", video_pt: int | None = 
 
 class HoldCase(unittest.TestCase):
     def setUp(self) -> None:
-        self.clock = HybridReactor()
-        self.clock.advance(1_700_000_000)
-        low = free_port()
-        self.allocator = PortAllocator("127.0.0.1", low - low % 2, low - low % 2 + 200)
-        self.env = CallEnvironment(reactor=self.clock, sip=FakeSip(), allocator=self.allocator,
-                                   media_host="127.0.0.1", media_advertised="127.0.0.1")
-        self.patch(call_module, "WebRtcLeg", FakeLeg)
-        self.patch(call_module, "OutgoingInvite", FakeInvite)
+        fake_call_setup(self)
+        self.env = fake_env(self)
         self.statuses: list[dict[str, Any]] = []
         self.to_phone: list[bytes] = []  # audio and events the bridge sends to the phone
         self.video_to_phone: list[bytes] = []

@@ -21,15 +21,12 @@ import numpy as np
 from twisted.internet import defer
 from twisted.trial import unittest
 
-import wcsgw.calls.call as call_module
-from tests.call_fakes import Account, FakeInvite, FakeLeg, FakeSip, HybridReactor, sip_answer
-from tests.peers.ports import free_port
+from tests.call_fakes import Account, FakeSip, fake_call_setup, sip_answer
 from tests.support import assert_near
 from wcsgw.calls.call import Call, CallEnvironment
 from wcsgw.calls.plan import CodecPolicy
 from wcsgw.calls.status import CallStatus
 from wcsgw.media.audiocodec import make_codec
-from wcsgw.media.ports import PortAllocator
 from wcsgw.media.rtp import build_rtp, parse_rtp
 from wcsgw.sip.invite import Answered
 
@@ -61,12 +58,7 @@ def schedule() -> list[tuple[float, int]]:
 
 class TranscodeLossTests(unittest.TestCase):
     def setUp(self) -> None:
-        self.clock = HybridReactor()
-        self.clock.advance(1_700_000_000)
-        low = free_port()
-        self.allocator = PortAllocator("127.0.0.1", low - low % 2, low - low % 2 + 100)
-        self.patch(call_module, "WebRtcLeg", FakeLeg)
-        self.patch(call_module, "OutgoingInvite", FakeInvite)
+        fake_call_setup(self)
 
     def make_call(self, sip_codec: str) -> Call:
         policy = CodecPolicy.from_names([sip_codec], ["opus"],

@@ -14,12 +14,9 @@ from typing import Any
 from twisted.internet import defer
 from twisted.trial import unittest
 
-import wcsgw.calls.call as call_module
-import wcsgw.calls.inbound as inbound_module
-from wcsgw.calls.call import Call, CallEnvironment
+from wcsgw.calls.call import Call
 from wcsgw.calls.inbound import HandedCall, InboundCall
 from wcsgw.calls.status import CallStatus
-from wcsgw.media.ports import PortAllocator
 from wcsgw.media.rtcp import Feedback, build_pli, build_rr, build_sdes, build_sr, parse_rtcp
 from wcsgw.media.rtp import build_rtp, parse_rtp
 from wcsgw.sdp.negotiate import rtcp_feedback
@@ -27,8 +24,7 @@ from wcsgw.sdp.parser import parse_sdp
 from wcsgw.sip.invite import Answered
 from wcsgw.sip.mediacontrol import MEDIA_CONTROL, parse_media_control
 from wcsgw.sip.session import InfoAnswered, InfoReceived, ReinviteAnswered, ReinviteOffered
-from tests.call_fakes import Account, FakeIncomingInvite, FakeInvite, FakeLeg, FakeSip, HybridReactor
-from tests.peers.ports import free_port
+from tests.call_fakes import Account, FakeIncomingInvite, fake_call_setup, fake_env
 
 HERE = os.path.dirname(__file__)
 CHROME_OFFER = open(os.path.join(HERE, "data", "chromium_offer_av.sdp")).read()
@@ -89,15 +85,8 @@ def feedback(packets: list[bytes]) -> list[Feedback]:
 
 class CallVideoCase(unittest.TestCase):
     def setUp(self) -> None:
-        self.clock = HybridReactor()
-        self.clock.advance(1_700_000_000)
-        low = free_port()
-        self.allocator = PortAllocator("127.0.0.1", low - low % 2, low - low % 2 + 200)
-        self.env = CallEnvironment(reactor=self.clock, sip=FakeSip(), allocator=self.allocator,
-                                   media_host="127.0.0.1", media_advertised="127.0.0.1")
-        self.patch(call_module, "WebRtcLeg", FakeLeg)
-        self.patch(inbound_module, "WebRtcLeg", FakeLeg)
-        self.patch(call_module, "OutgoingInvite", FakeInvite)
+        fake_call_setup(self)
+        self.env = fake_env(self)
         self.statuses: list[dict[str, Any]] = []
         self.notifications: list[tuple[str, dict[str, Any]]] = []
         self.calls: list[Call] = []
