@@ -17,14 +17,16 @@ from typing import Any
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.call_fakes import Account, fake_call_setup, fake_env
+from tests.call_fakes import Account, FakeIncomingInvite, fake_call_setup, fake_env
 from wcsgw.calls.call import Call
+from wcsgw.calls.inbound import InboundCall
 from wcsgw.calls.errors import CallError
 from wcsgw.calls.status import CallStatus
 from wcsgw.media.rtp import build_rtp, parse_rtp
 from wcsgw.sdp.parser import parse_sdp
-from wcsgw.sip.invite import Answered
-from wcsgw.sip.session import ReinviteAnswered, ReinviteOffered
+from wcsgw.sip.invite import Answered, Provisional
+from wcsgw.sip.session import ReinviteAnswered, ReinviteConfirmed, ReinviteOffered
+from wcsgw.sip.uas import Confirmed
 
 HERE = os.path.dirname(__file__)
 CHROME_OFFER = open(os.path.join(HERE, "data", "chromium_offer_av.sdp")).read()
@@ -210,3 +212,175 @@ class BothHoldTests(HoldCase):
         self.phone_reoffers(call, "sendrecv")
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         self.assertEqual(self.browser_speaks(call), 1)
+
+
+def browser_answer(offer_text: str) -> str:
+    """The browser's audio-only answer to the gateway's offer of an incoming call: its first
+    format, sendrecv."""
+    audio = parse_sdp(offer_text).media[0].codecs()[0]
+    return ("v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+            f"m=audio 9 UDP/TLS/RTP/SAVPF {audio.payload_type}\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+            "a=ice-ufrag:abcd\r\na=ice-pwd:" + "q" * 24 + "\r\na=fingerprint:sha-256 "
+            + "01:" * 31 + "02\r\na=setup:active\r\na=sendrecv\r\na=rtcp-mux\r\n"
+            f"a=rtpmap:{audio.payload_type} {audio.rtpmap}\r\n"
+            f"a=ssrc:{BROWSER_AUDIO_SSRC} cname:x\r\n")
+
+
+class FirstAnswerHoldTests(HoldCase):
+    """The far end may hold the call from its first answer on (RFC 3264 §6.1 applies to every
+    answer, not only to re-offers): an answered call whose answer is sendonly/inactive (or
+    c=0.0.0.0) is HOLD, and nothing of the browser goes to it."""
+
+    def answered(self, direction: str, address: str = "127.0.0.1") -> Call:
+        call = Call(env=self.env, call_id="c1", session_id="s", account=Account(),
+                    request_uri="sip:bob@127.0.0.1", callee="bob", visible_name=None,
+                    has_audio=True, has_video=False, browser_offer=CHROME_OFFER, sip_headers={},
+                    on_status=self.statuses.append, on_gone=lambda c: None,
+                    notify=lambda m, p: None)
+        self.addCleanup(self.close, call)
+        call.start()
+        call.rtp.send_rtp = self.to_phone.append  # type: ignore[method-assign]
+        self.video_pt = None
+        call._on_sip_event(Answered(phone_sdp(1, direction, address=address)))
+        return call
+
+    def test_sendonly_answer_holds_until_the_phone_resumes(self) -> None:
+        call = self.answered("sendonly")
+        self.assertEqual(call.status, CallStatus.HOLD)
+        self.assertEqual(self.browser_speaks(call), 0)
+        self.assertEqual(self.browser_presses_a_key(call), 0)
+        with self.assertRaises(CallError):
+            call.send_dtmf("1")
+        self.assertEqual(self.phone_reoffers(call, "sendrecv"), ["sendrecv"])
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        self.assertEqual(self.browser_speaks(call), 1)
+
+    def test_inactive_answer_holds(self) -> None:
+        call = self.answered("inactive")
+        self.assertEqual(call.status, CallStatus.HOLD)
+        self.assertEqual(self.browser_speaks(call), 0)
+
+    def test_rfc2543_hold_address_in_the_answer_holds(self) -> None:
+        call = self.answered("sendrecv", address="0.0.0.0")
+        self.assertEqual(call.status, CallStatus.HOLD)
+        self.assertEqual(self.browser_speaks(call), 0)
+
+    def test_sendrecv_answer_is_established(self) -> None:
+        call = self.answered("sendrecv")
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        self.assertEqual([s["status"] for s in self.statuses[-1:]], ["ESTABLISHED"])
+        self.assertEqual(self.browser_speaks(call), 1)
+
+    def test_sendonly_early_media_is_ringback_not_hold(self) -> None:
+        """183 sendonly is the far end playing ringback: no HOLD before the answer; a
+        sendrecv 2xx then makes the call ESTABLISHED with the browser heard."""
+        call = Call(env=self.env, call_id="c1", session_id="s", account=Account(),
+                    request_uri="sip:bob@127.0.0.1", callee="bob", visible_name=None,
+                    has_audio=True, has_video=False, browser_offer=CHROME_OFFER, sip_headers={},
+                    on_status=self.statuses.append, on_gone=lambda c: None,
+                    notify=lambda m, p: None)
+        self.addCleanup(self.close, call)
+        call.start()
+        call.rtp.send_rtp = self.to_phone.append  # type: ignore[method-assign]
+        call._on_sip_event(Provisional(183, "Session Progress", phone_sdp(1, "sendonly")))
+        self.assertNotIn(CallStatus.HOLD.value, [s["status"] for s in self.statuses])
+        self.assertFalse(call.remote_hold)
+        call._on_sip_event(Answered(phone_sdp(1, "sendrecv")))
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        self.assertEqual(self.browser_speaks(call), 1)
+
+    def test_2xx_without_sdp_keeps_the_early_answer(self) -> None:
+        """The 183's sendonly answer stands when the 2xx brings no SDP (RFC 3261 §13.2.1):
+        once answered, that is a hold."""
+        call = Call(env=self.env, call_id="c1", session_id="s", account=Account(),
+                    request_uri="sip:bob@127.0.0.1", callee="bob", visible_name=None,
+                    has_audio=True, has_video=False, browser_offer=CHROME_OFFER, sip_headers={},
+                    on_status=self.statuses.append, on_gone=lambda c: None,
+                    notify=lambda m, p: None)
+        self.addCleanup(self.close, call)
+        call.start()
+        call.rtp.send_rtp = self.to_phone.append  # type: ignore[method-assign]
+        call._on_sip_event(Provisional(183, "Session Progress", phone_sdp(1, "sendonly")))
+        call._on_sip_event(Answered(b""))
+        self.assertEqual(call.status, CallStatus.HOLD)
+        self.assertEqual(self.browser_speaks(call), 0)
+
+
+class LateOfferHoldTests(HoldCase):
+    def test_ack_answer_to_our_offer_holds_and_resumes(self) -> None:
+        """An offerless re-INVITE: our 2xx offers, the ACK answers sendonly — a hold."""
+        call = self.established()
+        call._on_sip_event(ReinviteOffered(None))
+        self.assertEqual(parse_sdp(call.invite.reinvite_answers[-1]).media[0].direction, "sendrecv")
+        call._on_sip_event(ReinviteConfirmed(phone_sdp(2, "sendonly")))
+        self.assertEqual(call.status, CallStatus.HOLD)
+        self.assertEqual(self.browser_speaks(call), 0)
+        call._on_sip_event(ReinviteOffered(None))
+        call._on_sip_event(ReinviteConfirmed(phone_sdp(3, "sendrecv")))
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        self.assertEqual(self.browser_speaks(call), 1)
+
+    def test_ack_without_sdp_changes_nothing(self) -> None:
+        call = self.established()
+        call._on_sip_event(ReinviteOffered(phone_sdp(2, "sendonly")))
+        call._on_sip_event(ReinviteConfirmed(None))
+        self.assertEqual(call.status, CallStatus.HOLD)
+
+
+class DtmfIntoHoldTests(HoldCase):
+    def test_queued_digits_are_dropped_and_the_one_on_the_air_ends(self) -> None:
+        """Our digits playing when the phone holds: the digit on the air ends with its end
+        packets (E bit), the queued ones are never sent."""
+        call = self.established()
+        call.send_dtmf("123")
+        self.clock.advance(0.02)  # digit 1's start packet is out, its end is not
+        self.phone_reoffers(call, "sendonly")
+        self.assertEqual(call.bridge.dtmf_sending["sip"], "1")
+        for _ in range(100):  # 2 s of the call's timers
+            self.clock.advance(0.02)
+        events = [parse_rtp(p).payload(p) for p in self.to_phone if parse_rtp(p).payload_type == 101]
+        self.assertEqual({e[0] for e in events}, {1})  # digit 1 only
+        self.assertEqual(sum(1 for e in events if e[1] & 0x80), 3)  # its three ends
+        self.assertTrue(events[-1][1] & 0x80)
+        self.assertEqual(call.bridge.dtmf_sending["sip"], "")
+
+
+class InboundHoldTests(HoldCase):
+    def incoming(self, offer: bytes | None) -> InboundCall:
+        """An incoming call offering ``offer`` (None: late offer), answered by the browser."""
+        invite = FakeIncomingInvite(offer)
+        invite.reinvite_answers = []  # type: ignore[attr-defined]  # the caller may re-offer
+        invite.answer_reinvite = lambda sdp, now: invite.reinvite_answers.append(sdp)  # type: ignore[attr-defined]
+        self.video_pt = None
+        call = InboundCall(invite=invite, caller="sip:carol@x",
+                           env=self.env, call_id="in", session_id="s", account=Account(),
+                           callee="alice", visible_name=None, has_audio=True, has_video=False,
+                           on_status=self.statuses.append, on_gone=lambda c: None,
+                           notify=lambda m, p: None)
+        self.addCleanup(self.close, call)
+        call.start()
+        call.rtp.send_rtp = self.to_phone.append  # type: ignore[method-assign]
+        call.answer(browser_answer(call.browser_offer_text))
+        return call
+
+    def test_caller_offering_sendonly_holds_from_the_answer_on(self) -> None:
+        call = self.incoming(phone_sdp(1, "sendonly"))
+        self.assertEqual(parse_sdp(call.invite.answered).media[0].direction, "recvonly")
+        self.assertEqual(call.status, CallStatus.HOLD)
+        self.assertEqual(self.browser_speaks(call), 0)
+        self.assertEqual(self.phone_reoffers(call, "sendrecv"), ["sendrecv"])
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        self.assertEqual(self.browser_speaks(call), 1)
+
+    def test_caller_offering_sendrecv_is_established(self) -> None:
+        call = self.incoming(phone_sdp(1, "sendrecv"))
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        self.assertEqual(self.browser_speaks(call), 1)
+
+    def test_late_offer_ack_answer_inactive_holds(self) -> None:
+        call = self.incoming(None)
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        call._on_sip_event(Confirmed(phone_sdp(1, "inactive")))
+        self.assertIsNotNone(call.bridge)
+        self.assertEqual(call.status, CallStatus.HOLD)
+        self.assertEqual(self.browser_speaks(call), 0)

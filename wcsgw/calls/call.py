@@ -57,6 +57,7 @@ from wcsgw.sip.session import (
     ReferProgress,
     ReferReceived,
     ReinviteAnswered,
+    ReinviteConfirmed,
     ReinviteFailed,
     ReinviteOffered,
 )
@@ -110,6 +111,27 @@ def _is_hold_address(sd: SessionDescription, media: MediaDescription) -> bool:
     """RFC 2543 hold: c=0.0.0.0 (still sent by old phones)."""
     connection = sd.connection_for(media)
     return connection is not None and connection.address in ("0.0.0.0", "::")
+
+
+def _holds_us(sd: SessionDescription) -> bool:
+    """Does this SDP of the SIP side hold us — its audio ``sendonly`` or ``inactive``, or the
+    RFC 2543 ``c=0.0.0.0``?  The same test for a re-offer, a first answer (2xx), an ACK's
+    answer and an incoming INVITE's offer: RFC 3264 §6.1 forbids sending to a stream marked
+    so, whichever message of the offer/answer exchange carried it."""
+    audio = _first_audio(sd)
+    if audio is None:
+        return False
+    return sd.direction_for(audio) in ("sendonly", "inactive") or _is_hold_address(sd, audio)
+
+
+def _parsed(sdp: bytes | None) -> SessionDescription | None:
+    """``sdp`` parsed; None when there is none or it does not parse."""
+    if not sdp:
+        return None
+    try:
+        return parse_sdp(sdp)
+    except SdpError:
+        return None
 
 
 @attr.s(auto_attribs=True)
@@ -185,6 +207,8 @@ class Call:
         self.local_hold = False
         self.remote_hold = False
         self.hold_for_transfer = False
+        #: the SDP of the last 1xx that had one: the answer, when the 2xx brings none
+        self._early_sdp: bytes | None = None
         #: the re-INVITE in flight: what it is for, and what to do when it is answered
         self._reoffer: tuple[str, Callable[[], None]] | None = None
         self._dtmf_call: Any = None
@@ -384,7 +408,9 @@ class Call:
         sdp.media += extra_sip_media(self.video, direction, offer, video_answer)
         return serialize_sdp(sdp).encode()
 
-    def _set_hold(self, *, local: bool | None = None, remote: bool | None = None) -> None:
+    def _set_hold(self, *, local: bool | None = None, remote: bool | None = None,
+                  info: str = "") -> None:
+        """Apply the two holds to the media and the status (HOLD while either holds)."""
         if local is not None:
             self.local_hold = local
         if remote is not None:
@@ -399,7 +425,16 @@ class Call:
         held = self.local_hold or self.remote_hold
         if self.video is not None:
             self.video.set_hold(quiet, held)
-        self._set_status(CallStatus.HOLD if held else CallStatus.ESTABLISHED, "")
+        self._set_status(CallStatus.HOLD if held else CallStatus.ESTABLISHED, info)
+
+    def _take_sip_direction(self, sd: SessionDescription | None, info: str = "") -> None:
+        """The SIP side's SDP of a call that is up — its first answer (2xx), the ACK's answer
+        to our offer, an incoming INVITE's offer — says whether it holds us: the same hold as
+        its re-offer would make (status HOLD, nothing of the browser sent to it).  Without
+        usable SDP the hold stays as it was.  Not for early media: a 183's ``sendonly`` is
+        ringback, and a call not answered yet has no HOLD status."""
+        remote = self.remote_hold if sd is None else _holds_us(sd)
+        self._set_hold(remote=remote, info=info)
 
     def _arm_dtmf(self) -> None:
         """Drive the bridge's timers — the RFC 4733 cadence, a transcoder's wait behind a gap
@@ -464,6 +499,8 @@ class Call:
             return
         if isinstance(event, Provisional):
             self.sip_status = event.status
+            if event.sdp:
+                self._early_sdp = event.sdp
             if event.sdp and self.bridge is None:
                 self._connect_media(event.sdp)
             self._set_status(status_for_provisional(event.status, event.sdp is not None))
@@ -476,7 +513,16 @@ class Call:
             if self._finished:
                 return
             self.answer_time = time.time()
-            self._set_status(CallStatus.ESTABLISHED, "")
+            # ESTABLISHED, or HOLD when the answer holds us (sendonly/inactive/c=0.0.0.0);
+            # a 2xx without SDP leaves the 1xx's answer in force (RFC 3261 §13.2.1).
+            self._take_sip_direction(_parsed(event.sdp or self._early_sdp))
+        elif isinstance(event, ReinviteConfirmed):
+            # The ACK answering the offer of our 2xx to an offerless re-INVITE.
+            if event.ack_sdp and self.status in (CallStatus.ESTABLISHED, CallStatus.HOLD):
+                sd = _parsed(event.ack_sdp)
+                if sd is not None:
+                    self._retarget(event.ack_sdp, parsed=sd)
+                    self._take_sip_direction(sd)
         elif isinstance(event, ReinviteAnswered):
             self._retarget(event.sdp)
             pending, self._reoffer = self._reoffer, None
@@ -638,7 +684,7 @@ class Call:
         self.invite.answer_reinvite(answer, now)
         self.env.sip.transport.pump()
         self._retarget(sdp, parsed=offer)
-        remote_hold = direction in ("sendonly", "inactive") or _is_hold_address(offer, audio)
+        remote_hold = _holds_us(offer)
         if remote_hold != self.remote_hold:
             self._set_hold(remote=remote_hold)
 
@@ -703,14 +749,14 @@ class Call:
             self.hold_for_transfer = False
             self.request_uri = new.request_uri
             self._adopt_answer(event.sdp)
-            self.local_hold = self.remote_hold = False
-            if self.bridge is not None:
-                self.bridge.paused_to_sip = self.bridge.dtmf_paused_to_sip = False
             # The transferor should BYE the old dialog; if it does not, we do (RFC 3515 §2.4.7
             # leaves it to the transferor, but a dialog must not outlive its use).
             self._old_dialog_timer = self.env.reactor.callLater(
                 OLD_DIALOG_GRACE, self._end_old_dialog, old)
-            self._set_status(CallStatus.ESTABLISHED, "Transferred")
+            # A new dialog: neither old hold carries over; its answer may hold us afresh.
+            sd = _parsed(event.sdp)
+            self._set_hold(local=False, remote=sd is not None and _holds_us(sd),
+                           info="Transferred")
         elif isinstance(event, (Failed, Ended)):
             status = getattr(event, "status", None) or 503
             old.notify_refer(status, event.reason, now, final=True)

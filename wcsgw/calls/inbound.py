@@ -23,6 +23,7 @@ from wcsgw.calls.call import (
     Call,
     CodecPlan,
     _first_audio,
+    _parsed,
 )
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.plan import (
@@ -172,7 +173,10 @@ class InboundCall(Call):
         self.env.sip.transport.pump()
         self.answer_time = self.env.reactor.seconds()
         self.sip_status = 200
-        self._set_status(CallStatus.ESTABLISHED, "")
+        # ESTABLISHED, or HOLD when the caller's offer holds us (sendonly/inactive/c=0.0.0.0:
+        # our answer said recvonly/inactive, and nothing of the browser goes to it); a late
+        # offer's answer comes with the ACK (Confirmed).
+        self._take_sip_direction(None if late else _parsed(self._sip_offer_sdp))
 
     def hangup(self) -> None:
         """Before the answer: decline (603 by default, contract: hangup declines); after: BYE."""
@@ -230,6 +234,8 @@ class InboundCall(Call):
         if self._settle_sip_audio(sd):
             self._retarget(ack_sdp, parsed=sd)  # type: ignore[arg-type]
             self._start_media(self._webrtc_ssrc)
+            if self.status in (CallStatus.ESTABLISHED, CallStatus.HOLD):
+                self._take_sip_direction(sd)  # the ACK's answer may hold us
 
     def _settle_sip_audio(self, answer: SessionDescription | None) -> bool:
         """The SIP side's answer to our offer settles the plan against the codec the browser

@@ -663,6 +663,14 @@ class MediaBridge:
     @dtmf_paused_to_sip.setter
     def dtmf_paused_to_sip(self, value: bool) -> None:
         self._w2s.events_muted = value
+        generator = self._w2s.generator
+        if value and generator is not None:
+            # Our digits still queued are dropped (they would play into a hold, or long after
+            # it, out of context).  The one on the air ends properly: its end packets go out
+            # on its schedule (within duration + 2 intervals, 200 ms by default), so a far
+            # end still listening stops the tone cleanly instead of waiting for its own
+            # timeout (RFC 4733 §2.5.1.4); cutting it shorter would save at most one update.
+            generator.cancel()
 
     def mark_active(self, now: float) -> None:
         """Restart the inactivity clocks (a call on hold may rightly be silent)."""
