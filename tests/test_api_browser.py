@@ -178,6 +178,8 @@ class PhoneUiTests(BrowserTestCase):
         for name in ("Log in", "Log out", "Voice call", "Video call", "Hangup", "Answer", "Decline",
                      "Hold", "Unhold", "Transfer", "Mute", *"0123456789", "*", "#"):
             await aio(self.expect(self.button(name)).to_have_count(1))
+        # Camera is a video-call control: hidden (out of the accessibility tree) until then.
+        await aio(self.expect(self.button("Camera")).to_be_hidden())
         for name in ("Log out", "Voice call", "Video call", "Hangup", "Answer", "Decline", "Hold",
                      "Unhold", "Transfer", "Mute"):
             await aio(self.expect(self.button(name)).to_be_disabled())
@@ -739,6 +741,21 @@ def video_section(sdp: str) -> str:
 #: Frames the <video> at the selector decoded (getVideoPlaybackQuality; 0 without frames).
 FRAMES_SHOWN = "(sel) => document.querySelector(sel).getVideoPlaybackQuality().totalVideoFrames"
 
+#: Keeps every RTCPeerConnection the page creates in ``window.__pcs`` (run before the call).
+RECORD_PCS_JS = """() => {
+  const Original = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = class extends Original {
+    constructor(...args) { super(...args); window.__pcs.push(this); }
+  };
+}"""
+
+#: ``enabled`` of the track the SDK's (first) peer connection sends as video (null: none).
+SENT_VIDEO_ENABLED = """() => {
+  const sender = window.__pcs[0].getSenders().find((s) => s.track && s.track.kind === "video");
+  return sender ? sender.track.enabled : null;
+}"""
+
 
 class SdkVideoTests(BrowserTestCase):
     """The SDK's video calls: camera into localVideoDisplay, the far end's video into
@@ -789,6 +806,24 @@ class SdkVideoTests(BrowserTestCase):
         self.assertTrue(await self.js("window.call.hasVideo()"))  # what the call had
 
     @inline
+    async def test_mute_video_disables_the_sent_track_without_renegotiating(self) -> None:
+        await self.js(RECORD_PCS_JS)
+        await self.placed_video_call(far_end_video=True)
+        local_sdp = await self.js("window.__pcs[0].localDescription.sdp")
+        self.assertIs(await self.js(SENT_VIDEO_ENABLED), True)
+        self.assertFalse(await self.js("window.call.isVideoMuted()"))
+        await self.js("window.call.muteVideo()")
+        self.assertIs(await self.js(SENT_VIDEO_ENABLED), False)
+        self.assertTrue(await self.js("window.call.isVideoMuted()"))
+        self.assertFalse(await self.js("window.call.isAudioMuted()"))  # the microphone stays on
+        await self.js("window.call.unmuteVideo()")
+        self.assertIs(await self.js(SENT_VIDEO_ENABLED), True)
+        self.assertFalse(await self.js("window.call.isVideoMuted()"))
+        # Same track, same SDP: nothing was renegotiated.
+        self.assertEqual(await self.js("window.__pcs[0].localDescription.sdp"), local_sdp)
+        self.assertEqual(await self.js("window.__pcs[0].signalingState"), "stable")
+
+    @inline
     async def test_video_rejected_by_the_far_end_goes_on_audio_only(self) -> None:
         await self.placed_video_call(far_end_video=False)
         self.assertFalse(await self.js("window.call.hasVideo()"))
@@ -818,6 +853,20 @@ class SdkVideoTests(BrowserTestCase):
         self.assertFalse(call["has_video"])
         self.assertNotIn("m=video", call["sdp"])
         self.assertFalse(await self.js("window.call.hasVideo()"))
+
+    @inline
+    async def test_mute_video_in_a_voice_call_does_nothing(self) -> None:
+        await self.js(SDK_SETUP_JS)
+        await self.js("""() => { window.call = window.session.createCall({callee: "1002"});
+            window.call.call(); }""")
+        await self.gateway.events.wait_for(lambda e: e[0] == "call")
+        self.assertFalse(await self.js("window.call.isVideoMuted()"))
+        await self.js("window.call.muteVideo()")  # no camera: no error, no change
+        self.assertFalse(await self.js("window.call.isVideoMuted()"))
+        self.assertEqual(await self.js("window.call.getLocalStream().getVideoTracks().length"), 0)
+        self.assertTrue(await self.js("window.call.getLocalStream().getAudioTracks()[0].enabled"))
+        await self.js("window.call.unmuteVideo()")
+        self.assertFalse(await self.js("window.call.isAudioMuted()"))
 
 
 class PhoneUiVideoTests(BrowserTestCase):
@@ -855,6 +904,53 @@ class PhoneUiVideoTests(BrowserTestCase):
         await aio(self.expect(self.page.locator("#call-status")).to_contain_text("FINISH"))
         self.assertTrue(await self.js("document.getElementById('video-area').hidden"))
         self.assertIsNone(await self.js("document.getElementById('local-video').srcObject"))
+
+    @inline
+    async def test_camera_button_turns_the_camera_off_and_on(self) -> None:
+        await self.logged_in()
+        await self.js(RECORD_PCS_JS)
+        await aio(self.expect(self.button("Camera")).to_be_hidden())
+        await aio(self.field("Callee").fill("1002"))
+        await aio(self.button("Video call").click())
+        (_, session_id, call) = await self.gateway.events.wait_for(lambda e: e[0] == "call")
+        answer = await self.js(VIDEO_FAR_END_JS, [call["sdp"], True])
+        self.gateway.listeners[session_id].call_status(
+            self.gateway.call_dict(call["call_id"], "ESTABLISHED", sipStatus=200, sdp=answer))
+        camera = self.button("Camera")
+        await aio(self.expect(camera).to_be_enabled())
+        await aio(self.expect(camera).to_have_attribute("aria-pressed", "true"))  # pressed: on
+        self.assertIs(await self.js(SENT_VIDEO_ENABLED), True)
+        await aio(self.expect(self.page.get_by_text("Camera off")).to_be_hidden())
+
+        await aio(camera.click())
+        await aio(self.expect(camera).to_have_attribute("aria-pressed", "false"))
+        self.assertIs(await self.js(SENT_VIDEO_ENABLED), False)
+        await aio(self.expect(self.page.get_by_text("Camera off")).to_be_visible())
+        self.assertEqual(await self.js("document.getElementById('video-area').dataset.camera"), "off")
+        await aio(self.expect(self.button("Mute")).to_have_attribute("aria-pressed", "false"))
+
+        await aio(camera.click())
+        await aio(self.expect(camera).to_have_attribute("aria-pressed", "true"))
+        self.assertIs(await self.js(SENT_VIDEO_ENABLED), True)
+        await aio(self.expect(self.page.get_by_text("Camera off")).to_be_hidden())
+
+        await aio(camera.click())  # off when the call ends: the next call starts with it on
+        await aio(self.button("Hangup").click())
+        await self.gateway.events.wait_for(lambda e: e[0] == "hangup")
+        await aio(self.expect(camera).to_be_hidden())
+        # Hidden, it has no role to find it by: read the attribute by id.
+        await aio(self.expect(self.page.locator("#camera")).to_have_attribute("aria-pressed", "true"))
+        await aio(self.expect(self.page.get_by_text("Camera off")).to_be_hidden())
+
+    @inline
+    async def test_voice_call_has_no_camera_button(self) -> None:
+        await self.logged_in()
+        await aio(self.field("Callee").fill("1002"))
+        await aio(self.button("Voice call").click())
+        await self.gateway.events.wait_for(lambda e: e[0] == "call")
+        await aio(self.expect(self.button("Hangup")).to_be_enabled())
+        await aio(self.expect(self.button("Mute")).to_be_enabled())
+        await aio(self.expect(self.button("Camera")).to_be_hidden())
 
     @inline
     async def test_far_end_without_video_says_audio_only(self) -> None:

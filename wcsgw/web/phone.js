@@ -53,6 +53,8 @@ const ui = {
   answer: $("answer"),
   decline: $("decline"),
   mute: $("mute"),
+  camera: $("camera"),
+  cameraOff: $("camera-off"),
   hold: $("hold"),
   unhold: $("unhold"),
   transferForm: $("transfer-form"),
@@ -229,6 +231,9 @@ function refreshControls() {
   ui.answerVideo.disabled = ui.answerVideo.hidden;
   ui.decline.disabled = !incomingWaiting;
   ui.mute.disabled = !active || incomingWaiting;
+  // A video call is one whose video area is shown (placeCall/answerCall with the camera).
+  ui.camera.hidden = !active || ui.videoArea.hidden;
+  ui.camera.disabled = ui.camera.hidden || incomingWaiting;
   ui.hold.disabled = status !== CALL_STATUS.ESTABLISHED;
   ui.unhold.disabled = status !== CALL_STATUS.HOLD;
   ui.transferTarget.disabled = !talking;
@@ -237,6 +242,7 @@ function refreshControls() {
   ui.callDisplay.dataset.state = status ? status.toLowerCase() : "idle";
   if (!active) {
     ui.mute.setAttribute("aria-pressed", "false");
+    showCamera(true);
   }
 }
 
@@ -417,6 +423,7 @@ function watchCall(c) {
   c.on(CALL_EVENT.DTMF, onDtmf);
   c.on(CALL_EVENT.TRANSFER_STATUS, onTransferStatus);
   ui.mute.setAttribute("aria-pressed", "false");
+  showCamera(true);
   ui.callPeer.textContent = c.isIncoming() ? `from ${c.caller()}` : `to ${c.callee()}`;
 }
 
@@ -469,6 +476,14 @@ function showVideo(on) {
     ui.remoteVideo.srcObject = null;
     ui.localVideo.srcObject = null;
   }
+}
+
+/** The Camera button and our preview: pressed and bright while the camera is on; off, the
+ * preview is dimmed under "Camera off" (the far end sees black frames, see muteVideo()). */
+function showCamera(on) {
+  ui.camera.setAttribute("aria-pressed", String(on));
+  ui.videoArea.dataset.camera = on ? "on" : "off";
+  ui.cameraOff.hidden = on;
 }
 
 /** Keep the note over the remote picture in step with the call (hold, audio only). */
@@ -686,6 +701,7 @@ function answerCall(video) {
     localVideoDisplay: ui.localVideo,
     constraints: { audio: true, video: video ? CAMERA : false },
   });
+  refreshControls(); // Camera shows for a video answer
 }
 
 ui.answer.addEventListener("click", () => answerCall(false));
@@ -698,6 +714,12 @@ ui.mute.addEventListener("click", () => {
   if (call.isAudioMuted()) call.unmuteAudio();
   else call.muteAudio();
   ui.mute.setAttribute("aria-pressed", String(call.isAudioMuted()));
+});
+ui.camera.addEventListener("click", () => {
+  if (!call) return;
+  if (call.isVideoMuted()) call.unmuteVideo();
+  else call.muteVideo();
+  showCamera(!call.isVideoMuted());
 });
 ui.hold.addEventListener("click", () => call && requestAction(call.hold(), "Hold"));
 ui.unhold.addEventListener("click", () => call && requestAction(call.unhold(), "Unhold"));

@@ -842,6 +842,31 @@ export class Call extends Emitter {
   }
 
   /**
+   * Turn the camera off: the video track's `enabled = false`, so the browser keeps the
+   * m=video section and sends black frames at a low rate — no renegotiation, no re-INVITE
+   * towards SIP, and unmuteVideo() is instant.  Before the camera is acquired, or in a call
+   * without a camera (voice call, receive-only video), there is no track and it does nothing.
+   */
+  muteVideo() {
+    this.#localStream?.getVideoTracks().forEach((t) => (t.enabled = false));
+  }
+
+  /** Turn the camera back on (the same track; nothing is renegotiated). */
+  unmuteVideo() {
+    this.#localStream?.getVideoTracks().forEach((t) => (t.enabled = true));
+  }
+
+  /**
+   * True only while a camera track exists and is disabled: false in a call without a camera,
+   * so `if (call.isVideoMuted()) call.unmuteVideo(); else call.muteVideo();` is safe anywhere.
+   * @returns {boolean}
+   */
+  isVideoMuted() {
+    const tracks = this.#localStream?.getVideoTracks() ?? [];
+    return tracks.length > 0 && tracks.every((t) => !t.enabled);
+  }
+
+  /**
    * WebRTC statistics of the call (null once media is released).
    * @param {(stats: RTCStatsReport|null) => void} [callback] WCS style; the promise works too
    * @returns {Promise<RTCStatsReport|null>}
