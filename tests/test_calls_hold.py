@@ -58,8 +58,8 @@ class HoldCase(unittest.TestCase):
         self.seq = 0
         self.version = 1
 
-    def established(self, video: bool = False) -> Call:
-        """A browser's call to the phone, answered (PCMU relayed, telephone-event both sides)."""
+    def started(self, video: bool = False) -> Call:
+        """A browser's call to the phone, INVITE sent; what it sends the phone is recorded."""
         call = Call(env=self.env, call_id="c1", session_id="s", account=Account(),
                     request_uri="sip:bob@127.0.0.1", callee="bob", visible_name=None,
                     has_audio=True, has_video=video, browser_offer=CHROME_OFFER, sip_headers={},
@@ -68,6 +68,11 @@ class HoldCase(unittest.TestCase):
         self.addCleanup(self.close, call)
         call.start()
         call.rtp.send_rtp = self.to_phone.append  # type: ignore[method-assign]
+        return call
+
+    def established(self, video: bool = False) -> Call:
+        """A browser's call to the phone, answered (PCMU relayed, telephone-event both sides)."""
+        call = self.started(video)
         self.video_pt: int | None = None
         if video:
             assert call.video is not None
@@ -232,14 +237,7 @@ class FirstAnswerHoldTests(HoldCase):
     c=0.0.0.0) is HOLD, and nothing of the browser goes to it."""
 
     def answered(self, direction: str, address: str = "127.0.0.1") -> Call:
-        call = Call(env=self.env, call_id="c1", session_id="s", account=Account(),
-                    request_uri="sip:bob@127.0.0.1", callee="bob", visible_name=None,
-                    has_audio=True, has_video=False, browser_offer=CHROME_OFFER, sip_headers={},
-                    on_status=self.statuses.append, on_gone=lambda c: None,
-                    notify=lambda m, p: None)
-        self.addCleanup(self.close, call)
-        call.start()
-        call.rtp.send_rtp = self.to_phone.append  # type: ignore[method-assign]
+        call = self.started()
         self.video_pt = None
         call._on_sip_event(Answered(phone_sdp(1, direction, address=address)))
         return call
@@ -274,14 +272,7 @@ class FirstAnswerHoldTests(HoldCase):
     def test_sendonly_early_media_is_ringback_not_hold(self) -> None:
         """183 sendonly is the far end playing ringback: no HOLD before the answer; a
         sendrecv 2xx then makes the call ESTABLISHED with the browser heard."""
-        call = Call(env=self.env, call_id="c1", session_id="s", account=Account(),
-                    request_uri="sip:bob@127.0.0.1", callee="bob", visible_name=None,
-                    has_audio=True, has_video=False, browser_offer=CHROME_OFFER, sip_headers={},
-                    on_status=self.statuses.append, on_gone=lambda c: None,
-                    notify=lambda m, p: None)
-        self.addCleanup(self.close, call)
-        call.start()
-        call.rtp.send_rtp = self.to_phone.append  # type: ignore[method-assign]
+        call = self.started()
         call._on_sip_event(Provisional(183, "Session Progress", phone_sdp(1, "sendonly")))
         self.assertNotIn(CallStatus.HOLD.value, [s["status"] for s in self.statuses])
         self.assertFalse(call.remote_hold)
@@ -292,14 +283,7 @@ class FirstAnswerHoldTests(HoldCase):
     def test_2xx_without_sdp_keeps_the_early_answer(self) -> None:
         """The 183's sendonly answer stands when the 2xx brings no SDP (RFC 3261 §13.2.1):
         once answered, that is a hold."""
-        call = Call(env=self.env, call_id="c1", session_id="s", account=Account(),
-                    request_uri="sip:bob@127.0.0.1", callee="bob", visible_name=None,
-                    has_audio=True, has_video=False, browser_offer=CHROME_OFFER, sip_headers={},
-                    on_status=self.statuses.append, on_gone=lambda c: None,
-                    notify=lambda m, p: None)
-        self.addCleanup(self.close, call)
-        call.start()
-        call.rtp.send_rtp = self.to_phone.append  # type: ignore[method-assign]
+        call = self.started()
         call._on_sip_event(Provisional(183, "Session Progress", phone_sdp(1, "sendonly")))
         call._on_sip_event(Answered(b""))
         self.assertEqual(call.status, CallStatus.HOLD)
