@@ -341,6 +341,15 @@ def answer_for_browser(
     if we_send:
         session_attrs.append(Attribute("msid-semantic", f" WMS {stream_id}"))
 
+    return _browser_session(leg, session_id, session_attrs, media)
+
+
+
+def _browser_session(leg: LegAddress, session_id: Optional[int], attributes: list[Attribute],
+                     media: list[MediaDescription]) -> SessionDescription:
+    """Our SDP toward a browser (offer or answer): first version of a session named after the
+    leg, with the leg's address at session level, so rejected m-sections (which carry none)
+    are covered too."""
     return SessionDescription(
         origin=Origin(
             session_id=session_id if session_id is not None else secrets.randbits(62),
@@ -348,13 +357,11 @@ def answer_for_browser(
             address=leg.host,
         ),
         session_name="-",
-        # Session level, so the rejected m-sections (which carry none) are covered too.
         connection=Connection(address=leg.host),
         timing=(0, 0),
-        attributes=session_attrs,
+        attributes=attributes,
         media=media,
     )
-
 
 def _rejected(section: MediaDescription) -> MediaDescription:
     """Port 0 with the offer's proto and formats (an m-line needs at least one) and its mid."""
@@ -499,22 +506,11 @@ def offer_for_browser(
                 leg, VIDEO_MID, "actpass", video.direction, video_codecs, None, video.ssrc,
                 cname, stream_id, True),
         ))
-    return SessionDescription(
-        origin=Origin(
-            session_id=session_id if session_id is not None else secrets.randbits(62),
-            session_version=1,
-            address=leg.host,
-        ),
-        session_name="-",
-        connection=Connection(address=leg.host),
-        timing=(0, 0),
-        attributes=[
-            Attribute("ice-lite"),
-            Attribute("group", "BUNDLE " + " ".join(m.mid or "" for m in media)),
-            Attribute("msid-semantic", f" WMS {stream_id}"),
-        ],
-        media=media,
-    )
+    return _browser_session(leg, session_id, [
+        Attribute("ice-lite"),
+        Attribute("group", "BUNDLE " + " ".join(m.mid or "" for m in media)),
+        Attribute("msid-semantic", f" WMS {stream_id}"),
+    ], media)
 
 
 def video_payload_types(codecs: Sequence[Codec], taken: set[Optional[int]]) -> list[Codec]:
