@@ -19,17 +19,17 @@ from twisted.internet import reactor
 from twisted.trial import unittest
 
 from tests.peers.chromium import (
+    close_leg_and_browser,
     open_call_page,
     Chromium,
     aio,
     describe,
     dominant_frequency,
     evaluate,
-    processes_using,
     write_tone_wav,
 )
 from tests.peers.ports import free_port
-from tests.support import EventLog, udp_port_is_free, with_ssrc, inline
+from tests.support import EventLog, with_ssrc, inline
 from wcsgw.media.ports import PortAllocator
 from wcsgw.sdp.codecs import OPUS, TELEPHONE_EVENT_48000
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
@@ -112,19 +112,7 @@ class ChromiumEchoTests(unittest.TestCase):
             f" ({peak['level']:.0f} dB; {quiet['level']:.0f} dB without echo)"
         )
 
-        port = leg.port
-        await leg.close()
-        self.assertEqual(states.events, ["checking", "connected", "closed"])
-        self.assertTrue(udp_port_is_free(port), f"port {port} still bound after close")
-        self.assertEqual(self.ports.in_use, frozenset())
-        # close_notify reached the browser: its DTLS transport is closed (the connection
-        # itself only goes "disconnected": Chromium keeps the RTCPeerConnection open).
-        await evaluate(page, "wcsgwTest.waitDtls('closed', 5000)")
-
-        marker = browser.user_data_dir
-        self.assertTrue(processes_using(marker), "the browser should be running before stop()")
-        await browser.stop()
-        self.assertEqual(processes_using(marker), [], "browser processes left after stop()")
+        await close_leg_and_browser(self, leg, states, page, browser, self.ports)
 
     @inline
     async def test_echo_with_aes128_cm_sha1_80(self) -> None:

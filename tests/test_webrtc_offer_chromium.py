@@ -19,15 +19,15 @@ from twisted.internet import reactor
 from twisted.trial import unittest
 
 from tests.peers.chromium import (
+    close_leg_and_browser,
     open_call_page,
     Chromium,
     describe,
     dominant_frequency,
     evaluate,
-    processes_using,
 )
 from tests.peers.ports import free_port
-from tests.support import EventLog, udp_port_is_free, with_ssrc, assert_near, inline
+from tests.support import EventLog, with_ssrc, assert_near, inline
 from wcsgw.media.ports import PortAllocator
 from wcsgw.sdp.codecs import OPUS, PCMU, TELEPHONE_EVENT_8000, TELEPHONE_EVENT_48000, Codec
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
@@ -117,18 +117,7 @@ class ChromiumAnswersOurOfferTests(unittest.TestCase):
               f" {1000 * (leg.connected_at - self.answered_at):.0f} ms, first RTP"
               f" {1000 * (leg.first_rtp_at - self.answered_at):.0f} ms; SRTP {leg.srtp.profile}")
 
-        port = leg.port
-        await leg.close()
-        self.assertEqual(states.events, ["checking", "connected", "closed"])
-        self.assertTrue(udp_port_is_free(port), f"port {port} still bound after close")
-        self.assertEqual(self.ports.in_use, frozenset())
-        # We are the DTLS server here too: our close_notify closes the browser's transport.
-        await evaluate(page, "wcsgwTest.waitDtls('closed', 5000)")
-
-        marker = browser.user_data_dir
-        self.assertTrue(processes_using(marker), "the browser should be running before stop()")
-        await browser.stop()
-        self.assertEqual(processes_using(marker), [], "browser processes left after stop()")
+        await close_leg_and_browser(self, leg, states, page, browser, self.ports)
 
     @inline
     async def test_first_codec_the_browser_has_wins(self) -> None:

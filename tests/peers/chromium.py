@@ -522,3 +522,23 @@ async def _kill_leftovers(user_data_dir: str) -> None:
 def describe(obj: Any) -> str:
     """Compact JSON for assertion messages."""
     return json.dumps(obj, default=str)[:2000]
+
+
+async def close_leg_and_browser(case: Any, leg: Any, states: Any, page: Any, browser: "Chromium",
+                                ports: Any) -> None:
+    """End a test's WebRtcLeg and its browser, asserting that nothing is left: the leg went
+    checking -> connected -> closed, its port is free and back in ``ports``, our DTLS
+    close_notify closed the browser's transport (Chromium keeps the RTCPeerConnection itself
+    only "disconnected"), and no browser process survives ``stop()``."""
+    from tests.support import udp_port_is_free
+
+    port = leg.port
+    await leg.close()
+    case.assertEqual(states.events, ["checking", "connected", "closed"])
+    case.assertTrue(udp_port_is_free(port), f"port {port} still bound after close")
+    case.assertEqual(ports.in_use, frozenset())
+    await evaluate(page, "wcsgwTest.waitDtls('closed', 5000)")
+    marker = browser.user_data_dir
+    case.assertTrue(processes_using(marker), "the browser should be running before stop()")
+    await browser.stop()
+    case.assertEqual(processes_using(marker), [], "browser processes left after stop()")
