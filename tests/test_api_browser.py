@@ -22,23 +22,11 @@ from typing import Any
 
 from twisted.trial import unittest
 
-from wcsgw.loop import as_deferred
 
 from tests.support import inline
+from tests.peers.chromium import BASE_ARGS, CHROMIUM, aio
 from tests.test_api_fakes import FakeGateway, listen_site
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--no-sandbox",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 #: In-page far end: answers `offer` with a 1 kHz tone; resolves with the complete answer SDP.
 ANSWERER_JS = """
@@ -91,11 +79,6 @@ async () => {
 """
 
 
-def aio(awaitable: Any) -> Any:
-    """Playwright coroutines run as asyncio Tasks; trial coroutines await them as Deferreds."""
-    return as_deferred(awaitable)
-
-
 def audio_formats(sdp: str) -> list[str]:
     (line,) = [l for l in sdp.splitlines() if l.startswith("m=audio ")]
     return line.split()[3:]
@@ -121,7 +104,7 @@ class BrowserTestCase(unittest.TestCase):
         self.playwright = await async_playwright().start()
         self.addCleanup(lambda: aio(self.playwright.stop()))
         self.context = await self.playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=ARGS)
+            profile, executable_path=CHROMIUM, headless=True, args=list(BASE_ARGS))
         self.addCleanup(lambda: aio(self.context.close()))
         self.page = await self.context.new_page()
         self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
