@@ -559,10 +559,8 @@ class Call:
         """The SIP side has chosen: answer the browser and start moving packets."""
         assert self.plan is not None and self._offer is not None
         assert self.leg is not None and self.rtp is not None
-        try:
-            answer = parse_sdp(sip_sdp)
-        except SdpError as exc:
-            self._fail_sip(f"the SIP side's SDP does not parse: {exc}")
+        answer = self._parse_sip_answer(sip_sdp)
+        if answer is None:
             return
         audio = _first_audio(answer)
         if audio is None:
@@ -825,6 +823,15 @@ class Call:
     def _transfer_status(self, status: str, sip_status: int | None) -> None:
         self.notify("transferStatus", {"callId": self.call_id, "status": status,
                                        "sipStatus": sip_status})
+
+    def _parse_sip_answer(self, sip_sdp: bytes) -> SessionDescription | None:
+        """The SIP side's answer parsed, or None after failing the call with why it does not
+        parse (the call cannot go on with media it cannot read)."""
+        try:
+            return parse_sdp(sip_sdp)
+        except SdpError as exc:
+            self._fail_sip(f"the SIP side's SDP does not parse: {exc}")
+            return None
 
     def _fail_sip(self, info: str) -> None:
         if self.invite is not None:

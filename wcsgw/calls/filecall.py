@@ -40,8 +40,6 @@ from wcsgw.media.transcode import packet_samples
 from wcsgw.media.udp import RtpSocket
 from wcsgw.media.wavfile import WavRecorder, WavSource
 from wcsgw.sdp.codecs import Codec, assign_payload_types, is_auxiliary, same_codec
-from wcsgw.sdp.errors import SdpError
-from wcsgw.sdp.parser import parse_sdp
 
 log = Logger(namespace="wcsgw.calls")
 
@@ -253,10 +251,8 @@ class FileCall(Call):
         """The SIP side answered: play and record in its codec; the bridge relays."""
         plan, leg = self.plan, self.leg
         assert plan is not None and isinstance(leg, FileLeg)
-        try:
-            answer = parse_sdp(sip_sdp)
-        except SdpError as exc:
-            self._fail_sip(f"the SIP side's SDP does not parse: {exc}")
+        answer = self._parse_sip_answer(sip_sdp)
+        if answer is None:
             return
         audio = _first_audio(answer)
         try:

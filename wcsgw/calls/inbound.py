@@ -400,10 +400,8 @@ class HandedCall(InboundCall):
     def _connect_media(self, sip_sdp: bytes) -> None:
         """The SIP side answered: its codec must be the browser's (relay) or one we can
         transcode to the browser's; then the bridge starts (the browser has its SDP)."""
-        try:
-            answer = parse_sdp(sip_sdp)
-        except SdpError as exc:
-            self._fail_sip(f"the SIP side's SDP does not parse: {exc}")
+        answer = self._parse_sip_answer(sip_sdp)
+        if answer is None:
             return
         if not self._settle_sip_audio(answer):
             return
