@@ -21,7 +21,6 @@ The recording is a mono 16-bit WAV at the codec's own rate (8 kHz for G.711/G.72
 
 from __future__ import annotations
 
-import functools
 import secrets
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -53,9 +52,8 @@ _EVENT_PAYLOAD_TYPES = {8000: 101}
 MAX_CATCH_UP = 5
 
 
-@functools.lru_cache(maxsize=1)
 def encodable() -> frozenset[str]:
-    """Codec keys whose native library loads here (asked once per process)."""
+    """Codec keys whose native library loads here."""
     from wcsgw.media.audiocodec import available
 
     return frozenset(available())

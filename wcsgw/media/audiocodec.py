@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
@@ -430,8 +431,11 @@ def make_codec(
         raise CodecError(f"{key}: not available ({exc})") from None
 
 
-def available() -> list[str]:
-    """Codec keys whose native library loads on this machine (creating one instance each)."""
+@functools.lru_cache(maxsize=1)
+def available() -> tuple[str, ...]:
+    """Codec keys whose native library loads on this machine.  Found once per process (by
+    creating one instance each): libraries do not come and go under a running gateway, and
+    start-up, the codec plan and file calls all ask."""
     out = []
     for key in _FACTORIES:
         try:
@@ -439,4 +443,4 @@ def available() -> list[str]:
         except CodecError:
             continue
         out.append(key)
-    return out
+    return tuple(out)
