@@ -59,6 +59,7 @@ carries the flaw into our decoder.
 from __future__ import annotations
 
 import ctypes
+import functools
 
 import numpy as np
 
@@ -102,33 +103,28 @@ class _SpeexBits(ctypes.Structure):
 _bits_p = ctypes.POINTER(_SpeexBits)
 
 
+_SIGNATURES = {
+    "speex_lib_get_mode": ([ctypes.c_int], ctypes.c_void_p),
+    "speex_encoder_init": ([ctypes.c_void_p], ctypes.c_void_p),
+    "speex_encoder_destroy": ([ctypes.c_void_p], None),
+    "speex_encoder_ctl": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p], ctypes.c_int),
+    "speex_encode_int": ([ctypes.c_void_p, _i16_p, _bits_p], ctypes.c_int),
+    "speex_decoder_init": ([ctypes.c_void_p], ctypes.c_void_p),
+    "speex_decoder_destroy": ([ctypes.c_void_p], None),
+    "speex_decoder_ctl": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p], ctypes.c_int),
+    "speex_decode_int": ([ctypes.c_void_p, _bits_p, _i16_p], ctypes.c_int),
+    "speex_decode": ([ctypes.c_void_p, _bits_p, _f32_p], ctypes.c_int),
+    "speex_bits_init": ([_bits_p], None),
+    "speex_bits_destroy": ([_bits_p], None),
+    "speex_bits_reset": ([_bits_p], None),
+    "speex_bits_read_from": ([_bits_p, ctypes.c_char_p, ctypes.c_int], None),
+    "speex_bits_write": ([_bits_p, ctypes.c_char_p, ctypes.c_int], ctypes.c_int),
+    "speex_bits_remaining": ([_bits_p], ctypes.c_int),
+}
+
+
 def _library() -> ctypes.CDLL:
-    lib = load_library("libspeex.so.1", "libspeex1")
-    if not getattr(lib, "_wcsgw_typed", False):
-        sig = {
-            "speex_lib_get_mode": ([ctypes.c_int], ctypes.c_void_p),
-            "speex_encoder_init": ([ctypes.c_void_p], ctypes.c_void_p),
-            "speex_encoder_destroy": ([ctypes.c_void_p], None),
-            "speex_encoder_ctl": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p], ctypes.c_int),
-            "speex_encode_int": ([ctypes.c_void_p, _i16_p, _bits_p], ctypes.c_int),
-            "speex_decoder_init": ([ctypes.c_void_p], ctypes.c_void_p),
-            "speex_decoder_destroy": ([ctypes.c_void_p], None),
-            "speex_decoder_ctl": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p], ctypes.c_int),
-            "speex_decode_int": ([ctypes.c_void_p, _bits_p, _i16_p], ctypes.c_int),
-            "speex_decode": ([ctypes.c_void_p, _bits_p, _f32_p], ctypes.c_int),
-            "speex_bits_init": ([_bits_p], None),
-            "speex_bits_destroy": ([_bits_p], None),
-            "speex_bits_reset": ([_bits_p], None),
-            "speex_bits_read_from": ([_bits_p, ctypes.c_char_p, ctypes.c_int], None),
-            "speex_bits_write": ([_bits_p, ctypes.c_char_p, ctypes.c_int], ctypes.c_int),
-            "speex_bits_remaining": ([_bits_p], ctypes.c_int),
-        }
-        for fname, (args, res) in sig.items():
-            f = getattr(lib, fname)
-            f.argtypes = args
-            f.restype = res
-        lib._wcsgw_typed = True
-    return lib
+    return load_library("libspeex.so.1", "libspeex1", _SIGNATURES)
 
 
 def _nb_state(lib: ctypes.CDLL, enc: int, rate: int) -> int:
@@ -150,14 +146,12 @@ def _bounded_pitch_fields(nb: int) -> tuple[ctypes.c_int, ctypes.c_int, ctypes.c
 _CUMUL_1024 = (1024, ctypes.c_int.from_buffer_copy(ctypes.c_float(1024.0)).value)  # fixed/float
 
 
+@functools.lru_cache(maxsize=None)
 def _refresh_supported(lib: ctypes.CDLL, rate: int) -> bool:
     """Whether the ``bounded_pitch`` field is where we expect it in this libspeex, proven on a
     throw-away encoder: mode pointers, first=1, cumul_gain=1024 and bounded_pitch=1 when fresh;
     first and the flag cleared by one encode (cumul_gain moved); both set again by a reset of
     the narrowband state."""
-    cache = lib.__dict__.setdefault("_wcsgw_refresh", {})
-    if rate in cache:
-        return cache[rate]
     ok = False
     mode = lib.speex_lib_get_mode(_MODE_ID[rate])
     enc = lib.speex_encoder_init(mode)
@@ -186,7 +180,6 @@ def _refresh_supported(lib: ctypes.CDLL, rate: int) -> bool:
                 ok = fresh and used and reset
         finally:
             lib.speex_encoder_destroy(enc)
-    cache[rate] = ok
     return ok
 
 
