@@ -178,7 +178,7 @@ def main() -> None:
     down = Resampler(48000, 8000)
     pcm48 = [dec.decode(f) for f in opus_frames]
     results["down"] = measure(lambda i: down.process(pcm48[i % 100]), n_codec)
-    row("  of which: resample 48k->8k (336-tap polyphase FIR)", *results["down"])
+    row("  of which: resample 48k->8k (libspeexdsp, quality 5)", *results["down"])
     pcm8 = [g711.ulaw_decode(speech8[160 * k : 160 * (k + 1)]) for k in range(100)]
     results["g711"] = measure(lambda i: g711.ulaw_decode(g711.ulaw_encode(pcm8[i % 100])), n_codec)
     row("  of which: G.711 encode + decode 160 samples", *results["g711"])
