@@ -37,6 +37,7 @@ __all__ = [
     "SipSettings",
     "RestSettings",
     "PolicySettings",
+    "LimitsSettings",
     "LogSettings",
     "CodecSettings",
     "Account",
@@ -95,6 +96,13 @@ class HttpSettings:
     listen: str = "127.0.0.1"
     port: int = 8080
     allowed_origins: tuple[str, ...] = ()
+    #: Host header values accepted besides IP literals and localhost (DNS rebinding defence)
+    server_names: tuple[str, ...] = ()
+    #: seconds a client has to send a request's headers, then its body (slow-loris defence)
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    #: largest request body (REST JSON), bytes; checked on Content-Length before reading
+    max_body: int = 64 * 1024
 
 
 @attrs.frozen
@@ -161,6 +169,31 @@ class PolicySettings:
     """Where sessions may register/call; empty = only the gateway's own test lines."""
 
     allowed_domains: tuple[str, ...] = ()
+    #: regular expressions a dialled number must match one of (empty: any number)
+    allowed_numbers: tuple[str, ...] = ()
+    #: regular expressions no dialled number may match (checked after allowed_numbers)
+    denied_numbers: tuple[str, ...] = ()
+    #: SIP header names browsers may add to their INVITEs (``X-*``: a prefix)
+    allowed_headers: tuple[str, ...] = ("X-*",)
+    #: a far end's REFER: "ask" the browser, "accept" within policy, or "refuse" (403)
+    incoming_transfers: str = "ask"
+    #: seconds the browser has to answer a transferRequest before it counts as refused
+    transfer_timeout: float = 15.0
+
+
+@attrs.frozen
+class LimitsSettings:
+    """Caps that keep one browser, one address or one session from taking the gateway for
+    itself; each refusal is a clear error, and nothing of a refused call is left behind."""
+
+    calls_per_session: int = 4
+    sessions_per_ip: int = 20
+    calls_per_minute_per_ip: int = 30
+    max_sessions: int = 1000
+    #: media ports kept for sessions that have no call yet: a session with a live call cannot
+    #: take the last ``port_reserve`` free ports (at most a quarter of the range), so it cannot
+    #: starve the others
+    port_reserve: int = 64
 
 
 @attrs.frozen
@@ -227,6 +260,7 @@ class Config:
     testlines: TestLinesSettings = TestLinesSettings()
     rest: RestSettings = RestSettings()
     policy: PolicySettings = PolicySettings()
+    limits: LimitsSettings = LimitsSettings()
     log: LogSettings = LogSettings()
     codecs: CodecSettings = CodecSettings()
     accounts: tuple[Account, ...] = ()
@@ -352,6 +386,38 @@ def _one_of(*choices: str) -> Callable[[str, Any], str]:
 _port = _int_range(0, _PORT_MAX)
 
 
+def _host_list(key: str, value: Any) -> tuple[str, ...]:
+    names = _string_list(nonempty=True)(key, value)
+    for i, name in enumerate(names):
+        if not _is_host(name):
+            raise ConfigError(f"{key}[{i}]", f"must be a host name or IP address, got {_show(name)}")
+    return tuple(name.strip("[]").lower() for name in names)
+
+
+def _pattern_list(key: str, value: Any) -> tuple[str, ...]:
+    """Regular expressions, each matched against the whole dialled number."""
+    patterns = _string_list(nonempty=True)(key, value)
+    for i, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"{key}[{i}]", f"not a regular expression: {exc}") from None
+    return patterns
+
+
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!%'+._`~-]+\*?$")
+
+
+def _header_list(key: str, value: Any) -> tuple[str, ...]:
+    """SIP header names; a trailing ``*`` makes a prefix (``X-*``)."""
+    names = _string_list(nonempty=False)(key, value)
+    for i, name in enumerate(names):
+        if not _HEADER_NAME.match(name):
+            raise ConfigError(f"{key}[{i}]", f"must be a SIP header name such as X-Tenant or "
+                              f"a prefix such as X-*, got {_show(name)}")
+    return names
+
+
 def _one_of_ints(*choices: int) -> Callable[[str, Any], int]:
     def check(key: str, value: Any) -> int:
         if not _is_int(value) or value not in choices:
@@ -391,7 +457,11 @@ def _codec_list(kind: str, browser: bool = False) -> Callable[[str, Any], tuple[
 # section -> key -> checker.  The attrs class gives the defaults; this table gives the rules.
 _SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
     "http": (HttpSettings, {"listen": _ip_literal, "port": _port,
-                            "allowed_origins": _string_list(nonempty=True)}),
+                            "allowed_origins": _string_list(nonempty=True),
+                            "server_names": _host_list,
+                            "header_timeout": _positive_float,
+                            "body_timeout": _positive_float,
+                            "max_body": _int_range(1024, 64 * 1024 * 1024)}),
     "sip": (
         SipSettings,
         {
@@ -422,7 +492,17 @@ _SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
     "testlines": (TestLinesSettings, {"enabled": _boolean}),
     "rest": (RestSettings, {"tokens": _string_list(nonempty=True), "media_folder": _string,
                             "recordings_folder": _string}),
-    "policy": (PolicySettings, {"allowed_domains": _string_list(nonempty=True)}),
+    "policy": (PolicySettings, {"allowed_domains": _string_list(nonempty=True),
+                                "allowed_numbers": _pattern_list,
+                                "denied_numbers": _pattern_list,
+                                "allowed_headers": _header_list,
+                                "incoming_transfers": _one_of("ask", "accept", "refuse"),
+                                "transfer_timeout": _positive_float}),
+    "limits": (LimitsSettings, {"calls_per_session": _int_range(1, 1000),
+                                "sessions_per_ip": _int_range(1, 1_000_000),
+                                "calls_per_minute_per_ip": _int_range(1, 1_000_000),
+                                "max_sessions": _int_range(1, 1_000_000),
+                                "port_reserve": _int_range(0, _PORT_MAX)}),
     "log": (LogSettings, {"level": _one_of(*LOG_LEVELS)}),
     "codecs": (CodecSettings, {"sip": _codec_list("audio"),
                                "webrtc": _codec_list("audio", browser=True),
@@ -486,6 +566,18 @@ def _check_media(media: MediaSettings) -> None:
         )
 
 
+def _is_loopback(address: str) -> bool:
+    return ipaddress.ip_address(address).is_loopback
+
+
+def _check_exposure(config: Config) -> None:
+    """REST and /metrics with no token are fine on loopback only: on any other address they
+    would let anyone on the network place calls and read the gateway's state."""
+    if not config.rest.tokens and not _is_loopback(config.http.listen):
+        raise ConfigError("rest.tokens", f"must be set when http.listen ({config.http.listen}) is "
+                          "not a loopback address: REST and /metrics would be open to anyone")
+
+
 def _check_accounts(accounts: Sequence[Account]) -> None:
     seen: dict[tuple[str, str], int] = {}
     for i, account in enumerate(accounts):
@@ -519,6 +611,7 @@ def parse_config(data: Mapping[str, Any]) -> Config:
     _check_timers(config.sip)
     _check_media(config.media)
     _check_accounts(config.accounts)
+    _check_exposure(config)
     return config
 
 
