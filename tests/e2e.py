@@ -459,7 +459,7 @@ class RestMixin(PeersMixin):
     async def play_and_record(self, phone: Baresip, call_id: str) -> list:
         """A REST call playing tone440.wav and recording, 2.5 s long, hung up over REST; the
         phone heard the file. Returns what call/find said while the call was up (the recording
-        is ``<recordings>/<call_id>.wav``)."""
+        is ``<recordings>/<its "recording">``: a name the gateway chose, never the callId)."""
         code, reply = await self.rest("call/startup", self.startup_body(
             callId=call_id, playFile="tone440.wav", record=True))
         self.assertEqual((code, reply), (200, {"callId": call_id}))

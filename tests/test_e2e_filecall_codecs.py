@@ -24,7 +24,7 @@ class FileCallCodecTests(RestMixin, unittest.TestCase):
         found = await self.play_and_record(phone, "g722-1")
         self.assertEqual((found[0]["media"]["sipCodec"], found[0]["media"]["mode"]),
                          ("G722/8000", "relay"))
-        recorded = os.path.join(self.recordings, "g722-1.wav")
+        recorded = os.path.join(self.recordings, found[0]["recording"])  # the gateway's name
         with wave.open(recorded) as w:
             self.assertEqual((w.getframerate(), w.getnchannels(), w.getsampwidth()), (16000, 1, 2))
             self.assertGreater(w.getnframes(), 16000 * 2)  # ~2.5 s of call, no hours of gap

@@ -22,7 +22,7 @@ class RestCallTests(RestMixin, unittest.TestCase):
         phone = await self.setup()
         found = await self.play_and_record(phone, "rest-1")
         self.assertEqual(found[0]["callee"], "1002")
-        recorded = os.path.join(self.recordings, "rest-1.wav")
+        recorded = os.path.join(self.recordings, found[0]["recording"])  # the gateway's name
         frequency, level = dominant_hz(recorded)
         assert_near(self, frequency, 1000, 10)
         self.assertEqual((await self.rest("call/find", {"callId": "rest-1"}))[0], 404)

@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from wcsgw.api import jsonrpc
 from wcsgw.api.jsonrpc import Request
 from wcsgw.calls.gateway import CallError, CallGateway
+from wcsgw.calls.ids import id_problem
 from wcsgw.sip.account import SipAccount
 
 __all__ = [
@@ -302,9 +303,11 @@ class SessionMethods:
         return {}
 
     def _call(self, params: dict[str, Any]) -> dict[str, Any]:
-        call_id = _string(params, "callId", max_len=128) or None
-        if call_id is not None and not call_id.strip():
-            raise ParamError("callId", "must not be blank")
+        call_id = params.get("callId") or None  # absent, null or "": the gateway picks one
+        if call_id is not None:
+            problem = id_problem(call_id)  # a registry key: the one id shape (calls/ids.py)
+            if problem is not None:
+                raise ParamError("callId", problem)
         callee = _string(params, "callee", required=True).strip()
         visible_name = _string(params, "visibleName") or None
         has_audio = _boolean(params, "hasAudio", True)

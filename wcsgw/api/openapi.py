@@ -22,6 +22,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from wcsgw.calls.ids import ID_PATTERN, MAX_ID
+
 __all__ = [
     "BOOLEAN_TEXT",
     "CALL_ID",
@@ -48,7 +50,7 @@ __all__ = [
 #: Largest request body accepted (bytes); larger -> 413.
 MAX_BODY = 64 * 1024
 MAX_TEXT = 256  # names, logins, passwords, callee, target
-MAX_CALL_ID = 128
+MAX_CALL_ID = MAX_ID
 MAX_PATH = 1024  # playFile
 
 # -- field syntax (anchored; same meaning in Python re and ECMA-262) -------------------------------
@@ -57,8 +59,9 @@ MAX_PATH = 1024  # playFile
 TEXT = r"^[^\x00-\x1f\x7f]*$"
 #: One line with at least one character that is not a space.
 NONBLANK = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
-#: A callId: one non-blank line.
-CALL_ID = NONBLANK
+#: A callId or sessionId: the one id shape of :mod:`wcsgw.calls.ids` (no "/", no "..", no
+#: control characters, at most MAX_CALL_ID characters), checked by the same function.
+CALL_ID = ID_PATTERN
 #: A callee or transfer target: a number, user name, callId or URI — no spaces, no controls.
 TOKEN = r"^[^\x00-\x20\x7f]+$"
 #: A host: DNS name or IPv4 literal, or an IPv6 literal with or without brackets.  No ``:port``
@@ -123,7 +126,8 @@ _SERVER_CHECKED = "x-wcsgw-checked-by-server"
 
 _STARTUP_PROPERTIES: dict[str, Any] = {
     "callId": _text("Optional, client-chosen, unique among live calls (else 409). The gateway "
-                    "picks one when absent.", CALL_ID, MAX_CALL_ID, minLength=1),
+                    "picks one when absent. Never used in a file name.", CALL_ID, MAX_CALL_ID,
+                    minLength=1),
     "callee": _text("Who to call: a user part (dialled at sipDomain) or a sip:/sips:/tel: URI.",
                     TOKEN, minLength=1,
                     **{_SERVER_CHECKED: "the policy (policy.allowed_domains) may refuse it: 400/403"}),
@@ -152,7 +156,7 @@ _STARTUP_PROPERTIES: dict[str, Any] = {
     "hasVideo": _flag("Offer video (only with sessionId: server-side media is audio only).", False),
     "sessionId": _text("Hand the call to this connected WebSocket session: the browser gets an "
                        "incomingCall-style offer and the call's statuses, and carries the media. "
-                       "Cannot be combined with playFile or record.", NONBLANK, MAX_CALL_ID,
+                       "Cannot be combined with playFile or record.", CALL_ID, MAX_CALL_ID,
                        minLength=1,
                        **{_SERVER_CHECKED: "must name a connected session (else 404)"}),
     "playFile": {
@@ -165,8 +169,9 @@ _STARTUP_PROPERTIES: dict[str, Any] = {
                          "supported WAV (else 400, field playFile)",
     },
     "record": {
-        **_flag("Server-side media: record what the far end sends, as an 8 kHz mono WAV under "
-                "the recordings folder.", False),
+        **_flag("Server-side media: record what the far end sends, as a mono WAV (at the "
+                "codec's rate) in the recordings folder, under a name the gateway chooses (the "
+                "call object's recording).", False),
         _SERVER_CHECKED: "needs a configured recordings folder (else 400, field record)",
     },
 }
@@ -241,6 +246,10 @@ _CALL: dict[str, Any] = {
         "startTime": {"type": "integer", "description": "Unix time, milliseconds."},
         "answerTime": {"type": ["integer", "null"], "description": "Unix time, ms; null "
                                                                      "until answered."},
+        "recording": {"type": ["string", "null"],
+                      "description": "Server-side media: the recording's file name within the "
+                                     "recordings folder (UTC time + random hex, chosen by the "
+                                     "gateway); null when the call is not recorded."},
         "media": {
             "type": "object",
             "required": ["webrtcCodec", "sipCodec", "mode"],

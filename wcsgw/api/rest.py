@@ -40,6 +40,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from wcsgw.api import openapi
 from wcsgw.api.methods import describe_type
+from wcsgw.calls import ids
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.media.wavfile import WavError, read_wav_format
 from wcsgw.sip.account import SipAccount
@@ -173,9 +174,24 @@ _TOKEN_PROBLEM = "must be a number, user name or URI without spaces or control c
 _HOST_PROBLEM = "must be a host name or IP address (the port goes in sipPort)"
 
 
+def _id(body: Mapping[str, Any], field: str, required: bool = True) -> str | None:
+    """An id (callId, sessionId) held to the one shape of :mod:`wcsgw.calls.ids`: it becomes
+    a registry key, and no id may ever reach a file name or a log line unchecked."""
+    if field not in body:
+        if required:
+            raise _bad(field, "is required")
+        return None
+    value = body[field]
+    if not isinstance(value, str):
+        raise _bad(field, f"must be a string, got {describe_type(value)}")
+    problem = ids.id_problem(value)
+    if problem is not None:
+        raise _bad(field, problem)
+    return value
+
+
 def _call_id(body: Mapping[str, Any], required: bool = True) -> str | None:
-    return _string(body, "callId", openapi.CALL_ID, _NONBLANK_PROBLEM, required=required,
-                   max_length=openapi.MAX_CALL_ID, min_length=1)
+    return _id(body, "callId", required)
 
 
 # -- media paths --------------------------------------------------------------------------------
@@ -281,8 +297,7 @@ class RestApi:
         visible_name = _string(body, "visibleName", openapi.TEXT, _TEXT_PROBLEM)
         has_audio = _flag(body, "hasAudio", True)
         has_video = _flag(body, "hasVideo", False)
-        session_id = _string(body, "sessionId", openapi.NONBLANK, _NONBLANK_PROBLEM,
-                             max_length=openapi.MAX_CALL_ID, min_length=1)
+        session_id = _id(body, "sessionId", required=False)
         play_name = _string(body, "playFile", openapi.PLAY_FILE,
                             "must be a file name or relative path under the media folder",
                             max_length=openapi.MAX_PATH, min_length=1)

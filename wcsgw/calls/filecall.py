@@ -16,7 +16,10 @@ transcoding = false`` does not limit file calls — encoding a file is not trans
 A G.729-only or an Opus/G.722 PBX gets the file as well as a G.711 one.
 
 The recording is a mono 16-bit WAV at the codec's own rate (8 kHz for G.711/G.729/Speex NB,
-16 kHz for G.722/Speex WB, 48 kHz for Opus): see :mod:`wcsgw.media.wavfile`.
+16 kHz for G.722/Speex WB, 48 kHz for Opus): see :mod:`wcsgw.media.wavfile`.  Its name is the
+gateway's (UTC time + random hex, :func:`wcsgw.calls.ids.recording_name`), given to the
+operator as the call object's ``recording``; it is created exclusively, inside the recordings
+folder, when media starts — a call that never connects leaves no file.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from wcsgw.media.audiocodec import AudioCodec, CodecError, make_codec
 from wcsgw.media.rtp import build_rtp
 from wcsgw.media.transcode import packet_samples
 from wcsgw.media.udp import RtpSocket
-from wcsgw.media.wavfile import WavRecorder, WavSource
+from wcsgw.media.wavfile import WavRecorder, WavSource, create_new
 from wcsgw.sdp.codecs import Codec, assign_payload_types, is_auxiliary, same_codec
 
 log = Logger(namespace="wcsgw.calls")
@@ -147,7 +150,9 @@ class FileLeg:
                 self._ticks = samples * encoder.rtp_clock // encoder.sample_rate
                 interval = samples / encoder.sample_rate
             if self.record_file is not None:
-                self._recorder = WavRecorder(self.record_file, codec.name,
+                # Created here, exclusively: never an existing file or a planted symlink.
+                created = create_new(self.record_file.parent, self.record_file.name)
+                self._recorder = WavRecorder(created, codec.name,
                                              payload_type=codec.payload_type,
                                              clock_rate=codec.clock_rate, fmtp=fmtp)
         except BaseException:
@@ -220,14 +225,22 @@ class FileCall(Call):
     """A call the operator started over REST, with file media instead of a browser."""
 
     def __init__(self, *, play_file: Path | None, record_file: Path | None, **kwargs: Any) -> None:
+        """``record_file``: where the recording goes — the recordings folder joined with a name
+        the gateway chose (:func:`wcsgw.calls.ids.recording_name`), never a client's id; the
+        file is created when media starts, with ``O_EXCL|O_NOFOLLOW``
+        (:func:`~wcsgw.media.wavfile.create_new`)."""
         super().__init__(browser_offer="", **kwargs)
         self.play_file = play_file
         self.record_file = record_file
+        #: the recording's file name within the recordings folder (contract.md), or None
+        self.recording = record_file.name if record_file is not None else None
 
     def describe(self, with_sdp: bool = False) -> dict[str, Any]:
         out = super().describe(with_sdp=False)
         out["playFile"] = self.play_file.name if self.play_file else None
-        out["record"] = str(self.record_file) if self.record_file else None
+        # A file name, never the server's path: the operator knows the folder.
+        out["record"] = self.record_file is not None
+        out["recording"] = self.recording
         return out
 
     def start(self) -> None:

@@ -17,6 +17,7 @@ import attr
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from wcsgw.calls import ids
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.policy import Policy
 from wcsgw.calls.status import SessionStatus
@@ -77,7 +78,8 @@ class CallGateway:
         self.file_call_factory: Any = None
         #: builds a HandedCall for REST calls handed to a browser session
         self.handed_call_factory: Any = None
-        #: where REST calls with ``record`` write ``<callId>.wav`` (None: recording refused)
+        #: where REST calls with ``record`` write their recordings, named by the gateway
+        #: (:func:`wcsgw.calls.ids.recording_name`; None: recording refused)
         self.recordings_folder: str | None = None
         #: what ended calls counted (for /metrics: counters must survive a call's end)
         self.totals = CallTotals()
@@ -246,6 +248,8 @@ class CallGateway:
     ) -> str:
         """A call the operator places (REST ``call/startup``): with server-side media (a WAV
         played, the answer recorded), or handed to a connected browser session."""
+        if session_id is not None:
+            ids.check_id(session_id, "sessionId")
         if session_id is not None and account is None:
             session = self.sessions.get(session_id)
             account = session.account if session is not None else None
@@ -261,7 +265,8 @@ class CallGateway:
         if record:
             if self.recordings_folder is None:
                 raise CallError(Codes.INVALID, "no recordings folder is configured", "record")
-            record_file = Path(self.recordings_folder) / f"{call_id}.wav"
+            # Server-chosen, never from the callId (issue 10: "../outside/victim").
+            record_file = Path(self.recordings_folder) / ids.recording_name()
         call = self.file_call_factory(
             call_id=call_id, session_id=None, account=account, request_uri=uri, callee=callee,
             visible_name=visible_name, has_audio=has_audio, has_video=has_video,
@@ -316,6 +321,7 @@ class CallGateway:
         """The client's callId if it is free (409 otherwise), or a fresh one."""
         if call_id is None:
             return secrets.token_hex(8)
+        ids.check_id(call_id, "callId")  # a registry key, logged: one shape (calls/ids.py)
         if call_id in self.calls:
             raise CallError(Codes.DUPLICATE_CALL, f"callId {call_id} is already in use", "callId")
         return call_id

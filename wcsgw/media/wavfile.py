@@ -41,6 +41,8 @@ silence; when no sequence number is missing (silence suppression, DTX, hold) it 
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 import wave
 from pathlib import Path
@@ -61,6 +63,7 @@ __all__ = [
     "WavFormat",
     "WavRecorder",
     "WavSource",
+    "create_new",
     "read_wav_format",
 ]
 
@@ -304,6 +307,42 @@ class WavSource:
         return np.concatenate(parts)
 
 
+def create_new(folder: str | Path, name: str, mode: int = 0o640) -> BinaryIO:
+    """A new, empty file ``name`` directly inside ``folder``, open for writing.
+
+    Why not ``open(folder / name, "wb")``: that follows a symlink planted at the name and
+    truncates whatever it points at, and a name with ``/`` or ``..`` lands anywhere.  Here:
+
+    * ``name`` must be a plain file name (no ``/``, not ``.`` or ``..``, no NUL): ValueError;
+    * the folder is resolved once (a folder that is itself a symlink is the operator's choice
+      and fine) and opened ``O_DIRECTORY|O_NOFOLLOW``; the file is created relative to that
+      descriptor with ``O_CREAT|O_EXCL|O_NOFOLLOW``: an existing file or a symlink at the name
+      (dangling or not) is refused (FileExistsError / OSError ELOOP), never followed or
+      truncated;
+    * the result is checked to be a regular file whose resolved path is inside the folder.
+
+    The caller owns the returned file object (:class:`WavRecorder` closes it)."""
+    if not name or "/" in name or "\x00" in name or name in (".", ".."):
+        raise ValueError(f"{name!r} is not a plain file name")
+    root = Path(folder).resolve(strict=True)
+    directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     mode, dir_fd=directory)
+    finally:
+        os.close(directory)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{name} is not a regular file")
+        real = (root / name).resolve(strict=True)
+        if real.parent != root:
+            raise OSError(f"{name} resolves outside {root}")
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class WavRecorder:
     """Decodes received audio to a mono 16-bit WAV at the codec's sample rate, placed by RTP
     timestamp, with the codec's concealment for lost packets.
@@ -322,7 +361,7 @@ class WavRecorder:
     refused: concealed like a loss).
     """
 
-    def __init__(self, path: str | Path, codec: str | AudioCodec = "PCMU", *,
+    def __init__(self, path: str | Path | BinaryIO, codec: str | AudioCodec = "PCMU", *,
                  payload_type: int | None = None, clock_rate: int | None = None,
                  fmtp: dict[str, str | None] | None = None, reorder_window: float = 0.06,
                  max_gap: float = 10.0, max_conceal: float = 0.100) -> None:
@@ -338,16 +377,25 @@ class WavRecorder:
                        if key == self._key or (key in _G711 and self._key in _G711)}
         if payload_type is not None:
             self._by_pt[payload_type] = self._key
-        self.path = Path(path)
+        #: the file written: ``path`` as given, or an open file's name (None if it has none)
+        self._file: BinaryIO | None = None
+        if isinstance(path, (str, os.PathLike)):
+            self.path: Path | None = Path(path)
+        else:
+            self._file = path  # ours to close (wave does not close a file object it is given)
+            name = getattr(path, "name", None)
+            self.path = Path(name) if isinstance(name, str) else None
         # Every position below is in RTP ticks of the codec's clock.
         self._reorder = int(reorder_window * self._clock)
         self._max_gap = int(max_gap * self._clock)
         self._max_conceal = int(max_conceal * self._clock)
         self._frame_ticks = self._clock // 50  # a packet's length until one is decoded
         try:
-            self._wav = wave.open(str(self.path), "wb")
+            self._wav = wave.open(self._file if self._file is not None else str(self.path), "wb")
         except BaseException:
             primary.close()
+            if self._file is not None:
+                self._file.close()
             raise
         self._wav.setnchannels(1)
         self._wav.setsampwidth(2)
@@ -516,6 +564,10 @@ class WavRecorder:
             self._commit(self._end + 1)
         finally:
             self.closed = True
-            self._wav.close()
-            for codec in self._codecs.values():
-                codec.close()
+            try:
+                self._wav.close()
+            finally:
+                if self._file is not None:
+                    self._file.close()
+                for codec in self._codecs.values():
+                    codec.close()
