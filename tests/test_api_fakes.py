@@ -22,6 +22,7 @@ from twisted.web.server import Site
 
 from wcsgw.api.site import build_site
 from wcsgw.calls.gateway import CallError, Codes
+from wcsgw.calls.policy import Policy
 from wcsgw.sip.account import SipAccount
 
 from tests.support import EventLog
@@ -35,15 +36,22 @@ class FakeGateway:
         self.events = EventLog()
         self.fail: dict[str, Exception] = {}
         self.register_outcome: tuple[str, int | None, str] = ("REGISTERED", 200, "")
+        self.peers: dict[str, str | None] = {}  # sessionId -> the TCP peer's address
+        #: the real outbound policy with its defaults: the API layer checks sipHeaders with it
+        self.policy = Policy([], None)
 
     def _check(self, method: str) -> None:
         error = self.fail.get(method)
         if error is not None:
             raise error
 
-    def open_session(self, session_id: str, listener: Any) -> None:
+    def admit_session(self, peer: str | None) -> None:
+        self._check("admit_session")
+
+    def open_session(self, session_id: str, listener: Any, peer: str | None = None) -> None:
         self._check("open_session")
         self.listeners[session_id] = listener
+        self.peers[session_id] = peer
         self.events("open_session", session_id)
 
     def connect(self, session_id: str, account: SipAccount | None, register: bool) -> None:

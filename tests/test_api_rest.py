@@ -372,7 +372,7 @@ class StartupTests(RestTestCase):
         self.assertEqual({k: v for k, v in kwargs.items() if k != "account"}, {
             "call_id": "abc-1", "callee": "1002", "register": True,
             "visible_name": "Front desk", "has_audio": True, "has_video": False,
-            "session_id": None, "play_file": None, "record": False})
+            "session_id": None, "play_file": None, "record": False, "peer": "127.0.0.1"})
         self.assertNotIn(b"s3cret", reply.raw)
 
     @inline
@@ -383,7 +383,7 @@ class StartupTests(RestTestCase):
         self.assertEqual(kwargs, {
             "call_id": None, "callee": "echo", "account": None, "register": False,
             "visible_name": None, "has_audio": True, "has_video": False, "session_id": None,
-            "play_file": None, "record": False})
+            "play_file": None, "record": False, "peer": "127.0.0.1"})
 
     @inline
     async def test_json_types_and_ipv6(self) -> None:

@@ -312,18 +312,25 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
         testlines_account=testlines_account if testlines is not None else None,
         decline_status=config.sip.decline_status,
         codecs=codec_policy(config),
+        incoming_transfers=config.policy.incoming_transfers,
+        transfer_timeout=config.policy.transfer_timeout,
     )
-    policy = Policy(config.policy.allowed_domains, testlines.uri if testlines else None)
+    policy = Policy(config.policy.allowed_domains, testlines.uri if testlines else None,
+                    allowed_numbers=config.policy.allowed_numbers,
+                    denied_numbers=config.policy.denied_numbers,
+                    allowed_headers=config.policy.allowed_headers)
     env.policy = policy
     from wcsgw.webrtc.dtls import RTCCertificate
 
     env.certificate = RTCCertificate.generateCertificate()
-    gateway = CallGateway(sip, policy, functools.partial(Call, env=env))
+    # [limits]: the call-rate window runs on the reactor's clock (tests inject their own)
+    gateway = CallGateway(sip, policy, functools.partial(Call, env=env), limits=config.limits,
+                          clock=reactor.seconds)
     gateway.inbound_factory = functools.partial(InboundCall, env=env)
     gateway.file_call_factory = functools.partial(FileCall, env=env)
     gateway.handed_call_factory = functools.partial(HandedCall, env=env)
     gateway.recordings_folder = config.rest.recordings_folder or None
-    gateway.media_ports = allocator  # for operators' metrics and tests: ports in use
+    gateway.media_ports = allocator  # the port reserve ([limits]), metrics, tests: ports in use
     CallsService(gateway).setServiceParent(parent)
     return gateway
 

@@ -300,11 +300,14 @@ _ERRORS = {
     "415": "Content-Type is not application/json.",
     "500": "The gateway failed internally (logged; no details are sent).",
     "501": "The gateway does not support this yet.",
+    "429": "A [limits] cap: the client address's call rate, or the session's call cap.",
+    "503": "No media ports free (or only the reserve kept for sessions' first calls).",
 }
 
 #: Which error statuses each operation can answer.
 _OPERATION_ERRORS: dict[str, tuple[str, ...]] = {
-    "/call/startup": ("400", "401", "403", "404", "409", "413", "415", "500", "501"),
+    "/call/startup": ("400", "401", "403", "404", "409", "413", "415", "429", "500", "501",
+                      "503"),
     "/call/terminate": ("400", "401", "404", "409", "413", "415", "500"),
     "/call/find": ("400", "401", "404", "413", "415", "500"),
     "/call/find_all": ("400", "401", "413", "415", "500"),

@@ -93,6 +93,11 @@ _STATUS_OF_CODE: dict[int, int] = {
     Codes.NO_CODECS: 400,
     Codes.BAD_STATE: 409,
     Codes.NOT_SUPPORTED: 501,
+    # [limits]: the caller should slow down (429), or the gateway is full for now (503)
+    Codes.TOO_MANY_CALLS: 429,
+    Codes.TOO_MANY_SESSIONS: 429,
+    Codes.CALL_RATE: 429,
+    Codes.NO_PORTS: 503,
 }
 
 
@@ -248,9 +253,13 @@ class RestApi:
             "/call/transfer": self.transfer,
         }
 
-    def handle(self, path: str, body: dict[str, Any]) -> defer.Deferred:
-        """Run one method; the Deferred fires with a :class:`RestReply` (never errbacks)."""
-        d = defer.maybeDeferred(self.methods[path], body)
+    def handle(self, path: str, body: dict[str, Any], peer: str | None = None) -> defer.Deferred:
+        """Run one method; the Deferred fires with a :class:`RestReply` (never errbacks).
+        ``peer``: the client's TCP address; ``call/startup`` counts against
+        ``limits.calls_per_minute_per_ip`` by it."""
+        method = self.methods[path]
+        extra = {"peer": peer} if method == self.startup else {}
+        d = defer.maybeDeferred(method, body, **extra)
         d.addCallback(lambda value: RestReply(200, value))
         d.addErrback(self._failed, path)
         return d
@@ -280,7 +289,7 @@ class RestApi:
 
     # -- methods ------------------------------------------------------------------------------
 
-    def startup(self, body: dict[str, Any]) -> Any:
+    def startup(self, body: dict[str, Any], peer: str | None = None) -> Any:
         call_id = _call_id(body, required=False)
         callee = _string(body, "callee", openapi.TOKEN, _TOKEN_PROBLEM, required=True,
                          min_length=1)
@@ -336,7 +345,8 @@ class RestApi:
         d = defer.maybeDeferred(
             self.gateway.startup, call_id=call_id, callee=callee, account=account,
             register=register, visible_name=visible_name or None, has_audio=has_audio,
-            has_video=has_video, session_id=session_id, play_file=play_file, record=record)
+            has_video=has_video, session_id=session_id, play_file=play_file, record=record,
+            peer=peer)
         return d.addCallback(lambda returned: {"callId": str(returned)})
 
     def terminate(self, body: dict[str, Any]) -> Any:
@@ -492,7 +502,9 @@ class RestResource(Resource):
             raise RestError(400, f"the body is not valid JSON: {str(exc)[:200]}") from None
         if not isinstance(body, dict):
             raise RestError(400, "the body must be a JSON object")
-        return self.api.handle(path, body)
+        # The TCP peer, never X-Forwarded-For (anyone can send that header).
+        peer = getattr(request.getClientAddress(), "host", None)
+        return self.api.handle(path, body, peer=peer)
 
     def _authenticate(self, request: Request) -> None:
         if not self._token_digests:

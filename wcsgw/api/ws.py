@@ -38,7 +38,7 @@ from twisted.logger import Logger
 
 from wcsgw.api import jsonrpc
 from wcsgw.api.methods import SessionMethods
-from wcsgw.calls.gateway import CallGateway
+from wcsgw.calls.gateway import CallError, CallGateway
 
 __all__ = [
     "MAX_MESSAGE_SIZE",
@@ -88,6 +88,20 @@ class GatewaySocket(WebSocketServerProtocol):
                 log.warn("WebSocket from origin {origin} refused (same-origin only; see "
                          "http.allowed_origins)", origin=origin)
                 raise ConnectionDeny(403, "origin not allowed")
+        # [limits]: sessions per address and in all.  Refused here, before the upgrade, with
+        # 503 and the reason naming the limit: no session is made and the socket closes.
+        # Nothing runs between this and onOpen, which opens the session (and checks again).
+        try:
+            self.factory.gateway.admit_session(self._peer_ip())
+        except CallError as exc:
+            log.info("WebSocket from {peer} refused: {reason}", peer=self.peer,
+                     reason=exc.message)
+            raise ConnectionDeny(503, exc.message) from None
+
+    def _peer_ip(self) -> str | None:
+        """The TCP peer's IP address (X-Forwarded-For is not trusted: anyone can send it)."""
+        peer = self.transport.getPeer() if self.transport is not None else None
+        return getattr(peer, "host", None)
 
     def onOpen(self) -> None:
         gateway = self.factory.gateway
@@ -95,7 +109,12 @@ class GatewaySocket(WebSocketServerProtocol):
         self.methods = SessionMethods(gateway, self.session_id)
         log.info("session {session} opened from {peer}", session=self.session_id, peer=self.peer)
         try:
-            gateway.open_session(self.session_id, self)
+            gateway.open_session(self.session_id, self, peer=self._peer_ip())
+        except CallError as exc:  # a limit reached after all: refuse as a policy violation
+            log.info("session {session} refused: {reason}", session=self.session_id,
+                     reason=exc.message)
+            self._gone = True
+            self.sendCloseFrame(code=1008, reasonUtf8=exc.message.encode()[:120], isReply=False)
         except Exception:
             log.failure("session {session}: the gateway refused to open it", session=self.session_id)
             self._gone = True  # nothing to close at the gateway
@@ -159,7 +178,10 @@ class GatewaySocket(WebSocketServerProtocol):
 
     def notify(self, method: str, params: Mapping[str, Any]) -> None:
         """Any other server -> client notification: ``dtmf`` {callId, dtmf, type} (digits from
-        the SIP side), ``transferStatus`` {callId, status, sipStatus}, ``incomingCall``.  The
+        the SIP side), ``transferStatus`` {callId, status, sipStatus}, ``transferRequest``
+        {callId, target, timeout} (a far end's REFER put to the browser, answered with the
+        method ``answerTransfer``), ``incomingCall``.  Sending never waits on the peer, so
+        one session's notification cannot hold up another call.  The
         call layer names the method; values are sent as for ``callStatus`` (enums as their
         strings, bytes as text).  Dropped quietly once the socket is gone."""
         if self._gone:

@@ -69,6 +69,11 @@ log = Logger(namespace="wcsgw.calls")
 #: How long a transferor has to end the dialog it transferred before we end it ourselves.
 OLD_DIALOG_GRACE = 32.0
 
+#: How much earlier than the SIP session's own deadline for answering a REFER (it answers 500
+#: itself at half of Timer F, sip/session.py) a browser's silence is taken as a refusal, so
+#: the far end hears our 603 Decline, not a 500.
+REFER_ANSWER_MARGIN = 0.5
+
 #: How often the call looks at RTP activity and sends RTCP reports.
 MEDIA_TICK = 1.0
 RTCP_INTERVAL = 5.0
@@ -93,8 +98,14 @@ class CallEnvironment:
     testlines_account: Callable[[], SipAccount] | None = None
     #: how a browser's "hangup" of a ringing incoming call is answered (486 or 603)
     decline_status: int = 603
-    #: where the SIP side may transfer our calls to (REFER targets): the gateway's Policy
+    #: where the SIP side may transfer our calls to (REFER targets): the gateway's Policy;
+    #: None refuses every REFER
     policy: Any = None
+    #: a far end's REFER that passed the policy (``policy.incoming_transfers``): "ask" the
+    #: browser (``transferRequest``; calls without one refuse), "accept", or "refuse" (403)
+    incoming_transfers: str = "ask"
+    #: seconds the browser has to answer a ``transferRequest`` (``policy.transfer_timeout``)
+    transfer_timeout: float = 15.0
     #: the DTLS certificate of every browser leg: one per gateway, as browsers expect of a
     #: server (a fresh one per call cost ~1 ms of CPU and native memory per call); None: each
     #: leg makes its own
@@ -124,6 +135,15 @@ def _holds_us(sd: SessionDescription) -> bool:
     return sd.direction_for(audio) in ("sendonly", "inactive") or _is_hold_address(sd, audio)
 
 
+def _refer_answer_limit(invite: Any) -> float | None:
+    """Seconds the SIP session gives us to answer a REFER before it answers 500 itself (half
+    of Timer F, :mod:`wcsgw.sip.session`), or None when it cannot be known (a test's fake)."""
+    try:
+        return float(invite.endpoint.config.timers.timeout) / 2
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 def _parsed(sdp: bytes | None) -> SessionDescription | None:
     """``sdp`` parsed; None when there is none or it does not parse."""
     if not sdp:
@@ -140,6 +160,19 @@ class Transfer:
 
     target: str
     replaces_call: "Call | None" = None
+
+
+@attr.s(auto_attribs=True, eq=False)
+class TransferRequest:
+    """A far end's REFER that passed the policy and waits for the browser's ``answerTransfer``
+    (``policy.incoming_transfers = "ask"``)."""
+
+    #: the Request-URI the policy built from the Refer-To: what accepting dials
+    target: str
+    #: the ReferReceived event (Replaces, Referred-By)
+    event: Any
+    #: the IDelayedCall that declines it when the browser does not answer in time
+    timer: Any
 
 
 class Call:
@@ -183,6 +216,12 @@ class Call:
         self.on_status = on_status
         self.on_gone = on_gone
         self.on_settled = on_settled
+        #: the session has no account of its own (the test lines): a far end's REFER is held
+        #: to the same "test lines only" rule as the session's own callees
+        self._testlines_only = account is None
+        #: a browser session hears this call's notifications (REST file calls have none), so
+        #: a far end's REFER can be put to it
+        self._can_ask = notify is not None
 
         self.status = CallStatus.NEW
         self.sip_status: int | None = None
@@ -220,7 +259,12 @@ class Call:
         #: the session's notifications other than callStatus (dtmf, transferStatus)
         self.notify: Callable[[str, dict[str, Any]], None] = notify or (lambda method, params: None)
         self._transfer: "Transfer | None" = None
+        #: a far end's REFER waiting for the browser's answer (one at a time)
+        self._transfer_request: TransferRequest | None = None
         self._old_dialog_timer: Any = None
+        #: where the SIP side's latest SDP-carrying message came from (a Target): its IP,
+        #: with the SDP's c=, is whom the SIP-side media latches to (wcsgw.media.udp)
+        self._sip_source: Any = None
 
     # -- the public face ----------------------------------------------------------------
 
@@ -322,6 +366,23 @@ class Call:
             self.invite.hangup(self.env.reactor.seconds())
             self.env.sip.transport.pump()
         self._finish(CallStatus.FINISH, self.sip_status, Info.NORMAL)
+
+    def abandon(self) -> None:
+        """Undo a :meth:`start` that raised (the gateway calls it, then forgets the call):
+        close the media sockets it opened — their ports go back — and stop its timers,
+        quietly: no status goes out, the request that started the call gets the error."""
+        if self._finished:
+            return
+        self._finished = True
+        if not self.incoming and self.invite is not None and not self.invite.terminated:
+            self.invite.hangup(self.env.reactor.seconds())  # sent already: CANCEL it
+            self.env.sip.transport.pump()
+        if self._ticker is not None and self._ticker.running:
+            self._ticker.stop()
+        self._ticker = None
+        for part in (self.video, self.leg, self.rtp):
+            if part is not None:
+                part.close()
 
     # -- in-call functions (JSON-RPC and REST) -------------------------------------------
 
@@ -497,6 +558,7 @@ class Call:
             self.env.reactor.callLater(0, self.on_settled, self)
         if self._finished:
             return
+        self._note_sip_source(event)
         if isinstance(event, Provisional):
             self.sip_status = event.status
             if event.sdp:
@@ -627,21 +689,36 @@ class Call:
         log.info("call {call_id}: media {mode} {webrtc} <-> {sip}", call_id=self.call_id,
                  mode=plan.mode, webrtc=plan.browser_codec.rtpmap, sip=plan.sip_codec.rtpmap)
 
+    def _note_sip_source(self, event: Any) -> None:
+        """Remember where an SDP-carrying SIP event's message came from (the events that
+        carry an SDP have a ``source``), for the next :meth:`_retarget`."""
+        source = getattr(event, "source", None)
+        if source is not None:
+            self._sip_source = source
+
+    def _signalling_ips(self) -> tuple[str, ...]:
+        """The IP the SIP side's current SDP came from (none known: only the SDP's c=)."""
+        host = getattr(self._sip_source, "host", None)
+        return (host,) if host else ()
+
     def _retarget(self, sip_sdp: bytes, parsed: SessionDescription | None = None) -> None:
-        """Point the SIP-side socket at the address and port the SIP SDP names."""
+        """Point the SIP-side sockets at the address and port the SIP SDP names, and let
+        them hear only that address's IP and the IP the SDP's message came from (a new
+        offer/answer is the only thing that moves the latch: RTP bleed, docs/security.md)."""
         assert self.rtp is not None
         try:
             sd = parsed or parse_sdp(sip_sdp)
         except SdpError:
             return
+        signalling = self._signalling_ips()
         if self.video is not None:
-            self.video.retarget(sd)
+            self.video.retarget(sd, signalling)
         audio = _first_audio(sd)
         connection = sd.connection_for(audio) if audio else None
         if audio is None or connection is None:
             return
         rtcp = audio.rtcp or audio.port + 1
-        self.rtp.set_remote(connection.address, audio.port, rtcp)
+        self.rtp.set_remote(connection.address, audio.port, rtcp, signalling=signalling)
 
     def _answer_reinvite(self, sdp: bytes | None) -> None:
         """The SIP side re-offers (hold, unhold, new address or port): keep our codec if it is
@@ -687,27 +764,123 @@ class Call:
             self._set_hold(remote=remote_hold)
 
     def _refer_received(self, event: Any) -> None:
-        """The far end transfers us (RFC 3515, we are the transferee): call the Refer-To
-        target on the same account, report progress with NOTIFYs, and once it answers move
-        the browser's media to the new dialog; the transferor then hangs the old one up."""
+        """The far end asks us to call someone else (RFC 3515, we are the transferee).
+
+        A REFER makes the gateway dial on this account's credentials at the word of whoever
+        controls the far end, so it is a toll-fraud door and goes through the same gates as a
+        browser's own call, in this order: the call must be up with no transfer running or
+        asked about; the Refer-To must pass the destination check a ``callee`` passes
+        (:meth:`Policy.request_uri`: domains, URI parameters and headers, number rules) —
+        else 403 and nothing is dialled; then ``policy.incoming_transfers``: "refuse" (403),
+        "accept" (:meth:`_follow_refer`), or "ask" the browser (``transferRequest``; its
+        ``answerTransfer`` decides, silence is 603 Decline).  A call without a browser (a
+        REST file call) has nobody to ask: "ask" refuses there.  The browser is told
+        nothing of a REFER the policy refuses: the call simply goes on."""
+        if (self.status not in (CallStatus.ESTABLISHED, CallStatus.HOLD) or self._transfer
+                or self._transfer_request is not None):
+            self._answer_refer(403, "Forbidden (no transfer now)")
+            return
+        try:
+            target = self._refer_destination(event.refer_to)
+        except CallError as exc:
+            log.info("call {call_id}: REFER to {target} refused: {reason}",
+                     call_id=self.call_id, target=event.refer_to, reason=exc.message)
+            self._answer_refer(403, "Forbidden (destination not allowed)")
+            return
+        mode = self.env.incoming_transfers
+        if mode == "ask" and not self._can_ask:
+            mode = "refuse"
+        if mode == "accept":
+            try:
+                self._follow_refer(target, event)
+            except CallError:  # answered already by the SIP session: nothing left to do
+                pass
+        elif mode == "ask":
+            self._ask_transfer(target, event)
+        else:
+            log.info("call {call_id}: REFER to {target} refused (policy.incoming_transfers)",
+                     call_id=self.call_id, target=target)
+            self._answer_refer(403, "Forbidden (transfers refused)")
+
+    def _refer_destination(self, refer_to: str) -> str:
+        """The Request-URI a REFER would make us call: the Refer-To through the gateway's one
+        destination check, exactly as a ``target`` of the browser's own transfer (a session
+        without an account: the test lines only).  Raises :class:`CallError` when refused."""
+        policy = self.env.policy
+        if policy is None:
+            raise CallError(Codes.FORBIDDEN, "no destination policy", "target")
+        account = None if self._testlines_only else self.account
+        return policy.request_uri(account, refer_to, field="target")
+
+    def _answer_refer(self, status: int, reason: str) -> None:
+        """Refuse the far end's REFER (403, 603).  The SIP session may have answered it
+        already (its own deadline, or the call ended): nothing is owed then."""
+        assert self.invite is not None
+        try:
+            self.invite.reject_refer(status, self.env.reactor.seconds(), reason)
+        except RuntimeError:
+            pass
+        self.env.sip.transport.pump()
+
+    def _ask_transfer(self, target: str, event: Any) -> None:
+        """Put the REFER to the browser: ``transferRequest`` {callId, target, timeout}; its
+        ``answerTransfer`` (:meth:`answer_transfer`) or the timeout decides.  The wait is a
+        timer, so neither this call nor any other is held up meanwhile.  ``timeout`` is
+        ``policy.transfer_timeout``, cut short when the SIP session's own deadline for the
+        answer (half of Timer F: 16 s with the default T1) would come first."""
+        wait = self.env.transfer_timeout
+        limit = _refer_answer_limit(self.invite)
+        if limit is not None:
+            wait = max(0.0, min(wait, limit - REFER_ANSWER_MARGIN))
+        timer = self.env.reactor.callLater(wait, self._transfer_request_expired)
+        self._transfer_request = TransferRequest(target, event, timer)
+        log.info("call {call_id}: asking the browser about a transfer to {target}",
+                 call_id=self.call_id, target=target)
+        self.notify("transferRequest", {"callId": self.call_id, "target": target,
+                                        "timeout": wait})
+
+    def answer_transfer(self, accept: bool) -> None:
+        """The browser's ``answerTransfer``: accept -> 202 and the transfer proceeds as with
+        "accept"; refuse -> 603 Decline.  :class:`CallError` (field ``callId``) when no
+        transfer request is pending on this call (never asked, already answered, timed out)."""
+        request = self._transfer_request
+        if request is None or self._finished:
+            raise CallError(Codes.BAD_STATE, "no transfer request is pending on this call",
+                            "callId")
+        self._clear_transfer_request()
+        if accept:
+            self._follow_refer(request.target, request.event)
+        else:
+            log.info("call {call_id}: the browser refused the transfer to {target}",
+                     call_id=self.call_id, target=request.target)
+            self._answer_refer(603, "Decline")
+
+    def _transfer_request_expired(self) -> None:
+        request, self._transfer_request = self._transfer_request, None
+        if request is None or self._finished:
+            return
+        log.info("call {call_id}: no answer about the transfer to {target}: declined",
+                 call_id=self.call_id, target=request.target)
+        self._answer_refer(603, "Decline")
+
+    def _clear_transfer_request(self) -> None:
+        request, self._transfer_request = self._transfer_request, None
+        if request is not None and request.timer.active():
+            request.timer.cancel()
+
+    def _follow_refer(self, target: str, event: Any) -> None:
+        """Do what the REFER asks (it passed the policy and the browser, or "accept"): 202,
+        call ``target`` on the same account, report progress with NOTIFYs, and once it
+        answers move the browser's media to the new dialog; the transferor then hangs the
+        old one up."""
         now = self.env.reactor.seconds()
         old = self.invite
         assert old is not None and self.plan is not None
-        target, _, headers = event.refer_to.partition("?")
-        policy = self.env.policy
-        host = ""
         try:
-            from wcsgw.sip.uri import parse_uri
-
-            host = parse_uri(target).host
-        except Exception:  # noqa: BLE001 - a Refer-To that does not parse is refused below
-            host = ""
-        if (self.status not in (CallStatus.ESTABLISHED, CallStatus.HOLD) or self._transfer
-                or not host or (policy is not None and not policy.allows_host(host))):
-            old.reject_refer(403, now)
-            self.env.sip.transport.pump()
-            return
-        old.accept_refer(now)
+            old.accept_refer(now)
+        except RuntimeError:  # the SIP session answered it already (its deadline passed)
+            raise CallError(Codes.BAD_STATE, "the transfer request has expired",
+                            "callId") from None
         extra = [("Referred-By", event.referred_by)] if event.referred_by else []
         if event.replaces:
             extra.append(("Replaces", "{call_id};to-tag={to_tag};from-tag={from_tag}".format(
@@ -746,6 +919,7 @@ class Call:
             self._transfer = None
             self.hold_for_transfer = False
             self.request_uri = new.request_uri
+            self._note_sip_source(event)  # the new dialog's media latches to its answerer
             self._adopt_answer(event.sdp)
             # The transferor should BYE the old dialog; if it does not, we do (RFC 3515 §2.4.7
             # leaves it to the transferor, but a dialog must not outlive its use).
@@ -888,6 +1062,7 @@ class Call:
             self._dtmf_call.cancel()
         self._dtmf_call = None
         self._cancel_old_dialog_timer()
+        self._clear_transfer_request()  # the SIP session answers the REFER 487 as it ends
         if self.leg is not None:
             self.leg.close()
         if self.rtp is not None:

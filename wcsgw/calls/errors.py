@@ -12,6 +12,11 @@ class Codes:
     FORBIDDEN = 1004  # policy: destination or server not allowed
     NO_CODECS = 1005  # the offer has nothing the gateway can bridge
     BAD_STATE = 1006  # the call cannot do that now (e.g. hangup after the end)
+    # [limits]: each refusal names the setting (REST: 429 for the first three, 503 for ports)
+    TOO_MANY_CALLS = 1007  # limits.calls_per_session live calls already (incoming: 486)
+    TOO_MANY_SESSIONS = 1008  # limits.sessions_per_ip or limits.max_sessions reached
+    CALL_RATE = 1009  # limits.calls_per_minute_per_ip calls from this address in 60 s
+    NO_PORTS = 1010  # no media ports free (or only the reserve, limits.port_reserve)
     NOT_SUPPORTED = 1099  # a contract method not implemented yet
 
 

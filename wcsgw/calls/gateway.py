@@ -10,8 +10,9 @@ removed, so nothing is left up behind a vanished browser.
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import attr
 from twisted.internet import defer
@@ -19,9 +20,12 @@ from twisted.logger import Logger
 
 from wcsgw.calls import ids
 from wcsgw.calls.errors import CallError, Codes
+from wcsgw.calls.limits import SlidingWindow, effective_reserve
 from wcsgw.calls.policy import Policy
 from wcsgw.calls.status import SessionStatus
 from wcsgw.calls.totals import CallTotals
+from wcsgw.config import LimitsSettings
+from wcsgw.media.ports import PortsExhausted, PortsReserved
 from wcsgw.sip.account import SipAccount, escape_user
 from wcsgw.sip.endpoint import AccountRegistration
 from wcsgw.sip.registration import Registered, RegistrationFailed, Unregistered
@@ -52,6 +56,8 @@ class Session:
     #: the user part of this session's own registered contact (``<login>-<token>``): the
     #: registrar forks an account's calls to each logged-in browser by it
     contact_user: str | None = None
+    #: the TCP peer's IP address of the WebSocket ([limits] count by it; None: not known)
+    peer: str | None = None
 
 
 class CallGateway:
@@ -59,12 +65,26 @@ class CallGateway:
 
     ``calls`` is the registry of live calls by callId (REST finds them there); ``factory`` builds
     a :class:`wcsgw.calls.call.Call` — injected so the API layer can be tested without media.
+
+    ``limits`` (``[limits]``) are enforced here, where every session and call comes through:
+    sessions per peer address and in all (:meth:`admit_session`), live calls per session
+    (incoming and REST-handed calls included), calls per minute per address (WebSocket ``call``
+    and REST ``call/startup`` share one window, on ``clock``), and the media port reserve.
+    Every refusal is a :class:`CallError` whose message names the setting.
     """
 
-    def __init__(self, sip: Any, policy: Policy, call_factory: Any) -> None:
+    def __init__(self, sip: Any, policy: Policy, call_factory: Any, *,
+                 limits: LimitsSettings | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.sip = sip
         self.policy = policy
         self.call_factory = call_factory
+        self.limits = limits or LimitsSettings()
+        #: now, for the call-rate window (the reactor's seconds in the service; tests inject)
+        self.clock = clock
+        self.call_rate = SlidingWindow(self.limits.calls_per_minute_per_ip, 60.0)
+        #: the media ports every call takes from (set by the service; None: no reserve kept)
+        self.media_ports: Any = None
         self.sessions: dict[str, Session] = {}
         self.calls: dict[str, Any] = {}
         #: calls whose SIP leg is not over yet (a call leaves ``calls`` at its terminal status
@@ -86,8 +106,26 @@ class CallGateway:
 
     # -- sessions -----------------------------------------------------------------------
 
-    def open_session(self, session_id: str, listener: SessionListener) -> None:
-        self.sessions[session_id] = Session(session_id, listener)
+    def admit_session(self, peer: str | None) -> None:
+        """May one more session open from ``peer``?  :class:`CallError` (TOO_MANY_SESSIONS)
+        naming the limit if not.  The WebSocket layer asks before it accepts the upgrade."""
+        limits = self.limits
+        if len(self.sessions) >= limits.max_sessions:
+            raise CallError(Codes.TOO_MANY_SESSIONS,
+                            f"Too many sessions: limits.max_sessions is {limits.max_sessions}")
+        if peer is not None:
+            from_peer = sum(1 for s in self.sessions.values() if s.peer == peer)
+            if from_peer >= limits.sessions_per_ip:
+                raise CallError(Codes.TOO_MANY_SESSIONS,
+                                f"Too many sessions from {peer}: limits.sessions_per_ip is "
+                                f"{limits.sessions_per_ip}")
+
+    def open_session(self, session_id: str, listener: SessionListener,
+                     peer: str | None = None) -> None:
+        """A new browser connection from ``peer`` (its TCP address; a proxy's
+        X-Forwarded-For is not trusted).  Refused like :meth:`admit_session`."""
+        self.admit_session(peer)
+        self.sessions[session_id] = Session(session_id, listener, peer=peer)
 
     def connect(self, session_id: str, account: SipAccount | None, register: bool) -> None:
         session = self._session(session_id)
@@ -156,8 +194,13 @@ class CallGateway:
         session = self._session(session_id)
         if not session.connected:
             raise CallError(Codes.NOT_CONNECTED, "connect before calling")
+        self._check_session_calls(session)
         call_id = self._new_call_id(call_id)
         uri = self.policy.request_uri(session.account, callee)
+        self._check_rate(session.peer)
+        # The API layer checked them already (-32602); checked again here so that no path
+        # into the call layer can skip the allow-list.
+        sip_headers = self.policy.outgoing_headers(sip_headers)
         call = self.call_factory(
             call_id=call_id, session_id=session.id, account=session.account, request_uri=uri,
             callee=callee, visible_name=visible_name, has_audio=has_audio, has_video=has_video,
@@ -179,6 +222,7 @@ class CallGateway:
         """An INVITE the router accepted for ``session``: make and register its call."""
         from wcsgw.sip.headers import parse_name_addr  # noqa: F401 - for the caller's identity
 
+        self._check_session_calls(session)  # the router answers 486 Busy Here
         caller = request.from_
         callee = request.to
         call_id = secrets.token_hex(8)
@@ -229,6 +273,16 @@ class CallGateway:
         uri = self.policy.request_uri(account, target, field="target")
         call.transfer(uri)
 
+    def answer_transfer(self, session_id: str, call_id: str, accept: bool) -> None:
+        """The browser's answer to a ``transferRequest`` (a far end's REFER put to it):
+        accept -> the transfer proceeds, refuse -> 603 Decline.  Only the session's own
+        call; :class:`CallError` naming ``callId`` when it has no request pending."""
+        call = self._call(session_id, call_id)
+        if not hasattr(call, "answer_transfer"):
+            raise CallError(Codes.BAD_STATE, "no transfer request is pending on this call",
+                            "callId")
+        call.answer_transfer(accept)
+
     # -- the operator's view (REST) -------------------------------------------------------
 
     def startup(
@@ -245,9 +299,11 @@ class CallGateway:
         play_file: Any = None,
         record: Any = None,
         sip_headers: dict[str, str] | None = None,
+        peer: str | None = None,
     ) -> str:
         """A call the operator places (REST ``call/startup``): with server-side media (a WAV
-        played, the answer recorded), or handed to a connected browser session."""
+        played, the answer recorded), or handed to a connected browser session.  ``peer``:
+        the REST client's address, for ``limits.calls_per_minute_per_ip``."""
         if session_id is not None:
             ids.check_id(session_id, "sessionId")
         if session_id is not None and account is None:
@@ -255,7 +311,12 @@ class CallGateway:
             account = session.account if session is not None else None
         self.policy.check_account(account)
         uri = self.policy.request_uri(account, callee)
+        sip_headers = self.policy.outgoing_headers(sip_headers or {})
         call_id = self._new_call_id(call_id)
+        handed_to = self.sessions.get(session_id) if session_id is not None else None
+        if handed_to is not None:
+            self._check_session_calls(handed_to)
+        self._check_rate(peer)
         if session_id is not None:
             return self._hand_to_session(session_id, call_id, uri, callee, account,
                                          visible_name, has_video)
@@ -327,18 +388,71 @@ class CallGateway:
         return call_id
 
     def _start(self, call: Any, session: Session | None) -> None:
-        """Register ``call`` (live and unsettled) and start it; a start that refuses the call
-        (CallError) leaves no trace."""
+        """Register ``call`` (live and unsettled) and start it.
+
+        A start that fails for any reason leaves no trace: the call leaves the registry, what
+        it opened is closed (``abandon``: its ports go back, no timer stays) and the request
+        gets the error.  Running out of media ports is a :class:`CallError` (NO_PORTS), not
+        an internal error.  A session that already has a live call starts this one inside the
+        port reserve (:meth:`PortAllocator.keeping`): it cannot take the last ports, so
+        every other session can still place its first call."""
+        reserve = 0
+        if session is not None and session.calls and self.media_ports is not None:
+            reserve = effective_reserve(self.limits.port_reserve, self.media_ports.size)
         self.unsettled.add(call)
         self.calls[call.call_id] = call
         if session is not None:
             session.calls[call.call_id] = call
         try:
-            call.start()
-        except CallError:
+            if reserve:
+                with self.media_ports.keeping(reserve):
+                    call.start()
+            else:
+                call.start()
+        except Exception as exc:
+            self._abandon(call)
+            if isinstance(exc, PortsReserved):
+                raise CallError(
+                    Codes.NO_PORTS,
+                    f"No media ports free for another call of this session: the last "
+                    f"{exc.reserve} are kept for other sessions (limits.port_reserve)") from None
+            if isinstance(exc, PortsExhausted):
+                log.warn("call {call_id} refused: {error}", call_id=call.call_id, error=str(exc))
+                raise CallError(Codes.NO_PORTS, "No media ports free") from None
+            raise
+
+    def _abandon(self, call: Any) -> None:
+        """Undo a start that raised: close what the call opened, forget it."""
+        try:
+            abandon = getattr(call, "abandon", None)
+            if abandon is not None:
+                abandon()
+        except Exception:
+            log.failure("call {call_id}: cleaning up a refused start failed",
+                        call_id=call.call_id)
+        finally:
             self._forget_call(call)
             self._settled(call)
-            raise
+
+    def _check_session_calls(self, session: Session) -> None:
+        """``limits.calls_per_session``: live calls of the session, incoming ones included."""
+        cap = self.limits.calls_per_session
+        if len(session.calls) >= cap:
+            raise CallError(Codes.TOO_MANY_CALLS,
+                            f"Too many calls: limits.calls_per_session is {cap}")
+
+    def _check_rate(self, peer: str | None) -> None:
+        """``limits.calls_per_minute_per_ip``: counts this call for ``peer`` (None: the
+        address is not known — the operator's own calls from inside — and not limited)."""
+        if peer is None:
+            return
+        now = self.clock()
+        if not self.call_rate.admit(peer, now):
+            wait = self.call_rate.retry_after(peer, now)
+            raise CallError(Codes.CALL_RATE,
+                            f"Too many calls from {peer}: limits.calls_per_minute_per_ip is "
+                            f"{self.limits.calls_per_minute_per_ip}; try again in "
+                            f"{max(1, round(wait))} s")
 
     def _hooks(self, session: Session | None) -> dict[str, Any]:
         """The callbacks every call gets: statuses and notifications to its session (none

@@ -40,7 +40,6 @@ from wcsgw.sdp.errors import SdpError
 from wcsgw.sdp.model import SessionDescription
 from wcsgw.sdp.negotiate import audio_answer, audio_offer
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
-from wcsgw.sip.digest import DigestClient
 from wcsgw.sip.message import Request
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target
@@ -64,6 +63,9 @@ class InboundCall(Call):
             # Where the caller can be reached again (an attended transfer names this call).
             self.request_uri = str(invite.request.from_.uri) if hasattr(invite, "request") else ""
         self._sip_offer_sdp = invite.offer_sdp if invite is not None else None
+        # The caller's SDP came with the INVITE: its media latches to the INVITE's source IP
+        # (or the SDP's); a late offer's ACK and re-INVITEs update it (Call._note_sip_source).
+        self._sip_source = getattr(getattr(invite, "transaction", None), "source", None)
         self._browser_offer_sd: Any = None
         self._ring_timer: Any = None
         #: the browser's answered codec (and telephone-event), when the SIP offer is made for
@@ -216,6 +218,8 @@ class InboundCall(Call):
             self.env.reactor.callLater(0, self.on_settled, self)
             self._finish(CallStatus.FINISH, 487, "Cancelled by the caller")
             return
+        if not self._finished:
+            self._note_sip_source(event)
         if isinstance(event, Confirmed):
             if self._sip_offer_sdp is None and self.bridge is None and not self._finished:
                 self._settle_late_offer(event.ack_sdp)
@@ -259,6 +263,10 @@ class InboundCall(Call):
         self._cancel_ring_timer()
         super()._finish(status, sip_status, info)
 
+    def abandon(self) -> None:
+        self._cancel_ring_timer()
+        super().abandon()
+
 
 class InboundRouter:
     """The gateway's taker of new INVITEs (an endpoint RequestHandler), placed after the
@@ -279,37 +287,64 @@ class InboundRouter:
         except Exception:  # noqa: BLE001 - the parser let it through; refuse, never crash
             user = ""
         session = self.gateway.session_for_contact(user)
-        refusal = self.decide(session, request)
+        refusal = self.decide(session, request, source)
         if refusal is not None:
             status, reason = refusal
             endpoint.respond(make_response(request, status, reason, to_tag=_tag()), now)
             return True
         # The session's account answers challenges to our in-dialog requests (hold, REFER,
-        # INFO, BYE) through a proxy that wants credentials, as on the calls it places.
+        # INFO, BYE) through a proxy that wants credentials, as on the calls it places — and
+        # only toward that proxy: IncomingInvite gives the account's servers to the dialog
+        # router and the digest check.
         account = getattr(session, "account", None)
-        digest = DigestClient(account.credentials()) if account is not None else None
         try:
             invite = IncomingInvite(endpoint, request, transaction, listener=lambda e: None,
-                                    contact_user=user, digest=digest)
+                                    contact_user=user, account=account)
         except ValueError:
             endpoint.respond(make_response(request, 400, "Bad Request", to_tag=_tag()), now)
             return True
         try:
             call = self.make_call(session, invite, request)
         except CallError as exc:
-            status = 488 if exc.code == Codes.NO_CODECS else 500
-            invite.reject(status, "Not Acceptable Here" if status == 488 else "Server Error", now)
+            # At limits.calls_per_session the session is busy (486), as a phone on a call.
+            status, reason = _REFUSALS.get(exc.code, (500, "Server Error"))
+            invite.reject(status, reason, now)
             log.info("incoming call refused: {reason}", reason=exc.message)
+        except Exception:  # noqa: BLE001 - the call left nothing behind; answer, never crash
+            log.failure("incoming call failed to start")
+            invite.reject(500, "Server Error", now)
         else:
             invite.listener = call._on_sip_event
         return True
 
-    def decide(self, session: Any, request: Request) -> tuple[int, str] | None:
+    def decide(self, session: Any, request: Request, source: Target) -> tuple[int, str] | None:
         """Accept this incoming call?  The one decision point (REST hooks plug in here
-        later).  None accepts; otherwise the SIP status and reason to refuse with."""
+        later).  None accepts; otherwise the SIP status and reason to refuse with.
+
+        Only the registrar/proxy the session registered with knows its contact and may
+        route calls to it: an INVITE from any other address (by IP, any port; the account's
+        outbound proxy or domain, as the transport resolved them) is someone who found the
+        contact and calls the browser directly — 403, and no ``incomingCall``."""
         if session is None or not session.connected:
             return 480, "Temporarily Unavailable"  # no (longer a) browser behind this contact
+        account = getattr(session, "account", None)
+        servers = account.server_hosts() if account is not None else ()
+        addresses = self.gateway.sip.endpoint.addresses
+        if not addresses.admits(source.host, servers):
+            addresses.want(servers)
+            log.warn("INVITE for {user} from {host}:{port}, not its registrar/proxy "
+                     "({servers}): 403", user=account.login if account is not None else "?",
+                     host=source.host, port=source.port, servers=", ".join(servers))
+            return 403, "Forbidden"
         return None
+
+
+#: CallError code -> the SIP answer to an INVITE the gateway cannot take.
+_REFUSALS: dict[int, tuple[int, str]] = {
+    Codes.NO_CODECS: (488, "Not Acceptable Here"),
+    Codes.TOO_MANY_CALLS: (486, "Busy Here"),
+    Codes.NO_PORTS: (503, "Service Unavailable"),
+}
 
 
 def _tag() -> str:

@@ -10,18 +10,36 @@ RTP/RTCP pairs, the WebRTC leg's socket) takes its port from here. The allocator
 
 The bind test closes its socket again, so a window remains in which another process can take
 the port; callers retry on ``CannotListenError`` (release the ports, allocate again).
+
+**The reserve** (``limits.port_reserve``): inside :meth:`PortAllocator.keeping`, an allocation
+that would leave fewer than the given number of ports free is refused with
+:class:`PortsReserved`.  The call gateway wraps the start of a call of a session that already
+has one, so that session cannot take the last ports and every other session can still place
+its first call.  Why a block around the start and not a parameter of :meth:`allocate`: the
+sockets of a call (SIP-side RTP, the browser leg, video) are opened deep inside the call and
+media layers, which neither know nor should know whose call it is; every one of them is
+opened synchronously inside ``start()``, so the block covers exactly that call's ports.
 """
 
 from __future__ import annotations
 
 import socket
-from typing import Iterable
+from contextlib import contextmanager
+from typing import Iterable, Iterator
 
-__all__ = ["PortAllocator", "PortsExhausted"]
+__all__ = ["PortAllocator", "PortsExhausted", "PortsReserved"]
 
 
 class PortsExhausted(RuntimeError):
     """No free (or bindable) ports left in the range."""
+
+
+class PortsReserved(PortsExhausted):
+    """Ports are free, but only the reserve: refused inside :meth:`PortAllocator.keeping`."""
+
+    def __init__(self, message: str, reserve: int) -> None:
+        super().__init__(message)
+        self.reserve = reserve
 
 
 class PortAllocator:
@@ -34,6 +52,7 @@ class PortAllocator:
         self._in_use: set[int] = set()
         self._next = port_min
         self._family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._keep = 0
 
     @property
     def in_use(self) -> frozenset[int]:
@@ -42,6 +61,22 @@ class PortAllocator:
     @property
     def size(self) -> int:
         return self.port_max - self.port_min + 1
+
+    @property
+    def free(self) -> int:
+        """Ports of the range not handed out (another process may still hold some)."""
+        return self.size - len(self._in_use)
+
+    @contextmanager
+    def keeping(self, reserve: int) -> Iterator[None]:
+        """Within the block, :meth:`allocate` refuses (:class:`PortsReserved`) whatever would
+        leave fewer than ``reserve`` ports free.  Blocks nest; the largest reserve holds."""
+        outer = self._keep
+        self._keep = max(outer, reserve)
+        try:
+            yield
+        finally:
+            self._keep = outer
 
     def _bindable(self, port: int) -> bool:
         s = socket.socket(self._family, socket.SOCK_DGRAM)
@@ -53,11 +88,20 @@ class PortAllocator:
             s.close()
         return True
 
+    def _partner_taken(self, port: int) -> bool:
+        """Can ``port`` no longer be half of an even RTP/RTCP pair?"""
+        partner = port ^ 1
+        return not self.port_min <= partner <= self.port_max or partner in self._in_use
+
     def allocate(self, count: int = 1, even: bool = False) -> list[int]:
         """``count`` consecutive free ports, the first one even if ``even`` (RTP/RTCP pairs:
         ``allocate(2, even=True)``, RFC 3550 §11). Raises :class:`PortsExhausted`."""
         if count < 1:
             raise ValueError("count must be at least 1")
+        if self._keep and self.free - count < self._keep:
+            raise PortsReserved(
+                f"{self.free} port(s) free in {self.port_min}-{self.port_max}; the last "
+                f"{self._keep} are kept in reserve", self._keep)
         step = 2 if even else 1
         first = self.port_min + (self.port_min % 2 if even else 0)
         candidates = range(first, self.port_max - count + 2, step)
@@ -68,6 +112,15 @@ class PortAllocator:
         if even and start % 2:
             start += 1
         ordered = [p for p in candidates if p >= start] + [p for p in candidates if p < start]
+        if count == 1 and not even:
+            # A single port (a browser leg) goes first into a hole — a free port whose
+            # RTP/RTCP partner is taken — without moving the cursor: otherwise every call's
+            # single port splits a pair, and a range can have ports free but no pair for the
+            # next call's RTP socket (the reserve would be free ports no call can use).
+            for port in ordered:
+                if port not in self._in_use and self._partner_taken(port) and self._bindable(port):
+                    self._in_use.add(port)
+                    return [port]
         for base in ordered:
             ports = list(range(base, base + count))
             if any(p in self._in_use for p in ports):
