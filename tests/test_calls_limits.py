@@ -313,6 +313,8 @@ class PortTests(GatewayLimitsCase):
         self.assertEqual(error.message, "No media ports free")
         self.assertNotIn("c1", self.gateway.calls)
         self.assertEqual(self.ports.free, 1)
+        self.assertEqual((self.gateway.refusals["port_reserve"], self.gateway.refusals["ports"]),
+                         (1, 1))
 
     def test_rest_exhaustion_leaves_no_call(self) -> None:
         for _ in range(5):

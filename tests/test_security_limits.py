@@ -32,7 +32,8 @@ from wcsgw.config import Config, LimitsSettings
 from wcsgw.media.ports import PortsExhausted
 
 HERE = os.path.dirname(__file__)
-OFFER = open(os.path.join(HERE, "data", "chromium_offer_av.sdp")).read()
+with open(os.path.join(HERE, "data", "chromium_offer_av.sdp")) as _offer:
+    OFFER = _offer.read()
 
 ONE = "127.0.0.1"
 TWO = "127.0.0.2"
@@ -68,13 +69,13 @@ class _RawHttp(protocol.Protocol):
         self.done = done
         self.data = b""
 
-    def connectionMade(self) -> None:  # noqa: N802 (Twisted API)
+    def connectionMade(self) -> None:  # Twisted's names
         self.transport.write(self.request)
 
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+    def dataReceived(self, data: bytes) -> None:
         self.data += data
 
-    def connectionLost(self, reason: Any) -> None:  # noqa: N802
+    def connectionLost(self, reason: Any) -> None:
         self.done.callback(self.data)
 
 
@@ -128,6 +129,11 @@ class LimitsCase(unittest.TestCase):
             and f["params"]["status"] in ("ESTABLISHED", "FAILED"))
         self.assertEqual(frame["params"]["status"], "ESTABLISHED", frame["params"]["info"])
 
+    async def get(self, path: str) -> tuple[int, bytes]:
+        response = await Agent(reactor).request(
+            b"GET", f"http://127.0.0.1:{self.port}/{path}".encode())
+        return response.code, await readBody(response)
+
     async def rest(self, path: str, body: dict, source: str = ONE) -> tuple[int, Any]:
         agent = Agent(reactor, bindAddress=(source, 0))
         response = await agent.request(
@@ -157,6 +163,11 @@ class SessionLimitTests(LimitsCase):
         refused = await self.upgrade("127.0.0.3")
         self.assertTrue(refused.startswith(b"HTTP/1.1 503 "), refused)
         self.assertIn(b"limits.max_sessions is 3", refused)
+        self.assertEqual(self.calls.refusals["sessions_per_ip"], 1)
+        self.assertEqual(self.calls.refusals["max_sessions"], 1)
+        status, metrics = await self.get("metrics")
+        self.assertEqual(status, 200)
+        self.assertIn(b'wcsgw_limit_refusals_total{limit="sessions_per_ip"} 1', metrics)
         # A session that goes frees its place.
         await first.close()
         await until(lambda: len(self.calls.sessions) == 2)

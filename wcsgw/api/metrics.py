@@ -151,7 +151,16 @@ def session_families(gateway: Any) -> list[Family]:
                     "Open WebSocket sessions: connected (after connect) or open (not yet, or "
                     "after disconnect).")
     family.add(connected, state="connected").add(len(sessions) - connected, state="open")
-    return [family]
+    families = [family]
+    refusals = getattr(gateway, "refusals", None)
+    if refusals is not None:
+        refused = Family("wcsgw_limit_refusals_total", "counter",
+                         "Sessions and calls refused by a [limits] setting, by limit (ports: "
+                         "the media port range was exhausted).")
+        for limit, count in refusals.items():
+            refused.add(count, limit=limit)
+        families.append(refused)
+    return families
 
 
 def call_families(gateway: Any) -> list[Family]:

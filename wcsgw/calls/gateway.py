@@ -34,6 +34,10 @@ __all__ = ["CallError", "CallGateway", "Codes", "SessionListener"]
 
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
+#: What a refusal can be counted under (the label values of wcsgw_limit_refusals_total).
+LIMIT_NAMES = ("max_sessions", "sessions_per_ip", "calls_per_session", "calls_per_minute_per_ip",
+               "port_reserve", "ports")
+
 log = Logger(namespace="wcsgw.calls")
 
 
@@ -85,6 +89,9 @@ class CallGateway:
         self.call_rate = SlidingWindow(self.limits.calls_per_minute_per_ip, 60.0)
         #: the media ports every call takes from (set by the service; None: no reserve kept)
         self.media_ports: Any = None
+        #: refusals so far by limit (/metrics ``wcsgw_limit_refusals_total``); "ports" is
+        #: the range exhausted, "port_reserve" a session's further call kept off the reserve
+        self.refusals: dict[str, int] = dict.fromkeys(LIMIT_NAMES, 0)
         self.sessions: dict[str, Session] = {}
         self.calls: dict[str, Any] = {}
         #: calls whose SIP leg is not over yet (a call leaves ``calls`` at its terminal status
@@ -111,13 +118,13 @@ class CallGateway:
         naming the limit if not.  The WebSocket layer asks before it accepts the upgrade."""
         limits = self.limits
         if len(self.sessions) >= limits.max_sessions:
-            raise CallError(Codes.TOO_MANY_SESSIONS,
-                            f"Too many sessions: limits.max_sessions is {limits.max_sessions}")
+            raise self._refused("max_sessions", Codes.TOO_MANY_SESSIONS, f"Too many sessions: "
+                                f"limits.max_sessions is {limits.max_sessions}")
         if peer is not None:
             from_peer = sum(1 for s in self.sessions.values() if s.peer == peer)
             if from_peer >= limits.sessions_per_ip:
-                raise CallError(Codes.TOO_MANY_SESSIONS,
-                                f"Too many sessions from {peer}: limits.sessions_per_ip is "
+                raise self._refused("sessions_per_ip", Codes.TOO_MANY_SESSIONS,
+                                    f"Too many sessions from {peer}: limits.sessions_per_ip is "
                                 f"{limits.sessions_per_ip}")
 
     def open_session(self, session_id: str, listener: SessionListener,
@@ -412,13 +419,13 @@ class CallGateway:
         except Exception as exc:
             self._abandon(call)
             if isinstance(exc, PortsReserved):
-                raise CallError(
-                    Codes.NO_PORTS,
+                raise self._refused(
+                    "port_reserve", Codes.NO_PORTS,
                     f"No media ports free for another call of this session: the last "
                     f"{exc.reserve} are kept for other sessions (limits.port_reserve)") from None
             if isinstance(exc, PortsExhausted):
                 log.warn("call {call_id} refused: {error}", call_id=call.call_id, error=str(exc))
-                raise CallError(Codes.NO_PORTS, "No media ports free") from None
+                raise self._refused("ports", Codes.NO_PORTS, "No media ports free") from None
             raise
 
     def _abandon(self, call: Any) -> None:
@@ -427,19 +434,24 @@ class CallGateway:
             abandon = getattr(call, "abandon", None)
             if abandon is not None:
                 abandon()
-        except Exception:
+        except Exception:  # noqa: BLE001 - logged; the call is forgotten all the same
             log.failure("call {call_id}: cleaning up a refused start failed",
                         call_id=call.call_id)
         finally:
             self._forget_call(call)
             self._settled(call)
 
+    def _refused(self, limit: str, code: int, message: str) -> CallError:
+        """Count a refusal by ``limit`` (for /metrics) and make its error."""
+        self.refusals[limit] = self.refusals.get(limit, 0) + 1
+        return CallError(code, message)
+
     def _check_session_calls(self, session: Session) -> None:
         """``limits.calls_per_session``: live calls of the session, incoming ones included."""
         cap = self.limits.calls_per_session
         if len(session.calls) >= cap:
-            raise CallError(Codes.TOO_MANY_CALLS,
-                            f"Too many calls: limits.calls_per_session is {cap}")
+            raise self._refused("calls_per_session", Codes.TOO_MANY_CALLS,
+                                f"Too many calls: limits.calls_per_session is {cap}")
 
     def _check_rate(self, peer: str | None) -> None:
         """``limits.calls_per_minute_per_ip``: counts this call for ``peer`` (None: the
@@ -449,10 +461,10 @@ class CallGateway:
         now = self.clock()
         if not self.call_rate.admit(peer, now):
             wait = self.call_rate.retry_after(peer, now)
-            raise CallError(Codes.CALL_RATE,
-                            f"Too many calls from {peer}: limits.calls_per_minute_per_ip is "
-                            f"{self.limits.calls_per_minute_per_ip}; try again in "
-                            f"{max(1, round(wait))} s")
+            raise self._refused("calls_per_minute_per_ip", Codes.CALL_RATE,
+                                f"Too many calls from {peer}: limits.calls_per_minute_per_ip "
+                                f"is {self.limits.calls_per_minute_per_ip}; try again in "
+                                f"{max(1, round(wait))} s")
 
     def _hooks(self, session: Session | None) -> dict[str, Any]:
         """The callbacks every call gets: statuses and notifications to its session (none
