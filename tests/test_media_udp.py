@@ -1,7 +1,8 @@
 """Media ports and the SIP-side RTP socket (wcsgw.media.ports, wcsgw.media.udp) on 127.0.0.1
 with free ports picked at run time: bind-tested allocation, pairs on even ports, no port handed
 out twice while in use, release on close; symmetric RTP latching and its anti-hijack rule;
-RTCP on port+1 or muxed."""
+RTCP on port+1 or muxed.  Latching takes only the IPs the SDP or the signalling names (the
+sans-IO Latch on a fake clock, and a stranger's socket on another 127/8 address)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from tests.support import EventLog, inline
 from wcsgw.media.ports import PortAllocator, PortsExhausted
 from wcsgw.media.rtcp import build_rr
 from wcsgw.media.rtp import build_rtp
-from wcsgw.media.udp import Latch, RtpSocket
+from wcsgw.media.udp import Latch, RtpSocket, normalize_ip
 
 HOST = "127.0.0.1"
+#: a stranger on the same machine: tests run where all of 127.0.0.0/8 is on lo
+OTHER = "127.0.0.2"
 
 
 def port_range(span: int) -> tuple[int, int]:
@@ -78,28 +81,76 @@ class AllocatorTests(SynchronousTestCase):
 
 
 class LatchTests(SynchronousTestCase):
-    def test_rule(self) -> None:
-        latch = Latch(relatch_after=1.0)
-        sdp, nat, stranger = ("10.0.0.5", 4000), ("203.0.113.9", 6000), ("198.51.100.1", 7000)
-        latch.set_sdp(sdp)
-        self.assertEqual(latch.target, sdp)
-        self.assertTrue(latch.accept(nat, 0.0))  # the SDP address was silent: latch
-        self.assertEqual(latch.target, nat)
-        self.assertTrue(latch.accept(nat, 0.5))
-        self.assertFalse(latch.accept(stranger, 1.2))  # nat heard 0.7 s ago: keep it
-        self.assertFalse(latch.accept(sdp, 1.3))
-        self.assertEqual((latch.target, latch.rejected), (nat, 2))
-        self.assertTrue(latch.accept(stranger, 1.6))  # nat silent for 1.1 s: move on
-        self.assertEqual(latch.target, stranger)
-        latch.set_sdp(sdp)  # re-INVITE: back to the SDP address, which may latch again
-        self.assertEqual((latch.target, latch.latched), (sdp, False))
-        self.assertTrue(latch.accept(sdp, 2.0))
-        self.assertFalse(latch.latched)
+    """The sans-IO latch on a fake clock (``now`` is a number): who may latch, and when the
+    latch moves (only with a new SDP)."""
 
-    def test_no_sdp_address_latches_first_source(self) -> None:
-        latch = Latch(relatch_after=1.0)
-        self.assertTrue(latch.accept(("192.0.2.1", 1), 0.0))
-        self.assertEqual(latch.target, ("192.0.2.1", 1))
+    SDP, PEER_NAT = ("10.0.0.5", 4000), ("203.0.113.9", 6000)
+    SIGNALLING = "203.0.113.9"  # where the 2xx / INVITE came from
+    ATTACKER = ("198.51.100.1", 7000)
+
+    def latch(self) -> Latch:
+        latch = Latch()
+        latch.set_sdp(self.SDP, [self.SIGNALLING])
+        return latch
+
+    def test_attacker_first_then_peer(self) -> None:
+        latch = self.latch()
+        self.assertFalse(latch.accept(self.ATTACKER, 0.0))  # first packet, but not allowed
+        self.assertEqual((latch.target, latch.latched, latch.rejected), (self.SDP, False, 1))
+        self.assertTrue(latch.accept(self.SDP, 0.02))  # the phone itself latches
+        self.assertEqual((latch.target, latch.latched), (self.SDP, True))
+        self.assertFalse(latch.accept(self.ATTACKER, 0.03))
+        self.assertEqual((latch.target, latch.rejected), (self.SDP, 2))
+
+    def test_peer_silent_for_minutes_then_attacker(self) -> None:
+        latch = self.latch()
+        self.assertTrue(latch.accept(self.PEER_NAT, 0.0))
+        for now in (1.0, 5.0, 60.0, 600.0, 3600.0):  # hold, VAD, a long silence: no relatch
+            self.assertFalse(latch.accept(self.ATTACKER, now))
+        self.assertEqual((latch.target, latch.rejected), (self.PEER_NAT, 5))
+        self.assertTrue(latch.accept(self.PEER_NAT, 3601.0))  # the peer is still heard
+        self.assertEqual(latch.last_heard, 3601.0)
+
+    def test_nat_same_ip_as_signalling_other_port(self) -> None:
+        latch = Latch()
+        latch.set_sdp(("192.168.1.5", 4000), ["203.0.113.9"])  # private c=, public signalling
+        self.assertTrue(latch.accept(("203.0.113.9", 61000), 0.0))
+        self.assertEqual(latch.target, ("203.0.113.9", 61000))
+        # once latched, another port of the same IP is somebody else (another phone behind
+        # the same NAT, a process on the proxy's host): dropped
+        self.assertFalse(latch.accept(("203.0.113.9", 61002), 0.1))
+        self.assertFalse(latch.accept(("192.168.1.5", 4000), 0.2))
+        self.assertEqual((latch.target, latch.rejected), (("203.0.113.9", 61000), 2))
+
+    def test_new_sdp_relatches(self) -> None:
+        latch = self.latch()
+        self.assertTrue(latch.accept(self.PEER_NAT, 0.0))
+        moved = ("192.0.2.7", 5004)  # re-INVITE (or a transfer) to another media address
+        latch.set_sdp(moved, ["192.0.2.1"])
+        self.assertEqual((latch.target, latch.latched), (moved, False))
+        self.assertFalse(latch.accept(self.PEER_NAT, 1.0))  # the old IP is no longer allowed
+        self.assertFalse(latch.accept(self.ATTACKER, 1.0))
+        self.assertTrue(latch.accept(("192.0.2.1", 40000), 1.1))  # the new signalling IP
+        self.assertEqual(latch.target, ("192.0.2.1", 40000))
+        # the same SDP again (a session refresh) also resets: the peer's next packet latches
+        latch.set_sdp(moved, ["192.0.2.1"])
+        self.assertTrue(latch.accept(moved, 2.0))
+        self.assertEqual(latch.target, moved)
+
+    def test_without_sdp_nothing_is_heard(self) -> None:
+        latch = Latch()
+        self.assertFalse(latch.accept(("192.0.2.1", 1), 0.0))
+        self.assertEqual((latch.target, latch.rejected), (None, 1))
+
+    def test_ip_spellings_compare_equal(self) -> None:
+        self.assertEqual(normalize_ip("::ffff:192.0.2.1"), "192.0.2.1")
+        self.assertEqual(normalize_ip("[2001:DB8:0::1]"), "2001:db8::1")
+        self.assertEqual(normalize_ip("fe80::1%eth0"), "fe80::1")
+        latch = Latch()
+        latch.set_sdp(("2001:db8::1", 4000), ["::ffff:192.0.2.9"])
+        self.assertTrue(latch.accept(("192.0.2.9", 5000), 0.0))
+        latch.set_sdp(("pbx.example.com", 4000))  # a name in c= allows no packet source
+        self.assertFalse(latch.accept(("192.0.2.9", 5000), 0.0))
 
 
 class Peer(DatagramProtocol):
@@ -140,9 +191,9 @@ class RtpSocketTests(TestCase):
         self.sock = RtpSocket(reactor, self.alloc, on_rtp=self.got_rtp, on_rtcp=self.got_rtcp, clock=self.clock)
         self.addCleanup(self.sock.close)
 
-    def peer(self) -> Peer:
+    def peer(self, host: str = HOST) -> Peer:
         p = Peer()
-        listening = reactor.listenUDP(0, p, interface=HOST)
+        listening = reactor.listenUDP(0, p, interface=host)
         self.addCleanup(listening.stopListening)
         return p
 
@@ -157,30 +208,37 @@ class RtpSocketTests(TestCase):
 
     @inline
     async def test_latching_to_the_nat_address_and_refusing_strangers(self) -> None:
-        sdp_peer, nat_peer, stranger = self.peer(), self.peer(), self.peer()
+        sdp_peer, nat_peer, stranger = self.peer(), self.peer(), self.peer(OTHER)
         self.sock.set_remote(HOST, sdp_peer.port)
         # before anything arrives, media goes to the SDP address
         self.sock.send_rtp(rtp(1))
         self.assertEqual(await sdp_peer.received.wait_for(lambda d: True), rtp(1))
-        # the phone's packets come from elsewhere (NAT): we latch and answer there
-        nat_peer.send(rtp(2), self.sock.rtp_port)
+        # a stranger (another IP) that sends first does not latch
+        stranger.send(rtp(66), self.sock.rtp_port)
+        # the phone's packets come from another port of the SDP's IP (NAT): we latch there
+        nat_peer.send(rtp(2), self.sock.rtp_port)  # sent after the stranger's, arrives after it
         self.assertEqual(await self.got_rtp.wait_for(lambda d: d == rtp(2)), rtp(2))
+        self.assertNotIn(rtp(66), self.got_rtp.events)
         self.assertEqual(self.sock.remote_rtp, (HOST, nat_peer.port))
         self.sock.send_rtp(rtp(3))
         self.assertEqual(await nat_peer.received.wait_for(lambda d: True), rtp(3))
-        # a stranger cannot take over while the phone is talking
-        self.clock.now += 0.5
-        stranger.send(rtp(66), self.sock.rtp_port)
-        nat_peer.send(rtp(4), self.sock.rtp_port)  # sent after the stranger's, arrives after it
-        await self.got_rtp.wait_for(lambda d: d == rtp(4))
-        self.assertNotIn(rtp(66), self.got_rtp.events)
-        self.assertEqual(self.sock.rtp_latch.rejected, 1)
-        self.assertEqual(self.sock.remote_rtp, (HOST, nat_peer.port))
-        # ...but after the phone has been silent for relatch_after, the new source wins
-        self.clock.now += 1.5
+        # the phone goes quiet for ten minutes: the stranger still cannot take over
+        self.clock.now += 600
         stranger.send(rtp(67), self.sock.rtp_port)
-        await self.got_rtp.wait_for(lambda d: d == rtp(67))
-        self.assertEqual(self.sock.remote_rtp, (HOST, stranger.port))
+        sdp_peer.send(rtp(68), self.sock.rtp_port)  # same IP, but not the latched port
+        nat_peer.send(rtp(4), self.sock.rtp_port)
+        await self.got_rtp.wait_for(lambda d: d == rtp(4))
+        self.assertEqual([d for d in self.got_rtp.events if d in (rtp(66), rtp(67), rtp(68))], [])
+        self.assertEqual(self.sock.rtp_latch.rejected, 3)
+        self.assertEqual(self.sock.dropped, 3)
+        self.sock.send_rtp(rtp(5))
+        await nat_peer.received.wait_for(lambda d: d == rtp(5))
+        self.assertEqual(stranger.received.events, [])
+        # a new SDP (re-INVITE) whose signalling came from the other address: it may latch now
+        self.sock.set_remote(HOST, sdp_peer.port, signalling=[OTHER])
+        stranger.send(rtp(69), self.sock.rtp_port)
+        await self.got_rtp.wait_for(lambda d: d == rtp(69))
+        self.assertEqual(self.sock.remote_rtp, (OTHER, stranger.port))
 
     @inline
     async def test_rtcp_on_its_own_port_latches_separately(self) -> None:

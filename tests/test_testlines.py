@@ -344,6 +344,8 @@ class TestLinesTests(TestCase):
         offer = parse_sdp(ok.body)
         [m] = offer.media
         self.assertEqual([c.name for c in m.codecs()], ["PCMU", "PCMA", "telephone-event"])
+        # as the gateway does: hear the line (only) from where its offer and its 200 came
+        self.rtp.set_remote(offer.connection_for(m).address, m.port)  # type: ignore[union-attr]
         dialog = Dialog.from_uac(invite, ok)
         answer = audio_answer(offer, HOST, self.rtp.rtp_port, [PCMA], session_id=7)
         ack = dialog.create_ack(1, [("Content-Type", "application/sdp")],

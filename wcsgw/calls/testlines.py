@@ -291,8 +291,11 @@ class TestCall:
         self.media = _Media(codec, dtmf, direction in ("sendrecv", "sendonly"))
         connection = remote.connection_for(theirs)
         if connection is not None and theirs.port:
+            # latched to the SDP's IP or the INVITE's source IP (wcsgw.media.udp)
+            source = getattr(getattr(self.session, "transaction", None), "source", None)
             self.rtp.set_remote(connection.address, theirs.port, theirs.rtcp,
-                                rtcp_mux=mine.rtcp_mux)
+                                rtcp_mux=mine.rtcp_mux,
+                                signalling=(source.host,) if source is not None else ())
 
     def on_event(self, event: UasEvent) -> None:
         """The IncomingInvite's listener."""

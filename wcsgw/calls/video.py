@@ -31,7 +31,7 @@ is a PLI toward the browser, throttled like one that came by RTCP.
 from __future__ import annotations
 
 import secrets
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from twisted.logger import Logger
 
@@ -108,6 +108,9 @@ class VideoPath:
         self.env = env
         self.call_id = call_id
         self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
+        #: the IP(s) the SIP side's latest SDP came from (the call tells :meth:`retarget`):
+        #: with the SDP's c=, the only sources the video socket latches to
+        self.signalling: tuple[str, ...] = ()
         #: the SIP side's video codec (its payload type) and the browser's (its payload type)
         self.sip_codec: Optional[Codec] = None
         self.browser_codec: Optional[Codec] = None
@@ -448,9 +451,13 @@ class VideoPath:
         relay.request_keyframe(WEBRTC, now)
         return True
 
-    def retarget(self, sd: SessionDescription) -> None:
-        """Point the SIP video socket at the address/port the SIP SDP names; a new address
-        (re-INVITE, transfer) gets a key-frame request each way once media flows."""
+    def retarget(self, sd: SessionDescription, signalling: Iterable[str] | None = None) -> None:
+        """Point the SIP video socket at the address/port the SIP SDP names, latched like
+        the audio (only that IP or ``signalling``'s, where the SDP's SIP message came from;
+        None: the last ones given); a new address (re-INVITE, transfer) gets a key-frame
+        request each way once media flows."""
+        if signalling is not None:
+            self.signalling = tuple(signalling)
         media = _sip_video(sd)
         if media is None or media.rejected or self._closed:
             return
@@ -459,7 +466,8 @@ class VideoPath:
             return
         target = (connection.address, media.port)
         changed = self.rtp.remote_rtp is not None and self.rtp.rtp_latch.sdp_address != target
-        self.rtp.set_remote(connection.address, media.port, media.rtcp or media.port + 1)
+        self.rtp.set_remote(connection.address, media.port, media.rtcp or media.port + 1,
+                            signalling=self.signalling)
         if changed and self.relay is not None:
             self.relay.request_keyframes(self.env.reactor.seconds())
 

@@ -1,24 +1,29 @@
 """The SIP side's media sockets: RTP on an even port, RTCP on the next (Twisted UDP).
 
 Latching rule (symmetric RTP, in the spirit of RFC 4961, as media relays do it for phones
-behind NAT):
+behind NAT — but only toward the peer the signalling names, so a stranger who learns or
+guesses the port can neither listen to the call nor take it over):
 
-* Until something arrives we send to the address from the peer's SDP (:meth:`set_remote`).
-* A packet from the current target refreshes it. A packet from any *other* address becomes the
-  new target only if the current target has been silent for ``relatch_after`` seconds — which
-  is always true before the first packet, so the first packet latches (the NAT case: the SDP
-  says 192.168.1.5, packets come from the router's public address) — or if no SDP address was
-  set at all. While the current target is alive, packets from other addresses are dropped and
-  counted: a stranger cannot hijack a flowing call by spraying packets at our port.
-* :meth:`set_remote` (a re-INVITE with a new address) resets the target to the new SDP address,
-  which is then silent, so its first packet latches again.
-* RTP and RTCP latch separately (they come from different ports); with rtcp-mux both use the RTP
-  socket and the RTP target.
+* Each offer/answer fixes who may send to us: the IP of the SDP's ``c=`` line and the IP(s)
+  the far end's SDP-carrying SIP message came from (the 183/2xx to our INVITE, an incoming
+  INVITE or its ACK, a re-INVITE), compared by IP, any port — the NAT case: the SDP says
+  192.168.1.5, packets come from the router's public address, the one SIP came from.
+* Until something from those IPs arrives we send to the SDP's address (:meth:`RtpSocket.set_remote`).
+* The first packet from an allowed IP latches: replies go to its address (IP and port) from
+  then on, and only that address is heard.  Everything else — any other IP, and, once latched,
+  any other port — is dropped and counted (:attr:`Latch.rejected`, :attr:`RtpSocket.dropped`).
+* The latch moves only when a new SDP from the far end arrives (a re-INVITE, a transfer's new
+  dialog): :meth:`RtpSocket.set_remote` resets the target and the allowed IPs, and the next
+  allowed packet latches again.  Never by timeout: a real peer that goes quiet (hold, VAD,
+  a long silence) keeps its latch, and a stranger's packets stay dropped however long it waits.
+* RTP and RTCP latch separately (they come from different ports) under the same allowed IPs;
+  with rtcp-mux both use the RTP socket and the RTP target.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+import ipaddress
+from typing import Any, Callable, Iterable, Optional
 
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
@@ -26,43 +31,72 @@ from twisted.internet.protocol import DatagramProtocol
 
 from wcsgw.media.ports import PortAllocator
 
-__all__ = ["RtpSocket", "Latch"]
+__all__ = ["RtpSocket", "Latch", "normalize_ip"]
 
 Address = tuple[str, int]
 
 
+def normalize_ip(host: str) -> str:
+    """One spelling per IP, so ``c=`` text and socket addresses compare: IPv6 compressed,
+    IPv4-mapped IPv6 as IPv4, a zone index dropped; a name (``c=`` may hold an FQDN) is
+    lower-cased and left as it is — it then matches no packet source, which only ever is an
+    IP, so a name alone allows nothing."""
+    text = host.strip().strip("[]").split("%", 1)[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return text.lower()
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
 class Latch:
-    """Where to send, learned from where packets come from (the rule in the module docstring)."""
+    """Where to send and whom to hear, from the offer/answer and the first allowed packet (the
+    rule in the module docstring).  Sans-IO: :meth:`accept` takes a packet's source and the
+    time and says take or drop; nothing here reads a clock or a socket."""
 
-    __slots__ = ("target", "sdp_address", "relatch_after", "last_heard", "latched", "rejected")
+    __slots__ = ("target", "sdp_address", "allowed_ips", "latched", "last_heard", "rejected")
 
-    def __init__(self, relatch_after: float) -> None:
-        self.relatch_after = relatch_after
+    def __init__(self) -> None:
+        #: where packets go: the SDP's address until a packet latches, then that packet's source
         self.target: Optional[Address] = None
         self.sdp_address: Optional[Address] = None
-        self.last_heard: Optional[float] = None  # when the current target last sent to us
+        #: the IPs (normalized) a packet may latch from: the SDP's and the signalling's
+        self.allowed_ips: frozenset[str] = frozenset()
+        #: a packet has fixed ``target``; only ``target`` is heard until the next SDP
         self.latched = False
+        self.last_heard: Optional[float] = None  # when ``target`` last sent to us
+        #: packets dropped (not from the latched address, or from an IP not allowed)
         self.rejected = 0
 
-    def set_sdp(self, address: Optional[Address]) -> None:
+    def set_sdp(self, address: Optional[Address], signalling: Iterable[str] = ()) -> None:
+        """A new SDP from the far end (``address``: its ``c=`` IP and port for this stream)
+        and where its SIP message came from (``signalling``: IPs): forget the latch, send to
+        ``address``, and let the first packet from one of these IPs latch again."""
+        allowed = {normalize_ip(ip) for ip in signalling if ip}
+        if address is not None and address[0]:
+            allowed.add(normalize_ip(address[0]))
         self.sdp_address = address
         self.target = address
-        self.last_heard = None
+        self.allowed_ips = frozenset(allowed)
         self.latched = False
+        self.last_heard = None
+
+    def allows(self, source: Address) -> bool:
+        """Whether ``source`` may latch (its IP is the SDP's or the signalling's)."""
+        return normalize_ip(source[0]) in self.allowed_ips
 
     def accept(self, source: Address, now: float) -> bool:
-        """Whether a packet from ``source`` is taken (and latch onto it if the rule says so)."""
-        if source == self.target:
-            self.last_heard = now
-            return True
-        if (
-            self.target is None
-            or self.last_heard is None
-            or now - self.last_heard >= self.relatch_after
-        ):
+        """Whether a packet from ``source`` is taken; the first one from an allowed IP latches."""
+        if self.latched:
+            if source == self.target:
+                self.last_heard = now
+                return True
+        elif self.allows(source):
             self.target = source
-            self.last_heard = now
             self.latched = True
+            self.last_heard = now
             return True
         self.rejected += 1
         return False
@@ -78,7 +112,8 @@ class _Endpoint(DatagramProtocol):
 
 
 class RtpSocket:
-    """RTP/RTCP socket pair from a :class:`PortAllocator`, with symmetric latching.
+    """RTP/RTCP socket pair from a :class:`PortAllocator`, latched to the peer the offer/answer
+    names (:class:`Latch`; nothing is heard before :meth:`set_remote`).
 
     Callbacks ``on_rtp(bytes)`` and ``on_rtcp(bytes)`` are attributes (set them before media
     flows); with rtcp-mux, RTCP arriving on the RTP port is told apart by RFC 5761's rule and goes
@@ -92,7 +127,6 @@ class RtpSocket:
         host: str | None = None,
         *,
         rtcp_mux: bool = False,
-        relatch_after: float = 1.0,
         on_rtp: Callable[[bytes], None] | None = None,
         on_rtcp: Callable[[bytes], None] | None = None,
         attempts: int = 10,
@@ -105,8 +139,8 @@ class RtpSocket:
         self.rtcp_mux = rtcp_mux
         self.on_rtp: Callable[[bytes], None] = on_rtp or (lambda data: None)
         self.on_rtcp: Callable[[bytes], None] = on_rtcp or (lambda data: None)
-        self.rtp_latch = Latch(relatch_after)
-        self.rtcp_latch = Latch(relatch_after)
+        self.rtp_latch = Latch()
+        self.rtcp_latch = Latch()
         self.send_errors = 0
         self._allocator = allocator
         self._ports: list[int] = []
@@ -158,14 +192,24 @@ class RtpSocket:
     def remote_rtcp(self) -> Optional[Address]:
         return self.rtp_latch.target if self.rtcp_mux else self.rtcp_latch.target
 
-    def set_remote(self, host: str, rtp_port: int, rtcp_port: int | None = None, *, rtcp_mux: bool | None = None) -> None:
-        """The peer's SDP address (``c=`` and ``m=`` port; ``a=rtcp`` port, default RTP+1)."""
+    @property
+    def dropped(self) -> int:
+        """Packets (RTP and RTCP) dropped because they came from anyone but the latched peer."""
+        return self.rtp_latch.rejected + self.rtcp_latch.rejected
+
+    def set_remote(self, host: str, rtp_port: int, rtcp_port: int | None = None, *,
+                   rtcp_mux: bool | None = None, signalling: Iterable[str] = ()) -> None:
+        """A new SDP from the peer: its address (``c=`` and ``m=`` port; ``a=rtcp`` port,
+        default RTP+1) and ``signalling``, the IP(s) its SDP-carrying SIP message came from.
+        Resets both latches: packets are taken again from the first source whose IP is one
+        of these (any port, for NAT), and only from it."""
         if rtcp_mux is not None:
             self.rtcp_mux = rtcp_mux
-        self.rtp_latch.set_sdp((host, rtp_port))
+        signalling = tuple(signalling)
+        self.rtp_latch.set_sdp((host, rtp_port), signalling)
         if rtcp_port is None:
             rtcp_port = rtp_port if self.rtcp_mux else rtp_port + 1
-        self.rtcp_latch.set_sdp((host, rtcp_port))
+        self.rtcp_latch.set_sdp((host, rtcp_port), signalling)
 
     # -- I/O ----------------------------------------------------------------------------------
 
