@@ -248,6 +248,10 @@ class CallTests(MethodsTestCase):
             ({"sipHeaders": {"Bad Name": "b"}}, "sipHeaders.Bad Name"),
             ({"sipHeaders": {"Call-ID": "forged"}}, "sipHeaders.Call-ID"),
             ({"sipHeaders": {"from": "forged"}}, "sipHeaders.from"),
+            ({"sipHeaders": {"P-Asserted-Identity": "<sip:boss@pbx.example>"}},
+             "sipHeaders.P-Asserted-Identity"),  # caller-ID spoofing (policy.allowed_headers)
+            ({"sipHeaders": {"Remote-Party-ID": "<sip:boss@pbx.example>"}}, "sipHeaders.Remote-Party-ID"),
+            ({"sipHeaders": {"Subject": "hi"}}, "sipHeaders.Subject"),  # not X-: not allowed by default
             ({"sipHeaders": {f"X-{i}": "v" for i in range(40)}}, "sipHeaders"),
         ]
         for overrides, field in cases:
