@@ -13,7 +13,7 @@ from twisted.trial import unittest
 from tests.peers.ports import free_port
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.gateway import CallGateway
-from wcsgw.calls.limits import SlidingWindow, effective_reserve
+from wcsgw.calls.limits import SlidingWindow, address_key, effective_reserve
 from wcsgw.calls.policy import Policy
 from wcsgw.config import LimitsSettings
 from wcsgw.media.ports import PortAllocator, PortsExhausted, PortsReserved
@@ -211,6 +211,22 @@ class SessionCapTests(GatewayLimitsCase):
         self.gateway.close_session("a1")
         self.gateway.admit_session("10.0.0.1")
         self.session("a3")
+
+    def test_an_ipv6_client_is_its_64(self) -> None:
+        """A host with a /64 could take a fresh address per session; counted as one."""
+        self.session("a1", "2001:db8:1:2::10")
+        self.session("a2", "2001:db8:1:2:aaaa:bbbb:cccc:dddd")
+        error = self.refused(Codes.TOO_MANY_SESSIONS, self.gateway.open_session, "a3",
+                             Listener(), peer="2001:db8:1:2::99")
+        self.assertIn("2001:db8:1:2::/64", error.message)
+        self.session("b1", "2001:db8:1:3::10")  # the next /64 is someone else
+
+    def test_address_keys(self) -> None:
+        self.assertEqual(address_key("192.0.2.7"), "192.0.2.7")
+        self.assertEqual(address_key("::ffff:192.0.2.7"), "192.0.2.7")
+        self.assertEqual(address_key("2001:db8::1"), "2001:db8::/64")
+        self.assertEqual(address_key("fe80::1%eth0"), "fe80::/64")
+        self.assertEqual(address_key("/run/wcsgw.sock"), "/run/wcsgw.sock")
 
     def test_max_sessions(self) -> None:
         self.session("a1", "10.0.0.1")

@@ -20,7 +20,7 @@ from twisted.logger import Logger
 
 from wcsgw.calls import ids
 from wcsgw.calls.errors import CallError, Codes
-from wcsgw.calls.limits import SlidingWindow, effective_reserve
+from wcsgw.calls.limits import SlidingWindow, address_key, effective_reserve
 from wcsgw.calls.policy import Policy
 from wcsgw.calls.status import SessionStatus
 from wcsgw.calls.totals import CallTotals
@@ -60,7 +60,8 @@ class Session:
     #: the user part of this session's own registered contact (``<login>-<token>``): the
     #: registrar forks an account's calls to each logged-in browser by it
     contact_user: str | None = None
-    #: the TCP peer's IP address of the WebSocket ([limits] count by it; None: not known)
+    #: who the WebSocket is from, as [limits] count it (``address_key`` of the TCP peer:
+    #: the IPv4 address or the IPv6 /64; None: not known)
     peer: str | None = None
 
 
@@ -117,6 +118,7 @@ class CallGateway:
         """May one more session open from ``peer``?  :class:`CallError` (TOO_MANY_SESSIONS)
         naming the limit if not.  The WebSocket layer asks before it accepts the upgrade."""
         limits = self.limits
+        peer = address_key(peer) if peer is not None else None
         if len(self.sessions) >= limits.max_sessions:
             raise self._refused("max_sessions", Codes.TOO_MANY_SESSIONS, f"Too many sessions: "
                                 f"limits.max_sessions is {limits.max_sessions}")
@@ -132,7 +134,8 @@ class CallGateway:
         """A new browser connection from ``peer`` (its TCP address; a proxy's
         X-Forwarded-For is not trusted).  Refused like :meth:`admit_session`."""
         self.admit_session(peer)
-        self.sessions[session_id] = Session(session_id, listener, peer=peer)
+        key = address_key(peer) if peer is not None else None
+        self.sessions[session_id] = Session(session_id, listener, peer=key)
 
     def connect(self, session_id: str, account: SipAccount | None, register: bool) -> None:
         session = self._session(session_id)
@@ -458,6 +461,7 @@ class CallGateway:
         address is not known — the operator's own calls from inside — and not limited)."""
         if peer is None:
             return
+        peer = address_key(peer)  # idempotent: sessions keep the key already
         now = self.clock()
         if not self.call_rate.admit(peer, now):
             wait = self.call_rate.retry_after(peer, now)

@@ -8,14 +8,33 @@ the limit is small.  Only admitted events are recorded, so a client that keeps k
 refused does not push its own reopening further away.
 
 :func:`effective_reserve` is the port reserve the gateway keeps for sessions' first calls.
+
+:func:`address_key` is what "per IP" counts by: an IPv4 address, but an IPv6 client's /64 —
+one subscriber, one host behind SLAAC privacy addresses, gets a whole /64 and could take a
+fresh address for every session, so counting single IPv6 addresses would limit nothing.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
 from typing import Hashable
 
-__all__ = ["SlidingWindow", "effective_reserve"]
+__all__ = ["SlidingWindow", "address_key", "effective_reserve"]
+
+
+def address_key(host: str) -> str:
+    """The key an address is limited by: IPv4 as is (also when IPv4-mapped into IPv6), IPv6
+    as its /64; anything that is not an IP address (a UNIX socket's name) as given."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 class SlidingWindow:
