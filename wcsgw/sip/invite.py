@@ -110,18 +110,22 @@ _OWN_HEADERS = frozenset({
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Provisional:
-    """A 1xx arrived: 100 Trying, 180 Ringing, 183 Session Progress (``sdp``: early media)."""
+    """A 1xx arrived: 100 Trying, 180 Ringing, 183 Session Progress (``sdp``: early media).
+    ``source``: where it came from (the media of its SDP is latched to that IP, or the SDP's)."""
 
     status: int
     reason: str
     sdp: bytes | None = None
+    source: Target | None = attr.ib(default=None, eq=False)  # not part of what happened
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Answered:
-    """The call is up: a 2xx arrived and was ACKed; ``sdp`` is the callee's answer."""
+    """The call is up: a 2xx arrived and was ACKed; ``sdp`` is the callee's answer,
+    ``source`` where the 2xx came from."""
 
     sdp: bytes
+    source: Target | None = attr.ib(default=None, eq=False)  # not part of what happened
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -377,7 +381,8 @@ class OutgoingInvite(InDialog):
                 self._send_cancel(now)  # the CANCEL that waited for this provisional
             return
         self.state = InviteState.PROCEEDING
-        self._emit(Provisional(response.status, response.reason, sdp_of(response)))
+        self._emit(Provisional(response.status, response.reason, sdp_of(response),
+                               source=response.source))
 
     def _on_success(self, invite: Request, response: Response, now: float) -> None:
         tag = self._to_tag(response)
@@ -422,7 +427,7 @@ class OutgoingInvite(InDialog):
             self._send_bye(dialog, now, final=True)
             return
         self.state = InviteState.CONFIRMED
-        self._emit(Answered(response.body))
+        self._emit(Answered(response.body, source=response.source))
 
     def _on_final_failure(self, response: Response, now: float) -> None:
         if self.state not in (InviteState.CALLING, InviteState.PROCEEDING, InviteState.CANCELLING):

@@ -161,7 +161,7 @@ class Headers:
 class Message:
     """What requests and responses share: version, headers, body and typed accessors."""
 
-    __slots__ = ("version", "headers", "body")
+    __slots__ = ("version", "headers", "body", "source")
 
     def __init__(
         self,
@@ -172,6 +172,10 @@ class Message:
         self.version = version
         self.headers = headers if isinstance(headers, Headers) else Headers(headers)
         self.body = body
+        #: where a received message came from (a wcsgw.sip.target.Target, set by the
+        #: TransactionLayer on receipt), None for one we built: lets the layers above tie
+        #: what a message carries (an SDP's media address) to who sent it
+        self.source: Any = None
 
     # -- typed accessors; each parses on demand and raises SipParseError when malformed --
 

@@ -135,9 +135,11 @@ REFER_EXPIRES = 60
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class ReinviteAnswered:
-    """Our re-INVITE got a 2xx (ACKed): ``sdp`` is the peer's answer (empty if it sent none)."""
+    """Our re-INVITE got a 2xx (ACKed): ``sdp`` is the peer's answer (empty if it sent none),
+    ``source`` where the 2xx came from."""
 
     sdp: bytes
+    source: Target | None = attr.ib(default=None, eq=False)  # not part of what happened
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -153,17 +155,19 @@ class ReinviteFailed:
 class ReinviteOffered:
     """The peer sent a re-INVITE: ``sdp`` is its offer, or None for a late offer (our answer
     then carries an offer and :class:`ReinviteConfirmed` the peer's answer).  Answer it with
-    ``answer_reinvite`` or ``reject_reinvite``."""
+    ``answer_reinvite`` or ``reject_reinvite``.  ``source``: where the re-INVITE came from."""
 
     sdp: bytes | None
+    source: Target | None = attr.ib(default=None, eq=False)  # not part of what happened
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class ReinviteConfirmed:
     """The ACK of our 2xx to the peer's re-INVITE came; ``ack_sdp`` is the peer's answer when
-    the re-INVITE had no offer, else None.  The exchange is over."""
+    the re-INVITE had no offer, else None.  The exchange is over.  ``source``: the ACK's sender."""
 
     ack_sdp: bytes | None = None
+    source: Target | None = attr.ib(default=None, eq=False)  # not part of what happened
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -646,7 +650,7 @@ class InDialog:
         if number != incoming.request.cseq[0]:
             return
         self._in_reinvite = None
-        self._emit(ReinviteConfirmed(sdp_of(ack)))
+        self._emit(ReinviteConfirmed(sdp_of(ack), source=ack.source))
         self._resume_glare_retry(now)
 
     def _in_dialog_deadline(self) -> float | None:
@@ -736,7 +740,7 @@ class InDialog:
             acked.append((ack, target))
             if self._out_reinvite is out and out.request is request and not self.terminated:
                 self._out_reinvite = None
-                self._emit(ReinviteAnswered(response.body))
+                self._emit(ReinviteAnswered(response.body, source=response.source))
             return
         if self._out_reinvite is not out or out.request is not request or self.terminated:
             return
@@ -830,7 +834,7 @@ class InDialog:
         if transaction is not None:
             self._cancels().add_transaction(
                 transaction, self, lambda cancel, now: self._cancel_reinvite(incoming, cancel, now))
-        self._emit(ReinviteOffered(sdp_of(request)))
+        self._emit(ReinviteOffered(sdp_of(request), source=request.source))
         return True
 
     def _cancel_reinvite(self, incoming: _IncomingReinvite, cancel: Request, now: float) -> None:

@@ -702,6 +702,7 @@ class TransactionLayer:
         """Feed a parsed message.  Raises SipParseError (before changing any state) when the
         headers matching needs (Via, CSeq, and for RFC 2543 peers From/To/Call-ID) are bad;
         the caller treats that like any parse error (a 400 for requests)."""
+        msg.source = source  # the TU may need it past the events (e.g. an answer's sender)
         if isinstance(msg, Request):
             self._receive_request(msg, source, now)
         else:

@@ -115,9 +115,11 @@ DECLINE = 603
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Confirmed:
     """The ACK of our 2xx arrived: the call is up.  ``ack_sdp`` is the caller's answer when
-    the INVITE had no offer (late offer: our 200 carried it), else None."""
+    the INVITE had no offer (late offer: our 200 carried it), else None.  ``source``: the
+    ACK's sender (a late offer's answer is latched to that IP, or its SDP's)."""
 
     ack_sdp: bytes | None = None
+    source: Target | None = attr.ib(default=None, eq=False)  # not part of what happened
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -371,7 +373,7 @@ class IncomingInvite(InDialog):
             self._send_bye(now)
             return
         self.state = UasState.CONFIRMED
-        self._emit(Confirmed(sdp_of(ack)))
+        self._emit(Confirmed(sdp_of(ack), source=ack.source))
 
     def _on_bye(self, now: float) -> None:
         state = self.state
