@@ -12,7 +12,7 @@ Header names are stored in canonical form (``Call-ID``, ``Via``, ...) so compact
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Union
+from typing import Any, Iterable, Iterator, Union
 
 from wcsgw.sip.errors import SipParseError
 
