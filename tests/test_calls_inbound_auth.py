@@ -19,27 +19,29 @@ from tests.test_sip_uas import UasHarness
 from wcsgw.calls.inbound import InboundRouter
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.invite import Ended
-from wcsgw.sip.session import ReinviteAnswered, ReinviteFailed
+from wcsgw.sip.session import ReinviteAnswered
 
 ACCOUNT = SipAccount(login="1001", auth_name="acme-1001", password="secret", domain="127.0.0.1")
 
 
+def router_for(h: UasHarness, account: SipAccount | None) -> InboundRouter:
+    """The gateway's router with one connected session of ``account`` behind every contact
+    (the call object is a stub that records the session's events)."""
+    session = SimpleNamespace(connected=True, account=account)
+    gateway = SimpleNamespace(sip=SimpleNamespace(endpoint=h.ep),
+                              session_for_contact=lambda user: session)
+
+    def make_call(session: Any, invite: Any, request: Any) -> Any:
+        h.sessions.append(invite)
+        return SimpleNamespace(_on_sip_event=h.events.append)
+
+    return InboundRouter(gateway, make_call)
+
+
 def routed_call(account: SipAccount | None) -> Side:
-    """alice's call to a connected session with ``account``, taken by the gateway's router
-    (the call object is a stub that records the session's events); up and ACKed."""
-
-    def taker(h: UasHarness) -> InboundRouter:
-        session = SimpleNamespace(connected=True, account=account)
-        gateway = SimpleNamespace(sip=SimpleNamespace(endpoint=h.ep),
-                                  session_for_contact=lambda user: session)
-
-        def make_call(session: Any, invite: Any, request: Any) -> Any:
-            h.sessions.append(invite)
-            return SimpleNamespace(_on_sip_event=h.events.append)
-
-        return InboundRouter(gateway, make_call)
-
-    return uas(taker=taker)
+    """alice's call (from 127.0.0.1, the account's domain: its registrar) to a connected
+    session with ``account``, taken by the gateway's router; up and ACKed."""
+    return uas(taker=lambda h: router_for(h, account))
 
 
 class InboundCredentialsTests(unittest.TestCase):
@@ -64,10 +66,15 @@ class InboundCredentialsTests(unittest.TestCase):
         s.reply(again, 200, at=2.2)
         self.assertEqual(s.events, [Ended("Normal call clearing", by_remote=False)])
 
-    def test_a_session_without_account_has_no_credentials(self) -> None:
-        s = routed_call(None)
-        s.session.reinvite(HOLD, 2.0)
-        [invite] = s.requests("INVITE")
-        s.reply(invite, 407, extra=challenge(), at=2.1)
-        self.assertEqual(s.requests("INVITE"), [])
-        self.assertEqual(s.events, [ReinviteFailed(407, "407 Proxy Authentication Required")])
+    def test_a_challenge_from_a_peer_that_is_not_the_accounts_proxy_is_refused(self) -> None:
+        """The session's account is at another server (pbx.example.com, never resolved to
+        127.0.0.1): the call is refused 403 before any dialog exists (the registrar is the
+        only one who may route calls to the contact), so no credentials can go anywhere."""
+        account = SipAccount(login="1001", password="secret", domain="pbx.example.com")
+        h = UasHarness()
+        h.ep.handlers = [router_for(h, account)]
+        h.receive_invite()
+        [refusal] = h.sent_responses()
+        self.assertEqual(refusal.status, 403)
+        self.assertEqual(h.sessions, [])
+        self.assertEqual(h.events, [])

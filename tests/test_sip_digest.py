@@ -260,11 +260,11 @@ class ClientTests(SynchronousTestCase):
 
     def test_first_challenge_then_authorize(self) -> None:
         req = make_request()
-        self.assertFalse(self.client.authorize(req))  # nothing cached: nothing added
+        self.assertFalse(self.client.authorize(req, to_server=True))  # nothing cached: nothing added
         resp = challenge_response(401, 'Digest realm="example.com", nonce="N1", qop="auth"')
-        self.assertIs(self.client.handle_challenge(req, resp), ChallengeOutcome.RETRY)
+        self.assertIs(self.client.handle_challenge(req, resp, to_server=True), ChallengeOutcome.RETRY)
         retry = make_request(cseq=2)
-        self.assertTrue(self.client.authorize(retry))
+        self.assertTrue(self.client.authorize(retry, to_server=True))
         p = auth_params(retry.headers.get("Authorization") or "")
         self.assertNotIn("Proxy-Authorization", retry.headers)
         self.assertEqual((p["nonce"], p["nc"], p["cnonce"], p["uri"]), ("N1", "00000001", "cn1", "sip:example.com"))
@@ -275,86 +275,86 @@ class ClientTests(SynchronousTestCase):
         # pre-authorization of the next request: same nonce, nc increments, one header only
         nxt = make_request(cseq=3)
         nxt.headers.add("Authorization", "Digest junk")
-        self.client.authorize(nxt)
+        self.client.authorize(nxt, to_server=True)
         self.assertEqual(len(nxt.headers.get_all("Authorization")), 1)
         self.assertEqual(auth_params(nxt.headers.get("Authorization") or "")["nc"], "00000002")
 
     def test_proxy_challenge_goes_to_proxy_authorization(self) -> None:
         req = make_request("INVITE")
         resp = challenge_response(407, 'Digest realm="proxy", nonce="P", algorithm=SHA-256, qop="auth"')
-        self.assertIs(self.client.handle_challenge(req, resp), ChallengeOutcome.RETRY)
+        self.assertIs(self.client.handle_challenge(req, resp, to_server=True), ChallengeOutcome.RETRY)
         retry = make_request("INVITE", 2)
-        self.client.authorize(retry)
+        self.client.authorize(retry, to_server=True)
         self.assertNotIn("Authorization", retry.headers)
         self.assertEqual(auth_params(retry.headers.get("Proxy-Authorization") or "")["algorithm"], "SHA-256")
 
     def test_same_nonce_again_is_rejection(self) -> None:
         resp = challenge_response(401, 'Digest realm="example.com", nonce="N1", qop="auth"')
-        self.client.handle_challenge(make_request(), resp)
+        self.client.handle_challenge(make_request(), resp, to_server=True)
         retry = make_request(cseq=2)
-        self.client.authorize(retry)
-        self.assertIs(self.client.handle_challenge(retry, resp), ChallengeOutcome.REJECTED)
+        self.client.authorize(retry, to_server=True)
+        self.assertIs(self.client.handle_challenge(retry, resp, to_server=True), ChallengeOutcome.REJECTED)
 
     def test_fresh_nonce_right_after_answering_is_rejection(self) -> None:
         """Asterisk-style: a wrong password gets a new nonce each time, never stale."""
-        self.client.handle_challenge(make_request(), challenge_response(401, 'Digest realm="r", nonce="N1", qop="auth"'))
+        self.client.handle_challenge(make_request(), challenge_response(401, 'Digest realm="r", nonce="N1", qop="auth"'), to_server=True)
         retry = make_request(cseq=2)
-        self.client.authorize(retry)
-        outcome = self.client.handle_challenge(retry, challenge_response(401, 'Digest realm="r", nonce="N2", qop="auth"'))
+        self.client.authorize(retry, to_server=True)
+        outcome = self.client.handle_challenge(retry, challenge_response(401, 'Digest realm="r", nonce="N2", qop="auth"'), to_server=True)
         self.assertIs(outcome, ChallengeOutcome.REJECTED)
 
     def test_fresh_nonce_without_qop_after_answering_is_rejection(self) -> None:
-        self.client.handle_challenge(make_request(), challenge_response(401, 'Digest realm="r", nonce="N1"'))
+        self.client.handle_challenge(make_request(), challenge_response(401, 'Digest realm="r", nonce="N1"'), to_server=True)
         retry = make_request(cseq=2)
-        self.client.authorize(retry)
-        outcome = self.client.handle_challenge(retry, challenge_response(401, 'Digest realm="r", nonce="N2"'))
+        self.client.authorize(retry, to_server=True)
+        outcome = self.client.handle_challenge(retry, challenge_response(401, 'Digest realm="r", nonce="N2"'), to_server=True)
         self.assertIs(outcome, ChallengeOutcome.REJECTED)
 
     def test_stale_is_not_a_failure(self) -> None:
-        self.client.handle_challenge(make_request(), challenge_response(401, 'Digest realm="r", nonce="N1", qop="auth"'))
+        self.client.handle_challenge(make_request(), challenge_response(401, 'Digest realm="r", nonce="N1", qop="auth"'), to_server=True)
         retry = make_request(cseq=2)
-        self.client.authorize(retry)
+        self.client.authorize(retry, to_server=True)
         outcome = self.client.handle_challenge(
             retry, challenge_response(401, 'Digest realm="r", nonce="N2", qop="auth", stale=TRUE')
-        )
+        , to_server=True)
         self.assertIs(outcome, ChallengeOutcome.RETRY)
         again = make_request(cseq=3)
-        self.client.authorize(again)
+        self.client.authorize(again, to_server=True)
         p = auth_params(again.headers.get("Authorization") or "")
         self.assertEqual((p["nonce"], p["nc"]), ("N2", "00000001"))  # nc restarts per nonce
 
     def test_reused_cached_nonce_gets_one_retry(self) -> None:
         """A server may retire an old nonce without stale=true: after nc>1, retry once."""
-        self.client.handle_challenge(make_request(), challenge_response(401, 'Digest realm="r", nonce="N1", qop="auth"'))
+        self.client.handle_challenge(make_request(), challenge_response(401, 'Digest realm="r", nonce="N1", qop="auth"'), to_server=True)
         for cseq in (2, 3):
             req = make_request(cseq=cseq)
-            self.client.authorize(req)
-        outcome = self.client.handle_challenge(req, challenge_response(401, 'Digest realm="r", nonce="N2", qop="auth"'))
+            self.client.authorize(req, to_server=True)
+        outcome = self.client.handle_challenge(req, challenge_response(401, 'Digest realm="r", nonce="N2", qop="auth"'), to_server=True)
         self.assertIs(outcome, ChallengeOutcome.RETRY)
         req = make_request(cseq=4)
-        self.client.authorize(req)
-        outcome = self.client.handle_challenge(req, challenge_response(401, 'Digest realm="r", nonce="N3", qop="auth"'))
+        self.client.authorize(req, to_server=True)
+        outcome = self.client.handle_challenge(req, challenge_response(401, 'Digest realm="r", nonce="N3", qop="auth"'), to_server=True)
         self.assertIs(outcome, ChallengeOutcome.REJECTED)
 
     def test_unsupported(self) -> None:
         req = make_request()
-        self.assertIs(self.client.handle_challenge(req, Response(401, "Unauthorized")), ChallengeOutcome.UNSUPPORTED)
+        self.assertIs(self.client.handle_challenge(req, Response(401, "Unauthorized"), to_server=True), ChallengeOutcome.UNSUPPORTED)
         resp = challenge_response(401, 'Digest realm="r", nonce="n", algorithm=AKAv1-MD5')
-        self.assertIs(self.client.handle_challenge(req, resp), ChallengeOutcome.UNSUPPORTED)
+        self.assertIs(self.client.handle_challenge(req, resp, to_server=True), ChallengeOutcome.UNSUPPORTED)
         resp = challenge_response(401, 'Digest realm=broken "', 'Digest realm="r", nonce="n"')
-        self.assertIs(self.client.handle_challenge(req, resp), ChallengeOutcome.RETRY)
-        self.assertRaises(ValueError, self.client.handle_challenge, req, Response(200, "OK"))
+        self.assertIs(self.client.handle_challenge(req, resp, to_server=True), ChallengeOutcome.RETRY)
+        self.assertRaises(ValueError, self.client.handle_challenge, req, Response(200, "OK"), to_server=True)
 
     def test_realm_bound_credentials(self) -> None:
         client = DigestClient(Credentials("u", "p", realm="mine"))
         resp = challenge_response(401, 'Digest realm="theirs", nonce="n"')
-        self.assertIs(client.handle_challenge(make_request(), resp), ChallengeOutcome.UNSUPPORTED)
+        self.assertIs(client.handle_challenge(make_request(), resp, to_server=True), ChallengeOutcome.UNSUPPORTED)
 
     def test_two_realms_answered_separately(self) -> None:
         resp = challenge_response(407, 'Digest realm="p1", nonce="a"', 'Digest realm="p2", nonce="b", algorithm=SHA-256')
-        self.assertIs(self.client.handle_challenge(make_request("INVITE"), resp), ChallengeOutcome.RETRY)
+        self.assertIs(self.client.handle_challenge(make_request("INVITE"), resp, to_server=True), ChallengeOutcome.RETRY)
         retry = make_request("INVITE", 2)
-        self.client.authorize(retry)
+        self.client.authorize(retry, to_server=True)
         realms = sorted(auth_params(v)["realm"] for v in retry.headers.get_all("Proxy-Authorization"))
         self.assertEqual(realms, ["p1", "p2"])
         self.assertEqual(sorted(self.client.realms()), ["p1", "p2"])
@@ -376,7 +376,7 @@ class SecrecyTests(SynchronousTestCase):
 
     def test_client_repr(self) -> None:
         client = DigestClient(Credentials("alice", "hunter2-secret"))
-        client.handle_challenge(make_request(), challenge_response(401, 'Digest realm="r", nonce="n"'))
+        client.handle_challenge(make_request(), challenge_response(401, 'Digest realm="r", nonce="n"'), to_server=True)
         self.assertNotIn("hunter2-secret", repr(client))
         self.assertNotIn("hunter2-secret", repr(client.challenge_for("r")))
         self.assertNotIn("hunter2-secret", repr(client.__dict__))

@@ -254,12 +254,31 @@ class AuthTests(unittest.TestCase):
         self.assertEqual(second.body, SDP_OFFER)
         self.assertEqual(h.events, [])
 
-        # The ACK of the 2xx carries the INVITE's credentials and CSeq number (§13.2.2.4).
-        h.respond(second, 200, sdp=SDP_ANSWER, at=0.2)
-        [(ack2, _)] = h.sent_requests("ACK")
+        # The ACK of the 2xx carries the INVITE's credentials and CSeq number (§13.2.2.4),
+        # as it goes through the proxy (Record-Route).
+        h.respond(second, 200, sdp=SDP_ANSWER, record_route=("<sip:127.0.0.1:5060;lr>",),
+                  at=0.2)
+        [(ack2, target)] = h.sent_requests("ACK")
+        self.assertEqual(target, PROXY)
         self.assertEqual(ack2.cseq, (2, "ACK"))
         self.assertEqual(ack2.headers.get("Proxy-Authorization"), credentials)
         self.assertEqual(h.events, [Answered(SDP_ANSWER)])
+
+    def test_ack_straight_to_the_callee_carries_no_credentials(self) -> None:
+        """Without a Record-Route the ACK goes to the callee's Contact, not to the account's
+        proxy: the INVITE's response hash is not copied to it (it could be searched offline
+        for the password)."""
+        h = CallHarness()
+        first = h.start()
+        self.challenge(h, first)
+        [(second, _)] = h.sent_requests("INVITE")
+        self.assertIsNotNone(second.headers.get("Proxy-Authorization"))
+        h.respond(second, 200, sdp=SDP_ANSWER, at=0.2)
+        [(ack, target)] = h.sent_requests("ACK")
+        self.assertEqual(target, Target("UDP", "192.0.2.20", 5070))
+        self.assertEqual(ack.cseq, (2, "ACK"))
+        self.assertIsNone(ack.headers.get("Proxy-Authorization"))
+        self.assertIsNone(ack.headers.get("Authorization"))
 
     def test_401_answered_with_authorization(self) -> None:
         h = CallHarness()
@@ -636,11 +655,13 @@ class ByeTests(unittest.TestCase):
         self.assertEqual(h.events[-1], Ended(REASON_NORMAL, by_remote=False))
 
     def test_bye_challenged_is_resent_with_credentials(self) -> None:
+        """The proxy Record-Routes, so our BYE goes to it: its challenge is answered."""
         h = CallHarness()
-        h.answered()
+        h.answered(record_route=("<sip:127.0.0.1:5060;lr>",))
         h.sent()
         h.call.hangup(1.0)
-        [(bye, _)] = h.sent_requests()
+        [(bye, target)] = h.sent_requests()
+        self.assertEqual(target, PROXY)
         challenge = make_response(bye, 407)
         challenge.headers.add("Proxy-Authenticate", CHALLENGE)
         h.feed(challenge, at=1.1)
@@ -649,6 +670,29 @@ class ByeTests(unittest.TestCase):
         self.assertIn('username="1001"', bye2.headers.get("Proxy-Authorization"))
         self.assertEqual(h.events[-1], Answered(SDP_ANSWER))
         h.feed(make_response(bye2, 200), at=1.2)
+        self.assertEqual(h.events[-1], Ended(REASON_NORMAL, by_remote=False))
+
+    def test_bye_challenged_by_the_callee_itself_is_not_answered(self) -> None:
+        """No Record-Route: the BYE goes straight to the callee (192.0.2.20), which is not
+        the account's proxy.  Its 401 — in the account's own realm even — gets no
+        credentials: the BYE is over (the dialog ends for us), nothing else is sent."""
+        h = CallHarness()
+        first = h.start()
+        proxy_challenge = make_response(first, 407, to_tag="proxy1")
+        proxy_challenge.headers.add("Proxy-Authenticate", CHALLENGE)
+        h.feed(proxy_challenge, at=0.01)  # the proxy's 407 pins realm 127.0.0.1
+        [(second, _)] = h.sent_requests("INVITE")
+        h.respond(second, 200, sdp=SDP_ANSWER, at=0.2)
+        h.sent()
+        h.call.hangup(1.0)
+        [(bye, target)] = h.sent_requests("BYE")
+        self.assertEqual(target, Target("UDP", "192.0.2.20", 5070))
+        self.assertIsNone(bye.headers.get("Proxy-Authorization"))
+        challenge = make_response(bye, 401)
+        challenge.headers.add("WWW-Authenticate", CHALLENGE)
+        h.feed(challenge, at=1.1)
+        sent = h.sent_requests()
+        self.assertEqual([m.method for m, _ in sent], [])
         self.assertEqual(h.events[-1], Ended(REASON_NORMAL, by_remote=False))
 
     def test_remote_bye(self) -> None:

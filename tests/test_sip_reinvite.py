@@ -20,7 +20,8 @@ from tests.test_sip_invite import CALLEE_CONTACT, CallHarness
 from tests.test_sip_uas import CALLER, CALLER_CONTACT, UasHarness
 from wcsgw.sip.dialog import DialogState
 from wcsgw.sip.dialogs import DialogRouter
-from wcsgw.sip.digest import Credentials, DigestClient
+from wcsgw.sip.account import SipAccount
+from wcsgw.sip.digest import DigestClient
 from wcsgw.sip.invite import Ended, OutgoingInvite
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.parser import parse_message
@@ -215,10 +216,12 @@ def uac(rng: random.Random | None = None) -> Side:
 
 
 def uas(rng: random.Random | None = None, *, digest: DigestClient | None = None,
+        account: SipAccount | None = None,
         taker: Callable[[UasHarness], object] | None = None) -> Side:
     """alice called echo straight (no route set); answered and ACKed (her CSeq was 7).
-    ``digest``: the session's credentials for challenged requests; ``taker``: the handler
-    that makes the IncomingInvite from the harness (default: one made here)."""
+    ``digest``/``account``: the session's credentials for challenged requests, and the
+    account whose servers may be answered; ``taker``: the handler that makes the
+    IncomingInvite from the harness (default: one made here)."""
     h = UasHarness()
     h.ep.handlers = [x for x in h.ep.handlers if not hasattr(x, "harness")]
 
@@ -229,7 +232,7 @@ def uas(rng: random.Random | None = None, *, digest: DigestClient | None = None,
                 return False
             h.sessions.append(IncomingInvite(h.ep, request, transaction,  # type: ignore[arg-type]
                                              listener=h.events.append, rng=rng or FixedRng(),
-                                             digest=digest))
+                                             digest=digest, account=account))
             return True
 
     h.ep.handlers.append(taker(h) if taker is not None else Taker())
@@ -562,8 +565,11 @@ def challenge(header: str = "Proxy-Authenticate", nonce: str = "n1") -> tuple[tu
 
 
 def uas_with_account(**kwargs: object) -> Side:
-    """An incoming call whose session has credentials (the called account's: 1001/secret)."""
-    return uas(digest=DigestClient(Credentials("1001", "secret")), **kwargs)  # type: ignore[arg-type]
+    """An incoming call whose session has credentials (the called account's: 1001/secret),
+    from the account's proxy: the account's domain is 127.0.0.1, where the call came from,
+    so challenges from there are answered."""
+    account = SipAccount(login="1001", password="secret", domain="127.0.0.1")
+    return uas(account=account, **kwargs)  # type: ignore[arg-type]
 
 
 class IncomingChallengeTests(unittest.TestCase):

@@ -16,7 +16,8 @@ import string
 
 import attr
 
-from wcsgw.sip.digest import Credentials
+from wcsgw.sip.digest import Credentials, DigestClient, RealmPin
+from wcsgw.sip.ids import new_cnonce
 
 #: "tls" is refused until the TLS transport exists: accepting it would send SIP in clear.
 TRANSPORTS: tuple[str, ...] = ("udp", "tcp")
@@ -44,6 +45,10 @@ def uri_host(host: str) -> str:
     """A host as a SIP URI wants it: IPv6 literals in brackets (RFC 3261 §25.1 IPv6reference)."""
     # two or more colons: an IPv6 literal; one colon is "host:port", which stays as it is
     return f"[{host}]" if host.count(":") >= 2 and not host.startswith("[") else host
+
+
+def _unbracket(host: str) -> str:
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
 def _mask(_: object) -> str:
@@ -88,6 +93,9 @@ class SipAccount:
     register: bool = True
     expires: int = attr.ib(default=600, validator=_check_expires)
     display_name: str | None = None
+    #: the realm(s) this account's server challenged with first, shared by all its
+    #: DigestClients (:meth:`digest_client`); not part of the account's identity
+    realm_pin: RealmPin = attr.ib(factory=RealmPin, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.auth_name:
@@ -110,6 +118,20 @@ class SipAccount:
     def next_hop(self) -> tuple[str, int, str]:
         """(host, port, transport) to send requests to: the outbound proxy, else the domain."""
         return (self.outbound_proxy or self.domain, self.port, self.transport)
+
+    def server_hosts(self) -> tuple[str, ...]:
+        """The account's own SIP servers, as configured: the outbound proxy (if any) and the
+        domain (the registrar).  Requests from their addresses are the registrar's or
+        proxy's (new INVITEs, in-dialog requests through the proxy), and only requests to
+        them may carry credentials (:mod:`wcsgw.sip.trust`)."""
+        hosts = [self.outbound_proxy] if self.outbound_proxy else []
+        hosts.append(self.domain)
+        return tuple(_unbracket(h) for h in dict.fromkeys(hosts))
+
+    def digest_client(self) -> DigestClient:
+        """A DigestClient with this account's credentials and realm pin: a registration and
+        each call get their own (nonce counts are per request stream) but one pin."""
+        return DigestClient(self.credentials(), cnonce_factory=new_cnonce, pin=self.realm_pin)
 
     def credentials(self) -> Credentials:
         """Digest credentials: the authentication name, not the login (they differ on PBXes

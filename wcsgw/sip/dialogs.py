@@ -10,13 +10,29 @@ One :class:`DialogRouter` serves the whole endpoint (:meth:`DialogRouter.install
 idempotent), so outgoing calls now and incoming calls later share one table.  It is a plain
 :class:`~wcsgw.sip.endpoint.RequestHandler`: sans-IO, no clock, no sockets.
 
+It is also the one place that decides whether a request on a dialog may act on it at all.
+The Call-ID and tags are no secret from anyone on the signalling path (and guessable from
+logs, traces or a leaked SIP message), so matching them proves nothing; what does is where the
+request came from.  A request (BYE, REFER, re-INVITE, INFO, ACK ...) is taken only when its
+source IP is one of:
+
+* the dialog's next hop toward the peer — the first entry of the route set (a proxy that
+  Record-Routes, so in-dialog requests come from it), or without a route set the remote target
+  (the peer's Contact) — by IP, resolved where the transport resolves names
+  (:class:`~wcsgw.sip.trust.AddressBook`);
+* the hosts its owner vouched for when it added the dialog: the address the dialog-forming
+  INVITE actually came from, and the account's outbound proxy and domain.
+
+Anything else is dropped without an answer (:meth:`SipEndpoint.drop_untrusted`: a 403 over
+UDP would be reflected to a forged source) and changes nothing.
+
 :func:`dialog_target` answers the other half of in-dialog routing: where a request built from a
 dialog is sent (§8.1.2 / §12.2.1.1: the first route of the route set, else the remote target).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Iterable, Protocol
 
 from twisted.logger import Logger
 
@@ -53,6 +69,20 @@ class DialogOwner(Protocol):
     ) -> None: ...
 
 
+def next_hop_host(dialog: Dialog) -> str | None:
+    """The host (name or literal) of the dialog's next hop: the route set's first entry, else
+    the remote target (``maddr`` when present, as :func:`dialog_target` sends), or None when
+    it does not parse."""
+    try:
+        if dialog.route_set:
+            uri = parse_name_addr(dialog.route_set[0]).uri
+        else:
+            uri = parse_uri(dialog.remote_target)
+    except (SipParseError, ValueError):
+        return None
+    return unbracket(uri.params.get("maddr") or uri.host)
+
+
 def dialog_target(dialog: Dialog, default_transport: str = "UDP") -> Target:
     """Where a request built by ``dialog`` goes next (RFC 3261 §12.2.1.1 with §8.1.2).
 
@@ -83,7 +113,7 @@ class DialogRouter:
 
     def __init__(self, endpoint: "SipEndpoint") -> None:
         self.endpoint = endpoint
-        self._dialogs: dict[DialogId, tuple[Dialog, DialogOwner]] = {}
+        self._dialogs: dict[DialogId, tuple[Dialog, DialogOwner, tuple[str, ...]]] = {}
 
     @classmethod
     def install(cls, endpoint: "SipEndpoint") -> "DialogRouter":
@@ -101,8 +131,14 @@ class DialogRouter:
 
     # -- the table --
 
-    def add(self, dialog: Dialog, owner: DialogOwner) -> None:
-        self._dialogs[dialog.dialog_id] = (dialog, owner)
+    def add(self, dialog: Dialog, owner: DialogOwner, peers: Iterable[str] = ()) -> None:
+        """Route ``dialog``'s requests to ``owner``.  ``peers`` are the hosts (names or
+        literals) the owner vouches for besides the dialog's next hop: the source of the
+        dialog-forming INVITE and the account's outbound proxy and domain."""
+        peers = tuple(p for p in peers if p)
+        self._dialogs[dialog.dialog_id] = (dialog, owner, peers)
+        hop = next_hop_host(dialog)
+        self.endpoint.addresses.want((*peers, hop) if hop else peers)
 
     def remove(self, dialog: Dialog) -> None:
         entry = self._dialogs.get(dialog.dialog_id)
@@ -110,7 +146,17 @@ class DialogRouter:
             del self._dialogs[dialog.dialog_id]
 
     def find(self, dialog_id: DialogId) -> tuple[Dialog, DialogOwner] | None:
-        return self._dialogs.get(dialog_id)
+        entry = self._dialogs.get(dialog_id)
+        return (entry[0], entry[1]) if entry is not None else None
+
+    def trusted_hosts(self, dialog_id: DialogId) -> tuple[str, ...]:
+        """The hosts whose addresses may send requests on that dialog (empty: unknown)."""
+        entry = self._dialogs.get(dialog_id)
+        if entry is None:
+            return ()
+        dialog, _owner, peers = entry
+        hop = next_hop_host(dialog)
+        return (hop, *peers) if hop else peers
 
     def __len__(self) -> int:
         return len(self._dialogs)
@@ -136,9 +182,17 @@ class DialogRouter:
             return False
         if not local_tag:
             return False  # a new request: not ours
-        entry = self._dialogs.get((call_id, local_tag, remote_tag or ""))
+        dialog_id = (call_id, local_tag, remote_tag or "")
+        entry = self._dialogs.get(dialog_id)
         if entry is not None:
-            dialog, owner = entry
+            dialog, owner, _peers = entry
+            hosts = self.trusted_hosts(dialog_id)
+            if not self.endpoint.addresses.admits(source.host, hosts):
+                self.endpoint.addresses.want(hosts)  # a name not resolved yet: next time
+                self.endpoint.drop_untrusted(
+                    request, transaction, source,
+                    f"not the peer or proxy of dialog {call_id} ({', '.join(hosts)})", now)
+                return True
             owner.receive_in_dialog(dialog, request, transaction, source, now)
             return True
         if method == "ACK":

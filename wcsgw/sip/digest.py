@@ -434,6 +434,31 @@ class ChallengeOutcome(enum.Enum):
     REJECTED = "rejected"
     #: nothing we can answer: no Digest challenge, unknown algorithm/qop, realm not ours
     UNSUPPORTED = "unsupported"
+    #: not answered on principle: the request did not go to the account's own registrar or
+    #: proxy (a dialog peer challenging us), or the realm is not the one the account's server
+    #: first challenged with (:class:`RealmPin`) — nothing computed from the password goes out
+    UNTRUSTED = "untrusted"
+
+
+class RealmPin:
+    """The realm(s) an account's own server challenged with first, shared by every
+    :class:`DigestClient` of that account (its registration, its calls).
+
+    A challenge naming another realm later is refused (:attr:`ChallengeOutcome.UNTRUSTED`):
+    a response hash for a realm the attacker chose is as good as the hash for the real one to
+    an offline password search, so the only realm ever answered is the one the account's
+    registrar or proxy used first.  A server whose realm really changes needs the account to
+    be set up again (a new session; a restart for ``[[accounts]]``).
+    """
+
+    __slots__ = ("realms",)
+
+    def __init__(self) -> None:
+        #: None until the first challenge from the account's server
+        self.realms: frozenset[str] | None = None
+
+    def __repr__(self) -> str:
+        return f"<RealmPin {sorted(self.realms) if self.realms is not None else None!r}>"
 
 
 @attr.s(slots=True, auto_attribs=True)
@@ -478,10 +503,14 @@ class DigestClient:
         credentials: Credentials,
         *,
         cnonce_factory: Callable[[], str] = new_cnonce,
+        pin: RealmPin | None = None,
     ) -> None:
+        """``pin`` is the account's :class:`RealmPin` (``SipAccount.realm_pin``), shared by
+        all its clients; by default this client pins for itself."""
         self._credentials = credentials
         self._cnonce_factory = cnonce_factory
         self._realms: dict[str, _RealmState] = {}
+        self.pin = pin if pin is not None else RealmPin()
 
     def __repr__(self) -> str:
         return f"<DigestClient user={self._credentials.username!r} realms={sorted(self._realms)!r}>"
@@ -504,10 +533,21 @@ class DigestClient:
         else:
             self._realms.pop(realm, None)
 
-    def handle_challenge(self, request: Request, response: Response) -> ChallengeOutcome:
+    def handle_challenge(
+        self, request: Request, response: Response, *, to_server: bool
+    ) -> ChallengeOutcome:
         """Judge a 401/407 to ``request`` and remember its challenges for the retry.
 
-        Per realm challenged, with the credentials ``request`` carried for that realm:
+        First, whom we would be answering (the one check every caller — REGISTER, INVITE and
+        every in-dialog request — goes through): ``to_server`` says whether ``request`` went
+        to the account's own registrar/proxy (its next hop is the outbound proxy's or the
+        domain's address: :meth:`wcsgw.sip.trust.AddressBook.same_host`).  When it did not,
+        or when the challenge names no realm the account's server pinned
+        (:class:`RealmPin`; the first server challenge pins its realms), the outcome is
+        UNTRUSTED and nothing is cached: a dialog peer that answers our BYE with its own
+        401 gets no hash of the password to search offline.
+
+        Then, per realm challenged, with the credentials ``request`` carried for that realm:
 
         * none sent -> RETRY (the ordinary first challenge);
         * ``stale=true`` -> RETRY with the new nonce (RFC 7616 §3.3: the password was right,
@@ -527,8 +567,16 @@ class DigestClient:
         offered = select_challenges(
             c for c in challenges_from_response(response) if self._credentials.answers(c.realm)
         )
+        if not to_server:
+            return ChallengeOutcome.UNTRUSTED
         if not offered:
             return ChallengeOutcome.UNSUPPORTED
+        if self.pin.realms is None:
+            self.pin.realms = frozenset(offered)
+        else:
+            offered = {realm: c for realm, c in offered.items() if realm in self.pin.realms}
+            if not offered:
+                return ChallengeOutcome.UNTRUSTED
         sent = self._sent_credentials(request, proxy)
         rejected = False
         for realm, challenge in offered.items():
@@ -555,15 +603,19 @@ class DigestClient:
                 out[params["realm"]] = params
         return out
 
-    def authorize(self, request: Request) -> bool:
+    def authorize(self, request: Request, *, to_server: bool) -> bool:
         """Replace ``request``'s credentials with answers to every cached challenge.
 
+        ``to_server`` as for :meth:`handle_challenge`: a request that does not go to the
+        account's registrar/proxy leaves without any credentials.
         Returns whether any credentials were added.  Each call counts as one use of each
         cached nonce (``nc`` increments, RFC 7616 §3.4), so call it once per request sent —
         not for retransmissions, which the transaction layer repeats byte for byte.
         """
         request.headers.remove("Authorization")
         request.headers.remove("Proxy-Authorization")
+        if not to_server:
+            return False
         added = False
         for state in self._realms.values():
             challenge = state.challenge

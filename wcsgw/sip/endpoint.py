@@ -28,6 +28,7 @@ from wcsgw.sip.registration import Registration
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target, unbracket
 from wcsgw.sip.timers import EPSILON
+from wcsgw.sip.trust import AddressBook
 from wcsgw.sip.transaction import (
     ClientTransaction,
     RequestReceived,
@@ -135,6 +136,9 @@ class FrontDoorStats:
     messages_out: dict[str, int] = attr.ib(factory=dict)
     transaction_timeouts: int = 0
     transport_failures: int = 0
+    #: requests dropped because their source is not trusted for what they ask (an in-dialog
+    #: request from outside the dialog's peer and the account's servers, a foreign CANCEL)
+    untrusted: int = 0
 
 
 class SipEndpoint:
@@ -154,6 +158,10 @@ class SipEndpoint:
         self.registration_removed: list[Callable[[AccountRegistration], None]] = []
         #: transaction users whose deadlines this endpoint keeps (see :class:`TimedUser`)
         self.timed_users: list[TimedUser] = []
+        #: addresses of the host names the transport resolved, for the trust checks
+        #: (:mod:`wcsgw.sip.trust`); the transport adapter feeds it and drains its lookups
+        self.addresses = AddressBook()
+        self._untrusted_logged_at = -1e9
 
     # -- input from the transports ------------------------------------------------------
 
@@ -289,6 +297,7 @@ class SipEndpoint:
         registration = Registration(account, contact, rng=random.Random(self._rng.random()))
         reg = AccountRegistration(account, registration, target, listener)
         self._registrations.append(reg)
+        self.addresses.want(account.server_hosts())  # whose INVITEs and challenges we trust
         self._send_register(reg, registration.start(now), now)
         return reg
 
@@ -422,6 +431,25 @@ class SipEndpoint:
             response = make_response(request, 405)
             response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
         self.respond(response, now)
+
+    def drop_untrusted(self, request: Request, txn: ServerTransaction | None, source: Target,
+                       why: str, now: float) -> None:
+        """Drop ``request`` from a source not trusted for it, without an answer: over UDP a
+        response would go to whatever address the sender forged (a reflection), and any
+        answer tells a prober that the Call-ID and tags it guessed are live.  Its server
+        transaction is discarded (a non-INVITE one has no timer of its own in Trying and
+        would stay forever).  Counted, and logged at most once a second."""
+        self.stats.untrusted += 1
+        if txn is not None:
+            self.layer.abandon(txn)
+        if now - self._untrusted_logged_at >= 1.0:
+            self._untrusted_logged_at = now
+            log.warn(
+                "dropped {method} from {host}:{port}: {why}; {n} so far",
+                method=request.method, host=source.host, port=source.port, why=why,
+                n=self.stats.untrusted,
+            )
+        self._dispatch(now)
 
     def malformed(self, exc: SipParseError, source: Target, now: float) -> None:
         """Answer 400 when the request can be addressed, otherwise drop; never raise."""

@@ -59,7 +59,7 @@ from wcsgw.sip.dialogs import DialogRouter, dialog_target
 from wcsgw.sip.digest import ChallengeOutcome, DigestClient
 from wcsgw.sip.endpoint import ALLOWED_METHODS, SUPPORTED_EXTENSIONS, SipEndpoint
 from wcsgw.sip.errors import SipParseError
-from wcsgw.sip.ids import new_call_id, new_cnonce, new_tag
+from wcsgw.sip.ids import new_call_id, new_tag
 from wcsgw.sip.message import Headers, Request, Response, canonical_name
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.session import (
@@ -216,7 +216,7 @@ class OutgoingInvite(InDialog):
             if "\r" in value or "\n" in value:
                 raise ValueError(f"CR or LF in the value of {name}")
         self.no_answer_timeout = no_answer_timeout
-        self._digest = digest or DigestClient(account.credentials(), cnonce_factory=new_cnonce)
+        self._digest = digest or account.digest_client()
 
         host, port, transport = account.next_hop()
         #: where the INVITE (and the CANCEL, §9.1) goes: the outbound proxy or the domain
@@ -333,7 +333,8 @@ class OutgoingInvite(InDialog):
         for name, value in self.extra_headers:
             h.add(name, value)
         request = Request("INVITE", self.request_uri, h, self.sdp)
-        self._digest.authorize(request)
+        # The INVITE goes to the account's next hop (self.target): its own proxy/registrar.
+        self._digest.authorize(request, to_server=True)
         return request
 
     def _send_invite(self, now: float) -> None:
@@ -443,7 +444,7 @@ class OutgoingInvite(InDialog):
         text = f"{status} {response.reason}"
         if status in (401, 407):
             assert self.invite is not None
-            outcome = self._digest.handle_challenge(self.invite, response)
+            outcome = self._digest.handle_challenge(self.invite, response, to_server=True)
             self._challenges += 1
             if outcome is ChallengeOutcome.RETRY and self._challenges <= MAX_CHALLENGES:
                 self.state = InviteState.CALLING
@@ -484,26 +485,28 @@ class OutgoingInvite(InDialog):
     # ------------------------------------------------------------------ ACK and BYE
 
     def _send_ack(self, dialog: Dialog, invite: Request, now: float) -> None:
-        # §13.2.2.4: the INVITE's CSeq number, and the same credentials as the INVITE.
+        # §13.2.2.4: the INVITE's CSeq number, and the same credentials as the INVITE — but
+        # only when the ACK goes to the account's proxy: without a Record-Route it goes
+        # straight to the callee, which must not get a response hash to search offline.
+        target = dialog_target(dialog, self.target.transport)
         credentials = [
             (name, value) for name in ("Authorization", "Proxy-Authorization")
             for value in invite.headers.get_all(name)
-        ]
+        ] if self._to_server(target) else []
         ack = dialog.create_ack(invite.cseq[0], credentials)
-        target = dialog_target(dialog, self.target.transport)
         self.endpoint.send_request(ack, target, now, _ignore_response)
         self._acks[dialog.remote_tag] = (ack, target)
 
     def _send_bye(self, dialog: Dialog, now: float, *, final: bool, challenged: int = 0) -> None:
         """BYE in ``dialog``; ``final``: its answer (or timeout) ends this session."""
         bye = dialog.create_request("BYE")
-        self._authorize(bye, challenged)
         target = dialog_target(dialog, self.target.transport)
+        self._authorize(bye, challenged, target)
 
         def on_response(response: Response, now: float) -> None:
             if response.status < 200:
                 return
-            if self._answers_challenge(bye, response, challenged):
+            if self._answers_challenge(bye, response, challenged, target):
                 self._send_bye(dialog, now, final=final, challenged=challenged + 1)
                 return
             dialog.receive_response(response)
@@ -587,6 +590,9 @@ class OutgoingInvite(InDialog):
     def _in_dialog_transport(self) -> str:
         return self.target.transport
 
+    def _server_hosts(self) -> tuple[str, ...]:
+        return self.account.server_hosts()
+
     def _end_call(self, reason: str, now: float, *, bye: bool, first: object | None = None) -> None:
         """The dialog failed under us (481, 408, no answer, no ACK): ``first`` (the failed
         request's event), then ``Ended(reason, by_remote=True)``; with ``bye`` a BYE first
@@ -612,8 +618,10 @@ class OutgoingInvite(InDialog):
             return None
 
     def _route(self, dialog: Dialog) -> None:
+        # The responses that made the dialog came back from our next hop, which is the
+        # account's proxy or registrar: those, and the dialog's own next hop, may send on it.
         if self._router is not None:
-            self._router.add(dialog, self)
+            self._router.add(dialog, self, self.account.server_hosts())
 
     def _drop_early_dialogs(self) -> None:
         for dialog in self.early_dialogs.values():

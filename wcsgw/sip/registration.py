@@ -47,7 +47,7 @@ from wcsgw.sip.account import SipAccount
 from wcsgw.sip.dialog import split_header_list
 from wcsgw.sip.digest import ChallengeOutcome, DigestClient
 from wcsgw.sip.headers import parse_name_addr
-from wcsgw.sip.ids import new_call_id, new_cnonce, new_tag
+from wcsgw.sip.ids import new_call_id, new_tag
 from wcsgw.sip.message import Headers, Request, Response
 from wcsgw.sip.uri import URI, parse_uri
 
@@ -166,7 +166,7 @@ class Registration:
         self.retry_max = retry_max
         self.auth_retry_min = auth_retry_min
         self._rng = rng if rng is not None else random.Random()
-        self._digest = digest if digest is not None else DigestClient(account.credentials(), cnonce_factory=new_cnonce)
+        self._digest = digest if digest is not None else account.digest_client()
         self._extra_headers = list(extra_headers)
         self._from_tag = new_tag()
         self._contact = parse_uri(contact_uri)
@@ -322,7 +322,7 @@ class Registration:
         for name, value in self._extra_headers:
             h.add(name, value)
         request = Request("REGISTER", account.registrar_uri(), h)
-        self._digest.authorize(request)
+        self._digest.authorize(request, to_server=True)
         self._pending = request
         self._pending_expires = expires
         return request
@@ -330,13 +330,19 @@ class Registration:
     # ------------------------------------------------------------------ outcomes
 
     def _on_challenge(self, pending: Request, response: Response, now: float, unregistering: bool) -> Request | None:
-        outcome = self._digest.handle_challenge(pending, response)
+        # A REGISTER goes to the account's own next hop (the outbound proxy or the domain)
+        # and nowhere else, so it is always "to the server"; the realm pin still applies.
+        outcome = self._digest.handle_challenge(pending, response, to_server=True)
         self._challenges += 1
         if outcome is ChallengeOutcome.RETRY and self._challenges <= MAX_CHALLENGES_PER_ATTEMPT:
             return self._send(self._pending_expires)
         if unregistering:
             self._finish_unregister(f"{response.status} {response.reason}")
             return None
+        if outcome is ChallengeOutcome.UNTRUSTED:
+            # A realm other than the one the account's server pinned: never answered.
+            return self._give_up(now, response.status,
+                                 f"{response.status} {response.reason}: not the account's realm")
         if outcome is ChallengeOutcome.UNSUPPORTED:
             # No Digest challenge we can compute (e.g. AKA): retrying cannot help.
             return self._give_up(now, response.status, f"{response.status} {response.reason}: no supported challenge")

@@ -376,6 +376,13 @@ class IncomingInvites:
         entry = self._owners.get(invite) if invite is not None else None
         if entry is None:
             return False
+        assert invite is not None
+        # §9.1: a CANCEL goes where its INVITE went, so it comes from the hop the INVITE came
+        # from; from anywhere else it is someone who learnt the branch, ending our ringing call.
+        if not self.endpoint.addresses.admits(source.host, (invite.source.host,)):
+            self.endpoint.drop_untrusted(request, transaction, source,
+                                         "CANCEL not from the INVITE's sender", now)
+            return True
         entry[1](request, now)
         return True
 
@@ -1058,23 +1065,52 @@ class InDialog:
 
     # ------------------------------------------------------------------ internals
 
-    def _authorize(self, request: Request, challenges: int) -> None:
+    def _authorize(self, request: Request, challenges: int, target: Target | None = None) -> None:
         """Credentials on a re-sent in-dialog request (``challenges`` > 0: it was challenged).
-        The first send goes without: most proxies challenge nothing inside a dialog."""
+        The first send goes without: most proxies challenge nothing inside a dialog.  Only
+        toward the account's server (:meth:`_to_server`; ``target`` defaults to the
+        dialog's next hop)."""
         if challenges and self._digest is not None:
-            self._digest.authorize(request)
+            self._digest.authorize(request, to_server=self._to_server(target))
 
-    def _answers_challenge(self, request: Request, response: Response, challenges: int) -> bool:
+    def _answers_challenge(self, request: Request, response: Response, challenges: int,
+                           target: Target | None = None) -> bool:
         """True when ``response`` is a 401/407 to ``request`` that we answer: the session has
         credentials, fewer than MAX_CHALLENGES were answered for this request, and the
-        DigestClient judges a retry worthwhile (it refuses when the credentials just sent were
-        refused, §22.2).  The caller then sends the request again (new CSeq, §8.1.3.5) through
-        :meth:`_authorize`.  One judgement for every in-dialog request of both sessions —
-        re-INVITE, INFO, REFER, BYE — so an incoming call's requests are answered like an
-        outgoing call's."""
-        return (response.status in (401, 407) and self._digest is not None
-                and challenges < MAX_CHALLENGES
-                and self._digest.handle_challenge(request, response) is ChallengeOutcome.RETRY)
+        DigestClient judges a retry worthwhile — which it never does when the request did not
+        go to the account's own registrar/proxy (``target``, by default the dialog's next
+        hop: :meth:`_to_server`) or the realm is not the account's pinned one, nor when the
+        credentials just sent were refused (§22.2).  The caller then sends the request again
+        (new CSeq, §8.1.3.5) through :meth:`_authorize`.  One judgement for every in-dialog
+        request of both sessions — re-INVITE, INFO, REFER, BYE — so an incoming call's
+        requests are answered like an outgoing call's, and a dialog peer that challenges our
+        BYE itself gets nothing computed from the password."""
+        if response.status not in (401, 407) or self._digest is None:
+            return False
+        if challenges >= MAX_CHALLENGES:
+            return False
+        outcome = self._digest.handle_challenge(request, response,
+                                                to_server=self._to_server(target))
+        if outcome is ChallengeOutcome.UNTRUSTED:
+            log.warn("{method} of {call_id} challenged {status} by a peer that is not the "
+                     "account's registrar/proxy (or in another realm): not answered",
+                     method=request.method, call_id=self._call_id(), status=response.status)
+        return outcome is ChallengeOutcome.RETRY
+
+    def _server_hosts(self) -> tuple[str, ...]:
+        """The account's registrar/proxy hosts (``SipAccount.server_hosts``); () without an
+        account.  Sessions override."""
+        return ()
+
+    def _to_server(self, target: Target | None = None) -> bool:
+        """Whether a request to ``target`` (default: the dialog's next hop) goes to the
+        account's own registrar/proxy, by name or resolved address."""
+        hosts = self._server_hosts()
+        if not hosts:
+            return False
+        if target is None:
+            target = self._target()
+        return self.endpoint.addresses.same_host(target.host, hosts)
 
     def _require_up(self, action: str) -> None:
         if self.dialog is None or not self._in_dialog_ready():

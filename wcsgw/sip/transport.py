@@ -233,6 +233,8 @@ class SipTransport:
             return
         for data, target in endpoint.take_outgoing():
             self._send(data, target)
+        for name in endpoint.addresses.take_lookups():
+            self._look_up(name)
         deadline = endpoint.next_deadline()
         if self._timer is not None and self._timer.active():
             if deadline is not None and abs(self._timer.getTime() - deadline) < 1e-6:
@@ -268,10 +270,29 @@ class SipTransport:
         d = self._resolve(target.host)
 
         def resolved(address: str) -> None:
+            if self.endpoint is not None:
+                # What this name is, for the trust checks (which compare by address).
+                self.endpoint.addresses.learn(target.host, address)
             self._send(data, Target(target.transport, address, target.port, target.connection),
                        named=target)
 
         d.addCallbacks(resolved, lambda _f: self._fail(target))
+
+    def _look_up(self, name: str) -> None:
+        """Resolve a name the endpoint's trust checks asked for (an account's domain, a
+        dialog's Record-Route host) with the same resolver sending uses, and tell it the
+        answer; a failure leaves the name unknown (it then matches no address)."""
+        if self._resolve is None:
+            return
+
+        def resolved(address: str) -> None:
+            if self.endpoint is not None:
+                self.endpoint.addresses.learn(name, address)
+
+        def failed(reason: object) -> None:
+            log.info("could not resolve {name} for the SIP trust checks", name=name)
+
+        self._resolve(name).addCallbacks(resolved, failed)
 
     def _send_udp(self, data: bytes, target: Target, named: Target) -> None:
         if self._udp_port is None:

@@ -67,6 +67,7 @@ from typing import Callable, Iterable, Union
 import attr
 from twisted.logger import Logger
 
+from wcsgw.sip.account import SipAccount
 from wcsgw.sip.dialog import Dialog, DialogState
 from wcsgw.sip.dialogs import DialogRouter, dialog_target
 from wcsgw.sip.digest import DigestClient
@@ -156,6 +157,7 @@ class IncomingInvite(InDialog):
         listener: Callable[[UasEvent], None],
         contact_user: str | None = None,
         digest: DigestClient | None = None,
+        account: SipAccount | None = None,
         rng: random.Random | None = None,
     ) -> None:
         """``request`` is the INVITE and ``transaction`` its server transaction, as a
@@ -163,7 +165,10 @@ class IncomingInvite(InDialog):
         the Request-URI's, so a call to ``sip:echo@host`` gets ``sip:echo@us`` as Contact).
         ``digest`` answers challenges to our in-dialog requests (re-INVITE, INFO, REFER, BYE
         through a proxy that wants credentials: the call layer gives the called session's
-        account); without it a challenge is a failure.  ``rng`` draws the 491
+        account); without it a challenge is a failure.  ``account`` is the account the call
+        came in for (the session's, or an ``[[accounts]]`` entry): its outbound proxy and
+        domain may send requests on the dialog, and only requests to them are ever answered
+        with credentials (by default ``digest`` is then the account's).  ``rng`` draws the 491
         back-off and Retry-After values (tests pass a seeded one).
 
         Raises ValueError for an INVITE no dialog can be made from (no From tag: an RFC 2543
@@ -212,6 +217,9 @@ class IncomingInvite(InDialog):
         self._ack_deadline: float | None = None
         self._hangup_pending = False  # hangup() while waiting for the ACK
         self._done = False
+        self.account = account
+        if digest is None and account is not None:
+            digest = account.digest_client()
         self._digest = digest
         #: the caller sent the dialog's first INVITE: the shorter glare back-off is ours
         self.owns_call_id = False
@@ -247,7 +255,7 @@ class IncomingInvite(InDialog):
             self.dialog = Dialog.from_uas(
                 self.request, self.local_tag, local_contact=f"<{self.contact}>"
             )
-            self._router.add(self.dialog, self)
+            self._router.add(self.dialog, self, self._vouched_hosts())
         else:
             self.dialog.confirm()
         self.state = UasState.ANSWERED
@@ -423,8 +431,8 @@ class IncomingInvite(InDialog):
         if final:
             self.state = UasState.TERMINATING
         bye = dialog.create_request("BYE")
-        self._authorize(bye, challenged)
         target = dialog_target(dialog, self.transport)
+        self._authorize(bye, challenged, target)
 
         def settled() -> None:
             dialog.terminate()
@@ -435,7 +443,7 @@ class IncomingInvite(InDialog):
         def on_response(response: Response, now: float) -> None:
             if response.status < 200:
                 return
-            if self._answers_challenge(bye, response, challenged):
+            if self._answers_challenge(bye, response, challenged, target):
                 self._send_bye(now, final=final, challenged=challenged + 1)
                 return
             settled()
@@ -452,6 +460,14 @@ class IncomingInvite(InDialog):
 
     def _in_dialog_transport(self) -> str:
         return self.transport
+
+    def _server_hosts(self) -> tuple[str, ...]:
+        return self.account.server_hosts() if self.account is not None else ()
+
+    def _vouched_hosts(self) -> tuple[str, ...]:
+        """Who besides the dialog's next hop may send on it: the address the INVITE came
+        from (the caller, or the proxy that forwarded it) and the account's servers."""
+        return (self.transaction.source.host, *self._server_hosts())
 
     def _end_call(self, reason: str, now: float, *, bye: bool, first: object | None = None) -> None:
         """The dialog failed under us (481, 408, no answer, no ACK to a re-INVITE's 2xx):
@@ -508,7 +524,7 @@ class IncomingInvite(InDialog):
                 self.request, self.local_tag, state=DialogState.EARLY,
                 local_contact=f"<{self.contact}>",
             )
-            self._router.add(self.dialog, self)
+            self._router.add(self.dialog, self, self._vouched_hosts())
 
     def _stop_retransmitting(self) -> None:
         self._retransmit_at = None
