@@ -20,7 +20,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import wave
 from io import BytesIO
 from pathlib import Path

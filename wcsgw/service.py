@@ -116,16 +116,24 @@ def make_root(config: Config, gateway: Any = None) -> Resource:
 
     rest = build_rest_resource(gateway, config.rest.tokens,
                                media_folder=config.rest.media_folder or None,
-                               recordings_folder=config.rest.recordings_folder or None)
+                               recordings_folder=config.rest.recordings_folder or None,
+                               max_body=config.http.max_body)
     children = {"health": HealthResource(), "rest-api": rest,
                 "metrics": MetricsResource(gateway, config.rest.tokens)}
     return build_site(gateway, children=children,
-                      allowed_origins=config.http.allowed_origins)
+                      allowed_origins=config.http.allowed_origins,
+                      server_names=config.http.server_names)
 
 
 def make_site(config: Config, gateway: Any = None) -> Site:
-    """The twisted.web Site; tracebacks are never shown to clients (they may hold secrets)."""
-    site = Site(make_root(config, gateway))
+    """The twisted.web Site behind the front door (:mod:`wcsgw.api.front`): every request's
+    Host is checked against ``http.server_names``, its Content-Length against
+    ``http.max_body`` before the body is read, and slow clients are cut off after
+    ``http.header_timeout`` / ``http.body_timeout``.  Tracebacks are never shown to clients
+    (they may hold secrets)."""
+    from wcsgw.api.front import FrontDoor, GatewaySite
+
+    site = GatewaySite(make_root(config, gateway), FrontDoor.from_settings(config.http))
     site.displayTracebacks = False
     return site
 

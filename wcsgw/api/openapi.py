@@ -47,7 +47,7 @@ __all__ = [
     "openapi_document",
 ]
 
-#: Largest request body accepted (bytes); larger -> 413.
+#: Largest request body accepted by default (bytes; ``http.max_body``); larger -> 413.
 MAX_BODY = 64 * 1024
 MAX_TEXT = 256  # names, logins, passwords, callee, target
 MAX_CALL_ID = MAX_ID
@@ -296,7 +296,8 @@ _ERRORS = {
     "403": "The policy refuses the account or destination.",
     "404": "No such call (or session).",
     "409": "Conflict: duplicate callId, or the call cannot do that in its state.",
-    "413": "Body larger than 64 KiB.",
+    "413": "Body larger than http.max_body (default 65536 bytes), refused from its "
+           "Content-Length before the body is read and before the token is checked.",
     "415": "Content-Type is not application/json.",
     "500": "The gateway failed internally (logged; no details are sent).",
     "501": "The gateway does not support this yet.",
@@ -401,9 +402,16 @@ _DOCUMENT: dict[str, Any] = {
 }
 
 
-def openapi_document(auth: bool) -> dict[str, Any]:
-    """The document; ``auth`` (tokens are configured) adds the global bearer requirement."""
+def openapi_document(auth: bool, max_body: int = MAX_BODY) -> dict[str, Any]:
+    """The document; ``auth`` (tokens are configured) adds the global bearer requirement;
+    ``max_body`` (``http.max_body``) is stated in every 413."""
     doc = copy.deepcopy(_DOCUMENT)
+    text = (f"Body larger than {max_body} bytes (http.max_body), refused from its "
+            "Content-Length before the body is read and before the token is checked.")
+    for item in doc["paths"].values():
+        for operation in item.values():
+            if "413" in operation["responses"]:
+                operation["responses"]["413"]["description"] = text
     if auth:
         doc["security"] = [{"bearer": []}]
     return doc

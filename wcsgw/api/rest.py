@@ -2,9 +2,11 @@
 
 Every method is ``POST`` with a JSON object body and answers JSON (contract.md, REST).  The
 order of checks is fixed and documented (docs/rest-api.md) because each one answers a different
-status: unknown path 404, missing/wrong bearer token 401, wrong method 405, body larger than
-64 KiB 413, Content-Type not JSON 415, body not a JSON object 400, a field wrong 400 naming it,
-then the call layer (404 unknown call, 409 duplicate callId or bad state, 403 policy).
+status — after the site's front door (:mod:`wcsgw.api.front`: Host 421, Content-Length over
+``http.max_body`` 413 before the body is read, slow clients 408): unknown path 404,
+missing/wrong bearer token 401, wrong method 405, body larger than ``http.max_body`` 413,
+Content-Type not JSON 415, body not a JSON object 400, a field wrong 400 naming it, then the
+call layer (404 unknown call, 409 duplicate callId or bad state, 403 policy).
 
 Why the field checks are hand-written and not a JSON-Schema validator run at request time:
 the messages name the field in words an operator reads ("sipPort must be a port number from 1
@@ -433,12 +435,15 @@ class RestResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, api: RestApi, tokens: Sequence[str]) -> None:
+    def __init__(self, api: RestApi, tokens: Sequence[str],
+                 max_body: int = openapi.MAX_BODY) -> None:
         super().__init__()
         self.api = api
+        self.max_body = max_body
         self._token_digests = [_digest(t.encode("utf-8")) for t in tokens]
-        self._document = json.dumps(openapi.openapi_document(auth=bool(tokens)), indent=1,
-                                    sort_keys=False).encode("utf-8")
+        self._document = json.dumps(
+            openapi.openapi_document(auth=bool(tokens), max_body=max_body), indent=1,
+            sort_keys=False).encode("utf-8")
 
     def render(self, request: Request) -> Any:
         try:
@@ -492,7 +497,7 @@ class RestResource(Resource):
         self._authenticate(request)
         if request.method != b"POST":
             raise RestError(405, "use POST with a JSON body", headers={b"allow": b"POST"})
-        raw = self._read_body(request)
+        raw = self._read_body(request, self.max_body)
         content_type = (request.getHeader(b"content-type") or b"").split(b";", 1)[0]
         if content_type.strip().lower() != _JSON:
             raise RestError(415, "Content-Type must be application/json")
@@ -523,19 +528,21 @@ class RestResource(Resource):
                             headers={b"www-authenticate": _REALM + b', error="invalid_token"'})
 
     @staticmethod
-    def _read_body(request: Request) -> bytes:
-        """At most MAX_BODY bytes, else 413.  (twisted.web has already received the body; an
-        early cut-off on Content-Length would need the site's request factory.)"""
+    def _read_body(request: Request, max_body: int) -> bytes:
+        """At most ``max_body`` bytes, else 413.  In the gateway the site's front door
+        (:mod:`wcsgw.api.front`) has already refused a larger Content-Length or chunked body
+        before reading it and before this resource ran; this check remains for a resource
+        mounted on a plain Site (tests) and as a second line."""
         length = request.getHeader(b"content-length")
-        if length is not None and length.strip().isdigit() and int(length) > openapi.MAX_BODY:
-            raise RestError(413, f"the body is larger than {openapi.MAX_BODY} bytes")
+        if length is not None and length.strip().isdigit() and int(length) > max_body:
+            raise RestError(413, f"the body is larger than {max_body} bytes (http.max_body)")
         content = request.content
         if content is None:
             return b""
         content.seek(0, os.SEEK_SET)
-        raw = content.read(openapi.MAX_BODY + 1)
-        if len(raw) > openapi.MAX_BODY:
-            raise RestError(413, f"the body is larger than {openapi.MAX_BODY} bytes")
+        raw = content.read(max_body + 1)
+        if len(raw) > max_body:
+            raise RestError(413, f"the body is larger than {max_body} bytes (http.max_body)")
         return raw
 
 
@@ -545,16 +552,18 @@ def build_rest_resource(
     *,
     media_folder: str | os.PathLike[str] | None = None,
     recordings_folder: str | os.PathLike[str] | None = None,
+    max_body: int = openapi.MAX_BODY,
 ) -> Resource:
     """The resource the service mounts at ``/rest-api``.
 
     ``tokens``: the ``[rest] tokens`` list; empty means no authentication.  ``media_folder``:
     where ``playFile`` names are looked up (None: playFile is refused).  ``recordings_folder``:
     must exist for ``record: true`` (None: record is refused); the call layer writes there.
+    ``max_body``: ``http.max_body`` (the OpenAPI document states it).
     """
     api = RestApi(
         gateway,
         media_folder=Path(media_folder) if media_folder is not None else None,
         recordings_folder=Path(recordings_folder) if recordings_folder is not None else None,
     )
-    return RestResource(api, tokens)
+    return RestResource(api, tokens, max_body)

@@ -15,6 +15,11 @@ Tree built by :func:`build_site`::
     /                 Phone UI (index.html)      /phone.js, /phone.css  its script and style
     /sdk/wcsgw.js     the Web SDK (ES module)    /ws                    JSON-RPC WebSocket
     + whatever ``children`` the caller adds (``health`` today, ``rest-api`` later)
+
+The tree is served by :class:`wcsgw.api.front.GatewaySite` (``service.make_site``): before any
+resource here runs, every request's Host is checked (DNS rebinding), its Content-Length
+against ``http.max_body``, and its headers and body against ``http.header_timeout`` /
+``http.body_timeout``.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from twisted.logger import Logger
 
 from wcsgw.api import jsonrpc
+from wcsgw.api.front import host_allowed
 from wcsgw.api.methods import SessionMethods
 from wcsgw.calls.gateway import CallError, CallGateway
 
@@ -81,6 +82,15 @@ class GatewaySocket(WebSocketServerProtocol):
     # -- WebSocket events ---------------------------------------------------------------------
 
     def onConnect(self, request: Any) -> None:
+        # DNS rebinding: the gateway's site refuses a foreign Host on every path before any
+        # resource runs (wcsgw/api/front.py); checked here again so that /ws mounted on any
+        # other Site is no weaker.  Only then is "Origin names the Host" a same-origin check.
+        names = self.factory.server_names
+        if names is not None and not host_allowed(
+                request.headers.get("host", "").encode("latin-1", "replace"), names):
+            log.warn("WebSocket for host {host} refused (see http.server_names)",
+                     host=request.headers.get("host", "")[:100])
+            raise ConnectionDeny(421, "misdirected request: host not served here")
         if self.factory.same_origin_only:
             origin = request.headers.get("origin")
             host = request.headers.get("host", "")
@@ -227,13 +237,17 @@ class GatewaySocketFactory(WebSocketServerFactory):
         allowed_origins: Sequence[str] = (),
         ping_interval: float = PING_INTERVAL,
         ping_timeout: float = PING_TIMEOUT,
+        server_names: Sequence[str] | None = None,
     ) -> None:
         """``allowed_origins`` empty (the default): only pages served by this gateway itself
         (the Origin names the Host the browser connected to) and non-browser clients (no
         Origin) may open a session — else any web page a visitor opens could place calls
-        through their browser.  ``["*"]`` allows every origin."""
+        through their browser.  ``["*"]`` allows every origin.  ``server_names``
+        (``http.server_names``; None: no Host check here): the handshake's Host must be an
+        IP literal, ``localhost`` or one of them (:func:`wcsgw.api.front.host_allowed`)."""
         super().__init__()
         self.gateway = gateway
+        self.server_names = None if server_names is None else tuple(server_names)
         self.same_origin_only = not allowed_origins
         allowed_origins = allowed_origins or ("*",)
         self.setProtocolOptions(
