@@ -69,6 +69,15 @@ class AddressBookTests(unittest.TestCase):
         book.want(["pbx.example.com"])
         self.assertEqual(book.take_lookups(), [])  # known: not asked again
 
+    def test_a_name_is_looked_up_once(self) -> None:
+        """A name that never resolves costs one lookup, not one per dropped packet."""
+        book = AddressBook()
+        book.want(["nowhere.invalid"])
+        self.assertEqual(book.take_lookups(), ["nowhere.invalid"])
+        for _ in range(3):
+            book.want(["nowhere.invalid"])
+        self.assertEqual(book.take_lookups(), [])
+
     def test_same_host_by_name_or_address(self) -> None:
         book = AddressBook()
         self.assertTrue(book.same_host("Proxy.example.com", ["proxy.example.com"]))

@@ -62,6 +62,9 @@ class AddressBook:
     def __init__(self) -> None:
         self._addresses: dict[str, set[str]] = {}
         self._wanted: dict[str, None] = {}  # ordered set
+        #: names handed to the adapter already: not asked again (a name that never resolves
+        #: must not cost a lookup per dropped packet); sending to a name still learns it
+        self._asked: set[str] = set()
 
     # -- fed by the transport adapter --
 
@@ -84,6 +87,9 @@ class AddressBook:
         """Names to resolve (each asked once until learned; the adapter calls :meth:`learn`)."""
         names = list(self._wanted)
         self._wanted.clear()
+        if len(self._asked) + len(names) > MAX_NAMES:
+            self._asked.clear()
+        self._asked.update(names)
         return names
 
     # -- for the core --
@@ -93,7 +99,8 @@ class AddressBook:
         for host in hosts:
             if host and normalize_ip(host) is None:
                 key = _name_key(host)
-                if key not in self._addresses and len(self._wanted) < MAX_NAMES:
+                if (key not in self._addresses and key not in self._asked
+                        and len(self._wanted) < MAX_NAMES):
                     self._wanted[key] = None
 
     def addresses(self, host: str) -> frozenset[str]:
