@@ -68,7 +68,8 @@ WAIT = 15.0
 
 
 class MediaPeer(Protocol):
-    """What the media factory returns: a started peer with its local RTP port."""
+    """What the media factory returns: a started peer with its local RTP port (and, if it
+    has an ``address`` attribute, the c= address the answer names instead of 127.0.0.1)."""
 
     port: int
 
@@ -242,8 +243,10 @@ class UaCall:
         if session.terminated:  # cancelled while the media peer started
             await self._stop_media()
             return
+        # a media peer may name another c= address than ours (a phone behind NAT: private)
         self._sdp = answer_sdp(self.offer, accepted, self.ua.codec, pt, self.media.port,
-                               self._session_id)
+                               self._session_id,
+                               address=getattr(self.media, "address", "127.0.0.1"))
         self.final_status = 200
         session.answer(self._sdp, _reactor().seconds())
         self.ua.pump()
