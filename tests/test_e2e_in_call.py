@@ -91,8 +91,9 @@ class PhoneUiInCallTests(SipPhoneMixin, unittest.TestCase):
 
     @inline
     async def test_phone_transfers_the_browser(self) -> None:
-        """The SIP side REFERs us (we are the transferee): the gateway calls 1003 and the
-        browser, without doing anything, now hears 1003."""
+        """The SIP side REFERs us (we are the transferee): the page asks first
+        (``policy.incoming_transfers = "ask"``, the default), the user clicks "Accept
+        transfer", the gateway calls 1003 and the browser now hears 1003."""
         ui, phone = await self.established()
         tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=700.0, rate=8000, seconds=30.0)
         third = Baresip("1003", "pass1003", registrar_port=self.kam.port, outbound=True, codecs="PCMU", tone=tone)
@@ -101,6 +102,11 @@ class PhoneUiInCallTests(SipPhoneMixin, unittest.TestCase):
         await third.registered()
         mark = phone.mark()
         await phone.command("transfer", "sip:1003@127.0.0.1")
+        await aio(ui.page.get_by_role("button", name="Accept transfer", exact=True).wait_for())
+        self.assertIn("sip:1003@127.0.0.1", await ui.status_text("transfer-request-text"))
+        # nothing dialled before the user said yes
+        self.assertEqual([e for e in third.events if e.get("type") == "CALL_INCOMING"], [])
+        await ui.click("Accept transfer")
         await third.wait_event("CALL_ESTABLISHED")
         await phone.wait_event("CALL_CLOSED", since=mark)  # the transferor is out
         await task.deferLater(reactor, 0.5, lambda: None)

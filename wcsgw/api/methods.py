@@ -207,6 +207,7 @@ class SessionMethods:
             "unhold": self._unhold,
             "transfer": self._transfer,
             "sendDtmf": self._send_dtmf,
+            "answerTransfer": self._answer_transfer,
         }
 
     def handle(self, request: Request) -> str | None:
@@ -336,6 +337,17 @@ class SessionMethods:
         self.gateway.transfer(self.session_id, call_id, target)
         return {}
 
+    def _answer_transfer(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The answer to a ``transferRequest`` notification: ``accept`` true lets the far
+        end's REFER proceed, false declines it (603).  ``accept`` is required: a browser that
+        forgot it must not transfer the call by default."""
+        call_id = _call_id(params)
+        if params.get("accept") is None:
+            raise ParamError("accept", "is required (true or false)")
+        accept = _boolean(params, "accept", False)
+        self.gateway.answer_transfer(self.session_id, call_id, accept)
+        return {}
+
     def _send_dtmf(self, params: dict[str, Any]) -> dict[str, Any]:
         call_id = _call_id(params)
         dtmf = _string(params, "dtmf", required=True)
@@ -349,4 +361,5 @@ class SessionMethods:
 
 
 #: Methods a session answers: all of contract.md's.
-METHODS = ("connect", "disconnect", "call", "hangup", "answer", "hold", "unhold", "transfer", "sendDtmf")
+METHODS = ("connect", "disconnect", "call", "hangup", "answer", "hold", "unhold", "transfer", "sendDtmf",
+           "answerTransfer")

@@ -5,6 +5,8 @@
 // them the same way); controls are enabled only in the states they work in.  In a call the
 // dial pad sends DTMF (RFC 2833 through the gateway), Hold/Unhold re-INVITE the SIP side, and
 // "Transfer to" + Transfer make a blind transfer whose progress is shown under the form.
+// When the far end asks to transfer the call (a REFER), the target is shown with the buttons
+// "Accept transfer" and "Refuse transfer"; no answer in time is a refusal.
 // "Video call" adds the camera: the far end's video fills the video area above, our own camera
 // is the small picture in its corner; an incoming call with video can be answered with the
 // camera ("Answer with video") or audio only ("Answer").
@@ -61,6 +63,10 @@ const ui = {
   transferTarget: $("transfer-target"),
   transfer: $("transfer"),
   transferStatus: $("transfer-status"),
+  transferRequest: $("transfer-request"),
+  transferRequestText: $("transfer-request-text"),
+  acceptTransfer: $("accept-transfer"),
+  refuseTransfer: $("refuse-transfer"),
   remoteAudio: $("remote-audio"),
   answerVideo: $("answer-video"),
   videoArea: $("video-area"),
@@ -124,6 +130,8 @@ let call = null;
 let shownCall = null;
 let registerWanted = false;
 let transferTarget = "";
+/** @type {wcsgw.TransferRequest|null} the far end's transfer request on screen */
+let shownTransferRequest = null;
 
 // -- small helpers -------------------------------------------------------------------------------
 
@@ -422,6 +430,8 @@ function watchCall(c) {
   for (const status of Object.values(CALL_STATUS)) c.on(status, onCallStatus);
   c.on(CALL_EVENT.DTMF, onDtmf);
   c.on(CALL_EVENT.TRANSFER_STATUS, onTransferStatus);
+  c.on(CALL_EVENT.TRANSFER_REQUEST, onTransferRequest);
+  showTransferRequest(null);
   ui.mute.setAttribute("aria-pressed", "false");
   showCamera(true);
   ui.callPeer.textContent = c.isIncoming() ? `from ${c.caller()}` : `to ${c.callee()}`;
@@ -652,6 +662,38 @@ function onTransferStatus(c, event = {}) {
   }
 }
 
+/** The far end's transfer request: its target and the two buttons; null hides it. */
+function showTransferRequest(request) {
+  shownTransferRequest = request;
+  ui.transferRequest.hidden = request === null;
+  ui.acceptTransfer.disabled = request === null;
+  ui.refuseTransfer.disabled = request === null;
+  ui.transferRequestText.textContent = request
+    ? `The far end asks to transfer this call to ${request.target}`
+    : "";
+}
+
+function onTransferRequest(c, request) {
+  if (c !== shownCall) return;
+  showTransferRequest(request);
+  // Gone once answered, timed out (refused by the gateway) or the call ended.
+  request.settled.then((state) => {
+    if (shownTransferRequest === request) showTransferRequest(null);
+    if (state === "expired" && shownCall === c) showError("The transfer request timed out and was refused.");
+  });
+}
+
+function answerTransferRequest(accept) {
+  const request = shownTransferRequest;
+  if (!request) return;
+  showError("");
+  showTransferRequest(null);
+  request[accept ? "accept" : "refuse"]().catch((err) => {
+    const { text, element } = explain(err, accept ? "Accept transfer" : "Refuse transfer");
+    showError(text, element);
+  });
+}
+
 function startTransfer(event) {
   event.preventDefault();
   const target = ui.transferTarget.value.trim();
@@ -725,6 +767,8 @@ ui.hold.addEventListener("click", () => call && requestAction(call.hold(), "Hold
 ui.unhold.addEventListener("click", () => call && requestAction(call.unhold(), "Unhold"));
 ui.transferTarget.addEventListener("input", refreshControls);
 ui.transferForm.addEventListener("submit", startTransfer);
+ui.acceptTransfer.addEventListener("click", () => answerTransferRequest(true));
+ui.refuseTransfer.addEventListener("click", () => answerTransferRequest(false));
 ui.backspace.addEventListener("click", () => {
   ui.callee.value = ui.callee.value.slice(0, -1);
   ui.callee.focus();

@@ -65,14 +65,18 @@ export const CALL_STATUS = Object.freeze({
 
 /**
  * Call events that are not statuses: `call.on(CALL_EVENT.TRANSFER_STATUS, (call, e) => ...)`
- * with `e` = `{callId, status, sipStatus}` (status: a {@link TRANSFER_STATUS}), and
+ * with `e` = `{callId, status, sipStatus}` (status: a {@link TRANSFER_STATUS}),
  * `call.on(CALL_EVENT.DTMF, (call, e) => ...)` with `e` = `{callId, dtmf, type}` for digits
- * the SIP side sent.  The values are the gateway's notification names.
+ * the SIP side sent, and `call.on(CALL_EVENT.TRANSFER_REQUEST, (call, request) => ...)` when
+ * the far end asks to transfer the call elsewhere (a SIP REFER the gateway's policy let
+ * through): `request` is a {@link TransferRequest} — show `request.target` and call
+ * `request.accept()` or `request.refuse()`.  The values are the gateway's notification names.
  * @readonly
  * @enum {string}
  */
 export const CALL_EVENT = Object.freeze({
   TRANSFER_STATUS: "transferStatus",
+  TRANSFER_REQUEST: "transferRequest",
   DTMF: "dtmf",
 });
 
@@ -114,6 +118,79 @@ const DEFAULT_ICE_GATHERING_TIMEOUT = 5000;
 const HANGUP_TIMEOUT = 5000;
 /** Ended calls still given their late `transferStatus`/`dtmf` (a NOTIFY after the BYE). */
 const ENDED_CALLS_KEPT = 16;
+
+/**
+ * The far end of a call asks the gateway to transfer it to `target` (a SIP REFER that passed
+ * the gateway's destination policy), and the gateway asks the user (`policy.incoming_transfers
+ * = "ask"`, the default).  Given to {@link CALL_EVENT}.TRANSFER_REQUEST handlers.  Answer once
+ * with {@link TransferRequest#accept} or {@link TransferRequest#refuse} within `timeout`
+ * seconds; no answer counts as a refusal (the far end hears 603 Decline).  After an accepted
+ * transfer the call stays up with the new far end (ESTABLISHED, info `Transferred`).
+ */
+export class TransferRequest {
+  #answer;
+  #settle;
+  #timer;
+  #state = "pending";
+
+  /**
+   * @param {{callId: string, target: string, timeout?: number}} params the notification's
+   * @param {(accept: boolean) => Promise<void>} answer sends `answerTransfer`
+   */
+  constructor(params, answer) {
+    /** @type {string} */
+    this.callId = params.callId;
+    /** @type {string} the SIP URI the gateway would call */
+    this.target = params.target ?? "";
+    /** @type {number} seconds the gateway waits for the answer */
+    this.timeout = Number(params.timeout ?? 15);
+    this.#answer = answer;
+    /**
+     * Settles once the request is over: `"accepted"`, `"refused"`, `"expired"` (no answer in
+     * time) or `"ended"` (the call ended first).  UIs hide their question when it settles.
+     * @type {Promise<string>}
+     */
+    this.settled = new Promise((resolve) => (this.#settle = resolve));
+    this.#timer = setTimeout(() => this._end("expired"), this.timeout * 1000);
+  }
+
+  /** @returns {string} `pending` until answered, then what {@link TransferRequest#settled} says */
+  state() {
+    return this.#state;
+  }
+
+  /**
+   * Let the transfer go ahead (the gateway answers the REFER 202 and calls the target).
+   * @returns {Promise<void>} rejects with RpcError when the gateway no longer waits for an answer
+   */
+  accept() {
+    return this.#reply(true);
+  }
+
+  /**
+   * Refuse the transfer (the far end hears 603 Decline); the call goes on as it was.
+   * @returns {Promise<void>}
+   */
+  refuse() {
+    return this.#reply(false);
+  }
+
+  #reply(accept) {
+    if (this.#state !== "pending") {
+      return Promise.reject(new Error(`the transfer request is ${this.#state}`));
+    }
+    this._end(accept ? "accepted" : "refused");
+    return this.#answer(accept);
+  }
+
+  /** @package the request is over (answered, timed out, or its call ended) */
+  _end(state) {
+    if (this.#state !== "pending") return;
+    this.#state = state;
+    clearTimeout(this.#timer);
+    this.#settle(state);
+  }
+}
 
 /**
  * An error answer from the gateway (JSON-RPC error object).
@@ -531,6 +608,9 @@ export class Session extends Emitter {
       );
       this.#calls.set(call.id(), call);
       this._emit(SESSION_STATUS.INCOMING_CALL, call, params);
+    } else if (method === CALL_EVENT.TRANSFER_REQUEST) {
+      // A call this page does not know cannot be answered: the gateway's timeout refuses it.
+      this.#calls.get(params.callId)?._onTransferRequest(params);
     } else if (method === CALL_EVENT.TRANSFER_STATUS || method === CALL_EVENT.DTMF) {
       // A transfer's last NOTIFY may come after the transferred call's FINISH.
       (this.#calls.get(params.callId) ?? this.#ended.get(params.callId))?._onEvent(method, params);
@@ -590,6 +670,8 @@ export class Call extends Emitter {
   #videoNegotiated = null;
   #hangupTimer = null;
   #statusQueue = Promise.resolve();
+  /** @type {TransferRequest|null} the far end's transfer waiting for an answer */
+  #transferRequest = null;
 
   /** @param {Session} session */
   constructor(session, options, internals) {
@@ -923,6 +1005,21 @@ export class Call extends Emitter {
     this._emit(method, this, params);
   }
 
+  /** @package transferRequest: the far end wants to transfer this call; handlers answer */
+  _onTransferRequest(params) {
+    if (this.#terminal()) return;
+    this.#transferRequest?._end("expired");
+    const request = new TransferRequest(params, (accept) =>
+      this.#internals.request("answerTransfer", { callId: this.#id, accept }).then(() => undefined));
+    this.#transferRequest = request;
+    this._emit(CALL_EVENT.TRANSFER_REQUEST, this, request);
+  }
+
+  /** @returns {TransferRequest|null} the far end's transfer request still waiting for an answer */
+  pendingTransferRequest() {
+    return this.#transferRequest?.state() === "pending" ? this.#transferRequest : null;
+  }
+
   /** @package the session closed under the call */
   _sessionEnded() {
     if (!this.#terminal()) this.#finish(CALL_STATUS.FAILED, { info: "Session closed" });
@@ -963,6 +1060,7 @@ export class Call extends Emitter {
 
   #finish(status, event) {
     clearTimeout(this.#hangupTimer);
+    this.#transferRequest?._end("ended");
     this.#releaseMedia();
     this.#internals.forget(this);
     this.#setStatus({ ...event, status });
