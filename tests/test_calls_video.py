@@ -24,6 +24,7 @@ from wcsgw.sdp.parser import parse_sdp
 from wcsgw.sip.invite import Answered
 from wcsgw.sip.mediacontrol import MEDIA_CONTROL, parse_media_control
 from wcsgw.sip.session import InfoAnswered, InfoReceived, ReinviteAnswered, ReinviteOffered
+from wcsgw.sip.target import Target
 from tests.call_fakes import Account, FakeIncomingInvite, fake_call_setup, fake_env
 
 HERE = os.path.dirname(__file__)
@@ -210,6 +211,34 @@ class OutboundVideoTests(CallVideoCase):
         self.assertTrue(call.describe()["hasVideo"])
         self.assertEqual(call.video.rtp.remote_rtp, ("127.0.0.1", 30002))
         self.assertEqual(call.video.rtp.remote_rtcp, ("127.0.0.1", 30003))
+        return self.end_and_check_ports(call)
+
+    def test_audio_and_video_latch_only_to_the_sdp_or_signalling_ip(self) -> None:
+        """RTP bleed: the 2xx came from 192.0.2.50 (a proxy, a NAT box) and its SDP names
+        127.0.0.1; both SIP-side sockets take packets from those IPs only (the first one
+        latches), and a re-INVITE from elsewhere moves what they take."""
+        call = self.make_call()
+        call._on_sip_event(Answered(self.vp8_answer(call, vport=30002, aport=30000),
+                                    source=Target("UDP", "192.0.2.50", 5060)))
+        for sock in (call.rtp, call.video.rtp):
+            self.assertEqual(sock.rtp_latch.allowed_ips, {"127.0.0.1", "192.0.2.50"})
+            self.assertEqual(sock.rtcp_latch.allowed_ips, {"127.0.0.1", "192.0.2.50"})
+        got: list[bytes] = []
+        call.video.rtp.on_rtp = got.append
+        packet = video_packet(self.sip_vp8_pt(call), 1, 1, PHONE_VIDEO_SSRC)
+        call.video.rtp._received(packet, ("198.51.100.9", 30002), False)  # a stranger
+        call.video.rtp._received(packet, ("192.0.2.50", 41000), False)  # NAT: the 2xx's IP
+        call.video.rtp._received(packet, ("127.0.0.1", 30002), False)  # latched: not it now
+        self.assertEqual(len(got), 1)
+        self.assertEqual(call.video.rtp.remote_rtp, ("192.0.2.50", 41000))
+        self.assertEqual(call.video.rtp.dropped, 2)
+        call._on_sip_event(ReinviteOffered(
+            self.vp8_answer(call, vport=31002, aport=31000, version=2),
+            source=Target("UDP", "192.0.2.60", 5060)))
+        for sock in (call.rtp, call.video.rtp):
+            self.assertEqual(sock.rtp_latch.allowed_ips, {"127.0.0.1", "192.0.2.60"})
+            self.assertFalse(sock.rtp_latch.latched)
+        self.assertEqual(call.video.rtp.remote_rtp, ("127.0.0.1", 31002))
         return self.end_and_check_ports(call)
 
     def test_h264_answer_maps_payload_types(self) -> None:
