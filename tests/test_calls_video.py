@@ -9,6 +9,7 @@ run on a task.Clock.
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet import defer
@@ -106,9 +107,13 @@ class CallVideoCase(unittest.TestCase):
         call.start()
         return call
 
-    def incoming(self, offer: str = CALLER_OFFER) -> InboundCall:
-        """An incoming call offering ``offer``, started (the browser has been offered it)."""
-        call = InboundCall(invite=FakeIncomingInvite(offer.encode()), caller="sip:carol@x",
+    def incoming(self, offer: str = CALLER_OFFER, source: Target | None = None) -> InboundCall:
+        """An incoming call offering ``offer``, started (the browser has been offered it);
+        ``source``: where its INVITE came from."""
+        invite = FakeIncomingInvite(offer.encode())
+        if source is not None:
+            invite.transaction = SimpleNamespace(source=source)  # type: ignore[attr-defined]
+        call = InboundCall(invite=invite, caller="sip:carol@x",
                            env=self.env, call_id="in", session_id="s", account=Account(),
                            callee="alice", visible_name=None, has_audio=True, has_video=False,
                            on_status=self.statuses.append, on_gone=lambda c: None,
@@ -479,6 +484,18 @@ class InboundVideoTests(CallVideoCase):
         # media: the caller's 97 becomes the browser's number
         call.video.rtp.on_rtp(video_packet(97, 1, 1, PHONE_VIDEO_SSRC))
         self.assertEqual([parse_rtp(p).payload_type for p in call.leg.rtp_packets], [h264_pt])
+        return self.end_and_check_ports(call)
+
+    def test_caller_media_latches_to_the_sdp_or_the_invites_ip(self) -> None:
+        """RTP bleed, incoming: the INVITE came from 192.0.2.70, its SDP names 127.0.0.1."""
+        call = self.incoming(source=Target("UDP", "192.0.2.70", 5060))
+        call.answer(answer_to_gateway_offer(call.browser_offer_text,
+                                            self.browser_video_pt(call, "vp8")))
+        for sock in (call.rtp, call.video.rtp):
+            self.assertEqual(sock.rtp_latch.allowed_ips, {"127.0.0.1", "192.0.2.70"})
+            self.assertEqual(sock.rtcp_latch.allowed_ips, {"127.0.0.1", "192.0.2.70"})
+        call.rtp._received(b"\x80\x00" + bytes(170), ("198.51.100.9", 32000), False)
+        self.assertEqual((call.rtp.dropped, call.rtp.rtp_latch.latched), (1, False))
         return self.end_and_check_ports(call)
 
     def test_browser_declines_video(self) -> None:
