@@ -233,7 +233,7 @@ class OutboundVideoTests(CallVideoCase):
         packet = video_packet(self.sip_vp8_pt(call), 1, 1, PHONE_VIDEO_SSRC)
         call.video.rtp._received(packet, ("198.51.100.9", 30002), False)  # a stranger
         call.video.rtp._received(packet, ("192.0.2.50", 41000), False)  # NAT: the 2xx's IP
-        call.video.rtp._received(packet, ("127.0.0.1", 30002), False)  # latched: not it now
+        call.video.rtp._received(packet, ("127.0.0.1", 30004), False)  # latched: not it now
         self.assertEqual(len(got), 1)
         self.assertEqual(call.video.rtp.remote_rtp, ("192.0.2.50", 41000))
         self.assertEqual(call.video.rtp.dropped, 2)

@@ -116,11 +116,25 @@ class LatchTests(SynchronousTestCase):
         latch.set_sdp(("192.168.1.5", 4000), ["203.0.113.9"])  # private c=, public signalling
         self.assertTrue(latch.accept(("203.0.113.9", 61000), 0.0))
         self.assertEqual(latch.target, ("203.0.113.9", 61000))
-        # once latched, another port of the same IP is somebody else (another phone behind
+        # once latched, another port of an allowed IP is somebody else (another phone behind
         # the same NAT, a process on the proxy's host): dropped
         self.assertFalse(latch.accept(("203.0.113.9", 61002), 0.1))
-        self.assertFalse(latch.accept(("192.168.1.5", 4000), 0.2))
+        self.assertFalse(latch.accept(("192.168.1.5", 4002), 0.2))
         self.assertEqual((latch.target, latch.rejected), (("203.0.113.9", 61000), 2))
+
+    def test_the_sdp_address_itself_takes_over_an_ip_only_latch(self) -> None:
+        # A transfer: the old phone (same host as the new one) still sends after the new
+        # answer; the new phone sends from the port its SDP names and is heard.
+        latch = Latch()
+        new_phone, old_phone = ("192.0.2.7", 5004), ("192.0.2.7", 7078)
+        latch.set_sdp(new_phone, ["192.0.2.1"])
+        self.assertTrue(latch.accept(old_phone, 0.0))  # allowed by IP: latched for now
+        self.assertEqual((latch.target, latch.exact), (old_phone, False))
+        self.assertTrue(latch.accept(new_phone, 0.02))  # the SDP's own address: final
+        self.assertEqual((latch.target, latch.exact), (new_phone, True))
+        self.assertFalse(latch.accept(old_phone, 0.04))
+        self.assertFalse(latch.accept(("192.0.2.1", 9000), 0.05))
+        self.assertEqual(latch.rejected, 2)
 
     def test_new_sdp_relatches(self) -> None:
         latch = self.latch()
@@ -225,7 +239,8 @@ class RtpSocketTests(TestCase):
         # the phone goes quiet for ten minutes: the stranger still cannot take over
         self.clock.now += 600
         stranger.send(rtp(67), self.sock.rtp_port)
-        sdp_peer.send(rtp(68), self.sock.rtp_port)  # same IP, but not the latched port
+        same_ip = self.peer()
+        same_ip.send(rtp(68), self.sock.rtp_port)  # an allowed IP, but not the latched port
         nat_peer.send(rtp(4), self.sock.rtp_port)
         await self.got_rtp.wait_for(lambda d: d == rtp(4))
         self.assertEqual([d for d in self.got_rtp.events if d in (rtp(66), rtp(67), rtp(68))], [])

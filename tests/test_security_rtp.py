@@ -314,7 +314,9 @@ class BaresipTests(RtpBleedCase):
         attacker.talk(HOST, call.rtp.rtp_port)  # from before the phone answers
         await phone.wait_event("CALL_ESTABLISHED")
         await self.attack(attacker, 100, "during the call")
+        mark = phone.mark()
         recorded_hz, level = await self.end_call("bleed-2")
+        await phone.wait_event("CALL_CLOSED", since=mark)  # its recording is complete
         self.assertEqual(attacker.received.events, [], "the attacker got packets")
         self.assertGreater(call.rtp.rtp_latch.rejected, 100)  # dropped and counted
         [heard] = phone.recordings()

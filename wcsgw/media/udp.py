@@ -12,6 +12,11 @@ guesses the port can neither listen to the call nor take it over):
 * The first packet from an allowed IP latches: replies go to its address (IP and port) from
   then on, and only that address is heard.  Everything else — any other IP, and, once latched,
   any other port — is dropped and counted (:attr:`Latch.rejected`, :attr:`RtpSocket.dropped`).
+  One exception, for peers that share an IP: until the SDP's own address (IP *and* port) has
+  sent, a packet from it takes the latch over from a source that only matched by IP.  A
+  transfer's new phone on the same host (or behind the same PBX) as the old one, which keeps
+  sending for a moment after the new answer, would otherwise keep the latch; a phone that
+  sends from the port its SDP names (symmetric RTP, what nearly all do) is always heard.
 * The latch moves only when a new SDP from the far end arrives (a re-INVITE, a transfer's new
   dialog): :meth:`RtpSocket.set_remote` resets the target and the allowed IPs, and the next
   allowed packet latches again.  Never by timeout: a real peer that goes quiet (hold, VAD,
@@ -56,7 +61,8 @@ class Latch:
     rule in the module docstring).  Sans-IO: :meth:`accept` takes a packet's source and the
     time and says take or drop; nothing here reads a clock or a socket."""
 
-    __slots__ = ("target", "sdp_address", "allowed_ips", "latched", "last_heard", "rejected")
+    __slots__ = ("target", "sdp_address", "allowed_ips", "latched", "exact", "last_heard",
+                 "rejected")
 
     def __init__(self) -> None:
         #: where packets go: the SDP's address until a packet latches, then that packet's source
@@ -64,8 +70,11 @@ class Latch:
         self.sdp_address: Optional[Address] = None
         #: the IPs (normalized) a packet may latch from: the SDP's and the signalling's
         self.allowed_ips: frozenset[str] = frozenset()
-        #: a packet has fixed ``target``; only ``target`` is heard until the next SDP
+        #: a packet has fixed ``target``; only ``target`` is heard until the next SDP (or,
+        #: while not ``exact``, until the SDP's own address sends)
         self.latched = False
+        #: the latch is on the SDP's own address (IP and port): final until the next SDP
+        self.exact = False
         self.last_heard: Optional[float] = None  # when ``target`` last sent to us
         #: packets dropped (not from the latched address, or from an IP not allowed)
         self.rejected = 0
@@ -81,21 +90,31 @@ class Latch:
         self.target = address
         self.allowed_ips = frozenset(allowed)
         self.latched = False
+        self.exact = False
         self.last_heard = None
 
     def allows(self, source: Address) -> bool:
         """Whether ``source`` may latch (its IP is the SDP's or the signalling's)."""
         return normalize_ip(source[0]) in self.allowed_ips
 
+    def is_sdp_address(self, source: Address) -> bool:
+        """Whether ``source`` is the SDP's own address, IP and port."""
+        sdp = self.sdp_address
+        return (sdp is not None and source[1] == sdp[1]
+                and normalize_ip(source[0]) == normalize_ip(sdp[0]))
+
     def accept(self, source: Address, now: float) -> bool:
-        """Whether a packet from ``source`` is taken; the first one from an allowed IP latches."""
-        if self.latched:
-            if source == self.target:
-                self.last_heard = now
-                return True
-        elif self.allows(source):
-            self.target = source
-            self.latched = True
+        """Whether a packet from ``source`` is taken; the first one from an allowed IP latches
+        (and the SDP's own address takes over a latch that matched by IP only)."""
+        if self.latched and source == self.target:
+            self.last_heard = now
+            return True
+        if not self.exact and self.is_sdp_address(source):
+            self.target, self.latched, self.exact = source, True, True
+            self.last_heard = now
+            return True
+        if not self.latched and self.allows(source):
+            self.target, self.latched = source, True
             self.last_heard = now
             return True
         self.rejected += 1
