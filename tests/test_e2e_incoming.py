@@ -174,6 +174,9 @@ class LateOfferTests(PeersMixin, unittest.TestCase):
         ok = await finals.wait_for(lambda r: True)
         self.assertEqual(ok.status, 200)
         offer = parse_sdp(ok.body)  # the gateway offers in its 200
+        # as a phone would: hear the gateway (only) from the address its offer names
+        [offered] = [m for m in offer.media if m.kind == "audio"]
+        rtp.set_remote(offer.connection_for(offered).address, offered.port)  # type: ignore[union-attr]
         answer = audio_answer(offer, "127.0.0.1", rtp.port, [Codec("PCMU", 8000, 1, 0)],
                               session_id=new_session_id())
         dialog = Dialog.from_uac(invite, ok)
