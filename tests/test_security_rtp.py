@@ -271,6 +271,7 @@ class ScriptedPhoneTests(RtpBleedCase):
         recorded_hz, level = await self.end_call("nat-1")
         self.assert_hears(phone.voice.audio(), FILE_HZ, "the phone (NAT port)")
         assert_near(self, recorded_hz, PHONE_HZ, 10)
+        self.assertGreater(level, 300)
         self.assertEqual(attacker.received.events, [])
 
     @inline
@@ -292,6 +293,7 @@ class ScriptedPhoneTests(RtpBleedCase):
         recorded_hz, level = await self.end_call("nat-2")
         self.assert_hears(phone.voice.audio(), FILE_HZ, "the phone (behind NAT)")
         assert_near(self, recorded_hz, PHONE_HZ, 10)
+        self.assertGreater(level, 300)
         self.assertEqual(attacker.received.events, [])
 
 
