@@ -343,6 +343,12 @@ class SipCountersTests(unittest.TestCase):
                          {frozenset({("class", "2xx")}): 1, frozenset({("class", "5xx")}): 1})
         self.assertEqual(value(m, "wcsgw_sip_malformed_messages_total"), 1)
 
+    def test_untrusted_requests_are_counted(self) -> None:
+        """Requests the DialogRouter dropped for their source (docs/security.md, 3a) show."""
+        self.assertEqual(value(self.scrape(), "wcsgw_sip_untrusted_requests_total"), 0)
+        self.ep.stats.untrusted += 2
+        self.assertEqual(value(self.scrape(), "wcsgw_sip_untrusted_requests_total"), 2)
+
     def test_registration_states_and_timeouts(self) -> None:
         account = SipAccount(login="1001", password="p", domain="127.0.0.1", port=5060)
         self.ep.register(account, 0.0)

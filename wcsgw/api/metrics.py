@@ -286,6 +286,10 @@ def sip_families(sip: Any) -> list[Family]:
         Family("wcsgw_sip_malformed_messages_total", "counter",
                "SIP messages that did not parse (answered 400 when possible, else dropped)."
                ).add(stats.malformed),
+        Family("wcsgw_sip_untrusted_requests_total", "counter",
+               "SIP requests on a live dialog (or CANCELs) from an address that is not the "
+               "dialog's peer or the account's proxy: dropped unanswered (docs/security.md)."
+               ).add(stats.untrusted),
         Family("wcsgw_sip_transaction_timeouts_total", "counter",
                "SIP transactions that timed out (Timer B, F or H).").add(stats.transaction_timeouts),
         Family("wcsgw_sip_transport_failures_total", "counter",
