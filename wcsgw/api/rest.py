@@ -121,10 +121,8 @@ def _bad(field: str, problem: str) -> RestError:
 
 
 
-def _string(body: Mapping[str, Any], field: str, pattern: str, problem: str, *,
-            required: bool = False, max_length: int = openapi.MAX_TEXT,
-            min_length: int = 0) -> str | None:
-    """The field as a string, None when absent; ``problem`` says what the pattern demands."""
+def _text(body: Mapping[str, Any], field: str, required: bool) -> str | None:
+    """The field if it is a string, None when absent (400 when required or not a string)."""
     if field not in body:
         if required:
             raise _bad(field, "is required")
@@ -132,6 +130,16 @@ def _string(body: Mapping[str, Any], field: str, pattern: str, problem: str, *,
     value = body[field]
     if not isinstance(value, str):
         raise _bad(field, f"must be a string, got {describe_type(value)}")
+    return value
+
+
+def _string(body: Mapping[str, Any], field: str, pattern: str, problem: str, *,
+            required: bool = False, max_length: int = openapi.MAX_TEXT,
+            min_length: int = 0) -> str | None:
+    """The field as a string, None when absent; ``problem`` says what the pattern demands."""
+    value = _text(body, field, required)
+    if value is None:
+        return None
     if len(value) > max_length:
         raise _bad(field, f"is too long (at most {max_length} characters)")
     if len(value) < min_length:
@@ -184,13 +192,9 @@ _HOST_PROBLEM = "must be a host name or IP address (the port goes in sipPort)"
 def _id(body: Mapping[str, Any], field: str, required: bool = True) -> str | None:
     """An id (callId, sessionId) held to the one shape of :mod:`wcsgw.calls.ids`: it becomes
     a registry key, and no id may ever reach a file name or a log line unchecked."""
-    if field not in body:
-        if required:
-            raise _bad(field, "is required")
+    value = _text(body, field, required)
+    if value is None:
         return None
-    value = body[field]
-    if not isinstance(value, str):
-        raise _bad(field, f"must be a string, got {describe_type(value)}")
     problem = ids.id_problem(value)
     if problem is not None:
         raise _bad(field, problem)
