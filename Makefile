@@ -2,7 +2,8 @@
 # developer's machine (apt steps use sudo when not root, and are skipped when nothing is missing).
 #
 #   make run     venv + `pip install .`, then `twistd -n wcsgw` (--config wcsgw.toml if present)
-#   make test    Debian packages the tests need + venv + `pip install '.[test]'`, then trial
+#   make test    Debian packages the tests need + venv + `pip install '.[test]'`, the gates, then trial
+#   make gates   the static gates alone (import contracts, lint, types; a few seconds)
 #   make install what `make run` needs, without starting (Debian packages, venv, pip install .)
 #   make clean   remove the venv and build leftovers
 #   make bench   benchmark packages (Janus) + venv, then every benchmark in bench/ (tables)
@@ -43,11 +44,12 @@ SOURCES := setup.cfg pyproject.toml README.md \
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: help install run test clean debs run-debs venv bench bench-debs
+.PHONY: help install run test gates clean debs run-debs venv bench bench-debs
 
 help:
 	@echo "make run      start the gateway (twistd -n wcsgw; --config wcsgw.toml if it exists)"
-	@echo "make test     install test peers (Debian packages) and run the whole trial suite"
+	@echo "make test     install test peers (Debian packages), run the gates and the whole trial suite"
+	@echo "make gates    import contracts, lint and type checks (a few seconds; part of make test)"
 	@echo "make install  what make run needs, without starting it"
 	@echo "make clean    remove .venv and build leftovers"
 	@echo "make bench    benchmarks side by side with Janus (installs janus; a few minutes)"
@@ -103,7 +105,14 @@ run: install
 # PYTHONPATH: the tests import `tests` and always run the working tree's `wcsgw`; the
 # installed copy provides the dependencies and the twistd plugin.
 # tests/isolated: in a network namespace with only loopback when possible (root).
-test: debs $(STAMP_TEST)
+# The gates: static checks that fail `make test` before trial starts, in seconds and without
+# the network (their settings are in pyproject.toml; docs/architecture.md, Gates, says why):
+# lint-imports holds the layering of docs/architecture.md; PYTHONPATH makes it read the
+# working tree's `wcsgw`, not the installed copy.
+gates: $(STAMP_TEST)
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports
+
+test: debs $(STAMP_TEST) gates
 	PYTHONPATH=$(CURDIR) tests/isolated $(VENV)/bin/trial --reactor=asyncio $(TRIAL_ARGS) $(TESTS)
 
 bench-debs:
