@@ -107,10 +107,12 @@ run: install
 # tests/isolated: in a network namespace with only loopback when possible (root).
 # The gates: static checks that fail `make test` before trial starts, in seconds and without
 # the network (their settings are in pyproject.toml; docs/architecture.md, Gates, says why):
-# lint-imports holds the layering of docs/architecture.md; PYTHONPATH makes it read the
-# working tree's `wcsgw`, not the installed copy.
+# lint-imports holds the layering of docs/architecture.md (PYTHONPATH makes it read the
+# working tree's `wcsgw`, not the installed copy); ruff lints the whole tree (`ruff check
+# --fix .` repairs the import order).
 gates: $(STAMP_TEST)
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
 
 test: debs $(STAMP_TEST) gates
 	PYTHONPATH=$(CURDIR) tests/isolated $(VENV)/bin/trial --reactor=asyncio $(TRIAL_ARGS) $(TESTS)

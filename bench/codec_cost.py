@@ -98,7 +98,7 @@ def main() -> None:
     for a, b in ((48000, 8000), (8000, 48000), (48000, 16000), (16000, 48000)):
         r = Resampler(a, b)
         chunk = speechlike(a, 0.2)[: a // 50]
-        p50, p99 = measure(lambda i: r.process(chunk), n)
+        p50, p99 = measure(lambda i, r=r, chunk=chunk: r.process(chunk), n)
         print(f"{a // 1000:>2}k -> {b // 1000:>2}k{'':<13} {p50:>8.1f} {p99:>8.1f}  {r.delay * 1000:.2f}")
 
     print()
@@ -110,7 +110,8 @@ def main() -> None:
         cells = []
         for complexity in (1, 2, 3, 4, 6, 8, 10):
             c = make_codec("speex", rate, None, complexity=complexity)
-            p50, _ = measure(lambda i: c.encode(frames[i % len(frames)]), max(100, n // 5))
+            p50, _ = measure(lambda i, c=c, frames=frames: c.encode(frames[i % len(frames)]),
+                             max(100, n // 5))
             cells.append(f"c{complexity}={p50:.0f}")
             c.close()
         print(f"  {'NB' if rate == 8000 else 'WB'}: " + "  ".join(cells))

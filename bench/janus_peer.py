@@ -136,7 +136,7 @@ class Janus:
             except OSError:
                 if self.p.proc.poll() is not None or time.monotonic() > deadline:
                     self.p.stop()
-                    raise RuntimeError(f"Janus did not start; see {workdir}/janus.log")
+                    raise RuntimeError(f"Janus did not start; see {workdir}/janus.log") from None
                 time.sleep(0.2)
 
     def caller_args(self, echo_port: int) -> list[str]:

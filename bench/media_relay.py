@@ -75,7 +75,7 @@ def best_of(runs: int, fn: Callable[[int], object], n: int) -> tuple[float, floa
     best: tuple[float, float] | None = None
     for _ in range(runs):
         base = offset
-        result = measure(lambda i: fn(base + i), n)
+        result = measure(lambda i, base=base: fn(base + i), n)
         offset += n + warmup_count(n)
         if best is None or result[0] < best[0]:
             best = result
@@ -145,7 +145,8 @@ def main() -> None:
     opus_frames = [browser_encoder.encode(speechlike[960 * k : 960 * (k + 1)]) for k in range(100)]
     speech8 = g711.ulaw_encode(Resampler(48000, 8000).process(speechlike))
     print(f"|{' ' * 60}|         |         |")
-    bridge = MediaBridge(LegMedia("opus", 111, telephone_event=110), LegMedia("PCMU", 0, telephone_event=101), discard, discard, now=0.0)
+    bridge = MediaBridge(LegMedia("opus", 111, telephone_event=110),
+                         LegMedia("PCMU", 0, telephone_event=101), discard, discard, now=0.0)
     tw2s, ts2w = bridge.from_webrtc, bridge.from_sip
 
     def build_opus(frame: bytes, i: int) -> bytes:
@@ -155,7 +156,8 @@ def main() -> None:
     total = n_codec + warmup_count(n_codec)
     w_stream = [build_opus(opus_frames[i % 100], i) for i in range(total)]
     s_stream = [
-        build_rtp(payload_type=0, sequence=i & 0xFFFF, timestamp=160 * i, ssrc=0x88, payload=speech8[160 * (i % 100) : 160 * (i % 100 + 1)])
+        build_rtp(payload_type=0, sequence=i & 0xFFFF, timestamp=160 * i, ssrc=0x88,
+                  payload=speech8[160 * (i % 100) : 160 * (i % 100 + 1)])
         for i in range(total)
     ]
 

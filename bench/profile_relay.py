@@ -26,7 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.relay_capacity import PY, EchoUas, Proc, Wcsgw
+from bench.relay_capacity import PY, EchoUas, Proc, Wcsgw  # noqa: E402 - after sys.path
 
 
 def main() -> None:

@@ -167,7 +167,7 @@ class Wcsgw:
                     break
             except OSError:
                 if self.p.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gateway did not start; see {workdir}/gateway.log")
+                    raise RuntimeError(f"gateway did not start; see {workdir}/gateway.log") from None
                 time.sleep(0.2)
 
     def caller_args(self, echo_port: int) -> list[str]:
@@ -450,15 +450,19 @@ def main() -> None:
         s = report["setup"]
         print(f"### Call set-up overhead ({s['n']} calls, one at a time)\n")
         print("| share | p50 ms | p99 ms |\n|---|---|---|")
-        print(f"| `call` sent -> INVITE at the far end | {fmt(s['call_to_invite'][0])} | {fmt(s['call_to_invite'][1])} |")
-        print(f"| 200 OK sent -> `ESTABLISHED` received | {fmt(s['ok_to_established'][0])} | {fmt(s['ok_to_established'][1])} |")
+        print(f"| `call` sent -> INVITE at the far end | {fmt(s['call_to_invite'][0])} "
+              f"| {fmt(s['call_to_invite'][1])} |")
+        print(f"| 200 OK sent -> `ESTABLISHED` received | {fmt(s['ok_to_established'][0])} "
+              f"| {fmt(s['ok_to_established'][1])} |")
         print(f"| whole `call` -> `ESTABLISHED` | {fmt(s['total'][0])} | {fmt(s['total'][1])} |\n")
     if "janus_setup" in report:
         s = report["janus_setup"]
         print(f"Janus, same scenario ({s['n']} calls; `call` request -> `accepted` event):\n")
         print("| share | p50 ms | p99 ms |\n|---|---|---|")
-        print(f"| `call` request sent -> INVITE at the far end | {fmt(s['call_to_invite'][0])} | {fmt(s['call_to_invite'][1])} |")
-        print(f"| 200 OK sent -> `accepted` event received | {fmt(s['ok_to_established'][0])} | {fmt(s['ok_to_established'][1])} |")
+        print(f"| `call` request sent -> INVITE at the far end | {fmt(s['call_to_invite'][0])} "
+              f"| {fmt(s['call_to_invite'][1])} |")
+        print(f"| 200 OK sent -> `accepted` event received | {fmt(s['ok_to_established'][0])} "
+              f"| {fmt(s['ok_to_established'][1])} |")
         print(f"| whole `call` -> `accepted` | {fmt(s['total'][0])} | {fmt(s['total'][1])} |\n")
     janus_by = {r["calls"]: r for r in report.get("janus", [])} if "janus" in report else None
     base_by = {r["calls"]: r for r in report.get("direct", [])} if "direct" in report else None

@@ -38,6 +38,6 @@ def _snapshot(signum: int, frame: object) -> None:
 
 signal.signal(signal.SIGUSR1, _snapshot)
 sys.argv[0] = "twistd"
-from twisted.scripts.twistd import run
+from twisted.scripts.twistd import run  # noqa: E402 - after the signal handler is set
 
 run()

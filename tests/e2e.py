@@ -29,8 +29,8 @@ from tests.peers.chromium import (
     video_stats,
     write_tone_wav,
 )
-from tests.peers.png import read_png
 from tests.peers.kamailio import Kamailio
+from tests.peers.png import read_png
 from tests.support import assert_near
 from wcsgw.config import (
     Config,

@@ -22,11 +22,9 @@ from typing import Any
 
 from twisted.trial import unittest
 
-
-from tests.support import inline
 from tests.peers.chromium import BASE_ARGS, CHROMIUM, aio
+from tests.support import inline
 from tests.test_api_fakes import FakeGateway, listen_site
-
 
 #: In-page far end: answers `offer` with a 1 kHz tone; resolves with the complete answer SDP.
 ANSWERER_JS = """
@@ -80,7 +78,7 @@ async () => {
 
 
 def audio_formats(sdp: str) -> list[str]:
-    (line,) = [l for l in sdp.splitlines() if l.startswith("m=audio ")]
+    (line,) = [x for x in sdp.splitlines() if x.startswith("m=audio ")]
     return line.split()[3:]
 
 

@@ -20,12 +20,11 @@ from twisted.internet import defer, reactor
 from twisted.web.client import Agent, HTTPConnectionPool, PartialDownloadError, readBody
 from twisted.web.server import Site
 
+from tests.support import EventLog
 from wcsgw.api.site import build_site
 from wcsgw.calls.gateway import CallError, Codes
 from wcsgw.calls.policy import Policy
 from wcsgw.sip.account import SipAccount
-
-from tests.support import EventLog
 
 
 class FakeGateway:

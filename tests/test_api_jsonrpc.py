@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from twisted.trial import unittest
 
 from wcsgw.api import jsonrpc

@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from twisted.logger import globalLogPublisher, formatEvent
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
 
+from tests.test_api_fakes import FakeGateway, RecordingListener
 from wcsgw.api import jsonrpc
 from wcsgw.api.jsonrpc import Request
 from wcsgw.api.methods import METHODS, SessionMethods
 from wcsgw.calls.gateway import CallError, Codes
-
-from tests.test_api_fakes import FakeGateway, RecordingListener
 
 SESSION = "s-1"
 OFFER = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"

@@ -37,8 +37,7 @@ try:
     import jsonschema_rs
     import schemathesis
     from schemathesis.config import SchemathesisConfig
-    from schemathesis.engine import events as st_events
-    from schemathesis.engine import from_schema
+    from schemathesis.engine import events as st_events, from_schema
 except ImportError:  # pragma: no cover - the test extra installs it
     schemathesis = None
 

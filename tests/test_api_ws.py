@@ -9,12 +9,11 @@ from typing import Any
 
 from twisted.trial import unittest
 
+from tests.support import inline
+from tests.test_api_fakes import FakeGateway, http_get, listen_site, ws_connect
 from wcsgw.api import jsonrpc
 from wcsgw.calls.gateway import CallError, Codes
 from wcsgw.calls.status import CallStatus, SessionStatus
-
-from tests.support import inline
-from tests.test_api_fakes import FakeGateway, http_get, listen_site, ws_connect
 
 OFFER = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
 

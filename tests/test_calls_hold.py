@@ -19,8 +19,8 @@ from twisted.trial import unittest
 
 from tests.call_fakes import Account, FakeIncomingInvite, fake_call_setup, fake_env
 from wcsgw.calls.call import Call
-from wcsgw.calls.inbound import InboundCall
 from wcsgw.calls.errors import CallError
+from wcsgw.calls.inbound import InboundCall
 from wcsgw.calls.status import CallStatus
 from wcsgw.media.rtp import build_rtp, parse_rtp
 from wcsgw.sdp.parser import parse_sdp

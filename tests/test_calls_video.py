@@ -15,6 +15,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.trial import unittest
 
+from tests.call_fakes import Account, FakeIncomingInvite, fake_call_setup, fake_env
 from wcsgw.calls.call import Call
 from wcsgw.calls.inbound import HandedCall, InboundCall
 from wcsgw.calls.status import CallStatus
@@ -26,7 +27,6 @@ from wcsgw.sip.invite import Answered
 from wcsgw.sip.mediacontrol import MEDIA_CONTROL, parse_media_control
 from wcsgw.sip.session import InfoAnswered, InfoReceived, ReinviteAnswered, ReinviteOffered
 from wcsgw.sip.target import Target
-from tests.call_fakes import Account, FakeIncomingInvite, fake_call_setup, fake_env
 
 HERE = os.path.dirname(__file__)
 CHROME_OFFER = open(os.path.join(HERE, "data", "chromium_offer_av.sdp")).read()

@@ -44,8 +44,8 @@ from twisted.python import log
 from twisted.trial import unittest
 
 from tests.e2e import (
-    Gateway,
     REMOTE_STREAM,
+    Gateway,
     Phone,
     SipPhoneMixin,
     gateway_config,

@@ -11,8 +11,8 @@ from twisted.internet import reactor, task
 from twisted.trial import unittest
 
 from tests.e2e import Phone, RestMixin, SipPhoneMixin, phone_digits
-from tests.peers.chromium import aio
 from tests.peers.baresip import Baresip, write_tone
+from tests.peers.chromium import aio
 from tests.support import assert_near, inline
 
 

@@ -7,15 +7,15 @@ browser sessions' own contacts at the gateway.
 
 from __future__ import annotations
 
-
+import attrs
+import numpy as np
 from twisted.internet import reactor, task
 from twisted.trial import unittest
 
-import attrs
-import numpy as np
-
-from tests.e2e import PeersMixin, Phone
-from tests.support import EventLog
+from tests.e2e import PeersMixin, Phone, dominant_hz
+from tests.peers.baresip import Baresip
+from tests.peers.chromium import aio, evaluate
+from tests.support import EventLog, assert_near, inline
 from wcsgw.config import SipSettings
 from wcsgw.media.g711 import ulaw_decode
 from wcsgw.media.ports import PortAllocator
@@ -30,10 +30,6 @@ from wcsgw.sip.ids import new_call_id, new_tag
 from wcsgw.sip.message import Request
 from wcsgw.sip.service import SipService
 from wcsgw.sip.target import Target
-from tests.peers.baresip import Baresip
-from tests.peers.chromium import aio, evaluate
-from tests.support import assert_near, inline
-from tests.e2e import dominant_hz
 
 
 class IncomingCallTests(PeersMixin, unittest.TestCase):

@@ -15,7 +15,6 @@ from tests.e2e import RestMixin, dominant_hz, phone_digits
 from tests.support import assert_near, inline
 
 
-
 class RestCallTests(RestMixin, unittest.TestCase):
     @inline
     async def test_play_file_heard_and_answer_recorded(self) -> None:

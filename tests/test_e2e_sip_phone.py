@@ -9,7 +9,6 @@ call and no media port.
 
 from __future__ import annotations
 
-
 from twisted.internet import reactor
 from twisted.trial import unittest
 

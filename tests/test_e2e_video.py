@@ -162,7 +162,7 @@ class VideoCallTests(VideoPhoneMixin, unittest.TestCase):
         await self.assert_browser_hears_1k(ui, stream="document.getElementById('remote-audio').srcObject")
         await sleep(2.0)
         self.assertEqual(await ui.frames_decoded(), 0)
-        with self.assertRaises(Exception):  # baresip gets no video to decode
+        with self.assertRaises(Exception):  # noqa: B017 - baresip gets no video to decode
             await phone.snapshot_received(timeout=2.0)
         mark = phone.mark()
         await ui.click("Hangup")

@@ -133,7 +133,7 @@ class FrontDoorTests(unittest.TestCase):
     @inline
     async def test_half_open_connections_capped_and_reaped(self) -> None:
         half_open = []
-        for i in range(LIMITS.max_connections):
+        for _ in range(LIMITS.max_connections):
             client = await self.connect()
             client.transport.write(b"OPTIONS sip:gw@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1")
             half_open.append(client)

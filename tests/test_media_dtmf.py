@@ -9,6 +9,7 @@ import struct
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.support import assert_near
 from wcsgw.media.dtmf import (
     DIGITS,
     DtmfDetector,
@@ -21,7 +22,6 @@ from wcsgw.media.dtmf import (
     schedule_rtp,
 )
 from wcsgw.media.rtp import build_rtp, parse_rtp
-from tests.support import assert_near
 
 T0 = 1_700_000_000.0
 SSRC = 0x11223344

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_sdp_parser import BARESIP_OFFER, CHROME_OFFER, FIREFOX_OFFER, HEAD, sdp

@@ -38,8 +38,7 @@ from twisted.web.resource import Resource
 from tests.e2e import Gateway, gateway_config
 from tests.peers.ports import free_port
 from tests.support import inline
-from tests.test_twistd import Gateway as TwistdGateway
-from tests.test_twistd import TwistdTestCase, _write
+from tests.test_twistd import Gateway as TwistdGateway, TwistdTestCase, _write
 from wcsgw.config import HttpSettings, RestSettings
 
 TOKEN = "front-door-token"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from wcsgw.sip import ids
@@ -20,8 +19,8 @@ from wcsgw.sip.digest import (
     build_authorization,
     choose_challenge,
     compute_response,
-    parse_challenges,
     parse_authorization,
+    parse_challenges,
     select_challenges,
 )
 from wcsgw.sip.message import Request, Response

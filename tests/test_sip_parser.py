@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_sip_uri import messages, name_addrs, vias

@@ -18,15 +18,16 @@ from twisted.trial import unittest
 
 from tests.test_sip_invite import CALLEE_CONTACT, CallHarness
 from tests.test_sip_uas import CALLER, CALLER_CONTACT, UasHarness
+from wcsgw.sip.account import SipAccount
 from wcsgw.sip.dialog import DialogState
 from wcsgw.sip.dialogs import DialogRouter
-from wcsgw.sip.account import SipAccount
 from wcsgw.sip.digest import DigestClient
 from wcsgw.sip.invite import Ended, OutgoingInvite
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.parser import parse_message
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.session import (
+    MAX_GLARE_RETRIES,
     REASON_ACK_TIMEOUT,
     REASON_TIMEOUT,
     IncomingInvites,
@@ -38,7 +39,6 @@ from wcsgw.sip.session import (
     ReinviteFailed,
     ReinviteOffered,
 )
-from wcsgw.sip.session import MAX_GLARE_RETRIES
 from wcsgw.sip.target import Target
 from wcsgw.sip.uas import IncomingInvite
 

@@ -19,17 +19,17 @@ from twisted.internet import reactor
 from twisted.trial import unittest
 
 from tests.peers.chromium import (
-    close_leg_and_browser,
-    open_call_page,
     Chromium,
     aio,
+    close_leg_and_browser,
     describe,
     dominant_frequency,
     evaluate,
+    open_call_page,
     write_tone_wav,
 )
 from tests.peers.ports import free_port
-from tests.support import EventLog, with_ssrc, inline
+from tests.support import EventLog, inline, with_ssrc
 from wcsgw.media.ports import PortAllocator
 from wcsgw.sdp.codecs import OPUS, TELEPHONE_EVENT_48000
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp

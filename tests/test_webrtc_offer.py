@@ -259,7 +259,7 @@ class ChromiumAnswerTests(unittest.TestCase):
 
     def test_recvonly_browser_without_microphone(self) -> None:
         text = CHROME_ANSWER.replace("a=sendrecv", "a=recvonly")
-        text = "\n".join(l for l in text.splitlines() if not l.startswith(("a=ssrc", "a=msid:")))
+        text = "\n".join(x for x in text.splitlines() if not x.startswith(("a=ssrc", "a=msid:")))
         a = parse(text + "\n")
         self.assertEqual((a.direction, a.ssrc), ("recvonly", None))
 

@@ -19,15 +19,15 @@ from twisted.internet import reactor
 from twisted.trial import unittest
 
 from tests.peers.chromium import (
-    close_leg_and_browser,
-    open_call_page,
     Chromium,
+    close_leg_and_browser,
     describe,
     dominant_frequency,
     evaluate,
+    open_call_page,
 )
 from tests.peers.ports import free_port
-from tests.support import EventLog, with_ssrc, assert_near, inline
+from tests.support import EventLog, assert_near, inline, with_ssrc
 from wcsgw.media.ports import PortAllocator
 from wcsgw.sdp.codecs import OPUS, PCMU, TELEPHONE_EVENT_8000, TELEPHONE_EVENT_48000, Codec
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp

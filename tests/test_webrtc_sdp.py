@@ -195,8 +195,8 @@ class BrowserTransportTests(unittest.TestCase):
 
     def test_session_level_values_firefox_style(self) -> None:
         lines = CHROME_OFFER.splitlines()
-        moved = [l for l in lines if l.startswith(("a=ice-ufrag", "a=ice-pwd", "a=fingerprint"))]
-        rest = [l for l in lines if l not in moved]
+        moved = [x for x in lines if x.startswith(("a=ice-ufrag", "a=ice-pwd", "a=fingerprint"))]
+        rest = [x for x in lines if x not in moved]
         at = rest.index("a=group:BUNDLE 0")
         text = "\n".join(rest[: at + 1] + moved + rest[at + 1:]) + "\n"
         t = browser_transport(parse_sdp(text))

@@ -25,9 +25,9 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
+    Logger,
     LogLevel,
     LogLevelFilterPredicate,
-    Logger,
     textFileLogObserver,
 )
 from twisted.python.components import Componentized
@@ -110,9 +110,8 @@ def make_root(config: Config, gateway: Any = None) -> Resource:
         root.putChild(b"health", HealthResource())
         root.putChild(b"metrics", MetricsResource(None, config.rest.tokens))
         return root
-    from wcsgw.api.site import build_site
-
     from wcsgw.api.rest import build_rest_resource
+    from wcsgw.api.site import build_site
 
     rest = build_rest_resource(gateway, config.rest.tokens,
                                media_folder=config.rest.media_folder or None,
@@ -293,8 +292,8 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     from twisted.internet import reactor
 
     from wcsgw.calls.call import Call, CallEnvironment
-    from wcsgw.calls.gateway import CallGateway
     from wcsgw.calls.filecall import FileCall
+    from wcsgw.calls.gateway import CallGateway
     from wcsgw.calls.inbound import HandedCall, InboundCall
     from wcsgw.calls.policy import Policy
     from wcsgw.calls.testlines import TestLines

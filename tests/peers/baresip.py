@@ -44,9 +44,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from twisted.internet import defer, protocol, task
-from twisted.python import failure
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.protocols.basic import NetstringReceiver
+from twisted.python import failure
 
 from tests.peers.ports import free_port
 from tests.peers.process import KeepsLog, stop_group

@@ -37,6 +37,7 @@ line (only ours: the directory is unique), and removes the directory.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -513,7 +514,7 @@ async def _kill_leftovers(user_data_dir: str) -> None:
             except (ProcessLookupError, psutil.NoSuchProcess):
                 continue
         gone, procs = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: psutil.wait_procs(procs, timeout=STOP_GRACE)
+            None, functools.partial(psutil.wait_procs, procs, timeout=STOP_GRACE)
         )
         if not procs:
             return

@@ -31,9 +31,9 @@ import uuid
 from typing import Any, Mapping, Sequence
 
 from autobahn.exception import Disconnected
-from autobahn.websocket.types import ConnectionDeny
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 
 from wcsgw.api import jsonrpc

@@ -46,8 +46,8 @@ from wcsgw.sdp.negotiate import answer_direction, audio_offer, new_session_id
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.info import dtmf_relay_body, parse_dtmf_info
-from wcsgw.sip.mediacontrol import MEDIA_CONTROL, is_media_control, picture_fast_update_body
 from wcsgw.sip.invite import Answered, Ended, Failed, InviteEvent, OutgoingInvite, Provisional
+from wcsgw.sip.mediacontrol import MEDIA_CONTROL, is_media_control, picture_fast_update_body
 from wcsgw.sip.refer import replaces_param
 from wcsgw.sip.session import (
     InfoAnswered,

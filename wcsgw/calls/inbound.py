@@ -34,6 +34,7 @@ from wcsgw.calls.plan import (
     settle_outbound,
 )
 from wcsgw.calls.status import CallStatus, Info
+from wcsgw.calls.video import VideoPath
 from wcsgw.media.udp import RtpSocket
 from wcsgw.sdp.codecs import Codec
 from wcsgw.sdp.errors import SdpError
@@ -47,7 +48,6 @@ from wcsgw.sip.transaction import ServerTransaction
 from wcsgw.sip.uas import Cancelled, Confirmed, IncomingInvite
 from wcsgw.sip.uri import parse_uri
 from wcsgw.webrtc.leg import WebRtcLeg
-from wcsgw.calls.video import VideoPath
 from wcsgw.webrtc.sdp import offer_for_browser, parse_browser_answer, parse_browser_video
 
 log = Logger(namespace="wcsgw.calls")

@@ -60,6 +60,7 @@ from wcsgw.sip.ids import new_tag
 from wcsgw.sip.message import Request
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.service import SipService
+from wcsgw.sip.session import ReinviteOffered
 from wcsgw.sip.target import Target
 from wcsgw.sip.transaction import ServerTransaction
 from wcsgw.sip.uas import (
@@ -71,7 +72,6 @@ from wcsgw.sip.uas import (
     IncomingInvites,
     UasEvent,
 )
-from wcsgw.sip.session import ReinviteOffered
 from wcsgw.sip.uri import parse_uri
 
 __all__ = ["LINES", "MAX_CALL_DURATION", "TestCall", "TestLines"]

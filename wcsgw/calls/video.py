@@ -39,7 +39,6 @@ from wcsgw.media.rtcp import Feedback, ReceiverReport, RtcpError, SenderReport, 
 from wcsgw.media.udp import RtpSocket
 from wcsgw.media.video import SIP, WEBRTC, VideoLeg, VideoRelay
 from wcsgw.sdp.codecs import Codec
-from wcsgw.sip.mediacontrol import FastUpdateSender, parse_media_control
 from wcsgw.sdp.model import MediaDescription, SessionDescription
 from wcsgw.sdp.negotiate import (
     PLAIN_RTP_PROTOS,
@@ -55,6 +54,7 @@ from wcsgw.sdp.negotiate import (
     video_answer_codec,
     video_media,
 )
+from wcsgw.sip.mediacontrol import FastUpdateSender, parse_media_control
 from wcsgw.webrtc.sdp import BrowserVideo, VideoSpec, first_ssrc, video_section
 
 log = Logger(namespace="wcsgw.calls")

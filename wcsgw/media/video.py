@@ -40,6 +40,7 @@ import attrs
 
 from wcsgw.media.rtcp import (
     Feedback,
+    RtcpError,
     RtcpReporter,
     build_fir,
     build_pli,
@@ -49,7 +50,6 @@ from wcsgw.media.rtcp import (
     parse_remb,
     parse_rtcp,
     parse_tmmb,
-    RtcpError,
 )
 from wcsgw.media.rtp import FIXED_HEADER
 from wcsgw.media.stream import InboundStream, OutboundStream

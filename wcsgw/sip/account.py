@@ -79,8 +79,9 @@ class SipAccount:
     """Who we are toward one SIP server, and where that server is.
 
     All fields are keyword-only (``SipAccount(login=..., password=..., domain=...)``): a
-    positional mix-up of login and auth name would be silent.  ``auth_name`` defaults to ``login`` (an empty string counts as unset, as the browser form
-    sends one); ``outbound_proxy`` ``None`` means "send to the domain".
+    positional mix-up of login and auth name would be silent.  ``auth_name`` defaults to
+    ``login`` (an empty string counts as unset, as the browser form sends one);
+    ``outbound_proxy`` ``None`` means "send to the domain".
     """
 
     login: str

@@ -28,7 +28,6 @@ from wcsgw.sip.registration import Registration
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target, unbracket
 from wcsgw.sip.timers import EPSILON
-from wcsgw.sip.trust import AddressBook
 from wcsgw.sip.transaction import (
     ClientTransaction,
     RequestReceived,
@@ -40,6 +39,7 @@ from wcsgw.sip.transaction import (
     TransactionTimeout,
     TransportFailed,
 )
+from wcsgw.sip.trust import AddressBook
 
 log = Logger(namespace="wcsgw.sip")
 

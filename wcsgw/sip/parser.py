@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import re
 
-from wcsgw.sip.errors import SipParseError
 from wcsgw.sip import uri as _uri
+from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.headers import TOKEN, TOKEN_RE, parse_cseq, parse_name_addr, parse_via
 from wcsgw.sip.message import AnyMessage, Headers, Message, Request, Response, canonical_name
 from wcsgw.sip.uri import parse_uri

@@ -17,8 +17,8 @@ The API, and where the rules come from:
   INVITE), 0-2 s otherwise, in 10 ms steps, kept as a deadline of the endpoint's timer
   (``timed_users``), no event in between; after :data:`MAX_GLARE_RETRIES` retries a further
   491 is a plain refusal (:class:`ReinviteFailed` ``(491, ...)``, the call stays as it was), so
-  a peer that answers every re-INVITE 491 cannot keep ours pending for ever.  481, 408 and no response at all end the call
-  (§12.2.1.2, §14.1): :class:`ReinviteFailed` then ``Ended(reason, by_remote=True)`` (a BYE
+  a peer that answers every re-INVITE 491 cannot keep ours pending for ever.  481, 408 and no
+  response at all end the call (§12.2.1.2, §14.1): :class:`ReinviteFailed` then ``Ended(reason, by_remote=True)`` (a BYE
   goes out first unless the answer was 481: that dialog is gone).  A re-INVITE that only got
   provisional answers for 64*T1 is CANCELled (its 487 is then the failure).
   **One offer/answer at a time** (§14.1: no re-INVITE while another INVITE transaction is in

@@ -80,8 +80,8 @@ from wcsgw.sip.responses import make_response, reason_phrase
 from wcsgw.sip.session import (
     REASON_ACK_TIMEOUT,
     DialogEvent,
-    InDialog,
     IncomingInvites,
+    InDialog,
     sdp_of,
 )
 from wcsgw.sip.target import Target
