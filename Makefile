@@ -109,10 +109,11 @@ run: install
 # the network (their settings are in pyproject.toml; docs/architecture.md, Gates, says why):
 # lint-imports holds the layering of docs/architecture.md (PYTHONPATH makes it read the
 # working tree's `wcsgw`, not the installed copy); ruff lints the whole tree (`ruff check
-# --fix .` repairs the import order).
+# --fix .` repairs the import order); mypy --strict checks the packages pyproject.toml lists.
 gates: $(STAMP_TEST)
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: debs $(STAMP_TEST) gates
 	PYTHONPATH=$(CURDIR) tests/isolated $(VENV)/bin/trial --reactor=asyncio $(TRIAL_ARGS) $(TESTS)
