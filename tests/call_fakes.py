@@ -141,11 +141,6 @@ class FakeIncomingInvite:
 class FakeSip:
     endpoint = None
 
-    class transport:  # noqa: N801 - mimics the attribute
-        @staticmethod
-        def pump() -> None:
-            pass
-
 
 class Account:
     login = "alice"

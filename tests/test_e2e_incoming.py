@@ -164,7 +164,6 @@ class LateOfferTests(PeersMixin, unittest.TestCase):
         caller.endpoint.send_request(invite, Target("UDP", "127.0.0.1", kam.port),
                                      reactor.seconds(),
                                      lambda r, now: r.status >= 200 and finals(r))
-        caller.transport.pump()
         await ui.ringing()
         await ui.click("Answer")
         ok = await finals.wait_for(lambda r: True)
@@ -180,7 +179,6 @@ class LateOfferTests(PeersMixin, unittest.TestCase):
                                 serialize_sdp(answer).encode())
         caller.endpoint.send_request(ack, dialog_target(dialog), reactor.seconds(),
                                      lambda r, now: None)
-        caller.transport.pump()
         await ui.wait_state("call-status", "established")
         # Two seconds of the browser's audio, as PCMU.
         await heard.wait_for(lambda _packet: len(heard.events) >= 100)

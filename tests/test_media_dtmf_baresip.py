@@ -73,7 +73,6 @@ class DtmfWithBaresipTests(unittest.TestCase):
         mark = phone.mark()
         invite = OutgoingInvite(gateway.endpoint, account, phone.contact, offer(rtp.port), listener=events)
         invite.start(reactor.seconds())
-        gateway.transport.pump()
         answered = await events.wait_for(lambda e: isinstance(e, (Answered, Failed)))
         self.assertIsInstance(answered, Answered)
         await phone.wait_event("CALL_ESTABLISHED", since=mark)
@@ -81,7 +80,6 @@ class DtmfWithBaresipTests(unittest.TestCase):
         def hangup() -> Any:
             if not any(isinstance(e, (Ended, Failed)) for e in events.events):
                 invite.hangup(reactor.seconds())
-                gateway.transport.pump()
                 return events.wait_for(lambda e: isinstance(e, Ended))
             return None
 

@@ -66,7 +66,6 @@ class RegistrationTests(unittest.TestCase):
         assert via.endpoint is not None and via.transport is not None
         via.endpoint.send_request(request, Target("UDP", kam.host, kam.port), reactor.seconds(),
                                   lambda r, now: answers(r), lambda why, now: answers(why))
-        via.transport.pump()
         return answers
 
     @inline

@@ -181,7 +181,6 @@ class InDialogFromAnywhereTests(unittest.TestCase):
         invite = OutgoingInvite(gateway.endpoint, account, f"sip:1002@127.0.0.1:{kam.port}",
                                 sdp(free_port("udp")), listener=events)
         invite.start(reactor.seconds())
-        gateway.transport.pump()
         self.assertIsInstance(await events.wait_for(lambda e: isinstance(e, (Answered, Failed))),
                               Answered)
         await phone.wait_event("CALL_ESTABLISHED", since=mark)
@@ -299,7 +298,6 @@ class DigestToPeerTests(unittest.TestCase):
                                 f"sip:1002@127.0.0.1:{proxy_sock.port}",
                                 sdp(free_port("udp")), listener=events)
         invite.start(reactor.seconds())
-        gateway.transport.pump()
         self.assertIsInstance(await events.wait_for(lambda e: isinstance(e, (Answered, Failed))),
                               Answered)
         # The proxy's challenge was answered: the INVITE it let through carried credentials.
@@ -310,7 +308,6 @@ class DigestToPeerTests(unittest.TestCase):
         self.assertEqual(credentials_in(ack), [])  # the ACK goes to the callee: no hash
 
         invite.hangup(reactor.seconds())
-        gateway.transport.pump()
         ended = await events.wait_for(is_final)
         self.assertEqual(ended, Ended("Normal call clearing", by_remote=False))
         byes = [m for m in callee.messages.events if isinstance(m, Request) and m.method == "BYE"]

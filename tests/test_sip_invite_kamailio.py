@@ -97,13 +97,11 @@ class OutgoingCallTests(unittest.TestCase):
                                 offer(rtp_port or free_port("udp")), listener=events,
                                 no_answer_timeout=no_answer_timeout)
         invite.start(reactor.seconds())
-        gateway.transport.pump()
         return invite, events
 
     def hangup(self, gateway: SipService, invite: OutgoingInvite) -> None:
         assert gateway.transport is not None
         invite.hangup(reactor.seconds())
-        gateway.transport.pump()
 
     @inline
     async def test_answered_then_we_hang_up(self) -> None:
@@ -250,7 +248,6 @@ class NoPeerTests(unittest.TestCase):
                                 offer(free_port("udp")), listener=events)
         started = reactor.seconds()
         invite.start(started)
-        gateway.transport.pump()
         failed = await events.wait_for(is_final)
         self.assertEqual(failed, Failed(None, REASON_TIMEOUT))
         self.assertGreaterEqual(reactor.seconds() - started, 64 * FAST.t1 * 0.9)
@@ -272,7 +269,6 @@ class NoPeerTests(unittest.TestCase):
                                 offer(free_port("udp")), listener=events)
         started = reactor.seconds()
         invite.start(started)
-        gateway.transport.pump()
         failed = await events.wait_for(is_final)
         self.assertEqual(failed, Failed(None, REASON_TRANSPORT))
         self.assertLess(reactor.seconds() - started, 64 * FAST.t1)

@@ -101,7 +101,6 @@ class AutoAnswer:
             self.session.answer_reinvite(sdp(free_port("udp"), answer,
                                              version=len(self.answers) + 1), reactor.seconds())
             assert self.gateway.transport is not None
-            self.gateway.transport.pump()
         self.log(event)
 
 
@@ -147,10 +146,6 @@ class InDialogWithPeersTests(unittest.TestCase):
             await phone.registered()
         return kam, phones, gateway
 
-    def pump(self, gateway: SipService) -> None:
-        assert gateway.transport is not None
-        gateway.transport.pump()
-
     async def call_phone(self, gateway: SipService, kam: Kamailio, phone: Baresip,
                          rtp_port: int | None = None) -> tuple[OutgoingInvite, EventLog, int]:
         """We (1001) call the phone through Kamailio; returns once both ends are up.  The
@@ -166,7 +161,6 @@ class InDialogWithPeersTests(unittest.TestCase):
                                 sdp(rtp_port), listener=listener)
         listener.session = invite
         invite.start(reactor.seconds())
-        self.pump(gateway)
         answered = await events.wait_for(lambda e: isinstance(e, (Answered, Failed)))
         self.assertIsInstance(answered, Answered)
         await phone.wait_event("CALL_ESTABLISHED", since=mark)
@@ -207,7 +201,6 @@ class InDialogWithPeersTests(unittest.TestCase):
             cseq_before = invite.dialog.local_cseq  # type: ignore[union-attr]
             result_d = next_event(events, (ReinviteAnswered, ReinviteFailed))
             invite.reinvite(sdp(rtp_port, offered, version=version), reactor.seconds())
-            self.pump(gateway)
             result = await result_d
             self.assertIsInstance(result, ReinviteAnswered)
             self.assertEqual(direction_of(result.sdp), answered, offered)
@@ -229,7 +222,6 @@ class InDialogWithPeersTests(unittest.TestCase):
             self.assertIn(f"o=wcsgw 1 {sent} IN IP4", trace)
         self.assertEqual(invite.state.name, "CONFIRMED")
         invite.hangup(reactor.seconds())
-        self.pump(gateway)
         self.assertEqual(await events.wait_for(is_final), Ended("Normal call clearing", False))
 
     @inline
@@ -274,7 +266,6 @@ class InDialogWithPeersTests(unittest.TestCase):
         for digit in "5#1":
             answer_d = next_event(events, InfoAnswered)
             invite.send_info(DTMF_RELAY, dtmf_relay_body(digit, 100), reactor.seconds())
-            self.pump(gateway)
             answer = await answer_d
             self.assertEqual(answer, InfoAnswered(200))
         starts = []
@@ -293,7 +284,6 @@ class InDialogWithPeersTests(unittest.TestCase):
         invite, events, _ = await self.call_phone(gateway, kam, phone)
         target_mark = target.mark()
         invite.refer(f"sip:1003@127.0.0.1:{kam.port}", reactor.seconds())
-        self.pump(gateway)
         accepted = await events.wait_for(lambda e: isinstance(e, (ReferAccepted, ReferFailed)))
         self.assertEqual(accepted, ReferAccepted(202))
         final = await events.wait_for(lambda e: isinstance(e, ReferProgress) and e.final, timeout=20)
@@ -307,7 +297,6 @@ class InDialogWithPeersTests(unittest.TestCase):
         self.assertEqual(transfer["param"], f"<sip:1003@127.0.0.1:{kam.port}>")
         # Transferred: our leg is done (the phone may hang up first).
         invite.hangup(reactor.seconds())
-        self.pump(gateway)
         ended = await events.wait_for(is_final)
         self.assertIsInstance(ended, Ended)
 
@@ -330,7 +319,6 @@ class InDialogWithPeersTests(unittest.TestCase):
             self.assertIn("1002", received.referred_by)
         session.accept_refer(reactor.seconds())
         session.notify_refer(200, "OK", reactor.seconds())
-        self.pump(gateway)
         ended = await events.wait_for(is_final)
         self.assertEqual(ended, Ended("Normal call clearing", by_remote=True))
         closed = await phone.wait_event("CALL_CLOSED", since=mark)

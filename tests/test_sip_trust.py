@@ -111,7 +111,6 @@ class TransportLearnsTests(unittest.TestCase):
         endpoint = SipEndpoint(EndpointConfig())
         transport.attach(endpoint)
         endpoint.addresses.want(["pbx.example.com"])
-        transport.pump()
         self.assertEqual(endpoint.addresses.addresses("pbx.example.com"), {"127.0.0.1"})
         transport._send(b"\r\n\r\n", Target("UDP", "peer.example.com", 9))
         self.assertEqual(asked, ["pbx.example.com", "peer.example.com"])

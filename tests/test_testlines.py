@@ -129,12 +129,7 @@ class TestLinesTests(TestCase):
                                 sdp if sdp is not None else pcmu_offer(self.rtp.rtp_port),
                                 listener=events)
         invite.start(reactor.seconds())
-        self.pump()
         return invite, events
-
-    def pump(self) -> None:
-        assert self.gateway.transport is not None
-        self.gateway.transport.pump()
 
     async def answered(self, events: EventLog) -> Answered:
         """Wait for the 2xx and point the test socket at the line's media (as the gateway's
@@ -149,7 +144,6 @@ class TestLinesTests(TestCase):
 
     async def hang_up(self, invite: OutgoingInvite, events: EventLog) -> None:
         invite.hangup(reactor.seconds())
-        self.pump()
         ended = await events.wait_for(lambda e: isinstance(e, (Ended, Failed)))
         self.assertEqual(ended, Ended(REASON_NORMAL, by_remote=False))
         await self.lines.wait_idle()
@@ -298,7 +292,6 @@ class TestLinesTests(TestCase):
         answers = EventLog()
         ep.send_request(bye, Target("UDP", HOST, self.lines.port), reactor.seconds(),
                         lambda r, _now: answers(r))
-        self.pump()
         self.assertEqual((await answers.wait_for(lambda r: r.status >= 200)).status, 481)
         self.assertEqual(self.lines.active_calls, 0)
 
@@ -338,7 +331,6 @@ class TestLinesTests(TestCase):
         responses = EventLog()
         target = Target("UDP", HOST, self.lines.port)
         ep.send_request(invite, target, reactor.seconds(), lambda r, _now: responses(r))
-        self.pump()
         ok = await responses.wait_for(lambda r: r.status >= 200)
         self.assertEqual(ok.status, 200)
         offer = parse_sdp(ok.body)
@@ -351,7 +343,6 @@ class TestLinesTests(TestCase):
         ack = dialog.create_ack(1, [("Content-Type", "application/sdp")],
                                 serialize_sdp(answer).encode())
         ep.send_request(ack, dialog_target(dialog), reactor.seconds(), lambda r, _now: None)
-        self.pump()
         await self.received.wait(30)
         self.assertEqual({h.payload_type for h, _ in self.received.packets}, {8})
         self.assertAlmostEqual(dominant_hz(self.received.audio("PCMA")), 1000.0, delta=10)
@@ -359,7 +350,6 @@ class TestLinesTests(TestCase):
         bye = dialog.create_request("BYE")
         ep.send_request(bye, dialog_target(dialog), reactor.seconds(),
                         lambda r, _now: bye_answers(r))
-        self.pump()
         self.assertEqual((await bye_answers.wait_for(lambda r: r.status >= 200)).status, 200)
         await self.lines.wait_idle()
         self.assertEqual(self.lines_ports.in_use, frozenset())

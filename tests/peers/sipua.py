@@ -249,13 +249,11 @@ class UaCall:
                                address=getattr(self.media, "address", "127.0.0.1"))
         self.final_status = 200
         session.answer(self._sdp, _reactor().seconds())
-        self.ua.pump()
 
     def _media_failed(self, reason: Any) -> None:
         if self.session is not None and not self.session.terminated:
             self.final_status = 500
             self.session.reject(500, "Media Peer Failed", _reactor().seconds())
-            self.ua.pump()
         self._ended.fail(reason.value)
 
     def _on_event(self, event: Any) -> None:
@@ -294,7 +292,6 @@ class UaCall:
         """BYE (or 603 before our answer); fires like :meth:`ended`."""
         if self.session is not None and not self.session.terminated:
             self.session.hangup(_reactor().seconds())
-            self.ua.pump()
         return self.ended()
 
 
@@ -349,7 +346,6 @@ class UaOutgoingCall:
                                       self._sdp, listener=self._on_event,
                                       no_answer_timeout=None)
         self.session.start(_reactor().seconds())
-        self.ua.pump()
 
     def _on_event(self, event: Any) -> None:
         if isinstance(event, Provisional):
@@ -395,7 +391,6 @@ class UaOutgoingCall:
         """CANCEL before the answer, BYE after it; fires like :meth:`ended`."""
         if self.session is not None and self.outcome is None:
             self.session.hangup(_reactor().seconds())
-            self.ua.pump()
         return self.ended()
 
 
@@ -463,10 +458,6 @@ class SipUA:
         DialogRouter.install(endpoint)
         IncomingInvites.install(endpoint)
         endpoint.handlers.append(_Handler(self))
-
-    def pump(self) -> None:
-        if self.sip.transport is not None:
-            self.sip.transport.pump()
 
     def next_call(self, index: int = 0, timeout: float = WAIT) -> defer.Deferred:
         """Fires with the ``index``-th INVITE taken (0: the first), already here or to come."""

@@ -349,7 +349,6 @@ class Call:
         )
         self._set_status(CallStatus.PENDING)
         self.invite.start(env.reactor.seconds())
-        env.sip.transport.pump()
         self._start_ticker()
 
     def _start_ticker(self) -> None:
@@ -364,7 +363,6 @@ class Call:
             return
         if self.invite is not None:
             self.invite.hangup(self.env.reactor.seconds())
-            self.env.sip.transport.pump()
         self._finish(CallStatus.FINISH, self.sip_status, Info.NORMAL)
 
     def abandon(self) -> None:
@@ -376,7 +374,6 @@ class Call:
         self._finished = True
         if not self.incoming and self.invite is not None and not self.invite.terminated:
             self.invite.hangup(self.env.reactor.seconds())  # sent already: CANCEL it
-            self.env.sip.transport.pump()
         if self._ticker is not None and self._ticker.running:
             self._ticker.stop()
         self._ticker = None
@@ -437,7 +434,6 @@ class Call:
         except (RuntimeError, ValueError) as exc:
             raise CallError(Codes.BAD_STATE, f"cannot transfer now: {exc}", "target") from None
         self._transfer = Transfer(target_uri, replaces_call)
-        self.env.sip.transport.pump()
 
     def _require(self, *states: CallStatus) -> None:
         if self._finished or self.status not in states or self.invite is None:
@@ -452,7 +448,6 @@ class Call:
         except RuntimeError as exc:  # e.g. our 2xx not yet ACKed
             raise CallError(Codes.BAD_STATE, f"cannot re-INVITE now: {exc}") from None
         self._reoffer = (direction, then)
-        self.env.sip.transport.pump()
 
     def _sip_sdp(self, direction: str, codecs: list[Codec] | None = None,
                  offer: SessionDescription | None = None,
@@ -535,7 +530,6 @@ class Call:
                 self.video.fast_update_answered(None)
             raise CallError(Codes.BAD_STATE, f"cannot send INFO now: {exc}", "type") from None
         self._info_busy = item
-        self.env.sip.transport.pump()
 
     def _send_fast_update(self) -> bool:
         """The video path asks the SIP side for a key frame by INFO: ahead of queued DTMF
@@ -729,13 +723,11 @@ class Call:
         wanted = "sendonly" if self.local_hold else "sendrecv"  # our own hold stays
         if sdp is None:  # late offer in a re-INVITE: we offer what we use
             self.invite.answer_reinvite(self._sip_sdp(wanted), now)
-            self.env.sip.transport.pump()
             return
         try:
             offer = parse_sdp(sdp)
         except SdpError:
             self.invite.reject_reinvite(488, now)
-            self.env.sip.transport.pump()
             return
         audio = _first_audio(offer)
         current = self.plan.sip_codec
@@ -743,7 +735,6 @@ class Call:
         same = next((c for c in offered if current is not None and same_codec(c, current)), None)
         if audio is None or same is None:
             self.invite.reject_reinvite(488, now)
-            self.env.sip.transport.pump()
             return
         dtmf = next((c for c in offered if c.key == "telephone-event"
                      and c.clock_rate == same.clock_rate), None)
@@ -757,7 +748,6 @@ class Call:
         answer = self._sip_sdp(answer_direction(direction, wanted),
                                [c for c in (same, dtmf) if c is not None], offer, video_answer)
         self.invite.answer_reinvite(answer, now)
-        self.env.sip.transport.pump()
         self._retarget(sdp, parsed=offer)
         remote_hold = _holds_us(offer)
         if remote_hold != self.remote_hold:
@@ -820,7 +810,6 @@ class Call:
             self.invite.reject_refer(status, self.env.reactor.seconds(), reason)
         except RuntimeError:
             pass
-        self.env.sip.transport.pump()
 
     def _ask_transfer(self, target: str, event: Any) -> None:
         """Put the REFER to the browser: ``transferRequest`` {callId, target, timeout}; its
@@ -899,7 +888,6 @@ class Call:
         self._transfer = Transfer(target)
         self.hold_for_transfer = True
         replacement.start(now)
-        self.env.sip.transport.pump()
 
     def _replacement_event(self, old: Any, new: OutgoingInvite, event: Any) -> None:
         """Events of the INVITE a REFER made us send; ``old`` is the dialog being replaced."""
@@ -907,7 +895,6 @@ class Call:
         if self._finished:
             if isinstance(event, Answered):
                 new.hangup(now)
-                self.env.sip.transport.pump()
             return
         if isinstance(event, Provisional):
             old.notify_refer(event.status, event.reason, now)
@@ -934,7 +921,6 @@ class Call:
             old.notify_refer(status, event.reason, now, final=True)
             self._transfer = None
             self.hold_for_transfer = False
-        self.env.sip.transport.pump()
 
     def _old_dialog_event(self, event: Any) -> None:
         if isinstance(event, (Failed, Ended)):
@@ -949,7 +935,6 @@ class Call:
         self._old_dialog_timer = None
         if not old.terminated:
             old.hangup(self.env.reactor.seconds())
-            self.env.sip.transport.pump()
 
     def _adopt_answer(self, sdp: bytes) -> None:
         """A new SIP dialog answered (after a transfer): same media socket, maybe a new
@@ -1010,7 +995,6 @@ class Call:
     def _fail_sip(self, info: str) -> None:
         if self.invite is not None:
             self.invite.hangup(self.env.reactor.seconds())
-            self.env.sip.transport.pump()
         self._finish(CallStatus.FAILED, self.sip_status, info)
 
     # -- WebRTC side and media supervision ----------------------------------------------

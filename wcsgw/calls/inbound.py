@@ -102,7 +102,6 @@ class InboundCall(Call):
         self._offer_to_browser(codecs)
         now = env.reactor.seconds()
         self.invite.ring(now)
-        env.sip.transport.pump()
         self._ring_timer = env.reactor.callLater(env.no_answer_timeout, self._no_answer)
 
     def _offer_to_browser(self, codecs: list[Codec]) -> None:
@@ -145,7 +144,6 @@ class InboundCall(Call):
         except CodecRefusal as exc:  # the browser chose a codec we did not offer
             self._finish(CallStatus.FAILED, 488, exc.info)
             self.invite.reject(488, "Not Acceptable Here", self.env.reactor.seconds())
-            self.env.sip.transport.pump()
             raise
         assert plan.sip_codec is not None
         if self._sip_offer_sdp is not None:
@@ -172,7 +170,6 @@ class InboundCall(Call):
         if not late:
             self._start_media(self._webrtc_ssrc)
         self.invite.answer(serialize_sdp(sip_answer).encode(), self.env.reactor.seconds())
-        self.env.sip.transport.pump()
         self.answer_time = self.env.reactor.seconds()
         self.sip_status = 200
         # ESTABLISHED, or HOLD when the caller's offer holds us (sendonly/inactive/c=0.0.0.0:
@@ -190,7 +187,6 @@ class InboundCall(Call):
             self._finish(CallStatus.FINISH, self.env.decline_status, "Declined")
             self.invite.reject(self.env.decline_status, "Decline" if self.env.decline_status == 603
                                else "Busy Here", now)
-            self.env.sip.transport.pump()
             return
         super().hangup()
 
@@ -199,7 +195,6 @@ class InboundCall(Call):
         if self.status is CallStatus.RING and not self._finished:
             self._finish(CallStatus.FINISH, 480, "No answer")
             self.invite.reject(480, "Temporarily Unavailable", self.env.reactor.seconds())
-            self.env.sip.transport.pump()
 
     def _cancel_ring_timer(self) -> None:
         if self._ring_timer is not None and self._ring_timer.active():

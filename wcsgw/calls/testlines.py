@@ -253,7 +253,7 @@ class TestCall:
         codec = first_g711(answer) if answer is not None else None
         if answer is None or codec is None:
             log.info("test line {line}: no usable answer in the ACK; hanging up", line=self.line)
-            if self.session is not None:  # in the endpoint's dispatch: the transport pumps
+            if self.session is not None:  # the transport adapter flushes the BYE
                 self.session.hangup(self.reactor.seconds())
             return
         # An answer's payload types are the offer's (RFC 3264 §6.1): ours.  Its direction is
@@ -313,7 +313,6 @@ class TestCall:
         """End the call from the test line's side (BYE), from outside the endpoint."""
         if self.session is not None and not self.session.terminated:
             self.session.hangup(self.reactor.seconds())
-            self.lines.pump()
 
     def _time_is_up(self) -> None:
         self._limit = None
@@ -490,11 +489,6 @@ class TestLines(Service):
         d: defer.Deferred = defer.Deferred()
         self._idle_waiters.append(d)
         return d
-
-    def pump(self) -> None:
-        """Send what the endpoint queued and re-arm its timer (after acting from outside)."""
-        if self.sip.transport is not None:
-            self.sip.transport.pump()
 
     # ------------------------------------------------------------------ service
 

@@ -8,6 +8,12 @@ request.  Like the transaction
 layer below it, it never touches a socket or a clock: ``now`` is an argument, outgoing bytes
 are collected with :meth:`take_outgoing`, and :meth:`next_deadline` says when to call
 :meth:`handle_timer` again.
+
+Nobody above ``wcsgw.sip`` flushes: whenever the endpoint has queued output or its deadline
+may have moved it calls :attr:`SipEndpoint.wake`, which the Twisted adapter installs
+(:class:`~wcsgw.sip.transport.SipTransport`: it sends, in order and in the same reactor turn,
+and re-arms its one timer) — aioquic's protocol wrapper calling ``transmit()`` after each API
+call.  Transaction users therefore never need to know that an adapter exists.
 """
 
 from __future__ import annotations
@@ -160,8 +166,11 @@ class SipEndpoint:
         self.timed_users: list[TimedUser] = []
         #: addresses of the host names the transport resolved, for the trust checks
         #: (:mod:`wcsgw.sip.trust`); the transport adapter feeds it and drains its lookups
-        self.addresses = AddressBook()
+        self.addresses = AddressBook(wanted=self._wake)
         self._untrusted_logged_at = -1e9
+        #: called (no arguments) when there is output to send or the deadline may have
+        #: moved; the transport adapter installs its flush here (nothing above sip/ pumps)
+        self.wake: Callable[[], None] | None = None
 
     # -- input from the transports ------------------------------------------------------
 
@@ -242,9 +251,11 @@ class SipEndpoint:
             self.stamp_outgoing(request, target)
         if request.method == "ACK":
             self.layer.send_stateless(request, target)
+            self._wake()
             return None
         txn = self.layer.send_request(request, target, now)
         self._pending[txn] = _Pending(on_response, on_failure)
+        self._wake()
         return txn
 
     def abandon(self, txn: ClientTransaction, now: float) -> None:
@@ -310,6 +321,7 @@ class SipEndpoint:
         else:
             self._forget(reg)
         self._registration_events(reg)
+        self._wake()
 
     def unregister_all(self, now: float) -> None:
         for reg in list(self._registrations):
@@ -389,6 +401,7 @@ class SipEndpoint:
                 if isinstance(txn, ClientTransaction):
                     self._pending.pop(txn, None)
         self._flush_layer()
+        self._wake()
 
     def _on_request(
         self, request: Request, txn: ServerTransaction | None, source: Target, now: float
@@ -472,6 +485,12 @@ class SipEndpoint:
                 host=source.host, port=source.port, reason=exc.reason, n=self.stats.malformed,
             )
         self._flush_layer()
+        self._wake()
+
+    def _wake(self) -> None:
+        """Tell the adapter there may be output or a new deadline (see :attr:`wake`)."""
+        if self.wake is not None:
+            self.wake()
 
     def _flush_layer(self) -> None:
         out = self.layer.take_outgoing()

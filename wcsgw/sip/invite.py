@@ -12,8 +12,8 @@ requests go through :meth:`SipEndpoint.send_request`, and the session's own time
 no-answer timeout, the CANCEL guard) are folded into the endpoint's deadline via
 ``endpoint.timed_users``.  A caller that calls :meth:`OutgoingInvite.start` or
 :meth:`OutgoingInvite.hangup` from outside the endpoint (a WebSocket message, a REST call)
-must pump the transport afterwards (``SipTransport.pump()``), as for registrations: that sends
-what was queued and re-arms the endpoint's timer.
+does nothing more: the endpoint wakes its transport adapter, which sends what was queued and
+re-arms the endpoint's timer.
 
 Rules and where they come from:
 

@@ -109,13 +109,11 @@ class SipService(Service):
 
         reg = self.endpoint.register(account, self.reactor.seconds(), fan_out,
                                      contact_user=contact_user)
-        self.transport.pump()
         return reg
 
     def unregister(self, reg: AccountRegistration) -> None:
         if self.endpoint is not None and self.transport is not None:
             self.endpoint.unregister(reg, self.reactor.seconds())
-            self.transport.pump()
 
     def stopService(self) -> defer.Deferred:  # noqa: N802
         super().stopService()
@@ -141,7 +139,6 @@ class SipService(Service):
         endpoint.registration_removed.append(removed)
         timer = self.reactor.callLater(UNREGISTER_GRACE, lambda: done.called or done.callback(None))
         endpoint.unregister_all(self.reactor.seconds())
-        transport.pump()
 
         def cleanup(result: object) -> object:
             endpoint.registration_removed.remove(removed)

@@ -50,8 +50,8 @@ The API, and where the rules come from:
 
 A session that ends (either BYE, or one of the failures above) answers what it still owes the
 peer: 487 to a re-INVITE or REFER not yet answered (§15.1.2).  No event follows the session's
-terminal one.  As everywhere in ``wcsgw.sip``: no clock, no socket; a caller acting from
-outside the endpoint pumps the transport afterwards (``SipTransport.pump()``).
+terminal one.  As everywhere in ``wcsgw.sip``: no clock, no socket; what a caller's action
+queues is sent by the transport adapter, which the endpoint wakes.
 """
 
 from __future__ import annotations

@@ -4,12 +4,19 @@ Everything protocol-shaped lives in the sans-IO endpoint; this module only moves
 frames TCP streams, keeps the one timer the endpoint asks for, and enforces the resource
 limits of the front door (message size, buffered bytes and number of connections, idle
 connections) so that no peer can make the process grow without bound.
+
+Flushing is the adapter's job alone: it installs itself as the endpoint's ``wake`` and sends
+what the endpoint queued (then re-arms its timer) as soon as it is told, in order, in the same
+reactor turn.  Within one of its own entries (a datagram, a stream frame, the timer, a failed
+connection) it flushes once, after the endpoint returned, so a burst of output coalesces into
+one pass; a call from outside (the call layer hanging up) is flushed before it returns.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from twisted.internet import defer, error
 from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime, IReactorUDP
@@ -150,6 +157,9 @@ class SipTransport:
         self._udp_port = None
         self._tcp_port = None
         self._timer: IDelayedCall | None = None
+        self._entries = 0  # how deep we are inside our own calls into the endpoint
+        self._flushing = False
+        self._dirty = False  # woken while flushing or inside an entry: flush (again)
         self._resolve = resolve or getattr(reactor, "resolve", None)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -175,7 +185,8 @@ class SipTransport:
 
     def attach(self, endpoint: SipEndpoint) -> None:
         self.endpoint = endpoint
-        self.pump()
+        endpoint.wake = self._wake
+        self._flush()
 
     def stop(self) -> defer.Deferred:
         if self._timer is not None and self._timer.active():
@@ -193,15 +204,18 @@ class SipTransport:
     # -- from the sockets ---------------------------------------------------------------
 
     def received(self, data: bytes, source: Target) -> None:
-        if self.endpoint is None:
+        endpoint = self.endpoint
+        if endpoint is None:
             return
-        self.endpoint.receive_bytes(data, source, self.reactor.seconds())
-        self.pump()
+        with self._entry():
+            endpoint.receive_bytes(data, source, self.reactor.seconds())
 
     def stream_broken(self, exc: SipParseError, peer: Target | None) -> None:
         """Counted and logged (rate-limited) like any malformed message."""
-        if self.endpoint is not None and peer is not None:
-            self.endpoint.malformed(exc, peer, self.reactor.seconds())
+        endpoint = self.endpoint
+        if endpoint is not None and peer is not None:
+            with self._entry():
+                endpoint.malformed(exc, peer, self.reactor.seconds())
 
     def stream_up(self, stream: SipStream) -> None:
         self.streams.add(stream)
@@ -220,22 +234,49 @@ class SipTransport:
 
     def connect_failed(self, key: tuple[str, int], target: Target) -> None:
         self._connecting.pop(key, None)
-        if self.endpoint is not None:
-            self.endpoint.transport_error(target, self.reactor.seconds())
-            self.pump()
+        self._report_failure(target)
 
     # -- to the sockets -----------------------------------------------------------------
 
-    def pump(self) -> None:
-        """Send what the endpoint queued and re-arm its timer."""
-        endpoint = self.endpoint
-        if endpoint is None:
+    @contextmanager
+    def _entry(self) -> Iterator[None]:
+        """Around each call from a socket or the timer into the endpoint: what it queues is
+        flushed once, when it returns (coalesced, still in this reactor turn)."""
+        self._entries += 1
+        try:
+            yield
+        finally:
+            self._entries -= 1
+            if self._entries == 0:
+                self._flush()
+
+    def _wake(self) -> None:
+        """The endpoint's ``wake``: flush now, or when the current entry or flush ends."""
+        if self._entries or self._flushing:
+            self._dirty = True
             return
-        for data, target in endpoint.take_outgoing():
-            self._send(data, target)
-        for name in endpoint.addresses.take_lookups():
-            self._look_up(name)
-        deadline = endpoint.next_deadline()
+        self._flush()
+
+    def _flush(self) -> None:
+        """Send what the endpoint queued, start the name look-ups it asked for, and re-arm
+        its timer; again while sending woke us (a resolver answering at once, ...)."""
+        endpoint = self.endpoint
+        if endpoint is None or self._flushing:
+            return
+        self._flushing = True
+        try:
+            self._dirty = True
+            while self._dirty:
+                self._dirty = False
+                for data, target in endpoint.take_outgoing():
+                    self._send(data, target)
+                for name in endpoint.addresses.take_lookups():
+                    self._look_up(name)
+            self._arm(endpoint.next_deadline())
+        finally:
+            self._flushing = False
+
+    def _arm(self, deadline: float | None) -> None:
         if self._timer is not None and self._timer.active():
             if deadline is not None and abs(self._timer.getTime() - deadline) < 1e-6:
                 return
@@ -247,9 +288,10 @@ class SipTransport:
 
     def _fire(self) -> None:
         self._timer = None
-        if self.endpoint is not None:
-            self.endpoint.handle_timer(self.reactor.seconds())
-            self.pump()
+        endpoint = self.endpoint
+        if endpoint is not None:
+            with self._entry():
+                endpoint.handle_timer(self.reactor.seconds())
 
     def _send(self, data: bytes, target: Target, named: Target | None = None) -> None:
         """Send to ``target``; ``named`` is the target as the endpoint named it (a host name
@@ -330,6 +372,10 @@ class SipTransport:
             self.reactor.callLater(0, self._fail_now, target)
 
     def _fail_now(self, target: Target) -> None:
-        if self.endpoint is not None:
-            self.endpoint.transport_error(target, self.reactor.seconds())
-            self.pump()
+        self._report_failure(target)
+
+    def _report_failure(self, target: Target) -> None:
+        endpoint = self.endpoint
+        if endpoint is not None:
+            with self._entry():
+                endpoint.transport_error(target, self.reactor.seconds())

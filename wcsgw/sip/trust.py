@@ -22,7 +22,7 @@ trusting an unknown name would trust everyone.
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable
+from typing import Callable, Iterable
 
 from twisted.logger import Logger
 
@@ -59,7 +59,10 @@ def _name_key(host: str) -> str:
 class AddressBook:
     """Names the transport resolved, by name; and the names the core wants resolved."""
 
-    def __init__(self) -> None:
+    def __init__(self, wanted: Callable[[], None] | None = None) -> None:
+        #: called when a name joins the look-ups (the endpoint wakes its adapter with it, so
+        #: a name wanted from outside a dispatch is resolved without anybody pumping)
+        self._on_wanted = wanted
         self._addresses: dict[str, set[str]] = {}
         self._wanted: dict[str, None] = {}  # ordered set
         #: names handed to the adapter already: not asked again (a name that never resolves
@@ -96,12 +99,16 @@ class AddressBook:
 
     def want(self, hosts: Iterable[str]) -> None:
         """Ask for the names among ``hosts`` that are not known yet to be resolved."""
+        added = False
         for host in hosts:
             if host and normalize_ip(host) is None:
                 key = _name_key(host)
                 if (key not in self._addresses and key not in self._asked
-                        and len(self._wanted) < MAX_NAMES):
+                        and key not in self._wanted and len(self._wanted) < MAX_NAMES):
                     self._wanted[key] = None
+                    added = True
+        if added and self._on_wanted is not None:
+            self._on_wanted()
 
     def addresses(self, host: str) -> frozenset[str]:
         """The IPs ``host`` stands for: itself when it is a literal, else what it resolved to

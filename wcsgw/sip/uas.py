@@ -22,8 +22,8 @@ needed: a handler that answers CANCEL before the endpoint's default one is all i
 As everywhere in ``wcsgw.sip``, nothing reads a clock or touches a socket.  The session's own
 timers — the 2xx retransmission and the wait for the ACK — are folded into the endpoint's
 deadline through ``endpoint.timed_users``.  A caller acting from outside the endpoint (the
-browser answered, a test line's media is ready) must pump the transport afterwards
-(``SipTransport.pump()``).
+browser answered, a test line's media is ready) does nothing more: the endpoint wakes its
+transport adapter, which sends what was queued and re-arms its timer.
 
 Rules and where they come from:
 
