@@ -20,7 +20,7 @@ import attrs
 import numpy as np
 
 from wcsgw.media.audiocodec import AudioCodec, make_codec
-from wcsgw.media.bridge import LegMedia, MediaBridge
+from wcsgw.media.bridge import BridgeSettings, LegMedia, MediaBridge
 from wcsgw.media.rtp import build_rtp, parse_rtp
 
 #: (name, clock rate) of each codec a leg can have
@@ -133,7 +133,8 @@ def run_direction(
     sent: list[bytes] = []
     sink = sent.append
     bridge = MediaBridge(w_leg, s_leg, sink if not to_sip else (lambda p: None),
-                         sink if to_sip else (lambda p: None), now=T0, rng=random.Random(seed))
+                         sink if to_sip else (lambda p: None), now=T0,
+                         settings=BridgeSettings(rng=random.Random(seed)))
     src, dst = (browser, sip) if to_sip else (sip, browser)
     src_leg = w_leg if to_sip else s_leg
     enc = peer_codec(*src)

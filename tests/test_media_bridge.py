@@ -13,7 +13,16 @@ from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
 from wcsgw.media import g711
-from wcsgw.media.bridge import RELAY, SIP, TRANSCODE, WEBRTC, LegMedia, MediaBridge, choose_mode
+from wcsgw.media.bridge import (
+    RELAY,
+    SIP,
+    TRANSCODE,
+    WEBRTC,
+    BridgeSettings,
+    LegMedia,
+    MediaBridge,
+    choose_mode,
+)
 from wcsgw.media.opus import OpusDecoder, OpusEncoder
 from wcsgw.media.rtcp import ReceiverReport, SenderReport, SourceDescription, build_rr, parse_rtcp
 from wcsgw.media.rtp import build_rtp, parse_rtp
@@ -29,7 +38,7 @@ def event(digit: int, end: bool, volume: int, duration: int) -> bytes:
 
 
 class Harness:
-    def __init__(self, webrtc: LegMedia, sip: LegMedia, **kw) -> None:
+    def __init__(self, webrtc: LegMedia, sip: LegMedia) -> None:
         self.to_webrtc: list[bytes] = []
         self.to_sip: list[bytes] = []
         self.rtcp_webrtc: list[bytes] = []
@@ -40,12 +49,10 @@ class Harness:
             self.to_webrtc.append,
             self.to_sip.append,
             now=T0,
-            cname="gw-test",
-            send_rtcp_to_webrtc=self.rtcp_webrtc.append,
-            send_rtcp_to_sip=self.rtcp_sip.append,
-            rng=random.Random(3),
-            **kw,
+            settings=BridgeSettings(cname="gw-test", rng=random.Random(3)),
         )
+        self.bridge.send_rtcp_to_webrtc = self.rtcp_webrtc.append
+        self.bridge.send_rtcp_to_sip = self.rtcp_sip.append
 
 
 def pcmu_legs(**kw) -> tuple[LegMedia, LegMedia]:
@@ -192,8 +199,8 @@ class TranscodeTests(SynchronousTestCase):
         self.assertEqual(choose_mode(LegMedia("PCMU", 0), LegMedia("speex", 97, 16000)), TRANSCODE)
         self.assertEqual(choose_mode(LegMedia("PCMA", 8), LegMedia("G729", 18)), TRANSCODE)
         self.assertRaises(ValueError, choose_mode, LegMedia("opus", 111), LegMedia("GSM", 3, 8000))
-        self.assertRaises(ValueError, MediaBridge, LegMedia("opus", 111), LegMedia("PCMU", 0), print, print, now=T0, mode=RELAY)
-        self.assertRaises(ValueError, MediaBridge, LegMedia("PCMU", 0), LegMedia("PCMU", 0), print, print, now=T0, mode=TRANSCODE)
+        self.assertRaises(ValueError, MediaBridge, LegMedia("opus", 111), LegMedia("PCMU", 0), print, print, now=T0, settings=BridgeSettings(mode=RELAY))
+        self.assertRaises(ValueError, MediaBridge, LegMedia("PCMU", 0), LegMedia("PCMU", 0), print, print, now=T0, settings=BridgeSettings(mode=TRANSCODE))
         self.assertRaises(ValueError, LegMedia, "speex", 97)
         self.assertEqual(LegMedia("speex", 97, clock_rate=16000).clock_rate, 16000)
         self.assertRaises(ValueError, LegMedia, "PCMU", 0, ptime=0)
@@ -318,7 +325,8 @@ class DeadlineTests(SynchronousTestCase):
         self.timer = None
         # PCMU -> G.729: no resampling, so each packet in is a packet out at once
         self.b = MediaBridge(LegMedia("PCMU", 0, ssrc=W_SSRC), LegMedia("G729", 18, ssrc=S_SSRC),
-                             lambda p: None, self.to_sip.append, now=T0, on_deadline=self.arm)
+                             lambda p: None, self.to_sip.append, now=T0)
+        self.b.on_deadline = self.arm
 
     def arm(self, deadline: float) -> None:
         """What the call layer does: one timer, re-armed at the bridge's deadline."""
@@ -454,9 +462,9 @@ class RtcpAndActivityTests(SynchronousTestCase):
 
         out: list[bytes] = []
         b = MediaBridge(
-            webrtc_codec=Codec("PCMU", 8000, 0), sip_codec=Codec("PCMU", 8000, 0),
-            webrtc_dtmf=Codec("telephone-event", 8000, 126), sip_dtmf=Codec("telephone-event", 8000, 101),
-            webrtc_ssrc=W_SSRC, send_to_webrtc=out.append, send_to_sip=out.append, mode="relay",
+            LegMedia.negotiated(Codec("PCMU", 8000, 0), Codec("telephone-event", 8000, 126), W_SSRC),
+            LegMedia.negotiated(Codec("PCMU", 8000, 0), Codec("telephone-event", 8000, 101)),
+            out.append, out.append, settings=BridgeSettings(mode="relay"),
         )
         self.assertEqual(b.webrtc, LegMedia("PCMU", 0, 8000, 126, W_SSRC))
         self.assertEqual(b.sip.telephone_event, 101)
@@ -478,10 +486,11 @@ class RtcpAndActivityTests(SynchronousTestCase):
 
         reported: list[float] = []
         b = MediaBridge(
-            webrtc_codec=Codec("opus", 48000, 2, 111, "minptime=10;useinbandfec=1"),
-            sip_codec=Codec("G729", 8000, 1, 18, "annexb=no"), sip_ptime=30, webrtc_ptime=None,
-            send_to_webrtc=print, send_to_sip=print, on_deadline=reported.append,
+            LegMedia.negotiated(Codec("opus", 48000, 2, 111, "minptime=10;useinbandfec=1"), ptime=None),
+            LegMedia.negotiated(Codec("G729", 8000, 1, 18, "annexb=no"), ptime=30),
+            print, print,
         )
+        b.on_deadline = reported.append
         self.assertEqual((b.sip.ptime, b.webrtc.ptime, b.sip.fmtp), (30, 20, "annexb=no"))
         self.assertEqual((b.transcoder.w2s.ptime, b.transcoder.s2w.ptime), (30, 20))
         self.assertEqual(b.on_deadline, reported.append)

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 from twisted.trial.unittest import SynchronousTestCase
 
-from wcsgw.media.bridge import SIP, WEBRTC, LegMedia, MediaBridge
+from wcsgw.media.bridge import SIP, WEBRTC, BridgeSettings, LegMedia, MediaBridge
 from wcsgw.media.dtmf import DtmfDetector, DtmfError, DtmfGenerator, TelephoneEvent
 from wcsgw.media.opus import OpusEncoder
 from wcsgw.media.rtp import RtpHeader, build_rtp, parse_rtp
@@ -31,10 +31,11 @@ class Harness:
         self.from_sip_digits: list[str] = []
         self.from_webrtc_digits: list[str] = []
         self.bridge = MediaBridge(
-            webrtc, sip, self.to_webrtc.append, self.to_sip.append, now=T0, rng=random.Random(3),
-            on_dtmf_from_webrtc=self.from_webrtc_digits.append,
+            webrtc, sip, self.to_webrtc.append, self.to_sip.append, now=T0,
+            settings=BridgeSettings(rng=random.Random(3)),
         )
         # set the way the call layer does it, after construction
+        self.bridge.on_dtmf_from_webrtc = self.from_webrtc_digits.append
         self.bridge.on_dtmf_from_sip = self.from_sip_digits.append
 
     def run(self, until: float, feeds: list["Feed"], actions: list[tuple[float, Callable[[], None]]] = ()) -> None:
@@ -247,7 +248,7 @@ class SendToSipRelayTests(SynchronousTestCase, SpliceChecks):
         self.assertEqual((h.to_sip, self.h.to_sip), ([], []))
         self.assertIsNone(self.b.next_deadline())
         self.assertRaises(ValueError, MediaBridge, LegMedia("PCMU", 0), LegMedia("PCMU", 0), print, print,
-                          dtmf_duration=10.0)
+                          settings=BridgeSettings(dtmf_duration=10.0))
 
 
 class TranscodeTests(SynchronousTestCase, SpliceChecks):

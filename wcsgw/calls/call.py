@@ -36,7 +36,8 @@ from wcsgw.calls.plan import (
 )
 from wcsgw.calls.status import CallStatus, Info, status_for_failure, status_for_provisional
 from wcsgw.calls.video import VideoPath, extra_sip_media
-from wcsgw.media.bridge import MediaBridge
+from wcsgw.media.bridge import BridgeSettings, LegMedia, MediaBridge
+from wcsgw.media.clock import MediaClock, ReactorClock
 from wcsgw.media.ports import PortAllocator
 from wcsgw.media.udp import RtpSocket
 from wcsgw.sdp.codecs import Codec, is_auxiliary, same_codec
@@ -112,6 +113,9 @@ class CallEnvironment:
     certificate: Any = None
     #: the [codecs] config and what the media layer can transcode (wcsgw.calls.plan)
     codecs: CodecPolicy = attr.Factory(default_policy)
+    #: monotonic and wall time for the media plane (wcsgw.media.clock): the reactor's and
+    #: the system's; tests give a FakeClock over their task.Clock
+    clock: MediaClock = attr.Factory(lambda env: ReactorClock(env.reactor), takes_self=True)
 
 
 def _first_audio(sd: SessionDescription) -> MediaDescription | None:
@@ -658,16 +662,15 @@ class Call:
         assert plan.browser_codec is not None and plan.sip_codec is not None
         reactor = self.env.reactor
         bridge = self.bridge = MediaBridge(
-            mode=plan.mode,
-            webrtc_codec=plan.browser_codec, sip_codec=plan.sip_codec,
-            webrtc_dtmf=plan.browser_dtmf, sip_dtmf=plan.sip_dtmf,
-            webrtc_ssrc=webrtc_ssrc,
-            send_to_webrtc=leg.send_rtp, send_to_sip=rtp.send_rtp,
-            sip_ptime=plan.sip_ptime, webrtc_ptime=plan.browser_ptime,
-            # transcoding: packets behind a gap wait for the missing one; the DTMF timer
-            # serves that deadline too
-            on_deadline=lambda deadline: self._arm_dtmf(),
+            LegMedia.negotiated(plan.browser_codec, plan.browser_dtmf, webrtc_ssrc,
+                                plan.browser_ptime),
+            LegMedia.negotiated(plan.sip_codec, plan.sip_dtmf, None, plan.sip_ptime),
+            leg.send_rtp, rtp.send_rtp,
+            settings=BridgeSettings(mode=plan.mode, wall_offset=self.env.clock.wall_offset()),
         )
+        # transcoding: packets behind a gap wait for the missing one; the DTMF timer serves
+        # that deadline too
+        bridge.on_deadline = lambda deadline: self._arm_dtmf()
         leg.on_rtp = lambda packet: bridge.from_webrtc(packet, reactor.seconds())
         # RTCP is terminated per leg: read (RTT, the peer's loss), never forwarded.
         leg.on_rtcp = lambda packet: bridge.rtcp_from_webrtc(packet, reactor.seconds())

@@ -338,7 +338,7 @@ class VideoPath:
             send_to_webrtc=leg.send_rtp, send_to_sip=self.rtp.send_rtp,
             send_rtcp_to_webrtc=leg.send_rtcp, send_rtcp_to_sip=self.rtp.send_rtcp,
             cname=f"wcsgw-{self.call_id}", now=now, kbps=self.kbps,
-            browser_ssrc=self.browser_ssrc,
+            browser_ssrc=self.browser_ssrc, wall_offset=self.env.clock.wall_offset(),
         )
         self._leg = leg
         clock = self.env.reactor.seconds

@@ -66,6 +66,7 @@ __all__ = [
     "RELAY",
     "TRANSCODE",
     "DtmfError",
+    "BridgeSettings",
     "LegMedia",
     "MediaBridge",
     "choose_mode",
@@ -140,6 +141,25 @@ class LegMedia:
             fmtp=getattr(audio, "fmtp", None),
         )
 
+    @classmethod
+    def negotiated(
+        cls, codec: Any, dtmf: Any = None, ssrc: int | None = None, ptime: int | None = None
+    ) -> "LegMedia":
+        """From the call layer's negotiated objects: ``codec`` and optional ``dtmf`` (anything
+        with ``name``, ``clock_rate``, ``payload_type``, e.g. ``wcsgw.sdp`` Codec), our
+        ``ssrc`` on this leg and the leg's ``a=ptime`` (None: 20; kept within 10..200 ms,
+        whatever a peer's SDP says)."""
+        return cls(
+            codec.name,
+            codec.payload_type,
+            codec.clock_rate,
+            None if dtmf is None else dtmf.payload_type,
+            ssrc,
+            0 if dtmf is None else (dtmf.clock_rate or 0),
+            min(200, max(10, ptime or 20)),
+            getattr(codec, "fmtp", None),
+        )
+
     def __attrs_post_init__(self) -> None:
         if not self.clock_rate:
             rate = CLOCK_RATES.get(self.codec.lower())
@@ -164,21 +184,6 @@ def choose_mode(webrtc: LegMedia, sip: LegMedia) -> str:
     if webrtc.codec.lower() in TRANSCODABLE and sip.codec.lower() in TRANSCODABLE:
         return TRANSCODE
     raise ValueError(f"cannot bridge {webrtc.codec}/{webrtc.clock_rate} with {sip.codec}/{sip.clock_rate}")
-
-
-def _leg_from(codec: Any, dtmf: Any, ssrc: int | None, what: str, ptime: int | None = None) -> LegMedia:
-    if codec is None:
-        raise TypeError(f"give the leg as LegMedia or as {what}")
-    return LegMedia(
-        codec.name,
-        codec.payload_type,
-        codec.clock_rate,
-        None if dtmf is None else dtmf.payload_type,
-        ssrc,
-        0 if dtmf is None else (dtmf.clock_rate or 0),
-        min(200, max(10, ptime or 20)),  # what a peer's SDP says, kept sane
-        getattr(codec, "fmtp", None),
-    )
 
 
 class _Direction:
@@ -495,65 +500,57 @@ def _payload(packet: bytes, b0: int) -> bytes | None:
         return None
 
 
+@attrs.frozen
+class BridgeSettings:
+    """How a bridge behaves, apart from what it connects (the two legs and their sends).
+
+    ``mode``: ``relay`` or ``transcode`` (None: :func:`choose_mode`); ``cname``: the RTCP
+    CNAME on both legs (None: a random one); ``rtcp_interval``: seconds between reports
+    (RFC 3550 §6.2's fixed minimum for small sessions); ``dtmf_duration``/``dtmf_gap``: the
+    shape of the digits we send (:class:`~wcsgw.media.dtmf.DtmfGenerator`); ``wall_offset``:
+    wall-clock seconds since the epoch minus the bridge's ``now`` (a monotonic clock), for the
+    NTP timestamps of RTCP (see :class:`~wcsgw.media.rtcp.RtcpReporter`); ``rng``: the
+    randomness of the report intervals (tests give a seeded one)."""
+
+    mode: str | None = None
+    cname: str | None = None
+    rtcp_interval: float = 5.0
+    dtmf_duration: float = 0.1
+    dtmf_gap: float = 0.07
+    wall_offset: float = 0.0
+    rng: random.Random | None = attrs.field(default=None, eq=False)
+
+
 class MediaBridge:
     """One call's media between the WebRTC leg and the SIP leg.
 
-    ``now`` (seconds since the epoch, i.e. ``reactor.seconds()``) at construction starts the
-    inactivity clocks. ``send_rtcp_to_webrtc`` / ``send_rtcp_to_sip`` are optional: without them
-    the owner pulls reports with :meth:`make_rtcp` when :meth:`rtcp_due` says so.
+    ``webrtc``/``sip`` say what each leg negotiated; ``send_to_webrtc``/``send_to_sip`` take
+    the RTP packets for each leg. ``now`` (the owner's monotonic clock) at construction starts
+    the inactivity clocks; None starts them at the first :meth:`inactive_for` call (or when
+    :attr:`started_at` is set), so a bridge built before media can flow is not already
+    "inactive". Everything else is in ``settings``.
+
+    The per-packet entry points are :attr:`from_webrtc` and :attr:`from_sip` ``(packet,
+    now)``: an RTP packet (SRTP already removed) from that leg; RTCP arriving on the RTP path
+    is consumed too. Callbacks are attributes, set after construction: :attr:`on_deadline`,
+    :attr:`on_dtmf_from_sip`, :attr:`on_dtmf_from_webrtc`, and ``send_rtcp_to_webrtc`` /
+    ``send_rtcp_to_sip`` for :meth:`poll_rtcp` (without them the owner pulls reports with
+    :meth:`make_rtcp` when :meth:`rtcp_due` says so).
     """
 
     def __init__(
         self,
-        webrtc: LegMedia | None = None,
-        sip: LegMedia | None = None,
-        send_to_webrtc: Send | None = None,
-        send_to_sip: Send | None = None,
+        webrtc: LegMedia,
+        sip: LegMedia,
+        send_to_webrtc: Send,
+        send_to_sip: Send,
         *,
         now: float | None = None,
-        mode: str | None = None,
-        cname: str | None = None,
-        send_rtcp_to_webrtc: Send | None = None,
-        send_rtcp_to_sip: Send | None = None,
-        rtcp_interval: float = 5.0,
-        rng: random.Random | None = None,
-        webrtc_codec: Any = None,
-        sip_codec: Any = None,
-        webrtc_dtmf: Any = None,
-        sip_dtmf: Any = None,
-        webrtc_ssrc: int | None = None,
-        sip_ssrc: int | None = None,
-        on_dtmf_from_sip: OnDigit | None = None,
-        on_dtmf_from_webrtc: OnDigit | None = None,
-        dtmf_duration: float = 0.1,
-        dtmf_gap: float = 0.07,
-        sip_ptime: int | None = None,
-        webrtc_ptime: int | None = None,
-        on_deadline: OnDeadline | None = None,
+        settings: BridgeSettings = BridgeSettings(),
     ) -> None:
-        """Legs as :class:`LegMedia`, or (convenience for the call layer) as negotiated codec
-        objects: ``webrtc_codec``/``sip_codec`` and optional ``webrtc_dtmf``/``sip_dtmf``
-        (anything with ``name``, ``clock_rate``, ``payload_type``, e.g. ``wcsgw.sdp`` Codec),
-        with ``webrtc_ssrc``/``sip_ssrc``, and ``sip_ptime``/``webrtc_ptime`` (each side's
-        ``a=ptime`` in ms; None: 20).
-
-        ``on_deadline`` (also an attribute): see :attr:`on_deadline`.
-
-        ``on_dtmf_from_sip`` / ``on_dtmf_from_webrtc`` (also settable as attributes) get each
-        digit a leg sends as RFC 4733 events, once per key press. ``dtmf_duration`` and
-        ``dtmf_gap`` shape the digits we send (:class:`~wcsgw.media.dtmf.DtmfGenerator`).
-
-        ``now=None`` starts the inactivity clocks at the first :meth:`inactive_for` call (or
-        when :attr:`started_at` is set), so a bridge built before media can flow is not
-        already "inactive"."""
-        if webrtc is None:
-            webrtc = _leg_from(webrtc_codec, webrtc_dtmf, webrtc_ssrc, "webrtc_codec", webrtc_ptime)
-        if sip is None:
-            sip = _leg_from(sip_codec, sip_dtmf, sip_ssrc, "sip_codec", sip_ptime)
-        if send_to_webrtc is None or send_to_sip is None:
-            raise TypeError("send_to_webrtc and send_to_sip are required")
         start = 0.0 if now is None else now
         auto = choose_mode(webrtc, sip)
+        mode = settings.mode
         if mode is None:
             mode = auto
         elif mode == RELAY and auto != RELAY:
@@ -565,9 +562,9 @@ class MediaBridge:
         self.mode = mode
         self.webrtc = webrtc
         self.sip = sip
-        rng = rng or random.Random()
+        rng = settings.rng or random.Random()
         sysrng = random.SystemRandom()
-        self.cname = cname or f"wcsgw-{sysrng.getrandbits(64):016x}"
+        self.cname = settings.cname or f"wcsgw-{sysrng.getrandbits(64):016x}"
         # Relayed packets keep the source's clock (scaled when the rates differ); transcoded
         # ones are stamped in the target clock by the transcoder already.
         relay = mode == RELAY
@@ -577,29 +574,30 @@ class MediaBridge:
         self.to_sip = OutboundStream(
             sip.ssrc, sip.clock_rate, source_clock_rate=webrtc.clock_rate if relay else sip.clock_rate
         )
-        self.from_webrtc_stats = InboundStream(webrtc.clock_rate)
-        self.from_sip_stats = InboundStream(sip.clock_rate)
+        from_webrtc_stats = InboundStream(webrtc.clock_rate)
+        from_sip_stats = InboundStream(sip.clock_rate)
         self.rtcp: dict[str, RtcpReporter] = {
-            WEBRTC: RtcpReporter(
-                self.to_webrtc, self.from_webrtc_stats, self.cname, now=start, interval=rtcp_interval, rng=rng
-            ),
-            SIP: RtcpReporter(
-                self.to_sip, self.from_sip_stats, self.cname, now=start, interval=rtcp_interval, rng=rng
-            ),
+            side: RtcpReporter(
+                out, inbound, self.cname, now=start, interval=settings.rtcp_interval, rng=rng,
+                wall_offset=settings.wall_offset,
+            )
+            for side, out, inbound in (
+                (WEBRTC, self.to_webrtc, from_webrtc_stats),
+                (SIP, self.to_sip, from_sip_stats),
+            )
         }
-        self._send_rtcp: dict[str, Send | None] = {WEBRTC: send_rtcp_to_webrtc, SIP: send_rtcp_to_sip}
+        self.send_rtcp_to_webrtc: Send | None = None
+        self.send_rtcp_to_sip: Send | None = None
         self._w2s = _Direction(
-            WEBRTC, webrtc, sip, send_to_sip, self.from_webrtc_stats, self.to_sip, self.rtcp[WEBRTC], now
+            WEBRTC, webrtc, sip, send_to_sip, from_webrtc_stats, self.to_sip, self.rtcp[WEBRTC], now
         )
         self._s2w = _Direction(
-            SIP, sip, webrtc, send_to_webrtc, self.from_sip_stats, self.to_webrtc, self.rtcp[SIP], now
+            SIP, sip, webrtc, send_to_webrtc, from_sip_stats, self.to_webrtc, self.rtcp[SIP], now
         )
         self._started_at = now
-        self._w2s.on_digit = on_dtmf_from_webrtc
-        self._s2w.on_digit = on_dtmf_from_sip
-        self._dtmf_shape = {"duration": dtmf_duration, "gap": dtmf_gap}
+        self._dtmf_shape = {"duration": settings.dtmf_duration, "gap": settings.dtmf_gap}
         DtmfGenerator(0, 8000, **self._dtmf_shape)  # refuse a bad shape now, not at the first digit
-        self.on_deadline: OnDeadline | None = on_deadline
+        self.on_deadline: OnDeadline | None = None
         self._reported: float | None = None  # the last deadline the owner was told of
         self.transcoder: Transcoder | None = None
         if mode == TRANSCODE:
@@ -607,20 +605,10 @@ class MediaBridge:
             self._w2s.pipe = self.transcoder.w2s
             self._s2w.pipe = self.transcoder.s2w
             self._w2s.notify = self._s2w.notify = self._deadline_moved
-        # The per-packet entry points, rebound to the directions' handlers so a packet costs
-        # one call, not two (the methods below document the API and behave the same).
-        self.from_webrtc = self._w2s.handle  # type: ignore[method-assign]
-        self.from_sip = self._s2w.handle  # type: ignore[method-assign]
-
-    # -- RTP -------------------------------------------------------------------------------
-
-    def from_webrtc(self, rtp: bytes, now: float) -> None:
-        """An RTP packet (SRTP already removed) from the browser; RTCP is consumed too."""
-        self._w2s.handle(rtp, now)
-
-    def from_sip(self, rtp: bytes, now: float) -> None:
-        """An RTP packet from the SIP side; RTCP (rtcp-mux) is consumed too."""
-        self._s2w.handle(rtp, now)
+        # The per-packet entry points are the directions' own handlers: a packet costs one
+        # call, not two.
+        self.from_webrtc: Callable[[bytes, float], None] = self._w2s.handle
+        self.from_sip: Callable[[bytes, float], None] = self._s2w.handle
 
     @property
     def started_at(self) -> float | None:
@@ -802,13 +790,13 @@ class MediaBridge:
         self._reported = deadline = self.next_deadline()
         return deadline
 
-    #: Called with the new deadline when one appears that is earlier than the last one the
-    #: owner learnt of (from this callback or :meth:`poll`'s return value) — a packet arrived
-    #: behind a gap and now waits, or DTMF started. The owner (re)arms its single timer for it
-    #: and calls :meth:`poll` then. A deadline later than the armed one is not reported: the
-    #: armed timer's :meth:`poll` returns it (unless the armed one is already past: then the
-    #: new one is reported too). Never called from inside :meth:`poll`.
-    on_deadline: OnDeadline | None
+    #: :attr:`on_deadline` is called with the new deadline when one appears that is earlier
+    #: than the last one the owner learnt of (from this callback or :meth:`poll`'s return
+    #: value) — a packet arrived behind a gap and now waits, or DTMF started. The owner
+    #: (re)arms its single timer for it and calls :meth:`poll` then. A deadline later than the
+    #: armed one is not reported: the armed timer's :meth:`poll` returns it (unless the armed
+    #: one is already past: then the new one is reported too). Never called from inside
+    #: :meth:`poll`.
 
     def _deadline_moved(self, now: float) -> None:
         callback = self.on_deadline
@@ -842,7 +830,7 @@ class MediaBridge:
     def poll_rtcp(self, now: float) -> float:
         """Send every due report through the RTCP callables; return the next deadline."""
         for side, reporter in self.rtcp.items():
-            send = self._send_rtcp[side]
+            send = self.send_rtcp_to_webrtc if side == WEBRTC else self.send_rtcp_to_sip
             if send is not None and reporter.due(now):
                 send(reporter.make(now))
         return self.rtcp_due()

@@ -11,9 +11,15 @@ and the stream it sends us (report blocks), computed from our own
 from a peer are consumed here (round-trip time, their view of our loss and jitter) and never
 forwarded to the other leg, whose numbers would be about a different stream.
 
-Times: ``now`` is wall-clock seconds since the Unix epoch (``reactor.seconds()``), because SR
-carries an NTP timestamp (RFC 3550 §4: seconds since 1900, 32.32 fixed point) and the peer
-computes round-trip times from it (LSR/DLSR, §6.4.1).
+Times: ``now`` is the owner's monotonic clock (``reactor.seconds()``, which on the asyncio
+reactor counts from boot): it times the reports, the RTP timestamps of the SR and the delay
+since the peer's last SR (DLSR). An SR also carries an NTP timestamp (RFC 3550 §4: wall-clock
+seconds since 1900, 32.32 fixed point), which the peer uses for lip sync and echoes back for
+round-trip times (LSR/DLSR, §6.4.1): the reporter reads it as ``now + wall_offset``, the
+offset taken once per call from a :class:`~wcsgw.media.clock.MediaClock`. One offset per call,
+not a wall-clock read per report, so a step of the system clock mid-call (NTP slewing, a
+manual set) neither jumps the SR timestamps nor corrupts the round-trip times computed from
+them.
 """
 
 from __future__ import annotations
@@ -459,8 +465,11 @@ class RtcpReporter:
         now: float,
         interval: float = 5.0,
         rng: random.Random | None = None,
+        wall_offset: float = 0.0,
     ) -> None:
         self.outbound = outbound
+        #: wall-clock time minus ``now`` (see the module docstring): NTP = ``now + wall_offset``
+        self.wall_offset = wall_offset
         self.inbound = inbound
         self.cname = cname
         self.interval = interval
@@ -507,7 +516,7 @@ class RtcpReporter:
         if out.packets_sent > self._packets_at_report_before_last:
             first = build_sr(
                 out.ssrc,
-                ntp_timestamp(now),
+                ntp_timestamp(now + self.wall_offset),
                 out.rtp_timestamp_at(now),
                 out.packets_sent,
                 out.octets_sent,
@@ -545,7 +554,7 @@ class RtcpReporter:
                         self.remote_report = block
                         if block.lsr:
                             # RFC 3550 §6.4.1: A - LSR - DLSR, in 1/65536 s, modulo 2^32
-                            arrival = (ntp_timestamp(now) >> 16) & 0xFFFFFFFF
+                            arrival = (ntp_timestamp(now + self.wall_offset) >> 16) & 0xFFFFFFFF
                             rtt = (arrival - block.lsr - block.dlsr) & 0xFFFFFFFF
                             if rtt < 0x80000000:
                                 self.rtt = rtt / 65536.0

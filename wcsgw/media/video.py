@@ -142,6 +142,8 @@ class VideoRelay:
     (the browser's answer/offer named ``webrtc_ssrc`` in ``a=ssrc``).  The four callables
     send RTP and RTCP out of each leg.  ``kbps`` is the bit rate the browser is asked to keep
     to (the SIP side's b=AS), ``browser_ssrc`` the browser's video SSRC when its SDP said it.
+    ``now`` is the owner's monotonic clock and ``wall_offset`` the wall-clock time minus it,
+    for the RTCP NTP timestamps (:class:`~wcsgw.media.rtcp.RtcpReporter`).
     """
 
     def __init__(
@@ -160,6 +162,7 @@ class VideoRelay:
         kbps: int = 1000,
         browser_ssrc: Optional[int] = None,
         rng: Optional[random.Random] = None,
+        wall_offset: float = 0.0,
     ) -> None:
         rng = rng or random.Random()
         self.webrtc = webrtc
@@ -173,8 +176,9 @@ class VideoRelay:
             # Every ~1 s toward the browser: these reports carry the REMB (Chrome reads it as
             # its receiver's estimate; 5 s would leave it at its start rate for long).
             WEBRTC: RtcpReporter(self._s2w.outbound, self._w2s.inbound, cname, now=now,
-                                 interval=1.0, rng=rng),
-            SIP: RtcpReporter(self._w2s.outbound, self._s2w.inbound, cname, now=now, rng=rng),
+                                 interval=1.0, rng=rng, wall_offset=wall_offset),
+            SIP: RtcpReporter(self._w2s.outbound, self._s2w.inbound, cname, now=now, rng=rng,
+                              wall_offset=wall_offset),
         }
         self.browser_ssrc = browser_ssrc
         #: the bit rate (bit/s) the browser is told to keep to: the SIP side's b=AS ...
