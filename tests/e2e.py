@@ -1,7 +1,7 @@
 """Helpers for end-to-end tests: a whole gateway in this process, the Phone UI in Chromium.
 
 The gateway is the real service tree (``make_service``) on free ports; the browser drives the
-real Phone UI by the accessible names of contract.md, as a person would.
+real Phone UI by the accessible names of docs/contract.md, as a person would.
 """
 
 from __future__ import annotations

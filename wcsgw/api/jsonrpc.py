@@ -2,7 +2,7 @@
 
 Why a module of its own: the WebSocket adapter (:mod:`wcsgw.api.ws`) must stay thin, and the
 rules of JSON-RPC 2.0 (https://www.jsonrpc.org/specification) are exactly the kind of thing
-that wants fast, exhaustive unit tests without a socket.  The contract says a bad frame never
+that wants fast, exhaustive unit tests without a socket.  docs/contract.md says a bad frame never
 closes the socket or disturbs other calls, so :func:`parse_frame` *never raises*: whatever the
 browser sends, it returns either a :class:`Request` to dispatch or a :class:`BadFrame` whose
 :meth:`BadFrame.response` is the error to send back.

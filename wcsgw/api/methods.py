@@ -1,6 +1,6 @@
 """The JSON-RPC methods of one browser session: check params, call the gateway, shape replies.
 
-Why this sits between the WebSocket and the call layer: contract.md fixes the wire names
+Why this sits between the WebSocket and the call layer: docs/contract.md fixes the wire names
 (``sipLogin``, ``callee``, ``hasAudio``...) and says every bad input gets a precise error
 (-32602 with ``data.field``); the call layer wants typed Python arguments and raises
 :class:`~wcsgw.calls.gateway.CallError` for application failures.  This module is the
@@ -136,7 +136,7 @@ def _is_ip(text: str) -> bool:
 def _host(params: Mapping[str, Any], name: str) -> str:
     """A host name or IP address (IPv6 with or without brackets), or "".
 
-    No ``:port``: the contract puts the port in ``sipPort`` and the policy compares bare
+    No ``:port``: docs/contract.md puts the port in ``sipPort`` and the policy compares bare
     hosts, so ``pbx.example.com:5070`` is refused with a message saying where the port goes.
     """
     text = _string(params, name).strip()
@@ -360,6 +360,6 @@ class SessionMethods:
 
 
 
-#: Methods a session answers: all of contract.md's.
+#: Methods a session answers: all of docs/contract.md's.
 METHODS = ("connect", "disconnect", "call", "hangup", "answer", "hold", "unhold", "transfer", "sendDtmf",
            "answerTransfer")

@@ -175,7 +175,7 @@ def call_families(gateway: Any) -> list[Family]:
         key = (direction_of(call), media.get("mode") or "none", media.get("webrtcCodec") or "",
                media.get("sipCodec") or "")
         active[key] = active.get(key, 0) + 1
-    calls = Family("wcsgw_calls", "gauge", "Live calls by call status (contract.md statuses).")
+    calls = Family("wcsgw_calls", "gauge", "Live calls by call status (docs/contract.md statuses).")
     for status, count in by_status.items():
         calls.add(count, status=status)
     by_media = Family("wcsgw_calls_active", "gauge",
@@ -188,7 +188,7 @@ def call_families(gateway: Any) -> list[Family]:
     snap = gateway.totals.snapshot(live)
     ended = Family("wcsgw_calls_ended_total", "counter",
                    "Calls ended, by direction, final status (FINISH, BUSY, FAILED) and info "
-                   "(a contract.md reason, 'SIP response' with sip_code, or 'other').")
+                   "(a docs/contract.md reason, 'SIP response' with sip_code, or 'other').")
     for (direction, status, info, sip_code), count in sorted(snap.ended.items()):
         ended.add(count, direction=direction, status=status, info=info, sip_code=sip_code)
     setup = Family("wcsgw_call_setup_seconds", "histogram",

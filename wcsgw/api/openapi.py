@@ -85,7 +85,7 @@ PLAY_FILE = r"^[^/\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 #: ... and no ".." path segment anywhere.
 PLAY_FILE_FORBIDDEN = r"(^|/)\.\.(/|$)"
 
-#: Call statuses (contract.md), for the call object and the ``find`` filter.
+#: Call statuses (docs/contract.md), for the call object and the ``find`` filter.
 STATUSES = (
     "NEW", "PENDING", "TRYING", "RING", "RING_MEDIA", "SESSION_PROGRESS", "ESTABLISHED",
     "HOLD", "BUSY", "FINISH", "FAILED",
@@ -223,7 +223,7 @@ _FIND_BODY: dict[str, Any] = {
 
 _CALL: dict[str, Any] = {
     "type": "object",
-    "description": "A call (contract.md). More fields may be added.",
+    "description": "A call (docs/contract.md). More fields may be added.",
     "required": ["callId", "sessionId", "status", "sipStatus", "info", "incoming", "caller",
                  "callee", "visibleName", "hasAudio", "hasVideo", "holdForTransfer",
                  "startTime", "answerTime", "media"],

@@ -1,6 +1,6 @@
 """The operator's REST API at ``/rest-api/``: Flashphoner WCS's ``/call/*`` methods.
 
-Every method is ``POST`` with a JSON object body and answers JSON (contract.md, REST).  The
+Every method is ``POST`` with a JSON object body and answers JSON (docs/contract.md, REST).  The
 order of checks is fixed and documented (docs/rest-api.md) because each one answers a different
 status — after the site's front door (:mod:`wcsgw.api.front`: Host 421, Content-Length over
 ``http.max_body`` 413 before the body is read, slow clients 408): unknown path 404,

@@ -175,7 +175,7 @@ class GatewaySocket(WebSocketServerProtocol):
     # -- SessionListener ----------------------------------------------------------------------
 
     def session_status(self, status: str, sip_status: int | None, info: str) -> None:
-        """``sessionStatus`` notification (contract.md)."""
+        """``sessionStatus`` notification (docs/contract.md)."""
         self.notify(
             "sessionStatus",
             {"sessionId": self.session_id, "status": _plain(status), "sipStatus": sip_status,

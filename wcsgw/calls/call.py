@@ -281,7 +281,7 @@ class Call:
         return False
 
     def describe(self, with_sdp: bool = False) -> dict[str, Any]:
-        """The call object of contract.md (notifications, REST)."""
+        """The call object of docs/contract.md (notifications, REST)."""
         out: dict[str, Any] = {
             "callId": self.call_id,
             "sessionId": self.session_id,

@@ -17,7 +17,7 @@ class Codes:
     TOO_MANY_SESSIONS = 1008  # limits.sessions_per_ip or limits.max_sessions reached
     CALL_RATE = 1009  # limits.calls_per_minute_per_ip calls from this address in 60 s
     NO_PORTS = 1010  # no media ports free (or only the reserve, limits.port_reserve)
-    NOT_SUPPORTED = 1099  # a contract method not implemented yet
+    NOT_SUPPORTED = 1099  # a docs/contract.md method not implemented yet
 
 
 class CallError(Exception):

@@ -232,7 +232,7 @@ class FileCall(Call):
         super().__init__(browser_offer="", **kwargs)
         self.play_file = play_file
         self.record_file = record_file
-        #: the recording's file name within the recordings folder (contract.md), or None
+        #: the recording's file name within the recordings folder (docs/contract.md), or None
         self.recording = record_file.name if record_file is not None else None
 
     def describe(self, with_sdp: bool = False) -> dict[str, Any]:

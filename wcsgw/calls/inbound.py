@@ -178,7 +178,7 @@ class InboundCall(Call):
         self._take_sip_direction(None if late else _parsed(self._sip_offer_sdp))
 
     def hangup(self) -> None:
-        """Before the answer: decline (603 by default, contract: hangup declines); after: BYE."""
+        """Before the answer: decline (603 by default; docs/contract.md: hangup declines); after: BYE."""
         if self._finished:
             return
         now = self.env.reactor.seconds()

@@ -206,7 +206,7 @@ class CodecPlan:
     browser_ptime: int | None = None
 
     def describe(self) -> dict[str, str | None]:
-        """The ``media`` object of contract.md."""
+        """The ``media`` object of docs/contract.md."""
         return {
             "webrtcCodec": self.browser_codec.rtpmap if self.browser_codec else None,
             "sipCodec": self.sip_codec.rtpmap if self.sip_codec else None,

@@ -1,4 +1,4 @@
-"""Session and call statuses (contract.md), and how SIP outcomes map onto them.
+"""Session and call statuses (docs/contract.md), and how SIP outcomes map onto them.
 
 The strings are public: browsers, the Web SDK and REST clients compare against them, and they
 follow Flashphoner WCS's names so existing WCS front-ends read them unchanged.
@@ -37,7 +37,7 @@ class SessionStatus(str, enum.Enum):
 
 
 class Info:
-    """The ``info`` reasons contract.md names (others are "<code> <reason phrase>")."""
+    """The ``info`` reasons docs/contract.md names (others are "<code> <reason phrase>")."""
 
     NORMAL = "Normal call clearing"
     NO_CODECS = "No common codecs"

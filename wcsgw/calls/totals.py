@@ -6,7 +6,7 @@ counted is added here, once, where every call ends (:meth:`CallGateway._forget_c
 adds the live calls' current counters on top (:meth:`CallTotals.snapshot`).  Nothing here runs
 per packet: the relay path is benchmarked and stays as it is.
 
-The label values are bounded on purpose — ``info`` is one of the reasons contract.md names,
+The label values are bounded on purpose — ``info`` is one of the reasons docs/contract.md names,
 ``SIP response`` (then ``sip_code`` says which) or ``other`` — so a peer's free-text reason
 phrases cannot grow the metrics without bound.
 """

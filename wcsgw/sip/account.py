@@ -1,4 +1,4 @@
-"""A SIP account as a browser session or REST call describes it (contract.md ``connect``).
+"""A SIP account as a browser session or REST call describes it (docs/contract.md ``connect``).
 
 It holds what the WCS ``sipLogin``/``sipAuthenticationName``/``sipPassword``/``sipDomain``/
 ``sipOutboundProxy``/``sipPort``/``sipTransport``/``sipRegisterRequired`` fields say, and derives

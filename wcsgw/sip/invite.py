@@ -94,7 +94,7 @@ __all__ = [
 
 log = Logger(namespace="wcsgw.sip.invite")
 
-# REASON_NORMAL, REASON_TIMEOUT, REASON_TRANSPORT (the contract's ``info`` strings) and
+# REASON_NORMAL, REASON_TIMEOUT, REASON_TRANSPORT (docs/contract.md's ``info`` strings) and
 # MAX_CHALLENGES (challenges answered per request: a server answering every INVITE with
 # ``stale=true`` must not make us loop) live in wcsgw.sip.session, shared by both sessions.
 
@@ -132,7 +132,7 @@ class Answered:
 class Failed:
     """The call never came up.  ``status`` is the SIP final (486, 404, 487 ...) or None for a
     timeout or transport error; ``reason`` is ``"<code> <reason phrase>"`` or one of the
-    contract's ``Failed by ...`` texts."""
+    docs/contract.md's ``Failed by ...`` texts."""
 
     status: int | None
     reason: str

@@ -110,7 +110,7 @@ __all__ = [
 
 log = Logger(namespace="wcsgw.sip.session")
 
-#: ``info`` strings of the contract (contract.md, call statuses).
+#: ``info`` strings of the contract (docs/contract.md, call statuses).
 REASON_NORMAL = "Normal call clearing"
 REASON_TIMEOUT = "Failed by request timeout"
 REASON_TRANSPORT = "Failed by transport error"

@@ -1,7 +1,7 @@
 // wcsgw Phone UI: a softphone page on the Web SDK (./sdk/wcsgw.js).
 //
 // Everything here goes through the public SDK, so the page doubles as its most complete
-// example.  The controls carry the accessible names contract.md fixes (tests and people find
+// example.  The controls carry the accessible names docs/contract.md fixes (tests and people find
 // them the same way); controls are enabled only in the states they work in.  In a call the
 // dial pad sends DTMF (RFC 2833 through the gateway), Hold/Unhold re-INVITE the SIP side, and
 // "Transfer to" + Transfer make a blind transfer whose progress is shown under the form.

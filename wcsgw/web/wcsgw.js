@@ -25,7 +25,7 @@
 
 /**
  * Session statuses.  ESTABLISHED..FAILED are the gateway's `sessionStatus` values
- * (contract.md); PENDING and CONNECTED are local (before the gateway answered); WARN fires for
+ * (docs/contract.md); PENDING and CONNECTED are local (before the gateway answered); WARN fires for
  * errors the gateway sends that belong to no request; INCOMING_CALL is the event name for
  * incoming calls (its handler receives the {@link Call}).
  * @readonly
