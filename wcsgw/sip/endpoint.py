@@ -33,7 +33,7 @@ from wcsgw.sip.parser import parse_message
 from wcsgw.sip.registration import Registration
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target, unbracket
-from wcsgw.sip.timers import EPSILON
+from wcsgw.sip.timers import Deadlines
 from wcsgw.sip.transaction import (
     ClientTransaction,
     RequestReceived,
@@ -83,18 +83,6 @@ class RequestHandler(Protocol):
     def handle_request(
         self, request: Request, transaction: ServerTransaction | None, source: Target, now: float
     ) -> bool: ...
-
-
-class TimedUser(Protocol):
-    """A transaction user with timers of its own (a call's no-answer timeout, ...).
-
-    The endpoint folds :meth:`next_deadline` into its own and calls :meth:`handle_timer`
-    once that instant has come, so one timer in the transport adapter serves everyone.
-    """
-
-    def next_deadline(self) -> float | None: ...
-
-    def handle_timer(self, now: float) -> None: ...
 
 
 @attr.s(auto_attribs=True)
@@ -162,8 +150,12 @@ class SipEndpoint:
         self._malformed_logged_at = -1e9
         #: called with each registration the endpoint stops keeping (after its un-REGISTER)
         self.registration_removed: list[Callable[[AccountRegistration], None]] = []
-        #: transaction users whose deadlines this endpoint keeps (see :class:`TimedUser`)
-        self.timed_users: list[TimedUser] = []
+        #: the usages' timers (a call's no-answer timeout, a re-INVITE's glare back-off ...),
+        #: one heap for all: see :class:`~wcsgw.sip.timers.Deadline`
+        self.deadlines = Deadlines(self._wake)
+        #: the live sessions on this endpoint (``keep``/``release``), for their owners to
+        #: check that none is left behind; never scanned for timers
+        self._sessions: dict[object, None] = {}
         #: addresses of the host names the transport resolved, for the trust checks
         #: (:mod:`wcsgw.sip.trust`); the transport adapter feeds it and drains its lookups
         self.addresses = AddressBook(wanted=self._wake)
@@ -210,18 +202,27 @@ class SipEndpoint:
                 if request is not None:
                     self._send_register(reg, request, now)
                 self._registration_events(reg)
-        for user in list(self.timed_users):
-            deadline = user.next_deadline()
-            if deadline is not None and deadline <= now + EPSILON:
-                user.handle_timer(now)
+        self.deadlines.fire_due(now)
         self._dispatch(now)
 
     def next_deadline(self) -> float | None:
         deadlines = [self.layer.next_deadline()]
         deadlines += [r.registration.next_deadline() for r in self._registrations if not r.busy]
-        deadlines += [user.next_deadline() for user in self.timed_users]
+        deadlines.append(self.deadlines.next_deadline())
         live = [d for d in deadlines if d is not None]
         return min(live) if live else None
+
+    @property
+    def timed_users(self) -> list[object]:
+        """The live sessions (:meth:`keep`), oldest first."""
+        return list(self._sessions)
+
+    def keep(self, session: object) -> None:
+        """A session starts living on this endpoint (its timers are its own Deadlines)."""
+        self._sessions[session] = None
+
+    def release(self, session: object) -> None:
+        self._sessions.pop(session, None)
 
     def take_outgoing(self) -> list[tuple[bytes, Target]]:
         self._flush_layer()

@@ -9,8 +9,8 @@ the ``listener`` synchronously.  A started session ends with exactly one :class:
 
 Like the rest of ``wcsgw.sip`` it never reads a clock or touches a socket: ``now`` is passed in,
 requests go through :meth:`SipEndpoint.send_request`, and the session's own timers (the
-no-answer timeout, the CANCEL guard) are folded into the endpoint's deadline via
-``endpoint.timed_users``.  A caller that calls :meth:`OutgoingInvite.start` or
+no-answer timeout, the CANCEL guard) are Deadlines of their own in the endpoint's timer heap
+(:class:`~wcsgw.sip.timers.Deadline`).  A caller that calls :meth:`OutgoingInvite.start` or
 :meth:`OutgoingInvite.hangup` from outside the endpoint (a WebSocket message, a REST call)
 does nothing more: the endpoint wakes its transport adapter, which sends what was queued and
 re-arms the endpoint's timer.
@@ -73,7 +73,6 @@ from wcsgw.sip.session import (
     sdp_of,
 )
 from wcsgw.sip.target import Target, unbracket
-from wcsgw.sip.timers import EPSILON
 from wcsgw.sip.transaction import ClientTransaction, ServerTransaction
 from wcsgw.sip.uri import parse_uri
 
@@ -94,7 +93,7 @@ __all__ = [
 
 log = Logger(namespace="wcsgw.sip.invite")
 
-# REASON_NORMAL, REASON_TIMEOUT, REASON_TRANSPORT (docs/contract.md's ``info`` strings) and
+# REASON_NORMAL, REASON_TIMEOUT, REASON_TRANSPORT (the contract's ``info`` strings) and
 # MAX_CHALLENGES (challenges answered per request: a server answering every INVITE with
 # ``stale=true`` must not make us loop) live in wcsgw.sip.session, shared by both sessions.
 
@@ -132,7 +131,7 @@ class Answered:
 class Failed:
     """The call never came up.  ``status`` is the SIP final (486, 404, 487 ...) or None for a
     timeout or transport error; ``reason`` is ``"<code> <reason phrase>"`` or one of the
-    docs/contract.md's ``Failed by ...`` texts."""
+    contract's ``Failed by ...`` texts."""
 
     status: int | None
     reason: str
@@ -242,8 +241,8 @@ class OutgoingInvite(InDialog):
         self._provisional_seen = False  # for the INVITE in flight (§9.1)
         self._cancel_sent = False
         self._outcome: InviteEvent | None = None  # terminal event decided by a hang-up
-        self._no_answer_at: float | None = None
-        self._cancel_guard_at: float | None = None
+        self._no_answer = endpoint.deadlines.new(self._no_answer_due)
+        self._cancel_guard = endpoint.deadlines.new(self._cancel_guard_due)  # §9.1
         self._acks: dict[str, tuple[Request, Target]] = {}  # To tag -> ACK as sent
         self._router: DialogRouter | None = None
         self._invite_txn: ClientTransaction | None = None
@@ -262,10 +261,10 @@ class OutgoingInvite(InDialog):
         if self.state is not InviteState.IDLE:
             raise RuntimeError(f"start() in state {self.state.name}")
         self._router = DialogRouter.install(self.endpoint)
-        self.endpoint.timed_users.append(self)
+        self.endpoint.keep(self)
         self.state = InviteState.CALLING
         if self.no_answer_timeout is not None:
-            self._no_answer_at = now + self.no_answer_timeout
+            self._no_answer.set(now + self.no_answer_timeout)
         self._send_invite(now)
 
     def hangup(self, now: float) -> None:
@@ -289,28 +288,25 @@ class OutgoingInvite(InDialog):
 
     def next_deadline(self) -> float | None:
         """The no-answer timeout, the CANCEL guard or an in-dialog timer (re-INVITE
-        back-off, 2xx retransmission, ...), whichever comes first (TimedUser)."""
-        deadlines = [d for d in (self._no_answer_at, self._cancel_guard_at,
+        back-off, 2xx retransmission, ...), whichever comes first: each is a Deadline of
+        its own in the endpoint's heap."""
+        deadlines = [d for d in (self._no_answer.at, self._cancel_guard.at,
                                  self._in_dialog_deadline()) if d is not None]
         return min(deadlines) if deadlines else None
 
-    def handle_timer(self, now: float) -> None:
-        if self._no_answer_at is not None and self._no_answer_at <= now + EPSILON:
-            self._no_answer_at = None
-            if self.state in (InviteState.CALLING, InviteState.PROCEEDING):
-                log.info("no answer to {uri} within {t} s: cancelling",
-                         uri=self.request_uri, t=self.no_answer_timeout)
-                self._outcome = Failed(None, REASON_TIMEOUT)
-                self._cancel(now)
-        if self._cancel_guard_at is not None and self._cancel_guard_at <= now + EPSILON:
-            self._cancel_guard_at = None
-            if self.state is InviteState.CANCELLING:
-                # §9.1: no final response 64*T1 after the CANCEL: consider it cancelled.
-                if self._invite_txn is not None:
-                    self.endpoint.abandon(self._invite_txn, now)
-                self._finish(self._outcome or Failed(None, REASON_TIMEOUT))
-        if self.state is InviteState.CONFIRMED:
-            self._in_dialog_timer(now)
+    def _no_answer_due(self, now: float) -> None:
+        if self.state in (InviteState.CALLING, InviteState.PROCEEDING):
+            log.info("no answer to {uri} within {t} s: cancelling",
+                     uri=self.request_uri, t=self.no_answer_timeout)
+            self._outcome = Failed(None, REASON_TIMEOUT)
+            self._cancel(now)
+
+    def _cancel_guard_due(self, now: float) -> None:
+        if self.state is InviteState.CANCELLING:
+            # §9.1: no final response 64*T1 after the CANCEL: consider it cancelled.
+            if self._invite_txn is not None:
+                self.endpoint.abandon(self._invite_txn, now)
+            self._finish(self._outcome or Failed(None, REASON_TIMEOUT))
 
     @property
     def terminated(self) -> bool:
@@ -410,8 +406,8 @@ class OutgoingInvite(InDialog):
             self._send_bye(dialog, now, final=False)
             return
         self.final_status = response.status
-        self._no_answer_at = None
-        self._cancel_guard_at = None
+        self._no_answer.clear()
+        self._cancel_guard.clear()
         dialog = self.early_dialogs.pop(tag, None)
         if dialog is not None:
             dialog.receive_response(response)  # confirms; route set from the 2xx
@@ -467,7 +463,7 @@ class OutgoingInvite(InDialog):
 
     def _cancel(self, now: float) -> None:
         self.state = InviteState.CANCELLING
-        self._no_answer_at = None
+        self._no_answer.clear()
         if self._provisional_seen:
             self._send_cancel(now)
         # else: §9.1 — wait for a provisional (then _on_provisional sends it); a final or
@@ -480,7 +476,7 @@ class OutgoingInvite(InDialog):
         # §9.1: same destination, port and transport as the INVITE; the Via is the INVITE's.
         self.endpoint.send_request(cancel, self.target, now, _ignore_response, _ignore_failure,
                                    stamp=False)
-        self._cancel_guard_at = now + self.endpoint.config.timers.timeout
+        self._cancel_guard.set(now + self.endpoint.config.timers.timeout)
 
     # ------------------------------------------------------------------ ACK and BYE
 
@@ -635,15 +631,14 @@ class OutgoingInvite(InDialog):
             return
         self._done = True
         self.state = InviteState.TERMINATED
-        self._no_answer_at = None
-        self._cancel_guard_at = None
+        self._no_answer.clear()
+        self._cancel_guard.clear()
         self._drop_early_dialogs()
         if self.dialog is not None:
             self.dialog.terminate()
             if self._router is not None:
                 self._router.remove(self.dialog)
-        if self in self.endpoint.timed_users:
-            self.endpoint.timed_users.remove(self)
+        self.endpoint.release(self)
         log.info("call {call_id} to {uri}: {event}", call_id=self.call_id, uri=self.request_uri,
                  event=event)
         self._emit(event)

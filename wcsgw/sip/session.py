@@ -14,8 +14,8 @@ The API, and where the rules come from:
   :class:`ReinviteAnswered`; the remote target changes only then (§12.2.1.2).  A non-2xx
   leaves the session as it was (§14.1): :class:`ReinviteFailed`.  491 is glare (§14.1): the
   same offer is sent again after a random 2.1-4 s when we own the Call-ID (we sent the first
-  INVITE), 0-2 s otherwise, in 10 ms steps, kept as a deadline of the endpoint's timer
-  (``timed_users``), no event in between; after :data:`MAX_GLARE_RETRIES` retries a further
+  INVITE), 0-2 s otherwise, in 10 ms steps, kept as a Deadline in the endpoint's timer
+  heap, no event in between; after :data:`MAX_GLARE_RETRIES` retries a further
   491 is a plain refusal (:class:`ReinviteFailed` ``(491, ...)``, the call stays as it was), so
   a peer that answers every re-INVITE 491 cannot keep ours pending for ever.  481, 408 and no
   response at all end the call (§12.2.1.2, §14.1): :class:`ReinviteFailed` then ``Ended(reason, by_remote=True)`` (a BYE
@@ -80,7 +80,7 @@ from wcsgw.sip.refer import (
 )
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target
-from wcsgw.sip.timers import EPSILON
+from wcsgw.sip.timers import Deadline
 from wcsgw.sip.transaction import ClientTransaction, ServerTransaction
 
 __all__ = [
@@ -110,7 +110,7 @@ __all__ = [
 
 log = Logger(namespace="wcsgw.sip.session")
 
-#: ``info`` strings of the contract (docs/contract.md, call statuses).
+#: ``info`` strings of the contract (contract.md, call statuses).
 REASON_NORMAL = "Normal call clearing"
 REASON_TIMEOUT = "Failed by request timeout"
 REASON_TRANSPORT = "Failed by transport error"
@@ -393,45 +393,61 @@ class IncomingInvites:
 @attr.s(auto_attribs=True, eq=False)
 class _OutgoingReinvite:
     sdp: bytes
+    retry: Deadline  # glare back-off (§14.1)
+    guard: Deadline  # 64*T1 with only provisionals: CANCEL; after it: give up
     request: Request | None = None  # the re-INVITE in flight; None while backing off (491)
     transaction: ClientTransaction | None = None
     challenges: int = 0
     glare_retries: int = 0  # re-sent after 491 so far (bounded by MAX_GLARE_RETRIES)
     provisional: bool = False
-    retry_at: float | None = None  # glare back-off (§14.1)
     retry_due: bool = False  # the back-off is over but the peer's re-INVITE is not settled
-    guard_at: float | None = None  # 64*T1 with only provisionals: CANCEL; after it: give up
     cancelled: bool = False
+
+    def close(self) -> None:
+        self.retry.clear()
+        self.guard.clear()
 
 
 @attr.s(auto_attribs=True, eq=False)
 class _IncomingReinvite:
     request: Request
     transaction: ServerTransaction | None
-    answer_by: float | None  # the owner's deadline to answer
+    answer_by: Deadline  # the owner's deadline to answer
+    retransmit: Deadline  # our 2xx again
+    ack_wait: Deadline  # the end of the wait for the ACK
     ok: Response | None = None  # our 2xx, re-sent until the ACK
-    retransmit_at: float | None = None
     interval: float = 0.0
-    ack_deadline: float | None = None
+
+    def close(self) -> None:
+        self.answer_by.clear()
+        self.retransmit.clear()
+        self.ack_wait.clear()
 
 
 @attr.s(auto_attribs=True, eq=False)
 class _OutgoingRefer:
     refer_to: str
+    guard: Deadline  # no final NOTIFY by then: failed
     request: Request | None = None
     challenges: int = 0
     accepted: bool = False
-    guard_at: float | None = None  # no final NOTIFY by then: failed
+
+    def close(self) -> None:
+        self.guard.clear()
 
 
 @attr.s(auto_attribs=True, eq=False)
 class _IncomingRefer:
     request: Request
-    answer_by: float | None
+    answer_by: Deadline
+    expires: Deadline  # our subscription's end
     event: str  # the Event header value of our NOTIFYs ("refer" or "refer;id=<CSeq>")
     accepted: bool = False
-    expires_at: float | None = None  # our subscription's end
     last: tuple[int, str] = (100, "Trying")
+
+    def close(self) -> None:
+        self.answer_by.clear()
+        self.expires.clear()
 
 
 # -------------------------------------------------------------------------------- mixin
@@ -446,8 +462,8 @@ class InDialog:
     the §14.1 glare timers), and the hooks :meth:`_in_dialog_ready` (the call is up),
     :meth:`_in_dialog_transport` (the transport of the dialog-creating INVITE) and
     :meth:`_end_call` (end the call from within: state, optional BYE, ``Ended``).  It calls
-    :meth:`_init_in_dialog` in its constructor, folds :meth:`_in_dialog_deadline` /
-    :meth:`_in_dialog_timer` into its TimedUser methods, hands requests on its dialog to
+    :meth:`_init_in_dialog` in its constructor, folds :meth:`_in_dialog_deadline` into its
+    ``next_deadline()`` (each timer is a Deadline of its own), hands requests on its dialog to
     :meth:`_in_dialog_request` / :meth:`_in_dialog_ack`, and calls :meth:`_abort_in_dialog`
     when the call ends.
     """
@@ -507,7 +523,10 @@ class InDialog:
         self._require_up("reinvite")
         if self.reinvite_in_progress:
             raise RuntimeError("a re-INVITE is already in progress on this dialog (RFC 3261 §14.1)")
-        self._out_reinvite = _OutgoingReinvite(sdp)
+        deadlines = self.endpoint.deadlines
+        out = _OutgoingReinvite(sdp, retry=deadlines.new(lambda now: self._glare_retry_due(out, now)),
+                                guard=deadlines.new(lambda now: self._reinvite_guard_due(out, now)))
+        self._out_reinvite = out
         self._send_reinvite(now)
 
     def answer_reinvite(self, sdp: bytes, now: float) -> None:
@@ -528,10 +547,10 @@ class InDialog:
         dialog.refresh_target(incoming.request)
         timers = self.endpoint.config.timers
         incoming.ok = response
-        incoming.answer_by = None
+        incoming.answer_by.clear()
         incoming.interval = timers.t1
-        incoming.retransmit_at = now + timers.t1
-        incoming.ack_deadline = now + timers.timeout
+        incoming.ack_wait.set(now + timers.timeout)
+        incoming.retransmit.set(now + timers.t1)
         self._forget_cancel(incoming)
         self.endpoint.respond(response, now)
 
@@ -543,6 +562,7 @@ class InDialog:
         if self.terminated:
             return
         incoming = self._unanswered_reinvite("reject_reinvite")
+        incoming.close()
         self._in_reinvite = None
         self._forget_cancel(incoming)
         self.endpoint.respond(make_response(incoming.request, status, reason), now)
@@ -566,7 +586,9 @@ class InDialog:
         if self._out_refer is not None:
             raise RuntimeError("a REFER of this call is still in progress")
         refer_to = refer_to_value(target_uri, replaces)
-        self._out_refer = _OutgoingRefer(refer_to)
+        out = _OutgoingRefer(refer_to, guard=self.endpoint.deadlines.new(
+            lambda now: self._refer_guard_due(out, now)))
+        self._out_refer = out
         self._out_refer_done = False
         self._send_refer(now)
 
@@ -582,8 +604,8 @@ class InDialog:
         response = make_response(incoming.request, 202)
         response.headers.add("Contact", self._contact_value(dialog))
         incoming.accepted = True
-        incoming.answer_by = None
-        incoming.expires_at = now + REFER_EXPIRES
+        incoming.answer_by.clear()
+        incoming.expires.set(now + REFER_EXPIRES)
         self.endpoint.respond(response, now)
         if notify_trying:
             self.notify_refer(100, "Trying", now)
@@ -604,10 +626,11 @@ class InDialog:
             final = status >= 200
         incoming.last = (status, reason)
         if final:
+            incoming.close()
             self._in_refer = None
             state = "terminated;reason=noresource"
         else:
-            incoming.expires_at = now + REFER_EXPIRES
+            incoming.expires.set(now + REFER_EXPIRES)
             state = f"active;expires={REFER_EXPIRES}"
         self._send_notify(incoming.event, state, sipfrag_body(status, reason), now)
 
@@ -619,6 +642,7 @@ class InDialog:
         if self.terminated:
             return
         incoming = self._unanswered_refer("reject_refer")
+        incoming.close()
         self._in_refer = None
         self.endpoint.respond(make_response(incoming.request, status, reason), now)
 
@@ -656,46 +680,45 @@ class InDialog:
             return
         if number != incoming.request.cseq[0]:
             return
+        incoming.close()
         self._in_reinvite = None
         self._emit(ReinviteConfirmed(sdp_of(ack), source=ack.source))
         self._resume_glare_retry(now)
 
     def _in_dialog_deadline(self) -> float | None:
+        """The earliest of the in-dialog Deadlines (each is in the endpoint's heap itself)."""
         deadlines: list[float | None] = []
         out = self._out_reinvite
         if out is not None:
-            deadlines += [out.retry_at, out.guard_at]
+            deadlines += [out.retry.at, out.guard.at]
         incoming = self._in_reinvite
         if incoming is not None:
-            deadlines += [incoming.answer_by, incoming.retransmit_at, incoming.ack_deadline]
+            deadlines += [incoming.answer_by.at, incoming.retransmit.at, incoming.ack_wait.at]
         if self._out_refer is not None:
-            deadlines.append(self._out_refer.guard_at)
+            deadlines.append(self._out_refer.guard.at)
         if self._in_refer is not None:
-            deadlines += [self._in_refer.answer_by, self._in_refer.expires_at]
+            deadlines += [self._in_refer.answer_by.at, self._in_refer.expires.at]
         live = [d for d in deadlines if d is not None]
         return min(live) if live else None
-
-    def _in_dialog_timer(self, now: float) -> None:
-        if self.terminated:
-            return
-        self._incoming_reinvite_timers(now)
-        if self.terminated:
-            return
-        self._outgoing_reinvite_timers(now)
-        self._refer_timers(now)
 
     def _abort_in_dialog(self, now: float) -> None:
         """The call is ending: answer what we still owe the peer (487, §15.1.2), drop the rest."""
         incoming = self._in_reinvite
         self._in_reinvite = None
         if incoming is not None:
+            incoming.close()
             self._forget_cancel(incoming)
             if incoming.ok is None:
                 self.endpoint.respond(make_response(incoming.request, 487), now)
         refer = self._in_refer
         self._in_refer = None
-        if refer is not None and not refer.accepted:
-            self.endpoint.respond(make_response(refer.request, 487), now)
+        if refer is not None:
+            refer.close()
+            if not refer.accepted:
+                self.endpoint.respond(make_response(refer.request, 487), now)
+        for usage in (self._out_reinvite, self._out_refer):
+            if usage is not None:
+                usage.close()
         self._out_reinvite = None
         self._out_refer = None
 
@@ -714,9 +737,9 @@ class InDialog:
         out.request = request
         out.provisional = False
         out.cancelled = False
-        out.retry_at = None
+        out.retry.clear()
         out.retry_due = False
-        out.guard_at = now + self.endpoint.config.timers.timeout
+        out.guard.set(now + self.endpoint.config.timers.timeout)
         target = self._target()
         acked: list[tuple[Request, Target]] = []
 
@@ -746,6 +769,7 @@ class InDialog:
             self.endpoint.send_request(ack, target, now, _ignore_response)
             acked.append((ack, target))
             if self._out_reinvite is out and out.request is request and not self.terminated:
+                out.close()
                 self._out_reinvite = None
                 self._emit(ReinviteAnswered(response.body, source=response.source))
             return
@@ -765,11 +789,12 @@ class InDialog:
             out.glare_retries += 1
             ticks = self.rng.randint(210, 400) if self.owns_call_id else self.rng.randint(0, 200)
             out.request = None
-            out.guard_at = None
-            out.retry_at = now + ticks / 100
+            out.guard.clear()
+            out.retry.set(now + ticks / 100)
             log.info("re-INVITE of {call_id}: 491, again in {t} s", call_id=self._call_id(),
                      t=ticks / 100)
             return
+        out.close()
         self._out_reinvite = None
         if status == 481:
             self._end_call(text, now, bye=False, first=ReinviteFailed(status, text))
@@ -780,39 +805,38 @@ class InDialog:
 
     def _reinvite_gone(self, reason: str, now: float) -> None:
         """No final answer to our re-INVITE at all: §12.2.1.2 / §14.1, the dialog ends."""
+        if self._out_reinvite is not None:
+            self._out_reinvite.close()
         self._out_reinvite = None
         text = REASON_TIMEOUT if reason == "timeout" else REASON_TRANSPORT
         self._end_call(text, now, bye=True, first=ReinviteFailed(None, text))
 
-    def _outgoing_reinvite_timers(self, now: float) -> None:
-        out = self._out_reinvite
-        if out is None:
+    def _glare_retry_due(self, out: _OutgoingReinvite, now: float) -> None:
+        if self._out_reinvite is not out or self.terminated:
             return
-        if out.retry_at is not None and out.retry_at <= now + EPSILON:
-            out.retry_at = None
-            if self._in_reinvite is None:
-                self._send_reinvite(now)
-            else:
-                # The peer's re-INVITE came during the back-off: ours follows once that
-                # exchange is over (_resume_glare_retry), so the two never overlap.
-                out.retry_due = True
+        if self._in_reinvite is None:
+            self._send_reinvite(now)
+        else:
+            # The peer's re-INVITE came during the back-off: ours follows once that
+            # exchange is over (_resume_glare_retry), so the two never overlap.
+            out.retry_due = True
+
+    def _reinvite_guard_due(self, out: _OutgoingReinvite, now: float) -> None:
+        if self._out_reinvite is not out or self.terminated or out.request is None:
             return
-        if out.guard_at is not None and out.guard_at <= now + EPSILON and out.request is not None:
-            if out.provisional and not out.cancelled:
-                # Only provisional answers for 64*T1: give the re-INVITE up with CANCEL (§9.1);
-                # its 487 is then the failure, the call stays.
-                out.cancelled = True
-                out.guard_at = now + self.endpoint.config.timers.timeout
-                self.endpoint.send_request(build_cancel(out.request), self._target(), now,
-                                           _ignore_response, _ignore_failure, stamp=False)
-            elif out.cancelled:
-                # §9.1: no final 64*T1 after the CANCEL either: consider it gone.
-                out.guard_at = None
-                if out.transaction is not None:
-                    self.endpoint.abandon(out.transaction, now)
-                self._reinvite_gone("timeout", now)
-            else:
-                out.guard_at = None  # Timer B (on_failure) settles a re-INVITE never answered
+        if out.provisional and not out.cancelled:
+            # Only provisional answers for 64*T1: give the re-INVITE up with CANCEL (§9.1);
+            # its 487 is then the failure, the call stays.
+            out.cancelled = True
+            out.guard.set(now + self.endpoint.config.timers.timeout)
+            self.endpoint.send_request(build_cancel(out.request), self._target(), now,
+                                       _ignore_response, _ignore_failure, stamp=False)
+        elif out.cancelled:
+            # §9.1: no final 64*T1 after the CANCEL either: consider it gone.
+            if out.transaction is not None:
+                self.endpoint.abandon(out.transaction, now)
+            self._reinvite_gone("timeout", now)
+        # else: Timer B (on_failure) settles a re-INVITE never answered
 
     def _resume_glare_retry(self, now: float) -> None:
         out = self._out_reinvite
@@ -836,7 +860,13 @@ class InDialog:
             self.endpoint.respond(self._retry_after(request, 500), now)
             return True
         timers = self.endpoint.config.timers
-        incoming = _IncomingReinvite(request, transaction, answer_by=now + timers.timeout / 2)
+        deadlines = self.endpoint.deadlines
+        incoming = _IncomingReinvite(
+            request, transaction,
+            answer_by=deadlines.new(lambda now: self._reinvite_answer_due(incoming, now)),
+            retransmit=deadlines.new(lambda now: self._reinvite_retransmit_due(incoming, now)),
+            ack_wait=deadlines.new(lambda now: self._reinvite_ack_wait_over(incoming, now)))
+        incoming.answer_by.set(now + timers.timeout / 2)
         self._in_reinvite = incoming
         if transaction is not None:
             self._cancels().add_transaction(
@@ -849,31 +879,35 @@ class InDialog:
         self._forget_cancel(incoming)
         if self._in_reinvite is not incoming or incoming.ok is not None:
             return  # answered already: the CANCEL changes nothing (§9.2)
+        incoming.close()
         self._in_reinvite = None
         self.endpoint.respond(make_response(incoming.request, 487), now)
         self._emit(ReinviteCancelled())
         self._resume_glare_retry(now)
 
-    def _incoming_reinvite_timers(self, now: float) -> None:
-        incoming = self._in_reinvite
-        if incoming is None:
+    def _reinvite_answer_due(self, incoming: _IncomingReinvite, now: float) -> None:
+        if self._in_reinvite is not incoming or self.terminated:
             return
-        if incoming.answer_by is not None and incoming.answer_by <= now + EPSILON:
-            log.warn("re-INVITE of {call_id} left unanswered: 500", call_id=self._call_id())
-            self.reject_reinvite(500, now)
+        log.warn("re-INVITE of {call_id} left unanswered: 500", call_id=self._call_id())
+        self.reject_reinvite(500, now)
+
+    def _reinvite_ack_wait_over(self, incoming: _IncomingReinvite, now: float) -> None:
+        if self._in_reinvite is not incoming or self.terminated:
             return
-        if incoming.ack_deadline is not None and incoming.ack_deadline <= now + EPSILON:
-            # §13.3.1.4: no ACK for our 2xx: the session SHOULD be terminated, with a BYE.
-            self._in_reinvite = None
-            log.info("no ACK for our 2xx to the re-INVITE of {call_id}: BYE",
-                     call_id=self._call_id())
-            self._end_call(REASON_ACK_TIMEOUT, now, bye=True)
+        # §13.3.1.4: no ACK for our 2xx: the session SHOULD be terminated, with a BYE.
+        incoming.close()
+        self._in_reinvite = None
+        log.info("no ACK for our 2xx to the re-INVITE of {call_id}: BYE",
+                 call_id=self._call_id())
+        self._end_call(REASON_ACK_TIMEOUT, now, bye=True)
+
+    def _reinvite_retransmit_due(self, incoming: _IncomingReinvite, now: float) -> None:
+        if self._in_reinvite is not incoming or self.terminated:
             return
-        if incoming.retransmit_at is not None and incoming.retransmit_at <= now + EPSILON:
-            assert incoming.ok is not None
-            incoming.interval = min(2 * incoming.interval, self.endpoint.config.timers.t2)
-            incoming.retransmit_at = now + incoming.interval
-            self.endpoint.respond(incoming.ok, now)
+        assert incoming.ok is not None
+        incoming.interval = min(2 * incoming.interval, self.endpoint.config.timers.t2)
+        incoming.retransmit.set(now + incoming.interval)
+        self.endpoint.respond(incoming.ok, now)
 
     # ------------------------------------------------------------------ INFO
 
@@ -932,6 +966,7 @@ class InDialog:
                 out.challenges += 1
                 self._send_refer(now)
                 return
+            out.close()
             self._out_refer = None
             text = f"{status} {response.reason}"
             if status == 481:
@@ -942,6 +977,7 @@ class InDialog:
         def on_failure(reason: str, now: float) -> None:
             if self._out_refer is not out or out.request is not request or self.terminated:
                 return
+            out.close()
             self._out_refer = None
             self._emit(ReferFailed(None, REASON_TIMEOUT if reason == "timeout" else REASON_TRANSPORT))
 
@@ -949,7 +985,7 @@ class InDialog:
 
     def _arm_refer_guard(self, out: _OutgoingRefer, expires: int | None, now: float) -> None:
         wait = REFER_EXPIRES if expires is None else expires
-        out.guard_at = now + wait + self.endpoint.config.timers.timeout
+        out.guard.set(now + wait + self.endpoint.config.timers.timeout)
 
     def _receive_notify(self, request: Request, now: float) -> None:
         event = (request.headers.get("Event") or "").split(";", 1)[0].strip().lower()
@@ -976,6 +1012,7 @@ class InDialog:
                 return
         if frag is None:
             if terminated:
+                out.close()
                 self._out_refer = None
                 self._out_refer_done = True
                 self._emit(ReferFailed(None, "transfer subscription ended without a final status"))
@@ -985,6 +1022,7 @@ class InDialog:
         status, reason = frag
         final = terminated or status >= 200
         if final:
+            out.close()
             self._out_refer = None
             self._out_refer_done = True
         else:
@@ -1025,7 +1063,13 @@ class InDialog:
         # dialog may omit (and older UAs expect it omitted).
         event = "refer" if self._refers_received == 1 else f"refer;id={request.cseq[0]}"
         timers = self.endpoint.config.timers
-        self._in_refer = _IncomingRefer(request, answer_by=now + timers.timeout / 2, event=event)
+        deadlines = self.endpoint.deadlines
+        incoming = _IncomingRefer(
+            request, event=event,
+            answer_by=deadlines.new(lambda now: self._refer_answer_due(incoming, now)),
+            expires=deadlines.new(lambda now: self._refer_expired(incoming, now)))
+        incoming.answer_by.set(now + timers.timeout / 2)
+        self._in_refer = incoming
         self._emit(ReferReceived(refer_to, replaces, request.headers.get("Referred-By")))
         return True
 
@@ -1045,23 +1089,28 @@ class InDialog:
 
         self.endpoint.send_request(request, self._target(), now, on_response, _ignore_failure)
 
-    def _refer_timers(self, now: float) -> None:
-        out = self._out_refer
-        if out is not None and out.guard_at is not None and out.guard_at <= now + EPSILON:
-            self._out_refer = None
-            self._emit(ReferFailed(None, "no final NOTIFY for the transfer"))
-        incoming = self._in_refer
-        if incoming is None:
+    def _refer_guard_due(self, out: _OutgoingRefer, now: float) -> None:
+        if self._out_refer is not out or self.terminated:
             return
-        if incoming.answer_by is not None and incoming.answer_by <= now + EPSILON:
-            log.warn("REFER of {call_id} left unanswered: 500", call_id=self._call_id())
-            self.reject_refer(500, now)
-        elif incoming.expires_at is not None and incoming.expires_at <= now + EPSILON:
-            # Our subscription ran out without a final report (RFC 6665 §4.2.2): say so.
-            self._in_refer = None
-            status, reason = incoming.last
-            self._send_notify(incoming.event, "terminated;reason=timeout",
-                              sipfrag_body(status, reason), now)
+        out.close()
+        self._out_refer = None
+        self._emit(ReferFailed(None, "no final NOTIFY for the transfer"))
+
+    def _refer_answer_due(self, incoming: _IncomingRefer, now: float) -> None:
+        if self._in_refer is not incoming or self.terminated:
+            return
+        log.warn("REFER of {call_id} left unanswered: 500", call_id=self._call_id())
+        self.reject_refer(500, now)
+
+    def _refer_expired(self, incoming: _IncomingRefer, now: float) -> None:
+        if self._in_refer is not incoming or self.terminated:
+            return
+        # Our subscription ran out without a final report (RFC 6665 §4.2.2): say so.
+        incoming.close()
+        self._in_refer = None
+        status, reason = incoming.last
+        self._send_notify(incoming.event, "terminated;reason=timeout",
+                          sipfrag_body(status, reason), now)
 
     # ------------------------------------------------------------------ internals
 

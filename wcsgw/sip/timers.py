@@ -3,14 +3,16 @@
 The transaction layer is sans-IO: it never reads a clock.  Every transaction arms named timers
 (``"A"``, ``"B"``, ...) as absolute deadlines in one shared :class:`TimerQueue`; the adapter
 asks for the earliest deadline and calls back at that instant.  One heap for all transactions
-keeps both arming and "what is due" O(log n) however many calls are up.
+keeps both arming and "what is due" O(log n) however many calls are up.  The usages above
+the transactions (sessions, re-INVITEs, REFERs) keep theirs the same way: each timer is a
+:class:`Deadline` in the endpoint's :class:`Deadlines` heap.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Generic, Hashable, TypeVar
+from typing import Callable, Generic, Hashable, TypeVar
 
 import attr
 
@@ -124,3 +126,62 @@ class TimerQueue(Generic[_Owner]):
     def _compact(self) -> None:
         self._heap = [e for e in self._heap if self._is_live(e)]
         heapq.heapify(self._heap)
+
+
+class Deadline:
+    """One timer of a transaction user (a session's no-answer timeout, a re-INVITE's glare
+    back-off ...) in the endpoint's heap: when it comes, ``on_due(now)`` runs.
+
+    Each usage holds its own deadlines, so nothing scans the live sessions to find the next
+    one: arming is O(log n) and the endpoint pops what is due.  Made by
+    :meth:`Deadlines.new`; a usage that ends clears them.
+    """
+
+    __slots__ = ("_deadlines", "_on_due")
+
+    def __init__(self, deadlines: Deadlines, on_due: Callable[[float], None]) -> None:
+        self._deadlines = deadlines
+        self._on_due = on_due
+
+    @property
+    def at(self) -> float | None:
+        """When it fires, or None when it is not armed."""
+        return self._deadlines.queue.deadline(self, "")
+
+    def set(self, when: float) -> None:
+        """Arm (or move) it to fire at ``when``."""
+        self._deadlines.arm(self, when)
+
+    def clear(self) -> None:
+        self._deadlines.queue.cancel(self, "")
+
+    def fire(self, now: float) -> None:
+        self._on_due(now)
+
+
+class Deadlines:
+    """The endpoint's heap of :class:`Deadline` objects.  ``wake`` is called when one is
+    armed (the adapter's timer may have to move earlier)."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.queue: TimerQueue[Deadline] = TimerQueue()
+        self._wake = wake
+
+    def new(self, on_due: Callable[[float], None]) -> Deadline:
+        return Deadline(self, on_due)
+
+    def arm(self, deadline: Deadline, when: float) -> None:
+        self.queue.arm(deadline, "", when)
+        self._wake()
+
+    def next_deadline(self) -> float | None:
+        return self.queue.next_deadline()
+
+    def fire_due(self, now: float) -> None:
+        """Run every deadline due at ``now``, earliest first (one armed while running, and
+        due, runs too)."""
+        while (due := self.queue.pop_due(now)) is not None:
+            due[0].fire(now)
+
+    def __len__(self) -> int:
+        return len(self.queue)

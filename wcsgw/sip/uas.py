@@ -20,8 +20,8 @@ inside the dialog (ACK, BYE, ...) come through the DialogRouter.  No change to t
 needed: a handler that answers CANCEL before the endpoint's default one is all it takes.
 
 As everywhere in ``wcsgw.sip``, nothing reads a clock or touches a socket.  The session's own
-timers — the 2xx retransmission and the wait for the ACK — are folded into the endpoint's
-deadline through ``endpoint.timed_users``.  A caller acting from outside the endpoint (the
+timers — the 2xx retransmission and the wait for the ACK — are Deadlines of their own in the
+endpoint's timer heap (:class:`~wcsgw.sip.timers.Deadline`).  A caller acting from outside the endpoint (the
 browser answered, a test line's media is ready) does nothing more: the endpoint wakes its
 transport adapter, which sends what was queued and re-arms its timer.
 
@@ -85,7 +85,6 @@ from wcsgw.sip.session import (
     sdp_of,
 )
 from wcsgw.sip.target import Target
-from wcsgw.sip.timers import EPSILON
 from wcsgw.sip.transaction import ServerTransaction
 from wcsgw.sip.uri import parse_uri
 
@@ -212,9 +211,9 @@ class IncomingInvite(InDialog):
         self.on_request: Callable[[Request, ServerTransaction | None, float], bool] | None = None
 
         self._ok: Response | None = None  # the 2xx, retransmitted until the ACK
-        self._retransmit_at: float | None = None
+        self._retransmit = endpoint.deadlines.new(self._retransmit_due)  # the 2xx again
         self._interval = 0.0
-        self._ack_deadline: float | None = None
+        self._ack_wait = endpoint.deadlines.new(self._ack_wait_over)  # 64*T1 for the ACK
         self._hangup_pending = False  # hangup() while waiting for the ACK
         self._done = False
         self.account = account
@@ -227,7 +226,7 @@ class IncomingInvite(InDialog):
         self._router = DialogRouter.install(endpoint)
         self._registry = IncomingInvites.install(endpoint)
         self._registry.add(self)
-        endpoint.timed_users.append(self)
+        endpoint.keep(self)
 
     def __repr__(self) -> str:
         return f"<IncomingInvite {self.request.uri} {self.state.name} call_id={self.call_id!r}>"
@@ -262,8 +261,8 @@ class IncomingInvite(InDialog):
         self._registry.remove(self)  # a CANCEL now has no effect: the endpoint answers 200
         timers = self.endpoint.config.timers
         self._interval = timers.t1
-        self._retransmit_at = now + self._interval
-        self._ack_deadline = now + timers.timeout
+        self._retransmit.set(now + self._interval)
+        self._ack_wait.set(now + timers.timeout)
         self.endpoint.respond(self._ok, now)
 
     def reject(self, status: int, reason: str | None, now: float,
@@ -295,37 +294,36 @@ class IncomingInvite(InDialog):
             self._abort_in_dialog(now)
             self._send_bye(now)
 
-    # ------------------------------------------------------------------ TimedUser
+    # ------------------------------------------------------------------ timers
 
     def next_deadline(self) -> float | None:
         """The next 2xx retransmission, the end of the wait for the ACK, or an in-dialog
-        timer (re-INVITE back-off, its 2xx retransmission, ...)."""
-        deadlines = [d for d in (self._retransmit_at, self._ack_deadline,
+        timer (re-INVITE back-off, its 2xx retransmission, ...): each a Deadline of its own
+        in the endpoint's heap."""
+        deadlines = [d for d in (self._retransmit.at, self._ack_wait.at,
                                  self._in_dialog_deadline()) if d is not None]
         return min(deadlines) if deadlines else None
 
-    def handle_timer(self, now: float) -> None:
-        if self.state is UasState.CONFIRMED:
-            self._in_dialog_timer(now)
-            return
+    def _ack_wait_over(self, now: float) -> None:
         if self.state is not UasState.ANSWERED:
             return
-        if self._ack_deadline is not None and self._ack_deadline <= now + EPSILON:
-            self._stop_retransmitting()
-            log.info("no ACK for the 2xx of {call_id} within 64*T1: BYE", call_id=self.call_id)
-            if self._hangup_pending:
-                self._send_bye(now)
-            else:
-                # §13.3.1.4: the dialog is confirmed but the session SHOULD be terminated.
-                self._send_bye(now, final=False)
-                self._finish(Failed(None, REASON_ACK_TIMEOUT))
+        self._stop_retransmitting()
+        log.info("no ACK for the 2xx of {call_id} within 64*T1: BYE", call_id=self.call_id)
+        if self._hangup_pending:
+            self._send_bye(now)
+        else:
+            # §13.3.1.4: the dialog is confirmed but the session SHOULD be terminated.
+            self._send_bye(now, final=False)
+            self._finish(Failed(None, REASON_ACK_TIMEOUT))
+
+    def _retransmit_due(self, now: float) -> None:
+        if self.state is not UasState.ANSWERED:
             return
-        if self._retransmit_at is not None and self._retransmit_at <= now + EPSILON:
-            assert self._ok is not None
-            # §13.3.1.4: T1, 2*T1, 4*T1 ... capped at T2.
-            self._interval = min(2 * self._interval, self.endpoint.config.timers.t2)
-            self._retransmit_at = now + self._interval
-            self.endpoint.respond(self._ok, now)
+        assert self._ok is not None
+        # §13.3.1.4: T1, 2*T1, 4*T1 ... capped at T2.
+        self._interval = min(2 * self._interval, self.endpoint.config.timers.t2)
+        self._retransmit.set(now + self._interval)
+        self.endpoint.respond(self._ok, now)
 
     # ------------------------------------------------------------------ from the peer
 
@@ -527,8 +525,8 @@ class IncomingInvite(InDialog):
             self._router.add(self.dialog, self, self._vouched_hosts())
 
     def _stop_retransmitting(self) -> None:
-        self._retransmit_at = None
-        self._ack_deadline = None
+        self._retransmit.clear()
+        self._ack_wait.clear()
 
     def _finish(self, event: UasEvent) -> None:
         if self._done:
@@ -540,8 +538,7 @@ class IncomingInvite(InDialog):
         if self.dialog is not None:
             self.dialog.terminate()
             self._router.remove(self.dialog)
-        if self in self.endpoint.timed_users:
-            self.endpoint.timed_users.remove(self)
+        self.endpoint.release(self)
         log.info("incoming call {call_id} to {uri}: {event}", call_id=self.call_id,
                  uri=self.request.uri, event=event)
         self._emit(event)
