@@ -80,7 +80,7 @@ def install_asyncio_reactor() -> Any:
     asyncio.set_event_loop(loop)
     from twisted.internet import asyncioreactor
 
-    asyncioreactor.install(loop)
+    asyncioreactor.install(loop)  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
     from twisted.internet import reactor
 
     return reactor
