@@ -448,7 +448,7 @@ class GatewayMetricsTests(unittest.TestCase):
             await events.wait_for(lambda described: described["status"] == "ESTABLISHED")
         rtp = EventLog()
         forward = call.rtp.on_rtp
-        call.rtp.on_rtp = lambda packet: (forward(packet), rtp(packet))
+        call.rtp.on_rtp = lambda packet, now: (forward(packet, now), rtp(packet))
         await rtp.wait_for(lambda _: len(rtp.events) >= packets)
         return call
 
@@ -553,7 +553,7 @@ class BrowserCallMetricsTests(unittest.TestCase):
         [call] = self.gateway.calls.values()
         packets = EventLog()
         forward = call.leg.on_rtp
-        call.leg.on_rtp = lambda packet: (forward(packet), packets(packet))
+        call.leg.on_rtp = lambda packet, now: (forward(packet, now), packets(packet))
         await packets.wait_for(lambda _: len(packets.events) >= 25)
 
         live = await self.scrape()

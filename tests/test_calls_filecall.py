@@ -206,7 +206,7 @@ class PlayAndRecordTests(FileCallCase):
         a, b = order.index(30), order.index(31)
         order[a], order[b] = order[b], order[a]
         for i in order:
-            call.rtp.on_rtp(packets[i])
+            call.rtp.on_rtp(packets[i], self.clock.seconds())
             self.clock.advance(0.020)
         for _ in range(25):  # the file (1 s) is over: silence follows
             self.clock.advance(0.020)

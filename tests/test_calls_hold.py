@@ -98,7 +98,7 @@ class HoldCase(unittest.TestCase):
         before = len(self.to_phone)
         self.seq += 1
         call.leg.on_rtp(build_rtp(payload_type=0, sequence=self.seq, timestamp=160 * self.seq,
-                                  ssrc=BROWSER_AUDIO_SSRC, payload=bytes(160)))
+                                  ssrc=BROWSER_AUDIO_SSRC, payload=bytes(160)), self.clock.seconds())
         return len(self.to_phone) - before
 
     def browser_presses_a_key(self, call: Call) -> int:
@@ -107,7 +107,7 @@ class HoldCase(unittest.TestCase):
         self.seq += 1
         call.leg.on_rtp(build_rtp(payload_type=BROWSER_EVENT_PT, sequence=self.seq,
                                   timestamp=160 * self.seq, ssrc=BROWSER_AUDIO_SSRC,
-                                  payload=bytes([5, 10, 0, 160]), marker=True))
+                                  payload=bytes([5, 10, 0, 160]), marker=True), self.clock.seconds())
         return len(self.to_phone) - before
 
     def browser_video(self, call: Call) -> int:
@@ -115,7 +115,7 @@ class HoldCase(unittest.TestCase):
         self.seq += 1
         call.leg.on_rtp(build_rtp(payload_type=96, sequence=self.seq, timestamp=3000 * self.seq,
                                   ssrc=BROWSER_VIDEO_SSRC, payload=b"\x10\x00\x9d\x01\x2a"
-                                  + bytes(300), marker=True))
+                                  + bytes(300), marker=True), self.clock.seconds())
         return len(self.video_to_phone) - before
 
     # -- the phone re-offers --

@@ -54,7 +54,7 @@ class SenderReportTimeTests(unittest.TestCase):
         # the browser speaks for a second (relayed to the phone), then the reports go out
         for seq in range(1, 51):
             call.leg.on_rtp(build_rtp(payload_type=0, sequence=seq, timestamp=160 * seq,
-                                      ssrc=0x1234, payload=bytes(160)))
+                                      ssrc=0x1234, payload=bytes(160)), self.clock.seconds())
             self.clock.advance(0.02)
         self.clock.advance(RTCP_INTERVAL + MEDIA_TICK)
         return call

@@ -105,7 +105,7 @@ class TranscodeLossTests(unittest.TestCase):
             now = round(self.clock.seconds() - start, 6)
             while events and events[0][0] <= now + 1e-9:
                 _, i = events.pop(0)
-                call.rtp.on_rtp(packets[i])
+                call.rtp.on_rtp(packets[i], self.clock.seconds())
                 sent_at[i] = now
             if LOST + 1 in sent_at and LOST + 2 not in sent_at:
                 armed_while_held = armed_while_held or (
@@ -146,7 +146,7 @@ class TranscodeLossTests(unittest.TestCase):
         last = PACKETS + 1
         call.rtp.on_rtp(build_rtp(payload_type=pt, sequence=(65500 + last) & 0xFFFF,
                                   timestamp=(3_000_000 + last * 160) & 0xFFFFFFFF, ssrc=0x51D,
-                                  payload=far.encode(np.zeros(step))))
+                                  payload=far.encode(np.zeros(step))), self.clock.seconds())
         self.assertTrue(call._dtmf_call is not None and call._dtmf_call.active())
         call.hangup()
         self.assertIsNone(call._dtmf_call)

@@ -229,7 +229,7 @@ class OutboundVideoTests(CallVideoCase):
             self.assertEqual(sock.rtp_latch.allowed_ips, {"127.0.0.1", "192.0.2.50"})
             self.assertEqual(sock.rtcp_latch.allowed_ips, {"127.0.0.1", "192.0.2.50"})
         got: list[bytes] = []
-        call.video.rtp.on_rtp = got.append
+        call.video.rtp.on_rtp = lambda packet, now: got.append(packet)
         packet = video_packet(self.sip_vp8_pt(call), 1, 1, PHONE_VIDEO_SSRC)
         call.video.rtp._received(packet, ("198.51.100.9", 30002), False)  # a stranger
         call.video.rtp._received(packet, ("192.0.2.50", 41000), False)  # NAT: the 2xx's IP
@@ -256,8 +256,8 @@ class OutboundVideoTests(CallVideoCase):
         # Chromium's 108 is H.264 constrained baseline, mode 1; level lowered to the phone's
         self.assertEqual(video.formats, ["108"])
         self.assertEqual(video.codecs()[0].fmtp_params["profile-level-id"], "42e01e")
-        call.leg.on_rtp(video_packet(108, 1, 1000, BROWSER_VIDEO_SSRC))
-        call.video.rtp.on_rtp(video_packet(126, 9, 5000, PHONE_VIDEO_SSRC))
+        call.leg.on_rtp(video_packet(108, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
+        call.video.rtp.on_rtp(video_packet(126, 9, 5000, PHONE_VIDEO_SSRC), self.clock.seconds())
         self.assertEqual([parse_rtp(p).payload_type for p in self.phone_video], [126])
         to_browser = [parse_rtp(p) for p in call.leg.rtp_packets if parse_rtp(p).payload_type == 108]
         self.assertEqual(len(to_browser), 1)
@@ -278,10 +278,10 @@ class OutboundVideoTests(CallVideoCase):
         video = parse_sdp(call.browser_answer).media[1]
         self.assertEqual(video.formats, ["108"])  # Chromium's constrained baseline, mode 1
         for pt in (102, 116, 108, 104):  # 104 is mode 0: not this stream
-            call.video.rtp.on_rtp(video_packet(pt, pt, 1, PHONE_VIDEO_SSRC))
+            call.video.rtp.on_rtp(video_packet(pt, pt, 1, PHONE_VIDEO_SSRC), self.clock.seconds())
         self.assertEqual([parse_rtp(p).payload_type for p in call.leg.rtp_packets], [108, 108, 108])
         # toward the phone: the number its answer gave
-        call.leg.on_rtp(video_packet(108, 1, 1000, BROWSER_VIDEO_SSRC))
+        call.leg.on_rtp(video_packet(108, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
         self.assertEqual([parse_rtp(p).payload_type for p in self.phone_video], [116])
         return self.end_and_check_ports(call)
 
@@ -333,15 +333,15 @@ class VideoMediaTests(CallVideoCase):
 
     def test_packets_demultiplexed_by_payload_type(self) -> None:
         call = self.established()
-        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC))
+        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
         call.leg.on_rtp(build_rtp(payload_type=0, sequence=1, timestamp=160,
-                                  ssrc=BROWSER_AUDIO_SSRC, payload=bytes(160)))
+                                  ssrc=BROWSER_AUDIO_SSRC, payload=bytes(160)), self.clock.seconds())
         # only the video packet reached the SIP video socket, with the phone's number
         (relayed,) = self.phone_video
         self.assertEqual(parse_rtp(relayed).payload_type, self.pt)
         self.assertEqual(call.video.relay.stats()["webrtc"]["packets_received"], 1)
         # and back: the phone's video goes to the browser with the SSRC our answer named
-        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
         (header,) = [parse_rtp(p) for p in call.leg.rtp_packets]
         self.assertEqual((header.payload_type, header.ssrc), (96, self.our_browser_ssrc))
         return self.end_and_check_ports(call)
@@ -349,18 +349,18 @@ class VideoMediaTests(CallVideoCase):
     def test_keyframe_requests_at_start_and_relayed_pli(self) -> None:
         call = self.established()
         # the phone's first packet brings our PLI to it (the path started)
-        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
         (first,) = feedback(self.phone_video_rtcp)
         self.assertTrue(first.is_pli)
         self.assertEqual(first.media_ssrc, PHONE_VIDEO_SSRC)
         # the browser's first video packet brings one to it
-        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC))
+        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
         (to_browser,) = feedback(call.leg.rtcp)
         self.assertEqual((to_browser.is_pli, to_browser.media_ssrc), (True, BROWSER_VIDEO_SSRC))
         # a PLI from the browser (compound, from its video SSRC) reaches the phone
         self.clock.advance(1)
         call.leg.on_rtcp(build_rr(BROWSER_VIDEO_SSRC) + build_sdes(BROWSER_VIDEO_SSRC, "x")
-                         + build_pli(BROWSER_VIDEO_SSRC, self.our_browser_ssrc))
+                         + build_pli(BROWSER_VIDEO_SSRC, self.our_browser_ssrc), self.clock.seconds())
         self.assertEqual(len(feedback(self.phone_video_rtcp)), 2)
         self.assertEqual(call.video.relay.stats()["webrtc"]["keyframe_requests_received"], 1)
         return self.end_and_check_ports(call)
@@ -369,19 +369,19 @@ class VideoMediaTests(CallVideoCase):
         call = self.established()
         audio_reports = call.bridge.rtcp["webrtc"].reports_received
         call.leg.on_rtcp(build_sr(BROWSER_AUDIO_SSRC, 1 << 32, 0, 1, 1) +
-                         build_sdes(BROWSER_AUDIO_SSRC, "x"))
+                         build_sdes(BROWSER_AUDIO_SSRC, "x"), self.clock.seconds())
         self.assertEqual(call.bridge.rtcp["webrtc"].reports_received, audio_reports + 1)
         video_reports = call.video.relay.rtcp["webrtc"].reports_received
         self.assertEqual(video_reports, 0)
         call.leg.on_rtcp(build_sr(BROWSER_VIDEO_SSRC, 1 << 32, 0, 1, 1) +
-                         build_sdes(BROWSER_VIDEO_SSRC, "x"))
+                         build_sdes(BROWSER_VIDEO_SSRC, "x"), self.clock.seconds())
         self.assertEqual(call.bridge.rtcp["webrtc"].reports_received, audio_reports + 1)
         self.assertEqual(call.video.relay.rtcp["webrtc"].reports_received, 1)
         return self.end_and_check_ports(call)
 
     def test_remb_toward_the_browser_from_the_phones_bandwidth(self) -> None:
         call = self.established()
-        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC))
+        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
         call.leg.rtcp.clear()
         self.clock.advance(3)  # the ticker runs each second; video reports every ~1 s
         rembs = [f for f in feedback(call.leg.rtcp) if f.is_remb]
@@ -395,8 +395,8 @@ class VideoMediaTests(CallVideoCase):
 
     def test_hold_and_unhold_cover_video(self) -> None:
         call = self.established()
-        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
-        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC))
+        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
+        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
         call.hold()
         held = parse_sdp(call.invite.reinvites[-1])
         self.assertEqual([m.direction for m in held.media], ["sendonly", "sendonly"])
@@ -405,7 +405,7 @@ class VideoMediaTests(CallVideoCase):
                                                        direction="recvonly", version=2)))
         self.assertEqual(call.status, CallStatus.HOLD)
         sent = len(self.phone_video)
-        call.leg.on_rtp(video_packet(96, 2, 4000, BROWSER_VIDEO_SSRC))
+        call.leg.on_rtp(video_packet(96, 2, 4000, BROWSER_VIDEO_SSRC), self.clock.seconds())
         self.assertEqual(len(self.phone_video), sent)  # held: not forwarded
         before_phone = len(feedback(self.phone_video_rtcp))
         before_browser = len(feedback(call.leg.rtcp))
@@ -415,13 +415,13 @@ class VideoMediaTests(CallVideoCase):
         # resumed: a key frame asked of both senders, and the browser's video flows again
         self.assertEqual(len(feedback(self.phone_video_rtcp)), before_phone + 1)
         self.assertEqual(len(feedback(call.leg.rtcp)), before_browser + 1)
-        call.leg.on_rtp(video_packet(96, 3, 7000, BROWSER_VIDEO_SSRC))
+        call.leg.on_rtp(video_packet(96, 3, 7000, BROWSER_VIDEO_SSRC), self.clock.seconds())
         self.assertEqual(len(self.phone_video), sent + 1)
         return self.end_and_check_ports(call)
 
     def test_sip_reinvite_moves_video_and_asks_for_a_keyframe(self) -> None:
         call = self.established()
-        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
         before = len(feedback(self.phone_video_rtcp))
         self.clock.advance(1)
         call._on_sip_event(ReinviteOffered(self.vp8_answer(call, vport=31002, aport=31000, version=2)))
@@ -441,7 +441,7 @@ class VideoMediaTests(CallVideoCase):
         answer = parse_sdp(call.invite.reinvite_answers[-1])
         self.assertEqual([m.direction for m in answer.media], ["recvonly", "recvonly"])
         self.assertEqual(call.status, CallStatus.HOLD)
-        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC))
+        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
         self.assertEqual(self.phone_video, [])  # the phone does not receive video now
         return self.end_and_check_ports(call)
 
@@ -482,7 +482,7 @@ class InboundVideoTests(CallVideoCase):
         self.assertEqual(call.video.rtp.remote_rtp, ("127.0.0.1", 32002))
         self.assertTrue(call.describe()["hasVideo"])
         # media: the caller's 97 becomes the browser's number
-        call.video.rtp.on_rtp(video_packet(97, 1, 1, PHONE_VIDEO_SSRC))
+        call.video.rtp.on_rtp(video_packet(97, 1, 1, PHONE_VIDEO_SSRC), self.clock.seconds())
         self.assertEqual([parse_rtp(p).payload_type for p in call.leg.rtp_packets], [h264_pt])
         return self.end_and_check_ports(call)
 
@@ -565,13 +565,13 @@ class InfoFastUpdateTests(CallVideoCase):
 
     def browser_pli(self, call: Call) -> None:
         call.leg.on_rtcp(build_rr(BROWSER_VIDEO_SSRC) + build_sdes(BROWSER_VIDEO_SSRC, "x")
-                         + build_pli(BROWSER_VIDEO_SSRC, self.our_browser_ssrc))
+                         + build_pli(BROWSER_VIDEO_SSRC, self.our_browser_ssrc), self.clock.seconds())
 
     def test_phone_without_rtcp_feedback_is_asked_by_info(self) -> None:
         call = self.established()
         self.assertTrue(call.video.sip_needs_info)
         self.assertEqual(call.invite.infos, [])  # nothing before the phone's first packet
-        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
         # path start: the RTCP PLI and the INFO
         self.assertEqual(len(feedback(self.phone_video_rtcp)), 1)
         self.assertEqual(fast_updates(call.invite.infos), 1)
@@ -598,7 +598,7 @@ class InfoFastUpdateTests(CallVideoCase):
         for lines in ("a=rtcp-fb:{pt} nack pli\r\n", "a=rtcp-fb:{pt} ccm fir\r\n"):
             call = self.established(lines)
             self.assertFalse(call.video.sip_needs_info)
-            call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+            call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
             self.clock.advance(2)
             self.browser_pli(call)
             self.assertEqual(len(feedback(self.phone_video_rtcp)), 2)
@@ -610,7 +610,7 @@ class InfoFastUpdateTests(CallVideoCase):
     def test_refusing_answer_turns_info_off_for_the_call(self) -> None:
         for status in (415, 405, 501):
             call = self.established()
-            call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+            call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
             self.assertEqual(fast_updates(call.invite.infos), 1)
             call._on_sip_event(InfoAnswered(status))
             self.clock.advance(2)
@@ -625,7 +625,7 @@ class InfoFastUpdateTests(CallVideoCase):
 
     def test_retarget_forces_an_info_within_the_interval(self) -> None:
         call = self.established()
-        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
         call._on_sip_event(InfoAnswered(200))
         self.clock.advance(0.2)
         pt = self.pt
@@ -638,7 +638,7 @@ class InfoFastUpdateTests(CallVideoCase):
 
     def test_info_from_the_phone_becomes_a_pli_to_the_browser(self) -> None:
         call = self.established("a=rtcp-fb:{pt} nack pli\r\n")
-        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC))
+        call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
         self.assertEqual(len(plis_to_browser(call)), 1)  # path start
         self.clock.advance(1)
         call._on_sip_event(InfoReceived("Application/Media_Control+XML; charset=utf-8",
@@ -666,7 +666,7 @@ class InfoFastUpdateTests(CallVideoCase):
         call = self.established()
         call._on_sip_event(InfoReceived(MEDIA_CONTROL, b"<media_control><general_error>"
                                         b"Unknown command</general_error></media_control>"))
-        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
         self.assertEqual(len(feedback(self.phone_video_rtcp)), 1)
         self.assertEqual(call.invite.infos, [])
         return self.end_and_check_ports(call)
@@ -677,7 +677,7 @@ class InfoFastUpdateTests(CallVideoCase):
         self.assertEqual(call.invite.infos, [("application/dtmf-relay",
                                               b"Signal=1\r\nDuration=250\r\n")])
         # a key-frame request while "1" is unanswered: queued, ahead of "2"
-        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
+        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
         self.assertEqual(len(call.invite.infos), 1)
         call._on_sip_event(InfoAnswered(200))
         self.assertEqual(fast_updates(call.invite.infos[1:]), 1)
@@ -704,7 +704,7 @@ class InfoFastUpdateTests(CallVideoCase):
             f"m=video {{vport}} RTP/AVP {pt}\r\na=rtpmap:{pt} VP8/90000\r\n",
             vport=30002, aport=30000)))
         self.assertIsNotNone(call.video.relay)
-        call.video.rtp.on_rtp(video_packet(pt, 50, 9000, PHONE_VIDEO_SSRC))
+        call.video.rtp.on_rtp(video_packet(pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
         self.assertEqual(call.video.fast_update.sent, 1)  # wanted (path start) ...
         self.assertEqual(call.invite.infos, [])  # ... but not sent in the early dialog
         self.assertFalse(call.video.fast_update.in_flight)  # not stuck: the next one may go
@@ -719,10 +719,10 @@ class InfoFastUpdateTests(CallVideoCase):
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         self.assertTrue(call.video.sip_needs_info)
         self.capture_sip_video(call)
-        call.video.rtp.on_rtp(video_packet(100, 1, 1, PHONE_VIDEO_SSRC))
+        call.video.rtp.on_rtp(video_packet(100, 1, 1, PHONE_VIDEO_SSRC), self.clock.seconds())
         self.assertEqual(fast_updates(call.invite.infos), 1)
         # and the caller's INFO reaches the browser as a PLI
-        call.leg.on_rtp(video_packet(vp8, 1, 1000, BROWSER_VIDEO_SSRC))
+        call.leg.on_rtp(video_packet(vp8, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
         before = len(plis_to_browser(call))
         self.clock.advance(1)
         call._on_sip_event(InfoReceived(MEDIA_CONTROL, FAST_UPDATE))
@@ -788,8 +788,8 @@ class HandedVideoTests(CallVideoCase):
                           media["kbps"]), ("VP8/90000", vp8.payload_type, sip_pt, 600))
         self.assertEqual(call.video.rtp.remote_rtp, ("127.0.0.1", 30002))
         # packets both ways, renumbered per leg
-        call.leg.on_rtp(video_packet(vp8.payload_type, 1, 1000, BROWSER_VIDEO_SSRC))
-        call.video.rtp.on_rtp(video_packet(sip_pt, 7, 5000, PHONE_VIDEO_SSRC))
+        call.leg.on_rtp(video_packet(vp8.payload_type, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
+        call.video.rtp.on_rtp(video_packet(sip_pt, 7, 5000, PHONE_VIDEO_SSRC), self.clock.seconds())
         self.assertEqual([parse_rtp(p).payload_type for p in self.phone_video], [sip_pt])
         to_browser = [parse_rtp(p) for p in call.leg.rtp_packets]
         self.assertEqual([(h.payload_type, h.ssrc) for h in to_browser],
@@ -811,7 +811,7 @@ class HandedVideoTests(CallVideoCase):
             f"a=fmtp:{pt} packetization-mode=1;profile-level-id=42e01e\r\n",
             vport=30002, aport=30000)))
         self.assertEqual(call.describe()["media"]["video"]["webrtcPayloadType"], h264.payload_type)
-        call.video.rtp.on_rtp(video_packet(pt, 7, 5000, PHONE_VIDEO_SSRC))
+        call.video.rtp.on_rtp(video_packet(pt, 7, 5000, PHONE_VIDEO_SSRC), self.clock.seconds())
         self.assertEqual([parse_rtp(p).payload_type for p in call.leg.rtp_packets], [h264.payload_type])
         return self.end_and_check_ports(call)
 
@@ -843,7 +843,7 @@ class HandedVideoTests(CallVideoCase):
         self.assertIsNone(call.describe()["media"]["video"])
         self.assertIsNone(call.video.relay)
         # the browser's video (its m-section stays negotiated) goes nowhere, audio still flows
-        call.leg.on_rtp(video_packet(vp8.payload_type, 1, 1000, BROWSER_VIDEO_SSRC))
+        call.leg.on_rtp(video_packet(vp8.payload_type, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
         # a re-offer keeps the refused line at port 0 (RFC 3264 §8.2)
         call.hold()
         self.assertEqual([(m.kind, m.port) for m in parse_sdp(call.invite.reinvites[-1]).media][1],
@@ -865,7 +865,7 @@ class HandedVideoTests(CallVideoCase):
             f"m=video {{vport}} RTP/AVP {sip_pt}\r\na=rtpmap:{sip_pt} VP8/90000\r\n",
             vport=30002, aport=30000)))
         self.capture_sip_video(call)
-        call.video.rtp.on_rtp(video_packet(sip_pt, 7, 5000, PHONE_VIDEO_SSRC))
+        call.video.rtp.on_rtp(video_packet(sip_pt, 7, 5000, PHONE_VIDEO_SSRC), self.clock.seconds())
         self.assertEqual(fast_updates(call.invite.infos), 1)
         return self.end_and_check_ports(call)
 

@@ -152,7 +152,7 @@ class LateOfferTests(PeersMixin, unittest.TestCase):
         self.addCleanup(caller.stopService)
         heard = EventLog()
         rtp = RtpSocket(reactor, PortAllocator("127.0.0.1", 31000, 31099), "127.0.0.1",
-                        on_rtp=heard)
+                        on_rtp=lambda packet, now: heard(packet))
         self.addCleanup(rtp.close)
         uri = f"sip:1001@127.0.0.1:{kam.port}"
         invite = Request("INVITE", uri, [

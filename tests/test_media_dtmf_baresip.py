@@ -113,8 +113,8 @@ class DtmfWithBaresipTests(unittest.TestCase):
         bridge.on_dtmf_from_sip = digits
         from_phone = EventLog()  # the phone's packets, after the bridge has seen them
 
-        def on_rtp(packet: bytes) -> None:
-            bridge.from_sip(packet, reactor.seconds())
+        def on_rtp(packet: bytes, now: float) -> None:
+            bridge.from_sip(packet, now)
             from_phone(packet)
 
         rtp.on_rtp = on_rtp

@@ -202,7 +202,8 @@ class RtpSocketTests(TestCase):
         self.alloc = PortAllocator(HOST, lo, hi)
         self.clock = FakeClock()
         self.got_rtp, self.got_rtcp = EventLog(), EventLog()
-        self.sock = RtpSocket(reactor, self.alloc, on_rtp=self.got_rtp, on_rtcp=self.got_rtcp, clock=self.clock)
+        self.sock = RtpSocket(reactor, self.alloc, on_rtp=lambda data, now: self.got_rtp(data),
+                              on_rtcp=lambda data, now: self.got_rtcp(data), clock=self.clock)
         self.addCleanup(self.sock.close)
 
     def peer(self, host: str = HOST) -> Peer:

@@ -108,7 +108,7 @@ class TestLinesTests(TestCase):
         lo, hi = port_range(8)
         self.gateway_ports = PortAllocator(HOST, lo, hi)
         self.received = Packets()
-        self.rtp = RtpSocket(reactor, self.gateway_ports, on_rtp=self.received)
+        self.rtp = RtpSocket(reactor, self.gateway_ports, on_rtp=lambda packet, now: self.received(packet))
         self.addCleanup(self.rtp.close)
         self.account = SipAccount(login="wcsgw", domain=HOST, port=self.lines.port,
                                   register=False)

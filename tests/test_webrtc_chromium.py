@@ -62,7 +62,7 @@ class ChromiumEchoTests(unittest.TestCase):
         states, packets = EventLog(), EventLog()
         leg.on_state = states
 
-        def echo(packet: bytes) -> None:
+        def echo(packet: bytes, now: float) -> None:
             leg.send_rtp(with_ssrc(packet, OUR_SSRC))
             packets(packet)  # after sending: a waiting test resumes inside this call
 
@@ -100,7 +100,7 @@ class ChromiumEchoTests(unittest.TestCase):
         # Control: without the echo the browser hears nothing — the tone above was ours, not
         # something the page picked up elsewhere.  The first window holds the jitter buffer's
         # fade-out (measured: ~-49 dB at 440 Hz), the second is silent (-300 dB measured).
-        leg.on_rtp = lambda packet: None
+        leg.on_rtp = lambda packet, now: None
         fading = await dominant_frequency(page, ms=500)
         quiet = await dominant_frequency(page, ms=500)
         self.assertLess(quiet["level"], peak["level"] - 40, describe([peak, fading, quiet]))

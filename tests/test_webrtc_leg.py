@@ -209,7 +209,8 @@ class LegTests(unittest.TestCase):
         leg, browser, states = self.make_leg(allocator=alloc)
         self.assertEqual(alloc.in_use, {leg.port})
         got_rtp, got_rtcp = EventLog(), EventLog()
-        leg.on_rtp, leg.on_rtcp = got_rtp, got_rtcp
+        leg.on_rtp = lambda packet, now: got_rtp(packet)
+        leg.on_rtcp = lambda packet, now: got_rtcp(packet)
         await self.connect(leg, browser, states)
         self.assertEqual(states.events, ["checking", "connected"])
         self.assertEqual(leg.remote_address, browser.address)
@@ -246,7 +247,7 @@ class LegTests(unittest.TestCase):
     async def test_media_from_unchecked_address_dropped(self) -> None:
         leg, browser, states = self.make_leg()
         got = EventLog()
-        leg.on_rtp = got
+        leg.on_rtp = lambda packet, now: got(packet)
         await self.connect(leg, browser, states)
         stranger = Bystander()
         p = reactor.listenUDP(0, stranger, interface=HOST)
@@ -261,7 +262,7 @@ class LegTests(unittest.TestCase):
     async def test_second_checked_address_accepted_nomination_moves_sending(self) -> None:
         leg, browser, states = self.make_leg()
         got = EventLog()
-        leg.on_rtp = got
+        leg.on_rtp = lambda packet, now: got(packet)
         await self.connect(leg, browser, states)
         other = Bystander()
         p = reactor.listenUDP(0, other, interface=HOST)
@@ -314,7 +315,7 @@ class LegTests(unittest.TestCase):
         # A failed leg answers nothing more and forwards nothing.
         tid = browser.check()
         got = EventLog()
-        leg.on_rtp = got
+        leg.on_rtp = lambda packet, now: got(packet)
         browser.send_rtp(rtp(5))
         await leg.close()
         self.assertNotIn(tid, [m.transaction_id for m in browser.responses.events])

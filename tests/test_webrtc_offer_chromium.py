@@ -74,7 +74,7 @@ class ChromiumAnswersOurOfferTests(unittest.TestCase):
         states, packets = EventLog(), EventLog()
         leg.on_state = states
 
-        def echo(packet: bytes) -> None:
+        def echo(packet: bytes, now: float) -> None:
             leg.send_rtp(with_ssrc(packet, OUR_SSRC))
             packets(packet)  # after sending: a waiting test resumes inside this call
 

@@ -660,7 +660,6 @@ class Call:
         plan, leg, rtp = self.plan, self.leg, self.rtp
         assert plan is not None and leg is not None and rtp is not None
         assert plan.browser_codec is not None and plan.sip_codec is not None
-        reactor = self.env.reactor
         bridge = self.bridge = MediaBridge(
             LegMedia.negotiated(plan.browser_codec, plan.browser_dtmf, webrtc_ssrc,
                                 plan.browser_ptime),
@@ -671,17 +670,20 @@ class Call:
         # transcoding: packets behind a gap wait for the missing one; the DTMF timer serves
         # that deadline too
         bridge.on_deadline = lambda deadline: self._arm_dtmf()
-        leg.on_rtp = lambda packet: bridge.from_webrtc(packet, reactor.seconds())
+        # The sockets read the clock once per datagram and hand it on with the packet: the
+        # bridge takes them as they come, no clock read and no closure in between.
+        leg.on_rtp = bridge.from_webrtc
         # RTCP is terminated per leg: read (RTT, the peer's loss), never forwarded.
-        leg.on_rtcp = lambda packet: bridge.rtcp_from_webrtc(packet, reactor.seconds())
-        rtp.on_rtp = lambda packet: bridge.from_sip(packet, reactor.seconds())
-        rtp.on_rtcp = lambda packet: bridge.rtcp_from_sip(packet, reactor.seconds())
-        bridge.started_at = reactor.seconds()
+        leg.on_rtcp = bridge.rtcp_from_webrtc
+        rtp.on_rtp = bridge.from_sip
+        rtp.on_rtcp = bridge.rtcp_from_sip
+        now = self.env.clock.now()
+        bridge.started_at = now
         bridge.on_dtmf_from_sip = lambda digit: self.notify(
             "dtmf", {"callId": self.call_id, "dtmf": digit, "type": "RFC2833"})
         if self.video is not None and self.video.ready:
             self.video.send_fast_update = self._send_fast_update  # INFO, for phones without RTCP fb
-            self.video.start(leg, reactor.seconds())  # routes video PTs and video RTCP to it
+            self.video.start(leg, now)  # routes video PTs and video RTCP to it
         leg.start()
         log.info("call {call_id}: media {mode} {webrtc} <-> {sip}", call_id=self.call_id,
                  mode=plan.mode, webrtc=plan.browser_codec.rtpmap, sip=plan.sip_codec.rtpmap)

@@ -104,8 +104,8 @@ class FileLeg:
         self.reactor = reactor
         self.play_file = play_file
         self.record_file = record_file
-        self.on_rtp: Callable[[bytes], None] = lambda packet: None
-        self.on_rtcp: Callable[[bytes], None] = lambda packet: None
+        self.on_rtp: Callable[[bytes, float], None] = lambda packet, now: None
+        self.on_rtcp: Callable[[bytes, float], None] = lambda packet, now: None
         self.on_state: Callable[[str], None] = lambda state: None
         self.state = "new"
         self.codec = Codec("PCMU", 8000, 1, 0)
@@ -169,7 +169,8 @@ class FileLeg:
         """The packets due by now (one, unless the reactor was late): the file's next ones,
         or silence once it has ended.  Counted from the start time rather than trusted to
         LoopingCall's count, which float rounding makes skip a beat now and then."""
-        elapsed = self.reactor.seconds() - self._started
+        now = self.reactor.seconds()
+        elapsed = now - self._started
         due = int(elapsed / self._interval + 1e-6) + 1 - self._packets
         if due <= 0:
             return
@@ -187,7 +188,7 @@ class FileLeg:
             late = 0
             self._seq = (self._seq + 1) & 0xFFFF
             self._ts = (self._ts + self._ticks) & 0xFFFFFFFF
-            self.on_rtp(packet)
+            self.on_rtp(packet, now)
 
     def _silence_payload(self) -> bytes:
         """Silence encoded now: G.722 (ADPCM), G.729, Speex and Opus encode relative to their

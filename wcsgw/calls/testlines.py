@@ -358,7 +358,7 @@ class TestCall:
             self.rtp.send_rtp(packet)
             self.packets_sent += 1
 
-    def _on_rtp(self, data: bytes) -> None:
+    def _on_rtp(self, data: bytes, now: float) -> None:
         self.packets_received += 1
         stream, media, rtp = self._stream, self.media, self.rtp
         if stream is None or media is None or rtp is None:
@@ -372,7 +372,7 @@ class TestCall:
             return
         payload = header.payload(data)
         seq, ts, rebased = stream.translate(
-            header.ssrc, header.sequence, header.timestamp, self.reactor.seconds(), len(payload)
+            header.ssrc, header.sequence, header.timestamp, now, len(payload)
         )
         rtp.send_rtp(build_rtp(payload_type=pt, sequence=seq, timestamp=ts, ssrc=stream.ssrc,
                                payload=payload, marker=header.marker or rebased))

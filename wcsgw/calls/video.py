@@ -126,6 +126,10 @@ class VideoPath:
         self.webrtc_ssrc = secrets.randbits(32)
         self.sip_ssrc = secrets.randbits(32)
         self.relay: Optional[VideoRelay] = None
+        #: where the browser's packets that are not video go (the leg's receivers before
+        #: :meth:`start` put :meth:`route_rtp`/:meth:`route_rtcp` in their place)
+        self._audio_rtp: Callable[[bytes, float], None] = lambda packet, now: None
+        self._audio_rtcp: Callable[[bytes, float], None] = lambda packet, now: None
         #: the formats offered to the SIP side (outbound) or by it (inbound)
         self.offered: list[Codec] = []
         #: (browser format, SIP format) of the same codec, as offered: outbound, the browser's
@@ -341,26 +345,26 @@ class VideoPath:
             browser_ssrc=self.browser_ssrc, wall_offset=self.env.clock.wall_offset(),
         )
         self._leg = leg
-        clock = self.env.reactor.seconds
-        self.rtp.on_rtp = lambda packet: relay.from_sip(packet, clock())
-        self.rtp.on_rtcp = lambda packet: relay.rtcp_from_sip(packet, clock())
+        self.rtp.on_rtp = relay.from_sip
+        self.rtp.on_rtcp = relay.rtcp_from_sip
         relay.on_keyframe_request = self._keyframe_requested
         relay.request_keyframes_on_first_packet()
-        audio_rtp, audio_rtcp = leg.on_rtp, leg.on_rtcp
-        leg.on_rtp = lambda packet: self.route_rtp(packet, audio_rtp)
-        leg.on_rtcp = lambda packet: self.route_rtcp(packet, audio_rtcp)
+        self._audio_rtp, self._audio_rtcp = leg.on_rtp, leg.on_rtcp
+        leg.on_rtp = self.route_rtp
+        leg.on_rtcp = self.route_rtcp
         log.info("call {call_id}: video relay {webrtc} pt {wpt} <-> {sip} pt {spt}, {kbps} kbit/s",
                  call_id=self.call_id, webrtc=self.browser_codec.rtpmap,
                  wpt=self.browser_codec.payload_type, sip=self.sip_codec.rtpmap,
                  spt=self.sip_codec.payload_type, kbps=self.kbps)
 
-    def route_rtp(self, packet: bytes, audio: Callable[[bytes], None]) -> None:
-        """A browser RTP packet: video payload type to the relay, anything else to ``audio``."""
+    def route_rtp(self, packet: bytes, now: float) -> None:
+        """A browser RTP packet: video payload type to the relay, anything else to the audio
+        receiver the leg had before :meth:`start`."""
         relay = self.relay
         if relay is not None and len(packet) > 1 and relay.is_video(packet[1] & 0x7F):
-            relay.from_webrtc(packet, self.env.reactor.seconds())
+            relay.from_webrtc(packet, now)
         else:
-            audio(packet)
+            self._audio_rtp(packet, now)
 
     def is_video_rtcp(self, packet: bytes) -> bool:
         """Whether a browser RTCP compound is about video: sent by its video SSRC, feedback
@@ -385,12 +389,13 @@ class VideoPath:
                     return True
         return False
 
-    def route_rtcp(self, packet: bytes, audio: Callable[[bytes], None]) -> None:
-        """A browser RTCP compound: to the video relay if it is about video, else ``audio``."""
+    def route_rtcp(self, packet: bytes, now: float) -> None:
+        """A browser RTCP compound: to the video relay if it is about video, else to the audio
+        receiver the leg had before :meth:`start`."""
         if self.relay is not None and self.is_video_rtcp(packet):
-            self.relay.rtcp_from_webrtc(packet, self.env.reactor.seconds())
+            self.relay.rtcp_from_webrtc(packet, now)
         else:
-            audio(packet)
+            self._audio_rtcp(packet, now)
 
     # -- key frames through SIP INFO (RFC 5168) ---------------------------------------------
 

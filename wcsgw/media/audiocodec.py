@@ -80,7 +80,7 @@ _LIBRARIES: dict[str, ctypes.CDLL] = {}
 
 
 #: C signature of a native function: (argtypes, restype)
-Signature = tuple[list[Any], Any]
+Signature = tuple[Any, Any]
 _DECLARED: set[tuple[str, str]] = set()
 
 
@@ -185,12 +185,14 @@ class G711Codec:
         if self._plc is None:
             raise CodecError(f"{self.name}: codec closed")
         pcm = self._dec.take(np.frombuffer(payload, dtype=np.uint8))
-        return self._plc.received(pcm)
+        received: np.ndarray = self._plc.received(pcm)
+        return received
 
     def conceal(self, samples: int) -> np.ndarray:
         if self._plc is None:
             raise CodecError(f"{self.name}: codec closed")
-        return self._plc.fill(samples)
+        filled: np.ndarray = self._plc.fill(samples)
+        return filled
 
     def close(self) -> None:
         plc, self._plc = self._plc, None
@@ -257,9 +259,10 @@ class OpusCodec:
         if self._encoder is None:
             raise CodecError("opus: codec closed")
         try:
-            return self._encoder.encode(pcm)
+            encoded: bytes = self._encoder.encode(pcm)
         except self._opus.OpusError as exc:
             raise CodecError(f"opus: encode failed ({exc})") from None
+        return encoded
 
     def decode(self, payload: bytes) -> np.ndarray:
         if not payload:
@@ -267,9 +270,10 @@ class OpusCodec:
         if self._decoder is None:
             raise CodecError("opus: codec closed")
         try:
-            return self._decoder.decode(bytes(payload))
+            decoded: np.ndarray = self._decoder.decode(bytes(payload))
         except self._opus.OpusError as exc:
             raise CodecError(f"opus: cannot decode a {len(payload)}-byte payload ({exc})") from None
+        return decoded
 
     def decode_fec(self, payload: bytes, samples: int) -> np.ndarray:
         """Stand-in for the ``samples`` lost just before ``payload``, from the in-band FEC
@@ -285,11 +289,12 @@ class OpusCodec:
         last = dec.last_frame_samples
         dec.last_frame_samples = samples
         try:
-            return dec.decode(bytes(payload), fec=True)
+            concealed: np.ndarray = dec.decode(bytes(payload), fec=True)
         except self._opus.OpusError as exc:
             raise CodecError(f"opus: FEC decode failed ({exc})") from None
         finally:
             dec.last_frame_samples = last
+        return concealed
 
     def conceal(self, samples: int) -> np.ndarray:
         if samples <= 0:

@@ -44,7 +44,8 @@ go through a :class:`~wcsgw.media.dtmf.DtmfDetector`; the SIP side's digits are 
 through ``on_dtmf_from_sip`` (once per key press) and still forwarded to the browser.
 
 RTCP is terminated per leg by one :class:`~wcsgw.media.rtcp.RtcpReporter` each; incoming RTCP
-(also when it arrives muxed on the RTP path) is consumed, never forwarded.
+(``rtcp_from_*``) is consumed, never forwarded. The sockets tell RTCP muxed on the RTP port
+apart (RFC 5761) before the bridge sees it, so the RTP path does not test for it again.
 """
 
 from __future__ import annotations
@@ -286,9 +287,8 @@ class _Direction:
         if b0 & 0xC0 != 0x80:
             self.malformed += 1
             return
-        if 192 <= b1 <= 223:  # RTCP muxed on the RTP path (RFC 5761): terminate it here
-            self.reporter.receive(packet, now)
-            return
+        # (RTCP muxed on the RTP path was told apart by the socket, RFC 5761, and went to
+        # rtcp_from_*: the test runs once per packet, there.)
         pt = b1 & 0x7F
         if pt == self.audio_in:
             self.last_activity = now
@@ -531,11 +531,12 @@ class MediaBridge:
     "inactive". Everything else is in ``settings``.
 
     The per-packet entry points are :attr:`from_webrtc` and :attr:`from_sip` ``(packet,
-    now)``: an RTP packet (SRTP already removed) from that leg; RTCP arriving on the RTP path
-    is consumed too. Callbacks are attributes, set after construction: :attr:`on_deadline`,
-    :attr:`on_dtmf_from_sip`, :attr:`on_dtmf_from_webrtc`, and ``send_rtcp_to_webrtc`` /
-    ``send_rtcp_to_sip`` for :meth:`poll_rtcp` (without them the owner pulls reports with
-    :meth:`make_rtcp` when :meth:`rtcp_due` says so).
+    now)``: an RTP packet (SRTP already removed) from that leg, RTCP already told apart by the
+    socket (an 8-byte empty RR, which no RTP packet can be, is still consumed). Callbacks
+    are attributes, set after construction: :attr:`on_deadline`, :attr:`on_dtmf_from_sip`,
+    :attr:`on_dtmf_from_webrtc`, and ``send_rtcp_to_webrtc`` / ``send_rtcp_to_sip`` for
+    :meth:`poll_rtcp` (without them the owner pulls reports with :meth:`make_rtcp` when
+    :meth:`rtcp_due` says so).
     """
 
     def __init__(
@@ -595,8 +596,10 @@ class MediaBridge:
             SIP, sip, webrtc, send_to_webrtc, from_sip_stats, self.to_webrtc, self.rtcp[SIP], now
         )
         self._started_at = now
-        self._dtmf_shape = {"duration": settings.dtmf_duration, "gap": settings.dtmf_gap}
-        DtmfGenerator(0, 8000, **self._dtmf_shape)  # refuse a bad shape now, not at the first digit
+        self._dtmf_duration = settings.dtmf_duration
+        self._dtmf_gap = settings.dtmf_gap
+        # refuse a bad shape now, not at the first digit
+        DtmfGenerator(0, 8000, duration=self._dtmf_duration, gap=self._dtmf_gap)
         self.on_deadline: OnDeadline | None = None
         self._reported: float | None = None  # the last deadline the owner was told of
         self.transcoder: Transcoder | None = None
@@ -670,11 +673,14 @@ class MediaBridge:
         alone does not keep a call alive. The call layer pauses the check while on hold."""
         if self._started_at is None:
             self.started_at = now
+        # (set by now: at construction, by started_at, or by a packet)
+        webrtc, sip = self._w2s.last_activity, self._s2w.last_activity
+        assert webrtc is not None and sip is not None
         if side == WEBRTC:
-            return now - self._w2s.last_activity
+            return now - webrtc
         if side == SIP:
-            return now - self._s2w.last_activity
-        return now - min(self._w2s.last_activity, self._s2w.last_activity)
+            return now - sip
+        return now - min(webrtc, sip)
 
     # -- DTMF ------------------------------------------------------------------------------
 
@@ -723,7 +729,8 @@ class MediaBridge:
                 out.clock_rate,
                 timestamp_at=out.rtp_timestamp_at,
                 event_rate=d.event_rate_out,
-                **self._dtmf_shape,
+                duration=self._dtmf_duration,
+                gap=self._dtmf_gap,
             )
         generator.payload_type = d.event_out
         generator.send(digits, now)

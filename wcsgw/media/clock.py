@@ -18,9 +18,13 @@ from __future__ import annotations
 import time
 from typing import Callable, Protocol
 
-from twisted.internet.interfaces import IReactorTime
-
 __all__ = ["MediaClock", "ReactorClock", "FakeClock"]
+
+
+class _Seconds(Protocol):
+    """What a clock needs of a reactor (``IReactorTime.seconds``; a ``task.Clock`` has it)."""
+
+    def seconds(self) -> float: ...
 
 
 class MediaClock(Protocol):
@@ -44,7 +48,7 @@ class ReactorClock:
 
     __slots__ = ("reactor", "_wall")
 
-    def __init__(self, reactor: IReactorTime, wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, reactor: _Seconds, wall: Callable[[], float] = time.time) -> None:
         self.reactor = reactor
         self._wall = wall
 
@@ -65,6 +69,6 @@ class FakeClock(ReactorClock):
 
     __slots__ = ("wall_at_zero",)
 
-    def __init__(self, reactor: IReactorTime, wall_at_zero: float = 1_700_000_000.0) -> None:
+    def __init__(self, reactor: _Seconds, wall_at_zero: float = 1_700_000_000.0) -> None:
         super().__init__(reactor, lambda: reactor.seconds() + wall_at_zero)
         self.wall_at_zero = wall_at_zero

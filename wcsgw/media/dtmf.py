@@ -86,7 +86,7 @@ def event_digit(code: int) -> str | None:
     return DIGITS[code] if 0 <= code < 16 else None
 
 
-def normalize_digits(digits: str) -> str:
+def normalize_digits(digits: object) -> str:
     """Check a digit string and return it upper-cased; DtmfError names the first bad one.
 
     Separators people type (spaces, dashes) are errors, not skipped: the API says which

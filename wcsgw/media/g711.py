@@ -53,7 +53,8 @@ def _ulaw_compress(x: np.ndarray) -> np.ndarray:
     low = 0x0F - ((absno >> segno) & 0x0F)
     out = (high << 4) | low
     out = np.where(x >= 0, out | 0x80, out)
-    return out.astype(np.uint8)
+    result: np.ndarray = out.astype(np.uint8)
+    return result
 
 
 def _ulaw_expand(code: np.ndarray) -> np.ndarray:
@@ -65,7 +66,8 @@ def _ulaw_expand(code: np.ndarray) -> np.ndarray:
     segment = exponent + 1
     mantissa &= 0x0F
     step = 4 << segment
-    return (sign * ((0x80 << exponent) + step * mantissa + step // 2 - 4 * 33)).astype(np.int16)
+    pcm: np.ndarray = (sign * ((0x80 << exponent) + step * mantissa + step // 2 - 4 * 33)).astype(np.int16)
+    return pcm
 
 
 def _alaw_compress(x: np.ndarray) -> np.ndarray:
@@ -118,7 +120,8 @@ def to_int16(samples: np.ndarray) -> np.ndarray:
     """Round and saturate float samples to int16 (int16 input is returned as is)."""
     if samples.dtype == np.int16:
         return samples
-    return np.clip(np.rint(samples), -32768, 32767).astype(np.int16)
+    saturated: np.ndarray = np.clip(np.rint(samples), -32768, 32767).astype(np.int16)
+    return saturated
 
 
 def ulaw_encode(samples: np.ndarray) -> bytes:

@@ -383,7 +383,8 @@ def _fec_decoder(codec: AudioCodec) -> Any:
         last = decoder.last_frame_samples
         decoder.last_frame_samples = samples
         try:
-            return decoder.decode(bytes(payload), fec=True)
+            concealed: np.ndarray = decoder.decode(bytes(payload), fec=True)
+            return concealed
         except Exception as exc:  # OpusError: the packet is not Opus
             raise CodecError(f"opus: FEC decode failed ({exc})") from None
         finally:

@@ -39,6 +39,12 @@ from wcsgw.media.ports import PortAllocator
 __all__ = ["RtpSocket", "Latch", "normalize_ip"]
 
 Address = tuple[str, int]
+#: what a socket hands on: a datagram and when it arrived (the owner's monotonic clock)
+Receive = Callable[[bytes, float], None]
+
+
+def _ignore(data: bytes, now: float) -> None:
+    """Packets before anyone listens: dropped."""
 
 
 def normalize_ip(host: str) -> str:
@@ -134,9 +140,11 @@ class RtpSocket:
     """RTP/RTCP socket pair from a :class:`PortAllocator`, latched to the peer the offer/answer
     names (:class:`Latch`; nothing is heard before :meth:`set_remote`).
 
-    Callbacks ``on_rtp(bytes)`` and ``on_rtcp(bytes)`` are attributes (set them before media
-    flows); with rtcp-mux, RTCP arriving on the RTP port is told apart by RFC 5761's rule and goes
-    to ``on_rtcp`` too.
+    Callbacks ``on_rtp(bytes, now)`` and ``on_rtcp(bytes, now)`` are attributes (set them
+    before media flows); ``now`` is ``clock()`` (default ``reactor.seconds``), read once per
+    datagram — for the latch and for whoever takes the packet, which therefore reads no clock
+    of its own.  RTCP arriving on the RTP port (rtcp-mux) is told apart here by RFC 5761's rule
+    and goes to ``on_rtcp`` too, so ``on_rtp`` gets RTP only.
     """
 
     def __init__(
@@ -146,8 +154,8 @@ class RtpSocket:
         host: str | None = None,
         *,
         rtcp_mux: bool = False,
-        on_rtp: Callable[[bytes], None] | None = None,
-        on_rtcp: Callable[[bytes], None] | None = None,
+        on_rtp: Receive | None = None,
+        on_rtcp: Receive | None = None,
         attempts: int = 10,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -156,8 +164,8 @@ class RtpSocket:
         # the interface to bind (default: the allocator's, which bind-tested it)
         self.host = host or allocator.host
         self.rtcp_mux = rtcp_mux
-        self.on_rtp: Callable[[bytes], None] = on_rtp or (lambda data: None)
-        self.on_rtcp: Callable[[bytes], None] = on_rtcp or (lambda data: None)
+        self.on_rtp: Receive = on_rtp or _ignore
+        self.on_rtcp: Receive = on_rtcp or _ignore
         self.rtp_latch = Latch()
         self.rtcp_latch = Latch()
         self.send_errors = 0
@@ -165,7 +173,7 @@ class RtpSocket:
         self._ports: list[int] = []
         self._rtp_port: Any = None
         self._rtcp_port: Any = None
-        self._closed: Optional[defer.Deferred] = None
+        self._closed: Optional[defer.Deferred[None]] = None
         last: Optional[Exception] = None
         for _ in range(attempts):
             ports = allocator.allocate(2, even=True)
@@ -185,7 +193,9 @@ class RtpSocket:
             self._ports = ports
             break
         else:
-            raise last or CannotListenError(self.host, 0, "no ports")
+            raise last or CannotListenError(  # type: ignore[no-untyped-call]
+                self.host, 0, "no ports"
+            )
 
     # -- addresses ----------------------------------------------------------------------------
 
@@ -236,15 +246,15 @@ class RtpSocket:
         now = self._clock()
         if on_rtcp_port:
             if self.rtcp_latch.accept(source, now):
-                self.on_rtcp(data)
+                self.on_rtcp(data, now)
             return
         if len(data) >= 2 and 192 <= data[1] <= 223:  # RTCP muxed on the RTP port (RFC 5761)
             latch = self.rtp_latch if self.rtcp_mux else self.rtcp_latch
             if latch.accept(source, now):
-                self.on_rtcp(data)
+                self.on_rtcp(data, now)
             return
         if self.rtp_latch.accept(source, now):
-            self.on_rtp(data)
+            self.on_rtp(data, now)
 
     def _send(self, port: Any, data: bytes, target: Optional[Address]) -> None:
         if target is None or port is None or self._closed is not None:
@@ -263,7 +273,7 @@ class RtpSocket:
         else:
             self._send(self._rtcp_port, data, self.rtcp_latch.target)
 
-    def close(self) -> defer.Deferred:
+    def close(self) -> defer.Deferred[None]:
         """Stop listening on both ports, then give them back to the allocator."""
         if self._closed is None:
             stops = [
@@ -275,6 +285,11 @@ class RtpSocket:
 
             self._closed = defer.gatherResults(stops, consumeErrors=True).addBoth(release)
         # every caller gets its own Deferred, so no caller's callbacks change another's result
-        done: defer.Deferred = defer.Deferred()
-        self._closed.addBoth(lambda result: (done.callback(None), result)[1])
+        done: defer.Deferred[None] = defer.Deferred()
+
+        def fire(result: Any) -> Any:
+            done.callback(None)
+            return result
+
+        self._closed.addBoth(fire)
         return done

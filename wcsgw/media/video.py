@@ -393,6 +393,7 @@ class VideoRelay:
         """Per leg: packets received from it and sent to it, and the feedback counts."""
         out: dict[str, dict[str, object]] = {}
         for leg, d_in, d_out in ((WEBRTC, self._w2s, self._s2w), (SIP, self._s2w, self._w2s)):
+            rtt = self.rtcp[leg].rtt
             out[leg] = {
                 "packets_received": d_in.packets,
                 "packets_lost": d_in.inbound.cumulative_lost,
@@ -402,7 +403,7 @@ class VideoRelay:
                 "malformed": d_in.malformed,
                 "keyframe_requests_received": self.keyframe_requests_from[leg],
                 "keyframe_requests_sent": self.keyframe_requests_to[leg],
-                "rtt_ms": None if self.rtcp[leg].rtt is None else 1000.0 * self.rtcp[leg].rtt,
+                "rtt_ms": None if rtt is None else 1000.0 * rtt,
             }
         out[WEBRTC]["remb_bitrate"] = self.browser_bitrate
         out[SIP]["remb_bitrate"] = self.sip_bitrate

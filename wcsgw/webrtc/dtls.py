@@ -162,7 +162,10 @@ class DtlsSrtpServer:
         await self._transport.start(params)
         if self._transport.state != "connected":
             raise DtlsError(f"DTLS handshake failed (state {self._transport.state})")
-        selected = self._transport._ssl.get_selected_srtp_profile()
+        ssl = self._transport._ssl
+        if ssl is None:  # connected implies a TLS connection: a changed aiortc, say so
+            raise DtlsError("DTLS connected without a TLS connection (aiortc changed?)")
+        selected = ssl.get_selected_srtp_profile()
         session = SrtpSession(
             profile=selected.decode("ascii") if selected else "?",
             rx=self._transport._rx_srtp,

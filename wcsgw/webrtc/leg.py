@@ -3,7 +3,9 @@
 One leg = one UDP socket (BUNDLE + rtcp-mux: STUN, DTLS, SRTP and SRTCP all share it),
 demultiplexed by the first byte (RFC 7983): 0..3 STUN, 20..63 DTLS, 128..191 SRTP/SRTCP, and
 SRTP vs SRTCP by the second byte (RFC 5761).  The leg never decodes media: ``on_rtp`` gets the
-unprotected RTP packet as bytes, ``send_rtp`` takes an RTP packet and protects it.
+unprotected RTP packet as bytes with its arrival time (``reactor.seconds()``, read once per
+datagram: the receiver reads no clock of its own), ``send_rtp`` takes an RTP packet and
+protects it.
 
 Lifecycle (reported through ``on_state``)::
 
@@ -55,6 +57,10 @@ FAILED_DTLS = "failed:dtls"
 CLOSED = "closed"
 
 
+def _ignore(packet: bytes, now: float) -> None:
+    """Packets before anyone listens: dropped."""
+
+
 class LegError(RuntimeError):
     """The leg was used out of order (start before set_remote, start twice)."""
 
@@ -79,8 +85,9 @@ class WebRtcLeg:
     a few seconds); ``certificate`` may be shared by legs; ``srtp_profiles`` restricts the
     SRTP profiles (names from :mod:`wcsgw.webrtc.srtp`).
 
-    Callbacks are plain attributes, assign them before :meth:`start`: ``on_rtp(bytes)``,
-    ``on_rtcp(bytes)`` (unprotected; may hold compound RTCP), ``on_state(str)``.
+    Callbacks are plain attributes, assign them before :meth:`start`: ``on_rtp(bytes, now)``,
+    ``on_rtcp(bytes, now)`` (unprotected; may hold compound RTCP; ``now``: when the datagram
+    arrived), ``on_state(str)``.
     """
 
     def __init__(
@@ -103,8 +110,8 @@ class WebRtcLeg:
         self.consent_timeout = consent_timeout
         self.dtls_timeout = dtls_timeout
 
-        self.on_rtp: Callable[[bytes], None] = lambda packet: None
-        self.on_rtcp: Callable[[bytes], None] = lambda packet: None
+        self.on_rtp: Callable[[bytes, float], None] = _ignore
+        self.on_rtcp: Callable[[bytes, float], None] = _ignore
         self.on_state: Callable[[str], None] = lambda state: None
 
         creds = credentials or make_ice_credentials()
@@ -122,10 +129,10 @@ class WebRtcLeg:
         self._remote_fingerprint: Optional[tuple[str, str]] = None
         self.remote_pwd: Optional[str] = None
         self._done = False  # failed or closed: no more answering or forwarding
-        self._close_d: Optional[defer.Deferred] = None
+        self._close_d: Optional[defer.Deferred[None]] = None
         self._consent_call: Any = None
         self._dtls_call: Any = None
-        self._handshake_d: Optional[defer.Deferred] = None
+        self._handshake_d: Optional[defer.Deferred[SrtpSession]] = None
         self._peer: Optional[Address] = None  # where we send: cached ``_ice.selected``
 
         #: reactor.seconds() at milestones (for logs and measurements): start, first check,
@@ -196,12 +203,13 @@ class WebRtcLeg:
     def _datagram(self, data: bytes, addr: Address) -> None:
         if self._done or not data:
             return
+        now = self.reactor.seconds()  # once per datagram, for whoever takes it
         first = data[0]
         if 127 < first < 192:
-            self._media_in(data, addr)
+            self._media_in(data, addr, now)
         elif first < 4:
             if is_stun(data):
-                self._stun_in(data, addr)
+                self._stun_in(data, addr, now)
         elif 19 < first < 64:
             if self._ice.is_authenticated(addr):
                 if addr != self._peer:
@@ -212,10 +220,9 @@ class WebRtcLeg:
         else:
             self.dropped_in += 1
 
-    def _stun_in(self, data: bytes, addr: Address) -> None:
+    def _stun_in(self, data: bytes, addr: Address, now: float) -> None:
         if self.state == "new":
             return  # not started: the browser has no answer yet; it will retry
-        now = self.reactor.seconds()
         outcome = self._ice.receive(data, addr, now)
         if outcome is None:
             return
@@ -231,7 +238,7 @@ class WebRtcLeg:
         self._ice.note_traffic(addr)
         self._peer = self._ice.selected
 
-    def _media_in(self, data: bytes, addr: Address) -> None:
+    def _media_in(self, data: bytes, addr: Address, now: float) -> None:
         srtp = self.srtp
         if srtp is None or not self._ice.is_authenticated(addr):
             self.dropped_in += 1
@@ -246,7 +253,7 @@ class WebRtcLeg:
                 self.srtp_errors += 1
                 return
             self.rtcp_in += 1
-            self.on_rtcp(packet)
+            self.on_rtcp(packet, now)
         else:
             try:
                 packet = srtp.unprotect_rtp(data)
@@ -254,9 +261,9 @@ class WebRtcLeg:
                 self.srtp_errors += 1
                 return
             if self.rtp_in == 0:
-                self.first_rtp_at = self.reactor.seconds()
+                self.first_rtp_at = now
             self.rtp_in += 1
-            self.on_rtp(packet)
+            self.on_rtp(packet, now)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -376,7 +383,7 @@ class WebRtcLeg:
 
     # -- closing -----------------------------------------------------------------------------
 
-    def close(self) -> defer.Deferred:
+    def close(self) -> defer.Deferred[None]:
         """Send DTLS close_notify if connected, close the socket, give the port back.
 
         Reports "closed" (unless the leg already reported it).  Idempotent: every call returns
@@ -384,8 +391,13 @@ class WebRtcLeg:
         """
         if self._close_d is None:
             self._close_d = defer.ensureDeferred(self._close())
-        d: defer.Deferred = defer.Deferred()
-        self._close_d.addBoth(lambda r: (d.callback(None), r)[1])
+        d: defer.Deferred[None] = defer.Deferred()
+
+        def fire(result: Any) -> Any:
+            d.callback(None)
+            return result
+
+        self._close_d.addBoth(fire)
         return d
 
     async def _close(self) -> None:

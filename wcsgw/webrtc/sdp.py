@@ -148,7 +148,9 @@ def _video_attributes(
     """The attributes of our video m-section (``feedback``: per payload type, the rtcp-fb the
     offer had, for an answer; None in an offer: all of :data:`VIDEO_RTCP_FB`)."""
     attrs_: list[Attribute] = []
-    add = lambda name, value=None: attrs_.append(Attribute(name, value))  # noqa: E731
+    def add(name: str, value: Optional[str] = None) -> None:
+        attrs_.append(Attribute(name, value))
+
     we_send = direction in ("sendrecv", "sendonly")
     track_id = str(uuid.uuid4())
     if mid is not None:
@@ -273,7 +275,9 @@ def answer_for_browser(
     we_send = direction in ("sendrecv", "sendonly")
 
     attrs_: list[Attribute] = []
-    add = lambda name, value=None: attrs_.append(Attribute(name, value))  # noqa: E731
+    def add(name: str, value: Optional[str] = None) -> None:
+        attrs_.append(Attribute(name, value))
+
     if transport.mid is not None:
         add("mid", transport.mid)
     add("ice-ufrag", leg.ice_ufrag)
@@ -464,7 +468,9 @@ def offer_for_browser(
     track_id = track_id or str(uuid.uuid4())
 
     attrs_: list[Attribute] = []
-    add = lambda name, value=None: attrs_.append(Attribute(name, value))  # noqa: E731
+    def add(name: str, value: Optional[str] = None) -> None:
+        attrs_.append(Attribute(name, value))
+
     add("mid", AUDIO_MID)
     add("ice-ufrag", leg.ice_ufrag)
     add("ice-pwd", leg.ice_pwd)
