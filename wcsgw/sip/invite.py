@@ -39,9 +39,11 @@ Rules and where they come from:
   request timeout")``; Timer B (no response at all) ends the same way.
 
 Once the call is up, the in-dialog functions — re-INVITE (hold, unhold, re-targeting) both
-ways, INFO, REFER and its NOTIFYs both ways — come from :class:`~wcsgw.sip.session.InDialog`,
-shared with the incoming session, and so do their events (:data:`InviteEvent` includes them).
-We own the Call-ID here, so a re-INVITE refused 491 is retried after 2.1-4 s (§14.1).
+ways, INFO, REFER and its NOTIFYs both ways — come from
+:class:`~wcsgw.sip.session.InviteSession`, the base shared with the incoming session, and so
+do their events (:data:`InviteEvent` includes them); so do the BYE path and what an in-dialog
+request gets.  We own the Call-ID here, so a re-INVITE refused 491 is retried after 2.1-4 s
+(§14.1).  The events themselves live in :mod:`wcsgw.sip.events`.
 """
 
 from __future__ import annotations
@@ -50,31 +52,33 @@ import enum
 import random
 from typing import Callable, Iterable, Union
 
-import attr
 from twisted.logger import Logger
 
 from wcsgw.sip.account import SipAccount, escape_user
-from wcsgw.sip.dialog import Dialog, DialogState, format_name_addr
+from wcsgw.sip.cancels import build_cancel
+from wcsgw.sip.dialog import Dialog, format_name_addr
 from wcsgw.sip.dialogs import DialogRouter, dialog_target
 from wcsgw.sip.digest import ChallengeOutcome, DigestClient
 from wcsgw.sip.endpoint import ALLOWED_METHODS, SUPPORTED_EXTENSIONS, SipEndpoint
 from wcsgw.sip.errors import SipParseError
-from wcsgw.sip.ids import new_call_id, new_tag
-from wcsgw.sip.message import Headers, Request, Response, canonical_name
-from wcsgw.sip.responses import make_response
-from wcsgw.sip.session import (
-    MAX_CHALLENGES,
+from wcsgw.sip.events import (
     REASON_NORMAL,
     REASON_TIMEOUT,
     REASON_TRANSPORT,
+    Answered,
     DialogEvent,
-    InDialog,
-    build_cancel,
+    Ended,
+    Failed,
+    Provisional,
     sdp_of,
 )
+from wcsgw.sip.ids import new_call_id, new_tag
+from wcsgw.sip.message import Headers, Request, Response, canonical_name
+from wcsgw.sip.session import MAX_CHALLENGES, InviteSession
 from wcsgw.sip.target import Target, unbracket
-from wcsgw.sip.transaction import ClientTransaction, ServerTransaction
+from wcsgw.sip.transaction import ClientTransaction
 from wcsgw.sip.uri import parse_uri
+from wcsgw.sip.usage.host import ignore_failure, ignore_response
 
 __all__ = [
     "Answered",
@@ -93,7 +97,7 @@ __all__ = [
 
 log = Logger(namespace="wcsgw.sip.invite")
 
-# REASON_NORMAL, REASON_TIMEOUT, REASON_TRANSPORT (the contract's ``info`` strings) and
+# REASON_NORMAL, REASON_TIMEOUT, REASON_TRANSPORT (docs/contract.md's ``info`` strings) and
 # MAX_CHALLENGES (challenges answered per request: a server answering every INVITE with
 # ``stale=true`` must not make us loop) live in wcsgw.sip.session, shared by both sessions.
 
@@ -102,48 +106,6 @@ _OWN_HEADERS = frozenset({
     "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Content-Type", "Content-Length",
     "Authorization", "Proxy-Authorization",
 })
-
-
-# ------------------------------------------------------------------------------------ events
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Provisional:
-    """A 1xx arrived: 100 Trying, 180 Ringing, 183 Session Progress (``sdp``: early media).
-    ``source``: where it came from (the media of its SDP is latched to that IP, or the SDP's)."""
-
-    status: int
-    reason: str
-    sdp: bytes | None = None
-    source: Target | None = attr.ib(default=None, eq=False)  # not part of what happened
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Answered:
-    """The call is up: a 2xx arrived and was ACKed; ``sdp`` is the callee's answer,
-    ``source`` where the 2xx came from."""
-
-    sdp: bytes
-    source: Target | None = attr.ib(default=None, eq=False)  # not part of what happened
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Failed:
-    """The call never came up.  ``status`` is the SIP final (486, 404, 487 ...) or None for a
-    timeout or transport error; ``reason`` is ``"<code> <reason phrase>"`` or one of the
-    contract's ``Failed by ...`` texts."""
-
-    status: int | None
-    reason: str
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Ended:
-    """The call is over: hung up by us (``by_remote=False``: our BYE or CANCEL is settled)
-    or by the peer (its BYE, answered 200)."""
-
-    reason: str
-    by_remote: bool
 
 
 #: Everything an OutgoingInvite's listener gets: the call's own events and, once it is up,
@@ -161,21 +123,10 @@ class InviteState(enum.Enum):
     TERMINATED = "terminated"  # the terminal event was given
 
 
-# -------------------------------------------------------------------------------- helpers
-
-
-def _ignore_response(_response: Response, _now: float) -> None:
-    pass
-
-
-def _ignore_failure(_reason: str, _now: float) -> None:
-    pass
-
-
 # -------------------------------------------------------------------------------- session
 
 
-class OutgoingInvite(InDialog):
+class OutgoingInvite(InviteSession):
     """One outgoing INVITE session, from the first INVITE to the last BYE response."""
 
     def __init__(
@@ -199,11 +150,12 @@ class OutgoingInvite(InDialog):
         rings.  ``digest`` shares a DigestClient (and its cached nonces) with other requests
         of the account; by default each call has its own.  ``rng`` draws the 491 back-off
         and Retry-After values (tests pass a seeded one)."""
-        self.endpoint = endpoint
-        self.account = account
+        #: the account's credentials, for the INVITE and (through the base) in-dialog requests
+        self._account_digest = digest or account.digest_client()
+        super().__init__(endpoint, listener, account, self._account_digest, rng)
+        self.account: SipAccount = account
         self.request_uri = request_uri
         self.sdp = sdp
-        self.listener = listener
         self.display_name = display_name if display_name is not None else account.display_name
         scheme = parse_uri(request_uri).scheme  # SipParseError (a ValueError) when broken
         if scheme not in ("sip", "sips", "tel"):
@@ -215,41 +167,33 @@ class OutgoingInvite(InDialog):
             if "\r" in value or "\n" in value:
                 raise ValueError(f"CR or LF in the value of {name}")
         self.no_answer_timeout = no_answer_timeout
-        self._digest = digest or account.digest_client()
 
         host, port, transport = account.next_hop()
         #: where the INVITE (and the CANCEL, §9.1) goes: the outbound proxy or the domain
         self.target = Target(transport.upper(), unbracket(host), port)
+        self.transport = self.target.transport
         self.contact = endpoint.contact_uri(escape_user(account.login), transport)
         self.call_id = new_call_id()
         self.local_tag = new_tag()
         self.state = InviteState.IDLE
         #: the INVITE in flight (the latest one: a digest retry replaces it), Via included
         self.invite: Request | None = None
-        #: the confirmed dialog once a 2xx arrived
-        self.dialog: Dialog | None = None
         #: early dialogs by the callee's To tag (one per fork that sent a 1xx with a tag)
         self.early_dialogs: dict[str, Dialog] = {}
         #: status of the INVITE's final response (200, 486, 487 ...), None until one came
         self.final_status: int | None = None
-        #: optional hook for in-dialog requests other than BYE (re-INVITE, INFO, REFER ...);
-        #: return True when it answered the request through ``endpoint.respond``
-        self.on_request: Callable[[Request, ServerTransaction | None, float], bool] | None = None
 
         self._cseq = 0
         self._challenges = 0
         self._provisional_seen = False  # for the INVITE in flight (§9.1)
         self._cancel_sent = False
-        self._outcome: InviteEvent | None = None  # terminal event decided by a hang-up
         self._no_answer = endpoint.deadlines.new(self._no_answer_due)
         self._cancel_guard = endpoint.deadlines.new(self._cancel_guard_due)  # §9.1
         self._acks: dict[str, tuple[Request, Target]] = {}  # To tag -> ACK as sent
-        self._router: DialogRouter | None = None
+        self._router = None
         self._invite_txn: ClientTransaction | None = None
-        self._done = False
         #: we sent the dialog's first INVITE: the longer glare back-off is ours (§14.1)
         self.owns_call_id = True
-        self._init_in_dialog(rng)
 
     def __repr__(self) -> str:
         return f"<OutgoingInvite {self.request_uri} {self.state.name} call_id={self.call_id!r}>"
@@ -330,7 +274,7 @@ class OutgoingInvite(InDialog):
             h.add(name, value)
         request = Request("INVITE", self.request_uri, h, self.sdp)
         # The INVITE goes to the account's next hop (self.target): its own proxy/registrar.
-        self._digest.authorize(request, to_server=True)
+        self._account_digest.authorize(request, to_server=True)
         return request
 
     def _send_invite(self, now: float) -> None:
@@ -378,7 +322,7 @@ class OutgoingInvite(InDialog):
                 self._send_cancel(now)  # the CANCEL that waited for this provisional
             return
         self.state = InviteState.PROCEEDING
-        self._emit(Provisional(response.status, response.reason, sdp_of(response),
+        self.emit(Provisional(response.status, response.reason, sdp_of(response),
                                source=response.source))
 
     def _on_success(self, invite: Request, response: Response, now: float) -> None:
@@ -390,7 +334,7 @@ class OutgoingInvite(InDialog):
         if sent is not None:
             # A retransmission: the UAS has not seen our ACK (§13.2.2.4).
             ack, target = sent
-            self.endpoint.send_request(ack, target, now, _ignore_response, stamp=False)
+            self.endpoint.send_request(ack, target, now, ignore_response, stamp=False)
             return
         wanted = (
             invite is self.invite
@@ -424,7 +368,7 @@ class OutgoingInvite(InDialog):
             self._send_bye(dialog, now, final=True)
             return
         self.state = InviteState.CONFIRMED
-        self._emit(Answered(response.body, source=response.source))
+        self.emit(Answered(response.body, source=response.source))
 
     def _on_final_failure(self, response: Response, now: float) -> None:
         if self.state not in (InviteState.CALLING, InviteState.PROCEEDING, InviteState.CANCELLING):
@@ -440,7 +384,7 @@ class OutgoingInvite(InDialog):
         text = f"{status} {response.reason}"
         if status in (401, 407):
             assert self.invite is not None
-            outcome = self._digest.handle_challenge(self.invite, response, to_server=True)
+            outcome = self._account_digest.handle_challenge(self.invite, response, to_server=True)
             self._challenges += 1
             if outcome is ChallengeOutcome.RETRY and self._challenges <= MAX_CHALLENGES:
                 self.state = InviteState.CALLING
@@ -474,7 +418,7 @@ class OutgoingInvite(InDialog):
         self._cancel_sent = True
         cancel = build_cancel(self.invite)
         # §9.1: same destination, port and transport as the INVITE; the Via is the INVITE's.
-        self.endpoint.send_request(cancel, self.target, now, _ignore_response, _ignore_failure,
+        self.endpoint.send_request(cancel, self.target, now, ignore_response, ignore_failure,
                                    stamp=False)
         self._cancel_guard.set(now + self.endpoint.config.timers.timeout)
 
@@ -488,67 +432,15 @@ class OutgoingInvite(InDialog):
         credentials = [
             (name, value) for name in ("Authorization", "Proxy-Authorization")
             for value in invite.headers.get_all(name)
-        ] if self._to_server(target) else []
+        ] if self.credentials.to_server(target) else []
         ack = dialog.create_ack(invite.cseq[0], credentials)
-        self.endpoint.send_request(ack, target, now, _ignore_response)
+        self.endpoint.send_request(ack, target, now, ignore_response)
         self._acks[dialog.remote_tag] = (ack, target)
-
-    def _send_bye(self, dialog: Dialog, now: float, *, final: bool, challenged: int = 0) -> None:
-        """BYE in ``dialog``; ``final``: its answer (or timeout) ends this session."""
-        bye = dialog.create_request("BYE")
-        target = dialog_target(dialog, self.target.transport)
-        self._authorize(bye, challenged, target)
-
-        def on_response(response: Response, now: float) -> None:
-            if response.status < 200:
-                return
-            if self._answers_challenge(bye, response, challenged, target):
-                self._send_bye(dialog, now, final=final, challenged=challenged + 1)
-                return
-            dialog.receive_response(response)
-            dialog.terminate()
-            if final:
-                self._finish(self._outcome or Ended(REASON_NORMAL, by_remote=False))
-
-        def on_failure(reason: str, now: float) -> None:
-            dialog.terminate()
-            if final:
-                self._finish(self._outcome or Ended(REASON_NORMAL, by_remote=False))
-
-        self.endpoint.send_request(bye, target, now, on_response, on_failure)
 
     # ------------------------------------------------------------------ in-dialog requests
 
-    def receive_in_dialog(
-        self,
-        dialog: Dialog,
-        request: Request,
-        transaction: ServerTransaction | None,
-        source: Target,
-        now: float,
-    ) -> None:
-        """A request the DialogRouter matched to one of our dialogs (DialogOwner)."""
-        method = request.method
-        if method == "ACK":
-            if dialog is self.dialog:
-                self._in_dialog_ack(request, now)  # of our 2xx to a re-INVITE, if any
-            return
-        # The target is refreshed only by a request we accept with a 2xx (RFC 6141).
-        verdict = dialog.receive_request(request, refresh_target=False)
-        if verdict is not True:
-            assert isinstance(verdict, Response)
-            self.endpoint.respond(verdict, now)  # 500 for an out-of-order CSeq
-            return
-        if method == "BYE":
-            self.endpoint.respond(make_response(request, 200), now)
-            self._on_bye(dialog, now)
-            return
-        if self.on_request is not None and self.on_request(request, transaction, now):
-            return
-        if (dialog is self.dialog and self.state is InviteState.CONFIRMED
-                and self._in_dialog_request(request, transaction, now)):
-            return
-        self.endpoint.respond(self._default_answer(request), now)
+    def _own_ack(self, ack: Request, now: float) -> bool:
+        return False  # ours are ACKs we send
 
     def _on_bye(self, dialog: Dialog, now: float) -> None:
         if self._router is not None:
@@ -562,47 +454,11 @@ class OutgoingInvite(InDialog):
             self.early_dialogs.pop(dialog.remote_tag, None)
         # TERMINATING: BYEs crossed; our BYE's answer ends the session.
 
-    def _default_answer(self, request: Request) -> Response:
-        """What an in-dialog request gets when neither the ``on_request`` hook nor the
-        in-dialog functions (the call is up) took it."""
-        method = request.method
-        if method == "OPTIONS":
-            response = make_response(request, 200)
-            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
-            response.headers.add("Accept", "application/sdp")
-            return response
-        if method == "INFO":
-            return make_response(request, 200)  # e.g. legacy DTMF relays: accepted, unused
-        if method in ("INVITE", "UPDATE"):
-            # §14.2: refusing a re-INVITE leaves the session as it was.
-            return make_response(request, 488)
-        return make_response(request, 501)
-
-    # ------------------------------------------------------------------ InDialog hooks
-
-    def _in_dialog_ready(self) -> bool:
+    def _is_up(self) -> bool:
         return self.state is InviteState.CONFIRMED
 
-    def _in_dialog_transport(self) -> str:
-        return self.target.transport
-
-    def _server_hosts(self) -> tuple[str, ...]:
-        return self.account.server_hosts()
-
-    def _end_call(self, reason: str, now: float, *, bye: bool, first: object | None = None) -> None:
-        """The dialog failed under us (481, 408, no answer, no ACK): ``first`` (the failed
-        request's event), then ``Ended(reason, by_remote=True)``; with ``bye`` a BYE first
-        tells the peer, which may still think the call is up."""
-        if self._done:
-            return
-        self.state = InviteState.TERMINATING  # a hangup() from the listener does nothing now
-        self._abort_in_dialog(now)
-        if first is not None:
-            self._emit(first)
-        dialog = self.dialog
-        if bye and dialog is not None and dialog.state is not DialogState.TERMINATED:
-            self._send_bye(dialog, now, final=False)
-        self._finish(Ended(reason, by_remote=True))
+    def _terminating(self) -> None:
+        self.state = InviteState.TERMINATING
 
     # ------------------------------------------------------------------ internals
 
@@ -641,7 +497,4 @@ class OutgoingInvite(InDialog):
         self.endpoint.release(self)
         log.info("call {call_id} to {uri}: {event}", call_id=self.call_id, uri=self.request_uri,
                  event=event)
-        self._emit(event)
-
-    def _emit(self, event: InviteEvent) -> None:
-        self.listener(event)
+        self.emit(event)

@@ -50,9 +50,9 @@ Rules and where they come from:
 * the caller's BYE: 200 and ``Ended(by_remote=True)`` (§15.1.2); on an early dialog (allowed to
   the caller, §15) it is a cancel: 200, 487 to the INVITE, :class:`Cancelled`;
 * once the call is up (the ACK came), re-INVITE both ways, INFO, REFER and NOTIFY are the
-  in-dialog functions of :class:`~wcsgw.sip.session.InDialog`, shared with the outgoing
-  session, with their events; the peer owns the Call-ID, so a re-INVITE of ours refused 491 is
-  retried after 0-2 s (§14.1);
+  in-dialog functions of :class:`~wcsgw.sip.session.InviteSession`, the base shared with the
+  outgoing session (with the BYE path and the default answers), with their events; the
+  peer owns the Call-ID, so a re-INVITE of ours refused 491 is retried after 0-2 s (§14.1);
 * other in-dialog requests: an ``on_request`` hook may answer them first; otherwise OPTIONS
   200, INFO 200, re-INVITE and UPDATE 488 before the call is up (§14.2: refusing leaves the
   session as it was), anything else 501.
@@ -68,22 +68,17 @@ import attr
 from twisted.logger import Logger
 
 from wcsgw.sip.account import SipAccount
+from wcsgw.sip.cancels import IncomingInvites
 from wcsgw.sip.dialog import Dialog, DialogState
-from wcsgw.sip.dialogs import DialogRouter, dialog_target
+from wcsgw.sip.dialogs import DialogRouter
 from wcsgw.sip.digest import DigestClient
 from wcsgw.sip.endpoint import ALLOWED_METHODS, SUPPORTED_EXTENSIONS, SipEndpoint
 from wcsgw.sip.errors import SipParseError
+from wcsgw.sip.events import REASON_ACK_TIMEOUT, REASON_NORMAL, DialogEvent, Ended, Failed, sdp_of
 from wcsgw.sip.ids import new_tag
-from wcsgw.sip.invite import REASON_NORMAL, Ended, Failed
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.responses import make_response, reason_phrase
-from wcsgw.sip.session import (
-    REASON_ACK_TIMEOUT,
-    DialogEvent,
-    IncomingInvites,
-    InDialog,
-    sdp_of,
-)
+from wcsgw.sip.session import InviteSession
 from wcsgw.sip.target import Target
 from wcsgw.sip.transaction import ServerTransaction
 from wcsgw.sip.uri import parse_uri
@@ -102,8 +97,9 @@ __all__ = [
 
 log = Logger(namespace="wcsgw.sip.uas")
 
-# REASON_ACK_TIMEOUT (``Failed.reason`` when our 2xx was never acknowledged, §13.3.1.4) and
-# IncomingInvites (the CANCEL registry) live in wcsgw.sip.session, shared with re-INVITEs.
+# REASON_ACK_TIMEOUT (``Failed.reason`` when our 2xx was never acknowledged, §13.3.1.4) lives
+# in wcsgw.sip.events and IncomingInvites (the CANCEL registry) in wcsgw.sip.cancels, shared
+# with re-INVITEs.
 
 #: What ``hangup`` sends before a final answer: the user explicitly declined (§21.6.2).
 DECLINE = 603
@@ -144,7 +140,7 @@ class UasState(enum.Enum):
 # -------------------------------------------------------------------------------- session
 
 
-class IncomingInvite(InDialog):
+class IncomingInvite(InviteSession):
     """One received INVITE session, from the INVITE to the last BYE response."""
 
     def __init__(
@@ -184,10 +180,11 @@ class IncomingInvite(InDialog):
             raise ValueError("the INVITE has no From tag: no dialog can be made")
         if not has_contact:
             raise ValueError("the INVITE has no Contact: no remote target")
-        self.endpoint = endpoint
+        if digest is None and account is not None:
+            digest = account.digest_client()
+        super().__init__(endpoint, listener, account, digest, rng)
         self.request = request
         self.transaction = transaction
-        self.listener = listener
         self.call_id = request.call_id
         #: our To tag, the same in every response (one dialog, §12.1.1)
         self.local_tag = new_tag()
@@ -202,28 +199,17 @@ class IncomingInvite(InDialog):
         #: the caller's SDP offer, or None: a late offer (our 2xx offers, the ACK answers)
         self.offer_sdp = sdp_of(request)
         self.state = UasState.RECEIVED
-        #: the dialog: early after the first 18x, confirmed with the 2xx
-        self.dialog: Dialog | None = None
         #: our final response's status once sent
         self.final_status: int | None = None
-        #: optional hook for in-dialog requests other than ACK and BYE (re-INVITE, INFO ...);
-        #: return True when it answered the request through ``endpoint.respond``
-        self.on_request: Callable[[Request, ServerTransaction | None, float], bool] | None = None
 
         self._ok: Response | None = None  # the 2xx, retransmitted until the ACK
         self._retransmit = endpoint.deadlines.new(self._retransmit_due)  # the 2xx again
         self._interval = 0.0
         self._ack_wait = endpoint.deadlines.new(self._ack_wait_over)  # 64*T1 for the ACK
         self._hangup_pending = False  # hangup() while waiting for the ACK
-        self._done = False
-        self.account = account
-        if digest is None and account is not None:
-            digest = account.digest_client()
-        self._digest = digest
         #: the caller sent the dialog's first INVITE: the shorter glare back-off is ours
         self.owns_call_id = False
-        self._init_in_dialog(rng)
-        self._router = DialogRouter.install(endpoint)
+        self._router: DialogRouter = DialogRouter.install(endpoint)
         self._registry = IncomingInvites.install(endpoint)
         self._registry.add(self)
         endpoint.keep(self)
@@ -292,7 +278,7 @@ class IncomingInvite(InDialog):
             self._hangup_pending = True  # §15: no BYE before the ACK (or its timeout)
         elif state is UasState.CONFIRMED:
             self._abort_in_dialog(now)
-            self._send_bye(now)
+            self._bye(now)
 
     # ------------------------------------------------------------------ timers
 
@@ -310,10 +296,11 @@ class IncomingInvite(InDialog):
         self._stop_retransmitting()
         log.info("no ACK for the 2xx of {call_id} within 64*T1: BYE", call_id=self.call_id)
         if self._hangup_pending:
-            self._send_bye(now)
+            self._bye(now)
         else:
             # §13.3.1.4: the dialog is confirmed but the session SHOULD be terminated.
-            self._send_bye(now, final=False)
+            assert self.dialog is not None
+            self._send_bye(self.dialog, now, final=False)
             self._finish(Failed(None, REASON_ACK_TIMEOUT))
 
     def _retransmit_due(self, now: float) -> None:
@@ -333,37 +320,11 @@ class IncomingInvite(InDialog):
         if self.state is UasState.RECEIVED:
             self._terminated_early(now)
 
-    def receive_in_dialog(
-        self,
-        dialog: Dialog,
-        request: Request,
-        transaction: ServerTransaction | None,
-        source: Target,
-        now: float,
-    ) -> None:
-        """A request the DialogRouter matched to our dialog (DialogOwner)."""
-        method = request.method
-        if method == "ACK":
-            if self.state is UasState.ANSWERED:
-                self._on_ack(request, now)
-            else:
-                self._in_dialog_ack(request, now)  # of our 2xx to a re-INVITE, if any
-            return
-        # The target is refreshed only by a request we accept with a 2xx (RFC 6141).
-        verdict = dialog.receive_request(request, refresh_target=False)
-        if verdict is not True:
-            assert isinstance(verdict, Response)
-            self.endpoint.respond(verdict, now)  # 500 for an out-of-order CSeq
-            return
-        if method == "BYE":
-            self.endpoint.respond(make_response(request, 200), now)
-            self._on_bye(now)
-            return
-        if self.on_request is not None and self.on_request(request, transaction, now):
-            return
-        if self.state is UasState.CONFIRMED and self._in_dialog_request(request, transaction, now):
-            return
-        self.endpoint.respond(self._default_answer(request), now)
+    def _own_ack(self, ack: Request, now: float) -> bool:
+        if self.state is not UasState.ANSWERED:
+            return False  # of our 2xx to a re-INVITE, if any
+        self._on_ack(ack, now)
+        return True
 
     def _on_ack(self, ack: Request, now: float) -> None:
         if self.state is not UasState.ANSWERED:
@@ -376,12 +337,12 @@ class IncomingInvite(InDialog):
             return  # not the ACK of our 2xx
         self._stop_retransmitting()
         if self._hangup_pending:
-            self._send_bye(now)
+            self._bye(now)
             return
         self.state = UasState.CONFIRMED
-        self._emit(Confirmed(sdp_of(ack), source=ack.source))
+        self.emit(Confirmed(sdp_of(ack), source=ack.source))
 
-    def _on_bye(self, now: float) -> None:
+    def _on_bye(self, dialog: Dialog, now: float) -> None:
         state = self.state
         if state is UasState.RECEIVED:
             # The caller may end an early dialog with BYE (§15); our INVITE still needs its
@@ -401,86 +362,26 @@ class IncomingInvite(InDialog):
         self.endpoint.respond(self._response(487, dialog=False), now)
         self._finish(Cancelled())
 
-    def _default_answer(self, request: Request) -> Response:
-        """What an in-dialog request gets when neither the ``on_request`` hook nor the
-        in-dialog functions (the call is up) took it."""
-        method = request.method
-        if method == "OPTIONS":
-            response = make_response(request, 200)
-            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
-            response.headers.add("Accept", "application/sdp")
-            return response
-        if method == "INFO":
-            return make_response(request, 200)  # legacy DTMF relays: accepted, unused
-        if method in ("INVITE", "UPDATE"):
-            # §14.2: refusing a re-INVITE leaves the session as it was.
-            return make_response(request, 488)
-        return make_response(request, 501)
-
     # ------------------------------------------------------------------ BYE
 
-    def _send_bye(self, now: float, *, final: bool = True, challenged: int = 0) -> None:
-        """BYE in our dialog; ``final``: its answer (or timeout) ends this session.  A 401/407
-        is answered with the session's credentials like every in-dialog request of ours
-        (``_answers_challenge``); a refused or unanswerable challenge settles it like any
-        final: the dialog is over for us either way."""
-        dialog = self.dialog
-        assert dialog is not None
-        if final:
-            self.state = UasState.TERMINATING
-        bye = dialog.create_request("BYE")
-        target = dialog_target(dialog, self.transport)
-        self._authorize(bye, challenged, target)
+    def _bye(self, now: float) -> None:
+        """Our BYE, whose answer ends the session."""
+        assert self.dialog is not None
+        self.state = UasState.TERMINATING
+        self._send_bye(self.dialog, now, final=True)
 
-        def settled() -> None:
-            dialog.terminate()
-            self._router.remove(dialog)
-            if final:
-                self._finish(Ended(REASON_NORMAL, by_remote=False))
+    # ------------------------------------------------------------------ InviteSession hooks
 
-        def on_response(response: Response, now: float) -> None:
-            if response.status < 200:
-                return
-            if self._answers_challenge(bye, response, challenged, target):
-                self._send_bye(now, final=final, challenged=challenged + 1)
-                return
-            settled()
-
-        def on_failure(reason: str, now: float) -> None:
-            settled()
-
-        self.endpoint.send_request(bye, target, now, on_response, on_failure)
-
-    # ------------------------------------------------------------------ InDialog hooks
-
-    def _in_dialog_ready(self) -> bool:
+    def _is_up(self) -> bool:
         return self.state is UasState.CONFIRMED
 
-    def _in_dialog_transport(self) -> str:
-        return self.transport
-
-    def _server_hosts(self) -> tuple[str, ...]:
-        return self.account.server_hosts() if self.account is not None else ()
+    def _terminating(self) -> None:
+        self.state = UasState.TERMINATING
 
     def _vouched_hosts(self) -> tuple[str, ...]:
         """Who besides the dialog's next hop may send on it: the address the INVITE came
         from (the caller, or the proxy that forwarded it) and the account's servers."""
-        return (self.transaction.source.host, *self._server_hosts())
-
-    def _end_call(self, reason: str, now: float, *, bye: bool, first: object | None = None) -> None:
-        """The dialog failed under us (481, 408, no answer, no ACK to a re-INVITE's 2xx):
-        ``first`` (the failed request's event), then ``Ended(reason, by_remote=True)``; with
-        ``bye`` a BYE first tells the peer, which may still think the call is up."""
-        if self._done:
-            return
-        self.state = UasState.TERMINATING  # a hangup() from the listener does nothing now
-        self._abort_in_dialog(now)
-        if first is not None:
-            self._emit(first)
-        dialog = self.dialog
-        if bye and dialog is not None and dialog.state is not DialogState.TERMINATED:
-            self._send_bye(now, final=False)
-        self._finish(Ended(reason, by_remote=True))
+        return (self.transaction.source.host, *self.credentials.server_hosts)
 
     # ------------------------------------------------------------------ internals
 
@@ -541,8 +442,5 @@ class IncomingInvite(InDialog):
         self.endpoint.release(self)
         log.info("incoming call {call_id} to {uri}: {event}", call_id=self.call_id,
                  uri=self.request.uri, event=event)
-        self._emit(event)
-
-    def _emit(self, event: UasEvent) -> None:
-        self.listener(event)
+        self.emit(event)
 
