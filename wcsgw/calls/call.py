@@ -39,6 +39,7 @@ from wcsgw.calls.video import VideoPath, extra_sip_media
 from wcsgw.media.bridge import BridgeSettings, LegMedia, MediaBridge
 from wcsgw.media.clock import MediaClock, ReactorClock
 from wcsgw.media.ports import PortAllocator
+from wcsgw.media.session import MediaSession
 from wcsgw.media.udp import RtpSocket
 from wcsgw.sdp.codecs import Codec, is_auxiliary, same_codec
 from wcsgw.sdp.errors import SdpError
@@ -242,7 +243,8 @@ class Call:
         #: the call's video (wcsgw.calls.video), None when the first offer had none
         self.video: VideoPath | None = None
         self._ticker: task.LoopingCall | None = None
-        self._last_rtcp = 0.0
+        #: the call's media sockets and what connects them (wcsgw.media.session), once open
+        self.media: MediaSession | None = None
         self._finished = False
         self._sdp_session = 0
         self._sdp_version = 0
@@ -331,11 +333,18 @@ class Call:
         self.leg = WebRtcLeg(env.reactor, env.media_host, env.media_advertised, env.allocator,
                              certificate=env.certificate)
         self.leg.on_state = self._on_leg_state
+        self._open_media_session()
         if self.has_video:
             self.video = VideoPath.outbound(env, self.call_id, self._offer, {
                 c.payload_type for c in self.plan.sip_offer if c.payload_type is not None})
             self.has_video = self.video is not None
         self._place_invite()
+
+    def _open_media_session(self) -> None:
+        """From here on the call's sockets (``leg``, the browser's or a file, and ``rtp``) are
+        held by its MediaSession: it connects them to the bridge, reports, closes them."""
+        assert self.leg is not None and self.rtp is not None
+        self.media = MediaSession(self.leg, self.rtp, rtcp_interval=RTCP_INTERVAL)
 
     def _place_invite(self) -> None:
         """The SIP leg: an INVITE offering ``plan.sip_offer`` from our RTP socket; PENDING."""
@@ -670,20 +679,17 @@ class Call:
         # transcoding: packets behind a gap wait for the missing one; the DTMF timer serves
         # that deadline too
         bridge.on_deadline = lambda deadline: self._arm_dtmf()
+        media = self.media
+        assert media is not None
+        now = self.env.clock.now()
         # The sockets read the clock once per datagram and hand it on with the packet: the
         # bridge takes them as they come, no clock read and no closure in between.
-        leg.on_rtp = bridge.from_webrtc
-        # RTCP is terminated per leg: read (RTT, the peer's loss), never forwarded.
-        leg.on_rtcp = bridge.rtcp_from_webrtc
-        rtp.on_rtp = bridge.from_sip
-        rtp.on_rtcp = bridge.rtcp_from_sip
-        now = self.env.clock.now()
-        bridge.started_at = now
+        media.connect(bridge, now)
         bridge.on_dtmf_from_sip = lambda digit: self.notify(
             "dtmf", {"callId": self.call_id, "dtmf": digit, "type": "RFC2833"})
         if self.video is not None and self.video.ready:
             self.video.send_fast_update = self._send_fast_update  # INFO, for phones without RTCP fb
-            self.video.start(leg, now)  # routes video PTs and video RTCP to it
+            media.connect_video(self.video.start(leg, now), self.video.rtp)
         leg.start()
         log.info("call {call_id}: media {mode} {webrtc} <-> {sip}", call_id=self.call_id,
                  mode=plan.mode, webrtc=plan.browser_codec.rtpmap, sip=plan.sip_codec.rtpmap)
@@ -1021,14 +1027,8 @@ class Call:
         elif self.status is CallStatus.ESTABLISHED and bridge.inactive_for(now) > self.env.rtp_timeout:
             self._fail_sip(Info.RTP)
             return
-        if self.video is not None:
-            self.video.tick(now)
-        if now - self._last_rtcp >= RTCP_INTERVAL:
-            self._last_rtcp = now
-            for packet in bridge.make_rtcp_for_webrtc(now):
-                self.leg.send_rtcp(packet)  # type: ignore[union-attr]
-            for packet in bridge.make_rtcp_for_sip(now):
-                self.rtp.send_rtcp(packet)  # type: ignore[union-attr]
+        if self.media is not None:
+            self.media.report(now)
 
     # -- status and the end -------------------------------------------------------------
 
@@ -1052,10 +1052,8 @@ class Call:
         self._dtmf_call = None
         self._cancel_old_dialog_timer()
         self._clear_transfer_request()  # the SIP session answers the REFER 487 as it ends
-        if self.leg is not None:
-            self.leg.close()
-        if self.rtp is not None:
-            self.rtp.close()
+        if self.media is not None:
+            self.media.close()
         if self.video is not None:
             self.video.close()
         #: the media counters as the call ended, for the gateway's running totals (/metrics)

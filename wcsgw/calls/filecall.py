@@ -257,6 +257,7 @@ class FileCall(Call):
                  offer=", ".join(c.rtpmap for c in offer))
         self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
         self.leg = FileLeg(env.reactor, self.play_file, self.record_file)  # type: ignore[assignment]
+        self._open_media_session()
         self._place_invite()
 
     def _connect_media(self, sip_sdp: bytes) -> None:

@@ -111,6 +111,7 @@ class InboundCall(Call):
         self.leg = WebRtcLeg(env.reactor, env.media_host, env.media_advertised, env.allocator,
                              certificate=env.certificate)
         self.leg.on_state = self._on_leg_state
+        self._open_media_session()
         self._webrtc_ssrc = secrets.randbits(32)
         self._browser_offer_sd = offer_for_browser(
             self.leg, codecs, self._webrtc_ssrc, f"wcsgw-{self.call_id}",

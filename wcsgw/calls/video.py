@@ -6,10 +6,11 @@ profile and packetization-mode).  The path is created when the first offer has v
 call wants it; it is dropped — socket closed, port back to the allocator — as soon as the
 other leg rejects video, and the call goes on audio-only.
 
-The browser side shares the audio's ICE/DTLS transport (BUNDLE): the call routes the leg's
-packets here by payload type (:meth:`VideoPath.route_rtp`) and routes the browser's RTCP
-compounds that are about video (:meth:`VideoPath.is_video_rtcp`).  The SIP side has its own
-RTP/RTCP socket pair, as SIP video phones expect (a second m-line, its own port).
+The browser side shares the audio's ICE/DTLS transport (BUNDLE): the call's
+:class:`~wcsgw.media.session.MediaSession` gives the relay the browser's packets of its
+payload type and the RTCP compounds that are about video.  The SIP side has its own RTP/RTCP
+socket pair, as SIP video phones expect (a second m-line, its own port), which the session
+connects to the relay too.
 
 Outbound (browser -> SIP): :meth:`VideoPath.outbound` picks the browser's VP8/H.264 formats
 for the INVITE (its payload types, so relaying needs no renumbering when the SIP side keeps
@@ -35,7 +36,6 @@ from typing import Any, Callable, Iterable, Optional
 
 from twisted.logger import Logger
 
-from wcsgw.media.rtcp import Feedback, ReceiverReport, RtcpError, SenderReport, parse_rtcp
 from wcsgw.media.udp import RtpSocket
 from wcsgw.media.video import SIP, WEBRTC, VideoLeg, VideoRelay
 from wcsgw.sdp.codecs import Codec
@@ -126,10 +126,6 @@ class VideoPath:
         self.webrtc_ssrc = secrets.randbits(32)
         self.sip_ssrc = secrets.randbits(32)
         self.relay: Optional[VideoRelay] = None
-        #: where the browser's packets that are not video go (the leg's receivers before
-        #: :meth:`start` put :meth:`route_rtp`/:meth:`route_rtcp` in their place)
-        self._audio_rtp: Callable[[bytes, float], None] = lambda packet, now: None
-        self._audio_rtcp: Callable[[bytes, float], None] = lambda packet, now: None
         #: the formats offered to the SIP side (outbound) or by it (inbound)
         self.offered: list[Codec] = []
         #: (browser format, SIP format) of the same codec, as offered: outbound, the browser's
@@ -330,9 +326,10 @@ class VideoPath:
 
     # -- media ------------------------------------------------------------------------------
 
-    def start(self, leg: Any, now: float) -> None:
-        """Both legs agreed: build the relay and put it between the leg and the SIP socket.
-        Key frames are asked of both senders as soon as each one's first packet arrives."""
+    def start(self, leg: Any, now: float) -> VideoRelay:
+        """Both legs agreed: build the relay between ``leg`` and the SIP video socket (the
+        call's MediaSession feeds it their packets).  Key frames are asked of both senders as
+        soon as each one's first packet arrives."""
         assert self.sip_codec is not None and self.browser_codec is not None
         assert self.sip_codec.payload_type is not None and self.browser_codec.payload_type is not None
         relay = self.relay = VideoRelay(
@@ -344,58 +341,13 @@ class VideoPath:
             cname=f"wcsgw-{self.call_id}", now=now, kbps=self.kbps,
             browser_ssrc=self.browser_ssrc, wall_offset=self.env.clock.wall_offset(),
         )
-        self._leg = leg
-        self.rtp.on_rtp = relay.from_sip
-        self.rtp.on_rtcp = relay.rtcp_from_sip
         relay.on_keyframe_request = self._keyframe_requested
         relay.request_keyframes_on_first_packet()
-        self._audio_rtp, self._audio_rtcp = leg.on_rtp, leg.on_rtcp
-        leg.on_rtp = self.route_rtp
-        leg.on_rtcp = self.route_rtcp
         log.info("call {call_id}: video relay {webrtc} pt {wpt} <-> {sip} pt {spt}, {kbps} kbit/s",
                  call_id=self.call_id, webrtc=self.browser_codec.rtpmap,
                  wpt=self.browser_codec.payload_type, sip=self.sip_codec.rtpmap,
                  spt=self.sip_codec.payload_type, kbps=self.kbps)
-
-    def route_rtp(self, packet: bytes, now: float) -> None:
-        """A browser RTP packet: video payload type to the relay, anything else to the audio
-        receiver the leg had before :meth:`start`."""
-        relay = self.relay
-        if relay is not None and len(packet) > 1 and relay.is_video(packet[1] & 0x7F):
-            relay.from_webrtc(packet, now)
-        else:
-            self._audio_rtp(packet, now)
-
-    def is_video_rtcp(self, packet: bytes) -> bool:
-        """Whether a browser RTCP compound is about video: sent by its video SSRC, feedback
-        about our video SSRC (PLI, FIR, NACK) or a REMB, or report blocks about our video."""
-        relay = self.relay
-        if relay is None:
-            return False
-        try:
-            parts = parse_rtcp(packet)
-        except RtcpError:
-            return False
-        ours = relay.video_ssrcs[0]
-        theirs = relay.browser_ssrc
-        for part in parts:
-            if isinstance(part, (SenderReport, ReceiverReport)):
-                if theirs is not None and part.ssrc == theirs:
-                    return True
-                if any(block.ssrc == ours for block in part.reports):
-                    return True
-            elif isinstance(part, Feedback):
-                if part.media_ssrc == ours or part.is_remb or part.is_fir:
-                    return True
-        return False
-
-    def route_rtcp(self, packet: bytes, now: float) -> None:
-        """A browser RTCP compound: to the video relay if it is about video, else to the audio
-        receiver the leg had before :meth:`start`."""
-        if self.relay is not None and self.is_video_rtcp(packet):
-            self.relay.rtcp_from_webrtc(packet, now)
-        else:
-            self._audio_rtcp(packet, now)
+        return relay
 
     # -- key frames through SIP INFO (RFC 5168) ---------------------------------------------
 
@@ -518,18 +470,6 @@ class VideoPath:
                              proto=media.proto,
                              feedback=[fb for fb in VIDEO_RTCP_FB if fb in feedback])
         return answer, self._sip_receives
-
-    def tick(self, now: float) -> None:
-        """RTCP for the video streams (the browser's every ~1 s: it carries the REMB)."""
-        relay = self.relay
-        if relay is None:
-            return
-        if relay.rtcp[WEBRTC].due(now):
-            for packet in relay.make_rtcp_for_webrtc(now):
-                self._leg.send_rtcp(packet)
-        if relay.rtcp[SIP].due(now):
-            for packet in relay.make_rtcp_for_sip(now):
-                self.rtp.send_rtcp(packet)
 
     def describe(self) -> Optional[dict[str, Any]]:
         """The ``media.video`` part of the call object (None until both sides agreed)."""

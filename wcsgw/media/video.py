@@ -40,8 +40,10 @@ import attrs
 
 from wcsgw.media.rtcp import (
     Feedback,
+    ReceiverReport,
     RtcpError,
     RtcpReporter,
+    SenderReport,
     build_fir,
     build_pli,
     build_remb,
@@ -210,6 +212,27 @@ class VideoRelay:
     def is_video(self, payload_type: int) -> bool:
         """Whether a browser packet of this payload type belongs to the video path."""
         return payload_type == self.webrtc.payload_type
+
+    def claims_rtcp(self, packet: bytes) -> bool:
+        """Whether a browser RTCP compound is about video (BUNDLE: audio's and video's share
+        the socket): sent by its video SSRC, feedback about our video SSRC (PLI, FIR, NACK)
+        or a REMB, or report blocks about our video."""
+        try:
+            parts = parse_rtcp(packet)
+        except RtcpError:
+            return False
+        ours = self.video_ssrcs[0]
+        theirs = self.browser_ssrc
+        for part in parts:
+            if isinstance(part, (SenderReport, ReceiverReport)):
+                if theirs is not None and part.ssrc == theirs:
+                    return True
+                if any(block.ssrc == ours for block in part.reports):
+                    return True
+            elif isinstance(part, Feedback):
+                if part.media_ssrc == ours or part.is_remb or part.is_fir:
+                    return True
+        return False
 
     def from_webrtc(self, packet: bytes, now: float) -> None:
         d = self._w2s
