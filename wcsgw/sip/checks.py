@@ -70,7 +70,8 @@ def check_request(
         return None
     tag = to_tag if to_tag is not None else secrets.token_hex(6)
 
-    def refuse(status: int, reason: str | None = None, headers: tuple = ()) -> Response:
+    def refuse(status: int, reason: str | None = None,
+               headers: tuple[tuple[str, str], ...] = ()) -> Response:
         return make_response(request, status, reason, to_tag=tag, headers=headers)
 
     bad = _malformed(request)

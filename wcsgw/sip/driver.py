@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from typing import Callable
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-
+from wcsgw.sip.reactor import Clock, DelayedCall
 from wcsgw.sip.target import Target
 from wcsgw.sip.transaction import Event, TransactionLayer
 
 
 class ClockDriver:
-    def __init__(self, layer: TransactionLayer, clock: IReactorTime,
+    def __init__(self, layer: TransactionLayer, clock: Clock,
                  send: Callable[[bytes, Target], None],
                  deliver: Callable[[Event], None] | None = None) -> None:
         self.layer, self.clock, self.send, self.deliver = layer, clock, send, deliver
-        self._call: IDelayedCall | None = None
+        self._call: DelayedCall | None = None
 
     def now(self) -> float:
         return self.clock.seconds()

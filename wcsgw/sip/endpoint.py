@@ -255,7 +255,8 @@ class SipEndpoint:
             self._wake()
             return None
         txn = self.layer.send_request(request, target, now)
-        self._pending[txn] = _Pending(on_response, on_failure)
+        if txn is not None:
+            self._pending[txn] = _Pending(on_response, on_failure)
         self._wake()
         return txn
 
@@ -390,7 +391,9 @@ class SipEndpoint:
                     self.stats.transaction_timeouts += 1
                 else:
                     self.stats.transport_failures += 1
-                pending = self._pending.pop(event.transaction, None)
+                failed = event.transaction
+                pending = (self._pending.pop(failed, None)
+                           if isinstance(failed, ClientTransaction) else None)
                 if pending is not None and pending.on_failure is not None:
                     reason = "timeout" if isinstance(event, TransactionTimeout) else "transport"
                     pending.on_failure(reason, now)

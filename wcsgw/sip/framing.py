@@ -95,7 +95,7 @@ class StreamFramer:
     def _skip_keepalives(self) -> bool:
         """Consume CRLF keep-alives before a message; False when the buffer ran out."""
         buf = self._buf
-        while buf[:1] in (b"\r", b"\n"):
+        while buf and buf[0] in b"\r\n":
             if buf[:4] == b"\r\n\r\n":
                 self._pings += 1
                 del buf[:4]

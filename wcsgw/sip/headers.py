@@ -119,7 +119,8 @@ class Via:
         matched with the RFC 2543 rules.
         """
         branch = self.params.get("branch")
-        return bool(branch) and branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE)
+        return (branch is not None and branch.startswith(MAGIC_COOKIE)
+                and len(branch) > len(MAGIC_COOKIE))
 
     def __str__(self) -> str:
         sent_by = self.host if self.port is None else f"{self.host}:{self.port}"

@@ -352,9 +352,10 @@ class OutgoingInvite(InviteSession):
         self.final_status = response.status
         self._no_answer.clear()
         self._cancel_guard.clear()
-        dialog = self.early_dialogs.pop(tag, None)
-        if dialog is not None:
-            dialog.receive_response(response)  # confirms; route set from the 2xx
+        early = self.early_dialogs.pop(tag, None)
+        if early is not None:
+            early.receive_response(response)  # confirms; route set from the 2xx
+            dialog = early
         else:
             dialog = Dialog.from_uac(invite, response, local_contact=f"<{self.contact}>")
             self._route(dialog)

@@ -12,7 +12,7 @@ Header names are stored in canonical form (``Call-ID``, ``Via``, ...) so compact
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Union
 
 from wcsgw.sip.errors import SipParseError
 
@@ -283,5 +283,5 @@ class Response(Message):
 
 AnyMessage = Union[Request, Response]
 
-if False:  # pragma: no cover - names for type checkers only, avoids an import cycle
+if TYPE_CHECKING:  # names for type checkers only, avoids an import cycle
     from wcsgw.sip.headers import NameAddr, Via  # noqa: F401

@@ -400,7 +400,7 @@ class Registration:
 
     def backoff_delay(self, failures: int, *, auth: bool = False) -> float:
         """RFC 5626 §4.5: a random 50-100 % of ``min(retry_max, retry_min * 2**failures)``."""
-        ceiling = min(self.retry_max, self.retry_min * (2 ** min(failures, 64)))
+        ceiling: float = min(self.retry_max, self.retry_min * (2 ** min(failures, 64)))
         delay = ceiling * self._rng.uniform(0.5, 1.0)
         delay = min(self.retry_max, max(self.retry_min, delay))
         if auth:

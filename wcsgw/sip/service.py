@@ -12,11 +12,11 @@ from typing import Any, Callable, Sequence
 
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.endpoint import AccountRegistration, EndpointConfig, SipEndpoint
+from wcsgw.sip.reactor import SipReactor
 from wcsgw.sip.transaction import TimerConfig
 from wcsgw.sip.transport import SipTransport
 
@@ -49,7 +49,7 @@ class SipService(Service):
         self,
         settings: Any,
         accounts: Sequence[Any] = (),
-        reactor: IReactorTime | None = None,
+        reactor: SipReactor | None = None,
     ) -> None:
         self.settings = settings
         self.accounts = [account_from_settings(a) for a in accounts]
@@ -72,7 +72,7 @@ class SipService(Service):
         return self.transport.port
 
     def startService(self) -> None:  # noqa: N802 (Twisted API)
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]
         s = self.settings
         self.transport = SipTransport(
             self.reactor, s.listen, s.port,
@@ -115,8 +115,8 @@ class SipService(Service):
         if self.endpoint is not None and self.transport is not None:
             self.endpoint.unregister(reg, self.reactor.seconds())
 
-    def stopService(self) -> defer.Deferred:  # noqa: N802
-        super().stopService()
+    def stopService(self) -> defer.Deferred[None]:  # noqa: N802
+        super().stopService()  # type: ignore[no-untyped-call]
         return defer.ensureDeferred(self._stop())
 
     async def _stop(self) -> None:
@@ -128,16 +128,22 @@ class SipService(Service):
         await transport.stop()
         self.endpoint = None
 
-    def _unregister_all(self, endpoint: SipEndpoint, transport: SipTransport) -> defer.Deferred:
+    def _unregister_all(self, endpoint: SipEndpoint,
+                        transport: SipTransport) -> defer.Deferred[None]:
         """Fires when every binding is removed, or after UNREGISTER_GRACE at the latest."""
-        done: defer.Deferred = defer.Deferred()
+        done: defer.Deferred[None] = defer.Deferred()
 
         def removed(_reg: AccountRegistration) -> None:
             if not endpoint.registrations and not done.called:
                 done.callback(None)
 
         endpoint.registration_removed.append(removed)
-        timer = self.reactor.callLater(UNREGISTER_GRACE, lambda: done.called or done.callback(None))
+
+        def grace_over() -> None:
+            if not done.called:
+                done.callback(None)
+
+        timer = self.reactor.callLater(UNREGISTER_GRACE, grace_over)
         endpoint.unregister_all(self.reactor.seconds())
 
         def cleanup(result: object) -> object:

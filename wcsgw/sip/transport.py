@@ -16,17 +16,22 @@ from __future__ import annotations
 
 import ipaddress
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol, cast
 
 from twisted.internet import defer, error
-from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime, IReactorUDP
-from twisted.internet.protocol import ClientFactory, DatagramProtocol, Factory, Protocol
+from twisted.internet.protocol import (
+    ClientFactory,
+    DatagramProtocol,
+    Factory,
+    Protocol as StreamProtocol,
+)
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 
 from wcsgw.sip.endpoint import SipEndpoint
 from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.framing import FramingError, StreamFramer
+from wcsgw.sip.reactor import DelayedCall, ListeningPort, SipReactor, UdpPort
 from wcsgw.sip.target import Target
 
 log = Logger(namespace="wcsgw.sip.transport")
@@ -44,7 +49,7 @@ class _UDP(DatagramProtocol):
     def __init__(self, owner: "SipTransport") -> None:
         self.owner = owner
 
-    def datagramReceived(self, data: bytes, addr: tuple) -> None:  # noqa: N802 (Twisted API)
+    def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:  # noqa: N802
         source = Target("UDP", addr[0], addr[1])
         if len(data) > self.owner.max_message_size:
             # The read is one byte longer than the limit, so this datagram was cut: parsing
@@ -57,7 +62,17 @@ class _UDP(DatagramProtocol):
         pass
 
 
-class SipStream(Protocol, TimeoutMixin):
+class _StreamTransport(Protocol):
+    """What a stream uses of its ``ITCPTransport``."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def abortConnection(self) -> None: ...  # noqa: N802
+
+    def getPeer(self) -> Any: ...  # noqa: N802
+
+
+class SipStream(StreamProtocol, TimeoutMixin):
     """One TCP connection, inbound or outbound: framing, idle timeout, keep-alive pongs."""
 
     def __init__(self, owner: "SipTransport", outbound_key: tuple[str, int] | None = None) -> None:
@@ -67,24 +82,28 @@ class SipStream(Protocol, TimeoutMixin):
         self.peer: Target | None = None
         self.connected_ok = False
 
+    @property
+    def _stream(self) -> _StreamTransport:
+        return cast(_StreamTransport, self.transport)
+
     def connectionMade(self) -> None:  # noqa: N802
-        peer = self.transport.getPeer()
+        peer = self._stream.getPeer()
         self.peer = Target("TCP", peer.host, peer.port, connection=self)
         self.connected_ok = True
-        self.setTimeout(self.owner.idle_timeout)
+        self.setTimeout(self.owner.idle_timeout)  # type: ignore[no-untyped-call]
         self.owner.stream_up(self)
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
-        self.resetTimeout()
+        self.resetTimeout()  # type: ignore[no-untyped-call]
         try:
             frames = self.framer.feed(data)
         except FramingError as exc:
             # The stream can no longer be resynchronised: drop the connection, and only it.
             self.owner.stream_broken(exc, self.peer)
-            self.transport.abortConnection()
+            self._stream.abortConnection()
             return
         if self.framer.take_pings():
-            self.transport.write(b"\r\n")  # RFC 5626 §4.4.1 pong
+            self._stream.write(b"\r\n")  # RFC 5626 §4.4.1 pong
         assert self.peer is not None
         for frame in frames:
             self.owner.received(frame, self.peer)
@@ -92,15 +111,18 @@ class SipStream(Protocol, TimeoutMixin):
                 break
 
     def send(self, data: bytes) -> None:
-        self.resetTimeout()
-        self.transport.write(data)
+        self.resetTimeout()  # type: ignore[no-untyped-call]
+        self._stream.write(data)
+
+    def abort(self) -> None:
+        self._stream.abortConnection()
 
     def timeoutConnection(self) -> None:  # noqa: N802
-        self.transport.abortConnection()
+        self.abort()
 
     def connectionLost(self, reason: object = None) -> None:  # noqa: N802
         self.connected_ok = False
-        self.setTimeout(None)
+        self.setTimeout(None)  # type: ignore[no-untyped-call]
         self.owner.stream_down(self)
 
 
@@ -133,14 +155,14 @@ class SipTransport:
 
     def __init__(
         self,
-        reactor: IReactorTime,
+        reactor: SipReactor,
         listen: str,
         port: int,
         *,
         max_message_size: int = 65535,
         max_connections: int = 1024,
         idle_timeout: float = 300.0,
-        resolve: Callable[[str], defer.Deferred] | None = None,
+        resolve: Callable[[str], defer.Deferred[str]] | None = None,
     ) -> None:
         self.reactor = reactor
         self.listen = listen
@@ -154,26 +176,27 @@ class SipTransport:
         self.refused_connections = 0
         self._by_addr: dict[tuple[str, int], SipStream] = {}
         self._connecting: dict[tuple[str, int], list[bytes]] = {}
-        self._udp_port = None
-        self._tcp_port = None
-        self._timer: IDelayedCall | None = None
+        self._udp_port: UdpPort | None = None
+        self._tcp_port: ListeningPort | None = None
+        self._timer: DelayedCall | None = None
         self._entries = 0  # how deep we are inside our own calls into the endpoint
         self._flushing = False
         self._dirty = False  # woken while flushing or inside an entry: flush (again)
-        self._resolve = resolve or getattr(reactor, "resolve", None)
+        self._resolve: Callable[[str], defer.Deferred[str]] | None = (
+            resolve or getattr(reactor, "resolve", None))
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def bind(self) -> int:
         """Listen on UDP and TCP, same port; with port 0, find one free for both."""
-        udp: IReactorUDP = self.reactor  # type: ignore[assignment]
-        tcp: IReactorTCP = self.reactor  # type: ignore[assignment]
         for _attempt in range(20):
-            udp_port = udp.listenUDP(self.requested_port, _UDP(self), interface=self.listen,
-                                     maxPacketSize=self.max_message_size + 1)
-            port = udp_port.getHost().port
+            udp_port = self.reactor.listenUDP(self.requested_port, _UDP(self),
+                                              interface=self.listen,
+                                              maxPacketSize=self.max_message_size + 1)
+            port: int = udp_port.getHost().port
             try:
-                tcp_port = tcp.listenTCP(port, _ListenFactory(self), interface=self.listen)
+                tcp_port = self.reactor.listenTCP(port, _ListenFactory(self),
+                                                  interface=self.listen)
             except error.CannotListenError:
                 udp_port.stopListening()
                 if self.requested_port:
@@ -181,24 +204,25 @@ class SipTransport:
                 continue
             self._udp_port, self._tcp_port, self.port = udp_port, tcp_port, port
             return port
-        raise error.CannotListenError(self.listen, self.requested_port, "no port free for UDP+TCP")
+        raise error.CannotListenError(  # type: ignore[no-untyped-call]
+            self.listen, self.requested_port, "no port free for UDP+TCP")
 
     def attach(self, endpoint: SipEndpoint) -> None:
         self.endpoint = endpoint
         endpoint.wake = self._wake
         self._flush()
 
-    def stop(self) -> defer.Deferred:
+    def stop(self) -> defer.Deferred[Any]:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        waits = []
+        waits: list[defer.Deferred[Any]] = []
         for port in (self._udp_port, self._tcp_port):
             if port is not None:
                 waits.append(defer.maybeDeferred(port.stopListening))
         self._udp_port = self._tcp_port = None
         for stream in list(self.streams):
-            stream.transport.abortConnection()
+            stream.abort()
         return defer.DeferredList(waits)
 
     # -- from the sockets ---------------------------------------------------------------
@@ -363,8 +387,7 @@ class SipTransport:
             self._fail(named)
             return
         self._connecting[key] = [data]
-        tcp: IReactorTCP = self.reactor  # type: ignore[assignment]
-        tcp.connectTCP(target.host, target.port, _ConnectFactory(self, key, named), timeout=10,
+        self.reactor.connectTCP(target.host, target.port, _ConnectFactory(self, key, named), timeout=10,
                        bindAddress=(self.listen, 0) if self.listen not in ("0.0.0.0", "::") else None)
 
     def _fail(self, target: Target) -> None:
