@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import random
+
 from twisted.trial import unittest
 
 from tests.test_sip_invite import SDP_OFFER, CallHarness
+from wcsgw.sip.account import SipAccount
+from wcsgw.sip.endpoint import EndpointConfig, SipEndpoint
 from wcsgw.sip.invite import Failed, OutgoingInvite
+from wcsgw.sip.message import Request
+from wcsgw.sip.parser import parse_message
+from wcsgw.sip.responses import make_response
+from wcsgw.sip.target import Target
 from wcsgw.sip.timers import Deadlines
 
 
@@ -76,3 +84,29 @@ class EndpointHeapTests(unittest.TestCase):
         self.assertIsInstance(h.events[-1], Failed)
         self.assertEqual(len(h.ep.deadlines), 0)
         self.assertEqual(h.ep.timed_users, [])
+
+
+class RegistrationHeapTests(unittest.TestCase):
+    """A REGISTER client's refresh is a Deadline too; none while its REGISTER is in flight."""
+
+    def test_refresh_deadline_only_between_transactions(self) -> None:
+        ep = SipEndpoint(EndpointConfig(host="127.0.0.1", port=5099), rng=random.Random(1))
+        account = SipAccount(login="1001", password="x", domain="127.0.0.1", port=5060)
+        reg = ep.register(account, 0.0)
+        [register] = [parse_message(d) for d, _ in ep.take_outgoing()]
+        assert isinstance(register, Request)
+        self.assertEqual(len(ep.deadlines), 0)  # in flight: its answer decides
+        ok = make_response(register, 200, to_tag="r1")
+        ok.headers.add("Contact", f"{register.headers.get('Contact')};expires=120")
+        ep.receive_bytes(ok.to_bytes(), Target("UDP", "127.0.0.1", 5060), 0.1)
+        self.assertEqual(len(ep.deadlines), 1)
+        refresh = reg.registration.next_deadline()
+        self.assertIsNotNone(refresh)
+        self.assertEqual(ep.deadlines.next_deadline(), refresh)
+        assert refresh is not None
+        ep.handle_timer(refresh)  # the refresh REGISTER goes out; nothing armed meanwhile
+        self.assertEqual([parse_message(d).method for d, _ in ep.take_outgoing()],  # type: ignore[union-attr]
+                         ["REGISTER"])
+        self.assertEqual(len(ep.deadlines), 0)
+        ep.unregister(reg, refresh + 0.1)
+        self.assertEqual(len(ep.deadlines), 0)

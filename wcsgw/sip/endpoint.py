@@ -19,7 +19,7 @@ call.  Transaction users therefore never need to know that an adapter exists.
 from __future__ import annotations
 
 import random
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import attr
 from twisted.logger import Logger
@@ -33,7 +33,7 @@ from wcsgw.sip.parser import parse_message
 from wcsgw.sip.registration import Registration
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target, unbracket
-from wcsgw.sip.timers import Deadlines
+from wcsgw.sip.timers import Deadline, Deadlines
 from wcsgw.sip.transaction import (
     ClientTransaction,
     RequestReceived,
@@ -41,7 +41,9 @@ from wcsgw.sip.transaction import (
     ServerTransaction,
     StrayResponse,
     TimerConfig,
+    Transaction,
     TransactionLayer,
+    TransactionTerminated,
     TransactionTimeout,
     TransportFailed,
 )
@@ -101,6 +103,9 @@ class AccountRegistration:
     listener: Callable[[object], None] | None = None
     busy: bool = False  # a REGISTER transaction is in flight
     stopping: bool = False
+    #: the refresh, retry or give-up instant, in the endpoint's heap while no REGISTER is
+    #: in flight (set by the endpoint when it starts keeping the registration)
+    timer: Deadline | None = None
 
 
 #: Methods counted by name in :class:`FrontDoorStats`; any other becomes "other", so a peer
@@ -144,8 +149,8 @@ class SipEndpoint:
         self.stats = FrontDoorStats()
         self.handlers: list[RequestHandler] = []
         self._rng = rng or random.SystemRandom()
-        self._pending: dict[ClientTransaction, _Pending] = {}
-        self._registrations: list[AccountRegistration] = []
+        self._pending: dict[Transaction, _Pending] = {}  # by client transaction
+        self._registrations: dict[AccountRegistration, None] = {}  # ordered set
         self._outgoing: list[tuple[bytes, Target]] = []
         self._malformed_logged_at = -1e9
         #: called with each registration the endpoint stops keeping (after its un-REGISTER)
@@ -160,6 +165,14 @@ class SipEndpoint:
         #: (:mod:`wcsgw.sip.trust`); the transport adapter feeds it and drains its lookups
         self.addresses = AddressBook(wanted=self._wake)
         self._untrusted_logged_at = -1e9
+        self._event_handlers: dict[type, Callable[[Any, float], None]] = {
+            RequestReceived: self._request_event,
+            ResponseReceived: self._response_event,
+            TransactionTimeout: self._timeout_event,
+            TransportFailed: self._transport_event,
+            StrayResponse: self._stray_event,
+            TransactionTerminated: self._terminated_event,
+        }
         #: called (no arguments) when there is output to send or the deadline may have
         #: moved; the transport adapter installs its flush here (nothing above sip/ pumps)
         self.wake: Callable[[], None] | None = None
@@ -195,21 +208,12 @@ class SipEndpoint:
     def handle_timer(self, now: float) -> None:
         self.layer.handle_timer(now)
         self._dispatch(now)
-        for reg in list(self._registrations):
-            deadline = reg.registration.next_deadline()
-            if deadline is not None and deadline <= now and not reg.busy:
-                request = reg.registration.handle_timer(now)
-                if request is not None:
-                    self._send_register(reg, request, now)
-                self._registration_events(reg)
         self.deadlines.fire_due(now)
         self._dispatch(now)
 
     def next_deadline(self) -> float | None:
-        deadlines = [self.layer.next_deadline()]
-        deadlines += [r.registration.next_deadline() for r in self._registrations if not r.busy]
-        deadlines.append(self.deadlines.next_deadline())
-        live = [d for d in deadlines if d is not None]
+        live = [d for d in (self.layer.next_deadline(), self.deadlines.next_deadline())
+                if d is not None]
         return min(live) if live else None
 
     @property
@@ -309,7 +313,8 @@ class SipEndpoint:
         contact = self.contact_uri(contact_user or escape_user(account.login), transport)
         registration = Registration(account, contact, rng=random.Random(self._rng.random()))
         reg = AccountRegistration(account, registration, target, listener)
-        self._registrations.append(reg)
+        reg.timer = self.deadlines.new(lambda now: self._registration_due(reg, now))
+        self._registrations[reg] = None
         self.addresses.want(account.server_hosts())  # whose INVITEs and challenges we trust
         self._send_register(reg, registration.start(now), now)
         return reg
@@ -323,6 +328,7 @@ class SipEndpoint:
         else:
             self._forget(reg)
         self._registration_events(reg)
+        self._rearm(reg)
         self._wake()
 
     def unregister_all(self, now: float) -> None:
@@ -347,14 +353,38 @@ class SipEndpoint:
                 self._send_register(reg, follow_up, now)
             self._registration_events(reg)
             self._forget_if_done(reg)
+            self._rearm(reg)
 
         def on_failure(reason: str, now: float) -> None:
             reg.busy = False
             reg.registration.transaction_failed(now, reason)
             self._registration_events(reg)
             self._forget_if_done(reg)
+            self._rearm(reg)
 
         self.send_request(request, reg.target, now, on_response, on_failure)
+        self._rearm(reg)
+
+    def _registration_due(self, reg: AccountRegistration, now: float) -> None:
+        """The registration's refresh, retry or give-up instant came."""
+        if reg.busy or reg not in self._registrations:
+            return
+        request = reg.registration.handle_timer(now)
+        if request is not None:
+            self._send_register(reg, request, now)
+        self._registration_events(reg)
+        self._rearm(reg)
+
+    def _rearm(self, reg: AccountRegistration) -> None:
+        """Put the registration's next instant in the heap, unless a REGISTER is in flight
+        (its answer decides the next one) or the endpoint no longer keeps it."""
+        if reg.timer is None:
+            return
+        when = reg.registration.next_deadline()
+        if when is None or reg.busy or reg not in self._registrations:
+            reg.timer.clear()
+        else:
+            reg.timer.set(when)
 
     def _registration_events(self, reg: AccountRegistration) -> None:
         for event in reg.registration.take_events():
@@ -370,42 +400,49 @@ class SipEndpoint:
 
     def _forget(self, reg: AccountRegistration) -> None:
         if reg in self._registrations:
-            self._registrations.remove(reg)
+            del self._registrations[reg]
+            if reg.timer is not None:
+                reg.timer.clear()
             for observer in list(self.registration_removed):
                 observer(reg)
 
     # -- internals ----------------------------------------------------------------------
 
     def _dispatch(self, now: float) -> None:
+        """Hand what the transaction layer reports to its handler (one per event type)."""
         for event in self.layer.take_events():
-            if isinstance(event, RequestReceived):
-                self._on_request(event.request, event.transaction, event.source, now)
-            elif isinstance(event, ResponseReceived):
-                pending = self._pending.get(event.transaction)
-                if pending is not None:
-                    if event.response.status >= 200 and event.transaction.request.method != "INVITE":
-                        del self._pending[event.transaction]
-                    pending.on_response(event.response, now)
-            elif isinstance(event, (TransactionTimeout, TransportFailed)):
-                if isinstance(event, TransactionTimeout):
-                    self.stats.transaction_timeouts += 1
-                else:
-                    self.stats.transport_failures += 1
-                failed = event.transaction
-                pending = (self._pending.pop(failed, None)
-                           if isinstance(failed, ClientTransaction) else None)
-                if pending is not None and pending.on_failure is not None:
-                    reason = "timeout" if isinstance(event, TransactionTimeout) else "transport"
-                    pending.on_failure(reason, now)
-            elif isinstance(event, StrayResponse):
-                log.debug("stray response {status}", status=event.response.status)
-            else:
-                # TransactionTerminated: drop callbacks of INVITE client transactions.
-                txn = getattr(event, "transaction", None)
-                if isinstance(txn, ClientTransaction):
-                    self._pending.pop(txn, None)
+            self._event_handlers[type(event)](event, now)
         self._flush_layer()
         self._wake()
+
+    def _request_event(self, event: RequestReceived, now: float) -> None:
+        self._on_request(event.request, event.transaction, event.source, now)
+
+    def _response_event(self, event: ResponseReceived, now: float) -> None:
+        pending = self._pending.get(event.transaction)
+        if pending is not None:
+            if event.response.status >= 200 and event.transaction.request.method != "INVITE":
+                del self._pending[event.transaction]
+            pending.on_response(event.response, now)
+
+    def _timeout_event(self, event: TransactionTimeout, now: float) -> None:
+        self.stats.transaction_timeouts += 1
+        self._transaction_failed(event.transaction, "timeout", now)
+
+    def _transport_event(self, event: TransportFailed, now: float) -> None:
+        self.stats.transport_failures += 1
+        self._transaction_failed(event.transaction, "transport", now)
+
+    def _transaction_failed(self, txn: Transaction, reason: str, now: float) -> None:
+        pending = self._pending.pop(txn, None)
+        if pending is not None and pending.on_failure is not None:
+            pending.on_failure(reason, now)
+
+    def _stray_event(self, event: StrayResponse, now: float) -> None:
+        log.debug("stray response {status}", status=event.response.status)
+
+    def _terminated_event(self, event: TransactionTerminated, now: float) -> None:
+        self._pending.pop(event.transaction, None)  # an INVITE client's callbacks
 
     def _on_request(
         self, request: Request, txn: ServerTransaction | None, source: Target, now: float
