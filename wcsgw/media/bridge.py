@@ -46,26 +46,42 @@ through ``on_dtmf_from_sip`` (once per key press) and still forwarded to the bro
 RTCP is terminated per leg by one :class:`~wcsgw.media.rtcp.RtcpReporter` each; incoming RTCP
 (``rtcp_from_*``) is consumed, never forwarded. The sockets tell RTCP muxed on the RTP port
 apart (RFC 5761) before the bridge sees it, so the RTP path does not test for it again.
+
+Where the parts live: the per-packet work of each direction in :mod:`wcsgw.media.direction`,
+what a leg negotiated (:class:`LegMedia`, :func:`choose_mode`) in :mod:`wcsgw.media.legmedia`;
+both are re-exported here, the bridge's one face.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Iterable
+from typing import Callable
 
 import attrs
 
-from wcsgw.media.dtmf import DtmfDetector, DtmfError, DtmfGenerator, DtmfPacket
+from wcsgw.media.direction import Direction, OnDigit, Send
+from wcsgw.media.dtmf import DtmfError, DtmfGenerator
+from wcsgw.media.legmedia import (
+    CLOCK_RATES,
+    RELAY,
+    SIP,
+    TRANSCODABLE,
+    TRANSCODE,
+    WEBRTC,
+    LegMedia,
+    choose_mode,
+)
 from wcsgw.media.rtcp import RtcpReporter
-from wcsgw.media.rtp import FIXED_HEADER, RtpError, parse_rtp, signed16
-from wcsgw.media.stream import MAX_MISORDER, InboundStream, OutboundStream
-from wcsgw.media.transcode import Output, Pipe, Transcoder
+from wcsgw.media.stream import InboundStream, OutboundStream
+from wcsgw.media.transcode import Transcoder
 
 __all__ = [
     "WEBRTC",
     "SIP",
     "RELAY",
     "TRANSCODE",
+    "CLOCK_RATES",
+    "TRANSCODABLE",
     "DtmfError",
     "BridgeSettings",
     "LegMedia",
@@ -73,431 +89,7 @@ __all__ = [
     "choose_mode",
 ]
 
-WEBRTC = "webrtc"
-SIP = "sip"
-RELAY = "relay"
-TRANSCODE = "transcode"
-
-#: RTP clock rates of the codecs we know by name (RFC 3551, RFC 7587; G.722's is 8000 by
-#: RFC 3551's famous exception). Speex has none by name: 8000 (nb) or 16000 (wb) must be given.
-CLOCK_RATES = {"opus": 48000, "pcmu": 8000, "pcma": 8000, "g722": 8000, "g729": 8000}
-#: Codecs the transcoder speaks (by lower-case rtpmap name); see wcsgw.media.audiocodec.
-TRANSCODABLE = frozenset({"opus", "pcmu", "pcma", "g729", "speex", "g722"})
-
-Send = Callable[[bytes], None]
-OnDigit = Callable[[str], None]
 OnDeadline = Callable[[float], None]
-
-_unpack_from = FIXED_HEADER.unpack_from
-_pack = FIXED_HEADER.pack
-
-
-@attrs.frozen
-class LegMedia:
-    """What one leg negotiated, as plain names and numbers (no SDP types needed).
-
-    ``codec`` is the encoding name as in ``a=rtpmap`` (``opus``, ``PCMU``, ``PCMA``; any case);
-    ``telephone_event`` the payload type of ``telephone-event`` at the *same* clock rate as the
-    codec (RFC 4733 §2.1), if negotiated; ``ssrc`` the SSRC we send on this leg (the one the
-    SDP we gave this leg announces; random when None). ``event_rate`` is the
-    ``telephone-event`` rate, the unit of event durations: the codec's clock rate unless the
-    peer negotiated another (``opus/48000`` with ``telephone-event/8000`` is seen in the wild).
-
-    Only the transcoder reads the last two: ``ptime`` is the packet time in ms this leg wants
-    (SDP ``a=ptime``; the transcoder cuts its packets to it, rounded to the codec's frames),
-    ``fmtp`` the leg's fmtp parameters for the codec (a dict, or the fmtp string), e.g.
-    G.729 ``annexb=no`` or Opus ``useinbandfec=1``.
-    """
-
-    codec: str
-    payload_type: int
-    clock_rate: int = attrs.field(default=0)
-    telephone_event: int | None = None
-    ssrc: int | None = None
-    event_rate: int = 0
-    ptime: int = 20
-    fmtp: Any = None
-
-    @classmethod
-    def from_codecs(cls, codecs: Iterable[Any], ssrc: int | None = None) -> "LegMedia":
-        """From a leg's negotiated codec list (``wcsgw.sdp.codecs.Codec`` or anything with
-        ``name``, ``clock_rate`` and ``payload_type``): the first audio codec, plus the
-        telephone-event at that codec's clock rate if there is one."""
-        audio = None
-        events: dict[int, int] = {}
-        for c in codecs:
-            name = c.name.lower()
-            if name == "telephone-event":
-                events.setdefault(c.clock_rate, c.payload_type)
-            elif name not in ("cn", "red", "rtx", "ulpfec") and audio is None:
-                audio = c
-        if audio is None:
-            raise ValueError("no audio codec among the negotiated ones")
-        return cls(
-            audio.name,
-            audio.payload_type,
-            audio.clock_rate,
-            events.get(audio.clock_rate),
-            ssrc,
-            fmtp=getattr(audio, "fmtp", None),
-        )
-
-    @classmethod
-    def negotiated(
-        cls, codec: Any, dtmf: Any = None, ssrc: int | None = None, ptime: int | None = None
-    ) -> "LegMedia":
-        """From the call layer's negotiated objects: ``codec`` and optional ``dtmf`` (anything
-        with ``name``, ``clock_rate``, ``payload_type``, e.g. ``wcsgw.sdp`` Codec), our
-        ``ssrc`` on this leg and the leg's ``a=ptime`` (None: 20; kept within 10..200 ms,
-        whatever a peer's SDP says)."""
-        return cls(
-            codec.name,
-            codec.payload_type,
-            codec.clock_rate,
-            None if dtmf is None else dtmf.payload_type,
-            ssrc,
-            0 if dtmf is None else (dtmf.clock_rate or 0),
-            min(200, max(10, ptime or 20)),
-            getattr(codec, "fmtp", None),
-        )
-
-    def __attrs_post_init__(self) -> None:
-        if not self.clock_rate:
-            rate = CLOCK_RATES.get(self.codec.lower())
-            if rate is None:
-                raise ValueError(f"clock rate of {self.codec!r} must be given")
-            object.__setattr__(self, "clock_rate", rate)
-        if not self.event_rate:
-            object.__setattr__(self, "event_rate", self.clock_rate)
-        if not 1 <= self.ptime <= 200:
-            raise ValueError(f"ptime {self.ptime} ms out of range")
-        for pt in (self.payload_type, self.telephone_event):
-            if pt is not None and not 0 <= pt <= 127:
-                raise ValueError(f"payload type {pt} out of range")
-
-
-def choose_mode(webrtc: LegMedia, sip: LegMedia) -> str:
-    """``relay`` when both legs use the same codec at the same rate, ``transcode`` when both
-    codecs are ones the transcoder speaks (:data:`TRANSCODABLE`); ValueError for anything else.
-    (Whether this machine has the codec's library is found when the bridge is built.)"""
-    if webrtc.codec.lower() == sip.codec.lower() and webrtc.clock_rate == sip.clock_rate:
-        return RELAY
-    if webrtc.codec.lower() in TRANSCODABLE and sip.codec.lower() in TRANSCODABLE:
-        return TRANSCODE
-    raise ValueError(f"cannot bridge {webrtc.codec}/{webrtc.clock_rate} with {sip.codec}/{sip.clock_rate}")
-
-
-class _Direction:
-    """One way through the bridge: what arrives from one leg and goes out to the other."""
-
-    __slots__ = (
-        "name",
-        "inbound",
-        "outbound",
-        "audio_in",
-        "audio_out",
-        "event_in",
-        "event_out",
-        "send",
-        "pipe",
-        "sseq",
-        "notify",
-        "reporter",
-        "last_activity",
-        "packets",
-        "dropped",
-        "malformed",
-        "codec_errors",
-        "events",
-        "event_rate_out",
-        "event_scale_num",
-        "event_scale_den",
-        "detector",
-        "on_digit",
-        "generator",
-        "spliced",
-        "resync",
-        "resume_seq",
-        "guard",
-        "held_back",
-        "dtmf_sent",
-        "muted",
-        "events_muted",
-    )
-
-    def __init__(
-        self,
-        name: str,
-        src: LegMedia,
-        dst: LegMedia,
-        send: Send,
-        inbound: InboundStream,
-        outbound: OutboundStream,
-        reporter: RtcpReporter,
-        now: float | None,
-    ) -> None:
-        self.name = name
-        self.inbound = inbound
-        self.outbound = outbound
-        self.reporter = reporter  # RTCP of the leg packets come *from*
-        self.audio_in = src.payload_type
-        self.audio_out = dst.payload_type
-        # Events from the source are read (detected) whenever it negotiated them, and
-        # forwarded when the other leg did too.
-        self.event_in = -1 if src.telephone_event is None else src.telephone_event
-        self.event_out = -1 if dst.telephone_event is None else dst.telephone_event
-        self.send = send
-        #: transcode mode: this direction's pipe (None: relay)
-        self.pipe: Pipe | None = None
-        self.sseq = 0  # transcode mode: our own count of packets sent (the mapping's "source")
-        self.notify: Callable[[float], None] | None = None  # transcode mode: deadlines may have moved
-        self.last_activity: float | None = now
-        #: audio counted as activity but not forwarded (the far end is on hold by us)
-        self.muted = False
-        #: RFC 4733 events not forwarded nor generated either (the far end holds the call)
-        self.events_muted = False
-        self.packets = 0
-        self.dropped = 0
-        self.malformed = 0
-        self.codec_errors = 0
-        self.events = 0
-        # DTMF: durations count in telephone-event units, which follow the event rates.
-        self.event_rate_out = dst.event_rate
-        self.event_scale_num = dst.event_rate
-        self.event_scale_den = src.event_rate
-        self.detector = DtmfDetector()
-        self.on_digit: OnDigit | None = None
-        self.generator: DtmfGenerator | None = None
-        # Splicing our own event packets into the outgoing stream (see _resume):
-        self.spliced = False  # the slow path is on: our events are (or were just) on the air
-        self.resync = False  # the next source packet must be renumbered after our packets
-        self.resume_seq = 0  # the source sequence number that resumed after our packets
-        self.guard = 0  # while set, source packets from before resume_seq are stragglers
-        self.held_back = 0  # source packets not sent because our event was on the air
-        self.dtmf_sent = 0
-
-    def handle(self, packet: bytes, now: float) -> None:
-        if len(packet) < 12:
-            if len(packet) >= 8 and 192 <= packet[1] <= 223:  # an empty RR is 8 bytes
-                self.reporter.receive(packet, now)
-            else:
-                self.malformed += 1
-            return
-        b0, b1, seq, ts, ssrc = _unpack_from(packet)
-        if b0 & 0xC0 != 0x80:
-            self.malformed += 1
-            return
-        # (RTCP muxed on the RTP path was told apart by the socket, RFC 5761, and went to
-        # rtcp_from_*: the test runs once per packet, there.)
-        pt = b1 & 0x7F
-        if pt == self.audio_in:
-            self.last_activity = now
-            self.packets += 1
-            if self.pipe is None:
-                # relay: header rewrite only
-                if self.muted:
-                    return
-                if self.spliced and not self._admit_audio(packet, b0, seq, ts, ssrc, now):
-                    return
-                octets = len(packet) - 12 if b0 == 0x80 else _payload_length(packet)
-                if octets < 0:
-                    self.malformed += 1
-                    return
-                self.inbound.update(ssrc, seq, ts, now, octets)
-                out = self.outbound
-                oseq, ots, rebased = out.translate(ssrc, seq, ts, now, octets)
-                self.send(
-                    _pack(b0, (0x80 if rebased else (b1 & 0x80)) | self.audio_out, oseq, ots, out.ssrc)
-                    + packet[12:]
-                )
-                return
-            self._transcode(packet, b0, b1, seq, ts, ssrc, now)
-        elif pt == self.event_in:
-            self.last_activity = now
-            self.packets += 1
-            if self.events_muted:
-                return
-            self._event(packet, b0, b1, seq, ts, ssrc, now)
-        else:
-            self.dropped += 1
-            if self.pipe is not None:  # comfort noise & co. still use sequence numbers
-                self._emit(self.pipe.skip(seq, ts, now, ssrc), now)
-                self.notify(now)  # type: ignore[misc]
-
-    def _transcode(self, packet: bytes, b0: int, b1: int, seq: int, ts: int, ssrc: int, now: float) -> None:
-        payload = _payload(packet, b0)
-        if payload is None:
-            self.malformed += 1
-            return
-        self.inbound.update(ssrc, seq, ts, now, len(payload))
-        pipe = self.pipe
-        if self.muted:
-            # On hold by us: not decoded, but its number is accounted (not a loss later); the
-            # audio from before the hold still in the transcoder goes out.
-            self._emit(pipe.skip(seq, ts, now, ssrc), now, muted=False)  # type: ignore[union-attr]
-            return
-        self._emit(pipe.receive(seq, ts, payload, now, ssrc), now)  # type: ignore[union-attr]
-        self.notify(now)  # type: ignore[misc]
-
-    def _emit(self, packets: list[Output], now: float, muted: bool | None = None) -> None:
-        """Send the transcoder's packets: our sequence numbers, its timestamps (re-based by
-        the outgoing stream when the source became a new stream)."""
-        if not packets or (self.muted if muted is None else muted):
-            return
-        out = self.outbound
-        for p in packets:
-            self.sseq = seq = (self.sseq + 1) & 0xFFFF
-            if self.spliced:
-                generator = self.generator
-                if generator is not None and generator.active:
-                    self.held_back += 1  # our own event is on the air
-                    continue
-                if not self._resume(seq, p.epoch):
-                    continue
-            oseq, ots, rebased = out.translate(p.epoch, seq, p.ts, now, len(p.payload))
-            marker = 0x80 if (rebased or p.marker) else 0
-            self.send(_pack(0x80, marker | self.audio_out, oseq, ots, out.ssrc) + p.payload)
-
-    def _event(self, packet: bytes, b0: int, b1: int, seq: int, ts: int, ssrc: int, now: float) -> None:
-        payload = _payload(packet, b0)
-        if payload is None or len(payload) < 4:
-            self.malformed += 1
-            return
-        self.events += 1
-        self.inbound.update(ssrc, seq, ts, now, len(payload), timing=False)
-        digit = self.detector.receive(payload, ts, ssrc)
-        generator = self.generator
-        pipe = self.pipe
-        if pipe is not None:
-            # Transcoding: the event's number is accounted (no loss to conceal), audio held
-            # behind it goes first; the event goes out on our numbering and the pipe's clock.
-            self._emit(pipe.skip(seq, ts, now, ssrc), now)
-            self.notify(now)  # type: ignore[misc]
-        if self.event_out < 0 or (generator is not None and generator.busy):
-            # Nowhere to go, or our own digits own the outgoing events now (two event
-            # streams interleaved in one RTP stream would garble both).
-            self.dropped += 1
-        elif pipe is not None:
-            self.sseq = seq = (self.sseq + 1) & 0xFFFF
-            if not self.spliced or self._resume(seq, pipe.epoch):
-                self._forward_event(packet, payload, b0, b1, seq, pipe.map_ts(ts), pipe.epoch, now)
-        elif not self.spliced or self._resume(seq, ssrc):
-            self._forward_event(packet, payload, b0, b1, seq, ts, ssrc, now)
-        if digit is not None and self.on_digit is not None:
-            self.on_digit(digit)
-
-    def _forward_event(
-        self, packet: bytes, payload: bytes, b0: int, b1: int, seq: int, ts: int, ssrc: int, now: float
-    ) -> None:
-        out = self.outbound
-        oseq, ots, rebased = out.translate(ssrc, seq, ts, now, len(payload))
-        marker = 0x80 if rebased else (b1 & 0x80)
-        if self.event_scale_num == self.event_scale_den:
-            self.send(_pack(b0, marker | self.event_out, oseq, ots, out.ssrc) + packet[12:])
-            return
-        # RFC 4733 §2.3.5: the duration is in timestamp units, so it follows the clock change
-        # (the timestamp itself was scaled by translate()). Every report in the payload is
-        # rescaled. A segment longer than 16 bits allows (1.36 s at 48 kHz) saturates.
-        body = bytearray(payload[: len(payload) // 4 * 4])
-        for off in range(0, len(body), 4):
-            duration = (body[off + 2] << 8 | body[off + 3]) * self.event_scale_num // self.event_scale_den
-            duration = min(duration, 0xFFFF)
-            body[off + 2] = duration >> 8
-            body[off + 3] = duration & 0xFF
-        self.send(_pack(0x80, marker | self.event_out, oseq, ots, out.ssrc) + bytes(body))
-
-    # -- our own events in this direction's outgoing stream --------------------------------
-    #
-    # The outgoing OutboundStream maps source packets by offsets. Our event packets take the
-    # next sequence numbers after the last packet sent; the source's packets that follow are
-    # then renumbered right after ours by moving the stream's sequence offset (its timestamp
-    # mapping is untouched: audio stays on the source's clock), and stragglers from before
-    # (reordered packets) are dropped so no number is used twice. This reaches into
-    # OutboundStream's private mapping state; the splice belongs there as a method, and
-    # lives here only because stream.py is not this change's to edit.
-
-    def inject(self, packets: list[DtmfPacket]) -> None:
-        """Send our own event packets (from this direction's generator) on the outgoing stream."""
-        out = self.outbound
-        pt = self.event_out
-        if pt < 0:
-            # telephone-event renegotiated away while digits played: stop, send nothing more
-            if self.generator is not None:
-                self.generator.cancel()
-            return
-        for p in packets:
-            seq = (out._last_out_seq + 1) & 0xFFFF
-            out._last_out_seq = seq
-            if p.marker:
-                # An event starts: the stream's clock stands at its timestamp now. RTCP SR and
-                # a source that starts later extrapolate from here.
-                out.last_timestamp = p.timestamp
-                out.last_sent_at = p.at
-                self.spliced = True
-                self.resync = True
-            out.packets_sent += 1
-            out.octets_sent += len(p.payload)
-            self.dtmf_sent += 1
-            self.send(_pack(0x80, (0x80 if p.marker else 0) | pt, seq, p.timestamp, out.ssrc) + p.payload)
-
-    def _admit_audio(self, packet: bytes, b0: int, seq: int, ts: int, ssrc: int, now: float) -> bool:
-        """Relayed audio while splicing: held back while our event is on the air, else
-        renumbered. (Transcoded audio is decoded all the same, to keep the codec state in step
-        with the sender, and held back in :meth:`_emit`.)"""
-        generator = self.generator
-        if generator is not None and generator.active:
-            # Received and counted, and decoded when transcoding so the codec state stays in
-            # step with the sender, but not sent: the far end hears the event, not the audio.
-            payload = _payload(packet, b0)
-            if payload is None:
-                self.malformed += 1
-                return False
-            self.inbound.update(ssrc, seq, ts, now, len(payload))
-            self.held_back += 1
-            return False
-        return self._resume(seq, ssrc)
-
-    def _resume(self, seq: int, ssrc: int) -> bool:
-        """A source packet to forward after our own packets: renumber the source after them
-        (the first time), drop stragglers from before. True when the packet may go on."""
-        out = self.outbound
-        if self.resync:
-            if out._source == ssrc:
-                if signed16(seq - out._last_in_seq) <= 0:
-                    self.held_back += 1  # from before our event
-                    return False
-                out._seq_offset = (out._last_out_seq + 1 - seq) & 0xFFFF
-            # (from another source, translate() re-bases onto the next number by itself)
-            self.resync = False
-            self.resume_seq = seq
-            self.guard = 1
-        elif self.guard:
-            d = signed16(seq - self.resume_seq)
-            if d < 0:
-                self.held_back += 1  # a straggler from before our event
-                return False
-            if d > MAX_MISORDER:
-                self.guard = 0  # nothing that old can still be on its way
-        if not self.resync and not self.guard and (self.generator is None or not self.generator.busy):
-            self.spliced = False  # back to the fast path
-        return True
-
-
-def _payload_length(packet: bytes) -> int:
-    try:
-        h = parse_rtp(packet)
-    except RtpError:
-        return -1
-    return len(packet) - h.header_length - h.padding_length
-
-
-def _payload(packet: bytes, b0: int) -> bytes | None:
-    if b0 == 0x80:
-        return packet[12:]
-    try:
-        return parse_rtp(packet).payload(packet)
-    except RtpError:
-        return None
 
 
 @attrs.frozen
@@ -589,10 +181,10 @@ class MediaBridge:
         }
         self.send_rtcp_to_webrtc: Send | None = None
         self.send_rtcp_to_sip: Send | None = None
-        self._w2s = _Direction(
+        self._w2s = Direction(
             WEBRTC, webrtc, sip, send_to_sip, from_webrtc_stats, self.to_sip, self.rtcp[WEBRTC], now
         )
-        self._s2w = _Direction(
+        self._s2w = Direction(
             SIP, sip, webrtc, send_to_webrtc, from_sip_stats, self.to_webrtc, self.rtcp[SIP], now
         )
         self._started_at = now
@@ -716,7 +308,7 @@ class MediaBridge:
         """The same toward the browser (when it negotiated telephone-event)."""
         self._send_dtmf(self._s2w, "the browser", digits, now)
 
-    def _send_dtmf(self, d: _Direction, who: str, digits: str, now: float) -> None:
+    def _send_dtmf(self, d: Direction, who: str, digits: str, now: float) -> None:
         if d.events_muted:
             raise DtmfError(f"{who} holds the call: it takes no RTP now (RFC 3264 §6.1)")
         if d.event_out < 0:
