@@ -247,13 +247,9 @@ class Direction:
 
     # -- our own events in this direction's outgoing stream --------------------------------
     #
-    # The outgoing OutboundStream maps source packets by offsets. Our event packets take the
-    # next sequence numbers after the last packet sent; the source's packets that follow are
-    # then renumbered right after ours by moving the stream's sequence offset (its timestamp
-    # mapping is untouched: audio stays on the source's clock), and stragglers from before
-    # (reordered packets) are dropped so no number is used twice. This reaches into
-    # OutboundStream's private mapping state; the splice belongs there as a method, and
-    # lives here only because stream.py is not this change's to edit.
+    # The outgoing OutboundStream numbers them (send_own) and renumbers the source after them
+    # (resume_after_own); here: when the slow path is on, what is held back, and when the
+    # fast path comes back.
 
     def inject(self, packets: list[DtmfPacket]) -> None:
         """Send our own event packets (from this direction's generator) on the outgoing stream."""
@@ -265,17 +261,10 @@ class Direction:
                 self.generator.cancel()
             return
         for p in packets:
-            seq = (out._last_out_seq + 1) & 0xFFFF
-            out._last_out_seq = seq
-            if p.marker:
-                # An event starts: the stream's clock stands at its timestamp now. RTCP SR and
-                # a source that starts later extrapolate from here.
-                out.last_timestamp = p.timestamp
-                out.last_sent_at = p.at
+            seq = out.send_own(p.timestamp, p.at, len(p.payload), p.marker)
+            if p.marker:  # an event starts: the source resumes after it, renumbered
                 self.spliced = True
                 self.resync = True
-            out.packets_sent += 1
-            out.octets_sent += len(p.payload)
             self.dtmf_sent += 1
             self.send(_pack(0x80, (0x80 if p.marker else 0) | pt, seq, p.timestamp, out.ssrc) + p.payload)
 
@@ -299,14 +288,10 @@ class Direction:
     def _resume(self, seq: int, ssrc: int) -> bool:
         """A source packet to forward after our own packets: renumber the source after them
         (the first time), drop stragglers from before. True when the packet may go on."""
-        out = self.outbound
         if self.resync:
-            if out._source == ssrc:
-                if signed16(seq - out._last_in_seq) <= 0:
-                    self.held_back += 1  # from before our event
-                    return False
-                out._seq_offset = (out._last_out_seq + 1 - seq) & 0xFFFF
-            # (from another source, translate() re-bases onto the next number by itself)
+            if not self.outbound.resume_after_own(ssrc, seq):
+                self.held_back += 1  # from before our event
+                return False
             self.resync = False
             self.resume_seq = seq
             self.guard = 1

@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 import random
 
+from wcsgw.media.rtp import signed16
+
 __all__ = [
     "MAX_DROPOUT",
     "MAX_MISORDER",
@@ -205,6 +207,38 @@ class OutboundStream:
         self._out_anchor = out_ts
         self._frac = 0
         self._last_out_seq = (out_seq - 1) & 0xFFFF
+
+    # -- packets of our own spliced into the stream (the DTMF events we generate) ----------
+    #
+    # Source packets are mapped by offsets. Our own packets take the next sequence numbers
+    # after the last packet sent; the source's packets that follow are then renumbered right
+    # after ours by moving the sequence offset (the timestamp mapping is untouched: audio
+    # stays on the source's clock), and stragglers from before are refused so no number is
+    # used twice.
+
+    def send_own(self, timestamp: int, at: float, octets: int, starts: bool) -> int:
+        """A packet of our own goes out on this stream: its sequence number (the next one),
+        counted for RTCP.  ``starts`` (an event's first packet): the stream's clock stands at
+        ``timestamp`` at ``at`` from now on — RTCP SR and a source that starts later
+        extrapolate from there."""
+        seq = self._last_out_seq = (self._last_out_seq + 1) & 0xFFFF
+        if starts:
+            self.last_timestamp = timestamp
+            self.last_sent_at = at
+        self.packets_sent += 1
+        self.octets_sent += octets
+        return seq
+
+    def resume_after_own(self, source_ssrc: int, sequence: int) -> bool:
+        """The source's first packet after packets of our own: renumber the source right
+        after them.  False when the packet, of the current source, is from before them (a
+        straggler that would reuse a number).  A new source needs nothing: :meth:`translate`
+        re-bases it onto the next number by itself."""
+        if source_ssrc == self._source:
+            if signed16(sequence - self._last_in_seq) <= 0:
+                return False
+            self._seq_offset = (self._last_out_seq + 1 - sequence) & 0xFFFF
+        return True
 
     def rtp_timestamp_at(self, now: float) -> int:
         """Our RTP clock extrapolated to ``now`` (for the RTP timestamp of an RTCP SR)."""
