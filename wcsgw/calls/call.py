@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar, Mapping
 
 import attr
 from twisted.internet import task
@@ -560,69 +560,105 @@ class Call:
 
     # -- SIP side -----------------------------------------------------------------------
 
+    #: What the SIP leg's events do: one handler per event type (the SIP session's and its
+    #: dialog's usages', wcsgw.sip.events).  A subclass whose SIP leg says more (an incoming
+    #: INVITE's Cancelled and Confirmed) extends the table; an event without an entry is
+    #: nothing to the call.
+    SIP_HANDLERS: ClassVar[Mapping[type, str]] = {
+        Provisional: "_sip_provisional",
+        Answered: "_sip_answered",
+        ReinviteConfirmed: "_sip_reinvite_confirmed",
+        ReinviteAnswered: "_sip_reinvite_answered",
+        ReinviteFailed: "_sip_reinvite_failed",
+        ReinviteOffered: "_sip_reinvite_offered",
+        InfoAnswered: "_sip_info_answered",
+        InfoReceived: "_sip_info_received",
+        ReferAccepted: "_refer_accepted",
+        ReferFailed: "_refer_failed",
+        ReferProgress: "_refer_progress",
+        ReferReceived: "_refer_received",
+        Failed: "_sip_failed",
+        Ended: "_sip_ended",
+    }
+    #: The events after which the SIP leg is over (its BYE or CANCEL settled, or it never
+    #: came up): the gateway hears ``on_settled`` then, even when the call had finished.
+    SIP_SETTLING: ClassVar[frozenset[type]] = frozenset({Failed, Ended})
+
     def _on_sip_event(self, event: InviteEvent) -> None:
-        if isinstance(event, (Failed, Ended)):
+        """The SIP leg's listener: settle, then hand the event to its handler while the
+        call lasts (remembering where an SDP-carrying message came from first)."""
+        if type(event) in self.SIP_SETTLING:
             self.env.reactor.callLater(0, self.on_settled, self)
         if self._finished:
             return
         self._note_sip_source(event)
-        if isinstance(event, Provisional):
-            self.sip_status = event.status
-            if event.sdp:
-                self._early_sdp = event.sdp
-            if event.sdp and self.bridge is None:
-                self._connect_media(event.sdp)
-            self._set_status(status_for_provisional(event.status, event.sdp is not None))
-        elif isinstance(event, Answered):
-            self.sip_status = 200
-            if self.bridge is None:
-                self._connect_media(event.sdp)
-            elif self.plan is not None:
-                self._retarget(event.sdp)
-            if self._finished:
-                return
-            self.answer_time = time.time()
-            # ESTABLISHED, or HOLD when the answer holds us (sendonly/inactive/c=0.0.0.0);
-            # a 2xx without SDP leaves the 1xx's answer in force (RFC 3261 §13.2.1).
-            self._take_sip_direction(_parsed(event.sdp or self._early_sdp))
-        elif isinstance(event, ReinviteConfirmed):
-            # The ACK answering the offer of our 2xx to an offerless re-INVITE.
-            if event.ack_sdp and self.status in (CallStatus.ESTABLISHED, CallStatus.HOLD):
-                sd = _parsed(event.ack_sdp)
-                if sd is not None:
-                    self._retarget(event.ack_sdp, parsed=sd)
-                    self._take_sip_direction(sd)
-        elif isinstance(event, ReinviteAnswered):
+        name = self.SIP_HANDLERS.get(type(event))
+        if name is not None:
+            getattr(self, name)(event)
+
+    def _sip_provisional(self, event: Provisional) -> None:
+        self.sip_status = event.status
+        if event.sdp:
+            self._early_sdp = event.sdp
+        if event.sdp and self.bridge is None:
+            self._connect_media(event.sdp)
+        self._set_status(status_for_provisional(event.status, event.sdp is not None))
+
+    def _sip_answered(self, event: Answered) -> None:
+        self.sip_status = 200
+        if self.bridge is None:
+            self._connect_media(event.sdp)
+        elif self.plan is not None:
             self._retarget(event.sdp)
-            pending, self._reoffer = self._reoffer, None
-            if pending is not None:
-                pending[1]()
-        elif isinstance(event, ReinviteFailed):
-            self._reoffer = None
-            # The call stays as it was (RFC 3261 §14.1); say why the change did not happen.
-            self._set_status(self.status, f"re-INVITE failed: {event.reason}")
-        elif isinstance(event, ReinviteOffered):
-            self._answer_reinvite(event.sdp)
-        elif isinstance(event, InfoAnswered):
-            sent, self._info_busy = self._info_busy, None
-            if sent == _FAST_UPDATE and self.video is not None:
-                self.video.fast_update_answered(event.status)
-            self._next_info()
-        elif isinstance(event, InfoReceived) and is_media_control(event.content_type):
+        if self._finished:
+            return
+        self.answer_time = time.time()
+        # ESTABLISHED, or HOLD when the answer holds us (sendonly/inactive/c=0.0.0.0);
+        # a 2xx without SDP leaves the 1xx's answer in force (RFC 3261 §13.2.1).
+        self._take_sip_direction(_parsed(event.sdp or self._early_sdp))
+
+    def _sip_reinvite_confirmed(self, event: ReinviteConfirmed) -> None:
+        """The ACK answering the offer of our 2xx to an offerless re-INVITE."""
+        if event.ack_sdp and self.status in (CallStatus.ESTABLISHED, CallStatus.HOLD):
+            sd = _parsed(event.ack_sdp)
+            if sd is not None:
+                self._retarget(event.ack_sdp, parsed=sd)
+                self._take_sip_direction(sd)
+
+    def _sip_reinvite_answered(self, event: ReinviteAnswered) -> None:
+        self._retarget(event.sdp)
+        pending, self._reoffer = self._reoffer, None
+        if pending is not None:
+            pending[1]()
+
+    def _sip_reinvite_failed(self, event: ReinviteFailed) -> None:
+        self._reoffer = None
+        # The call stays as it was (RFC 3261 §14.1); say why the change did not happen.
+        self._set_status(self.status, f"re-INVITE failed: {event.reason}")
+
+    def _sip_reinvite_offered(self, event: ReinviteOffered) -> None:
+        self._answer_reinvite(event.sdp)
+
+    def _sip_info_answered(self, event: InfoAnswered) -> None:
+        sent, self._info_busy = self._info_busy, None
+        if sent == _FAST_UPDATE and self.video is not None:
+            self.video.fast_update_answered(event.status)
+        self._next_info()
+
+    def _sip_info_received(self, event: InfoReceived) -> None:
+        if is_media_control(event.content_type):
             if self.video is not None:  # RFC 5168 key-frame request (or error report)
                 self.video.info_from_sip(event.body, self.env.reactor.seconds())
-        elif isinstance(event, InfoReceived):
-            digits = parse_dtmf_info(event.content_type, event.body)
-            if digits:
-                self.notify("dtmf", {"callId": self.call_id, "dtmf": digits, "type": "INFO"})
-        elif isinstance(event, (ReferAccepted, ReferFailed, ReferProgress)):
-            self._transfer_event(event)
-        elif isinstance(event, ReferReceived):
-            self._refer_received(event)
-        elif isinstance(event, Failed):
-            self._finish(status_for_failure(event.status), event.status, event.reason)
-        elif isinstance(event, Ended):
-            self._finish(CallStatus.FINISH, self.sip_status, event.reason or Info.NORMAL)
+            return
+        digits = parse_dtmf_info(event.content_type, event.body)
+        if digits:
+            self.notify("dtmf", {"callId": self.call_id, "dtmf": digits, "type": "INFO"})
+
+    def _sip_failed(self, event: Failed) -> None:
+        self._finish(status_for_failure(event.status), event.status, event.reason)
+
+    def _sip_ended(self, event: Ended) -> None:
+        self._finish(CallStatus.FINISH, self.sip_status, event.reason or Info.NORMAL)
 
     def _connect_media(self, sip_sdp: bytes) -> None:
         """The SIP side has chosen: answer the browser and start moving packets."""
@@ -901,40 +937,47 @@ class Call:
         replacement.start(now)
 
     def _replacement_event(self, old: Any, new: OutgoingInvite, event: Any) -> None:
-        """Events of the INVITE a REFER made us send; ``old`` is the dialog being replaced."""
+        """Events of the INVITE a REFER made us send; ``old`` is the dialog being replaced.
+        Its progress is reported to the transferor (NOTIFY); its answer takes the call over."""
         now = self.env.reactor.seconds()
+        kind = type(event)
         if self._finished:
-            if isinstance(event, Answered):
+            if kind is Answered:
                 new.hangup(now)
             return
-        if isinstance(event, Provisional):
+        if kind is Provisional:
             old.notify_refer(event.status, event.reason, now)
-        elif isinstance(event, Answered):
+        elif kind is Answered:
             old.notify_refer(200, "OK", now, final=True)
-            self.invite = new
-            new.listener = self._on_sip_event
-            old.listener = self._old_dialog_event  # the transferor ends it; we only watch
-            self._transfer = None
-            self.hold_for_transfer = False
-            self.request_uri = new.request_uri
-            self._note_sip_source(event)  # the new dialog's media latches to its answerer
-            self._adopt_answer(event.sdp)
-            # The transferor should BYE the old dialog; if it does not, we do (RFC 3515 §2.4.7
-            # leaves it to the transferor, but a dialog must not outlive its use).
-            self._old_dialog_timer = self.env.reactor.callLater(
-                OLD_DIALOG_GRACE, self._end_old_dialog, old)
-            # A new dialog: neither old hold carries over; its answer may hold us afresh.
-            sd = _parsed(event.sdp)
-            self._set_hold(local=False, remote=sd is not None and _holds_us(sd),
-                           info="Transferred")
-        elif isinstance(event, (Failed, Ended)):
+            self._take_over_dialog(old, new, event)
+        elif kind in (Failed, Ended):
             status = getattr(event, "status", None) or 503
             old.notify_refer(status, event.reason, now, final=True)
             self._transfer = None
             self.hold_for_transfer = False
 
+    def _take_over_dialog(self, old: Any, new: OutgoingInvite, event: Answered) -> None:
+        """The transfer target answered: its dialog becomes the call's SIP leg; the old
+        one is only watched until the transferor ends it (or we do, after a grace)."""
+        self.invite = new
+        new.listener = self._on_sip_event
+        old.listener = self._old_dialog_event  # the transferor ends it; we only watch
+        self._transfer = None
+        self.hold_for_transfer = False
+        self.request_uri = new.request_uri
+        self._note_sip_source(event)  # the new dialog's media latches to its answerer
+        self._adopt_answer(event.sdp)
+        # The transferor should BYE the old dialog; if it does not, we do (RFC 3515 §2.4.7
+        # leaves it to the transferor, but a dialog must not outlive its use).
+        self._old_dialog_timer = self.env.reactor.callLater(
+            OLD_DIALOG_GRACE, self._end_old_dialog, old)
+        # A new dialog: neither old hold carries over; its answer may hold us afresh.
+        sd = _parsed(event.sdp)
+        self._set_hold(local=False, remote=sd is not None and _holds_us(sd),
+                       info="Transferred")
+
     def _old_dialog_event(self, event: Any) -> None:
-        if isinstance(event, (Failed, Ended)):
+        if type(event) in self.SIP_SETTLING:
             self._cancel_old_dialog_timer()
 
     def _cancel_old_dialog_timer(self) -> None:
@@ -965,30 +1008,35 @@ class Call:
             self.plan.sip_codec, self.plan.sip_dtmf = chosen[0], dtmf
         self._retarget(sdp, parsed=parsed)
 
-    def _transfer_event(self, event: object) -> None:
+    def _refer_accepted(self, event: ReferAccepted) -> None:
+        if self._transfer is not None:
+            self._transfer_status("ACCEPTED", event.status)
+
+    def _refer_failed(self, event: ReferFailed) -> None:
+        if self._transfer is not None:
+            self._transfer = None
+            self._transfer_status("FAILED", event.status)
+
+    def _refer_progress(self, event: ReferProgress) -> None:
+        """A NOTIFY of our REFER's progress: its sipfrag says how the transfer target's
+        call is going; a 2xx there ends our part."""
         transfer = self._transfer
         if transfer is None:
             return
-        if isinstance(event, ReferAccepted):
-            self._transfer_status("ACCEPTED", event.status)
-        elif isinstance(event, ReferFailed):
+        if event.sipfrag_status < 200:
+            self._transfer_status("TRYING", event.sipfrag_status)
+        elif event.sipfrag_status < 300:
             self._transfer = None
-            self._transfer_status("FAILED", event.status)
-        elif isinstance(event, ReferProgress):
-            if event.sipfrag_status < 200:
-                self._transfer_status("TRYING", event.sipfrag_status)
-            elif event.sipfrag_status < 300:
-                self._transfer = None
-                self._transfer_status("COMPLETED", event.sipfrag_status)
-                # Transferred: our part is done (the far end BYEs us, or we BYE it now).
-                self.hangup()
-                # Attended: the target should have replaced the other call's dialog and
-                # BYE'd it; a target that ignores Replaces would leave it up, so end it too.
-                if transfer.replaces_call is not None:
-                    transfer.replaces_call.hangup()
-            else:
-                self._transfer = None
-                self._transfer_status("FAILED", event.sipfrag_status)
+            self._transfer_status("COMPLETED", event.sipfrag_status)
+            # Transferred: our part is done (the far end BYEs us, or we BYE it now).
+            self.hangup()
+            # Attended: the target should have replaced the other call's dialog and
+            # BYE'd it; a target that ignores Replaces would leave it up, so end it too.
+            if transfer.replaces_call is not None:
+                transfer.replaces_call.hangup()
+        else:
+            self._transfer = None
+            self._transfer_status("FAILED", event.sipfrag_status)
 
     def _transfer_status(self, status: str, sip_status: int | None) -> None:
         self.notify("transferStatus", {"callId": self.call_id, "status": status,

@@ -15,7 +15,7 @@ them only as a transcoding fallback (when transcoding is allowed and possible).
 from __future__ import annotations
 
 import secrets
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar, Mapping
 
 from twisted.logger import Logger
 
@@ -208,21 +208,26 @@ class InboundCall(Call):
         self._sdp_session = new_session_id()
         return self._sdp_session
 
-    def _on_sip_event(self, event: Any) -> None:
-        if isinstance(event, Cancelled):
-            self._cancel_ring_timer()
-            self.env.reactor.callLater(0, self.on_settled, self)
-            self._finish(CallStatus.FINISH, 487, "Cancelled by the caller")
-            return
-        if not self._finished:
-            self._note_sip_source(event)
-        if isinstance(event, Confirmed):
-            if self._sip_offer_sdp is None and self.bridge is None and not self._finished:
-                self._settle_late_offer(event.ack_sdp)
-            elif event.ack_sdp:
-                self._retarget(event.ack_sdp)
-            return
-        super()._on_sip_event(event)
+    #: An incoming INVITE's session says two things more than an outgoing one: the caller
+    #: cancelled before the answer (which also settles the SIP leg), and the ACK came.
+    SIP_HANDLERS: ClassVar[Mapping[type, str]] = {
+        **Call.SIP_HANDLERS,
+        Cancelled: "_sip_cancelled",
+        Confirmed: "_sip_confirmed",
+    }
+    SIP_SETTLING: ClassVar[frozenset[type]] = Call.SIP_SETTLING | {Cancelled}
+
+    def _sip_cancelled(self, event: Cancelled) -> None:
+        self._cancel_ring_timer()
+        self._finish(CallStatus.FINISH, 487, "Cancelled by the caller")
+
+    def _sip_confirmed(self, event: Confirmed) -> None:
+        """The ACK of our 200: with a late offer it carries the caller's answer, which
+        settles the codecs and starts the media; else a new SDP in it re-targets."""
+        if self._sip_offer_sdp is None and self.bridge is None:
+            self._settle_late_offer(event.ack_sdp)
+        elif event.ack_sdp:
+            self._retarget(event.ack_sdp)
 
     def _settle_late_offer(self, ack_sdp: bytes | None) -> None:
         """The ACK answered the offer of our 200: its codec settles the plan (relay or
@@ -441,6 +446,3 @@ class HandedCall(InboundCall):
             self.has_video = False
         self._retarget(sip_sdp, parsed=answer)
         self._start_media(self._webrtc_ssrc)
-
-    def _on_sip_event(self, event: Any) -> None:
-        Call._on_sip_event(self, event)
