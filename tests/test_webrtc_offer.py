@@ -18,7 +18,7 @@ from wcsgw.sdp.codecs import (
 )
 from wcsgw.sdp.errors import SdpNegotiationError
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
-from wcsgw.webrtc.sdp import offer_for_browser, offer_payload_types, parse_browser_answer
+from wcsgw.webrtc.offer import offer_for_browser, offer_payload_types, parse_browser_answer
 
 FINGERPRINT = ":".join(["AB"] * 32)
 

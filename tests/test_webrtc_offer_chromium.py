@@ -1,4 +1,4 @@
-"""The gateway's offer (wcsgw.webrtc.sdp.offer_for_browser) against real headless Chromium.
+"""The gateway's offer (wcsgw.webrtc.offer.offer_for_browser) against real headless Chromium.
 
 An incoming call reverses the roles of tests/test_webrtc_chromium.py: the gateway offers and the
 browser answers, while the leg stays ICE-lite and the DTLS *server* (the browser answers
@@ -32,7 +32,7 @@ from wcsgw.media.ports import PortAllocator
 from wcsgw.sdp.codecs import OPUS, PCMU, TELEPHONE_EVENT_8000, TELEPHONE_EVENT_48000, Codec
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
 from wcsgw.webrtc.leg import WebRtcLeg
-from wcsgw.webrtc.sdp import BrowserAnswer, offer_for_browser, parse_browser_answer
+from wcsgw.webrtc.offer import BrowserAnswer, offer_for_browser, parse_browser_answer
 
 HOST = "127.0.0.1"
 TONE = 440.0

@@ -22,14 +22,8 @@ from wcsgw.sdp.negotiate import (
     video_media,
 )
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
-from wcsgw.webrtc.sdp import (
-    VideoSpec,
-    answer_for_browser,
-    offer_for_browser,
-    parse_browser_answer,
-    parse_browser_video,
-    video_section,
-)
+from wcsgw.webrtc.offer import offer_for_browser, parse_browser_answer, parse_browser_video
+from wcsgw.webrtc.sdp import VideoSpec, answer_for_browser, video_section
 
 HERE = os.path.dirname(__file__)
 #: Chromium 14x's offer for addTransceiver("audio") + addTransceiver("video") (Debian build).

@@ -48,7 +48,7 @@ from wcsgw.sip.transaction import ServerTransaction
 from wcsgw.sip.uas import Cancelled, Confirmed, IncomingInvite
 from wcsgw.sip.uri import parse_uri
 from wcsgw.webrtc.leg import WebRtcLeg
-from wcsgw.webrtc.sdp import offer_for_browser, parse_browser_answer, parse_browser_video
+from wcsgw.webrtc.offer import offer_for_browser, parse_browser_answer, parse_browser_video
 
 log = Logger(namespace="wcsgw.calls")
 

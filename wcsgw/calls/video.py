@@ -55,7 +55,8 @@ from wcsgw.sdp.negotiate import (
     video_media,
 )
 from wcsgw.sip.mediacontrol import FastUpdateSender, parse_media_control
-from wcsgw.webrtc.sdp import BrowserVideo, VideoSpec, first_ssrc, video_section
+from wcsgw.webrtc.offer import BrowserVideo, first_ssrc
+from wcsgw.webrtc.sdp import VideoSpec, video_section
 
 log = Logger(namespace="wcsgw.calls")
 
