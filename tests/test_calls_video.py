@@ -19,7 +19,8 @@ from tests.call_fakes import Account, FakeIncomingInvite, fake_call_setup, fake_
 from wcsgw.calls.call import Call
 from wcsgw.calls.inbound import HandedCall, InboundCall
 from wcsgw.calls.status import CallStatus
-from wcsgw.media.rtcp import Feedback, build_pli, build_rr, build_sdes, build_sr, parse_rtcp
+from wcsgw.media.rtcp import Feedback, build_rr, build_sdes, build_sr, parse_rtcp
+from wcsgw.media.rtcpfb import build_pli
 from wcsgw.media.rtp import build_rtp, parse_rtp
 from wcsgw.sdp.negotiate import rtcp_feedback
 from wcsgw.sdp.parser import parse_sdp
@@ -386,7 +387,7 @@ class VideoMediaTests(CallVideoCase):
         self.clock.advance(3)  # the ticker runs each second; video reports every ~1 s
         rembs = [f for f in feedback(call.leg.rtcp) if f.is_remb]
         self.assertTrue(rembs)
-        from wcsgw.media.rtcp import parse_remb
+        from wcsgw.media.rtcpfb import parse_remb
 
         bitrate, ssrcs = parse_remb(rembs[-1])
         self.assertEqual(ssrcs, (BROWSER_VIDEO_SSRC,))

@@ -8,26 +8,25 @@ import struct
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from wcsgw.media.reporter import RtcpReporter
 from wcsgw.media.rtcp import (
     Bye,
     Feedback,
     ReceiverReport,
     ReportBlock,
     RtcpError,
-    RtcpReporter,
     SenderReport,
     SourceDescription,
     UnknownRtcp,
     build_bye,
-    build_pli,
     build_rr,
     build_sdes,
     build_sr,
     ntp_timestamp,
     ntp_to_unix,
     parse_rtcp,
-    wants_keyframe,
 )
+from wcsgw.media.rtcpfb import build_pli, wants_keyframe
 from wcsgw.media.rtp import is_rtcp
 from wcsgw.media.stream import InboundStream, OutboundStream
 

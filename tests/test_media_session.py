@@ -11,7 +11,8 @@ from twisted.internet import defer, task
 from twisted.trial import unittest
 
 from wcsgw.media.bridge import BridgeSettings, LegMedia, MediaBridge
-from wcsgw.media.rtcp import SenderReport, build_pli, build_rr, build_sdes, parse_rtcp
+from wcsgw.media.rtcp import SenderReport, build_rr, build_sdes, parse_rtcp
+from wcsgw.media.rtcpfb import build_pli
 from wcsgw.media.rtp import build_rtp, parse_rtp
 from wcsgw.media.session import MediaSession
 from wcsgw.media.video import VideoLeg, VideoRelay

@@ -7,20 +7,16 @@ import struct
 
 from twisted.trial import unittest
 
-from wcsgw.media.rtcp import (
-    Feedback,
-    ReceiverReport,
-    SenderReport,
+from wcsgw.media.rtcp import Feedback, ReceiverReport, SenderReport, build_rr, parse_rtcp
+from wcsgw.media.rtcpfb import (
     build_fir,
     build_pli,
     build_remb,
-    build_rr,
     build_tmmbn,
     build_tmmbr,
     encode_bitrate,
     fir_entries,
     parse_remb,
-    parse_rtcp,
     parse_tmmb,
 )
 from wcsgw.media.rtp import build_rtp, parse_rtp

@@ -43,7 +43,7 @@ numbered right after our last event packet. The owner drives the 50 ms cadence w
 go through a :class:`~wcsgw.media.dtmf.DtmfDetector`; the SIP side's digits are reported
 through ``on_dtmf_from_sip`` (once per key press) and still forwarded to the browser.
 
-RTCP is terminated per leg by one :class:`~wcsgw.media.rtcp.RtcpReporter` each; incoming RTCP
+RTCP is terminated per leg by one :class:`~wcsgw.media.reporter.RtcpReporter` each; incoming RTCP
 (``rtcp_from_*``) is consumed, never forwarded. The sockets tell RTCP muxed on the RTP port
 apart (RFC 5761) before the bridge sees it, so the RTP path does not test for it again.
 
@@ -71,7 +71,7 @@ from wcsgw.media.legmedia import (
     LegMedia,
     choose_mode,
 )
-from wcsgw.media.rtcp import RtcpReporter
+from wcsgw.media.reporter import RtcpReporter
 from wcsgw.media.stream import InboundStream, OutboundStream
 from wcsgw.media.transcode import Transcoder
 
@@ -101,7 +101,7 @@ class BridgeSettings:
     (RFC 3550 §6.2's fixed minimum for small sessions); ``dtmf_duration``/``dtmf_gap``: the
     shape of the digits we send (:class:`~wcsgw.media.dtmf.DtmfGenerator`); ``wall_offset``:
     wall-clock seconds since the epoch minus the bridge's ``now`` (a monotonic clock), for the
-    NTP timestamps of RTCP (see :class:`~wcsgw.media.rtcp.RtcpReporter`); ``rng``: the
+    NTP timestamps of RTCP (see :class:`~wcsgw.media.reporter.RtcpReporter`); ``rng``: the
     randomness of the report intervals (tests give a seeded one)."""
 
     mode: str | None = None

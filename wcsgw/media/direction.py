@@ -12,7 +12,7 @@ from typing import Callable
 
 from wcsgw.media.dtmf import DtmfDetector, DtmfGenerator, DtmfPacket
 from wcsgw.media.legmedia import LegMedia
-from wcsgw.media.rtcp import RtcpReporter
+from wcsgw.media.reporter import RtcpReporter
 from wcsgw.media.rtp import FIXED_HEADER, RtpError, parse_rtp, signed16
 from wcsgw.media.stream import MAX_MISORDER, InboundStream, OutboundStream
 from wcsgw.media.transcode import Output, Pipe

@@ -1,36 +1,16 @@
-"""RTCP (RFC 3550 §6, RFC 4585 feedback): build and parse packets, and one leg's reporter.
+"""RTCP (RFC 3550 §6, RFC 4585 feedback): the packets, built and parsed.
 
-Video feedback lives here too (relayed by :mod:`wcsgw.media.video`): PLI (RFC 4585 §6.3.1),
-FIR (RFC 5104 §4.3.1), TMMBR/TMMBN (RFC 5104 §4.2.1/§4.2.2) and Chrome's REMB
-(draft-alvestrand-rmcat-remb: PSFB FMT 15, FCI "REMB").  Bit rates in TMMBR and REMB are
-``mantissa * 2**exp``; :func:`encode_bitrate` picks the smallest exponent that fits.
-
-The gateway *terminates* RTCP per leg: each side gets reports about the stream we send it (SR)
-and the stream it sends us (report blocks), computed from our own
-:class:`~wcsgw.media.stream.OutboundStream` / :class:`~wcsgw.media.stream.InboundStream`. Reports
-from a peer are consumed here (round-trip time, their view of our loss and jitter) and never
-forwarded to the other leg, whose numbers would be about a different stream.
-
-Times: ``now`` is the owner's monotonic clock (``reactor.seconds()``, which on the asyncio
-reactor counts from boot): it times the reports, the RTP timestamps of the SR and the delay
-since the peer's last SR (DLSR). An SR also carries an NTP timestamp (RFC 3550 §4: wall-clock
-seconds since 1900, 32.32 fixed point), which the peer uses for lip sync and echoes back for
-round-trip times (LSR/DLSR, §6.4.1): the reporter reads it as ``now + wall_offset``, the
-offset taken once per call from a :class:`~wcsgw.media.clock.MediaClock`. One offset per call,
-not a wall-clock read per report, so a step of the system clock mid-call (NTP slewing, a
-manual set) neither jumps the SR timestamps nor corrupts the round-trip times computed from
-them.
+The packets' meaning lives beside: one leg's reports (when, what, and what the peer reported)
+in :mod:`wcsgw.media.reporter`, the video feedback (PLI, FIR, TMMBR/TMMBN, REMB) in
+:mod:`wcsgw.media.rtcpfb`.  NTP timestamps are wall-clock seconds since 1900 (32.32 fixed
+point, RFC 3550 §4): :func:`ntp_timestamp` takes Unix time.
 """
-
 from __future__ import annotations
 
-import random
 import struct
 from typing import Union
 
 import attrs
-
-from wcsgw.media.stream import InboundStream, OutboundStream
 
 __all__ = [
     "RtcpError",
@@ -48,18 +28,7 @@ __all__ = [
     "build_rr",
     "build_sdes",
     "build_bye",
-    "build_pli",
-    "build_fir",
-    "build_remb",
-    "build_tmmbr",
-    "build_tmmbn",
-    "encode_bitrate",
     "parse_rtcp",
-    "parse_remb",
-    "parse_tmmb",
-    "fir_entries",
-    "wants_keyframe",
-    "RtcpReporter",
     "SR",
     "RR",
     "SDES",
@@ -264,90 +233,6 @@ def build_bye(ssrc: int, reason: str | None = None) -> bytes:
     return _header(BYE, 1, len(body)) + body
 
 
-def build_pli(sender_ssrc: int, media_ssrc: int) -> bytes:
-    """RFC 4585 §6.3.1 Picture Loss Indication: "send me a key frame" to ``media_ssrc``."""
-    return _header(PSFB, 1, 8) + _FB.pack(sender_ssrc, media_ssrc)
-
-
-def build_fir(sender_ssrc: int, media_ssrc: int, sequence: int) -> bytes:
-    """RFC 5104 §4.3.1 Full Intra Request.  The media SSRC of the common header is 0; the
-    FCI names the target and carries our command sequence number, which must go up by one
-    per *new* request (a repetition of the same request keeps it, §4.3.1.2)."""
-    fci = struct.pack("!IB3x", media_ssrc, sequence & 0xFF)
-    return _header(PSFB, 4, 8 + len(fci)) + _FB.pack(sender_ssrc, 0) + fci
-
-
-def fir_entries(feedback: Feedback) -> list[tuple[int, int]]:
-    """The ``(ssrc, sequence)`` entries of a FIR (one per target), empty when malformed."""
-    fci = feedback.fci
-    return [struct.unpack_from("!IB", fci, i) for i in range(0, len(fci) - len(fci) % 8, 8)]
-
-
-def encode_bitrate(bitrate: int, mantissa_bits: int) -> tuple[int, int]:
-    """``(exp, mantissa)`` with ``mantissa * 2**exp <= bitrate`` as close as the field allows
-    (rounding down: a limit must never be read as more than was meant)."""
-    bitrate = max(0, int(bitrate))
-    exp = 0
-    while bitrate >> exp >= 1 << mantissa_bits:
-        exp += 1
-    return exp, bitrate >> exp
-
-
-def build_remb(sender_ssrc: int, bitrate: int, ssrcs: list[int] | tuple[int, ...]) -> bytes:
-    """REMB (draft-alvestrand-rmcat-remb §2.2): the receiver's estimate of the total bit rate
-    (bit/s) it can take for the media ``ssrcs``.  Chrome lowers its send rate to it when the
-    answer has ``a=rtcp-fb:<pt> goog-remb``."""
-    exp, mantissa = encode_bitrate(bitrate, 18)
-    fci = b"REMB" + struct.pack("!BBH", len(ssrcs) & 0xFF, exp << 2 | mantissa >> 16,
-                                mantissa & 0xFFFF)
-    fci += b"".join(struct.pack("!I", s & 0xFFFFFFFF) for s in ssrcs)
-    return _header(PSFB, 15, 8 + len(fci)) + _FB.pack(sender_ssrc, 0) + fci
-
-
-def parse_remb(feedback: Feedback) -> tuple[int, tuple[int, ...]] | None:
-    """``(bitrate, ssrcs)`` of a REMB, None when it is not one or is malformed."""
-    fci = feedback.fci
-    if not feedback.is_remb or len(fci) < 8:
-        return None
-    count, b1, low = struct.unpack_from("!BBH", fci, 4)
-    bitrate = ((b1 & 0x03) << 16 | low) << (b1 >> 2)
-    if len(fci) < 8 + 4 * count:
-        return None
-    return bitrate, struct.unpack_from(f"!{count}I", fci, 8)
-
-
-def _tmmb(fmt: int, sender_ssrc: int, entries: list[tuple[int, int, int]]) -> bytes:
-    fci = b""
-    for ssrc, bitrate, overhead in entries:
-        exp, mantissa = encode_bitrate(bitrate, 17)
-        fci += struct.pack("!II", ssrc & 0xFFFFFFFF,
-                           exp << 26 | mantissa << 9 | (overhead & 0x1FF))
-    return _header(RTPFB, fmt, 8 + len(fci)) + _FB.pack(sender_ssrc, 0) + fci
-
-
-def build_tmmbr(sender_ssrc: int, media_ssrc: int, bitrate: int, overhead: int = 40) -> bytes:
-    """RFC 5104 §4.2.1 TMMBR: ask the sender of ``media_ssrc`` to stay below ``bitrate``
-    bit/s (``overhead``: the per-packet bytes below RTP that the limit includes)."""
-    return _tmmb(3, sender_ssrc, [(media_ssrc, bitrate, overhead)])
-
-
-def build_tmmbn(sender_ssrc: int, entries: list[tuple[int, int, int]]) -> bytes:
-    """RFC 5104 §4.2.2 TMMBN: the bounding set a media sender applies, ``(ssrc, bitrate,
-    overhead)`` each — what a TMMBR must be answered with."""
-    return _tmmb(4, sender_ssrc, entries)
-
-
-def parse_tmmb(feedback: Feedback) -> list[tuple[int, int, int]]:
-    """The ``(ssrc, bitrate, overhead)`` entries of a TMMBR or TMMBN."""
-    if not (feedback.is_tmmbr or feedback.is_tmmbn):
-        return []
-    fci, out = feedback.fci, []
-    for i in range(0, len(fci) - len(fci) % 8, 8):
-        ssrc, word = struct.unpack_from("!II", fci, i)
-        out.append((ssrc, ((word >> 9) & 0x1FFFF) << (word >> 26), word & 0x1FF))
-    return out
-
-
 def parse_rtcp(data: bytes | bytearray | memoryview) -> list[RtcpPacket]:
     """Split a (compound) RTCP packet into its parts; :class:`RtcpError` if malformed.
 
@@ -441,130 +326,3 @@ def _parse_sdes(body: bytes, count: int) -> SourceDescription:
             offset += 2 + n
         chunks.append((ssrc, tuple(items)))
     return SourceDescription(tuple(chunks))
-
-
-def wants_keyframe(packets: list[RtcpPacket]) -> bool:
-    """True if any part asks for a key frame (PLI or FIR): to be passed on for video."""
-    return any(isinstance(p, Feedback) and (p.is_pli or p.is_fir) for p in packets)
-
-
-class RtcpReporter:
-    """RTCP for one leg: when to report, what to report, and what the peer reported.
-
-    Interval: RFC 3550 §6.2 allows a fixed 5 s minimum for small sessions; the actual
-    interval is randomised over [0.5, 1.5] x (§6.3.1) so that the two ends do not
-    synchronise, and the first report goes out after half an interval (§6.2, "initial").
-    """
-
-    def __init__(
-        self,
-        outbound: OutboundStream,
-        inbound: InboundStream,
-        cname: str,
-        *,
-        now: float,
-        interval: float = 5.0,
-        rng: random.Random | None = None,
-        wall_offset: float = 0.0,
-    ) -> None:
-        self.outbound = outbound
-        #: wall-clock time minus ``now`` (see the module docstring): NTP = ``now + wall_offset``
-        self.wall_offset = wall_offset
-        self.inbound = inbound
-        self.cname = cname
-        self.interval = interval
-        self._rng = rng or random.Random()
-        self.next_due = now + self._jitter(interval / 2)
-        self._packets_at_last_report = 0
-        self._packets_at_report_before_last = 0
-        self._last_sr_ntp_middle = 0  # LSR: middle 32 bits of the peer's last SR
-        self._last_sr_at: float | None = None
-        #: Round-trip time (seconds) from the peer's last report block about our stream.
-        self.rtt: float | None = None
-        #: The peer's last report block about our stream (its view of loss and jitter).
-        self.remote_report: ReportBlock | None = None
-        self.remote_ssrc: int | None = None
-        self.remote_cname: str | None = None
-        self.remote_bye = False
-        self.reports_sent = 0
-        self.reports_received = 0
-        self.keyframe_requests = 0
-
-    def _jitter(self, base: float) -> float:
-        return base * self._rng.uniform(0.5, 1.5)
-
-    def due(self, now: float) -> bool:
-        return now >= self.next_due
-
-    def _report_block(self, now: float) -> ReportBlock | None:
-        inbound = self.inbound
-        if inbound.ssrc is None or not inbound.received_since_report:
-            return None
-        fraction, lost, ext_max, jitter = inbound.interval_report()
-        dlsr = 0
-        if self._last_sr_at is not None:
-            dlsr = int(max(0.0, now - self._last_sr_at) * 65536) & 0xFFFFFFFF
-        return ReportBlock(inbound.ssrc, fraction, lost, ext_max, jitter, self._last_sr_ntp_middle, dlsr)
-
-    def make(self, now: float) -> bytes:
-        """The compound report for ``now`` (SR if we sent media since the last report, else RR,
-        then SDES CNAME), and schedule the next one."""
-        block = self._report_block(now)
-        blocks = (block,) if block is not None else ()
-        out = self.outbound
-        # RFC 3550 §6.4: SR if we sent data since the report before last, else RR.
-        if out.packets_sent > self._packets_at_report_before_last:
-            first = build_sr(
-                out.ssrc,
-                ntp_timestamp(now + self.wall_offset),
-                out.rtp_timestamp_at(now),
-                out.packets_sent,
-                out.octets_sent,
-                blocks,
-            )
-        else:
-            first = build_rr(out.ssrc, blocks)
-        self._packets_at_report_before_last = self._packets_at_last_report
-        self._packets_at_last_report = out.packets_sent
-        self.next_due = now + self._jitter(self.interval)
-        self.reports_sent += 1
-        return first + build_sdes(out.ssrc, self.cname)
-
-    def make_bye(self, reason: str | None = None) -> bytes:
-        """A final RR + SDES + BYE compound, for when the leg ends."""
-        return build_rr(self.outbound.ssrc) + build_sdes(self.outbound.ssrc, self.cname) + build_bye(
-            self.outbound.ssrc, reason
-        )
-
-    def receive(self, data: bytes, now: float) -> list[RtcpPacket]:
-        """Consume the peer's RTCP; returns its parts (empty if it was malformed)."""
-        try:
-            packets = parse_rtcp(data)
-        except RtcpError:
-            return []
-        self.reports_received += 1
-        for p in packets:
-            if isinstance(p, (SenderReport, ReceiverReport)):
-                self.remote_ssrc = p.ssrc
-                if isinstance(p, SenderReport):
-                    self._last_sr_ntp_middle = p.lsr
-                    self._last_sr_at = now
-                for block in p.reports:
-                    if block.ssrc == self.outbound.ssrc:
-                        self.remote_report = block
-                        if block.lsr:
-                            # RFC 3550 §6.4.1: A - LSR - DLSR, in 1/65536 s, modulo 2^32
-                            arrival = (ntp_timestamp(now + self.wall_offset) >> 16) & 0xFFFFFFFF
-                            rtt = (arrival - block.lsr - block.dlsr) & 0xFFFFFFFF
-                            if rtt < 0x80000000:
-                                self.rtt = rtt / 65536.0
-            elif isinstance(p, SourceDescription):
-                for ssrc, _ in p.chunks:
-                    name = p.cname(ssrc)
-                    if name is not None and (self.remote_ssrc is None or ssrc == self.remote_ssrc):
-                        self.remote_cname = name
-            elif isinstance(p, Bye):
-                self.remote_bye = True
-            elif isinstance(p, Feedback) and (p.is_pli or p.is_fir):
-                self.keyframe_requests += 1
-        return packets

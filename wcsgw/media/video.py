@@ -7,7 +7,7 @@ other leg's payload type, our SSRC toward that leg, sequence and timestamp mappe
 PBX switching media) — and the marker bit is kept as it came, because for video it means
 "last packet of a frame", not "talkspurt start".
 
-RTCP is terminated per leg, like audio (an :class:`~wcsgw.media.rtcp.RtcpReporter` for each
+RTCP is terminated per leg, like audio (an :class:`~wcsgw.media.reporter.RtcpReporter` for each
 leg's video stream), except the feedback a relay must pass on:
 
 * **Key-frame requests.**  A PLI or FIR from one leg about our stream becomes a request to
@@ -38,19 +38,15 @@ from typing import Callable, Iterable, Optional
 
 import attrs
 
-from wcsgw.media.rtcp import (
-    Feedback,
-    ReceiverReport,
-    RtcpError,
-    RtcpReporter,
-    SenderReport,
+from wcsgw.media.reporter import RtcpReporter
+from wcsgw.media.rtcp import Feedback, ReceiverReport, RtcpError, SenderReport, parse_rtcp
+from wcsgw.media.rtcpfb import (
     build_fir,
     build_pli,
     build_remb,
     build_tmmbn,
     build_tmmbr,
     parse_remb,
-    parse_rtcp,
     parse_tmmb,
 )
 from wcsgw.media.rtp import FIXED_HEADER
@@ -145,7 +141,7 @@ class VideoRelay:
     send RTP and RTCP out of each leg.  ``kbps`` is the bit rate the browser is asked to keep
     to (the SIP side's b=AS), ``browser_ssrc`` the browser's video SSRC when its SDP said it.
     ``now`` is the owner's monotonic clock and ``wall_offset`` the wall-clock time minus it,
-    for the RTCP NTP timestamps (:class:`~wcsgw.media.rtcp.RtcpReporter`).
+    for the RTCP NTP timestamps (:class:`~wcsgw.media.reporter.RtcpReporter`).
     """
 
     def __init__(
