@@ -16,8 +16,9 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.call_fakes import Account, HybridReactor, fake_call_setup, fake_env
-from wcsgw.calls.call import MEDIA_TICK, RTCP_INTERVAL, Call
+from wcsgw.calls.call import RTCP_INTERVAL, Call
 from wcsgw.calls.status import CallStatus
+from wcsgw.calls.supervision import MEDIA_TICK
 from wcsgw.media.clock import FakeClock
 from wcsgw.media.rtcp import SenderReport, ntp_to_unix, parse_rtcp
 from wcsgw.media.rtp import build_rtp

@@ -22,10 +22,10 @@ import time
 from typing import Any, Callable, ClassVar, Mapping
 
 import attr
-from twisted.internet import task
 from twisted.logger import Logger
 
 from wcsgw.calls.errors import CallError, Codes
+from wcsgw.calls.infoqueue import InfoQueue
 from wcsgw.calls.plan import (
     CodecPlan,
     CodecPolicy,
@@ -35,6 +35,7 @@ from wcsgw.calls.plan import (
     settle_outbound,
 )
 from wcsgw.calls.status import CallStatus, Info, status_for_failure, status_for_provisional
+from wcsgw.calls.supervision import Supervision
 from wcsgw.calls.video import VideoPath, extra_sip_media
 from wcsgw.media.bridge import BridgeSettings, LegMedia, MediaBridge
 from wcsgw.media.clock import MediaClock, ReactorClock
@@ -47,9 +48,9 @@ from wcsgw.sdp.model import MediaDescription, SessionDescription
 from wcsgw.sdp.negotiate import answer_direction, audio_offer, new_session_id
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
 from wcsgw.sip.account import SipAccount
-from wcsgw.sip.info import dtmf_relay_body, parse_dtmf_info
+from wcsgw.sip.info import parse_dtmf_info
 from wcsgw.sip.invite import Answered, Ended, Failed, InviteEvent, OutgoingInvite, Provisional
-from wcsgw.sip.mediacontrol import MEDIA_CONTROL, is_media_control, picture_fast_update_body
+from wcsgw.sip.mediacontrol import is_media_control
 from wcsgw.sip.refer import replaces_param
 from wcsgw.sip.session import (
     InfoAnswered,
@@ -76,12 +77,8 @@ OLD_DIALOG_GRACE = 32.0
 #: the far end hears our 603 Decline, not a 500.
 REFER_ANSWER_MARGIN = 0.5
 
-#: How often the call looks at RTP activity and sends RTCP reports.
-MEDIA_TICK = 1.0
+#: How often the media session sends RTCP reports (it is asked every MEDIA_TICK).
 RTCP_INTERVAL = 5.0
-
-#: The INFO queue's entry for a video key-frame request (DTMF entries are single digits).
-_FAST_UPDATE = "picture_fast_update"
 
 
 @attr.s(auto_attribs=True)
@@ -117,6 +114,11 @@ class CallEnvironment:
     #: monotonic and wall time for the media plane (wcsgw.media.clock): the reactor's and
     #: the system's; tests give a FakeClock over their task.Clock
     clock: MediaClock = attr.Factory(lambda env: ReactorClock(env.reactor), takes_self=True)
+    #: the call's features that are objects of their own, built here so that a test gives
+    #: a call another: its SIP INFO queue (wcsgw.calls.infoqueue) and its media
+    #: supervision (wcsgw.calls.supervision)
+    make_info_queue: Callable[..., InfoQueue] = InfoQueue
+    make_supervision: Callable[..., Supervision] = Supervision
 
 
 def _first_audio(sd: SessionDescription) -> MediaDescription | None:
@@ -242,7 +244,10 @@ class Call:
         self._offer: SessionDescription | None = None
         #: the call's video (wcsgw.calls.video), None when the first offer had none
         self.video: VideoPath | None = None
-        self._ticker: task.LoopingCall | None = None
+        #: RTP supervision and RTCP, from the INVITE on (wcsgw.calls.supervision)
+        self.supervision = env.make_supervision(env.reactor, env.rtp_timeout,
+                                                status=lambda: self.status,
+                                                on_silence=lambda: self._fail_sip(Info.RTP))
         #: the call's media sockets and what connects them (wcsgw.media.session), once open
         self.media: MediaSession | None = None
         self._finished = False
@@ -257,11 +262,8 @@ class Call:
         #: the re-INVITE in flight: what it is for, and what to do when it is answered
         self._reoffer: tuple[str, Callable[[], None]] | None = None
         self._dtmf_call: Any = None
-        #: INFO to send, one at a time (their answers are not told apart otherwise): DTMF
-        #: digits, and _FAST_UPDATE for a video key-frame request (RFC 5168)
-        self._info_queue: list[str] = []
-        #: the INFO in flight (an item of the queue), None when none is
-        self._info_busy: str | None = None
+        #: INFO to send, one at a time: DTMF digits and video key-frame requests (RFC 5168)
+        self.info_queue = env.make_info_queue(self._send_info, self._fast_update_answered)
         #: the session's notifications other than callStatus (dtmf, transferStatus)
         self.notify: Callable[[str, dict[str, Any]], None] = notify or (lambda method, params: None)
         self._transfer: "Transfer | None" = None
@@ -362,13 +364,7 @@ class Call:
         )
         self._set_status(CallStatus.PENDING)
         self.invite.start(env.reactor.seconds())
-        self._start_ticker()
-
-    def _start_ticker(self) -> None:
-        """RTP supervision and RTCP, once a second for the life of the call."""
-        self._ticker = task.LoopingCall(self._tick)
-        self._ticker.clock = self.env.reactor
-        self._ticker.start(MEDIA_TICK, now=False)
+        self.supervision.start()
 
     def hangup(self) -> None:
         """The browser hangs up (or its session went away)."""
@@ -387,9 +383,7 @@ class Call:
         self._finished = True
         if not self.incoming and self.invite is not None and not self.invite.terminated:
             self.invite.hangup(self.env.reactor.seconds())  # sent already: CANCEL it
-        if self._ticker is not None and self._ticker.running:
-            self._ticker.stop()
-        self._ticker = None
+        self.supervision.stop()
         for part in (self.video, self.leg, self.rtp):
             if part is not None:
                 part.close()
@@ -415,8 +409,7 @@ class Call:
         (application/dtmf-relay), one request per digit, in order."""
         self._require(CallStatus.ESTABLISHED, CallStatus.HOLD)
         if method.upper() == "INFO":
-            self._info_queue.extend(digits)
-            self._next_info()
+            self.info_queue.send_digits(digits)
             return
         assert self.bridge is not None
         try:
@@ -526,37 +519,23 @@ class Call:
             self.bridge.poll(self.env.reactor.seconds())
             self._arm_dtmf()
 
-    def _next_info(self) -> None:
-        if self._info_busy or not self._info_queue or self.invite is None or self._finished:
-            return
-        item = self._info_queue.pop(0)
-        if item == _FAST_UPDATE:
-            content_type, body = MEDIA_CONTROL, picture_fast_update_body()
-        else:
-            content_type, body = "application/dtmf-relay", dtmf_relay_body(item)
-        try:
-            self.invite.send_info(content_type, body, self.env.reactor.seconds())
-        except RuntimeError as exc:
-            dropped = [item] + self._info_queue
-            self._info_queue.clear()
-            if _FAST_UPDATE in dropped and self.video is not None:
-                self.video.fast_update_answered(None)
-            raise CallError(Codes.BAD_STATE, f"cannot send INFO now: {exc}", "type") from None
-        self._info_busy = item
+    def _send_info(self, content_type: str, body: bytes) -> None:
+        """The INFO queue's way out: an INFO in the call's current dialog."""
+        if self.invite is None or self._finished:
+            raise RuntimeError("the call has no dialog")
+        self.invite.send_info(content_type, body, self.env.reactor.seconds())
+
+    def _fast_update_answered(self, status: int | None) -> None:
+        if self.video is not None:
+            self.video.fast_update_answered(status)
 
     def _send_fast_update(self) -> bool:
-        """The video path asks the SIP side for a key frame by INFO: ahead of queued DTMF
-        (a frozen picture waits on it; a digit can wait 100 ms).  False when the dialog is
-        not up (early media, ended)."""
+        """The video path asks the SIP side for a key frame by INFO: ahead of queued DTMF.
+        False when the dialog is not up (early media, ended)."""
         if (self._finished or self.invite is None
                 or self.status not in (CallStatus.ESTABLISHED, CallStatus.HOLD)):
             return False
-        self._info_queue.insert(0, _FAST_UPDATE)
-        try:
-            self._next_info()
-        except CallError:
-            return False  # the queue was dropped and the video path told
-        return True
+        return self.info_queue.fast_update()
 
     # -- SIP side -----------------------------------------------------------------------
 
@@ -640,10 +619,7 @@ class Call:
         self._answer_reinvite(event.sdp)
 
     def _sip_info_answered(self, event: InfoAnswered) -> None:
-        sent, self._info_busy = self._info_busy, None
-        if sent == _FAST_UPDATE and self.video is not None:
-            self.video.fast_update_answered(event.status)
-        self._next_info()
+        self.info_queue.answered(event.status)
 
     def _sip_info_received(self, event: InfoReceived) -> None:
         if is_media_control(event.content_type):
@@ -717,6 +693,7 @@ class Call:
         bridge.on_deadline = lambda deadline: self._arm_dtmf()
         media = self.media
         assert media is not None
+        self.supervision.watch(bridge, media)
         now = self.env.clock.now()
         # The sockets read the clock once per datagram and hand it on with the packet: the
         # bridge takes them as they come, no clock read and no closure in between.
@@ -1064,20 +1041,6 @@ class Call:
         elif state == "failed:dtls":
             self._fail_sip(Info.DTLS)
 
-    def _tick(self) -> None:
-        bridge = self.bridge
-        if bridge is None or self._finished:
-            return
-        now = self.env.reactor.seconds()
-        # On hold one side may rightly send nothing: the check pauses (it resumes afresh).
-        if self.status is CallStatus.HOLD:
-            bridge.mark_active(now)
-        elif self.status is CallStatus.ESTABLISHED and bridge.inactive_for(now) > self.env.rtp_timeout:
-            self._fail_sip(Info.RTP)
-            return
-        if self.media is not None:
-            self.media.report(now)
-
     # -- status and the end -------------------------------------------------------------
 
     def _set_status(self, status: CallStatus, info: str | None = None) -> None:
@@ -1092,9 +1055,8 @@ class Call:
         self._finished = True
         self.sip_status = sip_status
         self.info = info
-        if self._ticker is not None and self._ticker.running:
-            self._ticker.stop()
-        self._ticker = None
+        self.supervision.stop()
+        self.info_queue.close()
         if self._dtmf_call is not None and self._dtmf_call.active():
             self._dtmf_call.cancel()
         self._dtmf_call = None
