@@ -14,13 +14,8 @@ from twisted.trial import unittest
 from tests.support import assert_near
 from wcsgw.media import g711
 from wcsgw.media.rtp import build_rtp
-from wcsgw.media.wavfile import (
-    FRAME_SAMPLES,
-    WavError,
-    WavRecorder,
-    WavSource,
-    read_wav_format,
-)
+from wcsgw.media.wavfile import FRAME_SAMPLES, WavError, WavSource, read_wav_format
+from wcsgw.media.wavrecord import WavRecorder
 
 AMPLITUDE = 10000.0
 

@@ -252,14 +252,14 @@ class IdCheckTests(unittest.TestCase):
 
 
 class ExclusiveCreateTests(unittest.TestCase):
-    """wcsgw.media.wavfile.create_new: O_CREAT|O_EXCL|O_NOFOLLOW inside the folder."""
+    """wcsgw.media.wavrecord.create_new: O_CREAT|O_EXCL|O_NOFOLLOW inside the folder."""
 
     def setUp(self) -> None:
         self.folder = Path(os.path.abspath(self.mktemp()))
         self.folder.mkdir()
 
     def test_creates_a_new_file_inside(self) -> None:
-        from wcsgw.media.wavfile import create_new
+        from wcsgw.media.wavrecord import create_new
 
         with create_new(self.folder, "a.wav") as f:
             f.write(b"x")
@@ -268,7 +268,7 @@ class ExclusiveCreateTests(unittest.TestCase):
             create_new(self.folder, "a.wav")
 
     def test_refuses_symlinks_and_names_that_leave_the_folder(self) -> None:
-        from wcsgw.media.wavfile import create_new
+        from wcsgw.media.wavrecord import create_new
 
         outside = Path(os.path.abspath(self.mktemp()))
         outside.mkdir()
@@ -284,7 +284,7 @@ class ExclusiveCreateTests(unittest.TestCase):
         self.assertEqual(list(outside.iterdir()), [])
 
     def test_a_folder_that_is_a_symlink_is_fine(self) -> None:
-        from wcsgw.media.wavfile import create_new
+        from wcsgw.media.wavrecord import create_new
 
         alias = Path(os.path.abspath(self.mktemp()))
         os.symlink(self.folder, alias)
@@ -293,7 +293,7 @@ class ExclusiveCreateTests(unittest.TestCase):
         self.assertEqual((self.folder / "b.wav").read_bytes(), b"y")
 
     def test_recorder_writes_to_the_file_it_is_given(self) -> None:
-        from wcsgw.media.wavfile import WavRecorder, create_new
+        from wcsgw.media.wavrecord import WavRecorder, create_new
 
         recorder = WavRecorder(create_new(self.folder, "c.wav"), "PCMU")
         recorder.write(b"\xff" * 160, 0, seq=1)

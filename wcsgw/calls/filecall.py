@@ -40,7 +40,8 @@ from wcsgw.media.audiocodec import AudioCodec, CodecError, make_codec
 from wcsgw.media.rtp import build_rtp
 from wcsgw.media.transcode import packet_samples
 from wcsgw.media.udp import RtpSocket
-from wcsgw.media.wavfile import WavRecorder, WavSource, create_new
+from wcsgw.media.wavfile import WavSource
+from wcsgw.media.wavrecord import WavRecorder, create_new
 from wcsgw.sdp.codecs import Codec, assign_payload_types, is_auxiliary, same_codec
 
 log = Logger(namespace="wcsgw.calls")
