@@ -1,16 +1,33 @@
 """The call's features that are objects of their own, alone on a task.Clock, no sockets:
-the SIP INFO queue (wcsgw.calls.infoqueue) and media supervision (wcsgw.calls.supervision)."""
+the SIP INFO queue (wcsgw.calls.infoqueue), media supervision (wcsgw.calls.supervision) and
+both sides of a transfer (wcsgw.calls.transferor, wcsgw.calls.transferee)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from twisted.internet import task
 from twisted.trial import unittest
 
 from wcsgw.calls.errors import CallError
 from wcsgw.calls.infoqueue import FAST_UPDATE, InfoQueue
+from wcsgw.calls.policy import Policy
 from wcsgw.calls.status import CallStatus
 from wcsgw.calls.supervision import MEDIA_TICK, Supervision
+from wcsgw.calls.transferee import OLD_DIALOG_GRACE, Transferee
+from wcsgw.calls.transferor import Transfer, Transferor
+from wcsgw.sip.account import SipAccount
+from wcsgw.sip.events import (
+    Answered,
+    Provisional,
+    ReferAccepted,
+    ReferFailed,
+    ReferProgress,
+    ReferReceived,
+)
 from wcsgw.sip.mediacontrol import MEDIA_CONTROL
+
+ACCOUNT = SipAccount(login="1001", password="pw", domain="127.0.0.1")
 
 
 class InfoQueueTests(unittest.TestCase):
@@ -123,4 +140,142 @@ class SupervisionTests(unittest.TestCase):
         self.supervision.start()
         self.supervision.watch(self.bridge, self.media)
         self.supervision.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class FakeDialog:
+    """The SIP leg as the transfer objects use it."""
+
+    def __init__(self) -> None:
+        self.refers: list[tuple[str, Any]] = []
+        self.refer_answers: list[int] = []
+        self.notifies: list[tuple[int, bool]] = []
+        self.terminated = False
+        self.listener: Any = None
+        self.hung_up = False
+
+    def refer(self, target: str, now: float, replaces: Any = None) -> None:
+        self.refers.append((target, replaces))
+
+    def accept_refer(self, now: float) -> None:
+        self.refer_answers.append(202)
+
+    def reject_refer(self, status: int, now: float, reason: str | None = None) -> None:
+        self.refer_answers.append(status)
+
+    def notify_refer(self, status: int, reason: str, now: float, final: bool = False) -> None:
+        self.notifies.append((status, final))
+
+    def hangup(self, now: float) -> None:
+        self.hung_up = self.terminated = True
+
+    def start(self, now: float) -> None:
+        pass
+
+
+class TransferorTests(unittest.TestCase):
+    def setUp(self) -> None:
+        self.statuses: list[tuple[str, int | None]] = []
+        self.done: list[Transfer] = []
+        self.transferor = Transferor(status=lambda s, c: self.statuses.append((s, c)),
+                                     completed=self.done.append)
+        self.dialog = FakeDialog()
+
+    def test_blind_transfer_completes(self) -> None:
+        self.transferor.start(self.dialog, "sip:1003@pbx", 1.0)
+        self.assertEqual(self.dialog.refers, [("sip:1003@pbx", None)])
+        self.transferor.accepted(ReferAccepted(202))
+        self.transferor.progress(ReferProgress(100, False))
+        self.transferor.progress(ReferProgress(200, True))
+        self.assertEqual(self.statuses, [("ACCEPTED", 202), ("TRYING", 100), ("COMPLETED", 200)])
+        self.assertEqual([t.target for t in self.done], ["sip:1003@pbx"])
+        self.assertIsNone(self.transferor.active)
+
+    def test_refused_transfer_fails_and_the_call_goes_on(self) -> None:
+        self.transferor.start(self.dialog, "sip:1003@pbx", 1.0)
+        self.transferor.failed(ReferFailed(403, "403 Forbidden"))
+        self.assertEqual(self.statuses, [("FAILED", 403)])
+        self.assertEqual(self.done, [])
+        self.transferor.progress(ReferProgress(200, True))  # none running
+        self.assertEqual(len(self.statuses), 1)
+
+
+class Host:
+    """What a Transferee needs of its call."""
+
+    call_id = "c1"
+    status = CallStatus.ESTABLISHED
+    finished = False
+    transferring = False
+
+    def __init__(self) -> None:
+        self.invite = FakeDialog()
+        self.notified: list[tuple[str, dict[str, Any]]] = []
+        self.placed: list[tuple[str, FakeDialog, Any]] = []
+        self.taken: list[FakeDialog] = []
+
+    def notify(self, method: str, params: dict[str, Any]) -> None:
+        self.notified.append((method, params))
+
+    def place_transfer_invite(self, target: str, extra: list[tuple[str, str]],
+                              listener: Any) -> FakeDialog:
+        invite = FakeDialog()
+        self.placed.append((target, invite, listener))
+        return invite
+
+    def take_over_dialog(self, new: Any, event: Answered) -> None:
+        self.taken.append(new)
+        self.invite = new
+
+
+class Env:
+    def __init__(self, clock: task.Clock, mode: str) -> None:
+        self.reactor = clock
+        self.policy = Policy(["127.0.0.1"])
+        self.incoming_transfers = mode
+        self.transfer_timeout = 15.0
+
+
+class TransfereeTests(unittest.TestCase):
+    def setUp(self) -> None:
+        self.clock = task.Clock()
+        self.host = Host()
+
+    def transferee(self, mode: str, can_ask: bool = True) -> Transferee:
+        return Transferee(self.host, Env(self.clock, mode),  # type: ignore[arg-type]
+                          account=ACCOUNT, can_ask=can_ask)
+
+    def test_accept_follows_and_the_target_takes_over(self) -> None:
+        transferee = self.transferee("accept")
+        old = self.host.invite
+        transferee.refer_received(ReferReceived("sip:1003@127.0.0.1", None, None))
+        self.assertEqual(old.refer_answers, [202])
+        target, new, listener = self.host.placed[0]
+        self.assertTrue(transferee.following)
+        listener(Provisional(180, "Ringing"))
+        listener(Answered(b""))
+        self.assertEqual(old.notifies, [(180, False), (200, True)])
+        self.assertEqual(self.host.taken, [new])
+        self.assertFalse(transferee.following)
+        self.clock.advance(OLD_DIALOG_GRACE)  # the transferor never ended the old dialog
+        self.assertTrue(old.hung_up)
+
+    def test_silence_of_the_browser_declines(self) -> None:
+        transferee = self.transferee("ask")
+        transferee.refer_received(ReferReceived("sip:1003@127.0.0.1", None, None))
+        self.assertEqual(self.host.notified[0][0], "transferRequest")
+        self.clock.advance(15.0)
+        self.assertEqual(self.host.invite.refer_answers, [603])
+        self.assertRaises(CallError, transferee.answer, True)
+
+    def test_nobody_to_ask_refuses(self) -> None:
+        transferee = self.transferee("ask", can_ask=False)
+        transferee.refer_received(ReferReceived("sip:1003@127.0.0.1", None, None))
+        self.assertEqual(self.host.invite.refer_answers, [403])
+        self.assertEqual(self.host.placed, [])
+
+    def test_close_leaves_no_timer(self) -> None:
+        transferee = self.transferee("ask")
+        transferee.refer_received(ReferReceived("sip:1003@127.0.0.1", None, None))
+        transferee.close()
         self.assertEqual(self.clock.getDelayedCalls(), [])

@@ -36,6 +36,8 @@ from wcsgw.calls.plan import (
 )
 from wcsgw.calls.status import CallStatus, Info, status_for_failure, status_for_provisional
 from wcsgw.calls.supervision import Supervision
+from wcsgw.calls.transferee import Transferee
+from wcsgw.calls.transferor import Transfer, Transferor
 from wcsgw.calls.video import VideoPath, extra_sip_media
 from wcsgw.media.bridge import BridgeSettings, LegMedia, MediaBridge
 from wcsgw.media.clock import MediaClock, ReactorClock
@@ -51,7 +53,6 @@ from wcsgw.sip.account import SipAccount
 from wcsgw.sip.info import parse_dtmf_info
 from wcsgw.sip.invite import Answered, Ended, Failed, InviteEvent, OutgoingInvite, Provisional
 from wcsgw.sip.mediacontrol import is_media_control
-from wcsgw.sip.refer import replaces_param
 from wcsgw.sip.session import (
     InfoAnswered,
     InfoReceived,
@@ -68,14 +69,6 @@ from wcsgw.webrtc.leg import WebRtcLeg
 from wcsgw.webrtc.sdp import answer_for_browser
 
 log = Logger(namespace="wcsgw.calls")
-
-#: How long a transferor has to end the dialog it transferred before we end it ourselves.
-OLD_DIALOG_GRACE = 32.0
-
-#: How much earlier than the SIP session's own deadline for answering a REFER (it answers 500
-#: itself at half of Timer F, sip/session.py) a browser's silence is taken as a refusal, so
-#: the far end hears our 603 Decline, not a 500.
-REFER_ANSWER_MARGIN = 0.5
 
 #: How often the media session sends RTCP reports (it is asked every MEDIA_TICK).
 RTCP_INTERVAL = 5.0
@@ -119,6 +112,10 @@ class CallEnvironment:
     #: supervision (wcsgw.calls.supervision)
     make_info_queue: Callable[..., InfoQueue] = InfoQueue
     make_supervision: Callable[..., Supervision] = Supervision
+    #: ... and both sides of a transfer: the far end's REFER (wcsgw.calls.transferee) and
+    #: the browser's (wcsgw.calls.transferor)
+    make_transferee: Callable[..., Transferee] = Transferee
+    make_transferor: Callable[..., Transferor] = Transferor
 
 
 def _first_audio(sd: SessionDescription) -> MediaDescription | None:
@@ -142,15 +139,6 @@ def _holds_us(sd: SessionDescription) -> bool:
     return sd.direction_for(audio) in ("sendonly", "inactive") or _is_hold_address(sd, audio)
 
 
-def _refer_answer_limit(invite: Any) -> float | None:
-    """Seconds the SIP session gives us to answer a REFER before it answers 500 itself (half
-    of Timer F, :mod:`wcsgw.sip.session`), or None when it cannot be known (a test's fake)."""
-    try:
-        return float(invite.endpoint.config.timers.timeout) / 2
-    except (AttributeError, TypeError, ValueError):
-        return None
-
-
 def _parsed(sdp: bytes | None) -> SessionDescription | None:
     """``sdp`` parsed; None when there is none or it does not parse."""
     if not sdp:
@@ -159,27 +147,6 @@ def _parsed(sdp: bytes | None) -> SessionDescription | None:
         return parse_sdp(sdp)
     except SdpError:
         return None
-
-
-@attr.s(auto_attribs=True)
-class Transfer:
-    """A transfer this call asked for (REFER sent), until its final NOTIFY."""
-
-    target: str
-    replaces_call: "Call | None" = None
-
-
-@attr.s(auto_attribs=True, eq=False)
-class TransferRequest:
-    """A far end's REFER that passed the policy and waits for the browser's ``answerTransfer``
-    (``policy.incoming_transfers = "ask"``)."""
-
-    #: the Request-URI the policy built from the Refer-To: what accepting dials
-    target: str
-    #: the ReferReceived event (Replaces, Referred-By)
-    event: Any
-    #: the IDelayedCall that declines it when the browser does not answer in time
-    timer: Any
 
 
 class Call:
@@ -223,12 +190,16 @@ class Call:
         self.on_status = on_status
         self.on_gone = on_gone
         self.on_settled = on_settled
-        #: the session has no account of its own (the test lines): a far end's REFER is held
-        #: to the same "test lines only" rule as the session's own callees
-        self._testlines_only = account is None
-        #: a browser session hears this call's notifications (REST file calls have none), so
-        #: a far end's REFER can be put to it
-        self._can_ask = notify is not None
+        #: the far end's REFERs: a session without an account of its own (the test lines)
+        #: is held to the same "test lines only" rule as for its own callees; a browser
+        #: session hears this call's notifications (REST file calls have none), so a REFER
+        #: can be put to it
+        self.transferee = env.make_transferee(
+            self, env, account=None if account is None else self.account,
+            can_ask=notify is not None)
+        #: the browser's own transfers (our REFERs)
+        self.transferor = env.make_transferor(status=self._transfer_status,
+                                              completed=self._transferred)
 
         self.status = CallStatus.NEW
         self.sip_status: int | None = None
@@ -256,7 +227,6 @@ class Call:
         #: hold as we asked for it (re-INVITE sendonly) and as the SIP side asked for it
         self.local_hold = False
         self.remote_hold = False
-        self.hold_for_transfer = False
         #: the SDP of the last 1xx that had one: the answer, when the 2xx brings none
         self._early_sdp: bytes | None = None
         #: the re-INVITE in flight: what it is for, and what to do when it is answered
@@ -266,10 +236,6 @@ class Call:
         self.info_queue = env.make_info_queue(self._send_info, self._fast_update_answered)
         #: the session's notifications other than callStatus (dtmf, transferStatus)
         self.notify: Callable[[str, dict[str, Any]], None] = notify or (lambda method, params: None)
-        self._transfer: "Transfer | None" = None
-        #: a far end's REFER waiting for the browser's answer (one at a time)
-        self._transfer_request: TransferRequest | None = None
-        self._old_dialog_timer: Any = None
         #: where the SIP side's latest SDP-carrying message came from (a Target): its IP,
         #: with the SDP's c=, is whom the SIP-side media latches to (wcsgw.media.udp)
         self._sip_source: Any = None
@@ -283,6 +249,21 @@ class Call:
     @property
     def incoming(self) -> bool:
         return False
+
+    @property
+    def finished(self) -> bool:
+        """The call reached its terminal status (or its start was undone)."""
+        return self._finished
+
+    @property
+    def hold_for_transfer(self) -> bool:
+        """The call waits on the target of a far end's REFER it follows."""
+        return self.transferee.following
+
+    @property
+    def transferring(self) -> bool:
+        """A transfer of the browser's (our REFER) is running."""
+        return self.transferor.active is not None
 
     def describe(self, with_sdp: bool = False) -> dict[str, Any]:
         """The call object of docs/contract.md (notifications, REST)."""
@@ -423,23 +404,18 @@ class Call:
         """Blind transfer (REFER to ``target_uri``), or attended when ``replaces_call`` is the
         session's other call: the far end is asked to replace that call's dialog, joining the
         two far ends.  Progress comes as transferStatus notifications; on success this call
-        ends (FINISH), on failure it goes on."""
+        ends (FINISH), on failure it goes on (wcsgw.calls.transferor)."""
         self._require(CallStatus.ESTABLISHED, CallStatus.HOLD)
-        if self._transfer is not None or self.invite.refer_in_progress:
+        if self.transferring or self.transferee.following or self.invite.refer_in_progress:
             raise CallError(Codes.BAD_STATE, "a transfer of this call is already in progress")
-        replaces = None
-        if replaces_call is not None:
-            other = replaces_call.invite
-            if other is None or other.dialog is None or replaces_call.status.terminal:
-                raise CallError(Codes.BAD_STATE, "the other call is not established", "target")
-            replaces = replaces_param(other.dialog)
-            target_uri = replaces_call.request_uri
-        assert self.invite is not None
-        try:
-            self.invite.refer(target_uri, self.env.reactor.seconds(), replaces=replaces)
-        except (RuntimeError, ValueError) as exc:
-            raise CallError(Codes.BAD_STATE, f"cannot transfer now: {exc}", "target") from None
-        self._transfer = Transfer(target_uri, replaces_call)
+        self.transferor.start(self.invite, target_uri, self.env.reactor.seconds(),
+                              replaces_call)
+
+    def answer_transfer(self, accept: bool) -> None:
+        """The browser's ``answerTransfer`` of a far end's REFER it was asked about
+        (wcsgw.calls.transferee).  :class:`CallError` (field ``callId``) when none is
+        pending."""
+        self.transferee.answer(accept)
 
     def _require(self, *states: CallStatus) -> None:
         if self._finished or self.status not in states or self.invite is None:
@@ -777,195 +753,38 @@ class Call:
         if remote_hold != self.remote_hold:
             self._set_hold(remote=remote_hold)
 
-    def _refer_received(self, event: Any) -> None:
-        """The far end asks us to call someone else (RFC 3515, we are the transferee).
+    def _refer_received(self, event: ReferReceived) -> None:
+        self.transferee.refer_received(event)
 
-        A REFER makes the gateway dial on this account's credentials at the word of whoever
-        controls the far end, so it is a toll-fraud door and goes through the same gates as a
-        browser's own call, in this order: the call must be up with no transfer running or
-        asked about; the Refer-To must pass the destination check a ``callee`` passes
-        (:meth:`Policy.request_uri`: domains, URI parameters and headers, number rules) —
-        else 403 and nothing is dialled; then ``policy.incoming_transfers``: "refuse" (403),
-        "accept" (:meth:`_follow_refer`), or "ask" the browser (``transferRequest``; its
-        ``answerTransfer`` decides, silence is 603 Decline).  A call without a browser (a
-        REST file call) has nobody to ask: "ask" refuses there.  The browser is told
-        nothing of a REFER the policy refuses: the call simply goes on."""
-        if (self.status not in (CallStatus.ESTABLISHED, CallStatus.HOLD) or self._transfer
-                or self._transfer_request is not None):
-            self._answer_refer(403, "Forbidden (no transfer now)")
-            return
-        try:
-            target = self._refer_destination(event.refer_to)
-        except CallError as exc:
-            log.info("call {call_id}: REFER to {target} refused: {reason}",
-                     call_id=self.call_id, target=event.refer_to, reason=exc.message)
-            self._answer_refer(403, "Forbidden (destination not allowed)")
-            return
-        mode = self.env.incoming_transfers
-        if mode == "ask" and not self._can_ask:
-            mode = "refuse"
-        if mode == "accept":
-            try:
-                self._follow_refer(target, event)
-            except CallError:  # answered already by the SIP session: nothing left to do
-                pass
-        elif mode == "ask":
-            self._ask_transfer(target, event)
-        else:
-            log.info("call {call_id}: REFER to {target} refused (policy.incoming_transfers)",
-                     call_id=self.call_id, target=target)
-            self._answer_refer(403, "Forbidden (transfers refused)")
-
-    def _refer_destination(self, refer_to: str) -> str:
-        """The Request-URI a REFER would make us call: the Refer-To through the gateway's one
-        destination check, exactly as a ``target`` of the browser's own transfer (a session
-        without an account: the test lines only).  Raises :class:`CallError` when refused."""
-        policy = self.env.policy
-        if policy is None:
-            raise CallError(Codes.FORBIDDEN, "no destination policy", "target")
-        account = None if self._testlines_only else self.account
-        return policy.request_uri(account, refer_to, field="target")
-
-    def _answer_refer(self, status: int, reason: str) -> None:
-        """Refuse the far end's REFER (403, 603).  The SIP session may have answered it
-        already (its own deadline, or the call ended): nothing is owed then."""
-        assert self.invite is not None
-        try:
-            self.invite.reject_refer(status, self.env.reactor.seconds(), reason)
-        except RuntimeError:
-            pass
-
-    def _ask_transfer(self, target: str, event: Any) -> None:
-        """Put the REFER to the browser: ``transferRequest`` {callId, target, timeout}; its
-        ``answerTransfer`` (:meth:`answer_transfer`) or the timeout decides.  The wait is a
-        timer, so neither this call nor any other is held up meanwhile.  ``timeout`` is
-        ``policy.transfer_timeout``, cut short when the SIP session's own deadline for the
-        answer (half of Timer F: 16 s with the default T1) would come first."""
-        wait = self.env.transfer_timeout
-        limit = _refer_answer_limit(self.invite)
-        if limit is not None:
-            wait = max(0.0, min(wait, limit - REFER_ANSWER_MARGIN))
-        timer = self.env.reactor.callLater(wait, self._transfer_request_expired)
-        self._transfer_request = TransferRequest(target, event, timer)
-        log.info("call {call_id}: asking the browser about a transfer to {target}",
-                 call_id=self.call_id, target=target)
-        self.notify("transferRequest", {"callId": self.call_id, "target": target,
-                                        "timeout": wait})
-
-    def answer_transfer(self, accept: bool) -> None:
-        """The browser's ``answerTransfer``: accept -> 202 and the transfer proceeds as with
-        "accept"; refuse -> 603 Decline.  :class:`CallError` (field ``callId``) when no
-        transfer request is pending on this call (never asked, already answered, timed out)."""
-        request = self._transfer_request
-        if request is None or self._finished:
-            raise CallError(Codes.BAD_STATE, "no transfer request is pending on this call",
-                            "callId")
-        self._clear_transfer_request()
-        if accept:
-            self._follow_refer(request.target, request.event)
-        else:
-            log.info("call {call_id}: the browser refused the transfer to {target}",
-                     call_id=self.call_id, target=request.target)
-            self._answer_refer(603, "Decline")
-
-    def _transfer_request_expired(self) -> None:
-        request, self._transfer_request = self._transfer_request, None
-        if request is None or self._finished:
-            return
-        log.info("call {call_id}: no answer about the transfer to {target}: declined",
-                 call_id=self.call_id, target=request.target)
-        self._answer_refer(603, "Decline")
-
-    def _clear_transfer_request(self) -> None:
-        request, self._transfer_request = self._transfer_request, None
-        if request is not None and request.timer.active():
-            request.timer.cancel()
-
-    def _follow_refer(self, target: str, event: Any) -> None:
-        """Do what the REFER asks (it passed the policy and the browser, or "accept"): 202,
-        call ``target`` on the same account, report progress with NOTIFYs, and once it
-        answers move the browser's media to the new dialog; the transferor then hangs the
-        old one up."""
-        now = self.env.reactor.seconds()
-        old = self.invite
-        assert old is not None and self.plan is not None
-        try:
-            old.accept_refer(now)
-        except RuntimeError:  # the SIP session answered it already (its deadline passed)
-            raise CallError(Codes.BAD_STATE, "the transfer request has expired",
-                            "callId") from None
-        extra = [("Referred-By", event.referred_by)] if event.referred_by else []
-        if event.replaces:
-            extra.append(("Replaces", "{call_id};to-tag={to_tag};from-tag={from_tag}".format(
-                **event.replaces)))
-        # Only the codec in use: the browser side (and a transcoder) cannot change mid-call.
+    def place_transfer_invite(self, target: str, extra_headers: list[tuple[str, str]],
+                              listener: Callable[[Any], None]) -> OutgoingInvite:
+        """The INVITE a far end's REFER makes us send (not started): the call's media as it
+        is — only the codec in use (the browser side and a transcoder cannot change
+        mid-call), from the same socket — in a new SDP session."""
+        assert self.plan is not None and self.rtp is not None
         codecs = [c for c in (self.plan.sip_codec, self.plan.sip_dtmf) if c is not None]
         self._sdp_session = new_session_id()
         self._sdp_version = 0
-        offer = audio_offer(self.env.media_advertised, self.rtp.port, codecs,  # type: ignore[union-attr]
+        offer = audio_offer(self.env.media_advertised, self.rtp.port, codecs,
                             session_id=self._sdp_session,
                             video=self.video.sip_offer_media() if self.video else None)
-        replacement = OutgoingInvite(
+        return OutgoingInvite(
             self.env.sip.endpoint, self.account, target, serialize_sdp(offer).encode(),
-            listener=lambda e: self._replacement_event(old, replacement, e),
-            extra_headers=extra, no_answer_timeout=self.env.no_answer_timeout)
-        self._transfer = Transfer(target)
-        self.hold_for_transfer = True
-        replacement.start(now)
+            listener=listener, extra_headers=extra_headers,
+            no_answer_timeout=self.env.no_answer_timeout)
 
-    def _replacement_event(self, old: Any, new: OutgoingInvite, event: Any) -> None:
-        """Events of the INVITE a REFER made us send; ``old`` is the dialog being replaced.
-        Its progress is reported to the transferor (NOTIFY); its answer takes the call over."""
-        now = self.env.reactor.seconds()
-        kind = type(event)
-        if self._finished:
-            if kind is Answered:
-                new.hangup(now)
-            return
-        if kind is Provisional:
-            old.notify_refer(event.status, event.reason, now)
-        elif kind is Answered:
-            old.notify_refer(200, "OK", now, final=True)
-            self._take_over_dialog(old, new, event)
-        elif kind in (Failed, Ended):
-            status = getattr(event, "status", None) or 503
-            old.notify_refer(status, event.reason, now, final=True)
-            self._transfer = None
-            self.hold_for_transfer = False
-
-    def _take_over_dialog(self, old: Any, new: OutgoingInvite, event: Answered) -> None:
-        """The transfer target answered: its dialog becomes the call's SIP leg; the old
-        one is only watched until the transferor ends it (or we do, after a grace)."""
+    def take_over_dialog(self, new: OutgoingInvite, event: Answered) -> None:
+        """The target of a far end's REFER answered: its dialog becomes the call's SIP leg
+        (the transferee watches the old one until the transferor ends it)."""
         self.invite = new
         new.listener = self._on_sip_event
-        old.listener = self._old_dialog_event  # the transferor ends it; we only watch
-        self._transfer = None
-        self.hold_for_transfer = False
         self.request_uri = new.request_uri
         self._note_sip_source(event)  # the new dialog's media latches to its answerer
         self._adopt_answer(event.sdp)
-        # The transferor should BYE the old dialog; if it does not, we do (RFC 3515 §2.4.7
-        # leaves it to the transferor, but a dialog must not outlive its use).
-        self._old_dialog_timer = self.env.reactor.callLater(
-            OLD_DIALOG_GRACE, self._end_old_dialog, old)
         # A new dialog: neither old hold carries over; its answer may hold us afresh.
         sd = _parsed(event.sdp)
         self._set_hold(local=False, remote=sd is not None and _holds_us(sd),
                        info="Transferred")
-
-    def _old_dialog_event(self, event: Any) -> None:
-        if type(event) in self.SIP_SETTLING:
-            self._cancel_old_dialog_timer()
-
-    def _cancel_old_dialog_timer(self) -> None:
-        timer, self._old_dialog_timer = self._old_dialog_timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
-
-    def _end_old_dialog(self, old: Any) -> None:
-        self._old_dialog_timer = None
-        if not old.terminated:
-            old.hangup(self.env.reactor.seconds())
 
     def _adopt_answer(self, sdp: bytes) -> None:
         """A new SIP dialog answered (after a transfer): same media socket, maybe a new
@@ -986,34 +805,21 @@ class Call:
         self._retarget(sdp, parsed=parsed)
 
     def _refer_accepted(self, event: ReferAccepted) -> None:
-        if self._transfer is not None:
-            self._transfer_status("ACCEPTED", event.status)
+        self.transferor.accepted(event)
 
     def _refer_failed(self, event: ReferFailed) -> None:
-        if self._transfer is not None:
-            self._transfer = None
-            self._transfer_status("FAILED", event.status)
+        self.transferor.failed(event)
 
     def _refer_progress(self, event: ReferProgress) -> None:
-        """A NOTIFY of our REFER's progress: its sipfrag says how the transfer target's
-        call is going; a 2xx there ends our part."""
-        transfer = self._transfer
-        if transfer is None:
-            return
-        if event.sipfrag_status < 200:
-            self._transfer_status("TRYING", event.sipfrag_status)
-        elif event.sipfrag_status < 300:
-            self._transfer = None
-            self._transfer_status("COMPLETED", event.sipfrag_status)
-            # Transferred: our part is done (the far end BYEs us, or we BYE it now).
-            self.hangup()
-            # Attended: the target should have replaced the other call's dialog and
-            # BYE'd it; a target that ignores Replaces would leave it up, so end it too.
-            if transfer.replaces_call is not None:
-                transfer.replaces_call.hangup()
-        else:
-            self._transfer = None
-            self._transfer_status("FAILED", event.sipfrag_status)
+        self.transferor.progress(event)
+
+    def _transferred(self, transfer: Transfer) -> None:
+        """Our transfer completed: our part is done (the far end BYEs us, or we BYE it now).
+        Attended: the target should have replaced the other call's dialog and BYE'd it; a
+        target that ignores Replaces would leave it up, so end it too."""
+        self.hangup()
+        if transfer.replaces_call is not None:
+            transfer.replaces_call.hangup()
 
     def _transfer_status(self, status: str, sip_status: int | None) -> None:
         self.notify("transferStatus", {"callId": self.call_id, "status": status,
@@ -1060,8 +866,7 @@ class Call:
         if self._dtmf_call is not None and self._dtmf_call.active():
             self._dtmf_call.cancel()
         self._dtmf_call = None
-        self._cancel_old_dialog_timer()
-        self._clear_transfer_request()  # the SIP session answers the REFER 487 as it ends
+        self.transferee.close()  # the SIP session answers a pending REFER 487 as it ends
         if self.media is not None:
             self.media.close()
         if self.video is not None:
