@@ -12,11 +12,11 @@ from wcsgw.media.audiocodec import (
     AudioCodec,
     CodecError,
     G711Codec,
-    OpusCodec,
     available,
     load_library,
     make_codec,
 )
+from wcsgw.media.opuscodec import OpusCodec
 from wcsgw.media.plc import Concealer, FadeConcealer
 
 
@@ -157,15 +157,15 @@ class ConcealerTests(SynchronousTestCase):
 
 class OpusAdapterTests(SynchronousTestCase):
     def test_fmtp_sets_the_encoder(self) -> None:
-        from wcsgw.media.audiocodec import _opus_options
+        from wcsgw.media.opuscodec import opus_options
 
-        got = _opus_options({"maxaveragebitrate": "20000", "useinbandfec": "1", "usedtx": "1",
+        got = opus_options({"maxaveragebitrate": "20000", "useinbandfec": "1", "usedtx": "1",
                              "maxplaybackrate": "16000"}, {})
         self.assertEqual(got["bitrate"], 20000)
         self.assertTrue(got["fec"])
         self.assertTrue(got["dtx"])
         self.assertEqual(got["max_bandwidth"], "wideband")
-        self.assertEqual(_opus_options({"maxaveragebitrate": "20000"}, {"bitrate": 32000})["bitrate"], 32000)
+        self.assertEqual(opus_options({"maxaveragebitrate": "20000"}, {"bitrate": 32000})["bitrate"], 32000)
 
     def test_only_whole_opus_frames(self) -> None:
         c = OpusCodec()
