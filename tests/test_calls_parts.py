@@ -1,6 +1,7 @@
 """The call's features that are objects of their own, alone on a task.Clock, no sockets:
-the SIP INFO queue (wcsgw.calls.infoqueue), media supervision (wcsgw.calls.supervision) and
-both sides of a transfer (wcsgw.calls.transferor, wcsgw.calls.transferee)."""
+the SIP INFO queue (wcsgw.calls.infoqueue), media supervision (wcsgw.calls.supervision),
+both sides of a transfer (wcsgw.calls.transferor, wcsgw.calls.transferee) and hold
+(wcsgw.calls.hold)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from twisted.internet import task
 from twisted.trial import unittest
 
 from wcsgw.calls.errors import CallError
+from wcsgw.calls.hold import Hold, holds_us
 from wcsgw.calls.infoqueue import FAST_UPDATE, InfoQueue
 from wcsgw.calls.policy import Policy
 from wcsgw.calls.status import CallStatus
 from wcsgw.calls.supervision import MEDIA_TICK, Supervision
 from wcsgw.calls.transferee import OLD_DIALOG_GRACE, Transferee
 from wcsgw.calls.transferor import Transfer, Transferor
+from wcsgw.sdp.model import SessionDescription
+from wcsgw.sdp.parser import parse_sdp
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.events import (
     Answered,
@@ -279,3 +283,48 @@ class TransfereeTests(unittest.TestCase):
         transferee.refer_received(ReferReceived("sip:1003@127.0.0.1", None, None))
         transferee.close()
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+def sdp(direction: str, address: str = "127.0.0.1") -> SessionDescription:
+    return parse_sdp(f"v=0\r\no=- 1 1 IN IP4 {address}\r\ns=-\r\nc=IN IP4 {address}\r\nt=0 0\r\n"
+                     f"m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na={direction}\r\n")
+
+
+class HoldTests(unittest.TestCase):
+    def setUp(self) -> None:
+        self.reoffers: list[str] = []
+        self.applied: list[tuple[bool, bool, str]] = []
+        self.hold = Hold(reoffer=self.reoffers.append,
+                         apply=lambda *args: self.applied.append(args))
+
+    def test_our_hold_holds_once_answered(self) -> None:
+        self.hold.ask(True)
+        self.assertEqual(self.reoffers, ["sendonly"])
+        self.assertEqual(self.applied, [])
+        self.assertRaises(CallError, self.hold.ask, True)  # one re-INVITE at a time
+        self.hold.answered()
+        self.assertEqual(self.applied, [(True, False, "")])
+        self.assertEqual(self.hold.direction, "sendonly")
+        self.hold.ask(True)  # held already: nothing sent
+        self.assertEqual(self.reoffers, ["sendonly"])
+
+    def test_refused_reoffer_changes_nothing(self) -> None:
+        self.hold.ask(True)
+        self.hold.refused()
+        self.hold.answered()
+        self.assertEqual(self.applied, [])
+        self.assertFalse(self.hold.local)
+
+    def test_the_far_end_holds_us(self) -> None:
+        self.hold.reoffered(sdp("sendonly"))
+        self.hold.reoffered(sdp("sendonly"))  # no change: not applied again
+        self.hold.reoffered(sdp("sendrecv", "0.0.0.0"))  # RFC 2543 hold
+        self.hold.reoffered(sdp("sendrecv"))
+        self.assertEqual(self.applied, [(False, True, ""), (False, False, "")])
+        self.assertTrue(holds_us(sdp("inactive")))
+
+    def test_a_new_dialog_starts_afresh(self) -> None:
+        self.hold.ask(True)
+        self.hold.answered()
+        self.hold.new_dialog(sdp("sendrecv"), "Transferred")
+        self.assertEqual(self.applied[-1], (False, False, "Transferred"))

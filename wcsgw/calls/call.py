@@ -25,6 +25,7 @@ import attr
 from twisted.logger import Logger
 
 from wcsgw.calls.errors import CallError, Codes
+from wcsgw.calls.hold import Hold
 from wcsgw.calls.infoqueue import InfoQueue
 from wcsgw.calls.plan import (
     CodecPlan,
@@ -116,27 +117,12 @@ class CallEnvironment:
     #: the browser's (wcsgw.calls.transferor)
     make_transferee: Callable[..., Transferee] = Transferee
     make_transferor: Callable[..., Transferor] = Transferor
+    #: ... and its two holds (wcsgw.calls.hold)
+    make_hold: Callable[..., Hold] = Hold
 
 
 def _first_audio(sd: SessionDescription) -> MediaDescription | None:
     return next((m for m in sd.media if m.kind == "audio" and not m.rejected), None)
-
-
-def _is_hold_address(sd: SessionDescription, media: MediaDescription) -> bool:
-    """RFC 2543 hold: c=0.0.0.0 (still sent by old phones)."""
-    connection = sd.connection_for(media)
-    return connection is not None and connection.address in ("0.0.0.0", "::")
-
-
-def _holds_us(sd: SessionDescription) -> bool:
-    """Does this SDP of the SIP side hold us — its audio ``sendonly`` or ``inactive``, or the
-    RFC 2543 ``c=0.0.0.0``?  The same test for a re-offer, a first answer (2xx), an ACK's
-    answer and an incoming INVITE's offer: RFC 3264 §6.1 forbids sending to a stream marked
-    so, whichever message of the offer/answer exchange carried it."""
-    audio = _first_audio(sd)
-    if audio is None:
-        return False
-    return sd.direction_for(audio) in ("sendonly", "inactive") or _is_hold_address(sd, audio)
 
 
 def _parsed(sdp: bytes | None) -> SessionDescription | None:
@@ -225,12 +211,9 @@ class Call:
         self._sdp_session = 0
         self._sdp_version = 0
         #: hold as we asked for it (re-INVITE sendonly) and as the SIP side asked for it
-        self.local_hold = False
-        self.remote_hold = False
+        self.holds = env.make_hold(reoffer=self._send_reoffer, apply=self._apply_hold)
         #: the SDP of the last 1xx that had one: the answer, when the 2xx brings none
         self._early_sdp: bytes | None = None
-        #: the re-INVITE in flight: what it is for, and what to do when it is answered
-        self._reoffer: tuple[str, Callable[[], None]] | None = None
         self._dtmf_call: Any = None
         #: INFO to send, one at a time: DTMF digits and video key-frame requests (RFC 5168)
         self.info_queue = env.make_info_queue(self._send_info, self._fast_update_answered)
@@ -249,6 +232,14 @@ class Call:
     @property
     def incoming(self) -> bool:
         return False
+
+    @property
+    def local_hold(self) -> bool:
+        return self.holds.local
+
+    @property
+    def remote_hold(self) -> bool:
+        return self.holds.remote
 
     @property
     def finished(self) -> bool:
@@ -375,15 +366,11 @@ class Call:
         """Local hold: re-INVITE with a=sendonly; HOLD once the SIP side agreed.  While held,
         the browser's audio is not forwarded (the far end hears silence, not us)."""
         self._require(CallStatus.ESTABLISHED, CallStatus.HOLD)
-        if self.local_hold:
-            return
-        self._send_reoffer("sendonly", lambda: self._set_hold(local=True))
+        self.holds.ask(True)
 
     def unhold(self) -> None:
         self._require(CallStatus.HOLD, CallStatus.ESTABLISHED)
-        if not self.local_hold:
-            return
-        self._send_reoffer("sendrecv", lambda: self._set_hold(local=False))
+        self.holds.ask(False)
 
     def send_dtmf(self, digits: str, method: str = "RFC2833") -> None:
         """Digits toward the SIP side: RFC 4733 events in the RTP stream, or SIP INFO
@@ -421,15 +408,16 @@ class Call:
         if self._finished or self.status not in states or self.invite is None:
             raise CallError(Codes.BAD_STATE, f"the call is {self.status.value}", "callId")
 
-    def _send_reoffer(self, direction: str, then: Callable[[], None]) -> None:
-        if self._reoffer is not None or self.invite.reinvite_in_progress:
+    def _send_reoffer(self, direction: str) -> None:
+        """The hold's way out: our re-INVITE with ``direction``."""
+        assert self.invite is not None
+        if self.invite.reinvite_in_progress:
             raise CallError(Codes.BAD_STATE, "a re-INVITE is already in progress; try again")
-        assert self.plan is not None and self.rtp is not None and self.invite is not None
+        assert self.plan is not None and self.rtp is not None
         try:
             self.invite.reinvite(self._sip_sdp(direction), self.env.reactor.seconds())
         except RuntimeError as exc:  # e.g. our 2xx not yet ACKed
             raise CallError(Codes.BAD_STATE, f"cannot re-INVITE now: {exc}") from None
-        self._reoffer = (direction, then)
 
     def _sip_sdp(self, direction: str, codecs: list[Codec] | None = None,
                  offer: SessionDescription | None = None,
@@ -446,33 +434,23 @@ class Call:
         sdp.media += extra_sip_media(self.video, direction, offer, video_answer)
         return serialize_sdp(sdp).encode()
 
-    def _set_hold(self, *, local: bool | None = None, remote: bool | None = None,
-                  info: str = "") -> None:
+    def _apply_hold(self, local: bool, remote: bool, info: str) -> None:
         """Apply the two holds to the media and the status (HOLD while either holds)."""
-        if local is not None:
-            self.local_hold = local
-        if remote is not None:
-            self.remote_hold = remote
         # Nothing of the browser goes to the far end while we hold it (it hears silence, not
         # us), nor while it holds us: it offered sendonly/inactive (or c=0.0.0.0), and RFC
         # 3264 §6.1 forbids sending then — DTMF events included, they are media too.
-        quiet = self.local_hold or self.remote_hold
+        quiet = held = local or remote
         if self.bridge is not None:
             self.bridge.paused_to_sip = quiet
-            self.bridge.dtmf_paused_to_sip = self.remote_hold
-        held = self.local_hold or self.remote_hold
+            self.bridge.dtmf_paused_to_sip = remote
         if self.video is not None:
             self.video.set_hold(quiet, held)
         self._set_status(CallStatus.HOLD if held else CallStatus.ESTABLISHED, info)
 
     def _take_sip_direction(self, sd: SessionDescription | None, info: str = "") -> None:
-        """The SIP side's SDP of a call that is up — its first answer (2xx), the ACK's answer
-        to our offer, an incoming INVITE's offer — says whether it holds us: the same hold as
-        its re-offer would make (status HOLD, nothing of the browser sent to it).  Without
-        usable SDP the hold stays as it was.  Not for early media: a 183's ``sendonly`` is
-        ringback, and a call not answered yet has no HOLD status."""
-        remote = self.remote_hold if sd is None else _holds_us(sd)
-        self._set_hold(remote=remote, info=info)
+        """The SIP side's SDP of a call that is up says whether it holds us
+        (:meth:`Hold.take_direction`)."""
+        self.holds.take_direction(sd, info)
 
     def _arm_dtmf(self) -> None:
         """Drive the bridge's timers — the RFC 4733 cadence, a transcoder's wait behind a gap
@@ -582,12 +560,10 @@ class Call:
 
     def _sip_reinvite_answered(self, event: ReinviteAnswered) -> None:
         self._retarget(event.sdp)
-        pending, self._reoffer = self._reoffer, None
-        if pending is not None:
-            pending[1]()
+        self.holds.answered()
 
     def _sip_reinvite_failed(self, event: ReinviteFailed) -> None:
-        self._reoffer = None
+        self.holds.refused()
         # The call stays as it was (RFC 3261 §14.1); say why the change did not happen.
         self._set_status(self.status, f"re-INVITE failed: {event.reason}")
 
@@ -720,7 +696,7 @@ class Call:
         re-target the media."""
         now = self.env.reactor.seconds()
         assert self.invite is not None and self.plan is not None
-        wanted = "sendonly" if self.local_hold else "sendrecv"  # our own hold stays
+        wanted = self.holds.direction  # our own hold stays
         if sdp is None:  # late offer in a re-INVITE: we offer what we use
             self.invite.answer_reinvite(self._sip_sdp(wanted), now)
             return
@@ -749,9 +725,7 @@ class Call:
                                [c for c in (same, dtmf) if c is not None], offer, video_answer)
         self.invite.answer_reinvite(answer, now)
         self._retarget(sdp, parsed=offer)
-        remote_hold = _holds_us(offer)
-        if remote_hold != self.remote_hold:
-            self._set_hold(remote=remote_hold)
+        self.holds.reoffered(offer)
 
     def _refer_received(self, event: ReferReceived) -> None:
         self.transferee.refer_received(event)
@@ -781,10 +755,7 @@ class Call:
         self.request_uri = new.request_uri
         self._note_sip_source(event)  # the new dialog's media latches to its answerer
         self._adopt_answer(event.sdp)
-        # A new dialog: neither old hold carries over; its answer may hold us afresh.
-        sd = _parsed(event.sdp)
-        self._set_hold(local=False, remote=sd is not None and _holds_us(sd),
-                       info="Transferred")
+        self.holds.new_dialog(_parsed(event.sdp), info="Transferred")
 
     def _adopt_answer(self, sdp: bytes) -> None:
         """A new SIP dialog answered (after a transfer): same media socket, maybe a new
