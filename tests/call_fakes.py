@@ -13,7 +13,7 @@ from typing import Any
 from twisted.internet import defer, reactor, task
 
 import wcsgw.calls.call as call_module
-import wcsgw.calls.inbound as inbound_module
+import wcsgw.calls.offered as offered_module
 from tests.peers.ports import free_port
 from wcsgw.calls.call import CallEnvironment
 from wcsgw.media.ports import PortAllocator
@@ -169,7 +169,7 @@ def fake_call_setup(case: Any, ports: int = 200) -> None:
     low = free_port()
     case.allocator = PortAllocator("127.0.0.1", low - low % 2, low - low % 2 + ports)
     case.patch(call_module, "WebRtcLeg", FakeLeg)
-    case.patch(inbound_module, "WebRtcLeg", FakeLeg)
+    case.patch(offered_module, "WebRtcLeg", FakeLeg)
     case.patch(call_module, "OutgoingInvite", FakeInvite)
 
 

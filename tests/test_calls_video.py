@@ -17,7 +17,8 @@ from twisted.trial import unittest
 
 from tests.call_fakes import Account, FakeIncomingInvite, fake_call_setup, fake_env
 from wcsgw.calls.call import Call
-from wcsgw.calls.inbound import HandedCall, InboundCall
+from wcsgw.calls.handed import HandedCall
+from wcsgw.calls.inbound import InboundCall
 from wcsgw.calls.status import CallStatus
 from wcsgw.media.rtcp import Feedback, build_rr, build_sdes, build_sr, parse_rtcp
 from wcsgw.media.rtcpfb import build_pli

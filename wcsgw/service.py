@@ -294,7 +294,8 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     from wcsgw.calls.call import Call, CallEnvironment
     from wcsgw.calls.filecall import FileCall
     from wcsgw.calls.gateway import CallGateway
-    from wcsgw.calls.inbound import HandedCall, InboundCall
+    from wcsgw.calls.handed import HandedCall
+    from wcsgw.calls.inbound import InboundCall
     from wcsgw.calls.policy import Policy
     from wcsgw.calls.testlines import TestLines
     from wcsgw.media.ports import PortAllocator

@@ -237,7 +237,7 @@ class CallGateway:
         callee = request.to
         call_id = secrets.token_hex(8)
         call = self.inbound_factory(
-            invite=invite, caller=caller.uri.user or str(caller.uri),
+            invite=invite, caller=caller.uri.user or str(caller.uri), request_uri=str(caller.uri),
             call_id=call_id, session_id=session.id, account=session.account,
             callee=callee.uri.user or str(callee.uri), visible_name=caller.display_name,
             has_audio=True, has_video=False, **self._hooks(session),

@@ -14,31 +14,22 @@ them only as a transcoding fallback (when transcoding is allowed and possible).
 
 from __future__ import annotations
 
-import secrets
 from typing import Any, Callable, ClassVar, Mapping
 
 from twisted.logger import Logger
 
-from wcsgw.calls.call import (
-    Call,
-    CodecPlan,
-    _first_audio,
-    _parsed,
-)
+from wcsgw.calls.call import Call, CodecPlan, _first_audio, _parsed
 from wcsgw.calls.errors import CallError, Codes
+from wcsgw.calls.offered import OfferedCall
 from wcsgw.calls.plan import (
     CodecRefusal,
     browser_offer_codecs,
-    plan_codecs,
     settle_inbound,
-    settle_outbound,
 )
 from wcsgw.calls.status import CallStatus, Info
 from wcsgw.calls.video import VideoPath
-from wcsgw.media.udp import RtpSocket
 from wcsgw.sdp.codecs import Codec
 from wcsgw.sdp.errors import SdpError
-from wcsgw.sdp.model import SessionDescription
 from wcsgw.sdp.negotiate import audio_answer, audio_offer
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
 from wcsgw.sip.message import Request
@@ -47,30 +38,24 @@ from wcsgw.sip.target import Target
 from wcsgw.sip.transaction import ServerTransaction
 from wcsgw.sip.uas import Cancelled, Confirmed, IncomingInvite
 from wcsgw.sip.uri import parse_uri
-from wcsgw.webrtc.leg import WebRtcLeg
-from wcsgw.webrtc.offer import offer_for_browser, parse_browser_answer, parse_browser_video
+from wcsgw.webrtc.offer import parse_browser_answer, parse_browser_video
 
 log = Logger(namespace="wcsgw.calls")
 
-class InboundCall(Call):
+class InboundCall(OfferedCall):
     """A call from the SIP side, offered to one browser session."""
 
-    def __init__(self, *, invite: IncomingInvite, caller: str, **kwargs: Any) -> None:
-        super().__init__(request_uri="", browser_offer="", sip_headers={}, **kwargs)
+    def __init__(self, *, invite: IncomingInvite, caller: str, request_uri: str = "",
+                 **kwargs: Any) -> None:
+        """``request_uri``: where the caller can be reached again (its From URI: an attended
+        transfer names this call by it)."""
+        super().__init__(request_uri=request_uri, **kwargs)
         self.invite = invite  # type: ignore[assignment]
         self.caller_uri = caller
-        if invite is not None:
-            # Where the caller can be reached again (an attended transfer names this call).
-            self.request_uri = str(invite.request.from_.uri) if hasattr(invite, "request") else ""
-        self._sip_offer_sdp = invite.offer_sdp if invite is not None else None
+        self._sip_offer_sdp = invite.offer_sdp
         # The caller's SDP came with the INVITE: its media latches to the INVITE's source IP
         # (or the SDP's); a late offer's ACK and re-INVITEs update it (Call._note_sip_source).
         self._sip_source = getattr(getattr(invite, "transaction", None), "source", None)
-        self._browser_offer_sd: Any = None
-        self._ring_timer: Any = None
-        #: the browser's answered codec (and telephone-event), when the SIP offer is made for
-        #: it (late offer, handed call): what the SIP side's answer is settled against
-        self._browser_chosen: list[Codec] = []
 
     @property
     def caller(self) -> str:
@@ -99,33 +84,8 @@ class InboundCall(Call):
             self.has_video = self.video is not None
         codecs = browser_offer_codecs(sip_codecs, env.codecs)
         self.plan = CodecPlan("relay", sip_codecs or [], sip_ptime=sip_ptime)
-        self._offer_to_browser(codecs)
-        now = env.reactor.seconds()
-        self.invite.ring(now)
-        self._ring_timer = env.reactor.callLater(env.no_answer_timeout, self._no_answer)
-
-    def _offer_to_browser(self, codecs: list[Codec]) -> None:
-        """Open both media sockets and ring the browser: ``incomingCall`` with our offer."""
-        env = self.env
-        self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
-        self.leg = WebRtcLeg(env.reactor, env.media_host, env.media_advertised, env.allocator,
-                             certificate=env.certificate)
-        self.leg.on_state = self._on_leg_state
-        self._open_media_session()
-        self._webrtc_ssrc = secrets.randbits(32)
-        self._browser_offer_sd = offer_for_browser(
-            self.leg, codecs, self._webrtc_ssrc, f"wcsgw-{self.call_id}",
-            video=self.video.browser_offer_spec() if self.video is not None else None)
-        if self.video is not None:
-            self.video.note_browser_offer(self._browser_offer_sd)
-        self.browser_offer_text = serialize_sdp(self._browser_offer_sd)
-        self.status = CallStatus.RING  # before the notification: the page sees it ring
-        self.notify("incomingCall", {
-            "callId": self.call_id, "caller": self.caller, "callee": self.callee,
-            "visibleName": self.visible_name, "hasAudio": True, "hasVideo": self.has_video,
-            "sdp": self.browser_offer_text,
-        })
-        self._set_status(CallStatus.RING)
+        self._ring_browser(codecs, self._no_answer)
+        self.invite.ring(env.reactor.seconds())
 
     def answer(self, browser_sdp: str) -> None:
         """The browser accepted: learn its codec, answer the SIP side, start the media."""
@@ -197,11 +157,6 @@ class InboundCall(Call):
             self._finish(CallStatus.FINISH, 480, "No answer")
             self.invite.reject(480, "Temporarily Unavailable", self.env.reactor.seconds())
 
-    def _cancel_ring_timer(self) -> None:
-        if self._ring_timer is not None and self._ring_timer.active():
-            self._ring_timer.cancel()
-        self._ring_timer = None
-
     def _new_sdp_session(self) -> int:
         from wcsgw.sdp.negotiate import new_session_id
 
@@ -242,31 +197,6 @@ class InboundCall(Call):
             if self.status in (CallStatus.ESTABLISHED, CallStatus.HOLD):
                 self._take_sip_direction(sd)  # the ACK's answer may hold us
 
-    def _settle_sip_audio(self, answer: SessionDescription | None) -> bool:
-        """The SIP side's answer to our offer settles the plan against the codec the browser
-        chose (relay or transcode); False when it cannot, the call failed then."""
-        plan = self.plan
-        assert plan is not None
-        audio = _first_audio(answer) if answer is not None else None
-        if audio is None:
-            self._fail_sip(Info.NO_CODECS)
-            return False
-        try:
-            settle_outbound(plan, self._browser_chosen, audio.codecs(), self.env.codecs,
-                            sip_ptime=audio.ptime)
-        except CodecRefusal as exc:
-            log.info("call {call_id}: {reason}", call_id=self.call_id, reason=exc.message)
-            self._fail_sip(exc.info)
-            return False
-        return True
-
-    def _finish(self, status: CallStatus, sip_status: int | None, info: str) -> None:
-        self._cancel_ring_timer()
-        super()._finish(status, sip_status, info)
-
-    def abandon(self) -> None:
-        self._cancel_ring_timer()
-        super().abandon()
 
 
 class InboundRouter:
@@ -352,97 +282,3 @@ def _tag() -> str:
     from wcsgw.sip.ids import new_tag
 
     return new_tag()
-
-
-class HandedCall(InboundCall):
-    """A call the operator places over REST and hands to a browser session (``sessionId``).
-
-    The browser side is an incoming call (``incomingCall`` with the gateway's offer; the page
-    answers); once it has answered, its codec decides the SIP offer — the same codec to
-    relay, or G.711 to transcode from Opus — and the INVITE goes out like a browser's own call.
-
-    With ``hasVideo`` the browser is offered video too (VP8, H.264: the video path's
-    :meth:`~wcsgw.calls.video.VideoPath.handed`); the format its answer keeps is the only
-    one the INVITE offers.  If the SIP side then refuses it, the call goes on audio-only
-    (``hasVideo`` false); the browser's video m-section stays as it answered it (the gateway
-    does not re-offer to the browser), its video packets are dropped and it receives none.
-    """
-
-    def __init__(self, *, request_uri: str, **kwargs: Any) -> None:
-        super().__init__(invite=None, caller=kwargs.get("callee", ""), **kwargs)  # type: ignore[arg-type]
-        self.request_uri = request_uri
-        self._sip_offer_sdp = None
-
-    @property
-    def incoming(self) -> bool:
-        return False
-
-    @property
-    def caller(self) -> str:
-        return self.account.login if self.account is not None else ""
-
-    def start(self) -> None:
-        env = self.env
-        if self.account is None:
-            raise CallError(Codes.FORBIDDEN, Info.FORBIDDEN, "callee")
-        self.plan = CodecPlan("relay", [])
-        if self.has_video:
-            self.video = VideoPath.handed(env, self.call_id)
-            self.has_video = self.video is not None
-        self._offer_to_browser(browser_offer_codecs(None, env.codecs))
-        self._ring_timer = env.reactor.callLater(env.no_answer_timeout, self._no_answer)
-
-    def answer(self, browser_sdp: str) -> None:
-        if self.status is not CallStatus.RING or self.invite is not None:
-            raise CallError(Codes.BAD_STATE, f"the call is {self.status.value}", "callId")
-        try:
-            answer = parse_browser_answer(self._browser_offer_sd, parse_sdp(browser_sdp))
-        except (SdpError, ValueError) as exc:
-            raise CallError(Codes.INVALID, f"the SDP answer is not usable: {exc}", "sdp") from None
-        assert self.leg is not None and self.rtp is not None
-        # The browser's codec is fixed now: the SIP offer is made as for a browser that
-        # offered only it (relayed if the SIP side takes it, else transcoded).
-        chosen = [answer.codecs[0]] + ([answer.telephone_event] if answer.telephone_event else [])
-        plan = self.plan = plan_codecs(chosen, self.env.codecs)
-        plan.browser_codec, plan.browser_dtmf = answer.codecs[0], answer.telephone_event
-        self._browser_chosen = chosen
-        if self.video is not None:  # the browser's video format is the INVITE's only one
-            taken = {c.payload_type for c in plan.sip_offer if c.payload_type is not None}
-            if not self.video.settle_handed_answer(
-                    parse_browser_video(self._browser_offer_sd, parse_sdp(browser_sdp)), taken):
-                self.video.close()  # before the INVITE: no video line at all
-                self.video = None
-                self.has_video = False
-        self.leg.set_remote(answer.ice_ufrag, answer.ice_pwd, answer.fingerprint)
-        self._cancel_ring_timer()
-        self._place_invite()
-
-    def hangup(self) -> None:
-        if self._finished:
-            return
-        if self.invite is None:  # the browser never answered: nothing on the SIP side yet
-            self._finish(CallStatus.FINISH, None, "Declined" if self.status is CallStatus.RING
-                         else Info.NORMAL)
-            self.env.reactor.callLater(0, self.on_settled, self)
-            return
-        Call.hangup(self)
-
-    def _no_answer(self) -> None:
-        self._ring_timer = None
-        if self.invite is None and not self._finished:
-            self._finish(CallStatus.FINISH, None, "No answer")
-            self.env.reactor.callLater(0, self.on_settled, self)
-
-    def _connect_media(self, sip_sdp: bytes) -> None:
-        """The SIP side answered: its codec must be the browser's (relay) or one we can
-        transcode to the browser's; then the bridge starts (the browser has its SDP)."""
-        answer = self._parse_sip_answer(sip_sdp)
-        if answer is None:
-            return
-        if not self._settle_sip_audio(answer):
-            return
-        if self.video is not None and self.video.settle_sip_answer(answer) is None:
-            self.video.reject()  # the SIP side has no video for us: audio-only
-            self.has_video = False
-        self._retarget(sip_sdp, parsed=answer)
-        self._start_media(self._webrtc_ssrc)
