@@ -236,6 +236,8 @@ class FileCall(Call):
         self.record_file = record_file
         #: the recording's file name within the recordings folder (docs/contract.md), or None
         self.recording = record_file.name if record_file is not None else None
+        #: the media end, where a browser call has its WebRTC leg (also ``leg``), once started
+        self.file_leg: FileLeg | None = None
 
     def describe(self, with_sdp: bool = False) -> dict[str, Any]:
         out = super().describe(with_sdp=False)
@@ -257,14 +259,15 @@ class FileCall(Call):
         log.info("call {call_id}: file call, SIP offer {offer}", call_id=self.call_id,
                  offer=", ".join(c.rtpmap for c in offer))
         self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
-        self.leg = FileLeg(env.reactor, self.play_file, self.record_file)  # type: ignore[assignment]
+        self.file_leg = FileLeg(env.reactor, self.play_file, self.record_file)
+        self.leg = self.file_leg  # type: ignore[assignment]
         self._open_media_session()
         self._place_invite()
 
     def _connect_media(self, sip_sdp: bytes) -> None:
         """The SIP side answered: play and record in its codec; the bridge relays."""
-        plan, leg = self.plan, self.leg
-        assert plan is not None and isinstance(leg, FileLeg)
+        plan, leg = self.plan, self.file_leg
+        assert plan is not None and leg is not None
         answer = self._parse_sip_answer(sip_sdp)
         if answer is None:
             return
