@@ -12,8 +12,6 @@ from typing import Any
 
 from twisted.internet import defer, reactor, task
 
-import wcsgw.calls.call as call_module
-import wcsgw.calls.offered as offered_module
 from tests.peers.ports import free_port
 from wcsgw.calls.call import CallEnvironment
 from wcsgw.media.ports import PortAllocator
@@ -162,18 +160,17 @@ def sip_answer(formats: list[tuple[int, str, str | None]], port: int = 40000,
 
 def fake_call_setup(case: Any, ports: int = 200) -> None:
     """Set ``case.clock`` (a :class:`HybridReactor` at a realistic epoch) and
-    ``case.allocator`` (real loopback ports), and replace the call modules' WebRtcLeg and
-    OutgoingInvite with the fakes (trial's ``patch`` undoes it after the test)."""
+    ``case.allocator`` (real loopback ports).  The fake legs come with :func:`fake_env`."""
     case.clock = HybridReactor()
     case.clock.advance(1_700_000_000)
     low = free_port()
     case.allocator = PortAllocator("127.0.0.1", low - low % 2, low - low % 2 + ports)
-    case.patch(call_module, "WebRtcLeg", FakeLeg)
-    case.patch(offered_module, "WebRtcLeg", FakeLeg)
-    case.patch(call_module, "OutgoingInvite", FakeInvite)
 
 
 def fake_env(case: Any, **settings: Any) -> CallEnvironment:
-    """The CallEnvironment of a :func:`fake_call_setup` test: fake SIP, loopback media."""
+    """The CallEnvironment of a :func:`fake_call_setup` test: fake SIP, loopback media, and
+    the fake legs (:class:`FakeInvite`, :class:`FakeLeg`) built by its factories."""
+    settings.setdefault("make_invite", FakeInvite)
+    settings.setdefault("make_browser_leg", FakeLeg)
     return CallEnvironment(reactor=case.clock, sip=FakeSip(), allocator=case.allocator,
                            media_host="127.0.0.1", media_advertised="127.0.0.1", **settings)

@@ -21,7 +21,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 import wcsgw.calls.filecall as filecall_module
-from tests.call_fakes import Account, FakeSip, fake_call_setup, sip_answer
+from tests.call_fakes import Account, FakeInvite, FakeSip, fake_call_setup, sip_answer
 from tests.support import assert_near
 from wcsgw.calls.call import CallEnvironment
 from wcsgw.calls.errors import CallError, Codes
@@ -82,7 +82,7 @@ class FileCallCase(unittest.TestCase):
         policy = CodecPolicy.from_names(sip, ["opus"], transcodable=())
         return CallEnvironment(reactor=self.clock, sip=FakeSip(), allocator=self.allocator,
                                media_host="127.0.0.1", media_advertised="127.0.0.1",
-                               codecs=policy)
+                               codecs=policy, make_invite=FakeInvite)
 
     def make_call(self, sip: list[str], play: Path | None, record: Path | None) -> FileCall:
         call = FileCall(env=self.env(sip), call_id="rest-1", session_id=None, account=Account(),

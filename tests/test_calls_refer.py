@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 from twisted.internet import defer
 from twisted.trial import unittest
 
-import wcsgw.calls.call as call_module
 from tests.call_fakes import FakeInvite, fake_call_setup, fake_env
 from wcsgw.api.jsonrpc import INVALID_PARAMS, Request
 from wcsgw.api.methods import SessionMethods
@@ -89,7 +88,6 @@ class ReferInvite(FakeInvite):
 class ReferCase(unittest.TestCase):
     def setUp(self) -> None:
         fake_call_setup(self)
-        self.patch(call_module, "OutgoingInvite", ReferInvite)
         ReferInvite.created = []
         self.notes: list[tuple[str, dict[str, Any]]] = []
         self.addCleanup(lambda: self.assertEqual(self.allocator.in_use, frozenset()))  # last
@@ -99,7 +97,7 @@ class ReferCase(unittest.TestCase):
         """A browser's call to sip:1002@127.0.0.1, answered; ``browser`` False: a call with
         nobody to notify (a REST file call's situation)."""
         env = fake_env(self, incoming_transfers=mode, transfer_timeout=timeout,
-                       policy=policy or Policy(["127.0.0.1"]))
+                       policy=policy or Policy(["127.0.0.1"]), make_invite=ReferInvite)
         call = Call(env=env, call_id="c1", session_id="s", account=ACCOUNT,
                     request_uri="sip:1002@127.0.0.1", callee="1002", visible_name=None,
                     has_audio=True, has_video=False, browser_offer=CHROME_OFFER,

@@ -21,7 +21,7 @@ import numpy as np
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.call_fakes import Account, FakeSip, fake_call_setup, sip_answer
+from tests.call_fakes import Account, FakeInvite, FakeLeg, FakeSip, fake_call_setup, sip_answer
 from tests.support import assert_near
 from wcsgw.calls.call import Call, CallEnvironment
 from wcsgw.calls.plan import CodecPolicy
@@ -64,7 +64,8 @@ class TranscodeLossTests(unittest.TestCase):
         policy = CodecPolicy.from_names([sip_codec], ["opus"],
                                         transcodable=["opus", sip_codec.lower()])
         env = CallEnvironment(reactor=self.clock, sip=FakeSip(), allocator=self.allocator,
-                              media_host="127.0.0.1", media_advertised="127.0.0.1", codecs=policy)
+                              media_host="127.0.0.1", media_advertised="127.0.0.1", codecs=policy,
+                              make_invite=FakeInvite, make_browser_leg=FakeLeg)
         call = Call(env=env, call_id="c1", session_id="s", account=Account(),
                     request_uri="sip:bob@127.0.0.1", callee="bob", visible_name=None,
                     has_audio=True, has_video=False, browser_offer=CHROME_OFFER, sip_headers={},

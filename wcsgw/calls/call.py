@@ -119,6 +119,10 @@ class CallEnvironment:
     make_transferor: Callable[..., Transferor] = Transferor
     #: ... and its two holds (wcsgw.calls.hold)
     make_hold: Callable[..., Hold] = Hold
+    #: the legs' own: the SIP leg a call places (an INVITE client session) and the
+    #: browser's WebRTC leg; tests give fakes here
+    make_invite: Callable[..., OutgoingInvite] = OutgoingInvite
+    make_browser_leg: Callable[..., WebRtcLeg] = WebRtcLeg
 
 
 def _first_audio(sd: SessionDescription) -> MediaDescription | None:
@@ -304,8 +308,8 @@ class Call:
             raise CallError(Codes.FORBIDDEN, Info.FORBIDDEN, "callee")
         env = self.env
         self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
-        self.leg = WebRtcLeg(env.reactor, env.media_host, env.media_advertised, env.allocator,
-                             certificate=env.certificate)
+        self.leg = env.make_browser_leg(env.reactor, env.media_host, env.media_advertised,
+                                        env.allocator, certificate=env.certificate)
         self.leg.on_state = self._on_leg_state
         self._open_media_session()
         if self.has_video:
@@ -328,7 +332,7 @@ class Call:
         offer = audio_offer(env.media_advertised, self.rtp.port, self.plan.sip_offer,
                             session_id=self._sdp_session,
                             video=self.video.sip_offer_media() if self.video else None)
-        self.invite = OutgoingInvite(
+        self.invite = env.make_invite(
             env.sip.endpoint, self.account, self.request_uri, serialize_sdp(offer).encode(),
             listener=self._on_sip_event, display_name=self.visible_name,
             extra_headers=list(self.sip_headers.items()),
@@ -742,7 +746,7 @@ class Call:
         offer = audio_offer(self.env.media_advertised, self.rtp.port, codecs,
                             session_id=self._sdp_session,
                             video=self.video.sip_offer_media() if self.video else None)
-        return OutgoingInvite(
+        return self.env.make_invite(
             self.env.sip.endpoint, self.account, target, serialize_sdp(offer).encode(),
             listener=listener, extra_headers=extra_headers,
             no_answer_timeout=self.env.no_answer_timeout)

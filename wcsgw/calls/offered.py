@@ -22,7 +22,6 @@ from wcsgw.media.udp import RtpSocket
 from wcsgw.sdp.codecs import Codec
 from wcsgw.sdp.model import SessionDescription
 from wcsgw.sdp.parser import serialize_sdp
-from wcsgw.webrtc.leg import WebRtcLeg
 from wcsgw.webrtc.offer import offer_for_browser
 
 log = Logger(namespace="wcsgw.calls")
@@ -52,8 +51,8 @@ class OfferedCall(Call):
         """Open both media sockets and ring the browser: ``incomingCall`` with our offer."""
         env = self.env
         self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
-        self.leg = WebRtcLeg(env.reactor, env.media_host, env.media_advertised, env.allocator,
-                             certificate=env.certificate)
+        self.leg = env.make_browser_leg(env.reactor, env.media_host, env.media_advertised,
+                                        env.allocator, certificate=env.certificate)
         self.leg.on_state = self._on_leg_state
         self._open_media_session()
         self._webrtc_ssrc = secrets.randbits(32)
