@@ -35,11 +35,12 @@ from wcsgw.calls.plan import (
     plan_codecs,
     settle_outbound,
 )
+from wcsgw.calls.sipsdp import SipSdp
 from wcsgw.calls.status import CallStatus, Info, status_for_failure, status_for_provisional
 from wcsgw.calls.supervision import Supervision
 from wcsgw.calls.transferee import Transferee
 from wcsgw.calls.transferor import Transfer, Transferor
-from wcsgw.calls.video import VideoPath, extra_sip_media
+from wcsgw.calls.video import VideoPath
 from wcsgw.media.bridge import BridgeSettings, LegMedia, MediaBridge
 from wcsgw.media.clock import MediaClock, ReactorClock
 from wcsgw.media.ports import PortAllocator
@@ -48,7 +49,7 @@ from wcsgw.media.udp import RtpSocket
 from wcsgw.sdp.codecs import Codec, is_auxiliary, same_codec
 from wcsgw.sdp.errors import SdpError
 from wcsgw.sdp.model import MediaDescription, SessionDescription
-from wcsgw.sdp.negotiate import answer_direction, audio_offer, new_session_id
+from wcsgw.sdp.negotiate import answer_direction
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.info import parse_dtmf_info
@@ -212,8 +213,8 @@ class Call:
         #: the call's media sockets and what connects them (wcsgw.media.session), once open
         self.media: MediaSession | None = None
         self._finished = False
-        self._sdp_session = 0
-        self._sdp_version = 0
+        #: our SDP session toward the SIP side, and where the SIP side's media is
+        self.sip_sdp = SipSdp(env.media_advertised)
         #: hold as we asked for it (re-INVITE sendonly) and as the SIP side asked for it
         self.holds = env.make_hold(reoffer=self._send_reoffer, apply=self._apply_hold)
         #: the SDP of the last 1xx that had one: the answer, when the 2xx brings none
@@ -223,9 +224,6 @@ class Call:
         self.info_queue = env.make_info_queue(self._send_info, self._fast_update_answered)
         #: the session's notifications other than callStatus (dtmf, transferStatus)
         self.notify: Callable[[str, dict[str, Any]], None] = notify or (lambda method, params: None)
-        #: where the SIP side's latest SDP-carrying message came from (a Target): its IP,
-        #: with the SDP's c=, is whom the SIP-side media latches to (wcsgw.media.udp)
-        self._sip_source: Any = None
 
     # -- the public face ----------------------------------------------------------------
 
@@ -328,12 +326,9 @@ class Call:
         """The SIP leg: an INVITE offering ``plan.sip_offer`` from our RTP socket; PENDING."""
         env = self.env
         assert self.plan is not None and self.rtp is not None and self.account is not None
-        self._sdp_session = new_session_id()
-        offer = audio_offer(env.media_advertised, self.rtp.port, self.plan.sip_offer,
-                            session_id=self._sdp_session,
-                            video=self.video.sip_offer_media() if self.video else None)
+        offer = self.sip_sdp.first_offer(self.rtp.port, self.plan.sip_offer, self.video)
         self.invite = env.make_invite(
-            env.sip.endpoint, self.account, self.request_uri, serialize_sdp(offer).encode(),
+            env.sip.endpoint, self.account, self.request_uri, offer,
             listener=self._on_sip_event, display_name=self.visible_name,
             extra_headers=list(self.sip_headers.items()),
             no_answer_timeout=env.no_answer_timeout,
@@ -432,11 +427,8 @@ class Call:
         assert self.plan is not None and self.rtp is not None
         if codecs is None:
             codecs = [c for c in (self.plan.sip_codec, self.plan.sip_dtmf) if c is not None]
-        self._sdp_version += 1
-        sdp = audio_offer(self.env.media_advertised, self.rtp.port, codecs, direction=direction,
-                          session_id=self._sdp_session, version=self._sdp_version)
-        sdp.media += extra_sip_media(self.video, direction, offer, video_answer)
-        return serialize_sdp(sdp).encode()
+        return self.sip_sdp.next_version(self.rtp.port, codecs, direction, self.video, offer,
+                                         video_answer)
 
     def _apply_hold(self, local: bool, remote: bool, info: str) -> None:
         """Apply the two holds to the media and the status (HOLD while either holds)."""
@@ -528,7 +520,7 @@ class Call:
             self.env.reactor.callLater(0, self.on_settled, self)
         if self._finished:
             return
-        self._note_sip_source(event)
+        self.sip_sdp.note_source(event)
         name = self.SIP_HANDLERS.get(type(event))
         if name is not None:
             getattr(self, name)(event)
@@ -663,36 +655,10 @@ class Call:
         log.info("call {call_id}: media {mode} {webrtc} <-> {sip}", call_id=self.call_id,
                  mode=plan.mode, webrtc=plan.browser_codec.rtpmap, sip=plan.sip_codec.rtpmap)
 
-    def _note_sip_source(self, event: Any) -> None:
-        """Remember where an SDP-carrying SIP event's message came from (the events that
-        carry an SDP have a ``source``), for the next :meth:`_retarget`."""
-        source = getattr(event, "source", None)
-        if source is not None:
-            self._sip_source = source
-
-    def _signalling_ips(self) -> tuple[str, ...]:
-        """The IP the SIP side's current SDP came from (none known: only the SDP's c=)."""
-        host = getattr(self._sip_source, "host", None)
-        return (host,) if host else ()
-
     def _retarget(self, sip_sdp: bytes, parsed: SessionDescription | None = None) -> None:
-        """Point the SIP-side sockets at the address and port the SIP SDP names, and let
-        them hear only that address's IP and the IP the SDP's message came from (a new
-        offer/answer is the only thing that moves the latch: RTP bleed, docs/security.md)."""
+        """Point the SIP-side sockets at what the SIP SDP names (:meth:`SipSdp.retarget`)."""
         assert self.rtp is not None
-        try:
-            sd = parsed or parse_sdp(sip_sdp)
-        except SdpError:
-            return
-        signalling = self._signalling_ips()
-        if self.video is not None:
-            self.video.retarget(sd, signalling)
-        audio = _first_audio(sd)
-        connection = sd.connection_for(audio) if audio else None
-        if audio is None or connection is None:
-            return
-        rtcp = audio.rtcp or audio.port + 1
-        self.rtp.set_remote(connection.address, audio.port, rtcp, signalling=signalling)
+        self.sip_sdp.retarget(self.rtp, self.video, sip_sdp, parsed)
 
     def _answer_reinvite(self, sdp: bytes | None) -> None:
         """The SIP side re-offers (hold, unhold, new address or port): keep our codec if it is
@@ -741,13 +707,9 @@ class Call:
         mid-call), from the same socket — in a new SDP session."""
         assert self.plan is not None and self.rtp is not None
         codecs = [c for c in (self.plan.sip_codec, self.plan.sip_dtmf) if c is not None]
-        self._sdp_session = new_session_id()
-        self._sdp_version = 0
-        offer = audio_offer(self.env.media_advertised, self.rtp.port, codecs,
-                            session_id=self._sdp_session,
-                            video=self.video.sip_offer_media() if self.video else None)
+        offer = self.sip_sdp.first_offer(self.rtp.port, codecs, self.video)
         return self.env.make_invite(
-            self.env.sip.endpoint, self.account, target, serialize_sdp(offer).encode(),
+            self.env.sip.endpoint, self.account, target, offer,
             listener=listener, extra_headers=extra_headers,
             no_answer_timeout=self.env.no_answer_timeout)
 
@@ -757,7 +719,7 @@ class Call:
         self.invite = new
         new.listener = self._on_sip_event
         self.request_uri = new.request_uri
-        self._note_sip_source(event)  # the new dialog's media latches to its answerer
+        self.sip_sdp.note_source(event)  # the new dialog's media latches to its answerer
         self._adopt_answer(event.sdp)
         self.holds.new_dialog(_parsed(event.sdp), info="Transferred")
 

@@ -54,8 +54,8 @@ class InboundCall(OfferedCall):
         self.caller_uri = caller
         self._sip_offer_sdp = invite.offer_sdp
         # The caller's SDP came with the INVITE: its media latches to the INVITE's source IP
-        # (or the SDP's); a late offer's ACK and re-INVITEs update it (Call._note_sip_source).
-        self._sip_source = getattr(getattr(invite, "transaction", None), "source", None)
+        # (or the SDP's); a late offer's ACK and re-INVITEs update it (SipSdp.note_source).
+        self.sip_sdp.source = getattr(getattr(invite, "transaction", None), "source", None)
 
     @property
     def caller(self) -> str:
@@ -118,12 +118,12 @@ class InboundCall(OfferedCall):
                     self.video.reject()
                     self.has_video = False
             sip_answer = audio_answer(offer, self.env.media_advertised, self.rtp.port, supported,
-                                      session_id=self._new_sdp_session(), video=video_answer)
+                                      session_id=self.sip_sdp.new_session(), video=video_answer)
             self._retarget(self._sip_offer_sdp, parsed=offer)
         else:
             # Late offer: our 200 offers, the ACK answers; the media starts then (Confirmed).
             sip_answer = audio_offer(self.env.media_advertised, self.rtp.port, plan.sip_offer,
-                                     session_id=self._new_sdp_session())
+                                     session_id=self.sip_sdp.new_session())
             self._browser_chosen = [answer.codecs[0]] + (
                 [answer.telephone_event] if answer.telephone_event else [])
         self.leg.set_remote(answer.ice_ufrag, answer.ice_pwd, answer.fingerprint)
@@ -156,12 +156,6 @@ class InboundCall(OfferedCall):
         if self.status is CallStatus.RING and not self._finished:
             self._finish(CallStatus.FINISH, 480, "No answer")
             self.invite.reject(480, "Temporarily Unavailable", self.env.reactor.seconds())
-
-    def _new_sdp_session(self) -> int:
-        from wcsgw.sdp.negotiate import new_session_id
-
-        self._sdp_session = new_session_id()
-        return self._sdp_session
 
     #: An incoming INVITE's session says two things more than an outgoing one: the caller
     #: cancelled before the answer (which also settles the SIP leg), and the ACK came.
