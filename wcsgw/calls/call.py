@@ -21,29 +21,21 @@ import secrets
 import time
 from typing import Any, Callable, ClassVar, Mapping
 
-import attr
 from twisted.logger import Logger
 
+from wcsgw.calls.environment import CallEnvironment
 from wcsgw.calls.errors import CallError, Codes
-from wcsgw.calls.hold import Hold
-from wcsgw.calls.infoqueue import InfoQueue
 from wcsgw.calls.plan import (
     CodecPlan,
-    CodecPolicy,
     CodecRefusal,
-    default_policy,
     plan_codecs,
     settle_outbound,
 )
 from wcsgw.calls.sipsdp import SipSdp
 from wcsgw.calls.status import CallStatus, Info, status_for_failure, status_for_provisional
-from wcsgw.calls.supervision import Supervision
-from wcsgw.calls.transferee import Transferee
-from wcsgw.calls.transferor import Transfer, Transferor
+from wcsgw.calls.transferor import Transfer
 from wcsgw.calls.video import VideoPath
 from wcsgw.media.bridge import BridgeSettings, LegMedia, MediaBridge
-from wcsgw.media.clock import MediaClock, ReactorClock
-from wcsgw.media.ports import PortAllocator
 from wcsgw.media.session import MediaSession
 from wcsgw.media.udp import RtpSocket
 from wcsgw.sdp.codecs import Codec, is_auxiliary, same_codec
@@ -74,56 +66,6 @@ log = Logger(namespace="wcsgw.calls")
 
 #: How often the media session sends RTCP reports (it is asked every MEDIA_TICK).
 RTCP_INTERVAL = 5.0
-
-
-@attr.s(auto_attribs=True)
-class CallEnvironment:
-    """What every call of a gateway shares: the SIP service, media addresses and timers."""
-
-    reactor: Any
-    sip: Any  # wcsgw.sip.service.SipService
-    allocator: PortAllocator
-    media_host: str  # bind address of media sockets
-    media_advertised: str  # address in SDP and ICE candidates
-    rtp_timeout: float = 30.0
-    no_answer_timeout: float = 60.0
-    #: the account that calls without a session account go out with (toward the built-in test
-    #: lines); a callable because the lines choose their port when they start
-    testlines_account: Callable[[], SipAccount] | None = None
-    #: how a browser's "hangup" of a ringing incoming call is answered (486 or 603)
-    decline_status: int = 603
-    #: where the SIP side may transfer our calls to (REFER targets): the gateway's Policy;
-    #: None refuses every REFER
-    policy: Any = None
-    #: a far end's REFER that passed the policy (``policy.incoming_transfers``): "ask" the
-    #: browser (``transferRequest``; calls without one refuse), "accept", or "refuse" (403)
-    incoming_transfers: str = "ask"
-    #: seconds the browser has to answer a ``transferRequest`` (``policy.transfer_timeout``)
-    transfer_timeout: float = 15.0
-    #: the DTLS certificate of every browser leg: one per gateway, as browsers expect of a
-    #: server (a fresh one per call cost ~1 ms of CPU and native memory per call); None: each
-    #: leg makes its own
-    certificate: Any = None
-    #: the [codecs] config and what the media layer can transcode (wcsgw.calls.plan)
-    codecs: CodecPolicy = attr.Factory(default_policy)
-    #: monotonic and wall time for the media plane (wcsgw.media.clock): the reactor's and
-    #: the system's; tests give a FakeClock over their task.Clock
-    clock: MediaClock = attr.Factory(lambda env: ReactorClock(env.reactor), takes_self=True)
-    #: the call's features that are objects of their own, built here so that a test gives
-    #: a call another: its SIP INFO queue (wcsgw.calls.infoqueue) and its media
-    #: supervision (wcsgw.calls.supervision)
-    make_info_queue: Callable[..., InfoQueue] = InfoQueue
-    make_supervision: Callable[..., Supervision] = Supervision
-    #: ... and both sides of a transfer: the far end's REFER (wcsgw.calls.transferee) and
-    #: the browser's (wcsgw.calls.transferor)
-    make_transferee: Callable[..., Transferee] = Transferee
-    make_transferor: Callable[..., Transferor] = Transferor
-    #: ... and its two holds (wcsgw.calls.hold)
-    make_hold: Callable[..., Hold] = Hold
-    #: the legs' own: the SIP leg a call places (an INVITE client session) and the
-    #: browser's WebRTC leg; tests give fakes here
-    make_invite: Callable[..., OutgoingInvite] = OutgoingInvite
-    make_browser_leg: Callable[..., WebRtcLeg] = WebRtcLeg
 
 
 def _first_audio(sd: SessionDescription) -> MediaDescription | None:
