@@ -1,7 +1,7 @@
 """The call's features that are objects of their own, alone on a task.Clock, no sockets:
 the SIP INFO queue (wcsgw.calls.infoqueue), media supervision (wcsgw.calls.supervision),
-both sides of a transfer (wcsgw.calls.transferor, wcsgw.calls.transferee) and hold
-(wcsgw.calls.hold)."""
+both sides of a transfer (wcsgw.calls.transferor, wcsgw.calls.transferee), hold
+(wcsgw.calls.hold) and our SDP toward the SIP side (wcsgw.calls.sipsdp)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from wcsgw.calls.errors import CallError
 from wcsgw.calls.hold import Hold, holds_us
 from wcsgw.calls.infoqueue import FAST_UPDATE, InfoQueue
 from wcsgw.calls.policy import Policy
+from wcsgw.calls.sipsdp import SipSdp
 from wcsgw.calls.status import CallStatus
 from wcsgw.calls.supervision import MEDIA_TICK, Supervision
 from wcsgw.calls.transferee import OLD_DIALOG_GRACE, Transferee
@@ -328,3 +329,41 @@ class HoldTests(unittest.TestCase):
         self.hold.answered()
         self.hold.new_dialog(sdp("sendrecv"), "Transferred")
         self.assertEqual(self.applied[-1], (False, False, "Transferred"))
+
+
+class FakeRtp:
+    def __init__(self) -> None:
+        self.remote: Any = None
+
+    def set_remote(self, host: str, port: int, rtcp: int, *, signalling: tuple[str, ...]) -> None:
+        self.remote = (host, port, rtcp, signalling)
+
+
+class Source:
+    host = "192.0.2.7"
+
+
+class SipSdpTests(unittest.TestCase):
+    def setUp(self) -> None:
+        self.sdp = SipSdp("198.51.100.1")
+        self.pcmu = sdp("sendrecv").media[0].codecs()
+
+    def test_one_session_per_dialog_one_version_per_sdp(self) -> None:
+        first = parse_sdp(self.sdp.first_offer(4000, self.pcmu, None).decode())
+        again = parse_sdp(self.sdp.next_version(4000, self.pcmu, "sendonly", None).decode())
+        self.assertEqual(first.origin.session_id, again.origin.session_id)
+        self.assertEqual(again.origin.session_version, first.origin.session_version + 1)
+        self.assertEqual(again.media[0].direction, "sendonly")
+        self.assertEqual(first.connection.address, "198.51.100.1")
+        other = parse_sdp(self.sdp.first_offer(4000, self.pcmu, None).decode())
+        self.assertNotEqual(other.origin.session_id, first.origin.session_id)
+
+    def test_retarget_latches_to_the_sdp_and_its_source(self) -> None:
+        rtp = FakeRtp()
+        self.sdp.note_source(Provisional(183, "Session Progress", source=Source()))  # type: ignore[arg-type]
+        self.sdp.note_source(Provisional(180, "Ringing"))  # no source: the last one stays
+        self.sdp.retarget(rtp, None, b"v=0\r\no=- 1 1 IN IP4 203.0.113.9\r\ns=-\r\n"
+                                     b"c=IN IP4 203.0.113.9\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n")
+        self.assertEqual(rtp.remote, ("203.0.113.9", 5000, 5001, ("192.0.2.7",)))
+        self.sdp.retarget(rtp, None, b"not sdp")
+        self.assertEqual(rtp.remote[1], 5000)
