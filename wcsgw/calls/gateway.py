@@ -65,6 +65,19 @@ class Session:
     peer: str | None = None
 
 
+
+def _failed_status(event: RegistrationFailed) -> tuple[str, int | None, str]:
+    status = SessionStatus.AUTHENTICATION_FAIL if event.auth else SessionStatus.FAILED
+    return status.value, event.status, event.reason
+
+
+#: A REGISTER client's event -> the ``sessionStatus`` (status, SIP status, info) it makes.
+_REGISTRATION_STATUS: dict[type, Callable[[Any], tuple[str, int | None, str]]] = {
+    Registered: lambda event: (SessionStatus.REGISTERED.value, 200, ""),
+    RegistrationFailed: _failed_status,
+    Unregistered: lambda event: (SessionStatus.UNREGISTERED.value, None, event.reason),
+}
+
 class CallGateway:
     """Sessions and calls of one gateway process.
 
@@ -177,15 +190,12 @@ class CallGateway:
         session.account = None
 
     def _registration_event(self, session: Session, event: object) -> None:
+        """A REGISTER client's event, as the session's ``sessionStatus``."""
         if session.id not in self.sessions:
             return
-        if isinstance(event, Registered):
-            session.listener.session_status(SessionStatus.REGISTERED.value, 200, "")
-        elif isinstance(event, RegistrationFailed):
-            status = SessionStatus.AUTHENTICATION_FAIL if event.auth else SessionStatus.FAILED
-            session.listener.session_status(status.value, event.status, event.reason)
-        elif isinstance(event, Unregistered):
-            session.listener.session_status(SessionStatus.UNREGISTERED.value, None, event.reason)
+        report = _REGISTRATION_STATUS.get(type(event))
+        if report is not None:
+            session.listener.session_status(*report(event))
 
     # -- calls --------------------------------------------------------------------------
 

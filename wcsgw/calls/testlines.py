@@ -32,7 +32,7 @@ its own, so test-line ports stay in the configured range and never collide with 
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Callable
 
 import attr
 import numpy as np
@@ -298,16 +298,22 @@ class TestCall:
                                 signalling=(source.host,) if source is not None else ())
 
     def on_event(self, event: UasEvent) -> None:
-        """The IncomingInvite's listener."""
-        if isinstance(event, Confirmed):
-            if self.session is not None and self.session.offer_sdp is None:
-                self._late_answer(event.ack_sdp)
-        elif isinstance(event, ReinviteOffered):
-            self._answer_reinvite(event.sdp)
-        elif isinstance(event, (Ended, Failed, Cancelled)):
-            log.info("test line {line}: call {call} over ({event})", line=self.line,
-                     call=self.session.call_id if self.session else None, event=event)
-            self.close()
+        """The IncomingInvite's listener: each event type its handler (:data:`_HANDLERS`)."""
+        handler = _HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _confirmed(self, event: Confirmed) -> None:
+        if self.session is not None and self.session.offer_sdp is None:
+            self._late_answer(event.ack_sdp)
+
+    def _reoffered(self, event: ReinviteOffered) -> None:
+        self._answer_reinvite(event.sdp)
+
+    def _over(self, event: Ended | Failed | Cancelled) -> None:
+        log.info("test line {line}: call {call} over ({event})", line=self.line,
+                 call=self.session.call_id if self.session else None, event=event)
+        self.close()
 
     def hangup(self) -> None:
         """End the call from the test line's side (BYE), from outside the endpoint."""
@@ -423,6 +429,16 @@ class _Handler:
         self.lines._calls.append(call)
         call.take(request, transaction, now)
         return True
+
+
+#: What a test call does with each event of its IncomingInvite.
+_HANDLERS: dict[type, Callable[[TestCall, Any], None]] = {
+    Confirmed: TestCall._confirmed,
+    ReinviteOffered: TestCall._reoffered,
+    Ended: TestCall._over,
+    Failed: TestCall._over,
+    Cancelled: TestCall._over,
+}
 
 
 class TestLines(Service):
