@@ -68,10 +68,6 @@ log = Logger(namespace="wcsgw.calls")
 RTCP_INTERVAL = 5.0
 
 
-def _first_audio(sd: SessionDescription) -> MediaDescription | None:
-    return next((m for m in sd.media if m.kind == "audio" and not m.rejected), None)
-
-
 def _parsed(sdp: bytes | None) -> SessionDescription | None:
     """``sdp`` parsed; None when there is none or it does not parse."""
     if not sdp:
@@ -235,7 +231,7 @@ class Call:
             self._offer = parse_sdp(self.browser_offer_text)
         except SdpError as exc:
             raise CallError(Codes.INVALID, f"the SDP offer does not parse: {exc}", "sdp") from None
-        audio = _first_audio(self._offer)
+        audio = self._offer.first_audio()
         if audio is None:
             raise CallError(Codes.NO_CODECS, f"{Info.NO_CODECS}: the offer has no audio", "sdp")
         if self._offer.ice_ufrag_for(audio) is None or self._offer.fingerprint_for(audio) is None:
@@ -533,12 +529,12 @@ class Call:
         answer = self._parse_sip_answer(sip_sdp)
         if answer is None:
             return
-        audio = _first_audio(answer)
+        audio = answer.first_audio()
         if audio is None:
             self._fail_sip(Info.NO_CODECS)
             return
         plan = self.plan
-        browser_audio = _first_audio(self._offer)
+        browser_audio = self._offer.first_audio()
         assert browser_audio is not None
         try:
             settle_outbound(plan, browser_audio.codecs(), audio.codecs(), self.env.codecs,
@@ -550,7 +546,7 @@ class Call:
         assert plan.browser_codec is not None
         self._retarget(sip_sdp, parsed=answer)
 
-        offer_audio = _first_audio(self._offer)
+        offer_audio = self._offer.first_audio()
         assert offer_audio is not None
         self.leg.set_remote(self._offer.ice_ufrag_for(offer_audio), self._offer.ice_pwd_for(offer_audio),
                             self._offer.fingerprint_for(offer_audio))
@@ -617,7 +613,7 @@ class Call:
         except SdpError:
             self.invite.reject_reinvite(488, now)
             return
-        audio = _first_audio(offer)
+        audio = offer.first_audio()
         current = self.plan.sip_codec
         offered = audio.codecs() if audio is not None else []
         same = next((c for c in offered if current is not None and same_codec(c, current)), None)
@@ -672,7 +668,7 @@ class Call:
             parsed = parse_sdp(sdp)
         except SdpError:
             return
-        audio = _first_audio(parsed)
+        audio = parsed.first_audio()
         if audio is None or self.plan is None:
             return
         chosen = [c for c in audio.codecs() if not is_auxiliary(c)]

@@ -32,7 +32,7 @@ import numpy as np
 from twisted.internet import task
 from twisted.logger import Logger
 
-from wcsgw.calls.call import Call, CodecPlan, _first_audio
+from wcsgw.calls.call import Call, CodecPlan
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.plan import CodecPolicy
 from wcsgw.calls.status import Info
@@ -271,7 +271,7 @@ class FileCall(Call):
         answer = self._parse_sip_answer(sip_sdp)
         if answer is None:
             return
-        audio = _first_audio(answer)
+        audio = answer.first_audio()
         try:
             if audio is None:
                 raise ValueError("the answer has no audio")

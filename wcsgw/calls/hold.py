@@ -18,10 +18,6 @@ from wcsgw.sdp.model import MediaDescription, SessionDescription
 __all__ = ["Hold", "holds_us"]
 
 
-def _first_audio(sd: SessionDescription) -> MediaDescription | None:
-    return next((m for m in sd.media if m.kind == "audio" and not m.rejected), None)
-
-
 def _is_hold_address(sd: SessionDescription, media: MediaDescription) -> bool:
     """RFC 2543 hold: c=0.0.0.0 (still sent by old phones)."""
     connection = sd.connection_for(media)
@@ -33,7 +29,7 @@ def holds_us(sd: SessionDescription) -> bool:
     RFC 2543 ``c=0.0.0.0``?  The same test for a re-offer, a first answer (2xx), an ACK's
     answer and an incoming INVITE's offer: RFC 3264 §6.1 forbids sending to a stream marked
     so, whichever message of the offer/answer exchange carried it."""
-    audio = _first_audio(sd)
+    audio = sd.first_audio()
     if audio is None:
         return False
     return sd.direction_for(audio) in ("sendonly", "inactive") or _is_hold_address(sd, audio)

@@ -18,7 +18,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 from twisted.logger import Logger
 
-from wcsgw.calls.call import Call, CodecPlan, _first_audio, _parsed
+from wcsgw.calls.call import Call, CodecPlan, _parsed
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.offered import OfferedCall
 from wcsgw.calls.plan import (
@@ -75,7 +75,7 @@ class InboundCall(OfferedCall):
                 offer = parse_sdp(self._sip_offer_sdp)
             except SdpError:
                 raise CallError(Codes.INVALID, "the caller's SDP does not parse") from None
-            audio = _first_audio(offer)
+            audio = offer.first_audio()
             if audio is None:
                 raise CallError(Codes.NO_CODECS, Info.NO_CODECS)
             sip_codecs, sip_ptime = audio.codecs(), audio.ptime

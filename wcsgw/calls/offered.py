@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from twisted.logger import Logger
 
-from wcsgw.calls.call import Call, _first_audio
+from wcsgw.calls.call import Call
 from wcsgw.calls.plan import CodecRefusal, settle_outbound
 from wcsgw.calls.status import CallStatus, Info
 from wcsgw.media.udp import RtpSocket
@@ -80,7 +80,7 @@ class OfferedCall(Call):
         chose (relay or transcode); False when it cannot, the call failed then."""
         plan = self.plan
         assert plan is not None
-        audio = _first_audio(answer) if answer is not None else None
+        audio = answer.first_audio() if answer is not None else None
         if audio is None:
             self._fail_sip(Info.NO_CODECS)
             return False

@@ -83,7 +83,7 @@ class SipSdp:
         signalling = self.signalling_ips()
         if video is not None:
             video.retarget(sd, signalling)
-        audio = next((m for m in sd.media if m.kind == "audio" and not m.rejected), None)
+        audio = sd.first_audio()
         connection = sd.connection_for(audio) if audio else None
         if audio is None or connection is None:
             return

@@ -50,7 +50,7 @@ from wcsgw.media.stream import OutboundStream
 from wcsgw.media.udp import RtpSocket
 from wcsgw.sdp.codecs import PCMA, PCMU, TELEPHONE_EVENT_8000, Codec
 from wcsgw.sdp.errors import SdpError
-from wcsgw.sdp.model import MediaDescription, SessionDescription
+from wcsgw.sdp.model import SessionDescription
 from wcsgw.sdp.negotiate import PLAIN_RTP_PROTOS, audio_answer, audio_offer, new_session_id
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
 from wcsgw.sip.account import uri_host
@@ -118,10 +118,6 @@ def first_g711(offer: SessionDescription) -> Codec | None:
             if codec.key in _G711 and codec.clock_rate == SAMPLE_RATE and codec.channels == 1:
                 return codec
     return None
-
-
-def _accepted_audio(sd: SessionDescription) -> MediaDescription | None:
-    return next((m for m in sd.media if m.kind == "audio" and not m.rejected), None)
 
 
 @attr.s(auto_attribs=True, eq=False)
@@ -259,7 +255,7 @@ class TestCall:
         # An answer's payload types are the offer's (RFC 3264 §6.1): ours.  Its direction is
         # the peer's: we send unless it only sends (or is inactive).
         self._agree(answer, answer, codec=codec)
-        media = _accepted_audio(answer)
+        media = answer.first_audio()
         assert self.media is not None and media is not None
         self.media.sends = answer.direction_for(media) in ("sendrecv", "recvonly")
         self._start_media()
@@ -280,8 +276,8 @@ class TestCall:
                codec: Codec | None = None) -> None:
         """Point the socket at the peer's stream and note codec, DTMF and direction."""
         assert self.rtp is not None
-        theirs = _accepted_audio(remote)
-        mine = _accepted_audio(ours)
+        theirs = remote.first_audio()
+        mine = ours.first_audio()
         assert theirs is not None and mine is not None
         codecs = mine.codecs()
         if codec is None:

@@ -284,6 +284,11 @@ class SessionDescription(_Attributes):
     #: ``k=`` value (obsolete, RFC 8866 §5.12)
     key: str | None = None
 
+    def first_audio(self) -> MediaDescription | None:
+        """The first audio m-section that is not rejected (port 0): the one a call's audio
+        uses — browsers, phones and the gateway's own offers put one audio stream first."""
+        return next((m for m in self.media if m.kind == "audio" and not m.rejected), None)
+
     # -- media level first, then session level ------------------------------------------------
     def direction_for(self, media: MediaDescription) -> str:
         """The stream's direction: the m-section's, else the session's, else sendrecv
