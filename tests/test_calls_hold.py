@@ -356,6 +356,15 @@ class InboundHoldTests(HoldCase):
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         self.assertEqual(self.browser_speaks(call), 1)
 
+    def test_silent_caller_fails_the_call_by_rtp_activity(self) -> None:
+        """Incoming calls are supervised like outgoing ones: a caller that vanishes without a
+        BYE (and a browser that sends nothing) ends the call after ``rtp_timeout``."""
+        call = self.incoming(phone_sdp(1, "sendrecv"))
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        self.clock.advance(self.env.rtp_timeout + 2)
+        self.assertEqual(call.status, CallStatus.FAILED)
+        self.assertEqual(self.statuses[-1]["info"], "Failed by RTP activity")
+
     def test_caller_offering_sendrecv_is_established(self) -> None:
         call = self.incoming(phone_sdp(1, "sendrecv"))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)

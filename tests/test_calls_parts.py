@@ -115,13 +115,11 @@ class SupervisionTests(unittest.TestCase):
         self.bridge, self.media = FakeBridge(), FakeMedia()
 
     def test_nothing_before_media(self) -> None:
-        self.supervision.start()
         self.clock.advance(MEDIA_TICK * 10)
         self.assertEqual(self.silent, [])
-        self.supervision.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])  # no ticker until media flows
 
     def test_silence_while_established(self) -> None:
-        self.supervision.start()
         self.supervision.watch(self.bridge, self.media)
         for _ in range(6):
             self.clock.advance(MEDIA_TICK)
@@ -131,7 +129,6 @@ class SupervisionTests(unittest.TestCase):
 
     def test_hold_pauses_the_check(self) -> None:
         self.status = CallStatus.HOLD
-        self.supervision.start()
         self.supervision.watch(self.bridge, self.media)
         for _ in range(10):
             self.clock.advance(MEDIA_TICK)
@@ -142,7 +139,6 @@ class SupervisionTests(unittest.TestCase):
         self.assertEqual(len(self.media.reports), 10)
 
     def test_stop_ends_it(self) -> None:
-        self.supervision.start()
         self.supervision.watch(self.bridge, self.media)
         self.supervision.stop()
         self.assertEqual(self.clock.getDelayedCalls(), [])

@@ -273,7 +273,6 @@ class Call:
         )
         self._set_status(CallStatus.PENDING)
         self.invite.start(env.reactor.seconds())
-        self.supervision.start()
 
     def hangup(self) -> None:
         """The browser hangs up (or its session went away)."""

@@ -2,7 +2,8 @@
 
 Why an object of its own: the check runs on a timer for the whole life of the call, apart
 from anything the call's signalling does; the call only tells it when the media starts
-(:meth:`Supervision.watch`) and when the call ends (:meth:`Supervision.stop`), and hears
+(:meth:`Supervision.watch`, which starts the ticking: whatever kind of call it is —
+outgoing, incoming, handed, file — supervision begins with its media) and when the call ends (:meth:`Supervision.stop`), and hears
 back one thing, that the media went silent (``on_silence``).  Built by the call
 environment's ``supervision`` factory, so a test can give a call another.
 """
@@ -38,15 +39,14 @@ class Supervision:
         self._media: Any = None  # wcsgw.media.session.MediaSession
         self._ticker: task.LoopingCall | None = None
 
-    def start(self) -> None:
-        """Begin ticking (the call's SIP leg went out)."""
-        self._ticker = task.LoopingCall(self._tick)
-        self._ticker.clock = self.reactor
-        self._ticker.start(MEDIA_TICK, now=False)
-
     def watch(self, bridge: Any, media: Any) -> None:
-        """The media started: from now on its activity is checked and reported."""
+        """The media started: from now on its activity is checked and reported, once a
+        second (a new bridge after a re-wiring keeps the one ticker)."""
         self._bridge, self._media = bridge, media
+        if self._ticker is None:
+            self._ticker = task.LoopingCall(self._tick)
+            self._ticker.clock = self.reactor
+            self._ticker.start(MEDIA_TICK, now=False)
 
     def stop(self) -> None:
         if self._ticker is not None and self._ticker.running:
