@@ -3,9 +3,10 @@
 Why an object of its own: the check runs on a timer for the whole life of the call, apart
 from anything the call's signalling does; the call only tells it when the media starts
 (:meth:`Supervision.watch`, which starts the ticking: whatever kind of call it is —
-outgoing, incoming, handed, file — supervision begins with its media) and when the call ends (:meth:`Supervision.stop`), and hears
-back one thing, that the media went silent (``on_silence``).  Built by the call
-environment's ``supervision`` factory, so a test can give a call another.
+outgoing, incoming, handed, file — supervision begins with its media) and when the call
+ends (:meth:`Supervision.stop`), and hears back one thing, that the media went silent
+(``on_silence``).  Built by the call environment's ``supervision`` factory, so a test can
+give a call another.
 """
 
 from __future__ import annotations
