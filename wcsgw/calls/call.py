@@ -31,6 +31,7 @@ from wcsgw.calls.plan import (
     plan_codecs,
     settle_outbound,
 )
+from wcsgw.calls.sipleg import OutgoingSipLeg, SipLeg
 from wcsgw.calls.sipsdp import SipSdp
 from wcsgw.calls.status import CallStatus, Info, status_for_failure, status_for_provisional
 from wcsgw.calls.transferor import Transfer
@@ -137,7 +138,8 @@ class Call:
         self.answer_time: float | None = None
         self.plan: CodecPlan | None = None
         self.browser_answer: str | None = None
-        self.invite: OutgoingInvite | None = None
+        #: the SIP side (wcsgw.calls.sipleg), once there is one
+        self.sip: SipLeg | None = None
         self.leg: WebRtcLeg | None = None
         self.rtp: RtpSocket | None = None
         self.bridge: MediaBridge | None = None
@@ -172,6 +174,12 @@ class Call:
     @property
     def incoming(self) -> bool:
         return False
+
+    @property
+    def invite(self) -> Any:
+        """The SIP leg's session, for what speaks SIP to the dialog itself (the transferor's
+        REFER, the transferee's answers to one); None before the call has a SIP leg."""
+        return self.sip.session if self.sip is not None else None
 
     @property
     def local_hold(self) -> bool:
@@ -265,21 +273,21 @@ class Call:
         env = self.env
         assert self.plan is not None and self.rtp is not None and self.account is not None
         offer = self.sip_sdp.first_offer(self.rtp.port, self.plan.sip_offer, self.video)
-        self.invite = env.make_invite(
+        self.sip = OutgoingSipLeg(env.make_invite(
             env.sip.endpoint, self.account, self.request_uri, offer,
             listener=self._on_sip_event, display_name=self.visible_name,
             extra_headers=list(self.sip_headers.items()),
             no_answer_timeout=env.no_answer_timeout,
-        )
+        ))
         self._set_status(CallStatus.PENDING)
-        self.invite.start(env.reactor.seconds())
+        self.sip.start(env.reactor.seconds())
 
     def hangup(self) -> None:
         """The browser hangs up (or its session went away)."""
         if self._finished:
             return
-        if self.invite is not None:
-            self.invite.hangup(self.env.reactor.seconds())
+        if self.sip is not None:
+            self.sip.hangup(self.env.reactor.seconds())
         self._finish(CallStatus.FINISH, self.sip_status, Info.NORMAL)
 
     def abandon(self) -> None:
@@ -289,8 +297,8 @@ class Call:
         if self._finished:
             return
         self._finished = True
-        if not self.incoming and self.invite is not None and not self.invite.terminated:
-            self.invite.hangup(self.env.reactor.seconds())  # sent already: CANCEL it
+        if self.sip is not None:
+            self.sip.withdraw(self.env.reactor.seconds())
         self.supervision.stop()
         for part in (self.video, self.leg, self.rtp):
             if part is not None:
@@ -329,10 +337,16 @@ class Call:
         two far ends.  Progress comes as transferStatus notifications; on success this call
         ends (FINISH), on failure it goes on (wcsgw.calls.transferor)."""
         self._require(CallStatus.ESTABLISHED, CallStatus.HOLD)
-        if self.transferring or self.transferee.following or self.invite.refer_in_progress:
+        assert self.sip is not None
+        if self.transferring or self.transferee.following or self.sip.refer_in_progress:
             raise CallError(Codes.BAD_STATE, "a transfer of this call is already in progress")
         self.transferor.start(self.invite, target_uri, self.env.reactor.seconds(),
                               replaces_call)
+
+    def answer(self, browser_sdp: str) -> None:
+        """The browser answers the gateway's offer: only a call whose browser leg was offered
+        (wcsgw.calls.offered) has one; here :class:`CallError` (field ``callId``)."""
+        raise CallError(Codes.BAD_STATE, "only an incoming call can be answered", "callId")
 
     def answer_transfer(self, accept: bool) -> None:
         """The browser's ``answerTransfer`` of a far end's REFER it was asked about
@@ -341,17 +355,17 @@ class Call:
         self.transferee.answer(accept)
 
     def _require(self, *states: CallStatus) -> None:
-        if self._finished or self.status not in states or self.invite is None:
+        if self._finished or self.status not in states or self.sip is None:
             raise CallError(Codes.BAD_STATE, f"the call is {self.status.value}", "callId")
 
     def _send_reoffer(self, direction: str) -> None:
         """The hold's way out: our re-INVITE with ``direction``."""
-        assert self.invite is not None
-        if self.invite.reinvite_in_progress:
+        assert self.sip is not None
+        if self.sip.reinvite_in_progress:
             raise CallError(Codes.BAD_STATE, "a re-INVITE is already in progress; try again")
         assert self.plan is not None and self.rtp is not None
         try:
-            self.invite.reinvite(self._sip_sdp(direction), self.env.reactor.seconds())
+            self.sip.reinvite(self._sip_sdp(direction), self.env.reactor.seconds())
         except RuntimeError as exc:  # e.g. our 2xx not yet ACKed
             raise CallError(Codes.BAD_STATE, f"cannot re-INVITE now: {exc}") from None
 
@@ -408,9 +422,9 @@ class Call:
 
     def _send_info(self, content_type: str, body: bytes) -> None:
         """The INFO queue's way out: an INFO in the call's current dialog."""
-        if self.invite is None or self._finished:
+        if self.sip is None or self._finished:
             raise RuntimeError("the call has no dialog")
-        self.invite.send_info(content_type, body, self.env.reactor.seconds())
+        self.sip.send_info(content_type, body, self.env.reactor.seconds())
 
     def _fast_update_answered(self, status: int | None) -> None:
         if self.video is not None:
@@ -419,7 +433,7 @@ class Call:
     def _send_fast_update(self) -> bool:
         """The video path asks the SIP side for a key frame by INFO: ahead of queued DTMF.
         False when the dialog is not up (early media, ended)."""
-        if (self._finished or self.invite is None
+        if (self._finished or self.sip is None
                 or self.status not in (CallStatus.ESTABLISHED, CallStatus.HOLD)):
             return False
         return self.info_queue.fast_update()
@@ -602,22 +616,22 @@ class Call:
         still offered (the browser side cannot change codec mid-call), answer the direction,
         re-target the media."""
         now = self.env.reactor.seconds()
-        assert self.invite is not None and self.plan is not None
+        assert self.sip is not None and self.plan is not None
         wanted = self.holds.direction  # our own hold stays
         if sdp is None:  # late offer in a re-INVITE: we offer what we use
-            self.invite.answer_reinvite(self._sip_sdp(wanted), now)
+            self.sip.answer_reinvite(self._sip_sdp(wanted), now)
             return
         try:
             offer = parse_sdp(sdp)
         except SdpError:
-            self.invite.reject_reinvite(488, now)
+            self.sip.reject_reinvite(488, now)
             return
         audio = offer.first_audio()
         current = self.plan.sip_codec
         offered = audio.codecs() if audio is not None else []
         same = next((c for c in offered if current is not None and same_codec(c, current)), None)
         if audio is None or same is None:
-            self.invite.reject_reinvite(488, now)
+            self.sip.reject_reinvite(488, now)
             return
         dtmf = next((c for c in offered if c.key == "telephone-event"
                      and c.clock_rate == same.clock_rate), None)
@@ -630,7 +644,7 @@ class Call:
                         if self.video is not None else None)
         answer = self._sip_sdp(answer_direction(direction, wanted),
                                [c for c in (same, dtmf) if c is not None], offer, video_answer)
-        self.invite.answer_reinvite(answer, now)
+        self.sip.answer_reinvite(answer, now)
         self._retarget(sdp, parsed=offer)
         self.holds.reoffered(offer)
 
@@ -653,8 +667,8 @@ class Call:
     def take_over_dialog(self, new: OutgoingInvite, event: Answered) -> None:
         """The target of a far end's REFER answered: its dialog becomes the call's SIP leg
         (the transferee watches the old one until the transferor ends it)."""
-        self.invite = new
-        new.listener = self._on_sip_event
+        self.sip = OutgoingSipLeg(new)
+        self.sip.listen(self._on_sip_event)
         self.request_uri = new.request_uri
         self.sip_sdp.note_source(event)  # the new dialog's media latches to its answerer
         self._adopt_answer(event.sdp)
@@ -709,8 +723,8 @@ class Call:
             return None
 
     def _fail_sip(self, info: str) -> None:
-        if self.invite is not None:
-            self.invite.hangup(self.env.reactor.seconds())
+        if self.sip is not None:
+            self.sip.hangup(self.env.reactor.seconds())
         self._finish(CallStatus.FAILED, self.sip_status, info)
 
     # -- WebRTC side and media supervision ----------------------------------------------
@@ -750,7 +764,7 @@ class Call:
         self.bridge = None
         self._set_status(status)
         self.on_gone(self)
-        if self.invite is None or self.invite.terminated:
+        if self.sip is None or self.sip.terminated:
             self.env.reactor.callLater(0, self.on_settled, self)
         log.info("call {call_id}: {status} ({info})", call_id=self.call_id, status=status.value,
                  info=info)

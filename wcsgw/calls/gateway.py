@@ -256,10 +256,7 @@ class CallGateway:
         return call
 
     def answer(self, session_id: str, call_id: str, sdp: str) -> None:
-        call = self._call(session_id, call_id)
-        if not hasattr(call, "answer"):
-            raise CallError(Codes.BAD_STATE, "only an incoming call can be answered", "callId")
-        call.answer(sdp)
+        self._call(session_id, call_id).answer(sdp)
 
     # -- in-call functions: a session's own calls, or any call for the operator (None) --
 
@@ -297,11 +294,7 @@ class CallGateway:
         """The browser's answer to a ``transferRequest`` (a far end's REFER put to it):
         accept -> the transfer proceeds, refuse -> 603 Decline.  Only the session's own
         call; :class:`CallError` naming ``callId`` when it has no request pending."""
-        call = self._call(session_id, call_id)
-        if not hasattr(call, "answer_transfer"):
-            raise CallError(Codes.BAD_STATE, "no transfer request is pending on this call",
-                            "callId")
-        call.answer_transfer(accept)
+        self._call(session_id, call_id).answer_transfer(accept)
 
     # -- the operator's view (REST) -------------------------------------------------------
 

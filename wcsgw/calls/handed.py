@@ -47,7 +47,7 @@ class HandedCall(OfferedCall):
         self._ring_browser(browser_offer_codecs(None, env.codecs), self._no_answer)
 
     def answer(self, browser_sdp: str) -> None:
-        if self.status is not CallStatus.RING or self.invite is not None:
+        if self.status is not CallStatus.RING or self.sip is not None:
             raise CallError(Codes.BAD_STATE, f"the call is {self.status.value}", "callId")
         try:
             answer = parse_browser_answer(self._browser_offer_sd, parse_sdp(browser_sdp))
@@ -74,7 +74,7 @@ class HandedCall(OfferedCall):
     def hangup(self) -> None:
         if self._finished:
             return
-        if self.invite is None:  # the browser never answered: nothing on the SIP side yet
+        if self.sip is None:  # the browser never answered: nothing on the SIP side yet
             self._finish(CallStatus.FINISH, None, "Declined" if self.status is CallStatus.RING
                          else Info.NORMAL)
             self.env.reactor.callLater(0, self.on_settled, self)
@@ -83,7 +83,7 @@ class HandedCall(OfferedCall):
 
     def _no_answer(self) -> None:
         self._ring_timer = None
-        if self.invite is None and not self._finished:
+        if self.sip is None and not self._finished:
             self._finish(CallStatus.FINISH, None, "No answer")
             self.env.reactor.callLater(0, self.on_settled, self)
 

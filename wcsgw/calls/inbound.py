@@ -26,6 +26,7 @@ from wcsgw.calls.plan import (
     browser_offer_codecs,
     settle_inbound,
 )
+from wcsgw.calls.sipleg import IncomingSipLeg
 from wcsgw.calls.status import CallStatus, Info
 from wcsgw.calls.video import VideoPath
 from wcsgw.sdp.codecs import Codec
@@ -50,12 +51,14 @@ class InboundCall(OfferedCall):
         """``request_uri``: where the caller can be reached again (its From URI: an attended
         transfer names this call by it)."""
         super().__init__(request_uri=request_uri, **kwargs)
-        self.invite = invite  # type: ignore[assignment]
+        #: the caller's INVITE, as the call's SIP leg until a transfer replaces it
+        self.uas = IncomingSipLeg(invite)
+        self.sip = self.uas
         self.caller_uri = caller
-        self._sip_offer_sdp = invite.offer_sdp
+        self._sip_offer_sdp = self.uas.offer_sdp
         # The caller's SDP came with the INVITE: its media latches to the INVITE's source IP
         # (or the SDP's); a late offer's ACK and re-INVITEs update it (SipSdp.note_source).
-        self.sip_sdp.source = getattr(getattr(invite, "transaction", None), "source", None)
+        self.sip_sdp.source = self.uas.source
 
     @property
     def caller(self) -> str:
@@ -85,7 +88,7 @@ class InboundCall(OfferedCall):
         codecs = browser_offer_codecs(sip_codecs, env.codecs)
         self.plan = CodecPlan("relay", sip_codecs or [], sip_ptime=sip_ptime)
         self._ring_browser(codecs, self._no_answer)
-        self.invite.ring(env.reactor.seconds())
+        self.uas.start(env.reactor.seconds())
 
     def answer(self, browser_sdp: str) -> None:
         """The browser accepted: learn its codec, answer the SIP side, start the media."""
@@ -104,7 +107,7 @@ class InboundCall(OfferedCall):
                            sip_ptime=plan.sip_ptime)
         except CodecRefusal as exc:  # the browser chose a codec we did not offer
             self._finish(CallStatus.FAILED, 488, exc.info)
-            self.invite.reject(488, "Not Acceptable Here", self.env.reactor.seconds())
+            self.uas.refuse(488, "Not Acceptable Here", self.env.reactor.seconds())
             raise
         assert plan.sip_codec is not None
         if self._sip_offer_sdp is not None:
@@ -130,7 +133,7 @@ class InboundCall(OfferedCall):
         self._cancel_ring_timer()
         if not late:
             self._start_media(self._webrtc_ssrc)
-        self.invite.answer(serialize_sdp(sip_answer).encode(), self.env.reactor.seconds())
+        self.uas.answer(serialize_sdp(sip_answer).encode(), self.env.reactor.seconds())
         self.answer_time = self.env.reactor.seconds()
         self.sip_status = 200
         # ESTABLISHED, or HOLD when the caller's offer holds us (sendonly/inactive/c=0.0.0.0:
@@ -146,8 +149,8 @@ class InboundCall(OfferedCall):
         if self.status is CallStatus.RING:
             # Finish first: the rejection's own Failed event then finds the call over.
             self._finish(CallStatus.FINISH, self.env.decline_status, "Declined")
-            self.invite.reject(self.env.decline_status, "Decline" if self.env.decline_status == 603
-                               else "Busy Here", now)
+            self.uas.refuse(self.env.decline_status, "Decline" if self.env.decline_status == 603
+                            else "Busy Here", now)
             return
         super().hangup()
 
@@ -155,7 +158,7 @@ class InboundCall(OfferedCall):
         self._ring_timer = None
         if self.status is CallStatus.RING and not self._finished:
             self._finish(CallStatus.FINISH, 480, "No answer")
-            self.invite.reject(480, "Temporarily Unavailable", self.env.reactor.seconds())
+            self.uas.refuse(480, "Temporarily Unavailable", self.env.reactor.seconds())
 
     #: An incoming INVITE's session says two things more than an outgoing one: the caller
     #: cancelled before the answer (which also settles the SIP leg), and the ACK came.

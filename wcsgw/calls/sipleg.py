@@ -1,0 +1,121 @@
+"""The call's SIP leg behind one small interface, whichever way its INVITE went.
+
+A call's SIP side is an :class:`~wcsgw.sip.invite.OutgoingInvite` (we are the UAC: a
+browser's call, a handed or file call, the INVITE a far end's REFER makes us send) or an
+:class:`~wcsgw.sip.uas.IncomingInvite` (we are the UAS: a call from the SIP side).  What the
+call asks of it — begin, end, refuse before an answer, undo a start that failed, re-INVITE,
+INFO, answer a re-offer — is the same request either way; how it goes on the wire (INVITE or
+180, CANCEL or a final response, whether undoing sends anything) differs, and that difference
+lives here, in one class per direction, so the call never asks which leg it has.
+
+The leg holds the SIP session (:attr:`SipLeg.session`) for the parts that speak SIP to the
+dialog itself: the transferor's REFER, the transferee's answers to a far end's REFER.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Callable
+
+__all__ = ["IncomingSipLeg", "OutgoingSipLeg", "SipLeg"]
+
+
+class SipLeg(abc.ABC):
+    """The SIP side of a call, UAC or UAS alike (see the module docstring)."""
+
+    def __init__(self, session: Any) -> None:
+        #: the SIP session (OutgoingInvite or IncomingInvite) this leg drives
+        self.session = session
+
+    def listen(self, listener: Callable[[Any], None]) -> None:
+        """Hand the session's events (wcsgw.sip.events) to ``listener`` from now on."""
+        self.session.listener = listener
+
+    @property
+    def terminated(self) -> bool:
+        """The session gave its terminal event: nothing of this leg is left on the wire."""
+        return bool(self.session.terminated)
+
+    @property
+    def reinvite_in_progress(self) -> bool:
+        return bool(self.session.reinvite_in_progress)
+
+    @property
+    def refer_in_progress(self) -> bool:
+        return bool(self.session.refer_in_progress)
+
+    @abc.abstractmethod
+    def start(self, now: float) -> None:
+        """The leg begins: the INVITE goes out (UAC), the caller hears ringing (UAS)."""
+
+    def hangup(self, now: float) -> None:
+        """End the leg from our side, whatever its state (the session says how: CANCEL,
+        603 or BYE); its terminal event follows."""
+        self.session.hangup(now)
+
+    @abc.abstractmethod
+    def refuse(self, status: int, reason: str, now: float) -> None:
+        """End a leg that was never answered, with ``status`` where the leg can say one."""
+
+    @abc.abstractmethod
+    def withdraw(self, now: float) -> None:
+        """Undo a call's start that raised: take back what already went out, quietly."""
+
+    def reinvite(self, sdp: bytes, now: float) -> None:
+        self.session.reinvite(sdp, now)
+
+    def answer_reinvite(self, sdp: bytes, now: float) -> None:
+        self.session.answer_reinvite(sdp, now)
+
+    def reject_reinvite(self, status: int, now: float) -> None:
+        self.session.reject_reinvite(status, now)
+
+    def send_info(self, content_type: str, body: bytes, now: float) -> None:
+        self.session.send_info(content_type, body, now)
+
+
+class OutgoingSipLeg(SipLeg):
+    """We sent the INVITE (UAC)."""
+
+    def start(self, now: float) -> None:
+        self.session.start(now)
+
+    def refuse(self, status: int, reason: str, now: float) -> None:
+        """A UAC refuses its own unanswered call by CANCEL: the status is the callee's."""
+        self.session.hangup(now)
+
+    def withdraw(self, now: float) -> None:
+        """The INVITE went out already: CANCEL it."""
+        if not self.session.terminated:
+            self.session.hangup(now)
+
+
+class IncomingSipLeg(SipLeg):
+    """The SIP side called us (UAS)."""
+
+    def start(self, now: float) -> None:
+        """180 Ringing while the browser decides."""
+        self.session.ring(now)
+
+    def answer(self, sdp: bytes, now: float) -> None:
+        """200 OK with ``sdp`` (our answer, or our offer to a late-offer INVITE)."""
+        self.session.answer(sdp, now)
+
+    def refuse(self, status: int, reason: str, now: float) -> None:
+        """A final response: 480 unanswered, 486/603 declined, 488 no common codec."""
+        self.session.reject(status, reason, now)
+
+    def withdraw(self, now: float) -> None:
+        """Nothing: the INVITE's taker answers it when the call's start raised
+        (wcsgw.calls.inbound.InboundRouter)."""
+
+    @property
+    def offer_sdp(self) -> bytes | None:
+        """The caller's offer in the INVITE (None: a late offer, our 200 offers)."""
+        sdp: bytes | None = self.session.offer_sdp
+        return sdp
+
+    @property
+    def source(self) -> Any:
+        """Where the INVITE came from (the caller's media latches to it first)."""
+        return getattr(getattr(self.session, "transaction", None), "source", None)
