@@ -14,6 +14,9 @@ may have moved it calls :attr:`SipEndpoint.wake`, which the Twisted adapter inst
 (:class:`~wcsgw.sip.transport.SipTransport`: it sends, in order and in the same reactor turn,
 and re-arms its one timer) — aioquic's protocol wrapper calling ``transmit()`` after each API
 call.  Transaction users therefore never need to know that an adapter exists.
+
+The registrations the endpoint keeps are :class:`~wcsgw.sip.registrations.Registrations`;
+``AccountRegistration`` is re-exported here for the call layer, which imports it from here.
 """
 
 from __future__ import annotations
@@ -24,16 +27,16 @@ from typing import Any, Callable, Protocol
 import attr
 from twisted.logger import Logger
 
-from wcsgw.sip.account import SipAccount, escape_user, uri_host
+from wcsgw.sip.account import SipAccount, uri_host
 from wcsgw.sip.checks import check_request
 from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.ids import new_branch, new_tag
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.parser import parse_message
-from wcsgw.sip.registration import Registration
+from wcsgw.sip.registrations import AccountRegistration as AccountRegistration, Registrations
 from wcsgw.sip.responses import make_response
-from wcsgw.sip.target import Target, unbracket
-from wcsgw.sip.timers import Deadline, Deadlines
+from wcsgw.sip.target import Target
+from wcsgw.sip.timers import Deadlines
 from wcsgw.sip.transaction import (
     ClientTransaction,
     RequestReceived,
@@ -93,21 +96,6 @@ class _Pending:
     on_failure: FailureCallback | None
 
 
-@attr.s(auto_attribs=True, eq=False)
-class AccountRegistration:
-    """One account's REGISTER client, with where its requests go and who listens."""
-
-    account: SipAccount
-    registration: Registration
-    target: Target
-    listener: Callable[[object], None] | None = None
-    busy: bool = False  # a REGISTER transaction is in flight
-    stopping: bool = False
-    #: the refresh, retry or give-up instant, in the endpoint's heap while no REGISTER is
-    #: in flight (set by the endpoint when it starts keeping the registration)
-    timer: Deadline | None = None
-
-
 #: Methods counted by name in :class:`FrontDoorStats`; any other becomes "other", so a peer
 #: inventing methods cannot grow the metrics without bound.
 COUNTED_METHODS = frozenset(ALLOWED_METHODS) | {"REGISTER", "SUBSCRIBE", "MESSAGE", "PUBLISH"}
@@ -150,11 +138,8 @@ class SipEndpoint:
         self.handlers: list[RequestHandler] = []
         self._rng = rng or random.SystemRandom()
         self._pending: dict[Transaction, _Pending] = {}  # by client transaction
-        self._registrations: dict[AccountRegistration, None] = {}  # ordered set
         self._outgoing: list[tuple[bytes, Target]] = []
         self._malformed_logged_at = -1e9
-        #: called with each registration the endpoint stops keeping (after its un-REGISTER)
-        self.registration_removed: list[Callable[[AccountRegistration], None]] = []
         #: the usages' timers (a call's no-answer timeout, a re-INVITE's glare back-off ...),
         #: one heap for all: see :class:`~wcsgw.sip.timers.Deadline`
         self.deadlines = Deadlines(self._wake)
@@ -165,6 +150,10 @@ class SipEndpoint:
         #: (:mod:`wcsgw.sip.trust`); the transport adapter feeds it and drains its lookups
         self.addresses = AddressBook(wanted=self._wake)
         self._untrusted_logged_at = -1e9
+        self._registrations = Registrations(self.send_request, self.deadlines, self.addresses,
+                                            self.contact_uri, self._rng, self._wake)
+        #: called with each registration the endpoint stops keeping (after its un-REGISTER)
+        self.registration_removed = self._registrations.removed
         self._event_handlers: dict[type, Callable[[Any, float], None]] = {
             RequestReceived: self._request_event,
             ResponseReceived: self._response_event,
@@ -308,103 +297,19 @@ class SipEndpoint:
         """Start keeping ``account`` registered; ``listener`` gets each RegistrationEvent.
         ``contact_user`` (default: the login) is the user part of the Contact registered:
         browser sessions of one account each register their own, so calls can find them."""
-        host, port, transport = account.next_hop()
-        target = Target(transport.upper(), unbracket(host), port)
-        contact = self.contact_uri(contact_user or escape_user(account.login), transport)
-        registration = Registration(account, contact, rng=random.Random(self._rng.random()))
-        reg = AccountRegistration(account, registration, target, listener)
-        reg.timer = self.deadlines.new(lambda now: self._registration_due(reg, now))
-        self._registrations[reg] = None
-        self.addresses.want(account.server_hosts())  # whose INVITEs and challenges we trust
-        self._send_register(reg, registration.start(now), now)
-        return reg
+        return self._registrations.register(account, now, listener, contact_user)
 
     def unregister(self, reg: AccountRegistration, now: float) -> None:
         """Remove the binding (Expires: 0) if there is one, and stop refreshing."""
-        reg.stopping = True
-        request = reg.registration.stop(now)
-        if request is not None:
-            self._send_register(reg, request, now, force=True)
-        else:
-            self._forget(reg)
-        self._registration_events(reg)
-        self._rearm(reg)
-        self._wake()
+        self._registrations.unregister(reg, now)
 
     def unregister_all(self, now: float) -> None:
-        for reg in list(self._registrations):
+        for reg in self._registrations:
             self.unregister(reg, now)
 
     @property
     def registrations(self) -> list[AccountRegistration]:
         return list(self._registrations)
-
-    def _send_register(
-        self, reg: AccountRegistration, request: Request, now: float, force: bool = False
-    ) -> None:
-        reg.busy = True
-
-        def on_response(response: Response, now: float) -> None:
-            if response.status < 200:
-                return
-            reg.busy = False
-            follow_up = reg.registration.receive_response(response, now)
-            if follow_up is not None:
-                self._send_register(reg, follow_up, now)
-            self._registration_events(reg)
-            self._forget_if_done(reg)
-            self._rearm(reg)
-
-        def on_failure(reason: str, now: float) -> None:
-            reg.busy = False
-            reg.registration.transaction_failed(now, reason)
-            self._registration_events(reg)
-            self._forget_if_done(reg)
-            self._rearm(reg)
-
-        self.send_request(request, reg.target, now, on_response, on_failure)
-        self._rearm(reg)
-
-    def _registration_due(self, reg: AccountRegistration, now: float) -> None:
-        """The registration's refresh, retry or give-up instant came."""
-        if reg.busy or reg not in self._registrations:
-            return
-        request = reg.registration.handle_timer(now)
-        if request is not None:
-            self._send_register(reg, request, now)
-        self._registration_events(reg)
-        self._rearm(reg)
-
-    def _rearm(self, reg: AccountRegistration) -> None:
-        """Put the registration's next instant in the heap, unless a REGISTER is in flight
-        (its answer decides the next one) or the endpoint no longer keeps it."""
-        if reg.timer is None:
-            return
-        when = reg.registration.next_deadline()
-        if when is None or reg.busy or reg not in self._registrations:
-            reg.timer.clear()
-        else:
-            reg.timer.set(when)
-
-    def _registration_events(self, reg: AccountRegistration) -> None:
-        for event in reg.registration.take_events():
-            log.info(
-                "registration {aor}: {event}", aor=reg.account.aor(), event=type(event).__name__
-            )
-            if reg.listener is not None:
-                reg.listener(event)
-
-    def _forget_if_done(self, reg: AccountRegistration) -> None:
-        if reg.stopping and not reg.busy:
-            self._forget(reg)
-
-    def _forget(self, reg: AccountRegistration) -> None:
-        if reg in self._registrations:
-            del self._registrations[reg]
-            if reg.timer is not None:
-                reg.timer.clear()
-            for observer in list(self.registration_removed):
-                observer(reg)
 
     # -- internals ----------------------------------------------------------------------
 

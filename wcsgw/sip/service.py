@@ -15,8 +15,9 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from wcsgw.sip.account import SipAccount
-from wcsgw.sip.endpoint import AccountRegistration, EndpointConfig, SipEndpoint
+from wcsgw.sip.endpoint import EndpointConfig, SipEndpoint
 from wcsgw.sip.reactor import SipReactor
+from wcsgw.sip.registrations import AccountRegistration
 from wcsgw.sip.transaction import TimerConfig
 from wcsgw.sip.transport import SipTransport
 
