@@ -16,7 +16,8 @@ and re-arms its one timer) — aioquic's protocol wrapper calling ``transmit()``
 call.  Transaction users therefore never need to know that an adapter exists.
 
 The registrations the endpoint keeps are :class:`~wcsgw.sip.registrations.Registrations`;
-``AccountRegistration`` is re-exported here for the call layer, which imports it from here.
+``AccountRegistration`` is re-exported here for the call layer, which imports it from here,
+and ``message_key`` (:mod:`~wcsgw.sip.frontdoor`) for the metrics tests.
 """
 
 from __future__ import annotations
@@ -30,7 +31,16 @@ from twisted.logger import Logger
 from wcsgw.sip.account import SipAccount, uri_host
 from wcsgw.sip.checks import check_request
 from wcsgw.sip.errors import SipParseError
-from wcsgw.sip.ids import new_branch, new_tag
+from wcsgw.sip.frontdoor import (
+    ACCEPTED_CONTENT_TYPES,
+    ALLOWED_METHODS,
+    COUNTED_METHODS,
+    SUPPORTED_EXTENSIONS,
+    FrontDoorStats,
+    message_key as message_key,
+    unhandled_answers,
+)
+from wcsgw.sip.ids import new_branch
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.parser import parse_message
 from wcsgw.sip.registrations import AccountRegistration as AccountRegistration, Registrations
@@ -53,16 +63,6 @@ from wcsgw.sip.transaction import (
 from wcsgw.sip.trust import AddressBook
 
 log = Logger(namespace="wcsgw.sip")
-
-#: Methods this endpoint understands; anything else gets 405 (RFC 3261 §8.2.1).
-ALLOWED_METHODS: tuple[str, ...] = (
-    "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "REFER", "NOTIFY", "UPDATE", "PRACK",
-)
-#: Extensions we implement (a Require: of anything else is refused with 420).
-SUPPORTED_EXTENSIONS: tuple[str, ...] = ()
-ACCEPTED_CONTENT_TYPES: tuple[str, ...] = (
-    "application/sdp", "application/dtmf-relay", "application/dtmf", "message/sipfrag",
-)
 
 ResponseCallback = Callable[[Response, float], None]
 FailureCallback = Callable[[str, float], None]
@@ -94,38 +94,6 @@ class RequestHandler(Protocol):
 class _Pending:
     on_response: ResponseCallback
     on_failure: FailureCallback | None
-
-
-#: Methods counted by name in :class:`FrontDoorStats`; any other becomes "other", so a peer
-#: inventing methods cannot grow the metrics without bound.
-COUNTED_METHODS = frozenset(ALLOWED_METHODS) | {"REGISTER", "SUBSCRIBE", "MESSAGE", "PUBLISH"}
-
-
-def message_key(first_line: bytes) -> str:
-    """What a SIP message is counted as: its method, or its response class ("2xx")."""
-    if first_line.startswith(b"SIP/2.0 ") and first_line[8:9].isdigit():
-        return first_line[8:9].decode() + "xx"
-    method = first_line.split(b" ", 1)[0].decode("ascii", "replace")
-    return method if method in COUNTED_METHODS else "other"
-
-
-@attr.s(auto_attribs=True)
-class FrontDoorStats:
-    """Counters an operator (and the flood test) reads: what came in and what was refused,
-    and — for /metrics — messages by method or response class (``2xx``) each way, sent ones
-    counting retransmissions, and transactions that timed out (Timer B, F or H)."""
-
-    received: int = 0
-    malformed: int = 0
-    answered_400: int = 0
-    dropped: int = 0
-    messages_in: dict[str, int] = attr.ib(factory=dict)
-    messages_out: dict[str, int] = attr.ib(factory=dict)
-    transaction_timeouts: int = 0
-    transport_failures: int = 0
-    #: requests dropped because their source is not trusted for what they ask (an in-dialog
-    #: request from outside the dialog's peer and the account's servers, a foreign CANCEL)
-    untrusted: int = 0
 
 
 class SipEndpoint:
@@ -368,28 +336,8 @@ class SipEndpoint:
                 return
         if method == "ACK":
             return  # an ACK for a 2xx nobody here sent: absorb
-        if method == "OPTIONS":
-            response = make_response(request, 200, to_tag=new_tag())
-            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
-            response.headers.add("Accept", "application/sdp")
-            if SUPPORTED_EXTENSIONS:
-                response.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
-        elif method == "CANCEL":
-            invite = self.layer.find_server_invite(request)
-            if invite is None:
-                response = make_response(request, 481)
-            else:
-                # Nobody took the INVITE (a handler that did would have matched first).
-                response = make_response(request, 200)
-                self.respond(make_response(invite.request, 487, to_tag=new_tag()), now)
-        elif method == "INVITE":
-            response = make_response(request, 480, to_tag=new_tag())
-        elif method in ("BYE", "INFO", "NOTIFY", "UPDATE", "PRACK", "REFER"):
-            response = make_response(request, 481)
-        else:
-            response = make_response(request, 405)
-            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
-        self.respond(response, now)
+        for response in unhandled_answers(request, self.layer.find_server_invite):
+            self.respond(response, now)
 
     def drop_untrusted(self, request: Request, txn: ServerTransaction | None, source: Target,
                        why: str, now: float) -> None:

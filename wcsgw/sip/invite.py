@@ -59,7 +59,7 @@ from wcsgw.sip.cancels import build_cancel
 from wcsgw.sip.dialog import Dialog, format_name_addr
 from wcsgw.sip.dialogs import DialogRouter, dialog_target
 from wcsgw.sip.digest import ChallengeOutcome, DigestClient
-from wcsgw.sip.endpoint import ALLOWED_METHODS, SUPPORTED_EXTENSIONS, SipEndpoint
+from wcsgw.sip.endpoint import SipEndpoint
 from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.events import (
     REASON_NORMAL,
@@ -72,6 +72,7 @@ from wcsgw.sip.events import (
     Provisional,
     sdp_of,
 )
+from wcsgw.sip.frontdoor import ALLOWED_METHODS, SUPPORTED_EXTENSIONS
 from wcsgw.sip.ids import new_call_id, new_tag
 from wcsgw.sip.message import Headers, Request, Response, canonical_name
 from wcsgw.sip.session import MAX_CHALLENGES, InviteSession

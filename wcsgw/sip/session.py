@@ -50,7 +50,7 @@ from wcsgw.sip.challenges import MAX_CHALLENGES, DialogCredentials
 from wcsgw.sip.dialog import Dialog, DialogState
 from wcsgw.sip.dialogs import DialogRouter, dialog_target
 from wcsgw.sip.digest import DigestClient
-from wcsgw.sip.endpoint import ALLOWED_METHODS, SipEndpoint
+from wcsgw.sip.endpoint import SipEndpoint
 from wcsgw.sip.events import (
     REASON_ACK_TIMEOUT,
     REASON_NORMAL,
@@ -71,6 +71,7 @@ from wcsgw.sip.events import (
     ReinviteOffered,
     sdp_of,
 )
+from wcsgw.sip.frontdoor import ALLOWED_METHODS
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.refer import refer_to_value
 from wcsgw.sip.responses import make_response

@@ -72,9 +72,10 @@ from wcsgw.sip.cancels import IncomingInvites
 from wcsgw.sip.dialog import Dialog, DialogState
 from wcsgw.sip.dialogs import DialogRouter
 from wcsgw.sip.digest import DigestClient
-from wcsgw.sip.endpoint import ALLOWED_METHODS, SUPPORTED_EXTENSIONS, SipEndpoint
+from wcsgw.sip.endpoint import SipEndpoint
 from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.events import REASON_ACK_TIMEOUT, REASON_NORMAL, DialogEvent, Ended, Failed, sdp_of
+from wcsgw.sip.frontdoor import ALLOWED_METHODS, SUPPORTED_EXTENSIONS
 from wcsgw.sip.ids import new_tag
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.responses import make_response, reason_phrase

@@ -16,7 +16,6 @@ from typing import Callable
 from twisted.logger import Logger
 
 from wcsgw.sip.cancels import build_cancel
-from wcsgw.sip.endpoint import ALLOWED_METHODS, SUPPORTED_EXTENSIONS
 from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.events import (
     REASON_ACK_TIMEOUT,
@@ -29,6 +28,7 @@ from wcsgw.sip.events import (
     ReinviteOffered,
     sdp_of,
 )
+from wcsgw.sip.frontdoor import ALLOWED_METHODS, SUPPORTED_EXTENSIONS
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target
