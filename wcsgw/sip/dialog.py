@@ -23,7 +23,7 @@ from typing import Iterable
 
 import attr
 
-from wcsgw.sip.headers import parse_name_addr
+from wcsgw.sip.headers import format_name_addr, parse_name_addr, split_header_list
 from wcsgw.sip.message import Headers, Request, Response, canonical_name
 from wcsgw.sip.uri import parse_uri
 
@@ -49,64 +49,11 @@ _OVERRIDABLE: frozenset[str] = frozenset({"Contact", "Max-Forwards"})
 DEFAULT_MAX_FORWARDS = 70  # RFC 3261 §8.1.1.6
 
 
-def split_header_list(value: str) -> list[str]:
-    """Split a comma-joined name-addr list (Route, Record-Route, Contact) into entries.
-
-    Commas inside ``<...>`` and quoted display names do not split.  The message parser is
-    expected to have split lists already; this keeps dialogs right when it did not (or when a
-    test or another element built a message with one joined value).
-    """
-    out: list[str] = []
-    depth = 0
-    quoted = False
-    escaped = False
-    start = 0
-    for i, ch in enumerate(value):
-        if quoted:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                quoted = False
-            continue
-        if ch == '"':
-            quoted = True
-        elif ch == "<":
-            depth += 1
-        elif ch == ">":
-            depth = max(0, depth - 1)
-        elif ch == "," and depth == 0:
-            part = value[start:i].strip()
-            if part:
-                out.append(part)
-            start = i + 1
-    part = value[start:].strip()
-    if part:
-        out.append(part)
-    return out
-
-
 def _all_entries(message: Request | Response, name: str) -> list[str]:
     out: list[str] = []
     for value in message.headers.get_all(name):
         out.extend(split_header_list(value))
     return out
-
-
-def _quote_display(display: str) -> str:
-    return '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def format_name_addr(uri: str, display_name: str | None = None, tag: str | None = None) -> str:
-    """``"Display" <uri>;tag=x``: always the bracketed form, so URI parameters stay the URI's
-    (RFC 3261 §20.10: without brackets, ``;`` parameters would bind to the header)."""
-    text = f"<{uri}>"
-    if display_name:
-        text = f"{_quote_display(display_name)} {text}"
-    if tag:
-        text += f";tag={tag}"
-    return text
 
 
 def _contact_uri(message: Request | Response) -> str | None:
@@ -413,6 +360,7 @@ class Dialog:
         return True
 
 
+#: format_name_addr and split_header_list (wcsgw.sip.headers) are re-exported for the tests
 __all__ = [
     "Dialog",
     "DialogState",

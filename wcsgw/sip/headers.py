@@ -7,6 +7,10 @@ lists and unfolded continuation lines) and raise :class:`SipParseError` on malfo
 Parameter names are lower-cased (they are case-insensitive, RFC 3261 §7.3.1), values are kept
 as written; a quoted-string value keeps its quotes (``;+sip.instance="<urn:...>"``) so the
 distinction between a token and a quoted string survives a round trip.
+
+At the end, name-addr lists as the dialog layer reads them (:func:`split_header_list`, for a
+Route or Contact list a message or a test left joined) and writes them
+(:func:`format_name_addr`, the From/To of the requests a dialog or a session builds).
 """
 
 from __future__ import annotations
@@ -216,3 +220,59 @@ def parse_cseq(value: str) -> tuple[int, str]:
     if number > 2**31 - 1:
         raise SipParseError(f"CSeq number out of range {value[:80]!r}")
     return number, m.group(2)
+
+
+# -- name-addr lists, as dialogs read them and the sessions write From/To --------------
+
+
+def split_header_list(value: str) -> list[str]:
+    """Split a comma-joined name-addr list (Route, Record-Route, Contact) into entries.
+
+    Commas inside ``<...>`` and quoted display names do not split.  The message parser is
+    expected to have split lists already; this keeps dialogs right when it did not (or when a
+    test or another element built a message with one joined value).
+    """
+    out: list[str] = []
+    depth = 0
+    quoted = False
+    escaped = False
+    start = 0
+    for i, ch in enumerate(value):
+        if quoted:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted = False
+            continue
+        if ch == '"':
+            quoted = True
+        elif ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            part = value[start:i].strip()
+            if part:
+                out.append(part)
+            start = i + 1
+    part = value[start:].strip()
+    if part:
+        out.append(part)
+    return out
+
+
+def _quote_display(display: str) -> str:
+    return '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def format_name_addr(uri: str, display_name: str | None = None, tag: str | None = None) -> str:
+    """``"Display" <uri>;tag=x``: always the bracketed form, so URI parameters stay the URI's
+    (RFC 3261 §20.10: without brackets, ``;`` parameters would bind to the header)."""
+    text = f"<{uri}>"
+    if display_name:
+        text = f"{_quote_display(display_name)} {text}"
+    if tag:
+        text += f";tag={tag}"
+    return text

@@ -56,7 +56,7 @@ from twisted.logger import Logger
 
 from wcsgw.sip.account import SipAccount, escape_user
 from wcsgw.sip.cancels import build_cancel
-from wcsgw.sip.dialog import Dialog, format_name_addr
+from wcsgw.sip.dialog import Dialog
 from wcsgw.sip.dialogs import DialogRouter, dialog_target
 from wcsgw.sip.digest import ChallengeOutcome, DigestClient
 from wcsgw.sip.endpoint import SipEndpoint
@@ -73,6 +73,7 @@ from wcsgw.sip.events import (
     sdp_of,
 )
 from wcsgw.sip.frontdoor import ALLOWED_METHODS, SUPPORTED_EXTENSIONS
+from wcsgw.sip.headers import format_name_addr
 from wcsgw.sip.ids import new_call_id, new_tag
 from wcsgw.sip.message import Headers, Request, Response, canonical_name
 from wcsgw.sip.session import MAX_CHALLENGES, InviteSession

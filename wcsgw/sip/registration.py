@@ -44,9 +44,8 @@ from typing import Iterable, Union
 import attr
 
 from wcsgw.sip.account import SipAccount
-from wcsgw.sip.dialog import split_header_list
 from wcsgw.sip.digest import ChallengeOutcome, DigestClient
-from wcsgw.sip.headers import parse_name_addr
+from wcsgw.sip.headers import parse_name_addr, split_header_list
 from wcsgw.sip.ids import new_call_id, new_tag
 from wcsgw.sip.message import Headers, Request, Response
 from wcsgw.sip.uri import URI, parse_uri

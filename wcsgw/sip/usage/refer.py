@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 from twisted.logger import Logger
 
-from wcsgw.sip.dialog import format_name_addr
 from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.events import (
     REASON_TIMEOUT,
@@ -24,7 +23,7 @@ from wcsgw.sip.events import (
     ReferProgress,
     ReferReceived,
 )
-from wcsgw.sip.headers import parse_params
+from wcsgw.sip.headers import format_name_addr, parse_params
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.refer import SIPFRAG, parse_replaces, parse_sipfrag, sipfrag_body, split_refer_to
 from wcsgw.sip.responses import make_response
