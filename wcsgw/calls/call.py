@@ -23,6 +23,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 from twisted.logger import Logger
 
+from wcsgw.calls import events as cc
 from wcsgw.calls.environment import CallEnvironment
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.plan import (
@@ -31,7 +32,7 @@ from wcsgw.calls.plan import (
     plan_codecs,
     settle_outbound,
 )
-from wcsgw.calls.sipleg import OutgoingSipLeg, SipLeg
+from wcsgw.calls.sipleg import OutgoingSipLeg, SipLeg, to_control
 from wcsgw.calls.sipsdp import SipSdp
 from wcsgw.calls.status import CallStatus, Info, status_for_failure, status_for_provisional
 from wcsgw.calls.transferor import Transfer
@@ -45,21 +46,7 @@ from wcsgw.sdp.model import MediaDescription, SessionDescription
 from wcsgw.sdp.negotiate import answer_direction
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
 from wcsgw.sip.account import SipAccount
-from wcsgw.sip.info import parse_dtmf_info
-from wcsgw.sip.invite import Answered, Ended, Failed, InviteEvent, OutgoingInvite, Provisional
-from wcsgw.sip.mediacontrol import is_media_control
-from wcsgw.sip.session import (
-    InfoAnswered,
-    InfoReceived,
-    ReferAccepted,
-    ReferFailed,
-    ReferProgress,
-    ReferReceived,
-    ReinviteAnswered,
-    ReinviteConfirmed,
-    ReinviteFailed,
-    ReinviteOffered,
-)
+from wcsgw.sip.invite import Answered, OutgoingInvite
 from wcsgw.webrtc.leg import WebRtcLeg
 from wcsgw.webrtc.sdp import answer_for_browser
 
@@ -440,51 +427,58 @@ class Call:
 
     # -- SIP side -----------------------------------------------------------------------
 
-    #: What the SIP leg's events do: one handler per event type (the SIP session's and its
-    #: dialog's usages', wcsgw.sip.events).  A subclass whose SIP leg says more (an incoming
-    #: INVITE's Cancelled and Confirmed) extends the table; an event without an entry is
-    #: nothing to the call.
-    SIP_HANDLERS: ClassVar[Mapping[type, str]] = {
-        Provisional: "_sip_provisional",
-        Answered: "_sip_answered",
-        ReinviteConfirmed: "_sip_reinvite_confirmed",
-        ReinviteAnswered: "_sip_reinvite_answered",
-        ReinviteFailed: "_sip_reinvite_failed",
-        ReinviteOffered: "_sip_reinvite_offered",
-        InfoAnswered: "_sip_info_answered",
-        InfoReceived: "_sip_info_received",
-        ReferAccepted: "_refer_accepted",
-        ReferFailed: "_refer_failed",
-        ReferProgress: "_refer_progress",
-        ReferReceived: "_refer_received",
-        Failed: "_sip_failed",
-        Ended: "_sip_ended",
+    #: What the legs' call-control events do (wcsgw.calls.events): one handler per event
+    #: type.  A subclass whose SIP leg says more (an incoming call's Confirm) extends the
+    #: table; an event without an entry is nothing to the call.
+    CONTROL_HANDLERS: ClassVar[Mapping[type, str]] = {
+        cc.Ring: "_ring",
+        cc.EarlyMedia: "_early_media",
+        cc.Connect: "_connected",
+        cc.ReofferConfirmed: "_reoffer_confirmed",
+        cc.ReofferAnswered: "_reoffer_answered",
+        cc.ReofferFailed: "_reoffer_failed",
+        cc.Reoffer: "_reoffered",
+        cc.InfoDone: "_info_done",
+        cc.Dtmf: "_dtmf_received",
+        cc.KeyFrameRequest: "_key_frame_requested",
+        cc.TransferRequest: "_transfer_requested",
+        cc.TransferAccepted: "_transfer_accepted",
+        cc.TransferFailed: "_transfer_failed",
+        cc.TransferProgress: "_transfer_progress",
+        cc.Fail: "_failed",
+        cc.Disconnect: "_disconnected",
     }
     #: The events after which the SIP leg is over (its BYE or CANCEL settled, or it never
     #: came up): the gateway hears ``on_settled`` then, even when the call had finished.
-    SIP_SETTLING: ClassVar[frozenset[type]] = frozenset({Failed, Ended})
+    SETTLING: ClassVar[frozenset[type]] = frozenset({cc.Fail, cc.Disconnect})
 
-    def _on_sip_event(self, event: InviteEvent) -> None:
-        """The SIP leg's listener: settle, then hand the event to its handler while the
-        call lasts (remembering where an SDP-carrying message came from first)."""
-        if type(event) in self.SIP_SETTLING:
+    def _on_sip_event(self, event: Any) -> None:
+        """The SIP leg's listener: its event in the call's words (:func:`to_control`); settle,
+        then hand it to its handler while the call lasts (remembering where an SDP-carrying
+        message came from first)."""
+        control = to_control(event)
+        if type(control) in self.SETTLING:
             self.env.reactor.callLater(0, self.on_settled, self)
         if self._finished:
             return
         self.sip_sdp.note_source(event)
-        name = self.SIP_HANDLERS.get(type(event))
+        name = self.CONTROL_HANDLERS.get(type(control))
         if name is not None:
-            getattr(self, name)(event)
+            getattr(self, name)(control)
 
-    def _sip_provisional(self, event: Provisional) -> None:
+    def _ring(self, event: cc.Ring) -> None:
+        self.sip_status = event.status
+        self._set_status(status_for_provisional(event.status, False))
+
+    def _early_media(self, event: cc.EarlyMedia) -> None:
         self.sip_status = event.status
         if event.sdp:
             self._early_sdp = event.sdp
         if event.sdp and self.bridge is None:
             self._connect_media(event.sdp)
-        self._set_status(status_for_provisional(event.status, event.sdp is not None))
+        self._set_status(status_for_provisional(event.status, True))
 
-    def _sip_answered(self, event: Answered) -> None:
+    def _connected(self, event: cc.Connect) -> None:
         self.sip_status = 200
         if self.bridge is None:
             self._connect_media(event.sdp)
@@ -497,43 +491,42 @@ class Call:
         # a 2xx without SDP leaves the 1xx's answer in force (RFC 3261 §13.2.1).
         self._take_sip_direction(_parsed(event.sdp or self._early_sdp))
 
-    def _sip_reinvite_confirmed(self, event: ReinviteConfirmed) -> None:
+    def _reoffer_confirmed(self, event: cc.ReofferConfirmed) -> None:
         """The ACK answering the offer of our 2xx to an offerless re-INVITE."""
-        if event.ack_sdp and self.status in (CallStatus.ESTABLISHED, CallStatus.HOLD):
-            sd = _parsed(event.ack_sdp)
+        if event.sdp and self.status in (CallStatus.ESTABLISHED, CallStatus.HOLD):
+            sd = _parsed(event.sdp)
             if sd is not None:
-                self._retarget(event.ack_sdp, parsed=sd)
+                self._retarget(event.sdp, parsed=sd)
                 self._take_sip_direction(sd)
 
-    def _sip_reinvite_answered(self, event: ReinviteAnswered) -> None:
+    def _reoffer_answered(self, event: cc.ReofferAnswered) -> None:
         self._retarget(event.sdp)
         self.holds.answered()
 
-    def _sip_reinvite_failed(self, event: ReinviteFailed) -> None:
+    def _reoffer_failed(self, event: cc.ReofferFailed) -> None:
         self.holds.refused()
         # The call stays as it was (RFC 3261 §14.1); say why the change did not happen.
         self._set_status(self.status, f"re-INVITE failed: {event.reason}")
 
-    def _sip_reinvite_offered(self, event: ReinviteOffered) -> None:
+    def _reoffered(self, event: cc.Reoffer) -> None:
         self._answer_reinvite(event.sdp)
 
-    def _sip_info_answered(self, event: InfoAnswered) -> None:
+    def _info_done(self, event: cc.InfoDone) -> None:
         self.info_queue.answered(event.status)
 
-    def _sip_info_received(self, event: InfoReceived) -> None:
-        if is_media_control(event.content_type):
-            if self.video is not None:  # RFC 5168 key-frame request (or error report)
-                self.video.info_from_sip(event.body, self.env.reactor.seconds())
-            return
-        digits = parse_dtmf_info(event.content_type, event.body)
-        if digits:
-            self.notify("dtmf", {"callId": self.call_id, "dtmf": digits, "type": "INFO"})
+    def _key_frame_requested(self, event: cc.KeyFrameRequest) -> None:
+        if self.video is not None:  # RFC 5168 key-frame request (or error report)
+            self.video.info_from_sip(event.body, self.env.reactor.seconds())
 
-    def _sip_failed(self, event: Failed) -> None:
+    def _dtmf_received(self, event: cc.Dtmf) -> None:
+        self.notify("dtmf", {"callId": self.call_id, "dtmf": event.digits, "type": "INFO"})
+
+    def _failed(self, event: cc.Fail) -> None:
         self._finish(status_for_failure(event.status), event.status, event.reason)
 
-    def _sip_ended(self, event: Ended) -> None:
-        self._finish(CallStatus.FINISH, self.sip_status, event.reason or Info.NORMAL)
+    def _disconnected(self, event: cc.Disconnect) -> None:
+        self._finish(CallStatus.FINISH,
+                     self.sip_status if event.status is None else event.status, event.reason)
 
     def _connect_media(self, sip_sdp: bytes) -> None:
         """The SIP side has chosen: answer the browser and start moving packets."""
@@ -648,8 +641,8 @@ class Call:
         self._retarget(sdp, parsed=offer)
         self.holds.reoffered(offer)
 
-    def _refer_received(self, event: ReferReceived) -> None:
-        self.transferee.refer_received(event)
+    def _transfer_requested(self, event: cc.TransferRequest) -> None:
+        self.transferee.refer_received(event.refer)
 
     def place_transfer_invite(self, target: str, extra_headers: list[tuple[str, str]],
                               listener: Callable[[Any], None]) -> OutgoingInvite:
@@ -692,14 +685,14 @@ class Call:
             self.plan.sip_codec, self.plan.sip_dtmf = chosen[0], dtmf
         self._retarget(sdp, parsed=parsed)
 
-    def _refer_accepted(self, event: ReferAccepted) -> None:
-        self.transferor.accepted(event)
+    def _transfer_accepted(self, event: cc.TransferAccepted) -> None:
+        self.transferor.accepted(event.sip)
 
-    def _refer_failed(self, event: ReferFailed) -> None:
-        self.transferor.failed(event)
+    def _transfer_failed(self, event: cc.TransferFailed) -> None:
+        self.transferor.failed(event.sip)
 
-    def _refer_progress(self, event: ReferProgress) -> None:
-        self.transferor.progress(event)
+    def _transfer_progress(self, event: cc.TransferProgress) -> None:
+        self.transferor.progress(event.sip)
 
     def _transferred(self, transfer: Transfer) -> None:
         """Our transfer completed: our part is done (the far end BYEs us, or we BYE it now).

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 
 from wcsgw.calls.call import Call, CodecPlan, _parsed
 from wcsgw.calls.errors import CallError, Codes
+from wcsgw.calls.events import Confirm
 from wcsgw.calls.offered import OfferedCall
 from wcsgw.calls.plan import (
     CodecRefusal,
@@ -37,7 +38,7 @@ from wcsgw.sip.message import Request
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target
 from wcsgw.sip.transaction import ServerTransaction
-from wcsgw.sip.uas import Cancelled, Confirmed, IncomingInvite
+from wcsgw.sip.uas import IncomingInvite
 from wcsgw.sip.uri import parse_uri
 from wcsgw.webrtc.offer import parse_browser_answer, parse_browser_video
 
@@ -160,26 +161,20 @@ class InboundCall(OfferedCall):
             self._finish(CallStatus.FINISH, 480, "No answer")
             self.uas.refuse(480, "Temporarily Unavailable", self.env.reactor.seconds())
 
-    #: An incoming INVITE's session says two things more than an outgoing one: the caller
-    #: cancelled before the answer (which also settles the SIP leg), and the ACK came.
-    SIP_HANDLERS: ClassVar[Mapping[type, str]] = {
-        **Call.SIP_HANDLERS,
-        Cancelled: "_sip_cancelled",
-        Confirmed: "_sip_confirmed",
+    #: A call we answered hears one thing more than one we placed: the caller confirmed our
+    #: answer (the ACK).  (The caller's CANCEL is a Disconnect, as any end of a call.)
+    CONTROL_HANDLERS: ClassVar[Mapping[type, str]] = {
+        **Call.CONTROL_HANDLERS,
+        Confirm: "_confirmed",
     }
-    SIP_SETTLING: ClassVar[frozenset[type]] = Call.SIP_SETTLING | {Cancelled}
 
-    def _sip_cancelled(self, event: Cancelled) -> None:
-        self._cancel_ring_timer()
-        self._finish(CallStatus.FINISH, 487, "Cancelled by the caller")
-
-    def _sip_confirmed(self, event: Confirmed) -> None:
+    def _confirmed(self, event: Confirm) -> None:
         """The ACK of our 200: with a late offer it carries the caller's answer, which
         settles the codecs and starts the media; else a new SDP in it re-targets."""
         if self._sip_offer_sdp is None and self.bridge is None:
-            self._settle_late_offer(event.ack_sdp)
-        elif event.ack_sdp:
-            self._retarget(event.ack_sdp)
+            self._settle_late_offer(event.sdp)
+        elif event.sdp:
+            self._retarget(event.sdp)
 
     def _settle_late_offer(self, ack_sdp: bytes | None) -> None:
         """The ACK answered the offer of our 200: its codec settles the plan (relay or

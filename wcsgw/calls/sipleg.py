@@ -8,6 +8,11 @@ INFO, answer a re-offer — is the same request either way; how it goes on the w
 180, CANCEL or a final response, whether undoing sends anything) differs, and that difference
 lives here, in one class per direction, so the call never asks which leg it has.
 
+The leg also speaks for its session's events: :func:`to_control` turns each SIP event
+(wcsgw.sip.events) into the call-control event it means (wcsgw.calls.events) — a 1xx into a
+ring or early media, a re-INVITE into a re-offer, an INFO into digits or a key-frame request,
+BYE and CANCEL into a disconnect — so the call handles call-control events, not SIP ones.
+
 The leg holds the SIP session (:attr:`SipLeg.session`) for the parts that speak SIP to the
 dialog itself: the transferor's REFER, the transferee's answers to a far end's REFER.
 """
@@ -15,9 +20,67 @@ dialog itself: the transferor's REFER, the transferee's answers to a far end's R
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-__all__ = ["IncomingSipLeg", "OutgoingSipLeg", "SipLeg"]
+from wcsgw.calls import events as cc
+from wcsgw.calls.status import Info
+from wcsgw.sip.events import (
+    Answered,
+    Ended,
+    Failed,
+    InfoAnswered,
+    InfoReceived,
+    Provisional,
+    ReferAccepted,
+    ReferFailed,
+    ReferProgress,
+    ReferReceived,
+    ReinviteAnswered,
+    ReinviteConfirmed,
+    ReinviteFailed,
+    ReinviteOffered,
+)
+from wcsgw.sip.info import parse_dtmf_info
+from wcsgw.sip.mediacontrol import is_media_control
+from wcsgw.sip.uas import Cancelled, Confirmed
+
+__all__ = ["IncomingSipLeg", "OutgoingSipLeg", "SipLeg", "to_control"]
+
+
+def _info(event: InfoReceived) -> Any:
+    """An INFO is RFC 5168 media control, DTMF digits (dtmf-relay), or nothing to the call."""
+    if is_media_control(event.content_type):
+        return cc.KeyFrameRequest(event.body)
+    digits = parse_dtmf_info(event.content_type, event.body)
+    return cc.Dtmf(digits) if digits else None
+
+
+#: What each SIP event means to the call (an event without an entry means nothing to it).
+_CONTROL: Mapping[type, Callable[[Any], Any]] = {
+    Provisional: lambda e: (cc.Ring(e.status) if e.sdp is None
+                            else cc.EarlyMedia(e.status, e.sdp)),
+    Answered: lambda e: cc.Connect(e.sdp),
+    Confirmed: lambda e: cc.Confirm(e.ack_sdp),
+    ReinviteOffered: lambda e: cc.Reoffer(e.sdp),
+    ReinviteConfirmed: lambda e: cc.ReofferConfirmed(e.ack_sdp),
+    ReinviteAnswered: lambda e: cc.ReofferAnswered(e.sdp),
+    ReinviteFailed: lambda e: cc.ReofferFailed(e.reason),
+    InfoReceived: _info,
+    InfoAnswered: lambda e: cc.InfoDone(e.status),
+    ReferReceived: cc.TransferRequest,
+    ReferAccepted: cc.TransferAccepted,
+    ReferProgress: cc.TransferProgress,
+    ReferFailed: cc.TransferFailed,
+    Failed: lambda e: cc.Fail(e.status, e.reason),
+    Ended: lambda e: cc.Disconnect(None, e.reason or Info.NORMAL),
+    Cancelled: lambda e: cc.Disconnect(487, "Cancelled by the caller"),
+}
+
+
+def to_control(event: Any) -> Any:
+    """The call-control event (wcsgw.calls.events) a SIP leg's ``event`` means, or None."""
+    translate = _CONTROL.get(type(event))
+    return translate(event) if translate is not None else None
 
 
 class SipLeg(abc.ABC):
