@@ -1,10 +1,12 @@
 """The events of an INVITE session (the call's own: Provisional, Answered, Failed, Ended; and
 its dialog's once it is up: re-INVITE, INFO, REFER and its NOTIFYs, both ways), and the
-``info`` texts both INVITE sessions end calls with.
+``info`` texts both INVITE sessions end calls with; and the REGISTER client's events.
 
-They go to the session's ``listener``.  Plain frozen values: the sessions and the usages of
-:mod:`wcsgw.sip.usage` make them, the call layer reads them; :mod:`wcsgw.sip.invite` and
-:mod:`wcsgw.sip.session` re-export them where they always were.
+A session's go to its ``listener``, a registration's to the listener given to
+:meth:`~wcsgw.sip.endpoint.SipEndpoint.register`.  Plain frozen values: the sessions, the usages
+of :mod:`wcsgw.sip.usage` and :class:`~wcsgw.sip.registration.Registration` make them, the call
+layer reads them; :mod:`wcsgw.sip.invite`, :mod:`wcsgw.sip.session` and
+:mod:`wcsgw.sip.registration` re-export them where they always were.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ __all__ = [
     "REASON_NORMAL",
     "REASON_TIMEOUT",
     "REASON_TRANSPORT",
+    "Registered",
+    "RegistrationEvent",
+    "RegistrationFailed",
+    "Unregistered",
     "ReferAccepted",
     "ReferFailed",
     "ReferProgress",
@@ -203,3 +209,37 @@ DialogEvent = Union[
     ReinviteAnswered, ReinviteFailed, ReinviteOffered, ReinviteConfirmed, ReinviteCancelled,
     InfoAnswered, InfoReceived, ReferAccepted, ReferFailed, ReferProgress, ReferReceived,
 ]
+
+
+# -- the REGISTER client's (Registration; the endpoint hands them to the listener)
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Registered:
+    """The registrar accepted the binding (first time and every refresh)."""
+
+    expires: int
+    contact: str
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class RegistrationFailed:
+    """An attempt failed.  ``status`` is the SIP code, None for a timeout or transport error;
+    ``auth`` marks a refused identity (401/407 with credentials rejected, 403, or a challenge we
+    cannot answer) — sessionStatus ``AUTHENTICATION_FAIL`` rather than ``FAILED``.
+    ``retry_in`` is the backoff delay, None when no retry is scheduled."""
+
+    status: int | None
+    reason: str
+    auth: bool
+    retry_in: float | None = None
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Unregistered:
+    """The binding is gone (or was never made) after :meth:`~wcsgw.sip.registration.Registration.stop`."""
+
+    reason: str = "stopped"
+
+
+RegistrationEvent = Union[Registered, RegistrationFailed, Unregistered]

@@ -222,6 +222,25 @@ def parse_cseq(value: str) -> tuple[int, str]:
     return number, m.group(2)
 
 
+def delta_seconds(text: str | None) -> int | None:
+    """A delta-seconds value (Expires, Min-Expires, an ``expires`` parameter), None when
+    absent, not a number or negative."""
+    if text is None:
+        return None
+    try:
+        value = int(text.strip())
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def retry_after(value: str | None) -> int | None:
+    """Seconds from a Retry-After value (§20.33: ``delta-seconds [comment] *(; param)``)."""
+    if value is None:
+        return None
+    return delta_seconds(value.split(";", 1)[0].split("(", 1)[0])
+
+
 # -- name-addr lists, as dialogs read them and the sessions write From/To --------------
 
 

@@ -33,22 +33,28 @@ Rules, and where they come from:
   *gateway's* address for repeated bad passwords, which would cut off every other user.
 
 Credentials live only inside the DigestClient; nothing here logs, and no repr shows them.
+The events are defined in :mod:`wcsgw.sip.events` and re-exported here, where the call layer
+and the tests import them.
 """
 
 from __future__ import annotations
 
 import enum
 import random
-from typing import Iterable, Union
-
-import attr
+from typing import Iterable
 
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.digest import ChallengeOutcome, DigestClient
-from wcsgw.sip.headers import parse_name_addr, split_header_list
+from wcsgw.sip.events import (
+    Registered as Registered,
+    RegistrationEvent as RegistrationEvent,
+    RegistrationFailed as RegistrationFailed,
+    Unregistered as Unregistered,
+)
+from wcsgw.sip.headers import delta_seconds, parse_name_addr, retry_after, split_header_list
 from wcsgw.sip.ids import new_call_id, new_tag
 from wcsgw.sip.message import Headers, Request, Response
-from wcsgw.sip.uri import URI, parse_uri
+from wcsgw.sip.uri import parse_uri, same_binding
 
 #: Challenges answered per attempt before giving up (guards against a server that answers
 #: every REGISTER with ``stale=true``).
@@ -64,72 +70,6 @@ class RegistrationState(enum.Enum):
     UNREGISTERING = "unregistering"  # the Expires: 0 REGISTER is in flight
     BACKOFF = "backoff"  # the last attempt failed; a retry is scheduled
     FAILED = "failed"  # failed with nothing left to try (no challenge we can answer)
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Registered:
-    """The registrar accepted the binding (first time and every refresh)."""
-
-    expires: int
-    contact: str
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class RegistrationFailed:
-    """An attempt failed.  ``status`` is the SIP code, None for a timeout or transport error;
-    ``auth`` marks a refused identity (401/407 with credentials rejected, 403, or a challenge we
-    cannot answer) — sessionStatus ``AUTHENTICATION_FAIL`` rather than ``FAILED``.
-    ``retry_in`` is the backoff delay, None when no retry is scheduled."""
-
-    status: int | None
-    reason: str
-    auth: bool
-    retry_in: float | None = None
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Unregistered:
-    """The binding is gone (or was never made) after :meth:`Registration.stop`."""
-
-    reason: str = "stopped"
-
-
-RegistrationEvent = Union[Registered, RegistrationFailed, Unregistered]
-
-
-def _int_or_none(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        value = int(text.strip())
-    except ValueError:
-        return None
-    return value if value >= 0 else None
-
-
-def _retry_after(response: Response) -> int | None:
-    """Seconds from Retry-After (§20.33: ``delta-seconds [comment] *(; param)``)."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    return _int_or_none(value.split(";", 1)[0].split("(", 1)[0])
-
-
-_DEFAULT_PORTS = {"sip": 5060, "sips": 5061}
-
-
-def _same_contact(a: URI, b: URI) -> bool:
-    """Whether two Contact URIs name the same binding.
-
-    Looser than §19.1.4 on purpose: registrars echo Contacts with parameters added, removed or
-    re-cased (``;ob``, ``;transport=TCP``, ``received``), so scheme, user, host and port decide.
-    """
-    return (
-        a.scheme == b.scheme
-        and (a.user or "") == (b.user or "")
-        and a.host.lower() == b.host.lower()
-        and (a.port or _DEFAULT_PORTS.get(a.scheme)) == (b.port or _DEFAULT_PORTS.get(b.scheme))
-    )
 
 
 class Registration:
@@ -229,14 +169,15 @@ class Registration:
             self._finish_unregister(f"{status} {response.reason}")
             return None
         if status == 423:
-            min_expires = _int_or_none(response.headers.get("Min-Expires"))
+            min_expires = delta_seconds(response.headers.get("Min-Expires"))
             if min_expires is not None and min_expires > self._pending_expires:
                 self.requested_expires = min_expires
                 return self._send(min_expires)
             return self._fail(now, status, f"{status} {response.reason}", auth=False)
         if status == 403:
             return self._fail(now, status, f"{status} {response.reason}", auth=True)
-        return self._fail(now, status, f"{status} {response.reason}", auth=False, retry_after=_retry_after(response))
+        return self._fail(now, status, f"{status} {response.reason}", auth=False,
+                          retry_after=retry_after(response.headers.get("Retry-After")))
 
     def transaction_failed(self, now: float, reason: str) -> None:
         """The REGISTER in flight timed out or could not be sent (Timer F, transport error).
@@ -378,16 +319,16 @@ class Registration:
                 except ValueError:
                     continue
                 instance = na.params.get("+sip.instance")
-                ours = _same_contact(na.uri, self._contact) or (
+                ours = same_binding(na.uri, self._contact) or (
                     self.instance_id is not None
                     and instance is not None
                     and instance.strip('"<>') == self.instance_id
                 )
                 if ours:
-                    expires = _int_or_none(na.params.get("expires"))
+                    expires = delta_seconds(na.params.get("expires"))
                     if expires is not None:
                         return expires
-        header = _int_or_none(response.headers.get("Expires"))
+        header = delta_seconds(response.headers.get("Expires"))
         if header is not None:
             return header
         return self._pending_expires

@@ -222,3 +222,20 @@ def uri_equal(a: URI, b: URI) -> bool:
 
 def _lower_params(params: dict[str, str | None]) -> dict[str, str | None]:
     return {k.lower(): (v.lower() if v is not None else None) for k, v in params.items()}
+
+
+_DEFAULT_PORTS = {"sip": 5060, "sips": 5061}
+
+
+def same_binding(a: URI, b: URI) -> bool:
+    """Whether two Contact URIs name the same binding.
+
+    Looser than §19.1.4 on purpose: registrars echo Contacts with parameters added, removed or
+    re-cased (``;ob``, ``;transport=TCP``, ``received``), so scheme, user, host and port decide.
+    """
+    return (
+        a.scheme == b.scheme
+        and (a.user or "") == (b.user or "")
+        and a.host.lower() == b.host.lower()
+        and (a.port or _DEFAULT_PORTS.get(a.scheme)) == (b.port or _DEFAULT_PORTS.get(b.scheme))
+    )
