@@ -20,6 +20,8 @@ from wcsgw.sip.target import Target
 
 __all__ = [
     "Answered",
+    "Cancelled",
+    "Confirmed",
     "DialogEvent",
     "Ended",
     "Failed",
@@ -102,6 +104,22 @@ class Ended:
 
     reason: str
     by_remote: bool
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Confirmed:
+    """The ACK of our 2xx arrived: the call is up.  ``ack_sdp`` is the caller's answer when
+    the INVITE had no offer (late offer: our 200 carried it), else None.  ``source``: the
+    ACK's sender (a late offer's answer is latched to that IP, or its SDP's)."""
+
+    ack_sdp: bytes | None = None
+    source: Target | None = attr.ib(default=None, eq=False)  # not part of what happened
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Cancelled:
+    """The caller gave up before our final answer (CANCEL, or BYE on the early dialog); the
+    INVITE was answered 487."""
 
 
 # -- the dialog's, once the call is up

@@ -64,7 +64,6 @@ import enum
 import random
 from typing import Callable, Iterable, Union
 
-import attr
 from twisted.logger import Logger
 
 from wcsgw.sip.account import SipAccount
@@ -74,13 +73,21 @@ from wcsgw.sip.dialogs import DialogRouter
 from wcsgw.sip.digest import DigestClient
 from wcsgw.sip.endpoint import SipEndpoint
 from wcsgw.sip.errors import SipParseError
-from wcsgw.sip.events import REASON_ACK_TIMEOUT, REASON_NORMAL, DialogEvent, Ended, Failed, sdp_of
+from wcsgw.sip.events import (
+    REASON_ACK_TIMEOUT,
+    REASON_NORMAL,
+    Cancelled,
+    Confirmed,
+    DialogEvent,
+    Ended,
+    Failed,
+    sdp_of,
+)
 from wcsgw.sip.frontdoor import ALLOWED_METHODS, SUPPORTED_EXTENSIONS
 from wcsgw.sip.ids import new_tag
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.responses import make_response, reason_phrase
 from wcsgw.sip.session import InviteSession
-from wcsgw.sip.target import Target
 from wcsgw.sip.transaction import ServerTransaction
 from wcsgw.sip.uri import parse_uri
 
@@ -100,29 +107,10 @@ log = Logger(namespace="wcsgw.sip.uas")
 
 # REASON_ACK_TIMEOUT (``Failed.reason`` when our 2xx was never acknowledged, §13.3.1.4) lives
 # in wcsgw.sip.events and IncomingInvites (the CANCEL registry) in wcsgw.sip.cancels, shared
-# with re-INVITEs.
+# with re-INVITEs; Confirmed and Cancelled too are in wcsgw.sip.events, with the other events.
 
 #: What ``hangup`` sends before a final answer: the user explicitly declined (§21.6.2).
 DECLINE = 603
-
-
-# ------------------------------------------------------------------------------------ events
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Confirmed:
-    """The ACK of our 2xx arrived: the call is up.  ``ack_sdp`` is the caller's answer when
-    the INVITE had no offer (late offer: our 200 carried it), else None.  ``source``: the
-    ACK's sender (a late offer's answer is latched to that IP, or its SDP's)."""
-
-    ack_sdp: bytes | None = None
-    source: Target | None = attr.ib(default=None, eq=False)  # not part of what happened
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Cancelled:
-    """The caller gave up before our final answer (CANCEL, or BYE on the early dialog); the
-    INVITE was answered 487."""
 
 
 #: Everything an IncomingInvite's listener gets: the call's own events and, once it is up,
