@@ -1,6 +1,8 @@
-"""The SIP leg alone (wcsgw/calls/sipleg.py): one interface over the UAC and the UAS session,
-and the call-control events (wcsgw/calls/events.py) its SIP events mean.  No sockets, no
-clock: the sessions are fakes that record what the leg asked of them."""
+"""The legs and the call-control events (wcsgw/calls/events.py): the SIP leg alone
+(wcsgw/calls/sipleg.py: one interface over the UAC and the UAS session, and what its SIP events
+mean; no sockets, no clock, the sessions are fakes that record what the leg was asked), and
+the browser leg's states as a call hears them (a real Call with fake legs, tests/call_fakes.py,
+on a task.Clock)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ from typing import Any
 
 from twisted.trial import unittest
 
+from tests.test_calls_hold import HoldCase
 from wcsgw.calls import events as cc
 from wcsgw.calls.sipleg import IncomingSipLeg, OutgoingSipLeg, to_control
-from wcsgw.calls.status import Info
+from wcsgw.calls.status import CallStatus, Info
 from wcsgw.sip.events import (
     Answered,
     Ended,
@@ -109,3 +112,22 @@ class ControlEventTests(unittest.TestCase):
     def test_an_info_that_is_neither_digits_nor_media_control_means_nothing(self) -> None:
         self.assertIsNone(to_control(InfoReceived("text/plain", b"hello")))
         self.assertIsNone(to_control(object()))
+
+
+class BrowserLegStateTests(HoldCase):
+    """The browser leg's states reach the call as call-control events: ICE or DTLS failing
+    fails the call (FAILED, why in ``info``, the SIP status kept) and hangs up the SIP leg."""
+
+    def test_ice_and_dtls_failures_fail_the_call_and_hang_up_the_sip_leg(self) -> None:
+        for state, info in (("failed:ice", Info.ICE), ("failed:dtls", Info.DTLS)):
+            call = self.established()
+            call._on_leg_state(state)
+            self.assertEqual((call.status, call.info, call.sip_status),
+                             (CallStatus.FAILED, info, 200))
+            self.assertTrue(call.invite.hung_up)
+
+    def test_other_states_are_nothing_to_the_call(self) -> None:
+        call = self.established()
+        call._on_leg_state("connected")
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        self.assertFalse(call.invite.hung_up)

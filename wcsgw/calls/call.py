@@ -447,6 +447,13 @@ class Call:
         cc.TransferProgress: "_transfer_progress",
         cc.Fail: "_failed",
         cc.Disconnect: "_disconnected",
+        cc.MediaFailed: "_media_failed",
+    }
+    #: What the browser leg's states (wcsgw.webrtc.leg, ``on_state``) mean to the call; the
+    #: others are nothing to it.
+    BROWSER_STATES: ClassVar[Mapping[str, Any]] = {
+        "failed:ice": cc.MediaFailed(Info.ICE),
+        "failed:dtls": cc.MediaFailed(Info.DTLS),
     }
     #: The events after which the SIP leg is over (its BYE or CANCEL settled, or it never
     #: came up): the gateway hears ``on_settled`` then, even when the call had finished.
@@ -723,10 +730,13 @@ class Call:
     # -- WebRTC side and media supervision ----------------------------------------------
 
     def _on_leg_state(self, state: str) -> None:
-        if state == "failed:ice":
-            self._fail_sip(Info.ICE)
-        elif state == "failed:dtls":
-            self._fail_sip(Info.DTLS)
+        """The browser leg's listener: its state in the call's words (:attr:`BROWSER_STATES`)."""
+        control = self.BROWSER_STATES.get(state)
+        if control is not None:
+            getattr(self, self.CONTROL_HANDLERS[type(control)])(control)
+
+    def _media_failed(self, event: cc.MediaFailed) -> None:
+        self._fail_sip(event.reason)
 
     # -- status and the end -------------------------------------------------------------
 

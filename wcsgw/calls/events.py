@@ -1,5 +1,8 @@
 """The call-control events: what a leg tells the call, in the call's words, not the protocol's.
 
+The browser's leg says one thing in them: its media could not be set up
+(:class:`MediaFailed`, from the WebRTC leg's ``failed:ice`` and ``failed:dtls`` states).
+
 sippy's idea (``CCEvents``), typed: the SIP leg (wcsgw.calls.sipleg) turns its SIP session's
 events — responses, re-INVITEs, INFO, REFER, BYE, CANCEL, as wcsgw.sip.events names them —
 into these, so the call coordinates a ring, a connect, a hold offered, a digit, a transfer, a
@@ -20,7 +23,7 @@ import attr
 
 __all__ = [
     "Confirm", "Connect", "Disconnect", "Dtmf", "EarlyMedia", "Fail", "InfoDone",
-    "KeyFrameRequest", "Reoffer", "ReofferAnswered", "ReofferConfirmed", "ReofferFailed",
+    "KeyFrameRequest", "MediaFailed", "Reoffer", "ReofferAnswered", "ReofferConfirmed", "ReofferFailed",
     "Ring", "TransferAccepted", "TransferFailed", "TransferProgress", "TransferRequest",
 ]
 
@@ -164,4 +167,12 @@ class Fail:
     error), ``reason`` why."""
 
     status: int | None
+    reason: str
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class MediaFailed:
+    """The media toward the browser could not be set up (ICE or DTLS failed): the call fails
+    with ``reason`` and its SIP leg is hung up."""
+
     reason: str
