@@ -16,6 +16,8 @@ from wcsgw.calls.sipleg import IncomingSipLeg, OutgoingSipLeg, to_control
 from wcsgw.calls.status import CallStatus, Info
 from wcsgw.sip.events import (
     Answered,
+    Cancelled,
+    Confirmed,
     Ended,
     Failed,
     InfoAnswered,
@@ -27,7 +29,6 @@ from wcsgw.sip.events import (
     ReinviteFailed,
     ReinviteOffered,
 )
-from wcsgw.sip.uas import Cancelled, Confirmed
 
 
 class Session:

@@ -26,6 +26,8 @@ from wcsgw.calls import events as cc
 from wcsgw.calls.status import Info
 from wcsgw.sip.events import (
     Answered,
+    Cancelled,
+    Confirmed,
     Ended,
     Failed,
     InfoAnswered,
@@ -42,7 +44,6 @@ from wcsgw.sip.events import (
 )
 from wcsgw.sip.info import parse_dtmf_info
 from wcsgw.sip.mediacontrol import is_media_control
-from wcsgw.sip.uas import Cancelled, Confirmed
 
 __all__ = ["IncomingSipLeg", "OutgoingSipLeg", "SipLeg", "to_control"]
 
