@@ -561,8 +561,12 @@ class Call:
 
         offer_audio = self._offer.first_audio()
         assert offer_audio is not None
-        self.leg.set_remote(self._offer.ice_ufrag_for(offer_audio), self._offer.ice_pwd_for(offer_audio),
-                            self._offer.fingerprint_for(offer_audio))
+        ufrag = self._offer.ice_ufrag_for(offer_audio)
+        fingerprint = self._offer.fingerprint_for(offer_audio)
+        assert ufrag is not None and fingerprint is not None  # start() refused offers without
+        # an a=ice-pwd-less offer passes None: a lite agent never reads the browser's password
+        pwd: str = self._offer.ice_pwd_for(offer_audio)  # type: ignore[assignment]
+        self.leg.set_remote(ufrag, pwd, fingerprint)
         ssrc = secrets.randbits(32)
         browser_side = [plan.browser_codec] + ([plan.browser_dtmf] if plan.browser_dtmf else [])
         video_spec = self.video.settle_sip_answer(answer) if self.video is not None else None
@@ -635,7 +639,9 @@ class Call:
             return
         dtmf = next((c for c in offered if c.key == "telephone-event"
                      and c.clock_rate == same.clock_rate), None)
+        assert current is not None  # ``same`` matched it
         if same.payload_type != current.payload_type and self.bridge is not None:
+            assert same.payload_type is not None  # parsed from an m-line's formats
             self.bridge.set_sip_payload_types(same.payload_type,
                                               dtmf.payload_type if dtmf else None)
         self.plan.sip_codec, self.plan.sip_dtmf = same, dtmf
@@ -687,6 +693,7 @@ class Call:
         chosen = [c for c in audio.codecs() if not is_auxiliary(c)]
         dtmf = next((c for c in audio.codecs() if c.key == "telephone-event"), None)
         if chosen and self.bridge is not None:
+            assert chosen[0].payload_type is not None  # parsed from an m-line's formats
             self.bridge.set_sip_payload_types(chosen[0].payload_type,
                                               dtmf.payload_type if dtmf else None)
             self.plan.sip_codec, self.plan.sip_dtmf = chosen[0], dtmf

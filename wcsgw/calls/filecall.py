@@ -32,9 +32,9 @@ import numpy as np
 from twisted.internet import task
 from twisted.logger import Logger
 
-from wcsgw.calls.call import Call, CodecPlan
+from wcsgw.calls.call import Call
 from wcsgw.calls.errors import CallError, Codes
-from wcsgw.calls.plan import CodecPolicy
+from wcsgw.calls.plan import CodecPlan, CodecPolicy
 from wcsgw.calls.status import Info
 from wcsgw.media.audiocodec import AudioCodec, CodecError, make_codec
 from wcsgw.media.rtp import build_rtp

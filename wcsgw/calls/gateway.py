@@ -111,7 +111,7 @@ class CallGateway:
         #: calls whose SIP leg is not over yet (a call leaves ``calls`` at its terminal status
         #: but may still be waiting for the answer to its BYE or CANCEL)
         self.unsettled: set[Any] = set()
-        self._idle_waiters: list[defer.Deferred] = []
+        self._idle_waiters: list[defer.Deferred[None]] = []
         self._by_contact: dict[str, Session] = {}
         #: builds an InboundCall (the service wires it; None: no incoming calls)
         self.inbound_factory: Any = None
@@ -497,11 +497,11 @@ class CallGateway:
             for d in waiters:
                 d.callback(None)
 
-    def when_idle(self) -> defer.Deferred:
+    def when_idle(self) -> defer.Deferred[None]:
         """Fires once no call is live or still ending on the SIP side (graceful shutdown)."""
         if not self.unsettled and not self.calls:
             return defer.succeed(None)
-        d: defer.Deferred = defer.Deferred()
+        d: defer.Deferred[None] = defer.Deferred()
         self._idle_waiters.append(d)
         return d
 

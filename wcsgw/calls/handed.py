@@ -9,10 +9,9 @@ outgoing SIP leg, as a browser's own :class:`~wcsgw.calls.call.Call` has: outwar
 
 from __future__ import annotations
 
-from wcsgw.calls.call import CodecPlan
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.offered import OfferedCall
-from wcsgw.calls.plan import browser_offer_codecs, plan_codecs
+from wcsgw.calls.plan import CodecPlan, browser_offer_codecs, plan_codecs
 from wcsgw.calls.status import CallStatus, Info
 from wcsgw.calls.video import VideoPath
 from wcsgw.sdp.errors import SdpError

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from typing import Any
+from typing import Any, cast
 
 from wcsgw.calls.errors import CallError, Codes
 
@@ -59,7 +59,7 @@ def check_id(value: Any, field: str) -> str:
     problem = id_problem(value)
     if problem is not None:
         raise CallError(Codes.INVALID, f"{field} {problem}", field)
-    return value
+    return cast(str, value)  # id_problem found nothing: it is a str
 
 
 def recording_name(now: float | None = None) -> str:

@@ -18,11 +18,12 @@ from typing import Any, Callable, ClassVar, Mapping
 
 from twisted.logger import Logger
 
-from wcsgw.calls.call import Call, CodecPlan, _parsed
+from wcsgw.calls.call import Call, _parsed
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.events import Confirm
 from wcsgw.calls.offered import OfferedCall
 from wcsgw.calls.plan import (
+    CodecPlan,
     CodecRefusal,
     browser_offer_codecs,
     settle_inbound,

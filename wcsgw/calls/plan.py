@@ -112,6 +112,7 @@ class CodecPolicy:
                    webrtc_transcodable: Iterable[str] | None = None) -> CodecPolicy:
         """From config spellings (``"opus"``, ``"speex/16000"``); ``transcodable`` None asks
         the media layer (:func:`media_transcodable`) for both sides."""
+        webrtc_keys: frozenset[str] | None
         if transcodable is None:
             sip_keys, webrtc_keys = media_transcodable()
         else:
@@ -356,6 +357,7 @@ def settle_outbound(plan: CodecPlan, browser: Sequence[Codec], answer: Sequence[
         if not policy.transcoding:
             raise _refuse(Info.TRANSCODING_DISABLED, f"the SIP side answered {_names(answered)}")
         browser_codec = sources[0]
+    assert browser_codec is not None  # the relay loop broke on a match, or sources[0] above
     plan.mode = mode
     plan.sip_codec = sip_codec
     plan.browser_codec = browser_codec

@@ -39,7 +39,6 @@ import numpy as np
 from twisted.application.service import Service
 from twisted.internet import defer, task
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from wcsgw.config import SipSettings
@@ -58,6 +57,7 @@ from wcsgw.sip.dialogs import DialogRouter
 from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.ids import new_tag
 from wcsgw.sip.message import Request
+from wcsgw.sip.reactor import DelayedCall
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.service import SipService
 from wcsgw.sip.session import ReinviteOffered
@@ -143,14 +143,14 @@ class TestCall:
         self.packets_sent = 0
         self.packets_received = 0
         self._loop: task.LoopingCall | None = None
-        self._limit: IDelayedCall | None = None
+        self._limit: DelayedCall | None = None
         self._stream: OutboundStream | None = None
         self._tone = b""
         self._seq = 0
         self._ts = 0
         self._ssrc = 0
         self._first = True
-        self._closing: defer.Deferred | None = None
+        self._closing: defer.Deferred[None] | None = None
 
     def __repr__(self) -> str:
         call_id = self.session.call_id if self.session is not None else None
@@ -382,7 +382,7 @@ class TestCall:
 
     # ------------------------------------------------------------------ teardown
 
-    def close(self) -> defer.Deferred:
+    def close(self) -> defer.Deferred[None]:
         """Stop media, release the ports, and leave the line's list of calls (once)."""
         if self._closing is None:
             if self._limit is not None and self._limit.active():
@@ -394,9 +394,18 @@ class TestCall:
             self._stream = None
             rtp, self.rtp = self.rtp, None
             closed = rtp.close() if rtp is not None else defer.succeed(None)
-            self._closing = closed.addBoth(lambda _: self.lines._forget(self))
-        done: defer.Deferred = defer.Deferred()
-        self._closing.addBoth(lambda result: (done.callback(None), result)[1])
+
+            def forget(_: object) -> None:
+                self.lines._forget(self)
+
+            self._closing = closed.addBoth(forget)
+        done: defer.Deferred[None] = defer.Deferred()
+
+        def fire(result: object) -> object:
+            done.callback(None)
+            return result
+
+        self._closing.addBoth(fire)
         return done
 
 
@@ -461,7 +470,7 @@ class TestLines(Service):
         self.allocator = allocator or PortAllocator("127.0.0.1", 20000, 29999)
         self.max_duration = max_duration
         self._calls: list[TestCall] = []
-        self._idle_waiters: list[defer.Deferred] = []
+        self._idle_waiters: list[defer.Deferred[None]] = []
 
     @property
     def reactor(self) -> Any:
@@ -494,18 +503,18 @@ class TestLines(Service):
     def calls(self) -> list[TestCall]:
         return list(self._calls)
 
-    def wait_idle(self) -> defer.Deferred:
+    def wait_idle(self) -> defer.Deferred[None]:
         """Fires once no call is active (every call ended and its ports released)."""
         if not self._calls:
             return defer.succeed(None)
-        d: defer.Deferred = defer.Deferred()
+        d: defer.Deferred[None] = defer.Deferred()
         self._idle_waiters.append(d)
         return d
 
     # ------------------------------------------------------------------ service
 
     def startService(self) -> None:  # noqa: N802 (Twisted API)
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Service is untyped
         self.sip.startService()
         endpoint = self.sip.endpoint
         assert endpoint is not None
@@ -515,8 +524,8 @@ class TestLines(Service):
         endpoint.handlers.append(_Handler(self))
         log.info("test lines {lines} at {uri}", lines=", ".join(LINES), uri=self.uri("<line>"))
 
-    def stopService(self) -> defer.Deferred:  # noqa: N802
-        super().stopService()
+    def stopService(self) -> defer.Deferred[None]:  # noqa: N802
+        super().stopService()  # type: ignore[no-untyped-call]  # Service is untyped
         return defer.ensureDeferred(self._stop())
 
     async def _stop(self) -> None:
@@ -524,7 +533,12 @@ class TestLines(Service):
             for call in list(self._calls):
                 call.hangup()
             idle = self.wait_idle()
-            timer = self.reactor.callLater(STOP_GRACE, lambda: idle.called or idle.callback(None))
+
+            def release() -> None:
+                if not idle.called:
+                    idle.callback(None)
+
+            timer = self.reactor.callLater(STOP_GRACE, release)
             await idle
             if timer.active():
                 timer.cancel()

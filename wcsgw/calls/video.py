@@ -507,7 +507,8 @@ def _same_stream(a: Codec, b: Codec) -> bool:
     if a.key != b.key or a.clock_rate != b.clock_rate:
         return False
     if a.key == "h264":
-        mode = lambda c: (c.fmtp_params.get("packetization-mode") or "0").strip()  # noqa: E731
+        mode: Callable[[Codec], str] = lambda c: (  # noqa: E731
+            c.fmtp_params.get("packetization-mode") or "0").strip()
         return mode(a) == mode(b)
     return True
 
