@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Protocol, cast
 
-from twisted.application.service import IService, MultiService, Service
+from twisted.application.service import MultiService, Service
 from twisted.internet import defer
-from twisted.internet.interfaces import IListeningPort
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
@@ -37,6 +36,7 @@ from twisted.web.server import Request, Site
 from wcsgw import __version__
 from wcsgw.api.metrics import MetricsResource
 from wcsgw.config import Config, HttpSettings
+from wcsgw.sip.reactor import Clock, ListeningPort, SipReactor
 from wcsgw.sip.service import SipService
 
 __all__ = [
@@ -62,7 +62,8 @@ def make_log_observer(level: str, output: IO[str]) -> ILogObserver:
     ``info`` gateway would still write every debug event.
     """
     predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS[level])
-    return FilteringLogObserver(textFileLogObserver(output), [predicate])
+    return FilteringLogObserver(textFileLogObserver(output),  # type: ignore[return-value,arg-type]
+                                [predicate])  # type: ignore[list-item]  # zope Interfaces
 
 
 class HealthResource(Resource):
@@ -72,8 +73,8 @@ class HealthResource(Resource):
     isLeaf = True
 
     def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"content-type", b"application/json")
-        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"content-type", b"application/json")  # type: ignore[no-untyped-call]
+        request.setHeader(b"cache-control", b"no-store")  # type: ignore[no-untyped-call]
         return json.dumps({"status": "ok", "version": __version__}).encode()
 
     render_HEAD = render_GET
@@ -97,7 +98,7 @@ class PlaceholderPage(Resource):
     isLeaf = True
 
     def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")  # type: ignore[no-untyped-call]
         return _PLACEHOLDER.encode()
 
 
@@ -105,10 +106,11 @@ def make_root(config: Config, gateway: Any = None) -> Resource:
     """The resource tree of the one site: Phone UI, SDK and WebSocket from wcsgw.api when a
     call gateway is given (the placeholder page otherwise), and /health."""
     if gateway is None:
-        root = Resource()
-        root.putChild(b"", PlaceholderPage())
-        root.putChild(b"health", HealthResource())
-        root.putChild(b"metrics", MetricsResource(None, config.rest.tokens))
+        root = Resource()  # type: ignore[no-untyped-call]
+        # arg-type: putChild wants an IResource, a zope Interface mypy cannot match a class to
+        root.putChild(b"", PlaceholderPage())  # type: ignore[no-untyped-call,arg-type]
+        root.putChild(b"health", HealthResource())  # type: ignore[no-untyped-call,arg-type]
+        root.putChild(b"metrics", MetricsResource(None, config.rest.tokens))  # type: ignore[arg-type]
         return root
     from wcsgw.api.rest import build_rest_resource
     from wcsgw.api.site import build_site
@@ -117,7 +119,7 @@ def make_root(config: Config, gateway: Any = None) -> Resource:
                                media_folder=config.rest.media_folder or None,
                                recordings_folder=config.rest.recordings_folder or None,
                                max_body=config.http.max_body)
-    children = {"health": HealthResource(), "rest-api": rest,
+    children = {"health": HealthResource(), "rest-api": rest,  # type: ignore[no-untyped-call]
                 "metrics": MetricsResource(gateway, config.rest.tokens)}
     return build_site(gateway, children=children,
                       allowed_origins=config.http.allowed_origins,
@@ -150,7 +152,7 @@ class HttpService(Service):
     def __init__(self, settings: HttpSettings, site: Site) -> None:
         self.settings = settings
         self.site = site
-        self._port: IListeningPort | None = None
+        self._port: ListeningPort | None = None
 
     @property
     def address(self) -> tuple[str, int] | None:
@@ -164,7 +166,7 @@ class HttpService(Service):
         if self._port is None:
             from twisted.internet import reactor
 
-            self._port = reactor.listenTCP(  # type: ignore[attr-defined]
+            self._port = cast(SipReactor, reactor).listenTCP(
                 self.settings.port, self.site, interface=self.settings.listen
             )
             host, port = self.address or ("?", 0)
@@ -172,15 +174,15 @@ class HttpService(Service):
             log.info("HTTP listening on http://{where}/", where=f"{shown}:{port}")
 
     def privilegedStartService(self) -> None:
-        super().privilegedStartService()
+        super().privilegedStartService()  # type: ignore[no-untyped-call]
         self._listen()
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]
         self._listen()
 
     def stopService(self) -> Any:
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]
         port, self._port = self._port, None
         if port is not None:
             return port.stopListening()
@@ -197,8 +199,11 @@ class GatewayService(MultiService):
     installed there.
     """
 
+    #: the B2BUA (sessions, live calls), set by :func:`make_service`
+    call_gateway: Any
+
     def __init__(self, config: Config, log_observer: ILogObserver | None = None) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.config = config
         self.log_observer = log_observer
 
@@ -206,10 +211,10 @@ class GatewayService(MultiService):
         if (
             self.log_observer is not None
             and isinstance(parent, Componentized)
-            and parent.getComponent(ILogObserver, None) is None
+            and parent.getComponent(ILogObserver, None) is None  # type: ignore[no-untyped-call]
         ):
-            parent.setComponent(ILogObserver, self.log_observer)
-        return super().setServiceParent(parent)
+            parent.setComponent(ILogObserver, self.log_observer)  # type: ignore[no-untyped-call]
+        return super().setServiceParent(parent)  # type: ignore[no-untyped-call]
 
     def startService(self) -> None:
         config = self.config
@@ -224,14 +229,14 @@ class GatewayService(MultiService):
             accounts=accounts,
             log_level_name=config.log.level,
         )
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]
 
     def stopService(self) -> Any:
         """Children stop one after the other, in reverse order of start — MultiService would
         stop them all at once, and the SIP sockets would close while the calls' BYEs are
         still waiting for their answers: the site first (no new calls), then the calls, the
         test lines, and the SIP endpoint last."""
-        Service.stopService(self)
+        Service.stopService(self)  # type: ignore[no-untyped-call]
 
         async def in_order() -> None:
             for service in reversed(list(self)):
@@ -240,7 +245,16 @@ class GatewayService(MultiService):
         return defer.ensureDeferred(in_order())
 
 
-def _sip_service(config: Config) -> IService:
+class ChildService(Protocol):
+    """What :func:`make_service` does with the SIP service ``sip_factory`` makes (an
+    ``IService``: a zope Interface, which mypy cannot check a class against)."""
+
+    def setName(self, name: str) -> None: ...  # noqa: N802 (Twisted API)
+
+    def setServiceParent(self, parent: Any) -> Any: ...  # noqa: N802 (Twisted API)
+
+
+def _sip_service(config: Config) -> ChildService:
     # Imported here so a broken SIP layer shows up as an error naming it, at service build.
     from wcsgw.sip.service import SipService
 
@@ -250,7 +264,7 @@ def _sip_service(config: Config) -> IService:
 def make_service(
     config: Config,
     log_observer: ILogObserver | None = None,
-    sip_factory: Callable[[Config], IService] = _sip_service,
+    sip_factory: Callable[[Config], ChildService] = _sip_service,
 ) -> GatewayService:
     """The whole gateway as one ``MultiService`` (HTTP site + SIP endpoint).
 
@@ -269,7 +283,7 @@ def make_service(
         gateway = make_call_gateway(config, sip, top)
     #: the B2BUA (sessions, live calls), for REST and for tests; None without a real SIP side
     top.call_gateway = gateway
-    HttpService(config.http, make_site(config, gateway)).setServiceParent(top)
+    HttpService(config.http, make_site(config, gateway)).setServiceParent(top)  # type: ignore[no-untyped-call]
     return top
 
 
@@ -291,7 +305,8 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     """The B2BUA: media ports, the built-in test lines (when enabled) and the CallGateway."""
     from twisted.internet import reactor
 
-    from wcsgw.calls.call import Call, CallEnvironment
+    from wcsgw.calls.call import Call
+    from wcsgw.calls.environment import CallEnvironment
     from wcsgw.calls.filecall import FileCall
     from wcsgw.calls.gateway import CallGateway
     from wcsgw.calls.handed import HandedCall
@@ -306,8 +321,8 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     testlines = None
     if config.testlines.enabled:
         testlines = TestLines(reactor, allocator=allocator, sip_settings=config.sip)
-        testlines.setName("testlines")
-        testlines.setServiceParent(parent)
+        testlines.setName("testlines")  # type: ignore[no-untyped-call]
+        testlines.setServiceParent(parent)  # type: ignore[no-untyped-call]
 
     def testlines_account() -> SipAccount:
         assert testlines is not None
@@ -333,13 +348,13 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     env.certificate = RTCCertificate.generateCertificate()
     # [limits]: the call-rate window runs on the reactor's clock (tests inject their own)
     gateway = CallGateway(sip, policy, functools.partial(Call, env=env), limits=config.limits,
-                          clock=reactor.seconds)
+                          clock=cast(Clock, reactor).seconds)
     gateway.inbound_factory = functools.partial(InboundCall, env=env)
     gateway.file_call_factory = functools.partial(FileCall, env=env)
     gateway.handed_call_factory = functools.partial(HandedCall, env=env)
     gateway.recordings_folder = config.rest.recordings_folder or None
     gateway.media_ports = allocator  # the port reserve ([limits]), metrics, tests: ports in use
-    CallsService(gateway).setServiceParent(parent)
+    CallsService(gateway).setServiceParent(parent)  # type: ignore[no-untyped-call]
     return gateway
 
 
@@ -354,7 +369,7 @@ class CallsService(Service):
         self.gateway = gateway
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]
         from wcsgw.calls.inbound import InboundRouter
 
         # After the SIP service started (its endpoint exists): INVITEs to sessions' contacts.
@@ -362,13 +377,15 @@ class CallsService(Service):
             InboundRouter(self.gateway, self.gateway.take_incoming))
 
     def stopService(self) -> Any:
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]
         from twisted.internet import reactor
 
         self.gateway.hangup_all()
         idle = self.gateway.when_idle()
-        timer = reactor.callLater(CALLS_STOP_GRACE, lambda: idle.called or idle.callback(None))
-        return idle.addBoth(lambda result: (timer.active() and timer.cancel(), result)[1])
+        timer = cast(Clock, reactor).callLater(CALLS_STOP_GRACE,
+                                               lambda: idle.called or idle.callback(None))
+        return idle.addBoth(
+            lambda result: (timer.active() and timer.cancel(), result)[1])  # type: ignore[func-returns-value]
 
 
 #: How long a stopping gateway waits for its calls' BYEs/CANCELs to be answered.

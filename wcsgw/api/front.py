@@ -207,7 +207,7 @@ class GuardedChannel(HTTPChannel):
     def _arm_headers(self) -> None:
         self._cancel("_header_call")
         self._partial = False
-        self._header_call = self.callLater(self.door.header_timeout,
+        self._header_call = self.callLater(self.door.header_timeout,  # type: ignore[no-untyped-call]
                                            lambda: self._too_slow("headers"))
 
     def _cancel(self, name: str) -> None:
@@ -220,7 +220,7 @@ class GuardedChannel(HTTPChannel):
         setattr(self, "_header_call" if what == "headers" else "_body_call", None)
         if self.transport is None or self._refused:
             return  # handed over (WebSocket) or already refused
-        peer = self.transport.getPeer()
+        peer = self.transport.getPeer()  # type: ignore[misc]  # zope Interface, no plugin
         if what == "body" or self._partial:
             log.info("HTTP client {peer} too slow: its request {what} took longer than "
                      "http.{what_key} ({seconds} s)", peer=str(peer), what=what,
@@ -245,8 +245,8 @@ class GuardedChannel(HTTPChannel):
         self._refused = True
         if not quiet:
             log.info("HTTP {status} to {peer}: {message}", status=refusal.status,
-                     peer=str(self.transport.getPeer()), message=refusal.message)
-        self.transport.write(refusal.response())
+                     peer=str(self.transport.getPeer()), message=refusal.message)  # type: ignore[misc]
+        self.transport.write(refusal.response())  # type: ignore[call-arg,misc]  # zope Interface
         self._close(half=True)
 
     def _close(self, half: bool) -> None:
@@ -257,11 +257,11 @@ class GuardedChannel(HTTPChannel):
         self._networkProducer.unregisterProducer()
         lose_write = getattr(self.transport, "loseWriteConnection", None)
         if half and lose_write is not None:
-            self._networkProducer.resumeProducing()  # keep reading (and discarding)
+            self._networkProducer.resumeProducing()  # type: ignore[misc]  # keep reading (and discarding)
             lose_write()
         else:
-            self.transport.loseConnection()
-        self._linger_call = self.callLater(LINGER, self._abort)
+            self.transport.loseConnection()  # type: ignore[misc,union-attr]  # zope Interface; transport set
+        self._linger_call = self.callLater(LINGER, self._abort)  # type: ignore[no-untyped-call]
 
     def _abort(self) -> None:
         self._linger_call = None
@@ -271,7 +271,7 @@ class GuardedChannel(HTTPChannel):
     # -- HTTPChannel hooks --------------------------------------------------------------------
 
     def connectionMade(self) -> None:
-        super().connectionMade()
+        super().connectionMade()  # type: ignore[no-untyped-call]
         self._arm_headers()
 
     def dataReceived(self, data: bytes) -> None:
@@ -279,11 +279,11 @@ class GuardedChannel(HTTPChannel):
             return
         if self._header_call is not None:
             self._partial = True
-        super().dataReceived(data)
+        super().dataReceived(data)  # type: ignore[no-untyped-call]
 
     def lineReceived(self, line: bytes) -> None:
         if not self._refused:
-            super().lineReceived(line)
+            super().lineReceived(line)  # type: ignore[no-untyped-call]
 
     def rawDataReceived(self, data: bytes) -> None:
         if not self._refused:
@@ -293,32 +293,32 @@ class GuardedChannel(HTTPChannel):
         self._cancel("_header_call")
         request = self.requests[-1]
         refusal = judge_headers(
-            version=self._version, target=self._path,
+            version=self._version, target=self._path,  # type: ignore[arg-type]  # the bytes target
             hosts=request.requestHeaders.getRawHeaders(b"host") or [],
             content_length=self.length, door=self.door)
         if refusal is not None:
             self._refuse(refusal)
             return  # no gotLength (no body buffer), no "100 Continue"
-        super().allHeadersReceived()
+        super().allHeadersReceived()  # type: ignore[no-untyped-call]
         if self.length != 0:
-            self._body_call = self.callLater(self.door.body_timeout, lambda: self._too_slow("body"))
+            self._body_call = self.callLater(self.door.body_timeout, lambda: self._too_slow("body"))  # type: ignore[no-untyped-call]
 
     def allContentReceived(self) -> None:
         if self._refused:
             return
         self._cancel("_body_call")
-        super().allContentReceived()
+        super().allContentReceived()  # type: ignore[no-untyped-call]
 
     def requestDone(self, request: Any) -> None:
         # Armed before the buffered next request (pipelining) is replayed by super().
         if self.persistent and not self._refused:
             self._arm_headers()
-        super().requestDone(request)
+        super().requestDone(request)  # type: ignore[no-untyped-call]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         for name in ("_header_call", "_body_call", "_linger_call"):
             self._cancel(name)
-        super().connectionLost(reason)
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
 
 
 class GuardedRequest(Request):
@@ -330,9 +330,9 @@ class GuardedRequest(Request):
     def gotLength(self, length: int | None) -> None:
         door = getattr(self.channel, "door", None)
         if length is None and door is not None and door.max_body <= _IN_MEMORY:
-            self.content = BytesIO()  # type: ignore[assignment]  # chunked, bounded: no temp file
+            self.content = BytesIO()  # chunked, bounded: no temp file
             return
-        super().gotLength(length)
+        super().gotLength(length)  # type: ignore[no-untyped-call]
 
     def handleContentChunk(self, data: bytes) -> None:
         channel: Any = self.channel
@@ -344,7 +344,7 @@ class GuardedRequest(Request):
             if self._received > door.max_body:
                 channel.refuse(too_large(door.max_body))
                 return
-        super().handleContentChunk(data)
+        super().handleContentChunk(data)  # type: ignore[no-untyped-call]
 
 
 class GatewaySite(Site):
@@ -356,5 +356,5 @@ class GatewaySite(Site):
     displayTracebacks = False
 
     def __init__(self, resource: Any, front: FrontDoor | None = None, **kwargs: Any) -> None:
-        super().__init__(resource, **kwargs)
+        super().__init__(resource, **kwargs)  # type: ignore[no-untyped-call]
         self.front = front or FrontDoor()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, cast
 
 from twisted.logger import Logger
 
@@ -174,7 +174,7 @@ def _sip_headers(params: Mapping[str, Any], policy: Any, name: str = "sipHeaders
     refusal is -32602 naming ``sipHeaders.<name>``."""
     headers = _object(params, name)
     try:
-        return policy.outgoing_headers(headers, name)
+        return cast("dict[str, str]", policy.outgoing_headers(headers, name))
     except CallError as e:
         field = e.field or name
         problem = e.message[len(field):].strip() if e.message.startswith(field) else e.message

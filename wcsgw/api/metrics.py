@@ -355,7 +355,7 @@ class MetricsResource(Resource):
     isLeaf = True
 
     def __init__(self, gateway: Any = None, tokens: Sequence[str] = ()) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.gateway = gateway
         self._token_digests = [_digest(t.encode("utf-8")) for t in tokens]
 
@@ -372,11 +372,11 @@ class MetricsResource(Resource):
         return ok
 
     def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"cache-control", b"no-store")  # type: ignore[no-untyped-call]
         if not self._authorized(request):
             request.setResponseCode(401)
-            request.setHeader(b"www-authenticate", _REALM)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            request.setHeader(b"www-authenticate", _REALM)  # type: ignore[no-untyped-call]
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")  # type: ignore[no-untyped-call]
             return b"a bearer token is required (Authorization: Bearer <token>)\n"
-        request.setHeader(b"content-type", CONTENT_TYPE)
+        request.setHeader(b"content-type", CONTENT_TYPE)  # type: ignore[no-untyped-call]
         return render(collect(self.gateway))

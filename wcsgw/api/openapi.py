@@ -128,9 +128,10 @@ _STARTUP_PROPERTIES: dict[str, Any] = {
     "callId": _text("Optional, client-chosen, unique among live calls (else 409). The gateway "
                     "picks one when absent. Never used in a file name.", CALL_ID, MAX_CALL_ID,
                     minLength=1),
+    # arg-type: mypy takes the ** dict below for a possible max_length (an int)
     "callee": _text("Who to call: a user part (dialled at sipDomain) or a sip:/sips:/tel: URI.",
                     TOKEN, minLength=1,
-                    **{_SERVER_CHECKED: "the policy (policy.allowed_domains) may refuse it: 400/403"}),
+                    **{_SERVER_CHECKED: "the policy (policy.allowed_domains) may refuse it: 400/403"}),  # type: ignore[arg-type]
     "sipLogin": _text("SIP user (From, To of REGISTER). Required with sipDomain.", NONBLANK,
                       minLength=1),
     "sipAuthenticationName": _text("Digest user name; defaults to sipLogin."),

@@ -259,7 +259,7 @@ class RestApi:
             "/call/transfer": self.transfer,
         }
 
-    def handle(self, path: str, body: dict[str, Any], peer: str | None = None) -> defer.Deferred:
+    def handle(self, path: str, body: dict[str, Any], peer: str | None = None) -> defer.Deferred[RestReply]:
         """Run one method; the Deferred fires with a :class:`RestReply` (never errbacks).
         ``peer``: the client's TCP address; ``call/startup`` counts against
         ``limits.calls_per_minute_per_ip`` by it."""
@@ -441,7 +441,7 @@ class RestResource(Resource):
 
     def __init__(self, api: RestApi, tokens: Sequence[str],
                  max_body: int = openapi.MAX_BODY) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.api = api
         self.max_body = max_body
         self._token_digests = [_digest(t.encode("utf-8")) for t in tokens]
@@ -464,8 +464,8 @@ class RestResource(Resource):
 
             def write(result: RestReply) -> None:
                 if not gone:
-                    request.write(self._finish(request, result))
-                    request.finish()
+                    request.write(self._finish(request, result))  # type: ignore[no-untyped-call]
+                    request.finish()  # type: ignore[no-untyped-call]
 
             reply.addCallback(write)
             reply.addErrback(lambda f: log.failure("rest: writing the reply failed", f))
@@ -475,20 +475,21 @@ class RestResource(Resource):
     def _finish(self, request: Request, reply: RestReply) -> bytes:
         request.setResponseCode(reply.status)
         for name, value in reply.headers.items():
-            request.setHeader(name, value)
-        request.setHeader(b"content-type", _JSON)
-        request.setHeader(b"cache-control", b"no-store")
-        request.setHeader(b"x-content-type-options", b"nosniff")
+            request.setHeader(name, value)  # type: ignore[no-untyped-call]
+        request.setHeader(b"content-type", _JSON)  # type: ignore[no-untyped-call]
+        request.setHeader(b"cache-control", b"no-store")  # type: ignore[no-untyped-call]
+        request.setHeader(b"x-content-type-options", b"nosniff")  # type: ignore[no-untyped-call]
         if isinstance(reply.body, bytes):
             data = reply.body
         else:
             data = json.dumps(reply.body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         if request.method == b"HEAD":
-            request.setHeader(b"content-length", str(len(data)).encode())
+            request.setHeader(b"content-length", str(len(data)).encode())  # type: ignore[no-untyped-call]
             return b""
         return data
 
-    def _route(self, request: Request) -> RestReply | defer.Deferred:
+    def _route(self, request: Request) -> RestReply | defer.Deferred[RestReply]:
+        assert request.postpath is not None  # a leaf resource: the site has set it
         path = "/" + "/".join(p.decode("utf-8", "replace") for p in request.postpath)
         method = openapi.ROUTES.get(path)
         if method is None:
@@ -512,7 +513,7 @@ class RestResource(Resource):
         if not isinstance(body, dict):
             raise RestError(400, "the body must be a JSON object")
         # The TCP peer, never X-Forwarded-For (anyone can send that header).
-        peer = getattr(request.getClientAddress(), "host", None)
+        peer = getattr(request.getClientAddress(), "host", None)  # type: ignore[no-untyped-call]
         return self.api.handle(path, body, peer=peer)
 
     def _authenticate(self, request: Request) -> None:
@@ -544,7 +545,7 @@ class RestResource(Resource):
         if content is None:
             return b""
         content.seek(0, os.SEEK_SET)
-        raw = content.read(max_body + 1)
+        raw: bytes = content.read(max_body + 1)
         if len(raw) > max_body:
             raise RestError(413, f"the body is larger than {max_body} bytes (http.max_body)")
         return raw
