@@ -135,7 +135,7 @@ class GatewaySocket(WebSocketServerProtocol):
         if self.methods is None or self._gone:
             return
         if isBinary:
-            self._send(
+            self._send_frame(
                 jsonrpc.error(
                     None,
                     jsonrpc.INVALID_REQUEST,
@@ -147,7 +147,7 @@ class GatewaySocket(WebSocketServerProtocol):
         if isinstance(parsed, jsonrpc.BadFrame):
             reply = parsed.response()
             if reply is not None:
-                self._send(reply)
+                self._send_frame(reply)
             return
         self._held = []
         try:
@@ -155,9 +155,9 @@ class GatewaySocket(WebSocketServerProtocol):
         finally:
             held, self._held = self._held, None
         if reply is not None:
-            self._send(reply)
+            self._send_frame(reply)
         for frame in held:
-            self._send(frame)
+            self._send_frame(frame)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self.session_id is None or self._gone:
@@ -205,13 +205,13 @@ class GatewaySocket(WebSocketServerProtocol):
         if self._held is not None:
             self._held.append(frame)
         else:
-            self._send(frame)
+            self._send_frame(frame)
 
     # -- helpers ------------------------------------------------------------------------------
 
-    # Shadows autobahn's private _send() (its send-queue flush, reached only by sync= or
-    # chopsize= writes, which this class never makes): hence the override ignore.
-    def _send(self, frame: str) -> None:  # type: ignore[override]
+    # Not called _send: that name is autobahn's own send-queue flush, which a method here
+    # would silently replace.
+    def _send_frame(self, frame: str) -> None:
         try:
             self.sendMessage(frame.encode("utf-8"), isBinary=False)  # type: ignore[no-untyped-call]
         except Disconnected:
