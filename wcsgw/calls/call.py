@@ -238,16 +238,24 @@ class Call:
         if self.account is None:
             raise CallError(Codes.FORBIDDEN, Info.FORBIDDEN, "callee")
         env = self.env
-        self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
-        self.leg = env.make_browser_leg(env.reactor, env.media_host, env.media_advertised,
-                                        env.allocator, certificate=env.certificate)
-        self.leg.on_state = self._on_leg_state
-        self._open_media_session()
+        self._open_browser_media()
         if self.has_video:
             self.video = VideoPath.outbound(env, self.call_id, self._offer, {
                 c.payload_type for c in self.plan.sip_offer if c.payload_type is not None})
             self.has_video = self.video is not None
         self._place_invite()
+
+    def _open_browser_media(self) -> WebRtcLeg:
+        """The sockets of a call between a browser and the SIP side: the SIP side's RTP pair
+        and the browser's WebRTC leg (both from the environment), held by a MediaSession.
+        Returns the leg (also ``self.leg``)."""
+        env = self.env
+        self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
+        leg = self.leg = env.make_browser_leg(env.reactor, env.media_host, env.media_advertised,
+                                              env.allocator, certificate=env.certificate)
+        leg.on_state = self._on_leg_state
+        self._open_media_session()
+        return leg
 
     def _open_media_session(self) -> None:
         """From here on the call's sockets (``leg``, the browser's or a file, and ``rtp``) are

@@ -18,7 +18,6 @@ from twisted.logger import Logger
 from wcsgw.calls.call import Call
 from wcsgw.calls.plan import CodecRefusal, settle_outbound
 from wcsgw.calls.status import CallStatus, Info
-from wcsgw.media.udp import RtpSocket
 from wcsgw.sdp.codecs import Codec
 from wcsgw.sdp.model import SessionDescription
 from wcsgw.sdp.parser import serialize_sdp
@@ -49,15 +48,10 @@ class OfferedCall(Call):
 
     def _offer_to_browser(self, codecs: list[Codec]) -> None:
         """Open both media sockets and ring the browser: ``incomingCall`` with our offer."""
-        env = self.env
-        self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
-        self.leg = env.make_browser_leg(env.reactor, env.media_host, env.media_advertised,
-                                        env.allocator, certificate=env.certificate)
-        self.leg.on_state = self._on_leg_state
-        self._open_media_session()
+        leg = self._open_browser_media()
         self._webrtc_ssrc = secrets.randbits(32)
         self._browser_offer_sd = offer_for_browser(
-            self.leg, codecs, self._webrtc_ssrc, f"wcsgw-{self.call_id}",
+            leg, codecs, self._webrtc_ssrc, f"wcsgw-{self.call_id}",
             video=self.video.browser_offer_spec() if self.video is not None else None)
         if self.video is not None:
             self.video.note_browser_offer(self._browser_offer_sd)

@@ -45,6 +45,7 @@ from wcsgw.config import SipSettings
 from wcsgw.media import g711
 from wcsgw.media.ports import PortAllocator, PortsExhausted
 from wcsgw.media.rtp import RtpError, build_rtp, parse_rtp
+from wcsgw.media.settled import settled
 from wcsgw.media.stream import OutboundStream
 from wcsgw.media.udp import RtpSocket
 from wcsgw.sdp.codecs import PCMA, PCMU, TELEPHONE_EVENT_8000, Codec
@@ -399,14 +400,7 @@ class TestCall:
                 self.lines._forget(self)
 
             self._closing = closed.addBoth(forget)
-        done: defer.Deferred[None] = defer.Deferred()
-
-        def fire(result: object) -> object:
-            done.callback(None)
-            return result
-
-        self._closing.addBoth(fire)
-        return done
+        return settled(self._closing)
 
 
 class _Handler:

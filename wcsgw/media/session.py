@@ -27,6 +27,7 @@ from typing import Any, Callable, Optional, Protocol
 from twisted.internet import defer
 
 from wcsgw.media.bridge import MediaBridge
+from wcsgw.media.settled import settled
 from wcsgw.media.udp import RtpSocket
 from wcsgw.media.video import SIP, WEBRTC, VideoRelay
 
@@ -133,11 +134,4 @@ class MediaSession:
             closing = [defer.maybeDeferred(s.close) for s in sockets]
             self._closed = defer.gatherResults(closing, consumeErrors=True).addBoth(
                 lambda _: None)
-        done: defer.Deferred[None] = defer.Deferred()
-
-        def fire(result: Any) -> Any:
-            done.callback(None)
-            return result
-
-        self._closed.addBoth(fire)
-        return done
+        return settled(self._closed)

@@ -35,6 +35,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import DatagramProtocol
 
 from wcsgw.media.ports import PortAllocator
+from wcsgw.media.settled import settled
 
 __all__ = ["RtpSocket", "Latch", "normalize_ip"]
 
@@ -284,12 +285,4 @@ class RtpSocket:
                 self._allocator.release(self._ports)
 
             self._closed = defer.gatherResults(stops, consumeErrors=True).addBoth(release)
-        # every caller gets its own Deferred, so no caller's callbacks change another's result
-        done: defer.Deferred[None] = defer.Deferred()
-
-        def fire(result: Any) -> Any:
-            done.callback(None)
-            return result
-
-        self._closed.addBoth(fire)
-        return done
+        return settled(self._closed)

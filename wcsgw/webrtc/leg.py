@@ -23,6 +23,7 @@ from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
 
 from wcsgw.media.ports import PortAllocator
+from wcsgw.media.settled import settled
 from wcsgw.webrtc.control import LegControl, LegError
 from wcsgw.webrtc.dtls import RTCCertificate
 from wcsgw.webrtc.srtp import SUPPORTED_PROFILES, SrtpError, SrtpSession
@@ -251,14 +252,7 @@ class WebRtcLeg:
         """
         if self._close_d is None:
             self._close_d = defer.ensureDeferred(self._close())
-        d: defer.Deferred[None] = defer.Deferred()
-
-        def fire(result: Any) -> Any:
-            d.callback(None)
-            return result
-
-        self._close_d.addBoth(fire)
-        return d
+        return settled(self._close_d)
 
     async def _close(self) -> None:
         already_closed = await self.control.stop()
