@@ -8,6 +8,7 @@ tests read files only: no socket, no reactor.
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -90,3 +91,25 @@ class PageLinks(SynchronousTestCase):
                 elif anchor and resolved.suffix == ".md" and anchor[1:] not in anchors(resolved):
                     broken.append(f"{where} (no such heading)")
         self.assertEqual(broken, [])
+
+
+#: a dotted trial name as the pages cite tests (`tests.test_x.Class.test_y`).
+TEST_NAME = re.compile(r"(?<![\w/])tests\.test_\w+(?:\.\w+)*")
+
+
+class CitedTestsTests(SynchronousTestCase):
+    """docs/security.md names, for every attack, the test that makes it fail; a renamed or
+    deleted test would leave a defence that the page says is tested and is not."""
+
+    def test_cited_tests_exist(self) -> None:
+        missing = []
+        for page in sorted(DOCS.glob("*.md")):
+            for name in sorted(set(TEST_NAME.findall(page.read_text(encoding="utf-8")))):
+                parts = name.split(".")
+                target: object = importlib.import_module(".".join(parts[:2]))
+                for part in parts[2:]:
+                    if not hasattr(target, part):
+                        missing.append(f"{page.name}: {name}")
+                        break
+                    target = getattr(target, part)
+        self.assertEqual(missing, [])
