@@ -57,6 +57,8 @@ START_TIMEOUT = 10.0
 STOP_GRACE = 3.0
 COMMAND_TIMEOUT = 5.0
 POLL = 0.05
+#: starts tried when the SIP port picked turns out taken ("Address already in use")
+BIND_ATTEMPTS = 3
 MODULE_PATH = "/usr/lib/baresip/modules"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -176,10 +178,7 @@ class Baresip(KeepsLog):
         self.ausrc_channels = ausrc_channels
         self.ptime = ptime
         self.sip_trace = sip_trace
-        self.sip_port = free_port("udp+tcp", span=2)  # TLS binds sip_port + 1
-        self.ctrl_port = free_port("tcp")
-        first_rtp = free_port("udp", span=10)
-        self.rtp_ports = (first_rtp, first_rtp + 9)
+        self._pick_ports()
         self._own_dir = rundir is None
         self.dir = Path(rundir or tempfile.mkdtemp(prefix=f"wcsgw-baresip-{user}-"))
         self.tone = Path(tone) if tone is not None else None
@@ -194,6 +193,12 @@ class Baresip(KeepsLog):
         self._waiters: list[tuple[Callable[[dict[str, Any]], bool], int, defer.Deferred]] = []
         self._stopping: defer.Deferred | None = None
         self._final_log: str | None = None
+
+    def _pick_ports(self) -> None:
+        self.sip_port = free_port("udp+tcp", span=2)  # TLS binds sip_port + 1
+        self.ctrl_port = free_port("tcp")
+        first_rtp = free_port("udp", span=10)
+        self.rtp_ports = (first_rtp, first_rtp + 9)
 
     # -- addresses ------------------------------------------------------------------------
 
@@ -326,32 +331,58 @@ class Baresip(KeepsLog):
     async def _start(self) -> "Baresip":
         if self._proc is not None:
             raise BaresipError("already started")
-        self.write_config()
-        self._log_file = open(self.log_path, "ab")
-        self._proc = subprocess.Popen(
-            self.command_line(), cwd=self.dir, stdin=subprocess.DEVNULL,
-            stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        self.pid = self._proc.pid
         reactor = _reactor()
+        for attempt in range(BIND_ATTEMPTS):
+            self.write_config()
+            self._log_file = open(self.log_path, "ab")
+            offset = self._log_file.tell()
+            self._proc = subprocess.Popen(
+                self.command_line(), cwd=self.dir, stdin=subprocess.DEVNULL,
+                stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+            self.pid = self._proc.pid
+            started = await self._until_ctrl(reactor)
+            # A free port picked at construction can be taken by someone else before baresip
+            # binds it (the suite starts many peers): pick new ones and start again.
+            if started or "Address already in use" not in self._read_log()[offset:] \
+                    or attempt == BIND_ATTEMPTS - 1:
+                break
+            self._close_log()
+            self._final_log = None  # the next attempt appends to the same file
+            self._proc = None
+            self._pick_ports()
+        return await self._started_or_raise(reactor)
+
+    async def _until_ctrl(self, reactor: Any) -> bool:
+        """Wait until baresip's ctrl socket can be reached (True) or the process has exited
+        (False); a timeout is left to :meth:`_started_or_raise`."""
         deadline = reactor.seconds() + START_TIMEOUT
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.ctrl_port, timeout=1)
-        while True:
-            if self._proc.poll() is not None:
-                code = self._proc.returncode
-                await self.stop()
-                raise BaresipError(f"baresip exited with status {code} during start-up; "
-                                   f"log tail:\n{self.log_tail()}")
-            try:
-                self._ctrl = await endpoint.connect(_CtrlFactory(self))
-                return self
-            except Exception:
-                pass
-            if reactor.seconds() > deadline:
-                await self.stop()
-                raise BaresipError(f"ctrl_tcp not answering within {START_TIMEOUT:g} s; "
-                                   f"log tail:\n{self.log_tail()}")
+        while self._proc is not None and self._proc.poll() is None:
+            if await self._try_ctrl(reactor) or reactor.seconds() > deadline:
+                return self._ctrl is not None
             await task.deferLater(reactor, POLL, lambda: None)
+        return False
+
+    async def _try_ctrl(self, reactor: Any) -> bool:
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.ctrl_port, timeout=1)
+        try:
+            self._ctrl = await endpoint.connect(_CtrlFactory(self))
+            return True
+        except Exception:
+            return False
+
+    async def _started_or_raise(self, reactor: Any) -> "Baresip":
+        assert self._proc is not None
+        if self._ctrl is not None:
+            return self
+        if self._proc.poll() is not None:
+            code = self._proc.returncode
+            await self.stop()
+            raise BaresipError(f"baresip exited with status {code} during start-up; "
+                               f"log tail:\n{self.log_tail()}")
+        await self.stop()
+        raise BaresipError(f"ctrl_tcp not answering within {START_TIMEOUT:g} s; "
+                           f"log tail:\n{self.log_tail()}")
 
     def start(self) -> "defer.Deferred[Baresip]":
         """Start baresip; fires with self once its ctrl_tcp port answers (SIP is bound by
