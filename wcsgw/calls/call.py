@@ -250,7 +250,7 @@ class Call:
         and the browser's WebRTC leg (both from the environment), held by a MediaSession.
         Returns the leg (also ``self.leg``)."""
         env = self.env
-        self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
+        self.rtp = env.make_rtp_socket(env.reactor, env.allocator, env.media_host)
         leg = self.leg = env.make_browser_leg(env.reactor, env.media_host, env.media_advertised,
                                               env.allocator, certificate=env.certificate)
         leg.on_state = self._on_leg_state

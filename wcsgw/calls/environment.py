@@ -21,6 +21,7 @@ from wcsgw.calls.transferee import Transferee
 from wcsgw.calls.transferor import Transferor
 from wcsgw.media.clock import MediaClock, ReactorClock
 from wcsgw.media.ports import PortAllocator
+from wcsgw.media.udp import RtpSocket
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.invite import OutgoingInvite
 from wcsgw.webrtc.leg import WebRtcLeg
@@ -76,3 +77,6 @@ class CallEnvironment:
     #: browser's WebRTC leg; tests give fakes here
     make_invite: Callable[..., OutgoingInvite] = OutgoingInvite
     make_browser_leg: Callable[..., WebRtcLeg] = WebRtcLeg
+    #: the SIP side's RTP/RTCP socket pair (audio, and video when the call has it), called as
+    #: ``make_rtp_socket(reactor, allocator, media_host)``; tests give one without a socket
+    make_rtp_socket: Callable[..., RtpSocket] = RtpSocket

@@ -39,7 +39,6 @@ from wcsgw.calls.status import Info
 from wcsgw.media.audiocodec import AudioCodec, CodecError, make_codec
 from wcsgw.media.rtp import build_rtp
 from wcsgw.media.transcode import packet_samples
-from wcsgw.media.udp import RtpSocket
 from wcsgw.media.wavfile import WavSource
 from wcsgw.media.wavrecord import WavRecorder, create_new
 from wcsgw.sdp.codecs import Codec, assign_payload_types, is_auxiliary, same_codec
@@ -258,7 +257,7 @@ class FileCall(Call):
         self.plan = CodecPlan("relay", offer)
         log.info("call {call_id}: file call, SIP offer {offer}", call_id=self.call_id,
                  offer=", ".join(c.rtpmap for c in offer))
-        self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
+        self.rtp = env.make_rtp_socket(env.reactor, env.allocator, env.media_host)
         self.file_leg = FileLeg(env.reactor, self.play_file, self.record_file)
         self.leg = self.file_leg  # type: ignore[assignment]
         self._open_media_session()

@@ -36,7 +36,6 @@ from typing import Any, Callable, Iterable, Optional
 
 from twisted.logger import Logger
 
-from wcsgw.media.udp import RtpSocket
 from wcsgw.media.video import SIP, WEBRTC, VideoLeg, VideoRelay
 from wcsgw.sdp.codecs import Codec
 from wcsgw.sdp.model import MediaDescription, SessionDescription
@@ -108,7 +107,7 @@ class VideoPath:
     def __init__(self, env: Any, call_id: str) -> None:
         self.env = env
         self.call_id = call_id
-        self.rtp = RtpSocket(env.reactor, env.allocator, env.media_host)
+        self.rtp = env.make_rtp_socket(env.reactor, env.allocator, env.media_host)
         #: the IP(s) the SIP side's latest SDP came from (the call tells :meth:`retarget`):
         #: with the SDP's c=, the only sources the video socket latches to
         self.signalling: tuple[str, ...] = ()
