@@ -23,8 +23,8 @@ from wcsgw.calls.status import CallStatus
 from wcsgw.media.rtcp import Feedback, build_rr, build_sdes, build_sr, parse_rtcp
 from wcsgw.media.rtcpfb import build_pli
 from wcsgw.media.rtp import build_rtp, parse_rtp
-from wcsgw.sdp.negotiate import rtcp_feedback
 from wcsgw.sdp.parser import parse_sdp
+from wcsgw.sdp.video import rtcp_feedback
 from wcsgw.sip.invite import Answered
 from wcsgw.sip.mediacontrol import MEDIA_CONTROL, parse_media_control
 from wcsgw.sip.session import InfoAnswered, InfoReceived, ReinviteAnswered, ReinviteOffered

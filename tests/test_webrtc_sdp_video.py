@@ -9,19 +9,16 @@ from twisted.trial import unittest
 
 from wcsgw.sdp.codecs import Codec
 from wcsgw.sdp.model import Bandwidth
-from wcsgw.sdp.negotiate import (
-    VideoAnswer,
-    audio_answer,
-    audio_offer,
+from wcsgw.sdp.negotiate import VideoAnswer, audio_answer, audio_offer, video_media
+from wcsgw.sdp.parser import parse_sdp, serialize_sdp
+from wcsgw.sdp.video import (
     bandwidth_kbps,
     h264_profile_level,
     rtcp_feedback,
     same_video_codec,
     select_video_codecs,
     video_answer_codec,
-    video_media,
 )
-from wcsgw.sdp.parser import parse_sdp, serialize_sdp
 from wcsgw.webrtc.offer import offer_for_browser, parse_browser_answer, parse_browser_video
 from wcsgw.webrtc.sdp import VideoSpec, answer_for_browser, video_section
 

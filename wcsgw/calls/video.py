@@ -39,19 +39,16 @@ from twisted.logger import Logger
 from wcsgw.media.video import SIP, WEBRTC, VideoLeg, VideoRelay
 from wcsgw.sdp.codecs import Codec
 from wcsgw.sdp.model import MediaDescription, SessionDescription
-from wcsgw.sdp.negotiate import (
-    PLAIN_RTP_PROTOS,
+from wcsgw.sdp.negotiate import PLAIN_RTP_PROTOS, VideoAnswer, answer_direction, video_media
+from wcsgw.sdp.video import (
     VIDEO_KBPS,
     VIDEO_MAX_KBPS,
     VIDEO_RTCP_FB,
-    VideoAnswer,
-    answer_direction,
     bandwidth_kbps,
     rtcp_feedback,
     same_video_codec,
     select_video_codecs,
     video_answer_codec,
-    video_media,
 )
 from wcsgw.sip.mediacontrol import FastUpdateSender, parse_media_control
 from wcsgw.webrtc.offer import BrowserVideo, first_ssrc

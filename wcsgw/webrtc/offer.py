@@ -31,10 +31,7 @@ from wcsgw.sdp.model import (
     MediaDescription,
     SessionDescription,
 )
-from wcsgw.sdp.negotiate import (
-    rtcp_feedback,
-    same_video_codec,
-)
+from wcsgw.sdp.video import rtcp_feedback, same_video_codec
 from wcsgw.webrtc.sdp import (
     LegAddress,
     VideoSpec,
@@ -362,7 +359,7 @@ class BrowserVideo:
 def parse_browser_video(offer: SessionDescription, answer: SessionDescription) -> Optional[BrowserVideo]:
     """The browser's answer to our video m-section, None when we offered none or the browser
     rejected it (port 0) or kept no format we offered (then the call is audio-only)."""
-    from wcsgw.sdp.negotiate import bandwidth_kbps
+    from wcsgw.sdp.video import bandwidth_kbps
 
     index = next((i for i, m in enumerate(offer.media) if m.kind == "video" and not m.rejected),
                  None)

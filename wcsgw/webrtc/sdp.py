@@ -48,12 +48,8 @@ from wcsgw.sdp.model import (
     Origin,
     SessionDescription,
 )
-from wcsgw.sdp.negotiate import (
-    VIDEO_KBPS,
-    VIDEO_RTCP_FB,
-    answer_direction as _negotiated_direction,
-    rtcp_feedback,
-)
+from wcsgw.sdp.negotiate import answer_direction as _negotiated_direction
+from wcsgw.sdp.video import VIDEO_KBPS, VIDEO_RTCP_FB, rtcp_feedback
 
 __all__ = [
     "BrowserTransport",
