@@ -1,6 +1,7 @@
-"""RFC 4733 DTMF (wcsgw.media.dtmf), sans-IO: the generator's packets byte for byte (event
-codes, marker, one timestamp per event, durations in 50 ms steps, three end packets, volume,
-cadence), and the detector (each digit once, whatever is lost, reordered or retransmitted)."""
+"""RFC 4733 DTMF (wcsgw.media.dtmf, .dtmfgenerator, .dtmfdetector), sans-IO: the generator's
+packets byte for byte (event codes, marker, one timestamp per event, durations in 50 ms steps,
+three end packets, volume, cadence), and the detector (each digit once, whatever is lost,
+reordered or retransmitted)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,14 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.support import assert_near
 from wcsgw.media.dtmf import (
     DIGITS,
-    DtmfDetector,
     DtmfError,
-    DtmfGenerator,
     TelephoneEvent,
     event_code,
     event_digit,
     normalize_digits,
-    schedule_rtp,
 )
+from wcsgw.media.dtmfdetector import DtmfDetector
+from wcsgw.media.dtmfgenerator import DtmfGenerator, schedule_rtp
 from wcsgw.media.rtp import build_rtp, parse_rtp
 
 T0 = 1_700_000_000.0

@@ -22,7 +22,7 @@ from tests.peers.ports import free_port
 from tests.support import EventLog, inline
 from wcsgw.config import SipSettings
 from wcsgw.media.bridge import SIP, LegMedia, MediaBridge
-from wcsgw.media.dtmf import DtmfDetector
+from wcsgw.media.dtmfdetector import DtmfDetector
 from wcsgw.media.opus import OpusEncoder
 from wcsgw.media.ports import PortAllocator
 from wcsgw.media.rtp import build_rtp, parse_rtp

@@ -1,8 +1,8 @@
-"""DTMF through the media bridge (wcsgw.media.bridge + wcsgw.media.dtmf), sans-IO with explicit
-times: our digits spliced into the SIP (or browser) stream — same SSRC, continuous sequence
-numbers, event timestamps from the stream's clock, audio held back while an event plays — in
-relay and transcode modes; digits the SIP side sends reported once each and still forwarded;
-the browser's digits (telephone-event/48000 or /8000) reaching the SIP side rescaled."""
+"""DTMF through the media bridge (wcsgw.media.bridge + the DTMF generator and detector), sans-IO
+with explicit times: our digits spliced into the SIP (or browser) stream — same SSRC, continuous
+sequence numbers, event timestamps from the stream's clock, audio held back while an event plays
+— in relay and transcode modes; digits the SIP side sends reported once each and still
+forwarded; the browser's digits (telephone-event/48000 or /8000) reaching the SIP side rescaled."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import numpy as np
 from twisted.trial.unittest import SynchronousTestCase
 
 from wcsgw.media.bridge import SIP, WEBRTC, BridgeSettings, LegMedia, MediaBridge
-from wcsgw.media.dtmf import DtmfDetector, DtmfError, DtmfGenerator, TelephoneEvent
+from wcsgw.media.dtmf import DtmfError, TelephoneEvent
+from wcsgw.media.dtmfdetector import DtmfDetector
+from wcsgw.media.dtmfgenerator import DtmfGenerator
 from wcsgw.media.opus import OpusEncoder
 from wcsgw.media.rtp import RtpHeader, build_rtp, parse_rtp
 

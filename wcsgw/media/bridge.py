@@ -33,14 +33,14 @@ event duration field rescaled too (it is in timestamp units). They are never tra
 Packets of any other payload type (comfort noise, RED, a codec the other leg did not agree to)
 are dropped and counted.
 
-DTMF of our own (:mod:`wcsgw.media.dtmf`): :meth:`MediaBridge.send_dtmf_to_sip` (and
+DTMF of our own (:mod:`wcsgw.media.dtmfgenerator`): :meth:`MediaBridge.send_dtmf_to_sip` (and
 ``_to_webrtc``) puts generated event packets *into* the outgoing stream of that leg — our SSRC,
 the next sequence numbers, event timestamps read off the stream's clock — so the far end sees
 one continuous stream. While an event is on the air the audio toward that leg is held back
 (received, counted, decoded when transcoding, not sent), and the audio that follows is
 numbered right after our last event packet. The owner drives the 50 ms cadence with
 :meth:`MediaBridge.next_deadline` / :meth:`MediaBridge.poll`. Events received from either leg
-go through a :class:`~wcsgw.media.dtmf.DtmfDetector`; the SIP side's digits are reported
+go through a :class:`~wcsgw.media.dtmfdetector.DtmfDetector`; the SIP side's digits are reported
 through ``on_dtmf_from_sip`` (once per key press) and still forwarded to the browser.
 
 RTCP is terminated per leg by one :class:`~wcsgw.media.reporter.RtcpReporter` each; incoming RTCP
@@ -60,7 +60,8 @@ from typing import Callable
 import attrs
 
 from wcsgw.media.direction import Direction, OnDigit, Send
-from wcsgw.media.dtmf import DtmfError, DtmfGenerator
+from wcsgw.media.dtmf import DtmfError
+from wcsgw.media.dtmfgenerator import DtmfGenerator
 from wcsgw.media.legmedia import (
     CLOCK_RATES,
     RELAY,
@@ -99,7 +100,7 @@ class BridgeSettings:
     ``mode``: ``relay`` or ``transcode`` (None: :func:`choose_mode`); ``cname``: the RTCP
     CNAME on both legs (None: a random one); ``rtcp_interval``: seconds between reports
     (RFC 3550 §6.2's fixed minimum for small sessions); ``dtmf_duration``/``dtmf_gap``: the
-    shape of the digits we send (:class:`~wcsgw.media.dtmf.DtmfGenerator`); ``wall_offset``:
+    shape of the digits we send (:class:`~wcsgw.media.dtmfgenerator.DtmfGenerator`); ``wall_offset``:
     wall-clock seconds since the epoch minus the bridge's ``now`` (a monotonic clock), for the
     NTP timestamps of RTCP (see :class:`~wcsgw.media.reporter.RtcpReporter`); ``rng``: the
     randomness of the report intervals (tests give a seeded one)."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from wcsgw.media.dtmf import DtmfDetector, DtmfGenerator, DtmfPacket
+from wcsgw.media.dtmfdetector import DtmfDetector
+from wcsgw.media.dtmfgenerator import DtmfGenerator, DtmfPacket
 from wcsgw.media.legmedia import LegMedia
 from wcsgw.media.reporter import RtcpReporter
 from wcsgw.media.rtp import FIXED_HEADER, RtpError, parse_rtp, signed16
