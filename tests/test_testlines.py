@@ -18,14 +18,9 @@ from twisted.trial.unittest import TestCase
 
 from tests.peers.ports import free_port
 from tests.support import EventLog, inline
-from wcsgw.calls.testlines import (
-    MAX_CALL_DURATION,
-    TestCall,
-    TestLines,
-    _Media,
-    first_g711,
-    tone_frame,
-)
+from wcsgw.calls.testcall import _Media, first_g711
+from wcsgw.calls.testlines import MAX_CALL_DURATION, TestCall, TestLines
+from wcsgw.calls.testtone import tone_frame
 from wcsgw.config import SipSettings
 from wcsgw.media import g711
 from wcsgw.media.ports import PortAllocator
