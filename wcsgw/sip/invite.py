@@ -228,7 +228,7 @@ class OutgoingInvite(InviteSession):
         elif state is InviteState.CONFIRMED:
             self._outcome = Ended(REASON_NORMAL, by_remote=False)
             self.state = InviteState.TERMINATING
-            self._abort_in_dialog(now)
+            self.usages.abort(now)
             assert self.dialog is not None
             self._send_bye(self.dialog, now, final=True)
 
@@ -237,7 +237,7 @@ class OutgoingInvite(InviteSession):
         back-off, 2xx retransmission, ...), whichever comes first: each is a Deadline of
         its own in the endpoint's heap."""
         deadlines = [d for d in (self._no_answer.at, self._cancel_guard.at,
-                                 self._in_dialog_deadline()) if d is not None]
+                                 self.usages.deadline()) if d is not None]
         return min(deadlines) if deadlines else None
 
     def _no_answer_due(self, now: float) -> None:
@@ -449,7 +449,7 @@ class OutgoingInvite(InviteSession):
         if self._router is not None:
             self._router.remove(dialog)
         if dialog is self.dialog and self.state is InviteState.CONFIRMED:
-            self._abort_in_dialog(now)
+            self.usages.abort(now)
             self._finish(Ended(REASON_NORMAL, by_remote=True))
         elif dialog is not self.dialog:
             # A BYE on an early dialog (§15: only the caller may, but be lenient): that fork

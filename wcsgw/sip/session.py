@@ -8,8 +8,10 @@ within (:meth:`InviteSession.end_call`), the BYE with its challenges, the creden
 in-dialog request, and the in-dialog API below.  Each exchange of that API is a usage object of
 :mod:`wcsgw.sip.usage` (re-INVITE client and server, REFER client and server with their
 subscription, INFO); the session composes them, keeps the rule that spans two of them (one
-offer/answer at a time, §14.1) and is their :class:`~wcsgw.sip.usage.host.UsageHost`.  Events
-go to the session's ``listener`` like the session's own (:mod:`wcsgw.sip.events`).
+offer/answer at a time, §14.1) and is their :class:`~wcsgw.sip.usage.host.UsageHost`; the
+exchanges under way, and the in-dialog requests they take, are its
+:class:`~wcsgw.sip.usage.ongoing.OngoingUsages`.  Events go to the session's ``listener`` like
+the session's own (:mod:`wcsgw.sip.events`).
 
 The API (the rules, with their RFC sections, are in docs/sip-stack.md, "In-dialog functions",
 and in each usage's module):
@@ -71,16 +73,15 @@ from wcsgw.sip.events import (
     ReinviteOffered,
     sdp_of,
 )
-from wcsgw.sip.frontdoor import ALLOWED_METHODS
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.refer import refer_to_value
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target
 from wcsgw.sip.transaction import ServerTransaction
-from wcsgw.sip.usage.host import retry_after
-from wcsgw.sip.usage.info import InfoClient, receive_info
-from wcsgw.sip.usage.refer import REFER_EXPIRES, ReferClient, ReferServer, accept_notify
-from wcsgw.sip.usage.reinvite import MAX_GLARE_RETRIES, ReinviteClient, ReinviteServer
+from wcsgw.sip.usage.info import InfoClient
+from wcsgw.sip.usage.ongoing import OngoingUsages
+from wcsgw.sip.usage.refer import REFER_EXPIRES
+from wcsgw.sip.usage.reinvite import MAX_GLARE_RETRIES
 
 __all__ = [
     "DialogEvent",
@@ -146,18 +147,8 @@ class InviteSession(abc.ABC):
         self.on_request: Callable[[Request, ServerTransaction | None, float], bool] | None = None
         self._done = False
         self._outcome: Any = None  # the terminal event a hang-up decided, if any
-        self._reinvite_client: ReinviteClient | None = None
-        self._reinvite_server: ReinviteServer | None = None
-        self._refer_client: ReferClient | None = None
-        self._refer_done = False  # a NOTIFY after our REFER's final one: 200, no event
-        self._refer_server: ReferServer | None = None
-        self._refers_received = 0
-        self._in_dialog: dict[str, Callable[[Request, ServerTransaction | None, float], bool]] = {
-            "INVITE": self._receive_reinvite,
-            "INFO": self._receive_info,
-            "NOTIFY": self._receive_notify,
-            "REFER": self._receive_refer,
-        }
+        #: the re-INVITEs and REFERs under way on the dialog, each way
+        self.usages = OngoingUsages(self)
 
     # ------------------------------------------------------------------ the subclass's part
 
@@ -192,30 +183,26 @@ class InviteSession(abc.ABC):
         """An offer/answer exchange by re-INVITE is under way in either direction (ours in
         flight or backing off after 491, or the peer's not yet answered and ACKed):
         :meth:`reinvite` would raise."""
-        return self._reinvite_client is not None or self._reinvite_server is not None
+        return self.usages.reinvite_in_progress
 
     @property
     def refer_in_progress(self) -> bool:
         """Our REFER is unanswered or its subscription still reports: :meth:`refer` would raise."""
-        return self._refer_client is not None
+        return self.usages.refer_client is not None
 
     def reinvite(self, sdp: bytes, now: float) -> None:
         """Send a re-INVITE offering ``sdp``; :class:`ReinviteAnswered` or
         :class:`ReinviteFailed` follows (after 491 back-offs, if any).  Raises RuntimeError
         when the call is not up or an offer/answer is already in progress."""
         self._require_up("reinvite")
-        if self.reinvite_in_progress:
-            raise RuntimeError("a re-INVITE is already in progress on this dialog (RFC 3261 §14.1)")
-        client = ReinviteClient(self, sdp, self._reinvite_client_done)
-        self._reinvite_client = client
-        client.send(now)
+        self.usages.start_reinvite(sdp, now)
 
     def answer_reinvite(self, sdp: bytes, now: float) -> None:
         """200 OK with ``sdp`` to the peer's re-INVITE (the answer, or our offer when it had
         none), re-sent until the ACK; the peer's Contact becomes the remote target.  Does
         nothing once the call has ended (the peer got 487 then)."""
         if not self.terminated:
-            self._unanswered_reinvite("answer_reinvite").answer(sdp, now)
+            self.usages.unanswered_reinvite("answer_reinvite").answer(sdp, now)
 
     def reject_reinvite(self, status: int, now: float, reason: str | None = None) -> None:
         """Refuse the peer's re-INVITE with a 3xx-6xx (488 Not Acceptable Here ...): the
@@ -223,7 +210,7 @@ class InviteSession(abc.ABC):
         if not 300 <= status < 700:
             raise ValueError(f"a rejection is a 3xx-6xx final, not {status}")
         if not self.terminated:
-            self._unanswered_reinvite("reject_reinvite").reject(status, now, reason)
+            self.usages.unanswered_reinvite("reject_reinvite").reject(status, now, reason)
 
     def send_info(self, content_type: str, body: bytes, now: float) -> None:
         """INFO with ``body`` of ``content_type`` (e.g. ``application/dtmf-relay`` and
@@ -239,12 +226,7 @@ class InviteSession(abc.ABC):
         :class:`ReferProgress` per NOTIFY.  Raises RuntimeError when the call is not up or a
         REFER is still in progress, ValueError for a target that does not parse."""
         self._require_up("refer")
-        if self._refer_client is not None:
-            raise RuntimeError("a REFER of this call is still in progress")
-        client = ReferClient(self, refer_to_value(target_uri, replaces), self._refer_client_done)
-        self._refer_client = client
-        self._refer_done = False
-        client.send(now)
+        self.usages.start_refer(refer_to_value(target_uri, replaces), now)
 
     def accept_refer(self, now: float, *, notify_trying: bool = True) -> None:
         """202 Accepted to the peer's REFER and — unless ``notify_trying`` is False — the
@@ -252,7 +234,7 @@ class InviteSession(abc.ABC):
         Report the new call with :meth:`notify_refer`.  Does nothing once the call has
         ended."""
         if not self.terminated:
-            self._unanswered_refer("accept_refer").accept(now, notify_trying=notify_trying)
+            self.usages.unanswered_refer("accept_refer").accept(now, notify_trying=notify_trying)
 
     def notify_refer(self, status: int, reason: str, now: float, final: bool | None = None) -> None:
         """NOTIFY the peer how the call it asked for goes: ``message/sipfrag`` body
@@ -263,7 +245,7 @@ class InviteSession(abc.ABC):
         have no dialog to go in."""
         if self.terminated:
             return
-        server = self._refer_server
+        server = self.usages.refer_server
         if server is None or not server.accepted:
             raise RuntimeError("notify_refer() without an accepted REFER")
         server.notify(status, reason, now, final)
@@ -274,7 +256,7 @@ class InviteSession(abc.ABC):
         if not 300 <= status < 700:
             raise ValueError(f"a rejection is a 3xx-6xx final, not {status}")
         if not self.terminated:
-            self._unanswered_refer("reject_refer").reject(status, now, reason)
+            self.usages.unanswered_refer("reject_refer").reject(status, now, reason)
 
     # ------------------------------------------------------------------ requests on the dialog
 
@@ -290,8 +272,7 @@ class InviteSession(abc.ABC):
         method = request.method
         if method == "ACK":
             if not self._own_ack(request, now) and dialog is self.dialog:
-                if self._reinvite_server is not None:  # of our 2xx to a re-INVITE, if any
-                    self._reinvite_server.receive_ack(request, now)
+                self.usages.receive_ack(request, now)  # of our 2xx to a re-INVITE, if any
             return
         # The target is refreshed only by a request we accept with a 2xx (RFC 6141).
         verdict = dialog.receive_request(request, refresh_target=False)
@@ -305,78 +286,7 @@ class InviteSession(abc.ABC):
             return
         if self.on_request is not None and self.on_request(request, transaction, now):
             return
-        usage = self._in_dialog.get(method)
-        if (usage is not None and dialog is self.dialog and self._is_up()
-                and usage(request, transaction, now)):
-            return
-        self.endpoint.respond(self._default_answer(request), now)
-
-    @staticmethod
-    def _default_answer(request: Request) -> Response:
-        """What an in-dialog request gets when neither the ``on_request`` hook nor a usage
-        (the call is up) took it."""
-        method = request.method
-        if method == "OPTIONS":
-            response = make_response(request, 200)
-            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
-            response.headers.add("Accept", "application/sdp")
-            return response
-        if method == "INFO":
-            return make_response(request, 200)  # e.g. legacy DTMF relays: accepted, unused
-        if method in ("INVITE", "UPDATE"):
-            # §14.2: refusing a re-INVITE leaves the session as it was.
-            return make_response(request, 488)
-        return make_response(request, 501)
-
-    def _receive_reinvite(self, request: Request, transaction: ServerTransaction | None,
-                          now: float) -> bool:
-        client = self._reinvite_client
-        if client is not None and client.request is not None:
-            # §14.2: our INVITE transaction on this dialog is in progress.
-            self.endpoint.respond(make_response(request, 491), now)
-        elif self._reinvite_server is not None:
-            # §14.2: a second INVITE before the first is settled.
-            self.endpoint.respond(retry_after(self.rng, request, 500), now)
-        else:
-            server = ReinviteServer(self, request, transaction, self._reinvite_server_done, now)
-            self._reinvite_server = server
-            self.emit(server.offer())
-        return True
-
-    def _receive_info(self, request: Request, transaction: ServerTransaction | None,
-                      now: float) -> bool:
-        receive_info(self, request, now)
-        return True
-
-    def _receive_notify(self, request: Request, transaction: ServerTransaction | None,
-                        now: float) -> bool:
-        event = (request.headers.get("Event") or "").split(";", 1)[0].strip().lower()
-        if event != "refer":
-            self.endpoint.respond(make_response(request, 489), now)
-        elif self._refer_client is not None:
-            self._refer_client.receive_notify(request, now)
-        elif self._refer_done:  # the subscription's last words, after its final report
-            accept_notify(self, request, now)
-        else:
-            self.endpoint.respond(make_response(request, 481, "Subscription Does Not Exist"), now)
-        return True
-
-    def _receive_refer(self, request: Request, transaction: ServerTransaction | None,
-                       now: float) -> bool:
-        if self._refer_server is not None:
-            self.endpoint.respond(retry_after(self.rng, request, 500), now)
-            return True
-        asked = ReferServer.parse(request)
-        if isinstance(asked, Response):
-            self.endpoint.respond(asked, now)
-            return True
-        self._refers_received += 1
-        # RFC 3515 §2.4.6: NOTIFYs name the REFER's CSeq in id=, which the first REFER of a
-        # dialog may omit (and older UAs expect it omitted).
-        event = "refer" if self._refers_received == 1 else f"refer;id={request.cseq[0]}"
-        self._refer_server = ReferServer(self, request, event, self._refer_server_done, now)
-        self.emit(asked)
-        return True
+        self.usages.receive(request, transaction, now, up=dialog is self.dialog and self._is_up())
 
     # ------------------------------------------------------------------ the usages' host
 
@@ -389,11 +299,10 @@ class InviteSession(abc.ABC):
 
     @property
     def peer_reinvite_pending(self) -> bool:
-        return self._reinvite_server is not None
+        return self.usages.reinvite_server is not None
 
     def resume_reinvite(self, now: float) -> None:
-        if self._reinvite_client is not None:
-            self._reinvite_client.resume(now)
+        self.usages.resume_reinvite(now)
 
     def next_hop(self) -> Target:
         dialog = self.dialog
@@ -413,7 +322,7 @@ class InviteSession(abc.ABC):
         if self._done:
             return
         self._terminating()  # a hangup() from the listener does nothing now
-        self._abort_in_dialog(now)
+        self.usages.abort(now)
         if first is not None:
             self.emit(first)
         dialog = self.dialog
@@ -461,54 +370,8 @@ class InviteSession(abc.ABC):
 
         self.endpoint.send_request(bye, target, now, on_response, on_failure)
 
-    def _in_dialog_deadline(self) -> float | None:
-        """The earliest deadline of the usages (each is in the endpoint's heap itself)."""
-        usages = (self._reinvite_client, self._reinvite_server, self._refer_client,
-                  self._refer_server)
-        live = [d for u in usages if u is not None and (d := u.deadline()) is not None]
-        return min(live) if live else None
-
-    def _abort_in_dialog(self, now: float) -> None:
-        """The call is ending: answer what we still owe the peer (487, §15.1.2), drop the rest."""
-        server, refer = self._reinvite_server, self._refer_server
-        self._reinvite_server = self._refer_server = None
-        if server is not None:
-            server.abort(now)
-        if refer is not None:
-            refer.abort(now)
-        for client in (self._reinvite_client, self._refer_client):
-            if client is not None:
-                client.close()
-        self._reinvite_client = None
-        self._refer_client = None
-
-    def _reinvite_client_done(self) -> None:
-        self._reinvite_client = None
-
-    def _reinvite_server_done(self) -> None:
-        self._reinvite_server = None
-
-    def _refer_client_done(self, over: bool) -> None:
-        self._refer_client = None
-        self._refer_done = over
-
-    def _refer_server_done(self) -> None:
-        self._refer_server = None
-
     def _require_up(self, action: str) -> None:
         if self.dialog is None or not self._is_up():
             state = getattr(self, "state", None)
             name = getattr(state, "name", state)
             raise RuntimeError(f"{action}() in state {name}: the call is not up")
-
-    def _unanswered_reinvite(self, action: str) -> ReinviteServer:
-        server = self._reinvite_server
-        if server is None or server.answered:
-            raise RuntimeError(f"{action}() without a re-INVITE waiting for its answer")
-        return server
-
-    def _unanswered_refer(self, action: str) -> ReferServer:
-        server = self._refer_server
-        if server is None or server.accepted:
-            raise RuntimeError(f"{action}() without a REFER waiting for its answer")
-        return server

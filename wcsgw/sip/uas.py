@@ -266,7 +266,7 @@ class IncomingInvite(InviteSession):
         elif state is UasState.ANSWERED:
             self._hangup_pending = True  # §15: no BYE before the ACK (or its timeout)
         elif state is UasState.CONFIRMED:
-            self._abort_in_dialog(now)
+            self.usages.abort(now)
             self._bye(now)
 
     # ------------------------------------------------------------------ timers
@@ -276,7 +276,7 @@ class IncomingInvite(InviteSession):
         timer (re-INVITE back-off, its 2xx retransmission, ...): each a Deadline of its own
         in the endpoint's heap."""
         deadlines = [d for d in (self._retransmit.at, self._ack_wait.at,
-                                 self._in_dialog_deadline()) if d is not None]
+                                 self.usages.deadline()) if d is not None]
         return min(deadlines) if deadlines else None
 
     def _ack_wait_over(self, now: float) -> None:
@@ -339,7 +339,7 @@ class IncomingInvite(InviteSession):
             self._terminated_early(now)
         elif state in (UasState.ANSWERED, UasState.CONFIRMED):
             self._stop_retransmitting()
-            self._abort_in_dialog(now)
+            self.usages.abort(now)
             if self._hangup_pending:
                 self._finish(Ended(REASON_NORMAL, by_remote=False))
             else:

@@ -6,6 +6,7 @@ back-off) and :class:`ReinviteServer` (the peer's); :mod:`~wcsgw.sip.usage.refer
 :class:`ReferServer` (the peer's REFER and the NOTIFYs we send); :mod:`~wcsgw.sip.usage.info`
 — INFO both ways.  Each usage holds its own state and its own Deadlines in the endpoint's timer
 heap, and talks to its session only through :class:`~wcsgw.sip.usage.host.UsageHost`; the
-session (:class:`~wcsgw.sip.session.InviteSession`) composes them and keeps the rules that
-span two of them (one offer/answer at a time, §14.1).
+session (:class:`~wcsgw.sip.session.InviteSession`) composes them through
+:class:`~wcsgw.sip.usage.ongoing.OngoingUsages`, which holds the ones under way and keeps the
+rules that span two of them (one offer/answer at a time, §14.1).
 """
