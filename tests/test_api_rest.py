@@ -19,7 +19,7 @@ from twisted.web.server import Site
 
 from tests.support import inline
 from tests.test_media_wavfile import tone, write_wav
-from wcsgw.api import rest
+from wcsgw.api import rest, restrules
 from wcsgw.api.rest import build_rest_resource
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.sip.account import SipAccount
@@ -532,12 +532,12 @@ class BodyTests(RestTestCase):
         for raw in (b"", b"{", b"[]", b"null", b"\"x\"", b"{\"callId\": NaN}",
                     b"{\"callId\": \"a\", \"callId\": \"b\"}", b"\xff\xfe{}", b"[" * 100000):
             reply = await self.post("/call/hold", raw=raw)
-            body = self.assert_json(reply, 400 if len(raw) <= rest.openapi.MAX_BODY else 413)
+            body = self.assert_json(reply, 400 if len(raw) <= restrules.MAX_BODY else 413)
             self.assertNotIn("field", body)
 
     @inline
     async def test_size_limit(self) -> None:
-        limit = rest.openapi.MAX_BODY
+        limit = restrules.MAX_BODY
         body = json.dumps({"callId": "c1"}).encode()
         at_limit = body[:-1] + b" " * (limit - len(body)) + b"}"
         self.assertEqual(len(at_limit), limit)
