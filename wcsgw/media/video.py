@@ -29,6 +29,9 @@ leg's video stream), except the feedback a relay must pass on:
   negotiates plain ``nack``, so browsers do not send it.
 
 Time ``now`` is wall-clock seconds (``reactor.seconds()``), as for RTCP SR.
+
+The per-packet header rewrite, one way, is :class:`~wcsgw.media.videodirection.VideoDirection`;
+this module holds the relay's two directions together with the feedback above.
 """
 
 from __future__ import annotations
@@ -49,22 +52,15 @@ from wcsgw.media.rtcpfb import (
     parse_remb,
     parse_tmmb,
 )
-from wcsgw.media.rtp import FIXED_HEADER
-from wcsgw.media.stream import InboundStream, OutboundStream
+from wcsgw.media.videodirection import Send, VideoDirection
 
 __all__ = ["KEYFRAME_INTERVAL", "VideoLeg", "VideoRelay", "WEBRTC", "SIP"]
 
 WEBRTC = "webrtc"
 SIP = "sip"
-VIDEO_CLOCK = 90000
 
 #: At most one key-frame request per direction in this many seconds.
 KEYFRAME_INTERVAL = 0.5
-
-Send = Callable[[bytes], None]
-
-_unpack_from = FIXED_HEADER.unpack_from
-_pack = FIXED_HEADER.pack
 
 
 @attrs.define
@@ -85,51 +81,6 @@ class VideoLeg:
     @property
     def keyframe_by_fir(self) -> bool:
         return "ccm fir" in self.feedback and "nack pli" not in self.feedback
-
-
-class _Direction:
-    """Packets from ``src`` leg to ``dst`` leg."""
-
-    __slots__ = (
-        "pt_in", "pts_in", "pt_out", "outbound", "inbound", "send", "packets", "dropped", "malformed",
-        "paused", "last_packet_at",
-    )
-
-    def __init__(self, pt_in: int, pt_out: int, ssrc: int, send: Send, rng: random.Random,
-                 also_in: frozenset[int] = frozenset()) -> None:
-        self.pt_in = pt_in
-        self.pts_in = frozenset({pt_in}) | also_in
-        self.pt_out = pt_out
-        self.outbound = OutboundStream(ssrc, VIDEO_CLOCK, rng=rng)
-        self.inbound = InboundStream(VIDEO_CLOCK)
-        self.send = send
-        self.packets = 0
-        self.dropped = 0
-        self.malformed = 0
-        self.paused = False
-        self.last_packet_at: Optional[float] = None
-
-    def handle(self, packet: bytes, now: float) -> bool:
-        """Relay one packet; False when it was not (wrong payload type, malformed, paused)."""
-        if len(packet) < 12:
-            self.malformed += 1
-            return False
-        b0, b1, seq, ts, ssrc = _unpack_from(packet)
-        if b0 >> 6 != 2:
-            self.malformed += 1
-            return False
-        if b1 & 0x7F != self.pt_in and b1 & 0x7F not in self.pts_in:
-            self.dropped += 1
-            return False
-        self.packets += 1
-        self.last_packet_at = now
-        self.inbound.update(ssrc, seq, ts, now, len(packet) - 12)
-        if self.paused:
-            return False
-        out_seq, out_ts, _ = self.outbound.translate(ssrc, seq, ts, now, len(packet) - 12)
-        self.send(_pack(b0, (b1 & 0x80) | self.pt_out, out_seq, out_ts, self.outbound.ssrc)
-                  + packet[12:])
-        return True
 
 
 class VideoRelay:
@@ -165,8 +116,8 @@ class VideoRelay:
         rng = rng or random.Random()
         self.webrtc = webrtc
         self.sip = sip
-        self._w2s = _Direction(webrtc.payload_type, sip.payload_type, sip_ssrc, send_to_sip, rng)
-        self._s2w = _Direction(sip.payload_type, webrtc.payload_type, webrtc_ssrc, send_to_webrtc,
+        self._w2s = VideoDirection(webrtc.payload_type, sip.payload_type, sip_ssrc, send_to_sip, rng)
+        self._s2w = VideoDirection(sip.payload_type, webrtc.payload_type, webrtc_ssrc, send_to_webrtc,
                                rng, sip.also_receive)
         self._send_rtcp = {WEBRTC: send_rtcp_to_webrtc, SIP: send_rtcp_to_sip}
         # The reporter of a leg describes what we send it and what it sends us.
