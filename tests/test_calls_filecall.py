@@ -1,10 +1,11 @@
 """Server-side media calls (REST playFile/record: wcsgw.calls.filecall) on every codec.
 
-A real FileCall with a fake SIP dialog, its SIP-side RTP socket a real loopback socket whose
-sending is captured, and every timer on a task.Clock.  For each codec the SIP side may choose:
-the INVITE offers the configured codecs, a 1 kHz WAV played is received as 1 kHz (the RTP we
-send, decoded with a fresh decoder), and a tone sent in — with a packet lost and two swapped —
-is recorded at 1 kHz at the codec's rate, with no hole where the packet was lost.
+A real FileCall with a fake SIP dialog and SIP-side RTP socket (tests/call_fakes.py: no socket
+is opened; what it sends is recorded, the far end's packets are handed to it at a clock time),
+and every timer on a task.Clock.  For each codec the SIP side may choose: the INVITE offers the
+configured codecs, a 1 kHz WAV played is received as 1 kHz (the RTP we send, decoded with a
+fresh decoder), and a tone sent in — with a packet lost and two swapped — is recorded at 1 kHz
+at the codec's rate, with no hole where the packet was lost.
 
 The tone is 1004 Hz, not 1000: an exact 1 kHz puts libspeex's decoder in a state it never leaves
 after one concealed frame (a property of the library, seen in the mediastream peer tests).
@@ -21,7 +22,7 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 import wcsgw.calls.filecall as filecall_module
-from tests.call_fakes import Account, FakeInvite, FakeSip, fake_call_setup, sip_answer
+from tests.call_fakes import Account, FakeRtpSocket, fake_call_setup, fake_env, sip_answer
 from tests.support import assert_near
 from wcsgw.calls.call import CallEnvironment
 from wcsgw.calls.errors import CallError, Codes
@@ -80,9 +81,7 @@ class FileCallCase(unittest.TestCase):
 
     def env(self, sip: list[str]) -> CallEnvironment:
         policy = CodecPolicy.from_names(sip, ["opus"], transcodable=())
-        return CallEnvironment(reactor=self.clock, sip=FakeSip(), allocator=self.allocator,
-                               media_host="127.0.0.1", media_advertised="127.0.0.1",
-                               codecs=policy, make_invite=FakeInvite)
+        return fake_env(self, codecs=policy)
 
     def make_call(self, sip: list[str], play: Path | None, record: Path | None) -> FileCall:
         call = FileCall(env=self.env(sip), call_id="rest-1", session_id=None, account=Account(),
@@ -92,9 +91,14 @@ class FileCallCase(unittest.TestCase):
                         play_file=play, record_file=record)
         self.addCleanup(self.close, call)
         call.start()
-        self.sent: list[bytes] = []
-        call.rtp.send_rtp = self.sent.append  # type: ignore[method-assign]
+        self.call = call
         return call
+
+    @property
+    def sent(self) -> list[bytes]:
+        """The RTP the call sent to the SIP side (its fake socket's record)."""
+        assert isinstance(self.call.rtp, FakeRtpSocket)
+        return self.call.rtp.rtp_packets
 
     def close(self, call: FileCall) -> defer.Deferred:
         call.hangup()
@@ -206,7 +210,7 @@ class PlayAndRecordTests(FileCallCase):
         a, b = order.index(30), order.index(31)
         order[a], order[b] = order[b], order[a]
         for i in order:
-            call.rtp.on_rtp(packets[i], self.clock.seconds())
+            call.rtp.receive(packets[i])  # from the address the answer names, now
             self.clock.advance(0.020)
         for _ in range(25):  # the file (1 s) is over: silence follows
             self.clock.advance(0.020)

@@ -4,9 +4,9 @@ SIP side.
 RFC 3264 §6.1: when the far end re-offers ``sendonly`` (it holds us) we answer ``recvonly``
 and MUST NOT send; ``inactive`` (or the RFC 2543 ``c=0.0.0.0``): neither way.  Our own hold
 (re-INVITE ``sendonly``) stops the browser's audio too.  The two combine: the browser is heard
-again only when neither end holds.  A real :class:`~wcsgw.calls.call.Call` with a fake dialog
-and WebRTC leg (tests/call_fakes.py); the SIP-side sockets are real, and what the bridge and
-the video relay would send to the phone is recorded.  Timers run on a task.Clock.
+again only when neither end holds.  A real :class:`~wcsgw.calls.call.Call` with a fake dialog,
+WebRTC leg and SIP-side sockets (tests/call_fakes.py: no socket is opened); the sockets record
+what the bridge and the video relay send to the phone.  Timers run on a task.Clock.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.call_fakes import Account, FakeIncomingInvite, fake_call_setup, fake_env
+from tests.call_fakes import Account, FakeIncomingInvite, FakeRtpSocket, fake_call_setup, fake_env
 from wcsgw.calls.call import Call
 from wcsgw.calls.errors import CallError
 from wcsgw.calls.inbound import InboundCall
@@ -53,10 +53,20 @@ class HoldCase(unittest.TestCase):
         fake_call_setup(self)
         self.env = fake_env(self)
         self.statuses: list[dict[str, Any]] = []
-        self.to_phone: list[bytes] = []  # audio and events the bridge sends to the phone
-        self.video_to_phone: list[bytes] = []
         self.seq = 0
         self.version = 1
+
+    @property
+    def to_phone(self) -> list[bytes]:
+        """The audio and events the bridge sent to the phone (the call's fake socket)."""
+        assert isinstance(self.call.rtp, FakeRtpSocket)
+        return self.call.rtp.rtp_packets
+
+    @property
+    def video_to_phone(self) -> list[bytes]:
+        """The video the relay sent to the phone."""
+        assert self.call.video is not None and isinstance(self.call.video.rtp, FakeRtpSocket)
+        return self.call.video.rtp.rtp_packets
 
     def started(self, video: bool = False) -> Call:
         """A browser's call to the phone, INVITE sent; what it sends the phone is recorded."""
@@ -67,7 +77,7 @@ class HoldCase(unittest.TestCase):
                     notify=lambda m, p: None)
         self.addCleanup(self.close, call)
         call.start()
-        call.rtp.send_rtp = self.to_phone.append  # type: ignore[method-assign]
+        self.call = call
         return call
 
     def established(self, video: bool = False) -> Call:
@@ -76,7 +86,6 @@ class HoldCase(unittest.TestCase):
         self.video_pt: int | None = None
         if video:
             assert call.video is not None
-            call.video.rtp.send_rtp = self.video_to_phone.append  # type: ignore[method-assign]
             offer = parse_sdp(call.invite.offer)
             self.video_pt = next(c.payload_type for c in offer.media[1].codecs() if c.key == "vp8")
         call._on_sip_event(Answered(phone_sdp(1, video_pt=self.video_pt)))
@@ -343,7 +352,7 @@ class InboundHoldTests(HoldCase):
                            notify=lambda m, p: None)
         self.addCleanup(self.close, call)
         call.start()
-        call.rtp.send_rtp = self.to_phone.append  # type: ignore[method-assign]
+        self.call = call
         call.answer(browser_answer(call.browser_offer_text))
         return call
 

@@ -2,8 +2,9 @@
 time even though the reactor's clock (what timers, RTP timestamps and intervals run on) is
 monotonic and counts from boot, as it does on Twisted's asyncio reactor (issue 11).
 
-A real :class:`~wcsgw.calls.call.Call` with a fake dialog and WebRTC leg (tests/call_fakes.py)
-on a task.Clock that stands one hour after "boot"; the reports the call sends are recorded.
+A real :class:`~wcsgw.calls.call.Call` with a fake dialog, WebRTC leg and SIP-side socket
+(tests/call_fakes.py) on a task.Clock that stands one hour after "boot"; the reports the call
+sends are recorded with the time they went out.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import os
 import time
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.trial import unittest
 
-from tests.call_fakes import Account, HybridReactor, fake_call_setup, fake_env
+from tests.call_fakes import Account, FakeRtpSocket, fake_call_setup, fake_env
 from wcsgw.calls.call import RTCP_INTERVAL, Call
 from wcsgw.calls.status import CallStatus
 from wcsgw.calls.supervision import MEDIA_TICK
@@ -35,10 +36,8 @@ SINCE_BOOT = 3600.0  # what a monotonic reactor clock reads an hour after boot
 class SenderReportTimeTests(unittest.TestCase):
     def setUp(self) -> None:
         fake_call_setup(self)
-        self.clock = HybridReactor()  # monotonic, not the epoch
+        self.clock = task.Clock()  # monotonic, not the epoch
         self.clock.advance(SINCE_BOOT)
-        self.to_phone_rtcp: list[bytes] = []
-        self.to_browser_rtcp: list[bytes] = []
 
     def established(self, **env: Any) -> Call:
         call = Call(env=fake_env(self, **env), call_id="c1", session_id="s", account=Account(),
@@ -48,8 +47,6 @@ class SenderReportTimeTests(unittest.TestCase):
                     notify=lambda m, p: None)
         self.addCleanup(self.close, call)
         call.start()
-        call.rtp.send_rtp = lambda packet: None  # type: ignore[method-assign]
-        call.rtp.send_rtcp = self.to_phone_rtcp.append  # type: ignore[method-assign]
         call._on_sip_event(Answered(PHONE_SDP))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         # the browser speaks for a second (relayed to the phone), then the reports go out
@@ -65,23 +62,27 @@ class SenderReportTimeTests(unittest.TestCase):
         call.hangup()
         yield call.rtp.close()
 
-    def sender_report(self) -> SenderReport:
-        self.assertTrue(self.to_phone_rtcp, "no RTCP went to the phone")
-        report = parse_rtcp(self.to_phone_rtcp[0])[0]
+    def sender_report(self, call: Call) -> SenderReport:
+        assert isinstance(call.rtp, FakeRtpSocket)
+        self.assertTrue(call.rtp.rtcp, "no RTCP went to the phone")
+        report = parse_rtcp(call.rtp.rtcp_packets[0])[0]
         assert isinstance(report, SenderReport)
         return report
 
     def test_sr_ntp_time_is_wall_clock_time_not_time_since_boot(self) -> None:
         """The production clock (the env's default): NTP from the system's wall clock."""
-        self.established()
-        sent = ntp_to_unix(self.sender_report().ntp_timestamp)
+        call = self.established()
+        sent = ntp_to_unix(self.sender_report(call).ntp_timestamp)
         self.assertLess(abs(sent - time.time()), 60.0)
 
     def test_sr_ntp_time_follows_the_injected_wall_clock(self) -> None:
         """An injected clock: NTP is its wall time when the report went out (a tick of the
         call's media timer, while the call ran on the monotonic task clock)."""
         wall_at_zero = 1_800_000_000.0
-        self.established(clock=FakeClock(self.clock, wall_at_zero))
-        sent = ntp_to_unix(self.sender_report().ntp_timestamp)
+        call = self.established(clock=FakeClock(self.clock, wall_at_zero))
+        sent = ntp_to_unix(self.sender_report(call).ntp_timestamp)
         self.assertGreaterEqual(sent, wall_at_zero + SINCE_BOOT)
         self.assertLessEqual(sent, wall_at_zero + self.clock.seconds() + 0.001)
+        assert isinstance(call.rtp, FakeRtpSocket)
+        sent_at = call.rtp.rtcp[0][0]  # the task clock's time when it went out
+        self.assertAlmostEqual(sent, wall_at_zero + sent_at, places=3)

@@ -1,15 +1,15 @@
 """A transcoded call (browser Opus <-> SIP PCMA or G.722) with loss and reordering on the SIP
 side, driven through the call layer's single timer.
 
-A real :class:`~wcsgw.calls.call.Call` with a fake browser leg and a fake SIP dialog; the
-SIP-side packets are handed to the call's RTP socket callback at the times a task.Clock says,
-which also runs every timer.  What is checked is the wiring between the layers: a packet that
-arrives behind a gap waits in the transcoder's reorder buffer, the bridge reports the deadline
-(``on_deadline``), the call arms its one timer (``Call._arm_dtmf``) and, when the Clock reaches
-it, ``bridge.poll`` conceals the missing packet and releases the held one — before the next
-packet arrives, so by the timer and not by traffic; a packet that is only reordered is put back
-in place; the browser gets one continuous Opus stream at 1 kHz; and after the hang-up nothing is
-left armed.
+A real :class:`~wcsgw.calls.call.Call` with a fake browser leg, SIP dialog and SIP-side RTP
+socket (tests/call_fakes.py: no socket is opened); the SIP-side packets are handed to that
+socket at the times a task.Clock says, which also runs every timer.  What is checked is the
+wiring between the layers: a packet that arrives behind a gap waits in the transcoder's reorder
+buffer, the bridge reports the deadline (``on_deadline``), the call arms its one timer
+(``Call._arm_dtmf``) and, when the Clock reaches it, ``bridge.poll`` conceals the missing packet
+and releases the held one — before the next packet arrives, so by the timer and not by traffic;
+a packet that is only reordered is put back in place; the browser gets one continuous Opus
+stream at 1 kHz; and after the hang-up nothing is left armed.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import numpy as np
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.call_fakes import Account, FakeInvite, FakeLeg, FakeSip, fake_call_setup, sip_answer
+from tests.call_fakes import Account, fake_call_setup, fake_env, sip_answer
 from tests.support import assert_near
-from wcsgw.calls.call import Call, CallEnvironment
+from wcsgw.calls.call import Call
 from wcsgw.calls.plan import CodecPolicy
 from wcsgw.calls.status import CallStatus
 from wcsgw.media.audiocodec import make_codec
@@ -63,9 +63,7 @@ class TranscodeLossTests(unittest.TestCase):
     def make_call(self, sip_codec: str) -> Call:
         policy = CodecPolicy.from_names([sip_codec], ["opus"],
                                         transcodable=["opus", sip_codec.lower()])
-        env = CallEnvironment(reactor=self.clock, sip=FakeSip(), allocator=self.allocator,
-                              media_host="127.0.0.1", media_advertised="127.0.0.1", codecs=policy,
-                              make_invite=FakeInvite, make_browser_leg=FakeLeg)
+        env = fake_env(self, codecs=policy)
         call = Call(env=env, call_id="c1", session_id="s", account=Account(),
                     request_uri="sip:bob@127.0.0.1", callee="bob", visible_name=None,
                     has_audio=True, has_video=False, browser_offer=CHROME_OFFER, sip_headers={},
@@ -83,7 +81,6 @@ class TranscodeLossTests(unittest.TestCase):
         call = self.make_call(sip_codec)
         self.assertEqual([c.rtpmap for c in call.invite.offered_codecs()],
                          [rtpmap, "telephone-event/8000"])
-        call.rtp.send_rtp = lambda packet: None  # type: ignore[method-assign]  # toward the phone
         call._on_sip_event(Answered(sip_answer([(pt, rtpmap, None), (101, "telephone-event/8000",
                                                                       "0-16")])))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
@@ -106,7 +103,7 @@ class TranscodeLossTests(unittest.TestCase):
             now = round(self.clock.seconds() - start, 6)
             while events and events[0][0] <= now + 1e-9:
                 _, i = events.pop(0)
-                call.rtp.on_rtp(packets[i], self.clock.seconds())
+                call.rtp.receive(packets[i])  # from the address the answer names, now
                 sent_at[i] = now
             if LOST + 1 in sent_at and LOST + 2 not in sent_at:
                 armed_while_held = armed_while_held or (
@@ -145,9 +142,9 @@ class TranscodeLossTests(unittest.TestCase):
 
         # A packet held behind a gap when the call ends: its timer goes with the call.
         last = PACKETS + 1
-        call.rtp.on_rtp(build_rtp(payload_type=pt, sequence=(65500 + last) & 0xFFFF,
-                                  timestamp=(3_000_000 + last * 160) & 0xFFFFFFFF, ssrc=0x51D,
-                                  payload=far.encode(np.zeros(step))), self.clock.seconds())
+        call.rtp.receive(build_rtp(payload_type=pt, sequence=(65500 + last) & 0xFFFF,
+                                   timestamp=(3_000_000 + last * 160) & 0xFFFFFFFF, ssrc=0x51D,
+                                   payload=far.encode(np.zeros(step))))
         self.assertTrue(call._dtmf_call is not None and call._dtmf_call.active())
         call.hangup()
         self.assertIsNone(call._dtmf_call)

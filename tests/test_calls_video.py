@@ -1,9 +1,10 @@
 """Video in a call (wcsgw.calls.video and its hooks in Call / InboundCall).
 
-The SIP dialog and the browser's WebRTC leg are fakes (the SDP they carry and the packets they
-would send are recorded); the SIP-side media sockets are real UDP sockets on loopback from a
-real PortAllocator, so the tests also check that every video port goes back to it.  Timers
-run on a task.Clock.
+The SIP dialog, the browser's WebRTC leg and the SIP-side media sockets are fakes (the SDP they
+carry and the packets they would send are recorded; tests/call_fakes.py: no socket is opened);
+the phone's packets are handed to the call's sockets at a clock time, through their latches.
+The ports come from a PortAllocator, so the tests also check that every video port goes back
+to it.  Timers run on a task.Clock.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from tests.call_fakes import Account, FakeIncomingInvite, fake_call_setup, fake_env
+from tests.call_fakes import Account, FakeIncomingInvite, FakeRtpSocket, fake_call_setup, fake_env
 from wcsgw.calls.call import Call
 from wcsgw.calls.handed import HandedCall
 from wcsgw.calls.inbound import InboundCall
@@ -23,8 +24,8 @@ from wcsgw.calls.status import CallStatus
 from wcsgw.media.rtcp import Feedback, build_rr, build_sdes, build_sr, parse_rtcp
 from wcsgw.media.rtcpfb import build_pli
 from wcsgw.media.rtp import build_rtp, parse_rtp
+from wcsgw.sdp.negotiate import rtcp_feedback
 from wcsgw.sdp.parser import parse_sdp
-from wcsgw.sdp.video import rtcp_feedback
 from wcsgw.sip.invite import Answered
 from wcsgw.sip.mediacontrol import MEDIA_CONTROL, parse_media_control
 from wcsgw.sip.session import InfoAnswered, InfoReceived, ReinviteAnswered, ReinviteOffered
@@ -94,9 +95,22 @@ class CallVideoCase(unittest.TestCase):
         self.statuses: list[dict[str, Any]] = []
         self.notifications: list[tuple[str, dict[str, Any]]] = []
         self.calls: list[Call] = []
-        # the SIP peer's video sockets: where our relay sends, whose port the answer names
-        self.phone_video: list[bytes] = []
-        self.phone_video_rtcp: list[bytes] = []
+
+    def sip_video(self) -> FakeRtpSocket:
+        """The latest call's SIP video socket pair (a fake: it records what it is sent)."""
+        video = self.calls[-1].video
+        assert video is not None and isinstance(video.rtp, FakeRtpSocket)
+        return video.rtp
+
+    @property
+    def phone_video(self) -> list[bytes]:
+        """The video RTP our relay sent toward the phone (the latest call's)."""
+        return self.sip_video().rtp_packets
+
+    @property
+    def phone_video_rtcp(self) -> list[bytes]:
+        """The video RTCP our relay sent toward the phone (the latest call's)."""
+        return self.sip_video().rtcp_packets
 
     def make_call(self, has_video: bool = True, offer: str = CHROME_OFFER) -> Call:
         call = Call(env=self.env, call_id=f"c{len(self.calls)}", session_id="s", account=Account(),
@@ -147,12 +161,6 @@ class CallVideoCase(unittest.TestCase):
         return sip_answer(f"m=video {{vport}} RTP/AVP {pt}\r\na=rtpmap:{pt} VP8/90000\r\n"
                           f"a=rtcp-fb:{pt} nack pli\r\na=rtcp-fb:{pt} goog-remb\r\nb=AS:800\r\n",
                           **kw)
-
-    def capture_sip_video(self, call: Call) -> None:
-        """Record what the relay sends toward the SIP side instead of sending it."""
-        assert call.video is not None
-        call.video.rtp.send_rtp = self.phone_video.append  # type: ignore[method-assign]
-        call.video.rtp.send_rtcp = self.phone_video_rtcp.append  # type: ignore[method-assign]
 
     @defer.inlineCallbacks
     def end_and_check_ports(self, call: Call):
@@ -233,9 +241,9 @@ class OutboundVideoTests(CallVideoCase):
         got: list[bytes] = []
         call.video.rtp.on_rtp = lambda packet, now: got.append(packet)
         packet = video_packet(self.sip_vp8_pt(call), 1, 1, PHONE_VIDEO_SSRC)
-        call.video.rtp._received(packet, ("198.51.100.9", 30002), False)  # a stranger
-        call.video.rtp._received(packet, ("192.0.2.50", 41000), False)  # NAT: the 2xx's IP
-        call.video.rtp._received(packet, ("127.0.0.1", 30004), False)  # latched: not it now
+        call.video.rtp.receive(packet, ("198.51.100.9", 30002))  # a stranger
+        call.video.rtp.receive(packet, ("192.0.2.50", 41000))  # NAT: the 2xx's IP
+        call.video.rtp.receive(packet, ("127.0.0.1", 30004))  # latched: not it now
         self.assertEqual(len(got), 1)
         self.assertEqual(call.video.rtp.remote_rtp, ("192.0.2.50", 41000))
         self.assertEqual(call.video.rtp.dropped, 2)
@@ -252,14 +260,13 @@ class OutboundVideoTests(CallVideoCase):
         call = self.make_call()
         h264 = ("m=video {vport} RTP/AVP 126\r\na=rtpmap:126 H264/90000\r\n"
                 "a=fmtp:126 packetization-mode=1;profile-level-id=42e01e\r\n")
-        self.capture_sip_video(call)
         call._on_sip_event(Answered(sip_answer(h264, vport=30002, aport=30000)))
         video = parse_sdp(call.browser_answer).media[1]
         # Chromium's 108 is H.264 constrained baseline, mode 1; level lowered to the phone's
         self.assertEqual(video.formats, ["108"])
         self.assertEqual(video.codecs()[0].fmtp_params["profile-level-id"], "42e01e")
         call.leg.on_rtp(video_packet(108, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
-        call.video.rtp.on_rtp(video_packet(126, 9, 5000, PHONE_VIDEO_SSRC), self.clock.seconds())
+        call.video.rtp.receive(video_packet(126, 9, 5000, PHONE_VIDEO_SSRC))
         self.assertEqual([parse_rtp(p).payload_type for p in self.phone_video], [126])
         to_browser = [parse_rtp(p) for p in call.leg.rtp_packets if parse_rtp(p).payload_type == 108]
         self.assertEqual(len(to_browser), 1)
@@ -269,7 +276,6 @@ class OutboundVideoTests(CallVideoCase):
         """baresip (avcodec) answers Chromium's H.264 list with 116 and 39 (its own fmtp),
         then sends with 102: the offer's first H.264 of its packetization-mode."""
         call = self.make_call()
-        self.capture_sip_video(call)
         offered = {c.payload_type: c for c in parse_sdp(call.invite.offer).media[1].codecs()}
         self.assertEqual(offered[102].fmtp_params["profile-level-id"], "42001f")
         baresip = ("m=video {vport} RTP/AVP 116 39\r\na=rtpmap:116 H264/90000\r\n"
@@ -280,7 +286,7 @@ class OutboundVideoTests(CallVideoCase):
         video = parse_sdp(call.browser_answer).media[1]
         self.assertEqual(video.formats, ["108"])  # Chromium's constrained baseline, mode 1
         for pt in (102, 116, 108, 104):  # 104 is mode 0: not this stream
-            call.video.rtp.on_rtp(video_packet(pt, pt, 1, PHONE_VIDEO_SSRC), self.clock.seconds())
+            call.video.rtp.receive(video_packet(pt, pt, 1, PHONE_VIDEO_SSRC))
         self.assertEqual([parse_rtp(p).payload_type for p in call.leg.rtp_packets], [108, 108, 108])
         # toward the phone: the number its answer gave
         call.leg.on_rtp(video_packet(108, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
@@ -327,7 +333,6 @@ class OutboundVideoTests(CallVideoCase):
 class VideoMediaTests(CallVideoCase):
     def established(self) -> Call:
         call = self.make_call()
-        self.capture_sip_video(call)
         self.pt = self.sip_vp8_pt(call)
         call._on_sip_event(Answered(self.vp8_answer(call, vport=30002, aport=30000)))
         self.our_browser_ssrc = int(parse_sdp(call.browser_answer).media[1].get("ssrc").split()[0])
@@ -343,7 +348,7 @@ class VideoMediaTests(CallVideoCase):
         self.assertEqual(parse_rtp(relayed).payload_type, self.pt)
         self.assertEqual(call.video.relay.stats()["webrtc"]["packets_received"], 1)
         # and back: the phone's video goes to the browser with the SSRC our answer named
-        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
+        call.video.rtp.receive(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
         (header,) = [parse_rtp(p) for p in call.leg.rtp_packets]
         self.assertEqual((header.payload_type, header.ssrc), (96, self.our_browser_ssrc))
         return self.end_and_check_ports(call)
@@ -351,7 +356,7 @@ class VideoMediaTests(CallVideoCase):
     def test_keyframe_requests_at_start_and_relayed_pli(self) -> None:
         call = self.established()
         # the phone's first packet brings our PLI to it (the path started)
-        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
+        call.video.rtp.receive(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
         (first,) = feedback(self.phone_video_rtcp)
         self.assertTrue(first.is_pli)
         self.assertEqual(first.media_ssrc, PHONE_VIDEO_SSRC)
@@ -397,7 +402,7 @@ class VideoMediaTests(CallVideoCase):
 
     def test_hold_and_unhold_cover_video(self) -> None:
         call = self.established()
-        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
+        call.video.rtp.receive(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
         call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
         call.hold()
         held = parse_sdp(call.invite.reinvites[-1])
@@ -423,7 +428,7 @@ class VideoMediaTests(CallVideoCase):
 
     def test_sip_reinvite_moves_video_and_asks_for_a_keyframe(self) -> None:
         call = self.established()
-        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
+        call.video.rtp.receive(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
         before = len(feedback(self.phone_video_rtcp))
         self.clock.advance(1)
         call._on_sip_event(ReinviteOffered(self.vp8_answer(call, vport=31002, aport=31000, version=2)))
@@ -484,7 +489,7 @@ class InboundVideoTests(CallVideoCase):
         self.assertEqual(call.video.rtp.remote_rtp, ("127.0.0.1", 32002))
         self.assertTrue(call.describe()["hasVideo"])
         # media: the caller's 97 becomes the browser's number
-        call.video.rtp.on_rtp(video_packet(97, 1, 1, PHONE_VIDEO_SSRC), self.clock.seconds())
+        call.video.rtp.receive(video_packet(97, 1, 1, PHONE_VIDEO_SSRC))
         self.assertEqual([parse_rtp(p).payload_type for p in call.leg.rtp_packets], [h264_pt])
         return self.end_and_check_ports(call)
 
@@ -496,7 +501,7 @@ class InboundVideoTests(CallVideoCase):
         for sock in (call.rtp, call.video.rtp):
             self.assertEqual(sock.rtp_latch.allowed_ips, {"127.0.0.1", "192.0.2.70"})
             self.assertEqual(sock.rtcp_latch.allowed_ips, {"127.0.0.1", "192.0.2.70"})
-        call.rtp._received(b"\x80\x00" + bytes(170), ("198.51.100.9", 32000), False)
+        call.rtp.receive(b"\x80\x00" + bytes(170), ("198.51.100.9", 32000))
         self.assertEqual((call.rtp.dropped, call.rtp.rtp_latch.latched), (1, False))
         return self.end_and_check_ports(call)
 
@@ -557,7 +562,6 @@ class InfoFastUpdateTests(CallVideoCase):
 
     def established(self, feedback_lines: str = "") -> Call:
         call = self.make_call()
-        self.capture_sip_video(call)
         self.pt = pt = self.sip_vp8_pt(call)
         call._on_sip_event(Answered(sip_answer(
             f"m=video {{vport}} RTP/AVP {pt}\r\na=rtpmap:{pt} VP8/90000\r\n"
@@ -573,7 +577,7 @@ class InfoFastUpdateTests(CallVideoCase):
         call = self.established()
         self.assertTrue(call.video.sip_needs_info)
         self.assertEqual(call.invite.infos, [])  # nothing before the phone's first packet
-        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
+        call.video.rtp.receive(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
         # path start: the RTCP PLI and the INFO
         self.assertEqual(len(feedback(self.phone_video_rtcp)), 1)
         self.assertEqual(fast_updates(call.invite.infos), 1)
@@ -600,19 +604,18 @@ class InfoFastUpdateTests(CallVideoCase):
         for lines in ("a=rtcp-fb:{pt} nack pli\r\n", "a=rtcp-fb:{pt} ccm fir\r\n"):
             call = self.established(lines)
             self.assertFalse(call.video.sip_needs_info)
-            call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
+            call.video.rtp.receive(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
             self.clock.advance(2)
             self.browser_pli(call)
             self.assertEqual(len(feedback(self.phone_video_rtcp)), 2)
             self.assertEqual(call.invite.infos, [])
-            self.phone_video_rtcp.clear()
             call.hangup()
         return self.end_and_check_ports(call)
 
     def test_refusing_answer_turns_info_off_for_the_call(self) -> None:
         for status in (415, 405, 501):
             call = self.established()
-            call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
+            call.video.rtp.receive(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
             self.assertEqual(fast_updates(call.invite.infos), 1)
             call._on_sip_event(InfoAnswered(status))
             self.clock.advance(2)
@@ -621,13 +624,12 @@ class InfoFastUpdateTests(CallVideoCase):
             self.assertEqual(len(feedback(self.phone_video_rtcp)), 2)  # ... RTCP goes on
             self.assertEqual(call.video.fast_update.disabled_by, status)
             self.assertEqual(call.status, CallStatus.ESTABLISHED)
-            self.phone_video_rtcp.clear()
             call.hangup()
         return self.end_and_check_ports(call)
 
     def test_retarget_forces_an_info_within_the_interval(self) -> None:
         call = self.established()
-        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
+        call.video.rtp.receive(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
         call._on_sip_event(InfoAnswered(200))
         self.clock.advance(0.2)
         pt = self.pt
@@ -668,7 +670,7 @@ class InfoFastUpdateTests(CallVideoCase):
         call = self.established()
         call._on_sip_event(InfoReceived(MEDIA_CONTROL, b"<media_control><general_error>"
                                         b"Unknown command</general_error></media_control>"))
-        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
+        call.video.rtp.receive(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
         self.assertEqual(len(feedback(self.phone_video_rtcp)), 1)
         self.assertEqual(call.invite.infos, [])
         return self.end_and_check_ports(call)
@@ -679,7 +681,7 @@ class InfoFastUpdateTests(CallVideoCase):
         self.assertEqual(call.invite.infos, [("application/dtmf-relay",
                                               b"Signal=1\r\nDuration=250\r\n")])
         # a key-frame request while "1" is unanswered: queued, ahead of "2"
-        call.video.rtp.on_rtp(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
+        call.video.rtp.receive(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
         self.assertEqual(len(call.invite.infos), 1)
         call._on_sip_event(InfoAnswered(200))
         self.assertEqual(fast_updates(call.invite.infos[1:]), 1)
@@ -700,13 +702,12 @@ class InfoFastUpdateTests(CallVideoCase):
         from wcsgw.sip.invite import Provisional
 
         call = self.make_call()
-        self.capture_sip_video(call)
         pt = self.sip_vp8_pt(call)
         call._on_sip_event(Provisional(183, "Session Progress", sip_answer(
             f"m=video {{vport}} RTP/AVP {pt}\r\na=rtpmap:{pt} VP8/90000\r\n",
             vport=30002, aport=30000)))
         self.assertIsNotNone(call.video.relay)
-        call.video.rtp.on_rtp(video_packet(pt, 50, 9000, PHONE_VIDEO_SSRC), self.clock.seconds())
+        call.video.rtp.receive(video_packet(pt, 50, 9000, PHONE_VIDEO_SSRC))
         self.assertEqual(call.video.fast_update.sent, 1)  # wanted (path start) ...
         self.assertEqual(call.invite.infos, [])  # ... but not sent in the early dialog
         self.assertFalse(call.video.fast_update.in_flight)  # not stuck: the next one may go
@@ -720,8 +721,7 @@ class InfoFastUpdateTests(CallVideoCase):
         call.answer(answer_to_gateway_offer(call.browser_offer_text, vp8))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         self.assertTrue(call.video.sip_needs_info)
-        self.capture_sip_video(call)
-        call.video.rtp.on_rtp(video_packet(100, 1, 1, PHONE_VIDEO_SSRC), self.clock.seconds())
+        call.video.rtp.receive(video_packet(100, 1, 1, PHONE_VIDEO_SSRC))
         self.assertEqual(fast_updates(call.invite.infos), 1)
         # and the caller's INFO reaches the browser as a PLI
         call.leg.on_rtp(video_packet(vp8, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
@@ -779,7 +779,6 @@ class HandedVideoTests(CallVideoCase):
         self.assertEqual(video.port, call.video.rtp.port)
         sip_pt = video.codecs()[0].payload_type
         self.assertFalse({str(sip_pt)} & set(invite.media[0].formats))
-        self.capture_sip_video(call)
         call._on_sip_event(Answered(sip_answer(
             f"m=video {{vport}} RTP/AVP {sip_pt}\r\na=rtpmap:{sip_pt} VP8/90000\r\n"
             f"a=rtcp-fb:{sip_pt} nack pli\r\nb=AS:600\r\n", vport=30002, aport=30000)))
@@ -791,7 +790,7 @@ class HandedVideoTests(CallVideoCase):
         self.assertEqual(call.video.rtp.remote_rtp, ("127.0.0.1", 30002))
         # packets both ways, renumbered per leg
         call.leg.on_rtp(video_packet(vp8.payload_type, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
-        call.video.rtp.on_rtp(video_packet(sip_pt, 7, 5000, PHONE_VIDEO_SSRC), self.clock.seconds())
+        call.video.rtp.receive(video_packet(sip_pt, 7, 5000, PHONE_VIDEO_SSRC))
         self.assertEqual([parse_rtp(p).payload_type for p in self.phone_video], [sip_pt])
         to_browser = [parse_rtp(p) for p in call.leg.rtp_packets]
         self.assertEqual([(h.payload_type, h.ssrc) for h in to_browser],
@@ -813,7 +812,7 @@ class HandedVideoTests(CallVideoCase):
             f"a=fmtp:{pt} packetization-mode=1;profile-level-id=42e01e\r\n",
             vport=30002, aport=30000)))
         self.assertEqual(call.describe()["media"]["video"]["webrtcPayloadType"], h264.payload_type)
-        call.video.rtp.on_rtp(video_packet(pt, 7, 5000, PHONE_VIDEO_SSRC), self.clock.seconds())
+        call.video.rtp.receive(video_packet(pt, 7, 5000, PHONE_VIDEO_SSRC))
         self.assertEqual([parse_rtp(p).payload_type for p in call.leg.rtp_packets], [h264.payload_type])
         return self.end_and_check_ports(call)
 
@@ -866,8 +865,7 @@ class HandedVideoTests(CallVideoCase):
         call._on_sip_event(Answered(sip_answer(
             f"m=video {{vport}} RTP/AVP {sip_pt}\r\na=rtpmap:{sip_pt} VP8/90000\r\n",
             vport=30002, aport=30000)))
-        self.capture_sip_video(call)
-        call.video.rtp.on_rtp(video_packet(sip_pt, 7, 5000, PHONE_VIDEO_SSRC), self.clock.seconds())
+        call.video.rtp.receive(video_packet(sip_pt, 7, 5000, PHONE_VIDEO_SSRC))
         self.assertEqual(fast_updates(call.invite.infos), 1)
         return self.end_and_check_ports(call)
 
