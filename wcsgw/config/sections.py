@@ -1,0 +1,213 @@
+"""Which keys each config section has and the rule each is held to, and the checks across
+keys: a parsed TOML document in, a :class:`~wcsgw.config.settings.Config` out.
+
+Why a table (:data:`SCHEMA`: section -> settings class and key -> checker): the attrs classes
+give the defaults, the table gives the rules, and an unknown section or key is refused with the
+known ones listed, so a typo never passes silently.  The environment overrides of
+:mod:`wcsgw.config.load` are checked against the same table.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Callable, Mapping, Sequence
+
+from wcsgw.config.checks import (
+    INT32_MAX,
+    PORT_MAX,
+    boolean,
+    codec_list,
+    header_list,
+    host,
+    host_list,
+    int_range,
+    ip_literal,
+    nonempty_string,
+    one_of,
+    one_of_ints,
+    optional_host,
+    pattern_list,
+    port,
+    positive_float,
+    show,
+    string,
+    string_list,
+)
+from wcsgw.config.errors import ConfigError
+from wcsgw.config.settings import (
+    LOG_LEVELS,
+    Account,
+    CodecSettings,
+    Config,
+    HttpSettings,
+    LimitsSettings,
+    LogSettings,
+    MediaSettings,
+    PolicySettings,
+    RestSettings,
+    SipSettings,
+    TestLinesSettings,
+)
+
+__all__ = ["SCHEMA", "parse_config"]
+
+
+# section -> key -> checker.  The attrs class gives the defaults; this table gives the rules.
+SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
+    "http": (HttpSettings, {"listen": ip_literal, "port": port,
+                            "allowed_origins": string_list(nonempty=True),
+                            "server_names": host_list,
+                            "header_timeout": positive_float,
+                            "body_timeout": positive_float,
+                            "max_body": int_range(1024, 64 * 1024 * 1024)}),
+    "sip": (
+        SipSettings,
+        {
+            "listen": ip_literal,
+            "port": port,
+            "advertised_address": optional_host,
+            "t1": positive_float,
+            "t2": positive_float,
+            "t4": positive_float,
+            "max_message_size": int_range(1024, 16 * 1024 * 1024),
+            "max_connections": int_range(1, 1_000_000),
+            "idle_timeout": positive_float,
+            "user_agent": string,
+            "no_answer_timeout": positive_float,
+            "decline_status": one_of_ints(486, 603),
+        },
+    ),
+    "media": (
+        MediaSettings,
+        {
+            "listen": ip_literal,
+            "advertised_address": optional_host,
+            "port_min": int_range(1024, PORT_MAX),
+            "port_max": int_range(1024, PORT_MAX),
+            "rtp_timeout": positive_float,
+        },
+    ),
+    "testlines": (TestLinesSettings, {"enabled": boolean}),
+    "rest": (RestSettings, {"tokens": string_list(nonempty=True), "media_folder": string,
+                            "recordings_folder": string}),
+    "policy": (PolicySettings, {"allowed_domains": string_list(nonempty=True),
+                                "allowed_numbers": pattern_list,
+                                "denied_numbers": pattern_list,
+                                "allowed_headers": header_list,
+                                "incoming_transfers": one_of("ask", "accept", "refuse"),
+                                "transfer_timeout": positive_float}),
+    "limits": (LimitsSettings, {"calls_per_session": int_range(1, 1000),
+                                "sessions_per_ip": int_range(1, 1_000_000),
+                                "calls_per_minute_per_ip": int_range(1, 1_000_000),
+                                "max_sessions": int_range(1, 1_000_000),
+                                "port_reserve": int_range(0, PORT_MAX)}),
+    "log": (LogSettings, {"level": one_of(*LOG_LEVELS)}),
+    "codecs": (CodecSettings, {"sip": codec_list("audio"),
+                               "webrtc": codec_list("audio", browser=True),
+                               "video": codec_list("video", browser=True),
+                               "transcoding": boolean}),
+}
+
+_ACCOUNT_KEYS: dict[str, Callable[[str, Any], Any]] = {
+    "login": nonempty_string,
+    "auth_name": string,
+    "password": string,
+    "domain": host,
+    "outbound_proxy": optional_host,
+    "port": int_range(1, PORT_MAX),
+    "transport": one_of("udp", "tcp"),
+    "register": boolean,
+    "expires": int_range(1, INT32_MAX),
+    "display_name": string,
+}
+_ACCOUNT_REQUIRED = ("login", "domain")
+
+
+def _section(name: str, raw: Any) -> Any:
+    cls, rules = SCHEMA[name]
+    if not isinstance(raw, dict):
+        raise ConfigError(name, f"must be a table ([{name}]), got {show(raw)}")
+    values = {}
+    for key, value in raw.items():
+        if key not in rules:
+            raise ConfigError(f"{name}.{key}", f"unknown key (known: {', '.join(rules)})")
+        values[key] = rules[key](f"{name}.{key}", value)
+    return cls(**values)
+
+
+def _account(index: int, raw: Any) -> Account:
+    where = f"accounts[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(where, f"must be a table ([[accounts]]), got {show(raw)}")
+    values = {}
+    for key, value in raw.items():
+        if key not in _ACCOUNT_KEYS:
+            known = ", ".join(_ACCOUNT_KEYS)
+            raise ConfigError(f"{where}.{key}", f"unknown key (known: {known})")
+        values[key] = _ACCOUNT_KEYS[key](f"{where}.{key}", value)
+    for key in _ACCOUNT_REQUIRED:
+        if key not in values:
+            raise ConfigError(f"{where}.{key}", "required")
+    return Account(**values)
+
+
+def _check_timers(sip: SipSettings) -> None:
+    if sip.t2 < sip.t1:
+        raise ConfigError("sip.t2", f"must not be less than sip.t1 ({sip.t1:g}), got {sip.t2:g}")
+
+
+def _check_media(media: MediaSettings) -> None:
+    if media.port_max - media.port_min < 3:
+        raise ConfigError(
+            "media.port_max",
+            f"must leave at least 4 ports above media.port_min ({media.port_min}), got {media.port_max}",
+        )
+
+
+def _is_loopback(address: str) -> bool:
+    return ipaddress.ip_address(address).is_loopback
+
+
+def _check_exposure(config: Config) -> None:
+    """REST and /metrics with no token are fine on loopback only: on any other address they
+    would let anyone on the network place calls and read the gateway's state."""
+    if not config.rest.tokens and not _is_loopback(config.http.listen):
+        raise ConfigError("rest.tokens", f"must be set when http.listen ({config.http.listen}) is "
+                          "not a loopback address: REST and /metrics would be open to anyone")
+
+
+def _check_accounts(accounts: Sequence[Account]) -> None:
+    seen: dict[tuple[str, str], int] = {}
+    for i, account in enumerate(accounts):
+        ident = (account.login, account.domain.lower())
+        if ident in seen:
+            raise ConfigError(
+                f"accounts[{i}]",
+                f"duplicate of accounts[{seen[ident]}] ({account.login}@{account.domain})",
+            )
+        seen[ident] = i
+
+
+def parse_config(data: Mapping[str, Any]) -> Config:
+    """Validate an already-parsed TOML document (a dict) into a :class:`Config`."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("", f"config must be a TOML table, got {show(data)}")
+    parts: dict[str, Any] = {}
+    for name, raw in data.items():
+        if name == "accounts":
+            if not isinstance(raw, list):
+                raise ConfigError(
+                    "accounts", f"must be an array of tables ([[accounts]]), got {show(raw)}"
+                )
+            parts["accounts"] = tuple(_account(i, item) for i, item in enumerate(raw))
+        elif name in SCHEMA:
+            parts[name] = _section(name, raw)
+        else:
+            known = ", ".join([*SCHEMA, "accounts"])
+            raise ConfigError(name, f"unknown section (known: {known})")
+    config = Config(**parts)
+    _check_timers(config.sip)
+    _check_media(config.media)
+    _check_accounts(config.accounts)
+    _check_exposure(config)
+    return config

@@ -1,0 +1,230 @@
+"""The settings themselves: one frozen attrs class per config section, ``Config`` holding them.
+
+Why attrs frozen classes with defaults: every key has a safe default (``Config()`` is a
+working loopback-only gateway), other layers read plain typed attributes and cannot change
+them by accident, and secrets (passwords, REST tokens) are masked in ``repr``.  What values a
+key may take is not here but in :mod:`wcsgw.config.sections`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import attrs
+
+from wcsgw import __version__
+
+__all__ = [
+    "LOG_LEVELS",
+    "Account",
+    "CodecSettings",
+    "Config",
+    "HttpSettings",
+    "LimitsSettings",
+    "LogSettings",
+    "MediaSettings",
+    "PolicySettings",
+    "RestSettings",
+    "SipSettings",
+    "TestLinesSettings",
+    "advertised",
+]
+
+#: Accepted ``[log] level`` values, least to most severe.
+LOG_LEVELS = ("debug", "info", "warn", "error")
+
+
+def _mask(value: str) -> str:
+    return "'***'" if value else "''"
+
+
+def _mask_list(values: Sequence[str]) -> str:
+    return "[" + ", ".join("'***'" for _ in values) + "]"
+
+
+def advertised(advertised_address: str, listen: str) -> str:
+    """The address peers are told to use: the configured advertised address, else the listen
+    address, else 127.0.0.1 when listening on a wildcard (a wildcard is no address a peer
+    could send to, and loopback is the safe guess for a default install)."""
+    if advertised_address:
+        return advertised_address
+    if listen in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return listen
+
+
+@attrs.frozen
+class HttpSettings:
+    """The one twisted.web site (Phone UI, SDK, WebSocket, REST, health)."""
+
+    listen: str = "127.0.0.1"
+    port: int = 8080
+    allowed_origins: tuple[str, ...] = ()
+    #: Host header values accepted besides IP literals and localhost (DNS rebinding defence)
+    server_names: tuple[str, ...] = ()
+    #: seconds a client has to send a request's headers, then its body (slow-loris defence)
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    #: largest request body (REST JSON), bytes; checked on Content-Length before reading
+    max_body: int = 64 * 1024
+
+
+@attrs.frozen
+class SipSettings:
+    """The SIP endpoint: one UDP and one TCP listener on the same port, and RFC 3261 timers."""
+
+    listen: str = "127.0.0.1"
+    port: int = 5060
+    advertised_address: str = ""
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+    max_message_size: int = 65535
+    max_connections: int = 1024
+    idle_timeout: float = 300.0
+    user_agent: str = f"wcsgw/{__version__}"
+    no_answer_timeout: float = 60.0
+    decline_status: int = 603
+
+    @property
+    def advertised_host(self) -> str:
+        """Host to put in Via/Contact (see :func:`advertised`)."""
+        return advertised(self.advertised_address, self.listen)
+
+
+@attrs.frozen
+class MediaSettings:
+    """Media sockets of both legs: the browser's (ICE-lite, DTLS-SRTP, one port per call) and
+    the SIP side's (RTP on an even port, RTCP on the next), all from one port range."""
+
+    listen: str = "127.0.0.1"
+    advertised_address: str = ""
+    port_min: int = 20000
+    port_max: int = 29999
+    rtp_timeout: float = 30.0
+
+    @property
+    def advertised_host(self) -> str:
+        """Address put in SDP and ICE candidates (see :func:`advertised`)."""
+        return advertised(self.advertised_address, self.listen)
+
+
+@attrs.frozen
+class TestLinesSettings:
+    """The built-in test lines: ``echo`` (returns your audio) and ``tone`` (1 kHz), reachable
+    with an empty SIP domain, so a fresh install can make a call with no PBX anywhere."""
+
+    __test__ = False  # not a test case, whatever its name says
+
+    enabled: bool = True
+
+
+@attrs.frozen
+class RestSettings:
+    """REST API access: non-empty ``tokens`` means ``Authorization: Bearer <token>`` is needed."""
+
+    tokens: tuple[str, ...] = attrs.field(default=(), repr=_mask_list)
+    media_folder: str = ""
+    recordings_folder: str = ""
+
+
+@attrs.frozen
+class PolicySettings:
+    """Where sessions may register/call; empty = only the gateway's own test lines."""
+
+    allowed_domains: tuple[str, ...] = ()
+    #: regular expressions a dialled number must match one of (empty: any number)
+    allowed_numbers: tuple[str, ...] = ()
+    #: regular expressions no dialled number may match (checked after allowed_numbers)
+    denied_numbers: tuple[str, ...] = ()
+    #: SIP header names browsers may add to their INVITEs (``X-*``: a prefix)
+    allowed_headers: tuple[str, ...] = ("X-*",)
+    #: a far end's REFER: "ask" the browser, "accept" within policy, or "refuse" (403)
+    incoming_transfers: str = "ask"
+    #: seconds the browser has to answer a transferRequest before it counts as refused
+    transfer_timeout: float = 15.0
+
+
+@attrs.frozen
+class LimitsSettings:
+    """Caps that keep one browser, one address or one session from taking the gateway for
+    itself; each refusal is a clear error, and nothing of a refused call is left behind."""
+
+    calls_per_session: int = 4
+    sessions_per_ip: int = 20
+    calls_per_minute_per_ip: int = 30
+    max_sessions: int = 1000
+    #: media ports kept for sessions that have no call yet: a session with a live call cannot
+    #: take the last ``port_reserve`` free ports (at most a quarter of the range), so it cannot
+    #: starve the others
+    port_reserve: int = 64
+
+
+@attrs.frozen
+class LogSettings:
+    """Minimum level of log events that are written."""
+
+    level: str = "info"
+
+
+@attrs.frozen
+class CodecSettings:
+    """Which codecs each leg is offered, in order, and whether the gateway may transcode.
+
+    Names are the catalogue's spellings (:mod:`wcsgw.sdp.catalogue`: ``"opus"``, ``"PCMU"``,
+    ``"speex/16000"``), normalised whatever case the file used.  telephone-event is never
+    listed: it is added at each clock rate an offer needs."""
+
+    sip: tuple[str, ...] = ("opus", "G722", "PCMU", "PCMA", "G729", "speex/16000", "speex/8000")
+    webrtc: tuple[str, ...] = ("opus", "PCMU", "PCMA", "G722")
+    video: tuple[str, ...] = ("VP8", "H264")
+    transcoding: bool = True
+
+
+@attrs.frozen
+class Account:
+    """A static SIP account the gateway registers at start and unregisters at stop (trunk-style).
+
+    ``auth_name`` (the digest username) defaults to ``login``; an empty one means the same.
+    """
+
+    login: str
+    domain: str
+    auth_name: str = ""
+    password: str = attrs.field(default="", repr=_mask)
+    outbound_proxy: str = ""
+    port: int = 5060
+    transport: str = "udp"
+    register: bool = True
+    expires: int = 600
+    display_name: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.auth_name:
+            object.__setattr__(self, "auth_name", self.login)  # frozen: set once, here
+
+    @property
+    def aor(self) -> str:
+        """Address of record, ``sip:login@domain``."""
+        return f"sip:{self.login}@{self.domain}"
+
+    @property
+    def server_host(self) -> str:
+        """Where requests go: the outbound proxy if set, else the domain (port: :attr:`port`)."""
+        return self.outbound_proxy or self.domain
+
+
+@attrs.frozen
+class Config:
+    """The whole validated configuration.  ``Config()`` is the built-in defaults."""
+
+    http: HttpSettings = HttpSettings()
+    sip: SipSettings = SipSettings()
+    media: MediaSettings = MediaSettings()
+    testlines: TestLinesSettings = TestLinesSettings()
+    rest: RestSettings = RestSettings()
+    policy: PolicySettings = PolicySettings()
+    limits: LimitsSettings = LimitsSettings()
+    log: LogSettings = LogSettings()
+    codecs: CodecSettings = CodecSettings()
+    accounts: tuple[Account, ...] = ()
