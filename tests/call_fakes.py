@@ -15,7 +15,7 @@ from typing import Any
 from twisted.internet import defer, task
 from twisted.internet.protocol import DatagramProtocol
 
-from wcsgw.calls.call import CallEnvironment
+from wcsgw.calls.environment import CallEnvironment
 from wcsgw.media.ports import PortAllocator
 from wcsgw.media.udp import RtpSocket
 from wcsgw.sdp.parser import parse_sdp

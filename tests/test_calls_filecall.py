@@ -24,7 +24,7 @@ from twisted.trial import unittest
 import wcsgw.calls.filecall as filecall_module
 from tests.call_fakes import Account, FakeRtpSocket, fake_call_setup, fake_env, sip_answer
 from tests.support import assert_near
-from wcsgw.calls.call import CallEnvironment
+from wcsgw.calls.environment import CallEnvironment
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.filecall import FileCall, file_call_offer, settle_file_answer
 from wcsgw.calls.plan import CodecPolicy

@@ -388,7 +388,8 @@ class CallPlanTests(unittest.TestCase):
     """The plan inside a Call: refused before any socket or INVITE; ``media`` in describe()."""
 
     def make_call(self, codecs: CodecPolicy):
-        from wcsgw.calls.call import Call, CallEnvironment
+        from wcsgw.calls.call import Call
+        from wcsgw.calls.environment import CallEnvironment
         from wcsgw.sip.account import SipAccount
 
         env = CallEnvironment(reactor=Untouchable(), sip=Untouchable(), allocator=Untouchable(),

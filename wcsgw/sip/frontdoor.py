@@ -4,8 +4,9 @@ methods, extensions and bodies it accepts (RFC 3261 §8.2, the §8.2 checks them
 out and what was refused (:class:`FrontDoorStats`, read by /metrics and the flood test), and
 what it answers to a request no transaction user takes (:func:`unhandled_answers`).
 
-The sessions use the same lists for their ``Allow``/``Supported`` headers, so what the endpoint
-answers and what its dialogs advertise cannot drift apart.
+The sessions use the same lists for their ``Allow``/``Supported`` headers
+(:func:`capability_headers`), so what the endpoint answers and what its dialogs advertise
+cannot drift apart.
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ SUPPORTED_EXTENSIONS: tuple[str, ...] = ()
 ACCEPTED_CONTENT_TYPES: tuple[str, ...] = (
     "application/sdp", "application/dtmf-relay", "application/dtmf", "message/sipfrag",
 )
+
+
+def capability_headers() -> list[tuple[str, str]]:
+    """``Allow`` (and ``Supported``, once we implement an extension) for the INVITEs and
+    2xx that set up a dialog, so the peer learns what it may send on it (§13.2.1, §13.3.1.4)."""
+    headers = [("Allow", ", ".join(ALLOWED_METHODS))]
+    if SUPPORTED_EXTENSIONS:
+        headers.append(("Supported", ", ".join(SUPPORTED_EXTENSIONS)))
+    return headers
 
 
 #: Methods counted by name in :class:`FrontDoorStats`; any other becomes "other", so a peer

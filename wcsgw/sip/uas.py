@@ -10,20 +10,17 @@ our 2xx came; the call is up), :class:`Cancelled` (the caller gave up before our
 (it was answered and is over).  A session ends with exactly one of Cancelled, Failed or Ended;
 nothing follows it.
 
-Whoever takes INVITEs (the test lines now, the call layer later) is a
+Whoever takes INVITEs (the test lines, the call layer) is a
 :class:`~wcsgw.sip.endpoint.RequestHandler` that builds an IncomingInvite from the request and
-its server transaction.  The CANCEL of that INVITE reaches the session through
-:class:`IncomingInvites`, a small handler (installed once per endpoint, like the
-:class:`~wcsgw.sip.dialogs.DialogRouter`) that finds the cancelled INVITE transaction with
-``endpoint.layer.find_server_invite`` and hands the CANCEL to the session that owns it; requests
-inside the dialog (ACK, BYE, ...) come through the DialogRouter.  No change to the endpoint is
-needed: a handler that answers CANCEL before the endpoint's default one is all it takes.
+its server transaction.  The CANCEL of that INVITE reaches the session through the endpoint's
+CANCEL registry (:class:`~wcsgw.sip.cancels.IncomingInvites`); requests inside the dialog (ACK,
+BYE, ...) come through the :class:`~wcsgw.sip.dialogs.DialogRouter`.
 
 As everywhere in ``wcsgw.sip``, nothing reads a clock or touches a socket.  The session's own
 timers — the 2xx retransmission and the wait for the ACK — are Deadlines of their own in the
-endpoint's timer heap (:class:`~wcsgw.sip.timers.Deadline`).  A caller acting from outside the endpoint (the
-browser answered, a test line's media is ready) does nothing more: the endpoint wakes its
-transport adapter, which sends what was queued and re-arms its timer.
+endpoint's timer heap (:class:`~wcsgw.sip.timers.Deadline`).  A caller acting from outside the
+endpoint (the browser answered, a test line's media is ready) does nothing more: the endpoint
+wakes its transport adapter, which sends what was queued and re-arms its timer.
 
 Rules and where they come from:
 
@@ -31,10 +28,9 @@ Rules and where they come from:
   so 18x and 2xx make one dialog; 18x and 2xx copy Record-Route and carry our Contact
   (§12.1.1); the first 18x makes an early dialog, the 2xx confirms it;
 * ``ring``: 180 Ringing, or 183 Session Progress with SDP (early media);
-* ``answer``: 200 with Contact and SDP.  The 2xx is end-to-end, so the UAS core (not the
-  transaction) passes it to the transport again at T1, 2*T1, ... capped at T2 until the ACK
-  arrives (§13.3.1.4 — over every transport: a hop behind a proxy may be UDP).  No ACK within
-  64*T1: BYE, and :class:`~wcsgw.sip.invite.Failed` ``(None, "ACK timeout")``;
+* ``answer``: 200 with Contact and SDP, re-sent by the UAS core until the ACK arrives
+  (:class:`~wcsgw.sip.retransmit.OkRetransmission`, §13.3.1.4).  No ACK within 64*T1: BYE,
+  and :class:`~wcsgw.sip.invite.Failed` ``(None, "ACK timeout")``;
 * a late offer (an INVITE without SDP, §13.3.1.1 / RFC 3264): the 200 carries our offer and the
   ACK the answer, given as :attr:`Confirmed.ack_sdp`; :attr:`IncomingInvite.offer_sdp` is None;
 * ``reject``: a 3xx-6xx final with our To tag (the transaction retransmits it and absorbs the
@@ -53,9 +49,8 @@ Rules and where they come from:
   in-dialog functions of :class:`~wcsgw.sip.session.InviteSession`, the base shared with the
   outgoing session (with the BYE path and the default answers), with their events; the
   peer owns the Call-ID, so a re-INVITE of ours refused 491 is retried after 0-2 s (§14.1);
-* other in-dialog requests: an ``on_request`` hook may answer them first; otherwise OPTIONS
-  200, INFO 200, re-INVITE and UPDATE 488 before the call is up (§14.2: refusing leaves the
-  session as it was), anything else 501.
+* other in-dialog requests: an ``on_request`` hook may answer them first; otherwise
+  :func:`~wcsgw.sip.usage.ongoing.default_answer` (488 to a re-INVITE before the call is up).
 """
 
 from __future__ import annotations
@@ -83,10 +78,11 @@ from wcsgw.sip.events import (
     Failed,
     sdp_of,
 )
-from wcsgw.sip.frontdoor import ALLOWED_METHODS, SUPPORTED_EXTENSIONS
+from wcsgw.sip.frontdoor import capability_headers
 from wcsgw.sip.ids import new_tag
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.responses import make_response, reason_phrase
+from wcsgw.sip.retransmit import OkRetransmission, acknowledges
 from wcsgw.sip.session import InviteSession
 from wcsgw.sip.transaction import ServerTransaction
 from wcsgw.sip.uri import parse_uri
@@ -191,10 +187,9 @@ class IncomingInvite(InviteSession):
         #: our final response's status once sent
         self.final_status: int | None = None
 
-        self._ok: Response | None = None  # the 2xx, retransmitted until the ACK
-        self._retransmit = endpoint.deadlines.new(self._retransmit_due)  # the 2xx again
-        self._interval = 0.0
-        self._ack_wait = endpoint.deadlines.new(self._ack_wait_over)  # 64*T1 for the ACK
+        #: our 2xx, re-sent until the ACK (64*T1 at most)
+        self._ok = OkRetransmission(endpoint, waiting=lambda: self.state is UasState.ANSWERED,
+                                    on_no_ack=self._ack_wait_over)
         self._hangup_pending = False  # hangup() while waiting for the ACK
         #: the caller sent the dialog's first INVITE: the shorter glare back-off is ours
         self.owns_call_id = False
@@ -217,28 +212,22 @@ class IncomingInvite(InviteSession):
         self._require(UasState.RECEIVED, "ring")
         status = 183 if sdp is not None else 180
         response = self._response(status, body=sdp)
-        self._early_dialog()
+        if self.dialog is None:
+            self._new_dialog(DialogState.EARLY)
         self.endpoint.respond(response, now)
 
     def answer(self, sdp: bytes, now: float) -> None:
         """200 OK with our Contact and ``sdp`` (the answer, or our offer on a late offer)."""
         self._require(UasState.RECEIVED, "answer")
         self.final_status = 200
-        self._ok = self._response(200, body=sdp)
+        ok = self._response(200, body=sdp)
         if self.dialog is None:
-            self.dialog = Dialog.from_uas(
-                self.request, self.local_tag, local_contact=f"<{self.contact}>"
-            )
-            self._router.add(self.dialog, self, self._vouched_hosts())
+            self._new_dialog(DialogState.CONFIRMED)
         else:
             self.dialog.confirm()
         self.state = UasState.ANSWERED
         self._registry.remove(self)  # a CANCEL now has no effect: the endpoint answers 200
-        timers = self.endpoint.config.timers
-        self._interval = timers.t1
-        self._retransmit.set(now + self._interval)
-        self._ack_wait.set(now + timers.timeout)
-        self.endpoint.respond(self._ok, now)
+        self._ok.send(ok, now)
 
     def reject(self, status: int, reason: str | None, now: float,
                headers: Iterable[tuple[str, str]] = ()) -> None:
@@ -275,14 +264,13 @@ class IncomingInvite(InviteSession):
         """The next 2xx retransmission, the end of the wait for the ACK, or an in-dialog
         timer (re-INVITE back-off, its 2xx retransmission, ...): each a Deadline of its own
         in the endpoint's heap."""
-        deadlines = [d for d in (self._retransmit.at, self._ack_wait.at,
-                                 self.usages.deadline()) if d is not None]
+        deadlines = [d for d in (*self._ok.deadlines(), self.usages.deadline()) if d is not None]
         return min(deadlines) if deadlines else None
 
     def _ack_wait_over(self, now: float) -> None:
         if self.state is not UasState.ANSWERED:
             return
-        self._stop_retransmitting()
+        self._ok.stop()
         log.info("no ACK for the 2xx of {call_id} within 64*T1: BYE", call_id=self.call_id)
         if self._hangup_pending:
             self._bye(now)
@@ -291,15 +279,6 @@ class IncomingInvite(InviteSession):
             assert self.dialog is not None
             self._send_bye(self.dialog, now, final=False)
             self._finish(Failed(None, REASON_ACK_TIMEOUT))
-
-    def _retransmit_due(self, now: float) -> None:
-        if self.state is not UasState.ANSWERED:
-            return
-        assert self._ok is not None
-        # §13.3.1.4: T1, 2*T1, 4*T1 ... capped at T2.
-        self._interval = min(2 * self._interval, self.endpoint.config.timers.t2)
-        self._retransmit.set(now + self._interval)
-        self.endpoint.respond(self._ok, now)
 
     # ------------------------------------------------------------------ from the peer
 
@@ -316,15 +295,9 @@ class IncomingInvite(InviteSession):
         return True
 
     def _on_ack(self, ack: Request, now: float) -> None:
-        if self.state is not UasState.ANSWERED:
-            return  # a stray or repeated ACK: absorbed
-        try:
-            number = ack.cseq[0]
-        except (SipParseError, ValueError):
-            return
-        if number != self.request.cseq[0]:
-            return  # not the ACK of our 2xx
-        self._stop_retransmitting()
+        if self.state is not UasState.ANSWERED or not acknowledges(ack, self.request):
+            return  # a stray or repeated ACK, or not the ACK of our 2xx: absorbed
+        self._ok.stop()
         if self._hangup_pending:
             self._bye(now)
             return
@@ -338,7 +311,7 @@ class IncomingInvite(InviteSession):
             # final answer, and 487 is the RECOMMENDED one (§15.1.2).
             self._terminated_early(now)
         elif state in (UasState.ANSWERED, UasState.CONFIRMED):
-            self._stop_retransmitting()
+            self._ok.stop()
             self.usages.abort(now)
             if self._hangup_pending:
                 self._finish(Ended(REASON_NORMAL, by_remote=False))
@@ -367,11 +340,6 @@ class IncomingInvite(InviteSession):
     def _terminating(self) -> None:
         self.state = UasState.TERMINATING
 
-    def _vouched_hosts(self) -> tuple[str, ...]:
-        """Who besides the dialog's next hop may send on it: the address the INVITE came
-        from (the caller, or the proxy that forwarded it) and the account's servers."""
-        return (self.transaction.source.host, *self.credentials.server_hosts)
-
     # ------------------------------------------------------------------ internals
 
     def _require(self, state: UasState, action: str) -> None:
@@ -398,32 +366,28 @@ class IncomingInvite(InviteSession):
                 response.headers.add("Record-Route", record_route)
             response.headers.add("Contact", f"<{self.contact}>")
         if 200 <= status < 300:
-            response.headers.add("Allow", ", ".join(ALLOWED_METHODS))
-            if SUPPORTED_EXTENSIONS:
-                response.headers.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
+            for name, value in capability_headers():
+                response.headers.add(name, value)
         if body is not None:
             response.headers.add("Content-Type", "application/sdp")
             response.body = body  # serialize() writes Content-Length
         return response
 
-    def _early_dialog(self) -> None:
-        if self.dialog is None:
-            self.dialog = Dialog.from_uas(
-                self.request, self.local_tag, state=DialogState.EARLY,
-                local_contact=f"<{self.contact}>",
-            )
-            self._router.add(self.dialog, self, self._vouched_hosts())
-
-    def _stop_retransmitting(self) -> None:
-        self._retransmit.clear()
-        self._ack_wait.clear()
+    def _new_dialog(self, state: DialogState) -> None:
+        """The dialog our 18x (EARLY) or 2xx (CONFIRMED) makes, routed to us.  Who besides
+        its next hop may send on it: the address the INVITE came from (the caller, or the
+        proxy that forwarded it) and the account's servers."""
+        self.dialog = Dialog.from_uas(self.request, self.local_tag, state=state,
+                                      local_contact=f"<{self.contact}>")
+        vouched = (self.transaction.source.host, *self.credentials.server_hosts)
+        self._router.add(self.dialog, self, vouched)
 
     def _finish(self, event: UasEvent) -> None:
         if self._done:
             return
         self._done = True
         self.state = UasState.TERMINATED
-        self._stop_retransmitting()
+        self._ok.stop()
         self._registry.remove(self)
         if self.dialog is not None:
             self.dialog.terminate()

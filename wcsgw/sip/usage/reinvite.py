@@ -16,7 +16,6 @@ from typing import Callable
 from twisted.logger import Logger
 
 from wcsgw.sip.cancels import build_cancel
-from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.events import (
     REASON_ACK_TIMEOUT,
     REASON_TIMEOUT,
@@ -28,9 +27,10 @@ from wcsgw.sip.events import (
     ReinviteOffered,
     sdp_of,
 )
-from wcsgw.sip.frontdoor import ALLOWED_METHODS, SUPPORTED_EXTENSIONS
+from wcsgw.sip.frontdoor import capability_headers
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.responses import make_response
+from wcsgw.sip.retransmit import OkRetransmission, acknowledges
 from wcsgw.sip.target import Target
 from wcsgw.sip.transaction import ClientTransaction, ServerTransaction
 from wcsgw.sip.usage.host import (
@@ -50,13 +50,6 @@ log = Logger(namespace="wcsgw.sip.session")
 #: real glare, while a peer that refuses every offer 491 would otherwise hold the exchange
 #: (and every later hold/unhold of the call) forever.
 MAX_GLARE_RETRIES = 3
-
-
-def _allow_headers() -> list[tuple[str, str]]:
-    headers = [("Allow", ", ".join(ALLOWED_METHODS))]
-    if SUPPORTED_EXTENSIONS:
-        headers.append(("Supported", ", ".join(SUPPORTED_EXTENSIONS)))
-    return headers
 
 
 class ReinviteClient:
@@ -94,7 +87,7 @@ class ReinviteClient:
     def send(self, now: float) -> None:
         host = self.host
         dialog = host.confirmed_dialog()
-        headers = [*_allow_headers(), ("Content-Type", "application/sdp")]
+        headers = [*capability_headers(), ("Content-Type", "application/sdp")]
         request = dialog.create_request("INVITE", headers, self.sdp)  # Contact: the dialog's
         host.authorize(request, self.challenges)
         self.request = request
@@ -224,15 +217,12 @@ class ReinviteServer:
         self.request = request
         self.transaction = transaction
         self._on_done = on_done
-        self.ok: Response | None = None  # our 2xx, re-sent until the ACK
-        self.interval = 0.0
         self.closed = False
         deadlines = host.endpoint.deadlines
         timers = host.endpoint.config.timers
         # An offer the owner leaves unanswered for 32*T1 (half the peer's Timer B) is refused.
         self._answer_by = deadlines.new(self._unanswered)
-        self._retransmit = deadlines.new(self._retransmit_ok)
-        self._ack_wait = deadlines.new(self._no_ack)
+        self._ok = OkRetransmission(host.endpoint, waiting=self._waiting, on_no_ack=self._no_ack)
         self._answer_by.set(now + timers.timeout / 2)
         if transaction is not None:
             host.cancels.add_transaction(transaction, host, self.cancel)
@@ -242,18 +232,16 @@ class ReinviteServer:
 
     @property
     def answered(self) -> bool:
-        return self.ok is not None
+        return self._ok.response is not None
 
     def deadline(self) -> float | None:
-        live = [d for d in (self._answer_by.at, self._retransmit.at, self._ack_wait.at)
-                if d is not None]
+        live = [d for d in (self._answer_by.at, *self._ok.deadlines()) if d is not None]
         return min(live) if live else None
 
     def close(self) -> None:
         self.closed = True
         self._answer_by.clear()
-        self._retransmit.clear()
-        self._ack_wait.clear()
+        self._ok.stop()
         self._forget_cancel()
 
     def answer(self, sdp: bytes, now: float) -> None:
@@ -263,19 +251,14 @@ class ReinviteServer:
         dialog = host.confirmed_dialog()
         response = make_response(self.request, 200)
         response.headers.add("Contact", contact_value(dialog))
-        for name, value in _allow_headers():
+        for name, value in capability_headers():
             response.headers.add(name, value)
         response.headers.add("Content-Type", "application/sdp")
         response.body = sdp
         dialog.refresh_target(self.request)
-        timers = host.endpoint.config.timers
-        self.ok = response
         self._answer_by.clear()
-        self.interval = timers.t1
-        self._ack_wait.set(now + timers.timeout)
-        self._retransmit.set(now + timers.t1)
         self._forget_cancel()
-        host.endpoint.respond(response, now)
+        self._ok.send(response, now)  # re-sent until the ACK
 
     def reject(self, status: int, now: float, reason: str | None = None) -> None:
         self._done()
@@ -284,13 +267,7 @@ class ReinviteServer:
 
     def receive_ack(self, ack: Request, now: float) -> None:
         """An ACK on the dialog: the one of our 2xx ends the exchange; others are absorbed."""
-        if self.ok is None:
-            return
-        try:
-            number = ack.cseq[0]
-        except (SipParseError, ValueError):
-            return
-        if number != self.request.cseq[0]:
+        if not self.answered or not acknowledges(ack, self.request):
             return
         self._done()
         self.host.emit(ReinviteConfirmed(sdp_of(ack), source=ack.source))
@@ -301,7 +278,7 @@ class ReinviteServer:
         host = self.host
         host.endpoint.respond(make_response(cancel, 200), now)
         self._forget_cancel()
-        if self.closed or self.ok is not None:
+        if self.closed or self.answered:
             return  # answered already: the CANCEL changes nothing (§9.2)
         self._done()
         host.endpoint.respond(make_response(self.request, 487), now)
@@ -311,7 +288,7 @@ class ReinviteServer:
     def abort(self, now: float) -> None:
         """The call is ending: 487 if still unanswered (§15.1.2)."""
         self.close()
-        if self.ok is None:
+        if not self.answered:
             self.host.endpoint.respond(make_response(self.request, 487), now)
 
     def _done(self) -> None:
@@ -337,10 +314,5 @@ class ReinviteServer:
                  call_id=self.host.call_id)
         self.host.end_call(REASON_ACK_TIMEOUT, now, bye=True)
 
-    def _retransmit_ok(self, now: float) -> None:
-        if self.closed or self.host.terminated:
-            return
-        assert self.ok is not None
-        self.interval = min(2 * self.interval, self.host.endpoint.config.timers.t2)
-        self._retransmit.set(now + self.interval)
-        self.host.endpoint.respond(self.ok, now)
+    def _waiting(self) -> bool:
+        return not self.closed and not self.host.terminated
