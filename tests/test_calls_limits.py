@@ -10,7 +10,7 @@ from typing import Any
 from twisted.internet import task
 from twisted.trial import unittest
 
-from tests.peers.ports import free_port
+from tests.call_fakes import FakePortAllocator
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.gateway import CallGateway
 from wcsgw.calls.limits import SlidingWindow, address_key, effective_reserve
@@ -67,8 +67,7 @@ class SlidingWindowTests(unittest.TestCase):
 
 class PortReserveTests(unittest.TestCase):
     def setUp(self) -> None:
-        base = free_port()
-        self.ports = PortAllocator("127.0.0.1", base, base + 7)  # 8 ports
+        self.ports = FakePortAllocator("127.0.0.1", 20000, 20007)  # 8 ports, none bound
 
     def test_effective_reserve_is_at_most_a_quarter_of_the_range(self) -> None:
         self.assertEqual(effective_reserve(64, 1000), 64)
@@ -306,8 +305,7 @@ class PortTests(GatewayLimitsCase):
 
     def setUp(self) -> None:
         super().setUp()
-        base = free_port()
-        self.ports = PortAllocator("127.0.0.1", base, base + 15)  # 16 ports: reserve 4
+        self.ports = FakePortAllocator("127.0.0.1", 20000, 20015)  # 16 ports: reserve 4
         self.gateway.media_ports = self.ports
         FakeCall.allocator = self.ports
         self.addCleanup(setattr, FakeCall, "allocator", None)
@@ -357,8 +355,7 @@ class PortFragmentationTests(unittest.TestCase):
     def test_single_ports_fill_holes_so_pairs_stay_whole(self) -> None:
         """A call takes a pair and a single, the echo line another pair: without hole filling
         every single split a pair and 10 free ports of 40 held no pair at all."""
-        base = free_port("udp", span=40)
-        ports = PortAllocator("127.0.0.1", base, base + 39)
+        ports = FakePortAllocator("127.0.0.1", 20000, 20039)
         for _ in range(6):
             ports.allocate(2, even=True)
             ports.allocate(1)
