@@ -12,71 +12,28 @@ from __future__ import annotations
 import secrets
 import time
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
-import attr
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from wcsgw.calls import ids
+from wcsgw.calls.admission import Admission
 from wcsgw.calls.errors import CallError, Codes
-from wcsgw.calls.limits import SlidingWindow, address_key, effective_reserve
+from wcsgw.calls.limits import address_key
 from wcsgw.calls.policy import Policy
+from wcsgw.calls.registry import CallRegistry
+from wcsgw.calls.sessions import Session, SessionListener, registration_status
 from wcsgw.calls.status import SessionStatus
-from wcsgw.calls.totals import CallTotals
 from wcsgw.config import LimitsSettings
-from wcsgw.media.ports import PortsExhausted, PortsReserved
 from wcsgw.sip.account import SipAccount, escape_user
-from wcsgw.sip.endpoint import AccountRegistration
-from wcsgw.sip.registration import Registered, RegistrationFailed, Unregistered
 
 __all__ = ["CallError", "CallGateway", "Codes", "SessionListener"]
 
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
-#: What a refusal can be counted under (the label values of wcsgw_limit_refusals_total).
-LIMIT_NAMES = ("max_sessions", "sessions_per_ip", "calls_per_session", "calls_per_minute_per_ip",
-               "port_reserve", "ports")
-
 log = Logger(namespace="wcsgw.calls")
 
-
-class SessionListener(Protocol):
-    """What a browser session hears back (the WebSocket layer turns these into notifications)."""
-
-    def session_status(self, status: str, sip_status: int | None, info: str) -> None: ...
-
-    def call_status(self, call: dict[str, Any]) -> None: ...
-
-
-@attr.s(auto_attribs=True, eq=False)
-class Session:
-    id: str
-    listener: SessionListener
-    account: SipAccount | None = None
-    connected: bool = False
-    registration: AccountRegistration | None = None
-    calls: dict[str, Any] = attr.ib(factory=dict)  # callId -> Call
-    #: the user part of this session's own registered contact (``<login>-<token>``): the
-    #: registrar forks an account's calls to each logged-in browser by it
-    contact_user: str | None = None
-    #: who the WebSocket is from, as [limits] count it (``address_key`` of the TCP peer:
-    #: the IPv4 address or the IPv6 /64; None: not known)
-    peer: str | None = None
-
-
-
-def _failed_status(event: RegistrationFailed) -> tuple[str, int | None, str]:
-    status = SessionStatus.AUTHENTICATION_FAIL if event.auth else SessionStatus.FAILED
-    return status.value, event.status, event.reason
-
-
-#: A REGISTER client's event -> the ``sessionStatus`` (status, SIP status, info) it makes.
-_REGISTRATION_STATUS: dict[type, Callable[[Any], tuple[str, int | None, str]]] = {
-    Registered: lambda event: (SessionStatus.REGISTERED.value, 200, ""),
-    RegistrationFailed: _failed_status,
-    Unregistered: lambda event: (SessionStatus.UNREGISTERED.value, None, event.reason),
-}
 
 class CallGateway:
     """Sessions and calls of one gateway process.
@@ -84,11 +41,9 @@ class CallGateway:
     ``calls`` is the registry of live calls by callId (REST finds them there); ``factory`` builds
     a :class:`wcsgw.calls.call.Call` — injected so the API layer can be tested without media.
 
-    ``limits`` (``[limits]``) are enforced here, where every session and call comes through:
-    sessions per peer address and in all (:meth:`admit_session`), live calls per session
-    (incoming and REST-handed calls included), calls per minute per address (WebSocket ``call``
-    and REST ``call/startup`` share one window, on ``clock``), and the media port reserve.
-    Every refusal is a :class:`CallError` whose message names the setting.
+    ``limits`` (``[limits]``) are enforced here, where every session and call comes through,
+    by its :class:`~wcsgw.calls.admission.Admission` (the call-rate window on ``clock``);
+    every refusal is a :class:`CallError` whose message names the setting.
     """
 
     def __init__(self, sip: Any, policy: Policy, call_factory: Any, *,
@@ -97,21 +52,18 @@ class CallGateway:
         self.sip = sip
         self.policy = policy
         self.call_factory = call_factory
-        self.limits = limits or LimitsSettings()
+        self.admission = Admission(limits or LimitsSettings())
+        self.limits = self.admission.limits
         #: now, for the call-rate window (the reactor's seconds in the service; tests inject)
         self.clock = clock
-        self.call_rate = SlidingWindow(self.limits.calls_per_minute_per_ip, 60.0)
         #: the media ports every call takes from (set by the service; None: no reserve kept)
         self.media_ports: Any = None
-        #: refusals so far by limit (/metrics ``wcsgw_limit_refusals_total``); "ports" is
-        #: the range exhausted, "port_reserve" a session's further call kept off the reserve
-        self.refusals: dict[str, int] = dict.fromkeys(LIMIT_NAMES, 0)
+        #: refusals so far by limit (/metrics ``wcsgw_limit_refusals_total``)
+        self.refusals = self.admission.refusals
         self.sessions: dict[str, Session] = {}
-        self.calls: dict[str, Any] = {}
-        #: calls whose SIP leg is not over yet (a call leaves ``calls`` at its terminal status
-        #: but may still be waiting for the answer to its BYE or CANCEL)
-        self.unsettled: set[Any] = set()
-        self._idle_waiters: list[defer.Deferred[None]] = []
+        self.registry = CallRegistry()
+        #: live calls by callId, and those whose SIP leg is not over yet (CallRegistry)
+        self.calls, self.unsettled = self.registry.calls, self.registry.unsettled
         self._by_contact: dict[str, Session] = {}
         #: builds an InboundCall (the service wires it; None: no incoming calls)
         self.inbound_factory: Any = None
@@ -123,24 +75,14 @@ class CallGateway:
         #: (:func:`wcsgw.calls.ids.recording_name`; None: recording refused)
         self.recordings_folder: str | None = None
         #: what ended calls counted (for /metrics: counters must survive a call's end)
-        self.totals = CallTotals()
+        self.totals = self.registry.totals
 
     # -- sessions -----------------------------------------------------------------------
 
     def admit_session(self, peer: str | None) -> None:
         """May one more session open from ``peer``?  :class:`CallError` (TOO_MANY_SESSIONS)
         naming the limit if not.  The WebSocket layer asks before it accepts the upgrade."""
-        limits = self.limits
-        peer = address_key(peer) if peer is not None else None
-        if len(self.sessions) >= limits.max_sessions:
-            raise self._refused("max_sessions", Codes.TOO_MANY_SESSIONS, f"Too many sessions: "
-                                f"limits.max_sessions is {limits.max_sessions}")
-        if peer is not None:
-            from_peer = sum(1 for s in self.sessions.values() if s.peer == peer)
-            if from_peer >= limits.sessions_per_ip:
-                raise self._refused("sessions_per_ip", Codes.TOO_MANY_SESSIONS,
-                                    f"Too many sessions from {peer}: limits.sessions_per_ip is "
-                                f"{limits.sessions_per_ip}")
+        self.admission.admit_session(self.sessions.values(), peer)
 
     def open_session(self, session_id: str, listener: SessionListener,
                      peer: str | None = None) -> None:
@@ -193,9 +135,9 @@ class CallGateway:
         """A REGISTER client's event, as the session's ``sessionStatus``."""
         if session.id not in self.sessions:
             return
-        report = _REGISTRATION_STATUS.get(type(event))
+        report = registration_status(event)
         if report is not None:
-            session.listener.session_status(*report(event))
+            session.listener.session_status(*report)
 
     # -- calls --------------------------------------------------------------------------
 
@@ -214,10 +156,10 @@ class CallGateway:
         session = self._session(session_id)
         if not session.connected:
             raise CallError(Codes.NOT_CONNECTED, "connect before calling")
-        self._check_session_calls(session)
-        call_id = self._new_call_id(call_id)
+        self.admission.check_session_calls(session)
+        call_id = self.registry.new_call_id(call_id)
         uri = self.policy.request_uri(session.account, callee)
-        self._check_rate(session.peer)
+        self.admission.check_rate(session.peer, self.clock())
         # The API layer checked them already (-32602); checked again here so that no path
         # into the call layer can skip the allow-list.
         sip_headers = self.policy.outgoing_headers(sip_headers)
@@ -231,7 +173,7 @@ class CallGateway:
         return call_id
 
     def hangup(self, session_id: str, call_id: str) -> None:
-        self._call(session_id, call_id).hangup()
+        self.registry.get(session_id, call_id).hangup()
 
     # -- incoming calls -------------------------------------------------------------------
 
@@ -242,7 +184,7 @@ class CallGateway:
         """An INVITE the router accepted for ``session``: make and register its call."""
         from wcsgw.sip.headers import parse_name_addr  # noqa: F401 - for the caller's identity
 
-        self._check_session_calls(session)  # the router answers 486 Busy Here
+        self.admission.check_session_calls(session)  # the router answers 486 Busy Here
         caller = request.from_
         callee = request.to
         call_id = secrets.token_hex(8)
@@ -256,15 +198,15 @@ class CallGateway:
         return call
 
     def answer(self, session_id: str, call_id: str, sdp: str) -> None:
-        self._call(session_id, call_id).answer(sdp)
+        self.registry.get(session_id, call_id).answer(sdp)
 
     # -- in-call functions: a session's own calls, or any call for the operator (None) --
 
     def hold(self, session_id: str | None, call_id: str) -> None:
-        self._call(session_id, call_id).hold()
+        self.registry.get(session_id, call_id).hold()
 
     def unhold(self, session_id: str | None, call_id: str) -> None:
-        self._call(session_id, call_id).unhold()
+        self.registry.get(session_id, call_id).unhold()
 
     def send_dtmf(self, session_id: str | None, call_id: str, digits: str,
                   type: str = "RFC2833") -> None:
@@ -272,12 +214,12 @@ class CallGateway:
             raise CallError(Codes.INVALID, "dtmf must be digits 0-9 * # A-D", "dtmf")
         if type.upper() not in ("RFC2833", "INFO"):
             raise CallError(Codes.INVALID, "type must be RFC2833 or INFO", "type")
-        self._call(session_id, call_id).send_dtmf(digits.upper(), type.upper())
+        self.registry.get(session_id, call_id).send_dtmf(digits.upper(), type.upper())
 
     def transfer(self, session_id: str | None, call_id: str, target: str) -> None:
         """Blind transfer to a number or URI, or attended when ``target`` is the callId of
         another call of the same session (REFER with Replaces)."""
-        call = self._call(session_id, call_id)
+        call = self.registry.get(session_id, call_id)
         other = self.calls.get(target)
         if other is not None and other is not call and other.session_id == call.session_id:
             call.transfer(other.request_uri, replaces_call=other)
@@ -294,7 +236,7 @@ class CallGateway:
         """The browser's answer to a ``transferRequest`` (a far end's REFER put to it):
         accept -> the transfer proceeds, refuse -> 603 Decline.  Only the session's own
         call; :class:`CallError` naming ``callId`` when it has no request pending."""
-        self._call(session_id, call_id).answer_transfer(accept)
+        self.registry.get(session_id, call_id).answer_transfer(accept)
 
     # -- the operator's view (REST) -------------------------------------------------------
 
@@ -325,11 +267,11 @@ class CallGateway:
         self.policy.check_account(account)
         uri = self.policy.request_uri(account, callee)
         sip_headers = self.policy.outgoing_headers(sip_headers or {})
-        call_id = self._new_call_id(call_id)
+        call_id = self.registry.new_call_id(call_id)
         handed_to = self.sessions.get(session_id) if session_id is not None else None
         if handed_to is not None:
-            self._check_session_calls(handed_to)
-        self._check_rate(peer)
+            self.admission.check_session_calls(handed_to)
+        self.admission.check_rate(peer, self.clock())
         if session_id is not None:
             return self._hand_to_session(session_id, call_id, uri, callee, account,
                                          visible_name, has_video)
@@ -369,7 +311,7 @@ class CallGateway:
         return call_id
 
     def terminate(self, call_id: str) -> None:
-        self._call(None, call_id).hangup()
+        self.registry.get(None, call_id).hangup()
 
     def find_all(self) -> list[dict[str, Any]]:
         return [call.describe() for call in self.calls.values()]
@@ -377,28 +319,7 @@ class CallGateway:
     def find(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
         """Calls whose fields equal every given filter (callId, status, caller, callee,
         sessionId ...)."""
-        found = []
-        for call in self.calls.values():
-            described = call.describe()
-            if all(str(described.get(key)) == str(value) for key, value in filters.items()):
-                found.append(described)
-        return found
-
-    def _call(self, session_id: str | None, call_id: str) -> Any:
-        call = self.calls.get(call_id)
-        if call is None or (session_id is not None and call.session_id != session_id):
-            where = "" if session_id is None else " in this session"
-            raise CallError(Codes.UNKNOWN_CALL, f"no call {call_id}{where}", "callId")
-        return call
-
-    def _new_call_id(self, call_id: str | None) -> str:
-        """The client's callId if it is free (409 otherwise), or a fresh one."""
-        if call_id is None:
-            return secrets.token_hex(8)
-        ids.check_id(call_id, "callId")  # a registry key, logged: one shape (calls/ids.py)
-        if call_id in self.calls:
-            raise CallError(Codes.DUPLICATE_CALL, f"callId {call_id} is already in use", "callId")
-        return call_id
+        return self.registry.find(filters)
 
     def _start(self, call: Any, session: Session | None) -> None:
         """Register ``call`` (live and unsettled) and start it.
@@ -407,13 +328,9 @@ class CallGateway:
         it opened is closed (``abandon``: its ports go back, no timer stays) and the request
         gets the error.  Running out of media ports is a :class:`CallError` (NO_PORTS), not
         an internal error.  A session that already has a live call starts this one inside the
-        port reserve (:meth:`PortAllocator.keeping`): it cannot take the last ports, so
-        every other session can still place its first call."""
-        reserve = 0
-        if session is not None and session.calls and self.media_ports is not None:
-            reserve = effective_reserve(self.limits.port_reserve, self.media_ports.size)
-        self.unsettled.add(call)
-        self.calls[call.call_id] = call
+        port reserve (:meth:`PortAllocator.keeping`, :meth:`Admission.port_reserve`)."""
+        reserve = self.admission.port_reserve(session, self.media_ports)
+        self.registry.add(call)
         if session is not None:
             session.calls[call.call_id] = call
         try:
@@ -424,14 +341,9 @@ class CallGateway:
                 call.start()
         except Exception as exc:
             self._abandon(call)
-            if isinstance(exc, PortsReserved):
-                raise self._refused(
-                    "port_reserve", Codes.NO_PORTS,
-                    f"No media ports free for another call of this session: the last "
-                    f"{exc.reserve} are kept for other sessions (limits.port_reserve)") from None
-            if isinstance(exc, PortsExhausted):
-                log.warn("call {call_id} refused: {error}", call_id=call.call_id, error=str(exc))
-                raise self._refused("ports", Codes.NO_PORTS, "No media ports free") from None
+            refusal = self.admission.port_refusal(exc, call.call_id)
+            if refusal is not None:
+                raise refusal from None
             raise
 
     def _abandon(self, call: Any) -> None:
@@ -445,33 +357,7 @@ class CallGateway:
                         call_id=call.call_id)
         finally:
             self._forget_call(call)
-            self._settled(call)
-
-    def _refused(self, limit: str, code: int, message: str) -> CallError:
-        """Count a refusal by ``limit`` (for /metrics) and make its error."""
-        self.refusals[limit] = self.refusals.get(limit, 0) + 1
-        return CallError(code, message)
-
-    def _check_session_calls(self, session: Session) -> None:
-        """``limits.calls_per_session``: live calls of the session, incoming ones included."""
-        cap = self.limits.calls_per_session
-        if len(session.calls) >= cap:
-            raise self._refused("calls_per_session", Codes.TOO_MANY_CALLS,
-                                f"Too many calls: limits.calls_per_session is {cap}")
-
-    def _check_rate(self, peer: str | None) -> None:
-        """``limits.calls_per_minute_per_ip``: counts this call for ``peer`` (None: the
-        address is not known — the operator's own calls from inside — and not limited)."""
-        if peer is None:
-            return
-        peer = address_key(peer)  # idempotent: sessions keep the key already
-        now = self.clock()
-        if not self.call_rate.admit(peer, now):
-            wait = self.call_rate.retry_after(peer, now)
-            raise self._refused("calls_per_minute_per_ip", Codes.CALL_RATE,
-                                f"Too many calls from {peer}: limits.calls_per_minute_per_ip "
-                                f"is {self.limits.calls_per_minute_per_ip}; try again in "
-                                f"{max(1, round(wait))} s")
+            self.registry.settled(call)
 
     def _hooks(self, session: Session | None) -> dict[str, Any]:
         """The callbacks every call gets: statuses and notifications to its session (none
@@ -480,30 +366,19 @@ class CallGateway:
             "on_status": session.listener.call_status if session else (lambda described: None),
             "notify": getattr(session.listener, "notify", None) if session else None,
             "on_gone": self._forget_call,
-            "on_settled": self._settled,
+            "on_settled": self.registry.settled,
         }
 
     def _forget_call(self, call: Any) -> None:
-        self.totals.call_ended(call)
-        self.calls.pop(call.call_id, None)
+        """The call reached its terminal status: out of the registry and its session."""
+        self.registry.gone(call)
         session = self.sessions.get(call.session_id)
         if session is not None:
             session.calls.pop(call.call_id, None)
 
-    def _settled(self, call: Any) -> None:
-        self.unsettled.discard(call)
-        if not self.unsettled and not self.calls:
-            waiters, self._idle_waiters = self._idle_waiters, []
-            for d in waiters:
-                d.callback(None)
-
     def when_idle(self) -> defer.Deferred[None]:
         """Fires once no call is live or still ending on the SIP side (graceful shutdown)."""
-        if not self.unsettled and not self.calls:
-            return defer.succeed(None)
-        d: defer.Deferred[None] = defer.Deferred()
-        self._idle_waiters.append(d)
-        return d
+        return self.registry.when_idle()
 
     def hangup_all(self) -> None:
         for call in list(self.calls.values()):

@@ -1,0 +1,106 @@
+"""``[limits]`` as the gateway applies them: who may open a session or place a call, and why not.
+
+Every session and call comes through :class:`~wcsgw.calls.gateway.CallGateway`, so that is
+where the limits are enforced; the rules themselves are here, apart from the bookkeeping of
+sessions and calls, so each limit reads as one check and every refusal is made (and counted,
+for ``/metrics``) the same way: a :class:`CallError` whose message names the setting.  The
+counting underneath (the per-address call window, the port reserve's size, what "per IP"
+means) is the sans-IO :mod:`wcsgw.calls.limits`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Collection
+
+from twisted.logger import Logger
+
+from wcsgw.calls.errors import CallError, Codes
+from wcsgw.calls.limits import SlidingWindow, address_key, effective_reserve
+from wcsgw.calls.sessions import Session
+from wcsgw.config import LimitsSettings
+from wcsgw.media.ports import PortsExhausted, PortsReserved
+
+__all__ = ["LIMIT_NAMES", "Admission"]
+
+#: What a refusal can be counted under (the label values of wcsgw_limit_refusals_total).
+LIMIT_NAMES = ("max_sessions", "sessions_per_ip", "calls_per_session", "calls_per_minute_per_ip",
+               "port_reserve", "ports")
+
+log = Logger(namespace="wcsgw.calls")
+
+
+class Admission:
+    """The ``[limits]`` checks: sessions per peer address and in all, live calls per session
+    (incoming and REST-handed calls included), calls per minute per address (WebSocket
+    ``call`` and REST ``call/startup`` share one window), and the media port reserve.
+    Sans-IO like the counting it uses: the time comes from the caller."""
+
+    def __init__(self, limits: LimitsSettings) -> None:
+        self.limits = limits
+        self.call_rate = SlidingWindow(limits.calls_per_minute_per_ip, 60.0)
+        #: refusals so far by limit (/metrics ``wcsgw_limit_refusals_total``); "ports" is
+        #: the range exhausted, "port_reserve" a session's further call kept off the reserve
+        self.refusals: dict[str, int] = dict.fromkeys(LIMIT_NAMES, 0)
+
+    def admit_session(self, sessions: Collection[Session], peer: str | None) -> None:
+        """May one more session open from ``peer``, beside ``sessions``?
+        :class:`CallError` (TOO_MANY_SESSIONS) naming the limit if not."""
+        limits = self.limits
+        peer = address_key(peer) if peer is not None else None
+        if len(sessions) >= limits.max_sessions:
+            raise self.refused("max_sessions", Codes.TOO_MANY_SESSIONS, f"Too many sessions: "
+                               f"limits.max_sessions is {limits.max_sessions}")
+        if peer is not None:
+            from_peer = sum(1 for s in sessions if s.peer == peer)
+            if from_peer >= limits.sessions_per_ip:
+                raise self.refused("sessions_per_ip", Codes.TOO_MANY_SESSIONS,
+                                   f"Too many sessions from {peer}: limits.sessions_per_ip is "
+                                   f"{limits.sessions_per_ip}")
+
+    def check_session_calls(self, session: Session) -> None:
+        """``limits.calls_per_session``: live calls of the session, incoming ones included."""
+        cap = self.limits.calls_per_session
+        if len(session.calls) >= cap:
+            raise self.refused("calls_per_session", Codes.TOO_MANY_CALLS,
+                               f"Too many calls: limits.calls_per_session is {cap}")
+
+    def check_rate(self, peer: str | None, now: float) -> None:
+        """``limits.calls_per_minute_per_ip``: counts this call for ``peer`` at ``now`` (None:
+        the address is not known — the operator's own calls from inside — and not limited)."""
+        if peer is None:
+            return
+        peer = address_key(peer)  # idempotent: sessions keep the key already
+        if not self.call_rate.admit(peer, now):
+            wait = self.call_rate.retry_after(peer, now)
+            raise self.refused("calls_per_minute_per_ip", Codes.CALL_RATE,
+                               f"Too many calls from {peer}: limits.calls_per_minute_per_ip "
+                               f"is {self.limits.calls_per_minute_per_ip}; try again in "
+                               f"{max(1, round(wait))} s")
+
+    def port_reserve(self, session: Session | None, media_ports: Any) -> int:
+        """How many media ports a call of ``session`` must leave free: a session that
+        already has a live call starts the next one inside the reserve, so it cannot take the
+        last ports and every other session can still place its first call (0: no reserve;
+        ``media_ports`` None: none kept)."""
+        if session is not None and session.calls and media_ports is not None:
+            return effective_reserve(self.limits.port_reserve, media_ports.size)
+        return 0
+
+    def port_refusal(self, exc: Exception, call_id: str) -> CallError | None:
+        """The refusal a start that raised ``exc`` gets when it ran out of media ports (the
+        reserve, or the range): a :class:`CallError` (NO_PORTS), not an internal error.
+        None for any other failure."""
+        if isinstance(exc, PortsReserved):
+            return self.refused(
+                "port_reserve", Codes.NO_PORTS,
+                f"No media ports free for another call of this session: the last "
+                f"{exc.reserve} are kept for other sessions (limits.port_reserve)")
+        if isinstance(exc, PortsExhausted):
+            log.warn("call {call_id} refused: {error}", call_id=call_id, error=str(exc))
+            return self.refused("ports", Codes.NO_PORTS, "No media ports free")
+        return None
+
+    def refused(self, limit: str, code: int, message: str) -> CallError:
+        """Count a refusal by ``limit`` (for /metrics) and make its error."""
+        self.refusals[limit] = self.refusals.get(limit, 0) + 1
+        return CallError(code, message)
