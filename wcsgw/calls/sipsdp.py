@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from wcsgw.calls.video import VideoPath, extra_sip_media
+from wcsgw.calls.video import VideoPath
+from wcsgw.calls.videosdp import extra_sip_media
 from wcsgw.sdp.codecs import Codec
 from wcsgw.sdp.errors import SdpError
 from wcsgw.sdp.model import MediaDescription, SessionDescription

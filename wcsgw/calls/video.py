@@ -20,13 +20,8 @@ them); :meth:`VideoPath.settle_sip_answer` reads the SIP answer and gives the
 :meth:`VideoPath.settle_browser_answer` reads the browser's answer and gives the SIP answer's
 video m-line.
 
-Key frames through SIP INFO (RFC 5168, :mod:`wcsgw.sip.mediacontrol`): a SIP video phone that
-negotiated neither ``nack pli`` nor ``ccm fir`` may only honour ``picture_fast_update`` in an
-INFO, so every key-frame request the relay makes of the SIP sender (a browser PLI/FIR, path
-start, unhold, re-target) is also sent that way — through :attr:`VideoPath.send_fast_update`,
-which the call provides (the INFO goes in its dialog, queued with DTMF INFO), paced by a
-:class:`~wcsgw.sip.mediacontrol.FastUpdateSender`.  An INFO fast update *from* the SIP side
-is a PLI toward the browser, throttled like one that came by RTCP.
+The SDP decisions that need no path are :mod:`wcsgw.calls.videosdp`; key frames asked and
+given by SIP INFO (RFC 5168) are :mod:`wcsgw.calls.keyframeinfo`.
 """
 
 from __future__ import annotations
@@ -36,70 +31,41 @@ from typing import Any, Callable, Iterable, Optional
 
 from twisted.logger import Logger
 
-from wcsgw.media.video import SIP, WEBRTC, VideoLeg, VideoRelay
+from wcsgw.calls.keyframeinfo import KeyFramesByInfo
+from wcsgw.calls.videosdp import (
+    HANDED_VIDEO_OFFER,
+    combined_direction,
+    peer_kbps,
+    rejected_like,
+    same_stream,
+    sip_video,
+    video_codec_names,
+)
+from wcsgw.media.video import VideoLeg, VideoRelay
 from wcsgw.sdp.codecs import Codec
 from wcsgw.sdp.model import MediaDescription, SessionDescription
 from wcsgw.sdp.negotiate import PLAIN_RTP_PROTOS, VideoAnswer, answer_direction, video_media
 from wcsgw.sdp.video import (
     VIDEO_KBPS,
-    VIDEO_MAX_KBPS,
     VIDEO_RTCP_FB,
-    bandwidth_kbps,
     rtcp_feedback,
     same_video_codec,
     select_video_codecs,
     video_answer_codec,
 )
-from wcsgw.sip.mediacontrol import FastUpdateSender, parse_media_control
+from wcsgw.sip.mediacontrol import FastUpdateSender
 from wcsgw.webrtc.offer import BrowserVideo, first_ssrc
 from wcsgw.webrtc.sdp import VideoSpec, video_section
 
 log = Logger(namespace="wcsgw.calls")
 
-__all__ = ["VideoPath", "extra_sip_media", "rejected_like", "video_codec_names"]
+__all__ = ["VideoPath"]
 
-DEFAULT_VIDEO_CODECS = ("VP8", "H264")
-
-#: What a browser is offered for a call handed to it over REST (no SIP offer to take formats
-#: from: the INVITE is placed once the browser has answered): VP8 and H.264 constrained
-#: baseline in both packetization-modes — what SIP video phones decode.  The browser's
-#: answer keeps one, and the INVITE offers only that one (the browser cannot change it).
-HANDED_VIDEO_OFFER = (
-    Codec("VP8", 90000),
-    Codec("H264", 90000,
-          fmtp="level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"),
-    Codec("H264", 90000,
-          fmtp="level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f"),
-)
-
-
-def video_codec_names(env: Any) -> tuple[str, ...]:
-    """The ``[codecs] video`` list from the call environment (``env.codecs.video``: catalogue
-    entries or names), as lower-case keys; VP8, H264 when none is configured."""
-    codecs = getattr(env, "codecs", None)
-    names = getattr(codecs, "video", None) or DEFAULT_VIDEO_CODECS
-    return tuple(str(getattr(n, "key", n)).lower() for n in names)
-
-
-def _sip_video(sd: SessionDescription) -> Optional[MediaDescription]:
-    """The first plain-RTP video m-line, rejected or not (None: the SDP has no video)."""
-    return next((m for m in sd.media if m.kind == "video"), None)
-
-
-def rejected_like(media: MediaDescription) -> MediaDescription:
-    """An answer's port-0 line for an m-line we do not take (RFC 3264 §6)."""
-    return MediaDescription(media.kind, 0, media.proto, list(media.formats) or ["0"])
-
-
-def _kbps(media: MediaDescription) -> int:
-    """The peer's b=AS/TIAS, capped at :data:`VIDEO_MAX_KBPS`; :data:`VIDEO_KBPS` when none."""
-    value = bandwidth_kbps(media)
-    return min(value, VIDEO_MAX_KBPS) if value else VIDEO_KBPS
-
-
-class VideoPath:
+class VideoPath(KeyFramesByInfo):
     """One call's video (see the module docstring).  Create with :meth:`outbound` or
-    :meth:`inbound`; :meth:`close` always."""
+    :meth:`inbound`; :meth:`close` always.  Its SDP helpers are :mod:`wcsgw.calls.videosdp`,
+    its key-frame requests by INFO :class:`~wcsgw.calls.keyframeinfo.KeyFramesByInfo`
+    (whose attributes it sets up)."""
 
     def __init__(self, env: Any, call_id: str) -> None:
         self.env = env
@@ -135,11 +101,9 @@ class VideoPath:
         self._local_hold = False
         self._held = False
         self._sip_receives = True
-        #: sends an INFO picture_fast_update in the call's dialog, False when it could not
-        #: (set by the call; None: no INFO fast update)
+        #: key frames by SIP INFO (KeyFramesByInfo): the call sets ``send_fast_update``
         self.send_fast_update: Optional[Callable[[], bool]] = None
         self.fast_update = FastUpdateSender()
-        #: INFO fast updates received from the SIP side
         self.fast_updates_received = 0
 
     # -- outbound: browser offer -> SIP offer -> SIP answer -> browser answer ---------------
@@ -185,8 +149,8 @@ class VideoPath:
         use (re-offers), b=AS, rtcp-fb; port 0 once video was refused (RFC 3264 §8.2: an
         m-line is never removed from a session)."""
         codecs = [self.sip_codec] if self.sip_codec is not None else self.offered
-        media = video_media(self.rtp.port, list(codecs), _combine(direction, self.browser_direction),
-                            kbps=self.kbps)
+        media = video_media(self.rtp.port, list(codecs),
+                            combined_direction(direction, self.browser_direction), kbps=self.kbps)
         return rejected_like(media) if self.rejected else media
 
     def settle_sip_answer(self, answer: SessionDescription) -> Optional[VideoSpec]:
@@ -194,7 +158,7 @@ class VideoPath:
         when the SIP side rejected video (port 0, or ``a=inactive``: a first answer that
         neither sends nor receives declines video) or chose nothing we offered (the caller
         then :meth:`reject`\\ s the path and answers the browser without video)."""
-        media = _sip_video(answer)
+        media = sip_video(answer)
         if media is None or media.rejected or answer.direction_for(media) == "inactive":
             return None
         answered = media.codecs()
@@ -218,9 +182,9 @@ class VideoPath:
         self.sip_also_receive = frozenset(
             c.payload_type for c in [sip for _, sip in self._pairs] + answered
             if c.payload_type is not None and c.payload_type != theirs.payload_type
-            and _same_stream(c, theirs))
+            and same_stream(c, theirs))
         self.sip_feedback = frozenset(rtcp_feedback(media, theirs.payload_type))
-        self.kbps = _kbps(media)
+        self.kbps = peer_kbps(media)
         self.retarget(answer)
         return VideoSpec([self.browser_codec], self.webrtc_ssrc, self.kbps)
 
@@ -229,7 +193,7 @@ class VideoPath:
     @classmethod
     def inbound(cls, env: Any, call_id: str, sip_offer: SessionDescription) -> Optional["VideoPath"]:
         """A path for the SIP caller's offer, None when it has no video we can relay."""
-        media = _sip_video(sip_offer)
+        media = sip_video(sip_offer)
         if (media is None or media.rejected or media.proto.upper() not in PLAIN_RTP_PROTOS):
             return None
         codecs = select_video_codecs(media.codecs(), video_codec_names(env))
@@ -237,7 +201,7 @@ class VideoPath:
             return None
         path = cls(env, call_id)
         path.offered = codecs
-        path.kbps = _kbps(media)
+        path.kbps = peer_kbps(media)
         return path
 
     def browser_offer_spec(self) -> VideoSpec:
@@ -263,7 +227,7 @@ class VideoPath:
             return None
         pair = next(((b, s) for b, s in self._pairs if b.payload_type == browser.codec.payload_type),
                     None)
-        media = _sip_video(sip_offer)
+        media = sip_video(sip_offer)
         if pair is None or media is None:
             return None
         self.browser_codec = browser.codec
@@ -346,65 +310,6 @@ class VideoPath:
                  spt=self.sip_codec.payload_type, kbps=self.kbps)
         return relay
 
-    # -- key frames through SIP INFO (RFC 5168) ---------------------------------------------
-
-    @property
-    def sip_needs_info(self) -> bool:
-        """The SIP side negotiated no RTCP key-frame request (neither ``nack pli`` nor ``ccm
-        fir``): it is asked by INFO too.  The RTCP PLI still goes out: many such phones
-        honour it anyway, and it costs one small packet."""
-        feedback = self.relay.sip.feedback if self.relay is not None else self.sip_feedback
-        return not ({"nack pli", "ccm fir"} & feedback)
-
-    def _keyframe_requested(self, leg: str, now: float, forced: bool) -> None:
-        """The relay asked a sender for a key frame by RTCP: for a SIP side without RTCP
-        feedback, ask by INFO as well."""
-        if leg == SIP and self.sip_needs_info:
-            self.request_fast_update(now, force=forced)
-
-    def request_fast_update(self, now: float, *, force: bool = False) -> bool:
-        """Send an INFO picture_fast_update if the pacing allows (one in flight, one per
-        :data:`~wcsgw.sip.mediacontrol.FAST_UPDATE_INTERVAL` unless ``force``).  True when
-        one went out."""
-        if self.send_fast_update is None or self._closed:
-            return False
-        if not self.fast_update.request(now, force=force):
-            return False
-        if not self.send_fast_update():
-            self.fast_update.answered(None)  # the dialog could not take it now
-            return False
-        log.debug("call {call_id}: INFO picture_fast_update to the SIP side", call_id=self.call_id)
-        return True
-
-    def fast_update_answered(self, status: Optional[int]) -> None:
-        """The final answer to our INFO fast update (None: none came)."""
-        self.fast_update.answered(status)
-        if not self.fast_update.enabled:
-            log.info("call {call_id}: INFO fast update answered {status}: not sent again",
-                     call_id=self.call_id, status=status)
-
-    def info_from_sip(self, body: bytes, now: float) -> bool:
-        """An INFO ``application/media_control+xml`` from the SIP side: a
-        ``picture_fast_update`` becomes a PLI/FIR to the browser (the relay's throttle, as
-        for one that came by RTCP); a ``general_error`` (the phone could not act on our
-        request) stops our INFO fast updates.  True when it asked for a key frame."""
-        control = parse_media_control(body)
-        if control.general_error is not None:
-            log.info("call {call_id}: the SIP side reports a media_control error ({text}): "
-                     "no more INFO fast updates", call_id=self.call_id, text=control.general_error)
-            self.fast_update.disable()
-        if not control.picture_fast_update:
-            if control.general_error is None:
-                log.debug("call {call_id}: media_control INFO ignored", call_id=self.call_id)
-            return False
-        self.fast_updates_received += 1
-        relay = self.relay
-        if relay is None:  # no video flowing (refused, not started): nothing to refresh
-            return False
-        relay.keyframe_requests_from[SIP] += 1
-        relay.request_keyframe(WEBRTC, now)
-        return True
-
     def retarget(self, sd: SessionDescription, signalling: Iterable[str] | None = None) -> None:
         """Point the SIP video socket at the address/port the SIP SDP names, latched like
         the audio (only that IP or ``signalling``'s, where the SDP's SIP message came from;
@@ -412,7 +317,7 @@ class VideoPath:
         request each way once media flows."""
         if signalling is not None:
             self.signalling = tuple(signalling)
-        media = _sip_video(sd)
+        media = sip_video(sd)
         if media is None or media.rejected or self._closed:
             return
         connection = sd.connection_for(media)
@@ -444,7 +349,7 @@ class VideoPath:
         """A SIP re-offer: our answer's video m-line (None: the offer has no video m-line)
         and whether the SIP side still receives our video.  A re-offer that drops our codec or
         rejects video gets video rejected (the relay stays idle)."""
-        media = _sip_video(offer)
+        media = sip_video(offer)
         if media is None:
             return None, True
         if media.rejected or self.sip_codec is None or self.rejected:
@@ -461,7 +366,7 @@ class VideoPath:
         self._apply_pause()
         self.retarget(offer)
         answer = video_media(self.rtp.port, [self.sip_codec],
-                             answer_direction(offered, _combine(direction_wanted,
+                             answer_direction(offered, combined_direction(direction_wanted,
                                                                 self.browser_direction)),
                              kbps=self.kbps,
                              proto=media.proto,
@@ -486,48 +391,4 @@ class VideoPath:
             self._closed = True
             self.relay = None
             self.rtp.close()
-
-
-def _combine(wanted: str, browser: str) -> str:
-    """Our direction toward SIP: we send only what ``wanted`` (hold) allows and the browser
-    sends, and receive only what both take (a browser that only watches: recvonly)."""
-    send = wanted in ("sendrecv", "sendonly") and browser in ("sendrecv", "sendonly")
-    receive = wanted in ("sendrecv", "recvonly") and browser in ("sendrecv", "recvonly")
-    return {(True, True): "sendrecv", (True, False): "sendonly",
-            (False, True): "recvonly", (False, False): "inactive"}[(send, receive)]
-
-
-def _same_stream(a: Codec, b: Codec) -> bool:
-    """Whether a sender could label the same bitstream with either format: same codec and,
-    for H.264, the same packetization-mode (profiles are what peers disagree about)."""
-    if a.key != b.key or a.clock_rate != b.clock_rate:
-        return False
-    if a.key == "h264":
-        mode: Callable[[Codec], str] = lambda c: (  # noqa: E731
-            c.fmtp_params.get("packetization-mode") or "0").strip()
-        return mode(a) == mode(b)
-    return True
-
-
-def extra_sip_media(video: Optional[VideoPath], direction: str,
-                    offer: Optional[SessionDescription] = None,
-                    reoffer_video: Optional[MediaDescription] = None) -> list[MediaDescription]:
-    """The m-lines after the audio one in our SDP toward SIP: our video (a new offer), or —
-    answering ``offer`` — one line per offered m-line after the first audio: the video answer
-    ``reoffer_video`` in the video slot, every other one rejected (RFC 3264 §6: as many
-    m-lines as offered, in order)."""
-    if offer is None:
-        return [video.sip_offer_media(direction)] if video is not None else []
-    out: list[MediaDescription] = []
-    audio_seen = False
-    for media in offer.media:
-        if media.kind == "audio" and not audio_seen:
-            audio_seen = True
-            continue
-        if media.kind == "video" and reoffer_video is not None:
-            out.append(reoffer_video)
-            reoffer_video = None
-        else:
-            out.append(rejected_like(media))
-    return out
 
