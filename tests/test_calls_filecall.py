@@ -29,9 +29,8 @@ from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.filecall import FileCall, file_call_offer, settle_file_answer
 from wcsgw.calls.plan import CodecPolicy
 from wcsgw.calls.status import CallStatus
-from wcsgw.media.audiocodec import make_codec
+from wcsgw.media.audiocodec import make_codec, packet_samples
 from wcsgw.media.rtp import build_rtp, parse_rtp
-from wcsgw.media.transcode import packet_samples
 from wcsgw.sdp.codecs import Codec
 from wcsgw.sip.invite import Answered
 

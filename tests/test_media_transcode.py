@@ -12,10 +12,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.quality import LEVEL, db, dominant, rms, run_direction, tone
 from tests.support import assert_near
-from wcsgw.media.audiocodec import CodecError, make_codec
+from wcsgw.media.audiocodec import CodecError, make_codec, packet_samples
 from wcsgw.media.bridge import SIP, WEBRTC, LegMedia
 from wcsgw.media.jitter import JitterBuffer
-from wcsgw.media.transcode import Pipe, Transcoder, packet_samples
+from wcsgw.media.pipe import Pipe
+from wcsgw.media.transcode import Transcoder
 
 OPUS = ("opus", 48000)
 PCMU = ("PCMU", 8000)

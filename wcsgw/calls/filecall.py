@@ -36,9 +36,8 @@ from wcsgw.calls.call import Call
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.plan import CodecPlan, CodecPolicy
 from wcsgw.calls.status import Info
-from wcsgw.media.audiocodec import AudioCodec, CodecError, make_codec
+from wcsgw.media.audiocodec import AudioCodec, CodecError, make_codec, packet_samples
 from wcsgw.media.rtp import build_rtp
-from wcsgw.media.transcode import packet_samples
 from wcsgw.media.wavfile import WavSource
 from wcsgw.media.wavrecord import WavRecorder, create_new
 from wcsgw.sdp.codecs import Codec, assign_payload_types, is_auxiliary, same_codec

@@ -33,6 +33,8 @@ __all__ = [
     "available",
     "load_library",
     "as_int16",
+    "packet_samples",
+    "OPUS_FRAMES",
     "G711Codec",
 ]
 
@@ -129,6 +131,22 @@ def check_frames(codec: AudioCodec, pcm: np.ndarray) -> int:
             "sample frame"
         )
     return n // codec.frame_samples
+
+
+#: Opus frame sizes at 48 kHz we encode (10..60 ms; shorter ones cannot use SILK)
+OPUS_FRAMES = (480, 960, 1920, 2880)
+
+
+def packet_samples(codec: AudioCodec, ptime_ms: int) -> int:
+    """Samples (at the codec's sample rate) in one packet of ``ptime_ms``: the nearest whole
+    number of the codec's frames (Speex at 30 ms sends 40 ms: its frame is 20 ms); for Opus the
+    longest valid frame not above it (30 ms -> 20 ms; one frame per packet)."""
+    n = codec.sample_rate * max(1, ptime_ms) // 1000
+    if codec.name == "opus":
+        fitting = [s for s in OPUS_FRAMES if s <= n]
+        return fitting[-1] if fitting else OPUS_FRAMES[0]
+    frame = codec.frame_samples
+    return max(frame, int(round(n / frame)) * frame)
 
 
 # --------------------------------------------------------------------------- G.711

@@ -17,7 +17,7 @@ Two modes, chosen when the call's codecs are known:
 ``transcode``
     The legs share no codec: any browser codec (Opus, PCMU, PCMA) against any SIP codec
     (PCMU, PCMA, G.729, Speex, Opus, G.722). Each direction is a
-    :class:`~wcsgw.media.transcode.Pipe`: a zero-delay reorder buffer
+    :class:`~wcsgw.media.pipe.Pipe`: a zero-delay reorder buffer
     (:mod:`wcsgw.media.jitter`), decode with loss concealment, resample, re-packetize to the
     target leg's ptime (:attr:`LegMedia.ptime`), encode. The pipe owns the outgoing timestamps
     (each packet's first sample, derived from the input timestamps, so concealment fills a

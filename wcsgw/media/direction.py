@@ -1,7 +1,7 @@
 """One way through the media bridge: what arrives from one leg and goes out to the other.
 
 The per-packet path of :class:`~wcsgw.media.bridge.MediaBridge` (relay: a header rewrite;
-transcode: the direction's :class:`~wcsgw.media.transcode.Pipe`), RFC 4733 events crossing
+transcode: the direction's :class:`~wcsgw.media.pipe.Pipe`), RFC 4733 events crossing
 and detected, and our own events spliced into the outgoing stream.  The bridge holds two and
 documents the rules (:mod:`wcsgw.media.bridge`); this module is where they run.
 """
@@ -13,10 +13,10 @@ from typing import Callable
 from wcsgw.media.dtmfdetector import DtmfDetector
 from wcsgw.media.dtmfgenerator import DtmfGenerator, DtmfPacket
 from wcsgw.media.legmedia import LegMedia
+from wcsgw.media.pipe import Output, Pipe
 from wcsgw.media.reporter import RtcpReporter
 from wcsgw.media.rtp import FIXED_HEADER, RtpError, parse_rtp, signed16
 from wcsgw.media.stream import MAX_MISORDER, InboundStream, OutboundStream
-from wcsgw.media.transcode import Output, Pipe
 
 __all__ = ["Direction", "Send", "OnDigit"]
 

@@ -34,9 +34,8 @@ from typing import BinaryIO, Iterator
 import attr
 import numpy as np
 
-from wcsgw.media.audiocodec import AudioCodec, as_int16, make_codec
+from wcsgw.media.audiocodec import AudioCodec, as_int16, make_codec, packet_samples
 from wcsgw.media.resample import Resampler
-from wcsgw.media.transcode import packet_samples
 
 __all__ = [
     "FRAME_SAMPLES",
@@ -147,7 +146,7 @@ class WavSource:
     with ``clock_rate`` 16000 for wideband; ``fmtp``: the far end's fmtp, e.g. its Opus
     ``maxaveragebitrate``) or an :class:`~wcsgw.media.audiocodec.AudioCodec` the caller owns.
     ``ptime`` is the packet duration in ms, rounded to the codec's frames as the transcoder
-    does (:func:`~wcsgw.media.transcode.packet_samples`); :attr:`ptime` and
+    does (:func:`~wcsgw.media.audiocodec.packet_samples`); :attr:`ptime` and
     :attr:`rtp_ticks` (the RTP timestamp step per packet: G.722 counts 8000 a second) are what
     is used.  ``next(source)`` gives the next payload; at the end of the file the iterator
     stops, or with ``loop=True`` starts over (seamlessly: the resampler keeps its state).  The
