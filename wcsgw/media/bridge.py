@@ -47,9 +47,11 @@ RTCP is terminated per leg by one :class:`~wcsgw.media.reporter.RtcpReporter` ea
 (``rtcp_from_*``) is consumed, never forwarded. The sockets tell RTCP muxed on the RTP port
 apart (RFC 5761) before the bridge sees it, so the RTP path does not test for it again.
 
-Where the parts live: the per-packet work of each direction in :mod:`wcsgw.media.direction`,
-what a leg negotiated (:class:`LegMedia`, :func:`choose_mode`) in :mod:`wcsgw.media.legmedia`;
-both are re-exported here, the bridge's one face.
+Where the parts live: the per-packet work of each direction (and its timers, and the digits
+we send) in :mod:`wcsgw.media.direction`, what a leg negotiated (:class:`LegMedia`,
+:func:`choose_mode`) in :mod:`wcsgw.media.legmedia`, both re-exported here, the bridge's one
+face; the RTCP methods the bridge inherits in :mod:`wcsgw.media.bridgertcp`, the figures of
+:meth:`MediaBridge.stats` in :mod:`wcsgw.media.bridgestats`.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ from typing import Callable
 
 import attrs
 
+from wcsgw.media.bridgertcp import BridgeRtcp
+from wcsgw.media.bridgestats import LegStats, leg_stats
 from wcsgw.media.direction import Direction, OnDigit, Send
 from wcsgw.media.dtmf import DtmfError
 from wcsgw.media.dtmfgenerator import DtmfGenerator
@@ -70,6 +74,7 @@ from wcsgw.media.legmedia import (
     TRANSCODE,
     WEBRTC,
     LegMedia,
+    check_mode,
     choose_mode,
 )
 from wcsgw.media.reporter import RtcpReporter
@@ -114,7 +119,7 @@ class BridgeSettings:
     rng: random.Random | None = attrs.field(default=None, eq=False)
 
 
-class MediaBridge:
+class MediaBridge(BridgeRtcp):
     """One call's media between the WebRTC leg and the SIP leg.
 
     ``webrtc``/``sip`` say what each leg negotiated; ``send_to_webrtc``/``send_to_sip`` take
@@ -143,17 +148,7 @@ class MediaBridge:
         settings: BridgeSettings = BridgeSettings(),
     ) -> None:
         start = 0.0 if now is None else now
-        auto = choose_mode(webrtc, sip)
-        mode = settings.mode
-        if mode is None:
-            mode = auto
-        elif mode == RELAY and auto != RELAY:
-            raise ValueError(f"relay needs the same codec on both legs, not {webrtc.codec} and {sip.codec}")
-        elif mode == TRANSCODE and auto == RELAY:
-            raise ValueError("transcode between identical codecs is not supported")
-        elif mode not in (RELAY, TRANSCODE):
-            raise ValueError(f"unknown mode {mode!r}")
-        self.mode = mode
+        self.mode = mode = check_mode(webrtc, sip, settings.mode)
         self.webrtc = webrtc
         self.sip = sip
         rng = settings.rng or random.Random()
@@ -303,32 +298,12 @@ class MediaBridge:
         now; call :meth:`poll` at :meth:`next_deadline` for the rest. Digits sent while others
         play are queued behind them. :class:`~wcsgw.media.dtmf.DtmfError` (a ValueError) when
         the SIP side negotiated no telephone-event or a digit is not 0-9, *, #, A-D."""
-        self._send_dtmf(self._w2s, "the SIP side", digits, now)
+        self._w2s.send_dtmf("the SIP side", digits, now, self._dtmf_duration, self._dtmf_gap)
+        self._deadline_moved(now)
 
     def send_dtmf_to_webrtc(self, digits: str, now: float) -> None:
         """The same toward the browser (when it negotiated telephone-event)."""
-        self._send_dtmf(self._s2w, "the browser", digits, now)
-
-    def _send_dtmf(self, d: Direction, who: str, digits: str, now: float) -> None:
-        if d.events_muted:
-            raise DtmfError(f"{who} holds the call: it takes no RTP now (RFC 3264 §6.1)")
-        if d.event_out < 0:
-            raise DtmfError(f"{who} negotiated no telephone-event: RFC 4733 DTMF cannot be sent")
-        generator = d.generator
-        if generator is None:
-            out = d.outbound
-            generator = d.generator = DtmfGenerator(
-                d.event_out,
-                out.clock_rate,
-                timestamp_at=out.rtp_timestamp_at,
-                event_rate=d.event_rate_out,
-                duration=self._dtmf_duration,
-                gap=self._dtmf_gap,
-            )
-        generator.payload_type = d.event_out
-        generator.send(digits, now)
-        d.spliced = True
-        d.inject(generator.poll(now))
+        self._s2w.send_dtmf("the browser", digits, now, self._dtmf_duration, self._dtmf_gap)
         self._deadline_moved(now)
 
     def set_sip_payload_types(self, audio: int, telephone_event: int | None) -> None:
@@ -353,40 +328,20 @@ class MediaBridge:
     @property
     def dtmf_sending(self) -> dict[str, str]:
         """Per leg, the digits still to be sent (the one on the air first); empty when idle."""
-        result = {}
-        for side, d in ((SIP, self._w2s), (WEBRTC, self._s2w)):
-            g = d.generator
-            result[side] = "" if g is None else (g.current_digit or "") + g.pending
-        return result
+        return {SIP: self._w2s.own_digits, WEBRTC: self._s2w.own_digits}
 
     def next_deadline(self) -> float | None:
         """When :meth:`poll` must next be called (None: nothing pending): for DTMF we send,
         and when transcoding for packets waiting behind a gap (their wait expires)."""
-        deadline: float | None = None
-        for d in (self._w2s, self._s2w):
-            g = d.generator
-            if g is not None:
-                t = g.next_deadline()
-                if t is not None and (deadline is None or t < deadline):
-                    deadline = t
-            if d.pipe is not None:
-                t = d.pipe.next_deadline()
-                if t is not None and (deadline is None or t < deadline):
-                    deadline = t
-        return deadline
+        pending = [t for t in (self._w2s.next_deadline(), self._s2w.next_deadline()) if t is not None]
+        return min(pending) if pending else None
 
     def poll(self, now: float) -> float | None:
         """Do what is due at ``now`` (DTMF packets; transcoding: conceal the packets that did
         not come in time and send what waited behind them); return the next deadline, which
         the owner arms a timer for (it counts as reported, see :attr:`on_deadline`)."""
-        for d in (self._w2s, self._s2w):
-            if d.pipe is not None:
-                d._emit(d.pipe.poll(now), now)
-            g = d.generator
-            if g is not None:
-                packets = g.poll(now)
-                if packets:
-                    d.inject(packets)
+        self._w2s.poll(now)
+        self._s2w.poll(now)
         self._reported = deadline = self.next_deadline()
         return deadline
 
@@ -409,97 +364,15 @@ class MediaBridge:
             self._reported = deadline
             callback(deadline)
 
-    # -- RTCP ------------------------------------------------------------------------------
-
-    def rtcp_from_webrtc(self, packet: bytes, now: float) -> None:
-        self.rtcp[WEBRTC].receive(packet, now)
-
-    def rtcp_from_sip(self, packet: bytes, now: float) -> None:
-        self.rtcp[SIP].receive(packet, now)
-
-    def rtcp_due(self, side: str | None = None) -> float:
-        """When the next report is due for ``side`` (or the earliest of both), in ``now`` time."""
-        if side is None:
-            return min(r.next_due for r in self.rtcp.values())
-        return self.rtcp[side].next_due
-
-    def make_rtcp(self, side: str, now: float) -> bytes:
-        """The compound SR/RR + SDES for ``side`` (and schedule its next one)."""
-        return self.rtcp[side].make(now)
-
-    def poll_rtcp(self, now: float) -> float:
-        """Send every due report through the RTCP callables; return the next deadline."""
-        for side, reporter in self.rtcp.items():
-            send = self.send_rtcp_to_webrtc if side == WEBRTC else self.send_rtcp_to_sip
-            if send is not None and reporter.due(now):
-                send(reporter.make(now))
-        return self.rtcp_due()
-
-    def make_rtcp_for_webrtc(self, now: float) -> list[bytes]:
-        """Caller-timed variant of :meth:`make_rtcp`: the report(s) to send the browser now."""
-        return [self.make_rtcp(WEBRTC, now)]
-
-    def make_rtcp_for_sip(self, now: float) -> list[bytes]:
-        """Caller-timed variant of :meth:`make_rtcp`: the report(s) to send the SIP side now."""
-        return [self.make_rtcp(SIP, now)]
-
-    def make_bye(self, side: str, reason: str | None = None) -> bytes:
-        return self.rtcp[side].make_bye(reason)
-
     def flush(self, now: float) -> None:
         """Transcoding: send what the transcoder still holds (packets waiting behind a gap,
         the resampler's last few ms, a partial packet padded with silence) — at the end of a
         stream, before the owner stops feeding the bridge. Nothing to do when relaying."""
-        for d in (self._w2s, self._s2w):
-            if d.pipe is not None:
-                d._emit(d.pipe.flush(), now)
-
-    def close(self) -> None:
-        """Free the transcoder's native codec state now (garbage collection does it too)."""
-        if self.transcoder is not None:
-            self.transcoder.close()
+        self._w2s.flush(now)
+        self._s2w.flush(now)
 
     # -- stats -----------------------------------------------------------------------------
 
-    def stats(self) -> dict[str, dict[str, float | int | None]]:
+    def stats(self) -> dict[str, LegStats]:
         """Per leg: what we received from it and sent to it, and what RTCP told us."""
-        result: dict[str, dict[str, float | int | None]] = {}
-        for side, d_in, d_out, out in (
-            (WEBRTC, self._w2s, self._s2w, self.to_webrtc),
-            (SIP, self._s2w, self._w2s, self.to_sip),
-        ):
-            inbound = d_in.inbound
-            reporter = self.rtcp[side]
-            remote = reporter.remote_report
-            result[side] = {
-                "packets_received": d_in.packets,
-                "octets_received": inbound.octets_received,  # payload octets, valid packets
-                "packets_lost": inbound.cumulative_lost,
-                "jitter_ms": 1000.0 * inbound.jitter / inbound.clock_rate,
-                "packets_sent": out.packets_sent,
-                "octets_sent": out.octets_sent,
-                "dropped": d_in.dropped,
-                "malformed": d_in.malformed,
-                "codec_errors": d_in.codec_errors + (0 if d_in.pipe is None else d_in.pipe.codec_errors),
-                "dtmf_packets": d_in.events,
-                "dtmf_digits": len(d_in.detector.digits),
-                "dtmf_sent": d_out.dtmf_sent,
-                "held_back": d_out.held_back,
-                "rtt_ms": None if reporter.rtt is None else 1000.0 * reporter.rtt,
-                "remote_fraction_lost": None if remote is None else remote.fraction_lost / 256.0,
-            }
-            pipe = d_in.pipe
-            if pipe is not None:
-                # what the transcoder's reorder buffer and concealment did with this leg's audio
-                jb = pipe.jitter
-                result[side].update(
-                    {
-                        "late": jb.late,
-                        "duplicates": jb.duplicates,
-                        "reordered": jb.reordered,
-                        "concealed_ms": 1000.0 * pipe.concealed_samples / pipe.src.sample_rate,
-                        "fec_frames": pipe.fec_frames,
-                        "wait_ms": 1000.0 * jb.wait,
-                    }
-                )
-        return result
+        return {WEBRTC: leg_stats(self._w2s, self._s2w), SIP: leg_stats(self._s2w, self._w2s)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from wcsgw.media.dtmf import DtmfError
 from wcsgw.media.dtmfdetector import DtmfDetector
 from wcsgw.media.dtmfgenerator import DtmfGenerator, DtmfPacket
 from wcsgw.media.legmedia import LegMedia
@@ -246,11 +247,72 @@ class Direction:
             body[off + 3] = duration & 0xFF
         self.send(_pack(0x80, marker | self.event_out, oseq, ots, out.ssrc) + bytes(body))
 
+    # -- what waits for a time: the pipe's packets behind a gap, our digits' next packet ----
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`poll` must next run for this direction (None: nothing pending)."""
+        deadline: float | None = None
+        g = self.generator
+        if g is not None:
+            deadline = g.next_deadline()
+        if self.pipe is not None:
+            t = self.pipe.next_deadline()
+            if t is not None and (deadline is None or t < deadline):
+                deadline = t
+        return deadline
+
+    def poll(self, now: float) -> None:
+        """Send what is due at ``now``: transcoding, what waited behind a gap (the packets that
+        did not come in time concealed); then our digits' packets."""
+        if self.pipe is not None:
+            self._emit(self.pipe.poll(now), now)
+        g = self.generator
+        if g is not None:
+            packets = g.poll(now)
+            if packets:
+                self.inject(packets)
+
+    def flush(self, now: float) -> None:
+        """Transcoding: send all the pipe still holds (the source's audio ended)."""
+        if self.pipe is not None:
+            self._emit(self.pipe.flush(), now)
+
     # -- our own events in this direction's outgoing stream --------------------------------
     #
     # The outgoing OutboundStream numbers them (send_own) and renumbers the source after them
     # (resume_after_own); here: when the slow path is on, what is held back, and when the
     # fast path comes back.
+
+    def send_dtmf(self, who: str, digits: str, now: float, duration: float, gap: float) -> None:
+        """Queue ``digits`` as our own events toward the leg packets go to, and send the first
+        now. DtmfError when that leg (``who``, for the message) holds the call or negotiated
+        no telephone-event; the generator is made at the first digit, on the outgoing
+        stream's clock, so event timestamps sit among the audio's."""
+        if self.events_muted:
+            raise DtmfError(f"{who} holds the call: it takes no RTP now (RFC 3264 §6.1)")
+        if self.event_out < 0:
+            raise DtmfError(f"{who} negotiated no telephone-event: RFC 4733 DTMF cannot be sent")
+        generator = self.generator
+        if generator is None:
+            out = self.outbound
+            generator = self.generator = DtmfGenerator(
+                self.event_out,
+                out.clock_rate,
+                timestamp_at=out.rtp_timestamp_at,
+                event_rate=self.event_rate_out,
+                duration=duration,
+                gap=gap,
+            )
+        generator.payload_type = self.event_out
+        generator.send(digits, now)
+        self.spliced = True
+        self.inject(generator.poll(now))
+
+    @property
+    def own_digits(self) -> str:
+        """Our digits still to be sent (the one on the air first); empty when idle."""
+        g = self.generator
+        return "" if g is None else (g.current_digit or "") + g.pending
 
     def inject(self, packets: list[DtmfPacket]) -> None:
         """Send our own event packets (from this direction's generator) on the outgoing stream."""

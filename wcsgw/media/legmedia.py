@@ -12,7 +12,7 @@ from typing import Any, Iterable
 import attrs
 
 __all__ = ["WEBRTC", "SIP", "RELAY", "TRANSCODE", "CLOCK_RATES", "TRANSCODABLE", "LegMedia",
-           "choose_mode"]
+           "check_mode", "choose_mode"]
 
 WEBRTC = "webrtc"
 SIP = "sip"
@@ -119,3 +119,19 @@ def choose_mode(webrtc: LegMedia, sip: LegMedia) -> str:
     if webrtc.codec.lower() in TRANSCODABLE and sip.codec.lower() in TRANSCODABLE:
         return TRANSCODE
     raise ValueError(f"cannot bridge {webrtc.codec}/{webrtc.clock_rate} with {sip.codec}/{sip.clock_rate}")
+
+
+def check_mode(webrtc: LegMedia, sip: LegMedia, mode: str | None) -> str:
+    """The mode a bridge between these legs runs in: ``mode`` when the legs allow it, else
+    ValueError saying why (None: :func:`choose_mode`'s choice). Checked before anything is
+    built, so a bad settings object fails the call at once, not at the first packet."""
+    auto = choose_mode(webrtc, sip)
+    if mode is None:
+        return auto
+    if mode == RELAY and auto != RELAY:
+        raise ValueError(f"relay needs the same codec on both legs, not {webrtc.codec} and {sip.codec}")
+    if mode == TRANSCODE and auto == RELAY:
+        raise ValueError("transcode between identical codecs is not supported")
+    if mode not in (RELAY, TRANSCODE):
+        raise ValueError(f"unknown mode {mode!r}")
+    return mode
