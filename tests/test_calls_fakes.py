@@ -18,8 +18,17 @@ from typing import Any
 from twisted.internet import task
 from twisted.trial import unittest
 
-from tests.call_fakes import Account, FakePortAllocator, FakeRtpSocket, fake_env
+from tests.call_fakes import (
+    Account,
+    FakeIncomingInvite,
+    FakePortAllocator,
+    FakeRtpSocket,
+    fake_env,
+    sip_answer,
+)
 from wcsgw.calls.call import Call
+from wcsgw.calls.filecall import FileCall
+from wcsgw.calls.inbound import InboundCall
 from wcsgw.calls.status import CallStatus
 from wcsgw.media.rtcp import build_rr
 from wcsgw.media.rtp import build_rtp, parse_rtp
@@ -90,6 +99,36 @@ class NoSocketTests(unittest.TestCase):
         call.video.rtp.close()
         self.clock.advance(0)
         self.assertFalse(call.rtp.listening or call.video.rtp.listening)
+        self.assertEqual(self.allocator.in_use, frozenset())
+
+    def test_an_incoming_call_opens_no_socket(self) -> None:
+        invite = FakeIncomingInvite(sip_answer([(0, "PCMU/8000", None)], port=PHONE[1]))
+        call = InboundCall(invite=invite, caller="sip:carol@x", env=fake_env(self),
+                           call_id="in", session_id="s", account=Account(), callee="alice",
+                           visible_name=None, has_audio=True, has_video=False,
+                           on_status=lambda status: None, on_gone=lambda c: None,
+                           notify=lambda m, p: None)
+        call.start()
+        self.assertIsInstance(call.rtp, FakeRtpSocket)
+        call.hangup()
+        self.clock.advance(0)
+        self.assertEqual(self.allocator.in_use, frozenset())
+
+    def test_a_file_call_opens_no_socket(self) -> None:
+        call = FileCall(env=fake_env(self), call_id="rest-1", session_id=None,
+                        account=Account(), request_uri="sip:bob@127.0.0.1", callee="bob",
+                        visible_name=None, has_audio=True, has_video=False, sip_headers={},
+                        on_status=lambda status: None, on_gone=lambda c: None,
+                        play_file=None, record_file=None)
+        call.start()
+        assert isinstance(call.rtp, FakeRtpSocket)
+        call._on_sip_event(Answered(sip_answer([(0, "PCMU/8000", None)], port=PHONE[1])))
+        self.assertEqual(call.status, CallStatus.ESTABLISHED)
+        self.clock.advance(0.1)  # silence goes out every 20 ms
+        self.assertTrue(call.rtp.rtp)
+        call.hangup()
+        call.rtp.close()
+        self.clock.advance(0)
         self.assertEqual(self.allocator.in_use, frozenset())
 
 
