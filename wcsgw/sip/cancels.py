@@ -1,5 +1,6 @@
-"""CANCEL both ways (RFC 3261 §9): the CANCEL of an INVITE we sent, and the registry that
-hands a CANCEL we receive to the session whose INVITE (or re-INVITE) it cancels."""
+"""CANCEL both ways (RFC 3261 §9): the CANCEL of an INVITE we sent, when to send it and how
+long to wait for the INVITE's final answer after it, and the registry that hands a CANCEL we
+receive to the session whose INVITE (or re-INVITE) it cancels."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from wcsgw.sip.message import Headers, Request
 from wcsgw.sip.target import Target
 from wcsgw.sip.transaction import ServerTransaction
 
-__all__ = ["CancellableInvite", "IncomingInvites", "build_cancel"]
+__all__ = ["CancellableInvite", "IncomingInvites", "OutgoingCancel", "build_cancel"]
 
 
 def build_cancel(invite: Request) -> Request:
@@ -39,6 +40,51 @@ def build_cancel(invite: Request) -> Request:
         h.add("User-Agent", user_agent)
     h.add("Content-Length", "0")
     return Request("CANCEL", invite.uri, h)
+
+
+def _ignore(*_: object) -> None:
+    """A CANCEL's own answer tells nothing: the INVITE's final answer settles the call."""
+
+
+class OutgoingCancel:
+    """The CANCEL of the initial INVITE of ours in flight (§9.1), sent at most once.
+
+    Only once a provisional response to that INVITE has arrived: before that the CANCEL could
+    overtake the INVITE at a stateless hop (the INVITE's final, or Timer B, then settles the
+    call without one).  With no final answer within 64*T1 of the CANCEL, ``on_given_up(now)``:
+    the call is considered cancelled.
+    """
+
+    def __init__(self, endpoint: SipEndpoint, on_given_up: Callable[[float], None]) -> None:
+        self.endpoint = endpoint
+        self._provisional_seen = False  # for the INVITE in flight
+        self._sent = False
+        self._guard = endpoint.deadlines.new(on_given_up)
+
+    @property
+    def deadline(self) -> float | None:
+        return self._guard.at
+
+    def new_invite(self) -> None:
+        """Another INVITE is in flight (a challenge answered): nothing seen or sent for it."""
+        self._provisional_seen = False
+        self._sent = False
+
+    def provisional(self) -> None:
+        self._provisional_seen = True
+
+    def send_when_due(self, invite: Request, target: Target, now: float) -> None:
+        """The CANCEL of ``invite`` to ``target``, once a provisional came, unless sent."""
+        if not self._provisional_seen or self._sent:
+            return
+        self._sent = True
+        # §9.1: same destination, port and transport as the INVITE; the Via is the INVITE's.
+        self.endpoint.send_request(build_cancel(invite), target, now, _ignore, _ignore,
+                                   stamp=False)
+        self._guard.set(now + self.endpoint.config.timers.timeout)
+
+    def stop(self) -> None:
+        self._guard.clear()
 
 
 class CancellableInvite(Protocol):

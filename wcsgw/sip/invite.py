@@ -17,21 +17,18 @@ re-arms the endpoint's timer.
 
 Rules and where they come from:
 
-* the INVITE: From with a fresh tag, To without one, a new Call-ID, CSeq 1, Contact (where the
-  peer sends its in-dialog requests), Allow, Content-Type ``application/sdp`` (§8.1.1, §13.2.1);
-* 401/407: the same INVITE again with credentials, CSeq + 1, a new branch (§22.2, §8.1.3.5);
-  a challenge that refuses the credentials just sent ends the call as :class:`Failed`;
+* the INVITE, and again after a 401/407 (:class:`~wcsgw.sip.initialinvite.InitialInvite`); a
+  challenge that refuses the credentials just sent ends the call as :class:`Failed`;
 * 1xx: :class:`Provisional` (with the SDP of early media, 183); a To tag makes an early
-  dialog (§12.1.2, §13.2.2.1), one per fork;
-* 2xx: the dialog is confirmed, the ACK (a new transaction, the INVITE's CSeq number and its
-  credentials, §13.2.2.4) goes out, :class:`Answered`; every retransmission of that 2xx is
-  ACKed again; a 2xx of another fork is ACKed and then ended with BYE (§13.2.2.4: "the UAC
-  core MUST ... send a BYE" when it does not want a second dialog);
+  dialog, one per fork (:class:`~wcsgw.sip.forks.Forks`);
+* 2xx: the dialog is confirmed and ACKed (each retransmission again), :class:`Answered`; a
+  2xx of another fork is ACKed and then ended with BYE (§13.2.2.4: "the UAC core MUST ... send
+  a BYE" when it does not want a second dialog);
 * 3xx-6xx: :class:`Failed` with ``"<code> <reason>"`` (the transaction ACKs it, §17.1.1.3);
-* hang-up before a final answer: CANCEL (§9.1), but only once a provisional response has
-  arrived — before that the CANCEL would overtake the INVITE at a stateless hop — and then the
-  INVITE's final (487) ends the call.  If a 2xx crosses the CANCEL, it is ACKed and the
-  dialog ended with BYE.  With no final within 64*T1 of the CANCEL the call is given up;
+* hang-up before a final answer: CANCEL (:class:`~wcsgw.sip.cancels.OutgoingCancel`, §9.1:
+  not before a provisional response), then the INVITE's final (487) ends the call.  If a 2xx
+  crosses the CANCEL, it is ACKed and the dialog ended with BYE.  With no final within 64*T1
+  of the CANCEL the call is given up;
 * hang-up once confirmed: BYE (§15.1.1); the call has ended when its final response (or its
   timeout) comes;
 * a BYE from the peer: 200 and :class:`Ended` with ``by_remote=True`` (§15.1.2);
@@ -55,12 +52,11 @@ from typing import Callable, Iterable, Union
 from twisted.logger import Logger
 
 from wcsgw.sip.account import SipAccount, escape_user
-from wcsgw.sip.cancels import build_cancel
+from wcsgw.sip.cancels import OutgoingCancel, build_cancel
 from wcsgw.sip.dialog import Dialog
-from wcsgw.sip.dialogs import DialogRouter, dialog_target
-from wcsgw.sip.digest import ChallengeOutcome, DigestClient
+from wcsgw.sip.dialogs import DialogRouter
+from wcsgw.sip.digest import DigestClient
 from wcsgw.sip.endpoint import SipEndpoint
-from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.events import (
     REASON_NORMAL,
     REASON_TIMEOUT,
@@ -72,15 +68,14 @@ from wcsgw.sip.events import (
     Provisional,
     sdp_of,
 )
-from wcsgw.sip.frontdoor import ALLOWED_METHODS, SUPPORTED_EXTENSIONS
-from wcsgw.sip.headers import format_name_addr
+from wcsgw.sip.forks import Forks, to_tag
 from wcsgw.sip.ids import new_call_id, new_tag
-from wcsgw.sip.message import Headers, Request, Response, canonical_name
-from wcsgw.sip.session import MAX_CHALLENGES, InviteSession
+from wcsgw.sip.initialinvite import InitialInvite, check_extra_headers
+from wcsgw.sip.message import Request, Response
+from wcsgw.sip.session import InviteSession
 from wcsgw.sip.target import Target, unbracket
 from wcsgw.sip.transaction import ClientTransaction
 from wcsgw.sip.uri import parse_uri
-from wcsgw.sip.usage.host import ignore_failure, ignore_response
 
 __all__ = [
     "Answered",
@@ -99,16 +94,7 @@ __all__ = [
 
 log = Logger(namespace="wcsgw.sip.invite")
 
-# REASON_NORMAL, REASON_TIMEOUT, REASON_TRANSPORT (docs/contract.md's ``info`` strings) and
-# MAX_CHALLENGES (challenges answered per request: a server answering every INVITE with
-# ``stale=true`` must not make us loop) live in wcsgw.sip.session, shared by both sessions.
-
-#: Headers the session owns in the INVITE; ``extra_headers`` may not set them.
-_OWN_HEADERS = frozenset({
-    "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Content-Type", "Content-Length",
-    "Authorization", "Proxy-Authorization",
-})
-
+# The REASON_* (docs/contract.md's ``info`` strings) live in wcsgw.sip.events, for both sessions.
 
 #: Everything an OutgoingInvite's listener gets: the call's own events and, once it is up,
 #: the in-dialog ones (:data:`wcsgw.sip.session.DialogEvent`).
@@ -123,6 +109,10 @@ class InviteState(enum.Enum):
     CONFIRMED = "confirmed"  # 2xx ACKed: the call is up
     TERMINATING = "terminating"  # our BYE is in flight
     TERMINATED = "terminated"  # the terminal event was given
+
+
+#: The states in which the INVITE's final answer is still awaited.
+_UNSETTLED = (InviteState.CALLING, InviteState.PROCEEDING, InviteState.CANCELLING)
 
 
 # -------------------------------------------------------------------------------- session
@@ -162,12 +152,7 @@ class OutgoingInvite(InviteSession):
         scheme = parse_uri(request_uri).scheme  # SipParseError (a ValueError) when broken
         if scheme not in ("sip", "sips", "tel"):
             raise ValueError(f"cannot call a {scheme}: URI")
-        self.extra_headers = [(canonical_name(n), v) for n, v in extra_headers]
-        for name, value in self.extra_headers:
-            if name in _OWN_HEADERS:
-                raise ValueError(f"{name} is set by the INVITE session, not by the caller")
-            if "\r" in value or "\n" in value:
-                raise ValueError(f"CR or LF in the value of {name}")
+        self.extra_headers = check_extra_headers(extra_headers)
         self.no_answer_timeout = no_answer_timeout
 
         host, port, transport = account.next_hop()
@@ -180,18 +165,20 @@ class OutgoingInvite(InviteSession):
         self.state = InviteState.IDLE
         #: the INVITE in flight (the latest one: a digest retry replaces it), Via included
         self.invite: Request | None = None
+        self._invites = InitialInvite(account, self._account_digest, request_uri, sdp,
+                                      display_name=self.display_name,
+                                      extra_headers=self.extra_headers, contact=self.contact,
+                                      call_id=self.call_id, local_tag=self.local_tag)
+        self._forks = Forks(endpoint, self.contact, self.transport,
+                            to_server=self.credentials.to_server, route=self._route,
+                            unroute=self._unroute)
         #: early dialogs by the callee's To tag (one per fork that sent a 1xx with a tag)
-        self.early_dialogs: dict[str, Dialog] = {}
+        self.early_dialogs: dict[str, Dialog] = self._forks.early
         #: status of the INVITE's final response (200, 486, 487 ...), None until one came
         self.final_status: int | None = None
 
-        self._cseq = 0
-        self._challenges = 0
-        self._provisional_seen = False  # for the INVITE in flight (§9.1)
-        self._cancel_sent = False
         self._no_answer = endpoint.deadlines.new(self._no_answer_due)
-        self._cancel_guard = endpoint.deadlines.new(self._cancel_guard_due)  # §9.1
-        self._acks: dict[str, tuple[Request, Target]] = {}  # To tag -> ACK as sent
+        self._cancel = OutgoingCancel(endpoint, self._cancel_guard_due)  # §9.1
         self._router = None
         self._invite_txn: ClientTransaction | None = None
         #: we sent the dialog's first INVITE: the longer glare back-off is ours (§14.1)
@@ -224,7 +211,7 @@ class OutgoingInvite(InviteSession):
             self._done = True
         elif state in (InviteState.CALLING, InviteState.PROCEEDING):
             self._outcome = Ended(REASON_NORMAL, by_remote=False)
-            self._cancel(now)
+            self._cancel_invite(now)
         elif state is InviteState.CONFIRMED:
             self._outcome = Ended(REASON_NORMAL, by_remote=False)
             self.state = InviteState.TERMINATING
@@ -236,7 +223,7 @@ class OutgoingInvite(InviteSession):
         """The no-answer timeout, the CANCEL guard or an in-dialog timer (re-INVITE
         back-off, 2xx retransmission, ...), whichever comes first: each is a Deadline of
         its own in the endpoint's heap."""
-        deadlines = [d for d in (self._no_answer.at, self._cancel_guard.at,
+        deadlines = [d for d in (self._no_answer.at, self._cancel.deadline,
                                  self.usages.deadline()) if d is not None]
         return min(deadlines) if deadlines else None
 
@@ -245,7 +232,7 @@ class OutgoingInvite(InviteSession):
             log.info("no answer to {uri} within {t} s: cancelling",
                      uri=self.request_uri, t=self.no_answer_timeout)
             self._outcome = Failed(None, REASON_TIMEOUT)
-            self._cancel(now)
+            self._cancel_invite(now)
 
     def _cancel_guard_due(self, now: float) -> None:
         if self.state is InviteState.CANCELLING:
@@ -260,39 +247,14 @@ class OutgoingInvite(InviteSession):
 
     # ------------------------------------------------------------------ INVITE
 
-    def _build_invite(self) -> Request:
-        self._cseq += 1
-        h = Headers()
-        h.add("From", format_name_addr(self.account.aor(), self.display_name, self.local_tag))
-        h.add("To", format_name_addr(self.request_uri))
-        h.add("Call-ID", self.call_id)
-        h.add("CSeq", f"{self._cseq} INVITE")
-        h.add("Contact", f"<{self.contact}>")
-        h.add("Allow", ", ".join(ALLOWED_METHODS))
-        if SUPPORTED_EXTENSIONS:
-            h.add("Supported", ", ".join(SUPPORTED_EXTENSIONS))
-        h.add("Content-Type", "application/sdp")
-        for name, value in self.extra_headers:
-            h.add(name, value)
-        request = Request("INVITE", self.request_uri, h, self.sdp)
-        # The INVITE goes to the account's next hop (self.target): its own proxy/registrar.
-        self._account_digest.authorize(request, to_server=True)
-        return request
-
     def _send_invite(self, now: float) -> None:
-        invite = self._build_invite()
+        invite = self._invites.build()
         self.invite = invite
-        self._provisional_seen = False
-        self._cancel_sent = False
-
-        def on_response(response: Response, now: float) -> None:
-            self._on_response(invite, response, now)
-
-        def on_failure(reason: str, now: float) -> None:
-            self._on_invite_failure(invite, reason, now)
-
-        self._invite_txn = self.endpoint.send_request(invite, self.target, now, on_response,
-                                                      on_failure)
+        self._cancel.new_invite()
+        self._invite_txn = self.endpoint.send_request(
+            invite, self.target, now,
+            lambda response, now: self._on_response(invite, response, now),
+            lambda reason, now: self._on_invite_failure(invite, reason, now))
 
     def _on_response(self, invite: Request, response: Response, now: float) -> None:
         status = response.status
@@ -306,64 +268,40 @@ class OutgoingInvite(InviteSession):
             self._on_final_failure(response, now)
 
     def _on_provisional(self, response: Response, now: float) -> None:
-        if self.state not in (InviteState.CALLING, InviteState.PROCEEDING, InviteState.CANCELLING):
+        if self.state not in _UNSETTLED:
             return
-        self._provisional_seen = True
-        tag = self._to_tag(response)
+        self._cancel.provisional()
+        tag = to_tag(response)
+        assert self.invite is not None
         if tag and response.status > 100:
-            dialog = self.early_dialogs.get(tag)
-            if dialog is None:
-                assert self.invite is not None
-                dialog = Dialog.from_uac(self.invite, response, local_contact=f"<{self.contact}>")
-                self.early_dialogs[tag] = dialog
-                self._route(dialog)
-            else:
-                dialog.receive_response(response)
+            self._forks.provisional(self.invite, response, tag)
         if self.state is InviteState.CANCELLING:
-            if not self._cancel_sent:
-                self._send_cancel(now)  # the CANCEL that waited for this provisional
+            # the CANCEL that waited for this provisional, unless it went already
+            self._cancel.send_when_due(self.invite, self.target, now)
             return
         self.state = InviteState.PROCEEDING
         self.emit(Provisional(response.status, response.reason, sdp_of(response),
                                source=response.source))
 
     def _on_success(self, invite: Request, response: Response, now: float) -> None:
-        tag = self._to_tag(response)
+        tag = to_tag(response)
         if tag is None:
             log.warn("2xx to INVITE without To tag from {uri}: ignored", uri=self.request_uri)
             return
-        sent = self._acks.get(tag)
-        if sent is not None:
-            # A retransmission: the UAS has not seen our ACK (§13.2.2.4).
-            ack, target = sent
-            self.endpoint.send_request(ack, target, now, ignore_response, stamp=False)
-            return
-        wanted = (
-            invite is self.invite
-            and self.dialog is None
-            and self.state in (InviteState.CALLING, InviteState.PROCEEDING, InviteState.CANCELLING)
-        )
+        if self._forks.ack_again(tag, now):
+            return  # a retransmission: the UAS has not seen our ACK (§13.2.2.4)
+        wanted = invite is self.invite and self.dialog is None and self.state in _UNSETTLED
         if not wanted:
             # Another fork answered too (or the call is over): ACK it, then end it.
-            dialog = Dialog.from_uac(invite, response, local_contact=f"<{self.contact}>")
-            self._send_ack(dialog, invite, now)
+            dialog = self._forks.ack_unwanted(invite, response, now)
             log.info("second 2xx (To tag {tag}) for {call_id}: ACK and BYE",
                      tag=tag, call_id=self.call_id)
             self._send_bye(dialog, now, final=False)
             return
         self.final_status = response.status
         self._no_answer.clear()
-        self._cancel_guard.clear()
-        early = self.early_dialogs.pop(tag, None)
-        if early is not None:
-            early.receive_response(response)  # confirms; route set from the 2xx
-            dialog = early
-        else:
-            dialog = Dialog.from_uac(invite, response, local_contact=f"<{self.contact}>")
-            self._route(dialog)
-        self.dialog = dialog
-        self._drop_early_dialogs()
-        self._send_ack(dialog, invite, now)
+        self._cancel.stop()
+        dialog = self.dialog = self._forks.confirm(invite, response, tag, now)
         if self.state is InviteState.CANCELLING:
             # The 2xx crossed our CANCEL (or the no-answer timeout): the call is up on the
             # far side, so end it properly.
@@ -374,11 +312,11 @@ class OutgoingInvite(InviteSession):
         self.emit(Answered(response.body, source=response.source))
 
     def _on_final_failure(self, response: Response, now: float) -> None:
-        if self.state not in (InviteState.CALLING, InviteState.PROCEEDING, InviteState.CANCELLING):
+        if self.state not in _UNSETTLED:
             return
         status = response.status
         self.final_status = status
-        self._drop_early_dialogs()
+        self._forks.drop_early()
         if self.state is InviteState.CANCELLING:
             # 487 for our CANCEL, or whatever final crossed it: the hang-up is complete.
             assert self._outcome is not None
@@ -387,9 +325,7 @@ class OutgoingInvite(InviteSession):
         text = f"{status} {response.reason}"
         if status in (401, 407):
             assert self.invite is not None
-            outcome = self._account_digest.handle_challenge(self.invite, response, to_server=True)
-            self._challenges += 1
-            if outcome is ChallengeOutcome.RETRY and self._challenges <= MAX_CHALLENGES:
+            if self._invites.retry_challenged(self.invite, response):
                 self.state = InviteState.CALLING
                 self._send_invite(now)
                 return
@@ -406,39 +342,12 @@ class OutgoingInvite(InviteSession):
             assert self._outcome is not None
             self._finish(self._outcome)
 
-    # ------------------------------------------------------------------ CANCEL
-
-    def _cancel(self, now: float) -> None:
+    def _cancel_invite(self, now: float) -> None:
         self.state = InviteState.CANCELLING
         self._no_answer.clear()
-        if self._provisional_seen:
-            self._send_cancel(now)
-        # else: §9.1 — wait for a provisional (then _on_provisional sends it); a final or
-        # Timer B settles the call without one.
-
-    def _send_cancel(self, now: float) -> None:
         assert self.invite is not None
-        self._cancel_sent = True
-        cancel = build_cancel(self.invite)
-        # §9.1: same destination, port and transport as the INVITE; the Via is the INVITE's.
-        self.endpoint.send_request(cancel, self.target, now, ignore_response, ignore_failure,
-                                   stamp=False)
-        self._cancel_guard.set(now + self.endpoint.config.timers.timeout)
-
-    # ------------------------------------------------------------------ ACK and BYE
-
-    def _send_ack(self, dialog: Dialog, invite: Request, now: float) -> None:
-        # §13.2.2.4: the INVITE's CSeq number, and the same credentials as the INVITE — but
-        # only when the ACK goes to the account's proxy: without a Record-Route it goes
-        # straight to the callee, which must not get a response hash to search offline.
-        target = dialog_target(dialog, self.target.transport)
-        credentials = [
-            (name, value) for name in ("Authorization", "Proxy-Authorization")
-            for value in invite.headers.get_all(name)
-        ] if self.credentials.to_server(target) else []
-        ack = dialog.create_ack(invite.cseq[0], credentials)
-        self.endpoint.send_request(ack, target, now, ignore_response)
-        self._acks[dialog.remote_tag] = (ack, target)
+        # §9.1: now if a provisional came, else once one comes (_on_provisional)
+        self._cancel.send_when_due(self.invite, self.target, now)
 
     # ------------------------------------------------------------------ in-dialog requests
 
@@ -446,15 +355,14 @@ class OutgoingInvite(InviteSession):
         return False  # ours are ACKs we send
 
     def _on_bye(self, dialog: Dialog, now: float) -> None:
-        if self._router is not None:
-            self._router.remove(dialog)
+        self._unroute(dialog)
         if dialog is self.dialog and self.state is InviteState.CONFIRMED:
             self.usages.abort(now)
             self._finish(Ended(REASON_NORMAL, by_remote=True))
         elif dialog is not self.dialog:
             # A BYE on an early dialog (§15: only the caller may, but be lenient): that fork
             # is gone; the INVITE's final response still settles the call.
-            self.early_dialogs.pop(dialog.remote_tag, None)
+            self._forks.early.pop(dialog.remote_tag, None)
         # TERMINATING: BYEs crossed; our BYE's answer ends the session.
 
     def _is_up(self) -> bool:
@@ -465,25 +373,11 @@ class OutgoingInvite(InviteSession):
 
     # ------------------------------------------------------------------ internals
 
-    @staticmethod
-    def _to_tag(response: Response) -> str | None:
-        try:
-            return response.to.tag or None
-        except (SipParseError, ValueError):
-            return None
-
     def _route(self, dialog: Dialog) -> None:
         # The responses that made the dialog came back from our next hop, which is the
         # account's proxy or registrar: those, and the dialog's own next hop, may send on it.
         if self._router is not None:
             self._router.add(dialog, self, self.account.server_hosts())
-
-    def _drop_early_dialogs(self) -> None:
-        for dialog in self.early_dialogs.values():
-            dialog.terminate()
-            if self._router is not None:
-                self._router.remove(dialog)
-        self.early_dialogs.clear()
 
     def _finish(self, event: InviteEvent) -> None:
         if self._done:
@@ -491,12 +385,11 @@ class OutgoingInvite(InviteSession):
         self._done = True
         self.state = InviteState.TERMINATED
         self._no_answer.clear()
-        self._cancel_guard.clear()
-        self._drop_early_dialogs()
+        self._cancel.stop()
+        self._forks.drop_early()
         if self.dialog is not None:
             self.dialog.terminate()
-            if self._router is not None:
-                self._router.remove(self.dialog)
+            self._unroute(self.dialog)
         self.endpoint.release(self)
         log.info("call {call_id} to {uri}: {event}", call_id=self.call_id, uri=self.request_uri,
                  event=event)

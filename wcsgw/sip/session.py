@@ -351,8 +351,7 @@ class InviteSession(abc.ABC):
 
         def settled() -> None:
             dialog.terminate()
-            if self._router is not None:
-                self._router.remove(dialog)
+            self._unroute(dialog)
             if final:
                 self._finish(self._outcome or Ended(REASON_NORMAL, by_remote=False))
 
@@ -369,6 +368,11 @@ class InviteSession(abc.ABC):
             settled()
 
         self.endpoint.send_request(bye, target, now, on_response, on_failure)
+
+    def _unroute(self, dialog: Dialog) -> None:
+        """``dialog`` is over: the DialogRouter no longer hands us its requests."""
+        if self._router is not None:
+            self._router.remove(dialog)
 
     def _require_up(self, action: str) -> None:
         if self.dialog is None or not self._is_up():
