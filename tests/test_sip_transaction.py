@@ -820,5 +820,5 @@ class ScaleTests(LayerTestCase):
         self.assertEqual(len(self.h.layer), 600)
         self.h.run_until(100)
         self.assertCleanedUp()
-        self.assertEqual(len(self.h.layer._queue), 0)
+        self.assertEqual(len(self.h.layer.timer_queue), 0)
         self.assertEqual(self.h.layer._by_target, {})

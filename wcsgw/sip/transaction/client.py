@@ -4,17 +4,20 @@ state) and non-INVITE (Figure 6), each a table of responses and a table of timer
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, ClassVar
+from typing import Callable, ClassVar
 
 from wcsgw.sip.message import Headers, Request, Response
 from wcsgw.sip.parser import serialize
 from wcsgw.sip.target import Target
 from wcsgw.sip.transaction.events import ResponseReceived
-from wcsgw.sip.transaction.machine import ResponseClass, State, Transaction, classify
+from wcsgw.sip.transaction.machine import (
+    ResponseClass,
+    State,
+    Transaction,
+    TransactionHost,
+    classify,
+)
 from wcsgw.sip.transaction.matching import Key
-
-if TYPE_CHECKING:
-    from wcsgw.sip.transaction.layer import TransactionLayer
 
 
 def build_ack(invite: Request, response: Response) -> Request:
@@ -47,7 +50,7 @@ class ClientTransaction(Transaction):
 
     _RESPONSES: ClassVar[dict[tuple[State, ResponseClass], Callable[..., None]]] = {}
 
-    def __init__(self, layer: "TransactionLayer", request: Request, key: Key,
+    def __init__(self, layer: TransactionHost, request: Request, key: Key,
                  target: Target) -> None:
         super().__init__(layer, request, key, target)
         #: serialized once; every retransmission reuses these bytes
@@ -70,7 +73,7 @@ class InviteClientTransaction(ClientTransaction):
 
     _INITIAL = State.CALLING
 
-    def __init__(self, layer: "TransactionLayer", request: Request, key: Key,
+    def __init__(self, layer: TransactionHost, request: Request, key: Key,
                  target: Target) -> None:
         super().__init__(layer, request, key, target)
         #: the ACK this transaction sent for a 3xx-6xx final (§17.1.1.3), once it has

@@ -43,7 +43,8 @@ class TransactionLayer:
 
     def __init__(self, timers: TimerConfig = TimerConfig()) -> None:
         self.timers = timers
-        self._queue: TimerQueue[Transaction] = TimerQueue()
+        #: every transaction's timers (:class:`~wcsgw.sip.transaction.machine.TransactionHost`)
+        self.timer_queue: TimerQueue[Transaction] = TimerQueue()
         self._clients: dict[Key, ClientTransaction] = {}
         #: several keys may lead to one server transaction (RFC 2543 request/response/ACK)
         self._servers: dict[Key, ServerTransaction] = {}
@@ -98,7 +99,7 @@ class TransactionLayer:
 
     def send_stateless(self, msg: Request | Response, target: Target) -> None:
         """Queue ``msg`` for ``target`` with no transaction (ACK of 2xx, stateless replies)."""
-        self._outgoing.append((serialize(msg), target))
+        self.transmit(serialize(msg), target)
 
     # -- network -> TU --
 
@@ -121,7 +122,7 @@ class TransactionLayer:
             txn.on_request(request, source, now)
             return
         if request.method == "ACK":
-            self._emit(RequestReceived(request, source, None))  # the ACK of a 2xx: TU's
+            self.emit(RequestReceived(request, source, None))  # the ACK of a 2xx: TU's
             return
         cls = (InviteServerTransaction if request.method == "INVITE"
                else NonInviteServerTransaction)
@@ -131,14 +132,14 @@ class TransactionLayer:
         if not is_rfc3261(via):
             self._add_server_key(new, response_key_2543(request, via))
         self._by_target.setdefault(new.target, set()).add(new)
-        self._emit(RequestReceived(request, source, new))
+        self.emit(RequestReceived(request, source, new))
         new.start(now)
 
     def _receive_response(self, response: Response, source: Target, now: float) -> None:
         branch = response.top_via.branch  # §17.1.3: branch + CSeq method
         txn = self._clients.get((branch, response.cseq[1])) if branch else None
         if txn is None:
-            self._emit(StrayResponse(response, source))
+            self.emit(StrayResponse(response, source))
         else:
             txn.on_response(response, now)
 
@@ -161,12 +162,12 @@ class TransactionLayer:
 
     def handle_timer(self, now: float) -> None:
         """Fire every timer due at ``now``."""
-        while (due := self._queue.pop_due(now)) is not None:
+        while (due := self.timer_queue.pop_due(now)) is not None:
             txn, name = due
             txn.on_timer(name, now)
 
     def next_deadline(self) -> float | None:
-        return self._queue.next_deadline()
+        return self.timer_queue.next_deadline()
 
     def take_outgoing(self) -> list[tuple[bytes, Target]]:
         out, self._outgoing = self._outgoing, []
@@ -179,9 +180,12 @@ class TransactionLayer:
     def __len__(self) -> int:
         return len(self._clients) + len(self._server_keys)
 
-    # -- internals used by the transactions --
+    # -- what the transactions ask of the layer (TransactionHost) --
 
-    def _emit(self, event: Event) -> None:
+    def transmit(self, data: bytes, target: Target) -> None:
+        self._outgoing.append((data, target))
+
+    def emit(self, event: Event) -> None:
         self._events.append(event)
 
     def _add_server_key(self, txn: ServerTransaction, key: Key) -> None:
@@ -192,13 +196,14 @@ class TransactionLayer:
         """Destroy ``txn`` now, whatever its state: RFC 3261 §9.1, an INVITE whose CANCEL got
         no final response within 64*T1 is considered cancelled (it has no timer of its own in
         Proceeding, so without this it would live forever)."""
-        self._terminate(txn)
+        self.terminate(txn)
 
-    def _terminate(self, txn: Transaction) -> None:
+    def terminate(self, txn: Transaction) -> None:
+        """``txn`` is over: forget it, drop its timers, :class:`TransactionTerminated`."""
         if txn.state is State.TERMINATED:
             return
         txn.state = State.TERMINATED
-        self._queue.cancel_all(txn)
+        self.timer_queue.cancel_all(txn)
         if isinstance(txn, ClientTransaction):
             if self._clients.get(txn.key) is txn:
                 del self._clients[txn.key]
@@ -212,4 +217,4 @@ class TransactionLayer:
             peers.discard(txn)
             if not peers:
                 del self._by_target[txn.target]
-        self._emit(TransactionTerminated(txn))
+        self.emit(TransactionTerminated(txn))

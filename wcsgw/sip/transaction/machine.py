@@ -1,20 +1,20 @@
 """What the four transaction state machines share: the RFC's state names, the response
-classes their tables are keyed by, and :class:`Transaction` — identity, timers in the layer's
-queue, output, and table dispatch.  The machines themselves are in
-:mod:`~wcsgw.sip.transaction.client` and :mod:`~wcsgw.sip.transaction.server`."""
+classes their tables are keyed by, :class:`Transaction` — identity, timers in the layer's
+queue, output, and table dispatch — and :class:`TransactionHost`, all a transaction may ask of
+the layer that holds it, so the machines never reach into the layer's own bookkeeping.  The
+machines themselves are in :mod:`~wcsgw.sip.transaction.client` and
+:mod:`~wcsgw.sip.transaction.server`."""
 
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Callable, ClassVar
+from typing import Callable, ClassVar, Protocol
 
 from wcsgw.sip.message import Request
 from wcsgw.sip.target import Target
+from wcsgw.sip.timers import TimerConfig, TimerQueue
 from wcsgw.sip.transaction.events import Event, TransactionTimeout, TransportFailed
 from wcsgw.sip.transaction.matching import Key
-
-if TYPE_CHECKING:
-    from wcsgw.sip.transaction.layer import TransactionLayer
 
 
 class State(enum.Enum):
@@ -45,6 +45,24 @@ def classify(status: int) -> ResponseClass:
     return ResponseClass.FAILURE
 
 
+class TransactionHost(Protocol):
+    """The layer as its transactions see it (:class:`~wcsgw.sip.transaction.layer.TransactionLayer`):
+    the timer values, the one queue every transaction's timers live in, and where what a
+    transaction sends, reports and ends goes."""
+
+    timers: TimerConfig
+    timer_queue: TimerQueue["Transaction"]
+
+    def transmit(self, data: bytes, target: Target) -> None:
+        """Queue ``data`` for ``target`` (the adapter sends it after this input)."""
+
+    def emit(self, event: Event) -> None:
+        """Give ``event`` to the transaction user."""
+
+    def terminate(self, txn: "Transaction") -> None:
+        """``txn`` is over: forget it, drop its timers, tell the transaction user."""
+
+
 class Transaction:
     """What all four machines share: identity, timers, output, and table dispatch.
 
@@ -56,7 +74,7 @@ class Transaction:
     _TIMERS: ClassVar[dict[tuple[State, str], Callable[..., None]]] = {}
     _FAIL_ON_TRANSPORT_ERROR: ClassVar[frozenset[State]] = frozenset()
 
-    def __init__(self, layer: "TransactionLayer", request: Request, key: Key,
+    def __init__(self, layer: TransactionHost, request: Request, key: Key,
                  target: Target) -> None:
         self.request = request
         self.key = key
@@ -73,7 +91,7 @@ class Transaction:
     @property
     def deadlines(self) -> dict[str, float]:
         """Armed timers by RFC name (``{"A": 1.5, "B": 32.0}``): for tests and debugging."""
-        return self._layer._queue.armed(self)
+        return self._layer.timer_queue.armed(self)
 
     # -- inputs the layer feeds in --
 
@@ -84,21 +102,21 @@ class Transaction:
 
     def on_transport_error(self, now: float) -> None:
         if self.state in self._FAIL_ON_TRANSPORT_ERROR:
-            self._layer._emit(TransportFailed(self))
+            self._layer.emit(TransportFailed(self))
             self._terminate()
 
     # -- helpers for the state machines --
 
     def _arm(self, name: str, delay: float, now: float) -> None:
-        self._layer._queue.arm(self, name, now + delay)
+        self._layer.timer_queue.arm(self, name, now + delay)
 
     def _cancel(self, *names: str) -> None:
         for name in names:
-            self._layer._queue.cancel(self, name)
+            self._layer.timer_queue.cancel(self, name)
 
     def _enter(self, state: State) -> None:
         """Move to ``state``, dropping every timer of the state left behind."""
-        self._layer._queue.cancel_all(self)
+        self._layer.timer_queue.cancel_all(self)
         self.state = state
 
     def _linger(self, name: str, unreliable_delay: float, now: float) -> None:
@@ -110,13 +128,13 @@ class Transaction:
             self._arm(name, unreliable_delay, now)
 
     def _send(self, data: bytes) -> None:
-        self._layer._outgoing.append((data, self.target))
+        self._layer.transmit(data, self.target)
 
     def _emit(self, event: Event) -> None:
-        self._layer._emit(event)
+        self._layer.emit(event)
 
     def _terminate(self, now: float = 0.0) -> None:
-        self._layer._terminate(self)
+        self._layer.terminate(self)
 
     def _timeout(self, now: float) -> None:
         self._emit(TransactionTimeout(self))

@@ -4,18 +4,21 @@ of the TU's responses and a table of timers."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, ClassVar
+from typing import Callable, ClassVar
 
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.parser import serialize
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target
 from wcsgw.sip.transaction.events import RequestReceived
-from wcsgw.sip.transaction.machine import ResponseClass, State, Transaction, classify
+from wcsgw.sip.transaction.machine import (
+    ResponseClass,
+    State,
+    Transaction,
+    TransactionHost,
+    classify,
+)
 from wcsgw.sip.transaction.matching import Key
-
-if TYPE_CHECKING:
-    from wcsgw.sip.transaction.layer import TransactionLayer
 
 
 class ServerTransaction(Transaction):
@@ -24,7 +27,7 @@ class ServerTransaction(Transaction):
     _REQUESTS: ClassVar[dict[tuple[State, bool], Callable[..., None]]] = {}
     _TU_RESPONSES: ClassVar[dict[tuple[State, ResponseClass], Callable[..., None]]] = {}
 
-    def __init__(self, layer: "TransactionLayer", request: Request, key: Key,
+    def __init__(self, layer: TransactionHost, request: Request, key: Key,
                  source: Target, target: Target) -> None:
         super().__init__(layer, request, key, target)
         #: where the request came from (with its stream connection, if any)
