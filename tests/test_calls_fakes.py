@@ -26,9 +26,9 @@ from tests.call_fakes import (
     fake_env,
     sip_answer,
 )
-from wcsgw.calls.call import Call
 from wcsgw.calls.filecall import FileCall
 from wcsgw.calls.inbound import InboundCall
+from wcsgw.calls.outbound import OutboundCall
 from wcsgw.calls.status import CallStatus
 from wcsgw.media.rtcp import build_rr
 from wcsgw.media.rtp import build_rtp, parse_rtp
@@ -68,7 +68,7 @@ class NoSocketTests(unittest.TestCase):
 
     def test_a_call_with_audio_and_video_opens_no_socket(self) -> None:
         """Placed, answered, media both ways, reports, hung up and closed: no socket."""
-        call = Call(env=fake_env(self), call_id="c1", session_id="s", account=Account(),
+        call = OutboundCall(env=fake_env(self), call_id="c1", session_id="s", account=Account(),
                     request_uri="sip:bob@127.0.0.1", callee="bob", visible_name=None,
                     has_audio=True, has_video=True, browser_offer=CHROME_OFFER, sip_headers={},
                     on_status=lambda status: None, on_gone=lambda c: None,
@@ -78,7 +78,7 @@ class NoSocketTests(unittest.TestCase):
         self.assertIsInstance(call.video.rtp, FakeRtpSocket)
         vp8 = next(c.payload_type for c in parse_sdp(call.invite.offer).media[1].codecs()
                    if c.key == "vp8")
-        call._on_sip_event(Answered(phone_answer(vp8)))
+        call.sip.heard(Answered(phone_answer(vp8)))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         # the browser speaks: the phone is sent it, at the clock's time
         call.leg.on_rtp(build_rtp(payload_type=0, sequence=1, timestamp=160,
@@ -122,7 +122,7 @@ class NoSocketTests(unittest.TestCase):
                         play_file=None, record_file=None)
         call.start()
         assert isinstance(call.rtp, FakeRtpSocket)
-        call._on_sip_event(Answered(sip_answer([(0, "PCMU/8000", None)], port=PHONE[1])))
+        call.sip.heard(Answered(sip_answer([(0, "PCMU/8000", None)], port=PHONE[1])))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         self.clock.advance(0.1)  # silence goes out every 20 ms
         self.assertTrue(call.rtp.rtp)

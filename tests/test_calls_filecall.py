@@ -112,7 +112,7 @@ class FileCallCase(unittest.TestCase):
         formats = [(codec.payload_type, rtpmap, fmtp)]
         if event is not None:
             formats.append((event.payload_type, event.rtpmap, "0-16"))
-        call._on_sip_event(Answered(sip_answer(formats, ptime=ptime)))
+        call.sip.heard(Answered(sip_answer(formats, ptime=ptime)))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         return codec
 
@@ -157,7 +157,7 @@ class OfferTests(FileCallCase):
 
     def test_answer_with_a_codec_not_offered_fails_the_call(self) -> None:
         call = self.make_call(["PCMU", "G722"], None, None)
-        call._on_sip_event(Answered(sip_answer([(18, "G729/8000", None)])))
+        call.sip.heard(Answered(sip_answer([(18, "G729/8000", None)])))
         self.assertEqual((call.status, call.info), (CallStatus.FAILED, "No common codecs"))
         self.assertTrue(call.invite.hung_up)
 
@@ -166,7 +166,7 @@ class OfferTests(FileCallCase):
         play = write_wav(self.dir / "gone.wav", 8000, tone(8000, 0.2))
         call = self.make_call(["PCMU"], play, self.dir / "rec.wav")
         play.unlink()  # checked by the REST layer, removed before the far end answered
-        call._on_sip_event(Answered(sip_answer([(0, "PCMU/8000", None)])))
+        call.sip.heard(Answered(sip_answer([(0, "PCMU/8000", None)])))
         self.assertEqual(call.status, CallStatus.FAILED)
         self.assertIn("server-side media failed", call.info)
         self.assertTrue(call.invite.hung_up)

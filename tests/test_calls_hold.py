@@ -21,6 +21,7 @@ from tests.call_fakes import Account, FakeIncomingInvite, FakeRtpSocket, fake_ca
 from wcsgw.calls.call import Call
 from wcsgw.calls.errors import CallError
 from wcsgw.calls.inbound import InboundCall
+from wcsgw.calls.outbound import OutboundCall
 from wcsgw.calls.status import CallStatus
 from wcsgw.media.rtp import build_rtp, parse_rtp
 from wcsgw.sdp.parser import parse_sdp
@@ -70,7 +71,7 @@ class HoldCase(unittest.TestCase):
 
     def started(self, video: bool = False) -> Call:
         """A browser's call to the phone, INVITE sent; what it sends the phone is recorded."""
-        call = Call(env=self.env, call_id="c1", session_id="s", account=Account(),
+        call = OutboundCall(env=self.env, call_id="c1", session_id="s", account=Account(),
                     request_uri="sip:bob@127.0.0.1", callee="bob", visible_name=None,
                     has_audio=True, has_video=video, browser_offer=CHROME_OFFER, sip_headers={},
                     on_status=self.statuses.append, on_gone=lambda c: None,
@@ -88,7 +89,7 @@ class HoldCase(unittest.TestCase):
             assert call.video is not None
             offer = parse_sdp(call.invite.offer)
             self.video_pt = next(c.payload_type for c in offer.media[1].codecs() if c.key == "vp8")
-        call._on_sip_event(Answered(phone_sdp(1, video_pt=self.video_pt)))
+        call.sip.heard(Answered(phone_sdp(1, video_pt=self.video_pt)))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         self.assertEqual(call.plan.mode, "relay")
         return call
@@ -132,13 +133,13 @@ class HoldCase(unittest.TestCase):
     def phone_reoffers(self, call: Call, direction: str, address: str = "127.0.0.1") -> list[str]:
         """The phone's re-INVITE; the directions of our answer's m-lines."""
         self.version += 1
-        call._on_sip_event(ReinviteOffered(phone_sdp(self.version, direction, self.video_pt,
+        call.sip.heard(ReinviteOffered(phone_sdp(self.version, direction, self.video_pt,
                                                      address)))
         return [m.direction for m in parse_sdp(call.invite.reinvite_answers[-1]).media]
 
     def phone_answers_our_reoffer(self, call: Call, direction: str) -> None:
         self.version += 1
-        call._on_sip_event(ReinviteAnswered(phone_sdp(self.version, direction, self.video_pt)))
+        call.sip.heard(ReinviteAnswered(phone_sdp(self.version, direction, self.video_pt)))
 
 
 class RemoteHoldTests(HoldCase):
@@ -248,7 +249,7 @@ class FirstAnswerHoldTests(HoldCase):
     def answered(self, direction: str, address: str = "127.0.0.1") -> Call:
         call = self.started()
         self.video_pt = None
-        call._on_sip_event(Answered(phone_sdp(1, direction, address=address)))
+        call.sip.heard(Answered(phone_sdp(1, direction, address=address)))
         return call
 
     def test_sendonly_answer_holds_until_the_phone_resumes(self) -> None:
@@ -282,10 +283,10 @@ class FirstAnswerHoldTests(HoldCase):
         """183 sendonly is the far end playing ringback: no HOLD before the answer; a
         sendrecv 2xx then makes the call ESTABLISHED with the browser heard."""
         call = self.started()
-        call._on_sip_event(Provisional(183, "Session Progress", phone_sdp(1, "sendonly")))
+        call.sip.heard(Provisional(183, "Session Progress", phone_sdp(1, "sendonly")))
         self.assertNotIn(CallStatus.HOLD.value, [s["status"] for s in self.statuses])
-        self.assertFalse(call.remote_hold)
-        call._on_sip_event(Answered(phone_sdp(1, "sendrecv")))
+        self.assertFalse(call.holds.remote)
+        call.sip.heard(Answered(phone_sdp(1, "sendrecv")))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         self.assertEqual(self.browser_speaks(call), 1)
 
@@ -293,8 +294,8 @@ class FirstAnswerHoldTests(HoldCase):
         """The 183's sendonly answer stands when the 2xx brings no SDP (RFC 3261 §13.2.1):
         once answered, that is a hold."""
         call = self.started()
-        call._on_sip_event(Provisional(183, "Session Progress", phone_sdp(1, "sendonly")))
-        call._on_sip_event(Answered(b""))
+        call.sip.heard(Provisional(183, "Session Progress", phone_sdp(1, "sendonly")))
+        call.sip.heard(Answered(b""))
         self.assertEqual(call.status, CallStatus.HOLD)
         self.assertEqual(self.browser_speaks(call), 0)
 
@@ -303,20 +304,20 @@ class LateOfferHoldTests(HoldCase):
     def test_ack_answer_to_our_offer_holds_and_resumes(self) -> None:
         """An offerless re-INVITE: our 2xx offers, the ACK answers sendonly — a hold."""
         call = self.established()
-        call._on_sip_event(ReinviteOffered(None))
+        call.sip.heard(ReinviteOffered(None))
         self.assertEqual(parse_sdp(call.invite.reinvite_answers[-1]).media[0].direction, "sendrecv")
-        call._on_sip_event(ReinviteConfirmed(phone_sdp(2, "sendonly")))
+        call.sip.heard(ReinviteConfirmed(phone_sdp(2, "sendonly")))
         self.assertEqual(call.status, CallStatus.HOLD)
         self.assertEqual(self.browser_speaks(call), 0)
-        call._on_sip_event(ReinviteOffered(None))
-        call._on_sip_event(ReinviteConfirmed(phone_sdp(3, "sendrecv")))
+        call.sip.heard(ReinviteOffered(None))
+        call.sip.heard(ReinviteConfirmed(phone_sdp(3, "sendrecv")))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         self.assertEqual(self.browser_speaks(call), 1)
 
     def test_ack_without_sdp_changes_nothing(self) -> None:
         call = self.established()
-        call._on_sip_event(ReinviteOffered(phone_sdp(2, "sendonly")))
-        call._on_sip_event(ReinviteConfirmed(None))
+        call.sip.heard(ReinviteOffered(phone_sdp(2, "sendonly")))
+        call.sip.heard(ReinviteConfirmed(None))
         self.assertEqual(call.status, CallStatus.HOLD)
 
 
@@ -382,7 +383,7 @@ class InboundHoldTests(HoldCase):
     def test_late_offer_ack_answer_inactive_holds(self) -> None:
         call = self.incoming(None)
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
-        call._on_sip_event(Confirmed(phone_sdp(1, "inactive")))
+        call.sip.heard(Confirmed(phone_sdp(1, "inactive")))
         self.assertIsNotNone(call.bridge)
         self.assertEqual(call.status, CallStatus.HOLD)
         self.assertEqual(self.browser_speaks(call), 0)

@@ -33,7 +33,8 @@ def router_for(h: UasHarness, account: SipAccount | None) -> InboundRouter:
 
     def make_call(session: Any, invite: Any, request: Any) -> Any:
         h.sessions.append(invite)
-        return SimpleNamespace(_on_sip_event=h.events.append)
+        invite.listener = h.events.append  # as a call's SIP leg takes the INVITE's events
+        return SimpleNamespace()
 
     return InboundRouter(gateway, make_call)
 

@@ -17,7 +17,9 @@ from twisted.internet import defer, task
 from twisted.trial import unittest
 
 from tests.call_fakes import Account, FakeRtpSocket, fake_call_setup, fake_env
-from wcsgw.calls.call import RTCP_INTERVAL, Call
+from wcsgw.calls.call import Call
+from wcsgw.calls.callmedia import RTCP_INTERVAL
+from wcsgw.calls.outbound import OutboundCall
 from wcsgw.calls.status import CallStatus
 from wcsgw.calls.supervision import MEDIA_TICK
 from wcsgw.media.clock import FakeClock
@@ -40,14 +42,14 @@ class SenderReportTimeTests(unittest.TestCase):
         self.clock.advance(SINCE_BOOT)
 
     def established(self, **env: Any) -> Call:
-        call = Call(env=fake_env(self, **env), call_id="c1", session_id="s", account=Account(),
+        call = OutboundCall(env=fake_env(self, **env), call_id="c1", session_id="s", account=Account(),
                     request_uri="sip:bob@127.0.0.1", callee="bob", visible_name=None,
                     has_audio=True, has_video=False, browser_offer=CHROME_OFFER,
                     sip_headers={}, on_status=lambda status: None, on_gone=lambda c: None,
                     notify=lambda m, p: None)
         self.addCleanup(self.close, call)
         call.start()
-        call._on_sip_event(Answered(PHONE_SDP))
+        call.sip.heard(Answered(PHONE_SDP))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         # the browser speaks for a second (relayed to the phone), then the reports go out
         for seq in range(1, 51):

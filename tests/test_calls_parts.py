@@ -5,6 +5,7 @@ both sides of a transfer (wcsgw.calls.transferor, wcsgw.calls.transferee), hold
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet import task
@@ -14,6 +15,7 @@ from wcsgw.calls.errors import CallError
 from wcsgw.calls.hold import Hold, holds_us
 from wcsgw.calls.infoqueue import FAST_UPDATE, InfoQueue
 from wcsgw.calls.policy import Policy
+from wcsgw.calls.sipleg import OutgoingSipLeg
 from wcsgw.calls.sipsdp import SipSdp
 from wcsgw.calls.status import CallStatus
 from wcsgw.calls.supervision import MEDIA_TICK, Supervision
@@ -356,10 +358,13 @@ class SipSdpTests(unittest.TestCase):
 
     def test_retarget_latches_to_the_sdp_and_its_source(self) -> None:
         rtp = FakeRtp()
-        self.sdp.note_source(Provisional(183, "Session Progress", source=Source()))  # type: ignore[arg-type]
-        self.sdp.note_source(Provisional(180, "Ringing"))  # no source: the last one stays
+        # The SIP leg remembers where the dialog's SDP-carrying messages came from.
+        leg = OutgoingSipLeg(SimpleNamespace(listener=None))
+        leg.heard(Provisional(183, "Session Progress", source=Source()))  # type: ignore[arg-type]
+        leg.heard(Provisional(180, "Ringing"))  # no source: the last one stays
         self.sdp.retarget(rtp, None, b"v=0\r\no=- 1 1 IN IP4 203.0.113.9\r\ns=-\r\n"
-                                     b"c=IN IP4 203.0.113.9\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n")
+                                     b"c=IN IP4 203.0.113.9\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n",
+                          source=leg.source)
         self.assertEqual(rtp.remote, ("203.0.113.9", 5000, 5001, ("192.0.2.7",)))
         self.sdp.retarget(rtp, None, b"not sdp")
         self.assertEqual(rtp.remote[1], 5000)

@@ -388,15 +388,15 @@ class CallPlanTests(unittest.TestCase):
     """The plan inside a Call: refused before any socket or INVITE; ``media`` in describe()."""
 
     def make_call(self, codecs: CodecPolicy):
-        from wcsgw.calls.call import Call
         from wcsgw.calls.environment import CallEnvironment
+        from wcsgw.calls.outbound import OutboundCall
         from wcsgw.sip.account import SipAccount
 
         env = CallEnvironment(reactor=Untouchable(), sip=Untouchable(), allocator=Untouchable(),
                               media_host="127.0.0.1", media_advertised="127.0.0.1",
                               codecs=codecs)
         self.statuses: list = []
-        return Call(env=env, call_id="c1", session_id="s1",
+        return OutboundCall(env=env, call_id="c1", session_id="s1",
                     account=SipAccount(login="1001", domain="pbx.example"),
                     request_uri="sip:1002@pbx.example", callee="1002", visible_name=None,
                     has_audio=True, has_video=False, browser_offer=BROWSER_OFFER,

@@ -27,6 +27,7 @@ from wcsgw.api.methods import SessionMethods
 from wcsgw.calls.call import Call
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.gateway import CallGateway
+from wcsgw.calls.outbound import OutboundCall
 from wcsgw.calls.policy import Policy
 from wcsgw.calls.status import CallStatus
 from wcsgw.sip.account import SipAccount
@@ -98,14 +99,14 @@ class ReferCase(unittest.TestCase):
         nobody to notify (a REST file call's situation)."""
         env = fake_env(self, incoming_transfers=mode, transfer_timeout=timeout,
                        policy=policy or Policy(["127.0.0.1"]), make_invite=ReferInvite)
-        call = Call(env=env, call_id="c1", session_id="s", account=ACCOUNT,
+        call = OutboundCall(env=env, call_id="c1", session_id="s", account=ACCOUNT,
                     request_uri="sip:1002@127.0.0.1", callee="1002", visible_name=None,
                     has_audio=True, has_video=False, browser_offer=CHROME_OFFER,
                     sip_headers={}, on_status=lambda d: None, on_gone=lambda c: None,
                     notify=(lambda m, p: self.notes.append((m, dict(p)))) if browser else None)
         self.addCleanup(self.close, call)
         call.start()
-        call._on_sip_event(Answered(PHONE_ANSWER))
+        call.sip.heard(Answered(PHONE_ANSWER))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         self.dialog: ReferInvite = call.invite  # type: ignore[assignment]
         return call

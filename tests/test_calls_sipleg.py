@@ -122,13 +122,13 @@ class BrowserLegStateTests(HoldCase):
     def test_ice_and_dtls_failures_fail_the_call_and_hang_up_the_sip_leg(self) -> None:
         for state, info in (("failed:ice", Info.ICE), ("failed:dtls", Info.DTLS)):
             call = self.established()
-            call._on_leg_state(state)
+            call.leg.on_state(state)
             self.assertEqual((call.status, call.info, call.sip_status),
                              (CallStatus.FAILED, info, 200))
             self.assertTrue(call.invite.hung_up)
 
     def test_other_states_are_nothing_to_the_call(self) -> None:
         call = self.established()
-        call._on_leg_state("connected")
+        call.leg.on_state("connected")
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         self.assertFalse(call.invite.hung_up)

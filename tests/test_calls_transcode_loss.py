@@ -24,6 +24,7 @@ from twisted.trial import unittest
 from tests.call_fakes import Account, fake_call_setup, fake_env, sip_answer
 from tests.support import assert_near
 from wcsgw.calls.call import Call
+from wcsgw.calls.outbound import OutboundCall
 from wcsgw.calls.plan import CodecPolicy
 from wcsgw.calls.status import CallStatus
 from wcsgw.media.audiocodec import make_codec
@@ -64,7 +65,7 @@ class TranscodeLossTests(unittest.TestCase):
         policy = CodecPolicy.from_names([sip_codec], ["opus"],
                                         transcodable=["opus", sip_codec.lower()])
         env = fake_env(self, codecs=policy)
-        call = Call(env=env, call_id="c1", session_id="s", account=Account(),
+        call = OutboundCall(env=env, call_id="c1", session_id="s", account=Account(),
                     request_uri="sip:bob@127.0.0.1", callee="bob", visible_name=None,
                     has_audio=True, has_video=False, browser_offer=CHROME_OFFER, sip_headers={},
                     on_status=lambda status: None, on_gone=lambda c: None)
@@ -81,7 +82,7 @@ class TranscodeLossTests(unittest.TestCase):
         call = self.make_call(sip_codec)
         self.assertEqual([c.rtpmap for c in call.invite.offered_codecs()],
                          [rtpmap, "telephone-event/8000"])
-        call._on_sip_event(Answered(sip_answer([(pt, rtpmap, None), (101, "telephone-event/8000",
+        call.sip.heard(Answered(sip_answer([(pt, rtpmap, None), (101, "telephone-event/8000",
                                                                       "0-16")])))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         self.assertEqual(call.describe()["media"]["mode"], "transcode")
@@ -107,7 +108,7 @@ class TranscodeLossTests(unittest.TestCase):
                 sent_at[i] = now
             if LOST + 1 in sent_at and LOST + 2 not in sent_at:
                 armed_while_held = armed_while_held or (
-                    call._dtmf_call is not None and call._dtmf_call.active())
+                    call.media.armed)
             self.clock.advance(STEP)
         for _ in range(20):
             self.clock.advance(STEP)
@@ -145,9 +146,9 @@ class TranscodeLossTests(unittest.TestCase):
         call.rtp.receive(build_rtp(payload_type=pt, sequence=(65500 + last) & 0xFFFF,
                                    timestamp=(3_000_000 + last * 160) & 0xFFFFFFFF, ssrc=0x51D,
                                    payload=far.encode(np.zeros(step))))
-        self.assertTrue(call._dtmf_call is not None and call._dtmf_call.active())
+        self.assertTrue(call.media.armed)
         call.hangup()
-        self.assertIsNone(call._dtmf_call)
+        self.assertFalse(call.media.armed)
         self.assertIsNone(call.bridge)
         self.clock.advance(0)  # on_settled, called soon after the end
         self.assertEqual(self.clock.getDelayedCalls(), [])

@@ -20,12 +20,13 @@ from tests.call_fakes import Account, FakeIncomingInvite, FakeRtpSocket, fake_ca
 from wcsgw.calls.call import Call
 from wcsgw.calls.handed import HandedCall
 from wcsgw.calls.inbound import InboundCall
+from wcsgw.calls.outbound import OutboundCall
 from wcsgw.calls.status import CallStatus
 from wcsgw.media.rtcp import Feedback, build_rr, build_sdes, build_sr, parse_rtcp
 from wcsgw.media.rtcpfb import build_pli
 from wcsgw.media.rtp import build_rtp, parse_rtp
-from wcsgw.sdp.negotiate import rtcp_feedback
 from wcsgw.sdp.parser import parse_sdp
+from wcsgw.sdp.video import rtcp_feedback
 from wcsgw.sip.invite import Answered
 from wcsgw.sip.mediacontrol import MEDIA_CONTROL, parse_media_control
 from wcsgw.sip.session import InfoAnswered, InfoReceived, ReinviteAnswered, ReinviteOffered
@@ -113,7 +114,7 @@ class CallVideoCase(unittest.TestCase):
         return self.sip_video().rtcp_packets
 
     def make_call(self, has_video: bool = True, offer: str = CHROME_OFFER) -> Call:
-        call = Call(env=self.env, call_id=f"c{len(self.calls)}", session_id="s", account=Account(),
+        call = OutboundCall(env=self.env, call_id=f"c{len(self.calls)}", session_id="s", account=Account(),
                     request_uri="sip:bob@127.0.0.1", callee="bob", visible_name=None,
                     has_audio=True, has_video=has_video, browser_offer=offer, sip_headers={},
                     on_status=self.statuses.append, on_gone=lambda c: None,
@@ -197,7 +198,7 @@ class OutboundVideoTests(CallVideoCase):
         offer = parts[0] + "m=video" + parts[1].replace("a=sendrecv", "a=recvonly", 1)
         call = self.make_call(offer=offer)
         self.assertEqual(parse_sdp(call.invite.offer).media[1].direction, "recvonly")
-        call._on_sip_event(Answered(self.vp8_answer(call, vport=30002, aport=30000)))
+        call.sip.heard(Answered(self.vp8_answer(call, vport=30002, aport=30000)))
         self.assertEqual(parse_sdp(call.browser_answer).media[1].direction, "sendonly")
         call.hold()  # held: neither way
         self.assertEqual(parse_sdp(call.invite.reinvites[-1]).media[1].direction, "inactive")
@@ -212,7 +213,7 @@ class OutboundVideoTests(CallVideoCase):
     def test_answer_with_video_bundles_it_for_the_browser(self) -> None:
         call = self.make_call()
         sip_pt = self.sip_vp8_pt(call)
-        call._on_sip_event(Answered(self.vp8_answer(call, vport=30002, aport=30000)))
+        call.sip.heard(Answered(self.vp8_answer(call, vport=30002, aport=30000)))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         answer = parse_sdp(call.browser_answer)
         self.assertIn("BUNDLE 0 1", answer.get("group"))
@@ -233,7 +234,7 @@ class OutboundVideoTests(CallVideoCase):
         127.0.0.1; both SIP-side sockets take packets from those IPs only (the first one
         latches), and a re-INVITE from elsewhere moves what they take."""
         call = self.make_call()
-        call._on_sip_event(Answered(self.vp8_answer(call, vport=30002, aport=30000),
+        call.sip.heard(Answered(self.vp8_answer(call, vport=30002, aport=30000),
                                     source=Target("UDP", "192.0.2.50", 5060)))
         for sock in (call.rtp, call.video.rtp):
             self.assertEqual(sock.rtp_latch.allowed_ips, {"127.0.0.1", "192.0.2.50"})
@@ -247,7 +248,7 @@ class OutboundVideoTests(CallVideoCase):
         self.assertEqual(len(got), 1)
         self.assertEqual(call.video.rtp.remote_rtp, ("192.0.2.50", 41000))
         self.assertEqual(call.video.rtp.dropped, 2)
-        call._on_sip_event(ReinviteOffered(
+        call.sip.heard(ReinviteOffered(
             self.vp8_answer(call, vport=31002, aport=31000, version=2),
             source=Target("UDP", "192.0.2.60", 5060)))
         for sock in (call.rtp, call.video.rtp):
@@ -260,7 +261,7 @@ class OutboundVideoTests(CallVideoCase):
         call = self.make_call()
         h264 = ("m=video {vport} RTP/AVP 126\r\na=rtpmap:126 H264/90000\r\n"
                 "a=fmtp:126 packetization-mode=1;profile-level-id=42e01e\r\n")
-        call._on_sip_event(Answered(sip_answer(h264, vport=30002, aport=30000)))
+        call.sip.heard(Answered(sip_answer(h264, vport=30002, aport=30000)))
         video = parse_sdp(call.browser_answer).media[1]
         # Chromium's 108 is H.264 constrained baseline, mode 1; level lowered to the phone's
         self.assertEqual(video.formats, ["108"])
@@ -282,7 +283,7 @@ class OutboundVideoTests(CallVideoCase):
                    "a=fmtp:116 packetization-mode=1;profile-level-id=42e01f\r\n"
                    "a=rtpmap:39 H264/90000\r\n"
                    "a=fmtp:39 packetization-mode=0;profile-level-id=42e01f\r\n")
-        call._on_sip_event(Answered(sip_answer(baresip, vport=30002, aport=30000)))
+        call.sip.heard(Answered(sip_answer(baresip, vport=30002, aport=30000)))
         video = parse_sdp(call.browser_answer).media[1]
         self.assertEqual(video.formats, ["108"])  # Chromium's constrained baseline, mode 1
         for pt in (102, 116, 108, 104):  # 104 is mode 0: not this stream
@@ -296,7 +297,7 @@ class OutboundVideoTests(CallVideoCase):
     def test_sip_side_rejects_video_call_goes_on_audio_only(self) -> None:
         call = self.make_call()
         video_port = call.video.rtp.port
-        call._on_sip_event(Answered(sip_answer("m=video 0 RTP/AVP 96\r\n", aport=30000)))
+        call.sip.heard(Answered(sip_answer("m=video 0 RTP/AVP 96\r\n", aport=30000)))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         answer = parse_sdp(call.browser_answer)
         self.assertEqual(answer.media[1].port, 0)
@@ -317,14 +318,14 @@ class OutboundVideoTests(CallVideoCase):
         pt = self.sip_vp8_pt(call)
         answer = sip_answer(f"m=video {{vport}} RTP/AVP {pt}\r\na=rtpmap:{pt} VP8/90000\r\n"
                             "a=inactive\r\n", vport=30002, aport=30000)
-        call._on_sip_event(Answered(answer))
+        call.sip.heard(Answered(answer))
         self.assertEqual(parse_sdp(call.browser_answer).media[1].port, 0)
         self.assertFalse(call.has_video)
         return self.end_and_check_ports(call)
 
     def test_answer_without_a_video_line(self) -> None:
         call = self.make_call()
-        call._on_sip_event(Answered(sip_answer(None, aport=30000)))
+        call.sip.heard(Answered(sip_answer(None, aport=30000)))
         self.assertEqual(parse_sdp(call.browser_answer).media[1].port, 0)
         self.assertFalse(call.has_video)
         return self.end_and_check_ports(call)
@@ -334,7 +335,7 @@ class VideoMediaTests(CallVideoCase):
     def established(self) -> Call:
         call = self.make_call()
         self.pt = self.sip_vp8_pt(call)
-        call._on_sip_event(Answered(self.vp8_answer(call, vport=30002, aport=30000)))
+        call.sip.heard(Answered(self.vp8_answer(call, vport=30002, aport=30000)))
         self.our_browser_ssrc = int(parse_sdp(call.browser_answer).media[1].get("ssrc").split()[0])
         return call
 
@@ -408,7 +409,7 @@ class VideoMediaTests(CallVideoCase):
         held = parse_sdp(call.invite.reinvites[-1])
         self.assertEqual([m.direction for m in held.media], ["sendonly", "sendonly"])
         self.assertEqual(held.media[1].formats, [str(self.pt)])  # only the codec in use
-        call._on_sip_event(ReinviteAnswered(self.vp8_answer(call, vport=30002, aport=30000,
+        call.sip.heard(ReinviteAnswered(self.vp8_answer(call, vport=30002, aport=30000,
                                                        direction="recvonly", version=2)))
         self.assertEqual(call.status, CallStatus.HOLD)
         sent = len(self.phone_video)
@@ -417,7 +418,7 @@ class VideoMediaTests(CallVideoCase):
         before_phone = len(feedback(self.phone_video_rtcp))
         before_browser = len(feedback(call.leg.rtcp))
         call.unhold()
-        call._on_sip_event(ReinviteAnswered(self.vp8_answer(call, vport=30002, aport=30000, version=3)))
+        call.sip.heard(ReinviteAnswered(self.vp8_answer(call, vport=30002, aport=30000, version=3)))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         # resumed: a key frame asked of both senders, and the browser's video flows again
         self.assertEqual(len(feedback(self.phone_video_rtcp)), before_phone + 1)
@@ -431,7 +432,7 @@ class VideoMediaTests(CallVideoCase):
         call.video.rtp.receive(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
         before = len(feedback(self.phone_video_rtcp))
         self.clock.advance(1)
-        call._on_sip_event(ReinviteOffered(self.vp8_answer(call, vport=31002, aport=31000, version=2)))
+        call.sip.heard(ReinviteOffered(self.vp8_answer(call, vport=31002, aport=31000, version=2)))
         (answer_bytes,) = call.invite.reinvite_answers
         answer = parse_sdp(answer_bytes)
         self.assertEqual([(m.kind, m.port) for m in answer.media],
@@ -443,7 +444,7 @@ class VideoMediaTests(CallVideoCase):
 
     def test_sip_reinvite_holding_video(self) -> None:
         call = self.established()
-        call._on_sip_event(ReinviteOffered(self.vp8_answer(call, vport=30002, aport=30000,
+        call.sip.heard(ReinviteOffered(self.vp8_answer(call, vport=30002, aport=30000,
                                                       direction="sendonly", version=2)))
         answer = parse_sdp(call.invite.reinvite_answers[-1])
         self.assertEqual([m.direction for m in answer.media], ["recvonly", "recvonly"])
@@ -456,7 +457,7 @@ class VideoMediaTests(CallVideoCase):
         call = self.established()
         offer = self.vp8_answer(call, vport=30002, aport=30000, version=2) + (
             b"m=application 5000 UDP/BFCP *\r\n")
-        call._on_sip_event(ReinviteOffered(offer))
+        call.sip.heard(ReinviteOffered(offer))
         answer = parse_sdp(call.invite.reinvite_answers[-1])
         self.assertEqual([(m.kind, m.port == 0) for m in answer.media],
                          [("audio", False), ("video", False), ("application", True)])
@@ -563,7 +564,7 @@ class InfoFastUpdateTests(CallVideoCase):
     def established(self, feedback_lines: str = "") -> Call:
         call = self.make_call()
         self.pt = pt = self.sip_vp8_pt(call)
-        call._on_sip_event(Answered(sip_answer(
+        call.sip.heard(Answered(sip_answer(
             f"m=video {{vport}} RTP/AVP {pt}\r\na=rtpmap:{pt} VP8/90000\r\n"
             + feedback_lines.format(pt=pt), vport=30002, aport=30000)))
         self.our_browser_ssrc = int(parse_sdp(call.browser_answer).media[1].get("ssrc").split()[0])
@@ -586,12 +587,12 @@ class InfoFastUpdateTests(CallVideoCase):
         self.browser_pli(call)
         self.assertEqual(len(feedback(self.phone_video_rtcp)), 2)
         self.assertEqual(fast_updates(call.invite.infos), 1)
-        call._on_sip_event(InfoAnswered(200))
+        call.sip.heard(InfoAnswered(200))
         # answered: the next request goes by INFO again ...
         self.clock.advance(2)
         self.browser_pli(call)
         self.assertEqual(fast_updates(call.invite.infos), 2)
-        call._on_sip_event(InfoAnswered(200))
+        call.sip.heard(InfoAnswered(200))
         # ... but not within the INFO interval (the RTCP throttle has passed: 0.6 s)
         self.clock.advance(0.6)
         self.browser_pli(call)
@@ -617,7 +618,7 @@ class InfoFastUpdateTests(CallVideoCase):
             call = self.established()
             call.video.rtp.receive(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
             self.assertEqual(fast_updates(call.invite.infos), 1)
-            call._on_sip_event(InfoAnswered(status))
+            call.sip.heard(InfoAnswered(status))
             self.clock.advance(2)
             self.browser_pli(call)
             self.assertEqual(fast_updates(call.invite.infos), 1)  # no more INFO ...
@@ -630,10 +631,10 @@ class InfoFastUpdateTests(CallVideoCase):
     def test_retarget_forces_an_info_within_the_interval(self) -> None:
         call = self.established()
         call.video.rtp.receive(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
-        call._on_sip_event(InfoAnswered(200))
+        call.sip.heard(InfoAnswered(200))
         self.clock.advance(0.2)
         pt = self.pt
-        call._on_sip_event(ReinviteOffered(sip_answer(
+        call.sip.heard(ReinviteOffered(sip_answer(
             f"m=video {{vport}} RTP/AVP {pt}\r\na=rtpmap:{pt} VP8/90000\r\n",
             vport=31002, aport=31000, version=2)))
         self.assertEqual(call.video.rtp.remote_rtp, ("127.0.0.1", 31002))
@@ -645,14 +646,14 @@ class InfoFastUpdateTests(CallVideoCase):
         call.leg.on_rtp(video_packet(96, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
         self.assertEqual(len(plis_to_browser(call)), 1)  # path start
         self.clock.advance(1)
-        call._on_sip_event(InfoReceived("Application/Media_Control+XML; charset=utf-8",
+        call.sip.heard(InfoReceived("Application/Media_Control+XML; charset=utf-8",
                                         FAST_UPDATE))
         plis = plis_to_browser(call)
         self.assertEqual(len(plis), 2)
         self.assertEqual(plis[-1].media_ssrc, BROWSER_VIDEO_SSRC)
         self.assertEqual(call.video.relay.stats()["sip"]["keyframe_requests_received"], 1)
         # the RTCP path's throttle: a second request right away is not passed on
-        call._on_sip_event(InfoReceived(MEDIA_CONTROL, FAST_UPDATE))
+        call.sip.heard(InfoReceived(MEDIA_CONTROL, FAST_UPDATE))
         self.assertEqual(len(plis_to_browser(call)), 2)
         self.assertEqual(call.video.fast_updates_received, 2)
         # garbage and other commands: ignored, no DTMF notification, nothing raised
@@ -660,7 +661,7 @@ class InfoFastUpdateTests(CallVideoCase):
         for body in (b"<media_control><vc_primitive>", b"Signal=5\r\n",
                      b"<media_control><vc_primitive><to_encoder><mute/></to_encoder>"
                      b"</vc_primitive></media_control>"):
-            call._on_sip_event(InfoReceived(MEDIA_CONTROL, body))
+            call.sip.heard(InfoReceived(MEDIA_CONTROL, body))
         self.assertEqual(len(plis_to_browser(call)), 2)
         self.assertEqual([n for n in self.notifications if n[0] == "dtmf"], [])
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
@@ -668,7 +669,7 @@ class InfoFastUpdateTests(CallVideoCase):
 
     def test_general_error_from_the_phone_stops_our_info(self) -> None:
         call = self.established()
-        call._on_sip_event(InfoReceived(MEDIA_CONTROL, b"<media_control><general_error>"
+        call.sip.heard(InfoReceived(MEDIA_CONTROL, b"<media_control><general_error>"
                                         b"Unknown command</general_error></media_control>"))
         call.video.rtp.receive(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
         self.assertEqual(len(feedback(self.phone_video_rtcp)), 1)
@@ -683,17 +684,17 @@ class InfoFastUpdateTests(CallVideoCase):
         # a key-frame request while "1" is unanswered: queued, ahead of "2"
         call.video.rtp.receive(video_packet(self.pt, 50, 9000, PHONE_VIDEO_SSRC))
         self.assertEqual(len(call.invite.infos), 1)
-        call._on_sip_event(InfoAnswered(200))
+        call.sip.heard(InfoAnswered(200))
         self.assertEqual(fast_updates(call.invite.infos[1:]), 1)
         # the fast update's 415 is its own: DTMF INFO goes on, fast update stops
-        call._on_sip_event(InfoAnswered(415))
+        call.sip.heard(InfoAnswered(415))
         self.assertEqual(call.invite.infos[2], ("application/dtmf-relay",
                                                 b"Signal=2\r\nDuration=250\r\n"))
         self.assertFalse(call.video.fast_update.enabled)
-        call._on_sip_event(InfoAnswered(200))
+        call.sip.heard(InfoAnswered(200))
         self.assertEqual(len(call.invite.infos), 3)
         # and DTMF INFO from the phone is still a dtmf notification
-        call._on_sip_event(InfoReceived("application/dtmf-relay", b"Signal=7\r\nDuration=160\r\n"))
+        call.sip.heard(InfoReceived("application/dtmf-relay", b"Signal=7\r\nDuration=160\r\n"))
         self.assertEqual([p["dtmf"] for m, p in self.notifications if m == "dtmf"], ["7"])
         return self.end_and_check_ports(call)
 
@@ -703,7 +704,7 @@ class InfoFastUpdateTests(CallVideoCase):
 
         call = self.make_call()
         pt = self.sip_vp8_pt(call)
-        call._on_sip_event(Provisional(183, "Session Progress", sip_answer(
+        call.sip.heard(Provisional(183, "Session Progress", sip_answer(
             f"m=video {{vport}} RTP/AVP {pt}\r\na=rtpmap:{pt} VP8/90000\r\n",
             vport=30002, aport=30000)))
         self.assertIsNotNone(call.video.relay)
@@ -727,7 +728,7 @@ class InfoFastUpdateTests(CallVideoCase):
         call.leg.on_rtp(video_packet(vp8, 1, 1000, BROWSER_VIDEO_SSRC), self.clock.seconds())
         before = len(plis_to_browser(call))
         self.clock.advance(1)
-        call._on_sip_event(InfoReceived(MEDIA_CONTROL, FAST_UPDATE))
+        call.sip.heard(InfoReceived(MEDIA_CONTROL, FAST_UPDATE))
         self.assertEqual(len(plis_to_browser(call)), before + 1)
         return self.end_and_check_ports(call)
 
@@ -779,7 +780,7 @@ class HandedVideoTests(CallVideoCase):
         self.assertEqual(video.port, call.video.rtp.port)
         sip_pt = video.codecs()[0].payload_type
         self.assertFalse({str(sip_pt)} & set(invite.media[0].formats))
-        call._on_sip_event(Answered(sip_answer(
+        call.sip.heard(Answered(sip_answer(
             f"m=video {{vport}} RTP/AVP {sip_pt}\r\na=rtpmap:{sip_pt} VP8/90000\r\n"
             f"a=rtcp-fb:{sip_pt} nack pli\r\nb=AS:600\r\n", vport=30002, aport=30000)))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
@@ -807,7 +808,7 @@ class HandedVideoTests(CallVideoCase):
         self.assertEqual((offered.key, offered.fmtp_params["packetization-mode"],
                           offered.fmtp_params["profile-level-id"]), ("h264", "1", "42e01f"))
         pt = offered.payload_type
-        call._on_sip_event(Answered(sip_answer(
+        call.sip.heard(Answered(sip_answer(
             f"m=video {{vport}} RTP/AVP {pt}\r\na=rtpmap:{pt} H264/90000\r\n"
             f"a=fmtp:{pt} packetization-mode=1;profile-level-id=42e01e\r\n",
             vport=30002, aport=30000)))
@@ -822,7 +823,7 @@ class HandedVideoTests(CallVideoCase):
         self.assertEqual([m.kind for m in parse_sdp(call.invite.offer).media], ["audio"])
         self.assertIsNone(call.video)
         self.assertFalse(call.describe()["hasVideo"])
-        call._on_sip_event(Answered(sip_answer(None, aport=30000)))
+        call.sip.heard(Answered(sip_answer(None, aport=30000)))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         return self.end_and_check_ports(call)
 
@@ -838,7 +839,7 @@ class HandedVideoTests(CallVideoCase):
         call = self.handed()
         vp8 = self.browser_video(call, "vp8")
         call.answer(answer_to_gateway_offer(call.browser_offer_text, vp8.payload_type))
-        call._on_sip_event(Answered(sip_answer("m=video 0 RTP/AVP 96\r\n", aport=30000)))
+        call.sip.heard(Answered(sip_answer("m=video 0 RTP/AVP 96\r\n", aport=30000)))
         self.assertEqual(call.status, CallStatus.ESTABLISHED)
         self.assertFalse(call.describe()["hasVideo"])
         self.assertIsNone(call.describe()["media"]["video"])
@@ -862,7 +863,7 @@ class HandedVideoTests(CallVideoCase):
         vp8 = self.browser_video(call, "vp8")
         call.answer(answer_to_gateway_offer(call.browser_offer_text, vp8.payload_type))
         sip_pt = parse_sdp(call.invite.offer).media[1].codecs()[0].payload_type
-        call._on_sip_event(Answered(sip_answer(
+        call.sip.heard(Answered(sip_answer(
             f"m=video {{vport}} RTP/AVP {sip_pt}\r\na=rtpmap:{sip_pt} VP8/90000\r\n",
             vport=30002, aport=30000)))
         call.video.rtp.receive(video_packet(sip_pt, 7, 5000, PHONE_VIDEO_SSRC))

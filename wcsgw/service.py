@@ -305,12 +305,12 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     """The B2BUA: media ports, the built-in test lines (when enabled) and the CallGateway."""
     from twisted.internet import reactor
 
-    from wcsgw.calls.call import Call
     from wcsgw.calls.environment import CallEnvironment
     from wcsgw.calls.filecall import FileCall
     from wcsgw.calls.gateway import CallGateway
     from wcsgw.calls.handed import HandedCall
     from wcsgw.calls.inbound import InboundCall
+    from wcsgw.calls.outbound import OutboundCall
     from wcsgw.calls.policy import Policy
     from wcsgw.calls.testlines import TestLines
     from wcsgw.media.ports import PortAllocator
@@ -347,7 +347,7 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
 
     env.certificate = RTCCertificate.generateCertificate()
     # [limits]: the call-rate window runs on the reactor's clock (tests inject their own)
-    gateway = CallGateway(sip, policy, functools.partial(Call, env=env), limits=config.limits,
+    gateway = CallGateway(sip, policy, functools.partial(OutboundCall, env=env), limits=config.limits,
                           clock=cast(Clock, reactor).seconds)
     gateway.inbound_factory = functools.partial(InboundCall, env=env)
     gateway.file_call_factory = functools.partial(FileCall, env=env)

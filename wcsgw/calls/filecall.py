@@ -1,9 +1,10 @@
 """Calls with server-side media (REST ``call/startup`` with ``playFile`` / ``record``).
 
-No browser is involved: a :class:`FileLeg` stands where the WebRTC leg would, with the same
-small interface (``on_rtp``, ``send_rtp``, ``start``, ``close`` ...).  Everything else —
-statuses, hold, DTMF, transfer, the RTP timeout, hang-up — is the ordinary
-:class:`~wcsgw.calls.call.Call`.
+No browser is involved: a :class:`FileLeg` is the call's near leg, where the browser's would
+be, behind the same leg interface (wcsgw.calls.leg); its media end, a
+:class:`~wcsgw.media.filemedia.FileMedia`, has the browser media end's small interface
+(``on_rtp``, ``send_rtp``, ``start``, ``close`` ...).  Everything else — statuses, hold, DTMF,
+transfer, the RTP timeout, hang-up — is the ordinary :class:`~wcsgw.calls.call.Call`.
 
 **Codecs.**  The INVITE offers every ``[codecs] sip`` codec (in that order) this machine can
 encode — its native library loads (:func:`wcsgw.media.audiocodec.available`) — with
@@ -26,20 +27,17 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-import numpy as np
-from twisted.internet import task
 from twisted.logger import Logger
 
 from wcsgw.calls.call import Call
 from wcsgw.calls.errors import CallError, Codes
+from wcsgw.calls.leg import Leg
 from wcsgw.calls.plan import CodecPlan, CodecPolicy
 from wcsgw.calls.status import Info
-from wcsgw.media.audiocodec import AudioCodec, CodecError, make_codec, packet_samples
-from wcsgw.media.rtp import build_rtp
-from wcsgw.media.wavfile import WavSource
-from wcsgw.media.wavrecord import WavRecorder, create_new
+from wcsgw.media.audiocodec import CodecError
+from wcsgw.media.filemedia import FileMedia
 from wcsgw.sdp.codecs import Codec, assign_payload_types, is_auxiliary, same_codec
 
 log = Logger(namespace="wcsgw.calls")
@@ -49,9 +47,6 @@ __all__ = ["FileCall", "FileLeg", "file_call_offer", "settle_file_answer"]
 TELEPHONE_EVENT = "telephone-event"
 #: telephone-event's usual number at 8 kHz (the other rates get a dynamic one)
 _EVENT_PAYLOAD_TYPES = {8000: 101}
-#: At most this many packets are sent at once to catch up after the reactor was late; a longer
-#: stall becomes a gap in time (the timestamps move on) rather than a burst.
-MAX_CATCH_UP = 5
 
 
 def encodable() -> frozenset[str]:
@@ -95,130 +90,22 @@ def settle_file_answer(offer: Sequence[Codec], answer: Sequence[Codec]) -> tuple
     return chosen, dtmf or (events[0] if events else None)
 
 
-class FileLeg:
-    """The media end of a server-side call: a WAV player and a WAV recorder speaking RTP in
-    the codec the SIP side chose (:meth:`use_codec`)."""
+class FileLeg(Leg):
+    """A file call's near leg: its media end is a :class:`~wcsgw.media.filemedia.FileMedia`
+    (the WAV played, the recording made), which begins once the SIP side chose a codec."""
 
-    def __init__(self, reactor: Any, play_file: Path | None, record_file: Path | None) -> None:
-        self.reactor = reactor
-        self.play_file = play_file
-        self.record_file = record_file
-        self.on_rtp: Callable[[bytes, float], None] = lambda packet, now: None
-        self.on_rtcp: Callable[[bytes, float], None] = lambda packet, now: None
-        self.on_state: Callable[[str], None] = lambda state: None
-        self.state = "new"
-        self.codec = Codec("PCMU", 8000, 1, 0)
-        self.ptime = 20
-        self._source: WavSource | None = None
-        self._recorder: WavRecorder | None = None
-        self._silence_codec: AudioCodec | None = None
-        self._silence_samples = np.zeros(0, dtype=np.int16)
-        self._ticks = 160  # RTP timestamp step per packet
-        self._interval = 0.020
-        self._started = 0.0
-        self._packets = 0  # packet times accounted for since the start
-        self._loop: task.LoopingCall | None = None
-        self._ssrc = secrets.randbits(32)
-        self._seq = secrets.randbits(16)
-        self._ts = secrets.randbits(32)
-        self._first = True
+    def __init__(self, media: FileMedia) -> None:
+        self.media = media
+        #: the SSRC of what the bridge sends on the file's behalf (nobody reads our SDP)
+        self.ssrc = secrets.randbits(32)
 
-    def use_codec(self, codec: Codec, ptime: int | None = None) -> None:
-        """The SIP side's choice (its payload type and fmtp) and its ``a=ptime`` (None: 20)."""
-        self.codec = codec
-        self.ptime = ptime or 20
+    def start(self, now: float) -> None:
+        """Open the file and the recording and play: raises CodecError (the codec's library is
+        missing), OSError or WavError (the file went away)."""
+        self.media.start()
 
-    def set_remote(self, *args: Any) -> None:  # a file has no ICE/DTLS peer
-        pass
-
-    def start(self) -> None:
-        """Open the file and the recording in the codec, and send a packet every ptime.
-        Raises CodecError (the codec's library is missing) or OSError/WavError."""
-        codec = self.codec
-        fmtp = codec.fmtp_params
-        try:
-            if self.play_file is not None:
-                self._source = WavSource(self.play_file, codec.name, ptime=self.ptime,
-                                         clock_rate=codec.clock_rate, fmtp=fmtp)
-                self._ticks = self._source.rtp_ticks
-                interval = self._source.ptime / 1000
-            else:
-                encoder = self._silence_codec = make_codec(codec.name, codec.clock_rate, fmtp)
-                samples = packet_samples(encoder, self.ptime)
-                self._silence_samples = np.zeros(samples, dtype=np.int16)
-                self._ticks = samples * encoder.rtp_clock // encoder.sample_rate
-                interval = samples / encoder.sample_rate
-            if self.record_file is not None:
-                # Created here, exclusively: never an existing file or a planted symlink.
-                created = create_new(self.record_file.parent, self.record_file.name)
-                self._recorder = WavRecorder(created, codec.name,
-                                             payload_type=codec.payload_type,
-                                             clock_rate=codec.clock_rate, fmtp=fmtp)
-        except BaseException:
-            self.close()
-            raise
-        self._interval = interval
-        self._started = self.reactor.seconds()
-        self._loop = task.LoopingCall(self._tick)
-        self._loop.clock = self.reactor
-        self._loop.start(interval, now=True)
-        self.state = "connected"
-
-    def _tick(self) -> None:
-        """The packets due by now (one, unless the reactor was late): the file's next ones,
-        or silence once it has ended.  Counted from the start time rather than trusted to
-        LoopingCall's count, which float rounding makes skip a beat now and then."""
-        now = self.reactor.seconds()
-        elapsed = now - self._started
-        due = int(elapsed / self._interval + 1e-6) + 1 - self._packets
-        if due <= 0:
-            return
-        self._packets += due
-        late = max(0, due - MAX_CATCH_UP)
-        self._ts = (self._ts + late * self._ticks) & 0xFFFFFFFF
-        for _ in range(due - late):
-            payload = self._silence_payload() if self._source is None else self._source.read()
-            if payload is None:  # the file has ended
-                payload = self._source.silence()  # type: ignore[union-attr]
-            packet = build_rtp(payload_type=self.codec.payload_type or 0, sequence=self._seq,
-                               timestamp=self._ts, ssrc=self._ssrc, payload=payload,
-                               marker=self._first or late > 0)
-            self._first = False
-            late = 0
-            self._seq = (self._seq + 1) & 0xFFFF
-            self._ts = (self._ts + self._ticks) & 0xFFFFFFFF
-            self.on_rtp(packet, now)
-
-    def _silence_payload(self) -> bytes:
-        """Silence encoded now: G.722 (ADPCM), G.729, Speex and Opus encode relative to their
-        state, so one payload sent over and over would not decode as silence."""
-        assert self._silence_codec is not None
-        return self._silence_codec.encode(self._silence_samples)
-
-    def send_rtp(self, packet: bytes) -> None:
-        """What the SIP side sends (relayed by the bridge): into the recording."""
-        if self._recorder is not None:
-            self._recorder.write_rtp(packet)
-
-    def send_rtcp(self, packet: bytes) -> None:
-        pass
-
-    @property
-    def recorder(self) -> WavRecorder | None:
-        return self._recorder
-
-    def close(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
-        if self._source is not None:
-            self._source.close()
-        if self._recorder is not None:
-            self._recorder.close()
-        if self._silence_codec is not None:
-            self._silence_codec.close()
-            self._silence_codec = None
-        self.state = "closed"
+    def hangup(self, now: float) -> None:
+        self.media.close()
 
 
 class FileCall(Call):
@@ -234,8 +121,6 @@ class FileCall(Call):
         self.record_file = record_file
         #: the recording's file name within the recordings folder (docs/contract.md), or None
         self.recording = record_file.name if record_file is not None else None
-        #: the media end, where a browser call has its WebRTC leg (also ``leg``), once started
-        self.file_leg: FileLeg | None = None
 
     def describe(self, with_sdp: bool = False) -> dict[str, Any]:
         out = super().describe(with_sdp=False)
@@ -257,15 +142,13 @@ class FileCall(Call):
         log.info("call {call_id}: file call, SIP offer {offer}", call_id=self.call_id,
                  offer=", ".join(c.rtpmap for c in offer))
         self.rtp = env.make_rtp_socket(env.reactor, env.allocator, env.media_host)
-        self.file_leg = FileLeg(env.reactor, self.play_file, self.record_file)
-        self.leg = self.file_leg  # type: ignore[assignment]
-        self._open_media_session()
+        self._take_near(FileLeg(FileMedia(env.reactor, self.play_file, self.record_file)))
         self._place_invite()
 
     def _connect_media(self, sip_sdp: bytes) -> None:
         """The SIP side answered: play and record in its codec; the bridge relays."""
-        plan, leg = self.plan, self.file_leg
-        assert plan is not None and leg is not None
+        plan, leg = self.plan, self.leg
+        assert plan is not None and isinstance(leg, FileMedia)
         answer = self._parse_sip_answer(sip_sdp)
         if answer is None:
             return
@@ -285,7 +168,7 @@ class FileCall(Call):
         leg.use_codec(chosen, audio.ptime)
         self._retarget(sip_sdp, parsed=answer)
         try:
-            self._start_media(secrets.randbits(32))
+            self._start_media()
         except (CodecError, OSError, ValueError) as exc:  # the file or a library went away
             log.warn("call {call_id}: server-side media failed: {error}", call_id=self.call_id,
                      error=str(exc))

@@ -14,9 +14,6 @@ from wcsgw.calls.offered import OfferedCall
 from wcsgw.calls.plan import CodecPlan, browser_offer_codecs, plan_codecs
 from wcsgw.calls.status import CallStatus, Info
 from wcsgw.calls.video import VideoPath
-from wcsgw.sdp.errors import SdpError
-from wcsgw.sdp.parser import parse_sdp
-from wcsgw.webrtc.offer import parse_browser_answer, parse_browser_video
 
 __all__ = ["HandedCall"]
 
@@ -46,13 +43,9 @@ class HandedCall(OfferedCall):
         self._ring_browser(browser_offer_codecs(None, env.codecs), self._no_answer)
 
     def answer(self, browser_sdp: str) -> None:
-        if self.status is not CallStatus.RING or self.sip is not None:
+        if self.sip is not None:
             raise CallError(Codes.BAD_STATE, f"the call is {self.status.value}", "callId")
-        try:
-            answer = parse_browser_answer(self._browser_offer_sd, parse_sdp(browser_sdp))
-        except (SdpError, ValueError) as exc:
-            raise CallError(Codes.INVALID, f"the SDP answer is not usable: {exc}", "sdp") from None
-        assert self.leg is not None and self.rtp is not None
+        answer, video = self._take_browser_answer(browser_sdp)
         # The browser's codec is fixed now: the SIP offer is made as for a browser that
         # offered only it (relayed if the SIP side takes it, else transcoded).
         chosen = [answer.codecs[0]] + ([answer.telephone_event] if answer.telephone_event else [])
@@ -61,12 +54,10 @@ class HandedCall(OfferedCall):
         self._browser_chosen = chosen
         if self.video is not None:  # the browser's video format is the INVITE's only one
             taken = {c.payload_type for c in plan.sip_offer if c.payload_type is not None}
-            if not self.video.settle_handed_answer(
-                    parse_browser_video(self._browser_offer_sd, parse_sdp(browser_sdp)), taken):
+            if not self.video.settle_handed_answer(video, taken):
                 self.video.close()  # before the INVITE: no video line at all
                 self.video = None
                 self.has_video = False
-        self.leg.set_remote(answer.ice_ufrag, answer.ice_pwd, answer.fingerprint)
         self._cancel_ring_timer()
         self._place_invite()
 
@@ -98,4 +89,4 @@ class HandedCall(OfferedCall):
             self.video.reject()  # the SIP side has no video for us: audio-only
             self.has_video = False
         self._retarget(sip_sdp, parsed=answer)
-        self._start_media(self._webrtc_ssrc)
+        self._start_media()

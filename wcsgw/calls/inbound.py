@@ -18,7 +18,8 @@ from typing import Any, Callable, ClassVar, Mapping
 
 from twisted.logger import Logger
 
-from wcsgw.calls.call import Call, _parsed
+from wcsgw.calls.call import Call
+from wcsgw.calls.core import parsed_sdp
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.events import Confirm
 from wcsgw.calls.offered import OfferedCall
@@ -41,7 +42,6 @@ from wcsgw.sip.target import Target
 from wcsgw.sip.transaction import ServerTransaction
 from wcsgw.sip.uas import IncomingInvite
 from wcsgw.sip.uri import parse_uri
-from wcsgw.webrtc.offer import parse_browser_answer, parse_browser_video
 
 log = Logger(namespace="wcsgw.calls")
 
@@ -55,12 +55,9 @@ class InboundCall(OfferedCall):
         super().__init__(request_uri=request_uri, **kwargs)
         #: the caller's INVITE, as the call's SIP leg until a transfer replaces it
         self.uas = IncomingSipLeg(invite)
-        self.sip = self.uas
+        self._take_sip(self.uas)
         self.caller_uri = caller
         self._sip_offer_sdp = self.uas.offer_sdp
-        # The caller's SDP came with the INVITE: its media latches to the INVITE's source IP
-        # (or the SDP's); a late offer's ACK and re-INVITEs update it (SipSdp.note_source).
-        self.sip_sdp.source = self.uas.source
 
     @property
     def caller(self) -> str:
@@ -94,12 +91,7 @@ class InboundCall(OfferedCall):
 
     def answer(self, browser_sdp: str) -> None:
         """The browser accepted: learn its codec, answer the SIP side, start the media."""
-        if self.status is not CallStatus.RING:
-            raise CallError(Codes.BAD_STATE, f"the call is {self.status.value}", "callId")
-        try:
-            answer = parse_browser_answer(self._browser_offer_sd, parse_sdp(browser_sdp))
-        except (SdpError, ValueError) as exc:
-            raise CallError(Codes.INVALID, f"the SDP answer is not usable: {exc}", "sdp") from None
+        answer, browser_video = self._take_browser_answer(browser_sdp)
         plan = self.plan
         assert plan is not None and self.leg is not None and self.rtp is not None
         late = self._sip_offer_sdp is None
@@ -117,8 +109,7 @@ class InboundCall(OfferedCall):
             supported = [c for c in (plan.sip_codec, plan.sip_dtmf) if c is not None]
             video_answer = None
             if self.video is not None:  # the browser's answer decides whether there is video
-                video_answer = self.video.settle_browser_answer(
-                    parse_browser_video(self._browser_offer_sd, parse_sdp(browser_sdp)), offer)
+                video_answer = self.video.settle_browser_answer(browser_video, offer)
                 if video_answer is None:
                     self.video.reject()
                     self.has_video = False
@@ -131,17 +122,16 @@ class InboundCall(OfferedCall):
                                      session_id=self.sip_sdp.new_session())
             self._browser_chosen = [answer.codecs[0]] + (
                 [answer.telephone_event] if answer.telephone_event else [])
-        self.leg.set_remote(answer.ice_ufrag, answer.ice_pwd, answer.fingerprint)
         self._cancel_ring_timer()
         if not late:
-            self._start_media(self._webrtc_ssrc)
+            self._start_media()
         self.uas.answer(serialize_sdp(sip_answer).encode(), self.env.reactor.seconds())
         self.answer_time = self.env.reactor.seconds()
         self.sip_status = 200
         # ESTABLISHED, or HOLD when the caller's offer holds us (sendonly/inactive/c=0.0.0.0:
         # our answer said recvonly/inactive, and nothing of the browser goes to it); a late
         # offer's answer comes with the ACK (Confirmed).
-        self._take_sip_direction(None if late else _parsed(self._sip_offer_sdp))
+        self.holds.take_direction(None if late else parsed_sdp(self._sip_offer_sdp))
 
     def hangup(self) -> None:
         """Before the answer: decline (603 by default; docs/contract.md: hangup declines); after: BYE."""
@@ -169,6 +159,10 @@ class InboundCall(OfferedCall):
         Confirm: "_confirmed",
     }
 
+    def _connect_media(self, sip_sdp: bytes) -> None:
+        """Never asked: the caller answers nothing of ours with a 1xx or 2xx (its late offer's
+        answer comes in the ACK: :meth:`_confirmed`)."""
+
     def _confirmed(self, event: Confirm) -> None:
         """The ACK of our 200: with a late offer it carries the caller's answer, which
         settles the codecs and starts the media; else a new SDP in it re-targets."""
@@ -185,10 +179,10 @@ class InboundCall(OfferedCall):
         except SdpError:
             sd = None
         if self._settle_sip_audio(sd):
-            self._retarget(ack_sdp, parsed=sd)  # type: ignore[arg-type]
-            self._start_media(self._webrtc_ssrc)
+            self._retarget(ack_sdp, parsed=sd)
+            self._start_media()
             if self.status in (CallStatus.ESTABLISHED, CallStatus.HOLD):
-                self._take_sip_direction(sd)  # the ACK's answer may hold us
+                self.holds.take_direction(sd)  # the ACK's answer may hold us
 
 
 
@@ -228,7 +222,7 @@ class InboundRouter:
             endpoint.respond(make_response(request, 400, "Bad Request", to_tag=_tag()), now)
             return True
         try:
-            call = self.make_call(session, invite, request)
+            self.make_call(session, invite, request)  # its SIP leg listens to the INVITE
         except CallError as exc:
             # At limits.calls_per_session the session is busy (486), as a phone on a call.
             status, reason = _REFUSALS.get(exc.code, (500, "Server Error"))
@@ -237,8 +231,6 @@ class InboundRouter:
         except Exception:  # noqa: BLE001 - the call left nothing behind; answer, never crash
             log.failure("incoming call failed to start")
             invite.reject(500, "Server Error", now)
-        else:
-            invite.listener = call._on_sip_event
         return True
 
     def decide(self, session: Any, request: Request, source: Target) -> tuple[int, str] | None:

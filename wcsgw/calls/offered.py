@@ -10,18 +10,18 @@ it into :class:`~wcsgw.calls.call.Call`.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any, Callable
 
 from twisted.logger import Logger
 
+from wcsgw.calls.browserleg import AnsweringBrowser
 from wcsgw.calls.call import Call
+from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.plan import CodecRefusal, settle_outbound
 from wcsgw.calls.status import CallStatus, Info
 from wcsgw.sdp.codecs import Codec
 from wcsgw.sdp.model import SessionDescription
-from wcsgw.sdp.parser import serialize_sdp
-from wcsgw.webrtc.offer import offer_for_browser
+from wcsgw.webrtc.offer import BrowserAnswer, BrowserVideo
 
 log = Logger(namespace="wcsgw.calls")
 
@@ -33,8 +33,6 @@ class OfferedCall(Call):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(browser_offer="", sip_headers={}, **kwargs)
-        self._browser_offer_sd: Any = None
-        self._webrtc_ssrc = 0
         self._ring_timer: Any = None
         #: the browser's answered codec (and telephone-event), when the SIP offer is made for
         #: it (late offer, handed call): what the SIP side's answer is settled against
@@ -48,14 +46,13 @@ class OfferedCall(Call):
 
     def _offer_to_browser(self, codecs: list[Codec]) -> None:
         """Open both media sockets and ring the browser: ``incomingCall`` with our offer."""
-        leg = self._open_browser_media()
-        self._webrtc_ssrc = secrets.randbits(32)
-        self._browser_offer_sd = offer_for_browser(
-            leg, codecs, self._webrtc_ssrc, f"wcsgw-{self.call_id}",
-            video=self.video.browser_offer_spec() if self.video is not None else None)
+        browser = AnsweringBrowser(self._open_browser_media(), self.cname)
+        self._take_near(browser)
+        self.browser_offer_text = browser.make_offer(
+            codecs, self.video.browser_offer_spec() if self.video is not None else None)
         if self.video is not None:
-            self.video.note_browser_offer(self._browser_offer_sd)
-        self.browser_offer_text = serialize_sdp(self._browser_offer_sd)
+            assert browser.offer is not None
+            self.video.note_browser_offer(browser.offer)
         self.status = CallStatus.RING  # before the notification: the page sees it ring
         self.notify("incomingCall", {
             "callId": self.call_id, "caller": self.caller, "callee": self.callee,
@@ -63,6 +60,14 @@ class OfferedCall(Call):
             "sdp": self.browser_offer_text,
         })
         self._set_status(CallStatus.RING)
+
+    def _take_browser_answer(self, text: str) -> tuple[BrowserAnswer, BrowserVideo | None]:
+        """The page's ``answer`` to our offer, while the call rings (else :class:`CallError`,
+        field ``callId``): its codec and video (:meth:`AnsweringBrowser.take_answer`)."""
+        if self.status is not CallStatus.RING:
+            raise CallError(Codes.BAD_STATE, f"the call is {self.status.value}", "callId")
+        assert isinstance(self.near, AnsweringBrowser)
+        return self.near.take_answer(text)
 
     def _cancel_ring_timer(self) -> None:
         if self._ring_timer is not None and self._ring_timer.active():

@@ -23,6 +23,7 @@ import abc
 from typing import Any, Callable, Mapping
 
 from wcsgw.calls import events as cc
+from wcsgw.calls.leg import Leg
 from wcsgw.calls.status import Info
 from wcsgw.sip.events import (
     Answered,
@@ -84,16 +85,28 @@ def to_control(event: Any) -> Any:
     return translate(event) if translate is not None else None
 
 
-class SipLeg(abc.ABC):
+class SipLeg(Leg):
     """The SIP side of a call, UAC or UAS alike (see the module docstring)."""
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, source: Any = None) -> None:
+        """``source``: where the dialog's latest SDP-carrying message came from, when it is
+        known before this leg hears anything (a transfer target's answer, the UAS's INVITE)."""
         #: the SIP session (OutgoingInvite or IncomingInvite) this leg drives
         self.session = session
+        #: where the SIP side's latest SDP-carrying message came from (a Target): its IP, with
+        #: the SDP's c=, is whom the SIP-side media latches to (wcsgw.media.udp)
+        self.source = source
+        session.listener = self.heard
 
-    def listen(self, listener: Callable[[Any], None]) -> None:
-        """Hand the session's events (wcsgw.sip.events) to ``listener`` from now on."""
-        self.session.listener = listener
+    def heard(self, event: Any) -> None:
+        """The session's listener: its SIP event (wcsgw.sip.events) as the call-control event
+        it means, to the call; remembers where an SDP-carrying message came from first."""
+        source = getattr(event, "source", None)
+        if source is not None:
+            self.source = source
+        control = to_control(event)
+        if control is not None:
+            self.emit(control)
 
     @property
     def terminated(self) -> bool:
@@ -107,10 +120,6 @@ class SipLeg(abc.ABC):
     @property
     def refer_in_progress(self) -> bool:
         return bool(self.session.refer_in_progress)
-
-    @abc.abstractmethod
-    def start(self, now: float) -> None:
-        """The leg begins: the INVITE goes out (UAC), the caller hears ringing (UAS)."""
 
     def hangup(self, now: float) -> None:
         """End the leg from our side, whatever its state (the session says how: CANCEL,
@@ -157,6 +166,11 @@ class OutgoingSipLeg(SipLeg):
 class IncomingSipLeg(SipLeg):
     """The SIP side called us (UAS)."""
 
+    def __init__(self, session: Any) -> None:
+        # The caller's SDP came with the INVITE: its media latches to the INVITE's source IP
+        # (or the SDP's) first; a late offer's ACK and re-INVITEs move it.
+        super().__init__(session, getattr(getattr(session, "transaction", None), "source", None))
+
     def start(self, now: float) -> None:
         """180 Ringing while the browser decides."""
         self.session.ring(now)
@@ -179,7 +193,3 @@ class IncomingSipLeg(SipLeg):
         sdp: bytes | None = self.session.offer_sdp
         return sdp
 
-    @property
-    def source(self) -> Any:
-        """Where the INVITE came from (the caller's media latches to it first)."""
-        return getattr(getattr(self.session, "transaction", None), "source", None)
