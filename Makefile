@@ -18,6 +18,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TESTS ?= tests
 TRIAL_ARGS ?=
+# The gates' module size limit: a module longer than this holds more than one thing.
+MAX_MODULE_LINES := 400
 
 # Debian packages.  RUN_PACKAGES: codec libraries the gateway loads at run time (Opus via
 # opuslib; through ctypes: G.729 via bcg729, Speex via libspeex, the resampler via
@@ -114,6 +116,9 @@ gates: $(STAMP_TEST)
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	@big=$$(find wcsgw -name '*.py' -exec awk 'END { if (NR > $(MAX_MODULE_LINES)) print "  " FILENAME ": " NR " lines" }' {} \;); \
+	if [ -n "$$big" ]; then echo "modules over $(MAX_MODULE_LINES) lines (split by responsibility, docs/architecture.md#gates):"; \
+	echo "$$big"; exit 1; else echo "module size: every module in wcsgw/ within $(MAX_MODULE_LINES) lines"; fi
 
 test: debs $(STAMP_TEST) gates
 	PYTHONPATH=$(CURDIR) tests/isolated $(VENV)/bin/trial --reactor=asyncio $(TRIAL_ARGS) $(TESTS)
