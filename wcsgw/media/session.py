@@ -2,7 +2,7 @@
 
 A call has up to three media sockets: the browser leg's (one UDP socket carrying STUN, DTLS,
 SRTP and SRTCP, :class:`~wcsgw.webrtc.leg.WebRtcLeg`; a REST call's
-:class:`~wcsgw.calls.filecall.FileLeg` stands in for it), the SIP side's RTP/RTCP pair
+:class:`~wcsgw.media.filemedia.FileMedia` stands in for it), the SIP side's RTP/RTCP pair
 (:class:`~wcsgw.media.udp.RtpSocket`) and, with video, the SIP side's video pair.  The
 :class:`MediaSession` holds them and connects them to the call's
 :class:`~wcsgw.media.bridge.MediaBridge` and :class:`~wcsgw.media.video.VideoRelay`.
@@ -37,7 +37,7 @@ Receive = Callable[[bytes, float], None]
 
 
 class BrowserSocket(Protocol):
-    """What the session uses of the browser's side (a WebRtcLeg, or a FileLeg)."""
+    """What the session uses of the browser's side (a WebRtcLeg, or a FileMedia)."""
 
     on_rtp: Receive
     on_rtcp: Receive
