@@ -37,7 +37,7 @@ from wcsgw.webrtc.sdp import (
     VideoSpec,
     bandwidths,
     browser_session,
-    host_candidate,
+    leg_candidates,
     video_attributes,
 )
 
@@ -117,9 +117,10 @@ def offer_for_browser(
     the one audio m-section (mid "0", ``UDP/TLS/RTP/SAVPF``), the leg's ICE credentials and
     fingerprint, ``a=setup:actpass`` (see the module docstring), ``a=rtcp-mux`` and
     ``a=rtcp-rsize``, ``a=msid`` + ``a=ssrc`` cname/msid (``ssrc``/``cname``: what we will
-    send), ``a=ptime:20``, one host candidate and ``a=end-of-candidates`` (nothing trickles
-    from a lite agent).  ``audio_codecs`` go on the m-line in the given order, numbered by
-    :func:`offer_payload_types`; the browser answers with the first of them it supports.
+    send), ``a=ptime:20``, our host candidates (UDP; ICE-TCP on the shared port) and
+    ``a=end-of-candidates`` (nothing trickles from a lite agent).  ``audio_codecs`` go on the
+    m-line in the given order, numbered by :func:`offer_payload_types`; the browser answers
+    with the first of them it supports.
 
     ``video`` (a :class:`VideoSpec`) adds a video m-section (mid "1") to the BUNDLE group;
     its formats get Chromium's numbers where free (never one audio uses: the call tells the
@@ -158,7 +159,8 @@ def offer_for_browser(
     add("ptime", "20")
     add("ssrc", f"{ssrc} cname:{cname}")
     add("ssrc", f"{ssrc} msid:{stream_id} {track_id}")
-    add("candidate", host_candidate(leg.host, leg.port))
+    for candidate in leg_candidates(leg):
+        add("candidate", candidate)
     add("end-of-candidates")
 
     audio = MediaDescription(

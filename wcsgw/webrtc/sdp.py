@@ -5,9 +5,10 @@ Chromium 156, see /work/shared/field-notes.md): ``a=ice-lite``, our ufrag/pwd an
 fingerprint, ``a=setup:passive`` (the browser is the DTLS client), ``a=rtcp-mux`` (one socket:
 the browser refuses to connect without it under ``rtcpMuxPolicy: require``), a BUNDLE group
 and ``a=mid`` echoing the offer's mids, ``a=msid`` + ``a=ssrc ... cname`` so ``ontrack``
-delivers a stream, ``a=ptime:20``, one host candidate and ``a=end-of-candidates``.  No
-``a=extmap`` and no ``a=rtcp-fb``: we relay packets and do not implement header extensions or
-transport-cc feedback, and answering them would make the browser expect both.
+delivers a stream, ``a=ptime:20``, one UDP host candidate (on the shared browser port also an
+ICE-TCP passive one) and ``a=end-of-candidates``.  No ``a=extmap`` and no ``a=rtcp-fb``: we
+relay packets and do not implement header extensions or transport-cc feedback, and answering
+them would make the browser expect both.
 
 m-sections we do not take (data channels, a second audio or video, video when the call has
 none) are answered with port 0 and left out of the BUNDLE group (RFC 8843 §7.3.3 / RFC 3264 §6).
@@ -61,6 +62,8 @@ __all__ = [
     "browser_session",
     "browser_transport",
     "host_candidate",
+    "leg_candidates",
+    "tcp_candidate",
     "video_attributes",
     "video_section",
 ]
@@ -161,7 +164,8 @@ def video_attributes(
     if we_send:
         add("ssrc", f"{ssrc} cname:{cname}")
         add("ssrc", f"{ssrc} msid:{stream_id} {track_id}")
-    add("candidate", host_candidate(leg.host, leg.port))
+    for candidate in leg_candidates(leg):
+        add("candidate", candidate)
     add("end-of-candidates")
     return attrs_
 
@@ -208,6 +212,25 @@ def browser_transport(offer: SessionDescription) -> BrowserTransport:
 def host_candidate(host: str, port: int, foundation: str = "1") -> str:
     """``a=candidate`` value of our single UDP host candidate (component 1: rtcp-mux)."""
     return f"{foundation} 1 udp {HOST_PRIORITY} {host} {port} typ host"
+
+
+def tcp_candidate(host: str, port: int, foundation: str = "2") -> str:
+    """``a=candidate`` value of our ICE-TCP passive host candidate (RFC 6544 §4.5): below the
+    UDP one in priority (local preference 2^13 x 4 for passive + 8191, §4.2), so a browser that
+    can use UDP does."""
+    priority = (126 << 24) | ((4 << 13 | 8191) << 8) | (256 - 1)
+    return f"{foundation} 1 tcp {priority} {host} {port} typ host tcptype passive"
+
+
+def leg_candidates(leg: LegAddress) -> list[str]:
+    """Our candidates for ``leg``: the UDP host candidate, and the ICE-TCP passive one when
+    the leg sits on the shared browser port (``tcp_port`` non-zero; legs without the
+    attribute have none)."""
+    candidates = [host_candidate(leg.host, leg.port)]
+    tcp_port = getattr(leg, "tcp_port", 0)
+    if tcp_port:
+        candidates.append(tcp_candidate(leg.host, tcp_port))
+    return candidates
 
 
 def _match(offered: list[Codec], wanted: Sequence[Codec]) -> list[Codec]:
@@ -281,7 +304,8 @@ def answer_for_browser(
     if we_send:
         add("ssrc", f"{ssrc} cname:{cname}")
         add("ssrc", f"{ssrc} msid:{stream_id} {track_id}")
-    add("candidate", host_candidate(leg.host, leg.port))
+    for candidate in leg_candidates(leg):
+        add("candidate", candidate)
     add("end-of-candidates")
 
     accepted = MediaDescription(
