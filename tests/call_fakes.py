@@ -264,5 +264,8 @@ def fake_env(case: Any, **settings: Any) -> CallEnvironment:
     settings.setdefault("make_invite", FakeInvite)
     settings.setdefault("make_browser_leg", FakeLeg)
     settings.setdefault("make_rtp_socket", FakeRtpSocket)
+    settings.setdefault("media_host", "127.0.0.1")
+    settings.setdefault("browser_address", "127.0.0.1")
+    settings.setdefault("sip_address", "127.0.0.1")
     return CallEnvironment(reactor=case.clock, sip=FakeSip(), allocator=case.allocator,
-                           media_host="127.0.0.1", media_advertised="127.0.0.1", **settings)
+                           **settings)

@@ -330,7 +330,8 @@ class HoldTests(unittest.TestCase):
 
 
 class FakeRtp:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host  # the address it is bound to
         self.remote: Any = None
 
     def set_remote(self, host: str, port: int, rtcp: int, *, signalling: tuple[str, ...]) -> None:

@@ -393,7 +393,7 @@ class CallPlanTests(unittest.TestCase):
         from wcsgw.sip.account import SipAccount
 
         env = CallEnvironment(reactor=Untouchable(), sip=Untouchable(), allocator=Untouchable(),
-                              media_host="127.0.0.1", media_advertised="127.0.0.1",
+                              media_host="127.0.0.1", browser_address="127.0.0.1", sip_address="127.0.0.1",
                               codecs=codecs)
         self.statuses: list = []
         return OutboundCall(env=env, call_id="c1", session_id="s1",

@@ -330,7 +330,8 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
 
     env = CallEnvironment(
         reactor=reactor, sip=sip, allocator=allocator, media_host=media.listen,
-        media_advertised=media.advertised_host, rtp_timeout=media.rtp_timeout,
+        browser_address=media.browser_host, sip_address=media.sip_host,
+        rtp_timeout=media.rtp_timeout,
         no_answer_timeout=config.sip.no_answer_timeout,
         testlines_account=testlines_account if testlines is not None else None,
         decline_status=config.sip.decline_status,

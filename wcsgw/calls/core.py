@@ -135,7 +135,7 @@ class CallCore(abc.ABC):
                                                 on_silence=lambda: self._fail_sip(Info.RTP))
         self._finished = False
         #: our SDP session toward the SIP side, and where the SIP side's media is
-        self.sip_sdp = SipSdp(env.media_advertised, self)
+        self.sip_sdp = SipSdp(env.sip_address, self)
         #: hold as we asked for it (re-INVITE sendonly) and as the SIP side asked for it
         self.holds = env.make_hold(reoffer=self._send_reoffer, apply=self._apply_hold)
         #: the SDP of the last 1xx that had one: the answer, when the 2xx brings none
@@ -183,7 +183,7 @@ class CallCore(abc.ABC):
         the SIP side's RTP pair (``rtp``), then the browser's WebRTC media end (returned)."""
         env = self.env
         self.rtp = env.make_rtp_socket(env.reactor, env.allocator, env.media_host)
-        return env.make_browser_leg(env.reactor, env.media_host, env.media_advertised,
+        return env.make_browser_leg(env.reactor, env.media_host, env.browser_address,
                                     env.allocator, certificate=env.certificate)
 
     def _take_near(self, near: Leg) -> None:

@@ -36,8 +36,12 @@ class CallEnvironment:
     reactor: Any
     sip: Any  # wcsgw.sip.service.SipService
     allocator: PortAllocator
-    media_host: str  # bind address of media sockets
-    media_advertised: str  # address in SDP and ICE candidates
+    media_host: str  # bind address of media sockets (both sides')
+    #: what each side is told: ICE candidates and c= toward browsers (the public side behind
+    #: 1:1 NAT), c=/o= toward the SIP side (the private side) — never the other's, so the
+    #: PBX never learns the public address nor the browser the private one
+    browser_address: str
+    sip_address: str
     rtp_timeout: float = 30.0
     no_answer_timeout: float = 60.0
     #: the account that calls without a session account go out with (toward the built-in test

@@ -113,12 +113,12 @@ class InboundCall(OfferedCall):
                 if video_answer is None:
                     self.video.reject()
                     self.has_video = False
-            sip_answer = audio_answer(offer, self.env.media_advertised, self.rtp.port, supported,
+            sip_answer = audio_answer(offer, self.env.sip_address, self.rtp.port, supported,
                                       session_id=self.sip_sdp.new_session(), video=video_answer)
             self._retarget(self._sip_offer_sdp, parsed=offer)
         else:
             # Late offer: our 200 offers, the ACK answers; the media starts then (Confirmed).
-            sip_answer = audio_offer(self.env.media_advertised, self.rtp.port, plan.sip_offer,
+            sip_answer = audio_offer(self.env.sip_address, self.rtp.port, plan.sip_offer,
                                      session_id=self.sip_sdp.new_session())
             self._browser_chosen = [answer.codecs[0]] + (
                 [answer.telephone_event] if answer.telephone_event else [])

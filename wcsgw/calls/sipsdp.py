@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from wcsgw.calls.addresses import sendable
 from wcsgw.calls.plan import CodecPlan
 from wcsgw.calls.reoffer import kept_in_reoffer
 from wcsgw.calls.video import VideoPath
@@ -93,7 +94,8 @@ class SipSdp:
         if audio is None or connection is None:
             return
         rtcp = audio.rtcp or audio.port + 1
-        rtp.set_remote(connection.address, audio.port, rtcp, signalling=signalling)
+        rtp.set_remote(sendable(connection.address, rtp.host), audio.port, rtcp,
+                       signalling=signalling)
 
     # -- what the call asks for (through its host) ----------------------------------------
 

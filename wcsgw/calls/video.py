@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from twisted.logger import Logger
 
+from wcsgw.calls.addresses import sendable
 from wcsgw.calls.keyframeinfo import KeyFramesByInfo
 from wcsgw.calls.videosdp import (
     HANDED_VIDEO_OFFER,
@@ -323,9 +324,9 @@ class VideoPath(KeyFramesByInfo):
         connection = sd.connection_for(media)
         if connection is None:
             return
-        target = (connection.address, media.port)
+        target = (sendable(connection.address, self.rtp.host), media.port)
         changed = self.rtp.remote_rtp is not None and self.rtp.rtp_latch.sdp_address != target
-        self.rtp.set_remote(connection.address, media.port, media.rtcp or media.port + 1,
+        self.rtp.set_remote(target[0], media.port, media.rtcp or media.port + 1,
                             signalling=self.signalling)
         if changed and self.relay is not None:
             self.relay.request_keyframes(self.env.reactor.seconds())

@@ -30,6 +30,7 @@ __all__ = [
     "nonempty_string",
     "one_of",
     "one_of_ints",
+    "optional_address",
     "optional_host",
     "pattern_list",
     "port",
@@ -130,6 +131,24 @@ def host(key: str, value: Any) -> str:
 def optional_host(key: str, value: Any) -> str:
     text = string(key, value)
     return host(key, text) if text else ""
+
+
+def optional_address(key: str, value: Any) -> str:
+    """An address peers are told to send media to, or "" (not set): an IP literal (an ICE
+    candidate holds no name), never a wildcard (``c=IN IP4 0.0.0.0`` means hold), multicast
+    or an IPv6 zone (meaningless off this host).  Given back in its one canonical spelling."""
+    text = string(key, value)
+    if not text:
+        return ""
+    try:
+        ip = ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        raise ConfigError(
+            key, f"must be an IP address such as 203.0.113.7 or 2001:db8::7, got {show(value)}"
+        ) from None
+    if ip.is_unspecified or ip.is_multicast or getattr(ip, "scope_id", None):
+        raise ConfigError(key, f"must be a unicast address peers can send to, got {show(value)}")
+    return str(ip)
 
 
 def string_list(nonempty: bool) -> Callable[[str, Any], tuple[str, ...]]:

@@ -25,6 +25,7 @@ from wcsgw.config.checks import (
     nonempty_string,
     one_of,
     one_of_ints,
+    optional_address,
     optional_host,
     pattern_list,
     port,
@@ -82,6 +83,8 @@ SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
         {
             "listen": ip_literal,
             "advertised_address": optional_host,
+            "browser_address": optional_address,
+            "sip_address": optional_address,
             "port_min": int_range(1024, PORT_MAX),
             "port_max": int_range(1024, PORT_MAX),
             "rtp_timeout": positive_float,
@@ -162,6 +165,21 @@ def _check_media(media: MediaSettings) -> None:
             "media.port_max",
             f"must leave at least 4 ports above media.port_min ({media.port_min}), got {media.port_max}",
         )
+    for key in ("browser_address", "sip_address"):
+        _check_family(f"media.{key}", getattr(media, key), media.listen)
+
+
+def _check_family(key: str, address: str, listen: str) -> None:
+    """Both sides' sockets bind ``media.listen``: an address of the other IP family would be
+    told to peers whose packets no socket of ours could receive.  ``::`` binds dual-stack
+    sockets (Linux's default), so it takes both families."""
+    if not address or listen == "::":
+        return
+    told, bound = ipaddress.ip_address(address).version, ipaddress.ip_address(listen).version
+    if told != bound:
+        raise ConfigError(key, f"is IPv{told} but media.listen ({listen}) binds IPv{bound} "
+                          f"sockets only; set media.listen to an IPv{told} address or \"::\" "
+                          "(both families)")
 
 
 def _is_loopback(address: str) -> bool:

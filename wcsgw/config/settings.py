@@ -99,14 +99,31 @@ class MediaSettings:
 
     listen: str = "127.0.0.1"
     advertised_address: str = ""
+    #: what browsers are told (ICE candidate, c=): the public side behind 1:1 NAT; "" = as
+    #: advertised_address.  Two keys because one address cannot be right for both sides
+    #: when the gateway straddles a NAT: the PBX must never see the public address, the
+    #: browser never the private one.
+    browser_address: str = ""
+    #: what the SIP side is told (c= and o= of SDP toward the PBX); "" = as advertised_address
+    sip_address: str = ""
     port_min: int = 20000
     port_max: int = 29999
     rtp_timeout: float = 30.0
 
     @property
     def advertised_host(self) -> str:
-        """Address put in SDP and ICE candidates (see :func:`advertised`)."""
+        """The default of both sides' addresses (see :func:`advertised`)."""
         return advertised(self.advertised_address, self.listen)
+
+    @property
+    def browser_host(self) -> str:
+        """Address in ICE candidates and SDP toward browsers."""
+        return self.browser_address or self.advertised_host
+
+    @property
+    def sip_host(self) -> str:
+        """Address in SDP toward the SIP side."""
+        return self.sip_address or self.advertised_host
 
 
 @attrs.frozen
