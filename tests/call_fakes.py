@@ -120,13 +120,14 @@ class FakeRtpSocket(RtpSocket):
 class FakeLeg:
     """What a Call uses of a WebRtcLeg; records the RTP it would send to the browser."""
 
-    host = "127.0.0.1"
     ice_ufrag = "ufrg"
     ice_pwd = "p" * 24
     fingerprint = ("sha-256", "AB:" * 31 + "CD")
 
     def __init__(self, reactor: Any, bind_host: str, advertised: str, allocator: PortAllocator,
                  **kwargs: Any) -> None:
+        self.host = advertised or bind_host  # what the browser is told, as a WebRtcLeg's
+        self.bind_host = bind_host
         self.allocator = allocator
         self.ports = allocator.allocate(1)
         self.port = self.ports[0]
