@@ -1,0 +1,244 @@
+"""A real network (issue 12): the browser behind a masquerading NAT, the gateway between a
+public and a private network, the PBX (Kamailio) and the phone (baresip) on the private
+network only.
+
+    browser 10.77.0.2 -- 10.77.0.1 NAT 203.0.113.2 -- 203.0.113.1 pub  GATEWAY  priv 192.168.77.1
+                                                                         |
+                                             Kamailio + baresip 192.168.77.2 (no route out)
+
+The gateway runs in this process, in the test's own network namespace (tests/isolated), with
+HTTP on its public address, ``media.browser_address`` = the public address and
+``media.sip_address`` / ``sip.advertised_address`` = the private one (sockets bind 0.0.0.0).
+The browser (headless Chromium in its namespace) uses the Phone UI; the NAT rewrites its
+address and ports (``--random-fully``), so media flows only because the gateway answers where
+the browser's packets came from.
+
+Calls both ways, audio checked by content both ways (the browser's microphone plays 440 Hz,
+the phone 1 kHz).  What each side could see is checked on the wire: a tap on the gateway's
+private interface records every packet the PBX network got — no byte of it names the public
+address; the SDP the browser got names the public address and never the private one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from twisted.internet import reactor, task
+from twisted.trial import unittest
+
+from tests.e2e import Gateway, Phone, dominant_hz
+from tests.peers.baresip import write_tone
+from tests.peers.chromium import LAST_PEER, Chromium, evaluate, write_tone_wav
+from tests.peers.netns import (
+    BaresipIn,
+    KamailioIn,
+    Network,
+    Tap,
+    chromium_in,
+    netns_unavailable,
+    scratch_folder,
+)
+from tests.support import assert_near, inline
+from wcsgw.config import Config, HttpSettings, MediaSettings, PolicySettings, SipSettings
+
+CLIENT, CLIENT_ROUTER = "10.77.0.2", "10.77.0.1"
+NAT_OUTSIDE, PUBLIC = "203.0.113.2", "203.0.113.1"
+PRIVATE, PBX = "192.168.77.1", "192.168.77.2"
+PUBLIC_NET, PRIVATE_NET = b"203.0.113.", b"192.168.77."
+
+#: The browser's side of its current call: the SDP it was given, the candidates its
+#: connection uses (from getStats' selected pair).
+CALL_VIEW_JS = """async (expr) => {
+  const pc = eval(expr);
+  if (!pc) return null;
+  const stats = await pc.getStats();
+  let pair = null;
+  stats.forEach((s) => { if (s.type === "transport" && s.selectedCandidatePairId)
+                           pair = stats.get(s.selectedCandidatePairId); });
+  const cand = (id) => { const c = id && stats.get(id);
+                         return c ? {address: c.address, port: c.port, type: c.candidateType,
+                                     protocol: c.protocol} : null; };
+  return {remoteSdp: pc.remoteDescription ? pc.remoteDescription.sdp : null,
+          local: pair && cand(pair.localCandidateId), remote: pair && cand(pair.remoteCandidateId)};
+}"""
+
+
+def nat_config(http_port: int = 0) -> Config:
+    """The gateway as deployed between the two networks (docs/deployment.md)."""
+    return Config(
+        http=HttpSettings(listen=PUBLIC, port=http_port),
+        sip=SipSettings(listen=PRIVATE, port=0, advertised_address=PRIVATE, t1=0.1, t2=0.8),
+        media=MediaSettings(listen="0.0.0.0", browser_address=PUBLIC, sip_address=PRIVATE,
+                            port_min=30000, port_max=30999, rtp_timeout=10.0),
+        policy=PolicySettings(allowed_domains=(PBX,)),
+    )
+
+
+class NatTopology:
+    """The mixin that builds the network of the module docstring and starts the peers in it;
+    everything is removed at clean-up (the network last)."""
+
+    timeout = 150
+
+    def build_network(self) -> None:
+        reason = netns_unavailable()
+        if reason:
+            raise unittest.SkipTest(reason)
+        self.net = Network()
+        self.addCleanup(self.net.close)  # first added: runs after every peer has stopped
+        self.browser_ns = self.net.namespace("browser")
+        self.nat_ns = self.net.namespace("nat")
+        self.pbx_ns = self.net.namespace("pbx")
+        self.pub_if, self.priv_if = f"pub{self.net.serial}", f"priv{self.net.serial}"
+        self.net.link(self.browser_ns, "eth0", f"{CLIENT}/24",
+                      self.nat_ns, "lan", f"{CLIENT_ROUTER}/24")
+        self.net.link(self.nat_ns, "wan", f"{NAT_OUTSIDE}/24", None, self.pub_if, f"{PUBLIC}/24")
+        self.net.link(self.pbx_ns, "eth0", f"{PBX}/24", None, self.priv_if, f"{PRIVATE}/24")
+        self.net.route(self.browser_ns, "default", CLIENT_ROUTER)
+        self.net.masquerade(self.nat_ns, "wan")
+        # The private wire, tapped before anything is sent on it.
+        self.private_tap = Tap(self.priv_if)
+        self.addCleanup(self.private_tap.close)
+        self.public_tap = Tap(self.pub_if)
+        self.addCleanup(self.public_tap.close)
+        self.scratch = scratch_folder()
+        self.addCleanup(shutil.rmtree, self.scratch, True)
+
+    async def start_peers(self, config: Config | None = None, *,
+                          browser_args: tuple[str, ...] = ()) -> Phone:
+        """Kamailio and baresip 1002 (1 kHz, auto-answer) in the PBX namespace, the gateway
+        here, Chromium in the browser namespace with the Phone UI logged in as 1001."""
+        self.kam = KamailioIn(self.pbx_ns, PBX)
+        self.addCleanup(self.kam.stop)
+        await self.kam.start()
+        tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0,
+                          rate=8000, seconds=30.0)
+        self.phone = BaresipIn(self.pbx_ns, PBX, "1002", "pass1002",
+                               registrar_port=self.kam.port, outbound=True, tone=tone,
+                               codecs="PCMU", ausrc_srate=8000, ausrc_channels=1)
+        self.addCleanup(self.phone.stop)  # after Kamailio's: runs first
+        await self.phone.start()
+        await self.phone.registered()
+        self.gateway = Gateway(config or nat_config())
+        self.gateway.start()
+        self.addCleanup(self.gateway.stop)
+        origin = self.gateway.url.rstrip("/")
+        # Plain HTTP on a public address is no secure context: without TLS (another test's
+        # business) the page is granted one by this flag, or getUserMedia does not exist.
+        self.browser = Chromium(
+            fake_audio=write_tone_wav(self.mktemp() + "-mic.wav", 440.0),
+            executable=chromium_in(self.browser_ns, self.scratch),
+            extra_args=(f"--unsafely-treat-insecure-origin-as-secure={origin}", *browser_args))
+        await self.browser.start()
+        self.addCleanup(self.browser.stop)
+        ui = await Phone.open(self.browser, self.gateway.url, record_peers=True)
+        await ui.login(login="1001", password="pass1001", domain=PBX, proxy=PBX,
+                       port=str(self.kam.port), register=True)
+        return ui
+
+    async def call_view(self, ui: Phone) -> dict:
+        view = await evaluate(ui.page, CALL_VIEW_JS, LAST_PEER)
+        self.assertIsNotNone(view, "the page made no RTCPeerConnection")
+        return view
+
+    async def assert_audio_both_ways(self, ui: Phone) -> None:
+        """The browser hears the phone's 1 kHz; the phone records the browser's 440 Hz
+        (checked once the call is over, on its newest recording)."""
+        await ui.wait_state("call-status", "established")
+        await self.phone.wait_event("CALL_ESTABLISHED")
+        peak = await ui.received_frequency()
+        assert_near(self, peak["frequency"], 1000, 15)
+        self.assertGreater(peak["level"], -60)
+        await task.deferLater(reactor, 1.5, lambda: None)  # the phone records a good second
+
+    def assert_phone_heard_440(self, calls: int) -> None:
+        recordings = self.phone.recordings()
+        self.assertEqual(len(recordings), calls)
+        frequency, level = dominant_hz(recordings[-1])
+        assert_near(self, frequency, 440, 10)
+        self.assertGreater(level, 300)
+
+    def assert_browser_sdp_public_only(self, view: dict) -> None:
+        sdp = view["remoteSdp"]
+        self.assertIn(f"c=IN IP4 {PUBLIC}", sdp)
+        self.assertNotIn(PRIVATE_NET.decode(), sdp)
+        candidates = [line for line in sdp.splitlines() if line.startswith("a=candidate:")]
+        self.assertTrue(candidates)
+        for line in candidates:
+            self.assertEqual(line.split()[4], PUBLIC, line)
+
+    async def assert_clean(self) -> None:
+        await self.gateway.when_idle()
+        self.assertEqual(self.gateway.calls, {})
+        self.assertEqual(self.gateway.ports_in_use, 0)
+
+    def assert_pbx_never_saw_the_public_address(self) -> None:
+        """Every packet on the private wire (both ways, but the test's own baresip control
+        connection), read through the kernel with nothing dropped."""
+        tap = self.private_tap
+        tap.doRead()
+        self.assertEqual(tap.dropped, 0)
+        leaks = list(tap.containing(PUBLIC_NET, skip_ports=(self.phone.ctrl_port,)))
+        self.assertEqual(leaks, [], "the PBX network saw the public address")
+        self.assertNotIn(PUBLIC_NET.decode(), self.kam.log_text())
+        # The tap did see the calls: INVITEs both ways with SDP naming the private address,
+        # and RTP both ways between the gateway's and the phone's private addresses.
+        invites = [p for p in tap.packets if p.payload.startswith(b"INVITE sip:")]
+        self.assertTrue([p for p in invites if p.src == PRIVATE
+                         and f"c=IN IP4 {PRIVATE}".encode() in p.payload], "no INVITE sent")
+        self.assertTrue([p for p in invites if p.dst == PRIVATE], "no INVITE received")
+        rtp = [p for p in tap.packets if p.protocol == 17 and p.payload[:1] == b"\x80"]
+        self.assertTrue([p for p in rtp if (p.src, p.dst) == (PRIVATE, PBX)])
+        self.assertTrue([p for p in rtp if (p.src, p.dst) == (PBX, PRIVATE)])
+
+    def assert_media_crossed_the_nat(self, view: dict) -> None:
+        """The browser's pair runs from the NAT's outside address (a peer-reflexive candidate:
+        the gateway's STUN answer told the browser how it looks from outside) to the public
+        address; the gateway got that media from the NAT's outside address, never the
+        client's own."""
+        self.assertEqual((view["local"]["address"], view["local"]["type"]),
+                         (NAT_OUTSIDE, "prflx"), view)
+        self.assertEqual((view["remote"]["address"], view["remote"]["type"]), (PUBLIC, "host"),
+                         view)
+        tap = self.public_tap
+        tap.doRead()
+        from_nat = [p for p in tap.packets if p.protocol == 17 and p.src == NAT_OUTSIDE
+                    and p.dst == PUBLIC and p.dport == view["remote"]["port"]]
+        self.assertTrue(from_nat, "no media from the NAT's outside address")
+        self.assertFalse([p for p in tap.packets if CLIENT in (p.src, p.dst)])
+
+
+class NatCallTests(NatTopology, unittest.TestCase):
+    @inline
+    async def test_calls_both_ways_across_nat_and_two_networks(self) -> None:
+        self.build_network()
+        ui = await self.start_peers()
+
+        # The browser calls the phone.
+        await ui.call("1002")
+        await self.assert_audio_both_ways(ui)
+        outgoing = await self.call_view(ui)
+        mark = self.phone.mark()
+        await ui.click("Hangup")
+        await self.phone.wait_event("CALL_CLOSED", since=mark)
+        await self.assert_clean()
+        self.assert_phone_heard_440(calls=1)
+
+        # The phone calls the browser.
+        await self.phone.command("dial", f"sip:1001@{PBX}:{self.kam.port}")
+        await ui.ringing()
+        await ui.click("Answer")
+        await self.assert_audio_both_ways(ui)
+        incoming = await self.call_view(ui)
+        mark = self.phone.mark()
+        await ui.click("Hangup")
+        await self.phone.wait_event("CALL_CLOSED", since=mark)
+        await self.assert_clean()
+        self.assert_phone_heard_440(calls=2)
+
+        for view in (outgoing, incoming):
+            self.assert_browser_sdp_public_only(view)
+            self.assert_media_crossed_the_nat(view)
+        self.assert_pbx_never_saw_the_public_address()
+
