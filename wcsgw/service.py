@@ -355,6 +355,14 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     gateway.handed_call_factory = functools.partial(HandedCall, env=env)
     gateway.recordings_folder = config.rest.recordings_folder or None
     gateway.media_ports = allocator  # the port reserve ([limits]), metrics, tests: ports in use
+    # [webrtc] ice_servers: what `connect` hands each browser (TURN credentials minted per
+    # session, on the wall clock the TURN server also reads).  Carried on the gateway because
+    # the session methods are made per WebSocket connection with the gateway alone.
+    import time
+
+    from wcsgw.api.iceservers import IceServers
+
+    setattr(gateway, "ice_servers", IceServers(config.webrtc.ice_servers, clock=time.time))  # noqa: B010
     CallsService(gateway).setServiceParent(parent)  # type: ignore[no-untyped-call]
     return gateway
 

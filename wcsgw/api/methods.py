@@ -14,7 +14,9 @@ characters in anything that ends up in a header), and liberal about *extra* para
 SDKs send fields we do not use (``mediaProviders``, ``clientVersion``...) and those are ignored.
 
 Secrets: ``sipPassword`` is never logged, never echoed in an error, and never kept here beyond
-building the :class:`~wcsgw.sip.account.SipAccount` (whose ``repr`` masks it).
+building the :class:`~wcsgw.sip.account.SipAccount` (whose ``repr`` masks it).  The
+``iceServers`` of ``connect`` carry TURN credentials minted for the session
+(:mod:`wcsgw.api.iceservers`), never the shared secret they are minted from, and are not logged.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, Callable, Mapping, cast
 from twisted.logger import Logger
 
 from wcsgw.api import jsonrpc
+from wcsgw.api.iceservers import IceServers
 from wcsgw.api.jsonrpc import Request
 from wcsgw.calls.gateway import CallError, CallGateway
 from wcsgw.calls.ids import id_problem
@@ -192,11 +195,18 @@ def _call_id(params: Mapping[str, Any]) -> str:
 
 class SessionMethods:
     """The methods one WebSocket session can call.  Holds the gateway and the session id the
-    transport assigned; no state of its own (the call layer owns calls and registrations)."""
+    transport assigned; no state of its own (the call layer owns calls and registrations).
 
-    def __init__(self, gateway: CallGateway, session_id: str) -> None:
+    ``ice_servers``: the ``[webrtc] ice_servers`` that ``connect`` hands the browser; by
+    default the ones the service put on the gateway (its ``ice_servers`` attribute), so the
+    WebSocket layer, which makes one of these per connection, needs to know nothing of them."""
+
+    def __init__(self, gateway: CallGateway, session_id: str,
+                 ice_servers: IceServers | None = None) -> None:
         self.gateway = gateway
         self.session_id = session_id
+        self.ice_servers = ice_servers if ice_servers is not None else getattr(
+            gateway, "ice_servers", None)
         self._table: dict[str, Callable[[dict[str, Any]], Any]] = {
             "connect": self._connect,
             "disconnect": self._disconnect,
@@ -277,7 +287,11 @@ class SessionMethods:
         else:
             log.info("session {session}: connect to the built-in test lines", session=self.session_id)
         self.gateway.connect(self.session_id, account, register if account else False)
-        return {"sessionId": self.session_id}
+        result: dict[str, Any] = {"sessionId": self.session_id}
+        if self.ice_servers:
+            # Minted once the gateway took the session: a refused connect hands out nothing.
+            result["iceServers"] = self.ice_servers.for_session(self.session_id)
+        return result
 
     def _disconnect(self, params: dict[str, Any]) -> dict[str, Any]:
         self.gateway.disconnect(self.session_id)

@@ -32,6 +32,7 @@ from wcsgw.config.settings import (
     CodecSettings,
     Config,
     HttpSettings,
+    IceServer,
     LimitsSettings,
     LogSettings,
     MediaSettings,
@@ -39,6 +40,7 @@ from wcsgw.config.settings import (
     RestSettings,
     SipSettings,
     TestLinesSettings,
+    WebRtcSettings,
     advertised,
 )
 
@@ -54,6 +56,8 @@ __all__ = [
     "LimitsSettings",
     "LogSettings",
     "CodecSettings",
+    "WebRtcSettings",
+    "IceServer",
     "Account",
     "LOG_LEVELS",
     "ENV_PREFIX",

@@ -90,6 +90,9 @@ def load_config(path: str | None, environ: Mapping[str, str] = os.environ) -> Co
     try:
         return parse_config(data)
     except ConfigError as e:
-        if e.key in from_env:
-            raise ConfigError(f"{e.key} (from {from_env[e.key]})", e.problem) from None
+        # The key, or a part of its value (an array item, a table's key: key[0].ttl).
+        source = next((var for key, var in from_env.items() if e.key == key
+                       or e.key.startswith((f"{key}[", f"{key}."))), None)
+        if source is not None:
+            raise ConfigError(f"{e.key} (from {source})", e.problem) from None
         raise

@@ -35,6 +35,7 @@ from wcsgw.config.checks import (
     string_list,
 )
 from wcsgw.config.errors import ConfigError
+from wcsgw.config.iceservers import ice_server_list
 from wcsgw.config.settings import (
     LOG_LEVELS,
     Account,
@@ -48,6 +49,7 @@ from wcsgw.config.settings import (
     RestSettings,
     SipSettings,
     TestLinesSettings,
+    WebRtcSettings,
 )
 
 __all__ = ["SCHEMA", "parse_config"]
@@ -109,6 +111,7 @@ SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
                                "webrtc": codec_list("audio", browser=True),
                                "video": codec_list("video", browser=True),
                                "transcoding": boolean}),
+    "webrtc": (WebRtcSettings, {"ice_servers": ice_server_list}),
 }
 
 _ACCOUNT_KEYS: dict[str, Callable[[str, Any], Any]] = {

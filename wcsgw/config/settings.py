@@ -27,6 +27,8 @@ __all__ = [
     "RestSettings",
     "SipSettings",
     "TestLinesSettings",
+    "IceServer",
+    "WebRtcSettings",
     "advertised",
 ]
 
@@ -199,6 +201,31 @@ class CodecSettings:
 
 
 @attrs.frozen
+class IceServer:
+    """One STUN/TURN server browsers are told about (``[webrtc] ice_servers``).
+
+    With ``secret`` (coturn's ``use-auth-secret``) each session gets its own short-lived
+    username and credential, minted from it (:mod:`wcsgw.api.iceservers`); the secret itself
+    never leaves the gateway.  ``username`` + ``credential`` are given to every browser as
+    they are.  Both are masked in ``repr``."""
+
+    urls: tuple[str, ...]
+    username: str = ""
+    credential: str = attrs.field(default="", repr=_mask)
+    secret: str = attrs.field(default="", repr=_mask)
+    #: seconds a minted credential stays valid (coturn refuses it after that)
+    ttl: int = 86400
+
+
+@attrs.frozen
+class WebRtcSettings:
+    """What browsers are told for their side of ICE.  The gateway itself stays ICE-lite: a
+    browser that relays through TURN still reaches the gateway's host candidate."""
+
+    ice_servers: tuple[IceServer, ...] = ()
+
+
+@attrs.frozen
 class Account:
     """A static SIP account the gateway registers at start and unregisters at stop (trunk-style).
 
@@ -244,4 +271,5 @@ class Config:
     limits: LimitsSettings = LimitsSettings()
     log: LogSettings = LogSettings()
     codecs: CodecSettings = CodecSettings()
+    webrtc: WebRtcSettings = WebRtcSettings()
     accounts: tuple[Account, ...] = ()
