@@ -347,6 +347,14 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     from wcsgw.webrtc.dtls import RTCCertificate
 
     env.certificate = RTCCertificate.generateCertificate()
+    if media.browser_port:
+        # One UDP port (+ ICE-TCP) for every browser leg: legs register there, take no port.
+        from wcsgw.webrtc.leg import WebRtcLeg
+        from wcsgw.webrtc.sharedport import SharedPort, SharedPortService
+
+        shared = SharedPort(reactor, media.listen, media.browser_port)
+        SharedPortService(shared).setServiceParent(parent)  # type: ignore[no-untyped-call]
+        env.make_browser_leg = functools.partial(WebRtcLeg, mux=shared)
     # [limits]: the call-rate window runs on the reactor's clock (tests inject their own)
     gateway = CallGateway(sip, policy, functools.partial(OutboundCall, env=env), limits=config.limits,
                           clock=cast(Clock, reactor).seconds)

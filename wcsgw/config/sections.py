@@ -90,6 +90,7 @@ SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
             "port_min": int_range(1024, PORT_MAX),
             "port_max": int_range(1024, PORT_MAX),
             "rtp_timeout": positive_float,
+            "browser_port": port,
         },
     ),
     "testlines": (TestLinesSettings, {"enabled": boolean}),
@@ -168,6 +169,9 @@ def _check_media(media: MediaSettings) -> None:
             "media.port_max",
             f"must leave at least 4 ports above media.port_min ({media.port_min}), got {media.port_max}",
         )
+    if media.port_min <= media.browser_port <= media.port_max:
+        raise ConfigError("media.browser_port", f"must be outside media.port_min..port_max "
+                          f"({media.port_min}-{media.port_max}), got {media.browser_port}")
     for key in ("browser_address", "sip_address"):
         _check_family(f"media.{key}", getattr(media, key), media.listen)
 
@@ -183,6 +187,14 @@ def _check_family(key: str, address: str, listen: str) -> None:
         raise ConfigError(key, f"is IPv{told} but media.listen ({listen}) binds IPv{bound} "
                           f"sockets only; set media.listen to an IPv{told} address or \"::\" "
                           "(both families)")
+
+
+def _check_browser_port(config: Config) -> None:
+    """The shared browser port takes UDP and TCP on its number: not the SIP or HTTP port's."""
+    taken = {"sip.port": config.sip.port, "http.port": config.http.port}
+    for key, number in taken.items():
+        if config.media.browser_port and config.media.browser_port == number:
+            raise ConfigError("media.browser_port", f"must differ from {key} ({number})")
 
 
 def _is_loopback(address: str) -> bool:
@@ -229,6 +241,7 @@ def parse_config(data: Mapping[str, Any]) -> Config:
     config = Config(**parts)
     _check_timers(config.sip)
     _check_media(config.media)
+    _check_browser_port(config)
     _check_accounts(config.accounts)
     _check_exposure(config)
     return config

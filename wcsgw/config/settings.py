@@ -111,6 +111,9 @@ class MediaSettings:
     port_min: int = 20000
     port_max: int = 29999
     rtp_timeout: float = 30.0
+    #: one UDP port (and ICE-TCP on the same number) for every browser leg, outside the
+    #: port range; 0 = a port per call from the range (wcsgw.webrtc.sharedport)
+    browser_port: int = 0
 
     @property
     def advertised_host(self) -> str:

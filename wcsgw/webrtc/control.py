@@ -78,6 +78,8 @@ class LegControl:
         self.consent_timeout = consent_timeout
         self.dtls_timeout = dtls_timeout
         self.on_state: Callable[[str], None] = lambda state: None
+        #: told each address an authenticated check came from (a shared port routes by it)
+        self.on_check: Callable[[Address], None] = lambda address: None
 
         creds = credentials or make_ice_credentials()
         self.ice_ufrag = creds.ufrag
@@ -143,6 +145,7 @@ class LegControl:
         if outcome is None:
             return
         self._send(outcome.response, addr)
+        self.on_check(addr)
         self.peer = self.ice.selected
         if outcome.first:
             self.ice_connected_at = now

@@ -1,4 +1,4 @@
-"""The browser leg of a call: one UDP socket and the media path through it.
+"""The browser leg of a call: one UDP socket (or a place on the shared one) and the media path.
 
 One leg = one UDP socket (BUNDLE + rtcp-mux: STUN, DTLS, SRTP and SRTCP all share it),
 demultiplexed once, by the first byte (RFC 7983): 0..3 STUN and 20..63 DTLS go to the leg's
@@ -13,11 +13,17 @@ keys, whether the source passed an authenticated check, and where to send.  A fa
 stops answering and forwarding but keeps its port until :meth:`WebRtcLeg.close`, which
 releases it (and is what the owner must always call).  The lifecycle and why the checks are
 strict: :mod:`wcsgw.webrtc.control`.
+
+With ``mux=`` (``[media] browser_port``) the leg has no socket: the
+:class:`~wcsgw.webrtc.sharedport.SharedPort` hands it what the demultiplexer routed to it
+(:meth:`WebRtcLeg.receive`, the same path), and it writes through a binding that sends over
+UDP or over the ICE-TCP connection its proven pair uses, chosen by the address's type
+(:class:`~wcsgw.webrtc.mux.TcpAddress`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
@@ -28,6 +34,9 @@ from wcsgw.webrtc.control import LegControl, LegError
 from wcsgw.webrtc.dtls import RTCCertificate
 from wcsgw.webrtc.srtp import SUPPORTED_PROFILES, SrtpError, SrtpSession
 from wcsgw.webrtc.stun import Address, IceCredentials, is_stun
+
+if TYPE_CHECKING:
+    from wcsgw.webrtc.sharedport import SharedPort
 
 __all__ = ["WebRtcLeg", "LegError"]
 
@@ -41,7 +50,7 @@ class _LegSocket(DatagramProtocol):
         self.leg = leg
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:  # noqa: N802 (Twisted API)
-        self.leg._datagram(data, (addr[0], addr[1]))
+        self.leg.receive(data, (addr[0], addr[1]))
 
 
 class WebRtcLeg:
@@ -52,7 +61,9 @@ class WebRtcLeg:
     ``allocator`` when given (and goes back to it on :meth:`close`; ``PortsExhausted``
     propagates from here), else ``port`` (0: the kernel picks).  ``advertised_host`` is the
     address put in the candidate (a public address behind 1:1 NAT); it defaults to
-    ``bind_host``.  The rest configures the :attr:`control` (:class:`LegControl`).
+    ``bind_host``.  With ``mux`` the leg takes no port: it registers on that shared port
+    (``port``/``tcp_port`` are the shared port's, ``allocator`` is not used).  The rest
+    configures the :attr:`control` (:class:`LegControl`).
 
     Callbacks are plain attributes, assign them before :meth:`start`: ``on_rtp(bytes, now)``,
     ``on_rtcp(bytes, now)`` (unprotected; may hold compound RTCP; ``now``: when the datagram
@@ -72,6 +83,7 @@ class WebRtcLeg:
         certificate: Optional[RTCCertificate] = None,
         srtp_profiles: Sequence[str] = SUPPORTED_PROFILES,
         credentials: Optional[IceCredentials] = None,
+        mux: Optional["SharedPort"] = None,
     ) -> None:
         self.reactor = reactor
         self.bind_host = bind_host
@@ -86,12 +98,22 @@ class WebRtcLeg:
         self.rtp_in = self.rtcp_in = self.rtp_out = self.rtcp_out = 0
         self.dropped_in = self.dropped_out = self.srtp_errors = 0
 
-        self._allocator = allocator
         self._ports: list[int] = []
-        self._port = self._listen(port)
-        self.port: int = self._port.getHost().port
+        label: object
+        if mux is None:
+            self._allocator = allocator
+            self._port = self._listen(port)
+            self.port: int = self._port.getHost().port
+            #: the ICE-TCP passive candidate's port (0: none, per-call ports are UDP only)
+            self.tcp_port = 0
+            label = self.port
+        else:
+            self._allocator = None
+            credentials = credentials or mux.new_credentials()
+            self.port, self.tcp_port = mux.port, mux.tcp_port
+            label = f"{mux.port}/{credentials.ufrag}"
         self.control = LegControl(
-            reactor, self._write, label=self.port, consent_timeout=consent_timeout,
+            reactor, self._write, label=label, consent_timeout=consent_timeout,
             dtls_timeout=dtls_timeout, certificate=certificate, srtp_profiles=srtp_profiles,
             credentials=credentials,
         )
@@ -100,6 +122,10 @@ class WebRtcLeg:
         self.fingerprint: tuple[str, str] = self.control.fingerprint
         self.set_remote = self.control.set_remote
         self.start = self.control.start
+        if mux is not None:
+            binding = mux.attach(self)
+            self.control.on_check = binding.prove
+            self._port = binding
 
     # -- setup -----------------------------------------------------------------------------
 
@@ -160,7 +186,8 @@ class WebRtcLeg:
 
     # -- the socket ------------------------------------------------------------------------
 
-    def _datagram(self, data: bytes, addr: Address) -> None:
+    def receive(self, data: bytes, addr: Address) -> None:
+        """One datagram (or ICE-TCP frame) from ``addr``, from the socket or the shared port."""
         control = self.control
         if control.done or not data:
             return
