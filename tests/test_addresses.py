@@ -326,3 +326,39 @@ class Ipv6BrowserTests(OutboundTests, OfferedTests):
         self.assert_toward_sip(call.invite.offer)
         call.sip.heard(Answered(phone_sdp(1)))
         self.assert_toward_browser(call.browser_answer)
+
+
+class DualStackSocketTests(unittest.TestCase):
+    """The claim the docs make for ``media.listen = "::"``, on real loopback sockets: the SIP
+    side's socket there (an IPv6 one) reaches an IPv4 phone at the address its SDP names
+    (through :func:`sendable`) and hears it back through the latch."""
+
+    @defer.inlineCallbacks
+    def test_an_ipv6_wildcard_socket_talks_with_an_ipv4_phone(self):
+        from twisted.internet import reactor
+        from twisted.internet.protocol import DatagramProtocol
+
+        from wcsgw.media.ports import PortAllocator
+        from wcsgw.media.udp import RtpSocket
+
+        heard_by_phone: defer.Deferred = defer.Deferred()
+        heard_by_us: defer.Deferred = defer.Deferred()
+
+        class Phone(DatagramProtocol):
+            def datagramReceived(self, data: bytes, addr: Any) -> None:  # noqa: N802
+                if not heard_by_phone.called:
+                    heard_by_phone.callback((data, addr))
+                    self.transport.write(b"\x80\x00" + bytes(10), addr)
+
+        phone = reactor.listenUDP(0, Phone(), interface="127.0.0.1")
+        self.addCleanup(phone.stopListening)
+        ours = RtpSocket(reactor, PortAllocator("::", 41000, 41999))
+        self.addCleanup(ours.close)
+        ours.on_rtp = lambda data, now: heard_by_us.called or heard_by_us.callback(data)
+        ours.set_remote(sendable("127.0.0.1", ours.host), phone.getHost().port)
+        ours.send_rtp(b"\x80\x00" + bytes(10))
+        data, source = yield heard_by_phone
+        self.assertEqual(source, ("127.0.0.1", ours.port))
+        reply = yield heard_by_us
+        self.assertEqual(reply, b"\x80\x00" + bytes(10))
+        self.assertEqual(ours.send_errors, 0)
