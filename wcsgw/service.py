@@ -36,7 +36,7 @@ from twisted.web.server import Request, Site
 from wcsgw import __version__
 from wcsgw.api.metrics import MetricsResource
 from wcsgw.config import Config, HttpSettings
-from wcsgw.sip.reactor import Clock, ListeningPort, SipReactor
+from wcsgw.sip.reactor import Clock, ListeningPort
 from wcsgw.sip.service import SipService
 
 __all__ = [
@@ -140,7 +140,8 @@ def make_site(config: Config, gateway: Any = None) -> Site:
 
 
 class HttpService(Service):
-    """Listens with a Site on ``listen:port`` (TCP).
+    """Listens with a Site on ``listen:port`` (TCP; HTTPS when ``[http] tls_cert`` and
+    ``tls_key`` are set, the files re-read on SIGHUP: :mod:`wcsgw.api.tls`).
 
     Like ``twisted.application.internet.TCPServer``, it binds in ``privilegedStartService`` so
     a busy port stops twistd at start-up instead of leaving a gateway without its HTTP face;
@@ -153,6 +154,8 @@ class HttpService(Service):
         self.settings = settings
         self.site = site
         self._port: ListeningPort | None = None
+        from wcsgw.api.tls import ReloadingTls  # reads the files: ConfigError at service build
+        self.tls = ReloadingTls.from_settings(settings)
 
     @property
     def address(self) -> tuple[str, int] | None:
@@ -166,12 +169,9 @@ class HttpService(Service):
         if self._port is None:
             from twisted.internet import reactor
 
-            self._port = cast(SipReactor, reactor).listenTCP(
-                self.settings.port, self.site, interface=self.settings.listen
-            )
-            host, port = self.address or ("?", 0)
-            shown = f"[{host}]" if ":" in host else host
-            log.info("HTTP listening on http://{where}/", where=f"{shown}:{port}")
+            from wcsgw.api.tls import listen_site
+
+            self._port = listen_site(reactor, self.settings, self.site, self.tls)
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()  # type: ignore[no-untyped-call]
@@ -180,9 +180,15 @@ class HttpService(Service):
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]
         self._listen()
+        if self.tls is not None:
+            from twisted.internet import reactor
+
+            self.tls.watch_sighup(reactor)
 
     def stopService(self) -> Any:
         super().stopService()  # type: ignore[no-untyped-call]
+        if self.tls is not None:
+            self.tls.stop_watching()
         port, self._port = self._port, None
         if port is not None:
             return port.stopListening()

@@ -24,7 +24,9 @@ The decisions are pure functions (:func:`host_allowed`, :func:`judge_headers`), 
 their own; :class:`GuardedChannel` is the thin Twisted side — an ``HTTPChannel`` whose hooks
 call them — with :class:`GuardedRequest` (counts chunked bodies) and :class:`GatewaySite`,
 the Site that uses both.  The site speaks HTTP/1.1 only (no HTTP/2 upgrade), so every request
-goes through this channel.
+goes through this channel — over HTTPS too (:mod:`wcsgw.api.tls`), where the TLS layer sits
+beneath it: the deadlines run from the TCP connection, so a client that never finishes its
+TLS handshake is cut off like one that never finishes its headers.
 
 Refusals are logged at info with the peer address (never a header value beyond the Host).
 """
@@ -40,6 +42,7 @@ from typing import Any, Iterable, Sequence
 import attrs
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
@@ -256,7 +259,14 @@ class GuardedChannel(HTTPChannel):
         self._cancel("_body_call")
         self._networkProducer.unregisterProducer()
         lose_write = getattr(self.transport, "loseWriteConnection", None)
-        if half and lose_write is not None:
+        if half and isinstance(self.transport, TLSMemoryBIOProtocol):
+            # HTTPS: the TLS layer hands loseWriteConnection through to the TCP socket beneath
+            # it, cutting off what TLS still has to send.  TLS's own close is the half-close
+            # here: close_notify after the answer, then reading on (and discarding) until the
+            # client's close_notify or LINGER.
+            self._networkProducer.resumeProducing()  # type: ignore[misc]
+            self.transport.loseConnection()  # type: ignore[misc]  # untyped Twisted class
+        elif half and lose_write is not None:
             self._networkProducer.resumeProducing()  # type: ignore[misc]  # keep reading (and discarding)
             lose_write()
         else:

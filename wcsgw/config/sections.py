@@ -62,7 +62,8 @@ SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
                             "server_names": host_list,
                             "header_timeout": positive_float,
                             "body_timeout": positive_float,
-                            "max_body": int_range(1024, 64 * 1024 * 1024)}),
+                            "max_body": int_range(1024, 64 * 1024 * 1024),
+                            "tls_cert": string, "tls_key": string}),
     "sip": (
         SipSettings,
         {
@@ -197,6 +198,16 @@ def _check_browser_port(config: Config) -> None:
             raise ConfigError("media.browser_port", f"must differ from {key} ({number})")
 
 
+def _check_tls(http: HttpSettings) -> None:
+    """A certificate without its key (or the reverse) is half a setup: refused, rather than
+    silently served as plain HTTP.  The files themselves are read when the site is built
+    (wcsgw.api.tls), which names the key of the one that is not usable."""
+    for key, other in (("tls_key", "tls_cert"), ("tls_cert", "tls_key")):
+        if getattr(http, other) and not getattr(http, key):
+            raise ConfigError(f"http.{key}", f"must be set when http.{other} is (HTTPS needs "
+                              "both the certificate and its key)")
+
+
 def _is_loopback(address: str) -> bool:
     return ipaddress.ip_address(address).is_loopback
 
@@ -244,4 +255,5 @@ def parse_config(data: Mapping[str, Any]) -> Config:
     _check_browser_port(config)
     _check_accounts(config.accounts)
     _check_exposure(config)
+    _check_tls(config.http)
     return config

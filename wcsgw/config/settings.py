@@ -69,6 +69,15 @@ class HttpSettings:
     body_timeout: float = 10.0
     #: largest request body (REST JSON), bytes; checked on Content-Length before reading
     max_body: int = 64 * 1024
+    #: PEM files of the site's certificate chain (leaf first) and its private key: both set =
+    #: HTTPS and WSS on ``port`` (wcsgw.api.tls), both re-read on SIGHUP; "" = plain HTTP
+    tls_cert: str = ""
+    tls_key: str = ""
+
+    @property
+    def tls(self) -> bool:
+        """Whether the site speaks HTTPS (the config check makes both files set or neither)."""
+        return bool(self.tls_cert and self.tls_key)
 
 
 @attrs.frozen
