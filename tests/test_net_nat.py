@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 
+import attrs
 from twisted.internet import reactor, task
 from twisted.trial import unittest
 
@@ -39,6 +40,7 @@ from tests.peers.netns import (
     netns_unavailable,
     scratch_folder,
 )
+from tests.peers.ports import free_port
 from tests.support import assert_near, inline
 from wcsgw.config import Config, HttpSettings, MediaSettings, PolicySettings, SipSettings
 
@@ -173,6 +175,31 @@ class NatTopology:
         self.assertEqual(self.gateway.calls, {})
         self.assertEqual(self.gateway.ports_in_use, 0)
 
+    async def calls_both_ways(self, ui: Phone) -> list[dict]:
+        """The browser calls the phone, then the phone calls the browser; audio checked by
+        content both ways each time.  The browser's view of each call (:data:`CALL_VIEW_JS`)."""
+        views = []
+        await ui.call("1002")
+        await self.assert_audio_both_ways(ui)
+        views.append(await self.call_view(ui))
+        await self.hang_up(ui)
+        self.assert_phone_heard_440(calls=1)
+
+        await self.phone.command("dial", f"sip:1001@{PBX}:{self.kam.port}")
+        await ui.ringing()
+        await ui.click("Answer")
+        await self.assert_audio_both_ways(ui)
+        views.append(await self.call_view(ui))
+        await self.hang_up(ui)
+        self.assert_phone_heard_440(calls=2)
+        return views
+
+    async def hang_up(self, ui: Phone) -> None:
+        mark = self.phone.mark()
+        await ui.click("Hangup")
+        await self.phone.wait_event("CALL_CLOSED", since=mark)
+        await self.assert_clean()
+
     def assert_pbx_never_saw_the_public_address(self) -> None:
         """Every packet on the private wire (both ways, but the test's own baresip control
         connection), read through the kernel with nothing dropped."""
@@ -212,33 +239,37 @@ class NatTopology:
 class NatCallTests(NatTopology, unittest.TestCase):
     @inline
     async def test_calls_both_ways_across_nat_and_two_networks(self) -> None:
+        """A port per call (browser_port 0): the browser reaches it over UDP through the NAT."""
         self.build_network()
         ui = await self.start_peers()
-
-        # The browser calls the phone.
-        await ui.call("1002")
-        await self.assert_audio_both_ways(ui)
-        outgoing = await self.call_view(ui)
-        mark = self.phone.mark()
-        await ui.click("Hangup")
-        await self.phone.wait_event("CALL_CLOSED", since=mark)
-        await self.assert_clean()
-        self.assert_phone_heard_440(calls=1)
-
-        # The phone calls the browser.
-        await self.phone.command("dial", f"sip:1001@{PBX}:{self.kam.port}")
-        await ui.ringing()
-        await ui.click("Answer")
-        await self.assert_audio_both_ways(ui)
-        incoming = await self.call_view(ui)
-        mark = self.phone.mark()
-        await ui.click("Hangup")
-        await self.phone.wait_event("CALL_CLOSED", since=mark)
-        await self.assert_clean()
-        self.assert_phone_heard_440(calls=2)
-
-        for view in (outgoing, incoming):
+        for view in await self.calls_both_ways(ui):
             self.assert_browser_sdp_public_only(view)
             self.assert_media_crossed_the_nat(view)
+            self.assertEqual(view["local"]["protocol"], "udp")
         self.assert_pbx_never_saw_the_public_address()
 
+    @inline
+    async def test_udp_dropped_calls_connect_over_ice_tcp(self) -> None:
+        """The browser's network lets no UDP through: with media.browser_port the gateway
+        also offers an ICE-TCP passive candidate on that number, and both calls connect over
+        TCP through the NAT — no UDP crosses the public wire at all."""
+        self.build_network()
+        self.net.drop_udp(self.browser_ns)
+        port = free_port("udp+tcp", "0.0.0.0")
+        config = nat_config()
+        config = attrs.evolve(config, media=attrs.evolve(config.media, browser_port=port))
+        ui = await self.start_peers(config)
+        for view in await self.calls_both_ways(ui):
+            self.assert_browser_sdp_public_only(view)
+            self.assertIn(f"{PUBLIC} {port} typ host tcptype passive", view["remoteSdp"])
+            self.assertEqual((view["local"]["protocol"], view["remote"]["protocol"]),
+                             ("tcp", "tcp"), view)
+            self.assertEqual((view["remote"]["address"], view["remote"]["port"]),
+                             (PUBLIC, port), view)
+        self.public_tap.doRead()
+        self.assertEqual([p for p in self.public_tap.packets if p.protocol == 17], [])
+        media = [p for p in self.public_tap.packets
+                 if p.protocol == 6 and (p.src, p.dst, p.dport) == (NAT_OUTSIDE, PUBLIC, port)
+                 and p.payload]
+        self.assertTrue(media, "no ICE-TCP frames from the NAT's outside address")
+        self.assert_pbx_never_saw_the_public_address()
