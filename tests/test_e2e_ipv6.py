@@ -8,7 +8,8 @@ Why a namespace rather than ::1: Chromium gathers no IPv6 loopback candidate (on
 only ``lo`` it offers 127.0.0.1 alone, and ICE has no IPv6 pair to check), so the browser
 needs an IPv6 interface of its own.  The media sockets bind ``::`` (dual-stack:
 docs/configuration.md, ``[media]``): the browser side over IPv6, the SIP side toward the
-test lines on ::1 (``media.sip_address``), the HTTP site on the wire's IPv6 address.
+test lines on ::1 (``media.sip_address``), the HTTP site on the wire's IPv6 address.  The
+same dual-stack sockets still serve an IPv4 browser (the second test).
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ GATEWAY6, BROWSER6 = "fd77::1", "fd77::2"
 
 class Ipv6BrowserTests(unittest.TestCase):
     timeout = 120
-    skip = netns_unavailable()
 
     @inline
     async def test_echo_over_ipv6(self) -> None:
+        reason = netns_unavailable()
+        if reason:
+            raise unittest.SkipTest(reason)
         net = Network()
         self.addCleanup(net.close)  # first cleanup added: runs last, after the peers
         browser_ns = net.namespace("browser6")
@@ -79,3 +82,29 @@ class Ipv6BrowserTests(unittest.TestCase):
         await gateway.testlines.wait_idle()
         await gateway.when_idle()
         self.assertEqual(gateway.calls, {})
+
+    @inline
+    async def test_ipv4_browser_on_dual_stack_sockets(self) -> None:
+        """``media.listen = "::"`` still serves IPv4 browsers: the leg's socket is dual-stack,
+        the browser's checks arrive IPv4-mapped and are answered there."""
+        base = gateway_config()
+        gateway = Gateway(attrs.evolve(base, media=attrs.evolve(
+            base.media, listen="::", browser_address="127.0.0.1", sip_address="::1")))
+        gateway.start()
+        self.addCleanup(gateway.stop)
+        browser = Chromium(fake_audio=write_tone_wav(self.mktemp() + ".wav", 440.0))
+        await browser.start()
+        self.addCleanup(browser.stop)
+        phone = await Phone.open(browser, gateway.url)
+        await phone.login()
+        await phone.call("echo")
+        await phone.wait_state("call-status", "established")
+        [call] = gateway.calls.values()
+        self.assertIn("c=IN IP4 127.0.0.1\r\n", call.browser_answer)
+        peak = await phone.received_frequency()
+        assert_near(self, peak["frequency"], 440, 15)
+        self.assertGreater(peak["level"], -60)
+        self.assertEqual(call.leg.remote_address[0], "::ffff:127.0.0.1")
+        await phone.click("Hangup")
+        await phone.wait_state("call-status", "finish")
+        await gateway.testlines.wait_idle()
