@@ -4,8 +4,9 @@ Both ways of starting the gateway — the twistd plugin (``twistd -n wcsgw --con
 ``twistd -ny twistd.tac`` — call :func:`make_service`, so they run exactly the same thing.  The
 tree is a ``MultiService`` with:
 
-* the HTTP site (:class:`HttpService`): ``/health`` now, the Phone UI, SDK, WebSocket and REST
-  later, all on one twisted.web ``Site`` at ``http.listen:http.port``;
+* the HTTP site (:class:`~wcsgw.api.listener.HttpService`, HTTPS when configured): the Phone
+  UI, SDK, WebSocket, REST, health and metrics, all on one twisted.web ``Site`` at
+  ``http.listen:http.port``;
 * the SIP endpoint, :class:`wcsgw.sip.service.SipService` (UDP + TCP, accounts).
 
 Logging goes through twisted.logger, filtered at ``[log] level`` (see
@@ -34,9 +35,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from wcsgw import __version__
+from wcsgw.api.listener import HttpService
 from wcsgw.api.metrics import MetricsResource
-from wcsgw.config import Config, HttpSettings
-from wcsgw.sip.reactor import Clock, ListeningPort
+from wcsgw.config import Config
+from wcsgw.sip.reactor import Clock
 from wcsgw.sip.service import SipService
 
 __all__ = [
@@ -137,62 +139,6 @@ def make_site(config: Config, gateway: Any = None) -> Site:
     site = GatewaySite(make_root(config, gateway), FrontDoor.from_settings(config.http))
     site.displayTracebacks = False
     return site
-
-
-class HttpService(Service):
-    """Listens with a Site on ``listen:port`` (TCP; HTTPS when ``[http] tls_cert`` and
-    ``tls_key`` are set, the files re-read on SIGHUP: :mod:`wcsgw.api.tls`).
-
-    Like ``twisted.application.internet.TCPServer``, it binds in ``privilegedStartService`` so
-    a busy port stops twistd at start-up instead of leaving a gateway without its HTTP face;
-    unlike it, the bound address is public (:attr:`address`), which tests using port 0 need.
-    """
-
-    name = "http"
-
-    def __init__(self, settings: HttpSettings, site: Site) -> None:
-        self.settings = settings
-        self.site = site
-        self._port: ListeningPort | None = None
-        from wcsgw.api.tls import ReloadingTls  # reads the files: ConfigError at service build
-        self.tls = ReloadingTls.from_settings(settings)
-
-    @property
-    def address(self) -> tuple[str, int] | None:
-        """(host, port) actually bound, or None when not listening."""
-        if self._port is None:
-            return None
-        host = self._port.getHost()
-        return host.host, host.port
-
-    def _listen(self) -> None:
-        if self._port is None:
-            from twisted.internet import reactor
-
-            from wcsgw.api.tls import listen_site
-
-            self._port = listen_site(reactor, self.settings, self.site, self.tls)
-
-    def privilegedStartService(self) -> None:
-        super().privilegedStartService()  # type: ignore[no-untyped-call]
-        self._listen()
-
-    def startService(self) -> None:
-        super().startService()  # type: ignore[no-untyped-call]
-        self._listen()
-        if self.tls is not None:
-            from twisted.internet import reactor
-
-            self.tls.watch_sighup(reactor)
-
-    def stopService(self) -> Any:
-        super().stopService()  # type: ignore[no-untyped-call]
-        if self.tls is not None:
-            self.tls.stop_watching()
-        port, self._port = self._port, None
-        if port is not None:
-            return port.stopListening()
-        return None
 
 
 class GatewayService(MultiService):
