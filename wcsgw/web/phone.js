@@ -201,6 +201,14 @@ function restore() {
   }
 }
 
+/** `?iceTransportPolicy=relay` in the page URL sends media only through the TURN servers the
+ * gateway hands out (`[webrtc] ice_servers`): to try the TURN setup from a network where the
+ * gateway is reachable directly.  Absent: the browser picks the best path ("all"). */
+function icePolicy() {
+  const value = new URLSearchParams(location.search).get("iceTransportPolicy");
+  return value === "relay" || value === "all" ? value : undefined;
+}
+
 function serverUrl() {
   const override = new URLSearchParams(location.search).get("server");
   return override || new URL("ws", location.href).href;
@@ -368,6 +376,7 @@ function logIn(event) {
   try {
     session = wcsgw.createSession({
       urlServer: serverUrl(),
+      iceTransportPolicy: icePolicy(),
       sipOptions: {
         login: ui.login.value.trim(),
         authenticationName: ui.authName.value.trim(),

@@ -17,8 +17,10 @@
  * ```
  *
  * Media: the gateway is ICE-lite and takes the whole offer at once, so `call()` waits for ICE
- * gathering to complete before sending (no trickle ICE).  No STUN/TURN servers are used unless
- * the session's `mediaOptions` names some.
+ * gathering to complete before sending (no trickle ICE).  STUN/TURN servers are the ones the
+ * gateway hands out in the `connect` result (`iceServers`, `[webrtc] ice_servers`: TURN
+ * credentials minted for this session), unless the session's `mediaOptions` names its own;
+ * `iceTransportPolicy: "relay"` sends media only through a TURN server.
  *
  * @module wcsgw
  */
@@ -231,7 +233,10 @@ export class RpcError extends Error {
  * @property {SipOptions} [sipOptions]
  * @property {string} [appKey]          forwarded as `appKey`
  * @property {object} [custom]          forwarded as `custom`
- * @property {RTCConfiguration} [mediaOptions]  RTCPeerConnection configuration (default: no ICE servers)
+ * @property {RTCConfiguration} [mediaOptions]  RTCPeerConnection configuration; its `iceServers`,
+ *                                             if given, replace the ones the gateway hands out
+ * @property {"all"|"relay"} [iceTransportPolicy]  "relay": media only through the TURN servers
+ *                                             (the gateway's `iceServers`); default "all"
  * @property {number} [iceGatheringTimeout]     ms to wait for ICE gathering (default 5000)
  */
 
@@ -254,6 +259,7 @@ export class RpcError extends Error {
  *                                             (`["opus"]`, `["PCMU", "telephone-event"]`) via
  *                                             RTCRtpTransceiver.setCodecPreferences; per media kind,
  *                                             a kind with no listed codec keeps the browser default
+ * @property {"all"|"relay"} [iceTransportPolicy]  this call only: as the session option
  * @property {string} [callId]                 default: a random UUID
  */
 
@@ -387,6 +393,34 @@ function localErrorText(err) {
 /**
  * One WebSocket session with the gateway.  Create it with {@link createSession}.
  */
+/** RTCIceTransportPolicy values a page may ask for. */
+const ICE_TRANSPORT_POLICIES = ["all", "relay"];
+
+function checkIceTransportPolicy(value, where) {
+  if (value !== undefined && !ICE_TRANSPORT_POLICIES.includes(value)) {
+    throw new TypeError(`${where}.iceTransportPolicy must be "all" or "relay", got ${JSON.stringify(value)}`);
+  }
+}
+
+/**
+ * The RTCPeerConnection configuration of one call: the gateway's `iceServers` (from
+ * `connect`), then the page's `mediaOptions` over them, then the transport policy asked for
+ * (the call's over the session's).  With "relay" and no TURN server there would be no
+ * candidate at all: that is a local error at once, not a call that fails by ICE later.
+ * @returns {RTCConfiguration}
+ */
+function rtcConfiguration(gatewayIceServers, mediaOptions, policy) {
+  const config = { iceServers: gatewayIceServers ?? [], ...(mediaOptions ?? {}) };
+  if (policy !== undefined) config.iceTransportPolicy = policy;
+  if (config.iceTransportPolicy === "relay") {
+    const urls = (config.iceServers ?? []).flatMap((s) => (Array.isArray(s.urls) ? s.urls : [s.urls]));
+    if (!urls.some((u) => /^turns?:/i.test(String(u)))) {
+      throw new Error('iceTransportPolicy "relay" needs a TURN server, and none is configured (the gateway\'s [webrtc] ice_servers, or mediaOptions.iceServers)');
+    }
+  }
+  return config;
+}
+
 export class Session extends Emitter {
   /** @type {WebSocket} */
   #ws;
@@ -404,6 +438,8 @@ export class Session extends Emitter {
   /** @type {Map<string, Call>} the last few ended calls, oldest first */
   #ended = new Map();
   #disconnecting = false;
+  /** @type {RTCIceServer[]} the gateway's, from the connect result */
+  #iceServers = [];
   /** @type {SessionOptions} */
   #options;
 
@@ -411,6 +447,7 @@ export class Session extends Emitter {
   constructor(options) {
     super();
     if (!options || !options.urlServer) throw new TypeError("options.urlServer must be provided");
+    checkIceTransportPolicy(options.iceTransportPolicy, "options");
     this.#options = options;
     const WS = globalThis.WebSocket;
     this.#ws = new WS(normaliseUrl(options.urlServer));
@@ -440,6 +477,15 @@ export class Session extends Emitter {
     return this.#sipStatus;
   }
 
+  /**
+   * The STUN/TURN servers the gateway handed out in `connect` (`iceServers`; TURN credentials
+   * minted for this session), as RTCIceServer objects; [] when it has none.
+   * @returns {RTCIceServer[]}
+   */
+  getIceServers() {
+    return structuredClone(this.#iceServers);
+  }
+
   /** @returns {string} the WebSocket URL */
   getServerUrl() {
     return this.#ws.url;
@@ -463,6 +509,7 @@ export class Session extends Emitter {
     if (!options || typeof options.callee !== "string" || !options.callee.trim()) {
       throw new TypeError("options.callee must be provided");
     }
+    checkIceTransportPolicy(options.iceTransportPolicy, "options");
     const call = new Call(this, { ...options, incoming: false }, this.#callInternals());
     this.#calls.set(call.id(), call);
     return call;
@@ -511,6 +558,8 @@ export class Session extends Emitter {
         this.#calls.set(call.id(), call);
       },
       mediaOptions: this.#options.mediaOptions,
+      iceServers: () => this.#iceServers,
+      iceTransportPolicy: this.#options.iceTransportPolicy,
       iceGatheringTimeout: this.#options.iceGatheringTimeout ?? DEFAULT_ICE_GATHERING_TIMEOUT,
       login: this.#options.sipOptions?.login ?? "",
     };
@@ -552,6 +601,7 @@ export class Session extends Emitter {
     this.#request("connect", params).then(
       (result) => {
         this.#id = result?.sessionId ?? this.#id;
+        if (Array.isArray(result?.iceServers)) this.#iceServers = result.iceServers;
       },
       (err) => {
         this.#setStatus(SESSION_STATUS.FAILED, { info: err.message, error: err });
@@ -815,6 +865,7 @@ export class Call extends Emitter {
     if (this.#status !== CALL_STATUS.NEW && this.#status !== CALL_STATUS.RING) {
       throw new Error(`answer() is allowed only in NEW or RING; the call is ${this.#status}`);
     }
+    checkIceTransportPolicy(options.iceTransportPolicy, "options");
     Object.assign(this.#options, options);
     let sdp;
     try {
@@ -1090,7 +1141,14 @@ export class Call extends Emitter {
       return null;
     }
     this.#localStream = stream;
-    const config = { iceServers: [], ...(this.#internals.mediaOptions ?? {}) };
+    let config;
+    try {
+      config = rtcConfiguration(this.#internals.iceServers(), this.#internals.mediaOptions,
+        this.#options.iceTransportPolicy ?? this.#internals.iceTransportPolicy);
+    } catch (err) {
+      stream.getTracks().forEach((t) => t.stop());
+      throw err;
+    }
     const pc = new globalThis.RTCPeerConnection(config);
     this.#pc = pc;
     pc.ontrack = (e) => this.#onRemoteTrack(e);
