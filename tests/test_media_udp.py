@@ -291,6 +291,14 @@ class RtpSocketTests(TestCase):
         self.sock.send_rtp(b"late")  # no error after close
         self.assertEqual(self.sock.send_errors, 0)
 
+    def test_a_peer_of_the_other_family_is_a_send_error_not_an_exception(self) -> None:
+        """A SIP side whose SDP names an IPv6 address while the socket is IPv4 (Twisted raises
+        InvalidAddressError, a ValueError): counted, and the call's packet path goes on."""
+        self.sock.set_remote("2001:db8::1", 4000)
+        self.sock.send_rtp(rtp(1))
+        self.sock.send_rtcp(build_rr(7))
+        self.assertEqual(self.sock.send_errors, 2)
+
     @inline
     async def test_exhaustion_and_retry_when_a_port_is_taken(self) -> None:
         lo = free_port("udp", HOST, span=5)

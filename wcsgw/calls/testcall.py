@@ -19,6 +19,7 @@ from twisted.internet import defer, task
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
+from wcsgw.calls.addresses import sendable
 from wcsgw.calls.testtone import FRAME_SECONDS, SAMPLE_RATE, Tone
 from wcsgw.media.ports import PortsExhausted
 from wcsgw.media.rtp import RtpError, build_rtp, parse_rtp
@@ -225,7 +226,7 @@ class TestCall:
         if connection is not None and theirs.port:
             # latched to the SDP's IP or the INVITE's source IP (wcsgw.media.udp)
             source = getattr(getattr(self.session, "transaction", None), "source", None)
-            self.rtp.set_remote(connection.address, theirs.port, theirs.rtcp,
+            self.rtp.set_remote(sendable(connection.address, self.rtp.host), theirs.port, theirs.rtcp,
                                 rtcp_mux=mine.rtcp_mux,
                                 signalling=(source.host,) if source is not None else ())
 

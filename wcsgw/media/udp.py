@@ -262,7 +262,8 @@ class RtpSocket:
             return
         try:
             port.write(data, target)
-        except OSError:  # e.g. no route; media is best effort
+        except (OSError, ValueError):  # no route; an address of the other family (Twisted's
+            # InvalidAddressError: an IPv4 socket told an IPv6 peer); media is best effort
             self.send_errors += 1
 
     def send_rtp(self, data: bytes) -> None:
