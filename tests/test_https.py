@@ -11,6 +11,9 @@
   broken renewal keeps the old certificate.
 * The front door (Host allow-list, body limit, header/body deadlines) unchanged over TLS: the
   attack tests of tests/test_security_http.py run again through a TLS client.
+* The Phone UI over https:// in Chromium and a call over WSS to the echo line, audio checked,
+  the certificate replaced and SIGHUP sent mid-call: the call goes on, new connections see the
+  new certificate (:class:`PhoneOverHttpsTests`, the gateway a real twistd process).
 """
 
 from __future__ import annotations
@@ -41,8 +44,11 @@ from twisted.web.client import (
 from twisted.web.http_headers import Headers
 
 import tests.test_security_http as front
-from tests.peers.testca import CA, fingerprint, make_ca
-from tests.support import inline
+from tests.e2e import REMOTE_STREAM, Phone
+from tests.peers.chromium import Chromium, aio, evaluate, write_tone_wav
+from tests.peers.ports import free_port
+from tests.peers.testca import CA, fingerprint, make_ca, spki_sha256
+from tests.support import assert_near, inline
 from tests.test_twistd import Gateway as TwistdGateway, TwistdTestCase, _config, _write
 from wcsgw.api.listener import HttpService
 from wcsgw.api.tls import ReloadingTls
@@ -464,3 +470,102 @@ class TwistdTlsTests(TwistdTestCase):
         self.assertEqual(len(lines), 1, gateway.output)
         self.assertTrue(lines[0].startswith("wcsgw: config error: http.tls_cert: cannot read"),
                         lines[0])
+
+
+class PhoneOverHttpsTests(TwistdTestCase):
+    """A person on the Phone UI over https://, calling the echo line over WSS, while the
+    operator renews the certificate and sends SIGHUP (the gateway a real twistd process)."""
+
+    timeout = 180
+
+    async def wait_https(self, gateway: TwistdGateway, port: int, ctx: ssl.SSLContext,
+                         fingerprint_wanted: str | None = None) -> dict[str, Any]:
+        """/health over HTTPS once it answers (with ``fingerprint_wanted``: once it answers
+        with that certificate); bounded."""
+        deadline = reactor.seconds() + 30.0
+        last: Any = None
+        while reactor.seconds() < deadline:
+            if gateway.proc.poll() is not None:
+                raise AssertionError(f"twistd exited:\n{gateway.output}")
+            try:
+                last = await fetch(port, ctx)
+                if fingerprint_wanted is None or last["cert"] == fingerprint_wanted:
+                    return last  # type: ignore[no-any-return]
+            except (OSError, ssl.SSLError) as exc:
+                last = exc
+            await task.deferLater(reactor, 0.1, lambda: None)
+        raise AssertionError(f"no such answer over HTTPS ({last!r}):\n{gateway.output}")
+
+    @inline
+    async def test_call_over_wss_survives_a_certificate_reload(self) -> None:
+        tmp = Path(self.tmpdir())
+        ca = make_ca(tmp)
+        first_cert, first_key = ca.issue(["localhost", "127.0.0.1"], tmp / "first")
+        next_cert, next_key = ca.issue(["localhost", "127.0.0.1"], tmp / "next")
+        live_cert, live_key = tmp / "fullchain.pem", tmp / "privkey.pem"
+        live_cert.write_bytes(first_cert.read_bytes())
+        live_key.write_bytes(first_key.read_bytes())
+        first, renewed = (fingerprint(p.read_bytes()) for p in (first_cert, next_cert))
+
+        http_port, sip_port = free_port("tcp"), free_port("udp+tcp")
+        text = _config(http_port, sip_port).replace(
+            "[http]\n", f'[http]\ntls_cert = "{live_cert}"\ntls_key = "{live_key}"\n', 1)
+        path = _write(str(tmp), "gw.toml", text)
+        gateway = TwistdGateway(self, ["-n", "--pidfile=", "--logfile=-", "wcsgw", "--config", path])
+        ctx = client_context(ca)
+        self.assertEqual((await self.wait_https(gateway, http_port, ctx))["cert"], first)
+
+        # Chromium accepts exactly these two certificates (no CA is installed in it).
+        spkis = ",".join(spki_sha256(p.read_bytes()) for p in (first_cert, next_cert))
+        wav = write_tone_wav(tmp / "tone440.wav", 440.0)
+        browser = Chromium(fake_audio=wav,
+                           extra_args=[f"--ignore-certificate-errors-spki-list={spkis}"])
+        await browser.start()
+        self.addCleanup(browser.stop)
+        page = await browser.new_page()
+        sockets: list[Any] = []
+        closed: list[str] = []
+
+        def opened(ws: Any) -> None:
+            sockets.append(ws)
+            ws.on("close", lambda _ws: closed.append(ws.url))
+
+        page.on("websocket", opened)
+        await aio(page.goto(f"https://127.0.0.1:{http_port}/"))
+        self.assertTrue(await evaluate(page, "window.isSecureContext"))  # the microphone's rule
+        phone = Phone(page)
+        await phone.login()
+        self.assertEqual([ws.url for ws in sockets], [f"wss://127.0.0.1:{http_port}/ws"])
+
+        await phone.call("echo")
+        await phone.wait_state("call-status", "established")
+        peak = await phone.received_frequency(stream=REMOTE_STREAM)
+        assert_near(self, peak["frequency"], 440, 15)
+        self.assertGreater(peak["level"], -60)
+
+        # The operator's renewal: new files over the old ones, then SIGHUP.
+        live_key.write_bytes(next_key.read_bytes())
+        live_cert.write_bytes(next_cert.read_bytes())
+        os.kill(gateway.proc.pid, signal.SIGHUP)
+        reply = await self.wait_https(gateway, http_port, ctx, fingerprint_wanted=renewed)
+        self.assertIn(b"200 OK", reply["reply"])
+        self.assertIn("TLS certificate reloaded", gateway.output)
+
+        # The call went on: same WebSocket, still established, the echo still heard.
+        self.assertEqual(closed, [])
+        self.assertEqual(await phone.wait_state("call-status", "established"), "established")
+        peak = await phone.received_frequency(stream=REMOTE_STREAM)
+        assert_near(self, peak["frequency"], 440, 15)
+        self.assertGreater(peak["level"], -60)
+        # ... and the page's own requests still reach the site.
+        health = await evaluate(page, """async () => {
+            const r = await fetch('/health', {cache: 'no-store', headers: {'X-New': '1'}});
+            return r.status; }""")
+        self.assertEqual(health, 200)
+
+        await phone.click("Hangup")
+        await phone.wait_state("call-status", "finish")
+        self.assertEqual(closed, [])
+        os.killpg(gateway.proc.pid, signal.SIGTERM)
+        self.assertIn(await gateway.wait_exit(), (0, -signal.SIGTERM), gateway.output)
+        self.assertNotIn("Traceback", gateway.output)
