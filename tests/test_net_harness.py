@@ -49,7 +49,7 @@ class HarnessTests(unittest.TestCase):
         self.client = self.net.namespace("client")
         self.nat = self.net.namespace("nat")
         self.net.link(self.client, "eth0", f"{CLIENT}/24", self.nat, "lan", "10.77.0.1/24")
-        self.pub = f"hpub{self.net.serial}"
+        self.pub = f"h{self.net.tag}"
         self.net.link(self.nat, "wan", f"{NAT_OUTSIDE}/24", None, self.pub, f"{PUBLIC}/24")
         self.net.route(self.client, "default", "10.77.0.1")
         self.net.masquerade(self.nat, "wan")

@@ -13,8 +13,11 @@ The browser (headless Chromium in its namespace) uses the Phone UI; the NAT rewr
 address and ports (``--random-fully``), so media flows only because the gateway answers where
 the browser's packets came from.
 
-Calls both ways, audio checked by content both ways (the browser's microphone plays 440 Hz,
-the phone 1 kHz).  What each side could see is checked on the wire: a tap on the gateway's
+Each test places a call both ways, audio checked by content both ways (the browser's
+microphone plays 440 Hz, the phone 1 kHz): with a port per call over UDP; with UDP dropped for
+the browser's namespace, over ICE-TCP to ``media.browser_port``; and with the page asking for
+``iceTransportPolicy: "relay"``, through coturn beside the gateway on its public address, with
+the credentials the gateway minted (``webrtc.ice_servers`` with a secret).  What each side could see is checked on the wire: a tap on the gateway's
 private interface records every packet the PBX network got — no byte of it names the public
 address; the SDP the browser got names the public address and never the private one.
 """
@@ -31,6 +34,7 @@ from twisted.trial import unittest
 from tests.e2e import Gateway, Phone, dominant_hz
 from tests.peers.baresip import write_tone
 from tests.peers.chromium import LAST_PEER, Chromium, evaluate, write_tone_wav
+from tests.peers.coturn import Coturn
 from tests.peers.netns import (
     BaresipIn,
     KamailioIn,
@@ -42,7 +46,15 @@ from tests.peers.netns import (
 )
 from tests.peers.ports import free_port
 from tests.support import assert_near, inline
-from wcsgw.config import Config, HttpSettings, MediaSettings, PolicySettings, SipSettings
+from wcsgw.config import (
+    Config,
+    HttpSettings,
+    IceServer,
+    MediaSettings,
+    PolicySettings,
+    SipSettings,
+    WebRtcSettings,
+)
 
 CLIENT, CLIENT_ROUTER = "10.77.0.2", "10.77.0.1"
 NAT_OUTSIDE, PUBLIC = "203.0.113.2", "203.0.113.1"
@@ -92,7 +104,7 @@ class NatTopology:
         self.browser_ns = self.net.namespace("browser")
         self.nat_ns = self.net.namespace("nat")
         self.pbx_ns = self.net.namespace("pbx")
-        self.pub_if, self.priv_if = f"pub{self.net.serial}", f"priv{self.net.serial}"
+        self.pub_if, self.priv_if = f"pub{self.net.tag}", f"prv{self.net.tag}"
         self.net.link(self.browser_ns, "eth0", f"{CLIENT}/24",
                       self.nat_ns, "lan", f"{CLIENT_ROUTER}/24")
         self.net.link(self.nat_ns, "wan", f"{NAT_OUTSIDE}/24", None, self.pub_if, f"{PUBLIC}/24")
@@ -108,7 +120,7 @@ class NatTopology:
         self.addCleanup(shutil.rmtree, self.scratch, True)
 
     async def start_peers(self, config: Config | None = None, *,
-                          browser_args: tuple[str, ...] = ()) -> Phone:
+                          browser_args: tuple[str, ...] = (), page_query: str = "") -> Phone:
         """Kamailio and baresip 1002 (1 kHz, auto-answer) in the PBX namespace, the gateway
         here, Chromium in the browser namespace with the Phone UI logged in as 1001."""
         self.kam = KamailioIn(self.pbx_ns, PBX)
@@ -134,7 +146,7 @@ class NatTopology:
             extra_args=(f"--unsafely-treat-insecure-origin-as-secure={origin}", *browser_args))
         await self.browser.start()
         self.addCleanup(self.browser.stop)
-        ui = await Phone.open(self.browser, self.gateway.url, record_peers=True)
+        ui = await Phone.open(self.browser, self.gateway.url + page_query, record_peers=True)
         await ui.login(login="1001", password="pass1001", domain=PBX, proxy=PBX,
                        port=str(self.kam.port), register=True)
         return ui
@@ -272,4 +284,36 @@ class NatCallTests(NatTopology, unittest.TestCase):
                  if p.protocol == 6 and (p.src, p.dst, p.dport) == (NAT_OUTSIDE, PUBLIC, port)
                  and p.payload]
         self.assertTrue(media, "no ICE-TCP frames from the NAT's outside address")
+        self.assert_pbx_never_saw_the_public_address()
+
+    @inline
+    async def test_relay_only_browser_through_coturn(self) -> None:
+        """The page asks for iceTransportPolicy "relay": the browser sends media only through
+        coturn (beside the gateway, on its public address, use-auth-secret), with the
+        credentials the gateway minted for its session, and the relay reaches the gateway's
+        host candidate."""
+        self.build_network()
+        turn = Coturn(host=PUBLIC)
+        self.addCleanup(turn.stop)
+        await turn.start()
+        port = free_port("udp+tcp", "0.0.0.0")
+        config = nat_config()
+        config = attrs.evolve(
+            config, media=attrs.evolve(config.media, browser_port=port),
+            webrtc=WebRtcSettings(ice_servers=(IceServer(urls=(turn.url,), secret=turn.secret),)))
+        ui = await self.start_peers(config, page_query="?iceTransportPolicy=relay")
+        [session_id] = self.gateway.top.call_gateway.sessions
+        for view in await self.calls_both_ways(ui):
+            self.assert_browser_sdp_public_only(view)
+            self.assertEqual(view["local"]["type"], "relay", view)
+            self.assertEqual((view["remote"]["address"], view["remote"]["port"]),
+                             (PUBLIC, port), view)
+        # The browser's UDP went to coturn's port only (the relay reaches the gateway on this
+        # host), and coturn took the credentials minted for this session.
+        self.public_tap.doRead()
+        udp = {(p.dst, p.dport) for p in self.public_tap.packets
+               if p.protocol == 17 and p.src == NAT_OUTSIDE}
+        self.assertEqual(udp, {(PUBLIC, turn.port)})
+        self.assertIn(f":{session_id}", turn.log_text())
+        self.assertNotIn(turn.secret, turn.log_text())
         self.assert_pbx_never_saw_the_public_address()

@@ -8,7 +8,7 @@ gives every run a fresh one with only loopback)::
     self.addCleanup(net.close)            # first cleanup added: runs last, after the peers
     browser, nat = net.namespace("browser"), net.namespace("nat")
     net.link(browser, "eth0", "10.77.0.2/24", nat, "lan", "10.77.0.1/24")
-    net.link(nat, "wan", "203.0.113.2/24", None, "pub1", "203.0.113.1/24")  # None: our netns
+    net.link(nat, "wan", "203.0.113.2/24", None, f"pub{net.tag}", "203.0.113.1/24")  # ours
     net.route(browser, "default", "10.77.0.1")
     net.masquerade(nat, "wan")            # the router forwards and masquerades out of "wan"
     net.drop_udp(browser)                 # the browser's firewall lets no UDP through
@@ -19,7 +19,10 @@ process (as in every end-to-end test), so its interfaces are veth ends left here
 hosts (browser, NAT router, PBX) are named namespaces (``ip netns add``) their programs run in
 through ``ip netns exec``.  Nothing here touches an interface it did not create: the veth pairs
 are created in the test's namespace and their far ends moved away.  Refusing to run in the
-machine's own namespace (PID 1's) keeps addresses and routes off a developer's host.
+machine's own namespace (PID 1's) keeps addresses and routes off a developer's host.  Names
+of our interfaces carry :attr:`Network.tag` (the pid and a serial), but the addresses given
+them are the test's: two networks built in one namespace at the same time (trial -j workers
+under one tests/isolated) would need different subnets.
 
 Cleanup (:meth:`Network.close`) kills whatever still runs in our namespaces (a leftover is
 reported as an error: a peer's own stop should have ended it), deletes the veth pairs and the
@@ -121,6 +124,15 @@ def netem_available() -> bool:
         _run(["ip", "netns", "del", probe], check=False)
 
 
+def _base36(number: int) -> str:
+    digits = ""
+    while True:
+        number, digit = divmod(number, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
+        if not number:
+            return digits
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -189,6 +201,9 @@ class Network:
     def __init__(self) -> None:
         remove_stale()
         self.serial = next(_serial)
+        #: short and unique to this process and network: for interface names in the test's
+        #: namespace, which other processes (trial -j workers) may share
+        self.tag = _base36(os.getpid()) + _base36(self.serial)
         self.namespaces: list[Namespace] = []
         self.local_links: list[str] = []  # veth ends left in the test's namespace
         self._pairs = itertools.count(1)
@@ -207,7 +222,7 @@ class Network:
         """A veth pair: end ``a_name`` with ``a_address`` (CIDR) in ``a``, the other in ``b``
         (None: the test's own namespace, where names must be unique: the gateway's side)."""
         n = next(self._pairs)
-        temp_a, temp_b = f"wv{self.serial}x{n}a", f"wv{self.serial}x{n}b"
+        temp_a, temp_b = f"v{self.tag}x{n}a", f"v{self.tag}x{n}b"  # within IFNAMSIZ
         commands = [f"link add {temp_a} type veth peer name {temp_b}"]
         for ns, temp, name, address in ((a, temp_a, a_name, a_address),
                                         (b, temp_b, b_name, b_address)):
