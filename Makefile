@@ -29,9 +29,11 @@ MAX_MODULE_LINES := 400
 # sox for tone files, Chromium).  Add new test dependencies here.
 RUN_PACKAGES := libopus0 libbcg729-0 libspeex1 libspeexdsp1 libspandsp2
 PACKAGES := $(RUN_PACKAGES) coturn kamailio baresip-core baresip-ffmpeg libmediastreamer-tools sox iproute2 iptables chromium
-# coturn (the TURN server of tests/peers/coturn.py): installing it starts no system
-# turnserver — its init script waits for TURNSERVER_ENABLED=1 in /etc/default/coturn, and CI
-# runs no systemd; each test starts and stops its own.
+# coturn (the TURN server of tests/peers/coturn.py): each test starts and stops its own, on
+# free loopback ports. Installing it starts no system turnserver where no systemd runs (CI):
+# the init script waits for TURNSERVER_ENABLED=1 in /etc/default/coturn. Under systemd,
+# Debian enables and starts coturn.service (port 3478); the tests never use it — `systemctl
+# disable --now coturn` if it is not wanted.
 # BENCH_PACKAGES: only `make bench` installs them (Janus as the side-by-side peer, gcc for its
 # loopback shim).
 BENCH_PACKAGES := $(RUN_PACKAGES) janus gcc libc6-dev

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
 
 from tests.e2e import Gateway, Phone, gateway_config
@@ -76,6 +77,13 @@ class TurnRelayTests(unittest.TestCase):
 
     @inline
     async def test_relay_only_browser_calls_echo_through_coturn(self) -> None:
+        logged: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            logged.append(formatEvent(event) or "")
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
         turn = Coturn()
         self.addCleanup(turn.stop)
         await turn.start()
@@ -122,6 +130,9 @@ class TurnRelayTests(unittest.TestCase):
         await gateway.when_idle()
         await gateway.testlines.wait_idle()
         self.assertEqual(gateway.calls, {})
+        # The gateway logged its session and call, and never the secret.
+        self.assertTrue(any(session_id in line for line in logged))
+        self.assertFalse([line for line in logged if turn.secret in line])
 
 
 NOW = 1_700_000_000
