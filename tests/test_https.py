@@ -222,6 +222,16 @@ class FilesTests(unittest.TestCase):
         context = server_context(cert_pem, key_pem)
         self.assertIsNotNone(context)
 
+    def test_context_options(self) -> None:
+        """What a handshake cannot show from this client: compression, renegotiation and
+        session tickets are off in the context itself (set_options(0) reads them back)."""
+        from OpenSSL import SSL
+
+        options = server_context(*read_files(str(self.cert), str(self.key))).set_options(0)
+        for name, flag in (("compression", SSL.OP_NO_COMPRESSION), ("renegotiation", 1 << 30),
+                           ("tickets", SSL.OP_NO_TICKET)):
+            self.assertTrue(options & flag, name)
+
     def test_service_build_refuses_bad_files(self) -> None:
         """make_service reads the files: a bad one is a ConfigError at build, which both start
         paths (plugin, twistd.tac) turn into one line and exit status 1."""

@@ -35,7 +35,10 @@ TLS12_CIPHERS = (
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 )
-_OPTIONS = (SSL.OP_NO_COMPRESSION | SSL.OP_NO_RENEGOTIATION | SSL.OP_NO_TICKET
+#: pyOpenSSL names SSL_OP_NO_RENEGOTIATION only when its OpenSSL has it (1.1.0h and later, the
+#: value has not changed since); without the name the option is still set by its value.
+_NO_RENEGOTIATION: int = getattr(SSL, "OP_NO_RENEGOTIATION", 1 << 30)
+_OPTIONS = (SSL.OP_NO_COMPRESSION | _NO_RENEGOTIATION | SSL.OP_NO_TICKET
             | SSL.OP_CIPHER_SERVER_PREFERENCE)
 _CERT_KEY = "http.tls_cert"
 _KEY_KEY = "http.tls_key"
