@@ -167,3 +167,17 @@ class CandidateTests(unittest.TestCase):
         self.assertEqual(fields[:3], ["2", "1", "tcp"])
         self.assertEqual(fields[4:], ["203.0.113.5", "3478", "typ", "host", "tcptype", "passive"])
         self.assertLess(int(fields[3]), int(udp.split()[3]))
+
+    def test_offer_and_answer_carry_the_tcp_candidate_of_a_shared_port_leg(self) -> None:
+        """Both ways of SDP toward the browser (the gateway's offer, its answer) list it."""
+        from tests.test_webrtc_offer import offer
+        from tests.test_webrtc_sdp import CHROME_OFFER, FakeLeg, answer
+        from wcsgw.sdp.parser import serialize_sdp
+
+        leg = FakeLeg()
+        leg.tcp_port = 40000  # type: ignore[attr-defined]
+        for sdp in (offer(leg=leg), answer(CHROME_OFFER, leg=leg)):
+            text = serialize_sdp(sdp)
+            self.assertIn(" 1 udp ", text)
+            self.assertIn(" 127.0.0.1 40000 typ host tcptype passive\r\n", text)
+        self.assertNotIn("tcptype", serialize_sdp(answer(CHROME_OFFER)))
