@@ -213,15 +213,6 @@ class FilesTests(unittest.TestCase):
         self.assertEqual(error.key, "http.tls_key")
         self.assertIn("encrypted", str(error))
 
-    def test_a_full_chain_is_served_whole(self) -> None:
-        """ACME clients write fullchain.pem (leaf, then intermediates): every certificate in
-        it is loaded, the leaf first."""
-        chain = self.tmp / "fullchain.pem"
-        chain.write_bytes(self.cert.read_bytes() + self.ca.cert_path.read_bytes())
-        cert_pem, key_pem = read_files(str(chain), str(self.key))
-        context = server_context(cert_pem, key_pem)
-        self.assertIsNotNone(context)
-
     def test_context_options(self) -> None:
         """What a handshake cannot show from this client: compression, renegotiation and
         session tickets are off in the context itself (set_options(0) reads them back)."""
@@ -307,6 +298,33 @@ class ProtocolTests(ListenerCase):
             await fetch(self.port, client_context(self.ca, **old))
         # and the refusal left the listener serving
         self.assertIn(b"200 OK", (await fetch(self.port, client_context(self.ca)))["reply"])
+
+
+    @inline
+    async def test_a_full_chain_is_served_whole(self) -> None:
+        """ACME clients write fullchain.pem (the leaf, then intermediates): the gateway sends
+        every certificate in it, leaf first, or clients that lack the intermediate fail."""
+        self.start()
+        chain = Path(self.settings.tls_cert)
+        chain.write_bytes(chain.read_bytes() + self.ca.cert_path.read_bytes())
+        tls = self.service.tls
+        assert tls is not None
+        self.assertTrue(tls.reload())
+
+        def peer_chain() -> list[str]:
+            from OpenSSL import SSL
+
+            client = SSL.Connection(SSL.Context(SSL.TLS_CLIENT_METHOD),
+                                    socket.create_connection(("127.0.0.1", self.port)))
+            client.set_connect_state()
+            client.set_tlsext_host_name(b"localhost")
+            client.do_handshake()
+            certs = client.get_peer_cert_chain(as_cryptography=True) or []
+            client.close()
+            return [fingerprint(c.public_bytes(Encoding.DER)) for c in certs]
+
+        served = await threads.deferToThread(peer_chain)
+        self.assertEqual(served, [self.first, fingerprint(self.ca.cert_path.read_bytes())])
 
 
 class ReloadTests(ListenerCase):
