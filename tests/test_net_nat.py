@@ -7,7 +7,9 @@ network only.
                                              Kamailio + baresip 192.168.77.2 (no route out)
 
 The gateway runs in this process, in the test's own network namespace (tests/isolated), with
-HTTP on its public address, ``media.browser_address`` = the public address and
+HTTPS on its public address (the Phone UI at ``https://gw.example.test``: a test CA's
+certificate for that name, which the browser resolves to the public address and trusts by its
+key), ``media.browser_address`` = the public address and
 ``media.sip_address`` / ``sip.advertised_address`` = the private one (sockets bind 0.0.0.0).
 The browser (headless Chromium in its namespace) uses the Phone UI; the NAT rewrites its
 address and ports (``--random-fully``), so media flows only because the gateway answers where
@@ -17,9 +19,11 @@ Each test places a call both ways, audio checked by content both ways (the brows
 microphone plays 440 Hz, the phone 1 kHz): with a port per call over UDP; with UDP dropped for
 the browser's namespace, over ICE-TCP to ``media.browser_port``; and with the page asking for
 ``iceTransportPolicy: "relay"``, through coturn beside the gateway on its public address, with
-the credentials the gateway minted (``webrtc.ice_servers`` with a secret).  What each side could see is checked on the wire: a tap on the gateway's
-private interface records every packet the PBX network got — no byte of it names the public
-address; the SDP the browser got names the public address and never the private one.
+the credentials the gateway minted (``webrtc.ice_servers`` with a secret).  What each side
+could see is checked on the wire: a tap on the gateway's private interface records every
+packet the PBX network got — no byte of it names the public address; the SDP the browser got
+names the public address and never the private one; and the public wire carries the page and
+its WebSocket (with the SIP password) only inside TLS.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from tests.peers.netns import (
     scratch_folder,
 )
 from tests.peers.ports import free_port
+from tests.peers.testca import make_ca, spki_sha256
 from tests.support import assert_near, inline
 from wcsgw.config import (
     Config,
@@ -60,6 +65,8 @@ CLIENT, CLIENT_ROUTER = "10.77.0.2", "10.77.0.1"
 NAT_OUTSIDE, PUBLIC = "203.0.113.2", "203.0.113.1"
 PRIVATE, PBX = "192.168.77.1", "192.168.77.2"
 PUBLIC_NET, PRIVATE_NET = b"203.0.113.", b"192.168.77."
+#: the gateway's public name: the browser maps it to PUBLIC, its certificate names it
+GW_NAME = "gw.example.test"
 
 #: The browser's side of its current call: the SDP it was given, the candidates its
 #: connection uses (from getStats' selected pair).
@@ -134,19 +141,26 @@ class NatTopology:
         self.addCleanup(self.phone.stop)  # after Kamailio's: runs first
         await self.phone.start()
         await self.phone.registered()
-        self.gateway = Gateway(config or nat_config())
+        # HTTPS as deployed: a certificate for the gateway's name (from a test CA, made now),
+        # which the browser resolves to the public address and trusts by its key alone.
+        cert, key = make_ca(self.scratch).issue([GW_NAME], self.scratch)
+        config = config or nat_config()
+        config = attrs.evolve(config, http=attrs.evolve(
+            config.http, tls_cert=str(cert), tls_key=str(key), server_names=(GW_NAME,)))
+        self.gateway = Gateway(config)
         self.gateway.start()
         self.addCleanup(self.gateway.stop)
-        origin = self.gateway.url.rstrip("/")
-        # Plain HTTP on a public address is no secure context: without TLS (another test's
-        # business) the page is granted one by this flag, or getUserMedia does not exist.
+        _, http_port = self.gateway.top.getServiceNamed("http").address
+        self.url = f"https://{GW_NAME}:{http_port}/"
         self.browser = Chromium(
             fake_audio=write_tone_wav(self.mktemp() + "-mic.wav", 440.0),
             executable=chromium_in(self.browser_ns, self.scratch),
-            extra_args=(f"--unsafely-treat-insecure-origin-as-secure={origin}", *browser_args))
+            extra_args=(f"--host-resolver-rules=MAP {GW_NAME} {PUBLIC}",
+                        f"--ignore-certificate-errors-spki-list={spki_sha256(cert.read_bytes())}",
+                        *browser_args))
         await self.browser.start()
         self.addCleanup(self.browser.stop)
-        ui = await Phone.open(self.browser, self.gateway.url + page_query, record_peers=True)
+        ui = await Phone.open(self.browser, self.url + page_query, record_peers=True)
         await ui.login(login="1001", password="pass1001", domain=PBX, proxy=PBX,
                        port=str(self.kam.port), register=True)
         return ui
@@ -231,6 +245,19 @@ class NatTopology:
         self.assertTrue([p for p in rtp if (p.src, p.dst) == (PRIVATE, PBX)])
         self.assertTrue([p for p in rtp if (p.src, p.dst) == (PBX, PRIVATE)])
 
+    def assert_signalling_encrypted(self) -> None:
+        """The page, the WebSocket and its JSON-RPC (the SIP password in ``connect``) went
+        over TLS: the public wire saw a TLS handshake to the HTTPS port, and none of what
+        plain HTTP/WS would carry in clear (request and status lines, the upgrade, the
+        server's unmasked notification frames)."""
+        tap = self.public_tap
+        tap.doRead()
+        _, http_port = self.gateway.top.getServiceNamed("http").address
+        self.assertTrue([p for p in tap.packets if p.protocol == 6 and p.dport == http_port
+                         and p.payload[:1] == b"\x16"], "no TLS handshake to the HTTPS port")
+        for clear in (b"HTTP/1.1", b"Upgrade: websocket", b"sessionStatus", b"pass1001"):
+            self.assertEqual(list(tap.containing(clear)), [], clear)
+
     def assert_media_crossed_the_nat(self, view: dict) -> None:
         """The browser's pair runs from the NAT's outside address (a peer-reflexive candidate:
         the gateway's STUN answer told the browser how it looks from outside) to the public
@@ -258,6 +285,7 @@ class NatCallTests(NatTopology, unittest.TestCase):
             self.assert_browser_sdp_public_only(view)
             self.assert_media_crossed_the_nat(view)
             self.assertEqual(view["local"]["protocol"], "udp")
+        self.assert_signalling_encrypted()
         self.assert_pbx_never_saw_the_public_address()
 
     @inline
@@ -284,6 +312,7 @@ class NatCallTests(NatTopology, unittest.TestCase):
                  if p.protocol == 6 and (p.src, p.dst, p.dport) == (NAT_OUTSIDE, PUBLIC, port)
                  and p.payload]
         self.assertTrue(media, "no ICE-TCP frames from the NAT's outside address")
+        self.assert_signalling_encrypted()
         self.assert_pbx_never_saw_the_public_address()
 
     @inline
@@ -316,4 +345,5 @@ class NatCallTests(NatTopology, unittest.TestCase):
         self.assertEqual(udp, {(PUBLIC, turn.port)})
         self.assertIn(f":{session_id}", turn.log_text())
         self.assertNotIn(turn.secret, turn.log_text())
+        self.assert_signalling_encrypted()
         self.assert_pbx_never_saw_the_public_address()
