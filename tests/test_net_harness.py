@@ -14,7 +14,7 @@ import subprocess
 
 from twisted.trial import unittest
 
-from tests.peers.netns import NetnsError, Network, Tap, netns_unavailable
+from tests.peers.netns import NetnsError, Network, Tap, netem_available, netns_unavailable
 
 PUBLIC = "203.0.113.1"
 NAT_OUTSIDE = "203.0.113.2"
@@ -23,14 +23,16 @@ CLIENT = "10.77.0.2"
 #: Run in the client's namespace: send one UDP datagram and print what came back (or the
 #: error), then connect over TCP and print what the server said.
 CLIENT_SCRIPT = """
-import json, socket, sys
+import json, socket, sys, time
 host, udp_port, tcp_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 out = {}
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 u.settimeout(5)
 try:
+    sent = time.monotonic()
     u.sendto(b"ping", (host, udp_port))
     out["udp"] = u.recvfrom(100)[0].decode()
+    out["rtt"] = time.monotonic() - sent
 except OSError as exc:
     out["udp_error"] = exc.errno
 t = socket.create_connection((host, tcp_port), timeout=5)
@@ -84,7 +86,7 @@ class HarnessTests(unittest.TestCase):
         tap = Tap(self.pub)
         self.addCleanup(tap.close)
         printed, source = self.exchange()
-        self.assertEqual(printed, {"udp": "pong:ping", "tcp": "hello"})
+        self.assertEqual(printed, {"udp": "pong:ping", "tcp": "hello", "rtt": printed["rtt"]})
         assert source is not None
         self.assertEqual(source[0], NAT_OUTSIDE)  # never the client's own 10.x address
         tap.close()
@@ -115,3 +117,12 @@ class HarnessTests(unittest.TestCase):
         links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
         self.assertNotIn(self.pub, links)
         self.net.close()  # idempotent: nothing more to say
+
+    def test_netem_delays_the_wire(self) -> None:
+        if not netem_available():
+            raise unittest.SkipTest("this kernel has no netem queueing discipline (sch_netem)")
+        self.net.netem(self.nat, "wan", "delay", "100ms")
+        printed, _ = self.exchange()
+        self.assertEqual(printed["udp"], "pong:ping")
+        # netem delays what leaves "wan": the ping on its way out, not the pong coming in
+        self.assertGreaterEqual(printed["rtt"], 0.1)

@@ -18,8 +18,9 @@ Why the test process's own namespace plays the gateway's host: the gateway runs 
 process (as in every end-to-end test), so its interfaces are veth ends left here; the other
 hosts (browser, NAT router, PBX) are named namespaces (``ip netns add``) their programs run in
 through ``ip netns exec``.  Nothing here touches an interface it did not create: the veth pairs
-are created in the test's namespace and their far ends moved away.  Refusing to run in the
-machine's own namespace (PID 1's) keeps addresses and routes off a developer's host.  Names
+are created in the test's namespace and their far ends moved away.  Refusing to run in a
+namespace with interfaces of its own (a machine's, with eth0 ...) keeps addresses and routes
+off a developer's host.  Names
 of our interfaces carry :attr:`Network.tag` (the pid and a serial), but the addresses given
 them are the test's: two networks built in one namespace at the same time (trial -j workers
 under one tests/isolated) would need different subnets.
@@ -87,11 +88,16 @@ def _run(argv: Sequence[str], stdin: str | None = None, check: bool = True) -> s
     return done.stdout
 
 
-def _same_netns_as_init() -> bool:
-    try:
-        return os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
-    except OSError:  # PID 1's namespace cannot be read: we are not root, or in a container
-        return False
+#: local veth ends of this process's open networks (see :func:`foreign_interfaces`)
+_ours: set[str] = set()
+
+
+def foreign_interfaces() -> list[str]:
+    """Interfaces of the test's namespace other than loopback and our own veth ends.  Under
+    tests/isolated there are none; on a machine's own namespace there are its real ones
+    (eth0 ...), where this harness must not add addresses and routes.  (Comparing with PID
+    1's namespace is not enough: a sandbox may not let even root read /proc/1/ns/net.)"""
+    return [name for _, name in socket.if_nameindex() if name != "lo" and name not in _ours]
 
 
 def netns_unavailable() -> str | None:
@@ -103,9 +109,10 @@ def netns_unavailable() -> str | None:
     for tool in ("ip", "iptables"):
         if shutil.which(tool) is None and shutil.which(tool, path="/usr/sbin:/sbin") is None:
             return f"{tool} not found: install Debian's {'iproute2' if tool == 'ip' else tool}"
-    if _same_netns_as_init():
-        return ("refusing to add interfaces to this machine's own network namespace: "
-                "run under tests/isolated (make test does)")
+    foreign = foreign_interfaces()
+    if foreign:
+        return (f"this network namespace has interfaces ({', '.join(foreign)}): refusing to "
+                "add addresses and routes beside them; run under tests/isolated (make test does)")
     return None
 
 
@@ -228,6 +235,7 @@ class Network:
                                         (b, temp_b, b_name, b_address)):
             if ns is None:
                 self.local_links.append(name)
+                _ours.add(name)
                 commands += [f"link set {temp} name {name}", f"address add {address} dev {name}",
                              f"link set {name} up"]
             else:
@@ -282,6 +290,7 @@ class Network:
         survivors = {ns.role: pids for ns in self.namespaces if (pids := _kill_inside(ns.name))}
         for name in self.local_links:  # deleting one end removes the pair at once
             _run(["ip", "link", "del", name], check=False)
+            _ours.discard(name)
         for ns in self.namespaces:
             _run(["ip", "netns", "del", ns.name], check=False)
         left = self.leftovers()
