@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 
 from twisted.trial import unittest
 
@@ -67,7 +68,7 @@ class HarnessTests(unittest.TestCase):
         tcp.bind((PUBLIC, 0))
         tcp.listen(1)
         proc = self.client.popen(
-            ["python3", "-c", CLIENT_SCRIPT, PUBLIC, str(udp.getsockname()[1]),
+            [sys.executable, "-c", CLIENT_SCRIPT, PUBLIC, str(udp.getsockname()[1]),
              str(tcp.getsockname()[1])], stdout=subprocess.PIPE)
         udp.settimeout(2)
         source = None

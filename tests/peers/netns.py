@@ -258,7 +258,8 @@ class Network:
         behind it share its address there.  ``random_ports``: new source ports as well
         (``--random-fully``), so a peer cannot reach a host behind by the port in its host
         candidate — only by the address and port it saw packets come from."""
-        router.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        # /proc/sys/net is the writer's namespace's (no procps needed for sysctl)
+        router.run(["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])
         router.run(["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", outside, "-j",
                     "MASQUERADE", *(["--random-fully"] if random_ports else [])])
 
