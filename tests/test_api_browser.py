@@ -86,10 +86,12 @@ class BrowserTestCase(unittest.TestCase):
     # No skip when Chromium or Playwright is missing: `make test` installs both, and a suite
     # that quietly skipped its browser tests would claim what it never checked.
     timeout = 60
+    #: what the site is built with besides the gateway (wcsgw.api.site.build_site)
+    site_options: dict[str, Any] = {}
 
     def setUp(self) -> Any:
         self.gateway = FakeGateway()
-        self.port = listen_site(self, self.gateway)
+        self.port = listen_site(self, self.gateway, **self.site_options)
         self.base = f"http://127.0.0.1:{self.port}/"
         self.console: list[str] = []
         return aio(self._launch())

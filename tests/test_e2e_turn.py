@@ -141,10 +141,7 @@ SERVERS = (IceServer(urls=("turn:127.0.0.1:9",), secret="sdk-test-secret", ttl=6
 
 
 class SdkIceServersTests(BrowserTestCase):
-    def setUp(self) -> Any:
-        started = super().setUp()
-        self.gateway.ice_servers = IceServers(SERVERS, clock=lambda: NOW)
-        return started
+    site_options = {"ice_servers": IceServers(SERVERS, clock=lambda: NOW)}
 
     @inline
     async def test_ice_servers_and_policy_reach_the_peer_connection(self) -> None:

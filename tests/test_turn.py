@@ -29,7 +29,7 @@ from wcsgw.api.jsonrpc import Request
 from wcsgw.api.methods import SessionMethods
 from wcsgw.calls.gateway import CallError, Codes
 from wcsgw.config import Config, ConfigError, IceServer, WebRtcSettings, load_config, parse_config
-from wcsgw.service import make_service
+from wcsgw.service import make_root, make_service
 
 SECRET = "n0rth-W1nd-s3cret"
 STATIC_PASSWORD = "st4tic-Pa55word"
@@ -123,11 +123,6 @@ class ConnectResultTests(unittest.TestCase):
             self.assertNotIn(minted, line)
             self.assertNotIn(STATIC_PASSWORD, line)
 
-    def test_taken_from_the_gateway_when_not_given(self) -> None:
-        self.gateway.ice_servers = self.ice  # type: ignore[attr-defined]
-        result = self.connect(SessionMethods(self.gateway, SESSION))["result"]
-        self.assertEqual(len(result["iceServers"]), 3)
-
     def test_none_configured_no_ice_servers_key(self) -> None:
         methods = SessionMethods(self.gateway, SESSION, IceServers((), clock=lambda: NOW))
         self.assertEqual(self.connect(methods)["result"], {"sessionId": SESSION})
@@ -138,12 +133,16 @@ class ConnectResultTests(unittest.TestCase):
         self.assertNotIn("result", frame)
         self.assertNotIn("iceServers", json.dumps(frame))
 
-    def test_service_wires_the_config_to_the_gateway(self) -> None:
-        config = Config(webrtc=WebRtcSettings(servers()))
-        gateway = make_service(config).call_gateway
-        self.assertIsInstance(gateway.ice_servers, IceServers)
-        self.assertEqual(gateway.ice_servers.servers, servers())
-        self.assertFalse(make_service(Config()).call_gateway.ice_servers)
+    def test_service_hands_the_config_to_the_websocket_factory(self) -> None:
+        """The site's /ws factory carries [webrtc] ice_servers to each session's methods."""
+        def factory_of(config: Config) -> Any:
+            root = make_root(config, make_service(config).call_gateway)
+            return root.children[b"ws"]._factory
+
+        factory = factory_of(Config(webrtc=WebRtcSettings(servers())))
+        self.assertIsInstance(factory.ice_servers, IceServers)
+        self.assertEqual(factory.ice_servers.servers, servers())
+        self.assertFalse(factory_of(Config()).ice_servers)
 
 
 def ice_config(*entries: Any) -> Config:

@@ -123,9 +123,16 @@ def make_root(config: Config, gateway: Any = None) -> Resource:
                                max_body=config.http.max_body)
     children = {"health": HealthResource(), "rest-api": rest,  # type: ignore[no-untyped-call]
                 "metrics": MetricsResource(gateway, config.rest.tokens)}
+    # [webrtc] ice_servers: what `connect` hands each browser (TURN credentials minted per
+    # session, on the wall clock the TURN server also reads)
+    import time
+
+    from wcsgw.api.iceservers import IceServers
+
     return build_site(gateway, children=children,
                       allowed_origins=config.http.allowed_origins,
-                      server_names=config.http.server_names)
+                      server_names=config.http.server_names,
+                      ice_servers=IceServers(config.webrtc.ice_servers, clock=time.time))
 
 
 def make_site(config: Config, gateway: Any = None) -> Site:
@@ -315,14 +322,6 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     gateway.handed_call_factory = functools.partial(HandedCall, env=env)
     gateway.recordings_folder = config.rest.recordings_folder or None
     gateway.media_ports = allocator  # the port reserve ([limits]), metrics, tests: ports in use
-    # [webrtc] ice_servers: what `connect` hands each browser (TURN credentials minted per
-    # session, on the wall clock the TURN server also reads).  Carried on the gateway because
-    # the session methods are made per WebSocket connection with the gateway alone.
-    import time
-
-    from wcsgw.api.iceservers import IceServers
-
-    setattr(gateway, "ice_servers", IceServers(config.webrtc.ice_servers, clock=time.time))  # noqa: B010
     CallsService(gateway).setServiceParent(parent)  # type: ignore[no-untyped-call]
     return gateway
 

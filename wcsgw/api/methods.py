@@ -197,16 +197,14 @@ class SessionMethods:
     """The methods one WebSocket session can call.  Holds the gateway and the session id the
     transport assigned; no state of its own (the call layer owns calls and registrations).
 
-    ``ice_servers``: the ``[webrtc] ice_servers`` that ``connect`` hands the browser; by
-    default the ones the service put on the gateway (its ``ice_servers`` attribute), so the
-    WebSocket layer, which makes one of these per connection, needs to know nothing of them."""
+    ``ice_servers``: the ``[webrtc] ice_servers`` that ``connect`` hands the browser (the
+    WebSocket factory's, wcsgw.api.ws); None: none."""
 
     def __init__(self, gateway: CallGateway, session_id: str,
                  ice_servers: IceServers | None = None) -> None:
         self.gateway = gateway
         self.session_id = session_id
-        self.ice_servers = ice_servers if ice_servers is not None else getattr(
-            gateway, "ice_servers", None)
+        self.ice_servers = ice_servers
         self._table: dict[str, Callable[[dict[str, Any]], Any]] = {
             "connect": self._connect,
             "disconnect": self._disconnect,

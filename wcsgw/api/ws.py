@@ -38,6 +38,7 @@ from twisted.logger import Logger
 
 from wcsgw.api import jsonrpc
 from wcsgw.api.front import host_allowed
+from wcsgw.api.iceservers import IceServers
 from wcsgw.api.methods import SessionMethods
 from wcsgw.calls.gateway import CallError, CallGateway
 
@@ -116,7 +117,7 @@ class GatewaySocket(WebSocketServerProtocol):
     def onOpen(self) -> None:
         gateway = self.factory.gateway
         self.session_id = str(uuid.uuid4())
-        self.methods = SessionMethods(gateway, self.session_id)
+        self.methods = SessionMethods(gateway, self.session_id, self.factory.ice_servers)
         log.info("session {session} opened from {peer}", session=self.session_id, peer=self.peer)
         try:
             gateway.open_session(self.session_id, self, peer=self._peer_ip())
@@ -240,15 +241,19 @@ class GatewaySocketFactory(WebSocketServerFactory):
         ping_interval: float = PING_INTERVAL,
         ping_timeout: float = PING_TIMEOUT,
         server_names: Sequence[str] | None = None,
+        ice_servers: IceServers | None = None,
     ) -> None:
         """``allowed_origins`` empty (the default): only pages served by this gateway itself
         (the Origin names the Host the browser connected to) and non-browser clients (no
         Origin) may open a session — else any web page a visitor opens could place calls
         through their browser.  ``["*"]`` allows every origin.  ``server_names``
         (``http.server_names``; None: no Host check here): the handshake's Host must be an
-        IP literal, ``localhost`` or one of them (:func:`wcsgw.api.front.host_allowed`)."""
+        IP literal, ``localhost`` or one of them (:func:`wcsgw.api.front.host_allowed`).
+        ``ice_servers`` (``[webrtc] ice_servers``): what each session's ``connect`` hands its
+        browser; None: nothing."""
         super().__init__()  # type: ignore[no-untyped-call]
         self.gateway = gateway
+        self.ice_servers = ice_servers
         self.server_names = None if server_names is None else tuple(server_names)
         self.same_origin_only = not allowed_origins
         allowed_origins = allowed_origins or ("*",)
