@@ -62,7 +62,6 @@ __all__ = [
     "Packet",
     "Tap",
     "chromium_in",
-    "netem_available",
     "netns_unavailable",
 ]
 
@@ -114,21 +113,6 @@ def netns_unavailable() -> str | None:
         return (f"this network namespace has interfaces ({', '.join(foreign)}): refusing to "
                 "add addresses and routes beside them; run under tests/isolated (make test does)")
     return None
-
-
-def netem_available() -> bool:
-    """Whether the kernel has the netem queueing discipline (many cloud kernels do not)."""
-    probe = f"{PREFIX}{os.getpid()}-0-probe"
-    try:
-        _run(["ip", "netns", "add", probe])
-        _run(["ip", "-n", probe, "link", "add", "d0", "type", "dummy"])
-        done = subprocess.run(["ip", "netns", "exec", probe, "tc", "qdisc", "add", "dev", "d0",
-                               "root", "netem", "delay", "1ms"], capture_output=True)
-        return done.returncode == 0
-    except NetnsError:
-        return False
-    finally:
-        _run(["ip", "netns", "del", probe], check=False)
 
 
 def _base36(number: int) -> str:
@@ -267,11 +251,6 @@ class Network:
         """No UDP in or out of ``ns`` (a firewall that lets only TCP through)."""
         for chain in ("INPUT", "OUTPUT"):
             ns.run(["iptables", "-A", chain, "-p", "udp", "-j", "DROP"])
-
-    def netem(self, ns: Namespace, device: str, *spec: str) -> None:
-        """``tc netem`` on ``device`` in ``ns`` (``"delay", "50ms", "loss", "1%"``); check
-        :func:`netem_available` first."""
-        ns.run(["tc", "qdisc", "add", "dev", device, "root", "netem", *spec])
 
     def leftovers(self) -> list[str]:
         """Our namespaces and local veth ends that still exist."""
