@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from wcsgw.calls import ids
+from wcsgw.calls import operator
+from wcsgw.calls.accounts import AccountBook
 from wcsgw.calls.admission import Admission
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.limits import address_key
@@ -76,6 +76,8 @@ class CallGateway:
         self.recordings_folder: str | None = None
         #: what ended calls counted (for /metrics: counters must survive a call's end)
         self.totals = self.registry.totals
+        #: the server-held accounts ([[accounts]] with a name), for connect_named and REST
+        self.accounts = AccountBook()
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -93,13 +95,9 @@ class CallGateway:
         self.sessions[session_id] = Session(session_id, listener, peer=key)
 
     def connect(self, session_id: str, account: SipAccount | None, register: bool) -> None:
-        session = self._session(session_id)
-        if session.connected:
-            raise CallError(Codes.BAD_STATE, "already connected; disconnect first")
+        session = self._unconnected(session_id)
         self.policy.check_account(account)
-        session.account = account
-        session.connected = True
-        session.listener.session_status(SessionStatus.ESTABLISHED.value, None, "")
+        self._bind(session, account)
         if account is not None and register:
             # Keyed unescaped: the router reads the Request-URI's user part unescaped.
             session.contact_user = f"{account.login}-{secrets.token_hex(4)}"
@@ -107,6 +105,26 @@ class CallGateway:
             session.registration = self.sip.register(
                 account, listener=lambda event: self._registration_event(session, event),
                 contact_user=escape_user(session.contact_user))
+
+    def connect_named(self, session_id: str, name: str) -> None:
+        """Bind the session to the server-held account ``name``: its calls go out on it, the
+        browser never learns its password, and no REGISTER is sent for the session (the
+        service keeps the account's one registration).  Its servers are the operator's, so
+        they need not be in policy.allowed_domains; destinations are still checked."""
+        session = self._unconnected(session_id)
+        self._bind(session, self.accounts.named(name))
+        session.account_name = name
+
+    def _unconnected(self, session_id: str) -> Session:
+        session = self._session(session_id)
+        if session.connected:
+            raise CallError(Codes.BAD_STATE, "already connected; disconnect first")
+        return session
+
+    def _bind(self, session: Session, account: SipAccount | None) -> None:
+        session.account = account
+        session.connected = True
+        session.listener.session_status(SessionStatus.ESTABLISHED.value, None, "")
 
     def disconnect(self, session_id: str) -> None:
         session = self._session(session_id)
@@ -129,7 +147,7 @@ class CallGateway:
             self._by_contact.pop(session.contact_user, None)
             session.contact_user = None
         session.connected = False
-        session.account = None
+        session.account, session.account_name = None, None
 
     def _registration_event(self, session: Session, event: object) -> None:
         """A REGISTER client's event, as the session's ``sessionStatus``."""
@@ -182,8 +200,6 @@ class CallGateway:
 
     def take_incoming(self, session: Session, invite: Any, request: Any) -> Any:
         """An INVITE the router accepted for ``session``: make and register its call."""
-        from wcsgw.sip.headers import parse_name_addr  # noqa: F401 - for the caller's identity
-
         self.admission.check_session_calls(session)  # the router answers 486 Busy Here
         caller = request.from_
         callee = request.to
@@ -240,75 +256,10 @@ class CallGateway:
 
     # -- the operator's view (REST) -------------------------------------------------------
 
-    def startup(
-        self,
-        *,
-        call_id: str | None,
-        callee: str,
-        account: SipAccount | None,
-        register: bool = False,
-        visible_name: str | None = None,
-        has_audio: bool = True,
-        has_video: bool = False,
-        session_id: str | None = None,
-        play_file: Any = None,
-        record: Any = None,
-        sip_headers: dict[str, str] | None = None,
-        peer: str | None = None,
-    ) -> str:
-        """A call the operator places (REST ``call/startup``): with server-side media (a WAV
-        played, the answer recorded), or handed to a connected browser session.  ``peer``:
-        the REST client's address, for ``limits.calls_per_minute_per_ip``."""
-        if session_id is not None:
-            ids.check_id(session_id, "sessionId")
-        if session_id is not None and account is None:
-            session = self.sessions.get(session_id)
-            account = session.account if session is not None else None
-        self.policy.check_account(account)
-        uri = self.policy.request_uri(account, callee)
-        sip_headers = self.policy.outgoing_headers(sip_headers or {})
-        call_id = self.registry.new_call_id(call_id)
-        handed_to = self.sessions.get(session_id) if session_id is not None else None
-        if handed_to is not None:
-            self.admission.check_session_calls(handed_to)
-        self.admission.check_rate(peer, self.clock())
-        if session_id is not None:
-            return self._hand_to_session(session_id, call_id, uri, callee, account,
-                                         visible_name, has_video)
-        if self.file_call_factory is None:
-            raise CallError(Codes.INVALID, "server-side media is not configured", "playFile")
-        record_file = None
-        if record:
-            if self.recordings_folder is None:
-                raise CallError(Codes.INVALID, "no recordings folder is configured", "record")
-            # Server-chosen, never from the callId (issue 10: "../outside/victim").
-            record_file = Path(self.recordings_folder) / ids.recording_name()
-        call = self.file_call_factory(
-            call_id=call_id, session_id=None, account=account, request_uri=uri, callee=callee,
-            visible_name=visible_name, has_audio=has_audio, has_video=has_video,
-            sip_headers=sip_headers or {}, play_file=Path(play_file) if play_file else None,
-            record_file=record_file, **self._hooks(None),
-        )
-        self._start(call, None)
-        return call_id
-
-    def _hand_to_session(self, session_id: str, call_id: str, uri: str, callee: str,
-                         account: SipAccount | None, visible_name: str | None,
-                         has_video: bool = False) -> str:
-        """REST startup with sessionId: the browser gets the call as an incoming one and,
-        once it answers, the gateway places the SIP call (with video when ``has_video``, the
-        browser's answer keeps video and the SIP side takes it)."""
-        session = self.sessions.get(session_id)
-        if session is None or not session.connected:
-            raise CallError(Codes.NOT_CONNECTED, f"no connected session {session_id}",
-                            "sessionId")
-        call = self.handed_call_factory(
-            call_id=call_id, session_id=session.id, account=account or session.account,
-            request_uri=uri, callee=callee, visible_name=visible_name, has_audio=True,
-            has_video=has_video, **self._hooks(session),
-        )
-        self._start(call, session)
-        return call_id
+    def startup(self, **request: Any) -> str:
+        """A call the operator places (REST ``call/startup``):
+        :func:`wcsgw.calls.operator.startup` (its own module for this file's size)."""
+        return operator.startup(self, **request)
 
     def terminate(self, call_id: str) -> None:
         self.registry.get(None, call_id).hangup()

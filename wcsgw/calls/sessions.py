@@ -34,6 +34,9 @@ class Session:
     id: str
     listener: SessionListener
     account: SipAccount | None = None
+    #: the ``[[accounts]] name`` of a server-held account the session is bound to (None: it
+    #: brought its own account, or none)
+    account_name: str | None = None
     connected: bool = False
     registration: AccountRegistration | None = None
     calls: dict[str, Any] = attr.ib(factory=dict)  # callId -> Call

@@ -1,0 +1,97 @@
+"""The operator's own calls (REST ``call/startup``), apart from the browser sessions' calls.
+
+Kept out of :mod:`wcsgw.calls.gateway` so that module stays small: these are the calls the
+REST client places — with server-side media (a WAV played, the answer recorded) or handed to a
+connected browser session — and they share the gateway's registry, limits and policy, which
+they reach through the :class:`~wcsgw.calls.gateway.CallGateway` they are given.
+
+A server-held account (``[[accounts]] name``) is the operator's own: its servers are not
+checked against ``policy.allowed_domains`` (the destination still is, as for any account).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wcsgw.calls import ids
+from wcsgw.calls.errors import CallError, Codes
+from wcsgw.sip.account import SipAccount
+
+if TYPE_CHECKING:
+    from wcsgw.calls.gateway import CallGateway
+
+__all__ = ["startup"]
+
+
+def startup(
+    gw: CallGateway,
+    *,
+    call_id: str | None,
+    callee: str,
+    account: SipAccount | None,
+    register: bool = False,
+    visible_name: str | None = None,
+    has_audio: bool = True,
+    has_video: bool = False,
+    session_id: str | None = None,
+    play_file: Any = None,
+    record: Any = None,
+    sip_headers: dict[str, str] | None = None,
+    peer: str | None = None,
+) -> str:
+    """A call the operator places (REST ``call/startup``): with server-side media (a WAV
+    played, the answer recorded), or handed to a connected browser session.  ``peer``:
+    the REST client's address, for ``limits.calls_per_minute_per_ip``."""
+    if session_id is not None:
+        ids.check_id(session_id, "sessionId")
+    if session_id is not None and account is None:
+        session = gw.sessions.get(session_id)
+        account = session.account if session is not None else None
+    if gw.accounts.name_of(account) is None:
+        gw.policy.check_account(account)
+    uri = gw.policy.request_uri(account, callee)
+    sip_headers = gw.policy.outgoing_headers(sip_headers or {})
+    call_id = gw.registry.new_call_id(call_id)
+    handed_to = gw.sessions.get(session_id) if session_id is not None else None
+    if handed_to is not None:
+        gw.admission.check_session_calls(handed_to)
+    gw.admission.check_rate(peer, gw.clock())
+    if session_id is not None:
+        return _hand_to_session(gw, session_id, call_id, uri, callee, account,
+                                     visible_name, has_video)
+    if gw.file_call_factory is None:
+        raise CallError(Codes.INVALID, "server-side media is not configured", "playFile")
+    record_file = None
+    if record:
+        if gw.recordings_folder is None:
+            raise CallError(Codes.INVALID, "no recordings folder is configured", "record")
+        # Server-chosen, never from the callId (issue 10: "../outside/victim").
+        record_file = Path(gw.recordings_folder) / ids.recording_name()
+    call = gw.file_call_factory(
+        call_id=call_id, session_id=None, account=account, request_uri=uri, callee=callee,
+        visible_name=visible_name, has_audio=has_audio, has_video=has_video,
+        sip_headers=sip_headers or {}, play_file=Path(play_file) if play_file else None,
+        record_file=record_file, **gw._hooks(None),
+    )
+    gw._start(call, None)
+    return call_id
+
+def _hand_to_session(gw: CallGateway, session_id: str, call_id: str, uri: str, callee: str,
+                     account: SipAccount | None, visible_name: str | None,
+                     has_video: bool = False) -> str:
+    """REST startup with sessionId: the browser gets the call as an incoming one and,
+    once it answers, the gateway places the SIP call (with video when ``has_video``, the
+    browser's answer keeps video and the SIP side takes it)."""
+    session = gw.sessions.get(session_id)
+    if session is None or not session.connected:
+        raise CallError(Codes.NOT_CONNECTED, f"no connected session {session_id}",
+                        "sessionId")
+    call = gw.handed_call_factory(
+        call_id=call_id, session_id=session.id, account=account or session.account,
+        request_uri=uri, callee=callee, visible_name=visible_name, has_audio=True,
+        has_video=has_video, **gw._hooks(session),
+    )
+    gw._start(call, session)
+    return call_id
+
