@@ -200,8 +200,11 @@ class Kamailio(KeepsLog):
     """One Kamailio process on ``host:port`` (UDP and TCP) with its own run directory.
 
     Attributes: ``host``, ``port``, ``rundir``, ``ctl`` (kamcmd socket URI), ``log_path``,
-    ``pid`` (None when not started).
+    ``pid`` (None when not started).  A subclass may run another config: ``template``.
     """
+
+    #: the config copied into the run directory (users.cfg beside it, as the config imports)
+    template: Path = CFG_TEMPLATE
 
     def __init__(
         self,
@@ -210,11 +213,15 @@ class Kamailio(KeepsLog):
         users: Mapping[str, str] | None = None,
         debug: bool = False,
         rundir: str | None = None,
+        defines: Mapping[str, str] | None = None,
     ) -> None:
+        """``defines``: more ``-A NAME=VALUE`` for the config's ``#!ifdef`` blocks (a string
+        value carries its own double quotes, as ``CTL_SOCK`` does)."""
         self.host = host
         self.port = port if port is not None else free_port("udp+tcp", host)
         self.users = dict(users) if users is not None else None
         self.debug = debug
+        self.defines = dict(defines or {})
         self._own_rundir = rundir is None
         # Short path under /tmp: the control socket path must fit in a sockaddr_un (108 bytes).
         self.rundir = Path(rundir or tempfile.mkdtemp(prefix="wcsgw-kam-"))
@@ -238,7 +245,7 @@ class Kamailio(KeepsLog):
     def _write_config(self) -> Path:
         self.rundir.mkdir(parents=True, exist_ok=True)
         cfg = self.rundir / "kamailio.cfg"
-        shutil.copyfile(CFG_TEMPLATE, cfg)
+        shutil.copyfile(self.template, cfg)
         users = self.rundir / "users.cfg"
         if self.users is None:
             shutil.copyfile(USERS_FILE, users)
@@ -259,6 +266,8 @@ class Kamailio(KeepsLog):
             raise ValueError("kamailio.cfg listens on 127.0.0.1 only")
         if self.debug:
             argv += ["-A", "WITH_DEBUG"]
+        for name, value in self.defines.items():
+            argv += ["-A", f"{name}={value}"]
         return argv
 
     async def _start(self) -> "Kamailio":
