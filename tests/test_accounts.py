@@ -135,3 +135,42 @@ class ConnectNamedTests(unittest.TestCase):
         # An equal account that is not the server-held one is checked as a browser's.
         with self.assertRaises(CallError):
             self.gw.startup(call_id=None, callee="5551234", account=shared())
+
+
+class AccountNameConfigTests(unittest.TestCase):
+    """``[[accounts]] name``: optional, a plain token, unique; bad ones name the key."""
+
+    def parse(self, *accounts: dict[str, object]) -> object:
+        from wcsgw.config import parse_config
+
+        return parse_config({"accounts": list(accounts)})
+
+    def refused(self, *accounts: dict[str, object]) -> str:
+        from wcsgw.config import ConfigError
+
+        with self.assertRaises(ConfigError) as caught:
+            self.parse(*accounts)
+        return str(caught.exception)
+
+    def test_default_is_no_name(self) -> None:
+        config = self.parse({"login": "a", "domain": "x.example"})
+        self.assertEqual(config.accounts[0].name, "")  # type: ignore[attr-defined]
+
+    def test_names(self) -> None:
+        config = self.parse({"name": "office", "login": "a", "domain": "x.example"},
+                            {"login": "b", "domain": "x.example"},
+                            {"login": "c", "domain": "x.example"})
+        self.assertEqual([a.name for a in config.accounts],  # type: ignore[attr-defined]
+                         ["office", "", ""])
+
+    def test_bad_and_duplicate_names_name_the_key(self) -> None:
+        self.assertTrue(self.refused({"name": "a b", "login": "a", "domain": "x"})
+                        .startswith("accounts[0].name: must be 1-64 letters"))
+        self.assertTrue(self.refused({"name": "-x", "login": "a", "domain": "x"})
+                        .startswith("accounts[0].name:"))
+        self.assertTrue(self.refused({"name": 5, "login": "a", "domain": "x"})
+                        .startswith("accounts[0].name: must be a string"))
+        message = self.refused({"name": "o", "login": "a", "domain": "x"},
+                               {"name": "o", "login": "b", "domain": "x"})
+        self.assertTrue(message.startswith("accounts[1].name: duplicate of accounts[0].name"),
+                        message)

@@ -322,6 +322,12 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     gateway.handed_call_factory = functools.partial(HandedCall, env=env)
     gateway.recordings_folder = config.rest.recordings_folder or None
     gateway.media_ports = allocator  # the port reserve ([limits]), metrics, tests: ports in use
+    from wcsgw.calls.accounts import AccountBook
+
+    # [[accounts]] with a name: the very accounts the SIP service registers (one registration
+    # each, shared by every session bound to one)
+    gateway.accounts = AccountBook((held.name, account) for held, account
+                                   in zip(config.accounts, sip.accounts) if held.name)
     CallsService(gateway).setServiceParent(parent)  # type: ignore[no-untyped-call]
     return gateway
 

@@ -10,6 +10,7 @@ known ones listed, so a typo never passes silently.  The environment overrides o
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any, Callable, Mapping, Sequence
 
 from wcsgw.config.checks import (
@@ -116,7 +117,18 @@ SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
     "webrtc": (WebRtcSettings, {"ice_servers": ice_server_list}),
 }
 
+def _account_name(key: str, value: Any) -> str:
+    """A server-held account's name travels in hook replies, REST bodies and messages: a
+    plain token, so it cannot be mistaken for anything else there.  "" = no name."""
+    text = string(key, value)
+    if text and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", text):
+        raise ConfigError(key, "must be 1-64 letters, digits, '_', '.' or '-' (starting with a "
+                          f"letter or digit), got {show(text)}")
+    return text
+
+
 _ACCOUNT_KEYS: dict[str, Callable[[str, Any], Any]] = {
+    "name": _account_name,
     "login": nonempty_string,
     "auth_name": string,
     "password": string,
@@ -222,7 +234,13 @@ def _check_exposure(config: Config) -> None:
 
 def _check_accounts(accounts: Sequence[Account]) -> None:
     seen: dict[tuple[str, str], int] = {}
+    names: dict[str, int] = {}
     for i, account in enumerate(accounts):
+        if account.name in names:
+            raise ConfigError(f"accounts[{i}].name", f"duplicate of accounts[{names[account.name]}]"
+                              f".name ({account.name})")
+        if account.name:
+            names[account.name] = i
         ident = (account.login, account.domain.lower())
         if ident in seen:
             raise ConfigError(

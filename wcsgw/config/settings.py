@@ -242,10 +242,13 @@ class Account:
     """A static SIP account the gateway registers at start and unregisters at stop (trunk-style).
 
     ``auth_name`` (the digest username) defaults to ``login``; an empty one means the same.
+    ``name`` makes it a server-held account that sessions and REST calls use by that name
+    (empty: a registration only).
     """
 
     login: str
     domain: str
+    name: str = ""
     auth_name: str = ""
     password: str = attrs.field(default="", repr=_mask)
     outbound_proxy: str = ""
