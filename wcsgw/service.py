@@ -298,10 +298,19 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
         incoming_transfers=config.policy.incoming_transfers,
         transfer_timeout=config.policy.transfer_timeout,
     )
+    from wcsgw.calls.accounts import AccountBook
+    from wcsgw.calls.dialplan import DialPlan
+
+    # [[accounts]] with a name: the very accounts the SIP service registers (one registration
+    # each, shared by every session bound to one)
+    accounts = AccountBook((held.name, account) for held, account
+                           in zip(config.accounts, sip.accounts) if held.name)
     policy = Policy(config.policy.allowed_domains, testlines.uri if testlines else None,
                     allowed_numbers=config.policy.allowed_numbers,
                     denied_numbers=config.policy.denied_numbers,
-                    allowed_headers=config.policy.allowed_headers)
+                    allowed_headers=config.policy.allowed_headers,
+                    dialplan=DialPlan.from_settings(config.dialplan, config.routes,
+                                                    accounts.named))
     env.policy = policy
     from wcsgw.webrtc.dtls import RTCCertificate
 
@@ -322,12 +331,7 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     gateway.handed_call_factory = functools.partial(HandedCall, env=env)
     gateway.recordings_folder = config.rest.recordings_folder or None
     gateway.media_ports = allocator  # the port reserve ([limits]), metrics, tests: ports in use
-    from wcsgw.calls.accounts import AccountBook
-
-    # [[accounts]] with a name: the very accounts the SIP service registers (one registration
-    # each, shared by every session bound to one)
-    gateway.accounts = AccountBook((held.name, account) for held, account
-                                   in zip(config.accounts, sip.accounts) if held.name)
+    gateway.accounts = accounts
     CallsService(gateway).setServiceParent(parent)  # type: ignore[no-untyped-call]
     return gateway
 

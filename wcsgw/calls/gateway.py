@@ -176,13 +176,14 @@ class CallGateway:
             raise CallError(Codes.NOT_CONNECTED, "connect before calling")
         self.admission.check_session_calls(session)
         call_id = self.registry.new_call_id(call_id)
-        uri = self.policy.request_uri(session.account, callee)
+        account, uri = self.policy.routed(session.account, callee,
+                                          held=session.account_name is not None)
         self.admission.check_rate(session.peer, self.clock())
         # The API layer checked them already (-32602); checked again here so that no path
         # into the call layer can skip the allow-list.
         sip_headers = self.policy.outgoing_headers(sip_headers)
         call = self.call_factory(
-            call_id=call_id, session_id=session.id, account=session.account, request_uri=uri,
+            call_id=call_id, session_id=session.id, account=account, request_uri=uri,
             callee=callee, visible_name=visible_name, has_audio=has_audio, has_video=has_video,
             browser_offer=sdp, sip_headers=sip_headers,
             **self._hooks(session),

@@ -50,7 +50,8 @@ def startup(
         account = session.account if session is not None else None
     if gw.accounts.name_of(account) is None:
         gw.policy.check_account(account)
-    uri = gw.policy.request_uri(account, callee)
+    # The operator's calls may take routes to server-held accounts (docs/dial-plan.md).
+    account, uri = gw.policy.routed(account, callee, held=True)
     sip_headers = gw.policy.outgoing_headers(sip_headers or {})
     call_id = gw.registry.new_call_id(call_id)
     handed_to = gw.sessions.get(session_id) if session_id is not None else None

@@ -26,6 +26,9 @@ Rules, in the order they are applied:
   when what is left is a number (``+`` digits ``*#``), the user part as it is otherwise (a
   name) — must fullmatch one of ``allowed_numbers`` when that list is not empty and none of
   ``denied_numbers``.  The separator-free number is also what the Request-URI carries.
+* the dial plan (:mod:`wcsgw.calls.dialplan`, docs/dial-plan.md): a number is normalised
+  (E.164) before the number rules see it, and a number dialled bare or as ``tel:`` goes where
+  the first matching ``[[routes]]`` entry says (:meth:`Policy.routed`).
 * headers: see :meth:`Policy.outgoing_headers`.
 """
 
@@ -35,6 +38,7 @@ import ipaddress
 import re
 from typing import Any, Callable, Iterable, Mapping
 
+from wcsgw.calls.dialplan import DialPlan, DialRefusal, tel_number
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.sip.account import SipAccount, uri_host
 from wcsgw.sip.errors import SipParseError
@@ -99,7 +103,10 @@ class Policy:
         allowed_numbers: Iterable[str] = (),
         denied_numbers: Iterable[str] = (),
         allowed_headers: Iterable[str] = ("X-*",),
+        dialplan: DialPlan | None = None,
     ) -> None:
+        #: [dialplan] and [[routes]]; DialPlan() normalises and routes nothing
+        self.dialplan = dialplan or DialPlan()
         #: host -> ports allowed by a ``host:port`` entry; ``None`` in the set = a bare entry
         self._hosts: dict[str, set[int | None]] = {}
         for entry in allowed_domains:
@@ -162,7 +169,28 @@ class Policy:
         Refusals are :class:`CallError` naming ``field``: ``FORBIDDEN`` ("Forbidden
         destination: ...") for what the policy does not allow, ``INVALID`` for what is not a
         destination at all."""
-        return str(self.destination(account, callee, field))
+        return self.routed(account, callee, field)[1]
+
+    def routed(self, account: SipAccount | None, callee: str, field: str = "callee", *,
+               held: bool = False) -> tuple[SipAccount | None, str]:
+        """The account to call on and the Request-URI, through the dial plan: a number typed
+        bare or as ``tel:`` goes where its route says (another account, rewritten, with
+        ``user=phone``); a refusing route or ``dialplan.unrouted`` refuses naming itself.
+        ``held``: the call may use server-held accounts (routes naming one)."""
+        uri = self.destination(account, callee, field)
+        text = callee.strip().lower()
+        if account is None or not self.dialplan.active or uri.user is None \
+                or not _NUMBER.fullmatch(uri.user) or (":" in text and text[:4] != "tel:"):
+            return account, str(uri)
+        try:
+            out = self.dialplan.route(uri.user, held=held)
+        except DialRefusal as exc:
+            raise CallError(Codes.FORBIDDEN, f"Forbidden destination: {exc}", field) from None
+        via = out.account or account
+        params = dict(uri.params)
+        if out.user_phone:
+            params["user"] = "phone"
+        return via, str(URI("sip", user=out.user, host=_uri_host(via.domain), params=params))
 
     def destination(self, account: SipAccount | None, callee: str,
                     field: str = "callee") -> URI:
@@ -207,12 +235,15 @@ class Policy:
 
     def _tel(self, account: SipAccount, uri: URI, field: str) -> URI:
         """``tel:`` numbers are dialled through the account's own server.  No parameters:
-        ``;ext=`` or ``;isub=`` would dial digits the number rules never saw, and
-        ``phone-context`` would not survive the move into a SIP URI."""
-        if uri.params:
+        ``;ext=`` or ``;isub=`` would dial digits the number rules never saw; with a dial plan,
+        a global ``phone-context`` is folded into the number (:func:`tel_number`)."""
+        if uri.params and not self.dialplan.active:
             raise CallError(Codes.FORBIDDEN, f"Forbidden destination: tel: parameters "
                             f"({', '.join(uri.params)}) are not accepted", field)
-        number = _VISUAL.sub("", uri.user or "")
+        try:
+            number = self.dialplan.normalise(tel_number(uri.user or "", uri.params))
+        except DialRefusal as exc:
+            raise CallError(Codes.FORBIDDEN, f"Forbidden destination: {exc}", field) from None
         if not _TEL_NUMBER.fullmatch(number):
             raise CallError(Codes.INVALID, f"{field} is not a valid tel: number", field)
         self._check_number(number, field)
@@ -267,7 +298,7 @@ class Policy:
         is; checked against the number rules."""
         number = _VISUAL.sub("", user)
         is_number = _NUMBER.fullmatch(number) is not None
-        dialled = number if is_number else user
+        dialled = self.dialplan.normalise(number) if is_number else user
         if number.startswith("+") and not is_number:
             # "+" says "phone number": one that is not a number cannot be checked as one
             raise CallError(Codes.INVALID, f"{field} is not a valid phone number", field)

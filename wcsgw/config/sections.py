@@ -35,6 +35,7 @@ from wcsgw.config.checks import (
     string,
     string_list,
 )
+from wcsgw.config.dialplan import check_routes, dialplan_section, route_list
 from wcsgw.config.errors import ConfigError
 from wcsgw.config.iceservers import ice_server_list
 from wcsgw.config.settings import (
@@ -262,16 +263,19 @@ def parse_config(data: Mapping[str, Any]) -> Config:
                     "accounts", f"must be an array of tables ([[accounts]]), got {show(raw)}"
                 )
             parts["accounts"] = tuple(_account(i, item) for i, item in enumerate(raw))
+        elif name in ("dialplan", "routes"):
+            parts[name] = dialplan_section(raw) if name == "dialplan" else route_list(raw)
         elif name in SCHEMA:
             parts[name] = _section(name, raw)
         else:
-            known = ", ".join([*SCHEMA, "accounts"])
+            known = ", ".join([*SCHEMA, "accounts", "dialplan", "routes"])
             raise ConfigError(name, f"unknown section (known: {known})")
     config = Config(**parts)
     _check_timers(config.sip)
     _check_media(config.media)
     _check_browser_port(config)
     _check_accounts(config.accounts)
+    check_routes(config.routes, [account.name for account in config.accounts])
     _check_exposure(config)
     _check_tls(config.http)
     return config

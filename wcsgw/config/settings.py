@@ -13,6 +13,7 @@ from typing import Sequence
 import attrs
 
 from wcsgw import __version__
+from wcsgw.config.dialplan import DialPlanSettings, RouteSettings
 
 __all__ = [
     "LOG_LEVELS",
@@ -288,3 +289,5 @@ class Config:
     codecs: CodecSettings = CodecSettings()
     webrtc: WebRtcSettings = WebRtcSettings()
     accounts: tuple[Account, ...] = ()
+    dialplan: DialPlanSettings = DialPlanSettings()
+    routes: tuple[RouteSettings, ...] = ()
