@@ -28,12 +28,17 @@ MAX_MODULE_LINES := 400
 # phones with H.264 from baresip-ffmpeg, mediastreamer's `mediastream` for G.729 and Speex,
 # sox for tone files, Chromium).  Add new test dependencies here.
 RUN_PACKAGES := libopus0 libbcg729-0 libspeex1 libspeexdsp1 libspandsp2
-PACKAGES := $(RUN_PACKAGES) coturn kamailio baresip-core baresip-ffmpeg libmediastreamer-tools sox iproute2 iptables chromium
+PACKAGES := $(RUN_PACKAGES) coturn kamailio baresip-core baresip-ffmpeg libmediastreamer-tools sox iproute2 iptables chromium rtpengine-daemon
 # coturn (the TURN server of tests/peers/coturn.py): each test starts and stops its own, on
 # free loopback ports. Installing it starts no system turnserver where no systemd runs (CI):
 # the init script waits for TURNSERVER_ENABLED=1 in /etc/default/coturn. Under systemd,
 # Debian enables and starts coturn.service (port 3478); the tests never use it — `systemctl
 # disable --now coturn` if it is not wanted.
+# rtpengine-daemon (the media relay of tests/peers/rtpengine.py, the GSM gateway hop of
+# test_e2e_two_hop): each test starts its own, userspace only, on free loopback ports.
+# Installing it may start Debian's rtpengine-daemon service (localhost:2223-2225, its
+# /etc/rtpengine/rtpengine.conf); the tests never use it (they run in their own network
+# namespace) — `service rtpengine-daemon stop` / `systemctl disable --now rtpengine-daemon`.
 # BENCH_PACKAGES: only `make bench` installs them (Janus as the side-by-side peer, gcc for its
 # loopback shim).
 BENCH_PACKAGES := $(RUN_PACKAGES) janus gcc libc6-dev

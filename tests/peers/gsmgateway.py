@@ -4,10 +4,14 @@ A second Kamailio (``gsm-gateway.cfg`` beside this file) plays the operator's PS
 gateway: the mobile phone (baresip) attaches by registering its MSISDN, the operator's server
 is its only trunk, and it takes E.164 numbers only (``+447700900123``; anything else gets
 484), rewrites them to the MSISDN (``447700900123``) and forwards the call to the phone's
-registered contact, staying in the dialog.  The operator's server routes numbers to it when
+registered contact, staying in the dialog.  Given a media relay (``media_relay``, an
+rtpengine's ng socket: :class:`~tests.peers.rtpengine.RtpEngine`), it anchors the call's media
+there too, as a real gateway terminates it.  The operator's server routes numbers to it when
 started with :meth:`GsmGateway.trunk_define`::
 
-    gsm = GsmGateway(msisdn="447700900123", password="secret", operator_port=...)
+    relay = RtpEngine()
+    gsm = GsmGateway(msisdn="447700900123", password="secret", operator_port=...,
+                     media_relay=relay.ng_socket)
     operator = Kamailio(port=..., defines=gsm.trunk_define())
 
 Both ports are picked before either starts, since each names the other.  Lifecycle,
@@ -29,9 +33,11 @@ class GsmGateway(Kamailio):
     template: Path = HERE / "gsm-gateway.cfg"
 
     def __init__(self, msisdn: str, password: str, operator_port: int,
-                 port: int | None = None) -> None:
-        super().__init__(port=port, users={msisdn: password},
-                         defines={"OPERATOR_PORT": str(operator_port)})
+                 port: int | None = None, media_relay: str | None = None) -> None:
+        defines = {"OPERATOR_PORT": str(operator_port)}
+        if media_relay is not None:
+            defines["RTPENGINE_SOCK"] = f'"{media_relay}"'
+        super().__init__(port=port, users={msisdn: password}, defines=defines)
         self.msisdn = msisdn
 
     def trunk_define(self) -> dict[str, str]:
