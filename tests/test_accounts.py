@@ -174,3 +174,53 @@ class AccountNameConfigTests(unittest.TestCase):
                                {"name": "o", "login": "b", "domain": "x"})
         self.assertTrue(message.startswith("accounts[1].name: duplicate of accounts[0].name"),
                         message)
+
+
+class RestAccountTests(unittest.TestCase):
+    """REST ``call/startup`` with ``account``: the server-held account, no credentials in the
+    request or the reply; refusals name the field."""
+
+    def setUp(self) -> None:
+        from tests.test_api_rest import FakeCallGateway, serve_rest
+
+        self.office = shared()
+        self.gateway = FakeCallGateway()
+        self.gateway.accounts = AccountBook([("office", self.office)])  # type: ignore[attr-defined]
+        self.base = serve_rest(self, self.gateway)
+
+    async def post(self, body: dict[str, object]) -> object:
+        from tests.test_api_rest import request
+
+        return await request(self, self.base + "/call/startup", body)
+
+    def test_startup_on_a_named_account(self) -> None:
+        async def run() -> None:
+            reply = await self.post({"callee": "+49301234", "account": "office"})
+            self.assertEqual(reply.status, 200, reply.raw)  # type: ignore[attr-defined]
+            method, kwargs = self.gateway.log[-1]
+            self.assertEqual(method, "startup")
+            self.assertIs(kwargs["account"], self.office)
+            self.assertNotIn(SECRET.encode(), reply.raw)  # type: ignore[attr-defined]
+        return defer_run(run())
+
+    def test_unknown_and_mixed_are_400_naming_account(self) -> None:
+        async def run() -> None:
+            for body, words in (
+                ({"callee": "1", "account": "other"}, "known: office"),
+                ({"callee": "1", "account": "office", "sipLogin": "x", "sipDomain": "d.example"},
+                 "cannot be used with sipLogin"),
+                ({"callee": "1", "account": "a b"}, "must be the name of a server-held account"),
+            ):
+                reply = await self.post(body)
+                self.assertEqual(reply.status, 400, body)  # type: ignore[attr-defined]
+                error = reply.json  # type: ignore[attr-defined]
+                self.assertEqual(error["field"], "account")
+                self.assertIn(words, error["error"])
+            self.assertEqual(self.gateway.log, [])
+        return defer_run(run())
+
+
+def defer_run(coro: object) -> object:
+    from twisted.internet import defer
+
+    return defer.ensureDeferred(coro)  # type: ignore[arg-type]

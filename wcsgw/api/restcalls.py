@@ -150,6 +150,12 @@ class RestApi:
         if play_name is not None and fields.matches(rules.PLAY_FILE_FORBIDDEN, play_name):
             raise fields.bad("playFile", 'must not contain ".." segments')
         record = fields.flag(body, "record", False)
+        held = fields.string(body, "account", rules.ACCOUNT_NAME, "must be the name of a "
+                             "server-held account ([[accounts]] name)", min_length=1,
+                             max_length=64)
+        if held is not None and (domain is not None or login is not None):
+            raise fields.bad("account", "cannot be used with sipLogin or sipDomain (the "
+                             "server-held account brings its own)")
         if domain is not None and login is None:
             raise fields.bad("sipLogin", "is required with sipDomain")
         if not has_audio and not has_video:
@@ -178,6 +184,11 @@ class RestApi:
                 )
             except ValueError as exc:  # the schema's rules should make this unreachable
                 raise fields.bad("sipDomain", f"does not make a SIP account: {exc}") from None
+        if held is not None:
+            if held not in self.gateway.accounts:
+                known = ", ".join(sorted(self.gateway.accounts)) or "none are configured"
+                raise fields.bad("account", f"names no server-held account (known: {known})")
+            account = self.gateway.accounts.named(held)
         log.info("rest startup: call {callee} as {aor} (session {session}, play {play}, "
                  "record {record})", callee=callee, aor=account.aor() if account else "test lines",
                  session=session_id, play=play_name, record=record)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from wcsgw.calls.ids import ID_PATTERN, MAX_ID
 
 __all__ = [
+    "ACCOUNT_NAME",
     "BOOLEAN_TEXT",
     "CALL_ID",
     "DTMF",
@@ -67,6 +68,8 @@ HOST = rf"^({_HOST_BODY})$"
 HOST_OR_EMPTY = rf"^({_HOST_BODY})?$"
 #: A port written as decimal text, 1..65535 without leading zeros, or "" for the default.
 PORT_TEXT = r"^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])?$"
+#: A server-held account's name (``[[accounts]] name``, wcsgw.config.sections).
+ACCOUNT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 #: WCS documents booleans sent as text; these two spellings are accepted.
 BOOLEAN_TEXT = ("true", "false")
 TRANSPORTS = ("udp", "tcp", "UDP", "TCP", "")
