@@ -332,6 +332,10 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     gateway.recordings_folder = config.rest.recordings_folder or None
     gateway.media_ports = allocator  # the port reserve ([limits]), metrics, tests: ports in use
     gateway.accounts = accounts
+    if config.apps:  # [[apps]]: the REST hooks (none configured: none asked, as before)
+        from wcsgw.calls.hooks.client import make_hooks
+
+        gateway.hooks = make_hooks(config.apps, reactor)
     CallsService(gateway).setServiceParent(parent)  # type: ignore[no-untyped-call]
     return gateway
 
@@ -358,6 +362,8 @@ class CallsService(Service):
         super().stopService()  # type: ignore[no-untyped-call]
         from twisted.internet import reactor
 
+        if self.gateway.hooks is not None:
+            self.gateway.hooks.stop()  # no retry timer left; its HTTP connections closed
         self.gateway.hangup_all()
         idle = self.gateway.when_idle()
         timer = cast(Clock, reactor).callLater(CALLS_STOP_GRACE,

@@ -13,6 +13,10 @@ characters that could change the meaning of a SIP message (CR, LF and other cont
 characters in anything that ends up in a header), and liberal about *extra* params: WCS-style
 SDKs send fields we do not use (``mediaProviders``, ``clientVersion``...) and those are ignored.
 
+With ``[[apps]]`` (docs/hooks.md), ``connect`` and ``call`` first ask the session's app
+(:mod:`wcsgw.api.asking`): the method then returns a Deferred of the rest of its work, and
+:meth:`SessionMethods.handle` answers once the backend replied — only that request waits.
+
 Secrets: ``sipPassword`` is never logged, never echoed in an error, and never kept here beyond
 building the :class:`~wcsgw.sip.account.SipAccount` (whose ``repr`` masks it).  The
 ``iceServers`` of ``connect`` carry TURN credentials minted for the session
@@ -21,16 +25,31 @@ building the :class:`~wcsgw.sip.account.SipAccount` (whose ``repr`` masks it).  
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from typing import Any, Callable, Mapping, cast
+from typing import Any, Callable
 
+from twisted.internet import defer
 from twisted.logger import Logger
 
-from wcsgw.api import jsonrpc
+from wcsgw.api import asking, jsonrpc
 from wcsgw.api.iceservers import IceServers
 from wcsgw.api.jsonrpc import Request
+from wcsgw.api.params import (
+    _DTMF,
+    _MAX_DTMF,
+    _MAX_SDP,
+    ParamError,
+    _boolean,
+    _call_id,
+    _choice,
+    _host,
+    _object,
+    _port,
+    _sip_headers,
+    _string,
+    describe_type,
+)
 from wcsgw.calls.gateway import CallError, CallGateway
+from wcsgw.calls.hooks.runtime import App
 from wcsgw.calls.ids import id_problem
 from wcsgw.sip.account import SipAccount
 
@@ -38,159 +57,11 @@ __all__ = [
     "METHODS",
     "ParamError",
     "SessionMethods",
+    "describe_type",
 ]
 
 log = Logger()
 
-_MAX_NAME = 256  # logins, domains, callees, header values: generous, but bounded
-_MAX_SDP = 128 * 1024  # an audio+video offer from Chrome is ~5-15 KB
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
-)
-_MAX_DTMF = 32  # digits per sendDtmf: a PIN or a menu path, not a tone-dialled novel
-_DTMF = re.compile(rf"^[0-9*#A-Da-d]{{1,{_MAX_DTMF}}}$")
-
-
-class ParamError(Exception):
-    """A param is missing or wrong: answered -32602 with ``data.field``."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field} {problem}")
-        self.field = field
-        self.problem = problem
-
-
-# ---------------------------------------------------------------------------------------------
-# Param readers: each takes the params object and a name and returns the typed value or raises
-# ParamError naming the field.
-
-
-def describe_type(value: Any) -> str:
-    """A JSON value's type in words, for errors that name what was sent (JSON-RPC, REST)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
-def _string(
-    params: Mapping[str, Any],
-    name: str,
-    *,
-    required: bool = False,
-    max_len: int = _MAX_NAME,
-    multiline: bool = False,
-) -> str:
-    """A string param; absent or null is "" (an error when ``required``, as is "")."""
-    value = params.get(name)
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise ParamError(name, f"must be a string, got {describe_type(value)}")
-    if len(value) > max_len:
-        raise ParamError(name, f"is too long (at most {max_len} characters)")
-    if not multiline and _CONTROL.search(value):
-        raise ParamError(name, "must not contain control characters (CR, LF, ...)")
-    if required and not value.strip():
-        raise ParamError(name, "is required")
-    return value
-
-
-def _boolean(params: Mapping[str, Any], name: str, default: bool) -> bool:
-    value = params.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise ParamError(name, f"must be true or false, got {describe_type(value)}")
-    return value
-
-
-def _port(params: Mapping[str, Any], name: str, default: int) -> int:
-    """A port as a number, or as decimal text (HTML form fields give text); "" is the default."""
-    value = params.get(name)
-    if value is None or value == "":
-        return default
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ParamError(name, f"must be a port number, got {describe_type(value)}")
-    if not 1 <= value <= 65535:
-        raise ParamError(name, f"must be from 1 to 65535, got {value}")
-    return value
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
-
-
-def _host(params: Mapping[str, Any], name: str) -> str:
-    """A host name or IP address (IPv6 with or without brackets), or "".
-
-    No ``:port``: docs/contract.md puts the port in ``sipPort`` and the policy compares bare
-    hosts, so ``pbx.example.com:5070`` is refused with a message saying where the port goes.
-    """
-    text = _string(params, name).strip()
-    if not text:
-        return ""
-    bare = text[1:-1] if text.startswith("[") and text.endswith("]") and ":" in text else text
-    if _is_ip(bare) or _HOSTNAME.match(bare):
-        return bare
-    hint = " (the port goes in sipPort)" if re.search(r":\d*$", text) else ""
-    raise ParamError(name, "must be a host name or IP address" + hint)
-
-
-def _choice(params: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
-    value = params.get(name)
-    if value is None or value == "":
-        return default
-    if not isinstance(value, str) or value.lower() not in [c.lower() for c in choices]:
-        raise ParamError(name, f"must be one of {', '.join(choices)}")
-    return next(c for c in choices if c.lower() == value.lower())
-
-
-def _object(params: Mapping[str, Any], name: str) -> dict[str, Any]:
-    value = params.get(name)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ParamError(name, f"must be an object, got {describe_type(value)}")
-    return value
-
-
-def _sip_headers(params: Mapping[str, Any], policy: Any, name: str = "sipHeaders") -> dict[str, str]:
-    """Extra SIP headers for the INVITE, checked by the gateway's outbound policy
-    (:meth:`wcsgw.calls.policy.Policy.outgoing_headers`: the one place that decides what
-    leaves the gateway — allow-list, no routing or identity headers, one-line values); a
-    refusal is -32602 naming ``sipHeaders.<name>``."""
-    headers = _object(params, name)
-    try:
-        return cast("dict[str, str]", policy.outgoing_headers(headers, name))
-    except CallError as e:
-        field = e.field or name
-        problem = e.message[len(field):].strip() if e.message.startswith(field) else e.message
-        raise ParamError(field, problem) from None
-
-
-def _call_id(params: Mapping[str, Any]) -> str:
-    """The ``callId`` of an existing call (required; whether it is this session's call is the
-    gateway's check: 1003 otherwise)."""
-    return _string(params, "callId", required=True, max_len=128)
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 class SessionMethods:
@@ -205,6 +76,9 @@ class SessionMethods:
         self.gateway = gateway
         self.session_id = session_id
         self.ice_servers = ice_servers
+        #: the session's ``[[apps]]`` entry once it connected under one (None: no hooks)
+        self.app: App | None = None
+        self._asking = False  # a connect waits on its hook
         self._table: dict[str, Callable[[dict[str, Any]], Any]] = {
             "connect": self._connect,
             "disconnect": self._disconnect,
@@ -219,9 +93,11 @@ class SessionMethods:
         }
 
     def handle(self, request: Request) -> str | None:
-        """Run one request; returns the response frame (None for a client notification).
-        Never raises: an unexpected exception from the call layer is logged and answered -32603
-        so one bug cannot take the session (or other sessions) down."""
+        """Run one request; returns the response frame (None for a client notification, or
+        for a request waiting on a hook: its response is delivered when the backend answers,
+        :func:`wcsgw.api.asking.deliver`).  Never raises: an unexpected exception from the
+        call layer is logged and answered -32603 so one bug cannot take the session (or
+        other sessions) down."""
         method = self._table.get(request.method)
         if method is None:
             return request.error(
@@ -229,8 +105,11 @@ class SessionMethods:
                 f"Method not found: {request.method[:64]}",
                 {"method": request.method[:64]},
             )
+        return self._run(request, lambda: method(request.params))
+
+    def _run(self, request: Request, work: Callable[[], Any]) -> str | None:
         try:
-            value = method(request.params)
+            value = work()
         except ParamError as e:
             return request.error(
                 jsonrpc.INVALID_PARAMS, f"Invalid params: {e.field} {e.problem}", {"field": e.field}
@@ -251,11 +130,20 @@ class SessionMethods:
                 session=self.session_id, method=request.method,
             )
             return request.error(jsonrpc.INTERNAL_ERROR, "Internal error")
+        if isinstance(value, defer.Deferred):
+            # A decision hook: the backend's answer is the rest of the work (a callable).
+            value.addCallback(lambda then: asking.deliver(
+                self.gateway, self.session_id, lambda: self._run(request, then)))
+            value.addErrback(lambda f: log.failure("session {session}: delivering a reply",
+                                                   f, session=self.session_id))
+            return None
         return request.result(value)
 
     # -- implemented methods ------------------------------------------------------------------
 
-    def _connect(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _read_account(self, params: dict[str, Any]) -> tuple[SipAccount | None, bool]:
+        """The SIP account of ``connect`` params (None: the test lines) and whether to
+        register; every bad param a :class:`ParamError` naming it."""
         domain = _host(params, "sipDomain")
         login = _string(params, "sipLogin", required=bool(domain))
         auth_name = _string(params, "sipAuthenticationName")
@@ -264,27 +152,62 @@ class SessionMethods:
         port = _port(params, "sipPort", 5060)
         transport = _choice(params, "sipTransport", ("udp", "tcp"), "udp")
         register = _boolean(params, "sipRegisterRequired", True)
-        _string(params, "appKey")  # accepted for WCS compatibility; no REST hooks yet
         _object(params, "custom")
-        account: SipAccount | None = None
-        if domain:
-            account = SipAccount(
-                login=login.strip(),
-                auth_name=auth_name.strip() or None,
-                password=password,
-                domain=domain,
-                outbound_proxy=proxy or None,
-                port=port,
-                transport=transport,
-                register=register,
-            )
+        if not domain:
+            return None, False
+        return SipAccount(
+            login=login.strip(),
+            auth_name=auth_name.strip() or None,
+            password=password,
+            domain=domain,
+            outbound_proxy=proxy or None,
+            port=port,
+            transport=transport,
+            register=register,
+        ), register
+
+    def _connect(self, params: dict[str, Any]) -> Any:
+        app = asking.app_for(self.gateway, _string(params, "appKey"))
+        account, register = self._read_account(params)  # the browser's own values first
+        if app is None:
+            return self._connect_as(account, register, None)
+        if self.app is not None or self._asking:
+            raise CallError(1006, "already connected; disconnect first")
+        self._asking = True
+
+        def decided(decision: Any) -> Callable[[], Any]:
+            self._asking = False
+            return lambda: self._connect_as(*asking.connect_change(
+                self, params, decision), app)
+
+        return asking.ask(self.gateway, app, "connect", self.session_id,
+                          asking.connect_fields(params)).addCallback(decided)
+
+    def _connect_as(self, account: SipAccount | str | None, register: bool,
+                    app: App | None) -> dict[str, Any]:
+        """Connect with ``account`` (a server-held account's name: bound by name), the
+        session's listener tapped for ``app``'s notices first so the backend hears
+        ``ESTABLISHED`` too."""
+        if isinstance(account, SipAccount):
             log.info(
                 "session {session}: connect as {aor} via {transport} (register: {register})",
-                session=self.session_id, aor=account.aor(), transport=transport, register=register,
+                session=self.session_id, aor=account.aor(), transport=account.transport,
+                register=register,
             )
-        else:
+        elif account is None:
             log.info("session {session}: connect to the built-in test lines", session=self.session_id)
-        self.gateway.connect(self.session_id, account, register if account else False)
+        untap = asking.tap(self.gateway, self.session_id, app)
+        try:
+            if isinstance(account, str):
+                log.info("session {session}: connect on the server-held account {name}",
+                         session=self.session_id, name=account)
+                self.gateway.connect_named(self.session_id, account)
+            else:
+                self.gateway.connect(self.session_id, account, register if account else False)
+        except BaseException:
+            untap()
+            raise
+        self.app = app
         result: dict[str, Any] = {"sessionId": self.session_id}
         if self.ice_servers:
             # Minted once the gateway took the session: a refused connect hands out nothing.
@@ -293,9 +216,12 @@ class SessionMethods:
 
     def _disconnect(self, params: dict[str, Any]) -> dict[str, Any]:
         self.gateway.disconnect(self.session_id)
+        if self.app is not None:
+            asking.untap(self.gateway, self.session_id)
+            self.app = None
         return {}
 
-    def _call(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _call(self, params: dict[str, Any]) -> Any:
         call_id = params.get("callId") or None  # absent, null or "": the gateway picks one
         if call_id is not None:
             problem = id_problem(call_id)  # a registry key: the one id shape (calls/ids.py)
@@ -308,18 +234,24 @@ class SessionMethods:
         if not (has_audio or has_video):
             raise ParamError("hasAudio", "must be true when hasVideo is false (a call needs media)")
         sdp = _string(params, "sdp", required=True, max_len=_MAX_SDP, multiline=True)
-        headers = _sip_headers(params, self.gateway.policy)
-        returned = self.gateway.call(
-            self.session_id,
-            call_id=call_id,
-            callee=callee,
-            visible_name=visible_name,
-            has_audio=has_audio,
-            has_video=has_video,
-            sdp=sdp,
-            sip_headers=headers,
-        )
-        return {"callId": returned}
+        args: dict[str, Any] = {
+            "call_id": call_id, "callee": callee, "visible_name": visible_name,
+            "has_audio": has_audio, "has_video": has_video, "sdp": sdp,
+            "sip_headers": _sip_headers(params, self.gateway.policy),
+        }
+        if self.app is None:
+            return {"callId": self.gateway.call(self.session_id, **args)}
+        args["call_id"] = asking.call_id_for(self.gateway, call_id)
+
+        def decided(decision: Any) -> Callable[[], Any]:
+            def then() -> dict[str, Any]:
+                changed = asking.call_change(self.gateway, args, decision)
+                return {"callId": self.gateway.call(self.session_id, **changed)}
+            return then
+
+        return asking.ask(self.gateway, self.app, "call", self.session_id,
+                          asking.call_fields(self.gateway, self.session_id, args)
+                          ).addCallback(decided)
 
     def _hangup(self, params: dict[str, Any]) -> dict[str, Any]:
         self.gateway.hangup(self.session_id, _call_id(params))

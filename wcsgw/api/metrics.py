@@ -163,6 +163,16 @@ def session_families(gateway: Any) -> list[Family]:
     return families
 
 
+def hook_families(hooks: Any) -> list[Family]:
+    """The REST hooks of ``[[apps]]`` (docs/hooks.md): requests, failures, notices dropped."""
+    return [Family("wcsgw_hook_requests_total", "counter", "Hook requests sent (decisions "
+                   "and notices, retries included).").add(hooks.requests),
+            Family("wcsgw_hook_failures_total", "counter", "Hook requests that failed: no "
+                   "reply in time, a connection error or a non-2xx.").add(hooks.failures),
+            Family("wcsgw_hook_notices_dropped_total", "counter", "Notice events given up: "
+                   "the queue was full, or every retry failed.").add(hooks.queue.dropped)]
+
+
 def call_families(gateway: Any) -> list[Family]:
     live = list(gateway.calls.values())
     by_status = dict.fromkeys(_LIVE_STATUSES, 0)
@@ -329,6 +339,8 @@ def collect(gateway: Any = None) -> list[Family]:
         if getattr(gateway, "media_ports", None) is not None:
             collectors.append(("ports", lambda: port_families(gateway.media_ports)))
         collectors.append(("sip", lambda: sip_families(getattr(gateway, "sip", None))))
+        if getattr(gateway, "hooks", None) is not None:
+            collectors.append(("hooks", lambda: hook_families(gateway.hooks)))
     families: list[Family] = []
     errors = Family("wcsgw_metrics_collector_errors", "gauge",
                     "1 when a part of this scrape failed (see the gateway log), by part.")

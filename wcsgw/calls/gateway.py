@@ -78,6 +78,9 @@ class CallGateway:
         self.totals = self.registry.totals
         #: the server-held accounts ([[accounts]] with a name), for connect_named and REST
         self.accounts = AccountBook()
+        #: the REST hooks of ``[[apps]]`` (wcsgw.calls.hooks.runtime.Hooks; the service sets
+        #: it; None: no hooks)
+        self.hooks: Any = None
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -170,14 +173,17 @@ class CallGateway:
         has_video: bool,
         sdp: str,
         sip_headers: dict[str, str],
+        account: SipAccount | None = None,
     ) -> str:
+        """``account``: a server-held account the session's hook chose for this call (None:
+        the session's own)."""
         session = self._session(session_id)
         if not session.connected:
             raise CallError(Codes.NOT_CONNECTED, "connect before calling")
         self.admission.check_session_calls(session)
         call_id = self.registry.new_call_id(call_id)
-        account, uri = self.policy.routed(session.account, callee,
-                                          held=session.account_name is not None)
+        held = account is not None or session.account_name is not None
+        account, uri = self.policy.routed(account or session.account, callee, held=held)
         self.admission.check_rate(session.peer, self.clock())
         # The API layer checked them already (-32602); checked again here so that no path
         # into the call layer can skip the allow-list.

@@ -22,6 +22,7 @@ from wcsgw.calls.call import Call
 from wcsgw.calls.core import parsed_sdp
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.events import Confirm
+from wcsgw.calls.hooks import incoming as hooks
 from wcsgw.calls.offered import OfferedCall
 from wcsgw.calls.plan import (
     CodecPlan,
@@ -205,11 +206,48 @@ class InboundRouter:
         except Exception:  # noqa: BLE001 - the parser let it through; refuse, never crash
             user = ""
         session = self.gateway.session_for_contact(user)
-        refusal = self.decide(session, request, source)
+        held = self._held_account(user) if session is None else None
+        refusal = self.decide(session, request, source) if held is None else \
+            self._from_servers(self.gateway.accounts.named(held), source)
         if refusal is not None:
             status, reason = refusal
             endpoint.respond(make_response(request, status, reason, to_tag=_tag()), now)
             return True
+        app = hooks.app_of(self.gateway, session, held)
+        if app is not None:
+            # The backend decides: only this INVITE waits (100 Trying goes out meanwhile).
+            self.gateway.hooks.decide(
+                app, "incomingCall", getattr(session, "id", None),
+                hooks.incoming_fields(request, held),
+            ).addCallback(self._decided, app, session, request, transaction, user)
+            return True
+        if held is not None:  # a shared account's call: only a backend says which browser
+            endpoint.respond(make_response(request, 480, "Temporarily Unavailable",
+                                           to_tag=_tag()), now)
+            return True
+        self._take(session, request, transaction, user, now)
+        return True
+
+    def _held_account(self, user: str) -> str | None:
+        accounts = getattr(self.gateway, "accounts", None)
+        return accounts.for_contact(user) if accounts is not None and user else None
+
+    def _decided(self, decision: Any, app: Any, session: Any, request: Request,
+                 transaction: ServerTransaction, user: str) -> None:
+        now = self.gateway.clock()  # the reactor's seconds, as the SIP transport's
+        target, refusal = hooks.routed(self.gateway, app, session, decision)
+        if refusal is not None:
+            status, reason = refusal
+            log.info("incoming call refused by the application: {status}", status=status)
+            self.gateway.sip.endpoint.respond(
+                make_response(request, status, reason, to_tag=_tag()), now)
+            return
+        self._take(target, request, transaction, user, now)
+
+    def _take(self, session: Any, request: Request, transaction: ServerTransaction,
+              user: str, now: float) -> None:
+        """Accept the INVITE for ``session``: its ``IncomingInvite`` and ``InboundCall``."""
+        endpoint = self.gateway.sip.endpoint
         # The session's account answers challenges to our in-dialog requests (hold, REFER,
         # INFO, BYE) through a proxy that wants credentials, as on the calls it places — and
         # only toward that proxy: IncomingInvite gives the account's servers to the dialog
@@ -220,7 +258,7 @@ class InboundRouter:
                                     contact_user=user, account=account)
         except ValueError:
             endpoint.respond(make_response(request, 400, "Bad Request", to_tag=_tag()), now)
-            return True
+            return
         try:
             self.make_call(session, invite, request)  # its SIP leg listens to the INVITE
         except CallError as exc:
@@ -231,11 +269,11 @@ class InboundRouter:
         except Exception:  # noqa: BLE001 - the call left nothing behind; answer, never crash
             log.failure("incoming call failed to start")
             invite.reject(500, "Server Error", now)
-        return True
 
     def decide(self, session: Any, request: Request, source: Target) -> tuple[int, str] | None:
-        """Accept this incoming call?  The one decision point (REST hooks plug in here
-        later).  None accepts; otherwise the SIP status and reason to refuse with.
+        """Accept this incoming call?  The one decision point before the backend's: None
+        accepts (then the session's app, if any, is asked: ``incomingCall``,
+        :mod:`wcsgw.calls.hooks.incoming`); otherwise the SIP status and reason to refuse with.
 
         Only the registrar/proxy the session registered with knows its contact and may
         route calls to it: an INVITE from any other address (by IP, any port; the account's
@@ -243,7 +281,10 @@ class InboundRouter:
         contact and calls the browser directly — 403, and no ``incomingCall``."""
         if session is None or not session.connected:
             return 480, "Temporarily Unavailable"  # no (longer a) browser behind this contact
-        account = getattr(session, "account", None)
+        return self._from_servers(getattr(session, "account", None), source)
+
+    def _from_servers(self, account: Any, source: Target) -> tuple[int, str] | None:
+        """403 unless the INVITE came from the account's registrar/proxy (see decide)."""
         servers = account.server_hosts() if account is not None else ()
         addresses = self.gateway.sip.endpoint.addresses
         if not addresses.admits(source.host, servers):

@@ -26,6 +26,7 @@ import attr
 from twisted.logger import Logger
 
 from wcsgw.calls.errors import CallError, Codes
+from wcsgw.calls.hooks.taps import HookTap
 from wcsgw.calls.status import CallStatus
 from wcsgw.sip.events import Answered, Ended, Failed, Provisional, ReferReceived
 
@@ -70,6 +71,14 @@ class TransfereeHost(Protocol):
         ...
 
 
+def _app_asker(host: Any) -> Any:
+    """The decision hook of the call's session app, or None.  A call's ``notify`` is its
+    session's listener's; with an app that listener is a
+    :class:`~wcsgw.calls.hooks.taps.HookTap`, which asks the app (docs/hooks.md)."""
+    listener = getattr(host.notify, "__self__", None)
+    return listener.ask if isinstance(listener, HookTap) else None
+
+
 def _refer_answer_limit(invite: Any) -> float | None:
     """Seconds the SIP session gives us to answer a REFER before it answers 500 itself (half
     of Timer F), or None when it cannot be known (a test's fake)."""
@@ -110,12 +119,14 @@ class Transferee:
         #: a far end's REFER waiting for the browser's answer (one at a time)
         self._request: TransferRequest | None = None
         self._old_dialog_timer: Any = None
+        #: the session's app is being asked about a REFER (``transferRequest``)
+        self._asking_app = False
 
     def refer_received(self, event: ReferReceived) -> None:
         """The far end asks us to call someone else: the gates of the module docstring."""
         host = self.host
         if (host.status not in (CallStatus.ESTABLISHED, CallStatus.HOLD) or host.transferring
-                or self.following or self._request is not None):
+                or self.following or self._request is not None or self._asking_app):
             self._refuse(403, "Forbidden (no transfer now)")
             return
         try:
@@ -125,6 +136,29 @@ class Transferee:
                      call_id=host.call_id, target=event.refer_to, reason=exc.message)
             self._refuse(403, "Forbidden (destination not allowed)")
             return
+        ask = _app_asker(host)
+        if ask is not None:
+            # The session's backend decides first (fail closed); only this REFER waits.
+            self._asking_app = True  # a second REFER meanwhile is refused ("no transfer now")
+            ask("transferRequest", {"callId": host.call_id, "target": target}).addCallback(
+                self._app_decided, target, event)
+            return
+        self._proceed(target, event)
+
+    def _app_decided(self, decision: Any, target: str, event: ReferReceived) -> None:
+        self._asking_app = False
+        if self.host.finished:
+            return
+        if not decision.allowed:
+            log.info("call {call_id}: REFER to {target} refused by the application",
+                     call_id=self.host.call_id, target=target)
+            self._refuse(403, "Forbidden (refused by application)")
+            return
+        self._proceed(target, event)
+
+    def _proceed(self, target: str, event: ReferReceived) -> None:
+        """``policy.incoming_transfers`` decides: follow, ask the browser, or refuse."""
+        host = self.host
         mode = self.env.incoming_transfers
         if mode == "ask" and not self.can_ask:
             mode = "refuse"

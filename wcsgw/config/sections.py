@@ -13,6 +13,7 @@ import ipaddress
 import re
 from typing import Any, Callable, Mapping, Sequence
 
+from wcsgw.config.apps import app_list
 from wcsgw.config.checks import (
     INT32_MAX,
     PORT_MAX,
@@ -265,10 +266,12 @@ def parse_config(data: Mapping[str, Any]) -> Config:
             parts["accounts"] = tuple(_account(i, item) for i, item in enumerate(raw))
         elif name in ("dialplan", "routes"):
             parts[name] = dialplan_section(raw) if name == "dialplan" else route_list(raw)
+        elif name == "apps":
+            parts["apps"] = app_list(raw)
         elif name in SCHEMA:
             parts[name] = _section(name, raw)
         else:
-            known = ", ".join([*SCHEMA, "accounts", "dialplan", "routes"])
+            known = ", ".join([*SCHEMA, "accounts", "apps", "dialplan", "routes"])
             raise ConfigError(name, f"unknown section (known: {known})")
     config = Config(**parts)
     _check_timers(config.sip)

@@ -18,6 +18,7 @@ from wcsgw.config.dialplan import DialPlanSettings, RouteSettings
 __all__ = [
     "LOG_LEVELS",
     "Account",
+    "AppSettings",
     "CodecSettings",
     "Config",
     "HttpSettings",
@@ -275,6 +276,18 @@ class Account:
 
 
 @attrs.frozen
+class AppSettings:
+    """An ``[[apps]]`` entry (docs/hooks.md): the backend that decides for the sessions whose
+    ``appKey`` is ``key`` ("" = sessions that send none), at ``hook_url``, signing with
+    ``secret`` (masked), waiting ``timeout`` seconds for a decision."""
+
+    hook_url: str
+    secret: str = attrs.field(repr=_mask)
+    key: str = ""
+    timeout: float = 5.0
+
+
+@attrs.frozen
 class Config:
     """The whole validated configuration.  ``Config()`` is the built-in defaults."""
 
@@ -291,3 +304,4 @@ class Config:
     accounts: tuple[Account, ...] = ()
     dialplan: DialPlanSettings = DialPlanSettings()
     routes: tuple[RouteSettings, ...] = ()
+    apps: tuple[AppSettings, ...] = ()
