@@ -24,7 +24,8 @@ from tests.peers.kamailio import Kamailio
 from tests.support import EventLog, inline
 from tests.test_api_fakes import ws_connect
 from tests.test_calls_fakes import CHROME_OFFER
-from wcsgw.config import Account
+from wcsgw.config import Account, PolicySettings
+from wcsgw.config.dialplan import DialPlanSettings, RouteSettings
 from wcsgw.sip.registration import Registered
 
 PASSWORD = "pass1001"
@@ -33,14 +34,15 @@ PASSWORD = "pass1001"
 class SharedAccountTests(unittest.TestCase):
     timeout = 90
 
-    async def start(self) -> None:
+    async def start(self, **plan: Any) -> None:
+        """Kamailio, the gateway with "office" (and ``plan``: more Config fields), baresip."""
         self.kam = Kamailio()
         self.addCleanup(self.kam.stop)
         await self.kam.start()
         office = Account(name="office", login="1001", password=PASSWORD, domain="127.0.0.1",
                          port=self.kam.port, expires=300)
         config = attrs.evolve(gateway_config(allowed_domains=(), t1=0.1, t2=0.8),
-                              accounts=(office,))
+                              accounts=(office,), **plan)
         self.gateway = Gateway(config)
         self.registrations = EventLog()
         self.gateway.sip.registration_listeners.append(self.registrations)
@@ -92,3 +94,34 @@ class SharedAccountTests(unittest.TestCase):
             frames = json.dumps(ws.frames.events)
             self.assertIn("callStatus", frames)  # the frames are the ones of the calls above
             self.assertNotIn(PASSWORD, frames)
+
+    @inline
+    async def test_a_typed_national_number_through_the_dial_plan(self) -> None:
+        """``0 10-02`` is +491002 once normalised; the premium-rate route refuses naming
+        itself before any call is started; the German route strips +49 and marks
+        ``user=phone``, and the phone rings from the shared account."""
+        await self.start(
+            dialplan=DialPlanSettings(country_code="49"),
+            routes=(RouteSettings(prefix="+49900", refuse=True),
+                    RouteSettings(prefix="+49", strip=3, user_phone=True)),
+            policy=PolicySettings(denied_numbers=(r"\+4919[0-9]*",)))
+        ws, _ = await self.bound_session()
+        for typed, words in (("0900 123", "routes[0] (prefix +49900)"),
+                             ("0049 19 12", "policy.denied_numbers")):
+            refused = await ws.request("call", {"callee": typed, "sdp": CHROME_OFFER})
+            self.assertEqual(refused["error"]["data"]["field"], "callee", refused)
+            self.assertIn(words, refused["error"]["message"])
+        self.assertEqual(self.gateway.calls, {})  # nothing of them was started
+        mark = self.phone.mark()
+        placed = await ws.request("call", {"callee": "0 10-02", "callId": "national",
+                                           "sdp": CHROME_OFFER})
+        self.assertEqual(placed.get("result"), {"callId": "national"}, placed)
+        call = self.gateway.calls["national"]
+        self.assertEqual(call.request_uri, "sip:1002@127.0.0.1;user=phone")
+        incoming = await self.phone.wait_event("CALL_INCOMING", since=mark)
+        self.assertIn("1001", json.dumps(incoming))
+        await ws.notification("callStatus", callId="national", status="RING")
+        self.assertEqual((await ws.request("hangup", {"callId": "national"})).get("result"), {})
+        await self.phone.wait_event("CALL_CLOSED", since=mark)
+        await self.gateway.when_idle()
+        self.assertNotIn(PASSWORD, json.dumps(ws.frames.events))
