@@ -193,3 +193,16 @@ class ConfigTests(unittest.TestCase):
         with self.assertRaises(ConfigError) as caught:
             parse_config({"apps": [{"hook_url": "http://x/", "secret": SECRET}] * 2})
         self.assertEqual(caught.exception.key, "apps[1].key")
+
+
+class WebhooksDocumentTests(unittest.TestCase):
+    def test_every_event_has_a_schema_and_decisions_their_reply(self) -> None:
+        from wcsgw.api.openapi import openapi_document
+        from wcsgw.calls.hooks.replies import CHANGES
+        from wcsgw.calls.hooks.taps import NOTICES
+
+        webhooks = openapi_document(auth=False)["webhooks"]
+        self.assertEqual(set(webhooks), set(CHANGES) | set(NOTICES))
+        for event, changes in CHANGES.items():
+            reply = webhooks[event]["post"]["responses"]["200"]["content"]["application/json"]
+            self.assertLessEqual(set(changes), set(reply["schema"]["properties"]), event)

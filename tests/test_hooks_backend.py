@@ -20,6 +20,7 @@ from tests.e2e import Gateway, gateway_config
 from tests.peers.backend import Backend
 from tests.peers.sipua import SipUA
 from tests.test_api_fakes import http_get, ws_connect
+from wcsgw.api.openapi import openapi_document
 from wcsgw.config import Config
 from wcsgw.config.settings import Account, AppSettings
 from wcsgw.sdp.codecs import PCMU
@@ -119,6 +120,7 @@ class HookBackendTests(unittest.TestCase):
         self.assertEqual(statuses, heard)  # complete and in the order the browser heard
         self.assertEqual(statuses[-1], "FINISH")
         self.assertIn("ESTABLISHED", statuses)
+        assert_documented(self, events)
 
 
 class IncomingHookTests(unittest.TestCase):
@@ -155,7 +157,21 @@ class IncomingHookTests(unittest.TestCase):
         self.assertEqual([(e["callee"], e["account"]) for e in asked],
                          [("desk", "desk"), ("desk", "desk")])
         self.assertTrue(all(e["verified"] for e in events))
+        assert_documented(self, events)
 
 
 async def _no_media(*args: Any) -> Any:
     raise AssertionError("no call is answered in these tests")
+
+
+def assert_documented(testcase: unittest.TestCase, events: list[dict[str, Any]]) -> None:
+    """Every body the backend got matches its event's schema in the OpenAPI ``webhooks``."""
+    import jsonschema_rs
+
+    webhooks = openapi_document(auth=False)["webhooks"]
+    for event in events:
+        body = {k: v for k, v in event.items() if k not in ("verified", "path")}
+        operation = webhooks[body["event"]]["post"]
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        errors = [e.message for e in jsonschema_rs.validator_for(schema).iter_errors(body)]
+        testcase.assertEqual(errors, [], body)

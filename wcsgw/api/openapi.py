@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from wcsgw.api.hookschema import WEBHOOKS
 from wcsgw.api.restrules import (
     BOOLEAN_TEXT,
     CALL_ID,
@@ -332,6 +333,8 @@ _DOCUMENT: dict[str, Any] = {
                                   "content": _json({"type": "object"})}},
         }},
     },
+    # What the gateway POSTs to an [[apps]] backend (docs/hooks.md), one schema per event.
+    "webhooks": WEBHOOKS,
     "components": {
         "schemas": {"Call": _CALL, "Error": _ERROR},
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
