@@ -9,6 +9,7 @@ browser's own values; and it hears every call's statuses, complete and in order.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -121,6 +122,52 @@ class HookBackendTests(unittest.TestCase):
         self.assertEqual(statuses[-1], "FINISH")
         self.assertIn("ESTABLISHED", statuses)
         assert_documented(self, events)
+
+
+class ServerHeldAccountTests(unittest.TestCase):
+    """The "call us" case: the page logs in with no SIP credentials at all; the backend binds
+    the session to a server-held account, and the call goes out on it."""
+
+    timeout = 60
+
+    async def test_no_password_in_the_browser_the_call_goes_out_on_the_hooks_account(self) -> None:
+        ua = SipUA(PCMU, _quiet_media, user="1003")
+        ua.start()
+        self.addCleanup(ua.stop)
+        office = Account(name="office", login="office", password="office-pass-never-sent",
+                         domain="127.0.0.1", port=ua.port, register=False)
+        backend, gateway, ws = await HookBackendTests.start(self, accounts=(office,))
+        await backend.script(connect={"body": {"account": "office"}},
+                             call={"body": {"callee": "1003"}})
+        reply = await ws.request("connect", {"appKey": "shop"})  # nothing else: no password
+        self.assertIn("result", reply, reply)
+        reply = await ws.request("call", {"callId": "c-9", "callee": "sales",
+                                          "sdp": CHROME_OFFER})
+        self.assertEqual(reply["result"], {"callId": "c-9"})
+        taken = await ua.next_call()
+        self.assertEqual(taken.request.from_.uri.user, "office")
+        self.assertEqual(taken.request.to.uri.user, "1003")
+        await ws.notification("callStatus", callId="c-9", status="ESTABLISHED")
+        await ws.request("hangup", {"callId": "c-9"})
+        await taken.ended()
+        frames = json.dumps(ws.frames.events)
+        self.assertNotIn("office-pass-never-sent", frames)
+        events = await backend.wait_events(lambda es: any(
+            e.get("status") == "FINISH" for e in es))
+        self.assertNotIn("office-pass-never-sent", json.dumps(events))
+
+
+class _QuietMedia:
+    """A media peer that sends nothing (these tests look at signalling)."""
+
+    port = 9
+
+    def stop(self) -> defer.Deferred[None]:
+        return defer.succeed(None)
+
+
+async def _quiet_media(*args: Any) -> Any:
+    return _QuietMedia()
 
 
 class IncomingHookTests(unittest.TestCase):
