@@ -54,7 +54,7 @@ class _Body(protocol.Protocol):
 
 class HookClient:
     """POSTs hook bodies: :meth:`post` fires with ``(status, body)`` or fails (connection
-    error, deadline, reply too large)."""
+    error, reply too large, cancelled by the caller's deadline)."""
 
     def __init__(self, reactor: Any, user_agent: str = "wcsgw-hooks") -> None:
         self.reactor = reactor
@@ -80,12 +80,16 @@ class HookClient:
                                                     cast(Any, producer))
 
         def read(response: IResponse) -> defer.Deferred[tuple[int, bytes]]:
-            done: defer.Deferred[bytes] = defer.Deferred()
-            cast(Any, response).deliverBody(_Body(done, MAX_REPLY))
+            def stop(_: Any) -> None:  # cancelled (the deadline): stop reading the body
+                if reader.transport is not None:
+                    reader.transport.stopProducing()
+
+            done: defer.Deferred[bytes] = defer.Deferred(stop)
+            reader = _Body(done, MAX_REPLY)
+            cast(Any, response).deliverBody(reader)
             return done.addCallback(lambda data: (response.code, data))
 
-        d.addCallback(read)
-        d.addTimeout(timeout, self.reactor)
+        d.addCallback(read)  # the deadline is the caller's (Hooks._post): cancelling stops it
         return cast("defer.Deferred[tuple[int, bytes]]", d)
 
 

@@ -97,7 +97,7 @@ class Hooks:
         ``app.timeout``, an error or a non-2xx is a refusal (fail closed)."""
         body = encode(event, app, session_id, fields)
         self.requests += 1
-        d = self.poster.post(app.hook_url, app.secret, body, app.timeout)
+        d = self._post(app, body)
 
         def answered(reply: tuple[int, bytes]) -> Decision:
             status, data = reply
@@ -112,6 +112,11 @@ class Hooks:
             return refused()
 
         return d.addCallbacks(answered, failed)
+
+    def _post(self, app: App, body: bytes) -> defer.Deferred[tuple[int, bytes]]:
+        """One request, cancelled (so failed) when ``app.timeout`` passes on our reactor."""
+        d = self.poster.post(app.hook_url, app.secret, body, app.timeout)
+        return d.addTimeout(app.timeout, self.reactor)
 
     # -- notices --------------------------------------------------------------------------
 
@@ -129,7 +134,7 @@ class Hooks:
         for notice in self.queue.due(now):
             app, body = notice.item
             self.requests += 1
-            d = self.poster.post(app.hook_url, app.secret, body, app.timeout)
+            d = self._post(app, body)
             d.addCallbacks(lambda reply, n=notice: self._sent(n, 200 <= reply[0] < 300),
                            lambda failure, n=notice: self._sent(n, False))
         self._arm()
