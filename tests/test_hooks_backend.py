@@ -63,6 +63,11 @@ class HookBackendTests(unittest.TestCase):
         self.assertEqual(connect["custom"], {"visitor": "v-1"})
         self.assertNotIn("sipPassword", connect)
         self.assertEqual(events[1]["status"], "ESTABLISHED")
+        # The late response still comes before the notification its work caused.
+        frames = ws.frames.events
+        response = next(i for i, f in enumerate(frames) if f.get("id") == reply["id"])
+        established = next(i for i, f in enumerate(frames) if f.get("method") == "sessionStatus")
+        self.assertLess(response, established)
 
     async def test_unknown_app_key_is_refused_without_asking(self) -> None:
         backend, _, ws = await self.start()
