@@ -35,8 +35,9 @@ CHROME_OFFER = open(os.path.join(HERE, "data", "chromium_offer_av.sdp")).read()
 class HookBackendTests(unittest.TestCase):
     timeout = 60
 
-    async def start(self, timeout: float = 2.0, key: str = "shop", **more: Any) -> Any:
-        backend = Backend(SECRET)
+    async def start(self, timeout: float = 2.0, key: str = "shop", backend_secret: str = SECRET,
+                    **more: Any) -> Any:
+        backend = Backend(backend_secret)
         await backend.start()
         self.addCleanup(lambda: defer.ensureDeferred(backend.stop()))
         config: Config = attrs.evolve(gateway_config(), apps=(
@@ -68,6 +69,13 @@ class HookBackendTests(unittest.TestCase):
         response = next(i for i, f in enumerate(frames) if f.get("id") == reply["id"])
         established = next(i for i, f in enumerate(frames) if f.get("method") == "sessionStatus")
         self.assertLess(response, established)
+
+    async def test_a_request_signed_with_another_secret_fails_the_backends_check(self) -> None:
+        backend, _, ws = await self.start(backend_secret="the-backends-own-secret-9876")
+        reply = await ws.request("connect", {"appKey": "shop"})
+        self.assertEqual(reply["error"]["message"], "bad signature")  # its 401, shown
+        [event] = await backend.events()
+        self.assertFalse(event["verified"])
 
     async def test_unknown_app_key_is_refused_without_asking(self) -> None:
         backend, _, ws = await self.start()
