@@ -147,8 +147,8 @@ def untap(gateway: Any, session_id: str) -> None:
 def deliver(gateway: Any, session_id: str, run: Callable[[], str | None]) -> None:
     """Send a response that waited on a hook, ahead of the notifications its work causes
     (docs/contract.md: a notification comes after the response of the request that caused
-    it).  The WebSocket's ``deliver`` does this when it has one; else its hold-and-flush is
-    driven from here.  A session that went away meanwhile gets nothing."""
+    it): the WebSocket's ``deliver`` does that (a test's listener without one gets the reply
+    as ``reply``).  A session that went away meanwhile gets nothing."""
     session = gateway.sessions.get(session_id)
     if session is None:
         return
@@ -159,17 +159,6 @@ def deliver(gateway: Any, session_id: str, run: Callable[[], str | None]) -> Non
     if own is not None:
         own(run)
         return
-    if not hasattr(socket, "_send_frame"):  # not a WebSocket (a test's listener)
-        reply = run()
-        if reply is not None and hasattr(socket, "reply"):
-            socket.reply(reply)
-        return
-    socket._held = []
-    try:
-        reply = run()
-    finally:
-        held, socket._held = socket._held, None
-    if reply is not None:
-        socket._send_frame(reply)
-    for frame in held:
-        socket._send_frame(frame)
+    reply = run()  # not a WebSocket (a test's listener)
+    if reply is not None and hasattr(socket, "reply"):
+        socket.reply(reply)

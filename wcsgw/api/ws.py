@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from autobahn.exception import Disconnected
 from autobahn.twisted.resource import WebSocketResource
@@ -150,9 +150,16 @@ class GatewaySocket(WebSocketServerProtocol):
             if reply is not None:
                 self._send_frame(reply)
             return
+        methods = self.methods
+        self.deliver(lambda: methods.handle(parsed))
+
+    def deliver(self, run: Callable[[], str | None]) -> None:
+        """Send the response ``run`` returns before the notifications its work causes
+        (docs/contract.md: a notification comes after the response of the request that caused
+        it): a request's own, or one that waited on a hook (wcsgw.api.asking.deliver)."""
         self._held = []
         try:
-            reply = self.methods.handle(parsed)
+            reply = run()
         finally:
             held, self._held = self._held, None
         if reply is not None:
