@@ -21,6 +21,7 @@ from tests.support import inline
 from tests.test_media_wavfile import tone, write_wav
 from wcsgw.api import rest, restrules
 from wcsgw.api.rest import build_rest_resource
+from wcsgw.calls.accounts import AccountBook
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.sip.account import SipAccount
 
@@ -56,6 +57,8 @@ class FakeCallGateway:
         self.fail: dict[str, Exception] = {}
         self.later = False
         self._next = 0
+        #: no server-held accounts: a body naming one is refused (400, field account)
+        self.accounts = AccountBook()
 
     def _answer(self, method: str, value: Any) -> Any:
         error = self.fail.get(method)

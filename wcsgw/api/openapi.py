@@ -20,6 +20,7 @@ from typing import Any
 
 from wcsgw.api.hookschema import WEBHOOKS
 from wcsgw.api.restrules import (
+    ACCOUNT_NAME,
     BOOLEAN_TEXT,
     CALL_ID,
     DTMF,
@@ -90,6 +91,11 @@ _STARTUP_PROPERTIES: dict[str, Any] = {
     "sipTransport": {"type": "string", "enum": list(TRANSPORTS), "default": "udp",
                      "description": "udp, tcp or tls (either case); \"\" = udp."},
     "sipRegisterRequired": _flag("REGISTER the account before calling.", False),
+    "account": _text("A server-held account ([[accounts]] name) to call on, instead of the "
+                     "sip* account fields; its password stays on the server.", ACCOUNT_NAME, 64,
+                     minLength=1,
+                     **{_SERVER_CHECKED: "must name a configured account (else 400, field "
+                        "account); not with sipLogin or sipDomain"}),
     "visibleName": _text("Display name in From."),
     "hasAudio": _flag("Offer audio.", True),
     "hasVideo": _flag("Offer video (only with sessionId: server-side media is audio only).", False),
