@@ -196,6 +196,7 @@ class OutgoingInvite(InviteSession):
         self._router = DialogRouter.install(self.endpoint)
         self.endpoint.keep(self)
         self.state = InviteState.CALLING
+        self._invites.extra_headers += self.usages.timer_request_headers()  # RFC 4028 §7.1
         if self.no_answer_timeout is not None:
             self._no_answer.set(now + self.no_answer_timeout)
         self._send_invite(now)
@@ -309,6 +310,7 @@ class OutgoingInvite(InviteSession):
             self._send_bye(dialog, now, final=True)
             return
         self.state = InviteState.CONFIRMED
+        self.usages.agree_as_uac(response, now)  # RFC 4028 §7.2
         self.emit(Answered(response.body, source=response.source))
 
     def _on_final_failure(self, response: Response, now: float) -> None:

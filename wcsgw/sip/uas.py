@@ -220,7 +220,7 @@ class IncomingInvite(InviteSession):
         """200 OK with our Contact and ``sdp`` (the answer, or our offer on a late offer)."""
         self._require(UasState.RECEIVED, "answer")
         self.final_status = 200
-        ok = self._response(200, body=sdp)
+        ok = self._response(200, body=sdp, headers=self.usages.agree_as_uas(self.request, now))
         if self.dialog is None:
             self._new_dialog(DialogState.CONFIRMED)
         else:

@@ -21,6 +21,16 @@ from wcsgw.sip.usage.host import UsageHost, retry_after
 from wcsgw.sip.usage.info import receive_info
 from wcsgw.sip.usage.refer import ReferClient, ReferServer, accept_notify
 from wcsgw.sip.usage.reinvite import ReinviteClient, ReinviteServer
+from wcsgw.sip.usage.sessiontimer import (
+    SessionTimer,
+    TimerAgreement,
+    TimerPolicy,
+    uac_negotiate,
+    uac_request_headers,
+    uas_negotiate,
+    uas_response_headers,
+)
+from wcsgw.sip.usage.update import receive_update
 
 __all__ = ["OngoingUsages", "default_answer"]
 
@@ -38,11 +48,16 @@ class OngoingUsages:
         self._refer_done = False  # a NOTIFY after our REFER's final one: 200, no event
         self.refer_server: ReferServer | None = None
         self._refers_received = 0
+        #: the session timer running on the dialog (RFC 4028), if one was agreed
+        self.session_timer: SessionTimer | None = None
+        #: what our INVITEs ask for and the shortest interval we take (set by the owner)
+        self.timer_policy = TimerPolicy()
         self._receivers: dict[str, _Receiver] = {
             "INVITE": self._receive_reinvite,
             "INFO": self._receive_info,
             "NOTIFY": self._receive_notify,
             "REFER": self._receive_refer,
+            "UPDATE": self._receive_update,
         }
 
     @property
@@ -56,6 +71,30 @@ class OngoingUsages:
         client = ReinviteClient(self.host, sdp, self._reinvite_client_done)
         self.reinvite_client = client
         client.send(now)
+
+    def timer_request_headers(self) -> list[tuple[str, str]]:
+        """What our dialog-creating INVITE carries to ask for session timers (RFC 4028 §7.1)."""
+        policy = self.timer_policy
+        return uac_request_headers(policy.session_expires, policy.min_se)
+
+    def agree_as_uac(self, response: Response, now: float) -> None:
+        """Our INVITE's 2xx decides the session timer (RFC 4028 §7.2)."""
+        agreement = uac_negotiate(response)
+        if agreement is not None:
+            self.session_timer = SessionTimer(self.host, agreement, now)
+
+    def agree_as_uas(self, request: Request, now: float) -> list[tuple[str, str]]:
+        """The peer's INVITE and our policy decide the session timer (RFC 4028 §9); the
+        headers of our 2xx.  (A Session-Expires below our Min-SE is clamped up here: the 422
+        belongs before ringing, which the session does not do yet.)"""
+        policy = self.timer_policy
+        agreement = uas_negotiate(request, policy.session_expires, 0)
+        if not isinstance(agreement, TimerAgreement):
+            return []
+        if agreement.interval < policy.min_se:
+            agreement = TimerAgreement(policy.min_se, agreement.we_refresh)
+        self.session_timer = SessionTimer(self.host, agreement, now)
+        return uas_response_headers(agreement, request)
 
     def start_refer(self, refer_to: str, now: float) -> None:
         """Our REFER naming ``refer_to``; RuntimeError while the last one is in progress."""
@@ -99,7 +138,7 @@ class OngoingUsages:
     def deadline(self) -> float | None:
         """The earliest deadline of the usages (each is in the endpoint's heap itself)."""
         usages = (self.reinvite_client, self.reinvite_server, self.refer_client,
-                  self.refer_server)
+                  self.refer_server, self.session_timer)
         live = [d for u in usages if u is not None and (d := u.deadline()) is not None]
         return min(live) if live else None
 
@@ -111,9 +150,10 @@ class OngoingUsages:
             server.abort(now)
         if refer is not None:
             refer.abort(now)
-        for client in (self.reinvite_client, self.refer_client):
+        for client in (self.reinvite_client, self.refer_client, self.session_timer):
             if client is not None:
                 client.close()
+        self.session_timer = None
         self.reinvite_client = None
         self.refer_client = None
 
@@ -132,7 +172,17 @@ class OngoingUsages:
         else:
             server = ReinviteServer(host, request, transaction, self._reinvite_server_done, now)
             self.reinvite_server = server
+            if self.session_timer is not None:  # RFC 4028 §10: a re-INVITE refreshes too
+                self.session_timer.peer_refreshed(request, now)
             host.emit(server.offer())
+        return True
+
+    def _receive_update(self, request: Request, transaction: ServerTransaction | None,
+                        now: float) -> bool:
+        client = self.reinvite_client
+        receive_update(self.host, request, now, timer=self.session_timer,
+                       reinvite_pending=self.reinvite_in_progress,
+                       ours_pending=client is not None and client.request is not None)
         return True
 
     def _receive_info(self, request: Request, transaction: ServerTransaction | None,
