@@ -196,7 +196,7 @@ class OutgoingInvite(InviteSession):
         self._router = DialogRouter.install(self.endpoint)
         self.endpoint.keep(self)
         self.state = InviteState.CALLING
-        self._invites.extra_headers += self.usages.timer_request_headers()  # RFC 4028 §7.1
+        self._invites.extra_headers += self.usages.invite_headers()  # RFC 3262, 4028
         if self.no_answer_timeout is not None:
             self._no_answer.set(now + self.no_answer_timeout)
         self._send_invite(now)
@@ -276,6 +276,8 @@ class OutgoingInvite(InviteSession):
         assert self.invite is not None
         if tag and response.status > 100:
             self._forks.provisional(self.invite, response, tag)
+            if not self.usages.receive_provisional(self._forks.early.get(tag), self.invite, response, now):
+                return  # a reliable 1xx again (RFC 3262 §4)
         if self.state is InviteState.CANCELLING:
             # the CANCEL that waited for this provisional, unless it went already
             self._cancel.send_when_due(self.invite, self.target, now)

@@ -214,7 +214,7 @@ class IncomingInvite(InviteSession):
         response = self._response(status, body=sdp)
         if self.dialog is None:
             self._new_dialog(DialogState.EARLY)
-        self.endpoint.respond(response, now)
+        self.usages.send_provisional(self.request, response, now, lambda t: self.reject(500, None, t))
 
     def answer(self, sdp: bytes, now: float) -> None:
         """200 OK with our Contact and ``sdp`` (the answer, or our offer on a late offer)."""

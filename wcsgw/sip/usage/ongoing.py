@@ -13,12 +13,20 @@ from __future__ import annotations
 
 from typing import Callable
 
+from wcsgw.sip.dialog import Dialog, DialogState
 from wcsgw.sip.frontdoor import ALLOWED_METHODS
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.transaction import ServerTransaction
 from wcsgw.sip.usage.host import UsageHost, retry_after
 from wcsgw.sip.usage.info import receive_info
+from wcsgw.sip.usage.prack import (
+    PrackPolicy,
+    PrackSender,
+    ReliableProvisionals,
+    uac_invite_headers,
+    uas_wants_reliable,
+)
 from wcsgw.sip.usage.refer import ReferClient, ReferServer, accept_notify
 from wcsgw.sip.usage.reinvite import ReinviteClient, ReinviteServer
 from wcsgw.sip.usage.sessiontimer import (
@@ -52,6 +60,10 @@ class OngoingUsages:
         self.session_timer: SessionTimer | None = None
         #: what our INVITEs ask for and the shortest interval we take (set by the owner)
         self.timer_policy = TimerPolicy()
+        #: 100rel (RFC 3262): "off" by default, "supported" or "required" (set by the owner)
+        self.prack_policy: PrackPolicy = "off"
+        self._prack_sender: PrackSender | None = None  # our INVITE's reliable 1xx
+        self.reliable: ReliableProvisionals | None = None  # the peer's INVITE's
         self._receivers: dict[str, _Receiver] = {
             "INVITE": self._receive_reinvite,
             "INFO": self._receive_info,
@@ -72,10 +84,39 @@ class OngoingUsages:
         self.reinvite_client = client
         client.send(now)
 
-    def timer_request_headers(self) -> list[tuple[str, str]]:
-        """What our dialog-creating INVITE carries to ask for session timers (RFC 4028 §7.1)."""
+    def invite_headers(self) -> list[tuple[str, str]]:
+        """What our dialog-creating INVITE carries for 100rel (RFC 3262 §4) and session
+        timers (RFC 4028 §7.1)."""
         policy = self.timer_policy
-        return uac_request_headers(policy.session_expires, policy.min_se)
+        timer = uac_request_headers(policy.session_expires, policy.min_se)
+        return [*uac_invite_headers(self.prack_policy), *timer]
+
+    def receive_provisional(self, dialog: Dialog | None, invite: Request, response: Response,
+                            now: float) -> bool:
+        """Our INVITE's 1xx on ``dialog`` (its fork's early one): a reliable one is PRACKed;
+        False for one to ignore (a reliable 1xx seen already, or out of order)."""
+        if self._prack_sender is None:  # the PRACKs go over the INVITE's transport
+            self._prack_sender = PrackSender(self.host.endpoint, invite.top_via.transport)
+        return self._prack_sender.receive(dialog, invite, response, now)
+
+    def send_provisional(self, invite: Request, response: Response, now: float,
+                         on_give_up: Callable[[float], None]) -> None:
+        """Our 18x to the peer's INVITE: reliably when it asked for 100rel (RFC 3262 §3),
+        ``on_give_up`` when no PRACK came within 64*T1; else as is."""
+        endpoint = self.host.endpoint
+        if not uas_wants_reliable(invite, self.prack_policy):
+            endpoint.respond(response, now)
+            return
+        if self.reliable is None:
+            host = self.host
+
+            def settled() -> bool:
+                dialog = host.dialog
+                return dialog is None or dialog.state is not DialogState.EARLY
+
+            self.reliable = ReliableProvisionals(endpoint, invite, host.rng, settled=settled,
+                                                 on_give_up=on_give_up)
+        self.reliable.send(response, now)
 
     def agree_as_uac(self, response: Response, now: float) -> None:
         """Our INVITE's 2xx decides the session timer (RFC 4028 §7.2)."""
@@ -121,6 +162,12 @@ class OngoingUsages:
                 *, up: bool) -> None:
         """An in-dialog request other than ACK and BYE: to its usage while the call is ``up``
         on this dialog, else (or when no usage takes it) :func:`default_answer`."""
+        if request.method == "PRACK":  # RFC 3262 §3: in the early dialog too
+            if self.reliable is not None:
+                self.reliable.receive_prack(request, now)
+            else:
+                self.host.endpoint.respond(make_response(request, 481), now)
+            return
         receiver = self._receivers.get(request.method)
         if receiver is not None and up and receiver(request, transaction, now):
             return
@@ -138,7 +185,7 @@ class OngoingUsages:
     def deadline(self) -> float | None:
         """The earliest deadline of the usages (each is in the endpoint's heap itself)."""
         usages = (self.reinvite_client, self.reinvite_server, self.refer_client,
-                  self.refer_server, self.session_timer)
+                  self.refer_server, self.session_timer, self.reliable)
         live = [d for u in usages if u is not None and (d := u.deadline()) is not None]
         return min(live) if live else None
 
@@ -150,7 +197,8 @@ class OngoingUsages:
             server.abort(now)
         if refer is not None:
             refer.abort(now)
-        for client in (self.reinvite_client, self.refer_client, self.session_timer):
+        for client in (self.reinvite_client, self.refer_client, self.session_timer,
+                       self.reliable):
             if client is not None:
                 client.close()
         self.session_timer = None
