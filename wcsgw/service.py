@@ -217,7 +217,16 @@ def _sip_service(config: Config) -> ChildService:
     # Imported here so a broken SIP layer shows up as an error naming it, at service build.
     from wcsgw.sip.service import SipService
 
-    return SipService(config.sip, accounts=config.accounts)
+    return _sip_class(config, SipService)(config.sip, accounts=config.accounts)
+
+
+def _sip_class(config: Config, plain: type[SipService]) -> type[SipService]:
+    """RFC 3263 NAPTR/SRV location with failover when ``[sip] dns_location`` is on."""
+    if config.sip.dns_location:
+        from wcsgw.sip.dnslocator import LocatingSipService
+
+        return LocatingSipService
+    return plain
 
 
 def make_service(

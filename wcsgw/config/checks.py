@@ -22,6 +22,7 @@ __all__ = [
     "PORT_MAX",
     "boolean",
     "codec_list",
+    "dns_server_list",
     "header_list",
     "host",
     "host_list",
@@ -183,6 +184,26 @@ def host_list(key: str, value: Any) -> tuple[str, ...]:
         if not _is_host(name):
             raise ConfigError(f"{key}[{i}]", f"must be a host name or IP address, got {show(name)}")
     return tuple(name.strip("[]").lower() for name in names)
+
+
+def dns_server_list(key: str, value: Any) -> tuple[str, ...]:
+    """DNS servers as a resolver needs them: IP addresses, each with an optional port
+    (``"192.0.2.53"``, ``"127.0.0.1:5353"``, ``"[::1]:53"``)."""
+    servers = string_list(nonempty=False)(key, value)
+    for i, text in enumerate(servers):
+        match = re.fullmatch(r"\[([^\]]+)\](?::(\d{1,5}))?|([^:\[\]]+)(?::(\d{1,5}))?|([0-9a-fA-F:]+)",
+                             text.strip())
+        address = match and (match.group(1) or match.group(3) or match.group(5))
+        number = match and (match.group(2) or match.group(4))
+        try:
+            ipaddress.ip_address(address or "")
+            ok = not number or 0 < int(number) <= PORT_MAX
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"{key}[{i}]", "must be an IP address with an optional :port, "
+                              f"got {show(text)}")
+    return tuple(s.strip() for s in servers)
 
 
 def pattern_list(key: str, value: Any) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from wcsgw.config.checks import (
     PORT_MAX,
     boolean,
     codec_list,
+    dns_server_list,
     header_list,
     host,
     host_list,
@@ -82,6 +83,8 @@ SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
             "user_agent": string,
             "no_answer_timeout": positive_float,
             "decline_status": one_of_ints(486, 603),
+            "dns_location": boolean,
+            "dns_servers": dns_server_list,
         },
     ),
     "media": (

@@ -99,6 +99,12 @@ class SipSettings:
     no_answer_timeout: float = 60.0
     decline_status: int = 603
 
+    #: RFC 3263 server location (wcsgw.sip.dnslocator): NAPTR/SRV/A for host names, with
+    #: failover to the next target; off = names resolved by A record only, as before
+    dns_location: bool = False
+    #: the DNS servers asked ("ip" or "ip:port"); empty = those of /etc/resolv.conf
+    dns_servers: tuple[str, ...] = ()
+
     @property
     def advertised_host(self) -> str:
         """Host to put in Via/Contact (see :func:`advertised`)."""

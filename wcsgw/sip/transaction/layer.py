@@ -4,6 +4,7 @@ deadline)."""
 
 from __future__ import annotations
 
+from wcsgw.sip.locate import Locations
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.parser import serialize
 from wcsgw.sip.target import Target, response_target
@@ -18,7 +19,10 @@ from wcsgw.sip.transaction.events import (
     RequestReceived,
     StrayResponse,
     TransactionTerminated,
+    TransactionTimeout,
+    TransportFailed,
 )
+from wcsgw.sip.transaction.failover import Failover
 from wcsgw.sip.transaction.machine import State, Transaction
 from wcsgw.sip.transaction.matching import (
     Key,
@@ -41,7 +45,8 @@ from wcsgw.sip.transaction.server import (
 class TransactionLayer:
     """All transactions of one SIP stack: matching, timers, and the sans-IO outputs."""
 
-    def __init__(self, timers: TimerConfig = TimerConfig()) -> None:
+    def __init__(self, timers: TimerConfig = TimerConfig(),
+                 locations: Locations | None = None) -> None:
         self.timers = timers
         #: every transaction's timers (:class:`~wcsgw.sip.transaction.machine.TransactionHost`)
         self.timer_queue: TimerQueue[Transaction] = TimerQueue()
@@ -52,6 +57,8 @@ class TransactionLayer:
         self._by_target: dict[Target, set[Transaction]] = {}
         self._outgoing: list[tuple[bytes, Target]] = []
         self._events: list[Event] = []
+        #: RFC 3263 targets of named hosts (None: send by name, the transport resolves)
+        self.failover = Failover(self, locations)
 
     # -- TU -> network --
 
@@ -73,10 +80,18 @@ class TransactionLayer:
             raise ValueError(f"a {request.method} transaction with branch {branch} is live")
         cls = InviteClientTransaction if request.method == "INVITE" else NonInviteClientTransaction
         txn = cls(self, request, key, target)
-        self._clients[key] = txn
-        self._by_target.setdefault(target, set()).add(txn)
-        txn.start(now)
+        self.failover.begin(txn, now)
         return txn
+
+    def launch(self, txn: ClientTransaction, now: float) -> None:
+        """Register ``txn`` under its key and target and send it (Failover's too)."""
+        self._clients[txn.key] = txn
+        self._by_target.setdefault(txn.target, set()).add(txn)
+        txn.start(now)
+
+    def located(self, now: float) -> None:
+        """New located targets arrived: launch the transactions that waited for them."""
+        self.failover.located(now)
 
     def send_response(self, response: Response, now: float) -> None:
         """Send a TU response through its server transaction, else statelessly (§18.2.2)."""
@@ -145,6 +160,7 @@ class TransactionLayer:
 
     def transport_error(self, target: Target, now: float) -> None:
         """Sending to ``target`` failed (connection refused/reset, ICMP unreachable)."""
+        self.failover.now = now
         for txn in list(self._by_target.get(target, ())):
             txn.on_transport_error(now)
 
@@ -162,6 +178,7 @@ class TransactionLayer:
 
     def handle_timer(self, now: float) -> None:
         """Fire every timer due at ``now``."""
+        self.failover.now = now
         while (due := self.timer_queue.pop_due(now)) is not None:
             txn, name = due
             txn.on_timer(name, now)
@@ -186,6 +203,9 @@ class TransactionLayer:
         self._outgoing.append((data, target))
 
     def emit(self, event: Event) -> None:
+        if isinstance(event, (TransactionTimeout, TransportFailed)) and isinstance(
+                event.transaction, ClientTransaction) and self.failover.failed(event.transaction):
+            return  # retried at its next target instead (RFC 3263 §4.3)
         self._events.append(event)
 
     def _add_server_key(self, txn: ServerTransaction, key: Key) -> None:
@@ -201,6 +221,8 @@ class TransactionLayer:
     def terminate(self, txn: Transaction) -> None:
         """``txn`` is over: forget it, drop its timers, :class:`TransactionTerminated`."""
         if txn.state is State.TERMINATED:
+            return
+        if isinstance(txn, ClientTransaction) and self.failover.retry(txn):
             return
         txn.state = State.TERMINATED
         self.timer_queue.cancel_all(txn)
