@@ -13,6 +13,7 @@ from wcsgw.sip.invite import Provisional
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.uas import Failed
+from wcsgw.sip.usage.policy import policy_of, session_policy, set_session_policy
 from wcsgw.sip.usage.prack import is_reliable, parse_rack, uas_wants_reliable
 
 EARLY = ANSWER
@@ -177,3 +178,21 @@ class RackTests(unittest.TestCase):
         self.assertEqual(parse_rack("776656 1 invite"), (776656, 1, "INVITE"))
         self.assertIsNone(parse_rack("1 INVITE"))
         self.assertIsNone(parse_rack(None))
+
+
+class PolicyTests(unittest.TestCase):
+    """The endpoint's policy (the [sip] keys, once wired at start-up) reaches every session
+    made on it; an endpoint without one uses neither extension."""
+
+    def test_sessions_take_the_endpoints_policy(self) -> None:
+        h = CallHarness()
+        set_session_policy(h.ep, policy_of(600, 120, "required"))
+        later = CallHarness()  # another endpoint: unaffected
+        h.call = type(h.call)(h.ep, h.account, "sip:1002@127.0.0.1", b"v=0\r\n",
+                              listener=h.events.append)
+        invite = h.start()
+        self.assertEqual(invite.headers.get("Require"), "100rel")
+        self.assertEqual(invite.headers.get("Session-Expires"), "600")
+        self.assertEqual(invite.headers.get("Min-SE"), "120")
+        self.assertEqual(later.call.usages.prack_policy, "off")
+        self.assertEqual(session_policy(later.ep).timer.session_expires, 0)

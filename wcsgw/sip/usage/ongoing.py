@@ -20,6 +20,7 @@ from wcsgw.sip.responses import make_response
 from wcsgw.sip.transaction import ServerTransaction
 from wcsgw.sip.usage.host import UsageHost, retry_after
 from wcsgw.sip.usage.info import receive_info
+from wcsgw.sip.usage.policy import session_policy
 from wcsgw.sip.usage.prack import (
     PrackPolicy,
     PrackSender,
@@ -59,9 +60,10 @@ class OngoingUsages:
         #: the session timer running on the dialog (RFC 4028), if one was agreed
         self.session_timer: SessionTimer | None = None
         #: what our INVITEs ask for and the shortest interval we take (set by the owner)
-        self.timer_policy = TimerPolicy()
-        #: 100rel (RFC 3262): "off" by default, "supported" or "required" (set by the owner)
-        self.prack_policy: PrackPolicy = "off"
+        policy = session_policy(host.endpoint)  # [sip] session_expires, min_se, prack
+        self.timer_policy: TimerPolicy = policy.timer
+        #: 100rel (RFC 3262): "off", "supported" or "required"
+        self.prack_policy: PrackPolicy = policy.prack
         self._prack_sender: PrackSender | None = None  # our INVITE's reliable 1xx
         self.reliable: ReliableProvisionals | None = None  # the peer's INVITE's
         self._receivers: dict[str, _Receiver] = {
