@@ -149,6 +149,7 @@ class Baresip(KeepsLog):
         outbound: bool = False,
         video: bool = False,
         video_codecs: str | Sequence[str] = "VP8",
+        mediaenc: str | None = None,
     ) -> None:
         """``registrar_port`` None: no registration (``regint=0``), the phone still answers
         calls sent straight to ``contact``.  ``answermode`` "auto" answers at once, "manual"
@@ -161,7 +162,9 @@ class Baresip(KeepsLog):
         calls), and ``snapshot`` so the decoded received picture can be saved
         (:meth:`snapshot_received`).  ``video_codecs`` (``VP8``, ``H264``) picks the codec
         modules loaded, in that order: ``vp8`` and ``avcodec`` (H.264 packetization-mode 0
-        and 1, profile-level-id 42e01f)."""
+        and 1, profile-level-id 42e01f).  ``mediaenc``: the account's media encryption
+        (``srtp``: SDES offered as best effort in RTP/AVP; ``srtp-mand``: RTP/SAVP only,
+        RFC 4568), with the ``srtp`` module loaded; None: plain RTP."""
         if answermode not in ("auto", "manual", "early"):
             raise ValueError(f"answermode must be auto, manual or early, not {answermode!r}")
         self.user = user
@@ -174,6 +177,7 @@ class Baresip(KeepsLog):
         self.codecs = codecs if isinstance(codecs, str) else ",".join(codecs)
         self.video = video
         self.video_codecs = video_codecs if isinstance(video_codecs, str) else ",".join(video_codecs)
+        self.mediaenc = mediaenc
         self.ausrc_srate = ausrc_srate
         self.ausrc_channels = ausrc_channels
         self.ptime = ptime
@@ -262,6 +266,8 @@ class Baresip(KeepsLog):
         ]
         if self.video:
             lines.extend(self.video_config())
+        if self.mediaenc:
+            lines.append(("module", "srtp.so"))
         if self.ausrc_srate:
             lines.append(("ausrc_srate", str(self.ausrc_srate)))
         if self.ausrc_channels:
@@ -305,6 +311,8 @@ class Baresip(KeepsLog):
             regint = 0
         params = [f"answermode={self.answermode}", f"audio_codecs={self.codecs}",
                   f"regint={regint}", f"ptime={self.ptime}"]
+        if self.mediaenc:
+            params.append(f"mediaenc={self.mediaenc}")
         # No video_codecs= account parameter: baresip 1.0 looks each name up once, so
         # "H264" would keep only the first variant (packetization-mode=0).  The modules
         # loaded (video_config) decide which video codecs the phone has.

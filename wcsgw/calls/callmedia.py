@@ -11,7 +11,7 @@ the bridge takes them as they come, with no clock read and no closure in between
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from twisted.logger import Logger
 
@@ -19,6 +19,7 @@ from wcsgw.calls.environment import CallEnvironment
 from wcsgw.calls.plan import CodecPlan
 from wcsgw.media.bridge import BridgeSettings, LegMedia, MediaBridge
 from wcsgw.media.session import BrowserSocket, MediaSession
+from wcsgw.media.srtpsip import SrtpSipSocket
 from wcsgw.media.udp import RtpSocket
 
 log = Logger(namespace="wcsgw.calls")
@@ -37,7 +38,9 @@ class CallMedia:
         SIP side's socket pair.  Both are open (their ports are in the SDP already); from
         here on this object closes them."""
         self.env = env
-        self.session = MediaSession(near, rtp, rtcp_interval=RTCP_INTERVAL)
+        #: the SIP side's sockets as the session sees them: SRTP once SDES keys them
+        self.sip = SrtpSipSocket(rtp)
+        self.session = MediaSession(near, cast(RtpSocket, self.sip), rtcp_interval=RTCP_INTERVAL)
         self.bridge: MediaBridge | None = None
         self._timer: Any = None
         self._closed = False
@@ -59,6 +62,15 @@ class CallMedia:
         session.connect(bridge, self.env.clock.now())
         bridge.on_dtmf_from_sip = on_dtmf
         return bridge
+
+    def key_sip(self, suite: str, ours: bytes, theirs: bytes) -> None:
+        """SDES settled (wcsgw.calls.sipsdes): the SIP side's packets are SRTP of ``suite``
+        from now on, ``ours`` protecting what we send, ``theirs`` what it sends."""
+        self.sip.key(suite, ours, theirs)
+
+    def rekey_sip(self, theirs: bytes) -> None:
+        """The SIP side's re-offer brought a new key for what it sends."""
+        self.sip.rekey_inbound(theirs)
 
     def send_dtmf(self, digits: str) -> None:
         """Digits toward the SIP side as RFC 4733 events; ValueError when the SIP side took no

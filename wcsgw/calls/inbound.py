@@ -82,6 +82,9 @@ class InboundCall(OfferedCall):
             if audio is None:
                 raise CallError(Codes.NO_CODECS, Info.NO_CODECS)
             sip_codecs, sip_ptime = audio.codecs(), audio.ptime
+            refusal = self.sip_sdp.sdes.refusal(offer)
+            if refusal is not None:  # the account's srtp policy (wcsgw.calls.sipsdes): 488
+                raise CallError(Codes.NO_CODECS, refusal)
             # Video from the caller: offered to the browser when we can relay one of its codecs.
             self.video = VideoPath.inbound(env, self.call_id, offer)
             self.has_video = self.video is not None
@@ -114,13 +117,15 @@ class InboundCall(OfferedCall):
                 if video_answer is None:
                     self.video.reject()
                     self.has_video = False
-            sip_answer = audio_answer(offer, self.env.sip_address, self.rtp.port, supported,
+            sip_answer = audio_answer(self.sip_sdp.sdes.as_plain(offer), self.env.sip_address, self.rtp.port, supported,
                                       session_id=self.sip_sdp.new_session(), video=video_answer)
+            self.sip_sdp.sdes.answer(offer, sip_answer.first_audio(), self.media)
             self._retarget(self._sip_offer_sdp, parsed=offer)
         else:
             # Late offer: our 200 offers, the ACK answers; the media starts then (Confirmed).
             sip_answer = audio_offer(self.env.sip_address, self.rtp.port, plan.sip_offer,
                                      session_id=self.sip_sdp.new_session())
+            self.sip_sdp.sdes.decorate(sip_answer.first_audio(), fresh=True)
             self._browser_chosen = [answer.codecs[0]] + (
                 [answer.telephone_event] if answer.telephone_event else [])
         self._cancel_ring_timer()
@@ -179,6 +184,9 @@ class InboundCall(OfferedCall):
             sd = parse_sdp(ack_sdp) if ack_sdp else None
         except SdpError:
             sd = None
+        if self.sip_sdp.sdes.refuses_answer(sd):
+            self._fail_sip("SRTP required")
+            return
         if self._settle_sip_audio(sd):
             self._retarget(ack_sdp, parsed=sd)
             self._start_media()

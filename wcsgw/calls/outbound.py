@@ -20,6 +20,9 @@ from wcsgw.calls.video import VideoPath
 
 log = Logger(namespace="wcsgw.calls")
 
+#: the call's info when SRTP was mandatory and the SIP side answered without it
+SRTP_REFUSED = "SRTP required"
+
 __all__ = ["OutboundCall"]
 
 
@@ -55,6 +58,11 @@ class OutboundCall(Call):
         audio = answer.first_audio()
         if audio is None:
             self._fail_sip(Info.NO_CODECS)
+            return
+        if self.sip_sdp.sdes.refuses_answer(answer):
+            log.info("call {call_id}: srtp is mandatory and the answer keys none of our "
+                     "a=crypto lines", call_id=self.call_id)
+            self._fail_sip(SRTP_REFUSED)
             return
         plan = self.plan
         try:

@@ -9,16 +9,21 @@ bookkeeping is this, with what our SDP says to each of the SIP side's: the INVIT
 (the plan's codecs, or the codec in use for a transfer's new INVITE), a re-offer for a hold,
 and the answer to its re-offer — which keeps the codec in use or refuses (the near leg cannot
 change codec mid-call; wcsgw.calls.reoffer).  It reads the call's socket, plan and video
-through a narrow host (:class:`SdpHost`); the call sends what it returns.
+through a narrow host (:class:`SdpHost`); the call sends what it returns.  SDES (RFC 4568)
+rides along: every SDP we write gets the proto and ``a=crypto`` lines of the account's
+``srtp`` policy, every answer we read keys the call's media (:mod:`wcsgw.calls.sipsdes`).
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
+from twisted.logger import Logger
+
 from wcsgw.calls.addresses import sendable
 from wcsgw.calls.plan import CodecPlan
 from wcsgw.calls.reoffer import kept_in_reoffer
+from wcsgw.calls.sipsdes import Sdes
 from wcsgw.calls.video import VideoPath
 from wcsgw.calls.videosdp import extra_sip_media
 from wcsgw.sdp.codecs import Codec
@@ -29,6 +34,8 @@ from wcsgw.sdp.parser import parse_sdp, serialize_sdp
 
 __all__ = ["SdpHost", "SipSdp"]
 
+log = Logger(namespace="wcsgw.calls")
+
 
 class SdpHost(Protocol):
     """What our SDP toward the SIP side reads of its call, when it is asked for one."""
@@ -36,6 +43,9 @@ class SdpHost(Protocol):
     rtp: Any  # wcsgw.media.udp.RtpSocket: its port is in our SDP
     plan: CodecPlan | None
     video: VideoPath | None
+    account: Any  # wcsgw.sip.account.SipAccount | None: its srtp policy
+    media: Any  # wcsgw.calls.callmedia.CallMedia | None: keyed by the SDES answers
+
 
 
 class SipSdp:
@@ -49,6 +59,16 @@ class SipSdp:
         self.host = host
         self.session_id = 0
         self.version = 0
+        account = getattr(host, "account", None)
+        self.sdes = Sdes(getattr(account, "srtp", "off"))
+        transport = getattr(account, "transport", "tls")
+        if account is not None and self.sdes.policy != "off" and transport != "tls":
+            # allowed (a LAN PBX, a test), never silent: docs/security.md, SDES
+            log.warn("SRTP keys for {aor} travel in SDP over {transport}: whoever sees the "
+                     "signalling can decrypt the media; use TLS", aor=account.aor(),
+                     transport=transport)
+        #: the last answer we wrote refused the SIP side's re-offer's crypto (488 it)
+        self.sdes_refused = False
 
     def new_session(self) -> int:
         """A new dialog, a new SDP session (its first version)."""
@@ -61,6 +81,7 @@ class SipSdp:
         video path's m-line after the audio."""
         offer = audio_offer(self.advertised, port, codecs, session_id=self.new_session(),
                             video=video.sip_offer_media() if video else None)
+        self.sdes.decorate(offer.first_audio(), fresh=True)
         return serialize_sdp(offer).encode()
 
     def next_version(self, port: int, codecs: list[Codec], direction: str,
@@ -72,6 +93,11 @@ class SipSdp:
         self.version += 1
         sdp = audio_offer(self.advertised, port, codecs, direction=direction,
                           session_id=self.session_id, version=self.version)
+        if offer is None:
+            self.sdes.decorate(sdp.first_audio(), fresh=False)
+        else:
+            self.sdes_refused = not self.sdes.answer(offer, sdp.first_audio(),
+                                                     getattr(self.host, "media", None))
         sdp.media += extra_sip_media(video, direction, offer, video_answer)
         return serialize_sdp(sdp).encode()
 
@@ -85,6 +111,7 @@ class SipSdp:
             sd = parsed or parse_sdp(sip_sdp)
         except SdpError:
             return
+        self.sdes.take_answer(sd, getattr(self.host, "media", None))
         host = getattr(source, "host", None)
         signalling: tuple[str, ...] = (host,) if host else ()
         if video is not None:
@@ -141,4 +168,6 @@ class SipSdp:
                         if host.video is not None else None)
         answer = self.reoffer(answer_direction(offer.direction_for(audio), wanted),
                               [c for c in kept if c is not None], offer, video_answer)
+        if self.sdes_refused:
+            return None
         return answer, kept[0], kept[1]

@@ -144,6 +144,7 @@ _ACCOUNT_KEYS: dict[str, Callable[[str, Any], Any]] = {
     "register": boolean,
     "expires": int_range(1, INT32_MAX),
     "display_name": string,
+    "srtp": one_of("off", "optional", "mandatory"),
 }
 _ACCOUNT_REQUIRED = ("login", "domain")
 

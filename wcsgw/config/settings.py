@@ -265,6 +265,8 @@ class Account:
     register: bool = True
     expires: int = 600
     display_name: str = ""
+    #: SDES-SRTP toward this account's SIP side: off, optional or mandatory
+    srtp: str = "off"
 
     def __attrs_post_init__(self) -> None:
         if not self.auth_name:

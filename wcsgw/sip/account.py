@@ -65,6 +65,15 @@ def _check_port(_inst: object, _attr: object, value: int) -> None:
         raise ValueError(f"port out of range: {value}")
 
 
+#: SDES-SRTP toward this account's SIP side (RFC 4568; wcsgw.calls.sipsdes has the table)
+SRTP_POLICIES: tuple[str, ...] = ("off", "optional", "mandatory")
+
+
+def _check_srtp(_inst: object, _attr: object, value: str) -> None:
+    if value not in SRTP_POLICIES:
+        raise ValueError(f"srtp must be one of {', '.join(SRTP_POLICIES)}, not {value!r}")
+
+
 def _check_expires(_inst: object, _attr: object, value: int) -> None:
     if value <= 0:
         raise ValueError(f"expires must be positive: {value}")
@@ -94,6 +103,7 @@ class SipAccount:
     register: bool = True
     expires: int = attr.ib(default=600, validator=_check_expires)
     display_name: str | None = None
+    srtp: str = attr.ib(default="off", converter=_lower, validator=_check_srtp)
     #: the realm(s) this account's server challenged with first, shared by all its
     #: DigestClients (:meth:`digest_client`); not part of the account's identity
     realm_pin: RealmPin = attr.ib(factory=RealmPin, eq=False, repr=False)

@@ -40,6 +40,7 @@ def account_from_settings(settings: Any) -> SipAccount:
         register=settings.register,
         expires=settings.expires,
         display_name=settings.display_name or None,
+        srtp=getattr(settings, "srtp", "off"),
     )
 
 
