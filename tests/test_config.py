@@ -209,8 +209,8 @@ class ErrorTests(ConfigTestCase):
 
     def test_account_values(self) -> None:
         base = '[[accounts]]\nlogin = "1001"\ndomain = "example.com"\n'
-        self.assertEqual(self.error(base + 'transport = "tls"'),
-                         'accounts[0].transport: must be one of udp, tcp; got "tls"')
+        self.assertEqual(self.error(base + 'transport = "sctp"'),
+                         'accounts[0].transport: must be one of udp, tcp, tls; got "sctp"')
         self.assertIn("accounts[0].port:", self.error(base + "port = 0"))
         self.assertIn("accounts[0].register: must be true or false",
                       self.error(base + 'register = "yes"'))

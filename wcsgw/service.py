@@ -37,7 +37,7 @@ from twisted.web.server import Request, Site
 from wcsgw import __version__
 from wcsgw.api.listener import HttpService
 from wcsgw.api.metrics import MetricsResource
-from wcsgw.config import Config
+from wcsgw.config import Config, ConfigError
 from wcsgw.sip.reactor import Clock
 from wcsgw.sip.service import SipService
 
@@ -216,8 +216,12 @@ class ChildService(Protocol):
 def _sip_service(config: Config) -> ChildService:
     # Imported here so a broken SIP layer shows up as an error naming it, at service build.
     from wcsgw.sip.service import SipService
+    from wcsgw.sip.tls import TlsSetupError
 
-    return _sip_class(config, SipService)(config.sip, accounts=config.accounts)
+    try:
+        return _sip_class(config, SipService)(config.sip, accounts=config.accounts)
+    except TlsSetupError as exc:  # a [sip] tls_* file that cannot be used
+        raise ConfigError(exc.key, exc.problem) from None
 
 
 def _sip_class(config: Config, plain: type[SipService]) -> type[SipService]:

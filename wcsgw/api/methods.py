@@ -149,8 +149,8 @@ class SessionMethods:
         auth_name = _string(params, "sipAuthenticationName")
         password = _string(params, "sipPassword")
         proxy = _host(params, "sipOutboundProxy")
-        port = _port(params, "sipPort", 5060)
-        transport = _choice(params, "sipTransport", ("udp", "tcp"), "udp")
+        port = _port(params, "sipPort", 0)  # 0: the transport's default (5061 for tls)
+        transport = _choice(params, "sipTransport", ("udp", "tcp", "tls"), "udp")
         register = _boolean(params, "sipRegisterRequired", True)
         _object(params, "custom")
         if not domain:

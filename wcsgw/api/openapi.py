@@ -82,7 +82,7 @@ _STARTUP_PROPERTIES: dict[str, Any] = {
                               HOST_OR_EMPTY, 253,
                               **{_SERVER_CHECKED: "the policy must allow the proxy (else 403)"}),
     "sipPort": {
-        "description": "Port of the proxy or domain (default 5060): a number, or decimal text "
+        "description": "Port of the proxy or domain (default 5060, 5061 with tls): a number, or decimal text "
                        "as WCS sends it; \"\" = default.",
         "default": 5060,
         "anyOf": [{"type": "integer", "minimum": 1, "maximum": 65535},

@@ -137,7 +137,7 @@ class RestApi:
                                min_length=1)
         proxy = fields.string(body, "sipOutboundProxy", rules.HOST_OR_EMPTY, fields.HOST_PROBLEM,
                               max_length=253)
-        port = fields.port(body, "sipPort", 5060)
+        port = fields.port(body, "sipPort", 0)  # 0: the transport's default (5061 for tls)
         transport = (fields.choice(body, "sipTransport", rules.TRANSPORTS) or "udp").lower()
         register = fields.flag(body, "sipRegisterRequired", False)
         visible_name = fields.string(body, "visibleName", rules.TEXT, fields.TEXT_PROBLEM)

@@ -72,7 +72,7 @@ PORT_TEXT = r"^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655
 ACCOUNT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 #: WCS documents booleans sent as text; these two spellings are accepted.
 BOOLEAN_TEXT = ("true", "false")
-TRANSPORTS = ("udp", "tcp", "UDP", "TCP", "")
+TRANSPORTS = ("udp", "tcp", "tls", "UDP", "TCP", "TLS", "")
 DTMF = r"^[0-9*#A-Da-d]{1,64}$"
 DTMF_TYPES = ("RFC2833", "INFO")
 #: playFile: relative (does not start with "/"), one line ...

@@ -83,6 +83,13 @@ SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
             "user_agent": string,
             "no_answer_timeout": positive_float,
             "decline_status": one_of_ints(486, 603),
+            "tls_port": port,
+            "tls_cert": string,
+            "tls_key": string,
+            "tls_ca": string,
+            "tls_client_cert": string,
+            "tls_client_key": string,
+            "keepalive_interval": int_range(0, 3600),
             "dns_location": boolean,
             "dns_servers": dns_server_list,
         },
@@ -140,7 +147,7 @@ _ACCOUNT_KEYS: dict[str, Callable[[str, Any], Any]] = {
     "domain": host,
     "outbound_proxy": optional_host,
     "port": int_range(1, PORT_MAX),
-    "transport": one_of("udp", "tcp"),
+    "transport": one_of("udp", "tcp", "tls"),
     "register": boolean,
     "expires": int_range(1, INT32_MAX),
     "display_name": string,
@@ -174,6 +181,8 @@ def _account(index: int, raw: Any) -> Account:
     for key in _ACCOUNT_REQUIRED:
         if key not in values:
             raise ConfigError(f"{where}.{key}", "required")
+    if values.get("transport") == "tls":
+        values.setdefault("port", 5061)  # RFC 3261 §19.1.2: the SIPS/TLS default port
     return Account(**values)
 
 

@@ -98,6 +98,17 @@ class SipSettings:
     user_agent: str = f"wcsgw/{__version__}"
     no_answer_timeout: float = 60.0
     decline_status: int = 603
+    #: SIP over TLS (wcsgw.sip.tls): the listener's port (0 = none), its certificate and key,
+    #: the CA file servers are verified against ("" = the system's CAs), and the client
+    #: certificate shown to servers that ask ("" = tls_cert/tls_key, if any)
+    tls_port: int = 0
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    tls_client_cert: str = ""
+    tls_client_key: str = ""
+    #: seconds between RFC 5626 CRLF pings on the TCP/TLS connections we open; 0 = none
+    keepalive_interval: int = 0
 
     #: RFC 3263 server location (wcsgw.sip.dnslocator): NAPTR/SRV/A for host names, with
     #: failover to the next target; off = names resolved by A record only, as before
@@ -260,6 +271,7 @@ class Account:
     auth_name: str = ""
     password: str = attrs.field(default="", repr=_mask)
     outbound_proxy: str = ""
+    #: 5061 when unset and transport is tls (wcsgw.config.sections)
     port: int = 5060
     transport: str = "udp"
     register: bool = True

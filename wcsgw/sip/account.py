@@ -19,8 +19,8 @@ import attr
 from wcsgw.sip.digest import Credentials, DigestClient, RealmPin
 from wcsgw.sip.ids import new_cnonce
 
-#: "tls" is refused until the TLS transport exists: accepting it would send SIP in clear.
-TRANSPORTS: tuple[str, ...] = ("udp", "tcp")
+#: the ``sipTransport`` values; "tls" is SIP over TLS (wcsgw.sip.tls), port 5061 by default
+TRANSPORTS: tuple[str, ...] = ("udp", "tcp", "tls")
 
 # RFC 3261 §25.1: user = 1*( unreserved / escaped / user-unreserved )
 _USER_SAFE = frozenset(string.ascii_letters + string.digits + "-_.!~*'()" + "&=+$,;?/")
@@ -61,7 +61,7 @@ def _check_transport(_inst: object, _attr: object, value: str) -> None:
 
 
 def _check_port(_inst: object, _attr: object, value: int) -> None:
-    if not 0 < value < 65536:
+    if not 0 <= value < 65536:
         raise ValueError(f"port out of range: {value}")
 
 
@@ -98,7 +98,8 @@ class SipAccount:
     password: str = attr.ib(default="", repr=_mask)
     domain: str
     outbound_proxy: str | None = None
-    port: int = attr.ib(default=5060, validator=_check_port)
+    #: 0: the transport's default (RFC 3261 §19.1.2: 5061 for TLS, else 5060)
+    port: int = attr.ib(default=0, validator=_check_port)
     transport: str = attr.ib(default="udp", converter=_lower, validator=_check_transport)
     register: bool = True
     expires: int = attr.ib(default=600, validator=_check_expires)
@@ -111,6 +112,8 @@ class SipAccount:
     def __attrs_post_init__(self) -> None:
         if not self.auth_name:
             object.__setattr__(self, "auth_name", self.login)
+        if not self.port:
+            object.__setattr__(self, "port", 5061 if self.transport == "tls" else 5060)
         if not self.outbound_proxy:
             object.__setattr__(self, "outbound_proxy", None)
         if not self.domain:

@@ -1,9 +1,10 @@
 """The SIP side of the gateway as a Twisted service: listeners, endpoint, static accounts.
 
-Starting binds UDP and TCP on the configured port and registers the configured accounts;
-stopping (twistd on SIGTERM) first removes those bindings (REGISTER with Expires: 0) and waits
-for the registrar's answers — bounded, so an unreachable registrar cannot hold shutdown — and
-only then closes the sockets.
+Starting binds UDP and TCP on the configured port (and TLS on ``tls_port`` when set; the TLS
+files are read and checked when the service is built, so a bad one stops the start naming its
+key) and registers the configured accounts; stopping (twistd on SIGTERM) first removes those
+bindings (REGISTER with Expires: 0) and waits for the registrar's answers — bounded, so an
+unreachable registrar cannot hold shutdown — and only then closes the sockets.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from wcsgw.sip.account import SipAccount
 from wcsgw.sip.endpoint import EndpointConfig, SipEndpoint
 from wcsgw.sip.reactor import SipReactor
 from wcsgw.sip.registrations import AccountRegistration
+from wcsgw.sip.tls import SipTls
 from wcsgw.sip.transaction import TimerConfig
 from wcsgw.sip.transport import SipTransport
 
@@ -59,6 +61,8 @@ class SipService(Service):
         self.endpoint: SipEndpoint | None = None
         self.transport: SipTransport | None = None
         self.registration_listeners: list[Callable[[SipAccount, object], None]] = []
+        #: the TLS contexts, built (files read and checked) now: TlsSetupError names the key
+        self.tls = SipTls(settings)
 
     @property
     def reactor(self) -> Any:
@@ -81,6 +85,9 @@ class SipService(Service):
             max_message_size=s.max_message_size,
             max_connections=s.max_connections,
             idle_timeout=s.idle_timeout,
+            tls=self.tls,
+            tls_port=s.tls_port,
+            keepalive_interval=float(s.keepalive_interval),
         )
         port = self.transport.bind()
         self.endpoint = SipEndpoint(EndpointConfig(
@@ -89,6 +96,9 @@ class SipService(Service):
         ))
         self.transport.attach(self.endpoint)
         log.info("SIP listening on {listen}:{port} (UDP, TCP)", listen=s.listen, port=port)
+        if self.transport.tls_port:
+            log.info("SIP listening on {listen}:{port} (TLS)", listen=s.listen,
+                     port=self.transport.tls_port)
         for account in self.accounts:
             if account.register:
                 self.register(account)

@@ -1,9 +1,14 @@
-"""Twisted adapters for SIP over UDP and TCP: sockets in, :class:`SipEndpoint` in the middle.
+"""Twisted adapters for SIP over UDP, TCP and TLS: sockets in, :class:`SipEndpoint` in the middle.
 
 Everything protocol-shaped lives in the sans-IO endpoint; this module only moves bytes,
 frames TCP streams, keeps the one timer the endpoint asks for, and enforces the resource
 limits of the front door (message size, buffered bytes and number of connections, idle
 connections) so that no peer can make the process grow without bound.
+
+TLS (RFC 3261 §26.3.1) is TCP with Twisted's TLS wrapper below the same :class:`SipStream`:
+outbound connections verify the server against the name the endpoint asked for (the host
+before DNS, :class:`~wcsgw.sip.tls.SipTls`), and one connection per (transport, host, port) is
+shared by every transaction and dialog going there, as for TCP.
 
 Flushing is the adapter's job alone: it installs itself as the endpoint's ``wake`` and sends
 what the endpoint queued (then re-arms its timer) as soon as it is told, in order, in the same
@@ -21,12 +26,14 @@ from typing import Any, Callable, Iterator
 from twisted.internet import defer, error
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from wcsgw.sip.endpoint import SipEndpoint
 from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.reactor import DelayedCall, ListeningPort, SipReactor, UdpPort
-from wcsgw.sip.stream import ConnectFactory, ListenFactory, SipStream
+from wcsgw.sip.stream import ConnectFactory, ListenFactory, SipStream, StreamKey
 from wcsgw.sip.target import Target
+from wcsgw.sip.tls import SipTls
 
 log = Logger(namespace="wcsgw.sip.transport")
 
@@ -69,6 +76,9 @@ class SipTransport:
         max_connections: int = 1024,
         idle_timeout: float = 300.0,
         resolve: Callable[[str], defer.Deferred[str]] | None = None,
+        tls: SipTls | None = None,
+        tls_port: int = 0,
+        keepalive_interval: float = 0.0,
     ) -> None:
         self.reactor = reactor
         self.listen = listen
@@ -77,13 +87,20 @@ class SipTransport:
         self.max_message_size = max_message_size
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
+        #: the TLS contexts; None: TLS targets fail as unreachable, and no TLS listener
+        self.tls = tls
+        self.requested_tls_port = tls_port
+        self.tls_port = 0
+        #: seconds between CRLF pings on the connections we open; 0: none (RFC 5626 §4.4.1)
+        self.keepalive_interval = keepalive_interval
         self.endpoint: SipEndpoint | None = None
         self.streams: set[SipStream] = set()
         self.refused_connections = 0
-        self._by_addr: dict[tuple[str, int], SipStream] = {}
-        self._connecting: dict[tuple[str, int], list[bytes]] = {}
+        self._by_addr: dict[StreamKey, SipStream] = {}
+        self._connecting: dict[StreamKey, list[bytes]] = {}
         self._udp_port: UdpPort | None = None
         self._tcp_port: ListeningPort | None = None
+        self._tls_port: ListeningPort | None = None
         self._timer: DelayedCall | None = None
         self._entries = 0  # how deep we are inside our own calls into the endpoint
         self._flushing = False
@@ -109,9 +126,20 @@ class SipTransport:
                     raise
                 continue
             self._udp_port, self._tcp_port, self.port = udp_port, tcp_port, port
+            self._bind_tls()
             return port
         raise error.CannotListenError(  # type: ignore[no-untyped-call]
             self.listen, self.requested_port, "no port free for UDP+TCP")
+
+    def _bind_tls(self) -> None:
+        """The TLS listener (``sip.tls_port``), when configured: its own port, same address."""
+        if not self.requested_tls_port or self.tls is None or self.tls.server is None:
+            return
+        inner: Any = ListenFactory(self, "TLS")
+        factory = TLSMemoryBIOFactory(self.tls.server, False, inner)
+        self._tls_port = self.reactor.listenTCP(self.requested_tls_port, factory,
+                                                interface=self.listen)
+        self.tls_port = self._tls_port.getHost().port
 
     def attach(self, endpoint: SipEndpoint) -> None:
         self.endpoint = endpoint
@@ -123,10 +151,10 @@ class SipTransport:
             self._timer.cancel()
         self._timer = None
         waits: list[defer.Deferred[Any]] = []
-        for port in (self._udp_port, self._tcp_port):
+        for port in (self._udp_port, self._tcp_port, self._tls_port):
             if port is not None:
                 waits.append(defer.maybeDeferred(port.stopListening))
-        self._udp_port = self._tcp_port = None
+        self._udp_port = self._tcp_port = self._tls_port = None
         for stream in list(self.streams):
             stream.abort()
         return defer.DeferredList(waits)
@@ -150,7 +178,7 @@ class SipTransport:
     def stream_up(self, stream: SipStream) -> None:
         self.streams.add(stream)
         assert stream.peer is not None
-        key = stream.outbound_key or (stream.peer.host, stream.peer.port)
+        key = stream.outbound_key or (stream.transport_name, stream.peer.host, stream.peer.port)
         self._by_addr.setdefault(key, stream)
         queued = self._connecting.pop(key, [])
         for data in queued:
@@ -162,9 +190,19 @@ class SipTransport:
             if value is stream:
                 del self._by_addr[key]
 
-    def connect_failed(self, key: tuple[str, int], target: Target) -> None:
+    def connect_failed(self, key: StreamKey, target: Target) -> None:
         self._connecting.pop(key, None)
         self._report_failure(target)
+
+    def flow_failed(self, stream: SipStream) -> None:
+        """An outbound connection failed its TLS handshake or its keep-alive: what was sent or
+        queued over it fails now (a transport error, RFC 3261 §8.1.3.1), against the target as
+        the endpoint named it and as it is on the wire."""
+        self.stream_down(stream)
+        if stream.outbound_key is not None:
+            self._connecting.pop(stream.outbound_key, None)
+        for target in {t for t in (stream.named, stream.peer) if t is not None}:
+            self._fail(Target(target.transport, target.host, target.port))
 
     # -- to the sockets -----------------------------------------------------------------
 
@@ -281,7 +319,7 @@ class SipTransport:
         if isinstance(conn, SipStream) and conn.connected_ok:
             conn.send(data)
             return
-        key = (target.host, target.port)
+        key = (target.transport, target.host, target.port)
         stream = self._by_addr.get(key)
         if stream is not None and stream.connected_ok:
             stream.send(data)
@@ -292,8 +330,15 @@ class SipTransport:
         if len(self.streams) + len(self._connecting) >= self.max_connections:
             self._fail(named)
             return
+        factory: Any = ConnectFactory(self, key, named)
+        if target.transport == "TLS":
+            if self.tls is None:
+                self._fail(named)
+                return
+            # Verified against the name asked for, not the address DNS gave (RFC 5922 §4).
+            factory = TLSMemoryBIOFactory(self.tls.client(named.host), True, factory)
         self._connecting[key] = [data]
-        self.reactor.connectTCP(target.host, target.port, ConnectFactory(self, key, named), timeout=10,
+        self.reactor.connectTCP(target.host, target.port, factory, timeout=10,
                        bindAddress=(self.listen, 0) if self.listen not in ("0.0.0.0", "::") else None)
 
     def _fail(self, target: Target) -> None:
