@@ -231,6 +231,7 @@ class FailoverTests(SynchronousTestCase):
         self.assertEqual((via_transport, target), ("TCP", SECOND))
         self.assertNotEqual(branch, first[0][1])
         self.assertEqual(txn.target, SECOND)
+        self.assertEqual(self.layer.failover.retries, 1)
         self.layer.transport_error(SECOND, self.clock.seconds())  # refused: on to the third
         self.assertEqual([(v, t) for v, _, t in self.sent()], [("UDP", THIRD)])
         events = self.layer.take_events()

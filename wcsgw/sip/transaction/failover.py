@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from twisted.logger import Logger
+
 from wcsgw.sip.ids import new_branch
 from wcsgw.sip.locate import Locations
 from wcsgw.sip.parser import serialize
@@ -25,6 +27,8 @@ from wcsgw.sip.trust import normalize_ip
 
 if TYPE_CHECKING:
     from wcsgw.sip.transaction.layer import TransactionLayer
+
+log = Logger(namespace="wcsgw.sip.failover")
 
 _VIA_TRANSPORT = re.compile(r"^(\s*SIP\s*/\s*2\.0\s*/\s*)[A-Za-z]+", re.I)
 _VIA_BRANCH = re.compile(r";\s*branch\s*=\s*[^;,\s]*", re.I)
@@ -41,6 +45,8 @@ class Failover:
         self._left: dict[ClientTransaction, list[Target]] = {}
         self._failing: set[ClientTransaction] = set()
         self._waiting: list[tuple[ClientTransaction, Target]] = []
+        #: requests sent again to a next target so far (for tests and operators' debugging)
+        self.retries = 0
 
     def begin(self, txn: ClientTransaction, now: float) -> None:
         """Launch ``txn`` at its first target, or keep it until its name is located."""
@@ -94,7 +100,11 @@ class Failover:
             peers.discard(txn)
             if not peers:
                 del layer._by_target[txn.target]
+        failed = txn.target
         self._aim(txn, self._left.pop(txn))
+        self.retries += 1
+        log.info("{method} to {failed} failed: trying {target} (RFC 3263 §4.3)",
+                 method=txn.request.method, failed=_show(failed), target=_show(txn.target))
         txn.state = txn._INITIAL
         layer.launch(txn, self.now)
         return True
@@ -118,3 +128,7 @@ class Failover:
         txn.key = (branch, txn.key[1])
         txn.target = target
         txn.wire = serialize(txn.request)
+
+
+def _show(target: Target) -> str:
+    return f"{target.transport} {target.host}:{target.port}"
