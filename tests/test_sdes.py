@@ -14,6 +14,7 @@ from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
 from tests.call_fakes import Account, FakeIncomingInvite, fake_call_setup, fake_env
+from tests.test_api_methods import MethodsTestCase
 from tests.test_calls_hold import browser_answer
 from wcsgw.calls.errors import CallError
 from wcsgw.calls.inbound import InboundCall
@@ -320,3 +321,18 @@ class CallMediaTests(unittest.TestCase):
         call.rtp.receive(phone_tx.protect(build_rtp(payload_type=0, sequence=9, timestamp=900,
                                                     ssrc=0x5EED, payload=spoken)))
         self.assertEqual([payload_of(p) for _, p in call.leg.rtp], [spoken])
+
+
+class ConnectParamTests(MethodsTestCase):
+    """connect's ``sipSrtp`` sets the session's account policy; a bad value names the field."""
+
+    def test_sip_srtp_reaches_the_account(self) -> None:
+        base = {"sipLogin": "1001", "sipDomain": "pbx.example.com"}
+        self.assertResult(self.rpc("connect", {**base, "sipSrtp": "Mandatory"}))
+        self.assertEqual(self.gateway_calls("connect")[0][2].srtp, "mandatory")
+
+    def test_the_default_is_off_and_a_bad_value_is_refused(self) -> None:
+        base = {"sipLogin": "1001", "sipDomain": "pbx.example.com"}
+        self.assertResult(self.rpc("connect", base))
+        self.assertEqual(self.gateway_calls("connect")[0][2].srtp, "off")
+        self.assertError(self.rpc("connect", {**base, "sipSrtp": "yes"}), -32602, "sipSrtp")

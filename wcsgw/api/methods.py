@@ -51,7 +51,7 @@ from wcsgw.api.params import (
 from wcsgw.calls.gateway import CallError, CallGateway
 from wcsgw.calls.hooks.runtime import App
 from wcsgw.calls.ids import id_problem
-from wcsgw.sip.account import SipAccount
+from wcsgw.sip.account import SRTP_POLICIES, SipAccount
 
 __all__ = [
     "METHODS",
@@ -152,6 +152,7 @@ class SessionMethods:
         port = _port(params, "sipPort", 0)  # 0: the transport's default (5061 for tls)
         transport = _choice(params, "sipTransport", ("udp", "tcp", "tls"), "udp")
         register = _boolean(params, "sipRegisterRequired", True)
+        srtp = _choice(params, "sipSrtp", SRTP_POLICIES, "off")  # docs/call-control.md
         _object(params, "custom")
         if not domain:
             return None, False
@@ -164,6 +165,7 @@ class SessionMethods:
             port=port,
             transport=transport,
             register=register,
+            srtp=srtp,
         ), register
 
     def _connect(self, params: dict[str, Any]) -> Any:
