@@ -271,6 +271,13 @@ class FailoverTests(SynchronousTestCase):
         self.start(targets=[])
         self.assertEqual([t for _, _, t in self.sent()], [NAMED])
 
+    def test_tls_targets_stay_named(self) -> None:
+        """The TLS transport verifies the certificate against the name it is handed."""
+        named = Target("TLS", "example.test", 5061)
+        self.layer.send_request(make_request("REGISTER"), named, 0.0)
+        self.assertEqual(self.locations.take_wanted(), [])
+        self.assertEqual([t for _, t in self.layer.take_outgoing()], [named])
+
     def test_without_locations_names_go_out_as_named(self) -> None:
         layer = TransactionLayer()
         layer.send_request(make_request("REGISTER"), NAMED, 0.0)

@@ -57,7 +57,9 @@ class Failover:
             if invite is not None:
                 txn.target = invite.target  # §9.1: where the INVITE went
         elif (self.locations is not None and named.connection is None
-                and normalize_ip(named.host) is None):
+                and named.transport != "TLS" and normalize_ip(named.host) is None):
+            # TLS stays named: the transport verifies the server's certificate against the
+            # name it is given (RFC 5922), which an SRV target's address would lose.
             targets = self.locations.get(named, now)
             if targets is None:
                 self._waiting.append((txn, named))
