@@ -317,3 +317,22 @@ class ConfigTests(SynchronousTestCase):
         message = str(caught.exception)
         self.assertIn("sip.dns_servers[0]", message)
         self.assertNotIn("\n", message)
+
+
+class AdapterFailureTests(SynchronousTestCase):
+    def test_a_location_that_breaks_sends_by_name(self) -> None:
+        """A bug while locating must not leave requests waiting forever: they go by name."""
+        from twisted.internet import defer
+
+        from wcsgw.sip.dnslocator import DnsLocator
+        from wcsgw.sip.endpoint import EndpointConfig, SipEndpoint
+
+        clock = Clock()
+        endpoint = SipEndpoint(EndpointConfig())
+        locator = DnsLocator(endpoint, resolver=None, clock=clock)
+        locator.locate = lambda named: defer.fail(RuntimeError("broken"))  # type: ignore[method-assign]
+        endpoint.layer.send_request(make_request("REGISTER"), NAMED, clock.seconds())
+        self.assertEqual(endpoint.layer.take_outgoing(), [])
+        clock.advance(0)
+        self.assertEqual([t for _, t in endpoint.layer.take_outgoing()], [NAMED])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

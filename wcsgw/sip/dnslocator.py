@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.endpoint import AccountRegistration, SipEndpoint
 from wcsgw.sip.locate import (
+    NEGATIVE_TTL,
     Address,
     Locations,
     Naptr,
@@ -38,6 +39,11 @@ log = Logger(namespace="wcsgw.sip.dnslocator")
 
 _QUERIES = {"NAPTR": "lookupNamingAuthorityPointer", "SRV": "lookupService",
             "A": "lookupAddress", "AAAA": "lookupIPV6Address"}
+
+
+#: Per-try timeouts of a DNS query (9 s in all, twisted.names' default is 60 s): a request
+#: waits unsent while its name is located, and a SIP transaction gives up after 32 s.
+TIMEOUTS = (1, 3, 5)
 
 
 def parse_server(text: str) -> tuple[str, int]:
@@ -61,8 +67,9 @@ def make_resolver(servers: Sequence[str], reactor: Any = None) -> Any:
     hosts file: RFC 3263 records only come from DNS."""
     if servers:
         return client.Resolver(  # type: ignore[no-untyped-call]
-            servers=[parse_server(s) for s in servers], reactor=reactor)
-    return client.Resolver(resolv="/etc/resolv.conf", reactor=reactor)  # type: ignore[no-untyped-call]
+            servers=[parse_server(s) for s in servers], timeout=TIMEOUTS, reactor=reactor)
+    return client.Resolver(  # type: ignore[no-untyped-call]
+        resolv="/etc/resolv.conf", timeout=TIMEOUTS, reactor=reactor)
 
 
 def _records(rtype: str, answers: Sequence[dns.RRHeader]) -> list[Record]:
@@ -111,7 +118,14 @@ class DnsLocator:
     def _done(self, result: object, named: Target) -> None:
         self._busy.discard(named)
         if isinstance(result, Failure):
+            # Never leave the requests waiting for this name: they go by name, as without
+            # location, and the name is asked again after the negative TTL.
             log.failure("locating {host}", result, host=named.host)
+            now = self.clock.seconds()
+            self.locations.learn(named, [], NEGATIVE_TTL, now)
+            self.endpoint.layer.located(now)
+            if self.endpoint.wake is not None:
+                self.endpoint.wake()
 
     @defer.inlineCallbacks
     def locate(self, named: Target) -> Any:
