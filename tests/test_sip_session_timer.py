@@ -71,7 +71,8 @@ class NegotiationTests(unittest.TestCase):
 
     def test_uac(self) -> None:
         self.assertEqual(uac_request_headers(1800, 90),
-                         [("Session-Expires", "1800"), ("Min-SE", "90")])
+                         [("Supported", "timer"), ("Session-Expires", "1800"),
+                          ("Min-SE", "90")])
         self.assertEqual(uac_request_headers(0, 90), [])
         self.assertIsNone(uac_negotiate(ok()))
         self.assertEqual(uac_negotiate(ok(("Session-Expires", "900;refresher=uac"))),

@@ -100,10 +100,12 @@ def expiry_margin(interval: int) -> float:
 
 
 def uac_request_headers(session_expires: int, min_se: int) -> list[tuple[str, str]]:
-    """What our INVITE carries to ask for timers (§7.1): the refresher is left to the UAS."""
+    """What our INVITE carries to ask for timers (§7.1: ``Supported: timer`` is a MUST for a
+    UAC that does them); the refresher is left to the UAS."""
     if session_expires <= 0:
         return []
-    return [("Session-Expires", str(session_expires)), ("Min-SE", str(min_se))]
+    return [("Supported", "timer"), ("Session-Expires", str(session_expires)),
+            ("Min-SE", str(min_se))]
 
 
 def retry_after_422(response: Response, asked: int) -> int | None:
