@@ -271,6 +271,15 @@ class FailoverTests(SynchronousTestCase):
         self.start(targets=[])
         self.assertEqual([t for _, _, t in self.sent()], [NAMED])
 
+    def test_abandoned_while_waiting_is_never_sent(self) -> None:
+        txn = self.layer.send_request(make_request("INVITE"), NAMED, 0.0)
+        assert txn is not None
+        self.layer.abandon(txn)
+        self.locations.learn(NAMED, [FIRST], 300, 0.0)
+        self.layer.located(0.0)
+        self.assertEqual(self.layer.take_outgoing(), [])
+        self.assertEqual(len(self.layer), 0)
+
     def test_tls_targets_stay_named(self) -> None:
         """The TLS transport verifies the certificate against the name it is handed."""
         named = Target("TLS", "example.test", 5061)

@@ -23,6 +23,7 @@ from wcsgw.sip.locate import Locations
 from wcsgw.sip.parser import serialize
 from wcsgw.sip.target import Target
 from wcsgw.sip.transaction.client import ClientTransaction
+from wcsgw.sip.transaction.machine import State
 from wcsgw.sip.trust import normalize_ip
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ class Failover:
         self.now = now
         waiting, self._waiting = self._waiting, []
         for txn, named in waiting:
+            if txn.state is State.TERMINATED:
+                continue  # abandoned by its TU while it waited: never sent
             targets = self.locations.get(named, now)
             if targets is None:
                 self._waiting.append((txn, named))
