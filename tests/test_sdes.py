@@ -24,7 +24,7 @@ from wcsgw.calls.status import CallStatus
 from wcsgw.config import ConfigError, parse_config
 from wcsgw.media.rtcp import build_rr
 from wcsgw.media.rtp import build_rtp, parse_rtp
-from wcsgw.media.srtpsip import PROFILES
+from wcsgw.media.srtpsip import PROFILES, SrtpSipSocket
 from wcsgw.sdp.crypto import (
     Crypto,
     CryptoError,
@@ -37,6 +37,7 @@ from wcsgw.sdp.parser import parse_sdp
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.invite import Answered
 from wcsgw.sip.service import account_from_settings
+from wcsgw.sip.uas import Confirmed
 
 HERE = os.path.dirname(__file__)
 CHROME_OFFER = open(os.path.join(HERE, "data", "chromium_offer_av.sdp")).read()
@@ -291,7 +292,7 @@ class CallMediaTests(unittest.TestCase):
         reoffer = parse_sdp(call.sip_sdp.reoffer("sendonly")).media[0]
         self.assertEqual((reoffer.proto, reoffer.get_all("crypto")), ("RTP/SAVP", [ours.value()]))
 
-    def incoming(self, policy: str, offer: bytes) -> InboundCall:
+    def incoming(self, policy: str, offer: bytes | None) -> InboundCall:
         return InboundCall(invite=FakeIncomingInvite(offer), caller="sip:bob@127.0.0.1",
                            env=fake_env(self), call_id="c2", session_id="s",
                            account=SrtpAccount(policy), callee="alice", visible_name=None,
@@ -336,3 +337,63 @@ class ConnectParamTests(MethodsTestCase):
         self.assertResult(self.rpc("connect", base))
         self.assertEqual(self.gateway_calls("connect")[0][2].srtp, "off")
         self.assertError(self.rpc("connect", {**base, "sipSrtp": "yes"}), -32602, "sipSrtp")
+
+
+class LateOfferAndFailClosedTests(unittest.TestCase):
+    """An INVITE without SDP (our 200 offers, the ACK answers), and mandatory SRTP failing
+    closed in the media itself whatever kind of call reads the answer."""
+
+    setUp = CallMediaTests.setUp
+    incoming = CallMediaTests.incoming
+
+    def test_a_late_offer_is_offered_with_crypto_and_keyed_by_the_ack(self) -> None:
+        call = self.incoming("mandatory", None)  # type: ignore[arg-type]
+        invite = call.uas.session
+        call.start()
+        call.answer(browser_answer(call.browser_offer_text))
+        audio = parse_sdp(invite.answered).media[0]
+        self.assertEqual((audio.proto, len(audio.get_all("crypto"))), ("RTP/SAVP", 4))
+        ours = parse_crypto(audio.get_all("crypto")[0])
+        call.sip.heard(Confirmed(phone_answer(30000, "RTP/SAVP",
+                                              Crypto(1, ours.suite, PHONE_KEY).value())))
+        self.assertTrue(call.media.sip.keyed)
+        self.assertIsNotNone(call.bridge)
+
+    def test_a_late_offer_whose_ack_is_plain_fails_when_mandatory(self) -> None:
+        call = self.incoming("mandatory", None)  # type: ignore[arg-type]
+        call.start()
+        call.answer(browser_answer(call.browser_offer_text))
+        call.sip.heard(Confirmed(phone_answer(30000, "RTP/AVP", None)))
+        self.assertEqual((call.status, call.info), (CallStatus.FAILED, "SRTP required"))
+
+    def test_required_and_unkeyed_the_wrapper_sends_and_hears_nothing(self) -> None:
+        inner = FakeInner()
+        sock = SrtpSipSocket(inner)
+        heard: list[bytes] = []
+        sock.on_rtp = lambda packet, now: heard.append(packet)
+        packet = build_rtp(payload_type=0, sequence=1, timestamp=0, ssrc=1, payload=bytes(160))
+        inner.on_rtp(packet, 0.0)
+        sock.send_rtp(packet)
+        self.assertEqual((heard, inner.sent), ([packet], [packet]))  # not required: plain
+        sock.require()
+        inner.on_rtp(packet, 0.0)
+        sock.send_rtp(packet)
+        sock.send_rtcp(build_rr(1, []))
+        self.assertEqual((len(heard), len(inner.sent), sock.rejected), (1, 1, 1))
+        sock.key("AES_CM_128_HMAC_SHA1_80", KEY30, PHONE_KEY)  # keyed: SRTP flows
+        sock.send_rtp(packet)
+        self.assertEqual(len(inner.sent), 2)
+        self.assertNotEqual(inner.sent[1], packet)
+
+
+class FakeInner:
+    def __init__(self) -> None:
+        self.on_rtp: Any = None
+        self.on_rtcp: Any = None
+        self.sent: list[bytes] = []
+
+    def send_rtp(self, packet: bytes) -> None:
+        self.sent.append(packet)
+
+    def send_rtcp(self, packet: bytes) -> None:
+        self.sent.append(packet)

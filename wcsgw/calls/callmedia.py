@@ -68,6 +68,11 @@ class CallMedia:
         from now on, ``ours`` protecting what we send, ``theirs`` what it sends."""
         self.sip.key(suite, ours, theirs)
 
+    def require_srtp(self) -> None:
+        """SRTP is mandatory toward the SIP side: until keyed, nothing goes to it or comes
+        from it (fail closed, whichever kind of call checks the answer)."""
+        self.sip.require()
+
     def rekey_sip(self, theirs: bytes) -> None:
         """The SIP side's re-offer brought a new key for what it sends."""
         self.sip.rekey_inbound(theirs)

@@ -89,6 +89,8 @@ class Sdes:
     def take_answer(self, answer: SessionDescription, media: Any) -> None:
         """The SIP side answered our offer: key ``media`` (a CallMedia) with the line it took;
         none taken: plain RTP (what :meth:`refuses_answer` stops when mandatory)."""
+        if self.policy == "mandatory" and media is not None:
+            media.require_srtp()
         audio = answer.first_audio()
         if not self.offered or audio is None:
             return
@@ -131,6 +133,8 @@ class Sdes:
         """Answering the SIP side's offer (a new INVITE's, or a re-offer): our m-line gets
         its proto and our line, ``media`` is keyed (re-keyed inbound only when the SIP side's
         key changed).  False: a keyed call's re-offer without a line we take (488)."""
+        if self.policy == "mandatory" and media is not None:
+            media.require_srtp()
         audio = offer.first_audio()
         if audio is None or ours is None or self.policy == "off":
             return True

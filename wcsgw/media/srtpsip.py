@@ -55,6 +55,9 @@ class SrtpSipSocket:
         #: peer's plain keep-alive counts too: baresip sends an RTCP APP "PING" in clear)
         self.rejected = 0
         self.rejected_rtcp = 0
+        #: SRTP is mandatory: unkeyed, nothing is sent and nothing heard (fail closed, for
+        #: every kind of call, whatever its answer said)
+        self.required = False
         self._tx: pylibsrtp.Session | None = None
         self._rx: pylibsrtp.Session | None = None
         self._on_rtp: Receive = _ignore
@@ -75,6 +78,11 @@ class SrtpSipSocket:
         self.suite = suite
         self._tx = _session(suite, ours, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
         self._rx = _session(suite, theirs, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+        self._install()
+
+    def require(self) -> None:
+        """Mandatory SRTP: no plain packet goes out or comes in, keyed or not yet."""
+        self.required = True
         self._install()
 
     def rekey_inbound(self, theirs: bytes) -> None:
@@ -103,12 +111,18 @@ class SrtpSipSocket:
 
     def _install(self) -> None:
         """Unkeyed, the socket's packets go straight to the receivers; keyed, through us."""
-        if self._rx is None:
+        if self._rx is None and self.required:
+            self.inner.on_rtp = self._plain_in
+            self.inner.on_rtcp = self._plain_in
+        elif self._rx is None:
             self.inner.on_rtp = self._on_rtp
             self.inner.on_rtcp = self._on_rtcp
         else:
             self.inner.on_rtp = self._srtp_in
             self.inner.on_rtcp = self._srtcp_in
+
+    def _plain_in(self, packet: bytes, now: float) -> None:
+        self.rejected += 1
 
     def _srtp_in(self, packet: bytes, now: float) -> None:
         assert self._rx is not None
@@ -135,6 +149,8 @@ class SrtpSipSocket:
                 packet = self._tx.protect(packet)
             except pylibsrtp.Error:
                 return  # not RTP we can protect (too short): nothing to send
+        elif self.required:
+            return
         self.inner.send_rtp(packet)
 
     def send_rtcp(self, packet: bytes) -> None:
@@ -144,6 +160,8 @@ class SrtpSipSocket:
                 packet = self._tx.protect_rtcp(packet)
             except pylibsrtp.Error:
                 return
+        elif self.required:
+            return
         self.inner.send_rtcp(packet)
 
     def close(self) -> Any:
