@@ -214,14 +214,19 @@ class Kamailio(KeepsLog):
         debug: bool = False,
         rundir: str | None = None,
         defines: Mapping[str, str] | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         """``defines``: more ``-A NAME=VALUE`` for the config's ``#!ifdef`` blocks (a string
-        value carries its own double quotes, as ``CTL_SOCK`` does)."""
+        value carries its own double quotes, as ``CTL_SOCK`` does).  ``tls``: (certificate,
+        key) files — Kamailio also listens for SIP over TLS on ``tls_port`` (its tls module,
+        Debian ``kamailio-tls-modules``; TLS 1.2+, clients not asked for certificates)."""
         self.host = host
         self.port = port if port is not None else free_port("udp+tcp", host)
         self.users = dict(users) if users is not None else None
         self.debug = debug
         self.defines = dict(defines or {})
+        self.tls = tls
+        self.tls_port = free_port("tcp", host) if tls is not None else 0
         self._own_rundir = rundir is None
         # Short path under /tmp: the control socket path must fit in a sockaddr_un (108 bytes).
         self.rundir = Path(rundir or tempfile.mkdtemp(prefix="wcsgw-kam-"))
@@ -253,6 +258,13 @@ class Kamailio(KeepsLog):
             users.write_text("".join(
                 f'$sht(users=>{name}) = "{password}";\n' for name, password in self.users.items()
             ))
+        if self.tls is not None:
+            cert, key = self.tls
+            (self.rundir / "tls.cfg").write_text(
+                "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n"
+                f"require_certificate = no\ncertificate = {cert}\nprivate_key = {key}\n\n"
+                "[client:default]\nmethod = TLSv1.2+\nverify_certificate = no\n"
+                "require_certificate = no\n")
         return cfg
 
     def command(self) -> list[str]:
@@ -266,6 +278,9 @@ class Kamailio(KeepsLog):
             raise ValueError("kamailio.cfg listens on 127.0.0.1 only")
         if self.debug:
             argv += ["-A", "WITH_DEBUG"]
+        if self.tls is not None:
+            argv += ["-A", "WITH_TLS", "-A", f"TLS_PORT={self.tls_port}",
+                     "-A", f'TLS_CFG="{self.rundir / "tls.cfg"}"']
         for name, value in self.defines.items():
             argv += ["-A", f"{name}={value}"]
         return argv
