@@ -6,17 +6,24 @@ every step of its scenario happened, our session's events say what the call laye
 
 from __future__ import annotations
 
-from twisted.internet import reactor
+from typing import Callable
+
+from twisted.internet import reactor, task
 from twisted.trial import unittest
 
 from tests.peers.ports import free_port
+from tests.peers.process import POLL
 from tests.peers.sipp import Sipp
 from tests.support import EventLog, inline
 from tests.test_sip_invite_kamailio import FAST, offer
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.invite import Answered, Ended, Failed, OutgoingInvite, Provisional
+from wcsgw.sip.message import Request
 from wcsgw.sip.service import SipService
 from wcsgw.sip.session import REASON_NORMAL
+from wcsgw.sip.target import Target
+from wcsgw.sip.transaction import ServerTransaction
+from wcsgw.sip.uas import IncomingInvite
 from wcsgw.sip.usage.policy import policy_of, set_session_policy
 
 
@@ -82,3 +89,56 @@ class SippUasTests(unittest.TestCase):
         self.assertEqual(status, 0, sipp.logs)
         assert invite.invite is not None
         self.assertEqual(invite.invite.headers.get("Session-Expires"), "1800")
+
+
+class SippUacTests(unittest.TestCase):
+    """SIPp calls us: an IncomingInvite that rings with early media, as the test lines do."""
+
+    timeout = 60
+
+    @inline
+    async def test_caller_supporting_100rel_gets_a_reliable_183_and_pracks_it(self) -> None:
+        gateway = SipService(FAST)
+        gateway.startService()
+        self.addCleanup(gateway.stopService)
+        endpoint = gateway.endpoint
+        assert endpoint is not None
+        set_session_policy(endpoint, policy_of(0, 90, "supported"))
+        events = EventLog()
+        sessions: list[IncomingInvite] = []
+
+        class Taker:
+            def handle_request(self, request: Request, transaction: ServerTransaction | None,
+                               source: Target, now: float) -> bool:
+                if request.method != "INVITE" or request.to.tag or transaction is None:
+                    return False
+                session = IncomingInvite(endpoint, request, transaction, listener=events)
+                sessions.append(session)
+                session.ring(now, sdp=offer(free_port("udp")))
+                return True
+
+        endpoint.handlers.append(Taker())
+        sipp = Sipp("uac_100rel.xml", remote=f"127.0.0.1:{gateway.port}")
+        self.addCleanup(sipp.stop)
+        sipp.start()
+        # the PRACK came (SIPp checked our 183's Require and RSeq): now the answer
+        await until(lambda: bool(sessions) and sessions[0].usages.reliable is not None
+                    and sessions[0].usages.reliable.current is not None
+                    and sessions[0].usages.reliable.current.acknowledged, sipp)
+        sessions[0].answer(offer(free_port("udp")), reactor.seconds())
+        try:
+            final = await events.wait_for(is_final)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{sipp.logs_now()}") from None
+        self.assertEqual(final, Ended(REASON_NORMAL, by_remote=True))
+        self.assertEqual(await sipp.finished(), 0, sipp.logs)
+
+
+async def until(condition: Callable[[], bool], sipp: Sipp, timeout: float = 15.0) -> None:
+    """Wait (without blocking the reactor) until ``condition`` holds, or fail with SIPp's
+    logs: a state of the session that no event announces."""
+    deadline = reactor.seconds() + timeout
+    while not condition():
+        if reactor.seconds() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s\n{sipp.logs_now()}")
+        await task.deferLater(reactor, POLL, lambda: None)
