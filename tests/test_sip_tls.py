@@ -169,6 +169,11 @@ class TlsConfigTests(unittest.TestCase):
         with self.assertRaises(ConfigError) as caught:
             parse_config({"sip": {"keepalive_interval": -1}})
         self.assertEqual(caught.exception.key, "sip.keepalive_interval")
+        for clash in ({"sip": {"port": 5061}}, {"http": {"port": 5061}},
+                      {"media": {"browser_port": 5061}}):
+            with self.assertRaises(ConfigError) as caught:
+                parse_config({**clash, "sip": {**clash.get("sip", {}), "tls_port": 5061}})
+            self.assertEqual(caught.exception.key, "sip.tls_port")
 
     def test_account_transport_tls_defaults_to_5061(self) -> None:
         config = parse_config({"accounts": [{"login": "1001", "domain": "pbx.example.test",

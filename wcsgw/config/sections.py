@@ -225,6 +225,16 @@ def _check_browser_port(config: Config) -> None:
             raise ConfigError("media.browser_port", f"must differ from {key} ({number})")
 
 
+def _check_sip_tls_port(config: Config) -> None:
+    """The SIP TLS listener is TCP on a number of its own: a clash would only show as a bind
+    error at start, without naming the key."""
+    taken = {"sip.port": config.sip.port, "http.port": config.http.port,
+             "media.browser_port": config.media.browser_port}
+    for key, number in taken.items():
+        if config.sip.tls_port and config.sip.tls_port == number:
+            raise ConfigError("sip.tls_port", f"must differ from {key} ({number})")
+
+
 def _check_tls(http: HttpSettings) -> None:
     """A certificate without its key (or the reverse) is half a setup: refused, rather than
     silently served as plain HTTP.  The files themselves are read when the site is built
@@ -290,6 +300,7 @@ def parse_config(data: Mapping[str, Any]) -> Config:
     _check_timers(config.sip)
     _check_media(config.media)
     _check_browser_port(config)
+    _check_sip_tls_port(config)
     _check_accounts(config.accounts)
     check_routes(config.routes, [account.name for account in config.accounts])
     _check_exposure(config)
