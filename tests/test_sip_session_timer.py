@@ -11,7 +11,7 @@ from twisted.trial import unittest
 from tests.test_sip_invite import CALLEE_CONTACT, SDP_ANSWER, CallHarness
 from tests.test_sip_reinvite import HOLD, SIDES, Side, uac, uas
 from tests.test_sip_uas import UasHarness
-from wcsgw.sip.invite import Ended
+from wcsgw.sip.invite import Ended, Failed
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.session import REASON_TIMEOUT, ReinviteOffered
@@ -249,6 +249,20 @@ class SessionHookTests(unittest.TestCase):
         assert timer is not None
         self.assertEqual(timer.agreement, TimerAgreement(600, True))
         self.assertEqual(timer.deadline(), 0.2 + 300)
+
+    def test_422_to_our_invite_retried_once_with_its_min_se(self) -> None:
+        h = CallHarness()
+        h.call.usages.timer_policy = TimerPolicy(90, 90)
+        first = h.start()
+        h.feed(make_response(first, 422, to_tag="b1", headers=[("Min-SE", "300")]), at=0.1)
+        [(second, _)] = h.sent_requests("INVITE")
+        self.assertEqual(second.cseq, (first.cseq[0] + 1, "INVITE"))
+        self.assertEqual(second.headers.get_all("Session-Expires"), ["300"])
+        self.assertEqual(second.headers.get_all("Min-SE"), ["300"])
+        self.assertEqual(h.events, [])
+        h.feed(make_response(second, 422, to_tag="b1", headers=[("Min-SE", "600")]), at=0.2)
+        self.assertEqual(h.sent_requests("INVITE"), [])
+        self.assertEqual(h.events, [Failed(422, "422 Session Interval Too Small")])
 
     def test_default_policy_asks_nothing(self) -> None:
         h = CallHarness()

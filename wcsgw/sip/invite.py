@@ -78,18 +78,8 @@ from wcsgw.sip.transaction import ClientTransaction
 from wcsgw.sip.uri import parse_uri
 
 __all__ = [
-    "Answered",
-    "DialogEvent",
-    "Ended",
-    "Failed",
-    "InviteEvent",
-    "InviteState",
-    "OutgoingInvite",
-    "Provisional",
-    "build_cancel",
-    "REASON_NORMAL",
-    "REASON_TIMEOUT",
-    "REASON_TRANSPORT",
+    "Answered", "DialogEvent", "Ended", "Failed", "InviteEvent", "InviteState", "OutgoingInvite",
+    "Provisional", "build_cancel", "REASON_NORMAL", "REASON_TIMEOUT", "REASON_TRANSPORT",
 ]
 
 log = Logger(namespace="wcsgw.sip.invite")
@@ -327,13 +317,14 @@ class OutgoingInvite(InviteSession):
             self._finish(self._outcome)
             return
         text = f"{status} {response.reason}"
-        if status in (401, 407):
+        if status in (401, 407, 422):  # a challenge; 422: a longer Session-Expires (RFC 4028)
             assert self.invite is not None
-            if self._invites.retry_challenged(self.invite, response):
+            if (self.usages.retry_422(self._invites.extra_headers, response) if status == 422
+                    else self._invites.retry_challenged(self.invite, response)):
                 self.state = InviteState.CALLING
                 self._send_invite(now)
                 return
-            log.info("INVITE to {uri}: credentials refused ({text})", uri=self.request_uri, text=text)
+            log.info("INVITE to {uri}: refused ({text})", uri=self.request_uri, text=text)
         self._finish(Failed(status, text))
 
     def _on_invite_failure(self, invite: Request, reason: str, now: float) -> None:

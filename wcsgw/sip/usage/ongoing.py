@@ -34,6 +34,7 @@ from wcsgw.sip.usage.sessiontimer import (
     SessionTimer,
     TimerAgreement,
     TimerPolicy,
+    retry_after_422,
     uac_negotiate,
     uac_request_headers,
     uas_negotiate,
@@ -64,6 +65,7 @@ class OngoingUsages:
         self.timer_policy: TimerPolicy = policy.timer
         #: 100rel (RFC 3262): "off", "supported" or "required"
         self.prack_policy: PrackPolicy = policy.prack
+        self._retried_422 = False
         self._prack_sender: PrackSender | None = None  # our INVITE's reliable 1xx
         self.reliable: ReliableProvisionals | None = None  # the peer's INVITE's
         self._receivers: dict[str, _Receiver] = {
@@ -119,6 +121,18 @@ class OngoingUsages:
             self.reliable = ReliableProvisionals(endpoint, invite, host.rng, settled=settled,
                                                  on_give_up=on_give_up)
         self.reliable.send(response, now)
+
+    def retry_422(self, headers: list[tuple[str, str]], response: Response) -> bool:
+        """Our INVITE got 422 (RFC 4028 §7.1): True when ``headers`` (its session-timer
+        headers, changed in place) now ask for the Min-SE the 422 named; once only."""
+        asked = next((int(v) for n, v in headers if n == "Session-Expires" and v.isdigit()), 0)
+        wanted = retry_after_422(response, asked) if asked else None
+        if wanted is None or self._retried_422:
+            return False
+        self._retried_422 = True
+        headers[:] = [(n, v) for n, v in headers if n not in ("Session-Expires", "Min-SE")]
+        headers += [("Session-Expires", str(wanted)), ("Min-SE", str(wanted))]
+        return True
 
     def agree_as_uac(self, response: Response, now: float) -> None:
         """Our INVITE's 2xx decides the session timer (RFC 4028 §7.2)."""
