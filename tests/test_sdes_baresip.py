@@ -7,7 +7,8 @@ content (the phone's recording is 440 Hz, the browser hears 1 kHz), which only h
 gateway protects what it relays to the phone with the key it offered or answered and
 unprotects the phone's SRTP with the phone's: baresip drops RTP that does not authenticate.
 The SIP SDPs Kamailio relayed (baresip's ``-s`` trace) show RTP/SAVP with a=crypto both ways;
-the gateway's log holds none of the keys.
+the gateway's log holds none of the keys.  A phone without SRTP is refused both ways (488);
+``optional`` keys with a best-effort phone (``mediaenc=srtp``).
 """
 
 from __future__ import annotations
@@ -27,20 +28,22 @@ from wcsgw.sdp.crypto import parse_crypto
 
 
 class SdesBaresipTests(SipPhoneMixin, unittest.TestCase):
-    async def start_mandatory(self, answermode: str = "auto") -> tuple[Phone, Any]:
-        """Kamailio, baresip 1002 with mandatory SRTP, the browser logged in as 1001; its
-        session's account then takes ``srtp = "mandatory"`` (what connect's ``sipSrtp``
-        sets; the Phone UI has no field for it)."""
+    async def start_srtp(self, answermode: str = "auto",
+                              mediaenc: str | None = "srtp-mand",
+                              policy: str = "mandatory") -> tuple[Phone, Any]:
+        """Kamailio, baresip 1002 with ``mediaenc``, the browser logged in as 1001; its
+        session's account then takes ``srtp = policy`` (what connect's ``sipSrtp`` sets;
+        the Phone UI has no field for it)."""
         self.logged: list[str] = []
         globalLogPublisher.addObserver(self._observe)
         self.addCleanup(globalLogPublisher.removeObserver, self._observe)
         await self.start_pbx_and_phone(answermode=answermode, codecs="PCMU",
                                        ausrc_srate=8000, ausrc_channels=1,
-                                       mediaenc="srtp-mand")
+                                       mediaenc=mediaenc)
         await self.start_browser()
         ui = await self.logged_in_ui()
         [session] = self.gateway.top.call_gateway.sessions.values()
-        session.account = attrs.evolve(session.account, srtp="mandatory")
+        session.account = attrs.evolve(session.account, srtp=policy)
         return ui, self.phone
 
     def _observe(self, event: dict[str, Any]) -> None:
@@ -78,7 +81,7 @@ class SdesBaresipTests(SipPhoneMixin, unittest.TestCase):
 
     @inline
     async def test_the_browser_calls_a_phone_that_wants_srtp(self) -> None:
-        ui, phone = await self.start_mandatory()
+        ui, phone = await self.start_srtp()
         await ui.call("1002")
         await ui.wait_state("call-status", "established")
         await phone.wait_event("CALL_ESTABLISHED")
@@ -92,7 +95,7 @@ class SdesBaresipTests(SipPhoneMixin, unittest.TestCase):
 
     @inline
     async def test_a_phone_that_wants_srtp_calls_the_browser(self) -> None:
-        ui, phone = await self.start_mandatory()
+        ui, phone = await self.start_srtp()
         await phone.command("dial", f"sip:1001@127.0.0.1:{self.kam.port}")
         await ui.ringing()
         await ui.click("Answer")
@@ -104,4 +107,37 @@ class SdesBaresipTests(SipPhoneMixin, unittest.TestCase):
         await phone.wait_event("CALL_CLOSED", since=mark)
         self.assert_phone_heard_440(phone)
         self.assert_no_key_logged(self.crypto_in_trace(phone))
+        await self.assert_clean()
+
+    @inline
+    async def test_a_plain_phone_is_refused_both_ways(self) -> None:
+        """The gateway's SRTP is mandatory, the phone has none: the phone refuses our
+        RTP/SAVP offer (488, the browser's call fails showing it), and the gateway refuses
+        the phone's RTP/AVP offer with 488: no call carries clear media."""
+        ui, phone = await self.start_srtp(mediaenc=None)
+        mark = phone.mark()
+        await ui.call("1002")
+        await ui.wait_state("call-status", "failed")
+        self.assertIn("488", await ui.status_text("call-status"))
+        await phone.wait_event("CALL_CLOSED", since=mark)
+        mark = phone.mark()
+        await phone.command("dial", f"sip:1001@127.0.0.1:{self.kam.port}")
+        closed = await phone.wait_event("CALL_CLOSED", since=mark)
+        self.assertIn("488", closed.get("param", ""))
+        self.assertEqual(phone.recordings(), [])
+        await self.assert_clean()
+
+    @inline
+    async def test_optional_meets_a_best_effort_phone_and_keys(self) -> None:
+        """``optional`` offers RTP/AVP with a=crypto; baresip's ``mediaenc=srtp`` (best
+        effort) answers with one line: the call is SRTP, audio both ways."""
+        ui, phone = await self.start_srtp(mediaenc="srtp", policy="optional")
+        await ui.call("1002")
+        await ui.wait_state("call-status", "established")
+        await phone.wait_event("CALL_ESTABLISHED")
+        await self.check_audio(ui, phone)
+        mark = phone.mark()
+        await ui.click("Hangup")
+        await phone.wait_event("CALL_CLOSED", since=mark)
+        self.assert_phone_heard_440(phone)
         await self.assert_clean()
