@@ -9,7 +9,7 @@ from typing import Callable
 from twisted.trial import unittest
 
 from tests.test_sip_invite import CALLEE_CONTACT, SDP_ANSWER, CallHarness
-from tests.test_sip_reinvite import HOLD, SIDES, Side, uac, uas
+from tests.test_sip_reinvite import HOLD, MOVED, SIDES, Side, uac, uas
 from tests.test_sip_uas import UasHarness
 from wcsgw.sip.invite import Ended, Failed
 from wcsgw.sip.message import Request, Response
@@ -223,12 +223,52 @@ class UpdateTests(unittest.TestCase):
         self.assertEqual(response.status, 500)
         self.assertIn(int(response.headers.get("Retry-After") or -1), range(0, 11))
 
-    def test_offer_otherwise_488_and_without_body_200(self) -> None:
+    def test_without_body_200_and_the_target_refreshed(self) -> None:
+        s = uas()
+        s.feed(s.peer_request("UPDATE", contact="<sip:alice@192.0.2.9:5070>"))
+        self.assertEqual([r.status for r in s.responses()], [200])
+        self.assertEqual(s.remote_target, "sip:alice@192.0.2.9:5070")
+        self.assertEqual(s.events, [])
+
+    def test_offer_goes_to_the_call_and_is_answered_without_ack(self) -> None:
+        for make in (uac, uas):
+            s = make()
+            s.feed(s.peer_request("UPDATE", body=HOLD))
+            [offered] = s.events
+            assert isinstance(offered, ReinviteOffered)
+            self.assertEqual(offered.sdp, HOLD)
+            self.assertEqual(s.responses(), [])
+            self.assertTrue(s.session.reinvite_in_progress)
+            s.session.answer_reinvite(MOVED, s.now)
+            [ok] = s.responses()
+            self.assertEqual((ok.status, ok.cseq[1], ok.body), (200, "UPDATE", MOVED))
+            self.assertFalse(s.session.reinvite_in_progress)  # no ACK awaited
+            s.session.reinvite(HOLD, s.now)  # so our own offer may go now
+            self.assertEqual(len(s.requests("INVITE")), 1)
+
+    def test_offer_rejected_by_the_call(self) -> None:
         s = uas()
         s.feed(s.peer_request("UPDATE", body=HOLD))
-        s.feed(s.peer_request("UPDATE", contact="<sip:alice@192.0.2.9:5070>"))
-        self.assertEqual([r.status for r in s.responses()], [488, 200])
-        self.assertEqual(s.remote_target, "sip:alice@192.0.2.9:5070")
+        s.session.reject_reinvite(488, s.now)
+        self.assertEqual([r.status for r in s.responses()], [488])
+        self.assertFalse(s.session.reinvite_in_progress)
+
+    def test_reinvite_while_an_update_offer_is_unanswered_500(self) -> None:
+        s = uas()
+        s.feed(s.peer_request("UPDATE", body=HOLD))
+        s.feed(s.peer_request("INVITE", body=HOLD))
+        [refused] = s.responses()
+        self.assertEqual((refused.status, refused.cseq[1]), (500, "INVITE"))
+        self.assertIsNotNone(refused.headers.get("Retry-After"))
+
+    def test_offer_left_unanswered_500_after_32_t1(self) -> None:
+        s = uas()
+        start = s.now
+        s.feed(s.peer_request("UPDATE", body=HOLD))
+        self.assertEqual(s.advance(start + 32 * 0.5 - 0.01), [])
+        [(_, refused)] = s.advance(start + 32 * 0.5)
+        assert isinstance(refused, Response)
+        self.assertEqual(refused.status, 500)
 
 
 class SessionHookTests(unittest.TestCase):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Callable
 
 from wcsgw.sip.dialog import Dialog, DialogState
+from wcsgw.sip.events import sdp_of
 from wcsgw.sip.frontdoor import ALLOWED_METHODS
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.responses import make_response
@@ -40,7 +41,7 @@ from wcsgw.sip.usage.sessiontimer import (
     uas_negotiate,
     uas_response_headers,
 )
-from wcsgw.sip.usage.update import receive_update
+from wcsgw.sip.usage.update import UpdateServer, receive_update
 
 __all__ = ["OngoingUsages", "default_answer"]
 
@@ -53,7 +54,8 @@ class OngoingUsages:
     def __init__(self, host: UsageHost) -> None:
         self.host = host
         self.reinvite_client: ReinviteClient | None = None
-        self.reinvite_server: ReinviteServer | None = None
+        #: the peer's re-INVITE, or its UPDATE with an offer (the same rules, RFC 3311 §5.2)
+        self.reinvite_server: ReinviteServer | UpdateServer | None = None
         self.refer_client: ReferClient | None = None
         self._refer_done = False  # a NOTIFY after our REFER's final one: 200, no event
         self.refer_server: ReferServer | None = None
@@ -162,7 +164,7 @@ class OngoingUsages:
         self._refer_done = False
         client.send(now)
 
-    def unanswered_reinvite(self, action: str) -> ReinviteServer:
+    def unanswered_reinvite(self, action: str) -> ReinviteServer | UpdateServer:
         server = self.reinvite_server
         if server is None or server.answered:
             raise RuntimeError(f"{action}() without a re-INVITE waiting for its answer")
@@ -244,6 +246,12 @@ class OngoingUsages:
     def _receive_update(self, request: Request, transaction: ServerTransaction | None,
                         now: float) -> bool:
         client = self.reinvite_client
+        if sdp_of(request) is not None and not self.reinvite_in_progress:
+            server = UpdateServer(self.host, request, self.session_timer,
+                                  self._reinvite_server_done, now)
+            self.reinvite_server = server
+            self.host.emit(server.offer())
+            return True
         receive_update(self.host, request, now, timer=self.session_timer,
                        reinvite_pending=self.reinvite_in_progress,
                        ours_pending=client is not None and client.request is not None)
