@@ -14,7 +14,10 @@ the gateway's log holds none of the keys.  A phone without SRTP is refused both 
 from __future__ import annotations
 
 import base64
+import os
 import re
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -22,8 +25,21 @@ from twisted.internet import reactor, task
 from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
-from tests.e2e import Phone, SipPhoneMixin, dominant_hz
+from tests.e2e import (
+    TOKEN,
+    Gateway,
+    Phone,
+    RestMixin,
+    SipPhoneMixin,
+    dominant_hz,
+    gateway_config,
+    write_tone_wav,
+)
+from tests.peers.baresip import Baresip, write_tone
+from tests.peers.kamailio import Kamailio
+from tests.peers.testca import make_ca
 from tests.support import assert_near, inline
+from wcsgw.config import Account, RestSettings
 from wcsgw.sdp.crypto import parse_crypto
 
 
@@ -141,3 +157,65 @@ class SdesBaresipTests(SipPhoneMixin, unittest.TestCase):
         await phone.wait_event("CALL_CLOSED", since=mark)
         self.assert_phone_heard_440(phone)
         await self.assert_clean()
+
+
+class SdesOverTlsTests(RestMixin, unittest.TestCase):
+    """SRTP keyed over SIP-TLS, set from the config file: ``[[accounts]] name = "trunk"`` with
+    ``transport = "tls"`` (Kamailio's tls module, a test CA made at run time) and
+    ``srtp = "mandatory"``; a REST call on it plays a 440 Hz file to baresip
+    (``mediaenc=srtp-mand``) and records the phone's 1 kHz, both checked by frequency.  Over
+    TLS no "keys travel in clear" warning is logged, and no key is."""
+
+    def startup_body(self, **extra: object) -> dict:
+        return {"callee": "1002", "account": "trunk", **extra}
+
+    @inline
+    async def test_a_rest_call_on_a_tls_account_with_mandatory_srtp(self) -> None:
+        logged: list[str] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            logged.append(repr(event))
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        self.media = os.path.abspath(self.mktemp())
+        self.recordings = os.path.abspath(self.mktemp())
+        os.makedirs(self.media)
+        os.makedirs(self.recordings)
+        write_tone_wav(os.path.join(self.media, "tone440.wav"), 440.0, seconds=3.0)
+        folder = Path(tempfile.mkdtemp(prefix="wcsgw-sdes-tls-"))
+        ca = make_ca(folder / "ca")
+        self.kam = Kamailio(tls=ca.issue(["127.0.0.1"], folder))
+        self.addCleanup(self.kam.stop)
+        await self.kam.start()
+        trunk = Account(name="trunk", login="1001", password="pass1001", domain="127.0.0.1",
+                        port=self.kam.tls_port, transport="tls", srtp="mandatory",
+                        register=False)
+        config = attrs.evolve(
+            gateway_config(allowed_domains=("127.0.0.1",), t1=0.1, t2=0.8,
+                           tls_ca=str(ca.cert_path)),
+            accounts=(trunk,),
+            rest=RestSettings(tokens=(TOKEN,), media_folder=self.media,
+                              recordings_folder=self.recordings))
+        self.gateway = Gateway(config)
+        self.gateway.start()
+        self.addCleanup(self.gateway.stop)
+        tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000,
+                          seconds=30.0)
+        phone = Baresip("1002", "pass1002", registrar_port=self.kam.port, outbound=True,
+                        tone=tone, codecs="PCMU", mediaenc="srtp-mand")
+        self.addCleanup(phone.stop)  # added after Kamailio's: runs first
+        await phone.start()
+        await phone.registered()
+        found = await self.play_and_record(phone, "sdes-tls")
+        invites = [line for line in self.kam.log_tail(400).splitlines()
+                   if "REQ INVITE" in line and "fu=sip:1001@" in line]
+        self.assertTrue(invites)
+        self.assertTrue(all("(tls)" in line for line in invites), invites)
+        recorded = os.path.join(self.recordings, found[0]["recording"])
+        frequency, _level = dominant_hz(recorded)
+        assert_near(self, frequency, 1000, 10)  # the phone's SRTP, unprotected and recorded
+        lines = re.findall(r"a=crypto:([^\r\n]+)", phone.log_path.read_text(errors="replace"))
+        keys = {base64.b64encode(parse_crypto(line.strip()).key).decode() for line in lines}
+        self.assertGreaterEqual(len(keys), 2)  # ours (offered) and the phone's (answered)
+        self.assertEqual([e for e in logged if any(k in e for k in keys)], [])
+        self.assertEqual([e for e in logged if "travel in SDP over" in e], [])
