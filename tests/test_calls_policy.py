@@ -247,10 +247,11 @@ class HeaderTests(unittest.TestCase):
         for name in HEADERS:
             with self.subTest(name=name):
                 self.refused(prefix, {name: "<sip:1000@pbx.example>"}, f"sipHeaders.{name}")
-        exact = Policy([], None, allowed_headers=["p-asserted-identity", "Privacy"])
-        self.assertEqual(exact.outgoing_headers({"P-Asserted-Identity": "<sip:1000@pbx.example>",
-                                                 "privacy": "id"}),
-                         {"P-Asserted-Identity": "<sip:1000@pbx.example>", "privacy": "id"})
+        exact = Policy([], None, allowed_headers=["remote-party-id", "Diversion"])
+        self.assertEqual(exact.outgoing_headers({"Remote-Party-ID": "<sip:1000@pbx.example>",
+                                                 "diversion": "<sip:1@pbx.example>"}),
+                         {"Remote-Party-ID": "<sip:1000@pbx.example>",
+                          "diversion": "<sip:1@pbx.example>"})
         self.refused(exact, {"X-A": "1"}, "sipHeaders.X-A")  # X-* is not in this list
 
     def test_routing_headers_never_even_if_listed(self) -> None:

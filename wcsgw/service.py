@@ -345,6 +345,11 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     gateway.recordings_folder = config.rest.recordings_folder or None
     gateway.media_ports = allocator  # the port reserve ([limits]), metrics, tests: ports in use
     gateway.accounts = accounts
+    from wcsgw.calls.trunks import Trunks, TrunkService
+
+    # the named [[accounts]] as trunks: OPTIONS keep-alive, caller identity (RFC 3325)
+    gateway.trunks = Trunks.from_config(config.accounts, sip.accounts)
+    TrunkService(gateway.trunks, sip).setServiceParent(parent)  # type: ignore[no-untyped-call]
     if config.apps:  # [[apps]]: the REST hooks (none configured: none asked, as before)
         from wcsgw.calls.hooks.client import make_hooks
 

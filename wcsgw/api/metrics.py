@@ -341,6 +341,9 @@ def collect(gateway: Any = None) -> list[Family]:
         collectors.append(("sip", lambda: sip_families(getattr(gateway, "sip", None))))
         if getattr(gateway, "hooks", None) is not None:
             collectors.append(("hooks", lambda: hook_families(gateway.hooks)))
+        if getattr(gateway, "trunks", None) is not None:
+            from wcsgw.api.trunkmetrics import trunk_families  # it imports Family from here
+            collectors.append(("trunks", lambda: trunk_families(gateway.trunks)))
     families: list[Family] = []
     errors = Family("wcsgw_metrics_collector_errors", "gauge",
                     "1 when a part of this scrape failed (see the gateway log), by part.")

@@ -25,6 +25,7 @@ from wcsgw.calls.policy import Policy
 from wcsgw.calls.registry import CallRegistry
 from wcsgw.calls.sessions import Session, SessionListener, registration_status
 from wcsgw.calls.status import SessionStatus
+from wcsgw.calls.trunks import Trunks
 from wcsgw.config import LimitsSettings
 from wcsgw.sip.account import SipAccount, escape_user
 
@@ -78,6 +79,8 @@ class CallGateway:
         self.totals = self.registry.totals
         #: the server-held accounts ([[accounts]] with a name), for connect_named and REST
         self.accounts = AccountBook()
+        #: the server-held accounts as trunks: up/down by OPTIONS, caller identity
+        self.trunks = Trunks()
         #: the REST hooks of ``[[apps]]`` (wcsgw.calls.hooks.runtime.Hooks; the service sets
         #: it; None: no hooks)
         self.hooks: Any = None
@@ -188,6 +191,8 @@ class CallGateway:
         # The API layer checked them already (-32602); checked again here so that no path
         # into the call layer can skip the allow-list.
         sip_headers = self.policy.outgoing_headers(sip_headers)
+        # a down trunk refuses here; its RFC 3325 identity is added after the policy check
+        sip_headers = self.trunks.outgoing(self.accounts.name_of(account), sip_headers)
         call = self.call_factory(
             call_id=call_id, session_id=session.id, account=account, request_uri=uri,
             callee=callee, visible_name=visible_name, has_audio=has_audio, has_video=has_video,

@@ -53,6 +53,7 @@ def startup(
     # The operator's calls may take routes to server-held accounts (docs/dial-plan.md).
     account, uri = gw.policy.routed(account, callee, held=True)
     sip_headers = gw.policy.outgoing_headers(sip_headers or {})
+    sip_headers = gw.trunks.outgoing(gw.accounts.name_of(account), sip_headers)  # down: refused
     call_id = gw.registry.new_call_id(call_id)
     handed_to = gw.sessions.get(session_id) if session_id is not None else None
     if handed_to is not None:

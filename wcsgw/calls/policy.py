@@ -90,6 +90,8 @@ _IDENTITY = frozenset(n.lower() for n in (
     "P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID", "Identity",
     "Identity-Info", "Privacy", "Diversion", "History-Info", "Call-Info", "Alert-Info",
 ))
+#: RFC 3325 caller identity: only ever the operator's (``[[accounts]] asserted_identity``).
+_ASSERTED = frozenset({"p-asserted-identity", "p-preferred-identity", "privacy"})
 
 
 class Policy:
@@ -324,9 +326,9 @@ class Policy:
 
         Names are allowed by ``policy.allowed_headers`` (case-insensitive; a trailing ``*``
         is a prefix; compact forms count as their long names).  Routing, transaction and
-        negotiation headers (:data:`_NEVER`, ``Content-*``) are never taken; identity headers
-        (:data:`_IDENTITY`, every ``P-`` header) only when listed exactly.  Values are one
-        line: no CR, LF or other control characters, at most 1024 characters."""
+        negotiation headers (:data:`_NEVER`, ``Content-*``) and PAI/PPI/Privacy are never
+        taken; other identity headers (:data:`_IDENTITY`, ``P-*``) only when listed exactly.
+        Values are one line: no CR, LF or other control characters, at most 1024 chars."""
         if not isinstance(headers, Mapping):
             raise CallError(Codes.INVALID, f"{field} must be an object", field)
         if len(headers) > _MAX_HEADERS:
@@ -355,6 +357,8 @@ class Policy:
         full = canonical_name(name).lower()
         if full in _NEVER or full.startswith("content-"):
             return "is set by the gateway and cannot be sent by a client"
+        if full in _ASSERTED:  # whatever policy.allowed_headers says: caller-ID spoofing
+            return "is set from the account's asserted_identity/privacy, never by a client"
         if full in self._header_exact:
             return None
         if full in _IDENTITY or full.startswith("p-"):

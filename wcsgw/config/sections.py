@@ -139,6 +139,28 @@ def _account_name(key: str, value: Any) -> str:
     return text
 
 
+def _asserted_identity(key: str, value: Any) -> str:
+    """RFC 3325 P-Asserted-Identity: one sip:, sips: or tel: URI, nothing that could end the
+    header or the name-addr around it.  "" = none."""
+    text = string(key, value)
+    if text and not re.fullmatch(r"(sips?|tel):[^\s<>\"]+", text):
+        raise ConfigError(key, f"must be a sip:, sips: or tel: URI, got {show(text)}")
+    return text
+
+
+_PRIVACY = ("id", "header", "session", "user", "critical")
+
+
+def _privacy(key: str, value: Any) -> str:
+    """RFC 3323 §4.2 / RFC 3325 §7 priv-values, ';'-separated; "none" only alone.  "" = none."""
+    text = string(key, value)
+    values = text.split(";") if text else []
+    if values != ["none"] and any(v not in _PRIVACY for v in values):
+        raise ConfigError(key, f"must be \"none\" or ';'-separated {', '.join(_PRIVACY)}, "
+                          f"got {show(text)}")
+    return text
+
+
 _ACCOUNT_KEYS: dict[str, Callable[[str, Any], Any]] = {
     "name": _account_name,
     "login": nonempty_string,
@@ -152,8 +174,14 @@ _ACCOUNT_KEYS: dict[str, Callable[[str, Any], Any]] = {
     "expires": int_range(1, INT32_MAX),
     "display_name": string,
     "srtp": one_of("off", "optional", "mandatory"),
+    "options_interval": int_range(0, 86400),
+    "options_failures": int_range(1, 100),
+    "asserted_identity": _asserted_identity,
+    "privacy": _privacy,
 }
 _ACCOUNT_REQUIRED = ("login", "domain")
+#: what only a server-held account (with a name, which routes and sessions use) can have
+_NAMED_ONLY = ("options_interval", "asserted_identity", "privacy")
 
 
 def _section(name: str, raw: Any) -> Any:
@@ -181,6 +209,9 @@ def _account(index: int, raw: Any) -> Account:
     for key in _ACCOUNT_REQUIRED:
         if key not in values:
             raise ConfigError(f"{where}.{key}", "required")
+    for key in _NAMED_ONLY:
+        if values.get(key) and not values.get("name"):
+            raise ConfigError(f"{where}.{key}", "needs a name (a server-held account)")
     if values.get("transport") == "tls":
         values.setdefault("port", 5061)  # RFC 3261 §19.1.2: the SIPS/TLS default port
     return Account(**values)

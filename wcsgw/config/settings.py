@@ -279,6 +279,11 @@ class Account:
     display_name: str = ""
     #: SDES-SRTP toward this account's SIP side: off, optional or mandatory
     srtp: str = "off"
+    #: trunk health and caller identity (docs/configuration.md): named accounts only
+    options_interval: int = 0
+    options_failures: int = 3
+    asserted_identity: str = ""
+    privacy: str = ""
 
     def __attrs_post_init__(self) -> None:
         if not self.auth_name:
