@@ -14,7 +14,9 @@ from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
 from tests.call_fakes import Account, FakeIncomingInvite, fake_call_setup, fake_env
+from tests.support import inline
 from tests.test_api_methods import MethodsTestCase
+from tests.test_api_rest import RestTestCase
 from tests.test_calls_hold import browser_answer
 from wcsgw.calls.errors import CallError
 from wcsgw.calls.inbound import InboundCall
@@ -397,3 +399,24 @@ class FakeInner:
 
     def send_rtcp(self, packet: bytes) -> None:
         self.sent.append(packet)
+
+
+class RestParamTests(RestTestCase):
+    """call/startup's ``sipSrtp``: the account it builds carries it; with ``account`` (a
+    server-held one brings its own policy) or a bad value it is refused naming the field."""
+
+    @inline
+    async def test_sip_srtp_reaches_the_account(self) -> None:
+        body = {"callee": "1002", "sipLogin": "1001", "sipDomain": "pbx.example.com"}
+        self.assert_json(await self.post("/call/startup", {**body, "sipSrtp": "mandatory"}), 200)
+        self.assertEqual(self.gateway.log[-1][1]["account"].srtp, "mandatory")
+        self.assert_json(await self.post("/call/startup", {**body, "sipSrtp": ""}), 200)
+        self.assertEqual(self.gateway.log[-1][1]["account"].srtp, "off")
+
+    @inline
+    async def test_refused_with_account_or_a_bad_value(self) -> None:
+        body = {"callee": "1002", "sipLogin": "1001", "sipDomain": "pbx.example.com"}
+        self.assert_field_error(await self.post("/call/startup", {**body, "sipSrtp": "yes"}),
+                                "sipSrtp")
+        self.assert_field_error(await self.post("/call/startup", {
+            "callee": "1002", "account": "office", "sipSrtp": "optional"}), "sipSrtp")

@@ -35,6 +35,7 @@ from wcsgw.api.restrules import (
     PLAY_FILE,
     PLAY_FILE_FORBIDDEN,
     PORT_TEXT,
+    SRTP_POLICIES,
     STATUSES,
     TEXT,
     TOKEN,
@@ -91,6 +92,9 @@ _STARTUP_PROPERTIES: dict[str, Any] = {
     "sipTransport": {"type": "string", "enum": list(TRANSPORTS), "default": "udp",
                      "description": "udp, tcp or tls (either case); \"\" = udp."},
     "sipRegisterRequired": _flag("REGISTER the account before calling.", False),
+    "sipSrtp": {"type": "string", "enum": list(SRTP_POLICIES), "default": "off",
+                "description": "SDES-SRTP toward the SIP side: off, optional or mandatory; "
+                               "\"\" = off; not with account (it brings its own)."},
     "account": _text("A server-held account ([[accounts]] name) to call on, instead of the "
                      "sip* account fields; its password stays on the server.", ACCOUNT_NAME, 64,
                      minLength=1,

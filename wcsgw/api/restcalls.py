@@ -140,6 +140,7 @@ class RestApi:
         port = fields.port(body, "sipPort", 0)  # 0: the transport's default (5061 for tls)
         transport = (fields.choice(body, "sipTransport", rules.TRANSPORTS) or "udp").lower()
         register = fields.flag(body, "sipRegisterRequired", False)
+        srtp = fields.choice(body, "sipSrtp", rules.SRTP_POLICIES)
         visible_name = fields.string(body, "visibleName", rules.TEXT, fields.TEXT_PROBLEM)
         has_audio = fields.flag(body, "hasAudio", True)
         has_video = fields.flag(body, "hasVideo", False)
@@ -158,6 +159,9 @@ class RestApi:
                              "server-held account brings its own)")
         if domain is not None and login is None:
             raise fields.bad("sipLogin", "is required with sipDomain")
+        if held is not None and srtp:
+            raise fields.bad("sipSrtp", "cannot be used with account (the server-held account "
+                             "brings its own srtp)")
         if not has_audio and not has_video:
             raise fields.bad("hasAudio", "must be true when hasVideo is false (a call needs media)")
         if session_id is not None and play_name is not None:
@@ -181,6 +185,7 @@ class RestApi:
                     password=password or "", domain=domain.strip("[]"),
                     outbound_proxy=(proxy or "").strip("[]") or None, port=port,
                     transport=transport, register=register, display_name=visible_name or None,
+                    srtp=srtp or "off",
                 )
             except ValueError as exc:  # the schema's rules should make this unreachable
                 raise fields.bad("sipDomain", f"does not make a SIP account: {exc}") from None

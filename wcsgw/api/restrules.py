@@ -38,6 +38,7 @@ __all__ = [
     "TEXT",
     "TOKEN",
     "TRANSPORTS",
+    "SRTP_POLICIES",
 ]
 
 #: Largest request body accepted by default (bytes; ``http.max_body``); larger -> 413.
@@ -73,6 +74,8 @@ ACCOUNT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 #: WCS documents booleans sent as text; these two spellings are accepted.
 BOOLEAN_TEXT = ("true", "false")
 TRANSPORTS = ("udp", "tcp", "tls", "UDP", "TCP", "TLS", "")
+#: sipSrtp: SDES-SRTP toward the SIP side (docs/call-control.md); "" = off
+SRTP_POLICIES = ("off", "optional", "mandatory", "")
 DTMF = r"^[0-9*#A-Da-d]{1,64}$"
 DTMF_TYPES = ("RFC2833", "INFO")
 #: playFile: relative (does not start with "/"), one line ...
