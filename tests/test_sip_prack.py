@@ -5,10 +5,21 @@ unacknowledged at a time, the 64*T1 give-up."""
 
 from __future__ import annotations
 
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.test_sip_invite import CallHarness
 from tests.test_sip_uas import ANSWER, T1, UasHarness
+from wcsgw.config import (
+    Config,
+    ConfigError,
+    HttpSettings,
+    MediaSettings,
+    SipSettings,
+    TestLinesSettings,
+    load_config,
+)
+from wcsgw.service import make_service
 from wcsgw.sip.invite import Provisional
 from wcsgw.sip.message import Request, Response
 from wcsgw.sip.responses import make_response
@@ -196,3 +207,35 @@ class PolicyTests(unittest.TestCase):
         self.assertEqual(invite.headers.get("Min-SE"), "120")
         self.assertEqual(later.call.usages.prack_policy, "off")
         self.assertEqual(session_policy(later.ep).timer.session_expires, 0)
+
+
+class ConfigTests(unittest.TestCase):
+    """``[sip] prack``, ``session_expires``, ``min_se``: checked with one line naming the key,
+    and given to the running gateway's endpoint at start-up."""
+
+    def test_bad_values_name_their_key(self) -> None:
+        for environ, key in (({"WCSGW_SIP_PRACK": "sometimes"}, "sip.prack"),
+                             ({"WCSGW_SIP_SESSION_EXPIRES": "60"}, "sip.session_expires"),
+                             ({"WCSGW_SIP_MIN_SE": "30"}, "sip.min_se")):
+            with self.assertRaises(ConfigError) as caught:
+                load_config(None, environ)
+            self.assertTrue(str(caught.exception).startswith(key), str(caught.exception))
+            self.assertNotIn("\n", str(caught.exception))
+        defaults = load_config(None, {}).sip
+        self.assertEqual((defaults.session_expires, defaults.min_se, defaults.prack),
+                         (1800, 90, "supported"))
+        self.assertEqual(load_config(None, {"WCSGW_SIP_SESSION_EXPIRES": "0"}).sip.session_expires, 0)
+
+    def test_the_service_gives_the_endpoint_its_policy(self) -> None:
+        config = Config(
+            http=HttpSettings(listen="127.0.0.1", port=0),
+            sip=SipSettings(listen="127.0.0.1", port=0, session_expires=600, min_se=120,
+                            prack="required"),
+            media=MediaSettings(listen="127.0.0.1", port_min=31100, port_max=31199),
+            testlines=TestLinesSettings(enabled=False),
+        )
+        top = make_service(config)
+        top.startService()
+        self.addCleanup(lambda: defer.maybeDeferred(top.stopService))
+        sip = top.getServiceNamed("sip")
+        self.assertEqual(session_policy(sip.endpoint), policy_of(600, 120, "required"))

@@ -40,6 +40,7 @@ from wcsgw.api.metrics import MetricsResource
 from wcsgw.config import Config, ConfigError
 from wcsgw.sip.reactor import Clock
 from wcsgw.sip.service import SipService
+from wcsgw.sip.usage.policy import policy_of_settings, set_session_policy
 
 __all__ = [
     "make_service",
@@ -189,6 +190,8 @@ class GatewayService(MultiService):
             log_level_name=config.log.level,
         )
         super().startService()  # type: ignore[no-untyped-call]
+        for sip in (s for s in self if isinstance(s, SipService)):  # RFC 3262, 4028 policy
+            set_session_policy(sip.endpoint, policy_of_settings(config.sip))
 
     def stopService(self) -> Any:
         """Children stop one after the other, in reverse order of start — MultiService would

@@ -92,6 +92,9 @@ SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
             "keepalive_interval": int_range(0, 3600),
             "dns_location": boolean,
             "dns_servers": dns_server_list,
+            "session_expires": int_range(0, 86400),
+            "min_se": int_range(90, 86400),
+            "prack": one_of("off", "supported", "required"),
         },
     ),
     "media": (
@@ -220,6 +223,9 @@ def _account(index: int, raw: Any) -> Account:
 def _check_timers(sip: SipSettings) -> None:
     if sip.t2 < sip.t1:
         raise ConfigError("sip.t2", f"must not be less than sip.t1 ({sip.t1:g}), got {sip.t2:g}")
+    if 0 < sip.session_expires < sip.min_se:
+        raise ConfigError("sip.session_expires", f"must be 0 or at least sip.min_se "
+                          f"({sip.min_se}), got {sip.session_expires}")
 
 
 def _check_media(media: MediaSettings) -> None:

@@ -115,6 +115,12 @@ class SipSettings:
     dns_location: bool = False
     #: the DNS servers asked ("ip" or "ip:port"); empty = those of /etc/resolv.conf
     dns_servers: tuple[str, ...] = ()
+    #: RFC 4028 session timers (wcsgw.sip.usage.sessiontimer): the interval our INVITEs ask
+    #: for (0 = none asked; a peer's is still honoured) and the shortest we take
+    session_expires: int = 1800
+    min_se: int = 90
+    #: RFC 3262 100rel/PRACK (wcsgw.sip.usage.prack): "off", "supported" or "required"
+    prack: str = "supported"
 
     @property
     def advertised_host(self) -> str:

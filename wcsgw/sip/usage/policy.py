@@ -10,6 +10,7 @@ through; the endpoint is what they all share.  Each session copies the policy in
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 import attr
 
@@ -17,7 +18,8 @@ from wcsgw.sip.endpoint import SipEndpoint
 from wcsgw.sip.usage.prack import PrackPolicy
 from wcsgw.sip.usage.sessiontimer import TimerPolicy
 
-__all__ = ["SessionPolicy", "policy_of", "session_policy", "set_session_policy"]
+__all__ = ["SessionPolicy", "policy_of", "policy_of_settings", "session_policy",
+           "set_session_policy"]
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -31,8 +33,10 @@ class SessionPolicy:
 _POLICIES: weakref.WeakKeyDictionary[SipEndpoint, SessionPolicy] = weakref.WeakKeyDictionary()
 
 
-def set_session_policy(endpoint: SipEndpoint, policy: SessionPolicy) -> None:
-    _POLICIES[endpoint] = policy
+def set_session_policy(endpoint: SipEndpoint | None, policy: SessionPolicy) -> None:
+    """``endpoint``'s sessions made from now on use ``policy`` (None: a service not started)."""
+    if endpoint is not None:
+        _POLICIES[endpoint] = policy
 
 
 def session_policy(endpoint: SipEndpoint) -> SessionPolicy:
@@ -44,3 +48,8 @@ def policy_of(session_expires: int, min_se: int, prack: str) -> SessionPolicy:
     choices: dict[str, PrackPolicy] = {"off": "off", "supported": "supported",
                                        "required": "required"}
     return SessionPolicy(TimerPolicy(session_expires, min_se), choices[prack])
+
+
+def policy_of_settings(settings: Any) -> SessionPolicy:
+    """The policy of ``[sip]`` (a SipSettings, duck-typed: the SIP layer reads no config)."""
+    return policy_of(settings.session_expires, settings.min_se, settings.prack)
