@@ -39,6 +39,7 @@ from wcsgw.sdp.parser import parse_sdp
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.invite import Answered
 from wcsgw.sip.service import account_from_settings
+from wcsgw.sip.session import ReinviteAnswered, ReinviteOffered
 from wcsgw.sip.uas import Confirmed
 
 HERE = os.path.dirname(__file__)
@@ -420,3 +421,44 @@ class RestParamTests(RestTestCase):
                                 "sipSrtp")
         self.assert_field_error(await self.post("/call/startup", {
             "callee": "1002", "account": "office", "sipSrtp": "optional"}), "sipSrtp")
+
+
+class ReofferTests(unittest.TestCase):
+    """Keys across re-offers: our hold re-offer keeps our line; the SIP side's answer to it,
+    or its own re-offer, may bring a new key, which re-keys what we receive."""
+
+    setUp = CallMediaTests.setUp
+    call = CallMediaTests.call
+
+    def keyed_call(self) -> tuple[OutboundCall, Crypto]:
+        call = self.call("mandatory")
+        ours = parse_crypto(parse_sdp(call.invite.offer).media[0].get_all("crypto")[0])
+        call.sip.heard(Answered(phone_answer(30000, "RTP/SAVP",
+                                             Crypto(1, ours.suite, PHONE_KEY).value())))
+        return call, ours
+
+    def phone_says(self, call: OutboundCall, key: bytes, sequence: int) -> None:
+        tx = session("AES_CM_128_HMAC_SHA1_80", key, inbound=False)
+        call.rtp.receive(tx.protect(build_rtp(payload_type=0, sequence=sequence,
+                                              timestamp=160 * sequence, ssrc=0x5EED,
+                                              payload=bytes(160))))
+
+    def test_a_new_key_in_the_answer_to_our_hold_rekeys_what_we_hear(self) -> None:
+        call, ours = self.keyed_call()
+        call.hold()
+        (reoffer,) = call.invite.reinvites
+        self.assertEqual(parse_sdp(reoffer).media[0].get_all("crypto"), [ours.value()])
+        new_key = bytes(range(50, 80))
+        call.sip.heard(ReinviteAnswered(phone_answer(30000, "RTP/SAVP",
+                                                     Crypto(1, ours.suite, new_key).value())))
+        self.phone_says(call, new_key, 1)
+        self.assertEqual((len(call.leg.rtp), call.media.sip.rejected), (1, 0))
+        self.phone_says(call, PHONE_KEY, 2)  # the old key no longer authenticates
+        self.assertEqual(call.media.sip.rejected, 1)
+
+    def test_a_reoffer_without_a_line_we_take_is_refused_and_keeps_the_keys(self) -> None:
+        call, _ = self.keyed_call()
+        call.sip.heard(ReinviteOffered(phone_answer(30000, "RTP/AVP", None)))
+        self.assertEqual(call.invite.reinvite_answers, [b"488"])
+        self.phone_says(call, PHONE_KEY, 1)
+        self.assertEqual(len(call.leg.rtp), 1)

@@ -92,7 +92,10 @@ class Sdes:
         if self.policy == "mandatory" and media is not None:
             media.require_srtp()
         audio = answer.first_audio()
-        if not self.offered or audio is None:
+        if audio is None:
+            return
+        if not self.offered:
+            self._new_key_in_answer(audio, media)
             return
         taken = accepted_crypto(self.offered, _lines(audio))
         self.offered = []
@@ -101,6 +104,18 @@ class Sdes:
             self.proto = audio.proto.upper()
             if media is not None:
                 media.key_sip(self.mine.suite, self.mine.key, self.theirs.key)
+
+    def _new_key_in_answer(self, audio: MediaDescription, media: Any) -> None:
+        """An answer to a re-offer of ours (a hold) may bring the SIP side a new key for the
+        line in use (RFC 4568 lets any new offer or answer re-key): what it sends from then
+        on unprotects with it."""
+        if self.mine is None or self.theirs is None:
+            return
+        taken = accepted_crypto([self.mine], _lines(audio))
+        if taken is not None and taken[1].key != self.theirs.key:
+            self.theirs = taken[1]
+            if media is not None:
+                media.rekey_sip(self.theirs.key)
 
     def refusal(self, offer: SessionDescription) -> str | None:
         """Why we refuse the SIP side's offer (488), or None: the policy table's right column."""
