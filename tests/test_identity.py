@@ -75,6 +75,18 @@ class GatewayTests(unittest.TestCase):
             self.assertEqual(call.sip_headers["Privacy"], "id")
         self.assertEqual(self.calls[0].sip_headers["X-Tenant"], "acme")
 
+    def test_a_rest_call_handed_to_the_session_carries_it_too(self) -> None:
+        def handed(**kw: Any) -> FakeCall:
+            call = FakeCall(sip_headers={}, **kw)  # as OfferedCall: its INVITE goes on answer
+            self.calls.append(call)
+            return call
+
+        self.gw.handed_call_factory = handed
+        self.gw.startup(call_id=None, callee="5551234", account=None, session_id="a")
+        (call,) = self.calls
+        self.assertIs(call.account, self.office)
+        self.assertEqual(call.sip_headers, {"P-Asserted-Identity": f"<{PAI}>", "Privacy": "id"})
+
     def test_browser_identity_refused_and_nothing_started(self) -> None:
         for name in RFC3325:
             with self.subTest(name=name), self.assertRaises(CallError) as caught:

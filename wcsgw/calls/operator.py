@@ -94,6 +94,9 @@ def _hand_to_session(gw: CallGateway, session_id: str, call_id: str, uri: str, c
         request_uri=uri, callee=callee, visible_name=visible_name, has_audio=True,
         has_video=has_video, **gw._hooks(session),
     )
+    identity = gw.trunks.identity(gw.accounts.name_of(call.account))
+    if identity:  # a server-held account's RFC 3325 headers, for the INVITE sent on answer
+        call.sip_headers.update(identity)
     gw._start(call, session)
     return call_id
 

@@ -94,6 +94,11 @@ class Trunks:
         """The trunks with an OPTIONS keep-alive (for /metrics ``wcsgw_trunk_up``)."""
         return [t for t in self._by_name.values() if t.health is not None]
 
+    def identity(self, name: str | None) -> dict[str, str]:
+        """The RFC 3325 headers of the account ``name`` (none for other accounts)."""
+        trunk = self.get(name)
+        return dict(trunk.identity) if trunk is not None else {}
+
     def outgoing(self, name: str | None, headers: dict[str, str]) -> dict[str, str]:
         """The INVITE's extra headers for a call on the account ``name`` (None: not a
         server-held account): :class:`CallError` when that trunk is down, else ``headers``
@@ -105,7 +110,7 @@ class Trunks:
             assert trunk.health is not None
             raise CallError(Codes.FORBIDDEN, f"Trunk down: account {name!r} does not answer "
                             f"OPTIONS ({trunk.health.last_reason})")
-        return {**headers, **dict(trunk.identity)}
+        return {**headers, **self.identity(name)}
 
 
 class TrunkService(Service):
