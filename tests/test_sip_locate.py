@@ -280,12 +280,17 @@ class FailoverTests(SynchronousTestCase):
         self.assertEqual(self.layer.take_outgoing(), [])
         self.assertEqual(len(self.layer), 0)
 
-    def test_tls_targets_stay_named(self) -> None:
-        """The TLS transport verifies the certificate against the name it is handed."""
+    def test_tls_targets_keep_the_name_they_were_located_from(self) -> None:
+        """A TLS target is located like any other, and carries the name it came from: the
+        transport checks the server's certificate against that name (RFC 5922 §4), not
+        against the address DNS gave."""
         named = Target("TLS", "example.test", 5061)
         self.layer.send_request(make_request("REGISTER"), named, 0.0)
-        self.assertEqual(self.locations.take_wanted(), [])
-        self.assertEqual([t for _, t in self.layer.take_outgoing()], [named])
+        self.assertEqual(self.locations.take_wanted(), [named])
+        self.locations.learn(named, [Target("TLS", "192.0.2.1", 5061)], 300, 0.0)
+        self.layer.located(0.0)
+        [(_, sent)] = self.layer.take_outgoing()
+        self.assertEqual((sent.transport, sent.host, sent.name), ("TLS", "192.0.2.1", "example.test"))
 
     def test_without_locations_names_go_out_as_named(self) -> None:
         layer = TransactionLayer()

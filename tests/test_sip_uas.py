@@ -585,10 +585,11 @@ class InDialogTests(unittest.TestCase):
         h.sent()
         return h
 
-    def test_reinvite_offered_info_200_options_200_bad_refer_400_update_488(self) -> None:
+    def test_reinvite_offered_info_200_options_200_bad_refer_400_update_200(self) -> None:
         # Was "re-INVITE 488, REFER 501": both now go to the owner once the call is up
         # (tests/test_sip_reinvite.py, tests/test_sip_refer.py); a REFER without Refer-To is
-        # malformed (RFC 3515 §2.4.1: exactly one).
+        # malformed (RFC 3515 §2.4.1: exactly one); an UPDATE without a body refreshes the
+        # dialog and its session timer (RFC 3311, RFC 4028: tests/test_sip_session_timer.py).
         h = self.confirmed()
         h.feed(h.in_dialog("INVITE", cseq=8, branch="z9hG4bKre1", body=OFFER), at=1.0)
         h.feed(h.in_dialog("INFO", cseq=9, branch="z9hG4bKinfo1"), at=1.1)
@@ -597,7 +598,7 @@ class InDialogTests(unittest.TestCase):
         h.feed(h.in_dialog("UPDATE", cseq=12, branch="z9hG4bKupd1"), at=1.4)
         out = h.sent_responses()
         self.assertEqual([(r.status, r.cseq[1]) for r in out],
-                         [(200, "INFO"), (200, "OPTIONS"), (400, "REFER"), (488, "UPDATE")])
+                         [(200, "INFO"), (200, "OPTIONS"), (400, "REFER"), (200, "UPDATE")])
         self.assertEqual(h.session.state, UasState.CONFIRMED)
         self.assertEqual(h.events, [Confirmed(None), ReinviteOffered(OFFER), InfoReceived("", b"")])
 

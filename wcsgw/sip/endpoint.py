@@ -17,6 +17,7 @@ call.  Transaction users therefore never need to know that an adapter exists.
 
 The registrations the endpoint keeps are :class:`~wcsgw.sip.registrations.Registrations`;
 ``AccountRegistration`` is re-exported here for the call layer, which imports it from here,
+``EndpointConfig`` (:mod:`~wcsgw.sip.endpointconfig`) with the endpoint it configures,
 and ``message_key`` (:mod:`~wcsgw.sip.frontdoor`) for the metrics tests.
 """
 
@@ -28,8 +29,9 @@ from typing import Any, Callable, Protocol
 import attr
 from twisted.logger import Logger
 
-from wcsgw.sip.account import SipAccount, uri_host
+from wcsgw.sip.account import SipAccount
 from wcsgw.sip.checks import check_request
+from wcsgw.sip.endpointconfig import EndpointConfig as EndpointConfig
 from wcsgw.sip.errors import SipParseError
 from wcsgw.sip.frontdoor import (
     ACCEPTED_CONTENT_TYPES,
@@ -53,7 +55,6 @@ from wcsgw.sip.transaction import (
     ResponseReceived,
     ServerTransaction,
     StrayResponse,
-    TimerConfig,
     Transaction,
     TransactionLayer,
     TransactionTerminated,
@@ -66,16 +67,6 @@ log = Logger(namespace="wcsgw.sip")
 
 ResponseCallback = Callable[[Response, float], None]
 FailureCallback = Callable[[str, float], None]
-
-
-@attr.s(frozen=True, auto_attribs=True)
-class EndpointConfig:
-    """What the endpoint says about itself on the wire."""
-
-    host: str = "127.0.0.1"  # advertised in Via and Contact
-    port: int = 5060
-    user_agent: str = "wcsgw"
-    timers: TimerConfig = attr.ib(factory=TimerConfig)
 
 
 class RequestHandler(Protocol):
@@ -228,10 +219,7 @@ class SipEndpoint:
         self._dispatch(now)
 
     def stamp_outgoing(self, request: Request, target: Target) -> None:
-        via = (
-            f"SIP/2.0/{target.transport} {self._host_for_uri()}:{self.config.port}"
-            f";branch={new_branch()};rport"
-        )
+        via = f"SIP/2.0/{target.transport} {self.config.sent_by(target.transport)};branch={new_branch()};rport"
         request.headers.prepend("Via", via)
         if "Max-Forwards" not in request.headers:
             request.headers.add("Max-Forwards", "70")
@@ -244,14 +232,8 @@ class SipEndpoint:
         self.layer.send_response(response, now)
         self._dispatch(now)
 
-    def _host_for_uri(self) -> str:
-        return uri_host(self.config.host)
-
     def contact_uri(self, user: str | None, transport: str) -> str:
-        host = self._host_for_uri()
-        userpart = f"{user}@" if user else ""
-        suffix = "" if transport.upper() == "UDP" else f";transport={transport.lower()}"
-        return f"sip:{userpart}{host}:{self.config.port}{suffix}"
+        return self.config.contact_uri(user, transport)
 
     # -- registrations ------------------------------------------------------------------
 

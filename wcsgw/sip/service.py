@@ -92,7 +92,7 @@ class SipService(Service):
         port = self.transport.bind()
         self.endpoint = SipEndpoint(EndpointConfig(
             host=s.advertised_host, port=port, user_agent=s.user_agent,
-            timers=TimerConfig(t1=s.t1, t2=s.t2, t4=s.t4),
+            timers=TimerConfig(t1=s.t1, t2=s.t2, t4=s.t4), tls_port=self.transport.tls_port,
         ))
         self.transport.attach(self.endpoint)
         log.info("SIP listening on {listen}:{port} (UDP, TCP)", listen=s.listen, port=port)

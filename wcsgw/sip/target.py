@@ -37,6 +37,9 @@ class Target:
     port: int
     #: the stream connection a message came in on, reused for replies; not part of equality.
     connection: object | None = attr.ib(default=None, eq=False)
+    #: the name this address was located from (RFC 3263), which a TLS server's certificate
+    #: is checked against (RFC 5922 §4: the domain asked for, not the address DNS gave)
+    name: str | None = attr.ib(default=None, eq=False)
 
     @property
     def reliable(self) -> bool:

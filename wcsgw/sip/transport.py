@@ -336,7 +336,7 @@ class SipTransport:
                 self._fail(named)
                 return
             # Verified against the name asked for, not the address DNS gave (RFC 5922 §4).
-            factory = TLSMemoryBIOFactory(self.tls.client(named.host), True, factory)
+            factory = TLSMemoryBIOFactory(self.tls.client(named.name or named.host), True, factory)
         self._connecting[key] = [data]
         self.reactor.connectTCP(target.host, target.port, factory, timeout=10,
                        bindAddress=(self.listen, 0) if self.listen not in ("0.0.0.0", "::") else None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+import attr
 from twisted.logger import Logger
 
 from wcsgw.sip.ids import new_branch
@@ -58,14 +59,12 @@ class Failover:
             if invite is not None:
                 txn.target = invite.target  # §9.1: where the INVITE went
         elif (self.locations is not None and named.connection is None
-                and named.transport != "TLS" and normalize_ip(named.host) is None):
-            # TLS stays named: the transport verifies the server's certificate against the
-            # name it is given (RFC 5922), which an SRV target's address would lose.
+                and normalize_ip(named.host) is None):
             targets = self.locations.get(named, now)
             if targets is None:
                 self._waiting.append((txn, named))
                 return
-            self._aim(txn, targets)
+            self._aim(txn, _named(targets, named))
         self.layer.launch(txn, now)
 
     def located(self, now: float) -> None:
@@ -79,7 +78,7 @@ class Failover:
             if targets is None:
                 self._waiting.append((txn, named))
             else:
-                self._aim(txn, targets)
+                self._aim(txn, _named(targets, named))
                 self.layer.launch(txn, now)
 
     def failed(self, txn: ClientTransaction) -> bool:
@@ -137,3 +136,9 @@ class Failover:
 
 def _show(target: Target) -> str:
     return f"{target.transport} {target.host}:{target.port}"
+
+
+def _named(targets: list[Target], named: Target) -> list[Target]:
+    """The located ``targets`` remembering the name they came from: the transport checks a TLS
+    server's certificate against it (RFC 5922 §4), not against the address."""
+    return [attr.evolve(t, name=named.host) for t in targets]
