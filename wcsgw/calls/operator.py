@@ -89,12 +89,13 @@ def _hand_to_session(gw: CallGateway, session_id: str, call_id: str, uri: str, c
     if session is None or not session.connected:
         raise CallError(Codes.NOT_CONNECTED, f"no connected session {session_id}",
                         "sessionId")
+    account = account or session.account
     call = gw.handed_call_factory(
-        call_id=call_id, session_id=session.id, account=account or session.account,
+        call_id=call_id, session_id=session.id, account=account,
         request_uri=uri, callee=callee, visible_name=visible_name, has_audio=True,
         has_video=has_video, **gw._hooks(session),
     )
-    identity = gw.trunks.identity(gw.accounts.name_of(call.account))
+    identity = gw.trunks.identity(gw.accounts.name_of(account))
     if identity:  # a server-held account's RFC 3325 headers, for the INVITE sent on answer
         call.sip_headers.update(identity)
     gw._start(call, session)
