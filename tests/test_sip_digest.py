@@ -421,7 +421,11 @@ class AccountTests(SynchronousTestCase):
 
     def test_validation(self) -> None:
         self.assertRaises(ValueError, SipAccount, login="1", domain="d", transport="sctp")
-        self.assertRaises(ValueError, SipAccount, login="1", domain="d", port=0)
+        self.assertRaises(ValueError, SipAccount, login="1", domain="d", port=-1)
+        self.assertRaises(ValueError, SipAccount, login="1", domain="d", port=65536)
+        # 0 is "the transport's default" (RFC 3261 §19.1.2), not an error
+        self.assertEqual(SipAccount(login="1", domain="d", port=0).port, 5060)
+        self.assertEqual(SipAccount(login="1", domain="d", transport="tls").port, 5061)
         self.assertRaises(ValueError, SipAccount, login="1", domain="d", expires=0)
         self.assertRaises(ValueError, SipAccount, login="1", domain="")
         self.assertRaises(ValueError, SipAccount, login="", domain="d")
