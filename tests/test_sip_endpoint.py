@@ -13,6 +13,7 @@ from wcsgw.sip.registration import Registered, RegistrationFailed
 from wcsgw.sip.responses import make_response
 from wcsgw.sip.target import Target
 from wcsgw.sip.transaction import TimerConfig
+from wcsgw.sip.usage.policy import policy_of, set_session_policy
 
 PEER = Target("UDP", "192.0.2.7", 5070)
 
@@ -97,6 +98,19 @@ class FrontDoorTests(unittest.TestCase):
         [(resp, _)] = self.replies()
         self.assertEqual(resp.status, 420)
         self.assertEqual(resp.headers.get("Unsupported"), "nothing-we-know")
+
+    def test_the_session_policy_extensions_may_be_required(self) -> None:
+        """With the [sip] policy set, a caller may Require timer (our sessions honour the
+        peer's timer) and 100rel (unless prack is off); anything else is still 420."""
+        set_session_policy(self.ep, policy_of(1800, 90, "supported"))
+        self.ep.receive_bytes(options(extra="Require: 100rel, timer\r\n"), PEER, 0.0)
+        [(resp, _)] = self.replies()
+        self.assertEqual(resp.status, 200)
+        set_session_policy(self.ep, policy_of(1800, 90, "off"))
+        self.ep.receive_bytes(options(branch="z9hG4bKopt2", extra="Require: 100rel, timer\r\n"),
+                              PEER, 0.0)
+        [(resp, _)] = self.replies()
+        self.assertEqual((resp.status, resp.headers.get("Unsupported")), (420, "100rel"))
 
     def test_cancel_without_invite_481(self) -> None:
         self.ep.receive_bytes(options(method="CANCEL"), PEER, 0.0)

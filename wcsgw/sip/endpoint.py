@@ -95,6 +95,9 @@ class SipEndpoint:
         self.layer = TransactionLayer(config.timers)
         self.stats = FrontDoorStats()
         self.handlers: list[RequestHandler] = []
+        #: extensions a request may Require besides the front door's own (RFC 3261 §8.2.2.3):
+        #: what the sessions' policy takes on (wcsgw.sip.usage.policy sets them)
+        self.extensions: tuple[str, ...] = ()
         self._rng = rng or random.SystemRandom()
         self._pending: dict[Transaction, _Pending] = {}  # by client transaction
         self._outgoing: list[tuple[bytes, Target]] = []
@@ -307,7 +310,7 @@ class SipEndpoint:
             refusal = check_request(
                 request,
                 allowed_methods=ALLOWED_METHODS,
-                supported_extensions=SUPPORTED_EXTENSIONS,
+                supported_extensions=SUPPORTED_EXTENSIONS + self.extensions,
                 accepted_content_types=ACCEPTED_CONTENT_TYPES,
             )
             if refusal is not None:

@@ -29,6 +29,12 @@ class SessionPolicy:
     timer: TimerPolicy = attr.ib(factory=TimerPolicy)
     prack: PrackPolicy = "off"
 
+    @property
+    def extensions(self) -> tuple[str, ...]:
+        """What a caller may Require of our sessions: timer once a policy is set (a session
+        honours the peer's timer even when it asks for none), 100rel unless prack is off."""
+        return ("timer",) + (("100rel",) if self.prack != "off" else ())
+
 
 _POLICIES: weakref.WeakKeyDictionary[SipEndpoint, SessionPolicy] = weakref.WeakKeyDictionary()
 
@@ -37,6 +43,7 @@ def set_session_policy(endpoint: SipEndpoint | None, policy: SessionPolicy) -> N
     """``endpoint``'s sessions made from now on use ``policy`` (None: a service not started)."""
     if endpoint is not None:
         _POLICIES[endpoint] = policy
+        endpoint.extensions = policy.extensions
 
 
 def session_policy(endpoint: SipEndpoint) -> SessionPolicy:
