@@ -14,6 +14,8 @@ from twisted.trial import unittest
 
 from tests.support import EventLog, inline
 from tests.test_webrtc_leg import HOST, Bystander, ScriptedBrowser, rtp
+from wcsgw.api.browserportmetrics import browser_port_families
+from wcsgw.api.metrics import render
 from wcsgw.webrtc.framing import FrameDecoder, frame
 from wcsgw.webrtc.leg import WebRtcLeg
 from wcsgw.webrtc.mux import TcpAddress
@@ -152,6 +154,10 @@ class SharedPortTests(unittest.TestCase):
         self.assertEqual(self.shared.demux.dropped, dropped + 1)  # the replayed SRTP
         self.assertEqual(len(stranger.received.events), 0)  # never answered
         self.assertEqual(leg.control.ice.requests_ignored, 1)
+        # ... and the operator sees it in /metrics
+        text = render(browser_port_families(self.shared)).decode()
+        self.assertIn(f"wcsgw_browser_port_dropped_total {dropped + 1}\n", text)
+        self.assertIn("wcsgw_browser_port_tcp_connections 0\n", text)
 
     @inline
     async def test_closing_a_leg_unregisters_it(self) -> None:

@@ -331,6 +331,7 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     from wcsgw.webrtc.dtls import RTCCertificate
 
     env.certificate = RTCCertificate.generateCertificate()
+    shared: Any = None
     if media.browser_port:
         # One UDP port (+ ICE-TCP) for every browser leg: legs register there, take no port.
         from wcsgw.webrtc.leg import WebRtcLeg
@@ -347,6 +348,7 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     gateway.handed_call_factory = functools.partial(HandedCall, env=env)
     gateway.recordings_folder = config.rest.recordings_folder or None
     gateway.media_ports = allocator  # the port reserve ([limits]), metrics, tests: ports in use
+    gateway.browser_port = shared  # its counters in /metrics
     gateway.accounts = accounts
     from wcsgw.calls.trunks import Trunks, TrunkService
 

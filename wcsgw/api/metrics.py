@@ -341,6 +341,9 @@ def collect(gateway: Any = None) -> list[Family]:
         collectors.append(("sip", lambda: sip_families(getattr(gateway, "sip", None))))
         if getattr(gateway, "hooks", None) is not None:
             collectors.append(("hooks", lambda: hook_families(gateway.hooks)))
+        if getattr(gateway, "browser_port", None) is not None:
+            from wcsgw.api.browserportmetrics import browser_port_families
+            collectors.append(("browser_port", lambda: browser_port_families(gateway.browser_port)))
         if getattr(gateway, "trunks", None) is not None:
             from wcsgw.api.trunkmetrics import trunk_families  # it imports Family from here
             collectors.append(("trunks", lambda: trunk_families(gateway.trunks)))

@@ -59,6 +59,8 @@ class CallGateway:
         self.clock = clock
         #: the media ports every call takes from (set by the service; None: no reserve kept)
         self.media_ports: Any = None
+        #: the shared browser port (media.browser_port; set by the service), for /metrics
+        self.browser_port: Any = None
         #: refusals so far by limit (/metrics ``wcsgw_limit_refusals_total``)
         self.refusals = self.admission.refusals
         self.sessions: dict[str, Session] = {}
