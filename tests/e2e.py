@@ -293,6 +293,11 @@ class PeersMixin:
         """:meth:`start_pbx`, then baresip ``user`` registered (``phone``: more
         :class:`Baresip` options) as ``self.phone``."""
         await self.start_pbx(config)
+        return await self.start_phone(user, **phone)
+
+    async def start_phone(self, user: str = "1002", **phone: Any) -> Baresip:
+        """Baresip ``user`` registered at ``self.kam`` (however it was started), playing a
+        1 kHz tone, PCMU unless ``phone`` says otherwise, as ``self.phone``."""
         tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000,
                           seconds=30.0)
         phone.setdefault("codecs", "PCMU")

@@ -12,7 +12,6 @@ import attrs
 from twisted.trial import unittest
 
 from tests.e2e import TOKEN, Gateway, RestMixin, dominant_hz, gateway_config, write_tone_wav
-from tests.peers.baresip import Baresip, write_tone
 from tests.peers.dnsserver import DnsServer
 from tests.peers.kamailio import Kamailio
 from tests.peers.ports import free_port
@@ -106,13 +105,7 @@ class DnsLocatedKamailioTests(RestMixin, unittest.TestCase):
         self.gateway.start()
         self.addCleanup(self.gateway.stop)
         self.assertIsInstance(self.gateway.sip, LocatingSipService)
-        tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000,
-                          seconds=30.0)
-        phone = Baresip("1002", "pass1002", registrar_port=self.kam.port, outbound=True,
-                        tone=tone, codecs="PCMU")
-        self.addCleanup(phone.stop)  # added after Kamailio's: runs first
-        await phone.start()
-        await phone.registered()
+        phone = await self.start_phone()
         # play_and_record: the phone heard the gateway's 440 Hz file (checked there)
         found = await self.play_and_record(phone, "dns-1")
         self.assertGreaterEqual(self.gateway.sip.endpoint.layer.failover.retries, 1)

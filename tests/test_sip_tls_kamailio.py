@@ -18,7 +18,6 @@ from twisted.internet import reactor
 from twisted.trial import unittest
 
 from tests.e2e import TOKEN, Gateway, RestMixin, dominant_hz, gateway_config, write_tone_wav
-from tests.peers.baresip import Baresip, write_tone
 from tests.peers.kamailio import Kamailio
 from tests.peers.testca import CA, make_ca
 from tests.support import EventLog, assert_near, inline
@@ -133,13 +132,7 @@ class KamailioTlsTests(RestMixin, unittest.TestCase):
         self.gateway = Gateway(config)
         self.gateway.start()
         self.addCleanup(self.gateway.stop)
-        tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0, rate=8000,
-                          seconds=30.0)
-        phone = Baresip("1002", "pass1002", registrar_port=self.kam.port, outbound=True,
-                        tone=tone, codecs="PCMU")
-        self.addCleanup(phone.stop)  # added after Kamailio's: runs first
-        await phone.start()
-        await phone.registered()
+        phone = await self.start_phone()
         # play_and_record: the phone heard the gateway's 440 Hz file (checked there)
         found = await self.play_and_record(phone, "tls-1")
         # the INVITE reached Kamailio over TLS (its request_route logs the protocol), and the

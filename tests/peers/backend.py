@@ -87,6 +87,8 @@ def serve(port: int, secret: str) -> None:
             if not ok:
                 self._reply(401, {"error": "bad signature"})
                 return
+            # A slow backend is what some tests are about (the gateway's hook timeout): this
+            # thread of the backend's own process answers late on purpose; no test waits on it.
             time.sleep(reply.get("delay", 0))
             self._reply(reply.get("status", 200), reply.get("body", {}))
 
