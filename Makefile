@@ -56,7 +56,7 @@ SOURCES := setup.cfg pyproject.toml README.md \
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: help install run test gates clean debs run-debs venv bench bench-debs
+.PHONY: help install run test gates clean debs run-debs venv bench bench-debs soak fuzz
 
 help:
 	@echo "make run      start the gateway (twistd -n wcsgw; --config wcsgw.toml if it exists)"
@@ -65,6 +65,8 @@ help:
 	@echo "make install  what make run needs, without starting it"
 	@echo "make clean    remove .venv and build leftovers"
 	@echo "make bench    benchmarks side by side with Janus (installs janus; a few minutes)"
+	@echo "make soak     calls with continuous churn for 30 minutes; leaks and slopes (SOAK_ARGS)"
+	@echo "make fuzz     coverage-guided fuzzing of the parsers and API handlers (FUZZ_ARGS)"
 
 # Install the given Debian packages when any is missing (one `apt-get update` first).
 # dpkg-query, not `dpkg -s`: a removed package that left its config files still "exists".
@@ -144,6 +146,16 @@ bench: bench-debs $(STAMP_TEST)
 	PYTHONPATH=$(CURDIR) $(PY) bench/codec_cost.py
 	PYTHONPATH=$(CURDIR) $(PY) bench/codec_quality.py --seconds 5
 	PYTHONPATH=$(CURDIR) $(PY) bench/relay_capacity.py --janus $(BENCH_ARGS)
+
+# Not part of `make test` either: long runs that report, docs/performance.md and
+# docs/resilience.md hold their results.  Their failing inputs are kept in tests/data and
+# replayed by the suite.
+soak: bench-debs $(STAMP_TEST)
+	PYTHONPATH=$(CURDIR) $(PY) bench/soak.py $(SOAK_ARGS)
+
+fuzz: $(STAMP_TEST)
+	$(PY) -m pip install -q --disable-pip-version-check '.[fuzz]'
+	PYTHONPATH=$(CURDIR) $(PY) bench/fuzz/run.py $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info _trial_temp _trial_temp.lock .hypothesis

@@ -17,7 +17,6 @@ address of record only.
 from __future__ import annotations
 
 import functools
-import json
 from typing import IO, Any, Callable, Protocol, cast
 
 from twisted.application.service import MultiService, Service
@@ -35,6 +34,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from wcsgw import __version__
+from wcsgw.api.health import HealthResource
 from wcsgw.api.listener import HttpService
 from wcsgw.api.metrics import MetricsResource
 from wcsgw.config import Config, ConfigError
@@ -67,20 +67,6 @@ def make_log_observer(level: str, output: IO[str]) -> ILogObserver:
     predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS[level])
     return FilteringLogObserver(textFileLogObserver(output),  # type: ignore[return-value,arg-type]
                                 [predicate])  # type: ignore[list-item]  # zope Interfaces
-
-
-class HealthResource(Resource):
-    """``GET /health`` -> 200 ``{"status": "ok", "version": ...}``, for load balancers and
-    service managers: it answers as soon as the HTTP site is up."""
-
-    isLeaf = True
-
-    def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"content-type", b"application/json")  # type: ignore[no-untyped-call]
-        request.setHeader(b"cache-control", b"no-store")  # type: ignore[no-untyped-call]
-        return json.dumps({"status": "ok", "version": __version__}).encode()
-
-    render_HEAD = render_GET
 
 
 _PLACEHOLDER = """<!doctype html>
@@ -359,41 +345,7 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
         from wcsgw.calls.hooks.client import make_hooks
 
         gateway.hooks = make_hooks(config.apps, reactor)
+    from wcsgw.calls.lifecycle import CallsService
+
     CallsService(gateway).setServiceParent(parent)  # type: ignore[no-untyped-call]
     return gateway
-
-
-class CallsService(Service):
-    """Ends live calls properly when the gateway stops (SIGTERM): every call is hung up (BYE or
-    CANCEL) and the answers awaited, bounded by CALLS_STOP_GRACE, before the SIP endpoint and
-    test lines stop — children stop in reverse order, and this one was added after them."""
-
-    name = "calls"
-
-    def __init__(self, gateway: Any) -> None:
-        self.gateway = gateway
-
-    def startService(self) -> None:
-        super().startService()  # type: ignore[no-untyped-call]
-        from wcsgw.calls.inbound import InboundRouter
-
-        # After the SIP service started (its endpoint exists): INVITEs to sessions' contacts.
-        self.gateway.sip.endpoint.handlers.append(
-            InboundRouter(self.gateway, self.gateway.take_incoming))
-
-    def stopService(self) -> Any:
-        super().stopService()  # type: ignore[no-untyped-call]
-        from twisted.internet import reactor
-
-        if self.gateway.hooks is not None:
-            self.gateway.hooks.stop()  # no retry timer left; its HTTP connections closed
-        self.gateway.hangup_all()
-        idle = self.gateway.when_idle()
-        timer = cast(Clock, reactor).callLater(CALLS_STOP_GRACE,
-                                               lambda: idle.called or idle.callback(None))
-        return idle.addBoth(
-            lambda result: (timer.active() and timer.cancel(), result)[1])  # type: ignore[func-returns-value]
-
-
-#: How long a stopping gateway waits for its calls' BYEs/CANCELs to be answered.
-CALLS_STOP_GRACE = 3.0

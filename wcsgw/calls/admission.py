@@ -10,7 +10,7 @@ means) is the sans-IO :mod:`wcsgw.calls.limits`.
 
 from __future__ import annotations
 
-from typing import Any, Collection
+from typing import Any, Callable, Collection, Literal
 
 from twisted.logger import Logger
 
@@ -41,10 +41,23 @@ class Admission:
         #: refusals so far by limit (/metrics ``wcsgw_limit_refusals_total``); "ports" is
         #: the range exhausted, "port_reserve" a session's further call kept off the reserve
         self.refusals: dict[str, int] = dict.fromkeys(LIMIT_NAMES, 0)
+        #: what may close the door to all new work for a while (a draining gateway, overload
+        #: control): each is asked with what is coming ("session" or "call") and returns its
+        #: refusal, a CallError naming why, or None
+        self.gates: list[Callable[[Literal["session", "call"]], CallError | None]] = []
+
+    def check_open(self, kind: Literal["session", "call"]) -> None:
+        """Is the gateway taking new sessions or calls at all?  The first gate's refusal if
+        not (checked before the per-session and per-address limits)."""
+        for gate in self.gates:
+            refusal = gate(kind)
+            if refusal is not None:
+                raise refusal
 
     def admit_session(self, sessions: Collection[Session], peer: str | None) -> None:
         """May one more session open from ``peer``, beside ``sessions``?
         :class:`CallError` (TOO_MANY_SESSIONS) naming the limit if not."""
+        self.check_open("session")
         limits = self.limits
         peer = address_key(peer) if peer is not None else None
         if len(sessions) >= limits.max_sessions:

@@ -185,6 +185,7 @@ class CallGateway:
         session = self._session(session_id)
         if not session.connected:
             raise CallError(Codes.NOT_CONNECTED, "connect before calling")
+        self.admission.check_open("call")
         self.admission.check_session_calls(session)
         call_id = self.registry.new_call_id(call_id)
         held = account is not None or session.account_name is not None
@@ -214,6 +215,7 @@ class CallGateway:
 
     def take_incoming(self, session: Session, invite: Any, request: Any) -> Any:
         """An INVITE the router accepted for ``session``: make and register its call."""
+        self.admission.check_open("call")  # the router answers 503 with Retry-After
         self.admission.check_session_calls(session)  # the router answers 486 Busy Here
         caller = request.from_
         callee = request.to

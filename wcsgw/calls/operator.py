@@ -45,6 +45,7 @@ def startup(
     the REST client's address, for ``limits.calls_per_minute_per_ip``."""
     if session_id is not None:
         ids.check_id(session_id, "sessionId")
+    gw.admission.check_open("call")
     if session_id is not None and account is None:
         session = gw.sessions.get(session_id)
         account = session.account if session is not None else None

@@ -67,7 +67,8 @@ SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
                             "header_timeout": positive_float,
                             "body_timeout": positive_float,
                             "max_body": int_range(1024, 64 * 1024 * 1024),
-                            "tls_cert": string, "tls_key": string}),
+                            "tls_cert": string, "tls_key": string,
+                            "resume_seconds": int_range(0, 3600)}),
     "sip": (
         SipSettings,
         {
@@ -123,7 +124,10 @@ SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
                                 "sessions_per_ip": int_range(1, 1_000_000),
                                 "calls_per_minute_per_ip": int_range(1, 1_000_000),
                                 "max_sessions": int_range(1, 1_000_000),
-                                "port_reserve": int_range(0, PORT_MAX)}),
+                                "port_reserve": int_range(0, PORT_MAX),
+                                "drain_seconds": int_range(0, 86400),
+                                "max_loop_lag_ms": int_range(0, 10_000),
+                                "max_cpu_percent": int_range(0, 100)}),
     "log": (LogSettings, {"level": one_of(*LOG_LEVELS)}),
     "codecs": (CodecSettings, {"sip": codec_list("audio"),
                                "webrtc": codec_list("audio", browser=True),

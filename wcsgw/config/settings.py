@@ -75,6 +75,9 @@ class HttpSettings:
     #: HTTPS and WSS on ``port`` (wcsgw.api.tls), both re-read on SIGHUP; "" = plain HTTP
     tls_cert: str = ""
     tls_key: str = ""
+    #: seconds a session, its registration and its calls outlive a dropped WebSocket, waiting
+    #: for a ``connect`` with its ``authToken`` (0: the session ends with its socket)
+    resume_seconds: int = 30
 
     @property
     def tls(self) -> bool:
@@ -214,6 +217,13 @@ class LimitsSettings:
     #: take the last ``port_reserve`` free ports (at most a quarter of the range), so it cannot
     #: starve the others
     port_reserve: int = 64
+    #: seconds a draining gateway (SIGTERM, REST) lets live calls finish before it ends them
+    drain_seconds: int = 600
+    #: overload control: new calls are refused while the event loop runs this late on average
+    #: over a short window (0: not checked) ...
+    max_loop_lag_ms: int = 50
+    #: ... or while the process uses more than this share of one core (0: not checked)
+    max_cpu_percent: int = 90
 
 
 @attrs.frozen
