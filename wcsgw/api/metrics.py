@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-import os
-import platform
 import time
 from typing import Any, Callable, Iterable, Sequence
 
@@ -31,7 +29,6 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from wcsgw import __version__
 from wcsgw.calls.totals import direction_of
 
 __all__ = ["CONTENT_TYPE", "Family", "MetricsResource", "collect", "escape_label", "render"]
@@ -40,7 +37,7 @@ log = Logger(namespace="wcsgw.api.metrics")
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 _REALM = b'Bearer realm="wcsgw"'
-_IMPORTED_AT = time.time()
+IMPORTED_AT = time.time()
 
 #: Live call statuses, each always exposed (0 included) so sums never come back empty.
 _LIVE_STATUSES = ("NEW", "PENDING", "TRYING", "RING", "RING_MEDIA", "SESSION_PROGRESS",
@@ -103,45 +100,6 @@ def render(families: Iterable[Family]) -> bytes:
 
 
 # -- what is exposed -----------------------------------------------------------------------
-
-
-def _proc_stat() -> tuple[float, float] | None:
-    """(start time, CPU seconds) of this process from /proc (Linux); None elsewhere."""
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        with open("/proc/stat", "rb") as f:
-            btime = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
-        ticks = os.sysconf("SC_CLK_TCK")
-    except (OSError, StopIteration, IndexError, ValueError):
-        return None
-    # fields[0] is field 3 (state): utime is field 14, stime 15, starttime 22
-    return btime + int(fields[19]) / ticks, (int(fields[11]) + int(fields[12])) / ticks
-
-
-def process_families() -> list[Family]:
-    info = Family("wcsgw_build_info", "gauge", "Always 1; the labels say which build runs.")
-    info.add(1, version=__version__, python=platform.python_version())
-    families = [info]
-    stat = _proc_stat()
-    families.append(Family("wcsgw_process_start_time_seconds", "gauge",
-                           "Start time of the gateway process, seconds since the epoch.")
-                    .add(stat[0] if stat else _IMPORTED_AT))
-    if stat is not None:
-        families.append(Family("wcsgw_process_cpu_seconds_total", "counter",
-                               "User and system CPU time of the gateway process, seconds.")
-                        .add(stat[1]))
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        families.append(Family("wcsgw_process_resident_memory_bytes", "gauge",
-                               "Resident memory of the gateway process, bytes.").add(rss))
-        families.append(Family("wcsgw_process_open_fds", "gauge",
-                               "Open file descriptors (sockets included) of the gateway process.")
-                        .add(len(os.listdir("/proc/self/fd"))))
-    except (OSError, IndexError, ValueError):
-        pass
-    return families
 
 
 def session_families(gateway: Any) -> list[Family]:
@@ -332,6 +290,8 @@ def sip_families(sip: Any) -> list[Family]:
 def collect(gateway: Any = None) -> list[Family]:
     """Every family, read now.  A collector that fails is logged and counted, and the rest
     of the scrape still answers: one bug must not blind the operator."""
+    from wcsgw.api.processmetrics import process_families  # it imports Family from here
+
     collectors: list[tuple[str, Callable[[], list[Family]]]] = [("process", process_families)]
     if gateway is not None:
         collectors += [("sessions", lambda: session_families(gateway)),
