@@ -17,6 +17,9 @@ class Codes:
     TOO_MANY_SESSIONS = 1008  # limits.sessions_per_ip or limits.max_sessions reached
     CALL_RATE = 1009  # limits.calls_per_minute_per_ip calls from this address in 60 s
     NO_PORTS = 1010  # no media ports free (or only the reserve, limits.port_reserve)
+    # the gateway takes no new work for now (REST 503, SIP 503 with Retry-After)
+    DRAINING = 1011  # "Gateway draining": sessions and calls refused until it restarts
+    OVERLOADED = 1012  # "Gateway overloaded": calls refused while the event loop lags
     NOT_SUPPORTED = 1099  # a docs/contract.md method not implemented yet
 
 
