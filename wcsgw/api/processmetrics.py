@@ -1,13 +1,16 @@
-"""The gateway process in /metrics: build, start time, CPU, memory, file descriptors.
+"""The gateway process in /metrics: build, start time, CPU, memory, file descriptors, timers.
 
 Read from /proc on each scrape (Linux; elsewhere only what Python knows), so a soak run or an
-operator sees leaks as slopes: RSS, fds, timers.
+operator sees leaks as slopes: RSS, fds, timers.  The timers are the reactor's pending
+``callLater``s: every call, session and transaction keeps a few, so a count that does not
+come back to its idle value after the calls end is a timer leak (``bench/soak.py`` checks it).
 """
 
 from __future__ import annotations
 
 import os
 import platform
+from typing import Any
 
 from wcsgw import __version__
 from wcsgw.api.metrics import IMPORTED_AT, Family
@@ -29,7 +32,17 @@ def _proc_stat() -> tuple[float, float] | None:
     return btime + int(fields[19]) / ticks, (int(fields[11]) + int(fields[12])) / ticks
 
 
-def process_families() -> list[Family]:
+def _delayed_calls(reactor: Any) -> int | None:
+    """Pending timers of the running reactor; None when it cannot say (no IReactorTime)."""
+    pending = getattr(reactor, "getDelayedCalls", None)
+    if pending is None:
+        return None
+    return len(pending())
+
+
+def process_families(reactor: Any = None) -> list[Family]:
+    """``reactor``: whose timers to count; the global one (imported here, at scrape time, so
+    importing this module installs no reactor) when None."""
     info = Family("wcsgw_build_info", "gauge", "Always 1; the labels say which build runs.")
     info.add(1, version=__version__, python=platform.python_version())
     families = [info]
@@ -51,4 +64,13 @@ def process_families() -> list[Family]:
                         .add(len(os.listdir("/proc/self/fd"))))
     except (OSError, IndexError, ValueError):
         pass
+    if reactor is None:
+        from twisted.internet import reactor as installed
+
+        reactor = installed
+    timers = _delayed_calls(reactor)
+    if timers is not None:
+        families.append(Family("wcsgw_reactor_delayed_calls", "gauge",
+                               "Timers pending in the event loop (reactor.getDelayedCalls()).")
+                        .add(timers))
     return families
