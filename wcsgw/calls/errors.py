@@ -20,6 +20,9 @@ class Codes:
     # the gateway takes no new work for now (REST 503, SIP 503 with Retry-After)
     DRAINING = 1011  # "Gateway draining": sessions and calls refused until it restarts
     OVERLOADED = 1012  # "Gateway overloaded": calls refused while the event loop lags
+    # session resume (docs/websocket-api.md): connect {authToken} with a token that is not
+    # (or no longer) good: unknown, used once already, disconnected, or its resume window over
+    SESSION_EXPIRED = 1013  # "Session expired or unknown authToken", field authToken
     NOT_SUPPORTED = 1099  # a docs/contract.md method not implemented yet
 
 
