@@ -120,6 +120,15 @@ const DEFAULT_ICE_GATHERING_TIMEOUT = 5000;
 const HANGUP_TIMEOUT = 5000;
 /** Ended calls still given their late `transferStatus`/`dtmf` (a NOTIFY after the BYE). */
 const ENDED_CALLS_KEPT = 16;
+/** How long a call's ICE may stay `disconnected` before the SDK restarts it (ms): long enough
+ * for a brief loss to heal by itself (consent checks resume), short enough that a network
+ * change is repaired before the person hangs up. */
+const ICE_DISCONNECTED_GRACE = 2000;
+/** Automatic ICE restarts in a row without ICE connecting in between: past this the SDK stops
+ * trying (the gateway's RTP timeout ends the call), so a dead network is not hammered. */
+const AUTO_ICE_RESTARTS = 5;
+/** Wait before the next automatic ICE restart when one did not help, times the attempt (ms). */
+const ICE_RETRY_DELAY = 2000;
 
 /**
  * The far end of a call asks the gateway to transfer it to `target` (a SIP REFER that passed
@@ -354,6 +363,37 @@ function iceGatheringComplete(pc, timeoutMs) {
     pc.addEventListener("icegatheringstatechange", onState);
     pc.addEventListener("icecandidate", onCandidate);
   });
+}
+
+/**
+ * Resolves when the ICE gathering that the next setLocalDescription starts is over (an ICE
+ * restart's new candidates), or after `timeoutMs`.  Armed before setLocalDescription because
+ * iceGatheringState may still say "complete" from the previous round right after it.
+ * @returns {{done: Promise<void>, cancel: () => void}}
+ */
+function nextGathering(pc, timeoutMs) {
+  let cancel = () => {};
+  const done = new Promise((resolve) => {
+    let gathering = false;
+    const finish = () => {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", onState);
+      pc.removeEventListener("icecandidate", onCandidate);
+      resolve();
+    };
+    const onState = () => {
+      if (pc.iceGatheringState === "gathering") gathering = true;
+      else if (pc.iceGatheringState === "complete" && gathering) finish();
+    };
+    const onCandidate = (e) => {
+      if (!e.candidate) finish(); // end of candidates ("" in Firefox, null everywhere)
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    pc.addEventListener("icegatheringstatechange", onState);
+    pc.addEventListener("icecandidate", onCandidate);
+    cancel = finish;
+  });
+  return { done, cancel };
 }
 
 /**
@@ -722,6 +762,12 @@ export class Call extends Emitter {
   #statusQueue = Promise.resolve();
   /** @type {TransferRequest|null} the far end's transfer waiting for an answer */
   #transferRequest = null;
+  /** @type {Promise<void>|null} the ICE restart under way (concurrent callers share it) */
+  #iceRestart = null;
+  /** the timer that restarts ICE after ICE_DISCONNECTED_GRACE (or a retry) */
+  #iceTimer = null;
+  /** automatic ICE restarts since ICE was last connected */
+  #autoRestarts = 0;
 
   /** @param {Session} session */
   constructor(session, options, internals) {
@@ -1000,6 +1046,58 @@ export class Call extends Emitter {
   }
 
   /**
+   * Restart ICE: a new offer with new ICE credentials (`createOffer({iceRestart: true})`) goes
+   * to the gateway in `restartIce` with its complete, freshly gathered candidates, and the
+   * gateway's answer is applied.  Why: after a network change (Wi-Fi to LTE, a new address)
+   * the old candidate pair is dead; a restart finds a path from where the browser is now, and
+   * media resumes on the same call — nothing changes on the SIP side.  The SDK does this by
+   * itself when the call's `iceConnectionState` goes `failed` or stays `disconnected` for 2 s;
+   * call it yourself when the page knows the network changed (`online` events).  Works for
+   * calls the page placed and calls it answered; standard WebRTC only.  While the session is
+   * RECONNECTING the request waits for the new socket.  Calls while one is under way share it.
+   * @returns {Promise<void>} resolves once the gateway's answer is applied; rejects (and the
+   *   call goes on as it was, the offer rolled back) when the call has no complete
+   *   offer/answer yet or is over, or the gateway refuses (RpcError)
+   */
+  restartIce() {
+    if (!this.#iceRestart) {
+      this.#iceRestart = this.#restartIce().finally(() => {
+        this.#iceRestart = null;
+      });
+    }
+    return this.#iceRestart;
+  }
+
+  async #restartIce() {
+    const pc = this.#pc;
+    if (!pc || this.#terminal() || this.#ending) {
+      throw new Error(`restartIce() needs a call with media; the call is ${this.#status}`);
+    }
+    if (!this.#sent || pc.signalingState !== "stable" || !pc.currentRemoteDescription) {
+      throw new Error("restartIce() needs a call whose offer and answer are complete");
+    }
+    const gathering = nextGathering(pc, this.#internals.iceGatheringTimeout);
+    let offered = false;
+    try {
+      await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+      offered = true;
+      await gathering.done;
+      if (this.#pc !== pc) throw new Error("the call ended during the ICE restart");
+      const result = await this.#internals.request("restartIce", { callId: this.#id, sdp: pc.localDescription.sdp });
+      if (this.#pc !== pc) throw new Error("the call ended during the ICE restart");
+      if (typeof result?.sdp !== "string") throw new Error("the gateway's restartIce result has no sdp");
+      await pc.setRemoteDescription({ type: "answer", sdp: result.sdp });
+    } catch (err) {
+      gathering.cancel();
+      // Back to the last offer/answer, so the call goes on and a later restart can start.
+      if (offered && this.#pc === pc && pc.signalingState === "have-local-offer") {
+        await pc.setLocalDescription({ type: "rollback" }).catch(() => {});
+      }
+      throw err;
+    }
+  }
+
+  /**
    * WebRTC statistics of the call (null once media is released).
    * @param {(stats: RTCStatsReport|null) => void} [callback] WCS style; the promise works too
    * @returns {Promise<RTCStatsReport|null>}
@@ -1152,6 +1250,7 @@ export class Call extends Emitter {
     const pc = new globalThis.RTCPeerConnection(config);
     this.#pc = pc;
     pc.ontrack = (e) => this.#onRemoteTrack(e);
+    pc.addEventListener("iceconnectionstatechange", () => this.#onIceState(pc));
     if (offer) await pc.setRemoteDescription({ type: "offer", sdp: offer });
     for (const track of stream.getTracks()) {
       let transceiver;
@@ -1183,6 +1282,43 @@ export class Call extends Emitter {
     await iceGatheringComplete(pc, this.#internals.iceGatheringTimeout);
     if (this.#ending || this.#terminal()) return null;
     return pc.localDescription.sdp;
+  }
+
+  /** The automatic ICE restart: at once on `failed`, after ICE_DISCONNECTED_GRACE on a
+   * `disconnected` that does not heal by itself; the count starts over once ICE connects. */
+  #onIceState(pc) {
+    if (this.#pc !== pc) return;
+    const state = pc.iceConnectionState;
+    clearTimeout(this.#iceTimer);
+    this.#iceTimer = null;
+    if (state === "connected" || state === "completed") {
+      this.#autoRestarts = 0;
+    } else if (state === "failed") {
+      this.#autoRestartIce(pc);
+    } else if (state === "disconnected") {
+      this.#iceTimer = setTimeout(() => this.#autoRestartIce(pc), ICE_DISCONNECTED_GRACE);
+    }
+  }
+
+  #autoRestartIce(pc) {
+    this.#iceTimer = null;
+    if (this.#pc !== pc || this.#iceRestart || this.#autoRestarts >= AUTO_ICE_RESTARTS) return;
+    if (pc.iceConnectionState !== "failed" && pc.iceConnectionState !== "disconnected") return;
+    // A call still being set up has no answer to restart from: the gateway's timers decide.
+    if (!this.#sent || !pc.currentRemoteDescription || this.#terminal() || this.#ending) return;
+    this.#autoRestarts += 1;
+    const again = () => {
+      // A restart that did not help leaves the state where it was (no new event): retry later.
+      const state = this.#pc === pc ? pc.iceConnectionState : "closed";
+      if (state === "failed" || state === "disconnected") {
+        clearTimeout(this.#iceTimer);
+        this.#iceTimer = setTimeout(() => this.#autoRestartIce(pc), ICE_RETRY_DELAY * this.#autoRestarts);
+      }
+    };
+    this.restartIce().then(again, (err) => {
+      console.warn("wcsgw: automatic ICE restart failed", err);
+      again();
+    });
   }
 
   #onRemoteTrack(event) {
@@ -1233,6 +1369,8 @@ export class Call extends Emitter {
 
   /** Stop the tracks, close the PeerConnection, detach and remove media elements. */
   #releaseMedia() {
+    clearTimeout(this.#iceTimer);
+    this.#iceTimer = null;
     this.#localStream?.getTracks().forEach((t) => t.stop());
     if (this.#pc) {
       this.#pc.ontrack = null;
