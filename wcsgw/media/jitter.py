@@ -21,7 +21,11 @@ missing one: conceal it, or wait a little because it is only late. So:
   before is a duplicate: dropped and counted (:attr:`duplicates`);
 * a sequence jump of more than :data:`MAX_JUMP` either way, a timestamp jump of more than
   :data:`MAX_TS_JUMP` seconds, or a new SSRC is a new stream: whatever is held goes out, and
-  the new packet is released at once with ``resync`` set — no concealment across it.
+  the new packet is released at once with ``resync`` set — no concealment across it.  So is a
+  packet behind the playout point after :data:`~wcsgw.media.stream.MAX_LATENESS` seconds
+  with nothing from the source: not late (nothing is delayed that long) but a source that
+  restarted its numbers a little behind where it stopped, as a phone may after a long hold —
+  taken for late, up to ``MAX_JUMP`` packets of the resumed audio would be dropped.
 
 The wait adapts: it is twice the RFC 3550 (A.8) interarrival jitter, clamped to
 ``min_wait``..``max_wait`` (10..80 ms), and starts at 20 ms. Twice the mean deviation covers
@@ -41,6 +45,7 @@ from collections import deque
 from typing import NamedTuple
 
 from wcsgw.media.rtp import signed16, signed32
+from wcsgw.media.stream import MAX_LATENESS
 
 __all__ = ["JitterBuffer", "Played", "MAX_JUMP", "MAX_TS_JUMP"]
 
@@ -96,6 +101,7 @@ class JitterBuffer:
         self._ssrc: int | None = None
         self._expected: int | None = None  # next sequence number to release
         self._last_ts: int | None = None  # timestamp of the newest packet seen (for jumps)
+        self._last_arrival = 0.0  # when the newest packet of the source came
         self._held: dict[int, _Held] = {}  # seq -> packet waiting behind a gap
         self._recent: set[int] = set()  # released (or skipped) seqs, for duplicate detection
         self._recent_order: deque[int] = deque()
@@ -162,7 +168,8 @@ class JitterBuffer:
     def _arrive(self, seq: int, ts: int, payload: bytes | None, now: float, ssrc: int) -> list[Played]:
         out: list[Played] = []
         expected = self._expected
-        if expected is None or ssrc != self._ssrc or self._jumped(seq, ts):
+        if expected is None or ssrc != self._ssrc or self._jumped(seq, ts, now - self._last_arrival):
+            self._last_arrival = now
             if expected is not None:
                 self.resyncs += 1
                 out.extend(self.flush())
@@ -183,6 +190,7 @@ class JitterBuffer:
             else:
                 self.late += 1
             return out
+        self._last_arrival = now  # (a straggler is not news from the source)
         if seq in self._held:
             self.duplicates += 1
             return out
@@ -201,9 +209,9 @@ class JitterBuffer:
             self._release_from(self._first_held(), out)
         return out
 
-    def _jumped(self, seq: int, ts: int) -> bool:
+    def _jumped(self, seq: int, ts: int, silent: float) -> bool:
         d = signed16(seq - self._expected)  # type: ignore[operator]
-        if d > MAX_JUMP or d < -MAX_JUMP:
+        if d > MAX_JUMP or d < -MAX_JUMP or (d < 0 and silent > MAX_LATENESS):
             return True
         return abs(signed32(ts - self._last_ts)) > MAX_TS_JUMP * self.clock_rate  # type: ignore[operator]
 

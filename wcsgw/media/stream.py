@@ -24,13 +24,8 @@ import random
 
 from wcsgw.media.rtp import signed16
 
-__all__ = [
-    "MAX_DROPOUT",
-    "MAX_MISORDER",
-    "MAX_TIMESTAMP_SKEW",
-    "OutboundStream",
-    "InboundStream",
-]
+__all__ = ["MAX_DROPOUT", "MAX_LATENESS", "MAX_MISORDER", "MAX_TIMESTAMP_SKEW", "OutboundStream",
+           "InboundStream"]
 
 RTP_SEQ_MOD = 1 << 16
 #: RFC 3550 A.1: a sequence step forward larger than this is a jump, not loss.
@@ -41,6 +36,11 @@ MAX_MISORDER = 100
 #: this many seconds is a jump of the source's clock (a new source behind the same SSRC), not
 #: network jitter or silence suppression: the mapping is re-based.
 MAX_TIMESTAMP_SKEW = 5.0
+#: A packet no newer than the last one, after this many seconds with none from the source,
+#: is not a straggler (no network holds a packet that long): the source restarted its numbers
+#: behind where it stopped (a phone back from a long hold).  Mapped as it is, it would reuse
+#: numbers the receiver has seen: SRTP replay failures, then audio it takes for late.
+MAX_LATENESS = 2.0
 
 
 class OutboundStream:
@@ -141,13 +141,12 @@ class OutboundStream:
             d = (timestamp - self._in_anchor) & 0xFFFFFFFF
             if d >= 0x80000000:
                 d -= 0x100000000
+            silent = now - self._last_in_at
             rebased = (
                 dseq > MAX_DROPOUT
                 or dseq < -MAX_MISORDER
-                or (
-                    dseq > 0
-                    and abs(d * self._inv_source_rate - (now - self._last_in_at)) > MAX_TIMESTAMP_SKEW
-                )
+                or (dseq > 0 and abs(d * self._inv_source_rate - silent) > MAX_TIMESTAMP_SKEW)
+                or (dseq <= 0 and silent > MAX_LATENESS)
             )
         else:
             rebased = True
