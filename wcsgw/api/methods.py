@@ -90,6 +90,7 @@ class SessionMethods:
             "transfer": self._transfer,
             "sendDtmf": self._send_dtmf,
             "answerTransfer": self._answer_transfer,
+            "restartIce": self._restart_ice,
         }
 
     def handle(self, request: Request) -> str | None:
@@ -303,6 +304,13 @@ class SessionMethods:
         # a-d are taken as A-D: RFC 4733 events 12-15 and the INFO "Signal=" value are upper case.
         self.gateway.send_dtmf(self.session_id, call_id, dtmf.upper(), dtmf_type)
         return {}
+
+    def _restart_ice(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The browser's ICE restart after a network change (docs/websocket-api.md): its new
+        offer for one of its calls, our answer back; the SIP side hears nothing of it."""
+        call_id = _call_id(params)
+        sdp = _string(params, "sdp", required=True, max_len=_MAX_SDP, multiline=True)
+        return {"sdp": self.gateway.restart_ice(self.session_id, call_id, sdp)}
 
 
 

@@ -12,6 +12,11 @@ call-control event :class:`~wcsgw.calls.events.MediaFailed`.
 Why a leg of its own: the call coordinates a browser and a SIP side without knowing who
 offered; what differs between the two roles — which SDP is built when, and what is checked —
 lives here.
+
+An ICE restart (``restartIce``: the browser's network changed) is the same for both roles:
+the browser offers, the leg answers from the last SDP it sent (:mod:`wcsgw.webrtc.restart`)
+and its media end switches to new ICE credentials, keeping DTLS and SRTP.  Nothing of it
+reaches the SIP side: the call's SIP leg did not change.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from wcsgw.sdp.codecs import Codec
 from wcsgw.sdp.errors import SdpError
 from wcsgw.sdp.model import MediaDescription, SessionDescription
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
+from wcsgw.webrtc.control import LegError
 from wcsgw.webrtc.offer import (
     BrowserAnswer,
     BrowserVideo,
@@ -34,7 +40,8 @@ from wcsgw.webrtc.offer import (
     parse_browser_answer,
     parse_browser_video,
 )
-from wcsgw.webrtc.sdp import VideoSpec, answer_for_browser
+from wcsgw.webrtc.restart import plan_restart
+from wcsgw.webrtc.sdp import VideoSpec, answer_for_browser, browser_transport
 
 __all__ = ["AnsweringBrowser", "BrowserLeg", "OfferingBrowser", "check_browser_offer"]
 
@@ -60,6 +67,10 @@ def check_browser_offer(text: str) -> SessionDescription:
     if offer.ice_ufrag_for(audio) is None or offer.fingerprint_for(audio) is None:
         raise CallError(Codes.INVALID, "the offer lacks ICE credentials or a DTLS fingerprint",
                         "sdp")
+    try:  # what answering it needs (rtcp-mux, a=setup), before the INVITE, not after the 200
+        browser_transport(offer)
+    except SdpError as exc:
+        raise CallError(Codes.INVALID, f"the SDP offer cannot be answered: {exc}", "sdp") from None
     return offer
 
 
@@ -74,6 +85,10 @@ class BrowserLeg(Leg):
         self.cname = cname
         #: the SSRC of the audio we send the page (named in our SDP)
         self.ssrc = secrets.randbits(32)
+        #: the last SDP we sent the page and the last it sent us, once both exist: what an
+        #: ICE restart starts from
+        self.local: SessionDescription | None = None
+        self.remote: SessionDescription | None = None
         media.on_state = self._state
 
     def _state(self, state: str) -> None:
@@ -87,6 +102,27 @@ class BrowserLeg(Leg):
 
     def hangup(self, now: float) -> None:
         self.media.close()
+
+    def restart_ice(self, text: str) -> str:
+        """The page's ICE restart offer ``text``: checked against the last offer/answer, the
+        media end switched to new ICE credentials, our answer returned.  :class:`CallError`:
+        field ``sdp`` for an offer that is not a pure ICE restart (nothing has changed then),
+        ``callId`` when the call has no complete offer/answer or its media has ended."""
+        if self.local is None or self.remote is None:
+            raise CallError(Codes.BAD_STATE, "the call's offer and answer are not complete",
+                            "callId")
+        try:
+            plan = plan_restart(parse_sdp(text), self.local, self.remote,
+                                self.media.remote_fingerprint)
+        except SdpError as exc:
+            raise CallError(Codes.INVALID, f"not an ICE restart offer: {exc}", "sdp") from None
+        try:
+            self.media.restart_ice(plan.transport.ice_ufrag, plan.transport.ice_pwd)
+        except LegError:
+            raise CallError(Codes.BAD_STATE, "the call's media has ended", "callId") from None
+        answer = plan.answer(self.media)
+        self.local, self.remote = answer, plan.offer
+        return serialize_sdp(answer)
 
 
 class OfferingBrowser(BrowserLeg):
@@ -119,8 +155,10 @@ class OfferingBrowser(BrowserLeg):
         # an a=ice-pwd-less offer passes None: a lite agent never reads the browser's password
         pwd: str = offer.ice_pwd_for(audio)  # type: ignore[assignment]
         self.media.set_remote(ufrag, pwd, fingerprint)
-        return serialize_sdp(answer_for_browser(offer, self.media, codecs, ssrc=self.ssrc,
-                                                cname=self.cname, video=video))
+        self.local = answer_for_browser(offer, self.media, codecs, ssrc=self.ssrc,
+                                        cname=self.cname, video=video)
+        self.remote = offer
+        return serialize_sdp(self.local)
 
 
 class AnsweringBrowser(BrowserLeg):
@@ -148,4 +186,5 @@ class AnsweringBrowser(BrowserLeg):
         except (SdpError, ValueError) as exc:
             raise CallError(Codes.INVALID, f"the SDP answer is not usable: {exc}", "sdp") from None
         self.media.set_remote(answer.ice_ufrag, answer.ice_pwd, answer.fingerprint)
+        self.local, self.remote = self.offer, answered
         return answer, video

@@ -119,6 +119,19 @@ class Call(CallCore):
         (wcsgw.calls.offered) has one; here :class:`CallError` (field ``callId``)."""
         raise CallError(Codes.BAD_STATE, "only an incoming call can be answered", "callId")
 
+    def restart_ice(self, sdp: str) -> str:
+        """The browser's ICE restart (its network changed): its new offer answered by the
+        browser leg, which switches to new ICE credentials and keeps DTLS and SRTP; our answer
+        is returned.  Nothing goes to the SIP side — its leg did not change.  A call whose
+        near leg is not a browser (a file call) or that is over: :class:`CallError` naming
+        ``callId``; an offer that changes more than ICE: naming ``sdp`` (wcsgw.webrtc.restart)."""
+        restart = getattr(self.near, "restart_ice", None)
+        if self._finished or restart is None:
+            raise CallError(Codes.BAD_STATE, f"the call is {self.status.value}", "callId")
+        answer: str = restart(sdp)
+        log.info("call {call}: ICE restart", call=self.call_id)
+        return answer
+
     def answer_transfer(self, accept: bool) -> None:
         """The browser's ``answerTransfer`` of a far end's REFER it was asked about
         (wcsgw.calls.transferee).  :class:`CallError` (field ``callId``) when none is

@@ -356,3 +356,6 @@ class CallGateway:
         if session is None:
             raise CallError(Codes.NOT_CONNECTED, "unknown session")
         return session
+
+    def restart_ice(self, session_id: str, call_id: str, sdp: str) -> str:  # Call.restart_ice
+        return str(self.registry.get(session_id, call_id).restart_ice(sdp))

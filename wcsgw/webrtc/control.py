@@ -80,6 +80,8 @@ class LegControl:
         self.on_state: Callable[[str], None] = lambda state: None
         #: told each address an authenticated check came from (a shared port routes by it)
         self.on_check: Callable[[Address], None] = lambda address: None
+        #: told each address an ICE restart left behind (a shared port stops routing it)
+        self.on_forget: Callable[[Address], None] = lambda address: None
 
         creds = credentials or make_ice_credentials()
         self.ice_ufrag = creds.ufrag
@@ -120,6 +122,30 @@ class LegControl:
         self.remote_pwd = pwd
         self._remote_fingerprint = fingerprint
 
+    @property
+    def remote_fingerprint(self) -> Optional[tuple[str, str]]:
+        """The browser's certificate fingerprint the handshake checks (an ICE restart keeps
+        it: a different one would be a new DTLS association, which a restart is not)."""
+        return self._remote_fingerprint
+
+    def restart_ice(self, credentials: IceCredentials, ufrag: str, pwd: str) -> None:
+        """An ICE restart (the browser's network changed): ``credentials`` are our new ones,
+        ``ufrag``/``pwd`` the browser's new ones, from its restart offer.
+
+        Only ICE starts over (:meth:`IceLiteResponder.restart`): the DTLS association, its
+        SRTP keys, the state and the timers go on as they are — RFC 8445 §9 restarts ICE
+        alone, and the browser keeps its DTLS transport.  :class:`LegError` when the leg is
+        not started or already failed or closed (the call is ending: nothing to restart).
+        """
+        if self.done or self.state not in (CHECKING, CONNECTED):
+            raise LegError(f"ICE restart in state {self.state}")
+        self.ice_ufrag = credentials.ufrag
+        self.ice_pwd = credentials.pwd
+        self.remote_pwd = pwd
+        self.ice.restart(credentials, ufrag)
+        self.peer = self.ice.selected
+        log.info("webrtc leg {port}: ICE restart", port=self.label)
+
     def start(self) -> None:
         """Go "checking": answer checks, wait for the browser's DTLS ClientHello."""
         if self._remote_fingerprint is None:
@@ -146,6 +172,8 @@ class LegControl:
             return
         self._send(outcome.response, addr)
         self.on_check(addr)
+        for gone in outcome.forgotten:
+            self.on_forget(gone)
         self.peer = self.ice.selected
         if outcome.first:
             self.ice_connected_at = now

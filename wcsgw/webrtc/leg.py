@@ -33,7 +33,7 @@ from wcsgw.media.settled import settled
 from wcsgw.webrtc.control import LegControl, LegError
 from wcsgw.webrtc.dtls import RTCCertificate
 from wcsgw.webrtc.srtp import SUPPORTED_PROFILES, SrtpError, SrtpSession
-from wcsgw.webrtc.stun import Address, IceCredentials, is_stun
+from wcsgw.webrtc.stun import Address, IceCredentials, is_stun, make_ice_credentials
 
 if TYPE_CHECKING:
     from wcsgw.webrtc.sharedport import SharedPort
@@ -99,6 +99,7 @@ class WebRtcLeg:
         self.dropped_in = self.dropped_out = self.srtp_errors = 0
 
         self._ports: list[int] = []
+        self._mux = mux
         label: object
         if mux is None:
             self._allocator = allocator
@@ -125,7 +126,23 @@ class WebRtcLeg:
         if mux is not None:
             binding = mux.attach(self)
             self.control.on_check = binding.prove
+            self.control.on_forget = binding.forget
             self._port = binding
+
+    def restart_ice(self, ufrag: str, pwd: str) -> None:
+        """An ICE restart: the browser's new ``ufrag``/``pwd``; we take new credentials of our
+        own (on the shared port a ufrag no other leg has, and the port routes checks by it
+        from now on, the old one no longer), read from :attr:`ice_ufrag`/:attr:`ice_pwd` for
+        the answer.  The socket, the port, the DTLS association and the SRTP keys stay
+        (:meth:`LegControl.restart_ice`, which raises :class:`LegError` on a leg that failed
+        or closed)."""
+        mux = self._mux
+        credentials = mux.new_credentials() if mux is not None else make_ice_credentials()
+        self.control.restart_ice(credentials, ufrag, pwd)
+        if mux is not None:
+            self._port.rekey(credentials.ufrag)
+        self.ice_ufrag = credentials.ufrag
+        self.ice_pwd = credentials.pwd
 
     # -- setup -----------------------------------------------------------------------------
 
@@ -171,6 +188,11 @@ class WebRtcLeg:
     def remote_address(self) -> Optional[Address]:
         """The browser address we send to (nominated, else the latest authenticated)."""
         return self.control.peer
+
+    @property
+    def remote_fingerprint(self) -> Optional[tuple[str, str]]:
+        """The browser's DTLS fingerprint, from its SDP (an ICE restart must keep it)."""
+        return self.control.remote_fingerprint
 
     @property
     def started_at(self) -> Optional[float]:

@@ -110,6 +110,20 @@ class Demux(Generic[Leg]):
             self._proven.pop(address, None)
         return addresses
 
+    def rekey(self, old: str, new: str) -> None:
+        """The leg named ``old`` restarted ICE and is named ``new`` from now on: checks naming
+        ``old`` reach no leg any more (dropped here), the addresses it proved stay its own
+        until the leg says otherwise (:meth:`forget`).  ``new`` already taken is refused,
+        like in :meth:`register`, and changes nothing."""
+        if new in self._legs:
+            raise ValueError(f"ICE ufrag {new!r} is already registered")
+        leg = self._legs.pop(old)
+        self._legs[new] = leg
+        addresses = self._addresses.pop(old, set())
+        self._addresses[new] = addresses
+        for address in addresses:
+            self._proven[address] = new
+
     def prove(self, address: Address, ufrag: str) -> None:
         """``address`` passed an authenticated check of the leg named ``ufrag``: its other
         packets go there from now on (an address belongs to one leg: the latest to prove it)."""

@@ -61,6 +61,15 @@ class MuxBinding:
         """The leg answered an authenticated check from ``address``: route its packets here."""
         self.owner.demux.prove(address, self.ufrag)
 
+    def forget(self, address: Address) -> None:
+        """An ICE restart left ``address`` behind: stop routing it to the leg."""
+        self.owner.forget(self.ufrag, address)
+
+    def rekey(self, ufrag: str) -> None:
+        """The leg restarted ICE with ``ufrag`` (from :meth:`SharedPort.new_credentials`)."""
+        self.owner.demux.rekey(self.ufrag, ufrag)
+        self.ufrag = ufrag
+
     def write(self, data: bytes, addr: Address) -> None:
         self.owner.send(data, addr)
 
@@ -139,6 +148,17 @@ class SharedPort:
             connection = self._connections.get(address) if type(address) is TcpAddress else None
             if connection is not None:
                 connection.close()
+
+    def forget(self, ufrag: str, address: Address) -> None:
+        """``address`` no longer belongs to the leg ``ufrag`` (an ICE restart moved it): its
+        packets are dropped from now on, its ICE-TCP connection closed.  An address some other
+        leg proved since is left alone."""
+        if self.demux.owner(address) != ufrag:
+            return
+        self.demux.forget(address)
+        connection = self._connections.get(address) if type(address) is TcpAddress else None
+        if connection is not None:
+            connection.close()
 
     # -- packets ------------------------------------------------------------------------------
 

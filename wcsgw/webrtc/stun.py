@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import secrets
 import string
+import struct
 from typing import Optional
 
 import attrs
@@ -84,6 +85,9 @@ class CheckOutcome:
     ``first`` is True for the first authenticated check of the session (ICE "connected" for a
     lite agent: the browser starts DTLS right after), ``nominated`` when the request carried
     USE-CANDIDATE, ``new_address`` when ``address`` had not passed a check before.
+    ``forgotten``: after an ICE restart, the addresses of the old credentials that are no
+    longer admitted now that a pair of the new ones was nominated (a shared port un-routes
+    them).
     """
 
     response: bytes
@@ -91,6 +95,7 @@ class CheckOutcome:
     first: bool
     nominated: bool
     new_address: bool
+    forgotten: tuple[Address, ...] = ()
 
 
 class IceLiteResponder:
@@ -111,12 +116,36 @@ class IceLiteResponder:
         self._latest: Optional[Address] = None
         self.started_at: Optional[float] = None
         self.requests_ignored = 0
+        #: addresses proven under the credentials before the latest ICE restart
+        self._previous: set[Address] = set()
+        #: ICE restarts so far (each one a new generation of credentials)
+        self.restarts = 0
 
     # -- configuration ---------------------------------------------------------------------
 
     def set_remote_ufrag(self, ufrag: str) -> None:
         """The browser's ufrag, from its SDP: checks naming another one are ignored."""
         self.remote_ufrag = ufrag
+
+    def restart(self, local: IceCredentials, remote_ufrag: str) -> None:
+        """An ICE restart (RFC 8445 §9, RFC 8839 §4.4.1.1.1): both sides' credentials are new.
+
+        From now on only checks with the new ones are answered — a check naming the old ufrag
+        or keyed with the old password is ignored like any stranger's.  The addresses the old
+        credentials proved stay admitted, and we keep sending to the selected one, until a
+        check with the new credentials nominates a pair: a restart without a network change
+        must not cut media that still flows, and one after a change has nothing left on the
+        old pair to cut.  Then the old addresses are forgotten and the nominated one is where
+        media goes (the DTLS association and SRTP keys are untouched: a restart does not redo
+        DTLS).  The consent clock runs on: no check for the consent timeout, on either pair,
+        still fails the leg.
+        """
+        self.local = local
+        self.remote_ufrag = remote_ufrag
+        self._key = local.pwd.encode("utf-8")
+        self._previous = set(self._last_check)
+        self._nominated = None
+        self.restarts += 1
 
     def start(self, now: float) -> None:
         """Start the consent clock: the first check must come within the consent timeout."""
@@ -162,8 +191,9 @@ class IceLiteResponder:
         """Handle one datagram that :func:`is_stun` accepted; None means "send nothing"."""
         try:
             request = stun.parse_message(data)
-        except ValueError:
-            # Includes a FINGERPRINT mismatch and unknown methods.
+        except (ValueError, struct.error):
+            # Includes a FINGERPRINT mismatch and unknown methods; struct.error is aioice
+            # reading an attribute shorter than its type (a 2-byte ICE-CONTROLLING: fuzzing)
             self.requests_ignored += 1
             return None
         if (
@@ -195,15 +225,30 @@ class IceLiteResponder:
 
         first = not self._last_check
         new_address = address not in self._last_check
+        self._previous.discard(address)  # proven again, with the current credentials
         self._last_check[address] = now
         self._latest = address
         nominated = "USE-CANDIDATE" in request.attributes
+        forgotten: tuple[Address, ...] = ()
         if nominated:
             self._nominated = address
+            forgotten = self._forget_previous(address)
         return CheckOutcome(
             response=bytes(response),
             address=address,
             first=first,
             nominated=nominated,
             new_address=new_address,
+            forgotten=forgotten,
         )
+
+    def _forget_previous(self, nominated: Address) -> tuple[Address, ...]:
+        """A pair of the new credentials is nominated: the old generation's addresses that no
+        check with the new ones proved again go."""
+        gone = tuple(self._previous)
+        self._previous = set()
+        for address in gone:
+            self._last_check.pop(address, None)
+        if self._latest in gone:
+            self._latest = nominated
+        return gone
