@@ -61,7 +61,7 @@ from typing import Callable, Iterable, Union
 
 from twisted.logger import Logger
 
-from wcsgw.sip.account import SipAccount
+from wcsgw.sip.account import SipAccount, escape_user
 from wcsgw.sip.cancels import IncomingInvites
 from wcsgw.sip.dialog import Dialog, DialogState
 from wcsgw.sip.dialogs import DialogRouter
@@ -177,7 +177,8 @@ class IncomingInvite(InviteSession):
         self.transport = transaction.source.transport
         if contact_user is None:
             try:
-                contact_user = parse_uri(request.uri).user or None
+                # escaped again: a %40 or %3A in it would make our Contact not parse (esc01)
+                contact_user = escape_user(parse_uri(request.uri).user or "") or None
             except SipParseError:
                 contact_user = None
         self.contact = endpoint.contact_uri(contact_user, self.transport)
