@@ -142,6 +142,17 @@ class FakeGateway:
         self.events("close_session", session_id)
         self.listeners.pop(session_id, None)
 
+    #: connect's ``resumeSeconds`` (the real gateway's http.resume_seconds)
+    resume_seconds = 0
+
+    def auth_token(self, session_id: str) -> str:
+        return f"token-of-{session_id}"
+
+    def resume(self, fresh_id: str, token: str, on_session: Any = None) -> tuple[str, str]:
+        """Resume is the real gateway's (tests.test_ws_resume): every token is unknown here."""
+        self._check("resume")
+        raise CallError(Codes.SESSION_EXPIRED, "Session expired or unknown authToken", "authToken")
+
 
 class RecordingListener:
     """A SessionListener that keeps what it hears (for SessionMethods tests without a socket)."""

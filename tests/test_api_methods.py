@@ -56,7 +56,8 @@ class MethodsTestCase(unittest.TestCase):
 class ConnectTests(MethodsTestCase):
     def test_test_lines_connect_passes_no_account(self) -> None:
         result = self.assertResult(self.rpc("connect", {"sipDomain": "", "sipLogin": ""}))
-        self.assertEqual(result, {"sessionId": SESSION})
+        self.assertEqual(result, {"sessionId": SESSION, "authToken": "token-of-s-1",
+                                  "resumeSeconds": 0})
         self.assertEqual(self.gateway_calls("connect"), [("connect", SESSION, None, False)])
         self.assertEqual(self.listener.heard, [("sessionStatus", ("ESTABLISHED", None, ""))])
 

@@ -114,6 +114,7 @@ class IncomingCallTests(PeersMixin, unittest.TestCase):
     @inline
     async def test_session_gone_gets_480_not_silence(self) -> None:
         [ui], phone = await self.setup()
+        self.gateway.top.call_gateway.resume_seconds = 0  # the session ends with its socket
         contact = (await self.kam.bindings("1001"))[0]["contact"]
         await aio(ui.page.close())  # the WebSocket closes; the binding is removed (Expires: 0)
         await self.gateway.when_idle()

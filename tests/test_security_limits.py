@@ -168,7 +168,9 @@ class SessionLimitTests(LimitsCase):
         status, metrics = await self.get("metrics")
         self.assertEqual(status, 200)
         self.assertIn(b'wcsgw_limit_refusals_total{limit="sessions_per_ip"} 1', metrics)
-        # A session that goes frees its place.
+        # A session that goes frees its place (after disconnect: a connected session whose
+        # socket drops waits http.resume_seconds for a resume and counts meanwhile).
+        await first.request("disconnect")
         await first.close()
         await until(lambda: len(self.calls.sessions) == 2)
         again = await self.session(ONE)

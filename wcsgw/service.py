@@ -333,6 +333,7 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     gateway.file_call_factory = functools.partial(FileCall, env=env)
     gateway.handed_call_factory = functools.partial(HandedCall, env=env)
     gateway.recordings_folder = config.rest.recordings_folder or None
+    gateway.resume_seconds = config.http.resume_seconds  # a dropped WebSocket's session waits
     gateway.media_ports = allocator  # the port reserve ([limits]), metrics, tests: ports in use
     gateway.browser_port = shared  # its counters in /metrics
     gateway.accounts = accounts

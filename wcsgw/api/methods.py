@@ -17,10 +17,16 @@ With ``[[apps]]`` (docs/hooks.md), ``connect`` and ``call`` first ask the sessio
 (:mod:`wcsgw.api.asking`): the method then returns a Deferred of the rest of its work, and
 :meth:`SessionMethods.handle` answers once the backend replied — only that request waits.
 
+Session resume (docs/websocket-api.md, "Resuming a session"): ``connect`` hands out an
+``authToken``; ``connect {authToken}`` on a new socket takes the session over
+(:meth:`wcsgw.calls.gateway.CallGateway.resume`), and this object then speaks for that
+session.  ``ping`` answers ``{}`` so that a browser can find out its socket is dead.
+
 Secrets: ``sipPassword`` is never logged, never echoed in an error, and never kept here beyond
 building the :class:`~wcsgw.sip.account.SipAccount` (whose ``repr`` masks it).  The
 ``iceServers`` of ``connect`` carry TURN credentials minted for the session
 (:mod:`wcsgw.api.iceservers`), never the shared secret they are minted from, and are not logged.
+Nor is an ``authToken``, in either direction.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from wcsgw.api.params import (
 )
 from wcsgw.calls.gateway import CallError, CallGateway
 from wcsgw.calls.hooks.runtime import App
+from wcsgw.calls.hooks.taps import HookTap
 from wcsgw.calls.ids import id_problem
 from wcsgw.sip.account import SRTP_POLICIES, SipAccount
 
@@ -79,6 +86,9 @@ class SessionMethods:
         #: the session's ``[[apps]]`` entry once it connected under one (None: no hooks)
         self.app: App | None = None
         self._asking = False  # a connect waits on its hook
+        #: told the session id this socket speaks for after a resume, before anything is
+        #: sent under it (the WebSocket's notifications carry it)
+        self.on_resumed: Callable[[str], None] = lambda session_id: None
         self._table: dict[str, Callable[[dict[str, Any]], Any]] = {
             "connect": self._connect,
             "disconnect": self._disconnect,
@@ -91,6 +101,7 @@ class SessionMethods:
             "sendDtmf": self._send_dtmf,
             "answerTransfer": self._answer_transfer,
             "restartIce": self._restart_ice,
+            "ping": self._ping,
         }
 
     def handle(self, request: Request) -> str | None:
@@ -170,6 +181,8 @@ class SessionMethods:
         ), register
 
     def _connect(self, params: dict[str, Any]) -> Any:
+        if "authToken" in params:
+            return self._resume(params)
         app = asking.app_for(self.gateway, _string(params, "appKey"))
         account, register = self._read_account(params)  # the browser's own values first
         if app is None:
@@ -211,11 +224,39 @@ class SessionMethods:
             untap()
             raise
         self.app = app
-        result: dict[str, Any] = {"sessionId": self.session_id}
+        return self._connected(self.gateway.auth_token(self.session_id))
+
+    def _connected(self, token: str) -> dict[str, Any]:
+        result: dict[str, Any] = {"sessionId": self.session_id, "authToken": token,
+                                  "resumeSeconds": self.gateway.resume_seconds}
         if self.ice_servers:
             # Minted once the gateway took the session: a refused connect hands out nothing.
             result["iceServers"] = self.ice_servers.for_session(self.session_id)
         return result
+
+    def _resume(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``connect {authToken}``: this socket takes over the session the token belongs to
+        (its fresh session, never connected, is dropped); the reply, then what the session
+        missed and its current state, follow (wcsgw.calls.resuming)."""
+        extra = sorted(name for name in params if name != "authToken")
+        if extra:
+            raise ParamError(extra[0], "must not be sent with authToken (a resume takes "
+                                       "only the token)")
+        token = _string(params, "authToken", required=True, max_len=128)
+
+        def adopt(session_id: str) -> None:
+            self.session_id = session_id
+            self.on_resumed(session_id)
+
+        _session_id, new_token = self.gateway.resume(self.session_id, token, adopt)
+        session = self.gateway.sessions.get(self.session_id)
+        listener = getattr(session, "listener", None)
+        self.app = listener.app if isinstance(listener, HookTap) else None
+        return {**self._connected(new_token), "resumed": True}
+
+    def _ping(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Keep-alive from the browser's side: an answer proves the socket works."""
+        return {}
 
     def _disconnect(self, params: dict[str, Any]) -> dict[str, Any]:
         self.gateway.disconnect(self.session_id)
@@ -316,4 +357,4 @@ class SessionMethods:
 
 #: Methods a session answers: all of docs/contract.md's.
 METHODS = ("connect", "disconnect", "call", "hangup", "answer", "hold", "unhold", "transfer", "sendDtmf",
-           "answerTransfer")
+           "answerTransfer", "ping")

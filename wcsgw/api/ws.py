@@ -9,7 +9,13 @@ Decisions (documented in docs/websocket-api.md):
 * **One session per connection.**  The session id is random (a UUID4), made when the
   WebSocket opens, registered with the gateway (``open_session``) right away, and returned by
   ``connect``.  When the connection goes — cleanly, by error, or because keep-alive pings went
-  unanswered — the gateway hears ``close_session`` exactly once and ends that session's calls.
+  unanswered — the gateway hears ``close_session`` exactly once: a connected session is
+  detached and waits ``http.resume_seconds`` for a resume, any other ends with its calls.
+* **A resume moves the session to this connection.**  ``connect {authToken}`` makes this
+  socket speak for the token's session (its own fresh one is dropped): notifications carry
+  that ``sessionId`` from then on.  A socket whose session is resumed elsewhere (a half-open
+  connection the pings have not caught yet) is closed with :data:`RESUMED_ELSEWHERE` and
+  hears nothing more.
 * **A response goes out before the notifications its request caused.**  The gateway may call
   the listener synchronously inside ``connect`` (``sessionStatus ESTABLISHED``) or ``call``;
   those notifications are held until the response frame is written, so a client always learns
@@ -20,8 +26,9 @@ Decisions (documented in docs/websocket-api.md):
   request works.  Only WebSocket-level violations and frames over :data:`MAX_MESSAGE_SIZE`
   close the connection, as RFC 6455 requires.
 * Keep-alive: the server pings every :data:`PING_INTERVAL` seconds; a browser that does not
-  answer within :data:`PING_TIMEOUT` is dropped, so a vanished laptop does not keep a SIP call
-  up until the RTP timeout.
+  answer within :data:`PING_TIMEOUT` is dropped (its session detached, then ended after the
+  resume window), so a vanished laptop does not keep a SIP call up until the RTP timeout.  The
+  browser's side: the JSON-RPC method ``ping``.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ __all__ = [
     "MAX_MESSAGE_SIZE",
     "PING_INTERVAL",
     "PING_TIMEOUT",
+    "RESUMED_ELSEWHERE",
     "GatewaySocket",
     "GatewaySocketFactory",
     "make_ws_resource",
@@ -57,6 +65,9 @@ log = Logger()
 MAX_MESSAGE_SIZE = 1024 * 1024
 PING_INTERVAL = 20.0
 PING_TIMEOUT = 20.0
+#: The close code a socket gets when its session was resumed on another connection
+#: (4000-4999: for applications, RFC 6455 §7.4.2).
+RESUMED_ELSEWHERE = 4001
 
 
 def _plain(value: Any) -> Any:
@@ -118,6 +129,7 @@ class GatewaySocket(WebSocketServerProtocol):
         gateway = self.factory.gateway
         self.session_id = str(uuid.uuid4())
         self.methods = SessionMethods(gateway, self.session_id, self.factory.ice_servers)
+        self.methods.on_resumed = self._resumed
         log.info("session {session} opened from {peer}", session=self.session_id, peer=self.peer)
         try:
             gateway.open_session(self.session_id, self, peer=self._peer_ip())
@@ -179,6 +191,24 @@ class GatewaySocket(WebSocketServerProtocol):
             self.factory.gateway.close_session(self.session_id)
         except Exception:
             log.failure("session {session}: close_session failed", session=self.session_id)
+
+    def _resumed(self, session_id: str) -> None:
+        log.info("session {fresh} resumes session {session}", fresh=self.session_id,
+                 session=session_id)
+        self.session_id = session_id
+
+    def superseded(self) -> None:
+        """The session was resumed on another connection: this one hears nothing more and
+        is closed; its close does not touch the session."""
+        if self._gone:
+            return
+        self._gone = True
+        log.info("session {session}: resumed on another connection; closing this one",
+                 session=self.session_id)
+        try:
+            self.sendClose(code=RESUMED_ELSEWHERE, reason="resumed elsewhere")
+        except Exception:  # noqa: BLE001 - a socket already half gone: dropping it is all we want
+            self.dropConnection(abort=True)
 
     # -- SessionListener ----------------------------------------------------------------------
 

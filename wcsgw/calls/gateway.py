@@ -2,9 +2,12 @@
 
 The JSON-RPC (and later REST) layer talks only to :class:`CallGateway`; it never sees SIP or
 media objects.  Each session is one browser connection: it may bring a SIP account (checked
-against the policy, registered if asked) and places calls; when it goes away — disconnect, or
-its WebSocket simply closes — every call it owned is ended on the SIP side and its binding is
-removed, so nothing is left up behind a vanished browser.
+against the policy, registered if asked) and places calls.  When its WebSocket closes, a
+connected session is *detached* for ``resume_seconds`` (its calls and registration stay up, what
+it would hear is queued) and a ``connect {authToken}`` on a new socket resumes it
+(:mod:`wcsgw.calls.resuming`); when it goes away for good — disconnect, a socket closing with
+resume off or before connect, or the resume window over — every call it owned is ended on the
+SIP side and its binding is removed, so nothing is left up behind a vanished browser.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.limits import address_key
 from wcsgw.calls.policy import Policy
 from wcsgw.calls.registry import CallRegistry
+from wcsgw.calls.resume import Relay
+from wcsgw.calls.resuming import Resumer
 from wcsgw.calls.sessions import Session, SessionListener, registration_status
 from wcsgw.calls.status import SessionStatus
 from wcsgw.calls.trunks import Trunks
@@ -49,7 +54,8 @@ class CallGateway:
 
     def __init__(self, sip: Any, policy: Policy, call_factory: Any, *,
                  limits: LimitsSettings | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, scheduler: Any = None) -> None:
+        """``scheduler`` (callLater/seconds; default the reactor) times resume windows."""
         self.sip = sip
         self.policy = policy
         self.call_factory = call_factory
@@ -86,6 +92,10 @@ class CallGateway:
         #: the REST hooks of ``[[apps]]`` (wcsgw.calls.hooks.runtime.Hooks; the service sets
         #: it; None: no hooks)
         self.hooks: Any = None
+        #: how long a connected session outlives its WebSocket (http.resume_seconds; 0: not
+        #: at all), and the detached sessions and tokens
+        self.resume_seconds: float = 0
+        self.resumer = Resumer(self, scheduler)
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -100,7 +110,8 @@ class CallGateway:
         X-Forwarded-For is not trusted).  Refused like :meth:`admit_session`."""
         self.admit_session(peer)
         key = address_key(peer) if peer is not None else None
-        self.sessions[session_id] = Session(session_id, listener, peer=key)
+        relay = Relay(listener, session_id=session_id)
+        self.sessions[session_id] = Session(session_id, relay, peer=key, relay=relay)
 
     def connect(self, session_id: str, account: SipAccount | None, register: bool) -> None:
         session = self._unconnected(session_id)
@@ -134,13 +145,33 @@ class CallGateway:
         session.connected = True
         session.listener.session_status(SessionStatus.ESTABLISHED.value, None, "")
 
+    def auth_token(self, session_id: str) -> str:
+        """A fresh ``authToken`` for the connected session (the one before it dies)."""
+        return self.resumer.issue(self._session(session_id))
+
+    def resume(self, fresh_id: str, token: str,
+               on_session: Callable[[str], None] = lambda session_id: None) -> tuple[str, str]:
+        """``connect {authToken}`` on the socket of ``fresh_id``: (the resumed session's id,
+        its new token), :meth:`Resumer.resume`; SESSION_EXPIRED naming ``authToken`` if the
+        token is no good."""
+        return self.resumer.resume(fresh_id, token, on_session)
+
     def disconnect(self, session_id: str) -> None:
         session = self._session(session_id)
+        self.resumer.forget(session_id)
         self._teardown(session)
         session.listener.session_status(SessionStatus.DISCONNECTED.value, None, "")
 
     def close_session(self, session_id: str) -> None:
-        """The browser is gone: end its calls and binding, then forget it."""
+        """The browser's socket is gone: a connected session waits for a resume
+        (:meth:`Resumer.detach`); else end its calls and binding, then forget it."""
+        session = self.sessions.get(session_id)
+        if session is not None and not self.resumer.detach(session):
+            self.end_session(session_id)
+
+    def end_session(self, session_id: str) -> None:
+        """End the session for good: its calls, its binding, its token."""
+        self.resumer.forget(session_id)
         session = self.sessions.pop(session_id, None)
         if session is not None:
             self._teardown(session)
@@ -329,9 +360,11 @@ class CallGateway:
     def _hooks(self, session: Session | None) -> dict[str, Any]:
         """The callbacks every call gets: statuses and notifications to its session (none
         for the operator's own calls), and the registry's bookkeeping."""
+        # a test's listener without ``notify``: the call gets none (it then asks no REFER)
+        notifies = session is not None and (session.relay is None or session.relay.notifies)
         return {
             "on_status": session.listener.call_status if session else (lambda described: None),
-            "notify": getattr(session.listener, "notify", None) if session else None,
+            "notify": getattr(session.listener, "notify", None) if session and notifies else None,
             "on_gone": self._forget_call,
             "on_settled": self.registry.settled,
         }
@@ -348,6 +381,10 @@ class CallGateway:
         return self.registry.when_idle()
 
     def hangup_all(self) -> None:
+        """The gateway is going away: every call ends, every detached session too (and no
+        session detaches from now on: nothing would resume it)."""
+        for session_id in self.resumer.stop():
+            self.end_session(session_id)
         for call in list(self.calls.values()):
             call.hangup()
 

@@ -1,7 +1,8 @@
 """A browser session as the call layer keeps it, and what it hears back.
 
-A session is one browser connection (one WebSocket): who it is from, the SIP account it
-connected with, its registration and registered contact, and its live calls.  The gateway
+A session is one browser connection (one WebSocket, or the next one that resumes it: see
+:mod:`wcsgw.calls.resume`): who it is from, the SIP account it connected with, its
+registration and registered contact, and its live calls.  The gateway
 (:class:`~wcsgw.calls.gateway.CallGateway`) owns the sessions; what a session is and how a
 REGISTER client's events reach it as ``sessionStatus`` is here, so that the record, the
 listener protocol the WebSocket layer implements and the status mapping read in one place.
@@ -13,6 +14,7 @@ from typing import Any, Callable, Protocol
 
 import attr
 
+from wcsgw.calls.resume import Relay
 from wcsgw.calls.status import SessionStatus
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.endpoint import AccountRegistration
@@ -46,6 +48,10 @@ class Session:
     #: who the WebSocket is from, as [limits] count it (``address_key`` of the TCP peer:
     #: the IPv4 address or the IPv6 /64; None: not known)
     peer: str | None = None
+    #: what stands between the session and its socket (wcsgw.calls.resume.Relay): queues
+    #: while the socket is gone, so the session can be resumed on another one; ``listener``
+    #: is this relay, or a hook tap around it
+    relay: Relay | None = None
 
 
 def _failed_status(event: RegistrationFailed) -> tuple[str, int | None, str]:
