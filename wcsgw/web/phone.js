@@ -7,6 +7,9 @@
 // "Transfer to" + Transfer make a blind transfer whose progress is shown under the form.
 // When the far end asks to transfer the call (a REFER), the target is shown with the buttons
 // "Accept transfer" and "Refuse transfer"; no answer in time is a refusal.
+// When the WebSocket drops the SDK reconnects by itself: the session status says
+// "Reconnecting…" and the call panel, its controls and the media stay as they are (no dialog,
+// no hangup); a Hangup meanwhile is sent once the session is resumed.
 // "Video call" adds the camera: the far end's video fills the video area above, our own camera
 // is the small picture in its corner; an incoming call with video can be answered with the
 // camera ("Answer with video") or audio only ("Answer").
@@ -99,6 +102,7 @@ const SESSION_TEXT = {
   AUTHENTICATION_FAIL: "wrong login or password",
   DISCONNECTED: "logged out",
   FAILED: "connection failed",
+  RECONNECTING: "Reconnecting… the call goes on",
 };
 const CALL_TEXT = {
   NEW: "",
@@ -404,7 +408,9 @@ function onSessionStatus(s, event = {}) {
   if (s !== session) return; // an old session's late event
   const status = s.status();
   if (status === SESSION_STATUS.WARN) return;
-  const detail = event.info && event.info !== SESSION_TEXT[status] ? event.info : SESSION_TEXT[status];
+  // Reconnecting says what a person needs to know (the call goes on), not the close code.
+  const own = status === SESSION_STATUS.RECONNECTING;
+  const detail = event.info && event.info !== SESSION_TEXT[status] && !own ? event.info : SESSION_TEXT[status];
   setStatus(ui.sessionStatus, status, detail);
   if (status === SESSION_STATUS.AUTHENTICATION_FAIL) {
     showError(`Registration failed${event.sipStatus ? ` (${event.sipStatus})` : ""}: check Login, Authentication name and Password.`, ui.password);

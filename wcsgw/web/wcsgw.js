@@ -29,7 +29,10 @@
  * Session statuses.  ESTABLISHED..FAILED are the gateway's `sessionStatus` values
  * (docs/contract.md); PENDING and CONNECTED are local (before the gateway answered); WARN fires for
  * errors the gateway sends that belong to no request; INCOMING_CALL is the event name for
- * incoming calls (its handler receives the {@link Call}).
+ * incoming calls (its handler receives the {@link Call}).  RECONNECTING is local too: the
+ * socket was lost unexpectedly and the SDK is resuming the session on a new one (the calls'
+ * media goes on meanwhile; requests wait for the new socket).  It fires once per loss; the
+ * status the gateway re-announces follows the resume, or FAILED when the session is lost.
  * @readonly
  * @enum {string}
  */
@@ -42,6 +45,7 @@ export const SESSION_STATUS = Object.freeze({
   AUTHENTICATION_FAIL: "AUTHENTICATION_FAIL",
   DISCONNECTED: "DISCONNECTED",
   FAILED: "FAILED",
+  RECONNECTING: "RECONNECTING",
   WARN: "WARN",
   INCOMING_CALL: "INCOMING_CALL",
 });
@@ -120,6 +124,17 @@ const DEFAULT_ICE_GATHERING_TIMEOUT = 5000;
 const HANGUP_TIMEOUT = 5000;
 /** Ended calls still given their late `transferStatus`/`dtmf` (a NOTIFY after the BYE). */
 const ENDED_CALLS_KEPT = 16;
+/** Keep-alive: a `ping` request this often (ms) while the session is up ... */
+const PING_INTERVAL = 15000;
+/** ... and a socket that has not answered it within this (ms) is dead. */
+const PING_TIMEOUT = 10000;
+/** Reconnection delays (ms): each attempt waits a random time below a ceiling that starts
+ * here and doubles per attempt up to RECONNECT_MAX_DELAY (exponential backoff, full jitter). */
+const RECONNECT_FIRST_DELAY = 500;
+const RECONNECT_MAX_DELAY = 8000;
+/** A reconnection attempt whose socket has not opened and resumed within this (ms) is
+ * abandoned for the next one (a TCP connect to a vanished network can hang for minutes). */
+const RESUME_ATTEMPT_TIMEOUT = 10000;
 /** How long a call's ICE may stay `disconnected` before the SDK restarts it (ms): long enough
  * for a brief loss to heal by itself (consent checks resume), short enough that a network
  * change is repaired before the person hangs up. */
@@ -462,8 +477,11 @@ function rtcConfiguration(gatewayIceServers, mediaOptions, policy) {
 }
 
 export class Session extends Emitter {
-  /** @type {WebSocket} */
-  #ws;
+  /** @type {WebSocket|null} the socket in use; null between reconnection attempts.  Events of
+   * any other (an abandoned socket's late close) are ignored. */
+  #ws = null;
+  /** @type {string} */
+  #url;
   #status = SESSION_STATUS.PENDING;
   /** @type {string|null} */
   #id = null;
@@ -471,7 +489,7 @@ export class Session extends Emitter {
   /** @type {number|null} */
   #sipStatus = null;
   #nextRequestId = 1;
-  /** @type {Map<number, {resolve: Function, reject: Function}>} */
+  /** @type {Map<number, {resolve: Function, reject: Function}>} requests sent on #ws */
   #requests = new Map();
   /** @type {Map<string, Call>} */
   #calls = new Map();
@@ -482,6 +500,18 @@ export class Session extends Emitter {
   #iceServers = [];
   /** @type {SessionOptions} */
   #options;
+  /** @type {string|null} the single-use token a new socket resumes the session with */
+  #authToken = null;
+  /** seconds the gateway keeps the session after its socket went (0: it does not) */
+  #resumeSeconds = 0;
+  /** @type {{deadline: number, attempt: number, timer: any, attemptTimer: any}|null}
+   * set while RECONNECTING */
+  #reconnect = null;
+  /** @type {{method: string, params: object, resolve: Function, reject: Function}[]}
+   * requests made while RECONNECTING, sent in order on the resumed socket */
+  #queued = [];
+  /** the keep-alive: the next ping, or the deadline of the one sent */
+  #pingTimer = null;
 
   /** @param {SessionOptions} options */
   constructor(options) {
@@ -489,12 +519,8 @@ export class Session extends Emitter {
     if (!options || !options.urlServer) throw new TypeError("options.urlServer must be provided");
     checkIceTransportPolicy(options.iceTransportPolicy, "options");
     this.#options = options;
-    const WS = globalThis.WebSocket;
-    this.#ws = new WS(normaliseUrl(options.urlServer));
-    this.#ws.onopen = () => this.#onOpen();
-    this.#ws.onmessage = (e) => this.#onFrame(e.data);
-    this.#ws.onclose = (e) => this.#onClose(e);
-    this.#ws.onerror = () => {}; // a close event always follows; it decides the status
+    this.#url = normaliseUrl(options.urlServer);
+    this.#openSocket();
   }
 
   /** @returns {string|null} the gateway's session id (known after ESTABLISHED) */
@@ -528,7 +554,7 @@ export class Session extends Emitter {
 
   /** @returns {string} the WebSocket URL */
   getServerUrl() {
-    return this.#ws.url;
+    return this.#url;
   }
 
   /** @returns {Call[]} calls not yet over */
@@ -557,24 +583,32 @@ export class Session extends Emitter {
 
   /**
    * End the session: the gateway hangs up its calls and un-registers; then the WebSocket
-   * closes and DISCONNECTED fires.
+   * closes and DISCONNECTED fires.  While RECONNECTING it ends the session here at once (no
+   * socket to say so on): the gateway ends it, and its calls, when its resume window passes.
    * @returns {Promise<void>}
    */
   async disconnect() {
     if (SESSION_ENDED.includes(this.#status) || this.#disconnecting) return;
     this.#disconnecting = true;
-    if (this.#ws.readyState === 1) {
+    if (this.#reconnect) {
+      this.#stopReconnecting();
+      this.#endSession(SESSION_STATUS.DISCONNECTED, { info: "Disconnected" }, (call) => call._sessionEnded());
+      return;
+    }
+    const ws = this.#ws;
+    if (ws?.readyState === 1) {
       try {
-        await this.#request("disconnect", {});
+        await this.#send("disconnect", {});
       } catch (err) {
         // The socket closes anyway; the gateway ends the session when it goes.
       }
     }
-    this.#ws.close(1000, "disconnect");
+    ws?.close(1000, "disconnect");
   }
 
   /**
-   * Send any JSON-RPC request (for methods this SDK has no wrapper for).
+   * Send any JSON-RPC request (for methods this SDK has no wrapper for).  While RECONNECTING
+   * it waits for the resumed socket (see {@link SESSION_STATUS}.RECONNECTING).
    * @param {string} method
    * @param {object} params
    * @returns {Promise<any>} the result; rejects with {@link RpcError}
@@ -605,14 +639,24 @@ export class Session extends Emitter {
     };
   }
 
+  /** A request of the app or a call: sent now, or, while RECONNECTING, once resumed. */
   #request(method, params) {
-    if (this.#ws.readyState !== 1) {
+    if (this.#reconnect) {
+      return new Promise((resolve, reject) => this.#queued.push({ method, params, resolve, reject }));
+    }
+    return this.#send(method, params);
+  }
+
+  /** A request on the socket in use, now. */
+  #send(method, params) {
+    const ws = this.#ws;
+    if (ws?.readyState !== 1) {
       return Promise.reject(new RpcError(-1, "Not connected to the gateway"));
     }
     const id = this.#nextRequestId++;
     return new Promise((resolve, reject) => {
       this.#requests.set(id, { resolve, reject });
-      this.#ws.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
+      ws.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
     });
   }
 
@@ -623,7 +667,42 @@ export class Session extends Emitter {
     this._emit(status, this, event);
   }
 
+  #openSocket() {
+    const ws = new globalThis.WebSocket(this.#url);
+    this.#ws = ws;
+    ws.onopen = () => {
+      if (this.#ws === ws) this.#onOpen();
+    };
+    ws.onmessage = (e) => {
+      if (this.#ws === ws) this.#onFrame(e.data);
+    };
+    ws.onclose = (e) => {
+      if (this.#ws !== ws) return;
+      this.#ws = null;
+      this.#onClose(e);
+    };
+    ws.onerror = () => {}; // a close event always follows; it decides
+    return ws;
+  }
+
+  /** Give up on a socket that is open but dead (no answer to a ping, a resume attempt that
+   * hangs): from now on its events are ignored, and it counts as closed. */
+  #abandon(ws, reason) {
+    if (this.#ws !== ws) return;
+    this.#ws = null;
+    try {
+      ws.close();
+    } catch {
+      /* already closing */
+    }
+    this.#onClose({ code: 1006, reason });
+  }
+
   #onOpen() {
+    if (this.#reconnect) {
+      this.#resume();
+      return;
+    }
     this.#setStatus(SESSION_STATUS.CONNECTED);
     const sip = this.#options.sipOptions ?? {};
     const params = {
@@ -638,16 +717,167 @@ export class Session extends Emitter {
     };
     if (this.#options.appKey !== undefined) params.appKey = this.#options.appKey;
     if (this.#options.custom !== undefined) params.custom = this.#options.custom;
-    this.#request("connect", params).then(
+    const ws = this.#ws;
+    this.#send("connect", params).then(
       (result) => {
         this.#id = result?.sessionId ?? this.#id;
-        if (Array.isArray(result?.iceServers)) this.#iceServers = result.iceServers;
+        this.#connected(ws, result);
       },
       (err) => {
+        if (this.#ws !== ws) return; // the socket went: its close decides
         this.#setStatus(SESSION_STATUS.FAILED, { info: err.message, error: err });
-        this.#ws.close(1000, "connect failed");
+        ws.close(1000, "connect failed");
       },
     );
+  }
+
+  /** A connect result (first or resumed): what the next resume and the calls need. */
+  #connected(ws, result) {
+    if (Array.isArray(result?.iceServers)) this.#iceServers = result.iceServers;
+    this.#authToken = typeof result?.authToken === "string" && result.authToken ? result.authToken : null;
+    this.#resumeSeconds = Number(result?.resumeSeconds) > 0 ? Number(result.resumeSeconds) : 0;
+    if (this.#ws === ws) this.#schedulePing(ws);
+  }
+
+  // -- keep-alive ------------------------------------------------------------------------
+
+  /** `ping` every PING_INTERVAL; no answer within PING_TIMEOUT: the socket is dead (a
+   * vanished network closes no TCP connection, so no close event would ever come). */
+  #schedulePing(ws) {
+    clearTimeout(this.#pingTimer);
+    this.#pingTimer = setTimeout(() => {
+      if (this.#ws !== ws) return;
+      this.#pingTimer = setTimeout(() => this.#abandon(ws, "no answer to ping"), PING_TIMEOUT);
+      // Any answer means the socket lives (an error too: a gateway without `ping`).
+      const alive = () => {
+        if (this.#ws === ws) this.#schedulePing(ws);
+      };
+      this.#send("ping", {}).then(alive, (err) => {
+        if (err.code !== -1) alive();
+      });
+    }, PING_INTERVAL);
+  }
+
+  // -- losing the socket, reconnecting -----------------------------------------------------
+
+  /** The socket in use closed (or was abandoned). */
+  #onClose(event) {
+    clearTimeout(this.#pingTimer);
+    this.#pingTimer = null;
+    const err = new RpcError(-1, "Connection to the gateway lost");
+    for (const { reject } of this.#requests.values()) reject(err);
+    this.#requests.clear();
+    if (this.#reconnect) {
+      clearTimeout(this.#reconnect.attemptTimer);
+      this.#scheduleAttempt(); // that attempt failed: the next one, or give up
+      return;
+    }
+    if (SESSION_ENDED.includes(this.#status)) {
+      for (const call of [...this.#calls.values()]) call._sessionEnded();
+      return;
+    }
+    if (this.#resumable(event)) {
+      this.#reconnect = { deadline: Date.now() + this.#resumeSeconds * 1000, attempt: 0, timer: null, attemptTimer: null };
+      const why = event.reason ? event.reason : `code ${event.code}`;
+      this.#setStatus(SESSION_STATUS.RECONNECTING, { info: `Connection to the gateway lost (${why}); reconnecting` });
+      this.#scheduleAttempt();
+      return;
+    }
+    let status = SESSION_STATUS.FAILED;
+    let info = `Connection to the gateway lost (code ${event.code})`;
+    if (this.#disconnecting || event.code === 1000) {
+      status = SESSION_STATUS.DISCONNECTED;
+      info = "Disconnected";
+    } else if (this.#status === SESSION_STATUS.PENDING) {
+      info = `Cannot connect to ${this.#url}`;
+    }
+    this.#endSession(status, { info }, (call) => call._sessionEnded());
+  }
+
+  /** Is this loss one to reconnect from?  Not after disconnect(), not without a token, not
+   * when the gateway closed on purpose (1000: it ended the session; 1008: a limit). */
+  #resumable(event) {
+    const up = [SESSION_STATUS.ESTABLISHED, SESSION_STATUS.REGISTERED, SESSION_STATUS.UNREGISTERED,
+      SESSION_STATUS.AUTHENTICATION_FAIL];
+    return !this.#disconnecting && this.#authToken !== null && this.#resumeSeconds > 0
+      && up.includes(this.#status) && event.code !== 1000 && event.code !== 1008;
+  }
+
+  /** The next attempt after a random delay (full jitter: 0 .. 0.5 s, doubling up to 8 s),
+   * so a gateway that comes back is not hit by every browser at once; none once the
+   * gateway's resume window has passed. */
+  #scheduleAttempt() {
+    const r = this.#reconnect;
+    if (!r || this.#disconnecting) return;
+    const left = r.deadline - Date.now();
+    if (left <= 0) {
+      this.#giveUp(`could not reconnect within ${this.#resumeSeconds} s`);
+      return;
+    }
+    const ceiling = Math.min(RECONNECT_MAX_DELAY, RECONNECT_FIRST_DELAY * 2 ** r.attempt);
+    r.attempt += 1;
+    r.timer = setTimeout(() => {
+      r.timer = null;
+      if (this.#reconnect !== r) return;
+      this.#openSocket();
+      const ws = this.#ws;
+      r.attemptTimer = setTimeout(() => this.#abandon(ws, "no answer"), RESUME_ATTEMPT_TIMEOUT);
+    }, Math.min(Math.random() * ceiling, left));
+  }
+
+  /** A new socket is open: `connect` with the token alone resumes the session. */
+  #resume() {
+    const ws = this.#ws;
+    const r = this.#reconnect;
+    this.#send("connect", { authToken: this.#authToken }).then(
+      (result) => {
+        if (this.#reconnect !== r || this.#ws !== ws) return;
+        if (result?.sessionId && this.#id && result.sessionId !== this.#id) {
+          this.#giveUp("the gateway resumed another session");
+          return;
+        }
+        clearTimeout(r.attemptTimer);
+        this.#reconnect = null;
+        this.#connected(ws, result);
+        // The status comes next, from the gateway (sessionStatus), then each live call's.
+        for (const q of this.#queued.splice(0)) this.#send(q.method, q.params).then(q.resolve, q.reject);
+      },
+      (err) => {
+        if (err.code === -1 || this.#reconnect !== r) return; // the socket went: next attempt
+        this.#giveUp(err.message, err);
+      },
+    );
+  }
+
+  #stopReconnecting() {
+    const r = this.#reconnect;
+    if (!r) return;
+    clearTimeout(r.timer);
+    clearTimeout(r.attemptTimer);
+    this.#reconnect = null;
+    const ws = this.#ws;
+    this.#ws = null;
+    ws?.close(1000, "disconnect");
+    const err = new RpcError(-1, "Connection to the gateway closed");
+    for (const { reject } of this.#requests.values()) reject(err);
+    this.#requests.clear();
+  }
+
+  /** The session is gone for good (the resume window passed, or the gateway refused the
+   * token): FAILED, and each call FINISH here, as the gateway ended them. */
+  #giveUp(why, error) {
+    this.#stopReconnecting();
+    this.#endSession(SESSION_STATUS.FAILED, { info: `Session lost: ${why}`, error }, (call) => call._sessionLost());
+  }
+
+  #endSession(status, event, endCall) {
+    clearTimeout(this.#pingTimer);
+    this.#pingTimer = null;
+    this.#authToken = null;
+    const err = new RpcError(-1, `The session ended (${event.info})`);
+    for (const q of this.#queued.splice(0)) q.reject(err);
+    for (const call of [...this.#calls.values()]) endCall(call);
+    this.#setStatus(status, event);
   }
 
   #onFrame(data) {
@@ -681,7 +911,13 @@ export class Session extends Emitter {
       if (params.status === SESSION_STATUS.DISCONNECTED && this.#status === SESSION_STATUS.DISCONNECTED) return;
       this.#setStatus(params.status, params);
     } else if (method === "callStatus") {
-      this.#calls.get(params.callId)?._onStatus(params);
+      const call = this.#calls.get(params.callId);
+      if (call) {
+        call._onStatus(params);
+      } else if (this.#ended.has(params.callId) && params.status && !TERMINAL_CALL_STATUSES.includes(params.status)) {
+        // A call this page ended (its hangup lost with a socket) that the gateway still has.
+        this.#send("hangup", { callId: params.callId }).catch(() => {});
+      }
     } else if (method === "incomingCall") {
       const call = new Call(
         this,
@@ -704,21 +940,6 @@ export class Session extends Emitter {
     } else if (method === CALL_EVENT.TRANSFER_STATUS || method === CALL_EVENT.DTMF) {
       // A transfer's last NOTIFY may come after the transferred call's FINISH.
       (this.#calls.get(params.callId) ?? this.#ended.get(params.callId))?._onEvent(method, params);
-    }
-  }
-
-  #onClose(event) {
-    const err = new RpcError(-1, "Connection to the gateway closed");
-    for (const { reject } of this.#requests.values()) reject(err);
-    this.#requests.clear();
-    for (const call of [...this.#calls.values()]) call._sessionEnded();
-    if (SESSION_ENDED.includes(this.#status)) return;
-    if (this.#disconnecting || event.code === 1000) {
-      this.#setStatus(SESSION_STATUS.DISCONNECTED, { info: "Disconnected" });
-    } else if (this.#status === SESSION_STATUS.PENDING) {
-      this.#setStatus(SESSION_STATUS.FAILED, { info: `Cannot connect to ${this.#ws.url}` });
-    } else {
-      this.#setStatus(SESSION_STATUS.FAILED, { info: `Connection to the gateway lost (code ${event.code})` });
     }
   }
 }
@@ -1172,6 +1393,11 @@ export class Call extends Emitter {
   /** @package the session closed under the call */
   _sessionEnded() {
     if (!this.#terminal()) this.#finish(CALL_STATUS.FAILED, { info: "Session closed" });
+  }
+
+  /** @package the session could not be resumed: the gateway has ended its calls */
+  _sessionLost() {
+    if (!this.#terminal()) this.#finish(CALL_STATUS.FINISH, { info: "Session lost" });
   }
 
   // -- internals -----------------------------------------------------------------------------
