@@ -98,7 +98,7 @@ def make_root(config: Config, gateway: Any = None) -> Resource:
         root = Resource()  # type: ignore[no-untyped-call]
         # arg-type: putChild wants an IResource, a zope Interface mypy cannot match a class to
         root.putChild(b"", PlaceholderPage())  # type: ignore[no-untyped-call,arg-type]
-        root.putChild(b"health", HealthResource())  # type: ignore[no-untyped-call,arg-type]
+        root.putChild(b"health", HealthResource())  # type: ignore[arg-type]
         root.putChild(b"metrics", MetricsResource(None, config.rest.tokens))  # type: ignore[arg-type]
         return root
     from wcsgw.api.rest import build_rest_resource
@@ -108,7 +108,7 @@ def make_root(config: Config, gateway: Any = None) -> Resource:
                                media_folder=config.rest.media_folder or None,
                                recordings_folder=config.rest.recordings_folder or None,
                                max_body=config.http.max_body)
-    children = {"health": HealthResource(), "rest-api": rest,  # type: ignore[no-untyped-call]
+    children = {"health": HealthResource(gateway), "rest-api": rest,  # 503 while draining
                 "metrics": MetricsResource(gateway, config.rest.tokens)}
     # [webrtc] ice_servers: what `connect` hands each browser (TURN credentials minted per
     # session, on the wall clock the TURN server also reads)

@@ -299,6 +299,8 @@ def collect(gateway: Any = None) -> list[Family]:
         if getattr(gateway, "media_ports", None) is not None:
             collectors.append(("ports", lambda: port_families(gateway.media_ports)))
         collectors.append(("sip", lambda: sip_families(getattr(gateway, "sip", None))))
+        from wcsgw.api.loadmetrics import load_families  # it imports Family from here
+        collectors.append(("load", lambda: load_families(gateway)))
         if getattr(gateway, "hooks", None) is not None:
             collectors.append(("hooks", lambda: hook_families(gateway.hooks)))
         if getattr(gateway, "browser_port", None) is not None:

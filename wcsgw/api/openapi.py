@@ -251,7 +251,29 @@ _ERRORS = {
     "500": "The gateway failed internally (logged; no details are sent).",
     "501": "The gateway does not support this yet.",
     "429": "A [limits] cap: the client address's call rate, or the session's call cap.",
-    "503": "No media ports free (or only the reserve kept for sessions' first calls).",
+    "503": "No media ports free (or only the reserve kept for sessions' first calls), or the "
+           "gateway takes no new calls for now: \"Gateway draining\" or \"Gateway "
+           "overloaded\" (ask another gateway).",
+}
+
+_DRAIN_BODY: dict[str, Any] = {
+    "type": "object", "maxProperties": 0, "additionalProperties": False,
+    "description": "Empty: {}.",
+}
+
+_DRAIN_STATE: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "calls"],
+    "additionalProperties": True,
+    "properties": {
+        "status": {"type": "string", "enum": ["draining", "ending", "done"],
+                   "description": "draining: live calls go on; ending: the drain time is "
+                                  "over and the rest are being hung up; done: stopping."},
+        "calls": {"type": "integer", "minimum": 0, "description": "Live calls now."},
+        "secondsLeft": {"type": "integer", "minimum": 0,
+                        "description": "Until the calls still live are hung up "
+                                       "(limits.drain_seconds after the drain began)."},
+    },
 }
 
 #: Which error statuses each operation can answer.
@@ -265,6 +287,7 @@ _OPERATION_ERRORS: dict[str, tuple[str, ...]] = {
     "/call/hold": ("400", "401", "404", "409", "413", "415", "500", "501"),
     "/call/unhold": ("400", "401", "404", "409", "413", "415", "500", "501"),
     "/call/transfer": ("400", "401", "403", "404", "409", "413", "415", "500", "501"),
+    "/gateway/drain": ("400", "401", "413", "415", "500", "501"),
 }
 
 
@@ -281,9 +304,8 @@ def _operation(path: str, summary: str, body: dict[str, Any], ok: str,
     if "401" in responses:
         responses["401"]["headers"] = {
             "WWW-Authenticate": {"description": "Bearer (RFC 6750)", "schema": {"type": "string"}}}
-    name = path.rsplit("/", 1)[1]
     return {"post": {
-        "operationId": "call_" + name,
+        "operationId": path.strip("/").replace("/", "_"),
         "summary": summary,
         "requestBody": {"required": True, "content": _json(body)},
         "responses": responses,
@@ -335,6 +357,10 @@ _DOCUMENT: dict[str, Any] = {
                                     "another call of the same session (attended).", TOKEN,
                                     minLength=1)),
             "Transfer started (transferStatus notifications follow for sessions).", _EMPTY),
+        "/gateway/drain": _operation(
+            "/gateway/drain", "Drain this gateway: refuse new sessions and calls, let the live "
+            "calls finish (at most limits.drain_seconds), then stop the process (as SIGTERM)",
+            _DRAIN_BODY, "Draining (asking again changes nothing).", _DRAIN_STATE),
         "/openapi.json": {"get": {
             "operationId": "openapi",
             "summary": "This document",

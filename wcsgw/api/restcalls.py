@@ -65,6 +65,9 @@ _STATUS_OF_CODE: dict[int, int] = {
     Codes.TOO_MANY_SESSIONS: 429,
     Codes.CALL_RATE: 429,
     Codes.NO_PORTS: 503,
+    # the gateway takes no new calls for now: another gateway should be asked
+    Codes.DRAINING: 503,
+    Codes.OVERLOADED: 503,
 }
 
 
@@ -87,6 +90,7 @@ class RestApi:
             "/call/hold": self.hold,
             "/call/unhold": self.unhold,
             "/call/transfer": self.transfer,
+            "/gateway/drain": self.drain,
         }
 
     def handle(self, path: str, body: dict[str, Any], peer: str | None = None) -> defer.Deferred[RestReply]:
@@ -258,3 +262,15 @@ class RestApi:
                                min_length=1)
         return defer.maybeDeferred(self.gateway.transfer, None, call_id,
                                    target).addCallback(lambda _: {})
+
+    def drain(self, body: dict[str, Any]) -> Any:
+        """Stop taking new sessions and calls, let the live calls finish (at most
+        ``limits.drain_seconds``), then stop the process — as the first SIGTERM does.  Asking
+        again changes nothing and says how far it got."""
+        for field in body:
+            raise fields.bad(str(field)[:64], "is not a field of gateway/drain (send {})")
+        drain = getattr(self.gateway, "drain", None)
+        if drain is None:
+            raise RestError(501, "this gateway cannot drain")
+        log.info("rest gateway/drain")
+        return defer.maybeDeferred(drain.begin, "REST gateway/drain")

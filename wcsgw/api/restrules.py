@@ -99,5 +99,6 @@ ROUTES: dict[str, str] = {
     "/call/hold": "POST",
     "/call/unhold": "POST",
     "/call/transfer": "POST",
+    "/gateway/drain": "POST",
     "/openapi.json": "GET",
 }

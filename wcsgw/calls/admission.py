@@ -14,17 +14,22 @@ from typing import Any, Callable, Collection, Literal
 
 from twisted.logger import Logger
 
+from wcsgw.calls.drain import DRAINING_MESSAGE, Drain
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.limits import SlidingWindow, address_key, effective_reserve
+from wcsgw.calls.overload import OVERLOADED_MESSAGE, OverloadDetector
 from wcsgw.calls.sessions import Session
 from wcsgw.config import LimitsSettings
 from wcsgw.media.ports import PortsExhausted, PortsReserved
 
-__all__ = ["LIMIT_NAMES", "Admission"]
+__all__ = ["LIMIT_NAMES", "Admission", "GateRefusal", "drain_gate", "overload_gate"]
 
-#: What a refusal can be counted under (the label values of wcsgw_limit_refusals_total).
+#: What a refusal can be counted under (the label values of wcsgw_limit_refusals_total):
+#: the [limits] caps, and the gates of a draining or overloaded gateway.
 LIMIT_NAMES = ("max_sessions", "sessions_per_ip", "calls_per_session", "calls_per_minute_per_ip",
-               "port_reserve", "ports")
+               "port_reserve", "ports", "draining", "overloaded")
+
+Kind = Literal["session", "call"]
 
 log = Logger(namespace="wcsgw.calls")
 
@@ -44,9 +49,9 @@ class Admission:
         #: what may close the door to all new work for a while (a draining gateway, overload
         #: control): each is asked with what is coming ("session" or "call") and returns its
         #: refusal, a CallError naming why, or None
-        self.gates: list[Callable[[Literal["session", "call"]], CallError | None]] = []
+        self.gates: list[Callable[[Kind], CallError | None]] = []
 
-    def check_open(self, kind: Literal["session", "call"]) -> None:
+    def check_open(self, kind: Kind) -> None:
         """Is the gateway taking new sessions or calls at all?  The first gate's refusal if
         not (checked before the per-session and per-address limits)."""
         for gate in self.gates:
@@ -117,3 +122,46 @@ class Admission:
         """Count a refusal by ``limit`` (for /metrics) and make its error."""
         self.refusals[limit] = self.refusals.get(limit, 0) + 1
         return CallError(code, message)
+
+    def closed(self, limit: str, code: int, message: str, retry_after: int) -> GateRefusal:
+        """Count a gate's refusal by ``limit`` and make its error, with the Retry-After a
+        SIP refusal carries."""
+        self.refusals[limit] = self.refusals.get(limit, 0) + 1
+        return GateRefusal(code, message, retry_after=retry_after)
+
+
+class GateRefusal(CallError):
+    """A gate's refusal: the gateway takes no new work *for now*.  ``retry_after`` (seconds)
+    goes into the SIP 503's Retry-After, so a proxy tries another gateway meanwhile."""
+
+    def __init__(self, code: int, message: str, *, retry_after: int) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
+
+
+def drain_gate(admission: Admission, drain: Drain,
+               clock: Callable[[], float]) -> Callable[[Kind], CallError | None]:
+    """The gate of a draining gateway: every new session and call refused (DRAINING)."""
+
+    def gate(kind: Kind) -> CallError | None:
+        if not drain.draining:
+            return None
+        return admission.closed("draining", Codes.DRAINING, DRAINING_MESSAGE,
+                                drain.retry_after(clock()))
+
+    return gate
+
+
+def overload_gate(admission: Admission,
+                  detector: OverloadDetector) -> Callable[[Kind], CallError | None]:
+    """The gate of an overloaded gateway: new calls refused (OVERLOADED); sessions still
+    open — a WebSocket without a call costs next to nothing, and refusing it would only make
+    browsers reconnect over and over."""
+
+    def gate(kind: Kind) -> CallError | None:
+        if kind != "call" or not detector.overloaded:
+            return None
+        return admission.closed("overloaded", Codes.OVERLOADED, OVERLOADED_MESSAGE,
+                                detector.retry_after())
+
+    return gate

@@ -206,9 +206,18 @@ class InboundRouter:
 
     def handle_request(self, request: Request, transaction: ServerTransaction | None,
                        source: Target, now: float) -> bool:
+        if request.method == "OPTIONS":
+            return self._options_while_draining(request, now)
         if request.method != "INVITE" or transaction is None:
             return False
         endpoint = self.gateway.sip.endpoint
+        try:  # draining or overloaded: 503, and when to try again (a proxy fails over)
+            self.gateway.admission.check_open("call")
+        except CallError as exc:
+            log.info("incoming call refused: {reason}", reason=exc.message)
+            endpoint.respond(make_response(request, 503, "Service Unavailable", to_tag=_tag(),
+                                           headers=_retry_after(exc)), now)
+            return True
         try:
             user = parse_uri(request.uri).user or ""
         except Exception:  # noqa: BLE001 - the parser let it through; refuse, never crash
@@ -234,6 +243,19 @@ class InboundRouter:
                                            to_tag=_tag()), now)
             return True
         self._take(session, request, transaction, user, now)
+        return True
+
+    def _options_while_draining(self, request: Request, now: float) -> bool:
+        """An OPTIONS outside a dialog to a draining gateway: 503 with Retry-After, so a
+        proxy probing us (Kamailio's dispatcher) takes us out of its set; otherwise the
+        endpoint answers it (200) as always."""
+        drain = getattr(self.gateway, "drain", None)
+        if drain is None or not drain.draining or "tag=" in (request.headers.get("To") or ""):
+            return False
+        retry = drain.state.retry_after(now)
+        self.gateway.sip.endpoint.respond(make_response(
+            request, 503, "Service Unavailable", to_tag=_tag(),
+            headers=[("Retry-After", str(retry))]), now)
         return True
 
     def _held_account(self, user: str) -> str | None:
@@ -272,7 +294,7 @@ class InboundRouter:
         except CallError as exc:
             # At limits.calls_per_session the session is busy (486), as a phone on a call.
             status, reason = _REFUSALS.get(exc.code, (500, "Server Error"))
-            invite.reject(status, reason, now)
+            invite.reject(status, reason, now, headers=_retry_after(exc))
             log.info("incoming call refused: {reason}", reason=exc.message)
         except Exception:  # noqa: BLE001 - the call left nothing behind; answer, never crash
             log.failure("incoming call failed to start")
@@ -309,7 +331,15 @@ _REFUSALS: dict[int, tuple[int, str]] = {
     Codes.NO_CODECS: (488, "Not Acceptable Here"),
     Codes.TOO_MANY_CALLS: (486, "Busy Here"),
     Codes.NO_PORTS: (503, "Service Unavailable"),
+    Codes.DRAINING: (503, "Service Unavailable"),
+    Codes.OVERLOADED: (503, "Service Unavailable"),
 }
+
+
+def _retry_after(exc: CallError) -> list[tuple[str, str]]:
+    """A gate's refusal says when to try again (RFC 3261 §20.33); other refusals do not."""
+    retry = getattr(exc, "retry_after", None)
+    return [("Retry-After", str(retry))] if retry is not None else []
 
 
 def _tag() -> str:
