@@ -146,11 +146,13 @@ bench: bench-debs $(STAMP_TEST)
 	PYTHONPATH=$(CURDIR) $(PY) bench/codec_cost.py
 	PYTHONPATH=$(CURDIR) $(PY) bench/codec_quality.py --seconds 5
 	PYTHONPATH=$(CURDIR) $(PY) bench/relay_capacity.py --janus $(BENCH_ARGS)
+	PYTHONPATH=$(CURDIR) $(PY) bench/overload.py $(if $(findstring --quick,$(BENCH_ARGS)),--quick)
 
 # Not part of `make test` either: long runs that report, docs/performance.md and
 # docs/resilience.md hold their results.  Their failing inputs are kept in tests/data and
 # replayed by the suite.
-soak: bench-debs $(STAMP_TEST)
+# soak needs no Janus: the run packages are enough.
+soak: run-debs $(STAMP_TEST)
 	PYTHONPATH=$(CURDIR) $(PY) bench/soak.py $(SOAK_ARGS)
 
 fuzz: $(STAMP_TEST)

@@ -43,6 +43,7 @@ import asyncio
 import itertools
 import json
 import os
+import re
 import secrets
 import struct
 import sys
@@ -510,6 +511,16 @@ class DirectSignalling:
 # ------------------------------------------------------------------ the run
 
 
+def failure_reasons(failures: list[str]) -> dict[str, int]:
+    """Failures counted by what they say, call ids and numbers left out (``overload.py`` tells
+    the gateway's "Gateway overloaded" refusals from everything else by them)."""
+    counts: dict[str, int] = {}
+    for text in failures:
+        reason = re.sub(r"\d+(\.\d+)?", "N", text.split(": ", 1)[-1])[:160]
+        counts[reason] = counts.get(reason, 0) + 1
+    return counts
+
+
 def percentile(values: list[float], p: float) -> float | None:
     if not values:
         return None
@@ -604,6 +615,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "adapter": args.adapter, "codec": args.codec, "calls_asked": args.calls,
         "calls_up": len(legs), "failures": failures[:5], "failed": len(failures),
+        "failure_reasons": failure_reasons(failures),
         "ramp_s": round(ramp, 3), "window_s": args.duration,
         "sent": stats.sent, "received": stats.received,
         "loss_pct": round(100 * (1 - stats.received / stats.sent), 3) if stats.sent else None,

@@ -36,146 +36,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, REPO)
-PY = sys.executable
-HZ = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
+sys.path.insert(0, os.path.dirname(HERE))
 
+from bench.harness import (  # noqa: E402 - after sys.path; Proc/EchoUas/Wcsgw/PY: for profile_relay
+    PY,
+    EchoUas,
+    Proc,
+    Wcsgw,
+    box_cpu,
+    cpu_seconds,
+    fmt,
+    machine,
+    pct,
+    rss_kib,
+)
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ  # utime, stime (fields 14, 15)
-
-
-def box_cpu() -> tuple[float, float]:
-    """(busy, total) jiffies of the whole machine, all cores (first line of /proc/stat)."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return float(sum(values) - idle), float(sum(values))
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-class Proc:
-    """A child in its own process group; stop() ends the group (TERM, then KILL)."""
-
-    def __init__(self, argv: list[str], log_path: str, env: dict[str, str] | None = None,
-                 cwd: str | None = None, stdout_pipe: bool = False) -> None:
-        self.log = open(log_path, "w")  # noqa: SIM115 (closed in stop())
-        self.proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE if stdout_pipe else self.log, stderr=self.log,
-            env=env, cwd=cwd, start_new_session=True, text=True)
-        self.pid = self.proc.pid
-
-    def stop(self, grace: float = 5.0) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.pid, signal.SIGKILL)  # stragglers of the group, if any
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(2)
-        except subprocess.TimeoutExpired:
-            pass
-        self.log.close()
-
-
-class EchoUas:
-    def __init__(self, workdir: str, media_ports: str) -> None:
-        self.p = Proc([PY, os.path.join(HERE, "echo_uas.py"), "--media-ports", media_ports],
-                      os.path.join(workdir, "echo_uas.err"), stdout_pipe=True)
-        self.setups: dict[str, tuple[float, float]] = {}
-        line = self.p.proc.stdout.readline()  # type: ignore[union-attr]
-        if not line.startswith("READY"):
-            raise RuntimeError(f"echo UAS did not start: {line!r}")
-        self.port = int(line.split()[1])
-        import threading
-
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.p.proc.stdout:  # type: ignore[union-attr]
-            parts = line.split()
-            if len(parts) == 4 and parts[0] == "SETUP":
-                self.setups[parts[1]] = (float(parts[2]), float(parts[3]))
-
-    def stop(self) -> None:
-        self.p.stop()
-
-
-class Wcsgw:
-    name = "wcsgw"
-
-    def __init__(self, workdir: str, log_level: str = "info",
-                 launcher: list[str] | None = None) -> None:
-        """``launcher``: argv that runs twistd's main in place of the twistd script (e.g. the
-        tracemalloc wrapper of ``bench/profile_relay.py``); twistd's arguments follow it."""
-        self.http_port, self.sip_port = free_port(), free_port()
-        config = os.path.join(workdir, "gw.toml")
-        with open(config, "w") as f:
-            f.write(f"""[http]\nlisten = "127.0.0.1"\nport = {self.http_port}\n
-[sip]\nlisten = "127.0.0.1"\nport = {self.sip_port}\n
-[media]\nlisten = "127.0.0.1"\nport_min = 30000\nport_max = 39999\n
-[testlines]\nenabled = true\n
-[policy]\nallowed_domains = ["127.0.0.1"]\n
-[log]\nlevel = "{log_level}"\n""")
-        env = dict(os.environ, PYTHONPATH=REPO)
-        twistd = os.path.join(os.path.dirname(PY), "twistd")
-        self.p = Proc([*(launcher or [twistd]), "-n", "--pidfile=", "--logfile=-", "wcsgw",
-                       "--config", config],
-                      os.path.join(workdir, "gateway.log"), env=env, cwd=workdir)
-        self.pid = self.p.pid
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/health", timeout=2):
-                    break
-            except OSError:
-                if self.p.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gateway did not start; see {workdir}/gateway.log") from None
-                time.sleep(0.2)
-
-    def caller_args(self, echo_port: int) -> list[str]:
-        return ["--adapter", "wcsgw", "--ws", f"ws://127.0.0.1:{self.http_port}/ws",
-                "--sip-domain", "127.0.0.1", "--sip-port", str(echo_port)]
-
-    def stop(self) -> None:
-        self.p.stop()
+__all__ = ["PY", "EchoUas", "Proc", "Wcsgw", "run_point", "scan", "saturated", "table"]
 
 
 class Direct:
@@ -268,21 +152,6 @@ def saturated(r: dict[str, Any], n: int) -> str | None:
     return None
 
 
-def fmt(v: Any, digits: int = 2) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
-def pct(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
-
-
 def setup_overhead(target: Any, echo: EchoUas, args: argparse.Namespace, workdir: str) -> dict[str, Any]:
     n = 10 if args.quick else 30
     r = run_point(target, echo, n, "pcmu", argparse.Namespace(**{**vars(args), "duration": 1.0,
@@ -301,25 +170,6 @@ def setup_overhead(target: Any, echo: EchoUas, args: argparse.Namespace, workdir
             "call_to_invite": (pct(to_invite, 50), pct(to_invite, 99)),
             "ok_to_established": (pct(to_est, 50), pct(to_est, 99)),
             "total": (pct(total, 50), pct(total, 99))}
-
-
-def machine() -> str:
-    model = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=False).stdout.strip()
-    except OSError:
-        commit = "?"
-    return (f"{model}, {os.cpu_count()} cores; Python {platform.python_version()}; "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; commit {commit or '?'}")
 
 
 def _added(row: dict[str, Any], base: dict[str, Any], key: str) -> float | None:
