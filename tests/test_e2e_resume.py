@@ -8,7 +8,10 @@ session id, a new single-use token, the call ESTABLISHED throughout (no other ca
 shown), the same RTCPeerConnection still connected, the tone still heard (FFT), and Hangup
 working on the resumed session.  And when the gateway stays unreachable past its resume
 window (``http.resume_seconds``, small here), the SDK gives up: the session FAILED, the call
-FINISH "Session lost" in the page, and the gateway ended the call on its side too.
+FINISH "Session lost" in the page, and the gateway ended the call on its side too.  A Hangup
+pressed while reconnecting goes out first thing on the resumed socket.  A socket that stays
+open but carries nothing (the gateway stops reading it: a half-open connection) is found dead
+by the SDK's ``ping`` and replaced the same way.
 
 The page's WebSocket traffic is recorded by an init script (:data:`RECORD_SOCKETS_JS`) so the
 test reads the two ``connect`` exchanges as the browser saw them.
@@ -20,7 +23,7 @@ import json
 from typing import Any
 
 import attrs
-from twisted.internet import defer
+from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
 from tests.e2e import Gateway, Phone, gateway_config
@@ -194,4 +197,59 @@ class ResumeTests(unittest.TestCase):
         await self.gateway.testlines.wait_idle()
         self.assertNotIn(session_id, self.sessions)
         self.assertEqual(self.gateway.calls, {})
+        self.assertEqual(call.status.value, "FINISH")
+
+    def sent_methods(self, socket: dict[str, Any]) -> list[str]:
+        return [json.loads(frame).get("method") for frame in socket["sent"]]
+
+    @inline
+    async def test_hangup_while_reconnecting_goes_out_after_the_resume(self) -> None:
+        phone = await self.start(resume_seconds=30)
+        call = await self.tone_call(phone)
+        http = self.gateway.top.getServiceNamed("http")
+        _host, port = http.address
+        await defer.maybeDeferred(http.stopService)
+        self.drop_browser_socket()
+        await phone.wait_state("session-status", "reconnecting")
+
+        await phone.click("Hangup")  # no socket: the request waits
+        self.assertEqual(call.status.value, "ESTABLISHED")
+        listening = reactor.listenTCP(port, http.site, interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+
+        await phone.wait_state("session-status", "established", timeout=20.0)
+        await self.gateway.when_idle()
+        await self.gateway.testlines.wait_idle()
+        self.assertEqual(call.status.value, "FINISH")
+        await phone.wait_state("call-status", "finish")
+        sockets = await self.sockets(phone)
+        # The resume first, then the hangup that waited for it.
+        self.assertEqual(self.sent_methods(sockets[-1])[:2], ["connect", "hangup"])
+
+    @inline
+    async def test_a_silent_socket_is_found_by_ping_and_replaced(self) -> None:
+        phone = await self.start(resume_seconds=60)
+        [session_id] = self.sessions
+        call = await self.tone_call(phone)
+        states_before = await phone.call_states()
+        [session] = self.sessions.values()
+        silent = session.relay.socket
+        silent.transport.pauseProducing()  # the gateway reads nothing more from it
+        self.addCleanup(lambda: silent.transport and silent.transport.resumeProducing())
+
+        # 15 s to the next ping, 10 s without its answer: dead, reconnect, resume.
+        await phone.wait_state("session-status", "reconnecting", timeout=40.0)
+        await phone.wait_state("session-status", "established")
+        sockets = await self.sockets(phone)
+        self.assertEqual(len(sockets), 2)
+        self.assertIn("ping", self.sent_methods(sockets[0]))
+        _first, (_, again) = connect_exchanges(sockets)
+        self.assertEqual(again["result"]["sessionId"], session_id)
+        self.assertIsNot(session.relay.socket, silent)  # the session moved to the new socket
+        self.assertEqual(await phone.call_states(), states_before)
+        self.assertEqual(call.status.value, "ESTABLISHED")
+        peak = await phone.received_frequency()
+        assert_near(self, peak["frequency"], 1000, 15)
+        await phone.click("Hangup")
+        await self.gateway.when_idle()
         self.assertEqual(call.status.value, "FINISH")
