@@ -207,6 +207,8 @@ class DrainServiceTests(GatewayLimitsCase):
             handler(signal.SIGTERM, None)  # type: ignore[operator]
             self.assertEqual(seen, [signal.SIGTERM])  # the handler before ours: stop now
             service.stopService()
+            self.reactor.advance(10)
+            self.assertEqual(self.reactor.stops, 0)  # the drain never stops it a second time
             self.assertEqual(len(self.gateway.calls), 0)  # the stop path hangs them up
             self.assertEqual(signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None), None)  # type: ignore[operator,func-returns-value]
             self.assertEqual(seen, [signal.SIGTERM, signal.SIGTERM])

@@ -40,6 +40,7 @@ class DrainDriver:
         self.state = Drain(gateway.limits.drain_seconds, grace=CALLS_STOP_GRACE)
         self._timer: Any = None
         self._awaiting_idle = False
+        self._cancelled = False
         gateway.admission.gates.append(drain_gate(gateway.admission, self.state, clock.seconds))
 
     @property
@@ -64,16 +65,23 @@ class DrainDriver:
         return self.describe()
 
     def cancel(self) -> None:
-        """No more wake-ups (the gateway stops another way)."""
+        """No more wake-ups, and never a stop of ours: the gateway stops another way (a
+        second SIGTERM, the service stopping)."""
+        self._cancelled = True
+        self._clear_timer()
+
+    def _clear_timer(self) -> None:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
 
     def _check(self, _: object = None) -> None:
+        if self._cancelled:
+            return
         step = self.state.step(self.clock.seconds(), self.live())
         if step is Step.NOTHING:
             return
-        self.cancel()
+        self._clear_timer()
         if step is Step.STOP:
             log.info("drained: no call left; unregistering and stopping")
             self.stop()
