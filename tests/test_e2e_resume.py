@@ -13,6 +13,11 @@ pressed while reconnecting goes out first thing on the resumed socket.  A socket
 open but carries nothing (the gateway stops reading it: a half-open connection) is found dead
 by the SDK's ``ping`` and replaced the same way.
 
+The browser's other half of a network change, the automatic ICE restart, is here too (a
+loopback-only stand-in for tests.test_e2e_ice_restart's namespaces): the gateway's leg stops
+answering the page's connectivity checks, the page's ICE goes ``disconnected``, and the SDK
+restarts ICE by itself — in a call the page placed and in one it answered.
+
 The page's WebSocket traffic is recorded by an init script (:data:`RECORD_SOCKETS_JS`) so the
 test reads the two ``connect`` exchanges as the browser saw them.
 """
@@ -26,7 +31,7 @@ import attrs
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
-from tests.e2e import Gateway, Phone, gateway_config
+from tests.e2e import Gateway, PeersMixin, Phone, gateway_config
 from tests.peers.chromium import Chromium, aio, evaluate, write_tone_wav
 from tests.support import assert_near, inline
 
@@ -82,11 +87,11 @@ def connect_exchanges(sockets: list[dict[str, Any]]) -> list[tuple[dict, dict]]:
     return exchanges
 
 
-class ResumeTests(unittest.TestCase):
+class ResumeTests(PeersMixin, unittest.TestCase):
     timeout = 120
 
-    async def start(self, resume_seconds: int) -> Phone:
-        config = gateway_config()
+    async def start(self, resume_seconds: int, rtp_timeout: float = 10.0) -> Phone:
+        config = gateway_config(rtp_timeout=rtp_timeout)
         config = attrs.evolve(config, http=attrs.evolve(config.http, resume_seconds=resume_seconds))
         self.gateway = Gateway(config)
         self.gateway.start()
@@ -253,3 +258,65 @@ class ResumeTests(unittest.TestCase):
         await phone.click("Hangup")
         await self.gateway.when_idle()
         self.assertEqual(call.status.value, "FINISH")
+
+    async def quiet_until_restarted(self, phone: Phone, call: Any) -> None:
+        """The gateway's leg stops answering the browser's connectivity checks (the path
+        looks dead, as after a network change) until the gateway is asked to restart ICE;
+        then wait for the page's ICE to be connected again on new credentials."""
+        states_before = await phone.call_states()
+        ufrag = "() => window.wcsgwPeers[0].localDescription.sdp.match(/a=ice-ufrag:(\\S+)/)[1]"
+        first_ufrag = await evaluate(phone.page, ufrag)
+        control = call.near.media.control
+        control.stun = lambda data, addr, now: None
+        restarts: list[str] = []
+        restart = call.restart_ice
+
+        def restarted(sdp: str) -> str:
+            restarts.append(sdp)
+            if "stun" in vars(control):
+                del control.stun  # the new path answers again
+            return restart(sdp)
+
+        call.restart_ice = restarted
+        await aio(phone.page.wait_for_function(
+            "() => ['disconnected', 'failed'].includes(window.wcsgwPeers[0].iceConnectionState)",
+            timeout=40000))
+        await aio(phone.page.wait_for_function(
+            "() => window.wcsgwPeers[0].iceConnectionState === 'connected'"
+            " && window.wcsgwPeers[0].signalingState === 'stable'", timeout=30000))
+        # Nobody in the page called restartIce(): the SDK did, once.
+        self.assertEqual(len(restarts), 1)
+        self.assertNotEqual(await evaluate(phone.page, ufrag), first_ufrag)
+        self.assertEqual(await phone.call_states(), states_before)
+        self.assertEqual(call.status.value, "ESTABLISHED")
+        peak = await phone.received_frequency()
+        assert_near(self, peak["frequency"], 1000, 15)
+        await phone.click("Hangup")
+        await self.gateway.when_idle()
+        self.assertEqual(call.status.value, "FINISH")
+
+    @inline
+    async def test_ice_gone_quiet_is_restarted_by_the_sdk_itself(self) -> None:
+        """The automatic ICE restart (the browser's half of a network change) in a call the
+        page placed: its ICE goes ``disconnected`` (or ``failed``), the SDK restarts it
+        (``restartIce``, new credentials) and the call goes on with the tone heard."""
+        phone = await self.start(resume_seconds=30, rtp_timeout=60.0)
+        call = await self.tone_call(phone)
+        await self.quiet_until_restarted(phone, call)
+
+    @inline
+    async def test_ice_restart_in_a_call_the_page_answered(self) -> None:
+        """The same in a call the page answered (a REST call to the tone line handed to the
+        session): the browser makes the restart offer there too."""
+        phone = await self.start(resume_seconds=30, rtp_timeout=60.0)
+        [session_id] = self.sessions
+        code, reply = await self.rest("call/startup", {
+            "callId": "handed", "callee": "tone", "sessionId": session_id}, token=None)
+        self.assertEqual((code, reply), (200, {"callId": "handed"}))
+        await phone.ringing()
+        await phone.click("Answer")
+        await phone.wait_state("call-status", "established")
+        peak = await phone.received_frequency()
+        assert_near(self, peak["frequency"], 1000, 15)
+        [call] = self.gateway.calls.values()
+        await self.quiet_until_restarted(phone, call)
