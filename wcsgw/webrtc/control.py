@@ -16,6 +16,10 @@ Lifecycle (reported through ``on_state``)::
         any -- the browser ends DTLS (close_notify) --------------------> "closed"
         any -- close() -----------------------------------------------> "closed"
 
+An ICE restart (:meth:`LegControl.restart_ice`, the browser's network changed) changes no
+state: new ICE credentials both sides, the same DTLS association and SRTP keys; consent must
+then come with the new ones (wcsgw.webrtc.stun, ``IceLiteResponder.restart``).
+
 Why the checks are strict: media is accepted only from addresses that passed an
 authenticated STUN check (and sent only to the selected one), so a stranger who learns the
 port cannot inject audio or make us send to a third party.  STUN is answered synchronously,
