@@ -4,14 +4,21 @@ the window is over — all on a task.Clock."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from twisted.internet import task
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial import unittest
 
 from tests.test_calls_gateway import TESTLINES, FakeCall, FakeSip, account
+from tests.test_hooks import APP, FakePoster
+from wcsgw.api import asking
+from wcsgw.api.jsonrpc import Request
+from wcsgw.api.methods import SessionMethods
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.gateway import CallGateway
+from wcsgw.calls.hooks.runtime import Hooks
 from wcsgw.calls.policy import Policy
 from wcsgw.calls.resume import Relay, ResumeBook, digest
 from wcsgw.config import LimitsSettings
@@ -119,6 +126,21 @@ class RelayTests(unittest.TestCase):
         relay.attach(socket)
         self.assertEqual(relay.flush(), 2)
         self.assertEqual([call for _m, call in socket.heard], ["c2", "c3", "c4"])
+
+    def test_an_overflow_is_logged_once(self) -> None:
+        warnings: list[dict[str, Any]] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            if event.get("log_level") == LogLevel.warn:
+                warnings.append(event)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        relay = Relay(None, limit=2, session_id="s1")
+        for n in range(6):
+            relay.notify("dtmf", {"callId": f"c{n}"})
+        self.assertEqual([(w["session"], w["limit"]) for w in warnings], [("s1", 2)])
+        self.assertEqual(relay.dropped, 4)
 
     def test_attach_over_a_live_socket_returns_it(self) -> None:
         old, new = Heard(), Heard()
@@ -361,3 +383,37 @@ class ResumeTests(GatewayResumeCase):
         self.gw.resume("s2", token)
         self.assertEqual(fresh.heard[0], ("incomingCall", call.call_id))
         self.assertIn(("callStatus", (call.call_id, "ESTABLISHED")), fresh.heard)
+
+
+class HookedSessionTests(GatewayResumeCase):
+    """A session under an ``[[apps]]`` app: its backend heard every event as it happened, so
+    a resume tells it nothing new; the resumed socket speaks for the same app."""
+
+    def test_the_app_hears_nothing_new_and_stays_the_sessions(self) -> None:
+        self.gw.hooks = Hooks([APP], FakePoster(), self.clock)
+        notices: list[str] = []
+        notice = self.gw.hooks.notice
+
+        def counted(*args: Any) -> None:
+            notices.append(args[2])
+            notice(*args)
+
+        self.gw.hooks.notice = counted  # type: ignore[method-assign]
+        asking.tap(self.gw, "s1", APP)
+        token = self.connected(register=False)
+        call = self.place("c1")
+        self.gw.close_session("s1")
+        call.on_status({"callId": "c1", "status": "RING"})
+        self.assertEqual(notices, ["sessionStatus", "callStatus"])  # as it happened
+        fresh = self.new_socket()
+        methods = SessionMethods(self.gw, "s2")
+        reply = json.loads(methods.handle(Request("connect", {"authToken": token}, 1)) or "")
+        self.assertEqual(reply["result"]["sessionId"], "s1")
+        self.assertIs(methods.app, APP)
+        self.assertEqual(fresh.heard, [("callStatus", ("c1", "RING")),
+                                       ("sessionStatus", "ESTABLISHED"),
+                                       ("callStatus", ("c1", "ESTABLISHED"))])
+        self.assertEqual(notices, ["sessionStatus", "callStatus"])  # nothing new
+        methods.handle(Request("disconnect", {}, 2))
+        self.assertIsNone(methods.app)
+        self.assertTrue(call.hung_up)
