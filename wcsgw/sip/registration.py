@@ -16,7 +16,8 @@ Rules, and where they come from:
   (§10.2.1.1 allows either; registrars disagree on which they read);
 * 401 / 407: answered via :class:`~wcsgw.sip.digest.DigestClient`, which retries once per
   nonce and tells "wrong password" apart from "stale nonce" (§22.2, RFC 7616 §3.3); 403 is a
-  refusal too.  Both are :class:`RegistrationFailed` with ``auth=True``;
+  refusal too.  Both are :class:`RegistrationFailed` with ``auth=True``.  Credentials of an
+  earlier exchange refused get one retry with the new nonce first (a restarted registrar);
 * 423 Interval Too Brief: retry at once with the Min-Expires value (§10.2.8);
 * 2xx: the granted lifetime is our Contact's ``expires`` in the 2xx's Contact list, else the
   Expires header, else what we asked for (§10.2.4: the registrar's answer wins);
@@ -274,6 +275,13 @@ class Registration:
         # and nowhere else, so it is always "to the server"; the realm pin still applies.
         outcome = self._digest.handle_challenge(pending, response, to_server=True)
         self._challenges += 1
+        if outcome is ChallengeOutcome.REJECTED and self._challenges == 1 and (
+                pending.headers.get("Authorization") or pending.headers.get("Proxy-Authorization")):
+            # Refused credentials from an *earlier* exchange (a cached nonce): a registrar
+            # that restarted forgets its nonces without saying stale=true, and without qop
+            # there is no nc to tell reuse from first use.  The password is judged on the
+            # nonce just given: one retry with it (a wrong one is refused again, below).
+            outcome = ChallengeOutcome.RETRY
         if outcome is ChallengeOutcome.RETRY and self._challenges <= MAX_CHALLENGES_PER_ATTEMPT:
             return self._send(self._pending_expires)
         if unregistering:

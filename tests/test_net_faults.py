@@ -1,0 +1,368 @@
+"""Faults on a real network (issue 15): a lossy, jittery SIP path, and a PBX restarted mid-call.
+
+    GATEWAY 10.78.1.1 -- 10.78.1.2 ROUTER 10.78.2.1 -- 10.78.2.2 Kamailio + baresip 1002
+
+The gateway runs in this process, in the test's own namespace (tests/isolated); the router and
+the PBX are namespaces of :mod:`tests.peers.netns`.  The calls are the operator's REST calls
+(``call/startup`` with ``playFile`` and ``record``): a real call through the gateway's SIP
+stack, Kamailio's digest challenge and record-routing, to a phone that answers by itself —
+with audio checked by content both ways (the phone hears the gateway's 440 Hz file, the
+gateway records the phone's 1 kHz) and no browser to start.
+
+* :class:`LossyPathTests`: the router loses 20 % of the SIP packets both ways and delays each
+  of the others by a uniform 0-200 ms (so they overtake each other), by
+  :mod:`tests.peers.impair` (no netem here).  RTP is not impaired: what is under test is
+  that SIP's retransmissions (RFC 3261 §17, the gateway's with the default T1 = 500 ms, and
+  the phone's and Kamailio's) carry every transaction — the digest-challenged INVITE, the
+  ACKs, the BYE — through.  Every call of the test must set up, carry audio both ways and end
+  with the phone hearing the BYE: with 20 % loss each way a request and its answer get through
+  together 64 % of the time, so a non-INVITE transaction's 11 sends within Timer F fail
+  together with probability 0.36^11 ≈ 1e-5, and an INVITE's stops needing retransmission once
+  Kamailio's 100 Trying is through (its 200 is retransmitted by the phone until our ACK).
+* :class:`PbxRestartTests`: Kamailio is killed (SIGKILL, as a crash) during an established call
+  and started again on the same address and port, with nothing of its state: the call's media
+  never went through it and goes on; the call still hangs up — our BYE follows the dialog's
+  route set (Kamailio's Record-Route) and the new Kamailio relays it by ``loose_route()``
+  alone, which needs no dialog state; and a browser session registered through it (a real
+  WebSocket JSON-RPC session) hears its registration fail while Kamailio is gone and come back
+  (REGISTERED) once the REGISTER client's retry reaches the new one.  Kamailio grants bindings
+  of 12 s here, as PBXs behind NAT do, so the refresh falls inside the outage.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from twisted.internet import reactor, task
+from twisted.trial import unittest
+
+from tests.e2e import TOKEN, Gateway, RestMixin, dominant_hz
+from tests.peers.baresip import write_tone
+from tests.peers.chromium import write_tone_wav
+from tests.peers.impair import ImpairingRouter, udp_from, udp_to
+from tests.peers.netns import BaresipIn, KamailioIn, Network, netns_unavailable
+from tests.support import assert_near, inline
+from tests.test_api_fakes import ws_connect
+from wcsgw.config import (
+    Config,
+    HttpSettings,
+    MediaSettings,
+    PolicySettings,
+    RestSettings,
+    SipSettings,
+)
+from wcsgw.sip.digest import DigestClient, parse_authorization
+from wcsgw.sip.message import Request, Response
+from wcsgw.sip.registration import (
+    Registered,
+    Registration,
+    RegistrationFailed,
+    RegistrationState,
+)
+
+GW, ROUTER_IN, ROUTER_OUT, PBX = "10.78.1.1", "10.78.1.2", "10.78.2.1", "10.78.2.2"
+PBX_NET = "10.78.2.0/24"
+#: the binding lifetime the restarted-PBX test's Kamailio grants (its min_expires is 10)
+SHORT_BINDING = 12
+
+
+class ShortBindingKamailio(KamailioIn):
+    """:class:`KamailioIn` whose registrar grants at most :data:`SHORT_BINDING` seconds."""
+
+    def _write_config(self) -> Path:
+        cfg = super()._write_config()
+        text = cfg.read_text()
+        old = 'modparam("registrar", "max_expires", 3600)'
+        if old not in text:
+            raise AssertionError("kamailio.cfg no longer sets max_expires as expected")
+        cfg.write_text(text.replace(old, f'modparam("registrar", "max_expires", {SHORT_BINDING})'))
+        return cfg
+
+
+class FaultTopology(RestMixin):
+    """The network of the module docstring, the PBX and phone in it, and the gateway here;
+    everything is removed at clean-up (the network last).  ``rest``/``startup_body`` come
+    from :class:`~tests.e2e.RestMixin`."""
+
+    timeout = 180
+
+    def build_network(self) -> None:
+        reason = netns_unavailable()
+        if reason:
+            raise unittest.SkipTest(reason)
+        self.net = Network()
+        self.addCleanup(self.net.close)  # first added: runs after every peer has stopped
+        self.router_ns = self.net.namespace("router")
+        self.pbx_ns = self.net.namespace("pbx")
+        self.net.link(None, f"gw{self.net.tag}", f"{GW}/24", self.router_ns, "lan",
+                      f"{ROUTER_IN}/24")
+        self.net.link(self.router_ns, "wan", f"{ROUTER_OUT}/24", self.pbx_ns, "eth0",
+                      f"{PBX}/24")
+        self.net.route(None, PBX_NET, ROUTER_IN)
+        self.net.route(self.pbx_ns, "default", ROUTER_OUT)
+        self.router_ns.run(["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])
+
+    async def start_pbx_in(self, kamailio: type[KamailioIn] = KamailioIn,
+                           port: int | None = None) -> KamailioIn:
+        kam = kamailio(self.pbx_ns, PBX, **({} if port is None else {"port": port}))
+        self.addCleanup(kam.stop)
+        await kam.start()
+        self.kam = kam
+        return kam
+
+    async def start_phone_in(self) -> BaresipIn:
+        tone = write_tone(Path(os.path.abspath(self.mktemp()) + ".wav"), frequency=1000.0,
+                          rate=8000, seconds=30.0)
+        self.phone = BaresipIn(self.pbx_ns, PBX, "1002", "pass1002",
+                               registrar_port=self.kam.port, outbound=True, tone=tone,
+                               codecs="PCMU", ausrc_srate=8000, ausrc_channels=1)
+        self.addCleanup(self.phone.stop)  # after Kamailio's: runs first
+        await self.phone.start()
+        await self.phone.registered()
+        return self.phone
+
+    def start_gateway_here(self, sip: SipSettings, seconds: float = 3.0) -> Gateway:
+        self.media = os.path.abspath(self.mktemp())
+        self.recordings = os.path.abspath(self.mktemp())
+        os.makedirs(self.media)
+        os.makedirs(self.recordings)
+        self.addCleanup(shutil.rmtree, self.media, True)
+        self.addCleanup(shutil.rmtree, self.recordings, True)
+        write_tone_wav(os.path.join(self.media, "tone440.wav"), 440.0, seconds=seconds)
+        self.gateway = Gateway(Config(
+            http=HttpSettings(listen="127.0.0.1", port=0),
+            sip=sip,
+            media=MediaSettings(listen=GW, port_min=30000, port_max=30999, rtp_timeout=10.0),
+            policy=PolicySettings(allowed_domains=(PBX,)),
+            rest=RestSettings(tokens=(TOKEN,), media_folder=self.media,
+                              recordings_folder=self.recordings)))
+        self.gateway.start()
+        self.addCleanup(self.gateway.stop)
+        return self.gateway
+
+    def startup_body(self, **extra: object) -> dict:
+        return {"callee": "1002", "sipLogin": "1001", "sipPassword": "pass1001",
+                "sipDomain": PBX, "sipOutboundProxy": PBX, "sipPort": self.kam.port,
+                "playFile": "tone440.wav", "record": True, **extra}
+
+    async def start_call(self, call_id: str, timeout: float = 40.0) -> dict:
+        """A REST call to the phone, up on both sides; what call/find said of it."""
+        mark = self.phone.mark()
+        code, reply = await self.rest("call/startup", self.startup_body(callId=call_id))
+        self.assertEqual((code, reply), (200, {"callId": call_id}))
+        await self.phone.wait_event("CALL_ESTABLISHED", since=mark, timeout=timeout)
+        code, found = await self.rest("call/find", {"callId": call_id})
+        self.assertEqual(code, 200, found)
+        return found[0]
+
+    async def hang_up(self, call_id: str, timeout: float = 40.0) -> None:
+        """call/terminate: the phone hears the BYE, the gateway ends the call on both legs."""
+        mark = self.phone.mark()
+        self.assertEqual(await self.rest("call/terminate", {"callId": call_id}), (200, {}))
+        await self.phone.wait_event("CALL_CLOSED", since=mark, timeout=timeout)
+        await self.gateway.when_idle()
+
+    def assert_audio_both_ways(self, found: dict, calls: int) -> None:
+        """The phone's newest recording holds the gateway's 440 Hz, the gateway's the phone's
+        1 kHz."""
+        heard = self.phone.recordings()
+        self.assertEqual(len(heard), calls)
+        frequency, level = dominant_hz(heard[-1])
+        assert_near(self, frequency, 440, 10)
+        self.assertGreater(level, 300)
+        frequency, level = dominant_hz(os.path.join(self.recordings, found["recording"]))
+        assert_near(self, frequency, 1000, 10)
+        self.assertGreater(level, 300)
+
+    def assert_clean(self) -> None:
+        self.assertEqual(self.gateway.calls, {})
+        self.assertEqual(self.gateway.ports_in_use, 0)
+
+
+def wait(seconds: float) -> Any:
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+def session_status(ws: Any, status: str, since: int, timeout: float) -> Any:
+    """The first ``sessionStatus`` of ``status`` among the frames from index ``since`` on."""
+    frames = ws.frames
+
+    def match(frame: Any) -> bool:
+        return (frame.get("method") == "sessionStatus"
+                and frame.get("params", {}).get("status") == status
+                and any(frame is seen for seen in frames.events[since:]))
+
+    return frames.wait_for(match, timeout=timeout)
+
+
+class LossyPathTests(FaultTopology, unittest.TestCase):
+    CALLS = 5
+
+    @inline
+    async def test_calls_set_up_carry_audio_and_end_through_20_percent_loss_and_jitter(self) -> None:
+        self.build_network()
+        kam = await self.start_pbx_in()
+        await self.start_phone_in()
+        router = ImpairingRouter(self.router_ns, [("lan", udp_to(kam.port)),
+                                                  ("wan", udp_from(kam.port))],
+                                 loss=0.2, delay=0.2, seed=15)
+        self.addCleanup(router.stop)
+        await router.start()
+        # RFC 3261's own timers (T1 500 ms, T2 4 s): what a deployed gateway runs with.
+        self.start_gateway_here(SipSettings(listen=GW, port=0))
+        for n in range(1, self.CALLS + 1):
+            found = await self.start_call(f"lossy-{n}")
+            await wait(2.5)  # the file plays, both sides record
+            await self.hang_up(f"lossy-{n}")
+            self.assert_audio_both_ways(found, calls=n)
+            self.assert_clean()
+        counts = router.counts()
+        # The impairment happened, on the SIP path: packets lost, packets overtaken.
+        self.assertGreater(counts["dropped"], 0, counts)
+        # requests and answers both: packets from the gateway and from Kamailio were lost
+        self.assertEqual(set(counts["dropped_from"]), {GW, PBX}, counts)
+        self.assertGreater(counts["reordered"], 0, counts)
+        self.assertGreaterEqual(counts["received"], 8 * self.CALLS, counts)
+        # and SIP made up for it: Kamailio saw INVITEs more often than there were calls
+        # (challenge + retransmissions) and every BYE.
+        log = kam.log_text()
+        self.assertGreaterEqual(log.count("REQ BYE"), self.CALLS)
+        self.assertGreaterEqual(log.count("REQ INVITE"), 2 * self.CALLS)  # each challenged
+
+
+class PbxRestartTests(FaultTopology, unittest.TestCase):
+    @inline
+    async def test_call_survives_a_pbx_restart_and_the_registration_comes_back(self) -> None:
+        self.build_network()
+        kam = await self.start_pbx_in(ShortBindingKamailio)
+        await self.start_phone_in()
+        sip = SipSettings(listen=GW, port=0, t1=0.1, t2=0.8)  # Timer F in 6.4 s
+        gateway = self.start_gateway_here(sip, seconds=60.0)
+        # A browser session registered as 1001 through Kamailio.
+        ws = await ws_connect(self, gateway.top.getServiceNamed("http").address[1])
+        connected = await ws.request("connect", {
+            "sipLogin": "1001", "sipPassword": "pass1001", "sipDomain": PBX,
+            "sipOutboundProxy": PBX, "sipPort": kam.port})
+        session_id = connected["result"]["sessionId"]
+        await ws.notification("sessionStatus", status="REGISTERED")
+        registration = gateway.top.call_gateway.sessions[session_id].registration.registration
+        self.assertEqual(registration.granted_expires, SHORT_BINDING)
+        self.assertEqual(len(await kam.bindings("1001")), 1)
+
+        found = await self.start_call("restart")
+        await wait(1.0)
+        # The PBX crashes: every process of it killed at once, nothing saved.
+        os.killpg(kam.pid, signal.SIGKILL)
+        await kam.stop()
+        killed_at = reactor.seconds()
+        # The refresh (at 6 s of the 12) meets nobody: Timer F ends it, the session is told.
+        mark = len(ws.frames.events)
+        failed = await session_status(ws, "FAILED", mark, timeout=30)
+        self.assertEqual(registration.state, RegistrationState.BACKOFF)
+        retry_in = registration.next_deadline() - reactor.seconds()
+        # RFC 5626 §4.5 backoff, first failure: 50-100 % of 2 s (never below 1 s).
+        self.assertTrue(0.5 <= retry_in <= 2.0, (retry_in, failed))
+        # The same Kamailio comes back on the same address and port, knowing nothing.
+        restarted = await self.start_pbx_in(ShortBindingKamailio, port=kam.port)
+        restarted_at = reactor.seconds()
+        mark = len(ws.frames.events)
+        await session_status(ws, "REGISTERED", mark, timeout=retry_in + 10)
+        self.assertLess(reactor.seconds() - restarted_at, retry_in + 6.4)
+        self.assertEqual(len(await restarted.bindings("1001")), 1)
+        self.assertIn("restart", gateway.calls)  # the call never noticed
+        await wait(2.0)
+        outage = restarted_at - killed_at
+        # The call still hangs up: the BYE through the new Kamailio, by loose routing.
+        await self.hang_up("restart")
+        self.assertIn("REQ BYE", restarted.log_text())
+        self.assert_audio_both_ways(found, calls=1)
+        self.assert_clean()
+        # Media went on through the outage: both recordings hold the tone in every half
+        # second from their first second to their end (which is after the restart).
+        for path, frequency in ((self.phone.recordings()[-1], 440),
+                                (os.path.join(self.recordings, found["recording"]), 1000)):
+            self.assert_tone_throughout(path, frequency, at_least=outage + 3.0)
+        self.assertEqual((await ws.request("disconnect")).get("result"), {})
+        await self.phone.stop()  # before the Kamailio it un-REGISTERs at (clean-up is LIFO)
+
+    def assert_tone_throughout(self, path: Any, frequency: float, at_least: float) -> None:
+        with wave.open(str(path)) as w:
+            rate = w.getframerate()
+            samples = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(float)
+            if w.getnchannels() > 1:
+                samples = samples.reshape(-1, w.getnchannels())[:, 0]
+        self.assertGreater(len(samples) / rate, at_least, path)
+        chunk = rate // 2
+        for start in range(rate, len(samples) - chunk, chunk):
+            part = samples[start:start + chunk]
+            spectrum = np.abs(np.fft.rfft(part * np.hanning(len(part))))
+            peak = float(np.argmax(spectrum)) * rate / len(part)
+            level = float(np.sqrt(np.mean(part ** 2)))
+            self.assertTrue(abs(peak - frequency) <= 15 and level > 300,
+                            f"{path}: at {start / rate:.1f} s {peak:.0f} Hz, RMS {level:.0f}")
+
+
+class RestartedRegistrarTests(unittest.SynchronousTestCase):
+    """What the real Kamailio showed, sans-IO: its challenges carry no qop (RFC 2069 style,
+    so no nc tells a reused nonce from a fresh one), and after a restart it refuses the nonce
+    it handed out before with a plain 401 and a new nonce — no ``stale=true``.  The REGISTER
+    client took that for a wrong password (AUTHENTICATION_FAIL, then 30 s of auth backoff);
+    now it answers the new nonce once, and only a refusal of *that* is a wrong password."""
+
+    CONTACT = "sip:1001-x@10.78.1.1:5070"
+
+    def challenge(self, request: Request, nonce: str) -> Response:
+        return self.reply(request, 401, ("WWW-Authenticate",
+                                         f'Digest realm="{PBX}", nonce="{nonce}"'))
+
+    def reply(self, request: Request, status: int, *extra: tuple[str, str]) -> Response:
+        headers = [(n, v) for n, v in request.headers if n in ("From", "Call-ID", "CSeq")]
+        headers.append(("To", (request.headers.get("To") or "") + ";tag=reg"))
+        if status == 200:
+            headers.append(("Contact", f"<{self.CONTACT}>;expires={SHORT_BINDING}"))
+        return Response(status, "Reason", [*headers, *extra])
+
+    def registered_then_lost(self) -> tuple[Registration, Request]:
+        """Registered with nonce N1; the refresh timed out; the retry, carrying N1 again."""
+        from wcsgw.sip.account import SipAccount
+
+        account = SipAccount(login="1001", password="pass1001", domain=PBX)
+        reg = Registration(account, self.CONTACT,
+                           digest=DigestClient(account.credentials(), cnonce_factory=lambda: "c"))
+        first = reg.start(0.0)
+        second = reg.receive_response(self.challenge(first, "N1"), 0.0)
+        assert second is not None
+        self.assertIsNone(reg.receive_response(self.reply(second, 200), 0.0))
+        refresh = reg.handle_timer(reg.next_deadline())  # type: ignore[arg-type]
+        assert refresh is not None
+        reg.transaction_failed(6.0 + 6.4, "timeout")
+        self.assertIs(reg.state, RegistrationState.BACKOFF)
+        retry = reg.handle_timer(reg.next_deadline())  # type: ignore[arg-type]
+        assert retry is not None
+        self.assertEqual(parse_authorization(retry.headers.get("Authorization"))["nonce"], "N1")
+        reg.take_events()
+        return reg, retry
+
+    def test_a_forgotten_nonce_is_answered_with_the_new_one(self) -> None:
+        reg, retry = self.registered_then_lost()
+        again = reg.receive_response(self.challenge(retry, "N2"), 20.0)
+        assert again is not None
+        self.assertEqual(parse_authorization(again.headers.get("Authorization"))["nonce"], "N2")
+        self.assertIsNone(reg.receive_response(self.reply(again, 200), 20.0))
+        self.assertEqual([type(e) for e in reg.take_events()], [Registered])
+
+    def test_a_wrong_password_is_still_one(self) -> None:
+        reg, retry = self.registered_then_lost()
+        again = reg.receive_response(self.challenge(retry, "N2"), 20.0)
+        assert again is not None
+        self.assertIsNone(reg.receive_response(self.challenge(again, "N3"), 20.0))
+        [failed] = reg.take_events()
+        assert isinstance(failed, RegistrationFailed)
+        self.assertTrue(failed.auth)
+        self.assertGreaterEqual(failed.retry_in, reg.auth_retry_min)
