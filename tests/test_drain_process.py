@@ -114,7 +114,9 @@ class DrainProcessTests(TwistdTestCase):
         kam = Kamailio()
         self.addCleanup(kam.stop)
         await kam.start()
-        phone = Baresip("1002", "pass1002", registrar_port=kam.port, outbound=True)
+        # baresip ends a call when its microphone file ends: one longer than the test
+        tone = write_tone(Path(self.tmpdir()) / "mic440.wav", 440.0, seconds=60.0)
+        phone = Baresip("1002", "pass1002", registrar_port=kam.port, outbound=True, tone=tone)
         self.addCleanup(phone.stop)  # added after Kamailio's: runs first
         await phone.start()
         await phone.registered()
