@@ -13,16 +13,22 @@ and the SIP side saw nothing (no re-INVITE: the tone line's dialog is where it w
 Signalling has a link of its own whose address never changes, so the WebSocket (and with it
 the session) outlives the change, as it would behind a resuming session; the browser's
 namespace lets nothing but that TCP out of the signalling address, so media can only use the
-``net`` link.  Run with a port per call and with the shared ``media.browser_port``.
+``net`` link.  Run with a port per call and with the shared ``media.browser_port``, and in a
+call the gateway offered (a REST call to the tone line handed to the page, which answered):
+the browser makes the restart offer there too.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+from io import BytesIO
 from typing import Any
 
 from twisted.internet import reactor, task
 from twisted.trial import unittest
+from twisted.web.client import Agent, FileBodyProducer, readBody
+from twisted.web.http_headers import Headers
 
 from tests.e2e import Gateway
 from tests.peers.chromium import Chromium, aio, dominant_frequency, evaluate, write_tone_wav
@@ -52,6 +58,14 @@ SEES_ADDRESS_JS = """async (address) => {
   pc.close();
   return sdp.split("\\r\\n").some((l) => l.startsWith("a=candidate:") && l.includes(" " + address + " "));
 }"""
+
+#: The session answers the next incoming call (it becomes ``window.call``).
+ANSWER_NEXT_JS = """() => new Promise((resolve) => {
+  window.session.on(window.wcsgw.SESSION_STATUS.INCOMING_CALL, (call) => {
+    window.call = call;
+    call.answer().then(() => resolve(call.id()));
+  });
+})"""
 
 ESTABLISHED_JS = """() => new Promise((resolve, reject) => {
   if (window.call.status() === "ESTABLISHED") return resolve(true);
@@ -110,7 +124,17 @@ class IceRestartTests(unittest.TestCase):
         assert_near(self, peak["frequency"], 1000, 15)
         self.assertGreater(peak["level"], -60)
 
-    async def network_change_mid_call(self, browser_port: int = 0) -> None:
+    async def rest_call(self, gateway: Gateway, body: dict[str, Any]) -> int:
+        """POST ``/rest-api/call/startup`` (no tokens configured: open, as on a test bench)."""
+        response = await Agent(reactor).request(
+            b"POST", f"{gateway.url}rest-api/call/startup".encode(),
+            Headers({b"content-type": [b"application/json"]}),
+            FileBodyProducer(BytesIO(json.dumps(body).encode())))
+        await readBody(response)
+        return int(response.code)
+
+    async def network_change_mid_call(self, browser_port: int = 0,
+                                      answered: bool = False) -> None:
         self.build_network()
         gateway = self.start_gateway(browser_port)
         url = f"http://{SIG_GATEWAY}:{gateway.top.getServiceNamed('http').address[1]}"
@@ -122,8 +146,14 @@ class IceRestartTests(unittest.TestCase):
         self.addCleanup(browser.stop)
         page = await browser.new_page()
         await aio(page.goto(url + "/"))
-        await evaluate(page, SDK_SETUP_JS)
-        await evaluate(page, PLACE_CALL_JS, {"callee": "tone"})
+        session_id = await evaluate(page, SDK_SETUP_JS)
+        if answered:  # the gateway offers (a REST call to the tone line handed to the page)
+            answering = evaluate(page, ANSWER_NEXT_JS)
+            self.assertEqual(await self.rest_call(gateway, {
+                "callId": "handed", "callee": "tone", "sessionId": session_id}), 200)
+            self.assertEqual(await answering, "handed")
+        else:
+            await evaluate(page, PLACE_CALL_JS, {"callee": "tone"})
         await evaluate(page, ESTABLISHED_JS)
         await self.hears_tone(page)
 
@@ -175,6 +205,12 @@ class IceRestartTests(unittest.TestCase):
     @inline
     async def test_network_change_with_a_port_per_call(self) -> None:
         await self.network_change_mid_call()
+
+    @inline
+    async def test_network_change_in_a_call_the_page_answered(self) -> None:
+        """The gateway offered this call (the page answered): the restart offer is the
+        browser's all the same, and the gateway answers it keeping its DTLS server role."""
+        await self.network_change_mid_call(answered=True)
 
     @inline
     async def test_network_change_on_the_shared_browser_port(self) -> None:
