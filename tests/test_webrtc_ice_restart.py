@@ -1,8 +1,9 @@
 """ICE restart on the gateway's side (issue 15 item 4: a browser network change), without a
 browser: the ICE-lite responder's switch to new credentials (sans-IO), the shared port's
 demultiplexer re-keyed, the SDP answer to a restart offer and what it refuses, the browser
-leg and the ``restartIce`` method, and a real leg (UDP socket, DTLS, SRTP) that moves to a
-new address.  Chromium against the whole gateway: tests.test_e2e_ice_restart."""
+leg and the ``restartIce`` method, a real leg (UDP socket, DTLS, SRTP) that moves to a
+new address, and one on the shared port that moves from ICE-TCP to UDP (its old connection
+closed).  Chromium against the whole gateway: tests.test_e2e_ice_restart."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from typing import Any
 import attr
 from aioice import stun
 from twisted.internet import reactor
+from twisted.internet.protocol import ClientCreator
 from twisted.trial import unittest
 
-from tests import test_webrtc_leg as legs
+from tests import test_webrtc_leg as legs, test_webrtc_sharedport as shared_tests
 from tests.support import EventLog, inline
 from tests.test_api_methods import MethodsTestCase
 from tests.test_webrtc_mux import BROWSER, OTHER, SRTP, binding
@@ -26,9 +28,10 @@ from wcsgw.sdp.codecs import OPUS, PCMA, PCMU, TELEPHONE_EVENT_8000, TELEPHONE_E
 from wcsgw.sdp.errors import SdpNegotiationError
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
 from wcsgw.webrtc.control import LegError
-from wcsgw.webrtc.mux import Demux
+from wcsgw.webrtc.mux import Demux, TcpAddress
 from wcsgw.webrtc.restart import plan_restart
 from wcsgw.webrtc.sdp import VideoSpec, answer_for_browser
+from wcsgw.webrtc.sharedport import SharedPort
 from wcsgw.webrtc.stun import IceCredentials, IceLiteResponder, make_ice_credentials
 
 NEW = IceCredentials(ufrag="new1", pwd="newpasswordnewpassword1")
@@ -361,3 +364,58 @@ class LegRestartTests(unittest.TestCase):
         await moved.received.wait_for(lambda d: d[0] >= 128, timeout=5)
         self.assertEqual(leg.rtp_out, 1)
         self.assertNotIn("failed:ice", states.events)
+
+
+class SharedPortRestartTests(unittest.TestCase):
+    """On the shared browser port: a leg connected over ICE-TCP restarts ICE and comes back
+    over UDP from another address; the port routes by the new ufrag only, and once the new
+    pair is nominated the old address is un-routed and its ICE-TCP connection closed."""
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.shared = SharedPort(reactor, legs.HOST, 0)
+        self.shared.start()
+        self.addCleanup(self.shared.stop)
+
+    @inline
+    async def test_ice_tcp_leg_moves_to_udp_on_new_credentials(self) -> None:
+        path: shared_tests.TcpPath = await ClientCreator(
+            reactor, shared_tests.TcpPath).connectTCP(legs.HOST, self.shared.port)
+        self.addCleanup(lambda: path.transport.loseConnection())  # type: ignore[union-attr]
+        scripted: Any = shared_tests.SharedPortTests  # its helpers, on this case's port
+        leg, browser, states = scripted.make_leg(self, shared_tests.TcpBrowser, path)
+        await scripted.connect(self, leg, browser, states)
+        old_address, old_ufrag, keys = leg.remote_address, leg.ice_ufrag, leg.srtp
+        self.assertIsInstance(old_address, TcpAddress)
+
+        browser.creds = make_ice_credentials()
+        leg.restart_ice(browser.creds.ufrag, browser.creds.pwd)
+        self.assertNotIn(old_ufrag, self.shared.demux)
+        self.assertIn(leg.ice_ufrag, self.shared.demux)
+        self.assertEqual(self.shared.demux.owner(old_address), leg.ice_ufrag)  # still its own
+
+        moved = legs.Bystander()
+        port = reactor.listenUDP(0, moved, interface=legs.HOST)
+        self.addCleanup(port.stopListening)
+        stale = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+        stale.attributes["USERNAME"] = f"{old_ufrag}:{browser.creds.ufrag}"
+        stale.add_message_integrity(leg.ice_pwd.encode())
+        dropped = self.shared.demux.dropped
+        moved.transport.write(bytes(stale), browser.target)  # the old ufrag: no leg any more
+        check = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+        check.attributes["USERNAME"] = f"{leg.ice_ufrag}:{browser.creds.ufrag}"
+        check.attributes["USE-CANDIDATE"] = None
+        check.add_message_integrity(leg.ice_pwd.encode())
+        moved.transport.write(bytes(check), browser.target)
+        answer = stun.parse_message(await moved.received.wait_for(lambda d: d[0] < 4, timeout=5))
+        self.assertEqual(answer.transaction_id, check.transaction_id)
+        self.assertEqual(self.shared.demux.dropped, dropped + 1)
+        await path.lost  # the old pair's connection, closed by the port
+        self.assertIsNone(self.shared.demux.owner(old_address))
+        self.assertEqual(leg.remote_address, (legs.HOST, port.getHost().port))
+        heard = EventLog()
+        leg.on_rtp = lambda packet, now: heard(packet)
+        browser.send_rtp(legs.rtp(3), via=moved)
+        await heard.wait_for(lambda p: p[2:4] == b"\0\x03", timeout=5)
+        self.assertIs(leg.srtp, keys)
