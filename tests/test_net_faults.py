@@ -189,13 +189,14 @@ def wait(seconds: float) -> Any:
     return task.deferLater(reactor, seconds, lambda: None)
 
 
-def session_status(ws: Any, status: str, since: int, timeout: float) -> Any:
-    """The first ``sessionStatus`` of ``status`` among the frames from index ``since`` on."""
+def session_status(ws: Any, status: str | None, since: int, timeout: float) -> Any:
+    """The first ``sessionStatus`` of ``status`` (None: any) among the frames from index
+    ``since`` on."""
     frames = ws.frames
 
     def match(frame: Any) -> bool:
         return (frame.get("method") == "sessionStatus"
-                and frame.get("params", {}).get("status") == status
+                and status in (None, frame.get("params", {}).get("status"))
                 and any(frame is seen for seen in frames.events[since:]))
 
     return frames.wait_for(match, timeout=timeout)
@@ -261,12 +262,17 @@ class PbxRestartTests(FaultTopology, unittest.TestCase):
         os.killpg(kam.pid, signal.SIGKILL)
         await kam.stop()
         killed_at = reactor.seconds()
-        # The refresh (at 6 s of the 12) meets nobody: Timer F ends it, the session is told.
+        # The refresh (at 6 s of the 12) meets nobody: Timer F ends it, the session is told
+        # (today FAILED, info "timeout", which the SDK and Phone UI read as the session's end
+        # although the gateway's session and its call go on: a question for the session's
+        # status mapping, so FAILED or UNREGISTERED passes here; the session must be alive).
         mark = len(ws.frames.events)
-        failed = await session_status(ws, "FAILED", mark, timeout=30)
+        failed = await session_status(ws, None, mark, timeout=30)
+        self.assertIn(failed["params"]["status"], ("FAILED", "UNREGISTERED"), failed)
+        self.assertIn(session_id, gateway.top.call_gateway.sessions)
         self.assertEqual(registration.state, RegistrationState.BACKOFF)
         retry_in = registration.next_deadline() - reactor.seconds()
-        # RFC 5626 §4.5 backoff, first failure: 50-100 % of 2 s (never below 1 s).
+        # RFC 5626 §4.5 backoff, first failure: 50-100 % of 2 s, never below retry_min (1 s).
         self.assertTrue(0.5 <= retry_in <= 2.0, (retry_in, failed))
         # The same Kamailio comes back on the same address and port, knowing nothing.
         restarted = await self.start_pbx_in(ShortBindingKamailio, port=kam.port)
