@@ -117,7 +117,9 @@ class EndpointSip(FakeSip):
         self.endpoint = type("Endpoint", (), {"handlers": []})()
 
 
-class DrainServiceTests(GatewayLimitsCase):
+class DrainServiceCase(GatewayLimitsCase):
+    """A CallGateway with SIP and calls faked, and its CallsService on a fake reactor."""
+
     limits = LimitsSettings(drain_seconds=60, max_loop_lag_ms=0, max_cpu_percent=0)
 
     def setUp(self) -> None:
@@ -129,6 +131,9 @@ class DrainServiceTests(GatewayLimitsCase):
         self.service.startService()
         self.addCleanup(self.service.stopService)
 
+
+
+class DrainServiceTests(DrainServiceCase):
     def drained_refusal(self, fn: Any, *args: Any, **kw: Any) -> None:
         error = self.refused(Codes.DRAINING, fn, *args, **kw)
         self.assertEqual(error.message, "Gateway draining")
@@ -280,3 +285,43 @@ class DrainGatewayTests(LimitsCase):
                 break
             await task.deferLater(reactor, 0.01, lambda: None)
         self.assertEqual(self.stops, [True])
+
+
+def _request(method: str, to_tag: str = "") -> Any:
+    from wcsgw.sip.parser import parse_message
+
+    return parse_message((
+        f"{method} sip:1001-abc@127.0.0.1:5080 SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKrouter1\r\n"
+        "Max-Forwards: 70\r\nFrom: <sip:1002@127.0.0.1>;tag=f1\r\n"
+        f"To: <sip:1001-abc@127.0.0.1>{';tag=' + to_tag if to_tag else ''}\r\n"
+        f"Call-ID: router-{method}\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n").encode())
+
+
+class RouterWhileDrainingTests(DrainServiceCase):
+    """The SIP front of the gate (calls/inbound.py), on the router itself: what it answers
+    and what it leaves to the endpoint."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.answers: list[Any] = []
+        endpoint = self.gateway.sip.endpoint
+        endpoint.respond = lambda response, now: self.answers.append(response)
+        [self.router] = endpoint.handlers
+
+    def handle(self, request: Any, transaction: Any = None) -> bool:
+        from wcsgw.sip.target import Target
+
+        return self.router.handle_request(request, transaction, Target("udp", "127.0.0.1", 5060),
+                                          self.reactor.seconds())
+
+    def test_invite_and_options_get_503_with_retry_after_only_while_draining(self) -> None:
+        self.assertFalse(self.handle(_request("OPTIONS")))  # open: the endpoint's 200
+        self.call(self.session("a"))  # a live call keeps the drain open
+        self.gateway.drain.begin("test")
+        self.assertTrue(self.handle(_request("OPTIONS")))
+        self.assertTrue(self.handle(_request("INVITE"), transaction=object()))
+        self.assertEqual([(r.status, r.headers.get("Retry-After")) for r in self.answers],
+                         [(503, "63"), (503, "63")])
+        self.assertEqual(self.gateway.refusals["draining"], 1)  # the INVITE; a probe is no call
+        self.assertFalse(self.handle(_request("OPTIONS", to_tag="t1")))  # in a dialog: not ours
