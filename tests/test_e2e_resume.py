@@ -137,7 +137,8 @@ class ResumeTests(PeersMixin, unittest.TestCase):
 
         self.drop_browser_socket()
         await phone.wait_state("session-status", "reconnecting")
-        self.assertIn("Reconnecting", await evaluate(phone.page, "window.reconnectingText"))
+        self.assertIn("Reconnecting… the call goes on",
+                      await evaluate(phone.page, "window.reconnectingText"))
         await phone.wait_state("session-status", "established")
 
         # The same session, resumed by the token alone on a second socket; a new token.

@@ -102,7 +102,7 @@ const SESSION_TEXT = {
   AUTHENTICATION_FAIL: "wrong login or password",
   DISCONNECTED: "logged out",
   FAILED: "connection failed",
-  RECONNECTING: "Reconnecting… the call goes on",
+  RECONNECTING: "Reconnecting…",
 };
 const CALL_TEXT = {
   NEW: "",
@@ -409,8 +409,8 @@ function onSessionStatus(s, event = {}) {
   const status = s.status();
   if (status === SESSION_STATUS.WARN) return;
   // Reconnecting says what a person needs to know (the call goes on), not the close code.
-  const own = status === SESSION_STATUS.RECONNECTING;
-  const detail = event.info && event.info !== SESSION_TEXT[status] && !own ? event.info : SESSION_TEXT[status];
+  let detail = event.info && event.info !== SESSION_TEXT[status] ? event.info : SESSION_TEXT[status];
+  if (status === SESSION_STATUS.RECONNECTING) detail = `${SESSION_TEXT[status]}${call ? " the call goes on" : ""}`;
   setStatus(ui.sessionStatus, status, detail);
   if (status === SESSION_STATUS.AUTHENTICATION_FAIL) {
     showError(`Registration failed${event.sipStatus ? ` (${event.sipStatus})` : ""}: check Login, Authentication name and Password.`, ui.password);
@@ -425,7 +425,7 @@ function onSessionStatus(s, event = {}) {
     endCallUi();
   }
   refreshControls();
-  if (sessionReady()) ui.callee.focus();
+  if (sessionReady() && !call) ui.callee.focus(); // not in a call: keys typed there are DTMF
 }
 
 function logOut() {
