@@ -14,8 +14,8 @@ gateway records the phone's 1 kHz) and no browser to start.
   :mod:`tests.peers.impair` (no netem here).  RTP is not impaired: what is under test is
   that SIP's retransmissions (RFC 3261 §17, the gateway's with the default T1 = 500 ms, and
   the phone's and Kamailio's) carry every transaction — the digest-challenged INVITE, the
-  ACKs, the BYE — through.  Every call of the test must set up, carry audio both ways and end
-  with the phone hearing the BYE: with 20 % loss each way a request and its answer get through
+  ACKs, the BYE, a browser session's REGISTER — through.  The session must register and every
+  call of the test must set up, carry audio both ways and end with the phone hearing the BYE: with 20 % loss each way a request and its answer get through
   together 64 % of the time, so a non-INVITE transaction's 11 sends within Timer F fail
   together with probability 0.36^11 ≈ 1e-5, and an INVITE's stops needing retransmission once
   Kamailio's 100 Trying is through (its 200 is retransmitted by the phone until our ACK).
@@ -216,7 +216,15 @@ class LossyPathTests(FaultTopology, unittest.TestCase):
         self.addCleanup(router.stop)
         await router.start()
         # RFC 3261's own timers (T1 500 ms, T2 4 s): what a deployed gateway runs with.
-        self.start_gateway_here(SipSettings(listen=GW, port=0))
+        gateway = self.start_gateway_here(SipSettings(listen=GW, port=0))
+        # A browser session registers through the same path (REGISTER, 401, REGISTER).
+        ws = await ws_connect(self, gateway.top.getServiceNamed("http").address[1])
+        connected = await ws.request("connect", {
+            "sipLogin": "1003", "sipPassword": "pass1003", "sipDomain": PBX,
+            "sipOutboundProxy": PBX, "sipPort": kam.port})
+        self.assertIn("result", connected, connected)
+        await session_status(ws, "REGISTERED", 0, timeout=60)
+        self.assertEqual(len(await kam.bindings("1003")), 1)
         for n in range(1, self.CALLS + 1):
             found = await self.start_call(f"lossy-{n}")
             await wait(2.5)  # the file plays, both sides record
