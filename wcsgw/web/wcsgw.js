@@ -521,6 +521,7 @@ export class Session extends Emitter {
     this.#options = options;
     this.#url = normaliseUrl(options.urlServer);
     this.#openSocket();
+    globalThis.addEventListener?.("online", this.#onOnline);
   }
 
   /** @returns {string|null} the gateway's session id (known after ESTABLISHED) */
@@ -773,6 +774,7 @@ export class Session extends Emitter {
       return;
     }
     if (SESSION_ENDED.includes(this.#status)) {
+      globalThis.removeEventListener?.("online", this.#onOnline);
       for (const call of [...this.#calls.values()]) call._sessionEnded();
       return;
     }
@@ -816,14 +818,25 @@ export class Session extends Emitter {
     }
     const ceiling = Math.min(RECONNECT_MAX_DELAY, RECONNECT_FIRST_DELAY * 2 ** r.attempt);
     r.attempt += 1;
-    r.timer = setTimeout(() => {
-      r.timer = null;
-      if (this.#reconnect !== r) return;
-      this.#openSocket();
-      const ws = this.#ws;
-      r.attemptTimer = setTimeout(() => this.#abandon(ws, "no answer"), RESUME_ATTEMPT_TIMEOUT);
-    }, Math.min(Math.random() * ceiling, left));
+    r.timer = setTimeout(() => this.#attempt(r), Math.min(Math.random() * ceiling, left));
   }
+
+  #attempt(r) {
+    r.timer = null;
+    if (this.#reconnect !== r) return;
+    this.#openSocket();
+    const ws = this.#ws;
+    r.attemptTimer = setTimeout(() => this.#abandon(ws, "no answer"), RESUME_ATTEMPT_TIMEOUT);
+  }
+
+  /** The browser has a network again (the `online` event, e.g. after Wi-Fi to LTE): try now
+   * rather than after the rest of the backoff, unless an attempt is under way. */
+  #onOnline = () => {
+    const r = this.#reconnect;
+    if (!r || r.timer === null) return;
+    clearTimeout(r.timer);
+    this.#attempt(r);
+  };
 
   /** A new socket is open: `connect` with the token alone resumes the session. */
   #resume() {
@@ -871,6 +884,7 @@ export class Session extends Emitter {
   }
 
   #endSession(status, event, endCall) {
+    globalThis.removeEventListener?.("online", this.#onOnline);
     clearTimeout(this.#pingTimer);
     this.#pingTimer = null;
     this.#authToken = null;
