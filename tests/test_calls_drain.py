@@ -220,6 +220,32 @@ class DrainServiceTests(DrainServiceCase):
         finally:
             signal.signal(signal.SIGTERM, previous)
 
+    def test_two_gateways_in_one_process_pass_sigterm_along_whatever_the_stop_order(self) -> None:
+        from tests.test_calls_limits import TESTLINES
+        from wcsgw.calls.gateway import CallGateway
+        from wcsgw.calls.policy import Policy
+
+        other = CallGateway(EndpointSip(), Policy([], TESTLINES), lambda **kw: None,
+                            limits=self.limits, clock=self.reactor.seconds)
+        seen: list[int] = []
+        previous = signal.getsignal(signal.SIGTERM)
+        try:
+            signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+            one = CallsService(self.gateway, reactor=self.reactor)
+            two = CallsService(other, reactor=self.reactor)
+            one.startService()
+            two.startService()
+            one.stopService()  # not the last installed: its handler stays in the chain
+            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)  # type: ignore[operator]
+            self.assertEqual((self.gateway.drain.draining, other.drain.draining, seen),
+                             (False, True, []))
+            two.stopService()
+            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)  # type: ignore[operator]
+            self.assertEqual(seen, [signal.SIGTERM])  # both stopped: the original handler
+            self.assertEqual(self.reactor.stops, 1)  # the second one's drain: no call, done
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
 
 class DrainGatewayTests(LimitsCase):
     """A real gateway in this process: an echo call, then REST gateway/drain."""

@@ -136,6 +136,7 @@ class CallsService(Service):
         gateway.admission.gates.append(overload_gate(gateway.admission, gateway.overload))
         self.sampler = LoadSampler(gateway.overload, reactor)
         self._previous_sigterm: Any = None
+        self._handler: Any = None
         self._watching = False
 
     def startService(self) -> None:
@@ -160,10 +161,14 @@ class CallsService(Service):
             self.reactor.callFromThread(self._sigterm, previous, signum, frame)
 
         previous = signal.signal(signal.SIGTERM, on_term)
-        self._previous_sigterm, self._watching = previous, True
+        self._previous_sigterm, self._watching, self._handler = previous, True, on_term
 
     def _sigterm(self, previous: Any, signum: int, frame: FrameType | None) -> None:
         drain = self.gateway.drain
+        if not self.running:  # stopped, but a handler installed after ours still calls it
+            if callable(previous):
+                previous(signum, frame)
+            return
         if not drain.draining:
             drain.begin("SIGTERM")
             return
@@ -175,9 +180,13 @@ class CallsService(Service):
             self.reactor.stop()
 
     def _unwatch_sigterm(self) -> None:
+        """Give SIGTERM back — unless another handler was installed over ours since (two
+        gateways in one process): that one still passes the signal on through ours."""
         if self._watching:
             previous = self._previous_sigterm
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+            if signal.getsignal(signal.SIGTERM) is self._handler:
+                signal.signal(signal.SIGTERM,
+                              previous if previous is not None else signal.SIG_DFL)
             self._previous_sigterm, self._watching = None, False
 
     def stopService(self) -> Any:
