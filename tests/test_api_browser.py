@@ -466,7 +466,8 @@ class SdkTests(BrowserTestCase):
         self.assertEqual(
             set(constants[0]),
             {"PENDING", "CONNECTED", "ESTABLISHED", "REGISTERED", "UNREGISTERED",
-             "AUTHENTICATION_FAIL", "DISCONNECTED", "FAILED", "WARN", "INCOMING_CALL"})
+             "AUTHENTICATION_FAIL", "DISCONNECTED", "FAILED", "WARN", "INCOMING_CALL",
+             "RECONNECTING"})
         self.assertEqual(constants[1], {s: s for s in (
             "NEW", "PENDING", "TRYING", "RING", "RING_MEDIA", "SESSION_PROGRESS", "ESTABLISHED",
             "HOLD", "BUSY", "FINISH", "FAILED")})

@@ -357,4 +357,4 @@ class SessionMethods:
 
 #: Methods a session answers: all of docs/contract.md's.
 METHODS = ("connect", "disconnect", "call", "hangup", "answer", "hold", "unhold", "transfer", "sendDtmf",
-           "answerTransfer", "ping")
+           "answerTransfer", "ping", "restartIce")
