@@ -66,6 +66,7 @@ from wcsgw.webrtc.stun import make_ice_credentials
 HOST = "127.0.0.1"
 TICK = 0.004
 SLOTS = 5  # TICK * SLOTS = 20 ms
+CONSENT_INTERVAL = 2.5  # seconds between consent checks once media flows
 PAYLOAD_HEAD = struct.Struct("!QII")  # send time ns, call index, sequence
 PCMU_SILENCE = b"\xff" * 160
 
@@ -169,6 +170,7 @@ class MediaLeg(asyncio.DatagramProtocol):
         self.closed = False
         self.opus_frame = b""
         self.plain = False  # --adapter direct: plain RTP straight to the echo, no gateway
+        self.consent: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -302,6 +304,15 @@ class MediaLeg(asyncio.DatagramProtocol):
             raise ConnectionError(f"DTLS {self.dtls.state}")
         self.tx, self.rx = self.dtls._tx_srtp, self.dtls._rx_srtp
         self.media_ready = True
+        self.consent = asyncio.ensure_future(self._keep_consent())
+
+    async def _keep_consent(self) -> None:
+        """RFC 7675: a browser re-checks the pair every few seconds; without it the gateway
+        ends the call after its 30 s consent timeout ("Failed by ICE error")."""
+        while not self.closed:
+            await asyncio.sleep(CONSENT_INTERVAL)
+            if not self.closed:
+                self.send_check()
 
     # -- media ------------------------------------------------------------------------------
 
@@ -327,6 +338,8 @@ class MediaLeg(asyncio.DatagramProtocol):
 
     async def close(self) -> None:
         self.media_ready = False
+        if self.consent is not None:
+            self.consent.cancel()
         self.channel.close()
         try:
             await asyncio.wait_for(self.dtls.stop(), 1.0)
