@@ -33,6 +33,8 @@ the PBX are namespaces of :mod:`tests.peers.netns`.  Two kinds of calls, no Chro
   needs no dialog state; and the session hears its registration fail while Kamailio is gone
   and come back (REGISTERED) once the REGISTER client's retry reaches the new one.  Kamailio
   grants bindings of 12 s here, as PBXs behind NAT do, so the refresh falls inside the outage.
+  The REST call is run over UDP and over TCP (where the crash resets the connections and new
+  ones are opened to the new Kamailio).
 * :class:`RestartedRegistrarTests`: the registration bug the restart showed, sans-IO.
 """
 
@@ -164,10 +166,14 @@ class FaultTopology(RestMixin):
         self.addCleanup(self.gateway.stop)
         return self.gateway
 
+    #: the SIP transport of the calls and registrations toward Kamailio
+    transport = "udp"
+
     def startup_body(self, **extra: object) -> dict:
         return {"callee": "1002", "sipLogin": "1001", "sipPassword": "pass1001",
                 "sipDomain": PBX, "sipOutboundProxy": PBX, "sipPort": self.kam.port,
-                "playFile": "tone440.wav", "record": True, **extra}
+                "sipTransport": self.transport, "playFile": "tone440.wav", "record": True,
+                **extra}
 
     async def start_call(self, call_id: str, timeout: float = 40.0) -> dict:
         """A REST call to the phone, up on both sides; what call/find said of it."""
@@ -414,9 +420,10 @@ class LossyPathTests(FaultTopology, unittest.TestCase):
 
 
 class PbxRestartTests(FaultTopology, unittest.TestCase):
-    async def registered_session(self) -> tuple[Gateway, Any, str, Registration]:
+    async def registered_session(self, transport: str = "udp"
+                                 ) -> tuple[Gateway, Any, str, Registration]:
         """Kamailio granting 12 s bindings, the phone, the gateway (Timer F in 6.4 s) and a
-        browser session registered as 1001 through Kamailio."""
+        browser session registered as 1001 through Kamailio over ``transport``."""
         self.build_network()
         kam = await self.start_pbx_in(ShortBindingKamailio)
         await self.start_phone_in()
@@ -425,7 +432,7 @@ class PbxRestartTests(FaultTopology, unittest.TestCase):
         ws = await ws_connect(self, gateway.top.getServiceNamed("http").address[1])
         connected = await ws.request("connect", {
             "sipLogin": "1001", "sipPassword": "pass1001", "sipDomain": PBX,
-            "sipOutboundProxy": PBX, "sipPort": kam.port})
+            "sipOutboundProxy": PBX, "sipPort": kam.port, "sipTransport": transport})
         session_id = connected["result"]["sessionId"]
         await session_status(ws, "REGISTERED", 0, timeout=15)
         registration = gateway.top.call_gateway.sessions[session_id].registration.registration
@@ -468,7 +475,18 @@ class PbxRestartTests(FaultTopology, unittest.TestCase):
     @inline
     async def test_call_survives_a_pbx_restart_and_the_registration_comes_back(self) -> None:
         """An operator's REST call (the gateway plays and records) through the restart."""
-        gateway, ws, session_id, registration = await self.registered_session()
+        await self.rest_call_through_restart("udp")
+
+    @inline
+    async def test_over_tcp(self) -> None:
+        """The same over TCP: the crash resets the connections (the refresh fails at once,
+        not by Timer F), and the BYE and the REGISTER retry open new ones to the new
+        Kamailio."""
+        await self.rest_call_through_restart("tcp")
+
+    async def rest_call_through_restart(self, transport: str) -> None:
+        gateway, ws, session_id, registration = await self.registered_session(transport)
+        self.transport = transport
         found = await self.start_call("restart")
         await wait(1.0)
         restarted, outage = await self.restart_pbx(gateway, ws, session_id, registration,
@@ -476,7 +494,9 @@ class PbxRestartTests(FaultTopology, unittest.TestCase):
         await wait(2.0)
         # The call still hangs up: the BYE through the new Kamailio, by loose routing.
         await self.hang_up("restart")
-        self.assertIn("REQ BYE", restarted.log_text())
+        byes = [line for line in restarted.log_text().splitlines() if "REQ BYE" in line]
+        self.assertTrue(byes, "no BYE crossed the new Kamailio")
+        self.assertIn(f"({transport})", byes[0])
         self.assert_audio_both_ways(found, calls=1)
         self.assert_clean()
         # Media went on through the outage: both recordings hold the tone in every half
