@@ -35,6 +35,7 @@ from tests.support import assert_near
 from wcsgw.config import (
     Config,
     HttpSettings,
+    LimitsSettings,
     MediaSettings,
     PolicySettings,
     RestSettings,
@@ -63,6 +64,11 @@ def gateway_config(allowed_domains: tuple[str, ...] = (), rtp_timeout: float = 1
         media=MediaSettings(listen="127.0.0.1", port_min=30000, port_max=30999,
                             rtp_timeout=rtp_timeout),
         policy=PolicySettings(allowed_domains=allowed_domains),
+        # The gateway shares this process with the test's own peers and checks, so its CPU
+        # share is theirs too: overload control by CPU would refuse calls for the tests' work.
+        # The event-loop lag check stays on, as in production (tests.test_calls_overload
+        # tests both).
+        limits=LimitsSettings(max_cpu_percent=0),
     )
 
 

@@ -28,7 +28,7 @@ from tests.peers.ports import free_port
 from tests.support import EventLog, inline
 from tests.test_api_fakes import Connection, WsClient
 from wcsgw.calls.errors import Codes
-from wcsgw.config import Config, LimitsSettings
+from wcsgw.config import Config
 from wcsgw.media.ports import PortsExhausted
 
 HERE = os.path.dirname(__file__)
@@ -47,7 +47,7 @@ def limits_config(ports: int = 200, allowed_domains: tuple[str, ...] = (),
     base = gateway_config(allowed_domains, rtp_timeout=60.0, t1=0.1, t2=0.8)
     first = free_port("udp", span=ports)
     return attrs.evolve(
-        base, limits=LimitsSettings(**limits),
+        base, limits=attrs.evolve(base.limits, **limits),
         media=attrs.evolve(base.media, port_min=first, port_max=first + ports - 1))
 
 

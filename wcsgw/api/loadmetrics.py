@@ -34,6 +34,6 @@ def load_families(gateway: Any, now: float | None = None) -> list[Family]:
                    "(limits.max_loop_lag_ms, limits.max_cpu_percent).")
             .add(1 if overload.overloaded else 0),
             Family("wcsgw_event_loop_lag_seconds", "gauge", "How late the event loop ran its "
-                   "timers, mean over the last few seconds.").add(overload.mean_lag(now)),
+                   "timers, median over the last few seconds.").add(overload.mean_lag(now)),
         ]
     return families

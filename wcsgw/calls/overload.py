@@ -8,7 +8,7 @@ calls would need a capacity figure that differs per codec, transcoding and machi
 
 Fed samples — how late a periodic timer fired, and the process's cumulative CPU seconds —
 each with "now", by a thin sampler (:mod:`wcsgw.calls.loadsampler`); it decides over a short
-window (``window`` seconds) that the gateway is overloaded when the mean lag exceeds
+window (``window`` seconds) that the gateway is overloaded when the median lag exceeds
 ``limits.max_loop_lag_ms`` or the CPU share exceeds ``limits.max_cpu_percent`` of one core
 (0 turns a check off).  Hysteresis: once overloaded it clears only when every enabled measure
 is below ``clear_ratio`` of its threshold, so a load that hovers at the line does not flap.
@@ -57,11 +57,17 @@ class OverloadDetector:
         return self.update(now)
 
     def mean_lag(self, now: float) -> float:
-        """Mean lag (seconds) of the samples in the window; 0 with none."""
+        """The typical lag (seconds) over the window: the median of its samples, 0 until they
+        span at least half a window.  The median, not the mean: one stall (a slow disk, a
+        big GC, the start-up's own work) is not overload, every timer running late is — and
+        a single 1.5 s stall would lift a 3 s window's mean over 50 ms all alone."""
         self._forget(now)
-        if not self._lags:
+        lags = self._lags
+        if not lags or now - lags[0][0] < self.window / 2:
             return 0.0
-        return sum(lag for _, lag in self._lags) / len(self._lags)
+        ordered = sorted(lag for _, lag in lags)
+        middle = len(ordered) // 2
+        return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
     def cpu_percent(self, now: float) -> float | None:
         """The CPU share (percent of one core) over the window; None until two samples at

@@ -219,7 +219,7 @@ class LimitsSettings:
     port_reserve: int = 64
     #: seconds a draining gateway (SIGTERM, REST) lets live calls finish before it ends them
     drain_seconds: int = 600
-    #: overload control: new calls are refused while the event loop runs this late on average
+    #: overload control: new calls are refused while the event loop runs this late (median)
     #: over a short window (0: not checked) ...
     max_loop_lag_ms: int = 50
     #: ... or while the process uses more than this share of one core (0: not checked)
