@@ -59,6 +59,7 @@ class FakeCallGateway:
         self._next = 0
         #: no server-held accounts: a body naming one is refused (400, field account)
         self.accounts = AccountBook()
+        self.drain = FakeDrain(self)
 
     def _answer(self, method: str, value: Any) -> Any:
         error = self.fail.get(method)
@@ -127,6 +128,18 @@ class FakeCallGateway:
         self._known(call_id)
         return self._answer("transfer", None)
 
+
+
+class FakeDrain:
+    """REST ``gateway/drain`` on the fake gateway: logged and answered like the real one."""
+
+    def __init__(self, gateway: FakeCallGateway) -> None:
+        self.gateway = gateway
+
+    def begin(self, why: str) -> Any:
+        self.gateway.log.append(("drain", why))
+        return self.gateway._answer("drain", {"status": "draining",
+                                              "calls": len(self.gateway.calls)})
 
 class _TrackingSite(Site):
     """A Site that can close the connections clients left open (keep-alive) at cleanup."""

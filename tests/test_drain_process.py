@@ -1,7 +1,7 @@
 """Graceful drain of the gateway as its own process (issue 15, item 2), as an init system and
 a load balancer see it: a live call (REST ``playFile`` on a server-held account, through a
 real Kamailio to a baresip phone), then SIGTERM: ``/health`` turns 503 ``draining``, a new
-WebSocket is refused 503, the call carries on — its RTP counters keep growing both ways and
+session is refused (1011: a new socket opens, a fresh `connect` does not), the call carries on — its RTP counters keep growing both ways and
 the phone keeps hearing the file's 1 kHz — and only when the phone hangs up does the process
 unregister from Kamailio and exit 0.  A second SIGTERM during a drain stops at once (the
 live call ended with BYE, well before ``limits.drain_seconds``)."""
@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import urllib.error
 import urllib.request
 import wave
@@ -20,13 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from twisted.internet import reactor, task
+from autobahn.twisted.websocket import WebSocketClientFactory
+from twisted.internet import defer, reactor, task
 
 from tests.peers.baresip import Baresip, write_tone
 from tests.peers.kamailio import Kamailio
 from tests.peers.ports import free_port
-from tests.support import assert_near, inline
+from tests.support import EventLog, assert_near, inline
+from tests.test_api_fakes import Connection, WsClient
 from tests.test_twistd import Gateway, TwistdTestCase, _write
+from wcsgw.calls.errors import Codes
 
 DRAIN_SECONDS = 600
 
@@ -96,18 +98,20 @@ class DrainProcessTests(TwistdTestCase):
         status, body = http(http_port, "/health")
         return status == 503 and json.loads(body)["status"] == "draining"
 
-    def assert_websocket_refused(self, http_port: int) -> None:
-        """A bare WebSocket upgrade (urllib would say Connection: close): refused 503."""
-        with socket.create_connection(("127.0.0.1", http_port), timeout=5) as sock:
-            sock.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{http_port}\r\n"
-                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                          "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-            answer = b""
-            while chunk := sock.recv(4096):
-                answer += chunk
-        self.assertTrue(answer.startswith(b"HTTP/1.1 503 "), answer)
-        self.assertIn(b"Gateway draining", answer)
+    async def assert_connect_refused(self, http_port: int) -> None:
+        """A new WebSocket still opens (it may be a session coming back with its authToken),
+        but a fresh ``connect`` is refused: 1011 Gateway draining."""
+        factory = WebSocketClientFactory(f"ws://127.0.0.1:{http_port}/ws")
+        factory.protocol = WsClient
+        factory.frames = EventLog()
+        factory.opened, factory.closed = defer.Deferred(), defer.Deferred()
+        reactor.connectTCP("127.0.0.1", http_port, factory)
+        ws = Connection(await factory.opened, factory)
+        try:
+            error = (await ws.request("connect", {}))["error"]
+            self.assertEqual((error["code"], error["message"]), (Codes.DRAINING, "Gateway draining"))
+        finally:
+            await ws.close()
 
     @inline
     async def test_sigterm_lets_the_live_call_finish_then_unregisters_and_exits_0(self) -> None:
@@ -142,7 +146,7 @@ class DrainProcessTests(TwistdTestCase):
         await until(lambda: self.draining(http_port), "/health 503 draining")
         status, body = http(http_port, "/health")
         self.assertEqual(json.loads(body)["calls"], 1)
-        self.assert_websocket_refused(http_port)
+        await self.assert_connect_refused(http_port)
         status, body = http(http_port, "/rest-api/call/startup",
                             {"account": "main", "callee": "1002", "playFile": "tone1k.wav"})
         self.assertEqual((status, json.loads(body)), (503, {"error": "Gateway draining"}))

@@ -47,8 +47,9 @@ class Admission:
         #: the range exhausted, "port_reserve" a session's further call kept off the reserve
         self.refusals: dict[str, int] = dict.fromkeys(LIMIT_NAMES, 0)
         #: what may close the door to all new work for a while (a draining gateway, overload
-        #: control): each is asked with what is coming ("session" or "call") and returns its
-        #: refusal, a CallError naming why, or None
+        #: control): each is asked with what is coming ("session": a fresh ``connect``, not a
+        #: socket — a draining gateway still takes its own sessions back by ``authToken`` —
+        #: or "call") and returns its refusal, a CallError naming why, or None
         self.gates: list[Callable[[Kind], CallError | None]] = []
 
     def check_open(self, kind: Kind) -> None:
@@ -62,7 +63,6 @@ class Admission:
     def admit_session(self, sessions: Collection[Session], peer: str | None) -> None:
         """May one more session open from ``peer``, beside ``sessions``?
         :class:`CallError` (TOO_MANY_SESSIONS) naming the limit if not."""
-        self.check_open("session")
         limits = self.limits
         peer = address_key(peer) if peer is not None else None
         if len(sessions) >= limits.max_sessions:

@@ -138,6 +138,7 @@ class CallGateway:
         session = self._session(session_id)
         if session.connected:
             raise CallError(Codes.BAD_STATE, "already connected; disconnect first")
+        self.admission.check_open("session")  # a draining gateway: only resumes get in
         return session
 
     def _bind(self, session: Session, account: SipAccount | None) -> None:
