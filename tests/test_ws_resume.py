@@ -172,3 +172,16 @@ class ResumeOverWebSocketTests(unittest.TestCase):
                 self.assertNotIn(token, line)
         self.assertNotIn(tokens[0], json.dumps(list(self.gateway.resumer.book.__dict__.values()),
                                                  default=repr))
+
+    @inline
+    async def test_a_stopping_gateway_ends_attached_sessions_with_a_normal_close(self) -> None:
+        from wcsgw.calls.lifecycle import say_goodbye
+
+        ws, first, call = await self.connected_with_call()
+        self.gateway.hangup_all()
+        say_goodbye(self.gateway)
+        status = await ws.notification("sessionStatus", status="DISCONNECTED")
+        self.assertEqual(status["params"]["info"], "Gateway stopped")
+        # 1000: the Web SDK ends the session at once instead of resuming it for 30 s
+        self.assertEqual((await ws.closed)[0], 1000)
+        self.assertTrue(call.hung_up)

@@ -197,6 +197,18 @@ class GatewaySocket(WebSocketServerProtocol):
                  session=session_id)
         self.session_id = session_id
 
+    def gateway_stopped(self) -> None:
+        """The gateway is stopping and this session ends with it: a normal close (1000), so
+        the Web SDK reports the session ended at once instead of trying to resume it on a
+        gateway that will not be there (docs/websocket-api.md)."""
+        if self._gone:
+            return
+        self._gone = True
+        try:
+            self.sendClose(code=1000, reason="gateway stopped")
+        except Exception:  # noqa: BLE001 - a socket already half gone: dropping it is all we want
+            self.dropConnection(abort=True)
+
     def superseded(self) -> None:
         """The session was resumed on another connection: this one hears nothing more and
         is closed; its close does not touch the session."""

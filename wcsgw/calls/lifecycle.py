@@ -17,9 +17,10 @@ from wcsgw.calls.admission import drain_gate, overload_gate
 from wcsgw.calls.drain import Drain, Step
 from wcsgw.calls.loadsampler import LoadSampler
 from wcsgw.calls.overload import OverloadDetector
+from wcsgw.calls.status import SessionStatus
 from wcsgw.sip.reactor import Clock
 
-__all__ = ["CALLS_STOP_GRACE", "CallsService", "DrainDriver"]
+__all__ = ["CALLS_STOP_GRACE", "CallsService", "say_goodbye", "DrainDriver"]
 
 log = Logger(namespace="wcsgw.calls")
 
@@ -197,8 +198,21 @@ class CallsService(Service):
         if self.gateway.hooks is not None:
             self.gateway.hooks.stop()  # no retry timer left; its HTTP connections closed
         self.gateway.hangup_all()
+        say_goodbye(self.gateway)
         idle = self.gateway.when_idle()
         timer = cast(Clock, self.reactor).callLater(CALLS_STOP_GRACE,
                                                     lambda: idle.called or idle.callback(None))
         return idle.addBoth(
             lambda result: (timer.active() and timer.cancel(), result)[1])  # type: ignore[func-returns-value]
+
+
+def say_goodbye(gateway: Any) -> None:
+    """Every session still attached hears that it ends (``sessionStatus DISCONNECTED``,
+    "Gateway stopped") and its socket closes normally (1000): a browser then knows at once to
+    log in again, on another gateway, rather than try to resume here for ``resume_seconds``."""
+    for session in list(gateway.sessions.values()):
+        listener = session.listener
+        listener.session_status(SessionStatus.DISCONNECTED.value, None, "Gateway stopped")
+        closing = getattr(listener, "gateway_stopped", None)  # the WebSocket's, if attached
+        if closing is not None:
+            closing()
