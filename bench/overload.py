@@ -88,14 +88,16 @@ class LagWatch:
         self.thread.join(3)
 
 
-def point(gw: Wcsgw, echo: EchoUas, n: int, args: argparse.Namespace, workdir: str) -> dict[str, Any]:
+def point(gw: Wcsgw, echo: EchoUas, n: int, args: argparse.Namespace, workdir: str,
+          lag_measured: bool = True) -> dict[str, Any]:
+    """``lag_measured``: False when both limits are 0 (nothing samples the lag: it reads 0)."""
     watch = LagWatch(gw)
     try:
         r = run_point(gw, echo, n, "pcmu", args, workdir)
     finally:
         watch.done()
     r["calls"] = n
-    r["lag_ms_max"] = watch.lag_ms
+    r["lag_ms_max"] = watch.lag_ms if lag_measured else None
     r["lag_metric"] = watch.lag_name
     r["gw_calls_max"] = watch.calls_max
     r["load1"] = round(load_average()[0], 2)
@@ -200,6 +202,11 @@ def main() -> None:
                 if reason:
                     r["stopped"] = reason
                     break
+            if len(rows) >= 2 and "limit" in rows[-1].get("stopped", ""):
+                # one more point halfway between the last two: the steps are coarse
+                mid = _tens((rows[-2]["calls"] + rows[-1]["calls"]) / 2)
+                if rows[-2]["calls"] < mid < rows[-1]["calls"]:
+                    rows.insert(-1, point(gw, echo, mid, args, workdir))
             report["scan"] = rows
             capacity, why = find_capacity(rows, args.cpu_limit, args.lag_limit)
         else:
@@ -210,7 +217,7 @@ def main() -> None:
         log(f"C = {capacity} ({why}); offered {offered}")
         log(f"2. at C = {capacity}, overload control off (a fresh gateway)")
         gw = gateway(OFF)
-        report["at_c_off"] = point(gw, echo, capacity, args, workdir)
+        report["at_c_off"] = point(gw, echo, capacity, args, workdir, lag_measured=False)
         log(f"3. {offered} offered, overload control on (the default limits)")
         gw = gateway({})
         report["over_on"] = point(gw, echo, offered, args, workdir)
