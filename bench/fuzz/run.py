@@ -60,7 +60,18 @@ def child(args: argparse.Namespace) -> None:
              "-print_pcs=0", "-reload=0"]
     if args.max_time:
         flags.append(f"-max_total_time={args.max_time}")
-    atheris.Setup([sys.argv[0], *flags, args.corpus], target.run)
+
+    def guarded(data: bytes) -> None:
+        """The target, and the input written down before a failure leaves: libFuzzer writes
+        its own crash-<sha1> too, but a busy machine has seen it die before it did."""
+        try:
+            target.run(data)
+        except BaseException:
+            digest = hashlib.sha1(data).hexdigest()
+            (Path(args.artifacts) / f"crash-{digest}").write_bytes(data)
+            raise
+
+    atheris.Setup([sys.argv[0], *flags, args.corpus], guarded)
     atheris.Fuzz()
 
 

@@ -56,7 +56,7 @@ def parse_params(text: str) -> dict[str, str | None]:
     occurrence of a repeated name wins: a duplicate carries no defined meaning, and refusing
     a whole call for one would be harsher than any peer expects.
     """
-    if not text or text.isspace():
+    if not text.strip(_WS_CHARS):  # SIP's whitespace: str.isspace() took "\x0c" too (fuzzing)
         return {}
     if not _PARAMS_RE.fullmatch(text):
         raise SipParseError(f"malformed parameters {text[:80]!r}")
