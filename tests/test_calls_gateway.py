@@ -62,10 +62,12 @@ class FakeCall:
 class Listener:
     def __init__(self) -> None:
         self.statuses: list = []
+        self.infos: list = []
         self.calls: list = []
 
     def session_status(self, status, sip_status, info) -> None:
         self.statuses.append((status, sip_status))
+        self.infos.append(info)
 
     def call_status(self, call) -> None:
         self.calls.append(call)
@@ -140,6 +142,21 @@ class GatewayTests(unittest.TestCase):
         listener(RegistrationFailed(status=None, reason="timeout", auth=False))
         self.assertEqual(self.listener.statuses[1:], [
             ("REGISTERED", 200), ("AUTHENTICATION_FAIL", 403), ("FAILED", None)])
+
+    def test_a_registration_lost_after_success_is_not_a_failed_login(self) -> None:
+        """A PBX restarting: the refresh fails with a retry on its way.  UNREGISTERED (the
+        SDK keeps the session), not FAILED (the SDK would end it); back to REGISTERED after."""
+        self.gw.connect("s1", account(), register=True)
+        [(_, listener)] = self.sip.registered
+        listener(RegistrationFailed(status=None, reason="timeout", auth=False, retry_in=2.0))
+        listener(Registered(expires=600, contact="sip:x"))  # before: a failed login ...
+        listener(RegistrationFailed(status=503, reason="503 Service Unavailable", auth=False,
+                                    retry_in=1.6))  # ... after: lost for now
+        listener(Registered(expires=600, contact="sip:x"))
+        self.assertEqual(self.listener.statuses[1:], [
+            ("FAILED", None), ("REGISTERED", 200), ("UNREGISTERED", 503), ("REGISTERED", 200)])
+        self.assertEqual(self.listener.infos[3],
+                         "Registration lost (503 Service Unavailable); retrying in 2 s")
 
     def test_forbidden_domain_refused_before_anything(self) -> None:
         with self.assertRaises(CallError) as caught:

@@ -193,7 +193,7 @@ class CallGateway:
         """A REGISTER client's event, as the session's ``sessionStatus``."""
         if session.id not in self.sessions:
             return
-        report = registration_status(event)
+        report = registration_status(event, session)
         if report is not None:
             session.listener.session_status(*report)
 

@@ -52,6 +52,9 @@ class Session:
     #: while the socket is gone, so the session can be resumed on another one; ``listener``
     #: is this relay, or a hook tap around it
     relay: Relay | None = None
+    #: whether its registration ever succeeded: a later failure with a retry scheduled is a
+    #: registration *lost for now* (a PBX restarting), not a login that failed
+    was_registered: bool = False
 
 
 def _failed_status(event: RegistrationFailed) -> tuple[str, int | None, str]:
@@ -67,8 +70,20 @@ _REGISTRATION_STATUS: dict[type, Callable[[Any], tuple[str, int | None, str]]] =
 }
 
 
-def registration_status(event: object) -> tuple[str, int | None, str] | None:
-    """The ``sessionStatus`` (status, SIP status, info) a REGISTER client's event makes;
-    None for an event the browser is not told about."""
+def registration_status(event: object, session: Session | None = None
+                        ) -> tuple[str, int | None, str] | None:
+    """The ``sessionStatus`` (status, SIP status, info) a REGISTER client's event makes for
+    ``session``; None for an event the browser is not told about.
+
+    A failure after the session was registered, with a retry on its way, is ``UNREGISTERED``
+    naming the retry, not ``FAILED``: the Web SDK ends a session on ``FAILED``, and a PBX
+    that restarts mid-call must not end the browser's session (its calls go on, and the
+    registration comes back: tests.test_net_faults)."""
+    if session is not None and isinstance(event, Registered):
+        session.was_registered = True
+    if (session is not None and session.was_registered and isinstance(event, RegistrationFailed)
+            and not event.auth and event.retry_in is not None):
+        return (SessionStatus.UNREGISTERED.value, event.status,
+                f"Registration lost ({event.reason}); retrying in {max(1, round(event.retry_in))} s")
     report = _REGISTRATION_STATUS.get(type(event))
     return report(event) if report is not None else None
