@@ -15,6 +15,7 @@ tests/test_fuzz_replay.py replays it in the suite) and the run exits 1.
     python bench/fuzz/run.py                    # every target, 10^6 inputs each
     python bench/fuzz/run.py --quick            # a smoke run: 2000 inputs each
     python bench/fuzz/run.py --targets sip,sdp --runs 200000 --max-time 600
+    python bench/fuzz/run.py --targets sip --resume /tmp/wcsgw-fuzz-x   # go on from a run
 """
 
 from __future__ import annotations
@@ -77,15 +78,16 @@ def child(args: argparse.Namespace) -> None:
 
 # -- the parent: a child per target, a table --------------------------------------------------
 
-def seed_corpus(name: str, corpus: Path) -> int:
-    """Write the seeds and the kept inputs into ``corpus``; how many."""
+def seed_corpus(name: str, corpus: Path, earlier: Path | None = None) -> int:
+    """Write the seeds, the kept inputs and an earlier run's corpus (``--resume``) into
+    ``corpus``; how many."""
     from bench.fuzz.seeds import seeds
 
     inputs = list(seeds(name))
-    kept = KEPT / name
-    if kept.is_dir():
-        inputs += [p.read_bytes() for p in sorted(kept.iterdir()) if p.is_file()
-                   and p.name != "README.md"]
+    for folder in (KEPT / name, earlier / name / "corpus" if earlier else None):
+        if folder is not None and folder.is_dir():
+            inputs += [p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()
+                       and p.name != "README.md"]
     for data in inputs:
         (corpus / hashlib.sha1(data).hexdigest()).write_bytes(data)
     return len(inputs)
@@ -110,7 +112,7 @@ def run_target(name: str, args: argparse.Namespace, work: Path) -> dict[str, obj
     corpus, artifacts = work / name / "corpus", work / name / "artifacts"
     corpus.mkdir(parents=True)
     artifacts.mkdir(parents=True)
-    seeded = seed_corpus(name, corpus)
+    seeded = seed_corpus(name, corpus, Path(args.resume) if args.resume else None)
     log_path = work / f"{name}.log"
     command = [sys.executable, str(Path(__file__).resolve()), "--child", name,
                "--runs", str(args.runs), "--timeout", str(args.timeout),
@@ -166,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=10, help="seconds one input may take")
     parser.add_argument("--rss-limit-mb", type=int, default=1024, help="memory ceiling")
     parser.add_argument("--parallel", type=int, default=1, help="targets run at once")
+    parser.add_argument("--resume", help="start from the corpora of an earlier --work folder")
     parser.add_argument("--work", help="where corpora and logs go (default: a temp folder)")
     parser.add_argument("--verbose", action="store_true", help="print a failing child's log")
     parser.add_argument("--child", help=argparse.SUPPRESS)
