@@ -16,7 +16,9 @@ from twisted.trial import unittest
 
 from tests.test_sip_reinvite import HELD, HOLD, Side, challenge, uas
 from tests.test_sip_uas import UasHarness
+from wcsgw.calls.admission import Admission
 from wcsgw.calls.inbound import InboundRouter
+from wcsgw.config import LimitsSettings
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.invite import Ended
 from wcsgw.sip.session import ReinviteAnswered
@@ -29,7 +31,8 @@ def router_for(h: UasHarness, account: SipAccount | None) -> InboundRouter:
     (the call object is a stub that records the session's events)."""
     session = SimpleNamespace(connected=True, account=account)
     gateway = SimpleNamespace(sip=SimpleNamespace(endpoint=h.ep),
-                              session_for_contact=lambda user: session)
+                              session_for_contact=lambda user: session,
+                              admission=Admission(LimitsSettings()))  # no gate: open
 
     def make_call(session: Any, invite: Any, request: Any) -> Any:
         h.sessions.append(invite)
