@@ -117,7 +117,10 @@ def find_capacity(rows: list[dict[str, Any]], cpu_limit: float, lag_limit: float
     for prev, row in zip([None, *rows], rows, strict=False):
         lag = row.get("lag_ms_max")
         if lag is not None and lag >= lag_limit:
-            return _tens(prev["calls"] if prev else row["calls"]), f"loop lag {lag:.0f} ms at {row['calls']}"
+            if prev is None:
+                return _tens(row["calls"]), (f"loop lag {lag:.0f} ms already at the first point: "
+                                             "C is below it (start the scan lower with --counts)")
+            return _tens(prev["calls"]), f"loop lag {lag:.0f} ms at {row['calls']}"
         cpu = row.get("gw_cpu_pct") or 0.0
         if cpu >= cpu_limit:
             if prev is None:
@@ -166,7 +169,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.duration = min(args.duration, 4.0)
-        args.counts = "100,200,300,400"
+        args.counts = "50,100,200,300"
     counts = [int(x) for x in args.counts.split(",")]
 
     def terminate(signum: int, frame: Any) -> None:
