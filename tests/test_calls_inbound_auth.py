@@ -15,10 +15,9 @@ from typing import Any
 from twisted.trial import unittest
 
 from tests.test_sip_reinvite import HELD, HOLD, Side, challenge, uas
+from tests.test_sip_trust import stub_gateway
 from tests.test_sip_uas import UasHarness
-from wcsgw.calls.admission import Admission
 from wcsgw.calls.inbound import InboundRouter
-from wcsgw.config import LimitsSettings
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.invite import Ended
 from wcsgw.sip.session import ReinviteAnswered
@@ -29,10 +28,7 @@ ACCOUNT = SipAccount(login="1001", auth_name="acme-1001", password="secret", dom
 def router_for(h: UasHarness, account: SipAccount | None) -> InboundRouter:
     """The gateway's router with one connected session of ``account`` behind every contact
     (the call object is a stub that records the session's events)."""
-    session = SimpleNamespace(connected=True, account=account)
-    gateway = SimpleNamespace(sip=SimpleNamespace(endpoint=h.ep),
-                              session_for_contact=lambda user: session,
-                              admission=Admission(LimitsSettings()))  # no gate: open
+    gateway = stub_gateway(h, account)
 
     def make_call(session: Any, invite: Any, request: Any) -> Any:
         h.sessions.append(invite)

@@ -20,7 +20,9 @@ from twisted.trial import unittest
 from tests.test_sip_invite import CHALLENGE, PROXY, CallHarness
 from tests.test_sip_registration import CONTACT, TopRandom, challenge, ok
 from tests.test_sip_uas import CALLER, UasHarness, statuses
+from wcsgw.calls.admission import Admission
 from wcsgw.calls.inbound import InboundRouter
+from wcsgw.config import LimitsSettings
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.digest import ChallengeOutcome, Credentials, DigestClient
 from wcsgw.sip.endpoint import EndpointConfig, SipEndpoint
@@ -284,12 +286,19 @@ class DigestTrustTests(unittest.TestCase):
 # ------------------------------------------------------------------ 9. unsolicited INVITEs
 
 
+def stub_gateway(h: UasHarness, account: SipAccount | None) -> Any:
+    """What the incoming-call router asks of a gateway: one connected session of ``account``
+    behind every contact, and an Admission with no gate (the gateway takes calls)."""
+    session = SimpleNamespace(connected=True, account=account)
+    return SimpleNamespace(sip=SimpleNamespace(endpoint=h.ep),
+                           session_for_contact=lambda user: session,
+                           admission=Admission(LimitsSettings()))
+
+
 def router_harness(account: SipAccount | None) -> tuple[UasHarness, list[Any]]:
     h = UasHarness()
     made: list[Any] = []
-    session = SimpleNamespace(connected=True, account=account)
-    gateway = SimpleNamespace(sip=SimpleNamespace(endpoint=h.ep),
-                              session_for_contact=lambda user: session)
+    gateway = stub_gateway(h, account)
 
     def make_call(session: Any, invite: Any, request: Any) -> Any:
         made.append(invite)
