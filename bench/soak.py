@@ -208,6 +208,8 @@ def main() -> int:  # noqa: C901 - one linear script: start, warm up, run, settl
     ap.add_argument("--tracemalloc", action="store_true",
                     help="gateway under tracemalloc: where its Python heap grew between the "
                          "baseline and the end (slow: for finding a leak, not for figures)")
+    ap.add_argument("--heap-wait", type=float, default=45.0,
+                    help="with --tracemalloc: idle seconds before the heap's last snapshot")
     ap.add_argument("--json", default=None, help="samples and results (default /tmp/wcsgw-soak-*.json)")
     args = ap.parse_args()
     warmup_s = 60 * (args.warmup if args.warmup is not None else min(5.0, args.minutes / 5))
@@ -274,6 +276,10 @@ def main() -> int:  # noqa: C901 - one linear script: start, warm up, run, settl
         after = wait_idle(sampler, target if len(target) == len(LEAK_KEYS) else None, args.settle)
         report["after"] = after
         if args.tracemalloc:
+            # sessions whose WebSocket closed without `disconnect` are kept for resume
+            # (http.resume_seconds, 30 s by default) with what they hold: past that, what the
+            # heap still holds is what no call or session should
+            time.sleep(args.heap_wait)
             os.kill(gw.pid, signal.SIGUSR1)
             for _ in range(120):
                 if os.path.exists(heap_out):

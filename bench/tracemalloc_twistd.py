@@ -10,6 +10,7 @@ Tracing makes the gateway several times slower: use it for where memory goes, ne
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -21,6 +22,9 @@ _baseline: list[tracemalloc.Snapshot] = []
 
 
 def _snapshot(signum: int, frame: object) -> None:
+    # garbage in reference cycles waits for the cyclic collector, which an idle process may
+    # not run for a long time: collect it first, or it reads as a leak
+    gc.collect()
     snap = tracemalloc.take_snapshot().filter_traces(
         [tracemalloc.Filter(False, tracemalloc.__file__)])
     if not _baseline:
