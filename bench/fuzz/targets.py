@@ -33,6 +33,7 @@ messages.
 
 from __future__ import annotations
 
+import atexit
 import binascii
 import functools
 import hashlib
@@ -40,6 +41,7 @@ import hmac
 import json
 import os
 import random
+import shutil
 import struct
 import tempfile
 import wave
@@ -327,7 +329,8 @@ class _Listener:
         return lambda *args, **kwargs: None
 
 
-_MEDIA = tempfile.mkdtemp(prefix="wcsgw-fuzz-media-")
+_MEDIA = tempfile.mkdtemp(prefix="wcsgw-fuzz-media-")  # playFile's folder: one short WAV
+atexit.register(shutil.rmtree, _MEDIA, True)
 with wave.open(os.path.join(_MEDIA, "tone.wav"), "wb") as _w:
     _w.setnchannels(1)
     _w.setsampwidth(2)
