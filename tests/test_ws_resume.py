@@ -174,6 +174,23 @@ class ResumeOverWebSocketTests(unittest.TestCase):
                                                  default=repr))
 
     @inline
+    async def test_metrics_count_a_detached_session_apart(self) -> None:
+        from wcsgw.api.metrics import session_families
+
+        def states() -> dict[str, float]:
+            [family] = [f for f in session_families(self.gateway)
+                        if f.name == "wcsgw_websocket_sessions"]
+            return {dict(labels)["state"]: v for _, labels, v in family.samples}
+
+        ws, first, call = await self.connected_with_call()
+        self.assertEqual(states(), {"connected": 1, "detached": 0, "open": 0})
+        await self.cut(ws, first["sessionId"])
+        self.assertEqual(states(), {"connected": 0, "detached": 1, "open": 0})
+        again = await ws_connect(self, self.port)
+        await again.request("connect", {"authToken": first["authToken"]})
+        self.assertEqual(states(), {"connected": 1, "detached": 0, "open": 0})
+
+    @inline
     async def test_a_stopping_gateway_ends_attached_sessions_with_a_normal_close(self) -> None:
         from wcsgw.calls.lifecycle import say_goodbye
 

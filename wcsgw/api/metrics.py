@@ -105,10 +105,15 @@ def render(families: Iterable[Family]) -> bytes:
 def session_families(gateway: Any) -> list[Family]:
     sessions = list(gateway.sessions.values())
     connected = sum(1 for s in sessions if s.connected)
+    # waiting for a resume: their WebSocket dropped, their calls and registration go on
+    detached = sum(1 for s in sessions if s.connected and s.relay is not None
+                   and not s.relay.attached)
     family = Family("wcsgw_websocket_sessions", "gauge",
-                    "Open WebSocket sessions: connected (after connect) or open (not yet, or "
-                    "after disconnect).")
-    family.add(connected, state="connected").add(len(sessions) - connected, state="open")
+                    "Browser sessions: connected (after connect), detached (connected, their "
+                    "WebSocket gone, waiting for a resume) or open (not yet, or after "
+                    "disconnect).")
+    family.add(connected - detached, state="connected").add(detached, state="detached")
+    family.add(len(sessions) - connected, state="open")
     families = [family]
     refusals = getattr(gateway, "refusals", None)
     if refusals is not None:
