@@ -32,7 +32,7 @@ from twisted.web.http_headers import Headers
 
 from tests.e2e import Gateway
 from tests.peers.chromium import Chromium, aio, dominant_frequency, evaluate, write_tone_wav
-from tests.peers.netns import Network, chromium_in, netns_unavailable, scratch_folder
+from tests.peers.netns import chromium_in, network_for, scratch_folder
 from tests.peers.ports import free_port
 from tests.support import assert_near, inline
 from tests.test_api_browser import PLACE_CALL_JS, SDK_SETUP_JS
@@ -89,11 +89,7 @@ class IceRestartTests(unittest.TestCase):
     timeout = 150
 
     def build_network(self) -> None:
-        reason = netns_unavailable()
-        if reason:
-            raise unittest.SkipTest(reason)
-        self.net = Network()
-        self.addCleanup(self.net.close)  # first added: runs after the browser has stopped
+        self.net = network_for(self)  # removed last, after every peer
         self.ns = self.net.namespace("browser")
         tag = self.net.tag
         self.net.link(self.ns, "sig", f"{SIG_BROWSER}/24", None, f"sg{tag}", f"{SIG_GATEWAY}/24")

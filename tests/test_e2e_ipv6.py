@@ -21,7 +21,7 @@ from twisted.trial import unittest
 
 from tests.e2e import Gateway, Phone, gateway_config
 from tests.peers.chromium import Chromium, write_tone_wav
-from tests.peers.netns import Network, chromium_in, netns_unavailable, scratch_folder
+from tests.peers.netns import chromium_in, network_for, scratch_folder
 from tests.support import assert_near, inline
 
 GATEWAY6, BROWSER6 = "fd77::1", "fd77::2"
@@ -32,11 +32,7 @@ class Ipv6BrowserTests(unittest.TestCase):
 
     @inline
     async def test_echo_over_ipv6(self) -> None:
-        reason = netns_unavailable()
-        if reason:
-            raise unittest.SkipTest(reason)
-        net = Network()
-        self.addCleanup(net.close)  # first cleanup added: runs last, after the peers
+        net = network_for(self)  # removed last, after every peer
         browser_ns = net.namespace("browser6")
         # nodad: the addresses are usable at once (no duplicate detection on a private wire)
         net.link(browser_ns, "eth0", f"{BROWSER6}/64 nodad", None, f"gw6{net.serial}",

@@ -125,6 +125,14 @@ class ResumeTests(PeersMixin, unittest.TestCase):
         [call] = self.gateway.calls.values()
         return call
 
+    async def tone_then_hangup(self, phone: Phone, call: Any) -> None:
+        """The tone is heard (again), and Hangup in the page ends the call at the gateway."""
+        peak = await phone.received_frequency()
+        assert_near(self, peak["frequency"], 1000, 15)
+        await phone.click("Hangup")
+        await self.gateway.when_idle()
+        self.assertEqual(call.status.value, "FINISH")
+
     async def sockets(self, phone: Phone) -> list[dict[str, Any]]:
         return await evaluate(phone.page, "window.wcsgwSockets")
 
@@ -254,11 +262,7 @@ class ResumeTests(PeersMixin, unittest.TestCase):
         self.assertIsNot(session.relay.socket, silent)  # the session moved to the new socket
         self.assertEqual(await phone.call_states(), states_before)
         self.assertEqual(call.status.value, "ESTABLISHED")
-        peak = await phone.received_frequency()
-        assert_near(self, peak["frequency"], 1000, 15)
-        await phone.click("Hangup")
-        await self.gateway.when_idle()
-        self.assertEqual(call.status.value, "FINISH")
+        await self.tone_then_hangup(phone, call)
 
     async def quiet_until_restarted(self, phone: Phone, call: Any) -> None:
         """The gateway's leg stops answering the browser's connectivity checks (the path
@@ -290,11 +294,7 @@ class ResumeTests(PeersMixin, unittest.TestCase):
         self.assertNotEqual(await evaluate(phone.page, ufrag), first_ufrag)
         self.assertEqual(await phone.call_states(), states_before)
         self.assertEqual(call.status.value, "ESTABLISHED")
-        peak = await phone.received_frequency()
-        assert_near(self, peak["frequency"], 1000, 15)
-        await phone.click("Hangup")
-        await self.gateway.when_idle()
-        self.assertEqual(call.status.value, "FINISH")
+        await self.tone_then_hangup(phone, call)
 
     @inline
     async def test_ice_gone_quiet_is_restarted_by_the_sdk_itself(self) -> None:

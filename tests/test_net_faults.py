@@ -62,7 +62,7 @@ from tests.e2e import TOKEN, Gateway, RestMixin, dominant_hz
 from tests.peers.baresip import write_tone
 from tests.peers.chromium import write_tone_wav
 from tests.peers.impair import ImpairingRouter, udp_from, udp_to
-from tests.peers.netns import BaresipIn, KamailioIn, Network, netns_unavailable
+from tests.peers.netns import BaresipIn, KamailioIn, network_for
 from tests.support import assert_near, inline
 from tests.test_api_fakes import ws_connect
 from wcsgw.config import (
@@ -110,11 +110,7 @@ class FaultTopology(RestMixin):
     timeout = 180
 
     def build_network(self) -> None:
-        reason = netns_unavailable()
-        if reason:
-            raise unittest.SkipTest(reason)
-        self.net = Network()
-        self.addCleanup(self.net.close)  # first added: runs after every peer has stopped
+        self.net = network_for(self)  # removed last, after every peer
         self.router_ns = self.net.namespace("router")
         self.pbx_ns = self.net.namespace("pbx")
         self.net.link(None, f"gw{self.net.tag}", f"{GW}/24", self.router_ns, "lan",

@@ -15,7 +15,7 @@ import sys
 
 from twisted.trial import unittest
 
-from tests.peers.netns import NetnsError, Network, Tap, netns_unavailable
+from tests.peers.netns import NetnsError, Tap, network_for
 
 PUBLIC = "203.0.113.1"
 NAT_OUTSIDE = "203.0.113.2"
@@ -44,11 +44,7 @@ print(json.dumps(out))
 
 class HarnessTests(unittest.TestCase):
     def setUp(self) -> None:
-        reason = netns_unavailable()
-        if reason:
-            raise unittest.SkipTest(reason)
-        self.net = Network()
-        self.addCleanup(self.net.close)
+        self.net = network_for(self)  # removed last, after every peer
         self.client = self.net.namespace("client")
         self.nat = self.net.namespace("nat")
         self.net.link(self.client, "eth0", f"{CLIENT}/24", self.nat, "lan", "10.77.0.1/24")

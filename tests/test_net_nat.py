@@ -42,10 +42,9 @@ from tests.peers.coturn import Coturn
 from tests.peers.netns import (
     BaresipIn,
     KamailioIn,
-    Network,
     Tap,
     chromium_in,
-    netns_unavailable,
+    network_for,
     scratch_folder,
 )
 from tests.peers.ports import free_port
@@ -103,11 +102,7 @@ class NatTopology:
     timeout = 150
 
     def build_network(self) -> None:
-        reason = netns_unavailable()
-        if reason:
-            raise unittest.SkipTest(reason)
-        self.net = Network()
-        self.addCleanup(self.net.close)  # first added: runs after every peer has stopped
+        self.net = network_for(self)  # removed last, after every peer
         self.browser_ns = self.net.namespace("browser")
         self.nat_ns = self.net.namespace("nat")
         self.pbx_ns = self.net.namespace("pbx")

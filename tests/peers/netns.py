@@ -63,6 +63,7 @@ __all__ = [
     "Tap",
     "chromium_in",
     "netns_unavailable",
+    "network_for",
 ]
 
 PREFIX = "wcsgw-t"
@@ -114,6 +115,20 @@ def netns_unavailable() -> str | None:
                 "add addresses and routes beside them; run under tests/isolated (make test does)")
     return None
 
+
+
+def network_for(case: Any) -> "Network":
+    """A :class:`Network` for the trial test ``case``, removed at its clean-up: the first
+    cleanup the test adds, so it runs last, after every peer started in it has stopped.
+    SkipTest where this machine cannot build one (:func:`netns_unavailable`)."""
+    from twisted.trial import unittest
+
+    reason = netns_unavailable()
+    if reason:
+        raise unittest.SkipTest(reason)
+    net = Network()
+    case.addCleanup(net.close)
+    return net
 
 def _base36(number: int) -> str:
     digits = ""
