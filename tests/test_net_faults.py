@@ -59,10 +59,9 @@ from twisted.internet.defer import Deferred
 from twisted.trial import unittest
 
 from tests.e2e import TOKEN, Gateway, RestMixin, dominant_hz
-from tests.peers.baresip import write_tone
 from tests.peers.chromium import write_tone_wav
 from tests.peers.impair import ImpairingRouter, udp_from, udp_to
-from tests.peers.netns import BaresipIn, KamailioIn, network_for
+from tests.peers.netns import BaresipIn, KamailioIn, network_for, tone_phone_in
 from tests.support import assert_near, inline
 from tests.test_api_fakes import ws_connect
 from wcsgw.config import (
@@ -130,14 +129,7 @@ class FaultTopology(RestMixin):
         return kam
 
     async def start_phone_in(self) -> BaresipIn:
-        tone = write_tone(Path(os.path.abspath(self.mktemp()) + ".wav"), frequency=1000.0,
-                          rate=8000, seconds=30.0)
-        self.phone = BaresipIn(self.pbx_ns, PBX, "1002", "pass1002",
-                               registrar_port=self.kam.port, outbound=True, tone=tone,
-                               codecs="PCMU", ausrc_srate=8000, ausrc_channels=1)
-        self.addCleanup(self.phone.stop)  # after Kamailio's: runs first
-        await self.phone.start()
-        await self.phone.registered()
+        self.phone = await tone_phone_in(self, self.pbx_ns, PBX, self.kam.port)
         return self.phone
 
     def start_gateway_here(self, sip: SipSettings, seconds: float = 3.0) -> Gateway:

@@ -28,7 +28,6 @@ its WebSocket (with the SIP password) only inside TLS.
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import attrs
@@ -36,16 +35,15 @@ from twisted.internet import reactor, task
 from twisted.trial import unittest
 
 from tests.e2e import Gateway, Phone, dominant_hz
-from tests.peers.baresip import write_tone
 from tests.peers.chromium import LAST_PEER, Chromium, evaluate, write_tone_wav
 from tests.peers.coturn import Coturn
 from tests.peers.netns import (
-    BaresipIn,
     KamailioIn,
     Tap,
     chromium_in,
     network_for,
     scratch_folder,
+    tone_phone_in,
 )
 from tests.peers.ports import free_port
 from tests.peers.testca import make_ca, spki_sha256
@@ -128,14 +126,7 @@ class NatTopology:
         self.kam = KamailioIn(self.pbx_ns, PBX)
         self.addCleanup(self.kam.stop)
         await self.kam.start()
-        tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0,
-                          rate=8000, seconds=30.0)
-        self.phone = BaresipIn(self.pbx_ns, PBX, "1002", "pass1002",
-                               registrar_port=self.kam.port, outbound=True, tone=tone,
-                               codecs="PCMU", ausrc_srate=8000, ausrc_channels=1)
-        self.addCleanup(self.phone.stop)  # after Kamailio's: runs first
-        await self.phone.start()
-        await self.phone.registered()
+        self.phone = await tone_phone_in(self, self.pbx_ns, PBX, self.kam.port)
         # HTTPS as deployed: a certificate for the gateway's name (from a test CA, made now),
         # which the browser resolves to the public address and trusts by its key alone.
         cert, key = make_ca(self.scratch).issue([GW_NAME], self.scratch)

@@ -50,7 +50,7 @@ from typing import Any, Iterator, NamedTuple, Sequence
 
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
-from tests.peers.baresip import Baresip, _CtrlFactory
+from tests.peers.baresip import Baresip, _CtrlFactory, write_tone
 from tests.peers.kamailio import Kamailio
 
 __all__ = [
@@ -64,6 +64,7 @@ __all__ = [
     "chromium_in",
     "netns_unavailable",
     "network_for",
+    "tone_phone_in",
 ]
 
 PREFIX = "wcsgw-t"
@@ -466,6 +467,20 @@ class BaresipIn(Baresip):
         except Exception:
             return False
 
+
+async def tone_phone_in(case: Any, ns: Namespace, address: str, registrar_port: int) -> BaresipIn:
+    """Phone 1002 in ``ns``, registered through the Kamailio on ``address:registrar_port``,
+    its microphone a 1 kHz tone, PCMU only: the far end of the namespace tests.  Stopped at
+    ``case``'s clean-up (added after the PBX's, so it runs first)."""
+    tone = write_tone(Path(case.mktemp()).absolute().with_suffix(".wav"), frequency=1000.0,
+                      rate=8000, seconds=30.0)
+    phone = BaresipIn(ns, address, "1002", "pass1002", registrar_port=registrar_port,
+                      outbound=True, tone=tone, codecs="PCMU", ausrc_srate=8000,
+                      ausrc_channels=1)
+    case.addCleanup(phone.stop)
+    await phone.start()
+    await phone.registered()
+    return phone
 
 def scratch_folder(prefix: str = "wcsgw-net-") -> str:
     """A short folder for wrapper scripts (removed by the caller)."""
