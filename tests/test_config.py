@@ -362,7 +362,8 @@ class ExampleTests(ConfigTestCase):
     def test_every_key_is_documented(self) -> None:
         doc = (REPO / "docs" / "configuration.md").read_text()
         config = Config()
-        for section in ("http", "sip", "rest", "policy", "log", "codecs"):
+        for section in ("http", "sip", "rest", "policy", "log", "codecs", "state", "cdr",
+                        "recording"):
             for field in attrs.fields(type(getattr(config, section))):
                 self.assertIn(f"`{section}.{field.name}`", doc)
         for field in attrs.fields(Account):

@@ -26,6 +26,9 @@ from wcsgw.calls.sipleg import OutgoingSipLeg
 from wcsgw.calls.status import CallStatus
 from wcsgw.calls.transferor import Transfer
 from wcsgw.sdp.codecs import Codec
+from wcsgw.sdp.errors import SdpError
+from wcsgw.sdp.model import SessionDescription
+from wcsgw.sdp.parser import parse_sdp
 from wcsgw.sip.invite import Answered, OutgoingInvite
 
 log = Logger(namespace="wcsgw.calls")
@@ -67,6 +70,23 @@ class Call(CallCore):
         cc.TransferFailed: "_transfer_failed",
         cc.TransferProgress: "_transfer_progress",
     }
+
+    def _open_browser_media(self) -> Any:
+        """The sockets of a call between a browser and the SIP side, from the environment:
+        the SIP side's RTP pair (``rtp``), then the browser's WebRTC media end (returned)."""
+        env = self.env
+        self.rtp = env.make_rtp_socket(env.reactor, env.allocator, env.media_host)
+        return env.make_browser_leg(env.reactor, env.media_host, env.browser_address,
+                                    env.allocator, certificate=env.certificate)
+
+    def _parse_sip_answer(self, sip_sdp: bytes) -> SessionDescription | None:
+        """The SIP side's answer parsed, or None after failing the call with why it does not
+        parse (the call cannot go on with media it cannot read)."""
+        try:
+            return parse_sdp(sip_sdp)
+        except SdpError as exc:
+            self._fail_sip(f"the SIP side's SDP does not parse: {exc}")
+            return None
 
     @property
     def hold_for_transfer(self) -> bool:

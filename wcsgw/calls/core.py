@@ -115,8 +115,14 @@ class CallCore(abc.ABC):
         self.status = CallStatus.NEW
         self.sip_status: int | None = None
         self.info = ""
+        #: wall-clock times of the call record (wcsgw.calls.cdr): start, first ring, answer, end
         self.start_time = time.time()
+        self.ring_time: float | None = None
         self.answer_time: float | None = None
+        self.end_time: float | None = None
+        #: who ended the call (docs/contract.md ``endedBy``): "browser", "sip" or "gateway";
+        #: the gateway sets it before the hangups it makes, the end says "sip" otherwise
+        self.ended_by: str | None = None
         self.plan: CodecPlan | None = None
         self.browser_answer: str | None = None
         #: the two legs: the near one (browser or file) and the SIP side, once there
@@ -177,14 +183,6 @@ class CallCore(abc.ABC):
         r"""Open the media sockets and begin both legs as this kind of call does; a request it
         cannot take raises :class:`CallError` (the request that started the call gets it,
         and the gateway :meth:`abandon`\ s the call)."""
-
-    def _open_browser_media(self) -> Any:
-        """The sockets of a call between a browser and the SIP side, from the environment:
-        the SIP side's RTP pair (``rtp``), then the browser's WebRTC media end (returned)."""
-        env = self.env
-        self.rtp = env.make_rtp_socket(env.reactor, env.allocator, env.media_host)
-        return env.make_browser_leg(env.reactor, env.media_host, env.browser_address,
-                                    env.allocator, certificate=env.certificate)
 
     def _take_near(self, near: Leg) -> None:
         """``near`` is the call's near leg; from here on its media end and ``rtp`` are held by
@@ -357,18 +355,10 @@ class CallCore(abc.ABC):
             self.sip_sdp.retarget(self.rtp, self.video, sip_sdp, parsed,
                                   source=self.sip.source if self.sip is not None else None)
 
-    def _parse_sip_answer(self, sip_sdp: bytes) -> SessionDescription | None:
-        """The SIP side's answer parsed, or None after failing the call with why it does not
-        parse (the call cannot go on with media it cannot read)."""
-        try:
-            return parse_sdp(sip_sdp)
-        except SdpError as exc:
-            self._fail_sip(f"the SIP side's SDP does not parse: {exc}")
-            return None
-
     # -- status and the end -------------------------------------------------------------
 
     def _fail_sip(self, info: str) -> None:
+        self.ended_by = self.ended_by or "gateway"
         if self.sip is not None:
             self.sip.hangup(self.env.reactor.seconds())
         self._finish(CallStatus.FAILED, self.sip_status, info)
@@ -377,6 +367,8 @@ class CallCore(abc.ABC):
         self.status = status
         if info is not None:
             self.info = info
+        if self.ring_time is None and status.value.startswith(("RING", "SESSION_PROGRESS")):
+            self.ring_time = time.time()
         self.on_status(self.describe(with_sdp=self.browser_answer is not None))
 
     def _finish(self, status: CallStatus, sip_status: int | None, info: str) -> None:
@@ -385,6 +377,8 @@ class CallCore(abc.ABC):
         self._finished = True
         self.sip_status = sip_status
         self.info = info
+        self.end_time = time.time()
+        self.ended_by = self.ended_by or "sip"
         self.supervision.stop()
         if self.media is not None:
             self.final_media_stats = self.media.close()

@@ -41,6 +41,13 @@ DTMF_DIGITS = frozenset("0123456789*#ABCD")
 log = Logger(namespace="wcsgw.calls")
 
 
+def _end(call: Any, by: str) -> None:
+    """Hang ``call`` up, its record saying who ended it (docs/contract.md ``endedBy``)."""
+    if getattr(call, "ended_by", None) is None:
+        call.ended_by = by
+    call.hangup()
+
+
 class CallGateway:
     """Sessions and calls of one gateway process.
 
@@ -96,6 +103,12 @@ class CallGateway:
         #: at all), and the detached sessions and tokens
         self.resume_seconds: float = 0
         self.resumer = Resumer(self, scheduler)
+        #: operations (docs/operations.md), set by the service: the call records
+        #: (wcsgw.calls.cdr), the call recordings (wcsgw.calls.recording) and the SIP ladders
+        #: (wcsgw.calls.ladders); None: that part is off
+        self.cdr: Any = None
+        self.recordings: Any = None
+        self.ladders: Any = None
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -179,7 +192,7 @@ class CallGateway:
 
     def _teardown(self, session: Session) -> None:
         for call in list(session.calls.values()):
-            call.hangup()
+            _end(call, "browser")
         if session.registration is not None:
             self.sip.unregister(session.registration)
             session.registration = None
@@ -238,7 +251,7 @@ class CallGateway:
         return call_id
 
     def hangup(self, session_id: str, call_id: str) -> None:
-        self.registry.get(session_id, call_id).hangup()
+        _end(self.registry.get(session_id, call_id), "browser")
 
     # -- incoming calls -------------------------------------------------------------------
 
@@ -281,20 +294,8 @@ class CallGateway:
         self.registry.get(session_id, call_id).send_dtmf(digits.upper(), type.upper())
 
     def transfer(self, session_id: str | None, call_id: str, target: str) -> None:
-        """Blind transfer to a number or URI, or attended when ``target`` is the callId of
-        another call of the same session (REFER with Replaces)."""
-        call = self.registry.get(session_id, call_id)
-        other = self.calls.get(target)
-        if other is not None and other is not call and other.session_id == call.session_id:
-            call.transfer(other.request_uri, replaces_call=other)
-            return
-        # A session without an account calls the test lines only; any other call (a
-        # session's, or the operator's) transfers through its own account's domain.
-        session = self.sessions.get(call.session_id)
-        testlines_only = session is not None and session.account is None
-        account = None if testlines_only else call.account
-        uri = self.policy.request_uri(account, target, field="target")
-        call.transfer(uri)
+        """Blind or attended transfer: :func:`wcsgw.calls.operator.transfer`."""
+        operator.transfer(self, session_id, call_id, target)
 
     def answer_transfer(self, session_id: str, call_id: str, accept: bool) -> None:
         """The browser's answer to a ``transferRequest`` (a far end's REFER put to it):
@@ -310,7 +311,7 @@ class CallGateway:
         return operator.startup(self, **request)
 
     def terminate(self, call_id: str) -> None:
-        self.registry.get(None, call_id).hangup()
+        _end(self.registry.get(None, call_id), "gateway")
 
     def find_all(self) -> list[dict[str, Any]]:
         return [call.describe() for call in self.calls.values()]
@@ -387,7 +388,7 @@ class CallGateway:
         for session_id in self.resumer.stop():
             self.end_session(session_id)
         for call in list(self.calls.values()):
-            call.hangup()
+            _end(call, "gateway")
 
     def _session(self, session_id: str) -> Session:
         session = self.sessions.get(session_id)

@@ -21,7 +21,7 @@ from wcsgw.sip.account import SipAccount
 if TYPE_CHECKING:
     from wcsgw.calls.gateway import CallGateway
 
-__all__ = ["startup"]
+__all__ = ["startup", "transfer"]
 
 
 def startup(
@@ -102,3 +102,20 @@ def _hand_to_session(gw: CallGateway, session_id: str, call_id: str, uri: str, c
     gw._start(call, session)
     return call_id
 
+
+
+def transfer(gw: CallGateway, session_id: str | None, call_id: str, target: str) -> None:
+    """Blind transfer to a number or URI, or attended when ``target`` is the callId of
+    another call of the same session (REFER with Replaces)."""
+    call = gw.registry.get(session_id, call_id)
+    other = gw.calls.get(target)
+    if other is not None and other is not call and other.session_id == call.session_id:
+        call.transfer(other.request_uri, replaces_call=other)
+        return
+    # A session without an account calls the test lines only; any other call (a
+    # session's, or the operator's) transfers through its own account's domain.
+    session = gw.sessions.get(call.session_id)
+    testlines_only = session is not None and session.account is None
+    account = None if testlines_only else call.account
+    uri = gw.policy.request_uri(account, target, field="target")
+    call.transfer(uri)

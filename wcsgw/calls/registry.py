@@ -15,12 +15,15 @@ import secrets
 from typing import Any
 
 from twisted.internet import defer
+from twisted.logger import Logger
 
 from wcsgw.calls import ids
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.totals import CallTotals
 
 __all__ = ["CallRegistry"]
+
+log = Logger(namespace="wcsgw.calls")
 
 
 class CallRegistry:
@@ -33,6 +36,10 @@ class CallRegistry:
         self.unsettled: set[Any] = set()
         #: what ended calls counted (for /metrics: counters must survive a call's end)
         self.totals = CallTotals()
+        #: what follows every call from its start to its end (the call records, the SIP
+        #: ladders, the live statistics): objects with ``call_started(call)`` and
+        #: ``call_ended(call)``; one that raises is logged and the call goes on
+        self.watchers: list[Any] = []
         self._idle_waiters: list[defer.Deferred[None]] = []
 
     def get(self, session_id: str | None, call_id: str) -> Any:
@@ -57,11 +64,21 @@ class CallRegistry:
         """A call about to start: live and unsettled."""
         self.unsettled.add(call)
         self.calls[call.call_id] = call
+        self._tell("call_started", call)
 
     def gone(self, call: Any) -> None:
         """The call reached its terminal status: counted, and no longer live."""
         self.totals.call_ended(call)
-        self.calls.pop(call.call_id, None)
+        if self.calls.pop(call.call_id, None) is not None:
+            self._tell("call_ended", call)
+
+    def _tell(self, what: str, call: Any) -> None:
+        for watcher in self.watchers:
+            try:
+                getattr(watcher, what)(call)
+            except Exception:  # noqa: BLE001 - a watcher's bug must not end or keep a call
+                log.failure("call {call_id}: {watcher} {what} failed", call_id=call.call_id,
+                            watcher=type(watcher).__name__, what=what)
 
     def settled(self, call: Any) -> None:
         """The call's SIP leg is over; the last one to settle fires :meth:`when_idle`."""

@@ -228,9 +228,40 @@ class LimitsSettings:
 
 @attrs.frozen
 class LogSettings:
-    """Minimum level of log events that are written."""
+    """Minimum level of log events that are written, and how: ``text`` lines or ``json``
+    (one JSON object a line, for log shippers)."""
 
     level: str = "info"
+    format: str = "text"
+
+
+@attrs.frozen
+class StateSettings:
+    """Where the gateway keeps what outlives a process (the call records' SQLite file, the
+    recordings) unless their own keys say otherwise; relative to the working directory."""
+
+    folder: str = "state"
+
+
+@attrs.frozen
+class CdrSettings:
+    """Call detail records (docs/operations.md): ``database`` "" = ``cdr.sqlite`` in the state
+    folder, or an SQLAlchemy URL (``sqlite:///path``, ``postgresql://user:pw@host/db``;
+    masked: it may hold a password); records older than ``retention_days`` are deleted (0:
+    kept for ever)."""
+
+    database: str = attrs.field(default="", repr=_mask)
+    retention_days: int = 90
+
+
+@attrs.frozen
+class RecordingSettings:
+    """Call recordings: ``folder`` "" = ``recordings`` in the state folder; ``all_calls``
+    records every browser-to-phone call from its answer (else on demand: ``record``, REST
+    ``call/record``, a hook's reply)."""
+
+    folder: str = ""
+    all_calls: bool = False
 
 
 @attrs.frozen
@@ -340,6 +371,9 @@ class Config:
     policy: PolicySettings = PolicySettings()
     limits: LimitsSettings = LimitsSettings()
     log: LogSettings = LogSettings()
+    state: StateSettings = StateSettings()
+    cdr: CdrSettings = CdrSettings()
+    recording: RecordingSettings = RecordingSettings()
     codecs: CodecSettings = CodecSettings()
     webrtc: WebRtcSettings = WebRtcSettings()
     accounts: tuple[Account, ...] = ()
