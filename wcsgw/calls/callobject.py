@@ -31,6 +31,8 @@ def call_object(call: Any, with_sdp: bool = False) -> dict[str, Any]:
         "holdForTransfer": call.hold_for_transfer,
         "startTime": int(call.start_time * 1000),
         "answerTime": int(call.answer_time * 1000) if call.answer_time else None,
+        #: the recording's file name within recording.folder (wcsgw.calls.recording), or None
+        "recording": getattr(call, "recording", None),
         "media": {
             "webrtcCodec": plan.browser_codec.rtpmap if plan and plan.browser_codec else None,
             "sipCodec": plan.sip_codec.rtpmap if plan and plan.sip_codec else None,
