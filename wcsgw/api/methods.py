@@ -117,6 +117,9 @@ class SessionMethods:
                 f"Method not found: {request.method[:64]}",
                 {"method": request.method[:64]},
             )
+        ladders = getattr(self.gateway, "ladders", None)
+        if ladders is not None:  # the browser's arrows of the call's SIP ladder
+            ladders.browser_request(self.session_id, request.method, request.params)
         return self._run(request, lambda: method(request.params))
 
     def _run(self, request: Request, work: Callable[[], Any]) -> str | None:

@@ -30,6 +30,7 @@ import attr
 from twisted.logger import Logger
 
 from wcsgw.sip.account import SipAccount
+from wcsgw.sip.capture import Observer
 from wcsgw.sip.checks import check_request
 from wcsgw.sip.endpointconfig import EndpointConfig as EndpointConfig
 from wcsgw.sip.errors import SipParseError
@@ -127,6 +128,8 @@ class SipEndpoint:
         #: called (no arguments) when there is output to send or the deadline may have
         #: moved; the transport adapter installs its flush here (nothing above sip/ pumps)
         self.wake: Callable[[], None] | None = None
+        #: every message in and out, to the SIP ladders (wcsgw.sip.capture); None: no cost
+        self.capture: Observer | None = None
 
     # -- input from the transports ------------------------------------------------------
 
@@ -135,6 +138,8 @@ class SipEndpoint:
         self.stats.received += 1
         if not data.strip(b"\r\n"):
             return  # keep-alive (RFC 5626 §3.5.1 CRLF) — nothing to parse
+        if self.capture is not None:
+            self.capture("received", data, source, now)
         try:
             msg = parse_message(data)
         except SipParseError as exc:

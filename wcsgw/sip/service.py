@@ -16,6 +16,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from wcsgw.sip.account import SipAccount
+from wcsgw.sip.capture import Observer
 from wcsgw.sip.endpoint import EndpointConfig, SipEndpoint
 from wcsgw.sip.reactor import SipReactor
 from wcsgw.sip.registrations import AccountRegistration
@@ -63,6 +64,8 @@ class SipService(Service):
         self.registration_listeners: list[Callable[[SipAccount, object], None]] = []
         #: the TLS contexts, built (files read and checked) now: TlsSetupError names the key
         self.tls = SipTls(settings)
+        #: the endpoint's capture observer, installed when it is built (wcsgw.sip.capture)
+        self.capture: Observer | None = None
 
     @property
     def reactor(self) -> Any:
@@ -94,6 +97,7 @@ class SipService(Service):
             host=s.advertised_host, port=port, user_agent=s.user_agent,
             timers=TimerConfig(t1=s.t1, t2=s.t2, t4=s.t4), tls_port=self.transport.tls_port,
         ))
+        self.endpoint.capture = self.capture
         self.transport.attach(self.endpoint)
         log.info("SIP listening on {listen}:{port} (UDP, TCP)", listen=s.listen, port=port)
         if self.transport.tls_port:

@@ -237,6 +237,8 @@ class SipTransport:
             while self._dirty:
                 self._dirty = False
                 for data, target in endpoint.take_outgoing():
+                    if endpoint.capture is not None:  # the SIP ladders (wcsgw.sip.capture)
+                        endpoint.capture("sent", data, target, self.reactor.seconds())
                     self._send(data, target)
                 for name in endpoint.addresses.take_lookups():
                     self._look_up(name)
