@@ -262,6 +262,22 @@ def codec_policy(config: Config) -> Any:
     return policy
 
 
+def make_call_records(config: Config, gateway: Any, parent: MultiService) -> None:
+    """The call records (docs/operations.md): ``gateway.cdr``, a watcher filing each ended
+    call, and their service — before the calls' in ``parent``, so twistd stops it after the
+    calls' stop ended every call (it then waits for them, and writes their records)."""
+    from twisted.internet import reactor
+
+    from wcsgw.calls.cdr import CdrWatcher
+    from wcsgw.records.opening import open_records
+    from wcsgw.records.service import RecordsService
+
+    gateway.cdr = open_records(config.cdr.database, config.state.folder, reactor,
+                               retention_days=config.cdr.retention_days)
+    gateway.registry.watchers.append(CdrWatcher(gateway, gateway.cdr))
+    RecordsService(gateway.cdr, reactor, gateway.when_idle).setServiceParent(parent)  # type: ignore[no-untyped-call]
+
+
 def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> Any:
     """The B2BUA: media ports, the built-in test lines (when enabled) and the CallGateway."""
     from twisted.internet import reactor
@@ -349,6 +365,7 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     from wcsgw.calls.ladders import install_ladders
 
     install_ladders(gateway, sip)  # the SIP ladder of every call (docs/operations.md)
+    make_call_records(config, gateway, parent)
     from wcsgw.calls.lifecycle import CallsService
 
     CallsService(gateway).setServiceParent(parent)  # type: ignore[no-untyped-call]

@@ -19,6 +19,8 @@ __all__ = ["WEBHOOKS"]
 
 _STR = {"type": "string"}
 _NULLABLE_STR = {"type": ["string", "null"]}
+_TIME = {"type": "string", "format": "date-time"}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 _HEADERS = {"type": "object", "additionalProperties": {"type": "string", "maxLength": 1024}}
 
 
@@ -60,6 +62,19 @@ _EVENTS: dict[str, tuple[str, dict[str, Any]]] = {
                              status=_STR)),
     "dtmf": ("Notice: digits from the SIP side.",
              _body("dtmf", ["callId", "dtmf"], callId=_STR, dtmf=_STR, type=_STR)),
+    "cdr": ("Notice: a call's record as it ended (docs/operations.md, Call records), after "
+            "its last callStatus.",
+            _body("cdr", ["callId", "direction", "startTime", "endTime", "duration", "status",
+                          "endedBy"],
+                  callId=_STR, direction={"enum": ["outgoing", "incoming"]}, caller=_STR,
+                  callee=_STR, account=_STR, startTime=_TIME, ringTime=_NULLABLE_TIME,
+                  answerTime=_NULLABLE_TIME, endTime=_TIME,
+                  duration={"type": "number", "minimum": 0}, endReason=_STR,
+                  endedBy={"enum": ["browser", "sip", "gateway"]},
+                  sipStatus={"type": ["integer", "null"]},
+                  status={"enum": ["BUSY", "FINISH", "FAILED"]}, media={"type": "object"},
+                  stats={"type": "object"}, transferredTo=_NULLABLE_STR,
+                  recording=_NULLABLE_STR)),
 }
 
 #: the shape of each key a decision reply may change (the gateway checks the meaning)

@@ -14,8 +14,9 @@ from wcsgw.calls.hooks.runtime import App, Hooks
 
 __all__ = ["HookTap", "NOTICES"]
 
-#: the notice events (``cdr`` comes with the call records, a later issue)
-NOTICES = ("sessionStatus", "callStatus", "transferStatus", "dtmf")
+#: the notice events; all but ``cdr`` are what the browser is told, tapped here — ``cdr``, a
+#: call's record as it ended, is sent by the call records' watcher (wcsgw.calls.cdr)
+NOTICES = ("sessionStatus", "callStatus", "transferStatus", "dtmf", "cdr")
 
 
 class HookTap:
