@@ -2,7 +2,7 @@
 
 The config file is ``$WCSGW_CONFIG`` when set, else ``./wcsgw.toml`` when it exists, else the
 built-in defaults (see docs/configuration.md).  Logs go to standard output, filtered at
-``[log] level`` (use the plugin form, ``twistd -n wcsgw --config PATH``, for --logfile/--syslog).
+``[log] level``, in ``[log] format`` (use the plugin form, ``twistd -n wcsgw --config PATH``, for --logfile/--syslog).
 
 The asyncio reactor is installed first, before anything imports the reactor: twistd has not
 imported one when it reads a .tac file, and the gateway needs Twisted and asyncio on one loop.
@@ -33,7 +33,8 @@ except ConfigError as e:
 
 application = Application("wcsgw")
 try:
-    _service = make_service(_config, log_observer=make_log_observer(_config.log.level, sys.stdout))
+    _service = make_service(_config, log_observer=make_log_observer(
+        _config.log.level, sys.stdout, _config.log.format))
 except ConfigError as e:  # found at build time, e.g. a codec library missing
     raise SystemExit(f"wcsgw: config error: {e}") from None
 _service.setServiceParent(application)

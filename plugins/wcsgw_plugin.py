@@ -92,7 +92,8 @@ class WcsgwServiceMaker:
         from wcsgw.service import make_log_observer, make_service
 
         output = _twistd_log_output(getattr(options, "parent", None))
-        observer = None if output is None else make_log_observer(options.config.log.level, output)
+        log = options.config.log
+        observer = None if output is None else make_log_observer(log.level, output, log.format)
         try:
             return make_service(options.config, log_observer=observer)
         except ConfigError as e:  # found at build time, e.g. a codec library missing

@@ -139,7 +139,7 @@ class RelayTests(unittest.TestCase):
         relay = Relay(None, limit=2, session_id="s1")
         for n in range(6):
             relay.notify("dtmf", {"callId": f"c{n}"})
-        self.assertEqual([(w["session"], w["limit"]) for w in warnings], [("s1", 2)])
+        self.assertEqual([(w["session_id"], w["limit"]) for w in warnings], [("s1", 2)])
         self.assertEqual(relay.dropped, 4)
 
     def test_attach_over_a_live_socket_returns_it(self) -> None:

@@ -21,14 +21,7 @@ from typing import IO, Any, Callable, Protocol, cast
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
-from twisted.logger import (
-    FilteringLogObserver,
-    ILogObserver,
-    Logger,
-    LogLevel,
-    LogLevelFilterPredicate,
-    textFileLogObserver,
-)
+from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
@@ -54,19 +47,17 @@ __all__ = [
 
 log = Logger()
 
-_LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn,
-           "error": LogLevel.error}
-
-
-def make_log_observer(level: str, output: IO[str]) -> ILogObserver:
-    """A text observer on ``output`` that drops events below ``level``.
+def make_log_observer(level: str, output: IO[str], format: str = "text") -> ILogObserver:
+    """The ``[log]`` observer on ``output``: events below ``level`` dropped, Twisted's
+    per-socket lines as debug, ``text`` or ``json`` lines, call lines given their session id
+    (:mod:`wcsgw.api.logformat`; :func:`make_service` makes it a call registry watcher).
 
     twisted.logger's observers write every level, debug included, so without this filter an
     ``info`` gateway would still write every debug event.
     """
-    predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS[level])
-    return FilteringLogObserver(textFileLogObserver(output),  # type: ignore[return-value,arg-type]
-                                [predicate])  # type: ignore[list-item]  # zope Interfaces
+    from wcsgw.api.logformat import make_log_observer as make
+
+    return make(level, output, format)  # type: ignore[return-value]  # zope Interfaces
 
 
 _PLACEHOLDER = """<!doctype html>
@@ -242,6 +233,9 @@ def make_service(
     gateway = None
     if isinstance(sip, SipService):
         gateway = make_call_gateway(config, sip, top)
+        call_ids = getattr(log_observer, "call_ids", None)
+        if call_ids is not None:  # the log fills in session ids of lines naming only a call
+            gateway.registry.watchers.append(call_ids)
     #: the B2BUA (sessions, live calls), for REST and for tests; None without a real SIP side
     top.call_gateway = gateway
     HttpService(config.http, make_site(config, gateway)).setServiceParent(top)  # type: ignore[no-untyped-call]

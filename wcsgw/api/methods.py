@@ -134,23 +134,23 @@ class SessionMethods:
             message = str(getattr(e, "message", "") or e)
             field = getattr(e, "field", None)
             log.info(
-                "session {session}: {method} refused: {code} {reason}",
-                session=self.session_id, method=request.method, code=code, reason=message,
+                "session {session_id}: {method} refused: {code} {reason}",
+                session_id=self.session_id, method=request.method, code=code, reason=message,
             )
             return request.error(code, message, {"field": field} if field else None)
         except Exception:
             # Params are deliberately not part of this event: they may hold sipPassword.
             log.failure(
-                "session {session}: {method} failed inside the gateway",
-                session=self.session_id, method=request.method,
+                "session {session_id}: {method} failed inside the gateway",
+                session_id=self.session_id, method=request.method,
             )
             return request.error(jsonrpc.INTERNAL_ERROR, "Internal error")
         if isinstance(value, defer.Deferred):
             # A decision hook: the backend's answer is the rest of the work (a callable).
             value.addCallback(lambda then: asking.deliver(
                 self.gateway, self.session_id, lambda: self._run(request, then)))
-            value.addErrback(lambda f: log.failure("session {session}: delivering a reply",
-                                                   f, session=self.session_id))
+            value.addErrback(lambda f: log.failure("session {session_id}: delivering a reply",
+                                                   f, session_id=self.session_id))
             return None
         return request.result(value)
 
@@ -209,17 +209,17 @@ class SessionMethods:
         ``ESTABLISHED`` too."""
         if isinstance(account, SipAccount):
             log.info(
-                "session {session}: connect as {aor} via {transport} (register: {register})",
-                session=self.session_id, aor=account.aor(), transport=account.transport,
+                "session {session_id}: connect as {aor} via {transport} (register: {register})",
+                session_id=self.session_id, aor=account.aor(), transport=account.transport,
                 register=register,
             )
         elif account is None:
-            log.info("session {session}: connect to the built-in test lines", session=self.session_id)
+            log.info("session {session_id}: connect to the built-in test lines", session_id=self.session_id)
         untap = asking.tap(self.gateway, self.session_id, app)
         try:
             if isinstance(account, str):
-                log.info("session {session}: connect on the server-held account {name}",
-                         session=self.session_id, name=account)
+                log.info("session {session_id}: connect on the server-held account {name}",
+                         session_id=self.session_id, name=account)
                 self.gateway.connect_named(self.session_id, account)
             else:
                 self.gateway.connect(self.session_id, account, register if account else False)

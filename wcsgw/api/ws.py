@@ -130,16 +130,16 @@ class GatewaySocket(WebSocketServerProtocol):
         self.session_id = str(uuid.uuid4())
         self.methods = SessionMethods(gateway, self.session_id, self.factory.ice_servers)
         self.methods.on_resumed = self._resumed
-        log.info("session {session} opened from {peer}", session=self.session_id, peer=self.peer)
+        log.info("session {session_id} opened from {peer}", session_id=self.session_id, peer=self.peer)
         try:
             gateway.open_session(self.session_id, self, peer=self._peer_ip())
         except CallError as exc:  # a limit reached after all: refuse as a policy violation
-            log.info("session {session} refused: {reason}", session=self.session_id,
+            log.info("session {session_id} refused: {reason}", session_id=self.session_id,
                      reason=exc.message)
             self._gone = True
             self.sendCloseFrame(code=1008, reasonUtf8=exc.message.encode()[:120], isReply=False)
         except Exception:
-            log.failure("session {session}: the gateway refused to open it", session=self.session_id)
+            log.failure("session {session_id}: the gateway refused to open it", session_id=self.session_id)
             self._gone = True  # nothing to close at the gateway
             # 1011 "internal error" is a protocol-level code, which sendClose() refuses.
             self.sendCloseFrame(code=1011, reasonUtf8=b"gateway error", isReply=False)
@@ -184,17 +184,17 @@ class GatewaySocket(WebSocketServerProtocol):
             return
         self._gone = True
         log.info(
-            "session {session} closed (code {code}, clean: {clean})",
-            session=self.session_id, code=code, clean=wasClean,
+            "session {session_id} closed (code {code}, clean: {clean})",
+            session_id=self.session_id, code=code, clean=wasClean,
         )
         try:
             self.factory.gateway.close_session(self.session_id)
         except Exception:
-            log.failure("session {session}: close_session failed", session=self.session_id)
+            log.failure("session {session_id}: close_session failed", session_id=self.session_id)
 
     def _resumed(self, session_id: str) -> None:
-        log.info("session {fresh} resumes session {session}", fresh=self.session_id,
-                 session=session_id)
+        log.info("session {fresh} resumes session {session_id}", fresh=self.session_id,
+                 session_id=session_id)
         self.session_id = session_id
 
     def gateway_stopped(self) -> None:
@@ -215,8 +215,8 @@ class GatewaySocket(WebSocketServerProtocol):
         if self._gone:
             return
         self._gone = True
-        log.info("session {session}: resumed on another connection; closing this one",
-                 session=self.session_id)
+        log.info("session {session_id}: resumed on another connection; closing this one",
+                 session_id=self.session_id)
         try:
             self.sendClose(code=RESUMED_ELSEWHERE, reason="resumed elsewhere")
         except Exception:  # noqa: BLE001 - a socket already half gone: dropping it is all we want
@@ -249,7 +249,7 @@ class GatewaySocket(WebSocketServerProtocol):
         try:
             frame = jsonrpc.notification(method, {key: _plain(value) for key, value in params.items()})
         except (TypeError, ValueError, AttributeError):
-            log.failure("session {session}: {method} notification is not JSON", session=self.session_id,
+            log.failure("session {session_id}: {method} notification is not JSON", session_id=self.session_id,
                         method=method)
             return
         if self._held is not None:

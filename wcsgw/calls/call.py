@@ -149,7 +149,7 @@ class Call(CallCore):
         if self._finished or restart is None:
             raise CallError(Codes.BAD_STATE, f"the call is {self.status.value}", "callId")
         answer: str = restart(sdp)
-        log.info("call {call}: ICE restart", call=self.call_id)
+        log.info("call {call_id}: ICE restart", call_id=self.call_id)
         return answer
 
     def answer_transfer(self, accept: bool) -> None:

@@ -140,7 +140,7 @@ class FileCall(Call):
                             "encoded on this machine", "playFile")
         self.plan = CodecPlan("relay", offer)
         log.info("call {call_id}: file call, SIP offer {offer}", call_id=self.call_id,
-                 offer=", ".join(c.rtpmap for c in offer))
+                 session_id=self.session_id, offer=", ".join(c.rtpmap for c in offer))
         self.rtp = env.make_rtp_socket(env.reactor, env.allocator, env.media_host)
         self._take_near(FileLeg(FileMedia(env.reactor, self.play_file, self.record_file)))
         self._place_invite()

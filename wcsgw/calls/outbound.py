@@ -37,7 +37,7 @@ class OutboundCall(Call):
         assert audio is not None  # checked
         self.plan = plan_codecs(audio.codecs(), self.env.codecs)
         log.info("call {call_id}: SIP offer {offer}", call_id=self.call_id,
-                 offer=", ".join(c.rtpmap for c in self.plan.sip_offer))
+                 session_id=self.session_id, offer=", ".join(c.rtpmap for c in self.plan.sip_offer))
         if self.account is None:
             raise CallError(Codes.FORBIDDEN, Info.FORBIDDEN, "callee")
         env = self.env

@@ -210,8 +210,8 @@ class Relay:
             return
         if len(self.queue) == self.queue.maxlen:
             if not self.dropped:
-                log.warn("session {session}: more than {limit} notifications while detached; "
-                         "the oldest are dropped", session=self.session_id,
+                log.warn("session {session_id}: more than {limit} notifications while detached; "
+                         "the oldest are dropped", session_id=self.session_id,
                          limit=self.queue.maxlen)
             self.dropped += 1
         self.queue.append((name, args))

@@ -73,8 +73,8 @@ class Resumer:
         self._cancel(session.id)
         self._timers[session.id] = self.scheduler.callLater(
             self.seconds, self._expire, session.id)
-        log.info("session {session} detached: its calls and registration wait {seconds} s "
-                 "for a resume", session=session.id, seconds=self.seconds)
+        log.info("session {session_id} detached: its calls and registration wait {seconds} s "
+                 "for a resume", session_id=session.id, seconds=self.seconds)
         return True
 
     def resume(self, fresh_id: str, token: str,
@@ -114,8 +114,8 @@ class Resumer:
             relay.session_status(*relay.last_status)
         for call in list(session.calls.values()):
             relay.call_status(call.describe())
-        log.info("session {session} resumed from {peer}{half_open}{dropped}",
-                 session=session.id, peer=session.peer,
+        log.info("session {session_id} resumed from {peer}{half_open}{dropped}",
+                 session_id=session.id, peer=session.peer,
                  half_open=" (its old socket was still open: closed)" if previous else "",
                  dropped=f"; {dropped} queued notifications were dropped" if dropped else "")
         return session.id, new_token
@@ -145,8 +145,8 @@ class Resumer:
                 deadline - now, self._expire, session_id)
             return
         self.book.forget(session_id)
-        log.info("session {session} was not resumed within {seconds} s: ended",
-                 session=session_id, seconds=self.seconds)
+        log.info("session {session_id} was not resumed within {seconds} s: ended",
+                 session_id=session_id, seconds=self.seconds)
         self.gateway.end_session(session_id)
 
     def _cancel(self, session_id: str) -> None:

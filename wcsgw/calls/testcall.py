@@ -244,8 +244,8 @@ class TestCall:
         self._answer_reinvite(event.sdp)
 
     def _over(self, event: Ended | Failed | Cancelled) -> None:
-        log.info("test line {line}: call {call} over ({event})", line=self.line,
-                 call=self.session.call_id if self.session else None, event=event)
+        log.info("test line {line}: call {sip_call_id} over ({event})", line=self.line,
+                 sip_call_id=self.session.call_id if self.session else None, event=event)
         self.close()
 
     def hangup(self) -> None:

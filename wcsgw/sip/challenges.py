@@ -61,9 +61,9 @@ class DialogCredentials:
         outcome = self.digest.handle_challenge(request, response,
                                                to_server=self.to_server(target))
         if outcome is ChallengeOutcome.UNTRUSTED:
-            log.warn("{method} of {call_id} challenged {status} by a peer that is not the "
+            log.warn("{method} of {sip_call_id} challenged {status} by a peer that is not the "
                      "account's registrar/proxy (or in another realm): not answered",
-                     method=request.method, call_id=call_id, status=response.status)
+                     method=request.method, sip_call_id=call_id, status=response.status)
         return outcome is ChallengeOutcome.RETRY
 
     def to_server(self, target: Target | None = None) -> bool:

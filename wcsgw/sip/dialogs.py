@@ -197,6 +197,6 @@ class DialogRouter:
             return True
         if method == "ACK":
             return False  # an ACK for a 2xx of a dialog that is gone: the endpoint absorbs it
-        log.debug("{method} for unknown dialog {call_id}: 481", method=method, call_id=call_id)
+        log.debug("{method} for unknown dialog {sip_call_id}: 481", method=method, sip_call_id=call_id)
         self.endpoint.respond(make_response(request, 481, "Call/Transaction Does Not Exist"), now)
         return True

@@ -287,8 +287,8 @@ class OutgoingInvite(InviteSession):
         if not wanted:
             # Another fork answered too (or the call is over): ACK it, then end it.
             dialog = self._forks.ack_unwanted(invite, response, now)
-            log.info("second 2xx (To tag {tag}) for {call_id}: ACK and BYE",
-                     tag=tag, call_id=self.call_id)
+            log.info("second 2xx (To tag {tag}) for {sip_call_id}: ACK and BYE",
+                     tag=tag, sip_call_id=self.call_id)
             self._send_bye(dialog, now, final=False)
             return
         self.final_status = response.status
@@ -386,6 +386,6 @@ class OutgoingInvite(InviteSession):
             self.dialog.terminate()
             self._unroute(self.dialog)
         self.endpoint.release(self)
-        log.info("call {call_id} to {uri}: {event}", call_id=self.call_id, uri=self.request_uri,
+        log.info("call {sip_call_id} to {uri}: {event}", sip_call_id=self.call_id, uri=self.request_uri,
                  event=event)
         self.emit(event)

@@ -19,7 +19,8 @@ from twisted.logger import Logger
 
 from wcsgw.sip.account import SipAccount, escape_user
 from wcsgw.sip.message import Request, Response
-from wcsgw.sip.registration import Registration
+from wcsgw.sip.registration import Registration, RegistrationFailed
+from wcsgw.sip.registrationlog import FAILURE_FORMAT, failure_fields
 from wcsgw.sip.target import Target, unbracket
 from wcsgw.sip.timers import Deadline, Deadlines
 from wcsgw.sip.trust import AddressBook
@@ -148,9 +149,11 @@ class Registrations:
 
     def _registration_events(self, reg: AccountRegistration) -> None:
         for event in reg.registration.take_events():
-            log.info(
-                "registration {aor}: {event}", aor=reg.account.aor(), event=type(event).__name__
-            )
+            if isinstance(event, RegistrationFailed):  # why, and where to look: one warn line
+                log.warn(FAILURE_FORMAT, **failure_fields(reg.account.aor(), event, reg.target))
+            else:
+                log.info("registration {aor}: {event}", aor=reg.account.aor(),
+                         event=type(event).__name__)
             if reg.listener is not None:
                 reg.listener(event)
 

@@ -272,7 +272,7 @@ class IncomingInvite(InviteSession):
         if self.state is not UasState.ANSWERED:
             return
         self._ok.stop()
-        log.info("no ACK for the 2xx of {call_id} within 64*T1: BYE", call_id=self.call_id)
+        log.info("no ACK for the 2xx of {sip_call_id} within 64*T1: BYE", sip_call_id=self.call_id)
         if self._hangup_pending:
             self._bye(now)
         else:
@@ -394,7 +394,7 @@ class IncomingInvite(InviteSession):
             self.dialog.terminate()
             self._router.remove(self.dialog)
         self.endpoint.release(self)
-        log.info("incoming call {call_id} to {uri}: {event}", call_id=self.call_id,
+        log.info("incoming call {sip_call_id} to {uri}: {event}", sip_call_id=self.call_id,
                  uri=self.request.uri, event=event)
         self.emit(event)
 

@@ -268,7 +268,7 @@ class ReferServer:
 
         def on_response(response: Response, now: float) -> None:
             if response.status >= 300:
-                log.info("NOTIFY of {call_id} answered {status}", call_id=host.call_id,
+                log.info("NOTIFY of {sip_call_id} answered {status}", sip_call_id=host.call_id,
                          status=response.status)
 
         host.endpoint.send_request(request, host.next_hop(), now, on_response, ignore_failure)
@@ -276,7 +276,7 @@ class ReferServer:
     def _unanswered(self, now: float) -> None:
         if self.closed or self.host.terminated:
             return
-        log.warn("REFER of {call_id} left unanswered: 500", call_id=self.host.call_id)
+        log.warn("REFER of {sip_call_id} left unanswered: 500", sip_call_id=self.host.call_id)
         self.reject(500, now)
 
     def _expired(self, now: float) -> None:

@@ -159,7 +159,7 @@ class ReinviteClient:
             self.request = None
             self._guard.clear()
             self._retry.set(now + ticks / 100)
-            log.info("re-INVITE of {call_id}: 491, again in {t} s", call_id=host.call_id,
+            log.info("re-INVITE of {sip_call_id}: 491, again in {t} s", sip_call_id=host.call_id,
                      t=ticks / 100)
             return
         self._done()
@@ -302,7 +302,7 @@ class ReinviteServer:
     def _unanswered(self, now: float) -> None:
         if self.closed or self.host.terminated:
             return
-        log.warn("re-INVITE of {call_id} left unanswered: 500", call_id=self.host.call_id)
+        log.warn("re-INVITE of {sip_call_id} left unanswered: 500", sip_call_id=self.host.call_id)
         self.reject(500, now)
 
     def _no_ack(self, now: float) -> None:
@@ -310,8 +310,8 @@ class ReinviteServer:
             return
         # §13.3.1.4: no ACK for our 2xx: the session SHOULD be terminated, with a BYE.
         self._done()
-        log.info("no ACK for our 2xx to the re-INVITE of {call_id}: BYE",
-                 call_id=self.host.call_id)
+        log.info("no ACK for our 2xx to the re-INVITE of {sip_call_id}: BYE",
+                 sip_call_id=self.host.call_id)
         self.host.end_call(REASON_ACK_TIMEOUT, now, bye=True)
 
     def _waiting(self) -> bool:

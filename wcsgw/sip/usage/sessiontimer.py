@@ -257,12 +257,12 @@ class SessionTimer:
             # The peer takes no UPDATE (405, 501 ...): we cannot refresh, and ending the call
             # at expiry for that would punish an otherwise healthy call.  The timer stops.
             self.close()
-            log.info("session refresh of {call_id} refused {status}: timer stopped",
-                     call_id=self.host.call_id, status=status)
+            log.info("session refresh of {sip_call_id} refused {status}: timer stopped",
+                     sip_call_id=self.host.call_id, status=status)
 
     def _fail(self, why: str, now: float) -> None:
         self.close()
-        log.info("call {call_id}: {why}: BYE", call_id=self.host.call_id, why=why)
+        log.info("call {sip_call_id}: {why}: BYE", sip_call_id=self.host.call_id, why=why)
         self.host.end_call(REASON_TIMEOUT, now, bye=True)
 
     def _expired(self, now: float) -> None:
