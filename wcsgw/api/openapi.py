@@ -199,6 +199,10 @@ _CALL: dict[str, Any] = {
                       "description": "Server-side media: the recording's file name within the "
                                      "recordings folder (UTC time + random hex, chosen by the "
                                      "gateway); null when the call is not recorded."},
+        "stats": {"type": "object", "additionalProperties": True,
+                  "description": "Per leg (browser, sip): packetsLost, fractionLost (0..1), "
+                                 "fractionLostIn, fractionLostOut, jitterMs, rttMs, mos (E-model "
+                                 "1.0-4.5), since the media started (docs/operations.md)."},
         "media": {
             "type": "object",
             "required": ["webrtcCodec", "sipCodec", "mode"],

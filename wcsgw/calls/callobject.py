@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from wcsgw.calls.callstats import call_stats
+
 __all__ = ["call_object"]
 
 
@@ -33,6 +35,8 @@ def call_object(call: Any, with_sdp: bool = False) -> dict[str, Any]:
         "answerTime": int(call.answer_time * 1000) if call.answer_time else None,
         #: the recording's file name within recording.folder (wcsgw.calls.recording), or None
         "recording": getattr(call, "recording", None),
+        #: per leg loss, jitter, RTT and MOS since the media started (wcsgw.calls.callstats)
+        "stats": call_stats(call),
         "media": {
             "webrtcCodec": plan.browser_codec.rtpmap if plan and plan.browser_codec else None,
             "sipCodec": plan.sip_codec.rtpmap if plan and plan.sip_codec else None,

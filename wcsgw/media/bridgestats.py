@@ -39,6 +39,8 @@ def leg_stats(received: Direction, sent: Direction) -> LegStats:
         "held_back": sent.held_back,
         "rtt_ms": None if reporter.rtt is None else 1000.0 * reporter.rtt,
         "remote_fraction_lost": None if remote is None else remote.fraction_lost / 256.0,
+        # the far end's count of our packets it never got (its last report block)
+        "remote_packets_lost": None if remote is None else remote.cumulative_lost,
     }
     pipe = received.pipe
     if pipe is not None:
