@@ -30,6 +30,7 @@ from twisted.trial import unittest
 
 from tests.support import inline
 from tests.test_api_rest import FakeCallGateway, RestTestCase, call_object, request, serve_rest
+from tests.test_rest_ops import equip
 from wcsgw.api import openapi, restrules
 from wcsgw.api.restcalls import RestApi
 
@@ -136,7 +137,8 @@ class SchemathesisTests(unittest.TestCase):
         media.mkdir()
         recordings = Path(self.mktemp()).resolve()
         recordings.mkdir()
-        base = serve_rest(self, gateway, tokens, media_folder=media, recordings_folder=recordings)
+        equip(gateway, recordings)  # cdr, recordings, ladders, a session (wcsgw.api.restops)
+        base = serve_rest(self, gateway, tokens, media_folder=media)
         seed = int(os.environ.get("WCSGW_SCHEMATHESIS_SEED", "4"))
         examples = int(os.environ.get("WCSGW_SCHEMATHESIS_EXAMPLES", "40"))
         result = await threads.deferToThread(
@@ -151,8 +153,9 @@ class SchemathesisTests(unittest.TestCase):
             statuses = {s for (label, s) in result["statuses"] if label == f"{method} {path}"}
             self.assertIn(200, statuses, path)
             self.assertIn(405, statuses, path)
-            if method == "POST":
+            if method == "POST" or path == restrules.RECORDING_ROUTE:
                 self.assertIn(400, statuses, path)
+            if method == "POST":
                 self.assertIn(415, statuses, path)
         for check in ("positive_data_accepted", "negative_data_rejection",
                       "response_schema_conformance", "status_code_conformance",
@@ -174,10 +177,15 @@ class SchemathesisTests(unittest.TestCase):
 
 
 class RoutesMatchTests(RestTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        equip(self.gateway, self.recordings)
+
     def test_document_paths_are_the_served_routes(self) -> None:
         doc = openapi.openapi_document(auth=False)
         served = {path: "POST" for path in RestApi(FakeCallGateway()).methods}
         served["/openapi.json"] = "GET"
+        served[restrules.RECORDING_ROUTE] = "GET"  # a download: restops.RestOps.recording_file
         listed = {path: method.upper() for path, item in doc["paths"].items()
                   for method in item}
         self.assertEqual(listed, served)

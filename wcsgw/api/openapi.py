@@ -19,9 +19,17 @@ import copy
 from typing import Any
 
 from wcsgw.api.hookschema import WEBHOOKS
+from wcsgw.api.openapibase import (
+    EMPTY as _EMPTY,
+    ERROR as _ERROR,
+    flag as _flag,
+    json_content as _json,
+    operation as build_operation,
+    text as _text,
+)
+from wcsgw.api.openapiops import OPS_PATHS, OPS_SCHEMAS
 from wcsgw.api.restrules import (
     ACCOUNT_NAME,
-    BOOLEAN_TEXT,
     CALL_ID,
     DTMF,
     DTMF_TYPES,
@@ -30,14 +38,12 @@ from wcsgw.api.restrules import (
     MAX_BODY,
     MAX_CALL_ID,
     MAX_PATH,
-    MAX_TEXT,
     NONBLANK,
     PLAY_FILE,
     PLAY_FILE_FORBIDDEN,
     PORT_TEXT,
     SRTP_POLICIES,
     STATUSES,
-    TEXT,
     TOKEN,
     TRANSPORTS,
 )
@@ -46,19 +52,6 @@ __all__ = ["openapi_document"]
 
 
 # -- schema building blocks ----------------------------------------------------------------------
-
-def _text(description: str, pattern: str = TEXT, max_length: int = MAX_TEXT, **extra: Any) -> dict[str, Any]:
-    return {"type": "string", "pattern": pattern, "maxLength": max_length,
-            "description": description, **extra}
-
-
-def _flag(description: str, default: bool) -> dict[str, Any]:
-    return {
-        "description": description + ' JSON true/false, or the strings "true"/"false" (WCS sends those).',
-        "default": default,
-        "anyOf": [{"type": "boolean"}, {"type": "string", "enum": list(BOOLEAN_TEXT)}],
-    }
-
 
 _CALL_ID = _text("The call's id.", CALL_ID, MAX_CALL_ID, minLength=1)
 
@@ -119,9 +112,9 @@ _STARTUP_PROPERTIES: dict[str, Any] = {
     },
     "record": {
         **_flag("Server-side media: record what the far end sends, as a mono WAV (at the "
-                "codec's rate) in the recordings folder, under a name the gateway chooses (the "
+                "codec's rate) in the recordings folder ([recording] folder), under a name the gateway chooses (the "
                 "call object's recording).", False),
-        _SERVER_CHECKED: "needs a configured recordings folder (else 400, field record)",
+        _SERVER_CHECKED: "needs recording configured (else 400, field record)",
     },
 }
 
@@ -231,35 +224,6 @@ _CALL: dict[str, Any] = {
     },
 }
 
-_ERROR: dict[str, Any] = {
-    "type": "object",
-    "required": ["error"],
-    "additionalProperties": False,
-    "properties": {
-        "error": {"type": "string", "description": "What is wrong, naming the field."},
-        "field": {"type": "string", "description": "The request field at fault, when one is."},
-    },
-}
-
-_EMPTY = {"type": "object", "maxProperties": 0}
-
-_ERRORS = {
-    "400": "Bad body: not JSON, not an object, or a field is wrong (named in error/field).",
-    "401": "Tokens are configured and the request has no valid Authorization: Bearer token.",
-    "403": "The policy refuses the account or destination.",
-    "404": "No such call (or session).",
-    "409": "Conflict: duplicate callId, or the call cannot do that in its state.",
-    "413": "Body larger than http.max_body (default 65536 bytes), refused from its "
-           "Content-Length before the body is read and before the token is checked.",
-    "415": "Content-Type is not application/json.",
-    "500": "The gateway failed internally (logged; no details are sent).",
-    "501": "The gateway does not support this yet.",
-    "429": "A [limits] cap: the client address's call rate, or the session's call cap.",
-    "503": "No media ports free (or only the reserve kept for sessions' first calls), or the "
-           "gateway takes no new calls for now: \"Gateway draining\" or \"Gateway "
-           "overloaded\" (ask another gateway).",
-}
-
 _DRAIN_BODY: dict[str, Any] = {
     "type": "object", "maxProperties": 0, "additionalProperties": False,
     "description": "Empty: {}.",
@@ -295,25 +259,9 @@ _OPERATION_ERRORS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
-
-
 def _operation(path: str, summary: str, body: dict[str, Any], ok: str,
                ok_schema: dict[str, Any]) -> dict[str, Any]:
-    responses: dict[str, Any] = {"200": {"description": ok, "content": _json(ok_schema)}}
-    for status in _OPERATION_ERRORS[path]:
-        responses[status] = {"description": _ERRORS[status],
-                             "content": _json({"$ref": "#/components/schemas/Error"})}
-    if "401" in responses:
-        responses["401"]["headers"] = {
-            "WWW-Authenticate": {"description": "Bearer (RFC 6750)", "schema": {"type": "string"}}}
-    return {"post": {
-        "operationId": path.strip("/").replace("/", "_"),
-        "summary": summary,
-        "requestBody": {"required": True, "content": _json(body)},
-        "responses": responses,
-    }}
+    return build_operation(path, summary, body, ok, _json(ok_schema), _OPERATION_ERRORS[path])
 
 
 _DOCUMENT: dict[str, Any] = {
@@ -365,6 +313,8 @@ _DOCUMENT: dict[str, Any] = {
             "/gateway/drain", "Drain this gateway: refuse new sessions and calls, let the live "
             "calls finish (at most limits.drain_seconds), then stop the process (as SIGTERM)",
             _DRAIN_BODY, "Draining (asking again changes nothing).", _DRAIN_STATE),
+        # records, recordings, ladders, sessions: wcsgw.api.openapiops
+        **OPS_PATHS,
         "/openapi.json": {"get": {
             "operationId": "openapi",
             "summary": "This document",
@@ -376,7 +326,7 @@ _DOCUMENT: dict[str, Any] = {
     # What the gateway POSTs to an [[apps]] backend (docs/hooks.md), one schema per event.
     "webhooks": WEBHOOKS,
     "components": {
-        "schemas": {"Call": _CALL, "Error": _ERROR},
+        "schemas": {"Call": _CALL, "Error": _ERROR, **OPS_SCHEMAS},
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                        "description": "One of [rest] tokens from the config."}},
     },

@@ -27,13 +27,15 @@ from typing import Any, Sequence
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.protocols.basic import FileSender
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from wcsgw.api import openapi
 from wcsgw.api.restcalls import RestApi, RestReply
 from wcsgw.api.restfields import RestError
-from wcsgw.api.restrules import MAX_BODY, ROUTES
+from wcsgw.api.restops import content_type_of
+from wcsgw.api.restrules import MAX_BODY, RECORDING_ROUTE, route_of
 
 __all__ = ["RestResource", "build_rest_resource"]
 
@@ -82,6 +84,8 @@ class RestResource(Resource):
     def render(self, request: Request) -> Any:
         try:
             reply = self._route(request)
+            if isinstance(reply, Path):
+                return self._send_file(request, reply)
         except RestError as error:
             reply = RestReply.of_error(error)
         except Exception:
@@ -104,9 +108,10 @@ class RestResource(Resource):
 
     def _finish(self, request: Request, reply: RestReply) -> bytes:
         request.setResponseCode(reply.status)
+        if b"content-type" not in reply.headers:  # an Attachment (CSV) brings its own
+            request.setHeader(b"content-type", _JSON)  # type: ignore[no-untyped-call]
         for name, value in reply.headers.items():
             request.setHeader(name, value)  # type: ignore[no-untyped-call]
-        request.setHeader(b"content-type", _JSON)  # type: ignore[no-untyped-call]
         request.setHeader(b"cache-control", b"no-store")  # type: ignore[no-untyped-call]
         request.setHeader(b"x-content-type-options", b"nosniff")  # type: ignore[no-untyped-call]
         if isinstance(reply.body, bytes):
@@ -118,18 +123,23 @@ class RestResource(Resource):
             return b""
         return data
 
-    def _route(self, request: Request) -> RestReply | defer.Deferred[RestReply]:
+    def _route(self, request: Request) -> RestReply | defer.Deferred[RestReply] | Path:
         assert request.postpath is not None  # a leaf resource: the site has set it
-        path = "/" + "/".join(p.decode("utf-8", "replace") for p in request.postpath)
-        method = ROUTES.get(path)
-        if method is None:
-            raise RestError(404, f"no such endpoint: /rest-api{path[:100]}")
+        segments = [p.decode("utf-8", "replace") for p in request.postpath]
+        path = route_of(segments)
+        if path is None:
+            shown = "/" + "/".join(segments)
+            raise RestError(404, f"no such endpoint: /rest-api{shown[:100]}")
         if path == "/openapi.json":
             # The document is public: it holds no secrets and tells clients how to authenticate.
             if request.method not in (b"GET", b"HEAD"):
                 raise RestError(405, "use GET", headers={b"allow": b"GET, HEAD"})
             return RestReply(200, self._document)
         self._authenticate(request)
+        if path == RECORDING_ROUTE:
+            if request.method not in (b"GET", b"HEAD"):
+                raise RestError(405, "use GET", headers={b"allow": b"GET, HEAD"})
+            return self.api.ops.recording_file(segments[1])
         if request.method != b"POST":
             raise RestError(405, "use POST with a JSON body", headers={b"allow": b"POST"})
         raw = self._read_body(request, self.max_body)
@@ -145,6 +155,35 @@ class RestResource(Resource):
         # The TCP peer, never X-Forwarded-For (anyone can send that header).
         peer = getattr(request.getClientAddress(), "host", None)  # type: ignore[no-untyped-call]
         return self.api.handle(path, body, peer=peer)
+
+    def _send_file(self, request: Request, path: Path) -> Any:
+        """Stream a recording (FileSender: a chunk at a time, as the client reads), never the
+        whole file in memory; HEAD gets the headers alone."""
+        try:
+            handle = path.open("rb")
+        except OSError:
+            return self._finish(request, RestReply(404, {"error": "name: no such recording",
+                                                         "field": "name"}))
+        size = os.fstat(handle.fileno()).st_size
+        for name, value in ((b"content-type", content_type_of(path.name)),
+                            (b"content-length", str(size).encode()),
+                            (b"content-disposition",
+                             f'attachment; filename="{path.name}"'.encode()),
+                            (b"cache-control", b"no-store"),
+                            (b"x-content-type-options", b"nosniff")):
+            request.setHeader(name, value)  # type: ignore[no-untyped-call]
+        if request.method == b"HEAD":
+            handle.close()
+            return b""
+        log.info("rest: sending recording {name} ({size} bytes)", name=path.name, size=size)
+
+        def done(result: Any) -> None:
+            handle.close()
+            if not request.finished and not request._disconnected:
+                request.finish()  # type: ignore[no-untyped-call]
+
+        FileSender().beginFileTransfer(handle, request).addBoth(done)  # type: ignore[no-untyped-call]
+        return NOT_DONE_YET
 
     def _authenticate(self, request: Request) -> None:
         if not self._token_digests:

@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 
 from wcsgw.api import restfields as fields, restrules as rules
 from wcsgw.api.restfields import RestError
+from wcsgw.api.restops import Attachment, RestOps
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.sip.account import SipAccount
 
@@ -92,6 +93,9 @@ class RestApi:
             "/call/transfer": self.transfer,
             "/gateway/drain": self.drain,
         }
+        #: the operations (records, recordings, ladders, sessions): wcsgw.api.restops
+        self.ops = RestOps(gateway)
+        self.methods.update(self.ops.methods)
 
     def handle(self, path: str, body: dict[str, Any], peer: str | None = None) -> defer.Deferred[RestReply]:
         """Run one method; the Deferred fires with a :class:`RestReply` (never errbacks).
@@ -100,7 +104,8 @@ class RestApi:
         method = self.methods[path]
         extra = {"peer": peer} if method == self.startup else {}
         d = defer.maybeDeferred(method, body, **extra)
-        d.addCallback(lambda value: RestReply(200, value))
+        d.addCallback(lambda value: RestReply(200, value.body, value.headers())
+                      if isinstance(value, Attachment) else RestReply(200, value))
         d.addErrback(self._failed, path)
         return d
 
@@ -198,9 +203,9 @@ class RestApi:
                 known = ", ".join(sorted(self.gateway.accounts)) or "none are configured"
                 raise fields.bad("account", f"names no server-held account (known: {known})")
             account = self.gateway.accounts.named(held)
-        log.info("rest startup: call {callee} as {aor} (session {session_id}, play {play}, "
+        log.info("rest startup: call {callee} as {aor} (session {session}, play {play}, "
                  "record {record})", callee=callee, aor=account.aor() if account else "test lines",
-                 session_id=session_id, play=play_name, record=record)
+                 session=session_id, play=play_name, record=record)
         d = defer.maybeDeferred(
             self.gateway.startup, call_id=call_id, callee=callee, account=account,
             register=register, visible_name=visible_name or None, has_audio=has_audio,

@@ -33,12 +33,17 @@ __all__ = [
     "PLAY_FILE",
     "PLAY_FILE_FORBIDDEN",
     "PORT_TEXT",
+    "RECORDING_NAME",
+    "RECORDING_ROUTE",
     "ROUTES",
     "STATUSES",
     "TEXT",
     "TOKEN",
     "TRANSPORTS",
     "SRTP_POLICIES",
+    "CDR_LIMIT",
+    "MAX_EPOCH_MS",
+    "route_of",
 ]
 
 #: Largest request body accepted by default (bytes; ``http.max_body``); larger -> 413.
@@ -89,6 +94,17 @@ STATUSES = (
     "HOLD", "BUSY", "FINISH", "FAILED",
 )
 
+#: /cdr/find and /cdr/export: ``since``/``until`` are Unix time in milliseconds (as the call
+#: object's startTime), 0 .. the last millisecond of year 9999; ``limit`` 1..1000 (default 100).
+MAX_EPOCH_MS = 253_402_300_799_999
+CDR_LIMIT = (1, 1000, 100)
+
+#: A recording's name in ``GET /rest-api/recording/<name>``: one plain file name with an
+#: audio extension.  Only a first sieve (no "/", no "..", no leading dot): whether the gateway
+#: made that recording is ``gateway.recordings.path``'s answer.
+RECORDING_NAME = r"^[0-9A-Za-z][0-9A-Za-z_-]{0,127}(\.[0-9A-Za-z_-]{1,32})*\.(wav|ogg)$"
+RECORDING_ROUTE = "/recording/{name}"
+
 #: Every route the REST resource serves, relative to ``/rest-api``: path -> HTTP method.
 ROUTES: dict[str, str] = {
     "/call/startup": "POST",
@@ -100,5 +116,24 @@ ROUTES: dict[str, str] = {
     "/call/unhold": "POST",
     "/call/transfer": "POST",
     "/gateway/drain": "POST",
+    "/call/record": "POST",
+    "/call/ladder": "POST",
+    "/cdr/find": "POST",
+    "/cdr/export": "POST",
+    "/recording/find_all": "POST",
+    "/session/find_all": "POST",
+    RECORDING_ROUTE: "GET",
     "/openapi.json": "GET",
 }
+
+
+def route_of(segments: list[str]) -> str | None:
+    """The :data:`ROUTES` key a request path (its segments after ``/rest-api``) is served by,
+    None for none.  Only ``/recording/<name>`` has a variable part: one segment, whatever it
+    holds (the resource refuses a bad name with 400, never a 404 that would hide why)."""
+    path = "/" + "/".join(segments)
+    if path in ROUTES and path != RECORDING_ROUTE:
+        return path
+    if len(segments) == 2 and segments[0] == "recording":
+        return RECORDING_ROUTE
+    return None
