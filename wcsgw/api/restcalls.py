@@ -203,9 +203,9 @@ class RestApi:
                 known = ", ".join(sorted(self.gateway.accounts)) or "none are configured"
                 raise fields.bad("account", f"names no server-held account (known: {known})")
             account = self.gateway.accounts.named(held)
-        log.info("rest startup: call {callee} as {aor} (session {session}, play {play}, "
+        log.info("rest startup: call {callee} as {aor} (session {session_id}, play {play}, "
                  "record {record})", callee=callee, aor=account.aor() if account else "test lines",
-                 session=session_id, play=play_name, record=record)
+                 session_id=session_id, play=play_name, record=record)
         d = defer.maybeDeferred(
             self.gateway.startup, call_id=call_id, callee=callee, account=account,
             register=register, visible_name=visible_name or None, has_audio=has_audio,
