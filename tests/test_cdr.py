@@ -126,8 +126,10 @@ class CdrRecordTests(unittest.TestCase):
         self.assertEqual(record["media"]["sipCodec"], "PCMU/8000")
         self.assertEqual(record["media"]["mode"], call.plan.mode)
         self.assertEqual(set(record["stats"]), {"browser", "sip"})
-        self.assertLessEqual({"packetsLost", "fractionLost", "jitterMs", "rttMs", "mos"},
-                             set(record["stats"]["sip"]))
+        for leg in ("browser", "sip"):
+            self.assertLessEqual({"packetsLost", "fractionLost", "jitterMs", "rttMs", "mos",
+                                  "packetsReceived", "packetsSent"}, set(record["stats"][leg]))
+        self.assertEqual(record["stats"]["sip"]["packetsReceived"], 0)  # the fake phone: none
         self.assertIsNone(record["transferredTo"])
         self.assertIsNone(record["recording"])
 

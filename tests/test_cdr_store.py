@@ -179,3 +179,48 @@ class DatabaseSettingTests(unittest.TestCase):
             self.assertIn(says, line)
             self.assertNotIn("topsecret", line)
             self.assertNotIn("\n", line)
+
+
+class PostgresStoreTests(unittest.TestCase):
+    """The same store on a real PostgreSQL 15 (started by the suite: tests/peers/postgres.py)."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        from tests.peers.postgres import PostgreSQL, missing
+
+        why = missing()
+        if why is not None:
+            raise unittest.SkipTest(why)
+        self.pg = PostgreSQL()
+        self.addCleanup(self.pg.stop)
+        yield self.pg.start()
+
+    @defer.inlineCallbacks
+    def test_written_found_and_expired(self):
+        self.now = T0
+        records = open_records(self.pg.url, "unused", reactor, retention_days=30)
+        records.clock = lambda: self.now
+        records.start()
+        self.addCleanup(records.stop, 5.0)
+        for i, start in enumerate((T0 - 40 * DAY, T0 - 1, T0)):
+            records.add(record(f"c{i}", start))
+        found = yield records.find(since=T0 - 100)
+        self.assertEqual([r["callId"] for r in found], ["c2", "c1"])
+        self.assertEqual(found[0], record("c2", T0))
+        gone = yield records.expire()
+        self.assertEqual(gone, 1)
+        text = yield records.export_csv(limit=10)
+        self.assertEqual([row["callId"] for row in csv.DictReader(io.StringIO(text))],
+                         ["c2", "c1"])
+
+    def test_a_wrong_password_is_one_line_without_it(self) -> None:
+        wrong = self.pg.url.replace(self.pg.password, "not-the-password-42")
+        with self.assertRaises(ConfigError) as caught:
+            open_records(wrong, "unused", reactor)
+        line = str(caught.exception)
+        self.assertTrue(line.startswith("cdr.database: cannot open "), line)
+        self.assertIn("password authentication failed", line)
+        self.assertNotIn("not-the-password-42", line)
+        self.assertNotIn(self.pg.password, line)

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from wcsgw.calls.callobject import call_object
-from wcsgw.calls.callstats import call_stats
+from wcsgw.calls.callstats import LEGS, call_stats, media_counters
 from wcsgw.calls.hooks.taps import HookTap
 
 __all__ = ["CdrWatcher", "cdr_record", "iso_time"]
@@ -26,6 +26,19 @@ def iso_time(when: float | None) -> str | None:
         return None
     text = datetime.fromtimestamp(when, tz=timezone.utc).isoformat(timespec="milliseconds")
     return text.replace("+00:00", "Z")
+
+
+def _stats(call: Any) -> dict[str, Any]:
+    """The ``callStats`` figures as the call ended, and per leg the packets received from
+    and sent to it (``packetsReceived``/``packetsSent``: a call that carried no audio
+    shows 0 or null at a glance)."""
+    stats = call_stats(call)
+    counters = media_counters(call) or {}
+    for name, key in LEGS:
+        leg = counters.get(key) or {}
+        stats[name]["packetsReceived"] = leg.get("packets_received")
+        stats[name]["packetsSent"] = leg.get("packets_sent")
+    return stats
 
 
 def _account(call: Any, account_name: str | None) -> str:
@@ -67,7 +80,7 @@ def cdr_record(call: Any, *, app_key: str = "", account_name: str | None = None,
         "sipStatus": call.sip_status,
         "status": call.status.value,
         "media": call_object(call)["media"],
-        "stats": call_stats(call),
+        "stats": _stats(call),
         "transferredTo": transferred,
         "recording": getattr(call, "recording", None),
     }
