@@ -38,6 +38,7 @@ from wcsgw.config import (
     LimitsSettings,
     MediaSettings,
     PolicySettings,
+    RecordingSettings,
     RestSettings,
     SipSettings,
 )
@@ -463,8 +464,8 @@ class RestMixin(PeersMixin):
         write_tone_wav(os.path.join(self.media, "tone440.wav"), 440.0, seconds=3.0)
         config = attrs.evolve(
             gateway_config(allowed_domains=("127.0.0.1",), t1=0.1, t2=0.8),
-            rest=RestSettings(tokens=(TOKEN,), media_folder=self.media,
-                              recordings_folder=self.recordings))
+            rest=RestSettings(tokens=(TOKEN,), media_folder=self.media),
+            recording=RecordingSettings(folder=self.recordings))
         return await self.start_pbx_and_phone(config, codecs=codecs, **phone)
 
     async def play_and_record(self, phone: Baresip, call_id: str) -> list:

@@ -8,6 +8,7 @@ import json
 import os
 from io import BytesIO
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet import defer, reactor
@@ -234,8 +235,8 @@ class RestTestCase(unittest.TestCase):
         self.recordings = Path(self.mktemp()).resolve()
         self.recordings.mkdir()
         write_wav(self.media / "hello.wav", 8000, [tone(8000, 440, 0.2)])
-        self.base = serve_rest(self, self.gateway, self.tokens, media_folder=self.media,
-                               recordings_folder=self.recordings)
+        self.gateway.recordings = SimpleNamespace(folder=self.recordings)  # [recording] folder
+        self.base = serve_rest(self, self.gateway, self.tokens, media_folder=self.media)
 
     async def post(self, path: str, body: Any = None, **kwargs: Any) -> Reply:
         return await request(self, self.base + path, body, **kwargs)

@@ -16,7 +16,7 @@ from tests.peers.dnsserver import DnsServer
 from tests.peers.kamailio import Kamailio
 from tests.peers.ports import free_port
 from tests.support import EventLog, assert_near, inline
-from wcsgw.config import Account, RestSettings, SipSettings
+from wcsgw.config import Account, RecordingSettings, RestSettings, SipSettings
 from wcsgw.sip.dnslocator import LocatingSipService
 from wcsgw.sip.registration import Registered, RegistrationFailed
 from wcsgw.sip.target import Target
@@ -99,8 +99,8 @@ class DnsLocatedKamailioTests(RestMixin, unittest.TestCase):
         config = attrs.evolve(
             gateway_config(allowed_domains=("127.0.0.1", PROXY), t1=0.1, t2=0.8,
                            dns_location=True, dns_servers=(f"127.0.0.1:{dns.port}",)),
-            rest=RestSettings(tokens=(TOKEN,), media_folder=self.media,
-                              recordings_folder=self.recordings))
+            rest=RestSettings(tokens=(TOKEN,), media_folder=self.media),
+            recording=RecordingSettings(folder=self.recordings))
         self.gateway = Gateway(config)
         self.gateway.start()
         self.addCleanup(self.gateway.stop)

@@ -70,6 +70,7 @@ from wcsgw.config import (
     LimitsSettings,
     MediaSettings,
     PolicySettings,
+    RecordingSettings,
     RestSettings,
     SipSettings,
 )
@@ -148,8 +149,8 @@ class FaultTopology(RestMixin):
             # Overload control off: on a loaded 2-core CI machine it would refuse the test's
             # calls ("Gateway overloaded"), which is not the fault under test here.
             limits=LimitsSettings(max_loop_lag_ms=0, max_cpu_percent=0),
-            rest=RestSettings(tokens=(TOKEN,), media_folder=self.media,
-                              recordings_folder=self.recordings)))
+            rest=RestSettings(tokens=(TOKEN,), media_folder=self.media),
+            recording=RecordingSettings(folder=self.recordings)))
         self.gateway.start()
         self.addCleanup(self.gateway.stop)
         return self.gateway

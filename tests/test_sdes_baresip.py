@@ -38,7 +38,7 @@ from tests.e2e import (
 from tests.peers.kamailio import Kamailio
 from tests.peers.testca import make_ca
 from tests.support import assert_near, inline
-from wcsgw.config import Account, RestSettings
+from wcsgw.config import Account, RecordingSettings, RestSettings
 from wcsgw.sdp.crypto import parse_crypto
 
 
@@ -191,8 +191,8 @@ class SdesOverTlsTests(RestMixin, unittest.TestCase):
             gateway_config(allowed_domains=("127.0.0.1",), t1=0.1, t2=0.8,
                            tls_ca=str(ca.cert_path)),
             accounts=(trunk,),
-            rest=RestSettings(tokens=(TOKEN,), media_folder=self.media,
-                              recordings_folder=self.recordings))
+            rest=RestSettings(tokens=(TOKEN,), media_folder=self.media),
+            recording=RecordingSettings(folder=self.recordings))
         self.gateway = Gateway(config)
         self.gateway.start()
         self.addCleanup(self.gateway.stop)

@@ -34,7 +34,7 @@ from twisted.web.http_headers import Headers
 from tests.e2e import Gateway, dominant_hz, gateway_config
 from tests.peers.chromium import write_tone_wav
 from tests.support import assert_near, deferred_sleep, inline
-from wcsgw.config import RestSettings
+from wcsgw.config import RecordingSettings, RestSettings
 
 TOKEN = "recording-test-token"
 
@@ -62,8 +62,8 @@ class RecordingGatewayCase(unittest.TestCase):
         write_tone_wav(self.media / "tone440.wav", 440.0, seconds=3.0, rate=8000)
         config = attrs.evolve(
             gateway_config(allowed_domains=("127.0.0.1",), t1=0.1, t2=0.8),
-            rest=RestSettings(tokens=(TOKEN,), media_folder=str(self.media),
-                              recordings_folder=str(self.recordings)))
+            rest=RestSettings(tokens=(TOKEN,), media_folder=str(self.media)),
+            recording=RecordingSettings(folder=str(self.recordings)))
         self.gateway = Gateway(config)
         self.gateway.start()
         self.addCleanup(self.gateway.stop)

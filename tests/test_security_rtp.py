@@ -36,7 +36,7 @@ from tests.peers.chromium import write_tone_wav
 from tests.peers.sipua import SipUA
 from tests.quality import dominant, tone
 from tests.support import EventLog, assert_near, inline
-from wcsgw.config import RestSettings
+from wcsgw.config import RecordingSettings, RestSettings
 from wcsgw.media.g711 import ulaw_decode, ulaw_encode
 from wcsgw.media.rtcp import build_rr
 from wcsgw.media.rtp import build_rtp, is_rtcp, rtp_payload
@@ -152,8 +152,7 @@ class RtpBleedCase(PeersMixin, unittest.TestCase):
         os.makedirs(self.media)
         os.makedirs(self.recordings)
         write_tone_wav(os.path.join(self.media, "tone440.wav"), FILE_HZ, seconds=30.0)
-        return RestSettings(tokens=(TOKEN,), media_folder=self.media,
-                            recordings_folder=self.recordings)
+        return RestSettings(tokens=(TOKEN,), media_folder=self.media)
 
     def attacker(self) -> TonePeer:
         peer = TonePeer(ATTACKER_HOST, ATTACKER_HZ, ssrc=0xBAD)
@@ -208,7 +207,8 @@ class ScriptedPhoneTests(RtpBleedCase):
         self.ua.start()
         self.addCleanup(self.ua.stop)
         config = attrs.evolve(gateway_config(allowed_domains=("127.0.0.1",), t1=0.1, t2=0.8),
-                              rest=self.folders())
+                              rest=self.folders(),
+                              recording=RecordingSettings(folder=self.recordings))
         self.gateway = Gateway(config)
         self.gateway.start()
         self.addCleanup(self.gateway.stop)
@@ -306,7 +306,8 @@ class BaresipTests(RtpBleedCase):
     @inline
     async def test_attacker_gets_nothing_and_audio_flows_both_ways(self) -> None:
         config = attrs.evolve(gateway_config(allowed_domains=("127.0.0.1",), t1=0.1, t2=0.8),
-                              rest=self.folders())
+                              rest=self.folders(),
+                              recording=RecordingSettings(folder=self.recordings))
         phone = await self.start_pbx_and_phone(config, codecs="PCMU")  # it plays 1 kHz
         attacker = self.attacker()
         body = {"callee": "1002", "sipLogin": "1001", "sipPassword": "pass1001",

@@ -21,7 +21,7 @@ from tests.e2e import TOKEN, Gateway, RestMixin, dominant_hz, gateway_config, wr
 from tests.peers.kamailio import Kamailio
 from tests.peers.testca import CA, make_ca
 from tests.support import EventLog, assert_near, inline
-from wcsgw.config import Account, RestSettings, SipSettings
+from wcsgw.config import Account, RecordingSettings, RestSettings, SipSettings
 from wcsgw.sip.registration import Registered, RegistrationFailed
 from wcsgw.sip.service import SipService
 
@@ -127,8 +127,8 @@ class KamailioTlsTests(RestMixin, unittest.TestCase):
         config = attrs.evolve(
             gateway_config(allowed_domains=("127.0.0.1",), t1=0.1, t2=0.8,
                            tls_ca=str(ca.cert_path)),
-            rest=RestSettings(tokens=(TOKEN,), media_folder=self.media,
-                              recordings_folder=self.recordings))
+            rest=RestSettings(tokens=(TOKEN,), media_folder=self.media),
+            recording=RecordingSettings(folder=self.recordings))
         self.gateway = Gateway(config)
         self.gateway.start()
         self.addCleanup(self.gateway.stop)

@@ -97,7 +97,6 @@ def make_root(config: Config, gateway: Any = None) -> Resource:
 
     rest = build_rest_resource(gateway, config.rest.tokens,
                                media_folder=config.rest.media_folder or None,
-                               recordings_folder=config.rest.recordings_folder or None,
                                max_body=config.http.max_body)
     children = {"health": HealthResource(gateway), "rest-api": rest,  # 503 while draining
                 "metrics": MetricsResource(gateway, config.rest.tokens)}
@@ -272,6 +271,24 @@ def make_call_records(config: Config, gateway: Any, parent: MultiService) -> Non
     RecordsService(gateway.cdr, reactor, gateway.when_idle).setServiceParent(parent)  # type: ignore[no-untyped-call]
 
 
+def make_recordings(config: Config, gateway: Any) -> None:
+    """``gateway.recordings`` (wcsgw.calls.recording): its folder made now (mode 0700), so a
+    folder that cannot be is a one-line refusal to start, not a failed recording later."""
+    import os
+
+    from twisted.internet import reactor
+
+    from wcsgw.calls.recording import Recordings
+
+    folder = config.recording.folder or os.path.join(config.state.folder, "recordings")
+    try:
+        gateway.recordings = Recordings(folder, gateway.registry, reactor,
+                                        all_calls=config.recording.all_calls)
+    except OSError as exc:
+        key = "recording.folder" if config.recording.folder else "state.folder"
+        raise ConfigError(key, f"cannot be used for recordings: {exc.strerror or exc}") from None
+
+
 def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> Any:
     """The B2BUA: media ports, the built-in test lines (when enabled) and the CallGateway."""
     from twisted.internet import reactor
@@ -342,7 +359,7 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     gateway.inbound_factory = functools.partial(InboundCall, env=env)
     gateway.file_call_factory = functools.partial(FileCall, env=env)
     gateway.handed_call_factory = functools.partial(HandedCall, env=env)
-    gateway.recordings_folder = config.rest.recordings_folder or None
+    make_recordings(config, gateway)
     gateway.resume_seconds = config.http.resume_seconds  # a dropped WebSocket's session waits
     gateway.media_ports = allocator  # the port reserve ([limits]), metrics, tests: ports in use
     gateway.browser_port = shared  # its counters in /metrics

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from twisted.internet import defer
+from twisted.logger import Logger
 
 from wcsgw.api.params import ParamError, _sip_headers
 from wcsgw.calls.errors import CallError, Codes
@@ -21,8 +22,10 @@ from wcsgw.calls.hooks.replies import REFUSED, Decision
 from wcsgw.calls.hooks.runtime import App
 from wcsgw.calls.hooks.taps import HookTap
 
+log = Logger(namespace="wcsgw.api")
+
 __all__ = ["app_for", "ask", "call_change", "call_fields", "connect_change", "connect_fields",
-           "deliver", "tap", "untap"]
+           "deliver", "record_asked", "tap", "untap"]
 
 
 def _hooks(gateway: Any) -> Any:
@@ -118,7 +121,23 @@ def call_change(gateway: Any, args: Mapping[str, Any], decision: Decision) -> di
             changed["account"] = gateway.accounts.named(changes["account"])
         except CallError:
             raise _bad_reply("account") from None
+    if changes.get("record") is True:
+        changed["record"] = True  # not a call argument: recorded once placed (record_asked)
     return changed
+
+
+def record_asked(gateway: Any, session_id: str, call_id: str) -> None:
+    """The ``call`` hook's reply said ``record: true``: the call is recorded from its answer.
+    Without recording configured, or for a call that cannot be, the call goes on unrecorded
+    (logged): the backend asked for a record, not for the call to fail."""
+    recordings = getattr(gateway, "recordings", None)
+    try:
+        if recordings is None:
+            raise CallError(Codes.INVALID, "recording is not configured", "record")
+        recordings.record(session_id, call_id, True)
+    except CallError as exc:
+        log.warn("call {call_id}: the hook asked to record it, but {error}", call_id=call_id,
+                 error=exc.message)
 
 
 # -- the session's listener and the late reply -------------------------------------------

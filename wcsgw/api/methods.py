@@ -54,6 +54,7 @@ from wcsgw.api.params import (
     _string,
     describe_type,
 )
+from wcsgw.calls.errors import Codes
 from wcsgw.calls.gateway import CallError, CallGateway
 from wcsgw.calls.hooks.runtime import App
 from wcsgw.calls.hooks.taps import HookTap
@@ -101,6 +102,8 @@ class SessionMethods:
             "sendDtmf": self._send_dtmf,
             "answerTransfer": self._answer_transfer,
             "restartIce": self._restart_ice,
+            "record": self._record,
+            "stopRecording": self._stop_recording,
             "ping": self._ping,
         }
 
@@ -288,12 +291,17 @@ class SessionMethods:
         }
         if self.app is None:
             return {"callId": self.gateway.call(self.session_id, **args)}
+        session_id = self.session_id
         args["call_id"] = asking.call_id_for(self.gateway, call_id)
 
         def decided(decision: Any) -> Callable[[], Any]:
             def then() -> dict[str, Any]:
                 changed = asking.call_change(self.gateway, args, decision)
-                return {"callId": self.gateway.call(self.session_id, **changed)}
+                record = changed.pop("record", False)
+                call_id = self.gateway.call(session_id, **changed)
+                if record:  # the hook's reply: record this call (from its answer)
+                    asking.record_asked(self.gateway, session_id, call_id)
+                return {"callId": call_id}
             return then
 
         return asking.ask(self.gateway, self.app, "call", self.session_id,
@@ -357,7 +365,25 @@ class SessionMethods:
         return {"sdp": self.gateway.restart_ice(self.session_id, call_id, sdp)}
 
 
+    def _record(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Record one of the session's calls, both ways in one stereo WAV (docs/operations.md,
+        Recordings): from now, or from the answer when asked before it."""
+        call_id = _call_id(params)
+        recordings = getattr(self.gateway, "recordings", None)
+        if recordings is None:
+            raise CallError(Codes.INVALID, "recording is not configured", "callId")
+        return {"recording": recordings.record(self.session_id, call_id, True)}
+
+    def _stop_recording(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Stop (pause) it: the file stays, silent until ``record`` again or the call's end."""
+        call_id = _call_id(params)
+        recordings = getattr(self.gateway, "recordings", None)
+        if recordings is None:
+            raise CallError(Codes.INVALID, "recording is not configured", "callId")
+        recordings.record(self.session_id, call_id, False)
+        return {}
+
 
 #: Methods a session answers: all of docs/contract.md's.
 METHODS = ("connect", "disconnect", "call", "hangup", "answer", "hold", "unhold", "transfer", "sendDtmf",
-           "answerTransfer", "ping", "restartIce")
+           "answerTransfer", "ping", "restartIce", "record", "stopRecording")

@@ -225,19 +225,17 @@ def build_rest_resource(
     tokens: Sequence[str],
     *,
     media_folder: str | os.PathLike[str] | None = None,
-    recordings_folder: str | os.PathLike[str] | None = None,
     max_body: int = MAX_BODY,
 ) -> Resource:
     """The resource the service mounts at ``/rest-api``.
 
     ``tokens``: the ``[rest] tokens`` list; empty means no authentication.  ``media_folder``:
-    where ``playFile`` names are looked up (None: playFile is refused).  ``recordings_folder``:
-    must exist for ``record: true`` (None: record is refused); the call layer writes there.
+    where ``playFile`` names are looked up (None: playFile is refused).  ``record: true`` writes into the
+    gateway's recordings folder (``gateway.recordings``, ``[recording] folder``).
     ``max_body``: ``http.max_body`` (the OpenAPI document states it).
     """
     api = RestApi(
         gateway,
         media_folder=Path(media_folder) if media_folder is not None else None,
-        recordings_folder=Path(recordings_folder) if recordings_folder is not None else None,
     )
     return RestResource(api, tokens, max_body)

@@ -77,11 +77,9 @@ class RestApi:
     Deferred); authentication and HTTP framing are
     :class:`~wcsgw.api.rest.RestResource`'s."""
 
-    def __init__(self, gateway: Any, *, media_folder: Path | None = None,
-                 recordings_folder: Path | None = None) -> None:
+    def __init__(self, gateway: Any, *, media_folder: Path | None = None) -> None:
         self.gateway = gateway
         self.media_folder = media_folder
-        self.recordings_folder = recordings_folder
         self.methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "/call/startup": self.startup,
             "/call/terminate": self.terminate,
@@ -182,8 +180,8 @@ class RestApi:
         play_file = None
         if play_name is not None:
             play_file = str(fields.resolve_play_file(self.media_folder, play_name))
-        if record and (self.recordings_folder is None or not self.recordings_folder.is_dir()):
-            raise fields.bad("record", "cannot be used: no recordings folder is configured")
+        if record and getattr(self.gateway, "recordings", None) is None:
+            raise fields.bad("record", "cannot be used: recording is not configured")
 
         account = None
         if domain is not None:

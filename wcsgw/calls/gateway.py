@@ -87,9 +87,6 @@ class CallGateway:
         self.file_call_factory: Any = None
         #: builds a HandedCall for REST calls handed to a browser session
         self.handed_call_factory: Any = None
-        #: where REST calls with ``record`` write their recordings, named by the gateway
-        #: (:func:`wcsgw.calls.ids.recording_name`; None: recording refused)
-        self.recordings_folder: str | None = None
         #: what ended calls counted (for /metrics: counters must survive a call's end)
         self.totals = self.registry.totals
         #: the server-held accounts ([[accounts]] with a name), for connect_named and REST

@@ -67,10 +67,11 @@ def startup(
         raise CallError(Codes.INVALID, "server-side media is not configured", "playFile")
     record_file = None
     if record:
-        if gw.recordings_folder is None:
-            raise CallError(Codes.INVALID, "no recordings folder is configured", "record")
-        # Server-chosen, never from the callId (issue 10: "../outside/victim").
-        record_file = Path(gw.recordings_folder) / ids.recording_name()
+        if gw.recordings is None:
+            raise CallError(Codes.INVALID, "recording is not configured", "record")
+        # Server-chosen, never from the callId (issue 10: "../outside/victim"); the one
+        # recordings folder ([recording] folder, wcsgw.calls.recording).
+        record_file = Path(gw.recordings.folder) / ids.recording_name()
     call = gw.file_call_factory(
         call_id=call_id, session_id=None, account=account, request_uri=uri, callee=callee,
         visible_name=visible_name, has_audio=has_audio, has_video=has_video,

@@ -115,8 +115,7 @@ SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
         },
     ),
     "testlines": (TestLinesSettings, {"enabled": boolean}),
-    "rest": (RestSettings, {"tokens": string_list(nonempty=True), "media_folder": string,
-                            "recordings_folder": string}),
+    "rest": (RestSettings, {"tokens": string_list(nonempty=True), "media_folder": string}),
     "policy": (PolicySettings, {"allowed_domains": string_list(nonempty=True),
                                 "allowed_numbers": pattern_list,
                                 "denied_numbers": pattern_list,
@@ -197,6 +196,12 @@ _ACCOUNT_REQUIRED = ("login", "domain")
 _NAMED_ONLY = ("options_interval", "asserted_identity", "privacy")
 
 
+#: keys that existed once: an old config setting one is refused with where it went
+REMOVED = {
+    "rest.recordings_folder": "was removed: use recording.folder (one folder for every recording)",
+}
+
+
 def _section(name: str, raw: Any) -> Any:
     cls, rules = SCHEMA[name]
     if not isinstance(raw, dict):
@@ -204,6 +209,8 @@ def _section(name: str, raw: Any) -> Any:
     values = {}
     for key, value in raw.items():
         if key not in rules:
+            if f"{name}.{key}" in REMOVED:  # an old config: say where the setting went
+                raise ConfigError(f"{name}.{key}", REMOVED[f"{name}.{key}"])
             raise ConfigError(f"{name}.{key}", f"unknown key (known: {', '.join(rules)})")
         values[key] = rules[key](f"{name}.{key}", value)
     return cls(**values)

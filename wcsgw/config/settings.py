@@ -184,7 +184,6 @@ class RestSettings:
 
     tokens: tuple[str, ...] = attrs.field(default=(), repr=_mask_list)
     media_folder: str = ""
-    recordings_folder: str = ""
 
 
 @attrs.frozen

@@ -371,6 +371,11 @@ class MediaBridge(BridgeRtcp):
         self._w2s.flush(now)
         self._s2w.flush(now)
 
+    def set_taps(self, from_webrtc: Callable[[bytes, float], None] | None,
+                 from_sip: Callable[[bytes, float], None] | None) -> None:
+        """Recording (wcsgw.media.recordtap): each side's audio packets also go there; None: off."""
+        self._w2s.tap, self._s2w.tap = from_webrtc, from_sip
+
     # -- stats -----------------------------------------------------------------------------
 
     def stats(self) -> dict[str, LegStats]:

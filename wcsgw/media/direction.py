@@ -23,6 +23,7 @@ __all__ = ["Direction", "Send", "OnDigit"]
 
 Send = Callable[[bytes], None]
 OnDigit = Callable[[str], None]
+Tap = Callable[[bytes, float], None]
 
 _unpack_from = FIXED_HEADER.unpack_from
 _pack = FIXED_HEADER.pack
@@ -64,6 +65,7 @@ class Direction:
         "dtmf_sent",
         "muted",
         "events_muted",
+        "tap",
     )
 
     def __init__(
@@ -116,6 +118,8 @@ class Direction:
         self.guard = 0  # while set, source packets from before resume_seq are stragglers
         self.held_back = 0  # source packets not sent because our event was on the air
         self.dtmf_sent = 0
+        #: recording (wcsgw.media.recordtap): takes each audio packet not muted; None: off
+        self.tap: Tap | None = None
 
     def handle(self, packet: bytes, now: float) -> None:
         if len(packet) < 12:
@@ -134,6 +138,8 @@ class Direction:
         if pt == self.audio_in:
             self.last_activity = now
             self.packets += 1
+            if self.tap is not None and not self.muted:
+                self.tap(packet, now)
             if self.pipe is None:
                 # relay: header rewrite only
                 if self.muted:

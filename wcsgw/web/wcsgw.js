@@ -1207,6 +1207,25 @@ export class Call extends Emitter {
   }
 
   /**
+   * Record the call on the gateway: one stereo WAV, left this browser, right the SIP side
+   * (from the answer when asked before it).  Resolves with the file's name, chosen by the
+   * gateway; rejects with RpcError when it refuses (not configured, call ended).
+   * @returns {Promise<string>}
+   */
+  async record() {
+    const result = await this.#internals.request("record", { callId: this.#id });
+    return result?.recording;
+  }
+
+  /**
+   * Stop (pause) recording; the file stays, and record() again continues it.
+   * @returns {Promise<void>}
+   */
+  async stopRecording() {
+    await this.#internals.request("stopRecording", { callId: this.#id });
+  }
+
+  /**
    * Transfer the call (SIP REFER).  A number or URI is a blind transfer: the far end is
    * asked to call it.  Another {@link Call} of this session is an attended transfer: the far
    * end of this call replaces this gateway in that one (Refer-To with Replaces).  Progress
