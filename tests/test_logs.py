@@ -128,6 +128,25 @@ class CallIdsTests(unittest.TestCase):
         self.assertNotIn("session_id", ids.enrich(event(call_id="c0")))
         self.assertNotIn("session_id", ids.enrich(event(call_id="unknown")))
 
+    def test_sip_lines_get_the_call_of_their_dialog(self) -> None:
+        ids = CallIds(keep=1)
+        call = SimpleNamespace(call_id="c1", session_id="s1", invite=None)
+        ids.call_started(call)
+        sip_line = event(log_format="call {sip_call_id}: Ended", sip_call_id="abc@host")
+        self.assertNotIn("call_id", ids.enrich(sip_line))  # no dialog yet
+        call.invite = SimpleNamespace(call_id="abc@host")  # its INVITE is built
+        enriched = ids.enrich(sip_line)
+        self.assertEqual((enriched["call_id"], enriched["session_id"]), ("c1", "s1"))
+        call.invite = SimpleNamespace(call_id="new@host")  # a transfer: another dialog
+        self.assertEqual(ids.enrich(event(sip_call_id="new@host"))["call_id"], "c1")
+        ids.call_ended(call)
+        self.assertEqual(ids.enrich(event(sip_call_id="new@host"))["session_id"], "s1")
+        other = SimpleNamespace(call_id="c2", session_id=None, invite=SimpleNamespace(call_id="x"))
+        ids.call_started(other)
+        ids.call_ended(other)  # keep=1: c1 forgotten
+        self.assertNotIn("session_id", ids.enrich(event(sip_call_id="new@host")))
+        self.assertNotIn("call_id", ids.enrich(event(sip_call_id="unknown")))
+
     def test_the_logged_event_is_not_changed(self) -> None:
         ids = CallIds()
         ids.call_started(SimpleNamespace(call_id="c1", session_id="s1"))
@@ -227,6 +246,13 @@ class GatewayLogTests(unittest.TestCase):
             self.assertEqual(record["session_id"], call.session_id)
             self.assertRegex(record["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
             self.assertIn(record["level"], ("debug", "info", "warn", "error", "critical"))
+        # the SIP layer's lines of the call's dialog (ours, and the test line's) name it too
+        dialog = call.invite.call_id
+        sip_lines = [r for r in lines if r.get("sip_call_id") == dialog]
+        self.assertGreaterEqual(len(sip_lines), 2, lines)
+        for record in sip_lines:
+            self.assertEqual((record["call_id"], record["session_id"]),
+                             ("logcall1", call.session_id), record)
         self.assertNotIn(TOKEN, capture.text())
 
 

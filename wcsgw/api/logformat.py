@@ -164,41 +164,85 @@ def json_line(event: LogEvent) -> str:
 
 
 class CallIds:
-    """Which session each call belongs to, for the lines that name only the call.
+    """Which call and session a line belongs to, when it names only part of that.
 
     A :class:`~wcsgw.calls.registry.CallRegistry` watcher: live calls from their start, and the
     last ``keep`` ended ones (a call's final lines — BYE answered, sockets closed — come after
-    its end).  Bounded, so a long-running gateway holds a fixed amount whatever its traffic.
+    its end).  A line of the calls layer names the call (``call_id``): its ``session_id`` is
+    added.  A line of the SIP layer names the SIP dialog (``sip_call_id``, the Call-ID header):
+    the gateway call whose dialog it is is added, ``call_id`` and ``session_id``; the index from
+    SIP Call-IDs is rebuilt from the live calls on a miss (a call's dialog exists only once its
+    INVITE is built, and a transfer replaces it).  Bounded, so a long-running gateway holds a
+    fixed amount whatever its traffic.
     """
 
     def __init__(self, keep: int = 1000) -> None:
         self.keep = keep
-        self._live: dict[str, str | None] = {}
+        self._live: dict[str, Any] = {}  # call_id -> the call
         self._ended: collections.OrderedDict[str, str | None] = collections.OrderedDict()
+        self._by_sip: collections.OrderedDict[str, str] = collections.OrderedDict()
 
     def call_started(self, call: Any) -> None:
-        self._live[call.call_id] = call.session_id
+        self._live[call.call_id] = call
 
     def call_ended(self, call: Any) -> None:
-        session_id = self._live.pop(call.call_id, call.session_id)
-        self._ended[call.call_id] = session_id
+        self._live.pop(call.call_id, None)
+        self._ended[call.call_id] = call.session_id
         self._ended.move_to_end(call.call_id)
+        sip_call_id = _sip_call_id(call)
+        if sip_call_id is not None:
+            self._by_sip[sip_call_id] = call.call_id
+            self._by_sip.move_to_end(sip_call_id)
         while len(self._ended) > self.keep:
             self._ended.popitem(last=False)
+        while len(self._by_sip) > 2 * self.keep:
+            self._by_sip.popitem(last=False)
+
+    def _session_of(self, call_id: str) -> tuple[bool, str | None]:
+        call = self._live.get(call_id)
+        if call is not None:
+            return True, call.session_id
+        if call_id in self._ended:
+            return True, self._ended[call_id]
+        return False, None
+
+    def _call_of_sip(self, sip_call_id: str) -> str | None:
+        call_id = self._by_sip.get(sip_call_id)
+        if call_id is None:
+            for live_id, call in self._live.items():
+                dialog = _sip_call_id(call)
+                if dialog is not None:
+                    self._by_sip[dialog] = live_id
+            call_id = self._by_sip.get(sip_call_id)
+        return call_id
 
     def enrich(self, event: LogEvent) -> LogEvent:
-        """``event`` with ``session_id`` filled in when it names a known call and no session
-        (a copy: other observers see the event as it was logged)."""
+        """``event`` with ``call_id``/``session_id`` filled in where the line names a known
+        call or its SIP dialog and not them (a copy: other observers see the event as it was
+        logged)."""
+        added: dict[str, Any] = {}
         call_id = event.get("call_id")
-        if not isinstance(call_id, str) or event.get("session_id") is not None:
+        if call_id is None:
+            sip_call_id = event.get("sip_call_id")
+            if not isinstance(sip_call_id, str):
+                return event
+            call_id = self._call_of_sip(sip_call_id)
+            if call_id is None:
+                return event
+            added["call_id"] = call_id
+        if not isinstance(call_id, str):
             return event
-        if call_id in self._live:
-            session_id = self._live[call_id]
-        elif call_id in self._ended:
-            session_id = self._ended[call_id]
-        else:
-            return event
-        return {**event, "session_id": session_id}
+        if event.get("session_id") is None:
+            known, session_id = self._session_of(call_id)
+            if known:
+                added["session_id"] = session_id
+        return {**event, **added} if added else event
+
+
+def _sip_call_id(call: Any) -> str | None:
+    """The Call-ID of the call's current SIP dialog (None before its INVITE is built)."""
+    value = getattr(getattr(call, "invite", None), "call_id", None)
+    return value if isinstance(value, str) else None
 
 
 @implementer(ILogObserver)
