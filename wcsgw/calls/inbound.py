@@ -214,7 +214,8 @@ class InboundRouter:
         try:  # draining or overloaded: 503, and when to try again (a proxy fails over)
             self.gateway.admission.check_open("call")
         except CallError as exc:
-            log.info("incoming call refused: {reason}", reason=exc.message)
+            log.info("incoming call refused: {reason}", reason=exc.message,
+                     sip_call_id=request.call_id)
             endpoint.respond(make_response(request, 503, "Service Unavailable", to_tag=_tag(),
                                            headers=_retry_after(exc)), now)
             return True
@@ -268,7 +269,8 @@ class InboundRouter:
         target, refusal = hooks.routed(self.gateway, app, session, decision)
         if refusal is not None:
             status, reason = refusal
-            log.info("incoming call refused by the application: {status}", status=status)
+            log.info("incoming call refused by the application: {status}", status=status,
+                     sip_call_id=request.call_id)
             self.gateway.sip.endpoint.respond(
                 make_response(request, status, reason, to_tag=_tag()), now)
             return
@@ -295,9 +297,10 @@ class InboundRouter:
             # At limits.calls_per_session the session is busy (486), as a phone on a call.
             status, reason = _REFUSALS.get(exc.code, (500, "Server Error"))
             invite.reject(status, reason, now, headers=_retry_after(exc))
-            log.info("incoming call refused: {reason}", reason=exc.message)
+            log.info("incoming call refused: {reason}", reason=exc.message,
+                     sip_call_id=request.call_id)
         except Exception:  # noqa: BLE001 - the call left nothing behind; answer, never crash
-            log.failure("incoming call failed to start")
+            log.failure("incoming call failed to start", sip_call_id=request.call_id)
             invite.reject(500, "Server Error", now)
 
     def decide(self, session: Any, request: Request, source: Target) -> tuple[int, str] | None:

@@ -108,7 +108,8 @@ class Hooks:
         def failed(failure: Any) -> Decision:
             self.failures += 1
             log.info("hook {event} to app {app!r} failed: {why}", event=event, app=app.key,
-                     why=failure.getErrorMessage() or failure.type.__name__)
+                     why=failure.getErrorMessage() or failure.type.__name__,
+                     session_id=session_id, call_id=fields.get("callId"))
             return refused()
 
         return d.addCallbacks(answered, failed)
