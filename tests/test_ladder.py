@@ -133,6 +133,7 @@ class LadderTests(SynchronousTestCase):
         self.assertIn('username="1001"', entries[3]["message"])
         shown = json.loads(entries[0]["message"])
         self.assertEqual(shown, {"callee": "1002"})  # no SDP, no headers
+        self.assertEqual(call.notified[0][1]["entry"]["label"], "call")  # live too
 
     def test_live_entries_go_to_the_session_only_while_attached(self) -> None:
         call = FakeCall(sip_id="dlg-1")

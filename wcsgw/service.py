@@ -386,6 +386,9 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
 
     # callStats every 5 s per call with media, one timer for all calls
     gateway.registry.watchers.append(StatsTicker(reactor, listening=listening))
+    from wcsgw.calls.ladders import install_ladders
+
+    install_ladders(gateway, sip)  # the SIP ladder of every call (docs/operations.md)
     from wcsgw.calls.lifecycle import CallsService
 
     CallsService(gateway).setServiceParent(parent)  # type: ignore[no-untyped-call]

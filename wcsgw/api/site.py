@@ -45,6 +45,7 @@ STATIC_FILES: dict[tuple[bytes, ...], tuple[str, bytes]] = {
     (b"index.html",): ("index.html", _HTML),
     (b"phone.js",): ("phone.js", _JS),
     (b"phone.css",): ("phone.css", _CSS),
+    (b"ladder.js",): ("ladder.js", _JS),  # the SIP ladder: the Phone UI and /admin
     (b"sdk", b"wcsgw.js"): ("wcsgw.js", _JS),
 }
 

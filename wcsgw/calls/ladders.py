@@ -145,11 +145,11 @@ class Ladders:
         ladder = Ladder(call.call_id, call.session_id, hide_user=bool(self.held(call)),
                         **self._sizes)
         self._live[call] = ladder
+        self._wrap(call, ladder)
         asked = self._asked.pop(call.session_id, None)
         if asked is not None and not call.incoming and asked[1] in (None, call.call_id) \
                 and self.clock() - asked[0] <= _ASKED_SECONDS:
             ladder.add(asked[2])
-        self._wrap(call, ladder)
         self._find(_sip_call_id(call))
 
     def call_ended(self, call: Any) -> None:

@@ -15,6 +15,7 @@
 // camera ("Answer with video") or audio only ("Answer").
 
 import * as wcsgw from "./sdk/wcsgw.js";
+import { LadderView } from "./ladder.js";
 
 const { SESSION_STATUS, CALL_STATUS, CALL_EVENT, TRANSFER_STATUS } = wcsgw;
 
@@ -78,6 +79,7 @@ const ui = {
   videoNote: $("video-note"),
   videoPeer: $("video-peer"),
   videoTimer: $("video-timer"),
+  ladderPanel: $("ladder-panel"),
 };
 
 /** Wire param names -> the label people see, for "check this field" errors. */
@@ -446,6 +448,9 @@ function watchCall(c) {
   c.on(CALL_EVENT.DTMF, onDtmf);
   c.on(CALL_EVENT.TRANSFER_STATUS, onTransferStatus);
   c.on(CALL_EVENT.TRANSFER_REQUEST, onTransferRequest);
+  c.on(CALL_EVENT.LADDER, onLadder);
+  ladder.set(c.ladder());
+  ui.ladderPanel.hidden = false;
   showTransferRequest(null);
   ui.mute.setAttribute("aria-pressed", "false");
   showCamera(true);
@@ -648,6 +653,13 @@ function showDigits(element, label, digits) {
 
 function digitsOf(element) {
   return element.querySelector("strong")?.textContent ?? "";
+}
+
+/** The shown call's SIP ladder; it stays drawn after the call ends, until the next one. */
+const ladder = new LadderView($("ladder"));
+
+function onLadder(c, entry) {
+  if (c === shownCall) ladder.add(entry);
 }
 
 function onDtmf(c, event = {}) {

@@ -84,6 +84,9 @@ export const CALL_EVENT = Object.freeze({
   TRANSFER_STATUS: "transferStatus",
   TRANSFER_REQUEST: "transferRequest",
   DTMF: "dtmf",
+  /** `call.on(CALL_EVENT.LADDER, (call, entry) => ...)`: each entry of the call's SIP ladder
+   * as it happens (docs/websocket-api.md, sipLadder); `call.ladder()` returns all so far */
+  LADDER: "sipLadder",
 });
 
 /**
@@ -495,6 +498,9 @@ export class Session extends Emitter {
   #calls = new Map();
   /** @type {Map<string, Call>} the last few ended calls, oldest first */
   #ended = new Map();
+  /** @type {Map<string, object[]>} SIP ladder entries of calls not known yet (an incoming
+   * call's INVITE comes before its incomingCall), a few calls' worth */
+  #earlyLadders = new Map();
   #disconnecting = false;
   /** @type {RTCIceServer[]} the gateway's, from the connect result */
   #iceServers = [];
@@ -947,10 +953,25 @@ export class Session extends Emitter {
         this.#callInternals(),
       );
       this.#calls.set(call.id(), call);
+      for (const entry of this.#earlyLadders.get(call.id()) ?? []) call._onLadder(entry);
+      this.#earlyLadders.delete(call.id());
       this._emit(SESSION_STATUS.INCOMING_CALL, call, params);
     } else if (method === CALL_EVENT.TRANSFER_REQUEST) {
       // A call this page does not know cannot be answered: the gateway's timeout refuses it.
       this.#calls.get(params.callId)?._onTransferRequest(params);
+    } else if (method === CALL_EVENT.LADDER) {
+      // The BYE's 200 comes after FINISH; an incoming call's INVITE before incomingCall.
+      const call = this.#calls.get(params.callId) ?? this.#ended.get(params.callId);
+      if (call) {
+        call._onLadder(params.entry);
+      } else if (typeof params.callId === "string") {
+        const early = this.#earlyLadders.get(params.callId) ?? [];
+        if (early.length < LADDER_KEPT) early.push(params.entry);
+        this.#earlyLadders.set(params.callId, early);
+        if (this.#earlyLadders.size > ENDED_CALLS_KEPT) {
+          this.#earlyLadders.delete(this.#earlyLadders.keys().next().value);
+        }
+      }
     } else if (method === CALL_EVENT.TRANSFER_STATUS || method === CALL_EVENT.DTMF) {
       // A transfer's last NOTIFY may come after the transferred call's FINISH.
       (this.#calls.get(params.callId) ?? this.#ended.get(params.callId))?._onEvent(method, params);
@@ -962,8 +983,13 @@ export class Session extends Emitter {
  * One call.  Outgoing calls come from {@link Session#createCall}; incoming ones arrive with
  * the session's INCOMING_CALL event.
  */
+/** the most SIP ladder entries a call keeps in the page (the gateway keeps 300) */
+const LADDER_KEPT = 1000;
+
 export class Call extends Emitter {
   #session;
+  /** @type {object[]} the call's SIP ladder so far (sipLadder entries) */
+  #ladder = [];
   #internals;
   #options;
   /** @type {string} */
@@ -1406,6 +1432,24 @@ export class Call extends Emitter {
    * (the {@link CALL_EVENT} values) */
   _onEvent(method, params) {
     this._emit(method, this, params);
+  }
+
+  /**
+   * The call's SIP ladder so far: entries `{seq, time, from, to, label, summary, message,
+   * retransmission}` (`from`/`to`: "browser", "gateway", "sip"), oldest first, as the
+   * gateway sent them (docs/websocket-api.md, sipLadder; SIP messages redacted).
+   * @returns {object[]}
+   */
+  ladder() {
+    return [...this.#ladder];
+  }
+
+  /** @package a sipLadder entry of this call: kept, then {@link CALL_EVENT}.LADDER */
+  _onLadder(entry) {
+    if (!entry || typeof entry !== "object") return;
+    if (this.#ladder.length >= LADDER_KEPT) this.#ladder.splice(0, 1);
+    this.#ladder.push(entry);
+    this._emit(CALL_EVENT.LADDER, this, entry);
   }
 
   /** @package transferRequest: the far end wants to transfer this call; handlers answer */
