@@ -15,16 +15,19 @@ from typing import Any
 
 from twisted.trial import unittest
 
-from tests.call_fakes import fake_call_setup, fake_env, sip_answer
+from tests import test_calls_hold as hold
+from tests.call_fakes import FakeIncomingInvite, fake_call_setup, fake_env, sip_answer
+from wcsgw.calls.accounts import AccountBook
 from wcsgw.calls.cdr import CdrWatcher, cdr_record, iso_time
 from wcsgw.calls.errors import CallError
 from wcsgw.calls.gateway import CallGateway
 from wcsgw.calls.hooks.runtime import App
 from wcsgw.calls.hooks.taps import HookTap
+from wcsgw.calls.inbound import InboundCall
 from wcsgw.calls.outbound import OutboundCall
 from wcsgw.calls.policy import Policy
 from wcsgw.sip.account import SipAccount
-from wcsgw.sip.events import Answered, Ended, Failed, Provisional
+from wcsgw.sip.events import Answered, Confirmed, Ended, Failed, Provisional
 
 HERE = os.path.dirname(__file__)
 CHROME_OFFER = open(os.path.join(HERE, "data", "chromium_offer_av.sdp")).read()
@@ -188,6 +191,47 @@ class CdrRecordTests(unittest.TestCase):
         self.gw.hangup("s1", "c1")
         self.assertNotEqual(first, call.request_uri)
         self.assertEqual(self.only_record()["transferredTo"], "sip:1003@pbx.example")
+
+
+    def test_a_server_held_account_is_named_not_its_aor(self) -> None:
+        held = SipAccount(login="1001", password="pw", domain="pbx.example")
+        self.gw.accounts = AccountBook([("office", held)])
+        self.gw.open_session("s2", Listener())
+        self.gw.connect("s2", held, register=False)
+        self.gw.call("s2", call_id="c2", callee="1002", visible_name=None, has_audio=True,
+                     has_video=False, sdp=CHROME_OFFER, sip_headers={})
+        self.addCleanup(self.gw.hangup_all)
+        self.gw.hangup("s2", "c2")
+        self.assertEqual(self.only_record()["account"], "office")
+
+
+class IncomingCdrTests(unittest.TestCase):
+    """A call from the SIP side, answered by the browser, ended by the caller's BYE."""
+
+    def test_incoming_answered_then_caller_hangs_up(self) -> None:
+        fake_call_setup(self)
+        env = fake_env(self)
+        filed = Filed()
+        call = InboundCall(invite=FakeIncomingInvite(hold.phone_sdp(1)), caller="sip:carol@x",
+                           env=env, call_id="in", session_id="s",
+                           account=SipAccount(login="alice", password="pw", domain="pbx.example"),
+                           callee="alice", visible_name=None, has_audio=True, has_video=False,
+                           on_status=lambda described: None,
+                           on_gone=lambda c: filed.add(cdr_record(c)), notify=lambda m, p: None)
+        call.start()
+        self.addCleanup(call.hangup)
+        call.answer(hold.browser_answer(call.browser_offer_text))
+        call.uas.heard(Confirmed(None))
+        self.clock.advance(2)
+        call.uas.heard(Ended("", by_remote=True))
+        [record] = filed.records
+        self.assertEqual(record["direction"], "incoming")
+        self.assertEqual(record["caller"], "sip:carol@x")
+        self.assertEqual(record["callee"], "alice")
+        self.assertEqual((record["status"], record["endedBy"]), ("FINISH", "sip"))
+        self.assertIsNotNone(record["answerTime"])
+        self.assertEqual(record["media"]["sipCodec"], "PCMU/8000")
+        self.assertEqual(record["account"], "sip:alice@pbx.example")
 
 
 class CdrHookTests(unittest.TestCase):

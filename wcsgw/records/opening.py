@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
+from twisted.logger import Logger
 
 from wcsgw.config.errors import ConfigError
 from wcsgw.records.book import CallRecords
@@ -17,6 +18,8 @@ from wcsgw.records.store import RecordStore
 from wcsgw.records.url import KEY, database_url, masked
 
 __all__ = ["open_records"]
+
+log = Logger(namespace="wcsgw.records")
 
 
 def open_records(database: str, state_folder: str, reactor: Any, *,
@@ -37,6 +40,8 @@ def open_records(database: str, state_folder: str, reactor: Any, *,
         store.close()
         why = str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else ""
         raise ConfigError(KEY, f"cannot open {masked(url)}: {_scrub(why, url)}") from None
+    log.info("call records in {where} (kept {days} days; 0: for ever)", where=masked(url),
+             days=retention_days)
     return CallRecords(store, reactor, retention_days=retention_days)
 
 

@@ -22,7 +22,7 @@ __all__ = ["RecordsService"]
 log = Logger(namespace="wcsgw.records")
 
 #: how long the stop waits for the calls to end, then for the queue to be written
-CALLS_WAIT = 10.0
+CALLS_WAIT = 3.0  # as long as the calls' own stop waits for them (calls.lifecycle)
 FLUSH_WAIT = 10.0
 
 
