@@ -373,9 +373,6 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
         from wcsgw.calls.hooks.client import make_hooks
 
         gateway.hooks = make_hooks(config.apps, reactor)
-    from wcsgw.calls.ladders import install_ladders
-
-    install_ladders(gateway, sip)  # the SIP ladder of every call (docs/operations.md)
     make_call_records(config, gateway, parent)
     from wcsgw.calls.statsticker import StatsTicker
 
