@@ -108,6 +108,17 @@ class RecordingsTests(unittest.TestCase):
         self.finish(self.call)
         self.assertEqual(os.listdir(self.folder), [name])
 
+    def test_when_closed_waits_for_the_files(self) -> None:
+        """What the service's stop waits for: every recording's file closed."""
+        self.call.answer()
+        self.recordings.record("s1", "c1", True)
+        closed: list[None] = []
+        self.recordings.when_closed().addCallback(closed.append)
+        self.assertEqual(closed, [])
+        self.finish(self.call)
+        self.assertEqual(closed, [None])
+        self.assertEqual((self.recordings.started, self.recordings.finished), (1, 1))
+
     def test_only_the_sessions_own_calls(self) -> None:
         for session, call_id in (("s2", "c1"), ("s1", "nope")):
             with self.assertRaises(CallError) as caught:

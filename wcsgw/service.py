@@ -271,14 +271,14 @@ def make_call_records(config: Config, gateway: Any, parent: MultiService) -> Non
     RecordsService(gateway.cdr, reactor, gateway.when_idle).setServiceParent(parent)  # type: ignore[no-untyped-call]
 
 
-def make_recordings(config: Config, gateway: Any) -> None:
+def make_recordings(config: Config, gateway: Any, parent: MultiService) -> None:
     """``gateway.recordings`` (wcsgw.calls.recording): its folder made now (mode 0700), so a
     folder that cannot be is a one-line refusal to start, not a failed recording later."""
     import os
 
     from twisted.internet import reactor
 
-    from wcsgw.calls.recording import Recordings
+    from wcsgw.calls.recording import Recordings, RecordingsService
 
     folder = config.recording.folder or os.path.join(config.state.folder, "recordings")
     try:
@@ -287,6 +287,8 @@ def make_recordings(config: Config, gateway: Any) -> None:
     except OSError as exc:
         key = "recording.folder" if config.recording.folder else "state.folder"
         raise ConfigError(key, f"cannot be used for recordings: {exc.strerror or exc}") from None
+    # before the calls' service: asked to stop after it, it waits for the files to close
+    RecordingsService(gateway.recordings, gateway.when_idle, reactor).setServiceParent(parent)  # type: ignore[no-untyped-call]
 
 
 def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> Any:
@@ -359,7 +361,7 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     gateway.inbound_factory = functools.partial(InboundCall, env=env)
     gateway.file_call_factory = functools.partial(FileCall, env=env)
     gateway.handed_call_factory = functools.partial(HandedCall, env=env)
-    make_recordings(config, gateway)
+    make_recordings(config, gateway, parent)
     gateway.resume_seconds = config.http.resume_seconds  # a dropped WebSocket's session waits
     gateway.media_ports = allocator  # the port reserve ([limits]), metrics, tests: ports in use
     gateway.browser_port = shared  # its counters in /metrics

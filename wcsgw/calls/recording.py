@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from twisted.application.service import Service
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from wcsgw.calls import ids
@@ -38,7 +40,7 @@ from wcsgw.media.recordworker import RecordingWorker
 from wcsgw.media.stereorecord import StereoRecorder
 from wcsgw.media.wavrecord import create_new
 
-__all__ = ["Recordings", "NAME_PATTERN", "prepare_folder"]
+__all__ = ["Recordings", "RecordingsService", "NAME_PATTERN", "prepare_folder"]
 
 log = Logger(namespace="wcsgw.calls")
 
@@ -84,6 +86,8 @@ class Recordings:
         self.failed = 0
         registry.watchers.append(self)
         self._registry = registry
+        self._writing: set[_Recording] = set()  # workers not done yet
+        self._closed_waiters: list[defer.Deferred[None]] = []
 
     # -- the interface -----------------------------------------------------------------
 
@@ -134,6 +138,14 @@ class Recordings:
         if info is None or not stat.S_ISREG(info.st_mode):
             raise CallError(Codes.INVALID, f"there is no recording {name}", "name")
         return path
+
+    def when_closed(self) -> defer.Deferred[None]:
+        """Fires once no recording is being written (every file closed)."""
+        if not self._writing:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        self._closed_waiters.append(d)
+        return d
 
     # -- the registry's watcher ----------------------------------------------------------
 
@@ -211,6 +223,7 @@ class Recordings:
                                      lambda error: self._from_thread(rec, recorder, error),
                                      name=f"wcsgw-recording-{call.call_id}"[:64])
         rec.worker.start()
+        self._writing.add(rec)
         self._tap(rec)
         call.recording = rec.name
         self.started += 1
@@ -237,6 +250,11 @@ class Recordings:
 
     def _done(self, rec: _Recording, recorder: StereoRecorder, error: BaseException | None) -> None:
         self.finished += 1
+        self._writing.discard(rec)
+        if not self._writing:
+            waiters, self._closed_waiters = self._closed_waiters, []
+            for d in waiters:
+                d.callback(None)
         dropped = rec.tap.dropped if rec.tap is not None else 0
         if error is not None:
             log.error("call {call_id}: recording {name} failed: {error}",
@@ -245,6 +263,27 @@ class Recordings:
         log.info("call {call_id}: recording {name} done: {seconds:.1f} s, {dropped} packets "
                  "dropped", call_id=rec.call.call_id, name=rec.name, seconds=recorder.duration,
                  dropped=dropped)
+
+
+
+class RecordingsService(Service):
+    """At stop, waits (at most ``wait`` seconds) until the calls are over and every recording
+    is closed: a gateway stopped mid-call still leaves finished files.  Added to the service
+    tree before the calls' service, so it is asked to stop after it."""
+
+    def __init__(self, recordings: Recordings, calls_over: Any, reactor: Any,
+                 wait: float = 15.0) -> None:
+        self.recordings = recordings
+        self.calls_over = calls_over
+        self.reactor = reactor
+        self.wait = wait
+
+    def stopService(self) -> defer.Deferred[None]:
+        super().stopService()  # type: ignore[no-untyped-call]
+        done: defer.Deferred[None] = self.calls_over()
+        done.addCallback(lambda _: self.recordings.when_closed())
+        done.addErrback(lambda failure: log.failure("recordings: waiting failed", failure))
+        return done.addTimeout(self.wait, self.reactor).addErrback(lambda failure: None)
 
 
 def _recordable(call: Any) -> bool:
