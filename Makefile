@@ -28,7 +28,7 @@ MAX_MODULE_LINES := 400
 # phones with H.264 from baresip-ffmpeg, mediastreamer's `mediastream` for G.729 and Speex,
 # sox for tone files, Chromium).  Add new test dependencies here.
 RUN_PACKAGES := libopus0 libbcg729-0 libspeex1 libspeexdsp1 libspandsp2
-PACKAGES := $(RUN_PACKAGES) coturn kamailio kamailio-tls-modules baresip-core baresip-ffmpeg libmediastreamer-tools sox iproute2 iptables chromium rtpengine-daemon sip-tester postgresql
+PACKAGES := $(RUN_PACKAGES) coturn kamailio kamailio-tls-modules baresip-core baresip-ffmpeg libmediastreamer-tools sox iproute2 iptables chromium rtpengine-daemon sip-tester postgresql prometheus
 # coturn (the TURN server of tests/peers/coturn.py): each test starts and stops its own, on
 # free loopback ports. Installing it starts no system turnserver where no systemd runs (CI):
 # the init script waits for TURNSERVER_ENABLED=1 in /etc/default/coturn. Under systemd,
@@ -39,6 +39,9 @@ PACKAGES := $(RUN_PACKAGES) coturn kamailio kamailio-tls-modules baresip-core ba
 # Installing it may start Debian's rtpengine-daemon service (localhost:2223-2225, its
 # /etc/rtpengine/rtpengine.conf); the tests never use it (they run in their own network
 # namespace) — `service rtpengine-daemon stop` / `systemctl disable --now rtpengine-daemon`.
+# prometheus (tests/test_grafana.py runs the dashboard's queries in one that scrapes a test
+# gateway; its own port and folder, stopped by the test). Installing it may start Debian's
+# prometheus service (port 9090) under systemd; the tests never use it.
 # BENCH_PACKAGES: only `make bench` installs them (Janus as the side-by-side peer, gcc for its
 # loopback shim).
 BENCH_PACKAGES := $(RUN_PACKAGES) janus gcc libc6-dev

@@ -15,12 +15,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlencode
 
 import attrs
-from twisted.internet import reactor
+from twisted.internet import reactor, task
 from twisted.trial import unittest
 from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
@@ -28,6 +31,7 @@ from twisted.web.http_headers import Headers
 from tests.e2e import Gateway, gateway_config
 from tests.peers.chromium import write_tone_wav
 from tests.peers.ports import free_port
+from tests.peers.process import KeepsLog, stop_group
 from tests.support import EventLog, inline
 from tests.test_api_metrics import parse_exposition
 from wcsgw.config import Account, RestSettings
@@ -185,3 +189,134 @@ class DashboardMatchesMetricsTests(unittest.TestCase):
             self.assertEqual(labels_used(expr, legend) - labels, set(), f"{where}: {expr}")
             checked += 1
         self.assertGreaterEqual(checked, 30)
+
+
+# -- a real Prometheus scraping a real gateway --------------------------------------------
+
+
+class Prometheus(KeepsLog):
+    """Debian's ``prometheus`` on 127.0.0.1 (a free port), scraping ``target`` every second
+    with the gateway's bearer token; its config, TSDB and log in a folder of its own, in its
+    own process group (stopped with the group, the folder removed)."""
+
+    def __init__(self, folder: str, target: str, token: str) -> None:
+        self.folder = Path(folder)
+        self.port = free_port("tcp")
+        self.log_path = self.folder / "prometheus.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        (self.folder / "prometheus.yml").write_text(
+            "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+            "scrape_configs:\n"
+            "  - job_name: wcsgw\n"
+            f"    authorization: {{credentials: {token}}}\n"
+            f"    static_configs: [{{targets: ['{target}']}}]\n")
+
+    async def start(self) -> None:
+        self._log_file = open(self.log_path, "ab")
+        self._proc = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={self.folder / 'prometheus.yml'}",
+             f"--storage.tsdb.path={self.folder / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}"],
+            cwd=self.folder, stdin=subprocess.DEVNULL, stdout=self._log_file,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = reactor.seconds() + 20
+        while True:
+            if self._proc.poll() is not None:
+                raise AssertionError(f"prometheus exited:\n{self.log_text()[-3000:]}")
+            try:
+                if (await self.get("/-/ready"))[0] == 200:
+                    return
+            except ConnectionError:
+                pass
+            except Exception:  # noqa: BLE001 - not listening yet (twisted's ConnectError)
+                pass
+            if reactor.seconds() > deadline:
+                raise AssertionError(f"prometheus not ready:\n{self.log_text()[-3000:]}")
+            await task.deferLater(reactor, 0.1, lambda: None)
+
+    async def stop(self) -> None:
+        if self._proc is not None:
+            await stop_group(self._proc, 5.0, reactor)
+        self._close_log()
+        shutil.rmtree(self.folder / "data", ignore_errors=True)
+
+    async def get(self, path: str, **params: str) -> tuple[int, Any]:
+        query = ("?" + urlencode(params)) if params else ""
+        response = await Agent(reactor).request(
+            b"GET", f"http://127.0.0.1:{self.port}{path}{query}".encode())
+        body = await readBody(response)
+        try:
+            return response.code, json.loads(body)
+        except ValueError:
+            return response.code, body.decode(errors="replace")
+
+    async def query(self, expr: str) -> tuple[int, Any]:
+        return await self.get("/api/v1/query", query=expr)
+
+
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+
+
+def as_prometheus_sees_it(expr: str) -> str:
+    """Grafana's variables replaced as Grafana would for "All" gateways."""
+    return expr.replace("$__rate_interval", "1m").replace("$instance", ".*")
+
+
+class DashboardInPrometheusTests(unittest.TestCase):
+    """Every expression run by a real Prometheus that scrapes a real gateway: it parses, and
+    the panels that always have data (calls by status, sessions, process figures ...) get
+    it; the ``instance`` variable lists the gateway."""
+
+    timeout = 90
+
+    def setUp(self) -> None:
+        if not os.path.exists(PROMETHEUS):
+            raise unittest.SkipTest("prometheus not found: install Debian's prometheus "
+                                    "(make test does)")
+
+    @inline
+    async def test_expressions_run_in_prometheus(self) -> None:
+        config = attrs.evolve(gateway_config(allowed_domains=("127.0.0.1",)),
+                              rest=RestSettings(tokens=(TOKEN,)))
+        gateway = Gateway(config)
+        gateway.start()
+        self.addCleanup(gateway.stop)
+        host, port = gateway.top.getServiceNamed("http").address
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        prometheus = Prometheus(folder, f"{host}:{port}", TOKEN)
+        self.addCleanup(prometheus.stop)
+        await prometheus.start()
+
+        # polled (bounded) until it has scraped twice: rate() needs two samples
+        deadline = reactor.seconds() + 30
+        while True:
+            code, reply = await prometheus.query(
+                'count_over_time(wcsgw_build_info{job="wcsgw"}[1m])')
+            self.assertEqual(code, 200, reply)
+            result = reply["data"]["result"]
+            if result and float(result[0]["value"][1]) >= 2:
+                break
+            self.assertLess(reactor.seconds(), deadline, prometheus.log_text()[-3000:])
+            await task.deferLater(reactor, 0.2, lambda: None)
+
+        code, reply = await prometheus.get("/api/v1/label/instance/values",
+                                           **{"match[]": "wcsgw_build_info"})
+        self.assertEqual(reply["data"], [f"{host}:{port}"])
+
+        empty = []
+        for where, expr, _legend in expressions(load()):
+            if expr.startswith("label_values("):
+                continue
+            code, reply = await prometheus.query(as_prometheus_sees_it(expr))
+            self.assertEqual((code, reply.get("status")), (200, "success"),
+                             f"{where}: {expr}: {reply}")
+            if not reply["data"]["result"]:
+                empty.append(where)
+        # what has no series on an idle gateway with no trunk, call, hook or SIP traffic
+        self.assertLessEqual(set(empty), {
+            "Calls ended per minute", "Live calls by media mode and codecs",
+            "Call set-up time (start to answer)", "Trunks up", "Hooks per second",
+            "SIP requests received per second", "SIP responses received per second"}, empty)
+        self.assertNotIn("Live calls by status", empty)
+        self.assertNotIn("Resident memory", empty)
