@@ -3,7 +3,7 @@
 Why static files are a fixed table and not a ``twisted.web.static.File`` on the folder:
 ``File`` lists directories, guesses content types from the platform's mime database (which
 may say ``application/javascript`` or nothing for ``.js``) and serves whatever lands in the
-folder.  The gateway ships exactly four browser files, so each URL maps to one named file of
+folder.  The gateway ships a few named browser files, so each URL maps to one named file of
 the ``wcsgw.web`` package: no listing, no path to escape through, a fixed Content-Type
 (``text/javascript`` for ES modules, as the HTML spec wants), and ``nosniff``.
 
@@ -14,6 +14,7 @@ Tree built by :func:`build_site`::
 
     /                 Phone UI (index.html)      /phone.js, /phone.css  its script and style
     /sdk/wcsgw.js     the Web SDK (ES module)    /ws                    JSON-RPC WebSocket
+    /admin            the admin page (admin.html) /admin.js, /admin.css its script and style
     + whatever ``children`` the caller adds (``health`` today, ``rest-api`` later)
 
 The tree is served by :class:`wcsgw.api.front.GatewaySite` (``service.make_site``): before any
@@ -47,6 +48,10 @@ STATIC_FILES: dict[tuple[bytes, ...], tuple[str, bytes]] = {
     (b"phone.css",): ("phone.css", _CSS),
     (b"ladder.js",): ("ladder.js", _JS),  # the SIP ladder: the Phone UI and /admin
     (b"sdk", b"wcsgw.js"): ("wcsgw.js", _JS),
+    # the admin page: holds no data, reads the REST API with the operator's token
+    (b"admin",): ("admin.html", _HTML),
+    (b"admin.js",): ("admin.js", _JS),
+    (b"admin.css",): ("admin.css", _CSS),
 }
 
 # The Phone UI loads nothing from the network but this site; a CSP says so to the browser,
