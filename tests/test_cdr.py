@@ -27,7 +27,15 @@ from wcsgw.calls.inbound import InboundCall
 from wcsgw.calls.outbound import OutboundCall
 from wcsgw.calls.policy import Policy
 from wcsgw.sip.account import SipAccount
-from wcsgw.sip.events import Answered, Confirmed, Ended, Failed, Provisional
+from wcsgw.sip.events import (
+    Answered,
+    Confirmed,
+    Ended,
+    Failed,
+    Provisional,
+    ReferAccepted,
+    ReferProgress,
+)
 
 HERE = os.path.dirname(__file__)
 CHROME_OFFER = open(os.path.join(HERE, "data", "chromium_offer_av.sdp")).read()
@@ -134,6 +142,7 @@ class CdrRecordTests(unittest.TestCase):
                                   "packetsReceived", "packetsSent"}, set(record["stats"][leg]))
         self.assertEqual(record["stats"]["sip"]["packetsReceived"], 0)  # the fake phone: none
         self.assertIsNone(record["transferredTo"])
+        self.assertIsNone(record["replaces"])
         self.assertIsNone(record["recording"])
 
     def test_far_end_bye_is_ended_by_sip(self) -> None:
@@ -192,6 +201,56 @@ class CdrRecordTests(unittest.TestCase):
         self.assertNotEqual(first, call.request_uri)
         self.assertEqual(self.only_record()["transferredTo"], "sip:1003@pbx.example")
 
+
+    def refers(self, call: Any) -> list[tuple[str, str | None]]:
+        """Let the fake dialog take REFERs (what it was asked: target, Replaces)."""
+        sent: list[tuple[str, str | None]] = []
+        call.invite.refer = lambda uri, now, replaces=None: sent.append((uri, replaces))
+        return sent
+
+    def test_blind_transfer_completed_names_the_target(self) -> None:
+        call = self.answered()
+        sent = self.refers(call)
+        self.gw.transfer("s1", "c1", "1003")
+        call.sip.heard(ReferAccepted(202))
+        call.sip.heard(ReferProgress(100, False))
+        call.sip.heard(ReferProgress(200, True))  # the target answered: our part is done
+        [(target, replaces)] = sent
+        record = self.only_record()
+        self.assertEqual(record["transferredTo"], target)
+        self.assertIn("1003", target)
+        self.assertIsNone(record["replaces"])
+        self.assertEqual(record["status"], "FINISH")
+
+    def test_attended_transfer_names_the_other_call(self) -> None:
+        first = self.answered()
+        self.gw.call("s1", call_id="c2", callee="1003", visible_name=None, has_audio=True,
+                     has_video=False, sdp=CHROME_OFFER, sip_headers={})
+        second = self.gw.calls["c2"]
+        second.sip.heard(Answered(PHONE))
+        second.invite.dialog = type("Dialog", (), {"call_id": "d2", "local_tag": "a",
+                                                   "remote_tag": "b"})()
+        sent = self.refers(first)
+        self.gw.transfer("s1", "c1", "c2")
+        first.sip.heard(ReferAccepted(202))
+        first.sip.heard(ReferProgress(200, True))
+        [(_, replaces)] = sent
+        self.assertIn("d2", replaces or "")
+        records = {r["callId"]: r for r in self.filed.records}
+        self.assertEqual(records["c1"]["replaces"], "c2")
+        self.assertEqual(records["c1"]["transferredTo"], second.request_uri)
+        self.assertIsNone(records["c2"]["replaces"])  # ended too (in case Replaces was ignored)
+
+    def test_a_failed_transfer_links_nothing(self) -> None:
+        call = self.answered()
+        self.refers(call)
+        self.gw.transfer("s1", "c1", "1003")
+        call.sip.heard(ReferAccepted(202))
+        call.sip.heard(ReferProgress(486, True))
+        self.gw.hangup("s1", "c1")
+        record = self.only_record()
+        self.assertIsNone(record["transferredTo"])
+        self.assertIsNone(record["replaces"])
 
     def test_a_server_held_account_is_named_not_its_aor(self) -> None:
         held = SipAccount(login="1001", password="pw", domain="pbx.example")

@@ -74,7 +74,7 @@ _EVENTS: dict[str, tuple[str, dict[str, Any]]] = {
                   sipStatus={"type": ["integer", "null"]},
                   status={"enum": ["BUSY", "FINISH", "FAILED"]}, media={"type": "object"},
                   stats={"type": "object"}, transferredTo=_NULLABLE_STR,
-                  recording=_NULLABLE_STR)),
+                  replaces=_NULLABLE_STR, recording=_NULLABLE_STR)),
 }
 
 #: the shape of each key a decision reply may change (the gateway checks the meaning)

@@ -50,18 +50,23 @@ def _account(call: Any, account_name: str | None) -> str:
 
 
 def cdr_record(call: Any, *, app_key: str = "", account_name: str | None = None,
-               first_uri: str | None = None) -> dict[str, Any]:
+               first_uri: str | None = None,
+               transfer: TransferLinks | None = None) -> dict[str, Any]:
     """The record of ``call`` (a :class:`~wcsgw.calls.core.CallCore` that ended).
 
     ``app_key``: its session's app ("" for none); ``account_name``: the ``[[accounts]]``
     name of its account, if server-held; ``first_uri``: its Request-URI when it started —
     a call that followed a REFER (wcsgw.calls.transferee) has another one now, the
-    transfer target, recorded as ``transferredTo``."""
+    transfer target, recorded as ``transferredTo``; ``transfer``: what the call's own
+    transfer (the browser's, wcsgw.calls.transferor) completed, if it did."""
     answered = call.answer_time
     ended = call.end_time
     duration = round(ended - answered, 3) if answered is not None and ended is not None else 0
     now_uri = getattr(call, "request_uri", None)
     transferred = now_uri if first_uri is not None and now_uri and now_uri != first_uri else None
+    replaces = None
+    if transfer is not None and transfer.completed:
+        transferred, replaces = transfer.target, transfer.replaces
     return {
         "callId": call.call_id,
         "sessionId": call.session_id,
@@ -82,8 +87,37 @@ def cdr_record(call: Any, *, app_key: str = "", account_name: str | None = None,
         "media": call_object(call)["media"],
         "stats": _stats(call),
         "transferredTo": transferred,
+        "replaces": replaces,
         "recording": getattr(call, "recording", None),
     }
+
+
+class TransferLinks:
+    """What the browser's transfer of one call (wcsgw.calls.transferor) joined it to, read
+    from the ``transferStatus`` notices the call sends anyway: while the transfer runs
+    (ACCEPTED, TRYING) the transferor holds its target and, attended, the other call; at
+    COMPLETED it lets go of them and the call ends — so they are noted on the way."""
+
+    def __init__(self, call: Any) -> None:
+        self.call = call
+        self.target: str | None = None
+        #: the callId of the session's other call whose dialog the target was asked to
+        #: replace (an attended transfer), else None
+        self.replaces: str | None = None
+        self.completed = False
+        self._notify = call.notify
+        call.notify = self.notify
+
+    def notify(self, method: str, params: dict[str, Any]) -> None:
+        if method == "transferStatus":
+            active = getattr(getattr(self.call, "transferor", None), "active", None)
+            if active is not None:
+                self.target = active.target
+                other = active.replaces_call
+                self.replaces = other.call_id if other is not None else None
+            if params.get("status") == "COMPLETED" and self.target is not None:
+                self.completed = True
+        self._notify(method, params)
 
 
 class CdrWatcher:
@@ -96,22 +130,24 @@ class CdrWatcher:
     def __init__(self, gateway: Any, records: Any) -> None:
         self.gateway = gateway
         self.records = records
-        #: per live call: its session's app (None: none) and its first Request-URI
-        self._started: dict[str, tuple[Any, str | None]] = {}
+        #: per live call: its session's app (None: none), its first Request-URI, and the
+        #: links its own transfer makes
+        self._started: dict[str, tuple[Any, str | None, TransferLinks | None]] = {}
 
     def call_started(self, call: Any) -> None:
         session = self.gateway.sessions.get(call.session_id) if call.session_id else None
         listener = getattr(session, "listener", None)
         app = listener.app if isinstance(listener, HookTap) else None
-        self._started[call.call_id] = (app, getattr(call, "request_uri", None))
+        links = TransferLinks(call) if hasattr(call, "transferor") else None
+        self._started[call.call_id] = (app, getattr(call, "request_uri", None), links)
 
     def call_ended(self, call: Any) -> None:
-        app, first_uri = self._started.pop(call.call_id, (None, None))
+        app, first_uri, links = self._started.pop(call.call_id, (None, None, None))
         if call.end_time is None:
             return  # a start the gateway refused: no call took place
         record = cdr_record(call, app_key=app.key if app is not None else "",
                             account_name=self.gateway.accounts.name_of(call.account),
-                            first_uri=first_uri)
+                            first_uri=first_uri, transfer=links)
         self.records.add(record)
         hooks = self.gateway.hooks
         if app is not None and hooks is not None:

@@ -16,7 +16,7 @@ __all__ = ["FIELDS", "flatten", "to_csv"]
 #: the record's fields (docs/contract.md "Records"): the header of an export with no rows
 FIELDS = ("callId", "sessionId", "appKey", "direction", "caller", "callee", "account",
           "startTime", "ringTime", "answerTime", "endTime", "duration", "endReason", "endedBy",
-          "sipStatus", "status", "media", "stats", "transferredTo", "recording")
+          "sipStatus", "status", "media", "stats", "transferredTo", "replaces", "recording")
 
 
 def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
