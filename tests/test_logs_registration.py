@@ -2,8 +2,9 @@
 REGISTER went, and what to check (wcsgw/sip/registrationlog.py, wcsgw/sip/registrations.py).
 
 The texts are checked on the pure function for every kind of failure; then for real: a wrong
-password at a real Kamailio (401), a TCP port nobody listens on (connection refused) and a UDP
-one (no answer: the timeout, with short RFC 3261 timers).
+password at a real Kamailio (401), a TCP port nobody listens on (connection refused), a UDP
+one (no answer: the timeout, with short RFC 3261 timers) and a registrar name that does not
+resolve.
 """
 
 from __future__ import annotations
@@ -128,3 +129,12 @@ class RegistrationLogTests(unittest.TestCase):
         # so a dead UDP registrar is a timeout (64*T1 = 3.2 s here)
         self.assertRegex(line["message"], rf"(no answer from UDP 127\.0\.0\.1:{port} \(timeout\)"
                          rf"|could not reach UDP 127\.0\.0\.1:{port} \(transport error)")
+
+    @inline
+    async def test_a_registrar_name_that_does_not_resolve(self) -> None:
+        # .invalid never resolves (RFC 6761); here there is no DNS server either
+        capture, events = self.start_gateway(Account(
+            login="1001", password="pass1001", domain="pbx.invalid", port=5060, transport="udp"))
+        [line] = await self.first_failure_lines(capture, events)
+        self.assertIn("could not reach UDP pbx.invalid:5060 (transport error: DNS failure for "
+                      "pbx.invalid", line["message"])
