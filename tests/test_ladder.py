@@ -7,13 +7,19 @@ FakeReactor); the ladders are fed messages and stand-in calls directly.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_sip_transport_flush import PEER, FakeReactor, incoming_options, options_request
+from wcsgw.calls.accounts import AccountBook
 from wcsgw.calls.errors import CallError, Codes
-from wcsgw.calls.ladders import Ladders
+from wcsgw.calls.ladders import Ladders, install_ladders
+from wcsgw.calls.registry import CallRegistry
+from wcsgw.calls.resume import Relay
+from wcsgw.calls.sessions import Session
+from wcsgw.sip.account import SipAccount
 from wcsgw.sip.capture import heading
 from wcsgw.sip.endpoint import EndpointConfig, SipEndpoint
 from wcsgw.sip.target import Target
@@ -46,7 +52,7 @@ class Invite:
 class FakeCall:
     """What the ladders read of a call: ids, its SIP session's Call-ID, its two callbacks."""
 
-    def __init__(self, call_id: str = "c1", session_id: str = "s1", incoming: bool = False,
+    def __init__(self, call_id: str = "c1", session_id: str | None = "s1", incoming: bool = False,
                  sip_id: str | None = None) -> None:
         self.call_id, self.session_id, self.incoming = call_id, session_id, incoming
         self.account = object()
@@ -171,13 +177,36 @@ class LadderTests(SynchronousTestCase):
         call = FakeCall(sip_id="dlg-1")
         self.ladders.call_started(call)
         self.ladders.capture("sent", INVITE, SIP, 5000.0)
-        call.invite = Invite("dlg-2")  # REFER followed: a new INVITE, a new Call-ID
+        # REFER followed: a new INVITE, a new Call-ID, the call's own once it is answered
         self.ladders.capture("sent", message("INVITE sip:1003@x SIP/2.0", "dlg-2", "1 INVITE"),
                              SIP, 5001.0)
+        self.ladders.capture("received", message("SIP/2.0 200 OK", "dlg-2", "1 INVITE"),
+                             SIP, 5001.1)
+        self.assertEqual(self.labels(), ["INVITE"])  # not the call's yet: waiting
+        call.invite = Invite("dlg-2")
+        self.ladders.capture("sent", message("ACK sip:1003@x SIP/2.0", "dlg-2", "1 ACK"),
+                             SIP, 5001.2)  # our request: found, what waited filed first
         self.ladders.capture("sent", BYE, SIP, 5002.0)  # the old dialog still maps
         self.ladders.call_ended(call)
         self.ladders.capture("received", BYE_OK, SIP, 5002.1)  # the BYE's answer, after
-        self.assertEqual(self.labels(), ["INVITE", "INVITE", "BYE", "200"])
+        self.assertEqual(self.labels(), ["INVITE", "INVITE", "200", "ACK", "BYE", "200"])
+        self.assertEqual([e["time"] for e in self.ladders.entries("s1", "c1")][1:4],
+                         [5001000, 5001100, 5001200])
+
+    def test_strangers_messages_never_scan_the_calls(self) -> None:
+        call = FakeCall(sip_id="dlg-1")
+        self.ladders.call_started(call)
+        looked: list[str] = []
+        find = self.ladders._find
+        self.ladders._find = lambda sip_id: looked.append(sip_id) or find(sip_id)  # type: ignore
+        for n in range(200):  # a flood of INVITEs, and our answers to them
+            self.ladders.capture("received", message("INVITE sip:x SIP/2.0", f"flood-{n}",
+                                                     "1 INVITE"), SIP, 5000.0)
+            self.ladders.capture("sent", message("SIP/2.0 403 Forbidden", f"flood-{n}",
+                                                 "1 INVITE"), SIP, 5000.0)
+        self.assertEqual(looked, [])
+        self.assertLessEqual(len(self.ladders._pending), 64)
+        self.assertEqual(self.labels(), [])
 
     def test_bounds_keep_head_and_latest(self) -> None:
         ladders = Ladders(per_call=10, head=6)
@@ -218,6 +247,15 @@ class LadderTests(SynchronousTestCase):
         ladders.capture("received", message("SIP/2.0 200 OK", "dlg-0", "2 BYE"), SIP, 5003.0)
         self.assertEqual(ladders._by_sip.get("dlg-0"), None)
 
+    def test_a_call_without_a_browser_has_no_browser_arrows(self) -> None:
+        call = FakeCall(session_id=None, sip_id="dlg-1")
+        self.ladders.call_started(call)
+        call.on_status({"callId": "c1", "status": "ESTABLISHED"})
+        self.ladders.capture("sent", INVITE, SIP, 5000.0)
+        self.assertEqual(self.labels(session_id=None), ["INVITE"])
+        self.assertEqual(call.statuses, [{"callId": "c1", "status": "ESTABLISHED"}])
+        self.assertEqual(call.notified, [])  # nobody to send live entries to
+
     def test_scoped_to_the_session(self) -> None:
         self.ladders.call_started(FakeCall(sip_id="dlg-1"))
         with self.assertRaises(CallError):
@@ -239,3 +277,42 @@ class LadderTests(SynchronousTestCase):
             self.ladders.capture("received", data, SIP, 5000.0)
         self.assertEqual(self.labels(), ["INVITE"])
         self.ladders.browser_request("s1", "hangup", ["not", "an", "object"])
+
+
+class InstallTests(SynchronousTestCase):
+    """What the service wires: the registry's watcher, the SIP service's capture, a
+    server-held account's username hidden, live entries only to an attached session."""
+
+    def setUp(self) -> None:
+        self.trunk = SipAccount(login="trunk-login", domain="example.com", password="x")
+        self.socket = SimpleNamespace(notify=lambda method, params: None)
+        self.relay = Relay(self.socket, session_id="s1")
+        self.gateway = SimpleNamespace(
+            sessions={"s1": Session("s1", self.relay, relay=self.relay)},
+            accounts=AccountBook([("trunk", self.trunk)]), registry=CallRegistry(),
+            ladders=None)
+        self.sip = SimpleNamespace(capture=None)
+        self.ladders = install_ladders(self.gateway, self.sip)
+
+    def test_wired(self) -> None:
+        self.assertIs(self.gateway.ladders, self.ladders)
+        self.assertEqual(self.sip.capture, self.ladders.capture)
+        self.assertIn(self.ladders, self.gateway.registry.watchers)
+
+    def test_server_held_account_and_attachment(self) -> None:
+        held, own = FakeCall(call_id="held", sip_id="dlg-1"), FakeCall(call_id="own", sip_id="dlg-2")
+        held.account, own.account = self.trunk, SipAccount(login="1001", domain="example.com")
+        self.gateway.registry.add(held)
+        self.gateway.registry.add(own)
+        for sip_id in ("dlg-1", "dlg-2"):
+            self.ladders.capture("sent", CHALLENGED.replace(b"dlg-1", sip_id.encode()), SIP,
+                                 5000.0)
+        [hidden] = self.ladders.entries("s1", "held")
+        [shown] = self.ladders.entries("s1", "own")
+        self.assertNotIn('username="1001"', hidden["message"])
+        self.assertIn('username="1001"', shown["message"])
+        self.assertEqual(len(held.notified), 1)  # the session's socket is there
+        self.relay.socket = None  # detached: kept, not sent (nor queued for the resume)
+        self.ladders.capture("received", TRYING, SIP, 5000.1)
+        self.assertEqual(len(held.notified), 1)
+        self.assertEqual(len(self.ladders.entries("s1", "held")), 2)

@@ -7,10 +7,11 @@ message of its dialogs (the endpoint's capture, :mod:`wcsgw.sip.capture`, redact
 requests ``call``, ``answer``, ``hangup`` ... and the notifications ``callStatus``,
 ``incomingCall`` ...), as entries of the shape docs/websocket-api.md gives (``sipLadder``).
 
-How a SIP message finds its call: by Call-ID.  A call's dialogs are looked up the first time
-one of their messages is seen (the call's SIP session names its Call-ID: the first INVITE, the
-new INVITE after a transfer); an incoming INVITE arrives before its call exists and waits
-among a few pending Call-IDs until the call starts.  REGISTER, OPTIONS, SUBSCRIBE, PUBLISH and
+How a SIP message finds its call: by Call-ID.  A call's dialogs are looked up when it starts
+and when the gateway sends a request on a Call-ID not known yet (the call's SIP session names
+its Call-ID: the first INVITE, the new INVITE after a transfer, whose dialog becomes the call's
+once answered — its ACK finds it); until then messages wait among a few pending Call-IDs (an
+incoming INVITE arrives before its call exists).  REGISTER, OPTIONS, SUBSCRIBE, PUBLISH and
 MESSAGE belong to no call and are not kept.
 
 Bounds: a call keeps its first ``head`` entries and the latest ones up to ``per_call`` (the
@@ -51,7 +52,9 @@ _SHOWN_PARAMS = ("callId", "callee", "caller", "hasAudio", "hasVideo", "target",
 _NOT_CALLS = frozenset({"REGISTER", "OPTIONS", "SUBSCRIBE", "PUBLISH", "MESSAGE"})
 #: how recent a message must be to be recognised as sent again (a hash of its bytes)
 _RECENT = 64
-_PENDING_IDS, _PENDING_EACH = 64, 16
+#: messages of Call-IDs no call has yet (an incoming INVITE before its call starts, a
+#: transfer's new dialog before it is answered): how many Call-IDs, messages, bytes of each
+_PENDING_IDS, _PENDING_EACH, _PENDING_BYTES = 64, 16, 16384
 #: how long a session's ``call`` request waits for the call it starts (a hook may decide)
 _ASKED_SECONDS = 30.0
 
@@ -72,6 +75,8 @@ class Ladder:
         self.seq = 0
         self.text_left = text_budget
         self.recent: collections.OrderedDict[int, None] = collections.OrderedDict()
+        #: the SIP Call-IDs of its dialogs
+        self.sip_ids: list[str] = []
         #: where live entries go (the call's ``notify``, attached sessions only)
         self.send: Callable[[dict[str, Any]], None] | None = None
 
@@ -134,7 +139,6 @@ class Ladders:
         self._live: dict[Any, Ladder] = {}  # by call object
         self._ended: collections.OrderedDict[str, Ladder] = collections.OrderedDict()
         self._by_sip: dict[str, Ladder] = {}
-        self._sip_ids: dict[int, list[str]] = {}  # id(ladder) -> its Call-IDs
         self._pending: collections.OrderedDict[str, list[tuple[str, bytes, float, Heading]]] = \
             collections.OrderedDict()
         self._asked: dict[str, tuple[float, Any, dict[str, Any]]] = {}
@@ -145,6 +149,9 @@ class Ladders:
         ladder = Ladder(call.call_id, call.session_id, hide_user=bool(self.held(call)),
                         **self._sizes)
         self._live[call] = ladder
+        if call.session_id is None:  # a REST call with server-side media: no browser lane
+            self._find(_sip_call_id(call))
+            return
         self._wrap(call, ladder)
         asked = self._asked.pop(call.session_id, None)
         if asked is not None and not call.incoming and asked[1] in (None, call.call_id) \
@@ -160,7 +167,7 @@ class Ladders:
         self._ended[ladder.call_id] = ladder
         while len(self._ended) > self.keep_ended:
             _call_id, old = self._ended.popitem(last=False)
-            for sip_id in self._sip_ids.pop(id(old), []):
+            for sip_id in old.sip_ids:
                 if self._by_sip.get(sip_id) is old:
                     del self._by_sip[sip_id]
 
@@ -217,13 +224,17 @@ class Ladders:
         head = heading(data)
         if not head.call_id or head.cseq_method in _NOT_CALLS:
             return
-        ladder = self._by_sip.get(head.call_id) or self._find(head.call_id)
+        ladder = self._by_sip.get(head.call_id)
+        if ladder is None and direction == "sent" and head.request:
+            # only a request of our own makes us look among the calls: what strangers send,
+            # and our answers to it, cost one dictionary look-up each (no scan to amplify)
+            ladder = self._find(head.call_id)
         if ladder is not None:
             self._add_sip(ladder, direction, data, now, head)
             return
         waiting = self._pending.setdefault(head.call_id, [])
         if len(waiting) < _PENDING_EACH:
-            waiting.append((direction, data, now, head))
+            waiting.append((direction, data[:_PENDING_BYTES], now, head))
         while len(self._pending) > _PENDING_IDS:
             self._pending.popitem(last=False)
 
@@ -235,7 +246,7 @@ class Ladders:
         for call, ladder in self._live.items():
             if _sip_call_id(call) == sip_id:
                 self._by_sip[sip_id] = ladder
-                self._sip_ids.setdefault(id(ladder), []).append(sip_id)
+                ladder.sip_ids.append(sip_id)
                 for direction, data, now, head in self._pending.pop(sip_id, []):
                     self._add_sip(ladder, direction, data, now, head)
                 return ladder
