@@ -16,7 +16,7 @@ import numpy as np
 from twisted.internet import reactor, task
 from twisted.trial import unittest
 
-from tests.e2e import PeersMixin, gateway_config
+from tests.e2e import SipPhoneMixin, gateway_config
 from tests.peers.chromium import aio, evaluate
 from tests.quality import dominant, rms
 from tests.support import assert_near, inline
@@ -61,7 +61,7 @@ def read_stereo(path: str) -> tuple[int, np.ndarray]:
     return rate, frames
 
 
-class RecordedCallTests(PeersMixin, unittest.TestCase):
+class RecordedCallTests(SipPhoneMixin, unittest.TestCase):
     timeout = 120
 
     def config(self, **recording: Any) -> Config:
@@ -89,7 +89,6 @@ class RecordedCallTests(PeersMixin, unittest.TestCase):
             await aio(page.wait_for_function("() => window.rec.recording || window.rec.error",
                                              timeout=10000))
             self.assertIsNone(await evaluate(page, "window.rec.error"))
-        recordings = self.gateway.top.call_gateway.recordings
         await until(lambda: call.recording is not None, what="the recording to start")
         name = call.recording
         if record:
@@ -99,13 +98,19 @@ class RecordedCallTests(PeersMixin, unittest.TestCase):
         mark = phone.mark()
         await evaluate(page, "window.recCall.hangup()")
         await phone.wait_event("CALL_CLOSED", since=mark)
+        rate, frames = await self.closed_recording(name)
+        return name, rate, frames
+
+    async def closed_recording(self, name: str) -> tuple[int, np.ndarray]:
+        """Once the call is over and the gateway closed its file: the only file in the
+        folder, ``name``, private; its rate and frames."""
         await self.gateway.when_idle()
+        recordings = self.gateway.top.call_gateway.recordings
         await until(lambda: recordings.finished >= 1, what="the recording to be closed")
         self.assertEqual(os.listdir(self.recordings), [name])
         self.assertEqual(oct(os.stat(os.path.join(self.recordings, name)).st_mode & 0o777),
                          "0o600")
-        rate, frames = read_stereo(os.path.join(self.recordings, name))
-        return name, rate, frames
+        return read_stereo(os.path.join(self.recordings, name))
 
     def assert_tones(self, rate: int, frames: np.ndarray) -> None:
         """Left 440 Hz (the browser), right 1 kHz (the phone), each loud in its own channel,
@@ -138,3 +143,27 @@ class RecordedCallTests(PeersMixin, unittest.TestCase):
             record=False, mode="transcode")
         self.assertEqual(rate, 16000)
         self.assert_tones(rate, frames)
+
+    @inline
+    async def test_the_phone_ui_record_button(self) -> None:
+        """The Phone UI's ``Record`` during a call (PCMU, relayed): the button then reads
+        ``Stop recording``; the call's file holds both sides; after the call it reads
+        ``Record`` again."""
+        ui, phone = await self.setup_call(config=self.config(), raw_mic=True)
+        await ui.call("1002")
+        await ui.wait_state("call-status", "established")
+        await phone.wait_event("CALL_ESTABLISHED")
+        [call] = self.gateway.calls.values()
+        await ui.click("Record")
+        await aio(ui.page.get_by_role("button", name="Stop recording", exact=True).wait_for())
+        name = call.recording
+        self.assertIsNotNone(name)
+        await task.deferLater(reactor, TALK_SECONDS, lambda: None)
+        mark = phone.mark()
+        await ui.click("Hangup")
+        await phone.wait_event("CALL_CLOSED", since=mark)
+        rate, frames = await self.closed_recording(name)
+        self.assertEqual(rate, 8000)
+        self.assert_tones(rate, frames)
+        button = ui.page.get_by_role("button", name="Record", exact=True)
+        self.assertTrue(await aio(button.is_disabled()))

@@ -63,6 +63,7 @@ const ui = {
   cameraOff: $("camera-off"),
   hold: $("hold"),
   unhold: $("unhold"),
+  record: $("record"),
   transferForm: $("transfer-form"),
   transferTarget: $("transfer-target"),
   transfer: $("transfer"),
@@ -132,6 +133,8 @@ const TRANSFER_TEXT = {
 let session = null;
 /** @type {wcsgw.Call|null} */
 let call = null;
+/** The gateway records the call (the Record button reads "Stop recording"). */
+let recordingOn = false;
 /** The call whose panel is shown: stays after the call ends (a transfer's last word). */
 let shownCall = null;
 let registerWanted = false;
@@ -258,11 +261,13 @@ function refreshControls() {
   ui.camera.disabled = ui.camera.hidden || incomingWaiting;
   ui.hold.disabled = status !== CALL_STATUS.ESTABLISHED;
   ui.unhold.disabled = status !== CALL_STATUS.HOLD;
+  ui.record.disabled = !talking;
   ui.transferTarget.disabled = !talking;
   ui.transfer.disabled = !talking || !ui.transferTarget.value.trim();
   ui.incoming.hidden = !incomingWaiting;
   ui.callDisplay.dataset.state = status ? status.toLowerCase() : "idle";
   if (!active) {
+    showRecording(false);
     ui.mute.setAttribute("aria-pressed", "false");
     showCamera(true);
   }
@@ -626,6 +631,12 @@ function onIncomingCall(c) {
   refreshControls();
 }
 
+/** The Record button says what a click does: "Record", or "Stop recording" while recording. */
+function showRecording(on) {
+  recordingOn = on;
+  ui.record.textContent = on ? "Stop recording" : "Record";
+}
+
 function requestAction(promise, what, onDone) {
   return promise.then(
     () => {
@@ -792,6 +803,12 @@ ui.camera.addEventListener("click", () => {
 });
 ui.hold.addEventListener("click", () => call && requestAction(call.hold(), "Hold"));
 ui.unhold.addEventListener("click", () => call && requestAction(call.unhold(), "Unhold"));
+ui.record.addEventListener("click", () => {
+  if (!call) return;
+  const on = !recordingOn;
+  requestAction(on ? call.record() : call.stopRecording(), on ? "Record" : "Stop recording",
+    () => showRecording(on));
+});
 ui.transferTarget.addEventListener("input", refreshControls);
 ui.transferForm.addEventListener("submit", startTransfer);
 ui.acceptTransfer.addEventListener("click", () => answerTransferRequest(true));
