@@ -157,6 +157,28 @@ class QueueTests(StoreCase):
         self.assertEqual(self.records.writer.dropped, 0)
 
 
+    @defer.inlineCallbacks
+    def test_a_failed_write_is_counted_logged_and_the_writer_goes_on(self):
+        """A database error (here: the first batch) costs that batch, not the writer."""
+        records = self.started()
+        real, calls = records.store.write, []
+
+        def flaky(batch: list) -> None:
+            calls.append(len(batch))
+            if len(calls) == 1:
+                raise RuntimeError("database gone for a moment")
+            real(batch)
+
+        records.writer._write = flaky
+        records.add(record("lost", T0))
+        yield records.find()  # behind the failed write
+        records.add(record("kept", T0 + 1))
+        found = yield records.find()
+        self.assertEqual([r["callId"] for r in found], ["kept"])
+        self.assertEqual((records.writer.failed, records.writer.written), (1, 1))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
 class DatabaseSettingTests(unittest.TestCase):
     def test_sqlite_url_folder_is_created(self) -> None:
         path = os.path.join(self.mktemp(), "sub", "c.sqlite")
