@@ -20,9 +20,10 @@ from tests.quality import dominant
 from tests.support import assert_near
 from tests.test_api_methods import SESSION, MethodsTestCase
 from tests.test_recording_writer import START, packets
-from wcsgw.api import jsonrpc
+from wcsgw.api import asking, jsonrpc
 from wcsgw.calls import recording as recording_module
 from wcsgw.calls.errors import CallError, Codes
+from wcsgw.calls.hooks.replies import Decision
 from wcsgw.calls.registry import CallRegistry
 from wcsgw.calls.status import CallStatus
 from wcsgw.config import ConfigError, load_config
@@ -209,3 +210,21 @@ class RpcTests(MethodsTestCase):
     def test_without_recording_configured(self) -> None:
         self.gateway.recordings = None
         self.assertError(self.rpc("record", {"callId": "c1"}), Codes.INVALID, "callId")
+
+
+class HookReplyTests(unittest.TestCase):
+    """The ``call`` hook's reply ``record: true`` (wcsgw.api.asking)."""
+
+    def test_the_reply_asks_and_the_call_is_recorded_once_placed(self) -> None:
+        gateway = SimpleNamespace(recordings=FakeRecordings())
+        args = {"call_id": "c1", "callee": "1002"}
+        changed = asking.call_change(gateway, args, Decision(True, changes={"record": True}))
+        self.assertIs(changed.pop("record"), True)
+        self.assertEqual(changed, args)  # nothing else changed
+        self.assertNotIn("record", asking.call_change(gateway, args, Decision(True)))
+        asking.record_asked(gateway, "s1", "c1")
+        self.assertEqual(gateway.recordings.asked, [("s1", "c1", True)])
+
+    def test_without_recording_the_call_goes_on(self) -> None:
+        asking.record_asked(SimpleNamespace(recordings=None), "s1", "c1")  # logged, no raise
+        asking.record_asked(SimpleNamespace(recordings=FakeRecordings()), "s1", "c9")

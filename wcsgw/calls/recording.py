@@ -190,10 +190,13 @@ class Recordings:
         inner = call.on_status
 
         def on_status(described: dict[str, Any]) -> None:
-            if (rec.on and rec.worker is None and self._calls.get(call) is rec
-                    and call.status in _ANSWERED and call.bridge is not None):
-                self._begin(rec, raise_errors=False)
-                described["recording"] = call.recording
+            try:
+                if (rec.on and rec.worker is None and self._calls.get(call) is rec
+                        and call.status in _ANSWERED and call.bridge is not None):
+                    self._begin(rec, raise_errors=False)
+                    described["recording"] = call.recording
+            except Exception:  # noqa: BLE001 - a recording's bug must not cost the call its status
+                log.failure("call {call_id}: starting its recording failed", call_id=call.call_id)
             inner(described)
 
         call.on_status = on_status
