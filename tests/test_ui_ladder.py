@@ -84,6 +84,12 @@ class PhoneUiLadderTests(SipPhoneMixin, unittest.TestCase):
         for label in ("INVITE", "407", "ACK", "INVITE", "100", "200", "ACK"):
             self.assertIn(label, left, sip_labels)  # consumes up to it: an ordered subsequence
 
+        # drawn in lanes (ladder.css): the browser's arrows left of the SIP side's
+        browser_side = await aio(self.arrow(ui, "call, Browser to Gateway").bounding_box())
+        sip_side = await aio(self.arrow(ui, "INVITE, Gateway to SIP server").first
+                             .bounding_box())
+        self.assertLess(browser_side["x"] + browser_side["width"] / 2, sip_side["x"])
+
         # opening the INVITE sent with credentials shows the message, credentials redacted
         retry = self.arrow(ui, "INVITE, Gateway to SIP server").nth(1)
         await aio(retry.click())

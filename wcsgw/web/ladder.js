@@ -18,6 +18,10 @@
 //
 //   drawLadder(container, entries, {label} = {})  ->  LadderView: the two steps in one.
 //
+// Its look is /ladder.css, which the first LadderView links into the page (same origin: the
+// pages' Content-Security-Policy allows it); the page's --line, --accent ... colours are used
+// when it defines them.
+//
 // Each arrow is a <button> whose accessible name starts with its label — "INVITE", "100",
 // "180", "200", "ACK", "BYE", "call", "callStatus RING" — then says which way it went and
 // whether it was sent again: "INVITE, Gateway to SIP server" / "200, SIP server to Gateway,
@@ -33,6 +37,18 @@ const LANE_NAMES = Object.freeze(["Browser", "Gateway", "SIP server"]);
 
 let views = 0;
 
+/** Link ladder.css (beside this module) into ``doc`` once. */
+function linkStyles(doc) {
+  const href = new URL("./ladder.css", import.meta.url).href;
+  for (const link of doc.querySelectorAll('link[rel="stylesheet"]')) {
+    if (link.href === href) return;
+  }
+  const link = doc.createElement("link");
+  link.rel = "stylesheet";
+  link.href = href;
+  doc.head.append(link);
+}
+
 export class LadderView {
   #list;
   #first = null;
@@ -42,6 +58,7 @@ export class LadderView {
 
   constructor(container, { label = "SIP ladder" } = {}) {
     this.#id = `ladder-${++views}`;
+    linkStyles(container.ownerDocument);
     const section = document.createElement("section");
     section.className = "ladder";
     section.setAttribute("aria-label", label);
@@ -115,7 +132,8 @@ export class LadderView {
     arrow.title = String(entry.summary ?? label);
     const text = document.createElement("span");
     text.className = "ladder-label";
-    text.textContent = label;
+    // a status arrow shows its status ("RING"), its name says all ("callStatus RING, ...")
+    text.textContent = label.startsWith("callStatus ") ? label.slice(11) : label;
     const when = document.createElement("span");
     when.className = "ladder-time";
     when.textContent = this.#offset(entry.time);
