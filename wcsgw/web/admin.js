@@ -251,32 +251,54 @@ async function showCalls(calls) {
 
 // -- recordings and call records ---------------------------------------------------------------
 
-function showRecordings(recordings) {
-  const items = recordings.map((r) => {
-    const item = document.createElement("li");
-    const link = document.createElement("a");
-    link.href = `/rest-api/recording/${encodeURIComponent(r.name)}`;
-    link.textContent = r.name;
-    link.download = r.name;
-    link.addEventListener("click", async (event) => {
-      event.preventDefault(); // the link cannot carry the token: fetch it
-      try {
-        const token = sessionStorage.getItem(TOKEN_KEY) || "";
-        const reply = await fetch(link.href, { headers: { Authorization: `Bearer ${token}` } });
-        if (reply.status === 401) return signOut("Token refused");
-        if (!reply.ok) throw new Error(`${reply.status}`);
-        await download(reply, r.name);
-      } catch (error) {
-        setStatus(`Download failed: ${error.message}`);
-      }
-    });
-    const size = document.createElement("span");
-    size.className = "muted";
-    size.textContent = ` ${(r.size / 1024).toFixed(0)} KiB · ${when(r.modified * 1000)}`;
-    item.append(link, size);
-    return item;
+const recordingItems = new Map(); // name -> { item, size }: kept across polls, so a link
+// being clicked is never replaced under the pointer
+
+function recordingItem(name) {
+  const item = document.createElement("li");
+  const link = document.createElement("a");
+  link.href = `/rest-api/recording/${encodeURIComponent(name)}`;
+  link.textContent = name;
+  link.download = name;
+  link.addEventListener("click", async (event) => {
+    event.preventDefault(); // the link cannot carry the token: fetch it
+    try {
+      const token = sessionStorage.getItem(TOKEN_KEY) || "";
+      const reply = await fetch(link.href, { headers: { Authorization: `Bearer ${token}` } });
+      if (reply.status === 401) return signOut("Token refused");
+      if (!reply.ok) throw new Error(`${reply.status}`);
+      await download(reply, name);
+    } catch (error) {
+      setStatus(`Download failed: ${error.message}`);
+    }
   });
-  $("recordings").replaceChildren(...items);
+  const size = document.createElement("span");
+  size.className = "muted";
+  item.append(link, size);
+  return { item, size };
+}
+
+function showRecordings(recordings) {
+  const names = new Set(recordings.map((r) => r.name));
+  for (const [name, kept] of recordingItems) {
+    if (!names.has(name)) {
+      kept.item.remove();
+      recordingItems.delete(name);
+    }
+  }
+  const items = recordings.map((r) => {
+    let kept = recordingItems.get(r.name);
+    if (!kept) {
+      kept = recordingItem(r.name);
+      recordingItems.set(r.name, kept);
+    }
+    kept.size.textContent = ` ${(r.size / 1024).toFixed(0)} KiB · ${when(r.modified * 1000)}`;
+    return kept.item;
+  });
+  const list = $("recordings");
+  items.forEach((item, index) => {  // in the gateway's order, moving only what moved
+    if (list.children[index] !== item) list.insertBefore(item, list.children[index] || null);
+  });
   $("recordings-empty").hidden = recordings.length > 0;
 }
 
@@ -337,10 +359,12 @@ async function poll(round = generation) {
     showSessions(sessions);
     await showCalls(calls);
     try {
-      showRecordings(await rest("/recording/find_all"));
+      const recordings = await rest("/recording/find_all");
+      $("recordings-empty").textContent = "No recordings.";
+      showRecordings(recordings);
     } catch (error) {
       if (error instanceof TokenRefused) throw error;
-      $("recordings").replaceChildren();
+      showRecordings([]);
       $("recordings-empty").textContent = error.status === 503 ? "Recording is off on this gateway." : error.message;
       $("recordings-empty").hidden = false;
     }
@@ -361,7 +385,8 @@ function signOut(reason = "") {
   sessionStorage.removeItem(TOKEN_KEY);
   for (const view of callViews.values()) view.root.remove();
   callViews.clear();
-  for (const id of ["sessions", "cdr", "recordings"]) $(id).replaceChildren();
+  showRecordings([]);
+  for (const id of ["sessions", "cdr"]) $(id).replaceChildren();
   $("panel").hidden = true;
   $("sign-out").hidden = true;
   $("sign-in").hidden = false;
