@@ -42,6 +42,7 @@ _URI_PASSWORD = re.compile(r"((?:sips?|tel):[^:@;?>\s\"]*):[^@;?>\s\"]*@", re.IG
 _SDP_SECRET = re.compile(r"^(a=ice-pwd:|a=key-mgmt:|k=)(.*)$", re.IGNORECASE)
 _LOOKS_SECRET = re.compile(r"response|nonce|inline:|ice-pwd|digest|basic|bearer",
                            re.IGNORECASE)
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _INLINE = re.compile(r"inline:[^\s;]*", re.IGNORECASE)
 
 
@@ -167,15 +168,8 @@ def _auth_parts(value: str) -> list[tuple[str, str, str]] | None:
 
 def _quoted_end(value: str, start: int) -> int | None:
     """The index after the quoted string opening at ``start`` (backslash escapes)."""
-    i = start + 1
-    while i < len(value):
-        if value[i] == "\\":
-            i += 2
-            continue
-        if value[i] == '"':
-            return i + 1
-        i += 1
-    return None
+    quoted = _QUOTED.match(value, start)
+    return quoted.end() if quoted is not None else None
 
 
 def _body(content_type: str, body: str) -> str:
