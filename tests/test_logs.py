@@ -135,10 +135,12 @@ class CallIdsTests(unittest.TestCase):
         sip_line = event(log_format="call {sip_call_id}: Ended", sip_call_id="abc@host")
         self.assertNotIn("call_id", ids.enrich(sip_line))  # no dialog yet
         call.invite = SimpleNamespace(call_id="abc@host")  # its INVITE is built
-        enriched = ids.enrich(sip_line)
+        later = event(sip_call_id="abc@host", log_time=sip_line["log_time"] + CallIds.REREAD)
+        enriched = ids.enrich(later)
         self.assertEqual((enriched["call_id"], enriched["session_id"]), ("c1", "s1"))
         call.invite = SimpleNamespace(call_id="new@host")  # a transfer: another dialog
-        self.assertEqual(ids.enrich(event(sip_call_id="new@host"))["call_id"], "c1")
+        self.assertEqual(ids.enrich(event(sip_call_id="new@host", log_time=later["log_time"] + 5))
+                         ["call_id"], "c1")
         ids.call_ended(call)
         self.assertEqual(ids.enrich(event(sip_call_id="new@host"))["session_id"], "s1")
         other = SimpleNamespace(call_id="c2", session_id=None, invite=SimpleNamespace(call_id="x"))
@@ -146,6 +148,45 @@ class CallIdsTests(unittest.TestCase):
         ids.call_ended(other)  # keep=1: c1 forgotten
         self.assertNotIn("session_id", ids.enrich(event(sip_call_id="new@host")))
         self.assertNotIn("call_id", ids.enrich(event(sip_call_id="unknown")))
+
+    def test_webrtc_leg_lines_and_a_reused_port(self) -> None:
+        ids = CallIds()
+
+        def call(call_id: str, port: int) -> SimpleNamespace:
+            leg = SimpleNamespace(media=SimpleNamespace(control=SimpleNamespace(label=port)))
+            return SimpleNamespace(call_id=call_id, session_id=f"s-{call_id}", near=leg)
+
+        old = call("old", 30000)
+        ids.call_started(old)
+        ids.call_ended(old)
+        line = event(log_format="webrtc leg {webrtc_leg}: browser ended DTLS", webrtc_leg=30000)
+        self.assertEqual(ids.enrich(line)["call_id"], "old")  # the ended call's last lines
+        ids.call_started(call("new", 30000))  # the port is reused by a live call: it wins
+        self.assertEqual(ids.enrich(line)["session_id"], "s-new")
+
+    def test_lines_of_calls_that_never_were_do_not_rescan_the_live_calls(self) -> None:
+        """A flood of refused INVITEs while overloaded: the live calls are read once a second
+        at most (and after a call starts or ends), not once a line."""
+        reads = []
+
+        class Counted:
+            call_id, session_id = "c1", "s1"
+
+            @property
+            def invite(self) -> SimpleNamespace:
+                reads.append(1)
+                return SimpleNamespace(call_id="dialog-1")
+
+        ids = CallIds()
+        ids.call_started(Counted())
+        for n in range(100):
+            ids.enrich(event(sip_call_id=f"refused-{n}", log_time=1000.0 + n / 1000))
+        self.assertEqual(len(reads), 1)
+        ids.enrich(event(sip_call_id="refused-x", log_time=1000.0 + CallIds.REREAD + 0.5))
+        self.assertEqual(len(reads), 2)
+        self.assertEqual(ids.enrich(event(sip_call_id="dialog-1", log_time=1002.0))["call_id"],
+                         "c1")  # indexed by that read: no third one
+        self.assertEqual(len(reads), 2)
 
     def test_the_logged_event_is_not_changed(self) -> None:
         ids = CallIds()

@@ -169,34 +169,48 @@ class CallIds:
     A :class:`~wcsgw.calls.registry.CallRegistry` watcher: live calls from their start, and the
     last ``keep`` ended ones (a call's final lines — BYE answered, sockets closed — come after
     its end).  A line of the calls layer names the call (``call_id``): its ``session_id`` is
-    added.  A line of the SIP layer names the SIP dialog (``sip_call_id``, the Call-ID header):
-    the gateway call whose dialog it is is added, ``call_id`` and ``session_id``; the index from
-    SIP Call-IDs is rebuilt from the live calls on a miss (a call's dialog exists only once its
-    INVITE is built, and a transfer replaces it).  Bounded, so a long-running gateway holds a
-    fixed amount whatever its traffic.
+    added.  A line of a lower layer names a part of a call — the SIP dialog (``sip_call_id``,
+    the Call-ID header) or the browser leg (``webrtc_leg``, its port) — and gets the call's
+    ``call_id`` and ``session_id``.  The parts are read from the live calls when a line names
+    one not indexed yet (a dialog exists once the INVITE is built, a transfer replaces it), so
+    nothing is done per call unless a line asks — at most once a second unless calls started
+    or ended since, so a flood of lines about calls that never were (INVITEs refused while
+    overloaded) does not scan the live calls for each; ended calls' parts are kept with them,
+    and a live call's part wins over an ended one's (ports are reused).  Bounded, so a
+    long-running gateway holds a fixed amount whatever its traffic.
     """
 
     def __init__(self, keep: int = 1000) -> None:
         self.keep = keep
         self._live: dict[str, Any] = {}  # call_id -> the call
         self._ended: collections.OrderedDict[str, str | None] = collections.OrderedDict()
-        self._by_sip: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._live_parts: dict[tuple[str, str], str] = {}  # (field, value) -> call_id
+        self._ended_parts: collections.OrderedDict[tuple[str, str], str] = \
+            collections.OrderedDict()
+        self._changed = True  # calls started or ended since the parts were last read
+        self._read_at = -math.inf
+
+    #: a part not found is looked for again among unchanged live calls after this long
+    REREAD = 1.0
 
     def call_started(self, call: Any) -> None:
         self._live[call.call_id] = call
+        self._changed = True
 
     def call_ended(self, call: Any) -> None:
         self._live.pop(call.call_id, None)
+        self._changed = True
         self._ended[call.call_id] = call.session_id
         self._ended.move_to_end(call.call_id)
-        sip_call_id = _sip_call_id(call)
-        if sip_call_id is not None:
-            self._by_sip[sip_call_id] = call.call_id
-            self._by_sip.move_to_end(sip_call_id)
+        for part in _parts(call):
+            if self._live_parts.get(part) == call.call_id:
+                del self._live_parts[part]
+            self._ended_parts[part] = call.call_id
+            self._ended_parts.move_to_end(part)
         while len(self._ended) > self.keep:
             self._ended.popitem(last=False)
-        while len(self._by_sip) > 2 * self.keep:
-            self._by_sip.popitem(last=False)
+        while len(self._ended_parts) > 2 * self.keep:
+            self._ended_parts.popitem(last=False)
 
     def _session_of(self, call_id: str) -> tuple[bool, str | None]:
         call = self._live.get(call_id)
@@ -206,27 +220,30 @@ class CallIds:
             return True, self._ended[call_id]
         return False, None
 
-    def _call_of_sip(self, sip_call_id: str) -> str | None:
-        call_id = self._by_sip.get(sip_call_id)
-        if call_id is None:
-            for live_id, call in self._live.items():
-                dialog = _sip_call_id(call)
-                if dialog is not None:
-                    self._by_sip[dialog] = live_id
-            call_id = self._by_sip.get(sip_call_id)
-        return call_id
+    def _call_of(self, part: tuple[str, str], now: float) -> str | None:
+        call_id = self._live_parts.get(part)
+        if call_id is not None and call_id not in self._live:
+            call_id = None
+        if call_id is None and (self._changed or now - self._read_at >= self.REREAD):
+            self._live_parts = {found: live_id for live_id, call in self._live.items()
+                                for found in _parts(call)}
+            self._changed, self._read_at = False, now
+            call_id = self._live_parts.get(part)
+        return call_id if call_id is not None else self._ended_parts.get(part)
 
     def enrich(self, event: LogEvent) -> LogEvent:
         """``event`` with ``call_id``/``session_id`` filled in where the line names a known
-        call or its SIP dialog and not them (a copy: other observers see the event as it was
+        call or a part of one and not them (a copy: other observers see the event as it was
         logged)."""
         added: dict[str, Any] = {}
         call_id = event.get("call_id")
         if call_id is None:
-            sip_call_id = event.get("sip_call_id")
-            if not isinstance(sip_call_id, str):
-                return event
-            call_id = self._call_of_sip(sip_call_id)
+            for field in _PART_FIELDS:
+                value = event.get(field)
+                if value is not None:
+                    call_id = self._call_of((field, str(value)),
+                                            float(event.get("log_time") or 0.0))
+                    break
             if call_id is None:
                 return event
             added["call_id"] = call_id
@@ -239,10 +256,28 @@ class CallIds:
         return {**event, **added} if added else event
 
 
-def _sip_call_id(call: Any) -> str | None:
-    """The Call-ID of the call's current SIP dialog (None before its INVITE is built)."""
-    value = getattr(getattr(call, "invite", None), "call_id", None)
-    return value if isinstance(value, str) else None
+def _attr(thing: Any, *path: str) -> Any:
+    for name in path:
+        thing = getattr(thing, name, None)
+    return thing
+
+
+#: the fields naming a part of a call, and where a call keeps each (duck-typed: the calls
+#: layer is above this one)
+_PART_FIELDS = {
+    "sip_call_id": ("invite", "call_id"),  # the current SIP dialog's Call-ID
+    "webrtc_leg": ("near", "media", "control", "label"),  # the WebRTC leg's port (/ufrag)
+}
+
+
+def _parts(call: Any) -> list[tuple[str, str]]:
+    """The (field, value) parts the call has now."""
+    found = []
+    for field, path in _PART_FIELDS.items():
+        value = _attr(call, *path)
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            found.append((field, str(value)))
+    return found
 
 
 @implementer(ILogObserver)

@@ -148,7 +148,7 @@ class LegControl:
         self.remote_pwd = pwd
         self.ice.restart(credentials, ufrag)
         self.peer = self.ice.selected
-        log.info("webrtc leg {port}: ICE restart", port=self.label)
+        log.info("webrtc leg {webrtc_leg}: ICE restart", webrtc_leg=self.label)
 
     def start(self) -> None:
         """Go "checking": answer checks, wait for the browser's DTLS ClientHello."""
@@ -181,7 +181,7 @@ class LegControl:
         self.peer = self.ice.selected
         if outcome.first:
             self.ice_connected_at = now
-            log.debug("webrtc leg {port}: ICE check from {addr}", port=self.label, addr=addr)
+            log.debug("webrtc leg {webrtc_leg}: ICE check from {addr}", webrtc_leg=self.label, addr=addr)
             if self.srtp is None:
                 self._dtls_call = self.reactor.callLater(self.dtls_timeout, self._dtls_timeout)
 
@@ -220,7 +220,7 @@ class LegControl:
         now = self.reactor.seconds()
         deadline = self.ice.consent_deadline(self.consent_timeout)
         if deadline is None or now >= deadline:
-            log.info("webrtc leg {port}: no ICE consent for {t}s", port=self.label,
+            log.info("webrtc leg {webrtc_leg}: no ICE consent for {t}s", webrtc_leg=self.label,
                      t=self.consent_timeout)
             self._fail(FAILED_ICE)
             return
@@ -229,7 +229,7 @@ class LegControl:
     def _dtls_timeout(self) -> None:
         self._dtls_call = None
         if not self.done and self.srtp is None:
-            log.info("webrtc leg {port}: no DTLS handshake {t}s after ICE", port=self.label,
+            log.info("webrtc leg {webrtc_leg}: no DTLS handshake {t}s after ICE", webrtc_leg=self.label,
                      t=self.dtls_timeout)
             self._fail(FAILED_DTLS)
 
@@ -241,7 +241,7 @@ class LegControl:
         if self._dtls_call is not None and self._dtls_call.active():
             self._dtls_call.cancel()
         self._dtls_call = None
-        log.debug("webrtc leg {port}: DTLS done, {profile}", port=self.label,
+        log.debug("webrtc leg {webrtc_leg}: DTLS done, {profile}", webrtc_leg=self.label,
                   profile=session.profile)
         self._set_state(CONNECTED)
 
@@ -249,16 +249,16 @@ class LegControl:
         if self.done:
             return None  # closing: the aborted handshake is expected
         if failure.check(DtlsError):
-            log.info("webrtc leg {port}: {why}", port=self.label, why=failure.value)
+            log.info("webrtc leg {webrtc_leg}: {why}", webrtc_leg=self.label, why=failure.value)
         else:
-            log.failure("webrtc leg {port}: DTLS handshake crashed", failure, port=self.label)
+            log.failure("webrtc leg {webrtc_leg}: DTLS handshake crashed", failure, webrtc_leg=self.label)
         self._fail(FAILED_DTLS)
         return None
 
     def _remote_closed(self) -> None:
         if self.done:
             return
-        log.info("webrtc leg {port}: browser ended DTLS", port=self.label)
+        log.info("webrtc leg {webrtc_leg}: browser ended DTLS", webrtc_leg=self.label)
         self._stop_activity()
         self._set_state(CLOSED)
 
@@ -281,7 +281,7 @@ class LegControl:
         try:
             self.on_state(state)
         except Exception:
-            log.failure("webrtc leg {port}: on_state({state}) raised", port=self.label,
+            log.failure("webrtc leg {webrtc_leg}: on_state({state}) raised", webrtc_leg=self.label,
                         state=state)
 
     # -- closing -----------------------------------------------------------------------------
@@ -294,7 +294,7 @@ class LegControl:
         try:
             await as_deferred(self._dtls.stop())
         except Exception:
-            log.failure("webrtc leg {port}: DTLS stop failed", port=self.label)
+            log.failure("webrtc leg {webrtc_leg}: DTLS stop failed", webrtc_leg=self.label)
         if self._handshake_d is not None and not self._handshake_d.called:
             # The handshake ends with ConnectionError once the channel is closed.
             try:
