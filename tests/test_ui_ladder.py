@@ -7,6 +7,8 @@ and after the browser hangs up, BYE and its 200 — each arrow a button found by
 name, as a person with a screen reader finds it.  Opening an arrow shows its message.  The
 digest response and nonces the gateway really sent (read from its own capture, beside the
 ladder's) appear nowhere: not in the page, not in any WebSocket frame the browser received.
+A call from the phone to the browser draws its ladder too, from the INVITE that came before
+the call existed.
 """
 
 from __future__ import annotations
@@ -133,3 +135,32 @@ class PhoneUiLadderTests(SipPhoneMixin, unittest.TestCase):
         entries = self.gateway.top.call_gateway.ladders.entries(session_id, call_id)
         self.assertEqual([e["label"] for e in entries if e["from"] == "browser"][:1], ["call"])
         self.assertIn("BYE", [e["label"] for e in entries])
+
+    @inline
+    async def test_ladder_of_an_incoming_call(self) -> None:
+        """The phone calls the browser: the INVITE comes before the call exists (and before
+        the page's incomingCall), yet it is the first arrow; the browser's answer, the 200
+        and its ACK, then the phone's BYE follow."""
+        ui, phone = await self.setup_call()
+        await phone.command("dial", f"sip:1001@127.0.0.1:{self.kam.port}")
+        await ui.ringing()
+        await aio(ui.page.get_by_text("SIP ladder", exact=True).click())
+        await self.wait_arrow(ui, "incomingCall, Gateway to Browser")
+        await self.wait_arrow(ui, "180, Gateway to SIP server")
+        names = await self.names(ui)
+        self.assertEqual(names[0], "INVITE, SIP server to Gateway", names)
+        await ui.click("Answer")
+        await ui.wait_state("call-status", "established")
+        for name in ("answer, Browser to Gateway", "200, Gateway to SIP server",
+                     "ACK, SIP server to Gateway"):
+            await self.wait_arrow(ui, name)
+        mark = phone.mark()
+        await phone.command("hangup")
+        await phone.wait_event("CALL_CLOSED", since=mark)
+        await ui.wait_state("call-status", "finish")
+        for name in ("BYE, SIP server to Gateway", "callStatus FINISH, Gateway to Browser"):
+            await self.wait_arrow(ui, name)
+        names = await self.names(ui)
+        bye = names.index("BYE, SIP server to Gateway")
+        self.assertIn("200, Gateway to SIP server", names[bye:])
+        await self.assert_clean()
