@@ -247,6 +247,17 @@ class LadderTests(SynchronousTestCase):
         ladders.capture("received", message("SIP/2.0 200 OK", "dlg-0", "2 BYE"), SIP, 5003.0)
         self.assertEqual(ladders._by_sip.get("dlg-0"), None)
 
+    def test_call_requests_that_started_no_call_are_forgotten(self) -> None:
+        for n in range(300):  # refused calls: nothing ever takes their arrow
+            self.ladders.browser_request(f"s{n}", "call", {"callee": "x"})
+        self.assertEqual(len(self.ladders._asked), 300)  # all recent: kept
+        self.now += 31.0
+        self.ladders.browser_request("late", "call", {"callee": "x"})
+        self.assertEqual(list(self.ladders._asked), ["late"])
+        call = FakeCall(session_id="s1", sip_id="dlg-1")
+        self.ladders.call_started(call)
+        self.assertEqual(self.labels(), [])  # s1's old request is not this call's
+
     def test_a_call_without_a_browser_has_no_browser_arrows(self) -> None:
         call = FakeCall(session_id=None, sip_id="dlg-1")
         self.ladders.call_started(call)

@@ -57,6 +57,8 @@ _RECENT = 64
 _PENDING_IDS, _PENDING_EACH, _PENDING_BYTES = 64, 16, 16384
 #: how long a session's ``call`` request waits for the call it starts (a hook may decide)
 _ASKED_SECONDS = 30.0
+#: how many sessions' ``call`` requests are kept before those too old to start a call go
+_ASKED_KEPT = 256
 
 
 class Ladder:
@@ -202,6 +204,9 @@ class Ladders:
         call_id = params.get("callId") if isinstance(params, dict) else None
         if method == "call":  # its call starts while it runs (or later, after a hook)
             self._asked[session_id] = (now, call_id, _browser_entry(now, True, method, params))
+            if len(self._asked) > _ASKED_KEPT:  # calls refused before they started
+                self._asked = {sid: asked for sid, asked in self._asked.items()
+                               if now - asked[0] <= _ASKED_SECONDS}
             return
         for call, ladder in self._live.items():
             if ladder.call_id == call_id and call.session_id == session_id:
