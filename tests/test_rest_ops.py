@@ -16,6 +16,7 @@ from twisted.internet import defer
 
 from tests.support import inline
 from tests.test_api_rest import RestTestCase, request
+from wcsgw.calls.cdr import iso_time
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.sessions import Session
 from wcsgw.sip.account import SipAccount
@@ -25,9 +26,10 @@ WAV_BYTES = b"RIFF" + b"\x00" * 4 + b"WAVEfmt " + bytes(range(256)) * 64
 
 
 def record(call_id: str, start: float) -> dict[str, Any]:
+    """A record in docs/contract.md's shape (times ISO 8601 UTC)."""
     return {"callId": call_id, "sessionId": None, "direction": "outgoing",
             "caller": "sip:1001@pbx.example.com", "callee": "1002",
-            "startTime": int(start * 1000), "endTime": int(start * 1000) + 5000,
+            "startTime": iso_time(start), "endTime": iso_time(start + 5),
             "duration": 5.0, "endReason": "Normal call clearing", "endedBy": "browser",
             "sipStatus": 200, "stats": {"sip": {"mos": 4.3}}}
 
@@ -36,7 +38,8 @@ class FakeCdr:
     """``gateway.cdr``: find/export_csv over a list, answering through Deferreds."""
 
     def __init__(self) -> None:
-        self.records = [record("c-old", 1_700_000_000.0), record("c-new", 1_700_000_100.0)]
+        self.starts = {"c-old": 1_700_000_000.0, "c-new": 1_700_000_100.0}
+        self.records = [record(call_id, start) for call_id, start in self.starts.items()]
         self.asked: list[dict[str, Any]] = []
 
     def _match(self, call_id: str | None, since: float | None, until: float | None,
@@ -44,8 +47,8 @@ class FakeCdr:
         self.asked.append({"call_id": call_id, "since": since, "until": until, "limit": limit})
         out = [r for r in reversed(self.records)
                if (call_id is None or r["callId"] == call_id)
-               and (since is None or r["startTime"] >= since * 1000)
-               and (until is None or r["startTime"] <= until * 1000)]
+               and (since is None or self.starts[r["callId"]] >= since)
+               and (until is None or self.starts[r["callId"]] <= until)]
         return out[:limit]
 
     def find(self, *, call_id: str | None = None, since: float | None = None,

@@ -19,6 +19,9 @@ __all__ = ["OPS_PATHS", "OPS_SCHEMAS"]
 _SERVER_CHECKED = "x-wcsgw-checked-by-server"
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
+_TIME = {"type": ["string", "null"],
+         "description": "ISO 8601 UTC with milliseconds (2026-12-07T17:30:12.345Z); null when "
+                        "the call did not get there."}
 _EXAMPLE_RECORDING = "20261207T171500Z-5f0c2a9e41b7d3c8.wav"
 
 
@@ -57,12 +60,20 @@ _CDR: dict[str, Any] = {
         "direction": _NULLABLE_STR,
         "caller": _NULLABLE_STR,
         "callee": _NULLABLE_STR,
-        "startTime": _NULLABLE_INT,
-        "answerTime": _NULLABLE_INT,
-        "endTime": _NULLABLE_INT,
+        "account": _NULLABLE_STR,
+        "startTime": _TIME,
+        "ringTime": _TIME,
+        "answerTime": _TIME,
+        "endTime": _TIME,
+        "duration": {"type": "number", "minimum": 0,
+                     "description": "Answered seconds (0 if never answered)."},
         "endReason": _NULLABLE_STR,
-        "endedBy": _NULLABLE_STR,
+        "endedBy": {"type": ["string", "null"], "enum": ["browser", "sip", "gateway", None]},
         "sipStatus": _NULLABLE_INT,
+        "status": _NULLABLE_STR,
+        "media": {"type": ["object", "null"]},
+        "stats": {"type": ["object", "null"]},
+        "recording": _NULLABLE_STR,
     },
 }
 
