@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import attrs
 import numpy as np
 from twisted.internet.task import Clock
 from twisted.trial import unittest
@@ -228,3 +229,28 @@ class HookReplyTests(unittest.TestCase):
     def test_without_recording_the_call_goes_on(self) -> None:
         asking.record_asked(SimpleNamespace(recordings=None), "s1", "c1")  # logged, no raise
         asking.record_asked(SimpleNamespace(recordings=FakeRecordings()), "s1", "c9")
+
+
+class ServiceTests(unittest.TestCase):
+    def test_a_folder_that_cannot_be_made_refuses_the_start_naming_the_key(self) -> None:
+        from twisted.application.service import MultiService
+
+        from wcsgw.config import Config, RecordingSettings
+        from wcsgw.service import make_recordings
+
+        root = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, root)
+        (root / "a-file").write_text("not a folder")
+        config = Config(recording=RecordingSettings(folder=str(root / "a-file" / "recordings")))
+        gateway = SimpleNamespace(registry=CallRegistry(), when_idle=lambda: None,
+                                  recordings=None)
+        with self.assertRaises(ConfigError) as caught:
+            make_recordings(config, gateway, MultiService())
+        self.assertTrue(str(caught.exception).startswith("recording.folder: "), caught.exception)
+        self.assertNotIn("\n", str(caught.exception))
+        self.assertIsNone(gateway.recordings)
+        # and the default, under state.folder, is made private
+        config = Config(state=attrs.evolve(Config().state, folder=str(root / "state")))
+        make_recordings(config, gateway, MultiService())
+        self.assertEqual(gateway.recordings.folder, (root / "state" / "recordings").resolve())
+        self.assertEqual(oct((root / "state" / "recordings").stat().st_mode & 0o777), "0o700")
