@@ -68,7 +68,7 @@ def feed(recorder: StereoRecorder, side: int, stream: list[tuple[float, bytes]])
     tap = RecordingTap()
     put = tap.from_webrtc if side == 0 else tap.from_sip
     for now, packet in stream:
-        put(packet, now)
+        put.audio(packet, now)
         recorder.add(*tap.queue.get_nowait())
         recorder.advance()
 
@@ -88,7 +88,7 @@ class StereoRecorderTests(unittest.TestCase):
         merged = sorted([(t, 0, p) for t, p in left] + [(t, 1, p) for t, p in right])
         tap = RecordingTap()
         for now, side, packet in merged:
-            (tap.from_webrtc if side == 0 else tap.from_sip)(packet, now)
+            (tap.from_webrtc if side == 0 else tap.from_sip).audio(packet, now)
             recorder.add(*tap.queue.get_nowait())
             recorder.advance()
         recorder.close()
@@ -104,7 +104,7 @@ class StereoRecorderTests(unittest.TestCase):
         self.assertGreater(rms(r[int(1.05 * rate):int(1.2 * rate)]), 1000)  # the tone at 1 s
         self.assertGreater(rms(left_ch[second]), 1000)
         self.assertEqual(recorder.tracks[1].late, 0)  # the swaps were put back in place
-        self.assertGreater(recorder.tracks[0].concealed_samples, 0)  # the losses concealed
+        self.assertEqual(recorder.tracks[0].concealed_samples, 15 * 960)  # each loss concealed
 
     def test_all_g711_is_8khz_and_a_timestamp_jump_is_placed_by_arrival(self) -> None:
         """A new SSRC at 2 s (a re-INVITE, a transfer) starting at an unrelated timestamp is
@@ -125,6 +125,33 @@ class StereoRecorderTests(unittest.TestCase):
         self.assertLess(rms(frames[:, 0]), 1)  # the other side sent nothing
         self.assertEqual(recorder.tracks[1].reanchored, 1)
 
+    def test_dtmf_numbers_are_not_a_loss(self) -> None:
+        """Ten audio packets replaced by telephone-event packets (same numbers): silence there,
+        nothing concealed; the same ten simply lost: concealed."""
+        audio = packets("pcmu", 500, begin=START, seconds=1.0, ssrc=1, pt=0)
+        for events in (True, False):
+            out = NamedBytes()
+            recorder = StereoRecorder(out, make_codec("pcmu"), make_codec("pcmu"), START)
+            tap = RecordingTap()
+            for i, (now, packet) in enumerate(audio):
+                if 20 <= i < 30:
+                    if events:
+                        tap.from_sip.event(build_rtp(101, 100 + i, 12345 + 20 * 160, 1,
+                                                     b"\x01\x0a\x00\xa0"), now)
+                else:
+                    tap.from_sip.audio(packet, now)
+                while not tap.queue.empty():
+                    recorder.add(*tap.queue.get_nowait())
+                recorder.advance()
+            recorder.close()
+            concealed = recorder.tracks[1].concealed_samples
+            if events:
+                self.assertEqual(concealed, 0)
+                rate, frames = read_stereo(out.value)
+                self.assertLess(rms(frames[int(0.42 * rate):int(0.58 * rate), 1]), 1)  # DTMF: silence
+            else:
+                self.assertEqual(concealed, 800)  # 100 ms of the codec's concealment
+
     def test_header_is_valid_before_close(self) -> None:
         """A crash leaves a readable file up to the last write."""
         folder = Path(tempfile.mkdtemp())
@@ -142,13 +169,14 @@ class TapTests(unittest.TestCase):
     def test_a_full_queue_drops_and_counts_never_blocks(self) -> None:
         tap = RecordingTap(seconds=0.1)  # 10 packets
         for now, packet in packets("pcmu", 500, begin=START, seconds=0.5, ssrc=1, pt=0):
-            tap.from_sip(packet, now)
+            tap.from_sip.audio(packet, now)
         self.assertEqual(tap.queue.qsize(), 10)
         self.assertEqual(tap.dropped, 15)
-        side, now, seq, ts, ssrc, payload = tap.queue.get_nowait()
-        self.assertEqual((side, now, seq, ts, ssrc, len(payload)), (1, START, 100, 12345, 1, 160))
+        side, now, seq, ts, ssrc, pt, payload = tap.queue.get_nowait()
+        self.assertEqual((side, now, seq, ts, ssrc, pt, len(payload)),
+                         (1, START, 100, 12345, 1, 0, 160))
 
-    def test_the_bridge_taps_audio_only_and_only_when_on(self) -> None:
+    def test_the_bridge_taps_audio_and_events_numbers_only_when_on(self) -> None:
         sent: list[bytes] = []
         bridge = MediaBridge(LegMedia("PCMU", 0, 8000, telephone_event=101, ssrc=7),
                              LegMedia("PCMU", 0, 8000, telephone_event=101, ssrc=8),
@@ -163,7 +191,8 @@ class TapTests(unittest.TestCase):
         bridge.set_taps(None, None)
         bridge.from_sip(audio[3][1], START + 0.06)
         items = [tap.queue.get_nowait() for _ in range(tap.queue.qsize())]
-        self.assertEqual([(i[0], i[2]) for i in items], [(1, 101), (0, 102)])
+        self.assertEqual([(i[0], i[2], i[5], len(i[6])) for i in items],
+                         [(1, 101, 0, 160), (0, 102, 0, 160), (1, 999, 101, 0)])  # an event: no audio
         self.assertEqual(len(sent), 5)  # the calls' own packets all went on
 
 
@@ -176,7 +205,7 @@ class WorkerTests(unittest.TestCase):
         worker = RecordingWorker(recorder, tap.queue, done.append, interval=0.05)
         worker.start()
         for now, packet in packets("pcmu", 600, begin=START, seconds=1.0, ssrc=1, pt=0):
-            tap.from_webrtc(packet, now)
+            tap.from_webrtc.audio(packet, now)
         worker.stop()
         self.assertTrue(worker.join(10))
         self.assertEqual(done, [None])

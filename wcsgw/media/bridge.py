@@ -77,6 +77,7 @@ from wcsgw.media.legmedia import (
     check_mode,
     choose_mode,
 )
+from wcsgw.media.recordtap import Tap
 from wcsgw.media.reporter import RtcpReporter
 from wcsgw.media.stream import InboundStream, OutboundStream
 from wcsgw.media.transcode import Transcoder
@@ -371,9 +372,8 @@ class MediaBridge(BridgeRtcp):
         self._w2s.flush(now)
         self._s2w.flush(now)
 
-    def set_taps(self, from_webrtc: Callable[[bytes, float], None] | None,
-                 from_sip: Callable[[bytes, float], None] | None) -> None:
-        """Recording (wcsgw.media.recordtap): each side's audio packets also go there; None: off."""
+    def set_taps(self, from_webrtc: Tap | None, from_sip: Tap | None) -> None:
+        """Recording (wcsgw.media.recordtap): each side's packets also go there; None: off."""
         self._w2s.tap, self._s2w.tap = from_webrtc, from_sip
 
     # -- stats -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from wcsgw.media.dtmfdetector import DtmfDetector
 from wcsgw.media.dtmfgenerator import DtmfGenerator, DtmfPacket
 from wcsgw.media.legmedia import LegMedia
 from wcsgw.media.pipe import Output, Pipe
+from wcsgw.media.recordtap import Tap
 from wcsgw.media.reporter import RtcpReporter
 from wcsgw.media.rtp import FIXED_HEADER, RtpError, parse_rtp, signed16
 from wcsgw.media.stream import MAX_MISORDER, InboundStream, OutboundStream
@@ -23,7 +24,6 @@ __all__ = ["Direction", "Send", "OnDigit"]
 
 Send = Callable[[bytes], None]
 OnDigit = Callable[[str], None]
-Tap = Callable[[bytes, float], None]
 
 _unpack_from = FIXED_HEADER.unpack_from
 _pack = FIXED_HEADER.pack
@@ -118,7 +118,7 @@ class Direction:
         self.guard = 0  # while set, source packets from before resume_seq are stragglers
         self.held_back = 0  # source packets not sent because our event was on the air
         self.dtmf_sent = 0
-        #: recording (wcsgw.media.recordtap): takes each audio packet not muted; None: off
+        #: recording (wcsgw.media.recordtap): each audio packet not muted, each event; None: off
         self.tap: Tap | None = None
 
     def handle(self, packet: bytes, now: float) -> None:
@@ -139,7 +139,7 @@ class Direction:
             self.last_activity = now
             self.packets += 1
             if self.tap is not None and not self.muted:
-                self.tap(packet, now)
+                self.tap.audio(packet, now)
             if self.pipe is None:
                 # relay: header rewrite only
                 if self.muted:
@@ -162,6 +162,8 @@ class Direction:
         elif pt == self.event_in:
             self.last_activity = now
             self.packets += 1
+            if self.tap is not None:  # not audio: its number is not a loss in the recording
+                self.tap.event(packet, now)
             if self.events_muted:
                 return
             self._event(packet, b0, b1, seq, ts, ssrc, now)

@@ -41,6 +41,10 @@ from wcsgw.media.resample import Resampler
 
 __all__ = ["REANCHOR_SECONDS", "ChannelTrack", "StereoRecorder", "output_rate"]
 
+#: how many non-audio sequence numbers (telephone-event) a channel remembers, so that the gap
+#: they leave in the audio's numbers is not taken for a loss
+_SKIPPED_MEMORY = 256
+
 #: arrival and timestamp may disagree this much before a channel is placed anew
 REANCHOR_SECONDS = 1.0
 #: the writing unit: 10 ms, a whole number of samples at every rate we meet
@@ -66,6 +70,8 @@ class ChannelTrack:
         self._pending: dict[int, tuple[int, bytes]] = {}  # position -> (seq, payload)
         self._carry = np.zeros(0, dtype=np.int16)  # decoded past what was written
         self._last_seq: int | None = None
+        self._skipped: dict[int, None] = {}  # non-audio sequence numbers, oldest first
+        self._audio_end = 0  # where the last decoded packet ended (concealment starts there)
         #: samples handed out so far (the write frontier)
         self.written = 0
         self.packets = 0
@@ -76,8 +82,12 @@ class ChannelTrack:
         self.codec_errors = 0
 
     def place(self, arrival: int, seq: int, ts: int, ssrc: int, payload: bytes) -> None:
-        """``arrival``: the packet's arrival, in samples from the recording's start."""
+        """``arrival``: the packet's arrival, in samples from the recording's start; an empty
+        ``payload``: a packet that is not audio (an event), whose number is no loss."""
         if not payload:
+            self._skipped[seq] = None
+            if len(self._skipped) > _SKIPPED_MEMORY:
+                del self._skipped[next(iter(self._skipped))]
             return
         anchor = self._anchor
         position: int | None = None
@@ -108,12 +118,8 @@ class ChannelTrack:
         cursor = self.written + len(self._carry)
         for position in sorted(p for p in self._pending if p < frontier):
             seq, payload = self._pending.pop(position)
-            gap = position - cursor
-            if gap > 0:
-                hidden = min(gap, self._max_conceal) if self._lost_before(seq) else 0
-                if hidden:
-                    chunks.append(self._conceal(hidden))
-                chunks.append(np.zeros(gap - hidden, dtype=np.int16))
+            if position > cursor:
+                chunks.append(self._fill(position - cursor, cursor, self._lost_before(seq)))
                 cursor = position
             try:
                 pcm = as_int16(self.codec.decode(payload))
@@ -125,17 +131,34 @@ class ChannelTrack:
                 pcm = pcm[cursor - position :]
             chunks.append(pcm)
             cursor += len(pcm)
+            self._audio_end = cursor
         if cursor < frontier:
-            chunks.append(np.zeros(frontier - cursor, dtype=np.int16))
+            # A hole up to the frontier: concealed when the next packet, already here, shows
+            # that packets were lost; silence otherwise (DTX, hold, or not known yet).
+            upcoming = min(self._pending, default=None)
+            lost = upcoming is not None and self._lost_before(self._pending[upcoming][0])
+            chunks.append(self._fill(frontier - cursor, cursor, lost))
         data = np.concatenate(chunks)
         take = frontier - self.written
         self._carry = data[take:]
         self.written = frontier
         return data[:take]
 
+    def _fill(self, samples: int, cursor: int, lost: bool) -> np.ndarray:
+        """``samples`` from ``cursor``: after a loss, the codec's concealment up to
+        ``max_conceal`` past the last audio, then silence."""
+        hidden = max(0, min(samples, self._audio_end + self._max_conceal - cursor)) if lost else 0
+        silence = np.zeros(samples - hidden, dtype=np.int16)
+        return np.concatenate((self._conceal(hidden), silence)) if hidden else silence
+
     def _lost_before(self, seq: int) -> bool:
+        """Numbers are missing since the last packet decoded that no event accounts for."""
         last = self._last_seq
-        return last is not None and 1 < ((seq - last) & 0xFFFF) <= 1000
+        if last is None:
+            return False
+        step = (seq - last) & 0xFFFF
+        return 1 < step <= 1000 and any(((last + i) & 0xFFFF) not in self._skipped
+                                        for i in range(1, step))
 
     def _conceal(self, samples: int) -> np.ndarray:
         try:
@@ -184,8 +207,11 @@ class StereoRecorder:
         """Seconds written so far."""
         return self._blocks / _BLOCKS_PER_SECOND
 
-    def add(self, side: int, arrival: float, seq: int, ts: int, ssrc: int, payload: bytes) -> None:
-        """One tapped packet: ``side`` 0 the browser's, 1 the SIP side's."""
+    def add(self, side: int, arrival: float, seq: int, ts: int, ssrc: int, pt: int,
+            payload: bytes) -> None:
+        """One tapped packet (:data:`~wcsgw.media.recordtap.TapItem`): ``side`` 0 the
+        browser's, 1 the SIP side's; an empty ``payload`` is an event's (not audio).  The
+        payload type is not needed: each side's tap takes only its codec's audio."""
         track = self.tracks[side]
         track.place(round((arrival - self.start) * track.rate), seq, ts, ssrc, payload)
         if arrival > self._latest:
