@@ -180,6 +180,13 @@ class ConfigTests(unittest.TestCase):
         self.assertTrue(message.startswith("rest.recordings_folder:"), message)
         self.assertIn("recording.folder", message)
 
+    def test_the_old_environment_variable_too(self) -> None:
+        with self.assertRaises(ConfigError) as caught:
+            load_config(None, environ={"WCSGW_REST_RECORDINGS_FOLDER": "/var/lib/wcsgw/rec"})
+        message = str(caught.exception)
+        self.assertTrue(message.startswith("WCSGW_REST_RECORDINGS_FOLDER:"), message)
+        self.assertIn("recording.folder", message)
+
 
 class FakeRecordings:
     def __init__(self) -> None:

@@ -17,7 +17,7 @@ import attrs
 
 from wcsgw.config.checks import show
 from wcsgw.config.errors import ConfigError
-from wcsgw.config.sections import SCHEMA, parse_config
+from wcsgw.config.sections import REMOVED, SCHEMA, parse_config
 from wcsgw.config.settings import Config
 
 __all__ = ["CONFIG_PATH_ENV", "ENV_PREFIX", "load_config"]
@@ -58,6 +58,8 @@ def _apply_environ(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str
             raise ConfigError(name, f"unknown section {section!r} (expected {known})")
         cls, rules = SCHEMA[section]
         if key not in rules:
+            if f"{section}.{key}" in REMOVED:  # an old deployment: say where it went
+                raise ConfigError(name, REMOVED[f"{section}.{key}"])
             raise ConfigError(
                 name, f"unknown key {section}.{key} (known: {', '.join(rules)})"
             )
