@@ -167,3 +167,26 @@ class RecordedCallTests(SipPhoneMixin, unittest.TestCase):
         self.assert_tones(rate, frames)
         button = ui.page.get_by_role("button", name="Record", exact=True)
         self.assertTrue(await aio(button.is_disabled()))
+
+    @inline
+    async def test_a_stopping_gateway_closes_the_recording_first(self) -> None:
+        """The gateway is stopped mid-call (all_calls, relayed): its stop ends the call and
+        returns only once the file is closed and whole."""
+        config = self.config(all_calls=True)
+        phone = await self.start_pbx_and_phone(config, codecs="PCMU", ausrc_srate=8000,
+                                               ausrc_channels=1)
+        browser = await self.start_browser(raw_mic=True)
+        page = await browser.new_page()
+        await aio(page.goto(self.gateway.url))
+        await evaluate(page, CALL_PAGE, [self.kam.port, ["PCMU"], False])
+        await aio(page.wait_for_function("() => window.rec.state === 'established'",
+                                         timeout=20000))
+        await phone.wait_event("CALL_ESTABLISHED")
+        [call] = self.gateway.calls.values()
+        await until(lambda: call.recording is not None, what="the recording to start")
+        recordings = self.gateway.top.call_gateway.recordings
+        await task.deferLater(reactor, TALK_SECONDS, lambda: None)
+        await self.gateway.stop()
+        self.assertEqual(recordings.finished, 1)  # closed before the stop returned
+        rate, frames = read_stereo(os.path.join(self.recordings, call.recording))
+        self.assert_tones(rate, frames)
