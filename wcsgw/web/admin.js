@@ -166,7 +166,8 @@ function makeCallView(call) {
   title.textContent = call.callId;
   const facts = document.createElement("dl");
   const fields = {};
-  for (const name of ["Status", "Caller", "Callee", "Duration", "Codecs", "Mode", "Session"]) {
+  for (const name of ["Status", "Caller", "Callee", "Duration", "Codecs", "Mode", "Session",
+    "Recording"]) {
     fields[name] = field(facts, name);
   }
   const hangUp = document.createElement("button");
@@ -218,6 +219,7 @@ function updateCallView(view, call, now) {
   view.fields.Codecs.textContent = `${media.webrtcCodec ?? "—"} ⇄ ${media.sipCodec ?? "—"}`;
   view.fields.Mode.textContent = media.mode ?? "—";
   view.fields.Session.textContent = call.sessionId ?? "server-side media";
+  view.fields.Recording.textContent = call.recording ?? "not recording";
   if (graphs && view.history && call.stats) {
     view.history.add(call.stats, now);
     for (const [leg, label] of graphs.LEGS) {
