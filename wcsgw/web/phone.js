@@ -16,6 +16,7 @@
 
 import * as wcsgw from "./sdk/wcsgw.js";
 import { LadderView } from "./ladder.js";
+import { drawQuality, LEGS, QualityHistory } from "./graphs.js";
 
 const { SESSION_STATUS, CALL_STATUS, CALL_EVENT, TRANSFER_STATUS } = wcsgw;
 
@@ -81,6 +82,7 @@ const ui = {
   videoPeer: $("video-peer"),
   videoTimer: $("video-timer"),
   ladderPanel: $("ladder-panel"),
+  quality: $("quality"),
 };
 
 /** Wire param names -> the label people see, for "check this field" errors. */
@@ -456,6 +458,9 @@ function watchCall(c) {
   c.on(CALL_EVENT.LADDER, onLadder);
   ladder.set(c.ladder());
   ui.ladderPanel.hidden = false;
+  c.on(CALL_EVENT.STATS, onCallStats);
+  quality.clear();
+  ui.quality.hidden = true;
   showTransferRequest(null);
   ui.mute.setAttribute("aria-pressed", "false");
   showCamera(true);
@@ -664,6 +669,16 @@ function showDigits(element, label, digits) {
 
 function digitsOf(element) {
   return element.querySelector("strong")?.textContent ?? "";
+}
+
+/** The call's quality over the last 2 minutes, per leg; the graphs stay after it ends. */
+const quality = new QualityHistory();
+
+function onCallStats(c, stats) {
+  if (c !== shownCall) return;
+  quality.add(stats);
+  for (const [leg, label] of LEGS) drawQuality($(`quality-${leg}`), quality.samples(leg), { label });
+  ui.quality.hidden = false;
 }
 
 /** The shown call's SIP ladder; it stays drawn after the call ends, until the next one. */

@@ -76,7 +76,11 @@ export const CALL_STATUS = Object.freeze({
  * the SIP side sent, and `call.on(CALL_EVENT.TRANSFER_REQUEST, (call, request) => ...)` when
  * the far end asks to transfer the call elsewhere (a SIP REFER the gateway's policy let
  * through): `request` is a {@link TransferRequest} — show `request.target` and call
- * `request.accept()` or `request.refuse()`.  The values are the gateway's notification names.
+ * `request.accept()` or `request.refuse()`.  `call.on(CALL_EVENT.STATS, (call, stats) => ...)`
+ * every 5 s while the call has media: `stats` = `{callId, browser, sip}`, each leg's
+ * `{packetsLost, fractionLost, fractionLostIn, fractionLostOut, jitterMs, rttMs, mos}` as the
+ * gateway measures them since the last one (docs/websocket-api.md, callStats).  The values are
+ * the gateway's notification names.
  * @readonly
  * @enum {string}
  */
@@ -87,6 +91,7 @@ export const CALL_EVENT = Object.freeze({
   /** `call.on(CALL_EVENT.LADDER, (call, entry) => ...)`: each entry of the call's SIP ladder
    * as it happens (docs/websocket-api.md, sipLadder); `call.ladder()` returns all so far */
   LADDER: "sipLadder",
+  STATS: "callStats",
 });
 
 /**
@@ -975,6 +980,8 @@ export class Session extends Emitter {
     } else if (method === CALL_EVENT.TRANSFER_STATUS || method === CALL_EVENT.DTMF) {
       // A transfer's last NOTIFY may come after the transferred call's FINISH.
       (this.#calls.get(params.callId) ?? this.#ended.get(params.callId))?._onEvent(method, params);
+    } else if (method === CALL_EVENT.STATS) {
+      this.#calls.get(params.callId)?._onEvent(method, params);
     }
   }
 }
@@ -1428,7 +1435,7 @@ export class Call extends Emitter {
     }
   }
 
-  /** @package transferStatus / dtmf notifications, emitted under their method name
+  /** @package transferStatus / dtmf / callStats notifications, emitted under their method name
    * (the {@link CALL_EVENT} values) */
   _onEvent(method, params) {
     this._emit(method, this, params);
