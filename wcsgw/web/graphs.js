@@ -22,6 +22,10 @@
 //   LEGS  [["browser", "Browser leg quality"], ["sip", "SIP leg quality"]]: the legs and the
 //         labels the Phone UI gives their figures.
 //
+// Styling: classes quality-figure, quality-row, quality-value (the text), quality-line (the
+// svg) and quality-mos / -loss / -jitter / -rtt on it; the lines carry their own stroke, so
+// they draw without any CSS (phone.css has the Phone UI's look).
+//
 // Example: const h = new QualityHistory();
 //          call.on(CALL_EVENT.STATS, (c, stats) => { h.add(stats);
 //            for (const [leg, label] of LEGS) drawQuality(box[leg], h.samples(leg), {label}); });
@@ -36,13 +40,18 @@ export const LEGS = Object.freeze([
 ]);
 
 /** What each row shows: the sample's key, its name, how it reads, the scale's floor/ceiling
- * (the ceiling grows with the data, so one bad spike stays on screen). */
+ * (the ceiling grows with the data, so one bad spike stays on screen), the line's colour (an
+ * SVG presentation attribute, so a page without our CSS still draws lines, not black fills;
+ * a page's CSS, e.g. `.quality-mos polyline`, overrides it). */
 const METRICS = [
-  { key: "mos", name: "MOS", value: (s) => s.mos, text: (v) => v.toFixed(1), min: 1, max: 4.5, fixed: true },
+  { key: "mos", name: "MOS", value: (s) => s.mos, text: (v) => v.toFixed(1), min: 1, max: 4.5, fixed: true,
+    colour: "#1f9d55" },
   { key: "loss", name: "Loss", value: (s) => (s.fractionLost == null ? null : 100 * s.fractionLost),
-    text: (v) => `${v.toFixed(1)} %`, min: 0, max: 5 },
-  { key: "jitter", name: "Jitter", value: (s) => s.jitterMs, text: (v) => `${Math.round(v)} ms`, min: 0, max: 20 },
-  { key: "rtt", name: "RTT", value: (s) => s.rttMs, text: (v) => `${Math.round(v)} ms`, min: 0, max: 50 },
+    text: (v) => `${v.toFixed(1)} %`, min: 0, max: 5, colour: "#d93a3a" },
+  { key: "jitter", name: "Jitter", value: (s) => s.jitterMs, text: (v) => `${Math.round(v)} ms`, min: 0, max: 20,
+    colour: "#2f6fed" },
+  { key: "rtt", name: "RTT", value: (s) => s.rttMs, text: (v) => `${Math.round(v)} ms`, min: 0, max: 50,
+    colour: "#2f6fed" },
 ];
 
 function svg(name, attrs) {
@@ -65,7 +74,10 @@ function sparkline(metric, samples, windowMs) {
   let run = [];
   const flush = () => {
     if (run.length === 1) run.push([run[0][0] - 1, run[0][1]]);  // a lone point: a short tick
-    if (run.length) box.append(svg("polyline", { points: run.map((p) => p.join(",")).join(" ") }));
+    if (run.length) {
+      box.append(svg("polyline", { points: run.map((p) => p.join(",")).join(" "), fill: "none",
+        stroke: metric.colour, "stroke-width": 1.5 }));
+    }
     run = [];
   };
   samples.forEach((s, i) => {
