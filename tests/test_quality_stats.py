@@ -10,8 +10,13 @@ from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
 from wcsgw.calls.callstats import call_stats
+from wcsgw.calls.hooks.taps import NOTICES
 from wcsgw.calls.registry import CallRegistry
 from wcsgw.calls.statsticker import StatsTicker
+from wcsgw.media.bridge import MediaBridge
+from wcsgw.media.legmedia import LegMedia
+from wcsgw.media.rtcp import ReportBlock, SenderReport, build_rr, parse_rtcp
+from wcsgw.media.rtp import build_rtp
 from wcsgw.sdp.codecs import Codec
 
 
@@ -109,6 +114,42 @@ class CallStatsTest(SynchronousTestCase):
         call.bridge.counters["sip"] = leg(received=95, lost=5, sent=100)
         call.end()
         self.assertEqual(call_stats(call)["sip"]["fractionLostIn"], 0.05)
+
+
+class RealBridgeTest(SynchronousTestCase):
+    """The figures from a real MediaBridge's counters and RTCP: our receiver's loss, the
+    peer's report of ours, and the round trip from our SR echoed in its RR."""
+
+    def test_sip_leg_loss_both_ways_and_rtt(self) -> None:
+        now = 1000.0
+        bridge = MediaBridge(LegMedia("PCMU", 0), LegMedia("PCMU", 0),
+                             lambda p: None, lambda p: None, now=now)
+        call = FakeCall()
+        call.bridge = bridge  # type: ignore[assignment]
+        for i in range(100):  # the phone's packets: 10 of 100 never arrive
+            if i % 10 != 5:
+                bridge.from_sip(build_rtp(payload_type=0, sequence=i, timestamp=160 * i,
+                                          ssrc=0x5151, payload=b"\xff" * 160), now + 0.02 * i)
+        for i in range(50):  # the browser's, relayed to the phone
+            bridge.from_webrtc(build_rtp(payload_type=0, sequence=i, timestamp=160 * i,
+                                         ssrc=0x7777, payload=b"\xff" * 160), now + 0.02 * i)
+        now += 2.0
+        [sr] = [p for p in parse_rtcp(bridge.make_rtcp_for_sip(now)[0]) if isinstance(p, SenderReport)]
+        # the phone's RR 50 ms later: it held our SR 10 ms, missed a quarter lately, 5 in all
+        block = ReportBlock(sr.ssrc, 64, 5, 49, 8, sr.lsr, int(0.010 * 65536))
+        bridge.rtcp_from_sip(build_rr(0x5151, [block]), now + 0.050)
+        whole = call_stats(call)["sip"]
+        self.assertEqual(whole["packetsLost"], 10)
+        self.assertEqual(whole["fractionLostIn"], 0.1)  # 10 of the 100 sent
+        self.assertEqual(whole["fractionLostOut"], 0.1)  # 5 of the 50 we sent
+        self.assertTrue(39.0 <= whole["rttMs"] <= 41.0, whole)
+        live = call_stats(call, previous={"sip": {"packets_received": 90, "packets_lost": 10}})["sip"]
+        self.assertEqual((live["fractionLostOut"], live["fractionLost"]), (0.25, 0.25))
+        self.assertLess(live["mos"], whole["mos"])
+        self.assertIsNone(call_stats(call)["browser"]["rttMs"])  # no report from the browser yet
+
+    def test_call_stats_are_not_a_hook_notice(self) -> None:
+        self.assertNotIn("callStats", NOTICES)
 
 
 class StatsTickerTest(SynchronousTestCase):
