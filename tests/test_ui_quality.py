@@ -7,7 +7,8 @@ gateway's ``callStats`` (every 5 s) reach the page, which shows a figure per leg
 their accessible names, "Browser leg quality" and "SIP leg quality" — with MOS, loss, jitter
 and RTT as text. On loopback they must be plausible: MOS 3.5-4.5, no loss, a few ms of jitter
 and round trip; RTT on *both* legs means the gateway's SRs reached each peer and their RRs
-came back. The call object (REST's view) carries the same per-leg ``stats``.
+came back. The call object (REST's view) carries the same per-leg ``stats``. Once relayed
+(PCMU end to end), once transcoded (Opus from the browser, PCMU to the phone).
 """
 
 from __future__ import annotations
@@ -47,9 +48,17 @@ def number(text: str) -> float:
 class PhoneUiQualityTests(SipPhoneMixin, unittest.TestCase):
     @inline
     async def test_graphs_of_both_legs_in_a_live_call(self) -> None:
-        ui, phone = await self.setup_call()
+        await self.graphs_in_a_call("", "relay")
+
+    @inline
+    async def test_graphs_in_a_transcoded_call(self) -> None:
+        """Opus from the browser, PCMU to the phone: each leg scored with its own codec."""
+        await self.graphs_in_a_call("?codecs=opus", "transcode")
+
+    async def graphs_in_a_call(self, page_query: str, mode: str) -> None:
+        ui, phone = await self.setup_call(page_query=page_query)
         await ui.call("1002")
-        await self.talk_and_check_audio(ui, phone, "relay")
+        await self.talk_and_check_audio(ui, phone, mode)
         handle = await aio(ui.page.wait_for_function(ALL_KNOWN, arg=list(FIGURES), timeout=40000))
         shown: dict[str, list[str]] = await aio(handle.json_value())
         for label in FIGURES:
