@@ -12,7 +12,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from wcsgw.calls.callstats import call_stats
 from wcsgw.calls.hooks.taps import NOTICES
 from wcsgw.calls.registry import CallRegistry
-from wcsgw.calls.statsticker import StatsTicker
+from wcsgw.calls.resume import Relay
+from wcsgw.calls.sessions import Session
+from wcsgw.calls.statsticker import StatsTicker, session_attached
 from wcsgw.media.bridge import MediaBridge
 from wcsgw.media.legmedia import LegMedia
 from wcsgw.media.rtcp import ReportBlock, SenderReport, build_rr, parse_rtcp
@@ -209,3 +211,17 @@ class StatsTickerTest(SynchronousTestCase):
         self.assertIn(call.call_id, ticker.previous)  # still sampled: the interval stays right
         ticker.call_ended(call)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_heard_only_while_the_session_is_attached(self) -> None:
+        relay = Relay(object(), session_id="s1")
+        sessions = {"s1": Session("s1", relay, relay=relay)}
+        listening = session_attached(sessions)
+        call = FakeCall()
+        call.session_id = "s1"  # type: ignore[attr-defined]
+        self.assertTrue(listening(call))
+        relay.detach()  # the socket is gone: waiting for a resume
+        self.assertFalse(listening(call))
+        call.session_id = None  # type: ignore[attr-defined]  # a REST call: nobody to tell
+        self.assertFalse(listening(call))
+        call.session_id = "gone"  # type: ignore[attr-defined]
+        self.assertFalse(listening(call))

@@ -376,15 +376,10 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
 
         gateway.hooks = make_hooks(config.apps, reactor)
     make_call_records(config, gateway, parent)
-    from wcsgw.calls.statsticker import StatsTicker
-
-    def listening(call: Any) -> bool:  # callStats only while the session's socket is there
-        session = gateway.sessions.get(call.session_id) if call.session_id else None
-        relay = session.relay if session is not None else None
-        return session is not None and (relay is None or relay.socket is not None)
+    from wcsgw.calls.statsticker import StatsTicker, session_attached
 
     # callStats every 5 s per call with media, one timer for all calls
-    gateway.registry.watchers.append(StatsTicker(reactor, listening=listening))
+    gateway.registry.watchers.append(StatsTicker(reactor, listening=session_attached(gateway.sessions)))
     from wcsgw.calls.ladders import install_ladders
 
     install_ladders(gateway, sip)  # the SIP ladder of every call (docs/operations.md)

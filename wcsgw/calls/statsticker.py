@@ -12,7 +12,7 @@ the call record (``cdr``) carries the summary.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
@@ -20,12 +20,26 @@ from twisted.logger import Logger
 
 from wcsgw.calls.callstats import call_stats, media_counters
 
-__all__ = ["INTERVAL", "StatsTicker"]
+__all__ = ["INTERVAL", "StatsTicker", "session_attached"]
 
 log = Logger(namespace="wcsgw.calls")
 
 #: seconds between two ``callStats`` of a call
 INTERVAL = 5.0
+
+
+def session_attached(sessions: Mapping[str, Any]) -> Callable[[Any], bool]:
+    """``listening`` for a gateway's sessions (wcsgw.calls.sessions.Session by id): a call is
+    heard while its session exists and its socket is attached (its ``relay`` has one)."""
+
+    def listening(call: Any) -> bool:
+        session = sessions.get(call.session_id) if call.session_id else None
+        if session is None:
+            return False
+        relay = getattr(session, "relay", None)
+        return relay is None or relay.socket is not None
+
+    return listening
 
 
 class StatsTicker:
