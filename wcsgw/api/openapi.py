@@ -136,6 +136,10 @@ _STARTUP_BODY: dict[str, Any] = {
                  "required": ["sessionId", "playFile"]}},
         {"not": {"description": "record is server-side media: not with sessionId",
                  "required": ["sessionId", "record"], "properties": {"record": _TRUE}}},
+        {"not": {"description": "a server-held account brings its own srtp: no sipSrtp "
+                                "(but \"\") with account",
+                 "required": ["account", "sipSrtp"],
+                 "properties": {"sipSrtp": {"enum": ["off", "optional", "mandatory"]}}}},
     ],
     "additionalProperties": True,
 }
