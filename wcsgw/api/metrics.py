@@ -311,6 +311,8 @@ def collect(gateway: Any = None) -> list[Family]:
         if getattr(gateway, "browser_port", None) is not None:
             from wcsgw.api.browserportmetrics import browser_port_families
             collectors.append(("browser_port", lambda: browser_port_families(gateway.browser_port)))
+        from wcsgw.api.opsmetrics import ops_families  # it imports Family from here
+        collectors.append(("operations", lambda: ops_families(gateway)))
         if getattr(gateway, "trunks", None) is not None:
             from wcsgw.api.trunkmetrics import trunk_families  # it imports Family from here
             collectors.append(("trunks", lambda: trunk_families(gateway.trunks)))
