@@ -528,7 +528,8 @@ class SdkTests(BrowserTestCase):
         await self.session()
         constants = await self.js("[window.wcsgw.CALL_EVENT, window.wcsgw.TRANSFER_STATUS, window.wcsgw.DTMF_TYPE]")
         self.assertEqual(constants, [
-            {"TRANSFER_STATUS": "transferStatus", "DTMF": "dtmf", "TRANSFER_REQUEST": "transferRequest"},
+            {"TRANSFER_STATUS": "transferStatus", "DTMF": "dtmf", "TRANSFER_REQUEST": "transferRequest",
+             "STATS": "callStats", "LADDER": "sipLadder"},
             {s: s for s in ("ACCEPTED", "TRYING", "COMPLETED", "FAILED")},
             {"RFC2833": "RFC2833", "INFO": "INFO"},
         ])
