@@ -363,7 +363,7 @@ class ExampleTests(ConfigTestCase):
         doc = (REPO / "docs" / "configuration.md").read_text()
         config = Config()
         for section in ("http", "sip", "rest", "policy", "log", "codecs", "state", "cdr",
-                        "recording"):
+                        "recording", "cluster"):
             for field in attrs.fields(type(getattr(config, section))):
                 self.assertIn(f"`{section}.{field.name}`", doc)
         for field in attrs.fields(Account):

@@ -235,6 +235,21 @@ class LogSettings:
 
 
 @attrs.frozen
+class ClusterSettings:
+    """Several gateway processes as one (docs/scaling.md).  ``redis_url`` "" = one process,
+    no shared state (nothing else here is read).  ``node_id``: this process's name in the
+    cluster ("" = ``<host>:<http.port>``); ``internal_url``: where the other nodes reach this
+    one's REST API to hand it a request for one of its calls ("" = ``http://<http.listen>:
+    <http.port>``); ``secret``: the key that signs those requests (required with
+    ``redis_url``; masked)."""
+
+    redis_url: str = attrs.field(default="", repr=_mask)
+    node_id: str = ""
+    internal_url: str = ""
+    secret: str = attrs.field(default="", repr=_mask)
+
+
+@attrs.frozen
 class StateSettings:
     """Where the gateway keeps what outlives a process (the call records' SQLite file, the
     recordings) unless their own keys say otherwise; relative to the working directory."""
@@ -371,6 +386,7 @@ class Config:
     limits: LimitsSettings = LimitsSettings()
     log: LogSettings = LogSettings()
     state: StateSettings = StateSettings()
+    cluster: ClusterSettings = ClusterSettings()
     cdr: CdrSettings = CdrSettings()
     recording: RecordingSettings = RecordingSettings()
     codecs: CodecSettings = CodecSettings()
