@@ -386,4 +386,7 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     from wcsgw.calls.lifecycle import CallsService
 
     CallsService(gateway).setServiceParent(parent)  # type: ignore[no-untyped-call]
+    from wcsgw.cluster.service import make_cluster
+
+    make_cluster(config, gateway, parent)  # gateway.cluster; None without [cluster] redis_url
     return gateway

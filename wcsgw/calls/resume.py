@@ -60,6 +60,9 @@ class ResumeBook:
         self._session_of: dict[str, str] = {}  # digest -> session id
         self._digest_of: dict[str, str] = {}  # session id -> digest
         self._deadline: dict[str, float] = {}  # detached session id -> when its window ends
+        #: told (session id, digest of its live token or None) at each change: the cluster
+        #: mirrors which node holds which token (wcsgw.cluster.state)
+        self.watch: Callable[[str, str | None], None] = lambda session_id, key: None
 
     def issue(self, session_id: str) -> str:
         """A new token for ``session_id``; the one it had before is dead."""
@@ -68,6 +71,7 @@ class ResumeBook:
         key = digest(token)
         self._session_of[key] = session_id
         self._digest_of[session_id] = key
+        self.watch(session_id, key)
         return token
 
     def detach(self, session_id: str, now: float, seconds: float) -> float:
@@ -121,6 +125,7 @@ class ResumeBook:
         key = self._digest_of.pop(session_id, None)
         if key is not None:
             self._session_of.pop(key, None)
+            self.watch(session_id, None)
 
 
 class Relay:

@@ -21,13 +21,16 @@ __all__ = [
     "INT32_MAX",
     "PORT_MAX",
     "boolean",
+    "cluster_secret",
     "codec_list",
     "dns_server_list",
     "header_list",
     "host",
     "host_list",
     "int_range",
+    "internal_url",
     "ip_literal",
+    "node_id",
     "nonempty_string",
     "one_of",
     "one_of_ints",
@@ -36,6 +39,7 @@ __all__ = [
     "pattern_list",
     "port",
     "positive_float",
+    "redis_url",
     "show",
     "string",
     "string_list",
@@ -264,3 +268,57 @@ def codec_list(kind: str, browser: bool = False) -> Callable[[str, Any], tuple[s
         return tuple(labels)
 
     return check
+
+
+#: a node id's shape: the same as every outside id (wcsgw.calls.ids.ID_PATTERN, which config
+#: may not import; tests.test_cluster_state checks the two agree): node ids are Redis keys
+#: and log fields
+NODE_ID_PATTERN = r"^[A-Za-z0-9_]([A-Za-z0-9_~:@+=-]|\.[A-Za-z0-9_~:@+=-])*\.?$"
+MIN_SECRET = 16
+
+
+def _url_parts(key: str, value: Any, schemes: tuple[str, ...]) -> str:
+    """``value`` if it is "" or a URL of one of ``schemes`` with a host.  The message shows
+    only the scheme and host: a URL may carry a password."""
+    text = string(key, value)
+    if not text:
+        return text
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ConfigError(key, f"must be a {' or '.join(s + '://' for s in schemes)} URL, "
+                               "got one that does not parse") from None
+    if parts.scheme not in schemes or not hostname:
+        shown = f"{parts.scheme}://{hostname or ''}" if parts.scheme else "no scheme"
+        raise ConfigError(key, f"must be a {' or '.join(s + '://' for s in schemes)} URL "
+                               f"with a host, got {shown}")
+    return text
+
+
+def redis_url(key: str, value: Any) -> str:
+    """"" (no cluster) or redis:// / rediss:// with a host; never echoes the password."""
+    return _url_parts(key, value, ("redis", "rediss"))
+
+
+def internal_url(key: str, value: Any) -> str:
+    return _url_parts(key, value, ("http", "https"))
+
+
+def node_id(key: str, value: Any) -> str:
+    text = string(key, value)
+    if text and (len(text) > 128 or re.fullmatch(NODE_ID_PATTERN, text) is None):
+        raise ConfigError(key, "must be 1 to 128 of the characters A-Z a-z 0-9 _ . ~ : @ + = - "
+                               f"(starting with a letter, digit or _; no '..'), got {show(text)}")
+    return text
+
+
+def cluster_secret(redis: str, secret: str) -> None:
+    """With a ``redis_url``, ``secret`` signs the nodes' requests to each other: required,
+    at least :data:`MIN_SECRET` characters; its value is never shown."""
+    if redis and len(secret) < MIN_SECRET:
+        raise ConfigError("cluster.secret", f"must be at least {MIN_SECRET} characters when "
+                                            "cluster.redis_url is set (the same on every node)")

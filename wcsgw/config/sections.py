@@ -18,13 +18,16 @@ from wcsgw.config.checks import (
     INT32_MAX,
     PORT_MAX,
     boolean,
+    cluster_secret,
     codec_list,
     dns_server_list,
     header_list,
     host,
     host_list,
     int_range,
+    internal_url,
     ip_literal,
+    node_id,
     nonempty_string,
     one_of,
     one_of_ints,
@@ -33,6 +36,7 @@ from wcsgw.config.checks import (
     pattern_list,
     port,
     positive_float,
+    redis_url,
     show,
     string,
     string_list,
@@ -133,8 +137,8 @@ SCHEMA: dict[str, tuple[type, dict[str, Callable[[str, Any], Any]]]] = {
                                 "max_cpu_percent": int_range(0, 100)}),
     "log": (LogSettings, {"level": one_of(*LOG_LEVELS), "format": one_of("text", "json")}),
     "state": (StateSettings, {"folder": nonempty_string}),
-    "cluster": (ClusterSettings, {"redis_url": string, "node_id": string,
-                                  "internal_url": string, "secret": string}),
+    "cluster": (ClusterSettings, {"redis_url": redis_url, "node_id": node_id,
+                                  "internal_url": internal_url, "secret": string}),
     "cdr": (CdrSettings, {"database": string, "retention_days": int_range(0, 36500)}),
     "recording": (RecordingSettings, {"folder": string, "all_calls": boolean}),
     "codecs": (CodecSettings, {"sip": codec_list("audio"),
@@ -362,4 +366,5 @@ def parse_config(data: Mapping[str, Any]) -> Config:
     check_routes(config.routes, [account.name for account in config.accounts])
     _check_exposure(config)
     _check_tls(config.http)
+    cluster_secret(config.cluster.redis_url, config.cluster.secret)
     return config

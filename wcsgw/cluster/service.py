@@ -1,0 +1,76 @@
+"""``gateway.cluster`` wired into the service tree (wcsgw.service calls :func:`make_cluster`).
+
+Why a function the service module calls instead of code there: without ``[cluster]
+redis_url`` nothing of the cluster is built, not even imported (redis included), so a single
+gateway runs exactly as before.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from twisted.application import service
+from twisted.internet import defer
+
+from wcsgw.cluster.failure import Timing
+from wcsgw.cluster.nodes import Node
+
+__all__ = ["ClusterService", "make_cluster", "this_node"]
+
+
+def this_node(config: Any) -> Node:
+    """This node as ``[cluster]`` names it, its defaults filled: ``node_id`` "" =
+    ``<host>:<http.port>``, ``internal_url`` "" = ``http://<http.listen>:<http.port>``."""
+    cluster, http = config.cluster, config.http
+    node_id = cluster.node_id or f"{socket.gethostname()}:{http.port}"
+    host = f"[{http.listen}]" if ":" in http.listen else http.listen
+    return Node(node_id, cluster.internal_url or f"http://{host}:{http.port}")
+
+
+class ClusterService(service.Service):
+    """Beats and watches from start; at stop, once the gateway's calls are over (a SIGTERM
+    drain), leaves the cluster — its heartbeat goes last, so nothing is taken over."""
+
+    def __init__(self, state: Any, watchman: Any, gateway: Any) -> None:
+        self.state = state
+        self.watchman = watchman
+        self.gateway = gateway
+
+    def startService(self) -> None:  # noqa: N802 (Twisted API)
+        super().startService()  # type: ignore[no-untyped-call]
+        self.state.start()
+        self.watchman.start()
+
+    def stopService(self) -> defer.Deferred[None]:  # noqa: N802 (Twisted API)
+        super().stopService()  # type: ignore[no-untyped-call]
+        return defer.ensureDeferred(self._leave())
+
+    async def _leave(self) -> None:
+        self.watchman.stop()
+        await self.gateway.when_idle()
+        await self.state.stop()
+        await self.state.store.close()
+
+
+def make_cluster(config: Any, gateway: Any, parent: Any, timing: Timing | None = None) -> Any:
+    """``gateway.cluster`` (a :class:`~wcsgw.cluster.state.ClusterState`) following the
+    gateway's calls and resume tokens, and the service that runs it under ``parent``; with
+    no ``redis_url``, ``gateway.cluster`` is None and nothing else happens."""
+    if not config.cluster.redis_url:
+        gateway.cluster = None
+        return None
+    from twisted.internet import reactor
+
+    from wcsgw.cluster.state import ClusterState
+    from wcsgw.cluster.store import RedisStore
+    from wcsgw.cluster.takeover import Watchman
+
+    state = ClusterState(this_node(config), config.cluster.secret,
+                         RedisStore(config.cluster.redis_url), gateway, reactor, timing)
+    gateway.cluster = state
+    gateway.registry.watchers.append(state)
+    gateway.resumer.book.watch = state.token_changed
+    cluster_service = ClusterService(state, Watchman(state), gateway)
+    cluster_service.setServiceParent(parent)  # type: ignore[no-untyped-call]
+    return cluster_service
