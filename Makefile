@@ -61,12 +61,13 @@ SOURCES := setup.cfg pyproject.toml README.md \
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: help install run test gates clean debs run-debs venv bench bench-debs soak fuzz
+.PHONY: help install run test gates clean debs run-debs venv bench bench-debs soak fuzz cluster-demo
 
 help:
 	@echo "make run      start the gateway (twistd -n wcsgw; --config wcsgw.toml if it exists)"
 	@echo "make test     install test peers (Debian packages), run the gates and the whole trial suite"
 	@echo "make gates    import contracts, lint and type checks (a few seconds; part of make test)"
+	@echo "make cluster-demo  Redis, Kamailio, HAProxy and two workers on loopback (Ctrl-C stops)"
 	@echo "make install  what make run needs, without starting it"
 	@echo "make clean    remove .venv and build leftovers"
 	@echo "make bench    benchmarks side by side with Janus (installs janus; a few minutes)"
@@ -159,6 +160,11 @@ bench: bench-debs $(STAMP_TEST)
 # soak needs no Janus: the run packages are enough.
 soak: run-debs $(STAMP_TEST)
 	PYTHONPATH=$(CURDIR) $(PY) bench/soak.py $(SOAK_ARGS)
+
+# A whole cluster on loopback for a person to try (docs/scaling.md): Redis, Kamailio
+# (registrar + dispatcher), HAProxy and two workers; prints the URLs, Ctrl-C stops everything.
+cluster-demo: debs $(STAMP_TEST)
+	PYTHONPATH=$(CURDIR) $(PY) bench/cluster_demo.py $(CLUSTER_DEMO_ARGS)
 
 fuzz: $(STAMP_TEST)
 	$(PY) -m pip install -q --disable-pip-version-check '.[fuzz]'
