@@ -192,6 +192,8 @@ _CALL: dict[str, Any] = {
         "startTime": {"type": "integer", "description": "Unix time, milliseconds."},
         "answerTime": {"type": ["integer", "null"], "description": "Unix time, ms; null "
                                                                      "until answered."},
+        "node": {"type": "string", "description": "In a cluster ([cluster] redis_url): the "
+                 "node_id of the node holding the call; absent on a single gateway."},
         "recording": {"type": ["string", "null"],
                       "description": "Server-side media: the recording's file name within the "
                                      "recordings folder (UTC time + random hex, chosen by the "
@@ -252,13 +254,15 @@ _DRAIN_STATE: dict[str, Any] = {
 _OPERATION_ERRORS: dict[str, tuple[str, ...]] = {
     "/call/startup": ("400", "401", "403", "404", "409", "413", "415", "429", "500", "501",
                       "503"),
-    "/call/terminate": ("400", "401", "404", "409", "413", "415", "500"),
-    "/call/find": ("400", "401", "404", "413", "415", "500"),
+    "/call/terminate": ("400", "401", "404", "409", "410", "413", "415", "500", "502"),
+    "/call/find": ("400", "401", "404", "413", "415", "500", "502"),
     "/call/find_all": ("400", "401", "413", "415", "500"),
-    "/call/send_dtmf": ("400", "401", "403", "404", "409", "413", "415", "500", "501"),
-    "/call/hold": ("400", "401", "404", "409", "413", "415", "500", "501"),
-    "/call/unhold": ("400", "401", "404", "409", "413", "415", "500", "501"),
-    "/call/transfer": ("400", "401", "403", "404", "409", "413", "415", "500", "501"),
+    "/call/send_dtmf": ("400", "401", "403", "404", "409", "410", "413", "415", "500", "501",
+                       "502"),
+    "/call/hold": ("400", "401", "404", "409", "410", "413", "415", "500", "501", "502"),
+    "/call/unhold": ("400", "401", "404", "409", "410", "413", "415", "500", "501", "502"),
+    "/call/transfer": ("400", "401", "403", "404", "409", "410", "413", "415", "500", "501",
+                       "502"),
     "/gateway/drain": ("400", "401", "413", "415", "500", "501"),
 }
 

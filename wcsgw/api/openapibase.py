@@ -51,6 +51,8 @@ ERRORS = {
     "413": "Body larger than http.max_body (default 65536 bytes), refused from its "
            "Content-Length before the body is read and before the token is checked.",
     "415": "Content-Type is not application/json.",
+    "410": "In a cluster: the node that held the call is gone (docs/scaling.md).",
+    "502": "In a cluster: the node holding the call did not answer in time (docs/scaling.md).",
     "500": "The gateway failed internally (logged; no details are sent).",
     "501": "The gateway does not support this yet.",
     "429": "A [limits] cap: the client address's call rate, or the session's call cap.",

@@ -147,7 +147,7 @@ OPS_PATHS: dict[str, Any] = {
         _RECORD_BODY, "The recording's file name (null once stopped).",
         json_content({"type": "object", "required": ["recording"], "additionalProperties": False,
                       "properties": {"recording": _NULLABLE_STR}}),
-        (*_ALL, "404", "409", "503"), {"404": "No such call.", "503": _OFF}),
+        (*_ALL, "404", "409", "410", "502", "503"), {"404": "No such call.", "503": _OFF}),
     "/call/ladder": operation(
         "/call/ladder", "A call's SIP ladder: its messages in order",
         {"type": "object", "required": ["callId"], "additionalProperties": True,
@@ -155,7 +155,8 @@ OPS_PATHS: dict[str, Any] = {
                                        minLength=1)}},
         "The entries, oldest first.",
         json_content({"type": "array", "items": _ref("LadderEntry")}),
-        (*_ALL, "404", "503"), {"404": "No such call (live or recently ended).", "503": _OFF}),
+        (*_ALL, "404", "410", "502", "503"),
+        {"404": "No such call (live or recently ended).", "503": _OFF}),
     "/cdr/find": operation(
         "/cdr/find", "Call detail records, newest first", _CDR_QUERY,
         "The matching records (maybe none).",

@@ -31,7 +31,7 @@ from twisted.protocols.basic import FileSender
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from wcsgw.api import openapi
+from wcsgw.api import openapi, restcluster
 from wcsgw.api.restcalls import RestApi, RestReply
 from wcsgw.api.restfields import RestError
 from wcsgw.api.restops import content_type_of
@@ -77,6 +77,7 @@ class RestResource(Resource):
         self.api = api
         self.max_body = max_body
         self._token_digests = [_digest(t.encode("utf-8")) for t in tokens]
+        self._cluster: restcluster.ClusterRest | None = None
         self._document = json.dumps(
             openapi.openapi_document(auth=bool(tokens), max_body=max_body), indent=1,
             sort_keys=False).encode("utf-8")
@@ -135,7 +136,13 @@ class RestResource(Resource):
             if request.method not in (b"GET", b"HEAD"):
                 raise RestError(405, "use GET", headers={b"allow": b"GET, HEAD"})
             return RestReply(200, self._document)
-        self._authenticate(request)
+        # [cluster]: another node's signed request stands for a token (wcsgw.api.restcluster)
+        cluster = getattr(self.api.gateway, "cluster", None)
+        handed_over = cluster is not None and restcluster.check_signature(
+            cluster, request, path, lambda: self._read_body(request, self.max_body),
+            self._cluster_clock().seconds())
+        if not handed_over:
+            self._authenticate(request)
         if path == RECORDING_ROUTE:
             if request.method not in (b"GET", b"HEAD"):
                 raise RestError(405, "use GET", headers={b"allow": b"GET, HEAD"})
@@ -154,7 +161,16 @@ class RestResource(Resource):
             raise RestError(400, "the body must be a JSON object")
         # The TCP peer, never X-Forwarded-For (anyone can send that header).
         peer = getattr(request.getClientAddress(), "host", None)  # type: ignore[no-untyped-call]
+        if cluster is not None:
+            if self._cluster is None:
+                self._cluster = restcluster.ClusterRest(self.api, cluster, self._cluster_clock())
+            return self._cluster.handle(path, body, peer=peer, handed_over=handed_over)
         return self.api.handle(path, body, peer=peer)
+
+    @staticmethod
+    def _cluster_clock() -> Any:
+        from twisted.internet import reactor
+        return reactor
 
     def _send_file(self, request: Request, path: Path) -> Any:
         """Stream a recording (FileSender: a chunk at a time, as the client reads), never the
