@@ -336,3 +336,50 @@ class WithoutRedisTest(unittest.TestCase):
                              check=False, timeout=60, cwd=root,
                              env={**os.environ, "PYTHONPATH": root})
         self.assertEqual((out.returncode, out.stdout.strip()), (0, "[]"), out.stderr)
+
+
+class LeavingTest(unittest.TestCase):
+    """SIGTERM: the node keeps beating while its calls drain, and leaves only after."""
+
+    def test_a_draining_node_beats_until_idle_then_leaves(self) -> None:
+        from twisted.application.service import MultiService
+
+        from wcsgw.cluster.service import ClusterService
+
+        clock = task.Clock()
+        redis = MemoryRedis(clock)
+        b, wb, _gb = node(clock, redis, "b")
+        gateway = FakeGateway()
+        idle: defer.Deferred[None] = defer.Deferred()
+        gateway.when_idle = lambda: idle  # type: ignore[attr-defined]
+        a = ClusterState(Node("a", "http://127.0.0.1:1"), "s" * 16, redis, gateway, clock,
+                         TIMING)
+        gateway.registry.watchers.append(a)
+        service = ClusterService(a, Watchman(a), gateway)
+        service.setServiceParent(MultiService())
+        service.startService()
+        gateway.registry.add(FakeCall("c1"))
+        stopping = service.stopService()
+        clock.pump([1.0] * 30)  # a long drain: still beating, nothing taken over
+        self.assertNoResult(stopping)
+        self.assertEqual(self.successResultOf(b.live_nodes()), [a.node, b.node])
+        self.assertEqual(self.successResultOf(b.owner_of_call("c1")), a.node)
+        gateway.registry.gone(gateway.calls["c1"])
+        idle.callback(None)
+        self.successResultOf(stopping)
+        clock.advance(10)
+        self.assertEqual(self.successResultOf(b.live_nodes()), [b.node])
+        self.assertEqual(wb.taken, 0)
+        self.assertIsNone(self.successResultOf(b.lost_call("c1")))
+
+    def test_an_unusable_redis_url_is_refused_naming_the_key(self) -> None:
+        from twisted.application.service import MultiService
+
+        from wcsgw.cluster.service import make_cluster
+
+        config = parse_config({"cluster": {"redis_url": "redis://:pw-in-url@h/0?socket_timeout=x",
+                                           "secret": "s" * 16}})
+        with self.assertRaises(ConfigError) as caught:
+            make_cluster(config, FakeGateway(), MultiService())
+        self.assertTrue(str(caught.exception).startswith("cluster.redis_url"))
+        self.assertNotIn("pw-in-url", str(caught.exception))

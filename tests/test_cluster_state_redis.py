@@ -4,7 +4,9 @@ Each node is a :class:`~wcsgw.cluster.state.ClusterState` with its own connectio
 (:class:`~wcsgw.cluster.store.RedisStore`) over a registry-backed gateway stand-in, on the
 real reactor with a short heartbeat (0.2 s beat, 0.8 s expiry, 0.2 s check) so a death is
 seen in about a second.  Waiting is polling a condition with a deadline, never a sleep
-standing for one.  The rules themselves, on a fake clock: tests.test_cluster_state.
+standing for one.  :class:`CallGatewaysTest` joins two real CallGateways (their SIP side and
+calls faked as in tests.test_calls_gateway) as ``make_cluster`` does.  The rules themselves, on
+a fake clock: tests.test_cluster_state.
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ from wcsgw.cluster.takeover import Watchman
 
 TIMING = Timing(beat=0.2, expiry=0.8, check=0.2)
 POLL = 0.05
+
+
+async def silence(state: ClusterState, watchman: Watchman) -> None:
+    """The node stops as with ``kill -9``: no more beats or checks, nothing said."""
+    watchman.stop()
+    if state._beat is not None and state._beat.running:
+        state._beat.stop()
+    await state.store.close()
 
 
 async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 10.0) -> Any:
@@ -55,14 +65,9 @@ class RealRedisTest(unittest.TestCase):
         watchman = Watchman(state)
         state.start()
         watchman.start()
-        self.addCleanup(self.silence, state, watchman)
+        self.addCleanup(silence, state, watchman)
         return state, watchman, gateway
 
-    async def silence(self, state: ClusterState, watchman: Watchman) -> None:
-        watchman.stop()
-        if state._beat is not None and state._beat.running:
-            state._beat.stop()
-        await state.store.close()
 
     @defer.inlineCallbacks
     def test_ownership_and_a_node_lost(self) -> Any:
@@ -78,7 +83,7 @@ class RealRedisTest(unittest.TestCase):
         self.assertEqual((yield a.owner_of_call("c2")), b.node)
         self.assertEqual((yield c.live_nodes()), [a.node, b.node, c.node])
         # a dies as with kill -9: its beats stop, it says nothing
-        yield defer.ensureDeferred(self.silence(a, wa))
+        yield defer.ensureDeferred(silence(a, wa))
         died = reactor.seconds()
         lost = yield defer.ensureDeferred(until(lambda: c.lost_call("c1"), "c1 is lost"))
         took = reactor.seconds() - died
@@ -115,3 +120,61 @@ class RealRedisTest(unittest.TestCase):
         self.assertEqual(owner, a.node)
         self.assertIsNone((yield b.owner_of_call("c1")), "c1 ended while Redis was away")
         self.assertEqual(wb.taken, 0, "nobody was declared lost over a Redis outage")
+
+
+class CallGatewaysTest(unittest.TestCase):
+    """Two real CallGateways (the SIP side and the calls faked as in tests.test_calls_gateway)
+    joined to one real Redis as ``make_cluster`` joins them."""
+
+    if redis_peer.missing():
+        skip = redis_peer.missing()
+
+    def gateway(self, server: RedisServer, name: str) -> tuple[Any, ClusterState, Watchman]:
+        from tests.test_calls_gateway import TESTLINES, FakeCall as GatewayCall, FakeSip
+        from wcsgw.calls.gateway import CallGateway
+        from wcsgw.calls.policy import Policy
+        from wcsgw.cluster.service import join
+
+        gw = CallGateway(FakeSip(), Policy(["pbx.example"], TESTLINES), GatewayCall)
+        gw.resume_seconds = 30
+        state = ClusterState(Node(name, f"http://127.0.0.1:1/{name}"), "s" * 16,
+                             RedisStore(server.url), gw, reactor, TIMING)
+        join(gw, state)
+        watchman = Watchman(state)
+        state.start()
+        watchman.start()
+        self.addCleanup(silence, state, watchman)
+        return gw, state, watchman
+
+    @defer.inlineCallbacks
+    def test_ownership_tokens_and_loss_across_gateways(self) -> Any:
+        from tests.test_calls_gateway import account
+        from wcsgw.calls.errors import CallError, Codes
+        from wcsgw.calls.resume import digest
+
+        server = RedisServer()
+        self.addCleanup(server.stop)
+        yield server.start()
+        gw_a, a, wa = self.gateway(server, "a")
+        gw_b, b, _wb = self.gateway(server, "b")
+        gw_a.open_session("s1", object(), peer="10.0.0.1")
+        gw_a.connect("s1", account(), register=False)
+        token = gw_a.auth_token("s1")
+        gw_a.call("s1", call_id="c1", callee="1002", visible_name=None, has_audio=True,
+                  has_video=False, sdp="v=0", sip_headers={})
+        owner = yield defer.ensureDeferred(until(lambda: b.owner_of_call("c1"), "b sees c1"))
+        self.assertEqual(owner, a.node)
+        self.assertEqual((yield b.token_holder(digest(token))), ("a", False))
+        # the balancer sends the resume to b: refused there, never resumed on the wrong node
+        gw_b.open_session("fresh", object(), peer="10.0.0.9")
+        with self.assertRaises(CallError) as caught:
+            gw_b.resume("fresh", token)
+        self.assertEqual(caught.exception.code, Codes.SESSION_EXPIRED)
+        self.assertIn("s1", gw_a.sessions)
+        # a dies (kill -9): its call becomes a lost call, its token is marked lost
+        yield defer.ensureDeferred(silence(a, wa))
+        lost = yield defer.ensureDeferred(until(lambda: b.lost_call("c1"), "c1 lost"))
+        self.assertEqual((lost["status"], lost["info"], lost["sessionId"]),
+                         ("FAILED", "Node a lost", "s1"))
+        self.assertEqual((yield b.token_holder(digest(token))), ("a", True))
+        self.assertIsNone((yield b.owner_of_call("c1")))

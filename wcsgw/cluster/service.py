@@ -15,8 +15,9 @@ from twisted.internet import defer
 
 from wcsgw.cluster.failure import Timing
 from wcsgw.cluster.nodes import Node
+from wcsgw.config.errors import ConfigError
 
-__all__ = ["ClusterService", "make_cluster", "this_node"]
+__all__ = ["ClusterService", "join", "make_cluster", "this_node"]
 
 
 def this_node(config: Any) -> Node:
@@ -53,10 +54,19 @@ class ClusterService(service.Service):
         await self.state.store.close()
 
 
+def join(gateway: Any, state: Any) -> None:
+    """``state`` becomes ``gateway.cluster`` and follows its calls (a registry watcher) and
+    its sessions' resume tokens (``ResumeBook.watch``)."""
+    gateway.cluster = state
+    gateway.registry.watchers.append(state)
+    gateway.resumer.book.watch = state.token_changed
+
+
 def make_cluster(config: Any, gateway: Any, parent: Any, timing: Timing | None = None) -> Any:
     """``gateway.cluster`` (a :class:`~wcsgw.cluster.state.ClusterState`) following the
     gateway's calls and resume tokens, and the service that runs it under ``parent``; with
-    no ``redis_url``, ``gateway.cluster`` is None and nothing else happens."""
+    no ``redis_url``, ``gateway.cluster`` is None and nothing else happens.  A URL the
+    client cannot use, or no redis-py: :class:`ConfigError` naming ``cluster.redis_url``."""
     if not config.cluster.redis_url:
         gateway.cluster = None
         return None
@@ -66,11 +76,17 @@ def make_cluster(config: Any, gateway: Any, parent: Any, timing: Timing | None =
     from wcsgw.cluster.store import RedisStore
     from wcsgw.cluster.takeover import Watchman
 
-    state = ClusterState(this_node(config), config.cluster.secret,
-                         RedisStore(config.cluster.redis_url), gateway, reactor, timing)
-    gateway.cluster = state
-    gateway.registry.watchers.append(state)
-    gateway.resumer.book.watch = state.token_changed
+    try:
+        store = RedisStore(config.cluster.redis_url)
+    except ImportError:
+        raise ConfigError("cluster.redis_url", "needs redis-py: pip install 'wcsgw[cluster]'"
+                          ) from None
+    except ValueError as exc:  # the client's own reading of the URL (its text: no password)
+        raise ConfigError("cluster.redis_url", f"cannot be used: {type(exc).__name__}"
+                          ) from None
+    state = ClusterState(this_node(config), config.cluster.secret, store, gateway, reactor,
+                         timing)
+    join(gateway, state)
     cluster_service = ClusterService(state, Watchman(state), gateway)
     cluster_service.setServiceParent(parent)  # type: ignore[no-untyped-call]
     return cluster_service
