@@ -341,7 +341,7 @@ class WithoutRedisTest(unittest.TestCase):
 class LeavingTest(unittest.TestCase):
     """SIGTERM: the node keeps beating while its calls drain, and leaves only after."""
 
-    def test_a_draining_node_beats_until_idle_then_leaves(self) -> None:
+    def started(self) -> tuple[Any, ...]:
         from twisted.application.service import MultiService
 
         from wcsgw.cluster.service import ClusterService
@@ -358,19 +358,36 @@ class LeavingTest(unittest.TestCase):
         service = ClusterService(a, Watchman(a), gateway)
         service.setServiceParent(MultiService())
         service.startService()
+        return clock, a, b, wb, gateway, idle, service
+
+    def test_a_draining_node_beats_until_idle_then_leaves(self) -> None:
+        clock, a, b, wb, gateway, idle, service = self.started()
         gateway.registry.add(FakeCall("c1"))
-        stopping = service.stopService()
-        clock.pump([1.0] * 30)  # a long drain: still beating, nothing taken over
-        self.assertNoResult(stopping)
+        clock.pump([1.0] * 30)  # a long drain: still beating, its call its own
         self.assertEqual(self.successResultOf(b.live_nodes()), [a.node, b.node])
         self.assertEqual(self.successResultOf(b.owner_of_call("c1")), a.node)
+        stopping = service.stopService()  # the last call is being hung up
+        clock.advance(1)
+        self.assertNoResult(stopping)
+        self.assertEqual(self.successResultOf(b.live_nodes()), [a.node, b.node])
         gateway.registry.gone(gateway.calls["c1"])
         idle.callback(None)
         self.successResultOf(stopping)
-        clock.advance(10)
+        clock.pump([1.0] * 10)
         self.assertEqual(self.successResultOf(b.live_nodes()), [b.node])
         self.assertEqual(wb.taken, 0)
         self.assertIsNone(self.successResultOf(b.lost_call("c1")))
+
+    def test_a_call_that_never_settles_does_not_hold_the_stop(self) -> None:
+        from wcsgw.cluster.service import LEAVE_WAIT
+
+        clock, a, b, _wb, gateway, _idle, service = self.started()
+        stopping = service.stopService()
+        clock.advance(LEAVE_WAIT - 0.1)
+        self.assertNoResult(stopping)
+        clock.advance(0.1)
+        self.successResultOf(stopping)
+        self.assertEqual(self.successResultOf(b.live_nodes()), [b.node])
 
     def test_an_unusable_redis_url_is_refused_naming_the_key(self) -> None:
         from twisted.application.service import MultiService

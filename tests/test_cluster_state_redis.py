@@ -178,3 +178,54 @@ class CallGatewaysTest(unittest.TestCase):
                          ("FAILED", "Node a lost", "s1"))
         self.assertEqual((yield b.token_holder(digest(token))), ("a", True))
         self.assertIsNone((yield b.owner_of_call("c1")))
+
+
+class ServiceTreeTest(unittest.TestCase):
+    """``wcsgw.service.make_service`` with ``[cluster] redis_url``: the node beats from start
+    and leaves at stop; without it, ``gateway.cluster`` is None."""
+
+    if redis_peer.missing():
+        skip = redis_peer.missing()
+
+    @defer.inlineCallbacks
+    def test_a_gateway_joins_and_leaves(self) -> Any:
+        import attrs
+
+        from tests.e2e import gateway_config
+        from wcsgw.config.settings import ClusterSettings
+        from wcsgw.service import make_service
+
+        server = RedisServer()
+        self.addCleanup(server.stop)
+        yield server.start()
+        plain = make_service(gateway_config())
+        self.assertIsNone(plain.call_gateway.cluster)
+        config = attrs.evolve(gateway_config(), cluster=ClusterSettings(
+            redis_url=server.url, node_id="gw-1", internal_url="http://127.0.0.1:1",
+            secret="s" * 16))
+        top = make_service(config)
+        top.startService()
+        stopped: list[bool] = []
+
+        def stop() -> Any:
+            if stopped:
+                return None
+            stopped.append(True)
+            return defer.maybeDeferred(top.stopService)
+
+        self.addCleanup(stop)
+        self.assertIsInstance(top.call_gateway.cluster, ClusterState)
+        observer = ClusterState(Node("watcher", "http://127.0.0.1:2"), "s" * 16,
+                                RedisStore(server.url), FakeGateway(), reactor, TIMING)
+        self.addCleanup(observer.store.close)
+        gw_node = Node("gw-1", "http://127.0.0.1:1")
+
+        async def joined() -> bool:
+            return gw_node in await observer.live_nodes()
+
+        async def left() -> bool:
+            return gw_node not in await observer.live_nodes()
+
+        yield defer.ensureDeferred(until(joined, "gw-1 beats"))
+        yield stop()
+        yield defer.ensureDeferred(until(left, "gw-1 left at stop"))

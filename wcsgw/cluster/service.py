@@ -17,7 +17,11 @@ from wcsgw.cluster.failure import Timing
 from wcsgw.cluster.nodes import Node
 from wcsgw.config.errors import ConfigError
 
-__all__ = ["ClusterService", "join", "make_cluster", "this_node"]
+__all__ = ["LEAVE_WAIT", "ClusterService", "join", "make_cluster", "this_node"]
+
+#: how long a stopping node waits for its last calls to settle before it leaves the cluster
+#: anyway (the call layer's own stop grace is 3 s)
+LEAVE_WAIT = 5.0
 
 
 def this_node(config: Any) -> Node:
@@ -30,8 +34,9 @@ def this_node(config: Any) -> Node:
 
 
 class ClusterService(service.Service):
-    """Beats and watches from start; at stop, once the gateway's calls are over (a SIGTERM
-    drain), leaves the cluster — its heartbeat goes last, so nothing is taken over."""
+    """Beats and watches from start — through a SIGTERM drain too, so the draining node's
+    calls stay its own; at stop, once its last calls settled (at most :data:`LEAVE_WAIT`),
+    leaves the cluster: its heartbeat goes last, so nothing is taken over."""
 
     def __init__(self, state: Any, watchman: Any, gateway: Any) -> None:
         self.state = state
@@ -49,9 +54,19 @@ class ClusterService(service.Service):
 
     async def _leave(self) -> None:
         self.watchman.stop()
-        await self.gateway.when_idle()
+        # A drain (SIGTERM) is over before the service tree stops; what is left now is being
+        # hung up (CallsService: a 3 s grace).  Wait for that, bounded: a call that never
+        # settles must not keep the process from ending.
+        idle = self.gateway.when_idle()
+        clock = self.state.clock
+        timer = clock.callLater(LEAVE_WAIT, lambda: idle.called or idle.callback(None))
+        await idle
+        if timer.active():
+            timer.cancel()
         await self.state.stop()
-        await self.state.store.close()
+        closing = self.state.store.close()
+        closing.addTimeout(1.0, clock)
+        await closing.addErrback(lambda failure: None)
 
 
 def join(gateway: Any, state: Any) -> None:
