@@ -10,7 +10,10 @@ the checks):
 1. REST on node A ends a call node B holds: the phone heard B's 1 kHz file (FFT), A's
    ``call/find`` shows the call with ``node`` "b", A's ``call/terminate`` ends it (the phone
    sees the BYE).
-2. kill -9 of B with a call up: within seconds A reports the call ``FAILED`` "Node b lost",
+2. B drained (SIGTERM) with a call up: HAProxy and the dispatcher take it out at once (its
+   503s), A still finds the call up past the time a dead node's calls are declared lost, the
+   call ends by the phone's hangup, B exits 0 and restarts.
+3. kill -9 of B with a call up: within seconds A reports the call ``FAILED`` "Node b lost",
    HAProxy has taken B out and Kamailio's dispatcher marks it inactive; a new REST call through
    HAProxy is placed by A.
 """
@@ -43,7 +46,7 @@ def rest(port: int, route: str, body: dict[str, Any]) -> tuple[int, Any]:
 class ClusterTests(TwistdTestCase):
     timeout = 180
 
-    async def test_rest_across_nodes_and_a_node_killed(self) -> None:
+    async def test_rest_across_nodes_a_drain_and_a_node_killed(self) -> None:
         redis = RedisServer()
         self.addCleanup(redis.stop)
         await redis.start()
@@ -94,7 +97,37 @@ class ClusterTests(TwistdTestCase):
         assert_near(self, frequency, 1000, 10)
         self.assertGreater(level, 300)
 
-        # 2. Another call on B; kill -9 of B.
+        # 2. Another call on B; B drains (SIGTERM): both fronts take it out at once (its
+        # /health and OPTIONS answer 503), but its call is not lost: A still finds it up past
+        # the time a dead node's calls are declared lost; it ends by the phone's hangup, then
+        # B exits 0 and the cluster forgets the call.  B restarts on the same ports.
+        status, body = rest(b.http_port, "call/startup",
+                            {"account": "main", "callee": "1002", "playFile": "tone1k.wav"})
+        self.assertEqual(status, 200, body)
+        call_drained = body["callId"]
+        await phone.wait_event("CALL_ESTABLISHED", since=mark)
+        mark = phone.mark()
+        b.signal(signal.SIGTERM)
+        await lb.until_state("b", "DOWN")
+        await kam.until_active({"a": True, "b": False})
+        assert b.process is not None
+        self.assertIsNone(b.process.proc.poll())  # alive: out of both fronts by its 503s
+        for _ in range(16):  # 8 s > beat + expiry + check (6 s): never reported lost
+            status, found = rest(a.http_port, "call/find", {"callId": call_drained})
+            self.assertEqual((status, [(c["status"], c["node"]) for c in found]),
+                             (200, [("ESTABLISHED", "b")]))
+            await task.deferLater(reactor, 0.5, lambda: None)
+        await phone.command("hangup")
+        await phone.wait_event("CALL_CLOSED", since=mark)
+        self.assertEqual(await b.process.wait_exit(timeout=20), 0, b.process.output)
+        status, _ = rest(a.http_port, "call/find", {"callId": call_drained})
+        self.assertEqual(status, 404)
+        await b.start()
+        await lb.until_state("b", "UP")
+        await kam.until_active({"a": True, "b": True})
+        mark = phone.mark()
+
+        # 3. Another call on B; kill -9 of B.
         status, body = rest(b.http_port, "call/startup",
                             {"account": "main", "callee": "1002", "playFile": "tone1k.wav"})
         self.assertEqual(status, 200, body)
