@@ -8,12 +8,14 @@ import json
 from typing import Any
 
 from twisted.internet import defer, reactor
-from twisted.internet.protocol import Factory
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
 from tests.support import inline
 from tests.test_api_rest import FakeCallGateway, Reply, call_object, request, serve_rest
+from wcsgw.api.restcalls import RestApi
+from wcsgw.api.restcluster import ClusterRest
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.cluster import forward
 from wcsgw.cluster.forwardroute import Route, after_lookup, merge_lists, route
@@ -198,6 +200,24 @@ class TwoNodesTests(unittest.TestCase):
         self.assertEqual((reply.status, reply.json["field"]), (502, "callId"))
 
     @inline
+    async def test_a_node_that_accepts_but_never_answers_times_out(self) -> None:
+        """A node that is up but stuck (accepts, never replies): left out after the timeout,
+        its connection closed, the reply still comes."""
+        silent = Factory.forProtocol(Protocol)
+        port = reactor.listenTCP(0, silent, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        stuck = Node("s", f"http://127.0.0.1:{port.getHost().port}")
+        self.live.append(stuck)
+        self.owners["cs"] = stuck
+        api = ClusterRest(RestApi(self.a), self.a.cluster, reactor, timeout=0.3)
+        reply = await api.handle("/call/find_all", {}, peer=None, handed_over=False)
+        self.assertEqual(sorted(c["callId"] for c in reply.body), ["ca", "cb"])
+        reply = await api.handle("/call/hold", {"callId": "cs"}, peer=None, handed_over=False)
+        self.assertEqual((reply.status, reply.body["field"]), (502, "callId"))
+        said = [e for e in self.logged if e.get("node") == "s" and e.get("log_level")]
+        self.assertEqual(len(said), 2, said)
+
+    @inline
     async def test_the_owners_refusal_comes_back_unchanged(self) -> None:
         self.b.fail["hold"] = CallError(Codes.BAD_STATE, "the call is not established", "callId")
         reply = await self.on_a("/call/hold", {"callId": "cb"})
@@ -238,6 +258,12 @@ class TwoNodesTests(unittest.TestCase):
                         self.signed("/call/unhold", raw), {}):
             bad = await request(self, self.url_b + "/call/hold", raw=raw, headers=headers)
             self.assertEqual(bad.status, 401, headers)
+        # only the routes nodes hand each other: not startup, drain, the operations
+        for path in ("/call/startup", "/gateway/drain", "/session/find_all"):
+            body = json.dumps({"callee": "echo"} if path == "/call/startup" else {}).encode()
+            refused = await request(self, self.url_b + path, raw=body,
+                                    headers=self.signed(path, body))
+            self.assertEqual(refused.status, 401, path)
         self.assertEqual(self.b.log, [("hold", (None, "cb"))])
         values = [str(v) for e in self.logged for v in e.values()]
         self.assertFalse([v for v in values if "v1=" in v])  # the header's value is never logged

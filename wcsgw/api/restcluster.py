@@ -28,7 +28,7 @@ from twisted.web.server import Request
 from wcsgw.api.restcalls import RestApi, RestReply
 from wcsgw.api.restfields import RestError
 from wcsgw.cluster import forward
-from wcsgw.cluster.forwardroute import Route, after_lookup, merge_lists, route
+from wcsgw.cluster.forwardroute import HANDED_OVER, Route, after_lookup, merge_lists, route
 from wcsgw.cluster.nodes import Node
 
 __all__ = ["ClusterRest", "TIMEOUT", "check_signature"]
@@ -48,6 +48,9 @@ def check_signature(cluster: Any, request: Request, path: str, read: Callable[[]
     header = request.getHeader(forward.HEADER)
     if header is None:
         return False
+    if path not in HANDED_OVER:
+        log.warn("rest {path}: refused a cluster request: not a route nodes hand over", path=path)
+        raise RestError(401, "the cluster signature is not valid for this route")
     try:
         signed = forward.verify(cluster.secret, header, request.method.decode("ascii", "replace"),
                                 path, read(), now)

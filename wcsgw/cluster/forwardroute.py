@@ -12,13 +12,17 @@ from typing import Any, Callable, Mapping
 
 from wcsgw.cluster.nodes import Node
 
-__all__ = ["IN_CALL", "FAN_OUT", "Route", "route", "after_lookup", "merge_lists"]
+__all__ = ["IN_CALL", "FAN_OUT", "HANDED_OVER", "Route", "route", "after_lookup", "merge_lists"]
 
 #: the routes that act on one call named by ``callId``
 IN_CALL = frozenset({"/call/terminate", "/call/send_dtmf", "/call/hold", "/call/unhold",
                      "/call/transfer", "/call/record", "/call/ladder", "/call/find"})
 #: the routes every live node answers for its own calls, merged
 FAN_OUT = frozenset({"/call/find_all", "/call/find"})
+#: the only routes a node ever hands to another: a signed request for any other route (the
+#: operations, call/startup, gateway/drain, a recording) is refused, so a leaked
+#: [cluster] secret reaches no more than the calls
+HANDED_OVER = IN_CALL | FAN_OUT
 
 
 class Route(enum.Enum):
