@@ -45,8 +45,8 @@ PACKAGES := $(RUN_PACKAGES) coturn kamailio kamailio-tls-modules baresip-core ba
 # gateway; its own port and folder, stopped by the test). Installing it may start Debian's
 # prometheus service (port 9090) under systemd; the tests never use it.
 # BENCH_PACKAGES: only `make bench` installs them (Janus as the side-by-side peer, gcc for its
-# loopback shim).
-BENCH_PACKAGES := $(RUN_PACKAGES) janus gcc libc6-dev
+# loopback shim, redis-server for bench/workers.py --cluster).
+BENCH_PACKAGES := $(RUN_PACKAGES) janus gcc libc6-dev redis-server
 # BENCH_ARGS: passed to bench/relay_capacity.py (e.g. --quick, --skip transcode).
 BENCH_ARGS ?=
 
@@ -153,6 +153,7 @@ bench: bench-debs $(STAMP_TEST)
 	PYTHONPATH=$(CURDIR) $(PY) bench/codec_quality.py --seconds 5
 	PYTHONPATH=$(CURDIR) $(PY) bench/relay_capacity.py --janus $(BENCH_ARGS)
 	PYTHONPATH=$(CURDIR) $(PY) bench/overload.py $(if $(findstring --quick,$(BENCH_ARGS)),--quick)
+	PYTHONPATH=$(CURDIR) $(PY) bench/workers.py --cluster $(if $(findstring --quick,$(BENCH_ARGS)),--quick --reps 1)
 
 # Not part of `make test` either: long runs that report, docs/performance.md and
 # docs/resilience.md hold their results.  Their failing inputs are kept in tests/data and
