@@ -400,3 +400,53 @@ class LeavingTest(unittest.TestCase):
             make_cluster(config, FakeGateway(), MultiService())
         self.assertTrue(str(caught.exception).startswith("cluster.redis_url"))
         self.assertNotIn("pw-in-url", str(caught.exception))
+
+
+class HeldRedis(MemoryRedis):
+    """Batches answered only when the test says (a Redis on the far side of a network)."""
+
+    def __init__(self, clock: task.Clock) -> None:
+        super().__init__(clock)
+        self.held: list[tuple[Sequence[Any], defer.Deferred[list[Any]]]] = []
+
+    def execute(self, commands: Sequence[Any]) -> defer.Deferred[list[Any]]:
+        d: defer.Deferred[list[Any]] = defer.Deferred()
+        self.held.append((commands, d))
+        return d
+
+    def answer(self) -> None:
+        commands, d = self.held.pop(0)
+        MemoryRedis.execute(self, commands).chainDeferred(d)
+
+
+class WriteOrderTest(unittest.TestCase):
+    def test_one_batch_in_flight_later_writes_follow_it_in_order(self) -> None:
+        clock = task.Clock()
+        redis = HeldRedis(clock)
+        gateway = FakeGateway()
+        a = ClusterState(Node("a", "http://h:1"), "s" * 16, redis, gateway, clock, TIMING)
+        gateway.registry.watchers.append(a)
+        gateway.registry.add(FakeCall("c1"))
+        gateway.registry.gone(gateway.calls["c1"])  # a short call: its end while its start flies
+        gateway.registry.add(FakeCall("c2"))
+        self.assertEqual(len(redis.held), 1, "one batch in flight")
+        redis.answer()
+        self.assertEqual(len(redis.held), 1, "the rest follows as one batch")
+        self.assertEqual([c[0] for c in redis.held[0][0]], ["delete", "srem", "set", "sadd"])
+        redis.answer()
+        self.assertEqual(redis.held, [])
+        self.assertNotIn(keys.call("c1"), redis.data)
+        self.assertIn(keys.call("c2"), redis.data)
+        self.assertEqual(redis.data[keys.calls("a")], {"c2"})
+
+    def test_a_batch_that_never_answers_counts_as_redis_down(self) -> None:
+        clock = task.Clock()
+        redis = HeldRedis(clock)
+        gateway = FakeGateway()
+        a = ClusterState(Node("a", "http://h:1"), "s" * 16, redis, gateway, clock, TIMING)
+        gateway.registry.watchers.append(a)
+        gateway.registry.add(FakeCall("c1"))
+        clock.advance(2.0)
+        self.assertTrue(a.down)
+        gateway.registry.add(FakeCall("c2"))
+        self.assertEqual(len(redis.held), 1, "nothing more sent while down")

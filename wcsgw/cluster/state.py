@@ -73,6 +73,8 @@ class ClusterState:
         self._calls: dict[str, str] = {}  # callId -> its owner value (as written)
         self._tokens: dict[str, str] = {}  # connected session id -> its token's digest
         self._beat: task.LoopingCall | None = None
+        self._pending: list[Command] = []  # written while a batch is in flight
+        self._sending = False
 
     @property
     def node_id(self) -> str:
@@ -148,13 +150,32 @@ class ClusterState:
 
     def write(self, commands: Sequence[Command]) -> None:
         """Send ``commands`` without waiting; skipped while Redis is down (the next
-        successful beat writes everything again)."""
+        successful beat writes everything again).
+
+        One batch in flight at a time, the commands written meanwhile sent together after
+        it: batches on different pooled connections could land out of order (a short
+        call's delete before its set would leave it owned here for ever)."""
         if self.down or not commands:
             return
-        d = self.store.execute(commands)
-        d.addErrback(self._write_failed)
+        self._pending.extend(commands)
+        if not self._sending:
+            self._send()
+
+    def _send(self) -> None:
+        batch, self._pending = self._pending, []
+        self._sending = True
+        d = self.store.execute(batch)
+        d.addTimeout(self.read_timeout * 2, self.clock)
+        d.addCallbacks(self._sent, self._write_failed)
+
+    def _sent(self, _: Any) -> None:
+        self._sending = False
+        if self._pending and not self.down:
+            self._send()
 
     def _write_failed(self, failure: Any) -> None:
+        self._sending = False
+        self._pending = []  # rewritten whole once Redis answers (beat -> resync)
         self.down = True
         self._failed("write", failure)
 
