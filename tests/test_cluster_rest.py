@@ -29,13 +29,16 @@ AUTH = {"authorization": f"Bearer {TOKEN}"}
 class SignatureTests(unittest.TestCase):
     body = b'{"callId":"c1"}'
 
+    nonce = "0f" * 12
+
     def signed(self) -> bytes:
-        return forward.sign(SECRET, "node-b", "POST", "/call/terminate", self.body, 1000.0)
+        return forward.sign(SECRET, "node-b", "POST", "/call/terminate", self.body, 1000.0,
+                            nonce=self.nonce)
 
     def test_good(self) -> None:
         header = self.signed()
         checked = forward.verify(SECRET, header, "POST", "/call/terminate", self.body, 1010.0)
-        self.assertEqual(checked, forward.Signed("node-b", 1000))
+        self.assertEqual(checked, forward.Signed("node-b", 1000, self.nonce))
         self.assertNotIn(SECRET.encode(), header)
 
     def test_wrong_secret(self) -> None:
@@ -56,17 +59,35 @@ class SignatureTests(unittest.TestCase):
                 ("POST", "/call/terminate", b'{"callId":"c2"}', header),
                 ("POST", "/call/hold", self.body, header),
                 ("GET", "/call/terminate", self.body, header),
-                ("POST", "/call/terminate", self.body, header.replace(b"node-b", b"node-c"))):
+                ("POST", "/call/terminate", self.body, header.replace(b"node-b", b"node-c")),
+                ("POST", "/call/terminate", self.body, header.replace(b"n=0f", b"n=1f"))):
             with self.assertRaisesRegex(forward.SignatureError, "does not match"):
                 forward.verify(SECRET, head, method, path, body, 1000.0)
 
     def test_malformed(self) -> None:
         good = self.signed()
-        for header in (b"", b"t=1000", good + b",extra=1", b"t=x,node=a,v1=00",
+        for header in (b"", b"t=1000", good + b",extra=1", b"t=x,node=a,n=" + b"0" * 16 + b",v1=0",
                        b"t=1000,t=1000,node=a,v1=00", "t=1,node=\u00e9,v1=0".encode(),
+                       b"t=1000,node=a,n=short,v1=00", b"t=1000,node=a,v1=00",
                        b"v1=" + b"0" * 600):
             with self.assertRaises(forward.SignatureError):
                 forward.verify(SECRET, header, "POST", "/call/terminate", self.body, 1000.0)
+
+    def test_each_request_is_accepted_once(self) -> None:
+        guard = forward.ReplayGuard(capacity=2)
+        first = forward.verify(SECRET, self.signed(), "POST", "/call/terminate", self.body, 1000.0)
+        guard.admit(first, 1000.0)
+        with self.assertRaisesRegex(forward.SignatureError, "replayed"):
+            guard.admit(first, 1005.0)
+        # the same request signed twice in one second: two nonces, two requests
+        again = forward.sign(SECRET, "node-b", "POST", "/call/terminate", self.body, 1000.0)
+        guard.admit(forward.verify(SECRET, again, "POST", "/call/terminate", self.body, 1000.0),
+                    1000.0)
+        third = forward.Signed("node-b", 1000, "ab" * 8)
+        with self.assertRaisesRegex(forward.SignatureError, "too many"):
+            guard.admit(third, 1000.0 + forward.WINDOW)  # full, nothing expired yet: refused
+        guard.admit(third, 1000.0 + forward.WINDOW + 1)  # the old ones expired: forgotten
+        self.assertEqual(len(guard), 1)
 
     def test_a_node_id_that_would_break_the_header_is_refused(self) -> None:
         with self.assertRaises(ValueError):
@@ -258,6 +279,12 @@ class TwoNodesTests(unittest.TestCase):
                         self.signed("/call/unhold", raw), {}):
             bad = await request(self, self.url_b + "/call/hold", raw=raw, headers=headers)
             self.assertEqual(bad.status, 401, headers)
+        # the very same request again (a capture replayed within the window): refused
+        replayed = self.signed("/call/unhold", raw)
+        first = await request(self, self.url_b + "/call/unhold", raw=raw, headers=replayed)
+        again = await request(self, self.url_b + "/call/unhold", raw=raw, headers=replayed)
+        self.assertEqual((first.status, again.status), (200, 401))
+        self.assertEqual(self.b.log.pop(), ("unhold", (None, "cb")))
         # only the routes nodes hand each other: not startup, drain, the operations
         for path in ("/call/startup", "/gateway/drain", "/session/find_all"):
             body = json.dumps({"callee": "echo"} if path == "/call/startup" else {}).encode()

@@ -16,6 +16,7 @@ Secrets: the signature header's value is never logged.
 from __future__ import annotations
 
 import json
+import weakref
 from io import BytesIO
 from typing import Any, Callable
 
@@ -37,6 +38,8 @@ log = Logger(namespace="wcsgw.rest.cluster")
 
 #: seconds a node gets to answer a handed-over request
 TIMEOUT = 5.0
+#: each cluster's (this node's) memory of the requests it accepted, against replays
+_GUARDS: weakref.WeakKeyDictionary[Any, forward.ReplayGuard] = weakref.WeakKeyDictionary()
 _JSON = b"application/json"
 
 
@@ -54,6 +57,10 @@ def check_signature(cluster: Any, request: Request, path: str, read: Callable[[]
     try:
         signed = forward.verify(cluster.secret, header, request.method.decode("ascii", "replace"),
                                 path, read(), now)
+        guard = _GUARDS.get(cluster)
+        if guard is None:
+            guard = _GUARDS[cluster] = forward.ReplayGuard()
+        guard.admit(signed, now)
     except forward.SignatureError as exc:
         log.warn("rest {path}: refused a cluster request: {why}", path=path, why=str(exc))
         raise RestError(401, "the cluster signature is not valid") from None

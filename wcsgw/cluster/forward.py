@@ -5,28 +5,33 @@ Why a signature and not the operator's bearer token: a node must not hold (or pa
 operator's tokens, and the receiving node must know the request was *handed over* — so it
 answers it for its own calls alone and never hands it on again (no loops).  One header::
 
-    X-Wcsgw-Cluster: t=<unix seconds>,node=<sending node_id>,v1=<hex HMAC-SHA256>
+    X-Wcsgw-Cluster: t=<unix seconds>,node=<sending node_id>,n=<random hex>,v1=<hex HMAC-SHA256>
 
-over ``t``, ``node``, the method, the route path (``/call/terminate``) and the SHA-256 of the
-body, keyed with ``[cluster] secret``.  A request is accepted within :data:`WINDOW` seconds of
-``t`` (either way: the clocks of two machines differ a little); the comparison is constant
-time.  Pure functions, no I/O: the clock is a parameter.
+over ``t``, ``node``, ``n``, the method, the route path (``/call/terminate``) and the SHA-256
+of the body, keyed with ``[cluster] secret``.  A request is accepted within :data:`WINDOW`
+seconds of ``t`` (either way: the clocks of two machines differ a little), and once: the
+:class:`ReplayGuard` remembers each (node, n) for the window, so a captured request sent
+again (the same DTMF twice, say) is refused.  The comparison is constant time.  No I/O: the
+clock is a parameter.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import secrets
 
 import attrs
 
-__all__ = ["HEADER", "WINDOW", "Signed", "SignatureError", "sign", "verify"]
+__all__ = ["HEADER", "WINDOW", "ReplayGuard", "Signed", "SignatureError", "sign", "verify"]
 
 #: the header that carries the signature, and marks a request as handed over
 HEADER = b"x-wcsgw-cluster"
 #: seconds a signed request stays good (a replay later than this is refused)
 WINDOW = 30
 _MAX_HEADER = 512
+_NONCE = re.compile(r"[0-9a-f]{16,64}")
 
 
 class SignatureError(Exception):
@@ -39,21 +44,26 @@ class Signed:
 
     node: str
     timestamp: int
+    nonce: str
 
 
-def _mac(secret: str, timestamp: int, node: str, method: str, path: str, body: bytes) -> str:
-    message = "\n".join((str(timestamp), node, method.upper(), path,
+def _mac(secret: str, timestamp: int, node: str, nonce: str, method: str, path: str,
+         body: bytes) -> str:
+    message = "\n".join((str(timestamp), node, nonce, method.upper(), path,
                          hashlib.sha256(body).hexdigest()))
     return hmac.new(secret.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def sign(secret: str, node: str, method: str, path: str, body: bytes, now: float) -> bytes:
-    """The :data:`HEADER` value for a request ``node`` sends at ``now``."""
+def sign(secret: str, node: str, method: str, path: str, body: bytes, now: float,
+         nonce: str | None = None) -> bytes:
+    """The :data:`HEADER` value for a request ``node`` sends at ``now`` (``nonce``: random
+    unless a test gives one)."""
     if "," in node or "=" in node:
         raise ValueError("a node id with ',' or '=' cannot be signed")
     timestamp = int(now)
-    mac = _mac(secret, timestamp, node, method, path, body)
-    return f"t={timestamp},node={node},v1={mac}".encode("utf-8")
+    nonce = nonce if nonce is not None else secrets.token_hex(12)
+    mac = _mac(secret, timestamp, node, nonce, method, path, body)
+    return f"t={timestamp},node={node},n={nonce},v1={mac}".encode("utf-8")
 
 
 def verify(secret: str, header: bytes, method: str, path: str, body: bytes,
@@ -74,12 +84,37 @@ def verify(secret: str, header: bytes, method: str, path: str, body: bytes,
         if not sep or key in parts:
             raise SignatureError("the cluster signature is malformed")
         parts[key] = value
-    if set(parts) != {"t", "node", "v1"} or not parts["t"].isdigit() or not parts["node"]:
+    if (set(parts) != {"t", "node", "n", "v1"} or not parts["t"].isdigit() or not parts["node"]
+            or not _NONCE.fullmatch(parts["n"])):
         raise SignatureError("the cluster signature is malformed")
     timestamp = int(parts["t"])
-    expected = _mac(secret, timestamp, parts["node"], method, path, body)
+    expected = _mac(secret, timestamp, parts["node"], parts["n"], method, path, body)
     if not hmac.compare_digest(expected.encode("ascii"), parts["v1"].encode("ascii")):
         raise SignatureError("the cluster signature does not match")
     if abs(now - timestamp) > WINDOW:
         raise SignatureError("the cluster signature is out of its time window")
-    return Signed(parts["node"], timestamp)
+    return Signed(parts["node"], timestamp, parts["n"])
+
+
+class ReplayGuard:
+    """The (node, nonce) of every good request for as long as it could be replayed
+    (:data:`WINDOW` after its time), at most ``capacity`` of them.  Full of unexpired entries,
+    it refuses rather than forgets (fail closed): far above any REST rate."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.capacity = capacity
+        self._until: dict[tuple[str, str], float] = {}
+
+    def admit(self, signed: Signed, now: float) -> None:
+        """Remember ``signed``; :class:`SignatureError` if it was seen already."""
+        key = (signed.node, signed.nonce)
+        if key in self._until:
+            raise SignatureError("the cluster request was replayed")
+        if len(self._until) >= self.capacity:
+            self._until = {k: t for k, t in self._until.items() if t >= now}
+            if len(self._until) >= self.capacity:
+                raise SignatureError("too many cluster requests to remember")
+        self._until[key] = signed.timestamp + WINDOW
+
+    def __len__(self) -> int:
+        return len(self._until)
