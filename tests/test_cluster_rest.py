@@ -5,6 +5,7 @@ fake cluster state (the interface of wcsgw.cluster: owner_of_call, live_nodes, l
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet import defer, reactor
@@ -256,6 +257,23 @@ class TwoNodesTests(unittest.TestCase):
         reply = await self.on_a("/call/terminate", {"callId": "cb"})
         self.assertEqual((reply.status, reply.json["field"]), (410, "callId"))
         reply = await self.on_a("/call/terminate", {"callId": "nowhere"})
+        self.assertEqual((reply.status, reply.json["field"]), (404, "callId"))
+
+    @inline
+    async def test_an_ended_calls_ladder_from_the_node_that_keeps_it(self) -> None:
+        """An ended call has no owner in the cluster; its node still has its ladder."""
+        def ladders(kept: dict[str, list[dict[str, Any]]]) -> Any:
+            def entries(session_id: str | None, call_id: str) -> list[dict[str, Any]]:
+                if call_id not in kept:
+                    raise CallError(Codes.UNKNOWN_CALL, f"no call {call_id}", "callId")
+                return kept[call_id]
+            return SimpleNamespace(entries=entries)
+        self.a.ladders = ladders({"ca-old": [{"label": "INVITE", "from": "a"}]})
+        self.b.ladders = ladders({"cb-old": [{"label": "INVITE", "from": "b"}]})
+        for call_id, side in (("cb-old", "b"), ("ca-old", "a")):
+            reply = await self.on_a("/call/ladder", {"callId": call_id})
+            self.assertEqual((reply.status, reply.json), (200, [{"label": "INVITE", "from": side}]))
+        reply = await self.on_a("/call/ladder", {"callId": "nowhere"})
         self.assertEqual((reply.status, reply.json["field"]), (404, "callId"))
 
     @inline

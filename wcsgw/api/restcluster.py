@@ -112,7 +112,11 @@ class ClusterRest:
             lost = await self.cluster.lost_call(call_id)
         step = after_lookup(owner, self.cluster.node_id, lost is not None)
         if step is Route.LOCAL:
-            return await self._local(path, body, peer)
+            reply = await self._local(path, body, peer)
+            if path == "/call/ladder" and reply.status == 404:
+                # an ended call has no owner any more, but its node keeps its ladder a while
+                return await self._kept_elsewhere(path, body) or reply
+            return reply
         if step is Route.LOST:
             assert lost is not None
             if path == "/call/find":
@@ -152,6 +156,14 @@ class ClusterRest:
         if not merged and path == "/call/find":
             return RestReply.of_error(RestError(404, "no call matches the filters"))
         return RestReply(200, merged)
+
+    async def _kept_elsewhere(self, path: str, body: dict[str, Any]) -> RestReply | None:
+        """The first 200 of the other live nodes, asked in parallel; None if none has it."""
+        nodes: list[Node] = await self.cluster.live_nodes()
+        others = [n for n in nodes if n.node_id != self.cluster.node_id]
+        asked = [defer.ensureDeferred(self._send(n, path, body)) for n in others]
+        results = await defer.DeferredList(asked, consumeErrors=True)
+        return next((reply for ok, reply in results if ok and reply.status == 200), None)
 
     async def _send(self, node: Node, path: str, body: dict[str, Any]) -> RestReply:
         """``path`` with ``body`` to ``node``, signed; its status and body as they are."""
