@@ -450,3 +450,31 @@ class WriteOrderTest(unittest.TestCase):
         self.assertTrue(a.down)
         gateway.registry.add(FakeCall("c2"))
         self.assertEqual(len(redis.held), 1, "nothing more sent while down")
+
+
+class ResumeRefusalTest(unittest.TestCase):
+    def test_texts(self) -> None:
+        from wcsgw.calls.resuming import EXPIRED as SINGLE
+        from wcsgw.cluster.resumes import EXPIRED, refusal_text
+
+        self.assertEqual(EXPIRED, SINGLE)
+        self.assertEqual(refusal_text(None, "a"), EXPIRED)
+        self.assertEqual(refusal_text(("a", False), "a"), EXPIRED)
+        self.assertIn("held by node b", refusal_text(("b", False), "a"))
+        self.assertIn("Node b lost", refusal_text(("b", True), "a"))
+
+    def test_resume_refusal_reads_the_mirror(self) -> None:
+        clock = task.Clock()
+        redis = MemoryRedis(clock)
+        a, _wa, _ga = node(clock, redis, "a")
+        b, wb, _gb = node(clock, redis, "b")
+        book = ResumeBook()
+        book.watch = b.token_changed
+        token = book.issue("s9")
+        said = self.successResultOf(a.resume_refusal(token))
+        self.assertIn("held by node b", said)
+        self.assertNotIn(token, said)
+        b._beat.stop()  # kill -9
+        wb.stop()
+        clock.pump([1.0] * 7)
+        self.assertIn("Node b lost", self.successResultOf(a.resume_refusal(token)))

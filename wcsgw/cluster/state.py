@@ -20,9 +20,11 @@ from typing import Any, Callable, Sequence
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from wcsgw.calls.resume import digest
 from wcsgw.cluster import keys
 from wcsgw.cluster.failure import Timing
 from wcsgw.cluster.nodes import Node
+from wcsgw.cluster.resumes import refusal_text
 from wcsgw.cluster.store import Command
 
 __all__ = ["ClusterState", "Throttle"]
@@ -131,6 +133,12 @@ class ClusterState:
         holds it (or Redis does not answer)."""
         d = self.read([("get", (keys.token(digest),), {})], [None])
         return d.addCallback(lambda replies: keys.token_node(replies[0]))
+
+    def resume_refusal(self, token: str) -> defer.Deferred[str]:
+        """What a ``connect {authToken}`` this node refused should say: which node holds the
+        session, or that its node was lost (wcsgw.cluster.resumes); never the token."""
+        d = self.token_holder(digest(token))
+        return d.addCallback(refusal_text, self.node_id)
 
     def read(self, commands: Sequence[Command], fallback: list[Any]) -> defer.Deferred[list[Any]]:
         """The replies of ``commands``, or ``fallback`` when Redis fails or is slower than
@@ -269,13 +277,13 @@ class ClusterState:
         for session_id in sessions - set(self._tokens):
             commands += [("delete", (keys.session(session_id),), {}),
                          ("srem", (keys.sessions(self.node_id), session_id), {})]
-        for digest in tokens - set(self._tokens.values()):
-            commands += [("delete", (keys.token(digest),), {}),
-                         ("srem", (keys.tokens(self.node_id), digest), {})]
+        for stale in tokens - set(self._tokens.values()):
+            commands += [("delete", (keys.token(stale),), {}),
+                         ("srem", (keys.tokens(self.node_id), stale), {})]
         for call_id, value in self._calls.items():
             commands += self._call_commands(call_id, value)
-        for session_id, digest in self._tokens.items():
-            commands += self._token_commands(session_id, digest)
+        for session_id, key in self._tokens.items():
+            commands += self._token_commands(session_id, key)
         self.write(commands)
 
     def resync(self) -> defer.Deferred[None]:
