@@ -171,6 +171,11 @@ class CallGatewaysTest(unittest.TestCase):
             gw_b.resume("fresh", token)
         self.assertEqual(caught.exception.code, Codes.SESSION_EXPIRED)
         self.assertIn("s1", gw_a.sessions)
+        # ... and the browser is told where its session is (JSON-RPC connect {authToken})
+        refusal = yield defer.ensureDeferred(resume_refusal(gw_b, "fresh-rpc", token))
+        self.assertEqual(refusal["code"], Codes.SESSION_EXPIRED)
+        self.assertIn("held by node a", refusal["message"])
+        self.assertNotIn(token, refusal["message"])
         # a dies (kill -9): its call becomes a lost call, its token is marked lost
         yield defer.ensureDeferred(silence(a, wa))
         lost = yield defer.ensureDeferred(until(lambda: b.lost_call("c1"), "c1 lost"))
@@ -178,6 +183,31 @@ class CallGatewaysTest(unittest.TestCase):
                          ("FAILED", "Node a lost", "s1"))
         self.assertEqual((yield b.token_holder(digest(token))), ("a", True))
         self.assertIsNone((yield b.owner_of_call("c1")))
+        refusal = yield defer.ensureDeferred(resume_refusal(gw_b, "fresh-rpc2", token))
+        self.assertIn("Session lost with node a", refusal["message"])
+
+
+async def resume_refusal(gateway: Any, session_id: str, token: str) -> dict[str, Any]:
+    """The JSON-RPC error a fresh socket on ``gateway`` gets for ``connect {authToken}``
+    (the reply waits on the cluster's Redis read, then comes to the session's socket)."""
+    import json
+
+    from wcsgw.api.jsonrpc import Request
+    from wcsgw.api.methods import SessionMethods
+
+    replies: list[str] = []
+
+    class Socket:
+        def reply(self, frame: str) -> None:
+            replies.append(frame)
+
+    gateway.open_session(session_id, Socket(), peer="10.0.0.8")
+    now = SessionMethods(gateway, session_id).handle(Request("connect", {"authToken": token}, 1))
+    if now is not None:
+        replies.append(now)
+    await until(lambda: defer.succeed(replies[0] if replies else None), "the refusal")
+    error: dict[str, Any] = json.loads(replies[0])["error"]
+    return error
 
 
 class ServiceTreeTest(unittest.TestCase):

@@ -61,15 +61,17 @@ from wcsgw.calls.hooks.taps import HookTap
 from wcsgw.calls.ids import id_problem
 from wcsgw.sip.account import SRTP_POLICIES, SipAccount
 
-__all__ = [
-    "METHODS",
-    "ParamError",
-    "SessionMethods",
-    "describe_type",
-]
+__all__ = ["METHODS", "ParamError", "SessionMethods", "describe_type"]
 
 log = Logger()
 
+
+
+def _refusal(text: str, field: str | None) -> Callable[[], Any]:
+    """The rest of a refused resume, once the cluster said why (``SessionMethods._resume``)."""
+    def then() -> Any:
+        raise CallError(Codes.SESSION_EXPIRED, text, field)
+    return then
 
 
 class SessionMethods:
@@ -240,7 +242,7 @@ class SessionMethods:
             result["iceServers"] = self.ice_servers.for_session(self.session_id)
         return result
 
-    def _resume(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _resume(self, params: dict[str, Any]) -> Any:
         """``connect {authToken}``: this socket takes over the session the token belongs to
         (its fresh session, never connected, is dropped); the reply, then what the session
         missed and its current state, follow (wcsgw.calls.resuming)."""
@@ -254,7 +256,15 @@ class SessionMethods:
             self.session_id = session_id
             self.on_resumed(session_id)
 
-        _session_id, new_token = self.gateway.resume(self.session_id, token, adopt)
+        try:
+            _session_id, new_token = self.gateway.resume(self.session_id, token, adopt)
+        except CallError as refused:
+            cluster = getattr(self.gateway, "cluster", None)
+            if cluster is None or refused.code != Codes.SESSION_EXPIRED:
+                raise
+            # In a cluster the session may be on another node, or lost with one: the refusal
+            # says which (wcsgw.cluster.resumes), never the token.
+            return cluster.resume_refusal(token).addCallback(_refusal, refused.field)
         session = self.gateway.sessions.get(self.session_id)
         listener = getattr(session, "listener", None)
         self.app = listener.app if isinstance(listener, HookTap) else None
