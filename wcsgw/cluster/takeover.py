@@ -86,10 +86,15 @@ class Watchman:
             return  # another survivor has it (or Redis did not answer)
         got = await state.read([("smembers", (keys.calls(node_id),), {}),
                                 ("smembers", (keys.sessions(node_id),), {}),
-                                ("smembers", (keys.tokens(node_id),), {})], [])
-        if len(got) != 3:
+                                ("smembers", (keys.tokens(node_id),), {}),
+                                ("sismember", (keys.NODES, node_id), {}),
+                                ("exists", (keys.beat(node_id),), {})], [])
+        if len(got) != 5:
             return
-        call_ids, session_ids, digests = (sorted(_text(m) for m in s) for s in got)
+        if not got[3] or got[4]:  # taken over meanwhile by another survivor, or back
+            await state.read([("delete", (keys.takeover(node_id),), {})], [])
+            return
+        call_ids, session_ids, digests = (sorted(_text(m) for m in s) for s in got[:3])
         owners = await state.read([("get", (keys.call(c),), {}) for c in call_ids], [])
         if len(owners) != len(call_ids):
             return
@@ -108,9 +113,13 @@ class Watchman:
         commands += [("delete", (keys.session(s),), {}) for s in session_ids]
         commands += [("set", (keys.token(d), keys.LOST + node_id), {"ex": LOST_SECONDS})
                      for d in digests]
+        # ... and the lock goes with the work: a node restarted under the same id (a rolling
+        # restart whose leave did not reach Redis, then a kill) must be taken over at once,
+        # not after the lock of the last time expires
         commands += [("delete", (keys.calls(node_id), keys.sessions(node_id),
                                  keys.tokens(node_id)), {}),
-                     ("srem", (keys.NODES, node_id), {})]
+                     ("srem", (keys.NODES, node_id), {}),
+                     ("delete", (keys.takeover(node_id),), {})]
         done = await state.read(commands, [])
         if len(done) != len(commands):
             return  # the lock expires and a survivor (maybe this one) does it again
