@@ -354,9 +354,10 @@ def main() -> None:
     print(table(summary, args.calls, args.budget))
     ratio = median_range(summary["ratios"])
     if ratio and ratio[0] > 2.0:
-        print("\nA ratio above 2 is the machine's, not the workers': a worker whose event loop runs "
-              "late (RTT p50 higher) handles more packets per wake-up and so spends less CPU per "
-              "call; compare on a quiet machine.")
+        print("\nA ratio above 2 means one worker alone spent more CPU per call than each of two "
+              "did: no gain, the machine's variance (a loop that runs late, RTT p50 higher, "
+              "handles more packets per wake-up; on a shared VM placement moves it too). Read it "
+              "as: the second worker costs the first nothing measurable.")
     cores = os.cpu_count() or 1
     if loads and max(loads) > cores:
         print(f"\nThe machine was busy: load average up to {max(loads):.1f} on {cores} cores.")
