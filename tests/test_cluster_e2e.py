@@ -137,12 +137,19 @@ class ClusterTests(TwistdTestCase):
         started = reactor.seconds()
         b.signal(signal.SIGKILL)
 
+        last: list[Any] = []
+
         def reported_lost() -> bool:
             status, found = rest(a.http_port, "call/find", {"callId": call_lost})
+            last[:] = [status, found]
             return status == 200 and [(c["status"], c["info"]) for c in found] == [
                 ("FAILED", "Node b lost")]
 
-        await until(reported_lost, "A reports B's call lost", timeout=15)
+        try:
+            await until(reported_lost, "A reports B's call lost", timeout=15)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; A's last answer {last}; A's log:\n"
+                                 f"{a.process.output[-6000:]}") from None
         self.assertLess(reactor.seconds() - started, 10.0)  # beat + expiry + check = 6 s
         status, answer = rest(a.http_port, "call/terminate", {"callId": call_lost})
         self.assertEqual(status, 410, answer)
