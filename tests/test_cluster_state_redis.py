@@ -57,6 +57,18 @@ class RealRedisTest(unittest.TestCase):
         self.addCleanup(server.stop)
         return await server.start()
 
+    @defer.inlineCallbacks
+    def test_a_burst_of_batches_waits_for_the_pool_instead_of_failing(self) -> Any:
+        """More batches at once than the pool has connections (a burst of call set-ups):
+        each waits for a connection; none fails with "Too many connections"."""
+        server = yield defer.ensureDeferred(self.start_redis())
+        store = RedisStore(server.url)
+        self.addCleanup(store.close)
+        replies = yield defer.gatherResults(
+            [store.execute([("set", (f"k{i}", str(i)), {}), ("get", (f"k{i}",), {})])
+             for i in range(60)], consumeErrors=True)
+        self.assertEqual([r[1] for r in replies], [str(i).encode() for i in range(60)])
+
     def node(self, server: RedisServer, name: str) -> tuple[ClusterState, Watchman, FakeGateway]:
         gateway = FakeGateway()
         state = ClusterState(Node(name, f"http://127.0.0.1:1/{name}"), "s" * 16,

@@ -33,10 +33,14 @@ class RedisStore:
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
-        self.client = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0,
-            max_connections=8)
+        # A blocking pool: a burst of call set-ups waits (bounded by ``timeout``) for one of
+        # its connections instead of failing with "Too many connections" (bench/workers.py
+        # saw writes dropped that way under load).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=8, timeout=timeout, socket_timeout=timeout,
+            socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
+            retry_on_timeout=False, health_check_interval=0)
+        self.client = aioredis.Redis(connection_pool=pool)
         self.timeout = timeout
 
     def execute(self, commands: Sequence[Command]) -> defer.Deferred[list[Any]]:
@@ -55,4 +59,5 @@ class RedisStore:
         return await asyncio.wait_for(batch(), self.timeout * 2)
 
     def close(self) -> defer.Deferred[None]:
-        return defer.Deferred.fromFuture(asyncio.ensure_future(self.client.aclose()))
+        return defer.Deferred.fromFuture(asyncio.ensure_future(
+            self.client.aclose(close_connection_pool=True)))
