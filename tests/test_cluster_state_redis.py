@@ -257,6 +257,15 @@ class ServiceTreeTest(unittest.TestCase):
 
         self.addCleanup(stop)
         self.assertIsInstance(top.call_gateway.cluster, ClusterState)
+        # every call object of the node says so (REST and callStatus alike); a single
+        # gateway's has no node
+        from wcsgw.calls.callobject import call_object
+
+        for gateway, node in ((top.call_gateway, "gw-1"), (plain.call_gateway, None)):
+            env = gateway.call_factory.keywords["env"]
+            described = call_object(CallStub(env))
+            self.assertEqual(described.get("node"), node)
+            self.assertEqual("node" in described, node is not None)
         observer = ClusterState(Node("watcher", "http://127.0.0.1:2"), "s" * 16,
                                 RedisStore(server.url), FakeGateway(), reactor, TIMING)
         self.addCleanup(observer.store.close)
@@ -271,3 +280,18 @@ class ServiceTreeTest(unittest.TestCase):
         yield defer.ensureDeferred(until(joined, "gw-1 beats"))
         yield stop()
         yield defer.ensureDeferred(until(left, "gw-1 left at stop"))
+
+
+class CallStub:
+    """The fields a call object reads, on a real gateway's call environment."""
+
+    def __init__(self, env: Any) -> None:
+        from wcsgw.calls.status import CallStatus
+
+        self.env = env
+        self.plan = self.video = self.answer_time = self.browser_answer = None
+        self.call_id, self.session_id, self.status = "c1", "s1", CallStatus.ESTABLISHED
+        self.sip_status, self.info, self.incoming = 200, "", False
+        self.caller, self.callee, self.visible_name = "1001", "1002", None
+        self.has_audio, self.has_video, self.hold_for_transfer = True, False, False
+        self.start_time = 0.0

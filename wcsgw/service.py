@@ -389,4 +389,6 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
     from wcsgw.cluster.service import make_cluster
 
     make_cluster(config, gateway, parent)  # gateway.cluster; None without [cluster] redis_url
+    cluster = getattr(gateway, "cluster", None)
+    env.node_id = cluster.node_id if cluster is not None else None  # the call object's node
     return gateway

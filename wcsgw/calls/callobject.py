@@ -44,6 +44,9 @@ def call_object(call: Any, with_sdp: bool = False) -> dict[str, Any]:
             "video": call.video.describe() if call.video is not None else None,
         },
     }
+    node = getattr(getattr(call, "env", None), "node_id", None)
+    if node is not None:  # a cluster's node (docs/scaling.md): REST and callStatus alike
+        out["node"] = node
     if with_sdp and call.browser_answer is not None:
         out["sdp"] = call.browser_answer
     return out

@@ -61,6 +61,9 @@ class CallEnvironment:
     #: server (a fresh one per call cost ~1 ms of CPU and native memory per call); None: each
     #: leg makes its own
     certificate: Any = None
+    #: this gateway's name in a cluster (``[cluster] node_id``; the call object's ``node``);
+    #: None: one process, and the call object has no ``node``
+    node_id: str | None = None
     #: the [codecs] config and what the media layer can transcode (wcsgw.calls.plan)
     codecs: CodecPolicy = attr.Factory(default_policy)
     #: monotonic and wall time for the media plane (wcsgw.media.clock): the reactor's and
