@@ -27,6 +27,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import numpy as np
 
 __all__ = [
+    "concealment",
     "AudioCodec",
     "CodecError",
     "make_codec",
@@ -119,6 +120,18 @@ def as_int16(pcm: np.ndarray) -> np.ndarray:
     if pcm.dtype != np.int16:
         pcm = np.clip(np.rint(pcm), -32768, 32767).astype(np.int16)
     return np.ascontiguousarray(pcm)
+
+
+def concealment(codec: AudioCodec, samples: int) -> tuple[np.ndarray, bool]:
+    """Exactly ``samples`` of ``codec``'s loss concealment, padded with silence; False when
+    the codec failed (then it is all silence).  The recorders' one way to fill a gap."""
+    try:
+        pcm, ok = as_int16(codec.conceal(samples))[:samples], True
+    except (CodecError, ValueError):
+        pcm, ok = np.zeros(0, dtype=np.int16), False
+    if len(pcm) < samples:
+        pcm = np.concatenate((pcm, np.zeros(samples - len(pcm), dtype=np.int16)))
+    return pcm, ok
 
 
 def check_frames(codec: AudioCodec, pcm: np.ndarray) -> int:

@@ -36,7 +36,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from wcsgw.media.audiocodec import AudioCodec, CodecError, as_int16
+from wcsgw.media.audiocodec import AudioCodec, CodecError, as_int16, concealment
 from wcsgw.media.resample import Resampler
 
 __all__ = ["REANCHOR_SECONDS", "ChannelTrack", "StereoRecorder", "output_rate"]
@@ -161,13 +161,8 @@ class ChannelTrack:
                                         for i in range(1, step))
 
     def _conceal(self, samples: int) -> np.ndarray:
-        try:
-            pcm = as_int16(self.codec.conceal(samples))[:samples]
-        except (CodecError, ValueError):
-            self.codec_errors += 1
-            pcm = np.zeros(0, dtype=np.int16)
-        if len(pcm) < samples:
-            pcm = np.concatenate((pcm, np.zeros(samples - len(pcm), dtype=np.int16)))
+        pcm, ok = concealment(self.codec, samples)
+        self.codec_errors += not ok
         self.concealed_samples += samples
         return pcm
 

@@ -31,7 +31,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from wcsgw.media.audiocodec import AudioCodec, CodecError, as_int16, make_codec
+from wcsgw.media.audiocodec import AudioCodec, CodecError, as_int16, concealment, make_codec
 from wcsgw.media.rtp import RtpError, parse_rtp
 
 __all__ = ["WavRecorder", "create_new"]
@@ -283,13 +283,8 @@ class WavRecorder:
 
     def _conceal(self, codec: AudioCodec, samples: int) -> np.ndarray:
         """Exactly ``samples`` of the codec's concealment (silence if it fails)."""
-        try:
-            pcm = as_int16(codec.conceal(samples))[:samples]
-        except (CodecError, ValueError):
-            self.codec_errors += 1
-            pcm = np.zeros(0, dtype=np.int16)
-        if len(pcm) < samples:
-            pcm = np.concatenate((pcm, np.zeros(samples - len(pcm), dtype=np.int16)))
+        pcm, ok = concealment(codec, samples)
+        self.codec_errors += not ok
         self.concealed_samples += samples
         return pcm
 
