@@ -118,7 +118,7 @@ install: run-debs $(STAMP_RUN)
 
 run: install
 	@if [ -f wcsgw.toml ]; then echo "config: wcsgw.toml"; else echo "config: built-in defaults (no wcsgw.toml)"; fi
-	@echo "Phone UI (later) at http://127.0.0.1:8080/ by default; health at /health. Ctrl-C stops."
+	@echo "Ctrl-C stops. The gateway logs its Phone UI, admin, SIP and media addresses once it listens."
 	$(VENV)/bin/twistd -n --pidfile= wcsgw $(if $(wildcard wcsgw.toml),--config wcsgw.toml)
 
 # --reactor=asyncio: the whole suite shares one asyncio loop, as the gateway does.

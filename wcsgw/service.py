@@ -27,6 +27,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from wcsgw import __version__
+from wcsgw.api.banner import log_banner
 from wcsgw.api.health import HealthResource
 from wcsgw.api.listener import HttpService
 from wcsgw.api.metrics import MetricsResource
@@ -168,6 +169,7 @@ class GatewayService(MultiService):
         super().startService()  # type: ignore[no-untyped-call]
         for sip in (s for s in self if isinstance(s, SipService)):  # RFC 3262, 4028 policy
             set_session_policy(sip.endpoint, policy_of_settings(config.sip))
+        log_banner(config, self)  # where it listens: the one source `make run` shows
 
     def stopService(self) -> Any:
         """Children stop one after the other, in reverse order of start — MultiService would
