@@ -131,6 +131,9 @@ const TRANSFER_TEXT = {
   FAILED: "{target} was not reached; the call goes on",
 };
 
+/** Session statuses after which the form is free again (AUTHENTICATION_FAIL: see onSessionStatus). */
+const SESSION_OVER = [SESSION_STATUS.DISCONNECTED, SESSION_STATUS.FAILED, SESSION_STATUS.AUTHENTICATION_FAIL];
+
 /** @type {wcsgw.Session|null} */
 let session = null;
 /** @type {wcsgw.Call|null} */
@@ -421,6 +424,15 @@ function onSessionStatus(s, event = {}) {
   let detail = event.info && event.info !== SESSION_TEXT[status] ? event.info : SESSION_TEXT[status];
   if (status === SESSION_STATUS.RECONNECTING) detail = `${SESSION_TEXT[status]}${call ? " the call goes on" : ""}`;
   setStatus(ui.sessionStatus, status, detail);
+  if (SESSION_OVER.includes(status)) {
+    // A refused login is the end of that session: close it as Log out would, so the fields
+    // can be corrected and Log in pressed again at once (first, so the field the message
+    // below points at is enabled and focused).
+    session = null;
+    if (status === SESSION_STATUS.AUTHENTICATION_FAIL) s.disconnect();
+    endCallUi();
+  }
+  refreshControls();
   if (status === SESSION_STATUS.AUTHENTICATION_FAIL) {
     showError(`Registration failed${event.sipStatus ? ` (${event.sipStatus})` : ""}: check Login, Authentication name and Password.`, ui.password);
   } else if (status === SESSION_STATUS.FAILED) {
@@ -428,10 +440,6 @@ function onSessionStatus(s, event = {}) {
     showError(text, element);
   } else if (status === SESSION_STATUS.ESTABLISHED || status === SESSION_STATUS.REGISTERED) {
     showError("");
-  }
-  if (status === SESSION_STATUS.DISCONNECTED || status === SESSION_STATUS.FAILED) {
-    session = null;
-    endCallUi();
   }
   refreshControls();
   if (sessionReady() && !call) ui.callee.focus(); // not in a call: keys typed there are DTMF
@@ -546,6 +554,13 @@ function updateVideo(c) {
   }
 }
 
+/** A 403 to an INVITE is most often a PBX that does not take the Domain as its own (typed
+ * without the port it is configured with), so the plain reason would send people astray. */
+function forbiddenHint(info) {
+  const reason = (info || "Forbidden").replace(/^403\s*/, "");
+  return `The PBX refused the call (403 ${reason}): it may not recognise the domain without its port — see docs/first-call.md troubleshooting`;
+}
+
 function onCallStatus(c, event = {}) {
   if (c !== call) return;
   const status = c.status();
@@ -561,7 +576,8 @@ function onCallStatus(c, event = {}) {
       const { text, element } = explain(event.error, "Call");
       showError(text, element);
     } else {
-      showError(`Call ${status === CALL_STATUS.BUSY ? "busy" : "failed"}: ${info || "no reason given"}${c.getErrorInfo() ? ` (${c.getErrorInfo()})` : ""}`);
+      showError(c.getSipStatus() === 403 ? forbiddenHint(info)
+        : `Call ${status === CALL_STATUS.BUSY ? "busy" : "failed"}: ${info || "no reason given"}${c.getErrorInfo() ? ` (${c.getErrorInfo()})` : ""}`);
     }
   }
   if (wcsgw.TERMINAL_CALL_STATUSES.includes(status)) endCallUi();
