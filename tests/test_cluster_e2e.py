@@ -30,10 +30,9 @@ from twisted.internet import reactor, task
 
 from tests.peers.baresip import Baresip, write_tone
 from tests.peers.dispatcher import Dispatcher
-from tests.peers.haproxy import HAProxy
 from tests.peers.redis import RedisServer
 from tests.support import assert_near
-from tests.test_cluster_e2e_front import SHARED_CONFIG, start_nodes
+from tests.test_cluster_e2e_front import SHARED_CONFIG, start_balancer, start_nodes
 from tests.test_drain_process import http, tail_hz, until
 from tests.test_twistd import TwistdTestCase
 
@@ -60,15 +59,8 @@ class ClusterTests(TwistdTestCase):
             f'domain = "127.0.0.1"\nport = {kam.port}\nexpires = 600\n')
         nodes = await start_nodes(self, config)
         a, b = nodes
-        kam.nodes = [(n.name, n.sip_port) for n in nodes]
-        self.addCleanup(kam.stop)
-        await kam.start()
-        lb = HAProxy([(n.name, n.http_port) for n in nodes])
-        self.addCleanup(lb.stop)
-        await lb.start()
+        lb = await start_balancer(self, nodes, kam)
         await kam.until_active({"a": True, "b": True})
-        for n in nodes:
-            await lb.until_state(n.name, "UP")
 
         tone = write_tone(Path(self.tmpdir()) / "mic440.wav", 440.0, seconds=60.0)
         phone = Baresip("1002", "pass1002", registrar_port=kam.port, outbound=True, tone=tone)

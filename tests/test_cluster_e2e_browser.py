@@ -24,11 +24,11 @@ from tests.e2e import Phone
 from tests.peers.baresip import Baresip, write_tone
 from tests.peers.chromium import Chromium, aio, write_tone_wav
 from tests.peers.dispatcher import Dispatcher
-from tests.peers.haproxy import COOKIE, HAProxy
+from tests.peers.haproxy import COOKIE
 from tests.peers.redis import RedisServer
 from tests.support import assert_near
 from tests.test_cluster_e2e import rest
-from tests.test_cluster_e2e_front import SHARED_CONFIG, start_nodes
+from tests.test_cluster_e2e_front import SHARED_CONFIG, start_balancer, start_nodes
 from tests.test_twistd import TwistdTestCase
 
 
@@ -68,14 +68,7 @@ class BrowserThroughClusterTests(TwistdTestCase):
             '[policy]\nallowed_domains = ["127.0.0.1"]\n'
             f'[cluster]\nredis_url = "{redis.url}"\nsecret = "{secrets.token_hex(16)}"\n')
         nodes = await start_nodes(self, config)
-        kam.nodes = [(n.name, n.sip_port) for n in nodes]
-        self.addCleanup(kam.stop)
-        await kam.start()
-        lb = HAProxy([(n.name, n.http_port) for n in nodes])
-        self.addCleanup(lb.stop)
-        await lb.start()
-        for n in nodes:
-            await lb.until_state(n.name, "UP")
+        lb = await start_balancer(self, nodes, kam)
 
         tone = write_tone(os.path.abspath(self.mktemp()) + ".wav", frequency=1000.0,
                           rate=8000, seconds=60.0)

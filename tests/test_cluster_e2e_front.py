@@ -73,6 +73,22 @@ async def start_nodes(case: TwistdTestCase, config_text: str = SHARED_CONFIG,
     return nodes
 
 
+async def start_balancer(case: TwistdTestCase, nodes: list[Node],
+                         dispatcher: Dispatcher | None = None) -> HAProxy:
+    """HAProxy in front of ``nodes``' HTTP ports (and, given, Kamailio's dispatcher in front of
+    their SIP ports), started, stopped at cleanup, every node UP behind it."""
+    if dispatcher is not None:
+        dispatcher.nodes = [(n.name, n.sip_port) for n in nodes]
+        case.addCleanup(dispatcher.stop)
+        await dispatcher.start()
+    lb = HAProxy([(n.name, n.http_port) for n in nodes])
+    case.addCleanup(lb.stop)
+    await lb.start()
+    for n in nodes:
+        await lb.until_state(n.name, "UP")
+    return lb
+
+
 def exchange(port: int, request: bytes) -> tuple[int, dict[str, list[str]]]:
     """One HTTP/1.1 exchange through the balancer (blocking, local: instant): status and
     headers (lower-case names) of the response head; the body is not read."""
@@ -120,12 +136,7 @@ class HAProxyFrontTests(TwistdTestCase):
 
     async def topology(self) -> tuple[list[Node], HAProxy]:
         nodes = await start_nodes(self)
-        lb = HAProxy([(n.name, n.http_port) for n in nodes])
-        await lb.start()
-        self.addCleanup(lb.stop)
-        for n in nodes:
-            await lb.until_state(n.name, "UP")
-        return nodes, lb
+        return nodes, await start_balancer(self, nodes)
 
     async def test_sticky_page_and_websocket_then_node_death(self) -> None:
         nodes, lb = await self.topology()
