@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 import numpy as np
 from twisted.internet import defer, reactor, task
+from twisted.python import log
 from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 
@@ -127,7 +128,25 @@ class Phone:
         page = await browser.new_page()
         if record_peers:
             await record_peer_connections(page)
+        failed: list[str] = []
+        page.on("requestfailed", lambda r: failed.append(f"{r.url}: {r.failure}"))
         await aio(page.goto(url))
+        # The page is usable once phone.js has wired its forms (it marks <html data-ready>);
+        # a module that did not load leaves a page whose buttons do nothing: say why.
+        # Once in a full CI run (of thousands of page loads) that did not happen; a person
+        # would reload, and so does this, once, saying why in the test log.
+        for attempt in (1, 2):
+            try:
+                await aio(page.wait_for_selector("html[data-ready=true]", state="attached",
+                                                 timeout=15_000))
+                break
+            except Exception as e:
+                why = (f"the Phone UI at {url} did not become ready; failed requests: "
+                       f"{failed}; console: {browser.console[-20:]}")
+                if attempt == 2:
+                    raise AssertionError(why) from e
+                log.msg(why + "; reloading once")
+                await aio(page.reload())
         # Every call status the page shows, in order (a person sees them go by).
         await evaluate(page, """() => {
             window.seenCallStates = [];

@@ -95,6 +95,34 @@ class FirstHourTests(BrowserTestCase):
         for name in ("Answer", "Decline"):
             await aio(self.expect(self.button(name)).to_be_disabled())
 
+    async def submit_without_script(self, path: str, script: str, field: str,
+                                    button: str) -> None:
+        """Open ``path`` with its module ``script`` refused (a proxy that blocked it, a
+        network that dropped it), type a secret into ``field`` and press ``button``: the
+        native form submission that would follow must not happen — it would carry the secret
+        in a GET URL, into history and access logs."""
+        page = await aio(self.context.new_page())
+        await aio(page.route(f"**/{script}", lambda route: route.abort()))
+        urls: list[str] = []
+        page.on("request", lambda r: urls.append(r.url))
+        await aio(page.goto(self.base + path))
+        await aio(page.get_by_label(field, exact=True).fill("s3cret-value"))
+        await aio(page.get_by_role("button", name=button, exact=True).click())
+        await aio(page.get_by_label(field, exact=True).press("Enter"))
+        # Prove the page is still the same document, then look at every request it made.
+        self.assertEqual(await aio(page.evaluate("() => location.href")), self.base + path)
+        self.assertEqual([u for u in urls if "s3cret" in u], [])
+        self.assertTrue(any(u.endswith(script) for u in urls), urls)
+        await aio(page.close())
+
+    @inline
+    async def test_the_login_form_never_submits_natively(self) -> None:
+        await self.submit_without_script("", "phone.js", "Password", "Log in")
+
+    @inline
+    async def test_the_admin_sign_in_never_submits_natively(self) -> None:
+        await self.submit_without_script("admin", "admin.js", "REST token", "Sign in")
+
     async def call_refused(self, info: str) -> Any:
         session_id = await self.log_in()
         await aio(self.field("Callee").fill("1002"))
