@@ -242,8 +242,8 @@ class ServiceTests(unittest.TestCase):
     def test_a_folder_that_cannot_be_made_refuses_the_start_naming_the_key(self) -> None:
         from twisted.application.service import MultiService
 
+        from wcsgw.calls.stores import make_recordings
         from wcsgw.config import Config, RecordingSettings
-        from wcsgw.service import make_recordings
 
         root = Path(tempfile.mkdtemp())
         self.addCleanup(shutil.rmtree, root)

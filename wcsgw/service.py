@@ -31,6 +31,7 @@ from wcsgw.api.banner import log_banner
 from wcsgw.api.health import HealthResource
 from wcsgw.api.listener import HttpService
 from wcsgw.api.metrics import MetricsResource
+from wcsgw.calls.stores import make_call_records, make_recordings
 from wcsgw.config import Config, ConfigError
 from wcsgw.sip.reactor import Clock
 from wcsgw.sip.service import SipService
@@ -255,42 +256,6 @@ def codec_policy(config: Config) -> Any:
     for warning in check_policy(policy, available()):
         log.warn("{problem}", problem=warning)  # trial takes a "warning" key for a Python warning
     return policy
-
-
-def make_call_records(config: Config, gateway: Any, parent: MultiService) -> None:
-    """The call records (docs/operations.md): ``gateway.cdr``, a watcher filing each ended
-    call, and their service — before the calls' in ``parent``, so twistd stops it after the
-    calls' stop ended every call (it then waits for them, and writes their records)."""
-    from twisted.internet import reactor
-
-    from wcsgw.calls.cdr import CdrWatcher
-    from wcsgw.records.opening import open_records
-    from wcsgw.records.service import RecordsService
-
-    gateway.cdr = open_records(config.cdr.database, config.state.folder, reactor,
-                               retention_days=config.cdr.retention_days)
-    gateway.registry.watchers.append(CdrWatcher(gateway, gateway.cdr))
-    RecordsService(gateway.cdr, reactor, gateway.when_idle).setServiceParent(parent)  # type: ignore[no-untyped-call]
-
-
-def make_recordings(config: Config, gateway: Any, parent: MultiService) -> None:
-    """``gateway.recordings`` (wcsgw.calls.recording): its folder made now (mode 0700), so a
-    folder that cannot be is a one-line refusal to start, not a failed recording later."""
-    import os
-
-    from twisted.internet import reactor
-
-    from wcsgw.calls.recording import Recordings, RecordingsService
-
-    folder = config.recording.folder or os.path.join(config.state.folder, "recordings")
-    try:
-        gateway.recordings = Recordings(folder, gateway.registry, reactor,
-                                        all_calls=config.recording.all_calls)
-    except OSError as exc:
-        key = "recording.folder" if config.recording.folder else "state.folder"
-        raise ConfigError(key, f"cannot be used for recordings: {exc.strerror or exc}") from None
-    # before the calls' service: asked to stop after it, it waits for the files to close
-    RecordingsService(gateway.recordings, gateway.when_idle, reactor).setServiceParent(parent)  # type: ignore[no-untyped-call]
 
 
 def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> Any:
