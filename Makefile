@@ -28,7 +28,7 @@ MAX_MODULE_LINES := 400
 # phones with H.264 from baresip-ffmpeg, mediastreamer's `mediastream` for G.729 and Speex,
 # sox for tone files, Chromium).  Add new test dependencies here.
 RUN_PACKAGES := libopus0 libbcg729-0 libspeex1 libspeexdsp1 libspandsp2
-PACKAGES := $(RUN_PACKAGES) coturn kamailio kamailio-tls-modules baresip-core baresip-ffmpeg libmediastreamer-tools sox iproute2 iptables chromium rtpengine-daemon sip-tester postgresql prometheus redis-server haproxy
+PACKAGES := $(RUN_PACKAGES) coturn kamailio kamailio-tls-modules baresip-core baresip-ffmpeg libmediastreamer-tools sox iproute2 iptables chromium firefox-esr rtpengine-daemon sip-tester postgresql prometheus redis-server haproxy
 # redis-server, haproxy: the cluster tests (tests/peers/redis.py, haproxy.py) start their own on free
 # loopback ports; installing them may start Debian's services (redis on 6379), never used.
 # coturn (the TURN server of tests/peers/coturn.py): each test starts and stops its own, on
