@@ -115,11 +115,12 @@ class FakeGateway:
             "callId": call_id, "caller": caller, "callee": "", "visibleName": caller,
             "hasAudio": True, "hasVideo": False, "sdp": sdp})
 
-    def hold(self, session_id: str | None, call_id: str) -> None:
+    def hold(self, session_id: str | None, call_id: str, for_transfer: bool = False) -> None:
         self._check("hold")
         call = self._own_call(session_id, call_id)
-        self.events("hold", session_id, call_id)
-        self.listeners[call["session"]].call_status(self.call_dict(call_id, "HOLD", sipStatus=200))
+        self.events("hold", session_id, call_id, *(("for_transfer",) if for_transfer else ()))
+        self.listeners[call["session"]].call_status(self.call_dict(
+            call_id, "HOLD", sipStatus=200, holdForTransfer=for_transfer))
 
     def unhold(self, session_id: str | None, call_id: str) -> None:
         self._check("unhold")

@@ -242,7 +242,7 @@ class CallTests(MethodsTestCase):
             ({"callId": "   "}, "callId"),
             ({"callId": "x" * 200}, "callId"),
             ({"visibleName": ["A"]}, "visibleName"),
-            ({"sipHeaders": ["X-A: b"]}, "sipHeaders"),
+            ({"sipHeaders": ["X-A b"]}, "sipHeaders[0]"),  # the array form: "Name: value"
             ({"sipHeaders": {"X-A": 1}}, "sipHeaders.X-A"),
             ({"sipHeaders": {"X-A": "b\r\nVia: evil"}}, "sipHeaders.X-A"),
             ({"sipHeaders": {"Bad Name": "b"}}, "sipHeaders.Bad Name"),

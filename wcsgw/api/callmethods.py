@@ -45,7 +45,11 @@ class CallMethods:
         return {}
 
     def _hold(self, params: dict[str, Any]) -> dict[str, Any]:
-        self.gateway.hold(self.session_id, _call_id(params))
+        call_id = _call_id(params)
+        if _boolean(params, "holdForTransfer", False):  # WCS: held to be transferred next
+            self.gateway.hold(self.session_id, call_id, for_transfer=True)
+            return {}
+        self.gateway.hold(self.session_id, call_id)
         return {}
 
     def _unhold(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -82,7 +82,8 @@ _REPLY_KEYS: dict[str, dict[str, Any]] = {
     "sipLogin": _STR, "sipAuthenticationName": _STR, "sipPassword": _STR, "sipDomain": _STR,
     "sipOutboundProxy": _STR, "sipPort": {"type": ["integer", "string"]},
     "sipTransport": _STR, "sipRegisterRequired": {"type": "boolean"}, "account": _STR,
-    "callee": _STR, "visibleName": _STR, "sipHeaders": _HEADERS, "record": {"type": "boolean"},
+    "callee": _STR, "visibleName": _STR,
+    "sipHeaders": {"oneOf": [_HEADERS, {"type": "array", "items": _STR}]}, "record": {"type": "boolean"},
     "sessionId": _STR, "reject": {"type": "integer", "minimum": 400, "maximum": 699},
 }
 

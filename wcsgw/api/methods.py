@@ -171,6 +171,7 @@ class SessionMethods(CallMethods):
         transport = _choice(params, "sipTransport", ("udp", "tcp", "tls"), "udp")
         register = _boolean(params, "sipRegisterRequired", True)
         srtp = _choice(params, "sipSrtp", SRTP_POLICIES, "off")  # docs/call-control.md
+        display = _string(params, "sipVisibleName").strip()  # WCS: the calls' default From name
         _object(params, "custom")
         if not domain:
             return None, False
@@ -184,6 +185,7 @@ class SessionMethods(CallMethods):
             transport=transport,
             register=register,
             srtp=srtp,
+            display_name=display or None,
         ), register
 
     def _connect(self, params: dict[str, Any]) -> Any:

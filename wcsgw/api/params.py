@@ -148,14 +148,46 @@ def _sip_headers(params: Mapping[str, Any], policy: Any, name: str = "sipHeaders
     """Extra SIP headers for the INVITE, checked by the gateway's outbound policy
     (:meth:`wcsgw.calls.policy.Policy.outgoing_headers`: the one place that decides what
     leaves the gateway — allow-list, no routing or identity headers, one-line values); a
-    refusal is -32602 naming ``sipHeaders.<name>``."""
+    refusal is -32602 naming ``sipHeaders.<name>``.  Also WCS's array form, ``["Name: value",
+    ...]``, read into the same object first (:func:`_header_lines`)."""
+    value = params.get(name)
+    if isinstance(value, list):
+        return _header_lines(value, policy, name)
     headers = _object(params, name)
+    return _policy_headers(policy, headers, name)
+
+
+def _policy_headers(policy: Any, headers: dict[str, Any], name: str,
+                    where: str | None = None) -> dict[str, str]:
+    """``policy.outgoing_headers`` with its refusal as a :class:`ParamError`; ``where`` (an
+    array entry, ``sipHeaders[2]``) replaces the field it names."""
     try:
         return cast("dict[str, str]", policy.outgoing_headers(headers, name))
     except CallError as e:
         field = e.field or name
         problem = e.message[len(field):].strip() if e.message.startswith(field) else e.message
+        if where is not None:
+            raise ParamError(where, f"({field[len(name) + 1:] or name}) {problem}") from None
         raise ParamError(field, problem) from None
+
+
+def _header_lines(lines: list[Any], policy: Any, name: str) -> dict[str, str]:
+    """WCS's ``sipHeaders`` array: each entry one ``Name: value`` string, checked entry by
+    entry so that a refusal names ``sipHeaders[i]`` (the browser's own index), then as a whole
+    (the count limit).  A name given twice is refused: the headers are one object inside."""
+    headers: dict[str, str] = {}
+    for i, line in enumerate(lines):
+        where = f"{name}[{i}]"
+        if not isinstance(line, str):
+            raise ParamError(where, f"must be a \"Name: value\" string, got {describe_type(line)}")
+        header, colon, text = line.partition(":")
+        header = header.strip()
+        if not colon or not header:
+            raise ParamError(where, 'must be a "Name: value" string')
+        if any(header.lower() == seen.lower() for seen in headers):
+            raise ParamError(where, f"repeats the header {header[:64]}")
+        headers.update(_policy_headers(policy, {header: text.strip(" \t")}, name, where))
+    return _policy_headers(policy, headers, name)
 
 
 def _call_id(params: Mapping[str, Any]) -> str:

@@ -88,25 +88,34 @@ class Call(CallCore):
             self._fail_sip(f"the SIP side's SDP does not parse: {exc}")
             return None
 
+    #: the browser's last hold asked ``holdForTransfer`` (WCS): cleared by every hold/unhold
+    _for_transfer: bool = False
+
     @property
     def hold_for_transfer(self) -> bool:
-        """The call waits on the target of a far end's REFER it follows."""
-        return self.transferee.following
+        """The call object's ``holdForTransfer`` (docs/contract.md), one field for the two ways
+        a call waits on a transfer: it follows a far end's REFER, or the browser held it with
+        ``holdForTransfer`` and that hold holds (our re-INVITE answered, no unhold since)."""
+        return self.transferee.following or (self._for_transfer and self.holds.local)
 
     @property
     def transferring(self) -> bool:
         """A transfer of the browser's (our REFER) is running."""
         return self.transferor.active is not None
 
-    def hold(self) -> None:
+    def hold(self, for_transfer: bool = False) -> None:
         """Local hold: re-INVITE with a=sendonly; HOLD once the SIP side agreed.  While held,
-        the browser's audio is not forwarded (the far end hears silence, not us)."""
+        the browser's audio is not forwarded (the far end hears silence, not us).
+        ``for_transfer``: WCS's ``holdForTransfer``, shown in the call object (only a flag:
+        the hold itself is the same)."""
         self._require(CallStatus.ESTABLISHED, CallStatus.HOLD)
         self.holds.ask(True)
+        self._for_transfer = for_transfer
 
     def unhold(self) -> None:
         self._require(CallStatus.HOLD, CallStatus.ESTABLISHED)
         self.holds.ask(False)
+        self._for_transfer = False
 
     def send_dtmf(self, digits: str, method: str = "RFC2833") -> None:
         """Digits toward the SIP side: RFC 4733 events in the RTP stream, or SIP INFO

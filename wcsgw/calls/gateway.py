@@ -276,8 +276,9 @@ class CallGateway:
 
     # -- in-call functions: a session's own calls, or any call for the operator (None) --
 
-    def hold(self, session_id: str | None, call_id: str) -> None:
-        self.registry.get(session_id, call_id).hold()
+    def hold(self, session_id: str | None, call_id: str, for_transfer: bool = False) -> None:
+        call = self.registry.get(session_id, call_id)  # for_transfer: WCS's holdForTransfer
+        call.hold(for_transfer=True) if for_transfer else call.hold()
 
     def unhold(self, session_id: str | None, call_id: str) -> None:
         self.registry.get(session_id, call_id).unhold()

@@ -27,6 +27,9 @@ def _text(value: Any) -> bool:
 
 
 def _headers(value: Any) -> bool:
+    """An object ``{name: value}`` or WCS's array of ``"Name: value"`` strings."""
+    if isinstance(value, list):
+        return all(_text(line) for line in value)
     return isinstance(value, dict) and all(_text(k) and _text(v) for k, v in value.items())
 
 
