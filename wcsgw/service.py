@@ -343,6 +343,9 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
 
         gateway.hooks = make_hooks(config.apps, reactor)
     make_call_records(config, gateway, parent)
+    from wcsgw.calls.messages import make_messages
+
+    make_messages(gateway, parent)  # gateway.messages: SIP MESSAGE both ways
     from wcsgw.calls.statsticker import StatsTicker, session_attached
 
     # callStats every 5 s per call with media, one timer for all calls

@@ -40,6 +40,7 @@ from wcsgw.api import asking, jsonrpc
 from wcsgw.api.callmethods import CallMethods
 from wcsgw.api.iceservers import IceServers
 from wcsgw.api.jsonrpc import Request
+from wcsgw.api.messagemethods import MessageMethods
 from wcsgw.api.params import (
     _MAX_SDP,
     ParamError,
@@ -72,7 +73,7 @@ def _refusal(text: str, field: str | None) -> Callable[[], Any]:
     return then
 
 
-class SessionMethods(CallMethods):
+class SessionMethods(CallMethods, MessageMethods):
     """The methods one WebSocket session can call.  Holds the gateway and the session id the
     transport assigned; no state of its own (the call layer owns calls and registrations).
 
@@ -104,6 +105,7 @@ class SessionMethods(CallMethods):
             "restartIce": self._restart_ice,
             "record": self._record,
             "stopRecording": self._stop_recording,
+            "sendMessage": self._send_message,
             "ping": self._ping,
         }
 
@@ -321,4 +323,4 @@ class SessionMethods(CallMethods):
 
 #: Methods a session answers: all of docs/contract.md's.
 METHODS = ("connect", "disconnect", "call", "hangup", "answer", "hold", "unhold", "transfer", "sendDtmf",
-           "answerTransfer", "ping", "restartIce", "record", "stopRecording")
+           "answerTransfer", "ping", "restartIce", "record", "stopRecording", "sendMessage")

@@ -38,6 +38,7 @@ from wcsgw.sip.frontdoor import (
     ACCEPTED_CONTENT_TYPES,
     ALLOWED_METHODS,
     COUNTED_METHODS,
+    MESSAGE_CONTENT_TYPES,
     SUPPORTED_EXTENSIONS,
     FrontDoorStats,
     message_key as message_key,
@@ -316,7 +317,8 @@ class SipEndpoint:
                 request,
                 allowed_methods=ALLOWED_METHODS,
                 supported_extensions=SUPPORTED_EXTENSIONS + self.extensions,
-                accepted_content_types=ACCEPTED_CONTENT_TYPES,
+                accepted_content_types=MESSAGE_CONTENT_TYPES if method == "MESSAGE"
+                else ACCEPTED_CONTENT_TYPES,
             )
             if refusal is not None:
                 self.respond(refusal, now)

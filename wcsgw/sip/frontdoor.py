@@ -23,12 +23,16 @@ from wcsgw.sip.transaction import ServerTransaction
 #: Methods this endpoint understands; anything else gets 405 (RFC 3261 §8.2.1).
 ALLOWED_METHODS: tuple[str, ...] = (
     "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "REFER", "NOTIFY", "UPDATE", "PRACK",
+    "MESSAGE",
 )
 #: Extensions we implement (a Require: of anything else is refused with 420).
 SUPPORTED_EXTENSIONS: tuple[str, ...] = ()
 ACCEPTED_CONTENT_TYPES: tuple[str, ...] = (
     "application/sdp", "application/dtmf-relay", "application/dtmf", "message/sipfrag",
 )
+#: A MESSAGE's bodies (RFC 3428; wcsgw.sip.messaging says why only these): its own list, so
+#: that no INVITE or INFO gets past the front door with a text body.
+MESSAGE_CONTENT_TYPES: tuple[str, ...] = ("text/plain", "application/json")
 
 
 def capability_headers() -> list[tuple[str, str]]:
@@ -78,6 +82,7 @@ def unhandled_answers(
     """What the endpoint answers, in order, to a request (not an ACK) that passed the §8.2
     checks and that no transaction user took: 200 with our capabilities to OPTIONS; to a
     CANCEL, 487 to its INVITE then 200 (481 when the INVITE is gone, §9.2); 480 to an INVITE;
+    404 to a MESSAGE;
     481 to what would belong to a dialog; 405 to the rest."""
     method = request.method
     if method == "OPTIONS":
@@ -96,6 +101,8 @@ def unhandled_answers(
                     make_response(request, 200)]
     elif method == "INVITE":
         response = make_response(request, 480, to_tag=new_tag())
+    elif method == "MESSAGE":  # nobody here it could be for (RFC 3428 §7: like an INVITE)
+        response = make_response(request, 404, to_tag=new_tag())
     elif method in ("BYE", "INFO", "NOTIFY", "UPDATE", "PRACK", "REFER"):
         response = make_response(request, 481)
     else:
