@@ -44,9 +44,9 @@ PACKAGES := $(RUN_PACKAGES) coturn kamailio kamailio-tls-modules baresip-core ba
 # prometheus (tests/test_grafana.py runs the dashboard's queries in one that scrapes a test
 # gateway; its own port and folder, stopped by the test). Installing it may start Debian's
 # prometheus service (port 9090) under systemd; the tests never use it.
-# BENCH_PACKAGES: only `make bench` installs them (Janus as the side-by-side peer, gcc for its
-# loopback shim, redis-server for bench/workers.py --cluster).
-BENCH_PACKAGES := $(RUN_PACKAGES) janus gcc libc6-dev redis-server
+# BENCH_PACKAGES: only `make bench` installs them (Janus and rtpengine as the side-by-side peers,
+# gcc for Janus's loopback shim, redis-server for bench/workers.py --cluster).
+BENCH_PACKAGES := $(RUN_PACKAGES) janus rtpengine-daemon gcc libc6-dev redis-server
 # BENCH_ARGS: passed to bench/relay_capacity.py (e.g. --quick, --skip transcode).
 BENCH_ARGS ?=
 
@@ -70,7 +70,7 @@ help:
 	@echo "make cluster-demo  Redis, Kamailio, HAProxy and two workers on loopback (Ctrl-C stops)"
 	@echo "make install  what make run needs, without starting it"
 	@echo "make clean    remove .venv and build leftovers"
-	@echo "make bench    benchmarks side by side with Janus (installs janus; a few minutes)"
+	@echo "make bench    benchmarks side by side with Janus and rtpengine (installs them; ~20 min)"
 	@echo "make soak     calls with continuous churn for 30 minutes; leaks and slopes (SOAK_ARGS)"
 	@echo "make fuzz     coverage-guided fuzzing of the parsers and API handlers (FUZZ_ARGS)"
 
@@ -151,7 +151,7 @@ bench: bench-debs $(STAMP_TEST)
 	PYTHONPATH=$(CURDIR) $(PY) bench/media_relay.py --quick
 	PYTHONPATH=$(CURDIR) $(PY) bench/codec_cost.py
 	PYTHONPATH=$(CURDIR) $(PY) bench/codec_quality.py --seconds 5
-	PYTHONPATH=$(CURDIR) $(PY) bench/relay_capacity.py --janus $(BENCH_ARGS)
+	PYTHONPATH=$(CURDIR) $(PY) bench/relay_capacity.py --janus --rtpengine $(BENCH_ARGS)
 	PYTHONPATH=$(CURDIR) $(PY) bench/overload.py $(if $(findstring --quick,$(BENCH_ARGS)),--quick)
 	PYTHONPATH=$(CURDIR) $(PY) bench/workers.py --cluster $(if $(findstring --quick,$(BENCH_ARGS)),--quick --reps 1)
 

@@ -28,7 +28,8 @@ benchmark driver samples the gateway's /proc counters between them) and at the e
 ``RESULT {json}`` line.
 
 Signalling adapters: ``wcsgw`` (this gateway's WebSocket API), ``janus`` (Janus HTTP API +
-SIP plugin, see :mod:`bench.janus_adapter`) and ``direct`` (no gateway: a minimal SIP UAC and
+SIP plugin, see :mod:`bench.janus_adapter`), ``rtpengine`` (rtpengine's ng protocol and a
+minimal SIP UAC, see :mod:`bench.rtpengine_front`) and ``direct`` (no gateway: a minimal SIP UAC and
 plain RTP straight to the echo — the latency baseline); the media side is the same code.
 
 Run: ``python bench/load_caller.py --ws ws://127.0.0.1:8080/ws --calls 50`` (built-in ``echo``
@@ -558,6 +559,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.adapter == "direct":
         signalling: Any = DirectSignalling(args.sip_domain or HOST, args.sip_port, args.callee)
+    elif args.adapter == "rtpengine":
+        from bench.rtpengine_front import RtpengineSignalling
+
+        signalling = RtpengineSignalling(
+            args.ng, DirectSignalling(args.sip_domain or HOST, args.sip_port, args.callee))
     elif args.adapter == "janus":
         from bench.janus_adapter import JanusSignalling
 
@@ -667,7 +673,8 @@ async def ticker_dynamic(slots: list[list[MediaLeg]], stats: Stats, stop: asynci
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--adapter", choices=("wcsgw", "janus", "direct"), default="wcsgw")
+    p.add_argument("--adapter", choices=("wcsgw", "janus", "direct", "rtpengine"), default="wcsgw")
+    p.add_argument("--ng", default="127.0.0.1:2223", help="rtpengine's ng control (UDP host:port)")
     p.add_argument("--ws", default="ws://127.0.0.1:8080/ws")
     p.add_argument("--janus-url", default="http://127.0.0.1:8088/janus")
     p.add_argument("--sip-domain", default="", help="empty: the gateway's built-in test lines")

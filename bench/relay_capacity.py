@@ -14,7 +14,11 @@ What runs (every process in its own process group, stopped at the end whatever h
   percentile minus the baseline's at the same count (a difference of percentiles, not the
   percentile of per-packet differences);
 * with ``--janus``: Janus (SIP plugin + HTTP transport only, see ``bench/janus_peer.py``) and
-  the same caller through the Janus adapter, at the same call counts.
+  the same caller through the Janus adapter, at the same call counts;
+* with ``--rtpengine``: wcsgw, (with ``--janus``) Janus and rtpengine side by side — runs
+  interleaved, each gateway restarted per run, 3 repetitions, medians with their range, busy
+  runs left out (``bench/rtpengine_compare.py``; rtpengine: ``bench/rtpengine_peer.py``, its
+  ng/SIP front ``bench/rtpengine_front.py``).  This replaces the sequential Janus scan.
 
 Scenarios: relayed PCMU at 10/50/100/200/300/… until the gateway uses ≥ 90 % of a core, the
 caller itself does (≥ 90 %, or its 4 ms ticker runs late), calls fail or loss passes 5 %;
@@ -28,7 +32,7 @@ UAS when the INVITE arrives and when its 200 OK leaves (it prints both, keyed by
 ``200 OK -> ESTABLISHED`` are the gateway's two shares of the set-up; the rest is the far end.
 Calls are placed one at a time (no queueing in the numbers), on an otherwise idle gateway.
 
-Run: ``.venv/bin/python bench/relay_capacity.py [--quick] [--janus] [--duration 8]``.
+Run: ``.venv/bin/python bench/relay_capacity.py [--quick] [--janus] [--rtpengine] [--duration 8]``.
 """
 
 from __future__ import annotations
@@ -213,19 +217,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer points, shorter windows")
     ap.add_argument("--janus", action="store_true", help="also run the relayed scenario through Janus")
+    ap.add_argument("--rtpengine", action="store_true",
+                    help="wcsgw, Janus (with --janus) and rtpengine side by side, interleaved")
+    ap.add_argument("--reps", type=int, default=3, help="side-by-side repetitions")
+    ap.add_argument("--side-counts", default=None,
+                    help="side-by-side call counts (10,25,50,100; --quick: 10,50)")
+    ap.add_argument("--allow-busy", action="store_true",
+                    help="keep side-by-side runs on a busy machine in the medians (marked)")
+    ap.add_argument("--max-load", type=float, default=0.7,
+                    help="busy: 1-minute load average per core above this before a run")
+    ap.add_argument("--max-others", type=float, default=25.0,
+                    help="busy: other processes above this %% of a core during a run")
     ap.add_argument("--duration", type=float, default=8.0)
     ap.add_argument("--settle", type=float, default=2.0)
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--relay-counts", default="10,50,100,200,300,400,500,600,800")
     ap.add_argument("--transcode-counts", default="10,25,50,75,100")
     ap.add_argument("--skip", default="",
-                    help="comma list of: relay, transcode, setup, baseline, janus-relay")
+                    help="comma list of: relay, transcode, setup, baseline, janus-relay, side")
     ap.add_argument("--json", help="also write every figure to this file")
     args = ap.parse_args()
     if args.quick:
         args.duration = min(args.duration, 4.0)
         args.relay_counts = "10,50"
         args.transcode_counts = "10"
+        args.side_counts = args.side_counts or "10,50"
+    args.side_counts = args.side_counts or "10,25,50,100"
     skip = set(filter(None, args.skip.split(",")))
     relay_counts = [int(x) for x in args.relay_counts.split(",")]
     tc_counts = [int(x) for x in args.transcode_counts.split(",")]
@@ -274,7 +291,12 @@ def main() -> None:
             report["direct"] = scan(Direct(echo), echo, "pcmu", counts, args, workdir, 0, log)
         gw.stop()
         started.remove(gw)
-        if args.janus:
+        if args.rtpengine and "side" not in skip:
+            from bench.rtpengine_compare import side_by_side
+
+            log("side by side: wcsgw, " + ("Janus, " if args.janus else "") + "rtpengine")
+            report["side_by_side"] = side_by_side(echo, args, workdir, log)
+        if args.janus and not args.rtpengine:
             from bench.janus_peer import Janus
 
             log("Janus, relayed PCMU, same call counts")
@@ -329,6 +351,14 @@ def main() -> None:
     if "janus" in report:
         print("### Relayed PCMU (Janus SIP plugin)\n")
         print(table(report["janus"], None, base_by))
+        print()
+    if "side_by_side" in report:
+        from bench.rtpengine_compare import tables
+
+        gateways, counts, runs = report["side_by_side"]
+        print(f"### Side by side: relayed PCMU, {', '.join(gateways)} ({args.reps} repetitions, "
+              f"{args.duration:g} s windows)\n")
+        print(tables(runs, gateways, counts, args.allow_busy))
         print()
     if args.json:
         with open(args.json, "w") as f:
