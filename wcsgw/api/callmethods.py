@@ -21,6 +21,7 @@ from wcsgw.api.params import (
 )
 from wcsgw.calls.errors import Codes
 from wcsgw.calls.gateway import CallError, CallGateway
+from wcsgw.calls.inbound import decline_busy
 
 __all__ = ["CallMethods"]
 
@@ -33,7 +34,10 @@ class CallMethods:
     session_id: str
 
     def _hangup(self, params: dict[str, Any]) -> dict[str, Any]:
-        self.gateway.hangup(self.session_id, _call_id(params))
+        call_id = _call_id(params)
+        if _boolean(params, "busy", False):  # declining a call waiting: 486, not decline_status
+            decline_busy(self.gateway.registry.get(self.session_id, call_id))
+        self.gateway.hangup(self.session_id, call_id)
         return {}
 
     def _answer(self, params: dict[str, Any]) -> dict[str, Any]:

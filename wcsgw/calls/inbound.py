@@ -139,16 +139,20 @@ class InboundCall(OfferedCall):
         # offer's answer comes with the ACK (Confirmed).
         self.holds.take_direction(None if late else parsed_sdp(self._sip_offer_sdp))
 
+    #: the status a decline answers with: None = ``[sip] decline_status``; 486 once the browser
+    #: declined the call as busy (``hangup {busy: true}``: a call waiting, see :func:`decline_busy`)
+    decline_with: int | None = None
+
     def hangup(self) -> None:
         """Before the answer: decline (603 by default; docs/contract.md: hangup declines); after: BYE."""
         if self._finished:
             return
         now = self.env.reactor.seconds()
         if self.status is CallStatus.RING:
+            status = self.decline_with or self.env.decline_status
             # Finish first: the rejection's own Failed event then finds the call over.
-            self._finish(CallStatus.FINISH, self.env.decline_status, "Declined")
-            self.uas.refuse(self.env.decline_status, "Decline" if self.env.decline_status == 603
-                            else "Busy Here", now)
+            self._finish(CallStatus.FINISH, status, "Declined")
+            self.uas.refuse(status, "Decline" if status == 603 else "Busy Here", now)
             return
         super().hangup()
 
@@ -193,6 +197,15 @@ class InboundCall(OfferedCall):
             if self.status in (CallStatus.ESTABLISHED, CallStatus.HOLD):
                 self.holds.take_direction(sd)  # the ACK's answer may hold us
 
+
+
+def decline_busy(call: Any) -> None:
+    """``hangup {busy: true}`` (docs/websocket-api.md): the browser is on another call, so a
+    call still ringing is refused 486 Busy Here whatever ``[sip] decline_status`` says for a
+    lone call (the caller's phone then says busy, not declined).  Anything else — an answered
+    call, one the browser placed — hangs up as without it; the hangup itself follows."""
+    if isinstance(call, InboundCall):
+        call.decline_with = 486
 
 
 class InboundRouter:

@@ -1204,6 +1204,22 @@ export class Call extends Emitter {
    * @returns {Promise<void>}
    */
   async hangup() {
+    return this.#hangup({});
+  }
+
+  /**
+   * Decline an incoming call not answered yet.  `busy: true` says the user is on another call
+   * (a call waiting): the caller hears 486 Busy Here whatever the gateway's `[sip]
+   * decline_status` (603 Decline by default) says for a lone call.  Otherwise as hangup().
+   * @param {{busy?: boolean}} [options]
+   * @returns {Promise<void>}
+   */
+  async decline({ busy = false } = {}) {
+    if (!this.#incoming) throw new Error("decline() is for incoming calls");
+    return this.#hangup(busy ? { busy: true } : {});
+  }
+
+  async #hangup(extra) {
     if (this.#terminal() || this.#ending) return;
     this.#ending = true;
     this.#releaseMedia();
@@ -1215,7 +1231,7 @@ export class Call extends Emitter {
       if (!this.#terminal()) this.#finish(CALL_STATUS.FINISH, { info: "Normal call clearing" });
     }, HANGUP_TIMEOUT);
     try {
-      await this.#internals.request("hangup", { callId: this.#id });
+      await this.#internals.request("hangup", { callId: this.#id, ...extra });
     } catch (err) {
       if (!this.#terminal()) this.#finish(CALL_STATUS.FINISH, { info: "Normal call clearing" });
     }
