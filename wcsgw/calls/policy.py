@@ -220,9 +220,9 @@ class Policy:
         if self.testlines_uri is None:  # check_account refused this session at connect
             raise CallError(Codes.FORBIDDEN, "No SIP domain given and the test lines are off",
                             field)
-        if callee not in ("echo", "tone"):
+        if callee not in ("echo", "tone", "dtmf"):
             raise CallError(Codes.FORBIDDEN, "Forbidden destination: without a SIP domain "
-                            "only the test lines echo and tone can be called", field)
+                            "only the test lines echo, tone and dtmf can be called", field)
         if callable(self.testlines_uri):
             return parse_uri(self.testlines_uri(callee))
         return parse_uri(self.testlines_uri.format(user=callee))

@@ -4,7 +4,8 @@ The test lines' service (:mod:`wcsgw.calls.testlines`) routes each new INVITE he
 on the call is on its own, as a phone's would be: it answers (or refuses) the offer, follows
 re-INVITEs (hold, unhold, a new address), takes a late offer's answer from the ACK, and sends
 what its line sends — ``echo`` the caller's own packets as its stream, ``tone`` the sine of
-:mod:`wcsgw.calls.testtone` — only where the agreed direction allows.  It never outlives
+:mod:`wcsgw.calls.testtone`, ``dtmf`` silence and each digit it hears said back and played
+(:mod:`wcsgw.calls.testdtmf`) — only where the agreed direction allows.  It never outlives
 ``max_duration``, and on its end it gives its ports back and leaves the line's list.
 
 G.711 only: the lines exist to prove a path works, and G.711 needs no codec library.
@@ -20,7 +21,9 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from wcsgw.calls.addresses import sendable
+from wcsgw.calls.testdtmf import DigitPlayer, digit_from_rtp
 from wcsgw.calls.testtone import FRAME_SECONDS, SAMPLE_RATE, Tone
+from wcsgw.media.dtmfdetector import DtmfDetector
 from wcsgw.media.ports import PortsExhausted
 from wcsgw.media.rtp import RtpError, build_rtp, parse_rtp
 from wcsgw.media.settled import settled
@@ -31,7 +34,9 @@ from wcsgw.sdp.errors import SdpError
 from wcsgw.sdp.model import SessionDescription
 from wcsgw.sdp.negotiate import PLAIN_RTP_PROTOS, audio_answer, audio_offer, new_session_id
 from wcsgw.sdp.parser import parse_sdp, serialize_sdp
+from wcsgw.sip.events import InfoReceived
 from wcsgw.sip.ids import new_tag
+from wcsgw.sip.info import DTMF_RELAY, dtmf_relay_body, parse_dtmf_info
 from wcsgw.sip.message import Request
 from wcsgw.sip.reactor import DelayedCall
 from wcsgw.sip.responses import make_response
@@ -86,7 +91,9 @@ class TestCall:
         self._loop: task.LoopingCall | None = None
         self._limit: DelayedCall | None = None
         self._stream: OutboundStream | None = None
-        self._tone: Tone | None = None
+        self._tone: Tone | DigitPlayer | None = None
+        #: the ``dtmf`` line's ear for RFC 4733 digits (each key press once)
+        self._detector = DtmfDetector()
         self._closing: defer.Deferred[None] | None = None
 
     def __repr__(self) -> str:
@@ -267,9 +274,12 @@ class TestCall:
             return
         if self.line == "echo":
             self._stream = OutboundStream(clock_rate=SAMPLE_RATE)
-        elif self.line == "tone":
-            # a restarted tone (re-INVITE) goes on from where the last one's marker left it
-            self._tone = Tone(media.codec, first=self._tone is None or self._tone.first)
+        elif self.line in ("tone", "dtmf"):
+            if self.line == "dtmf":
+                self._tone = DigitPlayer(media.codec,
+                                         media.dtmf.payload_type if media.dtmf else None)
+            else:  # a restarted tone (re-INVITE) goes on from where the last one's marker left it
+                self._tone = Tone(media.codec, first=self._tone is None or self._tone.first)
             self._loop = task.LoopingCall.withCount(self._tone_tick)
             self._loop.clock = self.reactor
             self._loop.start(FRAME_SECONDS, now=True)
@@ -285,6 +295,9 @@ class TestCall:
 
     def _on_rtp(self, data: bytes, now: float) -> None:
         self.packets_received += 1
+        if self.line == "dtmf":
+            self._heard_rtp(data)
+            return
         stream, media, rtp = self._stream, self.media, self.rtp
         if stream is None or media is None or rtp is None:
             return  # tone, or media not agreed yet
@@ -302,6 +315,27 @@ class TestCall:
         rtp.send_rtp(build_rtp(payload_type=pt, sequence=seq, timestamp=ts, ssrc=stream.ssrc,
                                payload=payload, marker=header.marker or rebased))
         self.packets_sent += 1
+
+    def _heard_rtp(self, data: bytes) -> None:
+        """``dtmf``: a digit that begins in this packet is said back as events and played."""
+        media, player = self.media, self._tone
+        if media is None or not isinstance(player, DigitPlayer):
+            return  # not sending (held, or media not agreed yet): nothing to say it back with
+        digit = digit_from_rtp(self._detector, data,
+                               media.dtmf.payload_type if media.dtmf else None)
+        if digit is not None:
+            player.press(digit, event=True)
+
+    def _info(self, event: InfoReceived) -> None:
+        """``dtmf``: a digit by SIP INFO is answered by an INFO with that digit, and played."""
+        digit = parse_dtmf_info(event.content_type, event.body)
+        session = self.session
+        if self.line != "dtmf" or digit is None or session is None or session.terminated:
+            return
+        player = self._tone
+        if isinstance(player, DigitPlayer) and not player.press(digit, event=False):
+            return  # too many waiting: dropped, and not said back either
+        session.send_info(DTMF_RELAY, dtmf_relay_body(digit), self.reactor.seconds())
 
     # ------------------------------------------------------------------ teardown
 
@@ -329,6 +363,7 @@ class TestCall:
 _HANDLERS: dict[type, Callable[[TestCall, Any], None]] = {
     Confirmed: TestCall._confirmed,
     ReinviteOffered: TestCall._reoffered,
+    InfoReceived: TestCall._info,
     Ended: TestCall._over,
     Failed: TestCall._over,
     Cancelled: TestCall._over,

@@ -1,4 +1,5 @@
-"""The built-in test lines: ``echo`` (sends your audio back) and ``tone`` (a 1 kHz tone).
+"""The built-in test lines: ``echo`` (sends your audio back), ``tone`` (a 1 kHz tone) and
+``dtmf`` (says back and plays each digit you press).
 
 They make a fresh install callable with no PBX anywhere: a browser session with an empty SIP
 domain calls ``echo`` or ``tone``, and the gateway's own SIP endpoint INVITEs the test lines
@@ -19,6 +20,9 @@ Each call is an :class:`~wcsgw.sip.uas.IncomingInvite` answered at once:
 * ``tone`` sends 160 samples of a 1 kHz sine every 20 ms (a ``LoopingCall`` on the reactor),
   timestamps +160 per packet; a late reactor catches up with a burst of up to 100 ms, and a
   longer stall is skipped with the timestamps moved on by it, so the receiver's clock stays true;
+* ``dtmf`` sends silence on the same clock, and each digit it receives — RFC 4733 events or SIP
+  INFO — goes back the way it came (events in its stream, or an INFO) and is then played as its
+  DTMF tone pair for 200 ms (:mod:`wcsgw.calls.testdtmf`);
 * media goes out only where the answer's direction allows it (a sendonly offer gets recvonly);
   RTCP that arrives is ignored and none is sent (the gateway's RTP timeout watches RTP);
 * a call ends on the caller's BYE, after ``max_duration`` (10 minutes) with our BYE — a test
@@ -30,7 +34,7 @@ its own, so test-line ports stay in the configured range and never collide with 
 
 This module is the service and its front door (which INVITE becomes which line's call); one
 call is a :class:`~wcsgw.calls.testcall.TestCall`, the tone's packet clock
-:mod:`wcsgw.calls.testtone`.
+:mod:`wcsgw.calls.testtone`, the dtmf line's stream :mod:`wcsgw.calls.testdtmf`.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ __all__ = ["LINES", "MAX_CALL_DURATION", "TestCall", "TestLines"]
 log = Logger(namespace="wcsgw.testlines")
 
 #: The lines there are.
-LINES: tuple[str, ...] = ("echo", "tone")
+LINES: tuple[str, ...] = ("echo", "tone", "dtmf")
 #: No test call lasts longer than this (seconds).
 MAX_CALL_DURATION = 600.0
 #: How long stopping waits for the BYEs of live calls to be answered.
