@@ -17,6 +17,7 @@
 import * as wcsgw from "./sdk/wcsgw.js";
 import { LadderView } from "./ladder.js";
 import { drawQuality, LEGS, QualityHistory } from "./graphs.js";
+import { DeviceControls } from "./devices.js";
 
 const { SESSION_STATUS, CALL_STATUS, CALL_EVENT, TRANSFER_STATUS } = wcsgw;
 
@@ -25,7 +26,7 @@ const CAMERA = { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ide
 /** How many of the last DTMF digits sent/received the call panel shows. */
 const DTMF_SHOWN = 32;
 /** Fields kept between visits (never the password). */
-const REMEMBERED = ["login", "auth-name", "domain", "outbound-proxy", "port", "callee"];
+const REMEMBERED = ["login", "auth-name", "display-name", "domain", "outbound-proxy", "port", "callee"];
 const STORAGE_KEY = "wcsgw.phone";
 
 const $ = (id) => document.getElementById(id);
@@ -246,7 +247,7 @@ function refreshControls() {
   const incomingWaiting = active && call.isIncoming() && (status === CALL_STATUS.NEW || status === CALL_STATUS.RING);
   const talking = status === CALL_STATUS.ESTABLISHED || status === CALL_STATUS.HOLD;
 
-  for (const el of [ui.login, ui.authName, ui.password, ui.domain, ui.outboundProxy, ui.port, ui.register]) {
+  for (const el of [ui.login, ui.authName, ui.password, $("display-name"), ui.domain, ui.outboundProxy, ui.port, ui.register]) {
     el.disabled = connected;
   }
   ui.loginButton.disabled = connected;
@@ -401,6 +402,7 @@ function logIn(event) {
         outboundProxy: ui.outboundProxy.value.trim(),
         port: ui.port.value.trim() || 5060,
         registerRequired: ui.register.checked,
+        visibleName: $("display-name").value.trim(), // the From display name of our calls
       },
     });
   } catch (err) {
@@ -473,6 +475,7 @@ function watchCall(c) {
   ui.mute.setAttribute("aria-pressed", "false");
   showCamera(true);
   ui.callPeer.textContent = c.isIncoming() ? `from ${c.caller()}` : `to ${c.callee()}`;
+  devices.attach(c);
 }
 
 /** `?codecs=opus,PCMU` in the page URL restricts what the browser offers (for trying the
@@ -858,6 +861,11 @@ document.addEventListener("keydown", (event) => {
 });
 window.addEventListener("pagehide", () => session?.disconnect());
 
+/** Microphone, Speaker, Camera and Volume (devices.js), applied to the shown call. */
+const devices = new DeviceControls({
+  microphone: $("microphone-device"), speaker: $("speaker-device"), camera: $("camera-device"),
+  volume: $("volume"), onError: (text) => showError(text),
+});
 restore();
 refreshControls();
 document.documentElement.dataset.ready = "true";

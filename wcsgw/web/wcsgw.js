@@ -257,6 +257,8 @@ export class RpcError extends Error {
  * @property {number|string} [port]         port of the proxy/domain, default 5060
  * @property {"udp"|"tcp"|"tls"} [transport]
  * @property {boolean} [registerRequired]   REGISTER the account (default true)
+ * @property {string} [visibleName]         display name of the account's calls (`sipVisibleName`,
+ *                                          the INVITE's From); a call's own visibleName wins
  */
 
 /**
@@ -275,7 +277,7 @@ export class RpcError extends Error {
 /**
  * @typedef {object} CallOptions
  * @property {string} callee                   user part (`1002`) or `sip:`/`tel:` URI
- * @property {string} [visibleName]            caller display name (default: the SIP login)
+ * @property {string} [visibleName]            caller display name (default: sipOptions.visibleName, else none)
  * @property {HTMLElement} [localVideoDisplay]  container (or video element) for the local video
  * @property {HTMLElement} [remoteVideoDisplay] container, or an audio/video element, for remote media;
  *                                             without it the SDK plays remote audio through its own <audio>
@@ -286,7 +288,8 @@ export class RpcError extends Error {
  * @property {boolean} [receiveVideo]          receive the far end's video without sending a
  *                                             camera (default: as `constraints.video`); false
  *                                             declines an offered video stream (audio only)
- * @property {Object<string,string>} [sipHeaders]    extra headers for the INVITE (`X-...`)
+ * @property {Object<string,string>|string[]} [sipHeaders]    extra headers for the INVITE (`X-...`):
+ *                                             `{name: value}`, or WCS's `["Name: value", ...]`
  * @property {string[]} [codecs]               force codecs, in order of preference, by name
  *                                             (`["opus"]`, `["PCMU", "telephone-event"]`) via
  *                                             RTCRtpTransceiver.setCodecPreferences; per media kind,
@@ -588,7 +591,8 @@ export class Session extends Emitter {
       throw new TypeError("options.callee must be provided");
     }
     checkIceTransportPolicy(options.iceTransportPolicy, "options");
-    const call = new Call(this, { ...options, incoming: false }, this.#callInternals());
+    const visibleName = options.visibleName ?? this.#options.sipOptions?.visibleName;
+    const call = new Call(this, { ...options, visibleName, incoming: false }, this.#callInternals());
     this.#calls.set(call.id(), call);
     return call;
   }
@@ -727,6 +731,7 @@ export class Session extends Emitter {
       sipTransport: sip.transport ?? "udp",
       sipRegisterRequired: sip.registerRequired ?? true,
     };
+    if (sip.visibleName) params.sipVisibleName = String(sip.visibleName);
     if (this.#options.appKey !== undefined) params.appKey = this.#options.appKey;
     if (this.#options.custom !== undefined) params.custom = this.#options.custom;
     const ws = this.#ws;
@@ -1030,6 +1035,10 @@ export class Call extends Emitter {
   #statusQueue = Promise.resolve();
   /** @type {TransferRequest|null} the far end's transfer waiting for an answer */
   #transferRequest = null;
+  /** @type {number|null} setVolume()'s 0-100, applied to the remote element (null: untouched) */
+  #volume = null;
+  /** @type {string|null} setAudioOutputId()'s sink, applied to the remote element */
+  #sinkId = null;
   /** @type {Promise<void>|null} the ICE restart under way (concurrent callers share it) */
   #iceRestart = null;
   /** the timer that restarts ICE after ICE_DISCONNECTED_GRACE (or a retry) */
@@ -1248,6 +1257,16 @@ export class Call extends Emitter {
   }
 
   /**
+   * Hold the call to transfer it next (WCS's name): the same hold, and the gateway's call
+   * object says `holdForTransfer: true` until unhold() (or the transfer ends the call).
+   * Then `transfer(target)`.
+   * @returns {Promise<void>}
+   */
+  async holdForTransfer() {
+    await this.#internals.request("hold", { callId: this.#id, holdForTransfer: true });
+  }
+
+  /**
    * Resume a held call (re-INVITE `a=sendrecv`); the call fires ESTABLISHED again.
    * @returns {Promise<void>}
    */
@@ -1346,6 +1365,80 @@ export class Call extends Emitter {
   isVideoMuted() {
     const tracks = this.#localStream?.getVideoTracks() ?? [];
     return tracks.length > 0 && tracks.every((t) => !t.enabled);
+  }
+
+  /**
+   * Send another microphone (a `deviceId` of {@link getMediaDevices}' `audioInputs`): a new
+   * track replaces the sent one on its RTCRtpSender (`replaceTrack`, no renegotiation, nothing
+   * toward SIP); a muted call stays muted.  Rejects when the call has no microphone track yet
+   * or the device cannot be opened (the old track then goes on).
+   * @param {string} deviceId
+   * @returns {Promise<void>}
+   */
+  switchMic(deviceId) {
+    return this.#switchTrack("audio", deviceId);
+  }
+
+  /**
+   * Send another camera (a `deviceId` of `videoInputs`), as switchMic(): only in a call that
+   * sends a camera.
+   * @param {string} deviceId
+   * @returns {Promise<void>}
+   */
+  switchCam(deviceId) {
+    return this.#switchTrack("video", deviceId);
+  }
+
+  async #switchTrack(kind, deviceId) {
+    const pc = this.#pc;
+    const stream = this.#localStream;
+    const old = kind === "audio" ? stream?.getAudioTracks()[0] : stream?.getVideoTracks()[0];
+    const sender = old && pc ? pc.getSenders().find((s) => s.track === old) : undefined;
+    if (!sender) throw new Error(`switch${kind === "audio" ? "Mic" : "Cam"}() needs a call that sends a ${kind === "audio" ? "microphone" : "camera"}`);
+    if (typeof deviceId !== "string" || !deviceId) throw new TypeError("deviceId must be a device's id (getMediaDevices())");
+    const fresh = await globalThis.navigator.mediaDevices.getUserMedia({ [kind]: { deviceId: { exact: deviceId } } });
+    const track = fresh.getTracks().find((t) => t.kind === kind);
+    if (!track || this.#pc !== pc || this.#terminal()) {
+      fresh.getTracks().forEach((t) => t.stop());
+      throw new Error("the call ended, or the device gave no track");
+    }
+    track.enabled = old.enabled;
+    await sender.replaceTrack(track);
+    stream.removeTrack(old);
+    stream.addTrack(track);
+    old.stop();
+  }
+
+  /**
+   * The far end's volume, 0 (silent) to 100, on the element remote media plays through
+   * (`HTMLMediaElement.volume`); kept for an element made later.
+   * @param {number} volume
+   */
+  setVolume(volume) {
+    const value = Number(volume);
+    if (!Number.isFinite(value) || value < 0 || value > 100) throw new RangeError("volume must be from 0 to 100");
+    this.#volume = value;
+    if (this.#remoteElement) this.#remoteElement.volume = value / 100;
+  }
+
+  /** @returns {number} the far end's volume, 0 to 100 (100 until setVolume()) */
+  getVolume() {
+    if (this.#remoteElement) return Math.round(this.#remoteElement.volume * 100);
+    return this.#volume ?? 100;
+  }
+
+  /**
+   * Play the far end through another output (an `audioOutputs` deviceId) with
+   * `HTMLMediaElement.setSinkId`; rejects, with a clear error, in a browser without it.
+   * @param {string} deviceId
+   * @returns {Promise<void>}
+   */
+  async setAudioOutputId(deviceId) {
+    if (typeof HTMLMediaElement === "undefined" || typeof HTMLMediaElement.prototype.setSinkId !== "function") {
+      throw new Error("this browser cannot choose the audio output (no HTMLMediaElement.setSinkId)");
+    }
+    this.#sinkId = String(deviceId ?? "");
+    if (this.#remoteElement) await this.#remoteElement.setSinkId(this.#sinkId);
   }
 
   /**
@@ -1675,6 +1768,8 @@ export class Call extends Emitter {
       this.#created.push(element);
     }
     this.#remoteElement = element;
+    if (this.#volume !== null) element.volume = this.#volume / 100;
+    if (this.#sinkId !== null) element.setSinkId(this.#sinkId).catch(() => {});
     return element;
   }
 
@@ -1711,6 +1806,24 @@ export class Call extends Emitter {
     this.#created = [];
     this.#remoteElement = null;
   }
+}
+
+/**
+ * The devices a page may offer (WCS's `getMediaDevices`): `enumerateDevices()` sorted into
+ * `{audioInputs, audioOutputs, videoInputs}`, each `[{deviceId, label, groupId}]`.  Labels are
+ * empty until the page had microphone/camera permission (the browser's rule); a browser that
+ * cannot choose outputs lists none.
+ * @returns {Promise<{audioInputs: object[], audioOutputs: object[], videoInputs: object[]}>}
+ */
+export async function getMediaDevices() {
+  const media = globalThis.navigator?.mediaDevices;
+  if (!media?.enumerateDevices) throw new Error("this browser has no mediaDevices.enumerateDevices");
+  const out = { audioInputs: [], audioOutputs: [], videoInputs: [] };
+  const lists = { audioinput: out.audioInputs, audiooutput: out.audioOutputs, videoinput: out.videoInputs };
+  for (const d of await media.enumerateDevices()) {
+    lists[d.kind]?.push({ deviceId: d.deviceId, label: d.label, groupId: d.groupId });
+  }
+  return out;
 }
 
 /**
