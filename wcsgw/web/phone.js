@@ -17,6 +17,7 @@
 import * as wcsgw from "./sdk/wcsgw.js";
 import { LadderView } from "./ladder.js";
 import { drawQuality, LEGS, QualityHistory } from "./graphs.js";
+import { ChatPanel } from "./chat.js";
 import { DeviceControls } from "./devices.js";
 
 const { SESSION_STATUS, CALL_STATUS, CALL_EVENT, TRANSFER_STATUS } = wcsgw;
@@ -415,6 +416,7 @@ function logIn(event) {
     if (status !== SESSION_STATUS.INCOMING_CALL) session.on(status, onSessionStatus);
   }
   session.on(SESSION_STATUS.INCOMING_CALL, onIncomingCall);
+  chat.attach(session); // SIP MESSAGE both ways
   refreshControls();
 }
 
@@ -866,6 +868,7 @@ const devices = new DeviceControls({
   microphone: $("microphone-device"), speaker: $("speaker-device"), camera: $("camera-device"),
   volume: $("volume"), onError: (text) => showError(text),
 });
+const chat = new ChatPanel(document);
 restore();
 refreshControls();
 document.documentElement.dataset.ready = "true";

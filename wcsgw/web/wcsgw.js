@@ -95,6 +95,21 @@ export const CALL_EVENT = Object.freeze({
 });
 
 /**
+ * Session events that are not statuses: `session.on(SESSION_EVENT.MESSAGE, (session, message)
+ * => ...)` for each SIP MESSAGE to this session, `message` = `{from, to, body, contentType}`
+ * (docs/websocket-api.md, message).  `body` comes from anyone who can reach the PBX: show it as
+ * text (`textContent`), never as HTML.  The values are the gateway's notification names.
+ * @readonly
+ * @enum {string}
+ */
+export const SESSION_EVENT = Object.freeze({
+  MESSAGE: "message",
+});
+
+/** The body types {@link Session#sendMessage} may send (the gateway's allow-list). */
+const MESSAGE_TYPES = ["text/plain", "application/json"];
+
+/**
  * Progress of a transfer, in the `status` of a {@link CALL_EVENT}.TRANSFER_STATUS event
  * (the REFER accepted, the target being called, the transfer done, or not).  One event name
  * with a status — not one event per status as for calls — because `FAILED` is a call status
@@ -633,6 +648,24 @@ export class Session extends Emitter {
     return this.#request(method, params);
   }
 
+  /**
+   * Send a SIP MESSAGE (RFC 3428) through the session's account: `to` is a user part (`1002`)
+   * or a `sip:`/`tel:` URI, checked by the gateway's outbound policy as a callee is.
+   * @param {string} to
+   * @param {string} body at most 8192 bytes as UTF-8
+   * @param {"text/plain"|"application/json"} [contentType]
+   * @returns {Promise<void>} resolves when the SIP side accepted it (2xx); rejects with
+   *   {@link RpcError}: 1014 names the SIP status (`Message not delivered: 404 Not Found`)
+   */
+  async sendMessage(to, body, contentType = "text/plain") {
+    if (typeof to !== "string" || !to.trim()) throw new TypeError("to must be a non-empty string");
+    if (typeof body !== "string" || !body) throw new TypeError("body must be a non-empty string");
+    if (!MESSAGE_TYPES.includes(contentType)) {
+      throw new TypeError(`contentType must be one of ${MESSAGE_TYPES.join(", ")}`);
+    }
+    await this.#request("sendMessage", { to: to.trim(), body, contentType });
+  }
+
   // -- internals -------------------------------------------------------------------------
 
   #callInternals() {
@@ -987,6 +1020,9 @@ export class Session extends Emitter {
       (this.#calls.get(params.callId) ?? this.#ended.get(params.callId))?._onEvent(method, params);
     } else if (method === CALL_EVENT.STATS) {
       this.#calls.get(params.callId)?._onEvent(method, params);
+    } else if (method === SESSION_EVENT.MESSAGE) {
+      const { from = "", to = "", body = "", contentType = "text/plain" } = params;
+      this._emit(SESSION_EVENT.MESSAGE, this, { from: String(from), to: String(to), body: String(body), contentType: String(contentType) });
     }
   }
 }
