@@ -49,6 +49,7 @@ STATIC_FILES: dict[tuple[bytes, ...], tuple[str, bytes]] = {
     (b"ladder.js",): ("ladder.js", _JS),  # the SIP ladder: the Phone UI and /admin
     (b"ladder.css",): ("ladder.css", _CSS),  # its look (ladder.js links it)
     (b"graphs.js",): ("graphs.js", _JS),  # call-quality graphs: the Phone UI and /admin
+    (b"lines.js",): ("lines.js", _JS),  # the Phone UI's several lines (call waiting, Switch to)
     (b"chat.js",): ("chat.js", _JS),  # the Phone UI's chat panel (SIP MESSAGE)
     (b"devices.js",): ("devices.js", _JS),  # the Phone UI's device choices and volume
     (b"sdk", b"wcsgw.js"): ("wcsgw.js", _JS),

@@ -17,6 +17,7 @@
 import * as wcsgw from "./sdk/wcsgw.js";
 import { LadderView } from "./ladder.js";
 import { drawQuality, LEGS, QualityHistory } from "./graphs.js";
+import { Lines } from "./lines.js";
 import { ChatPanel } from "./chat.js";
 import { DeviceControls } from "./devices.js";
 
@@ -148,6 +149,14 @@ let registerWanted = false;
 let transferTarget = "";
 /** @type {wcsgw.TransferRequest|null} the far end's transfer request on screen */
 let shownTransferRequest = null;
+/** Every call of the session beyond the shown one: call waiting, Switch to, the lines' transfer. */
+const lines = new Lines({
+  current: () => call,
+  show: showCall,
+  incoming: onIncomingCall,
+  refresh: refreshControls,
+  error: (text) => showError(text),
+});
 
 // -- small helpers -------------------------------------------------------------------------------
 
@@ -255,7 +264,7 @@ function refreshControls() {
   document.body.dataset.connected = String(connected);
   ui.logoutButton.disabled = !connected;
 
-  ui.voiceCall.disabled = !sessionReady() || active;
+  ui.voiceCall.disabled = !sessionReady() || (active && !lines.canPlace()); // a second line: lines.js
   ui.videoCall.disabled = !sessionReady() || active;
   ui.hangup.disabled = !active || incomingWaiting;
   ui.answer.disabled = !incomingWaiting;
@@ -278,6 +287,7 @@ function refreshControls() {
     ui.mute.setAttribute("aria-pressed", "false");
     showCamera(true);
   }
+  lines.render();
 }
 
 // -- call timer and audio level ------------------------------------------------------------------
@@ -285,9 +295,9 @@ function refreshControls() {
 const timer = {
   started: 0,
   handle: 0,
-  start() {
+  start(since = Date.now()) {
     if (this.handle) return;
-    this.started = Date.now();
+    this.started = since;
     this.tick();
     this.handle = setInterval(() => this.tick(), 500);
   },
@@ -456,28 +466,41 @@ function logOut() {
 
 // -- calls ---------------------------------------------------------------------------------------
 
-function watchCall(c) {
+function watchCall(c, remoteElement = null) {
   call = c;
   shownCall = c;
   timer.reset();
   showDigits(ui.dtmfSent, "Sent DTMF", "");
   showDigits(ui.dtmfReceived, "Received DTMF", "");
   showTransfer(null);
-  for (const status of Object.values(CALL_STATUS)) c.on(status, onCallStatus);
-  c.on(CALL_EVENT.DTMF, onDtmf);
-  c.on(CALL_EVENT.TRANSFER_STATUS, onTransferStatus);
-  c.on(CALL_EVENT.TRANSFER_REQUEST, onTransferRequest);
-  c.on(CALL_EVENT.LADDER, onLadder);
+  if (!watchedCalls.has(c)) { // a line shown again (Switch to) keeps its one set of handlers
+    watchedCalls.add(c);
+    for (const status of Object.values(CALL_STATUS)) c.on(status, onCallStatus);
+    c.on(CALL_EVENT.DTMF, onDtmf);
+    c.on(CALL_EVENT.TRANSFER_STATUS, onTransferStatus);
+    c.on(CALL_EVENT.TRANSFER_REQUEST, onTransferRequest);
+    c.on(CALL_EVENT.LADDER, onLadder);
+    c.on(CALL_EVENT.STATS, onCallStats);
+  }
   ladder.set(c.ladder());
   ui.ladderPanel.hidden = false;
-  c.on(CALL_EVENT.STATS, onCallStats);
   quality.clear();
   ui.quality.hidden = true;
   showTransferRequest(null);
-  ui.mute.setAttribute("aria-pressed", "false");
+  ui.mute.setAttribute("aria-pressed", String(c.isAudioMuted()));
   showCamera(true);
   ui.callPeer.textContent = c.isIncoming() ? `from ${c.caller()}` : `to ${c.callee()}`;
+  lines.add(c, remoteElement);
   devices.attach(c);
+}
+
+const watchedCalls = new WeakSet();
+
+/** Another line of the session takes the panel (lines.js: Switch to, or the line left when
+ * the shown one ended), in its current status. */
+function showCall(c) {
+  watchCall(c);
+  onCallStatus(c);
 }
 
 /** `?codecs=opus,PCMU` in the page URL restricts what the browser offers (for trying the
@@ -496,24 +519,31 @@ function placeCall(event, video = false) {
     showError(`${what}: enter a Callee (try echo or tone on the test lines).`, ui.callee);
     return;
   }
-  if (!sessionReady() || call) return; // one call at a time
+  if (!sessionReady() || (call && (video || !lines.canPlace()))) return; // a second line: voice
   remember();
+  const previous = call; // held first (lines.js), the new call plays through its own element
+  const lineAudio = previous ? lines.newAudio() : null;
   let c;
   try {
     c = session.createCall({
       callee,
-      remoteVideoDisplay: video ? ui.remoteVideo : ui.remoteAudio,
+      remoteVideoDisplay: lineAudio ?? (video ? ui.remoteVideo : ui.remoteAudio),
       localVideoDisplay: ui.localVideo,
       constraints: { audio: true, video: video ? CAMERA : false },
       codecs: forcedCodecs(),
     });
   } catch (err) {
+    lineAudio?.remove();
     showError(`${what}: ${err.message}`);
     return;
   }
-  watchCall(c);
-  showVideo(video);
-  c.call();
+  watchCall(c, lineAudio);
+  if (previous) {
+    lines.holdOthers(c).then(() => c.status() === CALL_STATUS.NEW && c.call());
+  } else {
+    showVideo(video);
+    c.call();
+  }
   refreshControls();
 }
 
@@ -573,7 +603,7 @@ function onCallStatus(c, event = {}) {
   const info = event.info || c.getInfo();
   const detail = [CALL_TEXT[status], info && info !== CALL_TEXT[status] ? info : ""].filter(Boolean).join(" — ");
   setStatus(ui.callStatus, status, detail);
-  if (status === CALL_STATUS.ESTABLISHED) timer.start();
+  if (status === CALL_STATUS.ESTABLISHED || status === CALL_STATUS.HOLD) timer.start(lines.answeredAt(c));
   if (c.getRemoteStream()) meter.start(c.getRemoteStream());
   updateVideo(c);
   if (status === CALL_STATUS.FAILED || status === CALL_STATUS.BUSY) {
@@ -642,7 +672,7 @@ function endCallUi() {
 
 function onIncomingCall(c) {
   if (call) {
-    c.hangup(); // one call at a time: decline the second
+    lines.offerWaiting(c); // call waiting: answer holds this call, decline is busy
     return;
   }
   watchCall(c);
@@ -793,7 +823,7 @@ function pressKey(key) {
     requestAction(c.sendDTMF(key), "DTMF", () => {
       if (shownCall === c) showDigits(ui.dtmfSent, "Sent DTMF", digitsOf(ui.dtmfSent) + key);
     });
-  } else if (!call) {
+  } else if (!call || call.status() === CALL_STATUS.HOLD) { // held: dialling a second line
     ui.callee.value += key;
     ui.callee.focus();
   }
@@ -838,7 +868,7 @@ ui.camera.addEventListener("click", () => {
   showCamera(!call.isVideoMuted());
 });
 ui.hold.addEventListener("click", () => call && requestAction(call.hold(), "Hold"));
-ui.unhold.addEventListener("click", () => call && requestAction(call.unhold(), "Unhold"));
+ui.unhold.addEventListener("click", () => call && requestAction(lines.switchTo(call), "Unhold"));
 ui.record.addEventListener("click", () => {
   if (!call) return;
   const on = !recordingOn;
