@@ -13,6 +13,9 @@ each gateway in turn.  What makes the comparison fair, and how:
   from /proc/stat.  A run that started with a load average above ``--max-load`` per core, or
   during which the others used more than ``--max-others`` % of a core, is **busy**: shown in
   the run log and left out of the medians (``--allow-busy``: kept, and the table says so);
+* **the same admission**: wcsgw's overload control is off (``NO_OVERLOAD_CONTROL``, as in
+  ``bench/workers.py``): Janus and rtpengine admit every call, and a loop-lag guard refusing
+  calls on a loaded box would change N between the gateways compared;
 * **3 repetitions**, each figure the median with its range ``[min–max]`` over the runs used;
   CPU of the gateway process only (all threads) — for rtpengine its media plane, since its
   signalling front runs in the caller (``bench/rtpengine_front.py``).
@@ -32,7 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bench.harness import fmt, load_average, rss_kib
-from bench.workers import median_range
+from bench.workers import NO_OVERLOAD_CONTROL, median_range
 
 __all__ = ["busy_reason", "cell", "fit", "others_cpu_pct", "run_one", "side_by_side",
            "summarise", "tables"]
@@ -215,7 +218,8 @@ def run_one(start: Callable[[], Any], name: str, calls: int | str, rep: int, ech
             others = others_cpu_pct(r)
             record.update({k: r.get(k) for k in ("calls_up", "gw_cpu_pct", "rtt_p50_ms",
                                                   "rtt_p99_ms", "loss_pct", "caller_cpu_pct",
-                                                  "echo_cpu_pct", "box_cpu_pct")})
+                                                  "echo_cpu_pct", "box_cpu_pct",
+                                                  "failure_reasons")})
             record["complete"] = up == calls and r.get("gw_cpu_pct") is not None
             if up:
                 record["cpu_per_call_pct"] = (r.get("gw_cpu_pct") or 0.0) / up
@@ -236,7 +240,10 @@ def side_by_side(echo: Any, args: argparse.Namespace, workdir: str,
     from bench.harness import Wcsgw
     from bench.rtpengine_peer import Rtpengine
 
-    starters: dict[str, Callable[[], Any]] = {"wcsgw": lambda: Wcsgw(workdir)}
+    # wcsgw's overload control off: Janus and rtpengine admit every call, and on a loaded box
+    # wcsgw's loop-lag guard would refuse some, changing N between the gateways compared
+    starters: dict[str, Callable[[], Any]] = {
+        "wcsgw": lambda: Wcsgw(workdir, limits=NO_OVERLOAD_CONTROL)}
     if args.janus:
         from bench.janus_peer import Janus
 
