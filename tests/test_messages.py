@@ -21,6 +21,7 @@ from wcsgw.calls.messages import (
     Messages,
 )
 from wcsgw.calls.policy import Policy
+from wcsgw.calls.resume import Relay
 from wcsgw.calls.sessions import Session
 from wcsgw.sip.account import SipAccount
 from wcsgw.sip.digest import parse_authorization
@@ -102,6 +103,13 @@ class OutgoingMessageTests(SynchronousTestCase):
         self.assertIsNone(message.response(reply(second, 100, "Trying")))
         self.assertEqual(message.response(reply(second, 202, "Accepted")),
                          MessageResult(202, "Accepted"))
+
+    def test_no_answer_is_408_and_a_transport_error_503_with_its_words(self) -> None:
+        self.assertEqual(OutgoingMessage.failure("timeout"), MessageResult(408, "Request Timeout"))
+        self.assertEqual(OutgoingMessage.failure("transport"),
+                         MessageResult(503, "Service Unavailable (transport error)"))
+        self.assertEqual(OutgoingMessage.failure("127.0.0.1:5999 unreachable").reason,
+                         "Service Unavailable (127.0.0.1:5999 unreachable)")
 
     def test_a_refused_password_is_the_result_not_a_loop(self) -> None:
         message = OutgoingMessage(account(), "sip:1002@192.0.2.7", b"hi", "text/plain")
@@ -283,6 +291,18 @@ class ReceiveTests(SynchronousTestCase):
             self.assertEqual(self.deliver(data), 200)
         self.assertEqual(self.deliver(incoming().replace(b"z9hG4bKmsg1", b"z9hG4bKlast")), 486)
         self.assertEqual(len(self.messages()), RECEIVE_PER_MINUTE)
+
+    def test_queued_for_a_session_whose_socket_dropped(self) -> None:
+        """A detached session (its WebSocket gone, resumable) gets it on resume: its relay
+        queues the notification with its others."""
+        relay = Relay(self.gw.listener, session_id="s1")
+        self.gw.session.listener = relay
+        relay.detach()
+        self.assertEqual(self.deliver(incoming(b"while away")), 200)
+        self.assertEqual(self.messages(), [])
+        relay.attach(self.gw.listener)
+        relay.flush()
+        self.assertEqual([m["body"] for m in self.messages()], ["while away"])
 
     def test_without_a_handler_404(self) -> None:
         self.gw.endpoint.handlers.clear()

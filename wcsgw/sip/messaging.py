@@ -118,10 +118,11 @@ class OutgoingMessage:
     @staticmethod
     def failure(reason: str) -> MessageResult:
         """The transaction failed without an answer: ``timeout`` (Timer F) or a transport
-        error."""
+        error, whose words (the endpoint's: which host:port did not answer) are kept."""
         if reason == "timeout":
             return MessageResult(408, "Request Timeout")
-        return MessageResult(503, "Service Unavailable (transport error)")
+        words = "transport error" if reason in ("", "transport") else reason[:200]
+        return MessageResult(503, f"Service Unavailable ({words})")
 
 
 #: what :func:`send_message` needs of the endpoint (``SipEndpoint.send_request``)
