@@ -179,7 +179,8 @@ class LinesTests(PeersMixin, unittest.TestCase):
         await self.gateway_status("1003", "ESTABLISHED")
         await self.gateway_status("1002", "HOLD")
         await self.a.wait_event("CALL_REMOTE_SDP", since=mark_a, timeout=WAIT)
-        self.assertIn("a=sendonly", self.a.log_text())  # A's phone was put on hold
+        await self.until(lambda: "a=sendonly" in self.a.log_text(),  # A's phone was held
+                         "a=sendonly in the log of A's phone")
         a_id, b_id = self.call_id("1002"), self.call_id("1003")
         # A was held (and said so) before B was answered.
         self.assertLess(await self.frame_index("sent", self.sent("hold", a_id)),
@@ -238,7 +239,7 @@ class LinesTests(PeersMixin, unittest.TestCase):
                          "off")
         # The call with A goes on as it was: not held, still heard.
         await self.gateway_status("1002", "ESTABLISHED")
-        self.assertEqual(len(self.gateway.calls), 1)
+        await self.until(lambda: len(self.gateway.calls) == 1, "the declined call gone")
         await self.hears(ui, REMOTE_STREAM, 1000)
         mark_a = self.a.mark()
         await ui.click("Hangup")
@@ -268,7 +269,7 @@ class LinesTests(PeersMixin, unittest.TestCase):
         await aio(transfer.click())
         # A's phone is asked to call B in place of the gateway (REFER with Replaces) ...
         await self.a.wait_event("CALL_ESTABLISHED", since=mark_a, timeout=WAIT)
-        self.assertIn("Replaces=", self.a.log_text())
+        await self.until(lambda: "Replaces=" in self.a.log_text(), "Replaces= in A's REFER")
         # ... and both of the page's calls end FINISH.
         for call_id in (a_id, b_id):
             await self.frame_index("received", self.status_of(call_id, "FINISH"))
