@@ -438,10 +438,41 @@ function nextGathering(pc, timeoutMs) {
 }
 
 /**
+ * Safari, told by its user agent (Safari/ without Chrome, Chromium, CriOS, FxiOS, Edg, OPR or
+ * Android).  Why the user agent: Chrome, Edge and Firefox on iOS are WebKit underneath, and no
+ * feature test tells Safari from them.
+ */
+function isSafari() {
+  const ua = globalThis.navigator?.userAgent ?? "";
+  return /Safari\//.test(ua) && !/(Chrome|Chromium|CriOS|FxiOS|Edg|OPR|Android)\//.test(ua);
+}
+
+/** H.264 Constrained Baseline level 3.1 (profile-level-id 42e01f), packetization-mode 1. */
+function isConstrainedBaseline(codec) {
+  const fmtp = (codec.sdpFmtpLine ?? "").toLowerCase();
+  return codec.mimeType.toLowerCase() === "video/h264" &&
+    fmtp.includes("profile-level-id=42e01f") && fmtp.includes("packetization-mode=1");
+}
+
+/**
+ * In Safari, offer H.264 Constrained Baseline (42e01f, packetization-mode=1) first, the other
+ * video codecs after it in the browser's order.  Why: that is the H.264 Safari encodes and
+ * decodes in hardware and the one SIP video phones take; Safari's own order may put another
+ * first.  Only the order changes; a `codecs` option naming video codecs still wins.
+ */
+function preferSafariVideo(transceiver, kind) {
+  if (kind !== "video" || !isSafari() || typeof transceiver.setCodecPreferences !== "function") return;
+  const codecs = globalThis.RTCRtpReceiver?.getCapabilities?.("video")?.codecs ?? [];
+  const first = codecs.filter(isConstrainedBaseline);
+  if (first.length > 0) transceiver.setCodecPreferences([...first, ...codecs.filter((c) => !isConstrainedBaseline(c))]);
+}
+
+/**
  * Restrict a transceiver's codecs to `names` (in that order), when any of them exists for
  * its kind.  Without setCodecPreferences support, warns and leaves the browser's choice.
  */
 function applyCodecPreferences(transceiver, kind, names) {
+  preferSafariVideo(transceiver, kind);
   if (!names || names.length === 0) return;
   const Receiver = globalThis.RTCRtpReceiver;
   if (typeof transceiver.setCodecPreferences !== "function" || !Receiver?.getCapabilities) {
