@@ -10,12 +10,16 @@ log `Messages` as text — its HTML is not markup —, a refused destination and
 
 from __future__ import annotations
 
+import errno
+import socket
 from typing import Any
 
+from twisted.internet import reactor, task
 from twisted.trial import unittest
 
 from tests.e2e import PeersMixin, Phone
 from tests.peers.chromium import aio, evaluate
+from tests.peers.process import POLL
 from tests.peers.sipp import Sipp
 from tests.support import inline
 
@@ -36,6 +40,23 @@ class MessagesE2ETests(PeersMixin, unittest.TestCase):
         self.addCleanup(sipp.stop)
         sipp.start()
         return sipp
+
+    async def listening(self, sipp: Sipp) -> None:
+        """Until ``sipp`` holds its UDP port (a MESSAGE sent before would be lost)."""
+        deadline = reactor.seconds() + WAIT
+        while True:
+            probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                probe.bind(("127.0.0.1", sipp.port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return
+                raise
+            finally:
+                probe.close()
+            self.assertLess(reactor.seconds(), deadline,
+                            f"SIPp did not listen within {WAIT:g} s:\n{sipp.logs_now()}")
+            await task.deferLater(reactor, POLL, lambda: None)
 
     async def passed(self, sipp: Sipp) -> None:
         status = await sipp.finished()
@@ -68,6 +89,7 @@ class MessagesE2ETests(PeersMixin, unittest.TestCase):
         await self.start_browser()
         ui = await self.logged_in_ui()
         uas = await self.sipp("message_uas.xml", remote=False)
+        await self.listening(uas)
         await self.passed(await self.sipp("message_register.xml", "-key", "uas_port",
                                           str(uas.port)))
 
