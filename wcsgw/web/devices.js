@@ -53,11 +53,15 @@ export class DeviceControls {
     this.call = call;
     if (!call || this.watched.has(call)) return;
     this.watched.add(call);
-    call.on(CALL_STATUS.ESTABLISHED, (c) => {
+    // Once, at the first ESTABLISHED (not again after each unhold): the call's own media is
+    // up, so there is a track to replace and an element to set.
+    const first = (c) => {
+      call.off(CALL_STATUS.ESTABLISHED, first);
       if (c !== this.call) return;
       this.refresh(); // the call's getUserMedia gave the labels
       for (const what of ["microphone", "camera", "speaker", "volume"]) this.#apply(what, true);
-    });
+    };
+    call.on(CALL_STATUS.ESTABLISHED, first);
   }
 
   #apply(what, quiet = false) {
