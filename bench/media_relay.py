@@ -6,8 +6,9 @@ Run: ``.venv/bin/python bench/media_relay.py [--quick]``. Prints p50/p99 (µs) o
 * ``MediaBridge.from_webrtc`` / ``from_sip`` in relay mode (PCMU both legs): parse, stats,
   sequence/timestamp mapping, rewrite, hand-off to a no-op send,
 * the same in transcode mode, per 20 ms frame, with the codec steps measured on their own,
-* for context, the I/O around it on this machine: SRTP protect/unprotect (pylibsrtp) and a
-  loopback ``sendto``,
+* for context, the I/O around it on this machine: SRTP protect/unprotect (pylibsrtp), a
+  loopback ``sendto``, and the media socket layer, Twisted's ``udp.Port`` against
+  ``wcsgw.media.fastudp`` (write per datagram; read per datagram in 64-datagram wake-ups),
 
 then calls-per-core estimates. Not a test: numbers depend on the machine and its load; compare
 runs on one machine. Every call is timed on its own with ``perf_counter_ns`` (timer overhead,
@@ -85,6 +86,66 @@ def best_of(runs: int, fn: Callable[[int], object], n: int) -> tuple[float, floa
 
 def row(name: str, p50: float, p99: float) -> None:
     print(f"| {name:<58} | {p50:7.2f} | {p99:7.2f} |")
+
+
+def sockets_layer(packets: list[bytes], target: tuple[str, int], sink: socket.socket) -> None:
+    """The media socket layer on its own: Twisted's ``udp.Port`` (what carried media before
+    ``wcsgw.media.fastudp``) against ``FastUdpPort``, per datagram.  Writes: one call each,
+    the sink drained every 64.  Reads: 64 datagrams queued, then one wake-up (``doRead`` /
+    ``_drain``) timed and divided by 64; the reactor's own per-wake-up wrappers
+    (``callWithLogger``/``callWithContext``), which only the Twisted port went through, are not
+    in these figures (py-spy sees them, docs/performance.md)."""
+    import asyncio
+
+    from twisted.internet import udp
+    from twisted.internet.protocol import DatagramProtocol
+
+    from wcsgw.media.fastudp import FastUdpPort
+
+    class Null(DatagramProtocol):
+        def datagramReceived(self, data: bytes, addr: object) -> None:  # noqa: N802
+            pass
+
+    twisted_port = udp.Port(0, Null(), "127.0.0.1")
+    twisted_port._bindSocket()
+    loop = asyncio.SelectorEventLoop()
+    fast_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    fast_sock.bind(("127.0.0.1", 0))
+    fast_sock.setblocking(False)
+    fast = FastUdpPort(loop, fast_sock, lambda data, addr: None)
+
+    def drain_sink() -> None:
+        try:
+            while True:
+                sink.recv(2048)
+        except BlockingIOError:
+            pass
+
+    for name, write in (("Twisted udp.Port.write", twisted_port.write), ("FastUdpPort.write", fast.write)):
+        def send(i: int, write=write) -> None:  # type: ignore[no-untyped-def]
+            write(packets[i & 0xFFFF], target)
+            if i & 63 == 63:
+                drain_sink()
+
+        row(f"media socket write: {name}", *best_of(3, send, 20000))
+    feeder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for name, sock, wake in (("Twisted udp.Port.doRead", twisted_port.socket, twisted_port.doRead),
+                             ("FastUdpPort._drain", fast_sock, fast._drain)):
+        where = sock.getsockname()
+        samples = []
+        for _ in range(400):
+            for j in range(64):
+                feeder.sendto(packets[j], where)
+            t0 = time.perf_counter_ns()
+            wake()
+            samples.append((time.perf_counter_ns() - t0 - OVERHEAD_NS) / 64 / 1000.0)
+        samples = samples[40:]
+        row(f"media socket read, 64 per wake-up: {name}",
+            float(np.percentile(samples, 50)), float(np.percentile(samples, 99)))
+    feeder.close()
+    fast.stopListening()
+    twisted_port.socket.close()
+    loop.close()
 
 
 def main() -> None:
@@ -228,6 +289,7 @@ def main() -> None:
 
     results["sendto"] = measure(send, 20000)
     row("UDP sendto on loopback (plus draining the sink)", *results["sendto"])
+    sockets_layer(packets, target, sink_sock)
     io_cost = results["srtp"][0] + 2 * results["sendto"][0]
     sink_sock.close()
     out_sock.close()

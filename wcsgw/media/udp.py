@@ -1,4 +1,4 @@
-"""The SIP side's media sockets: RTP on an even port, RTCP on the next (Twisted UDP).
+"""The SIP side's media sockets: RTP on an even port, RTCP on the next (:mod:`~wcsgw.media.fastudp`).
 
 Latching rule (symmetric RTP, in the spirit of RFC 4961, as media relays do it for phones
 behind NAT — but only toward the peer the signalling names, so a stranger who learns or
@@ -32,8 +32,8 @@ from typing import Any, Callable, Iterable, Optional
 
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
-from twisted.internet.protocol import DatagramProtocol
 
+from wcsgw.media.fastudp import listen_udp
 from wcsgw.media.ports import PortAllocator
 from wcsgw.media.settled import settled
 
@@ -128,15 +128,6 @@ class Latch:
         return False
 
 
-class _Endpoint(DatagramProtocol):
-    def __init__(self, owner: "RtpSocket", rtcp: bool) -> None:
-        self._owner = owner
-        self._rtcp = rtcp
-
-    def datagramReceived(self, data: bytes, addr: Any) -> None:  # noqa: N802 (Twisted API)
-        self._owner._received(data, (addr[0], addr[1]), self._rtcp)
-
-
 class RtpSocket:
     """RTP/RTCP socket pair from a :class:`PortAllocator`, latched to the peer the offer/answer
     names (:class:`Latch`; nothing is heard before :meth:`set_remote`).
@@ -179,13 +170,13 @@ class RtpSocket:
         for _ in range(attempts):
             ports = allocator.allocate(2, even=True)
             try:
-                self._rtp_port = reactor.listenUDP(ports[0], _Endpoint(self, False), interface=self.host)
+                self._rtp_port = listen_udp(reactor, ports[0], self._rtp_received, self.host)
             except CannotListenError as exc:
                 allocator.release(ports)
                 last = exc
                 continue
             try:
-                self._rtcp_port = reactor.listenUDP(ports[1], _Endpoint(self, True), interface=self.host)
+                self._rtcp_port = listen_udp(reactor, ports[1], self._rtcp_received, self.host)
             except CannotListenError as exc:
                 self._rtp_port.stopListening()
                 allocator.release(ports)
@@ -243,12 +234,13 @@ class RtpSocket:
 
     # -- I/O ----------------------------------------------------------------------------------
 
-    def _received(self, data: bytes, source: Address, on_rtcp_port: bool) -> None:
+    def _rtcp_received(self, data: bytes, source: Address) -> None:
         now = self._clock()
-        if on_rtcp_port:
-            if self.rtcp_latch.accept(source, now):
-                self.on_rtcp(data, now)
-            return
+        if self.rtcp_latch.accept(source, now):
+            self.on_rtcp(data, now)
+
+    def _rtp_received(self, data: bytes, source: Address) -> None:
+        now = self._clock()
         if len(data) >= 2 and 192 <= data[1] <= 223:  # RTCP muxed on the RTP port (RFC 5761)
             latch = self.rtp_latch if self.rtcp_mux else self.rtcp_latch
             if latch.accept(source, now):
