@@ -26,8 +26,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from twisted.internet import defer
-from twisted.internet.protocol import DatagramProtocol
 
+from wcsgw.media.fastudp import listen_udp
 from wcsgw.media.ports import PortAllocator
 from wcsgw.media.settled import settled
 from wcsgw.webrtc.control import LegControl, LegError
@@ -43,14 +43,6 @@ __all__ = ["WebRtcLeg", "LegError"]
 
 def _ignore(packet: bytes, now: float) -> None:
     """Packets before anyone listens: dropped."""
-
-
-class _LegSocket(DatagramProtocol):
-    def __init__(self, leg: "WebRtcLeg") -> None:
-        self.leg = leg
-
-    def datagramReceived(self, data: bytes, addr: Any) -> None:  # noqa: N802 (Twisted API)
-        self.leg.receive(data, (addr[0], addr[1]))
 
 
 class WebRtcLeg:
@@ -150,14 +142,12 @@ class WebRtcLeg:
         from twisted.internet.error import CannotListenError
 
         if self._allocator is None:
-            return self.reactor.listenUDP(port, _LegSocket(self), interface=self.bind_host)
+            return listen_udp(self.reactor, port, self.receive, self.bind_host)
         last: Optional[Exception] = None
         for _ in range(5):  # the allocator bind-tests, but another process may win the race
             ports = self._allocator.allocate(1)
             try:
-                listening = self.reactor.listenUDP(
-                    ports[0], _LegSocket(self), interface=self.bind_host
-                )
+                listening = listen_udp(self.reactor, ports[0], self.receive, self.bind_host)
             except CannotListenError as exc:
                 self._allocator.release(ports)
                 last = exc
