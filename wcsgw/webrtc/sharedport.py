@@ -19,8 +19,8 @@ from typing import Any, Optional, Protocol
 
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.protocol import DatagramProtocol
 
+from wcsgw.media.fastudp import listen_udp
 from wcsgw.webrtc.icetcp import IceTcpConnection, IceTcpFactory
 from wcsgw.webrtc.mux import Demux, TcpAddress
 from wcsgw.webrtc.stun import Address, IceCredentials, make_ice_credentials
@@ -40,14 +40,6 @@ class MuxLeg(Protocol):
     ice_ufrag: str
 
     def receive(self, data: bytes, addr: Address) -> None: ...
-
-
-class _Udp(DatagramProtocol):
-    def __init__(self, owner: "SharedPort") -> None:
-        self.owner = owner
-
-    def datagramReceived(self, data: bytes, addr: Any) -> None:  # noqa: N802 (Twisted API)
-        self.owner.received(data, (addr[0], addr[1]))
 
 
 class MuxBinding:
@@ -105,7 +97,7 @@ class SharedPort:
 
     def start(self) -> None:
         """Bind UDP, then TCP on the number UDP got (a busy port raises CannotListenError)."""
-        self._udp = self.reactor.listenUDP(self.port, _Udp(self), interface=self.host)
+        self._udp = listen_udp(self.reactor, self.port, self.received, self.host)
         self.port = self._udp.getHost().port
         if self.tcp:
             try:
