@@ -1,7 +1,8 @@
 """Several lines in the Phone UI (wcsgw/web/lines.js), with real peers: the browser (Phone UI in
 Chromium, logged in as 1001 at Kamailio) in a call with baresip 1002 (1 kHz) meets baresip
 1003 (700 Hz) as a second line — a call waiting answered and switched, a call waiting
-declined busy, and a second call placed then joined to the first by an attended transfer.
+declined busy, one given up and one left alone, and a second call placed then joined to the
+first by an attended transfer.
 
 The page is driven by the accessible names of docs/contract.md.  What the page asked the
 gateway, in what order, is read from its WebSocket frames (each hold is answered with
@@ -244,6 +245,38 @@ class LinesTests(PeersMixin, unittest.TestCase):
         mark_a = self.a.mark()
         await ui.click("Hangup")
         await self.a.wait_event("CALL_CLOSED", since=mark_a, timeout=WAIT)
+        await self.assert_clean()
+
+    @inline
+    async def test_a_call_waiting_given_up_goes_and_one_left_alone_rings(self) -> None:
+        """The caller of a call waiting hangs up: the call waiting goes.  Another one waits
+        when the call in the panel ends: with no line left it rings as a lone call (the
+        ringer, the panel's Answer), and is answered as one."""
+        ui = await self.setup_lines()
+        await self.in_call_with_a(ui)
+        await self.b_calls_waiting(ui)
+        mark_b = self.b.mark()
+        await self.b.command("hangup")
+        await self.b.wait_event("CALL_CLOSED", since=mark_b, timeout=WAIT)
+        await aio(ui.page.get_by_role("alertdialog").filter(has_text="Call waiting").wait_for(
+            state="hidden", timeout=WAIT * 1000))
+        self.assertEqual(await evaluate(ui.page, "document.getElementById('call-waiting').dataset.tone"),
+                         "off")
+        await self.b_calls_waiting(ui)
+        mark_a = self.a.mark()
+        await ui.click("Hangup")
+        await self.a.wait_event("CALL_CLOSED", since=mark_a, timeout=WAIT)
+        await aio(ui.page.wait_for_function(
+            "() => !document.getElementById('answer').disabled", timeout=WAIT * 1000))
+        self.assertEqual(await evaluate(ui.page, "document.getElementById('incoming').dataset.ringing"),
+                         "true")
+        self.assertTrue(await evaluate(ui.page, "document.getElementById('call-waiting').hidden"))
+        await ui.click("Answer")
+        await ui.wait_state("call-status", "established", timeout=WAIT)
+        await self.hears(ui, REMOTE_STREAM, 700)
+        mark_b = self.b.mark()
+        await ui.click("Hangup")
+        await self.b.wait_event("CALL_CLOSED", since=mark_b, timeout=WAIT)
         await self.assert_clean()
 
     @inline
