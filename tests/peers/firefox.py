@@ -216,6 +216,7 @@ class Firefox(KeepsLog):
         self.executable = executable
         self.profile: Optional[Path] = None
         self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.pgid: Optional[int] = None  # the browser's process group (kept after stop)
         self.bidi: Optional[_BiDi] = None
         self.console: list[str] = []  # console messages and page errors, for diagnosis
         self._stopped: Optional[defer.Deferred[None]] = None
@@ -249,6 +250,7 @@ class Firefox(KeepsLog):
                  "--remote-debugging-port", "0", "about:blank"],
                 stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
                 env=env, start_new_session=True)
+            self.pgid = self.proc.pid
             port = await self._listening_port()
             factory = WebSocketClientFactory(f"ws://127.0.0.1:{port}/session")
             factory.protocol = _BiDi
