@@ -7,6 +7,7 @@ Each test starts its own Kamailio on a free port, runs a gateway SIP service in 
 from __future__ import annotations
 
 from twisted.internet import reactor
+from twisted.internet.protocol import DatagramProtocol
 from twisted.trial import unittest
 
 from tests.peers.kamailio import Kamailio
@@ -146,6 +147,10 @@ class RegistrationTests(unittest.TestCase):
     async def test_registrar_silent_udp_times_out(self) -> None:
         """UDP into the void: Timer F (64*T1) ends the attempt with a timeout failure."""
         port = free_port("udp+tcp")
+        # a socket that reads and never answers: a closed port would answer ICMP, which fails
+        # the REGISTER at once (tests.test_sip_icmp)
+        silent = reactor.listenUDP(port, DatagramProtocol(), interface="127.0.0.1")
+        self.addCleanup(silent.stopListening)
         gateway, events = self.start_gateway(account(port))
         started = reactor.seconds()
         _, failure = await events.wait_for(lambda e: isinstance(e[1], RegistrationFailed))

@@ -240,6 +240,10 @@ class NoPeerTests(unittest.TestCase):
         gateway.startService()
         self.addCleanup(gateway.stopService)
         port = free_port("udp+tcp")
+        # a socket that reads and never answers: a closed port would answer ICMP, which fails
+        # the INVITE at once (tests.test_sip_icmp)
+        silent = reactor.listenUDP(port, DatagramProtocol(), interface="127.0.0.1")
+        self.addCleanup(silent.stopListening)
         account = SipAccount(login="1001", password="pass1001", domain="127.0.0.1", port=port,
                              register=False)
         events = EventLog()

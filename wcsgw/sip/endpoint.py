@@ -158,8 +158,12 @@ class SipEndpoint:
             return
         self._dispatch(now)
 
-    def transport_error(self, target: Target, now: float) -> None:
-        self.layer.transport_error(target, now)
+    def transport_error(self, target: Target, now: float, reason: str = "transport",
+                        grace: float = 0.0) -> None:
+        """Sending to ``target`` failed; ``reason``: the transport's words for it, if any
+        (an ICMP error's names the host:port, wcsgw.sip.udperrors); ``grace``: only the
+        transactions trying for that long fail (TransactionLayer.transport_error)."""
+        self.layer.transport_error(target, now, reason, grace)
         self._dispatch(now)
 
     def handle_timer(self, now: float) -> None:
@@ -295,7 +299,7 @@ class SipEndpoint:
 
     def _transport_event(self, event: TransportFailed, now: float) -> None:
         self.stats.transport_failures += 1
-        self._transaction_failed(event.transaction, "transport", now)
+        self._transaction_failed(event.transaction, event.reason, now)
 
     def _transaction_failed(self, txn: Transaction, reason: str, now: float) -> None:
         pending = self._pending.pop(txn, None)

@@ -332,7 +332,8 @@ class OutgoingInvite(InviteSession):
         if invite is not self.invite:
             return
         if self.state in (InviteState.CALLING, InviteState.PROCEEDING):
-            self._finish(Failed(None, REASON_TIMEOUT if reason == "timeout" else REASON_TRANSPORT))
+            self._finish(Failed(None, REASON_TIMEOUT if reason == "timeout" else REASON_TRANSPORT
+                                if reason == "transport" else reason))  # ICMP: names host:port
         elif self.state is InviteState.CANCELLING:
             assert self._outcome is not None
             self._finish(self._outcome)

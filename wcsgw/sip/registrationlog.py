@@ -54,6 +54,10 @@ def _what(event: RegistrationFailed, target: Target) -> str:
             if not _is_ip(target.host):
                 causes = f"DNS failure for {target.host}, {causes}"
             return f"could not reach {where(target)} (transport error: {causes})"
+        if event.reason.startswith("No SIP server answers at ") and event.reason.endswith(")"):
+            # an ICMP error's words (wcsgw.sip.udperrors): "... (ICMP port unreachable)"
+            icmp = event.reason[event.reason.rfind("(") + 1:-1]
+            return f"could not reach {where(target)} (transport error: {icmp}: no SIP server there)"
         return f"{event.reason} ({where(target)})"
     meaning = _BY_STATUS.get(event.status)
     if meaning is None and 300 <= event.status < 400:

@@ -34,6 +34,7 @@ from wcsgw.sip.reactor import DelayedCall, ListeningPort, SipReactor, UdpPort
 from wcsgw.sip.stream import ConnectFactory, ListenFactory, SipStream, StreamKey
 from wcsgw.sip.target import Target
 from wcsgw.sip.tls import SipTls
+from wcsgw.sip.udperrors import ICMP_GRACE, Unreachable, reason_text, watch
 
 log = Logger(namespace="wcsgw.sip.transport")
 
@@ -60,7 +61,12 @@ class _UDP(DatagramProtocol):
         self.owner.received(data, source)
 
     def connectionRefused(self) -> None:  # noqa: N802 - only on connected UDP; we are not
-        pass
+        pass  # ICMP errors reach us through the error queue instead (wcsgw.sip.udperrors)
+
+
+#: How many resolved UDP destinations keep the name they were sent for (an ICMP error names
+#: the address; the transactions know the name)
+MAX_NAMED_DESTINATIONS = 256
 
 
 class SipTransport:
@@ -107,6 +113,10 @@ class SipTransport:
         self._dirty = False  # woken while flushing or inside an entry: flush (again)
         self._resolve: Callable[[str], defer.Deferred[str]] | None = (
             resolve or getattr(reactor, "resolve", None))
+        #: (address, port) -> the targets by name last sent there over UDP (for ICMP errors)
+        self._named_udp: dict[tuple[str, int], set[Target]] = {}
+        #: whether ICMP errors of the UDP socket are read (Linux; a real socket)
+        self.icmp_errors = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -126,6 +136,7 @@ class SipTransport:
                     raise
                 continue
             self._udp_port, self._tcp_port, self.port = udp_port, tcp_port, port
+            self.icmp_errors = watch(udp_port, self._unreachable)
             self._bind_tls()
             return port
         raise error.CannotListenError(  # type: ignore[no-untyped-call]
@@ -309,6 +320,11 @@ class SipTransport:
     def _send_udp(self, data: bytes, target: Target, named: Target) -> None:
         if self._udp_port is None:
             return
+        if named != target and self.icmp_errors:
+            names = self._named_udp.setdefault((target.host, target.port), set())
+            names.add(named)
+            if len(self._named_udp) > MAX_NAMED_DESTINATIONS:
+                del self._named_udp[next(iter(self._named_udp))]  # the oldest
         try:
             self._udp_port.write(data, (target.host, target.port))
         except (OSError, error.MessageLengthError) as exc:
@@ -342,6 +358,23 @@ class SipTransport:
         self._connecting[key] = [data]
         self.reactor.connectTCP(target.host, target.port, factory, timeout=10,
                        bindAddress=(self.listen, 0) if self.listen not in ("0.0.0.0", "::") else None)
+
+    def _unreachable(self, error: Unreachable) -> None:
+        """An ICMP error for a datagram we sent: the transactions to exactly that address and
+        port (or to the names last sent there) that have tried for :data:`ICMP_GRACE` fail
+        now, saying which host:port did not answer (RFC 3261 §8.1.3.1), instead of after
+        Timer B/F."""
+        endpoint = self.endpoint
+        if endpoint is None:
+            return
+        log.debug("ICMP {what} for {host}:{port}", what=error.what, host=error.host,
+                  port=error.port)
+        targets = {Target("UDP", error.host, error.port)}
+        targets |= self._named_udp.get((error.host, error.port), set())
+        reason = reason_text(error)
+        with self._entry():
+            for target in targets:
+                endpoint.transport_error(target, self.reactor.seconds(), reason, ICMP_GRACE)
 
     def _fail(self, target: Target) -> None:
         if self.endpoint is not None:

@@ -55,12 +55,20 @@ class TransactionTimeout:
     transaction: "Transaction"
 
 
+#: :attr:`TransportFailed.reason` of a transport error with nothing more to say
+TRANSPORT = "transport"
+
+
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class TransportFailed:
     """The transport reported that sending to the transaction's peer failed (§17.1.1.2,
-    §17.1.2.2, §17.2.4); the transaction is terminated right after this event."""
+    §17.1.2.2, §17.2.4); the transaction is terminated right after this event.  ``reason``
+    is :data:`TRANSPORT` when the transport has no more to say (a refused connection, a
+    failed send), else its words for the user (an ICMP error names the host:port that did
+    not answer: :mod:`wcsgw.sip.udperrors`)."""
 
     transaction: "Transaction"
+    reason: str = "transport"
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)

@@ -42,6 +42,17 @@ from wcsgw.sip.transaction.server import (
 )
 
 
+def old_enough(started: float, now: float, grace: float) -> bool:
+    """Whether a transaction started at ``started`` has tried for ``grace`` seconds.
+
+    Why a grace at all: an ICMP port unreachable also answers a request sent in the moment a
+    server is (re)starting — a PBX restarted, a peer started a moment before it is called —
+    and over UDP the RFC's retransmissions would have reached it a little later.  So an ICMP
+    error fails only a transaction that has been retransmitting for a while (still seconds,
+    not Timer B/F's 32); a younger one goes on, and its next retransmission's ICMP decides."""
+    return now - started >= grace
+
+
 class TransactionLayer:
     """All transactions of one SIP stack: matching, timers, and the sans-IO outputs."""
 
@@ -87,6 +98,7 @@ class TransactionLayer:
         """Register ``txn`` under its key and target and send it (Failover's too)."""
         self._clients[txn.key] = txn
         self._by_target.setdefault(txn.target, set()).add(txn)
+        txn.started = now
         txn.start(now)
 
     def located(self, now: float) -> None:
@@ -148,6 +160,7 @@ class TransactionLayer:
             self._add_server_key(new, response_key_2543(request, via))
         self._by_target.setdefault(new.target, set()).add(new)
         self.emit(RequestReceived(request, source, new))
+        new.started = now
         new.start(now)
 
     def _receive_response(self, response: Response, source: Target, now: float) -> None:
@@ -158,11 +171,17 @@ class TransactionLayer:
         else:
             txn.on_response(response, now)
 
-    def transport_error(self, target: Target, now: float) -> None:
-        """Sending to ``target`` failed (connection refused/reset, ICMP unreachable)."""
+    def transport_error(self, target: Target, now: float, reason: str = "transport",
+                        grace: float = 0.0) -> None:
+        """Sending to ``target`` failed (connection refused/reset, ICMP unreachable): the
+        transactions whose peer is exactly ``target`` — same transport, address and port, the
+        one index :attr:`_by_target` — fail now (§8.1.3.1: as a 503), with ``reason``
+        (:class:`TransportFailed`); a transaction to any other address or port is untouched.
+        ``grace``: only those started at least that long ago fail (:func:`old_enough`)."""
         self.failover.now = now
         for txn in list(self._by_target.get(target, ())):
-            txn.on_transport_error(now)
+            if old_enough(txn.started, now, grace):
+                txn.on_transport_error(now, reason)
 
     def find_server_invite(self, cancel: Request) -> ServerTransaction | None:
         """The INVITE server transaction a received CANCEL cancels (§9.2), if still live."""

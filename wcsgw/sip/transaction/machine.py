@@ -84,6 +84,8 @@ class Transaction:
         self._layer = layer
         self._config = layer.timers
         self._interval = 0.0  # current retransmission interval of Timer A, E or G
+        #: when the layer started it (``launch``, or the request's arrival)
+        self.started = 0.0
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.request.method} {self.state.value} {self.key!r}>"
@@ -100,9 +102,9 @@ class Transaction:
         if handler is not None:
             handler(self, now)
 
-    def on_transport_error(self, now: float) -> None:
+    def on_transport_error(self, now: float, reason: str = "transport") -> None:
         if self.state in self._FAIL_ON_TRANSPORT_ERROR:
-            self._layer.emit(TransportFailed(self))
+            self._layer.emit(TransportFailed(self, reason))
             self._terminate()
 
     # -- helpers for the state machines --
