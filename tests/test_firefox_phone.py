@@ -211,3 +211,33 @@ class FirefoxPhoneTests(PeersMixin, unittest.TestCase):
         await phone.command("sndcode", "7*")
         await ui.page.wait_for(
             "() => document.body.textContent.includes('Received DTMF: 7*')", timeout=WAIT)
+
+
+class FirefoxFakeMicrophoneTests(unittest.TestCase):
+    """What the checks above rely on: Firefox's fake microphone is a steady FAKE_TONE_HZ sine,
+    measured in the page (getUserMedia, AnalyserNode) of a plain http://127.0.0.1 site."""
+
+    timeout = 120
+
+    @inline
+    async def test_fake_microphone_is_a_1khz_tone(self) -> None:
+        from twisted.web import resource, server, static
+
+        root = resource.Resource()
+        root.putChild(b"", static.Data(b"<!doctype html><title>mic</title>", "text/html"))
+        port = reactor.listenTCP(0, server.Site(root), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        origin = f"http://127.0.0.1:{port.getHost().port}"
+        firefox = Firefox(media_origins=[origin])
+        self.addCleanup(firefox.stop)
+        await firefox.start()
+        page = await firefox.new_page()
+        await page.goto(origin + "/")
+        states = await page.call("""async () => {
+            window.mic = await navigator.mediaDevices.getUserMedia({audio: true});
+            return window.mic.getAudioTracks().map((t) => t.readyState);
+        }""")
+        self.assertEqual(states, ["live"])
+        peak = await dominant_frequency(page, "window.mic", 1500)
+        assert_near(self, peak["frequency"], FAKE_TONE_HZ, 5)
+        self.assertGreater(peak["level"], -60)
