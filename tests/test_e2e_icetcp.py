@@ -98,7 +98,7 @@ class SharedPortTests(unittest.TestCase):
         await self.gateway.testlines.wait_idle()
         self.assertEqual(self.gateway.calls, {})
         self.assertEqual(len(self.shared.demux), 0)  # every leg unregistered
-        self.assertEqual(self.gateway.ports_in_use, 0)
+        self.assertEqual(await self.gateway.ports_released(), 0)
 
     @inline
     async def test_two_calls_share_one_udp_port(self) -> None:

@@ -45,7 +45,7 @@ class IncomingCallTests(PeersMixin, unittest.TestCase):
     async def assert_clean(self) -> None:
         await self.gateway.when_idle()
         self.assertEqual(self.gateway.calls, {})
-        self.assertEqual(self.gateway.ports_in_use, 0)
+        self.assertEqual(await self.gateway.ports_released(), 0)
 
     @inline
     async def test_answer_audio_both_ways(self) -> None:

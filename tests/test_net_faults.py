@@ -193,13 +193,6 @@ class FaultTopology(RestMixin):
         assert_near(self, frequency, 1000, 10)
         self.assertGreater(level, 300)
 
-    async def ports_given_back(self, within: float = 5.0) -> None:
-        """A browser leg's port comes back a moment after ``when_idle`` (its DTLS transport
-        stops after the call has ended): wait for it, bounded."""
-        deadline = reactor.seconds() + within
-        while self.gateway.ports_in_use and reactor.seconds() < deadline:
-            await wait(0.05)
-
     def assert_clean(self) -> None:
         self.assertEqual(self.gateway.calls, {})
         self.assertEqual(self.gateway.ports_in_use, 0)
@@ -384,7 +377,7 @@ class LossyPathTests(FaultTopology, unittest.TestCase):
             await self.phone.wait_event("CALL_CLOSED", since=mark, timeout=40)
             await gateway.when_idle()
             await browser.close()
-            await self.ports_given_back()
+            await self.gateway.ports_released()
             heard = self.phone.recordings()
             self.assertEqual(len(heard), n)
             frequency, level = dominant_hz(heard[-1])
@@ -530,7 +523,7 @@ class PbxRestartTests(FaultTopology, unittest.TestCase):
         await gateway.when_idle()
         self.assertIn("REQ BYE", self.kam.log_text())
         self.assert_tone_throughout(self.phone.recordings()[-1], 440, at_least=outage + 3.0)
-        await self.ports_given_back()
+        await self.gateway.ports_released()
         self.assert_clean()
         self.assertEqual((await ws.request("disconnect")).get("result"), {})
         await self.phone.stop()

@@ -185,7 +185,7 @@ class NatTopology:
     async def assert_clean(self) -> None:
         await self.gateway.when_idle()
         self.assertEqual(self.gateway.calls, {})
-        self.assertEqual(self.gateway.ports_in_use, 0)
+        self.assertEqual(await self.gateway.ports_released(), 0)
 
     async def calls_both_ways(self, ui: Phone) -> list[dict]:
         """The browser calls the phone, then the phone calls the browser; audio checked by
