@@ -323,6 +323,12 @@ class PeersMixin:
         self.gateway.start()
         self.addCleanup(self.gateway.stop)
 
+    async def assert_clean(self) -> None:
+        """No call and no media port left behind."""
+        await self.gateway.when_idle()
+        self.assertEqual(self.gateway.calls, {})
+        self.assertEqual(await self.gateway.ports_released(), 0)
+
     async def start_pbx_and_phone(self, config: Config | None = None, *, user: str = "1002",
                                   **phone: Any) -> Baresip:
         """:meth:`start_pbx`, then baresip ``user`` registered (``phone``: more
@@ -405,9 +411,7 @@ class SipPhoneMixin(PeersMixin):
 
     async def assert_clean(self) -> None:
         """No call, no media port, no SIP session timer left behind."""
-        await self.gateway.when_idle()
-        self.assertEqual(self.gateway.calls, {})
-        self.assertEqual(await self.gateway.ports_released(), 0)
+        await super().assert_clean()
         self.assertEqual(self.gateway.sip.endpoint.timed_users, [])
 
     async def talk_and_check_audio(self, ui: Phone, phone: Baresip, mode: str) -> None:

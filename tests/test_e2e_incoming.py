@@ -42,11 +42,6 @@ class IncomingCallTests(PeersMixin, unittest.TestCase):
         self.assertEqual(len(await self.kam.bindings("1001")), sessions)
         return uis, self.phone
 
-    async def assert_clean(self) -> None:
-        await self.gateway.when_idle()
-        self.assertEqual(self.gateway.calls, {})
-        self.assertEqual(await self.gateway.ports_released(), 0)
-
     @inline
     async def test_answer_audio_both_ways(self) -> None:
         [ui], phone = await self.setup()

@@ -162,11 +162,6 @@ class LinesTests(PeersMixin, unittest.TestCase):
         await ui.wait_state("call-status", "established")
         return box
 
-    async def assert_clean(self) -> None:
-        await self.gateway.when_idle()
-        self.assertEqual(self.gateway.calls, {})
-        self.assertEqual(self.gateway.ports_in_use, 0)
-
     # -- tests -----------------------------------------------------------------------------
 
     @inline
