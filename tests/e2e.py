@@ -15,7 +15,6 @@ from typing import Any
 import attrs
 import numpy as np
 from twisted.internet import defer, reactor, task
-from twisted.python import log
 from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 
@@ -32,7 +31,7 @@ from tests.peers.chromium import (
 )
 from tests.peers.kamailio import Kamailio
 from tests.peers.png import read_png
-from tests.support import assert_near
+from tests.support import assert_near, ready_or_reload_once
 from wcsgw.config import (
     Config,
     HttpSettings,
@@ -125,6 +124,18 @@ class Gateway:
         return self.top.getServiceNamed("testlines")
 
 
+async def gateway_and_phone(case: Any, config: Config) -> tuple["Gateway", "Phone"]:
+    """A gateway on ``config`` and the Phone UI open on it in a Chromium whose microphone
+    plays 440 Hz (not logged in); both stopped at ``case``'s clean-up."""
+    gateway = Gateway(config)
+    gateway.start()
+    case.addCleanup(gateway.stop)
+    browser = Chromium(fake_audio=write_tone_wav(case.mktemp() + ".wav", 440.0))
+    await browser.start()
+    case.addCleanup(browser.stop)
+    return gateway, await Phone.open(browser, gateway.url)
+
+
 class Phone:
     """The Phone UI in one page, used through its labels and buttons."""
 
@@ -142,20 +153,12 @@ class Phone:
         await aio(page.goto(url))
         # The page is usable once phone.js has wired its forms (it marks <html data-ready>);
         # a module that did not load leaves a page whose buttons do nothing: say why.
-        # Once in a full CI run (of thousands of page loads) that did not happen; a person
-        # would reload, and so does this, once, saying why in the test log.
-        for attempt in (1, 2):
-            try:
-                await aio(page.wait_for_selector("html[data-ready=true]", state="attached",
-                                                 timeout=15_000))
-                break
-            except Exception as e:
-                why = (f"the Phone UI at {url} did not become ready; failed requests: "
-                       f"{failed}; console: {browser.console[-20:]}")
-                if attempt == 2:
-                    raise AssertionError(why) from e
-                log.msg(why + "; reloading once")
-                await aio(page.reload())
+        await ready_or_reload_once(
+            lambda: aio(page.wait_for_selector("html[data-ready=true]", state="attached",
+                                               timeout=15_000)),
+            lambda: aio(page.reload()),
+            lambda: (f"the Phone UI at {url} did not become ready; failed requests: "
+                     f"{failed}; console: {browser.console[-20:]}"))
         # Every call status the page shows, in order (a person sees them go by).
         await evaluate(page, """() => {
             window.seenCallStates = [];

@@ -58,6 +58,26 @@ class EventLog:
         return d
 
 
+async def ready_or_reload_once(wait_ready: Callable[[], Awaitable[Any]],
+                               reload: Callable[[], Awaitable[Any]],
+                               why: Callable[[], str]) -> None:
+    """Wait for a page to say it is ready; if it does not, log ``why()`` and reload it once,
+    as a person would.  Once in a full CI run (of thousands of page loads) a Phone UI's module
+    had not run; a second failure is the test's, with ``why()`` as its message."""
+    from twisted.python import log
+
+    try:
+        await wait_ready()
+        return
+    except Exception:
+        log.msg(why() + "; reloading once")
+    await reload()
+    try:
+        await wait_ready()
+    except Exception as e:
+        raise AssertionError(why()) from e
+
+
 def deferred_sleep(seconds: float) -> defer.Deferred:
     """A pause that is part of a scenario (e.g. letting a registrar time out), not a sync."""
     return task.deferLater(reactor, seconds, lambda: None)

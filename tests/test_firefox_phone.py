@@ -17,14 +17,13 @@ import os
 from typing import Any, Callable
 
 from twisted.internet import reactor, task
-from twisted.python import log
 from twisted.trial import unittest
 
 from tests.e2e import REMOTE_STREAM, PeersMixin, dominant_hz, phone_digits
 from tests.peers.baresip import Baresip, write_tone
 from tests.peers.firefox import FAKE_TONE_HZ, Firefox, Page, dominant_frequency
 from tests.peers.process import group_alive
-from tests.support import assert_near, inline
+from tests.support import assert_near, inline, ready_or_reload_once
 
 PHONE_TONE_HZ = 440.0
 #: Generous: two cores shared with the rest of the suite.
@@ -72,17 +71,11 @@ class FirefoxPhone:
         page = await browser.new_page()
         await page.goto(url)
         # As tests/e2e.py's Phone: a page whose module did not load is reloaded once, saying why.
-        for attempt in (1, 2):
-            try:
-                await page.wait_for("() => document.documentElement.dataset.ready === 'true'")
-                break
-            except Exception as e:
-                why = (f"the Phone UI at {url} did not become ready in Firefox; "
-                       f"console: {browser.console[-20:]}")
-                if attempt == 2:
-                    raise AssertionError(why) from e
-                log.msg(why + "; reloading once")
-                await page.reload()
+        await ready_or_reload_once(
+            lambda: page.wait_for("() => document.documentElement.dataset.ready === 'true'"),
+            page.reload,
+            lambda: (f"the Phone UI at {url} did not become ready in Firefox; "
+                     f"console: {browser.console[-20:]}"))
         await page.call(f"() => {{ {_FIND_JS} }}")
         return cls(browser, page)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from twisted.trial import unittest
 
-from tests.e2e import Gateway, Phone, gateway_config
-from tests.peers.chromium import Chromium, aio, write_tone_wav
+from tests.e2e import Phone, gateway_and_phone, gateway_config
+from tests.peers.chromium import aio
 from tests.peers.ports import free_port
 from tests.support import inline
 
@@ -21,14 +21,9 @@ class WrongSipPortTests(unittest.TestCase):
     timeout = 120
 
     async def start(self) -> Phone:
-        self.gateway = Gateway(gateway_config(allowed_domains=("127.0.0.1",)))
-        self.gateway.start()
-        self.addCleanup(self.gateway.stop)
-        wav = write_tone_wav(self.mktemp() + ".wav", 440.0)
-        browser = Chromium(fake_audio=wav)
-        await browser.start()
-        self.addCleanup(browser.stop)
-        return await Phone.open(browser, self.gateway.url)
+        self.gateway, phone = await gateway_and_phone(
+            self, gateway_config(allowed_domains=("127.0.0.1",)))
+        return phone
 
     async def log_in(self, phone: Phone, port: int, register: bool) -> None:
         """The login form filled as a person would, with the wrong port."""

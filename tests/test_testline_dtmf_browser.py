@@ -13,8 +13,8 @@ import numpy as np
 from twisted.internet import reactor, task
 from twisted.trial import unittest
 
-from tests.e2e import REMOTE_STREAM, Gateway, Phone, gateway_config
-from tests.peers.chromium import Chromium, aio, evaluate, write_tone_wav
+from tests.e2e import REMOTE_STREAM, Phone, gateway_and_phone, gateway_config
+from tests.peers.chromium import aio, evaluate
 from tests.support import inline
 from tests.test_testline_dtmf import dtmf_key
 
@@ -72,14 +72,7 @@ class DtmfTestLineTests(unittest.TestCase):
     timeout = 120
 
     async def start(self) -> Phone:
-        self.gateway = Gateway(gateway_config())
-        self.gateway.start()
-        self.addCleanup(self.gateway.stop)
-        wav = write_tone_wav(self.mktemp() + ".wav", 440.0)
-        browser = Chromium(fake_audio=wav)
-        await browser.start()
-        self.addCleanup(browser.stop)
-        phone = await Phone.open(browser, self.gateway.url)
+        self.gateway, phone = await gateway_and_phone(self, gateway_config())
         await phone.login()
         return phone
 
