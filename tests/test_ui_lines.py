@@ -124,10 +124,18 @@ class LinesTests(PeersMixin, unittest.TestCase):
 
     async def hears(self, ui: Phone, stream: str, frequency: float) -> None:
         """The tone at ``frequency`` plays in ``stream`` (measured again until it does: media
-        resumes a moment after the re-INVITE that resumed it)."""
+        resumes a moment after the re-INVITE that resumed it; a new line's stream is attached
+        to its element when the page has applied the answer, which may follow the gateway's
+        ESTABLISHED)."""
         deadline = reactor.seconds() + WAIT
         while True:
-            peak = await ui.received_frequency(stream=stream)
+            try:
+                peak = await ui.received_frequency(stream=stream)
+            except Exception as e:
+                if "no stream" not in str(e) or reactor.seconds() > deadline:
+                    raise
+                await task.deferLater(reactor, 0.1, lambda: None)
+                continue
             if abs(peak["frequency"] - frequency) <= 15 and peak["level"] > -60:
                 return
             if reactor.seconds() > deadline:
