@@ -60,12 +60,17 @@ SEES_ADDRESS_JS = """async (address) => {
 }"""
 
 #: The session answers the next incoming call (it becomes ``window.call``).
-ANSWER_NEXT_JS = """() => new Promise((resolve) => {
-  window.session.on(window.wcsgw.SESSION_STATUS.INCOMING_CALL, (call) => {
-    window.call = call;
-    call.answer().then(() => resolve(call.id()));
+#: Arms the page to answer the next incoming call; returns once armed (so that the call the
+#: test then starts cannot arrive before the handler), ``window.answered`` its call's id.
+ANSWER_NEXT_JS = """() => {
+  window.answered = new Promise((resolve) => {
+    window.session.on(window.wcsgw.SESSION_STATUS.INCOMING_CALL, (call) => {
+      window.call = call;
+      call.answer().then(() => resolve(call.id()));
+    });
   });
-})"""
+  return true;
+}"""
 
 ESTABLISHED_JS = """() => new Promise((resolve, reject) => {
   if (window.call.status() === "ESTABLISHED") return resolve(true);
@@ -144,10 +149,10 @@ class IceRestartTests(unittest.TestCase):
         await aio(page.goto(url + "/"))
         session_id = await evaluate(page, SDK_SETUP_JS)
         if answered:  # the gateway offers (a REST call to the tone line handed to the page)
-            answering = evaluate(page, ANSWER_NEXT_JS)
+            self.assertTrue(await evaluate(page, ANSWER_NEXT_JS))
             self.assertEqual(await self.rest_call(gateway, {
                 "callId": "handed", "callee": "tone", "sessionId": session_id}), 200)
-            self.assertEqual(await answering, "handed")
+            self.assertEqual(await evaluate(page, "() => window.answered"), "handed")
         else:
             await evaluate(page, PLACE_CALL_JS, {"callee": "tone"})
         await evaluate(page, ESTABLISHED_JS)
