@@ -52,12 +52,13 @@ class AudioCodec(Protocol):
 
     #: canonical lower-case key: "pcmu", "pcma", "g729", "speex", "opus", "g722"
     name: str
-    #: PCM rate in and out of this codec (g722: 16000, speex wb: 16000, opus: 48000)
+    #: PCM rate in and out of this codec (g722: 16000, speex wb: 16000, opus: 48000 or the
+    #: rate asked for, 8000..48000)
     sample_rate: int
     #: RTP timestamp clock (g722: 8000, opus: 48000, speex wb: 16000)
     rtp_clock: int
     #: the encoder's frame at ``sample_rate`` (g711/g729: 80, speex nb 160, wb 320, g722 160,
-    #: opus 960)
+    #: opus 960 at 48 kHz)
     frame_samples: int
 
     def encode(self, pcm: np.ndarray) -> bytes:
@@ -155,9 +156,10 @@ def packet_samples(codec: AudioCodec, ptime_ms: int) -> int:
     number of the codec's frames (Speex at 30 ms sends 40 ms: its frame is 20 ms); for Opus the
     longest valid frame not above it (30 ms -> 20 ms; one frame per packet)."""
     n = codec.sample_rate * max(1, ptime_ms) // 1000
-    if codec.name == "opus":
-        fitting = [s for s in OPUS_FRAMES if s <= n]
-        return fitting[-1] if fitting else OPUS_FRAMES[0]
+    if codec.name == "opus":  # OPUS_FRAMES are at 48 kHz; an Opus codec may run at 8-48 kHz
+        frames = [s * codec.sample_rate // 48000 for s in OPUS_FRAMES]
+        fitting = [s for s in frames if s <= n]
+        return fitting[-1] if fitting else frames[0]
     frame = codec.frame_samples
     return max(frame, int(round(n / frame)) * frame)
 
@@ -300,7 +302,7 @@ def make_codec(
     "opus", "G722"); ``clock_rate`` selects Speex narrowband (8000) or wideband (16000);
     ``fmtp`` the remote's fmtp parameters, e.g. ``{"annexb": "no"}`` for G.729 or
     ``{"useinbandfec": "1", "maxaveragebitrate": "20000"}`` for Opus; ``options`` go to the
-    codec class (opus: complexity, bitrate, max_bandwidth, fec, dtx; speex: quality, complexity;
+    codec class (opus: sample_rate, complexity, bitrate, max_bandwidth, fec, dtx; speex: quality, complexity;
     g729: vad). Raises :class:`CodecError` for an unknown codec or a missing library."""
     key = name.strip().lower()
     key = _ALIASES.get(key, key)

@@ -13,7 +13,8 @@ a new segment at its own timestamp, so a gap in time stays a gap in time. A shor
 two packets plus the resampler's latency) is filled with silence instead, so that a segment's
 end always fits in the gap and no two packets overlap in time. A DTMF event or comfort noise
 from the source ends the segment too (the audio before the event goes out before it).
-G.722 runs its RTP clock at half its sample rate: every conversion goes through
+G.722 runs its RTP clock at half its sample rate, Opus at 48 kHz whatever rate its PCM is at
+(the transcoder runs it at the other leg's rate): every conversion goes through
 ``rtp_clock / sample_rate``.
 
 **The resampler's latency** (libspeexdsp, 5 ms at 8 kHz) is real delay and stays; what the pipe
@@ -80,9 +81,12 @@ class Pipe:
         self.packet = packet_samples(dst, ptime)
         #: the target ptime actually used, in ms (after rounding to the codec's frames)
         self.ptime = 1000 * self.packet // dst.sample_rate
-        # Samples per RTP tick (G.722: 2); both are whole numbers for every codec we have.
-        self._src_per_tick = src.sample_rate // src.rtp_clock
-        self._dst_per_tick = dst.sample_rate // dst.rtp_clock
+        # RTP ticks and samples differ by a ratio each way (G.722: 2 samples per tick; Opus at
+        # 8 kHz: 6 ticks per sample), so every conversion multiplies by one rate, divides by
+        # the other.
+        self._src_rate, self._src_clock = src.sample_rate, src.rtp_clock
+        self._dst_rate, self._dst_clock = dst.sample_rate, dst.rtp_clock
+        self._fec_step = src.sample_rate // 400  # Opus decodes whole 2.5 ms steps
         self._max_conceal = int(max_conceal * src.rtp_clock)  # in source RTP ticks
         self._resampler = None if src.sample_rate == dst.sample_rate else Resampler(src.sample_rate, dst.sample_rate)
         # Concealment and fills come in whole groups of samples when decimating, so that the
@@ -217,7 +221,7 @@ class Pipe:
                 if p.lost_before or self._error_pending:
                     gap = self._conceal(gap, p.payload, out)
                 if gap > 0:
-                    samples = gap * self._src_per_tick
+                    samples = gap * self._src_rate // self._src_clock
                     if samples <= self._fill_limit:
                         # a short hole (in the sender's timestamps, or what concealment left):
                         # silence keeps the segment, and the clock, continuous
@@ -238,7 +242,7 @@ class Pipe:
         if len(pcm) == 0:
             return
         self._last_frame = len(pcm)
-        self._expected = u + len(pcm) // self._src_per_tick
+        self._expected = u + len(pcm) * self._src_clock // self._src_rate
         self._feed(pcm, out)
 
     def _conceal(self, gap: int, payload: bytes, out: list[Output]) -> int:
@@ -246,12 +250,12 @@ class Pipe:
         return the ticks left unconcealed."""
         whole = gap <= self._max_conceal
         ticks = gap if whole else self._max_conceal
-        samples = ticks * self._src_per_tick
+        samples = ticks * self._src_rate // self._src_clock
         samples -= samples % self._quantum
         fec = 0
         if whole and self._fec is not None:
             fec = min(samples, self._last_frame)
-            fec -= fec % 120  # Opus decodes whole 2.5 ms steps
+            fec -= fec % self._fec_step
         try:
             if samples - fec > 0:
                 self._feed(as_int16(self.src.conceal(samples - fec)), out)
@@ -262,7 +266,7 @@ class Pipe:
             self.codec_errors += 1
         self.concealed_samples += samples
         left = gap - ticks
-        if left * self._src_per_tick > self._fill_limit:
+        if left * self._src_rate // self._src_clock > self._fill_limit:
             self.gaps_left += 1
         return left
 
@@ -323,7 +327,7 @@ class Pipe:
             except (CodecError, ValueError):
                 self.codec_errors += 1
                 payload = b""
-            ts = self._seg_out + self._sent // self._dst_per_tick
+            ts = self._seg_out + self._sent * self._dst_clock // self._dst_rate
             self._sent += n
             if payload:
                 out.append(Output(ts & 0xFFFFFFFF, payload, self._first, self.epoch))

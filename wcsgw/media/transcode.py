@@ -44,8 +44,11 @@ def _leg_codec(leg: Any, other: Any, **options: Any) -> AudioCodec:
         other_name = (getattr(other, "codec", None) or other.name).lower()
         other_rate = 16000 if other_name == "g722" else (getattr(other, "clock_rate", 8000) or 8000)
         band = "narrowband" if other_rate <= 8000 else "wideband"
-        options.setdefault("complexity", 5)
+        # 3: the lowest that keeps the quality floors (docs/performance.md, "Lever: transcoding")
+        options.setdefault("complexity", 3)
         options.setdefault("max_bandwidth", band)
+        # PCM at the other leg's rate: libopus converts inside, so no resampler of ours
+        options.setdefault("sample_rate", 8000 if other_rate <= 8000 else 16000 if other_rate <= 16000 else 48000)
         if not fmtp.get("maxaveragebitrate"):
             options.setdefault("bitrate", 24000 if band == "narrowband" else 32000)
     return make_codec(name, getattr(leg, "clock_rate", None) or None, fmtp, **options)
