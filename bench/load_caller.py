@@ -10,7 +10,7 @@ Per call it does what a browser does, and no more:
 * ICE as the controlling agent toward the gateway's one (ICE-lite) candidate: STUN Binding
   requests with USE-CANDIDATE, retransmitted until answered, then a consent check every 2.5 s;
 * DTLS client (aiortc's ``RTCDtlsTransport`` in the client role over a
-  :class:`wcsgw.webrtc.dtls.DatagramChannel`, the mirror of the gateway's server side),
+  :class:`tests.dtlspeer.DatagramChannel`, the mirror of the gateway's server side),
   SRTP with the exported keys (pylibsrtp);
 * media: one RTP packet per 20 ms per call, calls spread evenly over the 20 ms (a shared
   4 ms ticker, 5 slots), no decoding ever.  PCMU payloads carry the send time
@@ -61,7 +61,7 @@ from aiortc.rtcdtlstransport import (
     RTCDtlsTransport,
 )
 
-from wcsgw.webrtc.dtls import DatagramChannel
+from tests.dtlspeer import DatagramChannel
 from wcsgw.webrtc.stun import make_ice_credentials
 
 HOST = "127.0.0.1"

@@ -34,12 +34,12 @@ from twisted.internet import reactor, task
 from twisted.internet.protocol import DatagramProtocol
 from twisted.trial import unittest
 
+from tests.dtlspeer import DatagramChannel
 from tests.e2e import PeersMixin, gateway_config
 from tests.support import EventLog, assert_near, deferred_sleep, inline
 from tests.test_api_fakes import ws_connect
 from wcsgw.loop import as_deferred
 from wcsgw.media.g711 import ulaw_encode
-from wcsgw.webrtc.dtls import DatagramChannel
 from wcsgw.webrtc.stun import make_ice_credentials
 
 HOST = "127.0.0.1"

@@ -21,11 +21,11 @@ from twisted.internet import defer, reactor
 from twisted.internet.protocol import DatagramProtocol
 from twisted.trial import unittest
 
+from tests.dtlspeer import DatagramChannel
 from tests.peers.ports import free_port
 from tests.support import EventLog, deferred_sleep, inline
 from wcsgw.loop import as_deferred
 from wcsgw.media.ports import PortAllocator
-from wcsgw.webrtc.dtls import DatagramChannel
 from wcsgw.webrtc.leg import LegError, WebRtcLeg
 from wcsgw.webrtc.stun import make_ice_credentials
 

@@ -310,9 +310,9 @@ def make_call_gateway(config: Config, sip: SipService, parent: MultiService) -> 
                     dialplan=DialPlan.from_settings(config.dialplan, config.routes,
                                                     accounts.named))
     env.policy = policy
-    from wcsgw.webrtc.dtls import RTCCertificate
+    from wcsgw.webrtc.certificate import DtlsCertificate
 
-    env.certificate = RTCCertificate.generateCertificate()
+    env.certificate = DtlsCertificate.generate()
     shared: Any = None
     if media.browser_port:
         # One UDP port (+ ICE-TCP) for every browser leg: legs register there, take no port.

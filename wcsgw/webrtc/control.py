@@ -35,7 +35,8 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from wcsgw.loop import as_deferred
-from wcsgw.webrtc.dtls import DtlsError, DtlsSrtpServer, RTCCertificate
+from wcsgw.webrtc.certificate import DtlsCertificate
+from wcsgw.webrtc.dtls import DtlsError, DtlsSrtpServer
 from wcsgw.webrtc.srtp import SUPPORTED_PROFILES, SrtpSession
 from wcsgw.webrtc.stun import Address, IceCredentials, IceLiteResponder, make_ice_credentials
 
@@ -72,7 +73,7 @@ class LegControl:
         label: object = "",
         consent_timeout: float = 30.0,
         dtls_timeout: float = 10.0,
-        certificate: Optional[RTCCertificate] = None,
+        certificate: Optional[DtlsCertificate] = None,
         srtp_profiles: Sequence[str] = SUPPORTED_PROFILES,
         credentials: Optional[IceCredentials] = None,
     ) -> None:
@@ -92,7 +93,7 @@ class LegControl:
         self.ice_pwd = creds.pwd
         self.ice = IceLiteResponder(creds)
         self._dtls = DtlsSrtpServer(
-            self._send_dtls, certificate=certificate, srtp_profiles=srtp_profiles
+            self._send_dtls, certificate=certificate, srtp_profiles=srtp_profiles, clock=reactor
         )
         self._dtls.on_remote_close = self._remote_closed
         self.fingerprint: tuple[str, str] = self._dtls.fingerprint
@@ -296,7 +297,7 @@ class LegControl:
         except Exception:
             log.failure("webrtc leg {webrtc_leg}: DTLS stop failed", webrtc_leg=self.label)
         if self._handshake_d is not None and not self._handshake_d.called:
-            # The handshake ends with ConnectionError once the channel is closed.
+            # Stopping DTLS fails a handshake in progress (DtlsError) at once.
             try:
                 await self._handshake_d
             except Exception:

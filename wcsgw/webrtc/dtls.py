@@ -1,46 +1,67 @@
-"""The DTLS-SRTP server side of a WebRTC leg, reusing aiortc's ``RTCDtlsTransport``.
+"""The DTLS-SRTP server side of a WebRTC leg (RFC 5763/5764), on pyOpenSSL memory BIOs.
 
-Why reuse instead of writing it: aiortc's transport already does the part that is easy to get
-subtly wrong — the pyOpenSSL DTLS context (ECDSA certificate, cipher list, ``use_srtp``
-profiles), handshake retransmission timers, peer fingerprint validation and the RFC 5764 key
-export into two pylibsrtp sessions.  It touches the ICE transport it is given only through
-``role``, ``await _recv()`` and ``await _send(data)``, so a small object of ours
-(:class:`DatagramChannel`) can sit under it in place of aioice: we feed it only the DTLS
-datagrams (first byte 20..63) that arrive on the leg's socket from an authenticated address,
-and it writes its flights back through a callable.  SRTP never goes through it: after the
-handshake the leg protects/unprotects with the sessions directly (:class:`SrtpSession`).
+Why our own and not aiortc's ``RTCDtlsTransport``: importing aiortc pulls PyAV/FFmpeg, aioice
+and its codecs into the gateway (+26 MiB of idle RSS) for ~200 lines of handshake, it builds
+one ``SSL_CTX`` per leg, and reaching it needed aiortc's private names.  Here every leg of a
+gateway shares one ``SSL.Context`` (:func:`server_context`, cached on the
+:class:`~wcsgw.webrtc.certificate.DtlsCertificate`), and a leg owns one ``SSL.Connection``
+over memory BIOs: datagrams are pushed in (:meth:`DtlsSrtpServer.feed`, only DTLS from an
+address that passed an ICE check), flights come out through the ``send`` callable, the
+retransmission timer is OpenSSL's (``DTLSv1_get_timeout``) on an injected clock.
 
-The seam (all aiortc 1.16 *private* names, pinned by ``tests/test_webrtc_dtls.py``):
-``RTCDtlsTransport._set_role("server")`` (with role "auto" a controlled ICE transport would
-make it the DTLS client — wrong for ``a=setup:passive``), ``_srtp_profiles`` (to choose the
-offered profiles), ``_rx_srtp`` / ``_tx_srtp`` (the sessions) and ``_ssl`` (to read the
-negotiated profile).  If a later aiortc changes them, those tests fail first; the fallback is
-owning the ~200 lines of handshake with pyOpenSSL directly.
+What the connection keeps after the handshake: OpenSSL frees the handshake buffers itself
+and ``MODE_RELEASE_BUFFERS`` frees the record buffers between datagrams, so an established
+leg holds the SSL object's keys only — which it needs: to answer a retransmitted client
+Finished (our last flight lost), to read the browser's close_notify and to send ours.
+
+Checks (why they are strict): any client certificate is accepted by OpenSSL — WebRTC has no
+CA — and is then compared, in constant time, with the ``a=fingerprint`` of the browser's SDP;
+a client without a certificate, without ``use_srtp`` or with no profile in common fails the
+handshake with :class:`DtlsError`, never a crash.  SRTP never goes through here: after the
+handshake the leg protects/unprotects with the two pylibsrtp sessions (:class:`SrtpSession`).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
-from typing import Callable, Optional, Sequence
+import hashlib
+import hmac
+from typing import Any, Callable, Final, Optional, Sequence
 
-from aiortc.rtcdtlstransport import (
-    SRTP_PROFILES as _AIORTC_PROFILES,
-    RTCCertificate,
-    RTCDtlsFingerprint,
-    RTCDtlsParameters,
-    RTCDtlsTransport,
+import pylibsrtp
+from cryptography.hazmat.primitives.serialization import Encoding
+from OpenSSL import SSL
+from twisted.internet import defer
+
+from wcsgw.webrtc.certificate import DtlsCertificate
+from wcsgw.webrtc.srtp import (
+    SRTP_AEAD_AES_128_GCM,
+    SRTP_AEAD_AES_256_GCM,
+    SRTP_AES128_CM_SHA1_80,
+    SUPPORTED_PROFILES,
+    SrtpSession,
 )
 
-from wcsgw.webrtc.srtp import SUPPORTED_PROFILES, SrtpSession
+__all__ = ["DtlsError", "DtlsSrtpServer", "MTU", "is_dtls", "server_context", "split_records"]
 
-__all__ = [
-    "DatagramChannel",
-    "DtlsError",
-    "DtlsSrtpServer",
-    "RTCCertificate",
-    "is_dtls",
-]
+#: largest datagram we send (a flight is split on record boundaries to fit): under every
+#: path MTU WebRTC meets, as browsers use
+MTU: Final = 1200
+
+#: aiortc's list: ECDHE with ECDSA (our certificate's key type), AEAD first
+CIPHERS: Final = (b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
+                  b"ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA")
+
+#: profile -> (libsrtp profile, master key length, master salt length), RFC 5764 / RFC 7714
+_PROFILES: Final = {
+    SRTP_AEAD_AES_256_GCM: (pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_256_GCM, 32, 12),
+    SRTP_AEAD_AES_128_GCM: (pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 16, 12),
+    SRTP_AES128_CM_SHA1_80: (pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 16, 14),
+}
+
+#: a=fingerprint hash functions we check (RFC 8122 names -> hashlib names)
+_DIGESTS: Final = {"sha-256": "sha256", "sha-384": "sha384", "sha-512": "sha512"}
+
+_RECORD_HEADER: Final = 13  # type, version, epoch, sequence number, length
 
 
 def is_dtls(data: bytes) -> bool:
@@ -52,143 +73,292 @@ class DtlsError(Exception):
     """The DTLS handshake failed (alert, no common SRTP profile, or fingerprint mismatch)."""
 
 
-class DatagramChannel:
-    """What ``RTCDtlsTransport`` needs of an ``RTCIceTransport``, over someone else's socket.
+def _accept_any(*args: Any) -> bool:
+    """OpenSSL's chain check is skipped: the fingerprint check after the handshake decides."""
+    return True
 
-    ``feed`` queues a received DTLS datagram for aiortc's ``_recv``; aiortc's writes go to the
-    ``send`` callable synchronously.  After :meth:`close`, ``_recv`` and ``_send`` raise
-    ``ConnectionError`` — the signal aiortc's receive pump ends on.
-    """
 
-    #: Read by aiortc only when its own role is "auto"; we always set it explicitly.
-    role = "controlled"
+def server_context(certificate: DtlsCertificate, profiles: Sequence[str]) -> SSL.Context:
+    """The DTLS server context for ``certificate`` offering ``profiles`` (in that order),
+    made once and shared by every leg that asks the same (the ``SSL_CTX`` is the costly
+    part of OpenSSL's per-connection memory when made per leg).  No session cache and no
+    tickets: a browser never resumes a DTLS-SRTP session."""
+    key = tuple(profiles)
+    context: Optional[SSL.Context] = certificate.contexts.get(key)
+    if context is None:
+        context = SSL.Context(SSL.DTLS_METHOD)
+        context.set_options(SSL.OP_NO_TICKET | SSL.OP_NO_QUERY_MTU)
+        context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        context.set_mode(SSL.MODE_RELEASE_BUFFERS)
+        context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _accept_any)
+        context.use_certificate(certificate.cert)
+        context.use_privatekey(certificate.key)
+        context.check_privatekey()
+        context.set_cipher_list(CIPHERS)
+        context.set_tlsext_use_srtp(":".join(key).encode("ascii"))
+        certificate.contexts[key] = context
+    return context
 
-    def __init__(self, send: Callable[[bytes], None]) -> None:
-        self._send_to_peer = send
-        self._queue: deque[bytes] = deque()
-        self._waiter: Optional[asyncio.Future[None]] = None
-        self.closed = False
 
-    def feed(self, data: bytes) -> None:
-        if self.closed:
-            return
-        self._queue.append(data)
-        self._wake()
+def split_records(data: bytes, mtu: int = MTU) -> list[bytes]:
+    """Datagrams of at most ``mtu`` bytes from what OpenSSL wrote to the memory BIO (records
+    back to back), cut only between records (a record over ``mtu`` goes alone)."""
+    datagrams: list[bytes] = []
+    start = offset = 0
+    while offset < len(data):
+        if len(data) - offset < _RECORD_HEADER:
+            end = len(data)  # a torn header: cannot happen from OpenSSL; send as it is
+        else:
+            end = offset + _RECORD_HEADER + int.from_bytes(data[offset + 11:offset + 13], "big")
+        if end - start > mtu and offset > start:
+            datagrams.append(data[start:offset])
+            start = offset
+        offset = end
+    if start < len(data):
+        datagrams.append(data[start:])
+    return datagrams
 
-    def close(self) -> None:
-        self.closed = True
-        self._wake()
 
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+def _session(profile: str, material: bytes) -> SrtpSession:
+    """The two pylibsrtp sessions from the exported keying material (RFC 5764 §4.2: client
+    key, server key, client salt, server salt); we are the server, so we send with the
+    server's key and read with the client's."""
+    libsrtp_profile, key_len, salt_len = _PROFILES[profile]
+    client_key = material[:key_len] + material[2 * key_len:2 * key_len + salt_len]
+    server_key = (material[key_len:2 * key_len]
+                  + material[2 * key_len + salt_len:2 * (key_len + salt_len)])
 
-    async def _recv(self) -> bytes:
-        while not self._queue:
-            if self.closed:
-                raise ConnectionError("datagram channel closed")
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._queue.popleft()
+    def session(key: bytes, ssrc_type: int) -> pylibsrtp.Session:
+        policy = pylibsrtp.Policy(key=key, ssrc_type=ssrc_type, srtp_profile=libsrtp_profile)
+        policy.allow_repeat_tx = True  # a resent packet (same seq) is protected again
+        policy.window_size = 1024
+        return pylibsrtp.Session(policy)
 
-    async def _send(self, data: bytes) -> None:
-        if self.closed:
-            raise ConnectionError("datagram channel closed")
-        self._send_to_peer(data)
+    return SrtpSession(profile=profile, rx=session(client_key, pylibsrtp.Policy.SSRC_ANY_INBOUND),
+                       tx=session(server_key, pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
 
 
 class DtlsSrtpServer:
     """One DTLS association as the server (``a=setup:passive``), yielding an :class:`SrtpSession`.
 
     ``send`` writes a datagram to the browser (the leg decides where).  ``certificate`` may be
-    shared between legs (a fresh ECDSA P-256 one is made otherwise, ~1 ms); it is valid for 30
-    days from creation.  ``srtp_profiles`` restricts and orders the profiles we accept (names
-    from :mod:`wcsgw.webrtc.srtp`).  ``on_remote_close`` is called once if the browser ends an
-    established association (DTLS close_notify).
+    shared between legs (one :class:`DtlsCertificate` per gateway: one shared context); a
+    fresh one is made otherwise.  ``srtp_profiles`` restricts and orders the profiles we
+    accept (names from :mod:`wcsgw.webrtc.srtp`).  ``clock`` (an ``IReactorTime``; the global
+    reactor if None) runs the retransmission timer.  ``on_remote_close`` is called once if the
+    browser ends an established association (DTLS close_notify).
+
+    :attr:`state`: new, connecting (after :meth:`handshake`), connected, failed or closed.
     """
 
     def __init__(
         self,
         send: Callable[[bytes], None],
         *,
-        certificate: Optional[RTCCertificate] = None,
+        certificate: Optional[DtlsCertificate] = None,
         srtp_profiles: Sequence[str] = SUPPORTED_PROFILES,
+        clock: Any = None,
     ) -> None:
-        self.certificate = certificate or RTCCertificate.generateCertificate()
-        self.channel = DatagramChannel(send)
-        self._transport = RTCDtlsTransport(self.channel, [self.certificate])  # type: ignore[arg-type]
-        self._transport._set_role("server")
-        available = {p.openssl_profile.decode("ascii"): p for p in _AIORTC_PROFILES}
-        chosen = [available[name] for name in srtp_profiles if name in available]
+        self.certificate = certificate or DtlsCertificate.generate()
+        chosen = [name for name in srtp_profiles if name in _PROFILES]
         if not chosen:
             raise ValueError(f"none of the SRTP profiles {list(srtp_profiles)} is available")
-        self._transport._srtp_profiles = chosen
+        self._context = server_context(self.certificate, chosen)
+        self._send = send
+        self._clock = clock
         self.on_remote_close: Callable[[], None] = lambda: None
-        self._stopping = False
-        self._stopped = False
-        self._connected = False
-        self._transport.on("statechange", self._state_changed)
+        self.state = "new"
+        self._conn: Optional[SSL.Connection] = None
+        self._early: list[bytes] = []
+        self._expected: tuple[str, bytes] = ("", b"")
+        self._done: Optional[defer.Deferred[SrtpSession]] = None
+        self._timer: Any = None
 
     @property
     def fingerprint(self) -> tuple[str, str]:
         """Our certificate's ``("sha-256", "AB:CD:...")`` for ``a=fingerprint``."""
-        for f in self.certificate.getFingerprints():
-            if f.algorithm == "sha-256":
-                return (f.algorithm, f.value)
-        raise AssertionError("aiortc certificate without a sha-256 fingerprint")
-
-    @property
-    def state(self) -> str:
-        """aiortc's state: new, connecting, connected, closed or failed."""
-        return self._transport.state
+        return self.certificate.fingerprint
 
     def feed(self, data: bytes) -> None:
-        """A DTLS datagram from the (authenticated) browser address."""
-        self.channel.feed(data)
+        """A DTLS datagram from the (authenticated) browser address.  Before
+        :meth:`handshake` a few are kept; after the end (failed, closed) they are dropped."""
+        if self.state == "new":
+            if len(self._early) < 8:
+                self._early.append(data)
+            return
+        conn = self._conn
+        if conn is None:
+            return
+        conn.bio_write(data)
+        if self.state == "connecting":
+            self._advance(conn)
+        else:
+            self._read_established(conn)
 
-    async def handshake(self, remote_fingerprint: tuple[str, str]) -> SrtpSession:
-        """Run the handshake to completion; the browser (DTLS client) speaks first.
-
-        Raises :class:`DtlsError` on failure.  Never times out by itself: the leg bounds it.
-        """
+    def handshake(self, remote_fingerprint: tuple[str, str]) -> "defer.Deferred[SrtpSession]":
+        """Start the handshake; the Deferred fires with the SRTP keys once it is complete
+        and the browser's certificate matches ``remote_fingerprint`` (from its SDP), or fails
+        with :class:`DtlsError`.  The browser (DTLS client) speaks first.  Never times out by
+        itself (OpenSSL retransmits): the leg bounds it."""
+        if self.state != "new":
+            return defer.fail(DtlsError(f"DTLS handshake started in state {self.state}"))
         algorithm, value = remote_fingerprint
-        params = RTCDtlsParameters(
-            fingerprints=[RTCDtlsFingerprint(algorithm=algorithm.lower(), value=value.upper())],
-            role="client",
-        )
-        await self._transport.start(params)
-        if self._transport.state != "connected":
-            raise DtlsError(f"DTLS handshake failed (state {self._transport.state})")
-        ssl = self._transport._ssl
-        if ssl is None:  # connected implies a TLS connection: a changed aiortc, say so
-            raise DtlsError("DTLS connected without a TLS connection (aiortc changed?)")
-        selected = ssl.get_selected_srtp_profile()
-        session = SrtpSession(
-            profile=selected.decode("ascii") if selected else "?",
-            rx=self._transport._rx_srtp,
-            tx=self._transport._tx_srtp,
-        )
-        self._connected = True
-        return session
+        name = _DIGESTS.get(algorithm.lower())
+        try:
+            expected = bytes.fromhex(value.replace(":", ""))
+        except ValueError:
+            name = None
+        if name is None:
+            self.state = "failed"
+            return defer.fail(DtlsError(f"a=fingerprint {algorithm} is not one we can check"))
+        self._expected = (name, expected)
+        conn = SSL.Connection(self._context, None)
+        conn.set_accept_state()
+        conn.set_ciphertext_mtu(MTU)
+        self._conn = conn
+        self.state = "connecting"
+        self._done = defer.Deferred()
+        done = self._done
+        early, self._early = self._early, []
+        for data in early:
+            self.feed(data)
+        return done
 
-    async def stop(self) -> None:
-        """Send close_notify if established, end aiortc's pump, refuse further datagrams.
+    def stop(self) -> "defer.Deferred[None]":
+        """Send close_notify if established, end a handshake in progress (its Deferred fails
+        with :class:`DtlsError`), release the connection, refuse further datagrams.
 
         Idempotent (a failed leg stops DTLS at once, and again when it is closed)."""
-        if self._stopped:
-            return
-        self._stopped = True
-        self._stopping = True
-        try:
-            await self._transport.stop()
-        finally:
-            self.channel.close()
+        conn, self._conn = self._conn, None
+        self._cancel_timer()
+        if self.state == "connected" and conn is not None:
+            try:
+                conn.shutdown()
+            except SSL.Error:
+                pass
+            self._flush(conn)
+        if self.state in ("new", "connecting"):
+            self._fail(DtlsError("DTLS stopped before the handshake completed"))
+        if self.state != "failed":
+            self.state = "closed"
+        return defer.succeed(None)
 
-    def _state_changed(self) -> None:
-        state = self._transport.state
-        if state == "closed" and self._connected and not self._stopping:
-            self._stopping = True
+    # -- the handshake ---------------------------------------------------------------------
+
+    def _advance(self, conn: SSL.Connection) -> None:
+        try:
+            conn.do_handshake()
+        except SSL.WantReadError:
+            self._flush(conn)
+            self._arm_timer(conn)
+            return
+        except SSL.Error as exc:
+            self._flush(conn)  # our alert, if OpenSSL wrote one
+            self._fail(DtlsError(f"DTLS handshake failed: {_reason(exc)}"))
+            return
+        self._flush(conn)
+        self._cancel_timer()
+        if self._conn is conn:
+            self._established(conn)
+
+    def _established(self, conn: SSL.Connection) -> None:
+        cert = conn.get_peer_certificate(as_cryptography=True)
+        if cert is None:  # VERIFY_FAIL_IF_NO_PEER_CERT makes this unreachable; say so
+            self._fail(DtlsError("DTLS peer sent no certificate"))
+            return
+        name, expected = self._expected
+        digest = hashlib.new(name, cert.public_bytes(Encoding.DER)).digest()
+        if not hmac.compare_digest(digest, expected):
+            self._fail(DtlsError("DTLS peer certificate does not match a=fingerprint"))
+            return
+        profile = conn.get_selected_srtp_profile().decode("ascii", "replace")
+        if profile not in _PROFILES:
+            self._fail(DtlsError(f"DTLS without a common SRTP profile ({profile or 'none'})"))
+            return
+        _, key_len, salt_len = _PROFILES[profile]
+        material = conn.export_keying_material(b"EXTRACTOR-dtls_srtp", 2 * (key_len + salt_len))
+        session = _session(profile, material)
+        self.state = "connected"
+        done, self._done = self._done, None
+        if done is not None:
+            done.callback(session)
+        if self._conn is conn:
+            self._read_established(conn)  # a close_notify that came with the last flight
+
+    def _read_established(self, conn: SSL.Connection) -> None:
+        """After the handshake: a retransmitted client flight (OpenSSL answers it), a
+        close_notify (the browser ended DTLS), application data (none is expected: dropped),
+        or a record that does not decrypt (dropped, as aiortc does)."""
+        closed = False
+        try:
+            while True:
+                conn.recv(2048)
+        except SSL.WantReadError:
+            pass
+        except SSL.ZeroReturnError:
+            closed = True
+        except SSL.Error:
+            pass
+        self._flush(conn)
+        if closed and self.state == "connected":
+            self.state = "closed"
+            self._conn = None
             self.on_remote_close()
+
+    def _fail(self, error: DtlsError) -> None:
+        self.state = "failed"
+        self._cancel_timer()
+        self._conn = None
+        done, self._done = self._done, None
+        if done is not None:
+            done.errback(error)
+
+    # -- datagrams out and the retransmission timer ----------------------------------------
+
+    def _flush(self, conn: SSL.Connection) -> None:
+        while True:
+            try:
+                data = conn.bio_read(65536)
+            except SSL.Error:  # WantReadError: the BIO is empty
+                return
+            if not data:
+                return
+            for datagram in split_records(data):
+                self._send(datagram)
+
+    def _arm_timer(self, conn: SSL.Connection) -> None:
+        self._cancel_timer()
+        if self._conn is not conn or self.state != "connecting":
+            return  # ended while our datagrams were being sent (send may call back)
+        timeout = conn.DTLSv1_get_timeout()
+        if timeout is not None:
+            clock = self._clock
+            if clock is None:
+                from twisted.internet import reactor as clock
+            self._timer = clock.callLater(timeout, self._timer_fired)
+
+    def _cancel_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        conn = self._conn
+        if conn is None or self.state != "connecting":
+            return
+        try:
+            conn.DTLSv1_handle_timeout()
+        except SSL.Error as exc:
+            self._fail(DtlsError(f"DTLS retransmission failed: {_reason(exc)}"))
+            return
+        self._flush(conn)
+        self._arm_timer(conn)
+
+
+def _reason(exc: SSL.Error) -> str:
+    """OpenSSL's reason strings (no key material is ever in them)."""
+    try:
+        return "; ".join(str(e[2]) for e in exc.args[0]) or type(exc).__name__
+    except (IndexError, TypeError):
+        return str(exc) or type(exc).__name__

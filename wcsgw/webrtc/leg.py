@@ -30,8 +30,8 @@ from twisted.internet import defer
 from wcsgw.media.fastudp import listen_udp
 from wcsgw.media.ports import PortAllocator
 from wcsgw.media.settled import settled
+from wcsgw.webrtc.certificate import DtlsCertificate
 from wcsgw.webrtc.control import LegControl, LegError
-from wcsgw.webrtc.dtls import RTCCertificate
 from wcsgw.webrtc.srtp import SUPPORTED_PROFILES, SrtpError, SrtpSession
 from wcsgw.webrtc.stun import Address, IceCredentials, is_stun, make_ice_credentials
 
@@ -72,7 +72,7 @@ class WebRtcLeg:
         port: int = 0,
         consent_timeout: float = 30.0,
         dtls_timeout: float = 10.0,
-        certificate: Optional[RTCCertificate] = None,
+        certificate: Optional[DtlsCertificate] = None,
         srtp_profiles: Sequence[str] = SUPPORTED_PROFILES,
         credentials: Optional[IceCredentials] = None,
         mux: Optional["SharedPort"] = None,
