@@ -249,7 +249,7 @@ def codec_policy(config: Config) -> Any:
     relayed nor transcoded are logged as warnings; a leg left with no usable codec raises
     ConfigError (naming the key and the Debian package to install)."""
     from wcsgw.calls.plan import CodecPolicy, check_policy
-    from wcsgw.media.audiocodec import available
+    from wcsgw.media.codeclibs import available
 
     c = config.codecs
     policy = CodecPolicy.from_names(c.sip, c.webrtc, c.video, c.transcoding)

@@ -19,7 +19,6 @@ from typing import Any, Mapping, Sequence
 from wcsgw.api.methods import describe_type
 from wcsgw.api.restrules import BOOLEAN_TEXT, MAX_TEXT, PORT_TEXT
 from wcsgw.calls import ids
-from wcsgw.media.wavfile import WavError, read_wav_format
 
 __all__ = [
     "HOST_PROBLEM",
@@ -176,6 +175,9 @@ def resolve_play_file(folder: Path | None, name: str) -> Path:
         raise bad("playFile", "resolves outside the media folder")
     if not real.is_file():
         raise bad("playFile", "is not a regular file")
+    # the WAV reader brings numpy and the codecs: a file call's, not every start's (issue 19)
+    from wcsgw.media.wavfile import WavError, read_wav_format
+
     try:
         read_wav_format(real)
     except (WavError, OSError) as exc:

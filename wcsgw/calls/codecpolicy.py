@@ -31,14 +31,14 @@ __all__ = ["CodecPolicy", "check_policy", "default_policy", "media_transcodable"
 def media_transcodable() -> tuple[frozenset[str], frozenset[str]]:
     """What the media layer can transcode on this machine: (SIP-side keys, browser-side keys).
 
-    A codec needs its native library (``wcsgw.media.audiocodec.available()``) *and* a
+    A codec needs its native library (``wcsgw.media.codeclibs.available()``) *and* a
     transcoder that pairs it with the other leg's codec; the bridge's ``choose_mode`` is the
     authority on pairs, so it is asked for each (browser codec, SIP codec) pair rather than
     this module assuming any-to-any.  The planner treats every (browser key, SIP key) pair of
     the two sets as possible, which holds for both transcoders the bridge has had (Opus <->
     G.711, then any-to-any)."""
-    from wcsgw.media.audiocodec import available
     from wcsgw.media.bridge import LegMedia, choose_mode
+    from wcsgw.media.codeclibs import available
     from wcsgw.sdp.catalogue import AUDIO
 
     entries = [e for e in AUDIO if e.key in set(available())]
@@ -124,7 +124,7 @@ def check_policy(policy: CodecPolicy, libraries: Iterable[str] | None = None) ->
     that can be neither relayed nor transcoded is useless: each gives a warning line
     (returned for the service to log) saying why — transcoding is off, its library is
     missing (``libraries``: the codec keys whose library loads,
-    ``wcsgw.media.audiocodec.available()``; None: assume missing; the Debian package to
+    ``wcsgw.media.codeclibs.available()``; None: assume missing; the Debian package to
     install is named), or the transcoder cannot pair it.  When a leg is left with no usable
     codec at all no call could ever work, and start-up is refused: ConfigError naming the
     key."""

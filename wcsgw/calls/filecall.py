@@ -7,7 +7,7 @@ be, behind the same leg interface (wcsgw.calls.leg); its media end, a
 transfer, the RTP timeout, hang-up — is the ordinary :class:`~wcsgw.calls.call.Call`.
 
 **Codecs.**  The INVITE offers every ``[codecs] sip`` codec (in that order) this machine can
-encode — its native library loads (:func:`wcsgw.media.audiocodec.available`) — with
+encode — its native library loads (:func:`wcsgw.media.codeclibs.available`) — with
 telephone-event at each of their clock rates.  Whatever the SIP side picks, the leg speaks it
 itself: the WAV is encoded once, in the chosen codec, at the codec's sample rate and the
 answer's ``a=ptime``; what the SIP side sends is decoded once into the recording (concealing
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from twisted.logger import Logger
 
@@ -36,9 +36,10 @@ from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.leg import Leg
 from wcsgw.calls.plan import CodecPlan, CodecPolicy
 from wcsgw.calls.status import Info
-from wcsgw.media.audiocodec import CodecError
-from wcsgw.media.filemedia import FileMedia
 from wcsgw.sdp.codecs import Codec, assign_payload_types, is_auxiliary, same_codec
+
+if TYPE_CHECKING:  # numpy, the codecs and the WAV code: a file call's, not every start's
+    from wcsgw.media.filemedia import FileMedia
 
 log = Logger(namespace="wcsgw.calls")
 
@@ -51,7 +52,7 @@ _EVENT_PAYLOAD_TYPES = {8000: 101}
 
 def encodable() -> frozenset[str]:
     """Codec keys whose native library loads here."""
-    from wcsgw.media.audiocodec import available
+    from wcsgw.media.codeclibs import available
 
     return frozenset(available())
 
@@ -141,12 +142,16 @@ class FileCall(Call):
         self.plan = CodecPlan("relay", offer)
         log.info("call {call_id}: file call, SIP offer {offer}", call_id=self.call_id,
                  session_id=self.session_id, offer=", ".join(c.rtpmap for c in offer))
+        from wcsgw.media.filemedia import FileMedia
+
         self.rtp = env.make_rtp_socket(env.reactor, env.allocator, env.media_host)
         self._take_near(FileLeg(FileMedia(env.reactor, self.play_file, self.record_file)))
         self._place_invite()
 
     def _connect_media(self, sip_sdp: bytes) -> None:
         """The SIP side answered: play and record in its codec; the bridge relays."""
+        from wcsgw.media.filemedia import FileMedia
+
         plan, leg = self.plan, self.leg
         assert plan is not None and isinstance(leg, FileMedia)
         answer = self._parse_sip_answer(sip_sdp)
@@ -169,7 +174,7 @@ class FileCall(Call):
         self._retarget(sip_sdp, parsed=answer)
         try:
             self._start_media()
-        except (CodecError, OSError, ValueError) as exc:  # the file or a library went away
+        except (OSError, ValueError) as exc:  # the file or a library went away (CodecError)
             log.warn("call {call_id}: server-side media failed: {error}", call_id=self.call_id,
                      error=str(exc))
             self._fail_sip(f"server-side media failed: {exc}")

@@ -23,7 +23,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from twisted.application.service import Service
@@ -34,11 +34,11 @@ from wcsgw.calls import ids
 from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.filecall import FileCall
 from wcsgw.calls.status import CallStatus
-from wcsgw.media.audiocodec import CodecError, make_codec
 from wcsgw.media.recordtap import RecordingTap
-from wcsgw.media.recordworker import RecordingWorker
-from wcsgw.media.stereorecord import StereoRecorder
-from wcsgw.media.wavrecord import create_new
+
+if TYPE_CHECKING:
+    from wcsgw.media.recordworker import RecordingWorker
+    from wcsgw.media.stereorecord import StereoRecorder
 
 __all__ = ["Recordings", "RecordingsService", "NAME_PATTERN", "prepare_folder"]
 
@@ -202,6 +202,12 @@ class Recordings:
         call.on_status = on_status
 
     def _begin(self, rec: _Recording, raise_errors: bool) -> None:
+        # The codecs, numpy and the WAV writer: a recording's, not every start's (issue 19).
+        from wcsgw.media.audiocodec import CodecError, make_codec
+        from wcsgw.media.recordworker import RecordingWorker
+        from wcsgw.media.stereorecord import StereoRecorder
+        from wcsgw.media.wavrecord import create_new
+
         call = rec.call
         bridge = call.bridge
         try:

@@ -16,22 +16,28 @@ the audio share one SSRC, sequence and clock (RFC 4733 §2.1); an event's packet
 timestamp of its first tick, the audio goes on after it.  Same packet clock as ``tone``
 (:mod:`wcsgw.calls.testtone`): a late reactor gets a burst of up to 100 ms, a longer stall is
 skipped with the timestamps moved on.  Sans-IO: digits and tick counts in, packets out.
+
+numpy and the G.711 tables are imported when a ``dtmf`` call starts (:class:`DigitPlayer`),
+not with this module: the test lines are built at every start (idle memory, issue 19).
 """
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import deque
+from typing import TYPE_CHECKING, Callable
 
 import attrs
-import numpy as np
 
 from wcsgw.calls.testtone import FRAME_SAMPLES, MAX_TONE_BURST, SAMPLE_RATE
-from wcsgw.media import g711
 from wcsgw.media.dtmf import DIGITS, TelephoneEvent, event_code
 from wcsgw.media.dtmfdetector import DtmfDetector
 from wcsgw.media.rtp import RtpError, build_rtp, parse_rtp
 from wcsgw.sdp.codecs import Codec
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["DTMF_PAIRS", "DigitPlayer", "digit_from_rtp", "pair_samples"]
 
@@ -62,6 +68,8 @@ EVENT_VOLUME = 10
 def pair_samples(digit: str) -> np.ndarray:
     """The played tone of ``digit``: :data:`TONE_FRAMES` frames of its two sines, faded in
     and out (float samples at 8 kHz)."""
+    import numpy as np
+
     low, high = DTMF_PAIRS[digit.upper()]
     n = np.arange(TONE_FRAMES * FRAME_SAMPLES)
     samples = PAIR_AMPLITUDE * (np.sin(2 * np.pi * low * n / SAMPLE_RATE)
@@ -111,7 +119,13 @@ class DigitPlayer:
         self.event_payload_type = event_payload_type
         rng = rng or random.SystemRandom()
         self.ssrc, self.seq, self.ts = rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(32)
-        self.silence = g711.encode(self.codec, np.zeros(FRAME_SAMPLES))
+        import numpy as np
+
+        from wcsgw.media import g711
+
+        #: G.711 in this stream's codec (PCMU/PCMA), float or int16 samples in
+        self._encode: Callable[[np.ndarray], bytes] = functools.partial(g711.encode, self.codec)
+        self.silence = self._encode(np.zeros(FRAME_SAMPLES))
         self.first = True
         self.digits_played = 0
         self.dropped = 0
@@ -147,7 +161,7 @@ class DigitPlayer:
         end = TelephoneEvent(code, end=True, volume=EVENT_VOLUME,
                              duration=EVENT_FRAMES * FRAME_SAMPLES)
         for k in range(TONE_FRAMES):
-            frame = g711.encode(self.codec, tone[k * FRAME_SAMPLES:(k + 1) * FRAME_SAMPLES])
+            frame = self._encode(tone[k * FRAME_SAMPLES:(k + 1) * FRAME_SAMPLES])
             # the end report's repeats ride along with the first frames of the tone
             again = end if with_event and k < END_PACKETS - 1 else None
             steps.append(_Step(frame, again))

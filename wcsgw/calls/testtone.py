@@ -6,15 +6,16 @@ clock — with no SIP around: the payload is computed once (1 kHz at 8 kHz sampl
 exactly in 20 ms), and the packet clock follows the wall clock whatever the reactor does.  A
 late reactor catches up with a burst of up to 100 ms, so the listener hears no gap; a longer
 stall is skipped, but the timestamps still move on by it, so the receiver's clock stays true.
+
+numpy and the G.711 tables are imported by :func:`tone_frame`, when a ``tone`` call starts:
+the test lines are built at every start, and a gateway that only relays never needs them
+(idle memory, issue 19).
 """
 
 from __future__ import annotations
 
 import random
 
-import numpy as np
-
-from wcsgw.media import g711
 from wcsgw.media.rtp import build_rtp
 from wcsgw.sdp.codecs import Codec
 
@@ -37,6 +38,10 @@ def tone_frame(codec: str) -> bytes:
     1 kHz at 8 kHz sampling is 8 samples per period, so 160 samples hold exactly 20 periods:
     the same payload, sent again and again, is a continuous sine.
     """
+    import numpy as np
+
+    from wcsgw.media import g711
+
     n = np.arange(FRAME_SAMPLES)
     samples = TONE_AMPLITUDE * np.sin(2 * np.pi * TONE_HZ * n / SAMPLE_RATE)
     return g711.encode(codec, samples)

@@ -57,7 +57,7 @@ face; the RTCP methods the bridge inherits in :mod:`wcsgw.media.bridgertcp`, the
 from __future__ import annotations
 
 import random
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import attrs
 
@@ -80,7 +80,9 @@ from wcsgw.media.legmedia import (
 from wcsgw.media.recordtap import Tap
 from wcsgw.media.reporter import RtcpReporter
 from wcsgw.media.stream import InboundStream, OutboundStream
-from wcsgw.media.transcode import Transcoder
+
+if TYPE_CHECKING:  # numpy and the codecs: a transcoded call's, not every start's (issue 19)
+    from wcsgw.media.transcode import Transcoder
 
 __all__ = [
     "WEBRTC",
@@ -193,6 +195,8 @@ class MediaBridge(BridgeRtcp):
         self._reported: float | None = None  # the last deadline the owner was told of
         self.transcoder: Transcoder | None = None
         if mode == TRANSCODE:
+            from wcsgw.media.transcode import Transcoder
+
             self.transcoder = Transcoder(webrtc, sip)
             self._w2s.pipe = self.transcoder.w2s
             self._s2w.pipe = self.transcoder.s2w

@@ -8,17 +8,19 @@ documents the rules (:mod:`wcsgw.media.bridge`); this module is where they run.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from wcsgw.media.dtmf import DtmfError
 from wcsgw.media.dtmfdetector import DtmfDetector
 from wcsgw.media.dtmfgenerator import DtmfGenerator, DtmfPacket
 from wcsgw.media.legmedia import LegMedia
-from wcsgw.media.pipe import Output, Pipe
 from wcsgw.media.recordtap import Tap
 from wcsgw.media.reporter import RtcpReporter
 from wcsgw.media.rtp import FIXED_HEADER, RtpError, parse_rtp, signed16
 from wcsgw.media.stream import MAX_MISORDER, InboundStream, OutboundStream
+
+if TYPE_CHECKING:  # numpy and the codecs: a transcoded call's, not every start's (issue 19)
+    from wcsgw.media.pipe import Output, Pipe
 
 __all__ = ["Direction", "Send", "OnDigit"]
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from wcsgw.media.recordtap import TapItem
-from wcsgw.media.stereorecord import StereoRecorder
+
+if TYPE_CHECKING:  # numpy: the recording's code, not every start's
+    from wcsgw.media.stereorecord import StereoRecorder
 
 __all__ = ["RecordingWorker"]
 
