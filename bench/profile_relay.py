@@ -6,8 +6,15 @@ the load caller (``--codec pcmu`` relayed, ``opus`` transcoded), samples the gat
 window, and prints the functions with the most *own* samples and the most *inclusive* samples
 (share of all samples, idle included — the reactor's ``select``/``epoll`` wait is the idle).
 
+With ``--setup``: the set-up scenario instead of a steady window — ``--calls`` calls placed one
+at a time (as ``bench/relay_capacity.py``'s set-up overhead), sampled at ``--rate`` (2000 Hz)
+from the first ``call`` to the last ``ESTABLISHED``; the samples are then split by the stack
+they were taken in: under the JSON-RPC frame of a session (``call`` -> INVITE), under the SIP
+port's datagram (the 200 OK -> ``ESTABLISHED``, and the DTLS/ICE of the browser leg), the rest.
+
 Needs ``py-spy`` (pip) and permission to ptrace the gateway (root, or ptrace_scope 0).
-Run: ``.venv/bin/python bench/profile_relay.py --calls 100 [--codec opus] [--seconds 8]``.
+Run: ``.venv/bin/python bench/profile_relay.py --calls 100 [--codec opus] [--seconds 8]``;
+``.venv/bin/python bench/profile_relay.py --setup --calls 100``.
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ def main() -> None:
     ap.add_argument("--codec", choices=("pcmu", "opus"), default="pcmu")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--rate", type=int, default=None, help="samples/s (200; --setup: 2000)")
+    ap.add_argument("--setup", action="store_true",
+                    help="profile call set-ups placed one at a time instead of a steady window")
     ap.add_argument("--memory", action="store_true",
                     help="tracemalloc instead of py-spy: where the per-call memory goes")
     args = ap.parse_args()
@@ -59,22 +69,39 @@ def main() -> None:
             time.sleep(1)
             os.kill(gw.pid, signal.SIGUSR1)
             time.sleep(2)
+        rate = str(args.rate or (2000 if args.setup else 200))
+        spy: list[Proc] = []
+        if args.setup:
+            # warm-up first (imports, first-use caches), then sample every set-up of the run
+            warm = Proc([PY, os.path.join(HERE, "load_caller.py"), *gw.caller_args(echo.port),
+                         "--calls", "2", "--duration", "0.5", "--settle", "0.2"],
+                        os.path.join(workdir, "warm.err"))
+            warm.proc.wait(60)
+            warm.stop()
+            time.sleep(1)
+            spy.append(Proc([pyspy, "record", "--pid", str(gw.pid), "--format", "raw", "--rate",
+                             rate, "--nonblocking", "--output", raw],
+                            os.path.join(workdir, "py-spy.log")))
+            time.sleep(1)  # py-spy attached
+        window = (["--concurrency", "1", "--duration", "0.2", "--settle", "0", "--dump-setup"]
+                  if args.setup else ["--duration", str(args.seconds + 2), "--settle", "2"])
         caller = Proc([PY, os.path.join(HERE, "load_caller.py"), *gw.caller_args(echo.port),
-                       "--codec", args.codec, "--calls", str(args.calls),
-                       "--duration", str(args.seconds + 2), "--settle", "2",
+                       "--codec", args.codec, "--calls", str(args.calls), *window,
                        *(["--concurrency", "2"] if args.memory else [])],
                       os.path.join(workdir, "caller.err"), stdout_pipe=True)
         started.append(caller)
-        spy: list[Proc] = []
         result = []
 
         def read() -> None:
             for line in caller.proc.stdout:  # type: ignore[union-attr]
                 if line.startswith("WINDOW_START") and args.memory:
                     os.kill(gw.pid, signal.SIGUSR1)
+                elif line.startswith("WINDOW_START") and args.setup:
+                    for p in spy:  # every set-up done: py-spy writes what it has and exits
+                        p.proc.send_signal(signal.SIGINT)
                 elif line.startswith("WINDOW_START"):
                     spy.append(Proc([pyspy, "record", "--pid", str(gw.pid), "--format", "raw",
-                                     "--rate", "200", "--nonblocking", "--duration",
+                                     "--rate", rate, "--nonblocking", "--duration",
                                      str(int(args.seconds)), "--output", raw],
                                     os.path.join(workdir, "py-spy.log")))
                 elif line.startswith("RESULT"):

@@ -157,7 +157,7 @@ def saturated(r: dict[str, Any], n: int) -> str | None:
 
 
 def setup_overhead(target: Any, echo: EchoUas, args: argparse.Namespace, workdir: str) -> dict[str, Any]:
-    n = 10 if args.quick else 30
+    n = getattr(args, "setup_calls", 0) or (10 if getattr(args, "quick", False) else 30)
     r = run_point(target, echo, n, "pcmu", argparse.Namespace(**{**vars(args), "duration": 1.0,
                                                                   "settle": 0.2, "concurrency": 1}),
                   workdir, extra=["--dump-setup"])
@@ -233,6 +233,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--relay-counts", default="10,50,100,200,300,400,500,600,800")
     ap.add_argument("--transcode-counts", default="10,25,50,75,100")
+    ap.add_argument("--setup-calls", type=int, default=0,
+                    help="calls of the set-up scenario, one at a time (0: 30; --quick: 10)")
     ap.add_argument("--skip", default="",
                     help="comma list of: relay, transcode, setup, baseline, janus-relay, side")
     ap.add_argument("--json", help="also write every figure to this file")

@@ -111,6 +111,10 @@ __all__ = [
 
 log = Logger(namespace="wcsgw.sip.session")
 
+#: one for every session: a SystemRandom draws from os.urandom and never uses the ~2.5 kB
+#: Mersenne Twister state each Random instance carries, so one per call was memory for nothing
+_SYSRNG = random.SystemRandom()
+
 #: Listener of a session: its own events and the dialog's.
 Listener = Callable[[Any], None]
 
@@ -139,7 +143,7 @@ class InviteSession(abc.ABC):
         hosts = account.server_hosts() if account is not None else ()
         self.credentials = DialogCredentials(digest, hosts, endpoint.addresses, self.next_hop)
         #: randomness of the glare back-off and Retry-After values (tests pass a seeded one)
-        self.rng: random.Random = rng or random.SystemRandom()
+        self.rng: random.Random = rng or _SYSRNG
         #: the confirmed dialog (an early one for IncomingInvite), None before
         self.dialog: Dialog | None = None
         #: optional hook for in-dialog requests other than ACK and BYE (re-INVITE, INFO ...);
