@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import re
 import shutil
@@ -34,6 +35,28 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from bench.relay_capacity import PY, EchoUas, Proc, Wcsgw  # noqa: E402 - after sys.path
+
+#: the set-up's samples by the frame they were taken under, first match wins (the anchor is a
+#: function name as py-spy prints it, up to its file): the JSON-RPC ``call`` up to the INVITE,
+#: every SIP datagram (the 100/180/200 and their work: answer, ACK, ``ESTABLISHED``), the
+#: browser leg's own packets (STUN, DTLS), the rest (media of the calls already up, hang-ups)
+SETUP_PARTS = {
+    "`call` -> INVITE (SessionMethods._call)": "SessionMethods._call (",
+    "SIP in: 1xx/200 -> ACK, ESTABLISHED (SIP port datagrams)": "_UDP.datagramReceived (",
+    "browser leg: STUN, DTLS (WebRtcLeg.receive)": "WebRtcLeg.receive (",
+    "the rest (media, WebSocket frames, hang-ups)": "",
+}
+
+
+def setup_part(frames: list[str]) -> tuple[str, list[str]]:
+    """Which part of :data:`SETUP_PARTS` a stack belongs to, and its frames from the anchor on."""
+    for name, anchor in SETUP_PARTS.items():
+        if not anchor:
+            return name, frames
+        for i, frame in enumerate(frames):
+            if frame.startswith(anchor):
+                return name, frames[i:]
+    return name, frames
 
 
 def main() -> None:
@@ -127,6 +150,7 @@ def main() -> None:
         return
     own: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
+    parts: dict[str, collections.Counter[str]] = {name: collections.Counter() for name in SETUP_PARTS}
     total = 0
     with open(raw) as f:
         for line in f:
@@ -138,7 +162,26 @@ def main() -> None:
             own[frames[-1]] += n
             for fr in set(frames):
                 incl[fr] += n
+            if args.setup:
+                part, below = setup_part(frames)
+                for fr in set(below):
+                    parts[part][fr] += n
+                parts[part][""] += n
     print(f"{args.calls} {args.codec} calls, {total} samples; {result[0][:300] if result else ''}\n")
+    if args.setup:
+        # ms of samples per call: at --rate Hz one sample is 1000/rate ms of the loop's time
+        up = json.loads(result[0][len("RESULT "):]).get("calls_up") if result else None
+        per_call = 1000 / float(rate) / max(up or args.calls, 1)
+        print("| part of the set-up | samples | ms per call |\n|---|---|---|")
+        for name, counter in parts.items():
+            print(f"| {name} | {counter['']} | {counter[''] * per_call:.2f} |")
+        for name in list(SETUP_PARTS)[:2]:
+            counter = parts[name]
+            print(f"\n{name}, inclusive (ms per call):\n\n| ms | function |\n|---|---|")
+            for fn, n in counter.most_common(args.top + 1):
+                if fn:
+                    print(f"| {n * per_call:.2f} | `{fn}` |")
+        print()
     print("| own % | function |\n|---|---|")
     for name, n in own.most_common(args.top):
         print(f"| {100 * n / total:.1f} | `{name}` |")
