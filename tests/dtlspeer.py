@@ -21,7 +21,7 @@ from typing import Callable, Optional
 from OpenSSL import SSL
 
 from wcsgw.webrtc.certificate import DtlsCertificate
-from wcsgw.webrtc.dtls import split_records
+from wcsgw.webrtc.dtlsrecord import split_records
 
 __all__ = ["DatagramChannel", "RawDtlsClient"]
 
@@ -77,10 +77,13 @@ class DatagramChannel:
 class RawDtlsClient:
     """A DTLS client driven by hand: :meth:`start` / :meth:`feed` return the datagrams it
     wants sent (nothing is sent by itself).  ``certificate=None`` offers none; ``srtp=b""``
-    offers no ``use_srtp`` at all."""
+    offers no ``use_srtp`` at all; ``ciphers`` narrows OpenSSL's default list."""
 
-    def __init__(self, certificate: Optional[DtlsCertificate], srtp: bytes = b"SRTP_AES128_CM_SHA1_80") -> None:
+    def __init__(self, certificate: Optional[DtlsCertificate], srtp: bytes = b"SRTP_AES128_CM_SHA1_80",
+                 ciphers: bytes = b"") -> None:
         ctx = SSL.Context(SSL.DTLS_METHOD)
+        if ciphers:
+            ctx.set_cipher_list(ciphers)
         ctx.set_verify(SSL.VERIFY_PEER, lambda *args: True)
         if certificate is not None:
             ctx.use_certificate(certificate.cert)

@@ -32,7 +32,8 @@ from tests.dtlspeer import DatagramChannel, RawDtlsClient
 from tests.support import inline
 from wcsgw.loop import as_deferred
 from wcsgw.webrtc.certificate import DtlsCertificate
-from wcsgw.webrtc.dtls import DtlsError, DtlsSrtpServer, is_dtls, server_context, split_records
+from wcsgw.webrtc.dtls import LINGER, DtlsError, DtlsSrtpServer, is_dtls, server_context
+from wcsgw.webrtc.dtlsrecord import split_records
 from wcsgw.webrtc.srtp import (
     SRTP_AEAD_AES_128_GCM,
     SRTP_AEAD_AES_256_GCM,
@@ -59,7 +60,10 @@ class Pair:
             self.to_client.append(data)
             loop.call_soon(self.client_channel.feed, data)
 
-        self.server = DtlsSrtpServer(to_client, **server_kwargs)
+        #: the server's timers (retransmission, linger): nothing is lost in memory, and a
+        #: test advances it to end the linger
+        self.clock = Clock()
+        self.server = DtlsSrtpServer(to_client, clock=self.clock, **server_kwargs)
         self.client_channel = DatagramChannel(to_server)
         self.client = RTCDtlsTransport(self.client_channel, [RTCCertificate.generateCertificate()])  # type: ignore
         self.client._set_role("client")
@@ -142,7 +146,8 @@ class RawTests(unittest.TestCase):
         self.assertTrue(client.done)
         self.assertEqual(server.state, "connected")
         self.assertEqual(self.results[0].profile, SRTP_AES128_CM_SHA1_80)
-        self.assertEqual(self.clock.getDelayedCalls(), [])  # no timer outlives the handshake
+        # No retransmission timer outlives the handshake: only the linger's.
+        self.assertEqual([c.getTime() for c in self.clock.getDelayedCalls()], [LINGER])
 
     @inline
     async def test_lost_server_flight_is_sent_again_on_the_timer(self) -> None:
@@ -274,6 +279,50 @@ class RawTests(unittest.TestCase):
         second.stop()  # idempotent
         self.assertEqual(second.state, "closed")
 
+    def _released(self, ciphers: bytes) -> tuple[DtlsSrtpServer, RawDtlsClient]:
+        server = self.server()
+        client = RawDtlsClient(self.client_cert, ciphers=ciphers)
+        run_raw(server, client, self.sent)
+        self.assertEqual(server.state, "connected")
+        self.assertIsNotNone(server._conn)
+        self.clock.advance(LINGER)
+        return server, client
+
+    def _check_close_after_release(self, ciphers: bytes) -> None:
+        """After the linger OpenSSL's connection is gone; close_notify still works both ways."""
+        server, client = self._released(ciphers)
+        self.assertIsNone(server._conn)
+        forged = b"\x15\xfe\xfd\x00\x01" + bytes(6) + b"\x00\x1a" + bytes(26)
+        for data in [forged, b"\x16\xfe\xfd" + bytes(20), b"\x15"]:
+            server.feed(data)
+        self.assertEqual(server.state, "connected")
+        closed: list[bool] = []
+        server.on_remote_close = lambda: closed.append(True)
+        for data in client.close():
+            server.feed(data)
+        self.assertEqual((closed, server.state), ([True], "closed"))
+
+        server, client = self._released(ciphers)
+        self.sent.clear()
+        server.stop()
+        self.assertEqual(len(self.sent), 1)
+        client.feed(self.sent[0])
+        self.assertTrue(client.closed_by_peer)
+
+    def test_close_after_release_chacha20(self) -> None:
+        self._check_close_after_release(b"ECDHE-ECDSA-CHACHA20-POLY1305")
+
+    def test_close_after_release_aes_gcm(self) -> None:
+        self._check_close_after_release(b"ECDHE-ECDSA-AES128-GCM-SHA256")
+
+    def test_other_suites_keep_the_connection(self) -> None:
+        server, client = self._released(b"ECDHE-ECDSA-AES128-SHA")
+        self.assertIsNotNone(server._conn)
+        server.stop()
+        for data in self.sent:
+            client.feed(data)
+        self.assertTrue(client.closed_by_peer)
+
     def test_stop_during_handshake_fails_it(self) -> None:
         server = self.server()
         for data in RawDtlsClient(self.client_cert).start():
@@ -401,10 +450,23 @@ class AiortcClientTests(unittest.TestCase):
 
     @inline
     async def test_remote_close_notify_reported_once(self) -> None:
-        pair = Pair()
-        closed: list[bool] = []
+        await self._check_remote_close(released=False)
+
+    @inline
+    async def test_remote_close_notify_after_release(self) -> None:
+        await self._check_remote_close(released=True)
+
+    async def _release(self, pair: Pair, released: bool) -> None:
         session = await pair.run()
         self.assertNotIsInstance(session, Exception)
+        if released:
+            pair.clock.advance(0)
+        self.assertEqual(pair.server._conn is None, released)
+
+    async def _check_remote_close(self, released: bool) -> None:
+        pair = Pair(linger=0.0 if released else LINGER)
+        closed: list[bool] = []
+        await self._release(pair, released)
         got: defer.Deferred[None] = defer.Deferred()
         pair.server.on_remote_close = lambda: (closed.append(True), got.callback(None))
         await as_deferred(pair.client.stop())  # sends close_notify
@@ -416,9 +478,15 @@ class AiortcClientTests(unittest.TestCase):
 
     @inline
     async def test_our_close_notify_ends_the_client(self) -> None:
-        pair = Pair()
-        session = await pair.run()
-        self.assertNotIsInstance(session, Exception)
+        await self._check_our_close(released=False)
+
+    @inline
+    async def test_our_close_notify_after_release_ends_the_client(self) -> None:
+        await self._check_our_close(released=True)
+
+    async def _check_our_close(self, released: bool) -> None:
+        pair = Pair(linger=0.0 if released else LINGER)
+        await self._release(pair, released)
         ended: defer.Deferred[None] = defer.Deferred()
 
         @pair.client.on("statechange")

@@ -9,10 +9,14 @@ over memory BIOs: datagrams are pushed in (:meth:`DtlsSrtpServer.feed`, only DTL
 address that passed an ICE check), flights come out through the ``send`` callable, the
 retransmission timer is OpenSSL's (``DTLSv1_get_timeout``) on an injected clock.
 
-What the connection keeps after the handshake: OpenSSL frees the handshake buffers itself
-and ``MODE_RELEASE_BUFFERS`` frees the record buffers between datagrams, so an established
-leg holds the SSL object's keys only — which it needs: to answer a retransmitted client
-Finished (our last flight lost), to read the browser's close_notify and to send ours.
+"DTLS objects released once the keys are exported": an established leg needs DTLS only to
+answer a client that lost our last flight (it sends its own again), to read the browser's
+close_notify and to send ours.  OpenSSL's connection does all three but costs ~70 kB of
+native memory per leg even with ``MODE_RELEASE_BUFFERS`` (84 kB per established leg against
+13 kB without it, docs/performance.md), so it is kept for :data:`LINGER` seconds only (the
+client's retransmissions fall in that window), then replaced by the epoch-1 alert keys
+(:class:`~wcsgw.webrtc.dtlsrecord.AlertKeys`, a few hundred bytes) — for the AEAD suites
+browsers negotiate; with any other suite the connection stays.
 
 Checks (why they are strict): any client certificate is accepted by OpenSSL — WebRTC has no
 CA — and is then compared, in constant time, with the ``a=fingerprint`` of the browser's SDP;
@@ -27,41 +31,28 @@ import hashlib
 import hmac
 from typing import Any, Callable, Final, Optional, Sequence
 
-import pylibsrtp
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 from twisted.internet import defer
 
 from wcsgw.webrtc.certificate import DtlsCertificate
-from wcsgw.webrtc.srtp import (
-    SRTP_AEAD_AES_128_GCM,
-    SRTP_AEAD_AES_256_GCM,
-    SRTP_AES128_CM_SHA1_80,
-    SUPPORTED_PROFILES,
-    SrtpSession,
-)
+from wcsgw.webrtc.dtlsrecord import MTU, AlertKeys, split_records
+from wcsgw.webrtc.srtp import DTLS_SRTP_KEYING, SUPPORTED_PROFILES, SrtpSession, from_dtls_keying
 
-__all__ = ["DtlsError", "DtlsSrtpServer", "MTU", "is_dtls", "server_context", "split_records"]
+__all__ = ["DtlsError", "DtlsSrtpServer", "LINGER", "MTU", "is_dtls", "server_context"]
 
-#: largest datagram we send (a flight is split on record boundaries to fit): under every
-#: path MTU WebRTC meets, as browsers use
-MTU: Final = 1200
+#: seconds an established leg keeps OpenSSL's connection: a client whose copy of our last
+#: flight was lost sends its own again (Chrome within ~1 s, then backing off), and only the
+#: connection can answer; after it, close_notify goes through :class:`AlertKeys` (~70 kB less
+#: native memory per leg)
+LINGER: Final = 10.0
 
 #: aiortc's list: ECDHE with ECDSA (our certificate's key type), AEAD first
 CIPHERS: Final = (b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
                   b"ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA")
 
-#: profile -> (libsrtp profile, master key length, master salt length), RFC 5764 / RFC 7714
-_PROFILES: Final = {
-    SRTP_AEAD_AES_256_GCM: (pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_256_GCM, 32, 12),
-    SRTP_AEAD_AES_128_GCM: (pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 16, 12),
-    SRTP_AES128_CM_SHA1_80: (pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 16, 14),
-}
-
 #: a=fingerprint hash functions we check (RFC 8122 names -> hashlib names)
 _DIGESTS: Final = {"sha-256": "sha256", "sha-384": "sha384", "sha-512": "sha512"}
-
-_RECORD_HEADER: Final = 13  # type, version, epoch, sequence number, length
 
 
 def is_dtls(data: bytes) -> bool:
@@ -100,44 +91,6 @@ def server_context(certificate: DtlsCertificate, profiles: Sequence[str]) -> SSL
     return context
 
 
-def split_records(data: bytes, mtu: int = MTU) -> list[bytes]:
-    """Datagrams of at most ``mtu`` bytes from what OpenSSL wrote to the memory BIO (records
-    back to back), cut only between records (a record over ``mtu`` goes alone)."""
-    datagrams: list[bytes] = []
-    start = offset = 0
-    while offset < len(data):
-        if len(data) - offset < _RECORD_HEADER:
-            end = len(data)  # a torn header: cannot happen from OpenSSL; send as it is
-        else:
-            end = offset + _RECORD_HEADER + int.from_bytes(data[offset + 11:offset + 13], "big")
-        if end - start > mtu and offset > start:
-            datagrams.append(data[start:offset])
-            start = offset
-        offset = end
-    if start < len(data):
-        datagrams.append(data[start:])
-    return datagrams
-
-
-def _session(profile: str, material: bytes) -> SrtpSession:
-    """The two pylibsrtp sessions from the exported keying material (RFC 5764 §4.2: client
-    key, server key, client salt, server salt); we are the server, so we send with the
-    server's key and read with the client's."""
-    libsrtp_profile, key_len, salt_len = _PROFILES[profile]
-    client_key = material[:key_len] + material[2 * key_len:2 * key_len + salt_len]
-    server_key = (material[key_len:2 * key_len]
-                  + material[2 * key_len + salt_len:2 * (key_len + salt_len)])
-
-    def session(key: bytes, ssrc_type: int) -> pylibsrtp.Session:
-        policy = pylibsrtp.Policy(key=key, ssrc_type=ssrc_type, srtp_profile=libsrtp_profile)
-        policy.allow_repeat_tx = True  # a resent packet (same seq) is protected again
-        policy.window_size = 1024
-        return pylibsrtp.Session(policy)
-
-    return SrtpSession(profile=profile, rx=session(client_key, pylibsrtp.Policy.SSRC_ANY_INBOUND),
-                       tx=session(server_key, pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
-
-
 class DtlsSrtpServer:
     """One DTLS association as the server (``a=setup:passive``), yielding an :class:`SrtpSession`.
 
@@ -145,8 +98,9 @@ class DtlsSrtpServer:
     shared between legs (one :class:`DtlsCertificate` per gateway: one shared context); a
     fresh one is made otherwise.  ``srtp_profiles`` restricts and orders the profiles we
     accept (names from :mod:`wcsgw.webrtc.srtp`).  ``clock`` (an ``IReactorTime``; the global
-    reactor if None) runs the retransmission timer.  ``on_remote_close`` is called once if the
-    browser ends an established association (DTLS close_notify).
+    reactor if None) runs the retransmission timer and the ``linger`` (seconds OpenSSL's
+    connection is kept after the handshake, the module docstring).  ``on_remote_close`` is
+    called once if the browser ends an established association (DTLS close_notify).
 
     :attr:`state`: new, connecting (after :meth:`handshake`), connected, failed or closed.
     """
@@ -158,9 +112,10 @@ class DtlsSrtpServer:
         certificate: Optional[DtlsCertificate] = None,
         srtp_profiles: Sequence[str] = SUPPORTED_PROFILES,
         clock: Any = None,
+        linger: float = LINGER,
     ) -> None:
         self.certificate = certificate or DtlsCertificate.generate()
-        chosen = [name for name in srtp_profiles if name in _PROFILES]
+        chosen = [name for name in srtp_profiles if name in DTLS_SRTP_KEYING]
         if not chosen:
             raise ValueError(f"none of the SRTP profiles {list(srtp_profiles)} is available")
         self._context = server_context(self.certificate, chosen)
@@ -173,6 +128,10 @@ class DtlsSrtpServer:
         self._expected: tuple[str, bytes] = ("", b"")
         self._done: Optional[defer.Deferred[SrtpSession]] = None
         self._timer: Any = None
+        self._linger = linger
+        self._release_call: Any = None
+        #: after the linger: what close_notify needs, in place of the connection
+        self._keys: Optional[AlertKeys] = None
 
     @property
     def fingerprint(self) -> tuple[str, str]:
@@ -188,6 +147,8 @@ class DtlsSrtpServer:
             return
         conn = self._conn
         if conn is None:
+            if self._keys is not None and self.state == "connected" and self._keys.ends(data):
+                self._remote_closed()
             return
         conn.bio_write(data)
         if self.state == "connecting":
@@ -230,6 +191,7 @@ class DtlsSrtpServer:
 
         Idempotent (a failed leg stops DTLS at once, and again when it is closed)."""
         conn, self._conn = self._conn, None
+        keys, self._keys = self._keys, None
         self._cancel_timer()
         if self.state == "connected" and conn is not None:
             try:
@@ -237,6 +199,8 @@ class DtlsSrtpServer:
             except SSL.Error:
                 pass
             self._flush(conn)
+        elif self.state == "connected" and keys is not None:
+            self._send(keys.close_notify())
         if self.state in ("new", "connecting"):
             self._fail(DtlsError("DTLS stopped before the handshake completed"))
         if self.state != "failed":
@@ -272,13 +236,14 @@ class DtlsSrtpServer:
             self._fail(DtlsError("DTLS peer certificate does not match a=fingerprint"))
             return
         profile = conn.get_selected_srtp_profile().decode("ascii", "replace")
-        if profile not in _PROFILES:
+        if profile not in DTLS_SRTP_KEYING:
             self._fail(DtlsError(f"DTLS without a common SRTP profile ({profile or 'none'})"))
             return
-        _, key_len, salt_len = _PROFILES[profile]
+        _, key_len, salt_len = DTLS_SRTP_KEYING[profile]
         material = conn.export_keying_material(b"EXTRACTOR-dtls_srtp", 2 * (key_len + salt_len))
-        session = _session(profile, material)
+        session = from_dtls_keying(profile, material)
         self.state = "connected"
+        self._release_call = self._call_later(self._linger, self._release)
         done, self._done = self._done, None
         if done is not None:
             done.callback(session)
@@ -301,9 +266,26 @@ class DtlsSrtpServer:
             pass
         self._flush(conn)
         if closed and self.state == "connected":
-            self.state = "closed"
+            self._remote_closed()
+
+    def _remote_closed(self) -> None:
+        self.state = "closed"
+        self._conn = self._keys = None
+        self._cancel_timer()
+        self.on_remote_close()
+
+    def _release(self) -> None:
+        """The linger is over: keep only the alert keys, free OpenSSL's connection (unless
+        the suite is one :class:`AlertKeys` cannot seal: then the connection stays)."""
+        self._release_call = None
+        conn = self._conn
+        if conn is None or self.state != "connected":
+            return
+        self._keys = AlertKeys.derive(conn.get_cipher_name(), conn.get_protocol_version_name(),
+                                      conn.master_key(), conn.client_random(),
+                                      conn.server_random())
+        if self._keys is not None:
             self._conn = None
-            self.on_remote_close()
 
     def _fail(self, error: DtlsError) -> None:
         self.state = "failed"
@@ -332,15 +314,20 @@ class DtlsSrtpServer:
             return  # ended while our datagrams were being sent (send may call back)
         timeout = conn.DTLSv1_get_timeout()
         if timeout is not None:
-            clock = self._clock
-            if clock is None:
-                from twisted.internet import reactor as clock
-            self._timer = clock.callLater(timeout, self._timer_fired)
+            self._timer = self._call_later(timeout, self._timer_fired)
+
+    def _call_later(self, delay: float, f: Callable[[], None]) -> Any:
+        clock = self._clock
+        if clock is None:
+            from twisted.internet import reactor as clock
+        return clock.callLater(delay, f)
 
     def _cancel_timer(self) -> None:
-        timer, self._timer = self._timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+        """The retransmission timer and the linger's."""
+        for timer in (self._timer, self._release_call):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._timer = self._release_call = None
 
     def _timer_fired(self) -> None:
         self._timer = None

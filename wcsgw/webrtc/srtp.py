@@ -18,12 +18,14 @@ import attrs
 import pylibsrtp
 
 __all__ = [
+    "DTLS_SRTP_KEYING",
     "SRTP_AES128_CM_SHA1_80",
     "SRTP_AEAD_AES_128_GCM",
     "SRTP_AEAD_AES_256_GCM",
     "SUPPORTED_PROFILES",
     "SrtpError",
     "SrtpSession",
+    "from_dtls_keying",
 ]
 
 SRTP_AES128_CM_SHA1_80: Final = "SRTP_AES128_CM_SHA1_80"
@@ -32,6 +34,14 @@ SRTP_AEAD_AES_256_GCM: Final = "SRTP_AEAD_AES_256_GCM"
 
 #: Our preference order, strongest first (the DTLS server's order decides).
 SUPPORTED_PROFILES: Final = (SRTP_AEAD_AES_256_GCM, SRTP_AEAD_AES_128_GCM, SRTP_AES128_CM_SHA1_80)
+
+#: profile -> (libsrtp profile, master key length, master salt length), RFC 5764 / RFC 7714:
+#: what the DTLS handshake exports for each
+DTLS_SRTP_KEYING: Final = {
+    SRTP_AEAD_AES_256_GCM: (pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_256_GCM, 32, 12),
+    SRTP_AEAD_AES_128_GCM: (pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 16, 12),
+    SRTP_AES128_CM_SHA1_80: (pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 16, 14),
+}
 
 #: pylibsrtp's error type: a packet failed authentication, was a replay, or was malformed.
 SrtpError = pylibsrtp.Error
@@ -60,3 +70,22 @@ class SrtpSession:
 
     def unprotect_rtcp(self, packet: bytes) -> bytes:
         return self.rx.unprotect_rtcp(packet)
+
+
+def from_dtls_keying(profile: str, material: bytes) -> SrtpSession:
+    """The two sessions from DTLS-exported keying material (RFC 5764 §4.2: client key, server
+    key, client salt, server salt).  The gateway is always the DTLS server, so it sends with
+    the server's key and reads with the client's."""
+    libsrtp_profile, key_len, salt_len = DTLS_SRTP_KEYING[profile]
+    client_key = material[:key_len] + material[2 * key_len:2 * key_len + salt_len]
+    server_key = (material[key_len:2 * key_len]
+                  + material[2 * key_len + salt_len:2 * (key_len + salt_len)])
+
+    def session(key: bytes, ssrc_type: int) -> pylibsrtp.Session:
+        policy = pylibsrtp.Policy(key=key, ssrc_type=ssrc_type, srtp_profile=libsrtp_profile)
+        policy.allow_repeat_tx = True  # a resent packet (same seq) is protected again
+        policy.window_size = 1024
+        return pylibsrtp.Session(policy)
+
+    return SrtpSession(profile=profile, rx=session(client_key, pylibsrtp.Policy.SSRC_ANY_INBOUND),
+                       tx=session(server_key, pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
