@@ -8,7 +8,8 @@ Run: ``.venv/bin/python bench/media_relay.py [--quick]``. Prints p50/p99 (µs) o
 * the same in transcode mode, per 20 ms frame, with the codec steps measured on their own,
 * for context, the I/O around it on this machine: SRTP protect/unprotect (pylibsrtp), a
   loopback ``sendto``, and the media socket layer, Twisted's ``udp.Port`` against
-  ``wcsgw.media.fastudp`` (write per datagram; read per datagram in 64-datagram wake-ups),
+  ``wcsgw.media.fastudp`` (write per datagram; read per datagram in 64-datagram wake-ups,
+  and in one-datagram wake-ups drained until EAGAIN or read once),
 
 then calls-per-core estimates. Not a test: numbers depend on the machine and its load; compare
 runs on one machine. Every call is timed on its own with ``perf_counter_ns`` (timer overhead,
@@ -141,6 +142,24 @@ def sockets_layer(packets: list[bytes], target: tuple[str, int], sink: socket.so
             samples.append((time.perf_counter_ns() - t0 - OVERHEAD_NS) / 64 / 1000.0)
         samples = samples[40:]
         row(f"media socket read, 64 per wake-up: {name}",
+            float(np.percentile(samples, 50)), float(np.percentile(samples, 99)))
+    # The usual media socket: one datagram per wake-up (50/s per call).  Draining until
+    # EAGAIN (what _drain did before the PROBE rule, forced here with _single = 0) against one
+    # read per wake-up (what it does after a drain found one).
+    import select
+
+    where = fast_sock.getsockname()
+    for name, single in (("FastUdpPort._drain until EAGAIN", 0), ("FastUdpPort._drain, one read", 1 << 30)):
+        samples = []
+        for j in range(4000):
+            feeder.sendto(packets[j], where)
+            select.select([fast_sock], [], [], 5.0)
+            fast._single = single
+            t0 = time.perf_counter_ns()
+            fast._drain()
+            samples.append((time.perf_counter_ns() - t0 - OVERHEAD_NS) / 1000.0)
+        samples = samples[400:]
+        row(f"media socket read, 1 per wake-up: {name}",
             float(np.percentile(samples, 50)), float(np.percentile(samples, 99)))
     feeder.close()
     fast.stopListening()

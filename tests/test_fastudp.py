@@ -1,7 +1,8 @@
 """wcsgw.media.fastudp: media sockets read and written straight on the asyncio loop.
 
 The drain is driven by hand on a private loop that never runs (no timing in the test): a
-wake-up reads at most ``batch`` datagrams, in order, each with its (host, port) source —
+wake-up reads at most ``batch`` datagrams, in order, each with its (host, port) source (and
+one only, for ``PROBE`` wake-ups after a drain that found at most one) —
 on 127.0.0.1, ::1 and a dual-stack ``::`` socket; writes check an address once and refuse a
 hostname or the other family as Twisted did; errors are dropped and counted; a failing
 handler is logged and the drain goes on; close removes the reader and frees the port.  Then
@@ -21,7 +22,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from tests.support import EventLog, inline
-from wcsgw.media.fastudp import FastUdpPort, asyncio_loop, listen_udp
+from wcsgw.media.fastudp import PROBE, FastUdpPort, asyncio_loop, listen_udp
 
 #: generous: only bounds how long a broken run waits for a datagram to be readable
 WAIT = 15.0
@@ -94,6 +95,57 @@ class DrainTests(SynchronousTestCase):
             sizes.append(len(got.got) - before)
         self.assertEqual(sizes, [8, 8, 4, 0])
         self.assertEqual([d for d, _ in got.got], [b"p%d" % i for i in range(20)])
+
+    def test_after_a_drain_that_found_one_wake_ups_read_one_then_drain_again(self) -> None:
+        """The usual media socket (one datagram per wake-up) saves the failing second read;
+        a backlog is still read, in order, one per wake-up until the next drain sees it."""
+        got = Collect()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(theirs.close)
+        ours.setblocking(False)
+        port = FastUdpPort(self.loop, ours, got, batch=8)
+        self.addCleanup(port.stopListening)
+        theirs.send(b"first")
+        port._drain()  # found one: the next PROBE wake-ups read one each
+        for i in range(PROBE + 14):
+            theirs.send(b"p%d" % i)
+        sizes = []
+        for _ in range(PROBE + 3):
+            before = len(got.got)
+            port._drain()
+            sizes.append(len(got.got) - before)
+        self.assertEqual(sizes, [1] * PROBE + [8, 6, 0])
+        self.assertEqual([d for d, _ in got.got], [b"first"] + [b"p%d" % i for i in range(PROBE + 14)])
+        theirs.send(b"a")
+        theirs.send(b"b")
+        port._drain()  # the empty drain went back to one per wake-up
+        self.assertEqual([d for d, _ in got.got[-1:]], [b"a"])
+        port._drain()
+        self.assertEqual([d for d, _ in got.got[-2:]], [b"a", b"b"])
+
+    def test_a_one_datagram_wake_up_counts_errors_and_survives_its_handler(self) -> None:
+        addr = ("192.0.2.1", 4000)
+        seen: list[bytes] = []
+
+        def receive(data: bytes, source: Any) -> None:
+            seen.append(data)
+            if data == b"bad":
+                raise RuntimeError("handler bug")
+
+        sock = FakeSocket([(b"a", addr)])
+        port = FastUdpPort(self.loop, sock, receive)  # type: ignore[arg-type]
+        self.addCleanup(port.stopListening)
+        port._drain()  # found one: one per wake-up from now
+        sock.script += [ConnectionRefusedError(), OSError(113, "No route to host"),
+                        (b"bad", addr), (b"b", addr)]
+        for _ in range(4):
+            port._drain()
+        self.assertEqual(seen, [b"a", b"bad", b"b"])
+        self.assertEqual((port.refused, port.errors), (1, 1))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        port.stopListening()
+        port._drain()  # a wake-up queued before the close: nothing read, nothing counted
+        self.assertEqual((seen[-1], port.errors), (b"b", 1))
 
     def check_many(self, family: int, host: str) -> None:
         got = Collect()

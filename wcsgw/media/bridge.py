@@ -100,6 +100,12 @@ __all__ = [
 
 OnDeadline = Callable[[float], None]
 
+#: the report intervals' randomness when the settings bring none: one for every bridge (a
+#: Mersenne Twister's state is ~2.5 kB; RTCP jitter needs no stream of its own per call)
+_RNG = random.Random()
+#: the random CNAMEs: one for every bridge, for the same reason
+_SYSRNG = random.SystemRandom()
+
 
 @attrs.frozen
 class BridgeSettings:
@@ -154,9 +160,8 @@ class MediaBridge(BridgeRtcp):
         self.mode = mode = check_mode(webrtc, sip, settings.mode)
         self.webrtc = webrtc
         self.sip = sip
-        rng = settings.rng or random.Random()
-        sysrng = random.SystemRandom()
-        self.cname = settings.cname or f"wcsgw-{sysrng.getrandbits(64):016x}"
+        rng = settings.rng or _RNG
+        self.cname = settings.cname or f"wcsgw-{_SYSRNG.getrandbits(64):016x}"
         # Relayed packets keep the source's clock (scaled when the rates differ); transcoded
         # ones are stamped in the target clock by the transcoder already.
         relay = mode == RELAY

@@ -9,8 +9,17 @@ says it is readable, and sends to addresses the latch or ICE already fixed.
 
 :func:`listen_udp` binds a non-blocking socket the way ``reactor.listenUDP`` did (an IPv6
 ``interface`` gives an ``AF_INET6`` socket, ``::`` stays dual-stack as the kernel makes it)
-and registers it with ``loop.add_reader``.  Each wake-up drains up to :data:`BATCH` datagrams
-(so one busy socket cannot starve the others) and hands each to ``receive(data, (host, port))``.
+and registers it with ``loop.add_reader``.  Each wake-up hands what it reads to
+``receive(data, (host, port))``.
+
+How much a wake-up reads: a per-call media socket gets one datagram every 20 ms, so nearly
+every wake-up finds exactly one.  Draining "until the socket is empty" then costs a second
+``recvfrom`` per datagram that fails with ``EAGAIN`` (a syscall and a raised exception, about
+as dear as the read that succeeded).  So a socket whose last full drain found at most one
+datagram reads just one per wake-up for the next :data:`PROBE` wake-ups, relying on the
+loop's level-triggered readiness to come back at once if more is queued; then it drains again
+(up to :data:`BATCH`, so one busy socket cannot starve the others), and stays draining while
+drains find more than one (a backlog, the shared browser port).
 Under a reactor that is not Twisted's asyncio reactor (tests' fakes) it falls back to
 ``reactor.listenUDP`` with the same ``receive``, so callers do not care which they got.
 
@@ -31,10 +40,12 @@ from twisted.internet.error import CannotListenError, InvalidAddressError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.python import log
 
-__all__ = ["BATCH", "MAX_PACKET", "Bound", "FastUdpPort", "listen_udp", "asyncio_loop"]
+__all__ = ["BATCH", "PROBE", "MAX_PACKET", "Bound", "FastUdpPort", "listen_udp", "asyncio_loop"]
 
 #: datagrams read per wake-up at most (a socket with more waiting is called again next turn)
 BATCH = 64
+#: wake-ups that read one datagram each after a drain found at most one (then drain again)
+PROBE = 16
 #: the largest datagram read (Twisted's ``maxPacketSize``; media packets are far smaller)
 MAX_PACKET = 8192
 #: validated destinations remembered per socket before the memo starts over
@@ -86,6 +97,9 @@ class FastUdpPort:
         self._receive = receive
         self._sendto = sock.sendto
         self._valid: set[Address] = set()
+        #: wake-ups left that read one datagram (0: drain; see the module docstring)
+        self._single = 0
+        self._v6 = self.family == socket.AF_INET6
         loop.add_reader(self._fd, self._drain)
 
     def getHost(self) -> Bound:  # noqa: N802 (the Twisted port's name)
@@ -94,30 +108,57 @@ class FastUdpPort:
         return Bound(host, port)
 
     def _drain(self) -> None:
-        """The loop says readable: hand on what is queued, at most ``batch`` datagrams."""
+        """The loop says readable: hand on one datagram, or drain up to ``batch`` (see the
+        module docstring for which)."""
         sock = self.socket
         if sock is None:
             return
+        if self._single:
+            self._single -= 1
+            try:
+                data, addr = sock.recvfrom(MAX_PACKET)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._read_error(exc)
+                return
+            try:
+                self._receive(data, addr[:2] if self._v6 else addr)
+            except Exception:
+                log.err(None, "media datagram handler failed")  # type: ignore[no-untyped-call]
+            return
         recvfrom = sock.recvfrom
         receive = self._receive
-        v6 = self.family == socket.AF_INET6
+        v6 = self._v6
+        n = 0
         for _ in range(self.batch):
             try:
                 data, addr = recvfrom(MAX_PACKET)
             except (BlockingIOError, InterruptedError):
-                return
-            except ConnectionRefusedError:  # an ICMP error for an earlier send, now cleared
-                self.refused += 1
-                continue
-            except OSError:
-                if self.socket is None:  # closed by whoever took the previous datagram
+                break
+            except OSError as exc:
+                if not self._read_error(exc):
                     return
-                self.errors += 1
                 continue
+            n += 1
             try:
                 receive(data, addr[:2] if v6 else addr)
             except Exception:
                 log.err(None, "media datagram handler failed")  # type: ignore[no-untyped-call]
+        else:
+            return  # ``batch`` read and maybe more queued: keep draining
+        if n <= 1:
+            self._single = PROBE
+
+    def _read_error(self, exc: OSError) -> bool:
+        """Count a failed read; False when the socket was closed meanwhile (stop reading)."""
+        if isinstance(exc, ConnectionRefusedError):  # an ICMP error for an earlier send, now cleared
+            self.refused += 1
+            return True
+        if self.socket is None:  # closed by whoever took the previous datagram
+            return False
+        self.errors += 1
+        return True
 
     def _check(self, addr: Address) -> None:
         """Twisted's rules for a destination, once per address: an IP of our family."""
