@@ -1,7 +1,8 @@
 """What starting the gateway imports (issue 19, idle memory): the twistd plugin builds the
 service with the default config in a fresh interpreter, and the modules a relaying gateway
 never needs must not be there.  numpy alone is ~10 MiB of RSS; the codecs, the transcoder, the
-WAV code and the test lines' tone generators import it when a call needs them.
+WAV code and the test lines' tone generators import it when a call needs them
+(docs/performance.md, "Lever: lazy imports").
 
 To keep another module out of the start path, add it to ``FORBIDDEN``."""
 
@@ -22,8 +23,10 @@ from wcsgw.media.codeclibs import LIBRARIES, available
 
 REPO = Path(__file__).resolve().parent.parent
 
-#: top-level packages the start path must not import
-FORBIDDEN = frozenset({"numpy", "opuslib"})
+#: top-level packages the start path must not import: numpy and opuslib (the codecs'), aiortc
+#: and PyAV (the gateway has its own DTLS transport), the PostgreSQL driver (records on SQLite
+#: by default) and redis (only with ``[cluster] redis_url``)
+FORBIDDEN = frozenset({"numpy", "opuslib", "aiortc", "av", "psycopg", "redis"})
 
 #: the plugin's own steps, as twistd takes them: import (installs the asyncio reactor), parse
 #: the options (loads the config: none given, the defaults), make the service
