@@ -1,9 +1,16 @@
 """CPU cost of each AudioCodec (wcsgw.media.audiocodec) and of the resampler, per 20 ms frame.
 
-Run: ``.venv/bin/python bench/codec_cost.py [--quick]``. Prints a table: codec, encode µs
-p50/p99, decode µs p50/p99, conceal µs p50 (one 20 ms stand-in), payload bytes; then the
-resampler (wcsgw.media.resample) per 20 ms for the rate pairs the transcoder uses, and Speex
-encode cost by complexity (why the default is 3).
+Run: ``.venv/bin/python bench/codec_cost.py [--quick] [--bridge]``. Prints a table: codec,
+encode µs p50/p99, decode µs p50/p99, conceal µs p50 (one 20 ms stand-in), payload bytes; then
+the resampler (wcsgw.media.resample) per 20 ms for the rate pairs the transcoder uses, and
+Speex encode cost by complexity (why the default is 3).
+
+``--bridge`` prints only the whole transcoded call instead: a ``MediaBridge`` in transcode
+mode, Opus (a browser's, 48 kHz fullband) against PCMU and against G.722, both directions,
+as process CPU time (utime+stime, what a busy machine cannot inflate the way it inflates wall
+time) per call-second of audio, and the transcoder's Opus settings. To compare two trees,
+run a copy of this file from outside the repository (it puts its own tree first on the path)
+with ``PYTHONPATH`` set to each tree in turn (docs/performance.md, "Lever: transcoding").
 
 The input is speech-like, not silence (codecs take shortcuts on zeros): a 150 Hz pulse train
 through a vowel-like resonance plus a little noise, -18 dBFS. Every call is timed on its own
@@ -36,6 +43,11 @@ CODECS: list[tuple[str, str, int | None, dict]] = [
     ("Speex WB q8 c3", "speex", 16000, {}),
     ("Opus 24k c5 NB", "opus", None, {"bitrate": 24000, "complexity": 5, "max_bandwidth": "narrowband"}),
     ("Opus 32k c5 WB", "opus", None, {"bitrate": 32000, "complexity": 5, "max_bandwidth": "wideband"}),
+    # what the transcoder runs (issue 19): PCM at the other leg's rate, complexity 3
+    ("Opus 24k c3 NB 8k", "opus", None,
+     {"bitrate": 24000, "complexity": 3, "max_bandwidth": "narrowband", "sample_rate": 8000}),
+    ("Opus 32k c3 WB 16k", "opus", None,
+     {"bitrate": 32000, "complexity": 3, "max_bandwidth": "wideband", "sample_rate": 16000}),
 ]
 
 
@@ -86,8 +98,59 @@ def codec_row(label: str, name: str, clock: int | None, options: dict, n: int) -
     return f"{label:<18} {enc[0]:>8.1f} {enc[1]:>8.1f} {dec[0]:>8.1f} {dec[1]:>8.1f} {plc[0]:>8.1f}  {size}"
 
 
+def bridge_cost(sip: str, seconds: float) -> tuple[float, str]:
+    """CPU ms per call-second of a transcoded Opus <-> ``sip`` call through the bridge (both
+    directions, 50 packets/s each), and the Opus settings the transcoder chose."""
+    from wcsgw.media.bridge import MediaBridge
+    from wcsgw.media.legmedia import LegMedia
+    from wcsgw.media.rtp import build_rtp
+
+    frames = int(seconds * 50)
+    browser = make_codec("opus", None, None, complexity=9, bitrate=32000)  # as a browser sends
+    x48 = speechlike(48000, 2.0)
+    opus = [browser.encode(x48[960 * k : 960 * (k + 1)]) for k in range(100)]
+    far = make_codec(sip)
+    x_far = speechlike(far.sample_rate, 2.0)
+    n_far = far.sample_rate // 50
+    ticks_far = n_far * far.rtp_clock // far.sample_rate
+    pt = {"pcmu": 0, "g722": 9}[sip.lower()]
+    sip_payloads = [far.encode(x_far[n_far * k : n_far * (k + 1)]) for k in range(100)]
+    w = [build_rtp(payload_type=111, sequence=i & 0xFFFF, timestamp=960 * i, ssrc=0x77,
+                   payload=opus[i % 100]) for i in range(frames)]
+    s = [build_rtp(payload_type=pt, sequence=i & 0xFFFF, timestamp=ticks_far * i, ssrc=0x88,
+                   payload=sip_payloads[i % 100]) for i in range(frames)]
+    bridge = MediaBridge(LegMedia("opus", 111), LegMedia(sip, pt), lambda p: None, lambda p: None, now=0.0)
+    enc = bridge.transcoder.webrtc_codec if bridge.transcoder is not None else None
+    settings = f"opus pcm {getattr(enc, 'sample_rate', '?')} Hz"
+    if enc is not None and getattr(enc, "_encoder", None) is not None:
+        import opuslib.api.ctl
+        import opuslib.api.encoder
+
+        cx = opuslib.api.encoder.encoder_ctl(enc._encoder._state, opuslib.api.ctl.get_complexity)
+        settings += f", complexity {cx}"
+    for i in range(50):  # warm-up
+        bridge.from_webrtc(w[i], 0.02 * i)
+        bridge.from_sip(s[i], 0.02 * i)
+    t0 = time.process_time()
+    for i in range(50, frames):
+        bridge.from_webrtc(w[i], 0.02 * i)
+        bridge.from_sip(s[i], 0.02 * i)
+    cpu = time.process_time() - t0
+    browser.close()
+    far.close()
+    return 1000 * cpu / ((frames - 50) / 50), settings
+
+
 def main() -> None:
     n = 300 if "--quick" in sys.argv else 3000
+    if "--bridge" in sys.argv:
+        seconds = 20.0 if "--quick" in sys.argv else 120.0
+        print(f"transcoded call through MediaBridge, process CPU per call-second ({seconds:.0f} s of audio)")
+        for sip in ("PCMU", "G722"):
+            ms, settings = bridge_cost(sip, seconds)
+            print(f"  opus <-> {sip:<5} {ms:7.2f} ms/s  ({100 * ms / 1000:.2f} % of a core per call; "
+                  f"{1000 / ms:.0f} calls per core, bridge work only)  [{settings}]")
+        return
     print(f"per 20 ms frame, µs, {n} calls each ({os.cpu_count()} CPUs, pid {os.getpid()})")
     print(f"{'codec':<18} {'enc p50':>8} {'enc p99':>8} {'dec p50':>8} {'dec p99':>8} {'plc p50':>8}  bytes")
     for label, name, clock, options in CODECS:

@@ -55,6 +55,19 @@ class OpusRateTests(SynchronousTestCase):
         browser.close()
 
 
+    def test_the_encoders_reused_input_buffer_keeps_frames_apart(self) -> None:
+        """The encoder copies each frame into one buffer of its own: a longer frame than it
+        holds is libopus's bad argument, and the same input still gives the same packets."""
+        from wcsgw.media.opus import OpusEncoder, OpusError
+
+        a, b = OpusEncoder(8000, complexity=3), OpusEncoder(8000, complexity=3)
+        self.assertRaises(OpusError, a.encode, np.zeros(961, dtype=np.int16))
+        x = tone(440.0, 8000, 0.2)
+        frames = [x[i : i + 160] for i in range(0, 1600, 160)]
+        first = [a.encode(f) for f in frames]
+        self.assertEqual([b.encode(f.astype(np.float64)) for f in frames], first)
+
+
 class TranscoderRateTests(SynchronousTestCase):
     def test_opus_runs_at_the_other_legs_rate_without_a_resampler(self) -> None:
         for sip, rate in ((LegMedia("PCMU", 0), 8000), (LegMedia("G729", 18), 8000), (LegMedia("G722", 9), 16000)):
