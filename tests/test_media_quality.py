@@ -19,7 +19,8 @@ from tests.quality import chains, label, run_direction
 from tests.support import assert_near
 
 #: SNR floors in dB, per codec; a chain's floor is the lower of its two codecs'.
-#: Opus: our encoder (narrowband, 24 kbit/s, complexity 5: audio from an 8 kHz leg) codes a
+#: Opus: our encoder (narrowband, 24 kbit/s, at 8 kHz and complexity 3 since issue 19 - 0 and 2
+#: fall under 20 dB here, docs/performance.md "Lever: transcoding"; audio from an 8 kHz leg) codes a
 #: steady pure tone at 22-34 dB depending only on where the frames fall on the waveform (the
 #: same tone shifted by 1447 or 1440 samples: 21.9 and 33.1 dB); wideband at 32 kbit/s would
 #: hold 33 dB but costs ~50 µs more per frame. Speech does not lock onto it the same way.
