@@ -248,29 +248,23 @@ def main() -> None:
         ts2w(s_stream[i], 0.02 * i)
 
     results["tc_w2s"] = measure(transcode_w2s, n_codec)
-    row("transcode WebRTC->SIP per 20 ms (Opus dec, 48k->8k, PCMU)", *results["tc_w2s"])
+    row("transcode WebRTC->SIP per 20 ms (Opus dec to 8k, PCMU)", *results["tc_w2s"])
     bridge2 = MediaBridge(LegMedia("opus", 111), LegMedia("PCMU", 0), discard, discard, now=0.0)
     ts2w = bridge2.from_sip
     results["tc_s2w"] = measure(transcode_s2w, n_codec)
-    row("transcode SIP->WebRTC per 20 ms (PCMU, 8k->48k, Opus enc c5)", *results["tc_s2w"])
+    row("transcode SIP->WebRTC per 20 ms (PCMU, Opus enc at 8k c3)", *results["tc_s2w"])
 
-    dec = OpusDecoder()
+    # The transcoder runs Opus at the G.711 leg's 8 kHz (issue 19): no resampler in the path.
+    dec = OpusDecoder(8000)
     results["opus_dec"] = measure(lambda i: dec.decode(opus_frames[i % 100]), n_codec)
-    row("  of which: Opus decode 20 ms (browser-like 32 kbit/s)", *results["opus_dec"])
-    down = Resampler(48000, 8000)
-    pcm48 = [dec.decode(f) for f in opus_frames]
-    results["down"] = measure(lambda i: down.process(pcm48[i % 100]), n_codec)
-    row("  of which: resample 48k->8k (libspeexdsp, quality 5)", *results["down"])
+    row("  of which: Opus decode 20 ms to 8 kHz (browser-like 32 kbit/s)", *results["opus_dec"])
     pcm8 = [g711.ulaw_decode(speech8[160 * k : 160 * (k + 1)]) for k in range(100)]
     results["g711"] = measure(lambda i: g711.ulaw_decode(g711.ulaw_encode(pcm8[i % 100])), n_codec)
     row("  of which: G.711 encode + decode 160 samples", *results["g711"])
-    up = Resampler(8000, 48000)
-    results["up"] = measure(lambda i: up.process(pcm8[i % 100]), n_codec)
-    row("  of which: resample 8k->48k", *results["up"])
-    enc = OpusEncoder(complexity=5, bitrate=24000, max_bandwidth="narrowband")
-    up48 = [g711.to_int16(Resampler(8000, 48000).process(p)) for p in pcm8]
-    results["opus_enc"] = measure(lambda i: enc.encode(up48[i % 100]), n_codec)
-    row("  of which: Opus encode 20 ms mono, complexity 5, narrowband", *results["opus_enc"])
+    enc = OpusEncoder(8000, complexity=3, bitrate=24000, max_bandwidth="narrowband")
+    pcm8_16 = [g711.to_int16(p) for p in pcm8]
+    results["opus_enc"] = measure(lambda i: enc.encode(pcm8_16[i % 100]), n_codec)
+    row("  of which: Opus encode 20 ms mono at 8 kHz, complexity 3, narrowband", *results["opus_enc"])
 
     # -- the I/O around the bridge, for context --------------------------------------------
     print(f"|{' ' * 60}|         |         |")
