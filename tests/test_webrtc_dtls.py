@@ -315,6 +315,24 @@ class RawTests(unittest.TestCase):
     def test_close_after_release_aes_gcm(self) -> None:
         self._check_close_after_release(b"ECDHE-ECDSA-AES128-GCM-SHA256")
 
+    def test_release_when_told(self) -> None:
+        """The leg's first SRTP packet releases at once (the linger's timer goes with it);
+        close_notify then works from the keys; before the handshake it does nothing."""
+        server = self.server()
+        server.release()
+        self.assertEqual(server.state, "connecting")
+        client = RawDtlsClient(self.client_cert)
+        run_raw(server, client, self.sent)
+        self.assertIsNotNone(server._conn)
+        server.release()
+        self.assertIsNone(server._conn)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        server.release()  # twice: nothing more
+        self.sent.clear()
+        server.stop()
+        client.feed(self.sent[0])
+        self.assertTrue(client.closed_by_peer)
+
     def test_other_suites_keep_the_connection(self) -> None:
         server, client = self._released(b"ECDHE-ECDSA-AES128-SHA")
         self.assertIsNotNone(server._conn)

@@ -206,6 +206,12 @@ class LegControl:
         self.ice.note_traffic(addr)
         self.peer = self.ice.selected
 
+    def media_arrived(self) -> None:
+        """The first authenticated SRTP packet: the browser finished its handshake (it sends
+        media only then), so no flight of ours is missing and DTLS can drop OpenSSL's
+        connection now rather than after its linger (:meth:`DtlsSrtpServer.release`)."""
+        self._dtls.release()
+
     def _send_dtls(self, data: bytes) -> None:
         peer = self.peer
         if peer is None:

@@ -13,8 +13,10 @@ retransmission timer is OpenSSL's (``DTLSv1_get_timeout``) on an injected clock.
 answer a client that lost our last flight (it sends its own again), to read the browser's
 close_notify and to send ours.  OpenSSL's connection does all three but costs ~70 kB of
 native memory per leg even with ``MODE_RELEASE_BUFFERS`` (84 kB per established leg against
-13 kB without it, docs/performance.md), so it is kept for :data:`LINGER` seconds only (the
-client's retransmissions fall in that window), then replaced by the epoch-1 alert keys
+13 kB without it, docs/performance.md), so it is kept until the browser's first SRTP packet
+(it sends media only once it has our Finished; the leg tells :meth:`DtlsSrtpServer.release`)
+or :data:`LINGER` seconds at most (the client's retransmissions fall in that window), then
+replaced by the epoch-1 alert keys
 (:class:`~wcsgw.webrtc.dtlsrecord.AlertKeys`, a few hundred bytes) — for the AEAD suites
 browsers negotiate; with any other suite the connection stays.
 
@@ -243,7 +245,7 @@ class DtlsSrtpServer:
         material = conn.export_keying_material(b"EXTRACTOR-dtls_srtp", 2 * (key_len + salt_len))
         session = from_dtls_keying(profile, material)
         self.state = "connected"
-        self._release_call = self._call_later(self._linger, self._release)
+        self._release_call = self._call_later(self._linger, self.release)
         done, self._done = self._done, None
         if done is not None:
             done.callback(session)
@@ -274,9 +276,13 @@ class DtlsSrtpServer:
         self._cancel_timer()
         self.on_remote_close()
 
-    def _release(self) -> None:
-        """The linger is over: keep only the alert keys, free OpenSSL's connection (unless
-        the suite is one :class:`AlertKeys` cannot seal: then the connection stays)."""
+    def release(self) -> None:
+        """Keep only the alert keys and free OpenSSL's connection (unless the suite is one
+        :class:`AlertKeys` cannot seal: then the connection stays): at the end of the linger,
+        or earlier when the leg knows the client is done (its first SRTP packet came in).
+        Before the handshake completes, and after a release, it does nothing."""
+        if self._release_call is not None and self._release_call.active():
+            self._release_call.cancel()
         self._release_call = None
         conn = self._conn
         if conn is None or self.state != "connected":

@@ -241,6 +241,7 @@ class WebRtcLeg:
                 return
             if self.rtp_in == 0:
                 self.first_rtp_at = now
+                self.control.media_arrived()  # once: the browser has its keys (dtls.py)
             self.rtp_in += 1
             self.on_rtp(packet, now)
 
