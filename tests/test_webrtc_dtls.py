@@ -349,6 +349,9 @@ class RawTests(unittest.TestCase):
         server.stop()
         self.failed_with("stopped before the handshake completed")
         server.feed(b"\x16\xfe\xfd" + bytes(20))  # dropped, no crash
+        unstarted = DtlsSrtpServer(self.sent.append, clock=self.clock)
+        unstarted.stop()
+        self.assertEqual(unstarted.state, "closed")
 
 
 class ShapeTests(unittest.TestCase):

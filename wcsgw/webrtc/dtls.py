@@ -152,7 +152,10 @@ class DtlsSrtpServer:
             if self._keys is not None and self.state == "connected" and self._keys.ends(data):
                 self._remote_closed()
             return
-        conn.bio_write(data)
+        try:
+            conn.bio_write(data)
+        except SSL.Error:  # a memory BIO takes anything; should it not, the datagram is lost
+            return
         if self.state == "connecting":
             self._advance(conn)
         else:
@@ -203,7 +206,7 @@ class DtlsSrtpServer:
             self._flush(conn)
         elif self.state == "connected" and keys is not None:
             self._send(keys.close_notify())
-        if self.state in ("new", "connecting"):
+        if self.state == "connecting":
             self._fail(DtlsError("DTLS stopped before the handshake completed"))
         if self.state != "failed":
             self.state = "closed"
