@@ -23,6 +23,7 @@ opened synchronously inside ``start()``, so the block covers exactly that call's
 
 from __future__ import annotations
 
+import itertools
 import socket
 from contextlib import contextmanager
 from typing import Iterable, Iterator
@@ -93,6 +94,15 @@ class PortAllocator:
         partner = port ^ 1
         return not self.port_min <= partner <= self.port_max or partner in self._in_use
 
+    def _holes(self) -> set[int]:
+        """The free ports whose partner is taken: partners of ports in use, and an end of the
+        range whose partner lies outside it."""
+        holes = {p ^ 1 for p in self._in_use}
+        holes.update(p for p in (self.port_min, self.port_max) if self._partner_taken(p))
+        return {p for p in holes
+                if self.port_min <= p <= self.port_max and p not in self._in_use
+                and self._partner_taken(p)}
+
     def allocate(self, count: int = 1, even: bool = False) -> list[int]:
         """``count`` consecutive free ports, the first one even if ``even`` (RTP/RTCP pairs:
         ``allocate(2, even=True)``, RFC 3550 §11). Raises :class:`PortsExhausted`."""
@@ -107,18 +117,22 @@ class PortAllocator:
         candidates = range(first, self.port_max - count + 2, step)
         if not candidates:
             raise PortsExhausted(f"range {self.port_min}-{self.port_max} cannot hold {count} ports")
-        # start the scan at the cursor (round robin), wrapping once through the range
+        # start the scan at the cursor (round robin), wrapping once through the range; range
+        # slices, not lists: a call set-up must not cost a walk over the whole range
         start = self._next
         if even and start % 2:
             start += 1
-        ordered = [p for p in candidates if p >= start] + [p for p in candidates if p < start]
+        split = max(0, -(-(start - first) // step))  # the first candidate >= start
+        ordered = itertools.chain(candidates[split:], candidates[:split])
         if count == 1 and not even:
             # A single port (a browser leg) goes first into a hole — a free port whose
             # RTP/RTCP partner is taken — without moving the cursor: otherwise every call's
             # single port splits a pair, and a range can have ports free but no pair for the
             # next call's RTP socket (the reserve would be free ports no call can use).
-            for port in ordered:
-                if port not in self._in_use and self._partner_taken(port) and self._bindable(port):
+            # The holes are found from the ports in use (and the range's two ends), not by
+            # walking the range, then tried in the same round-robin order.
+            for port in sorted(self._holes(), key=lambda p: (p < start, p)):
+                if self._bindable(port):
                     self._in_use.add(port)
                     return [port]
         for base in ordered:
