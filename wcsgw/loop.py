@@ -64,6 +64,11 @@ def install_asyncio_reactor() -> Any:
     ``add_writer``, which Windows' proactor loop lacks, and a fresh loop avoids adopting a loop
     some library created and maybe closed.  The loop is also made asyncio's current loop, so
     ``asyncio.get_event_loop()`` in library code finds the reactor's loop.
+
+    Not uvloop, measured (docs/performance.md, "Lever: the relay's wake-ups"): no clear gain
+    per relayed call, and Twisted's reactor arms its timer on the loop's clock but decides
+    what is due on ``time.time()``; uvloop's clock is in whole milliseconds, so every timer
+    fired early and spun ~25 loop turns until it was due.
     """
     from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 
