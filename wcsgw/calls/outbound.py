@@ -14,7 +14,7 @@ from twisted.logger import Logger
 from wcsgw.calls.browserleg import OfferingBrowser, check_browser_offer
 from wcsgw.calls.call import Call
 from wcsgw.calls.errors import CallError, Codes
-from wcsgw.calls.plan import CodecRefusal, plan_codecs, settle_outbound
+from wcsgw.calls.plan import CodecRefusal, browser_answer_codecs, plan_codecs, settle_outbound
 from wcsgw.calls.status import Info
 from wcsgw.calls.video import VideoPath
 
@@ -35,13 +35,14 @@ class OutboundCall(Call):
         offer = check_browser_offer(self.browser_offer_text)
         audio = offer.first_audio()
         assert audio is not None  # checked
-        self.plan = plan_codecs(audio.codecs(), self.env.codecs)
+        offered = audio.codecs()  # parsed once for the plan and for the browser's answer
+        self.plan = plan_codecs(list(offered), self.env.codecs)
         log.info("call {call_id}: SIP offer {offer}", call_id=self.call_id,
                  session_id=self.session_id, offer=", ".join(c.rtpmap for c in self.plan.sip_offer))
         if self.account is None:
             raise CallError(Codes.FORBIDDEN, Info.FORBIDDEN, "callee")
         env = self.env
-        self._take_near(OfferingBrowser(self._open_browser_media(), self.cname, offer))
+        self._take_near(OfferingBrowser(self._open_browser_media(), self.cname, offer, offered))
         if self.has_video:
             self.video = VideoPath.outbound(env, self.call_id, offer, {
                 c.payload_type for c in self.plan.sip_offer if c.payload_type is not None})
@@ -78,7 +79,5 @@ class OutboundCall(Call):
         if self.video is not None and video_spec is None:
             self.video.reject()  # the SIP side has no video for us: audio-only
             self.has_video = False
-        self.browser_answer = browser.answer(
-            [plan.browser_codec] + ([plan.browser_dtmf] if plan.browser_dtmf else []),
-            video_spec)
+        self.browser_answer = browser.answer(browser_answer_codecs(plan), video_spec)
         self._start_media()

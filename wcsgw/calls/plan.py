@@ -38,6 +38,7 @@ from wcsgw.calls.errors import CallError, Codes
 from wcsgw.calls.status import Info
 from wcsgw.sdp.catalogue import Entry
 from wcsgw.sdp.codecs import Codec, assign_payload_types, is_auxiliary, same_codec
+from wcsgw.sdp.opusband import band_limited_opus
 
 __all__ = [
     "CodecPlan",
@@ -45,6 +46,7 @@ __all__ = [
     "CodecRefusal",
     "TELEPHONE_EVENT_8K",
     "TELEPHONE_EVENT_48K",
+    "browser_answer_codecs",
     "browser_offer_codecs",
     "check_policy",
     "default_policy",
@@ -240,6 +242,18 @@ def settle_outbound(plan: CodecPlan, browser: Sequence[Codec], answer: Sequence[
     plan.browser_ptime = browser_ptime
 
 
+def browser_answer_codecs(plan: CodecPlan) -> list[Codec]:
+    """Our answer's audio codecs for the browser once ``plan`` is settled: its codec, then
+    its telephone-event.  Transcoded Opus asks for no more band than the SIP codec carries
+    (:func:`~wcsgw.sdp.opusband.band_limited_opus`); a relayed codec keeps the browser's
+    own fmtp."""
+    assert plan.browser_codec is not None and plan.sip_codec is not None
+    codec = plan.browser_codec
+    if plan.mode == "transcode":
+        codec = band_limited_opus(codec, plan.sip_codec)
+    return [codec] + ([plan.browser_dtmf] if plan.browser_dtmf else [])
+
+
 # -- inbound: SIP offer -> browser offer -> browser answer ------------------------------------
 
 
@@ -267,7 +281,9 @@ def browser_offer_codecs(sip_offer: list[Codec] | None,
             relay.append(codec.with_payload_type(None)  # type: ignore[arg-type]
                          if codec.payload_type is not None and codec.payload_type >= 96 else codec)
     targets = [c for c in accepted if policy.can_transcode(_entry(policy.sip, c))]
-    fallback = [e.codec() for e in policy.webrtc if policy.can_transcode(e, browser_side=True)
+    # Opus here can only be transcoded, to targets[0] (settle_inbound's choice): ask for its band
+    fallback = [band_limited_opus(e.codec(), targets[0]) for e in policy.webrtc
+                if policy.can_transcode(e, browser_side=True)
                 and not any(e.matches(c) for c in relay)] if targets else []
     if not relay:
         if not fallback:
