@@ -6,9 +6,13 @@ the resampler (wcsgw.media.resample) per 20 ms for the rate pairs the transcoder
 Speex encode cost by complexity (why the default is 3).
 
 ``--bridge`` prints only the whole transcoded call instead: a ``MediaBridge`` in transcode
-mode, Opus (a browser's, 48 kHz fullband) against PCMU and against G.722, both directions,
-as process CPU time (utime+stime, what a busy machine cannot inflate the way it inflates wall
-time) per call-second of audio, and the transcoder's Opus settings. To compare two trees,
+mode, Opus against PCMU and against G.722, both directions, as process CPU time
+(utime+stime, what a busy machine cannot inflate the way it inflates wall time) per
+call-second of audio, and the transcoder's Opus settings. Each pair is fed the browser's Opus
+two ways: fullband at 32 kbit/s (a browser left to itself; what it sent before
+the gateway asked for a band) and band-limited as Chromium encodes once our fmtp says
+``maxplaybackrate`` (wcsgw.sdp.opusband): narrowband at 12 kbit/s against PCMU, wideband at
+20 kbit/s against G.722 (WebRTC's default bitrates for those rates). To compare two trees,
 run a copy of this file from outside the repository (it puts its own tree first on the path)
 with ``PYTHONPATH`` set to each tree in turn (docs/performance.md, "Lever: transcoding").
 
@@ -98,15 +102,25 @@ def codec_row(label: str, name: str, clock: int | None, options: dict, n: int) -
     return f"{label:<18} {enc[0]:>8.1f} {enc[1]:>8.1f} {dec[0]:>8.1f} {dec[1]:>8.1f} {plc[0]:>8.1f}  {size}"
 
 
-def bridge_cost(sip: str, seconds: float) -> tuple[float, str]:
+#: What Chromium's Opus encoder runs at (complexity 9 on desktop; WebRTC's default bitrate for
+#: the receiver's maxplaybackrate), by the band our fmtp asks for: None = not asked.
+BROWSER_OPUS: dict[str | None, dict] = {
+    None: {"complexity": 9, "bitrate": 32000},
+    "narrowband": {"complexity": 9, "bitrate": 12000, "max_bandwidth": "narrowband"},
+    "wideband": {"complexity": 9, "bitrate": 20000, "max_bandwidth": "wideband"},
+}
+
+
+def bridge_cost(sip: str, seconds: float, band: str | None = None) -> tuple[float, str]:
     """CPU ms per call-second of a transcoded Opus <-> ``sip`` call through the bridge (both
-    directions, 50 packets/s each), and the Opus settings the transcoder chose."""
+    directions, 50 packets/s each), and the Opus settings the transcoder chose; ``band``: the
+    browser's Opus limited to it (:data:`BROWSER_OPUS`), None for fullband."""
     from wcsgw.media.bridge import MediaBridge
     from wcsgw.media.legmedia import LegMedia
     from wcsgw.media.rtp import build_rtp
 
     frames = int(seconds * 50)
-    browser = make_codec("opus", None, None, complexity=9, bitrate=32000)  # as a browser sends
+    browser = make_codec("opus", None, None, **BROWSER_OPUS[band])  # as a browser sends
     x48 = speechlike(48000, 2.0)
     opus = [browser.encode(x48[960 * k : 960 * (k + 1)]) for k in range(100)]
     far = make_codec(sip)
@@ -146,10 +160,12 @@ def main() -> None:
     if "--bridge" in sys.argv:
         seconds = 20.0 if "--quick" in sys.argv else 120.0
         print(f"transcoded call through MediaBridge, process CPU per call-second ({seconds:.0f} s of audio)")
-        for sip in ("PCMU", "G722"):
-            ms, settings = bridge_cost(sip, seconds)
-            print(f"  opus <-> {sip:<5} {ms:7.2f} ms/s  ({100 * ms / 1000:.2f} % of a core per call; "
-                  f"{1000 / ms:.0f} calls per core, bridge work only)  [{settings}]")
+        for sip, band in (("PCMU", "narrowband"), ("G722", "wideband")):
+            for browser_band in (None, band):
+                ms, settings = bridge_cost(sip, seconds, browser_band)
+                fed = f"browser {browser_band or 'fullband'} {BROWSER_OPUS[browser_band]['bitrate'] // 1000}k"
+                print(f"  opus <-> {sip:<5} {fed:<24} {ms:7.2f} ms/s  ({100 * ms / 1000:.2f} % of a core "
+                      f"per call; {1000 / ms:.0f} calls per core, bridge work only)  [{settings}]")
         return
     print(f"per 20 ms frame, µs, {n} calls each ({os.cpu_count()} CPUs, pid {os.getpid()})")
     print(f"{'codec':<18} {'enc p50':>8} {'enc p99':>8} {'dec p50':>8} {'dec p99':>8} {'plc p50':>8}  bytes")
