@@ -128,18 +128,24 @@ class BrowserLeg(Leg):
 class OfferingBrowser(BrowserLeg):
     """A page that offered the call; the gateway answers once the codec is known."""
 
-    def __init__(self, media: Any, cname: str, offer: SessionDescription) -> None:
-        """``offer``: the page's offer, as :func:`check_browser_offer` passed it."""
+    def __init__(self, media: Any, cname: str, offer: SessionDescription,
+                 codecs: list[Codec] | None = None) -> None:
+        """``offer``: the page's offer, as :func:`check_browser_offer` passed it; ``codecs``:
+        its audio codecs when the caller parsed them already."""
         super().__init__(media, cname)
         self.offer = offer
         audio = offer.first_audio()
         assert audio is not None  # check_browser_offer refused offers without
         self._audio: MediaDescription = audio
+        self._codecs = None if codecs is None else list(codecs)
 
     @property
     def codecs(self) -> list[Codec]:
-        """The page's audio codecs, in its order."""
-        return self._audio.codecs()
+        """The page's audio codecs, in its order (a copy of one parse: the 2xx reads them twice
+        on the way to ESTABLISHED, and the offer does not change under this leg)."""
+        if self._codecs is None:
+            self._codecs = self._audio.codecs()
+        return list(self._codecs)
 
     @property
     def ptime(self) -> int | None:
@@ -156,7 +162,7 @@ class OfferingBrowser(BrowserLeg):
         pwd: str = offer.ice_pwd_for(audio)  # type: ignore[assignment]
         self.media.set_remote(ufrag, pwd, fingerprint)
         self.local = answer_for_browser(offer, self.media, codecs, ssrc=self.ssrc,
-                                        cname=self.cname, video=video)
+                                        cname=self.cname, video=video, offered=self.codecs)
         self.remote = offer
         return serialize_sdp(self.local)
 

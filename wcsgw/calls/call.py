@@ -81,12 +81,27 @@ class Call(CallCore):
 
     def _parse_sip_answer(self, sip_sdp: bytes) -> SessionDescription | None:
         """The SIP side's answer parsed, or None after failing the call with why it does not
-        parse (the call cannot go on with media it cannot read)."""
+        parse (the call cannot go on with media it cannot read).  The parse is kept for
+        :meth:`_sip_answer`, which reads the same bytes next on the way to ESTABLISHED."""
         try:
-            return parse_sdp(sip_sdp)
+            parsed = parse_sdp(sip_sdp)
         except SdpError as exc:
             self._fail_sip(f"the SIP side's SDP does not parse: {exc}")
             return None
+        self._parsed_answer = (sip_sdp, parsed)
+        return parsed
+
+    #: the SIP SDP the media start parsed and its parse, until :meth:`_sip_answer` takes it
+    _parsed_answer: tuple[bytes, SessionDescription] | None = None
+
+    def _sip_answer(self, sdp: bytes | None) -> SessionDescription | None:
+        """The hold's reading of the 2xx's answer: the parse the media start made of these
+        very bytes (the same object, so the same text) when there is one — a parse of an
+        answer costs about as much as the status it delays — else parsed here."""
+        kept, self._parsed_answer = self._parsed_answer, None
+        if kept is not None and sdp is kept[0]:
+            return kept[1]
+        return parsed_sdp(sdp)
 
     #: the browser's last hold asked ``holdForTransfer`` (WCS): cleared by every hold/unhold
     _for_transfer: bool = False

@@ -307,7 +307,11 @@ class CallCore(abc.ABC):
         self.answer_time = time.time()
         # ESTABLISHED, or HOLD when the answer holds us (sendonly/inactive/c=0.0.0.0);
         # a 2xx without SDP leaves the 1xx's answer in force (RFC 3261 §13.2.1).
-        self.holds.take_direction(parsed_sdp(event.sdp or self._early_sdp))
+        self.holds.take_direction(self._sip_answer(event.sdp or self._early_sdp))
+
+    def _sip_answer(self, sdp: bytes | None) -> SessionDescription | None:
+        """``sdp`` parsed, for the hold's direction (a Call reuses its media start's parse)."""
+        return parsed_sdp(sdp)
 
     def _failed(self, event: cc.Fail) -> None:
         self._finish(status_for_failure(event.status), event.status, event.reason)

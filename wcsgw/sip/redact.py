@@ -44,6 +44,9 @@ _LOOKS_SECRET = re.compile(r"response|nonce|inline:|ice-pwd|digest|basic|bearer"
                            re.IGNORECASE)
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _INLINE = re.compile(r"inline:[^\s;]*", re.IGNORECASE)
+_HEAD_END = re.compile(r"\r?\n\r?\n")
+#: what a URI's password becomes (the scheme and user kept)
+_URI_HIDDEN = rf"\1:{HIDDEN}@"
 
 
 def redact(data: bytes, *, hide_user: bool = False, limit: int = MAX_TEXT) -> str:
@@ -61,7 +64,7 @@ def redact(data: bytes, *, hide_user: bool = False, limit: int = MAX_TEXT) -> st
         match = _HEADER.match(line)
         if match is None or not out:  # the start line, or something that is no header
             hidden = out and _LOOKS_SECRET.search(line)  # a mangled credential: fail closed
-            out.append(HIDDEN if hidden else _URI_PASSWORD.sub(rf"\1:{HIDDEN}@", line))
+            out.append(HIDDEN if hidden else _uri_passwords(line))
             continue
         name, value = match.group(1), match.group(2).strip()
         lower = name.lower()
@@ -78,7 +81,7 @@ def redact(data: bytes, *, hide_user: bool = False, limit: int = MAX_TEXT) -> st
 
 def _split(text: str) -> tuple[str, str, str]:
     """Head, separator, body (the first empty line ends the head: CRLF or bare LF)."""
-    match = re.search(r"\r?\n\r?\n", text)
+    match = _HEAD_END.search(text)
     if match is None:
         return text.rstrip("\r\n"), "", ""
     return text[:match.start()], match.group(0), text[match.end():]
@@ -104,7 +107,14 @@ def _header_value(lower: str, value: str, hide_user: bool) -> str:
         return _auth(value, _KEEP_CHALLENGE)
     if lower in _OPAQUE:
         return HIDDEN
-    return _URI_PASSWORD.sub(rf"\1:{HIDDEN}@", value)
+    return _uri_passwords(value)
+
+
+def _uri_passwords(text: str) -> str:
+    """``text`` with the passwords of its URIs hidden.  The pattern cannot match without an
+    ``@``, and most header values have none: they skip the regex (the ladder redacts every
+    message of a call, its 200 OK on the way to ESTABLISHED)."""
+    return _URI_PASSWORD.sub(_URI_HIDDEN, text) if "@" in text else text
 
 
 def _auth(value: str, keep: frozenset[str]) -> str:

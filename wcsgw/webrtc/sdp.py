@@ -258,9 +258,12 @@ def answer_for_browser(
     stream_id: Optional[str] = None,
     track_id: Optional[str] = None,
     video: Optional[VideoSpec] = None,
+    offered: Optional[list[Codec]] = None,
 ) -> SessionDescription:
     """Answer ``offer`` for ``leg``, accepting its first audio stream with ``audio_codecs``
     (and its first video stream with ``video``, when given; else video is rejected).
+    ``offered``: that stream's codecs when the caller parsed them already (a browser's offer
+    lists a dozen; parsing them again would delay the status that waits for this answer).
 
     ``audio_codecs`` is what we take, in our order of preference (the browser sends the first
     one it has); each is matched to the offer by name/rate/channels and keeps the *offer's*
@@ -273,7 +276,7 @@ def answer_for_browser(
     """
     transport = browser_transport(offer)
     audio = _audio_section(offer)
-    codecs = _match(audio.codecs(), audio_codecs)
+    codecs = _match(audio.codecs() if offered is None else offered, audio_codecs)
     if primary_codec(codecs) is None:
         raise SdpNegotiationError("No common codecs")
 
