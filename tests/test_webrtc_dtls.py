@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import os
+import random
 import struct
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from tests.support import inline
 from wcsgw.loop import as_deferred
 from wcsgw.webrtc.certificate import DtlsCertificate
 from wcsgw.webrtc.dtls import LINGER, DtlsError, DtlsSrtpServer, is_dtls, server_context
-from wcsgw.webrtc.dtlsrecord import split_records
+from wcsgw.webrtc.dtlsrecord import AlertKeys, split_records
 from wcsgw.webrtc.srtp import (
     SRTP_AEAD_AES_128_GCM,
     SRTP_AEAD_AES_256_GCM,
@@ -397,6 +398,24 @@ class ShapeTests(unittest.TestCase):
         self.assertEqual(split_records(a + b + c, 1200), [a + b, c])
         self.assertEqual(split_records(c + a, 1200), [c, a])
         self.assertEqual(split_records(b"", 1200), [])
+
+    def test_alert_keys_survive_any_datagram(self) -> None:
+        """After the release every datagram from the browser's address reaches
+        ``AlertKeys.ends``: forged, torn or short alert records are "not an end", never an
+        exception (a record shorter than its tag once raised OverflowError)."""
+        rng = random.Random(7)
+        for chacha, key_len, iv_len in ((False, 16, 4), (True, 32, 12)):
+            keys = AlertKeys(chacha, bytes(key_len), bytes(iv_len), bytes(key_len), bytes(iv_len))
+            for n in range(0, 64):
+                for _ in range(40):
+                    d = bytearray(rng.randbytes(n))
+                    if n >= 13:
+                        d[0], d[3:5] = 21, b"\x00\x01"
+                        if rng.random() < 0.5:
+                            d[11:13] = (n - 13).to_bytes(2, "big")
+                    self.assertFalse(keys.ends(bytes(d)))
+            # a genuine close_notify sealed with the client's keys (here equal to ours) ends it
+            self.assertTrue(keys.ends(keys.close_notify()))
 
     def test_gateway_does_not_import_aiortc(self) -> None:
         """The gateway's modules (service, the API site, legs, calls) leave aiortc and PyAV

@@ -130,6 +130,8 @@ class AlertKeys:
 
     def _open(self, header: bytes, body: bytes) -> Optional[bytes]:
         seq = header[3:11]
+        if len(body) < (16 if self._chacha else 24):  # shorter than its tag (and nonce): forged
+            return None
         try:
             if self._chacha:
                 size = len(body) - 16
