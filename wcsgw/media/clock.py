@@ -1,14 +1,17 @@
-"""The clock of the media plane: one object that gives monotonic time and wall time.
+"""The clock of the media plane: one object that gives timer time and wall time.
 
 Two times, because they answer different questions.  Timers, packet arrival, RTP timestamps,
-inactivity and RTCP intervals need a clock that never jumps: the reactor's (``callLater`` is
-scheduled on it), which on Twisted's asyncio reactor is the event loop's monotonic clock and
-counts from boot.  RTCP sender reports need wall-clock time (NTP, RFC 3550 §4), which the
-peer uses for lip sync and echoes back for round-trip times.  Reading the reactor for both
-made SR timestamps count from boot (issue 11).
+inactivity and RTCP intervals need the clock the timers run on: the reactor's ``seconds()``
+(``callLater`` is scheduled on it), so that a packet's time and a timer's deadline agree.
+Twisted's reactors, the asyncio one included, take it from ``time.time()``: a step of the
+system clock moves packet times and timers together, and intervals between packets stay right
+while it does not step.  RTCP sender reports need wall-clock time (NTP, RFC 3550 §4), which the
+peer uses for lip sync and echoes back for round-trip times; they get it from the system's
+wall clock through ``wall_offset``, so a fake reactor in tests still yields real SR times
+(issue 11: reading the reactor for both made SR timestamps count from the fake clock's zero).
 
-The sans-IO cores never read a clock: they take ``now`` (monotonic) as an argument, and the
-RTCP reporters a ``wall_offset`` (wall minus monotonic) taken once per call from here.  The
+The sans-IO cores never read a clock: they take ``now`` (timer time) as an argument, and the
+RTCP reporters a ``wall_offset`` (wall minus timer time) taken once per call from here.  The
 owner of the sockets reads :meth:`MediaClock.now` once per datagram.  Production uses
 :class:`ReactorClock`; tests use :class:`FakeClock` over a ``twisted.internet.task.Clock``.
 """
@@ -28,10 +31,10 @@ class _Seconds(Protocol):
 
 
 class MediaClock(Protocol):
-    """Monotonic time (:meth:`now`, the reactor's: what timers run on) and wall time."""
+    """Timer time (:meth:`now`, the reactor's: what timers run on) and wall time."""
 
     def now(self) -> float:
-        """Seconds on the monotonic clock the reactor schedules timers with."""
+        """Seconds on the clock the reactor schedules timers with."""
         ...
 
     def wall(self) -> float:
@@ -63,7 +66,7 @@ class ReactorClock:
 
 
 class FakeClock(ReactorClock):
-    """For tests: monotonic time is a ``task.Clock``'s (advanced by the test), wall time is
+    """For tests: timer time is a ``task.Clock``'s (advanced by the test), wall time is
     that plus a fixed ``wall_at_zero`` (what the wall clock read when the task clock read 0),
     so the two differ as they do on a real asyncio reactor."""
 
