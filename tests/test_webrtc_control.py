@@ -1,8 +1,9 @@
 """The browser leg's control (wcsgw.webrtc.control.LegControl) on a task.Clock, no socket:
 ICE-lite answers, the consent and DTLS timers, what media may come from where, closing.
 
-The DTLS handshake is aiortc's (an asyncio task); these tests never complete it — the
-Chromium tests do — they only check that :meth:`LegControl.stop` ends it.
+The DTLS handshake is wcsgw.webrtc.dtls's; these tests never complete it — tests/
+test_webrtc_dtls.py and the Chromium tests do — they only check that :meth:`LegControl.stop`
+ends it.
 """
 
 from __future__ import annotations

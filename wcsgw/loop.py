@@ -1,8 +1,9 @@
 """One event loop for Twisted and asyncio.
 
-wcsgw is written on Twisted, but its WebRTC building blocks (aiortc, aioice) are asyncio
-coroutines.  Running Twisted on its asyncio reactor puts both on one loop: no threads, no
-hand-off queues, and a Deferred and a coroutine can await each other.  This module is the one
+wcsgw is written on Twisted, but some of its parts are asyncio: the media sockets are read
+straight from the loop (``media/fastudp.py``), the cluster's clients are coroutines, and the
+tests' browsers are aiortc.  Running Twisted on its asyncio reactor puts both on one loop: no
+threads, no hand-off queues, and a Deferred and a coroutine can await each other.  This module is the one
 place that decides how that reactor is installed and how values cross between the two worlds.
 
 Rules learned the hard way (tests/test_loop.py pins them):
@@ -37,7 +38,8 @@ T = TypeVar("T")
 class ReactorMismatchError(RuntimeError):
     """Another reactor than Twisted's asyncio reactor is already installed.
 
-    The gateway cannot run then: aiortc/aioice coroutines would have no loop to run on.
+    The gateway cannot run then: its asyncio parts (media sockets, cluster clients) would have no
+    loop to run on.
     """
 
 
