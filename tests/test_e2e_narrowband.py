@@ -1,7 +1,8 @@
 """Chromium honours the narrowband Opus the gateway asks for on a transcoded call.
 
 A browser restricted to Opus (``?codecs=opus``) calls baresip forced to PCMU: the gateway
-transcodes, and its answer's Opus fmtp says ``maxplaybackrate=8000`` (wcsgw.sdp.opusband).
+transcodes, and its answer's Opus fmtp says ``maxplaybackrate=8000`` (wcsgw.sdp.opusband);
+and the other way, baresip calling the browser, where our offer's Opus says it.
 The browser's fake microphone plays 440 Hz plus a weaker 6 kHz tone, so a browser left to
 itself has something above 4 kHz to spend bits on and encodes wideband or more — the control
 test shows it does.  What the browser sends is observed in the gateway, in this process: the
@@ -90,12 +91,20 @@ class NarrowbandFromBrowserTests(SipPhoneMixin, unittest.TestCase):
         log.msg(f"narrowband e2e: the browser's Opus TOC configs {sorted(set(configs))}")
         return configs
 
-    async def transcoded_call(self) -> list[int]:
-        """The browser (Opus only) calls baresip (PCMU): transcoded; the browser's Opus
-        configs; the tones both ways; hang up, nothing left behind."""
+    async def transcoded_call(self, incoming: bool = False) -> list[int]:
+        """The browser (Opus only) calls baresip (PCMU) — or, ``incoming``, baresip calls
+        the browser (our offer's Opus is the transcoding fallback): transcoded; the
+        browser's Opus configs; the tones both ways; hang up, nothing left behind."""
+        # incoming: ``codecs.webrtc`` Opus only, or the browser would take the relayable PCMU
+        config = chain.loopback_config(webrtc=("opus",)) if incoming else chain.loopback_config()
         ui, phone = await self.setup_call(codecs="PCMU", page_query="?codecs=opus",
-                                          config=chain.loopback_config(), raw_mic=True)
-        await ui.call("1002")
+                                          config=config, raw_mic=True)
+        if incoming:
+            await phone.command("dial", f"sip:1001@127.0.0.1:{self.kam.port}")
+            await ui.ringing()
+            await ui.click("Answer")
+        else:
+            await ui.call("1002")
         await ui.wait_state("call-status", "established")
         await phone.wait_event("CALL_ESTABLISHED")
         self.assert_media("transcode", sip_codec="PCMU/8000", webrtc_codec="opus/48000/2")
@@ -112,6 +121,12 @@ class NarrowbandFromBrowserTests(SipPhoneMixin, unittest.TestCase):
     @inline
     async def test_browser_sends_narrowband_opus_to_a_pcmu_call(self) -> None:
         configs = await self.transcoded_call()
+        self.assertEqual(len(configs), FRAMES)
+        self.assertEqual(set(configs) - NARROWBAND_CONFIGS, set(), configs)
+
+    @inline
+    async def test_browser_sends_narrowband_opus_answering_a_pcmu_caller(self) -> None:
+        configs = await self.transcoded_call(incoming=True)
         self.assertEqual(len(configs), FRAMES)
         self.assertEqual(set(configs) - NARROWBAND_CONFIGS, set(), configs)
 
