@@ -18,7 +18,10 @@ Per call it does what a browser does, and no more:
   far end (``echo``) sends the payload back untouched, so every echoed packet gives one
   round-trip sample: caller -> gateway -> echo -> gateway -> caller.  With Opus the gateway
   transcodes both ways, the payload does not survive, and the k-th packet received is paired
-  with the k-th sent (exact while nothing is lost).
+  with the k-th sent (exact while nothing is lost).  The Opus stream is a cycle of one second
+  of pre-encoded 440 Hz frames, encoded as Chromium would for the gateway's answer: narrowband
+  12 kbit/s when its fmtp says ``maxplaybackrate=8000``, and so on (:mod:`bench.browser_opus`;
+  ``--opus-band fullband`` ignores the fmtp, as Firefox does).
 
 Measurement: after every call is up, ``--settle`` seconds pass, then a window of
 ``--duration`` seconds; packets *sent* in the window are counted, and echoes of them are
@@ -61,6 +64,7 @@ from aiortc.rtcdtlstransport import (
     RTCDtlsTransport,
 )
 
+from bench.browser_opus import OpusSend, encode_tone, opus_send_settings
 from tests.dtlspeer import DatagramChannel
 from wcsgw.webrtc.stun import make_ice_credentials
 
@@ -114,6 +118,9 @@ def parse_answer(sdp: str) -> dict[str, Any]:
             out["setup"] = line.split(":", 1)[1].strip().lower()
         elif line.startswith("a=rtpmap:") and "pt" not in out:
             out["pt"] = int(line.split(":", 1)[1].split()[0])
+        elif line.startswith("a=fmtp:"):
+            pt, _, fmtp = line[7:].partition(" ")
+            out.setdefault("fmtp", {}).setdefault(pt.strip(), fmtp.strip())
     if "c" in out and "m_port" in out:
         out["rtp"] = (out["c"], out["m_port"])
     return out
@@ -169,7 +176,8 @@ class MediaLeg(asyncio.DatagramProtocol):
         self.port = 0
         self.media_ready = False
         self.closed = False
-        self.opus_frame = b""
+        self.opus_frames: list[bytes] = []  # opus mode: the cycle of frames sent
+        self.opus_send = ""  # opus mode: the encoder settings' label
         self.plain = False  # --adapter direct: plain RTP straight to the echo, no gateway
         self.consent: asyncio.Future[None] | None = None
 
@@ -323,7 +331,8 @@ class MediaLeg(asyncio.DatagramProtocol):
         self.seq = (self.seq + 1) & 0xFFFF
         self.ts = (self.ts + (960 if self.codec == "opus" else 160)) & 0xFFFFFFFF
         if self.codec == "opus":
-            payload = self.opus_frame
+            frames = self.opus_frames
+            payload = frames[len(self.sent_times) % len(frames)]
             self.sent_times.append(now_ns)
         else:
             payload = PAYLOAD_HEAD.pack(now_ns, self.index, self.seq) + PCMU_SILENCE[16:]
@@ -535,6 +544,19 @@ def failure_reasons(failures: list[str]) -> dict[str, int]:
     return counts
 
 
+def opus_summary(legs: list[MediaLeg]) -> dict[str, Any] | None:
+    """Calls by the Opus settings they sent with, and the mean payload of each stream: the
+    record that the caller did what the gateway's answer asked."""
+    if not legs or not legs[0].opus_frames:
+        return None
+    calls: dict[str, int] = {}
+    size: dict[str, float] = {}
+    for leg in legs:
+        calls[leg.opus_send] = calls.get(leg.opus_send, 0) + 1
+        size[leg.opus_send] = round(sum(map(len, leg.opus_frames)) / len(leg.opus_frames), 1)
+    return {"calls": calls, "payload_bytes": size}
+
+
 def percentile(values: list[float], p: float) -> float | None:
     if not values:
         return None
@@ -547,15 +569,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     cert = RTCCertificate.generateCertificate()
     fingerprint = next(f.value for f in cert.getFingerprints() if f.algorithm == "sha-256")
     stats = Stats()
-    opus_frame = b""
+    opus_streams: dict[OpusSend, list[bytes]] = {}  # encoded once per settings, not per call
+
+    def opus_for(answer: dict[str, Any]) -> tuple[OpusSend, list[bytes]]:
+        fmtp = (answer.get("fmtp") or {}).get(str(answer.get("pt")))
+        send = opus_send_settings(fmtp, honour=args.opus_band == "answer")
+        if send not in opus_streams:
+            opus_streams[send] = encode_tone(send)
+        return send, opus_streams[send]
+
     if args.codec == "opus":
-        import numpy as np
-
-        from wcsgw.media.opus import OpusEncoder
-
-        t = np.arange(960) / 48000
-        pcm = (3000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
-        opus_frame = OpusEncoder(complexity=5, bitrate=32000).encode(pcm)
+        opus_for({})  # the unlimited stream's encoder loads libopus and numpy before any call
 
     if args.adapter == "direct":
         signalling: Any = DirectSignalling(args.sip_domain or HOST, args.sip_port, args.callee)
@@ -585,7 +609,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     async def one(i: int) -> None:
         async with sem:
             leg = MediaLeg(i, cert, fingerprint, args.codec, stats)
-            leg.opus_frame = opus_frame
             leg.plain = args.adapter == "direct"
             await leg.open()
             call_id = f"b{run_id}-{i}"
@@ -593,7 +616,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 answer_sdp, t_call, t_est, handle = await signalling.open_call(
                     call_id, leg.plain_offer() if leg.plain else leg.offer())
                 handles[i] = (call_id, handle)
-                await leg.connect(parse_answer(answer_sdp))
+                answer = parse_answer(answer_sdp)
+                if args.codec == "opus":
+                    send, leg.opus_frames = opus_for(answer)
+                    leg.opus_send = send.label
+                await leg.connect(answer)
                 t_media = time.monotonic()
             except Exception as exc:  # noqa: BLE001
                 failures.append(f"{call_id}: {exc!r}")
@@ -646,6 +673,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "tick_late_p99_ms": 1000 * (percentile(stats.tick_lateness, 99) or 0.0),
         "tick_late_count": len(stats.tick_lateness),
         "caller_cpu_s": round(own.user + own.system, 3),
+        "opus_send": opus_summary(legs),
         "setup": setup if args.dump_setup else None,
     }
 
@@ -681,6 +709,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sip-port", type=int, default=5060)
     p.add_argument("--callee", default="echo")
     p.add_argument("--codec", choices=("pcmu", "opus"), default="pcmu")
+    p.add_argument("--opus-band", choices=("answer", "fullband"), default="answer",
+                   help="Opus sent: as Chromium encodes for the answer's fmtp (maxplaybackrate), "
+                        "or fullband 32 kbit/s whatever it says (as Firefox)")
     p.add_argument("--calls", type=int, default=10)
     p.add_argument("--concurrency", type=int, default=10, help="call set-ups in flight")
     p.add_argument("--settle", type=float, default=2.0)

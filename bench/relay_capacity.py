@@ -119,10 +119,11 @@ def run_point(target: Any, echo: EchoUas, calls: int, codec: str, args: argparse
 
 
 def scan(target: Any, echo: EchoUas, codec: str, counts: list[int], args: argparse.Namespace,
-         workdir: str, idle_rss: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
+         workdir: str, idle_rss: int, log: Callable[[str], None],
+         extra: list[str] | None = None) -> list[dict[str, Any]]:
     rows = []
     for n in counts:
-        r = run_point(target, echo, n, codec, args, workdir)
+        r = run_point(target, echo, n, codec, args, workdir, extra)
         r["calls"] = n
         up = r.get("calls_up") or 0
         if up:
@@ -132,7 +133,8 @@ def scan(target: Any, echo: EchoUas, codec: str, counts: list[int], args: argpar
         log(f"  {target.name} {codec} {n:4d} calls: up {up}, gw {r.get('gw_cpu_pct', 0):5.1f} %, "
             f"caller {r.get('caller_cpu_pct', 0):5.1f} %, echo {r.get('echo_cpu_pct', 0):5.1f} %, "
             f"loss {r.get('loss_pct')} %, "
-            f"rtt p50/p99 {fmt(r.get('rtt_p50_ms'))}/{fmt(r.get('rtt_p99_ms'))} ms")
+            f"rtt p50/p99 {fmt(r.get('rtt_p50_ms'))}/{fmt(r.get('rtt_p99_ms'))} ms"
+            + (f", caller's Opus {r['opus_send']}" if r.get("opus_send") else ""))
         reason = saturated(r, n)
         if reason:
             r["stopped"] = reason
@@ -233,6 +235,9 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--relay-counts", default="10,50,100,200,300,400,500,600,800")
     ap.add_argument("--transcode-counts", default="10,25,50,75,100")
+    ap.add_argument("--caller-opus", choices=("answer", "fullband"), default="answer",
+                    help="transcoded scenario: the caller's Opus as Chromium encodes for the "
+                         "gateway's fmtp (narrowband against PCMU), or fullband whatever it says")
     ap.add_argument("--setup-calls", type=int, default=0,
                     help="calls of the set-up scenario, one at a time (0: 30; --quick: 10)")
     ap.add_argument("--skip", default="",
@@ -283,7 +288,8 @@ def main() -> None:
                                                                  "settle": 0.5}), workdir)
             time.sleep(1.0)
             idle_rss = rss_kib(gw.pid)
-            report["transcode"] = scan(gw, echo, "opus", tc_counts, args, workdir, idle_rss, log)
+            report["transcode"] = scan(gw, echo, "opus", tc_counts, args, workdir, idle_rss, log,
+                                       ["--opus-band", args.caller_opus])
         if "setup" not in skip:
             log("set-up overhead (one call at a time, after the scans: RSS figures stay clean)")
             report["setup"] = setup_overhead(gw, echo, args, workdir)
