@@ -59,6 +59,17 @@ def setup_part(frames: list[str]) -> tuple[str, list[str]]:
     return name, frames
 
 
+def warm_up(gw: "Wcsgw", echo_port: int, workdir: str, *, duration: float, settle: float) -> None:
+    """Two calls through the gateway and back to idle, so imports and first-use caches are
+    not in what is measured next."""
+    warm = Proc([PY, os.path.join(HERE, "load_caller.py"), *gw.caller_args(echo_port),
+                 "--calls", "2", "--duration", str(duration), "--settle", str(settle)],
+                os.path.join(workdir, "warm.err"))
+    warm.proc.wait(60)
+    warm.stop()
+    time.sleep(1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=100)
@@ -84,24 +95,14 @@ def main() -> None:
         started.append(gw)
         if args.memory:
             # baseline after a 2-call warm-up, so imports and first-use caches are not counted
-            warm = Proc([PY, os.path.join(HERE, "load_caller.py"), *gw.caller_args(echo.port),
-                         "--calls", "2", "--duration", "1", "--settle", "0.5"],
-                        os.path.join(workdir, "warm.err"))
-            warm.proc.wait(60)
-            warm.stop()
-            time.sleep(1)
+            warm_up(gw, echo.port, workdir, duration=1, settle=0.5)
             os.kill(gw.pid, signal.SIGUSR1)
             time.sleep(2)
         rate = str(args.rate or (2000 if args.setup else 200))
         spy: list[Proc] = []
         if args.setup:
             # warm-up first (imports, first-use caches), then sample every set-up of the run
-            warm = Proc([PY, os.path.join(HERE, "load_caller.py"), *gw.caller_args(echo.port),
-                         "--calls", "2", "--duration", "0.5", "--settle", "0.2"],
-                        os.path.join(workdir, "warm.err"))
-            warm.proc.wait(60)
-            warm.stop()
-            time.sleep(1)
+            warm_up(gw, echo.port, workdir, duration=0.5, settle=0.2)
             spy.append(Proc([pyspy, "record", "--pid", str(gw.pid), "--format", "raw", "--rate",
                              rate, "--nonblocking", "--output", raw],
                             os.path.join(workdir, "py-spy.log")))

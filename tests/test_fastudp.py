@@ -50,6 +50,16 @@ class DrainTests(SynchronousTestCase):
         self.loop = asyncio.SelectorEventLoop()
         self.addCleanup(self.loop.close)
 
+    def socketpair_port(self, receive: Any, batch: int) -> tuple[FastUdpPort, socket.socket]:
+        """A port on one end of a datagram socketpair (which delivers synchronously, so what a
+        wake-up reads is exact) and the other end to send from; both closed at the end."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(theirs.close)
+        ours.setblocking(False)
+        port = FastUdpPort(self.loop, ours, receive, batch=batch)
+        self.addCleanup(port.stopListening)
+        return port, theirs
+
     def bound(self, host: str, receive: Collect, batch: int = 64) -> FastUdpPort:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -81,11 +91,7 @@ class DrainTests(SynchronousTestCase):
     def test_a_wake_up_reads_at_most_batch_datagrams(self) -> None:
         """A socketpair delivers synchronously, so the counts per wake-up are exact."""
         got = Collect()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.addCleanup(theirs.close)
-        ours.setblocking(False)
-        port = FastUdpPort(self.loop, ours, got, batch=8)
-        self.addCleanup(port.stopListening)
+        port, theirs = self.socketpair_port(got, batch=8)
         for i in range(20):
             theirs.send(b"p%d" % i)
         sizes = []
@@ -100,11 +106,7 @@ class DrainTests(SynchronousTestCase):
         """The usual media socket (one datagram per wake-up) saves the failing second read;
         a backlog is still read, in order, one per wake-up until the next drain sees it."""
         got = Collect()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.addCleanup(theirs.close)
-        ours.setblocking(False)
-        port = FastUdpPort(self.loop, ours, got, batch=8)
-        self.addCleanup(port.stopListening)
+        port, theirs = self.socketpair_port(got, batch=8)
         theirs.send(b"first")
         port._drain()  # found one: the next PROBE wake-ups read one each
         for i in range(PROBE + 14):

@@ -12,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.quality import LEVEL, db, dominant, rms, run_direction, tone
 from tests.support import assert_near
+from tests.test_media_transcode import receive_opus_losing_every_tenth
 from wcsgw.media.audiocodec import CodecError, make_codec, packet_samples
 from wcsgw.media.bridge import LegMedia
 from wcsgw.media.pipe import Pipe
@@ -90,16 +91,7 @@ class TranscoderRateTests(SynchronousTestCase):
 
     def test_loss_is_concealed_from_fec_at_8k_without_a_hole(self) -> None:
         pipe = Pipe(make_codec("opus", sample_rate=8000), make_codec("pcmu"))
-        enc = make_codec("opus", fmtp={"useinbandfec": "1"}, packet_loss_percent=30, bitrate=32000)
-        x = tone(440.0, 48000, 1.0)
-        out = []
-        for i in range(50):
-            payload = enc.encode(x[960 * i : 960 * (i + 1)])
-            if i % 10 == 5:
-                continue
-            out += pipe.receive(i, 960 * i, payload, T0 + 0.02 * i)
-            out += pipe.poll(T0 + 0.02 * i + 0.1)
-        out += pipe.flush()
+        out = receive_opus_losing_every_tenth(pipe)
         self.assertEqual(pipe.fec_frames, 5)
         self.assertEqual(pipe.concealed_samples, 5 * 160)
         self.assertEqual([(o.ts - out[0].ts) & 0xFFFFFFFF for o in out], [160 * i for i in range(50)])

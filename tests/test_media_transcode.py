@@ -7,6 +7,8 @@ Tones are measured by content (tests.quality); the full codec matrix is in test_
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -26,6 +28,22 @@ G729 = ("G729", 8000)
 SPEEX_WB = ("speex", 16000)
 T0 = 1000.0
 
+
+
+def receive_opus_losing_every_tenth(pipe: Pipe) -> list[Any]:
+    """One second of a 440 Hz tone as 48 kHz Opus with in-band FEC into ``pipe``, every tenth
+    packet lost (so FEC can rebuild each from the next); what ``pipe`` sent out."""
+    enc = make_codec("opus", fmtp={"useinbandfec": "1"}, packet_loss_percent=30, bitrate=32000)
+    x = tone(440.0, 48000, 1.0)
+    out: list[Any] = []
+    for i in range(50):
+        payload = enc.encode(x[960 * i : 960 * (i + 1)])
+        if i % 10 == 5:
+            continue
+        out += pipe.receive(i, 960 * i, payload, T0 + 0.02 * i)
+        out += pipe.poll(T0 + 0.02 * i + 0.1)
+    out += pipe.flush()
+    return out
 
 class PacketSizeTests(SynchronousTestCase):
     def test_ptime_rounded_to_the_codecs_frames(self) -> None:
@@ -161,16 +179,7 @@ class LossTests(SynchronousTestCase):
 
     def test_opus_inband_fec_rebuilds_the_lost_frame(self) -> None:
         pipe = Pipe(make_codec("opus"), make_codec("pcmu"))
-        enc = make_codec("opus", fmtp={"useinbandfec": "1"}, packet_loss_percent=30, bitrate=32000)
-        x = tone(440.0, 48000, 1.0)
-        out = []
-        for i in range(50):
-            payload = enc.encode(x[960 * i : 960 * (i + 1)])
-            if i % 10 == 5:
-                continue
-            out += pipe.receive(i, 960 * i, payload, T0 + 0.02 * i)
-            out += pipe.poll(T0 + 0.02 * i + 0.1)
-        out += pipe.flush()
+        out = receive_opus_losing_every_tenth(pipe)
         self.assertEqual(pipe.fec_frames, 5)
         self.assertEqual(len(out), 50)
         pcm = make_codec("pcmu").decode(b"".join(o.payload for o in out))[1600:]
