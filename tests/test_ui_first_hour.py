@@ -20,6 +20,8 @@ from tests.test_api_browser import OFFERER_JS, BrowserTestCase
 
 #: the computed background of a button, to tell the grey of an inactive one from green/red
 BACKGROUND_JS = "(name) => getComputedStyle(document.getElementById(name)).backgroundColor"
+#: true once the named buttons run no CSS transition (their colours change by one)
+SETTLED_JS = "[%s].every((n) => document.getElementById(n).getAnimations().length === 0)"
 
 
 class FirstHourTests(BrowserTestCase):
@@ -75,6 +77,7 @@ class FirstHourTests(BrowserTestCase):
         session_id = await self.log_in()
         for name in ("Answer", "Decline"):
             await aio(self.expect(self.button(name)).to_be_disabled())
+        await self.until(SETTLED_JS % "'answer', 'decline', 'mute'")
         idle = {n: await self.js(BACKGROUND_JS, n) for n in ("answer", "decline", "mute")}
         # Inactive Answer/Decline are grey like any idle control, not faded green/red.
         self.assertEqual(idle["answer"], idle["mute"])
@@ -85,6 +88,9 @@ class FirstHourTests(BrowserTestCase):
         await aio(self.expect(self.page.get_by_text("Incoming call from 1002")).to_be_visible())
         for name in ("Answer", "Decline"):
             await aio(self.expect(self.button(name)).to_be_enabled())
+        # the colour change is a CSS transition: read the colours once it has run (read at
+        # once, a loaded machine can still show the idle grey)
+        await self.until(SETTLED_JS % "'answer', 'decline'")
         ringing = {n: await self.js(BACKGROUND_JS, n) for n in ("answer", "decline")}
         self.assertNotEqual(ringing["answer"], idle["answer"])
         self.assertNotEqual(ringing["decline"], idle["decline"])
