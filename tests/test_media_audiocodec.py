@@ -12,10 +12,10 @@ from wcsgw.media.audiocodec import (
     AudioCodec,
     CodecError,
     G711Codec,
-    available,
     load_library,
     make_codec,
 )
+from wcsgw.media.codeclibs import available
 from wcsgw.media.opuscodec import OpusCodec
 from wcsgw.media.plc import Concealer, FadeConcealer
 

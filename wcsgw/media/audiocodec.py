@@ -11,7 +11,8 @@ extensions: the Debian packages ship the shared libraries, the C APIs are a hand
 functions each, and ctypes keeps the gateway a pure-Python install. A library that is missing
 makes :func:`make_codec` raise :class:`CodecError` naming the Debian package, so a config that
 asks for G.729 on a machine without ``libbcg729-0`` fails at start with a clear message, and
-:func:`available` lets the SDP layer offer only what this machine can transcode.
+:func:`wcsgw.media.codeclibs.available` (which loads only the libraries) lets the SDP layer
+offer only what this machine can transcode.
 
 Codec modules import this one (for :class:`CodecError` and :func:`load_library`); this module
 imports them only inside the factories, so loading it never loads a native library.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import functools
 from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
@@ -31,7 +31,6 @@ __all__ = [
     "AudioCodec",
     "CodecError",
     "make_codec",
-    "available",
     "load_library",
     "as_int16",
     "packet_samples",
@@ -315,18 +314,3 @@ def make_codec(
         raise CodecError(f"{key}: {exc}") from None
     except ImportError as exc:
         raise CodecError(f"{key}: not available ({exc})") from None
-
-
-@functools.lru_cache(maxsize=1)
-def available() -> tuple[str, ...]:
-    """Codec keys whose native library loads on this machine.  Found once per process (by
-    creating one instance each): libraries do not come and go under a running gateway, and
-    start-up, the codec plan and file calls all ask."""
-    out = []
-    for key in _FACTORIES:
-        try:
-            make_codec(key).close()
-        except CodecError:
-            continue
-        out.append(key)
-    return tuple(out)

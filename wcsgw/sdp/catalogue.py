@@ -7,7 +7,7 @@ constants drifted (three copies of "what is relayable" lived in the call modules
 
 An :class:`Entry` says what a codec *is* in SDP.  It does not say whether this machine can
 *transcode* it: that depends on native libraries, which the media layer knows
-(``wcsgw.media.audiocodec.available()``); this layer must not import media, so the calls layer
+(``wcsgw.media.codeclibs.available()``); this layer must not import media, so the calls layer
 combines the two (:mod:`wcsgw.calls.plan`).
 
 Speex is two entries, ``speex/8000`` (narrowband) and ``speex/16000`` (wideband): the same
